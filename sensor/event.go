@@ -1,0 +1,220 @@
+package sensor
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Kind tags every raw record. The numeric values are part of the kernel ABI
+// (bpf/lineaged.h) and of the capture file format: never renumber them.
+type Kind uint8
+
+// Raw event kinds.
+const (
+	KindExec    Kind = 1
+	KindFork    Kind = 2
+	KindExit    Kind = 3
+	KindOpen    Kind = 4
+	KindUnlink  Kind = 5
+	KindRename  Kind = 6
+	KindChmod   Kind = 7
+	KindConnect Kind = 8
+	// KindLoss is synthesised in userspace from the kernel's per-CPU
+	// reservation-failure counters and from queue overflow.
+	KindLoss Kind = 9
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindExec:
+		return "exec"
+	case KindFork:
+		return "fork"
+	case KindExit:
+		return "exit"
+	case KindOpen:
+		return "open"
+	case KindUnlink:
+		return "unlink"
+	case KindRename:
+		return "rename"
+	case KindChmod:
+		return "chmod"
+	case KindConnect:
+		return "connect"
+	case KindLoss:
+		return "loss"
+	}
+	return "unknown"
+}
+
+// ProcKey names a process for its whole life: a pid is reused, a
+// (pid, start time) pair is not. StartNs is the task's start time in
+// boot-clock nanoseconds (task->start_boottime, the same clock as
+// /proc/<pid>/stat field 22 scaled from clock ticks).
+type ProcKey struct {
+	PID     uint32
+	StartNs uint64
+}
+
+// SessionRef identifies the agent session a process belongs to, as the
+// kernel tracks it: the exec identity of the session's root process plus the
+// recogniser that matched it. A zero value means "not in a session".
+type SessionRef struct {
+	Root  ProcKey
+	Agent AgentKind
+}
+
+// InSession reports whether the process belongs to an agent session.
+func (s SessionRef) InSession() bool { return s.Agent != AgentNone }
+
+// AgentKind is the recogniser that matched a session root, in the kernel or in
+// the /proc seed. Values are ABI (bpf/lineaged.h).
+type AgentKind uint8
+
+// Agents recognised.
+const (
+	AgentNone       AgentKind = 0
+	AgentClaudeCode AgentKind = 1
+	AgentCodex      AgentKind = 2
+	AgentGemini     AgentKind = 3
+)
+
+func (a AgentKind) String() string {
+	switch a {
+	case AgentClaudeCode:
+		return "claude-code"
+	case AgentCodex:
+		return "codex"
+	case AgentGemini:
+		return "gemini-cli"
+	}
+	return ""
+}
+
+// Header is common to every raw event.
+type Header struct {
+	Kind Kind
+	// KtimeNs is bpf_ktime_get_boot_ns() at the event (boot clock).
+	KtimeNs uint64
+	// Proc is the thread-group leader the event belongs to.
+	Proc ProcKey
+	// TID is the thread that caused the event.
+	TID uint32
+	// CPU the record was produced on.
+	CPU uint32
+	// Session is the agent session of Proc at the time of the event.
+	Session SessionRef
+}
+
+// Event is one decoded raw event. Exactly one of the pointer fields matching
+// Header.Kind is set.
+type Event struct {
+	Header
+	Exec    *Exec
+	Fork    *Fork
+	Exit    *Exit
+	File    *File
+	Connect *Connect
+	Loss    *Loss
+}
+
+// FileStat is the identity of the executable as the kernel saw it at exec
+// (from the bprm->file inode): the key for hash caching.
+type FileStat struct {
+	Dev     uint64
+	Inode   uint64
+	Size    int64
+	MtimeNs int64
+	CtimeNs int64
+}
+
+// Exec is a successful execve/execveat: the process now runs a new image.
+type Exec struct {
+	Parent         ProcKey // real parent thread-group leader
+	UID            uint32
+	EUID           uint32
+	GID            uint32
+	LoginUID       uint32 // 4294967295 when unset
+	AuditSessionID uint32
+	CgroupID       uint64
+	Comm           string
+	// Filename is the path passed to exec as resolved by the kernel
+	// (bprm->filename); Exe is the absolute path of the executed file
+	// resolved from its struct file (d_path), empty when unavailable.
+	Filename string
+	Exe      string
+	Argv     []string
+	// ArgvTruncated is set when argv did not fit the kernel's bound.
+	ArgvTruncated bool
+	Binary        FileStat
+	// Recognised is set when this exec itself matched an agent recogniser
+	// and started a new session (Header.Session then names this process).
+	Recognised AgentKind
+}
+
+// Fork is a new process (not a thread). Header.Proc is the child.
+type Fork struct {
+	Parent ProcKey
+}
+
+// Exit is the end of a thread group (the last thread).
+type Exit struct {
+	Code       int32 // exit status (0-255) when not signalled
+	Signal     int32 // terminating signal, 0 when exited normally
+	CoreDumped bool
+}
+
+// FileOp is the file operation of a File event.
+type FileOp uint8
+
+// File operations.
+const (
+	FileOpen FileOp = iota + 1
+	FileUnlink
+	FileRename
+	FileChmod
+)
+
+// File is an open, unlink, rename or chmod by a session member.
+type File struct {
+	Op FileOp
+	// Path is absolute and resolved in the kernel (from the opened file's
+	// struct path for opens); raw bytes, not necessarily valid UTF-8.
+	Path    string
+	NewPath string // rename only
+	// PathTruncated is set when the path did not fit the kernel's bound.
+	PathTruncated bool
+	Flags         uint32 // open(2) flags or unlinkat/renameat2 flags
+	Mode          uint32 // create mode or chmod mode
+	Created       bool   // open created the file
+	Result        int32  // 0 or -errno
+}
+
+// Connect is a connect(2) by a session member.
+type Connect struct {
+	Protocol uint8 // IPPROTO_TCP, IPPROTO_UDP
+	Family   uint16
+	Dst      netip.AddrPort
+	Src      netip.AddrPort // may be invalid when not yet bound
+	Result   int32          // 0, -EINPROGRESS or -errno
+}
+
+// Loss reports events that never reached the pipeline.
+type Loss struct {
+	// Where: "ringbuf" (kernel reservation failures), "queue" (reader
+	// hand-off overflow), or another stage name.
+	Where string
+	// Of is the raw kind lost, when known.
+	Of    Kind
+	Count uint64
+}
+
+// Source produces raw events: the live BPF sensor, or a capture file being
+// replayed. Both run exactly the same downstream code.
+type Source interface {
+	// Run delivers events to out until ctx is cancelled or the source ends.
+	// It never closes out.
+	Run(ctx context.Context, out chan<- Event) error
+	Close() error
+}
