@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Maps shared by every lineaged BPF object. Each object declares them with
+ * the same name, type and shape; the loader creates them once (sizes from
+ * config, set on the MapSpec before load) and hands the same maps to every
+ * object with MapReplacements, so process.bpf.c and fileio.bpf.c see one
+ * session table, one ring buffer and one set of loss counters.
+ */
+#ifndef LINEAGED_MAPS_H
+#define LINEAGED_MAPS_H
+
+#include "lineaged.h"
+
+/* tgid -> session. max_entries is overridden from config at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct session);
+} sessions SEC(".maps");
+
+/* All records. max_entries (bytes, power of two) is overridden at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+/* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EV_KIND_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} ringbuf_lost SEC(".maps");
+
+static __always_inline void count_lost(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&ringbuf_lost, &kind);
+	if (n)
+		(*n)++; /* per-CPU slot: no atomics needed */
+}
+
+#endif /* LINEAGED_MAPS_H */
