@@ -49,9 +49,11 @@ func (k Kind) String() string {
 }
 
 // ProcKey names a process for its whole life: a pid is reused, a
-// (pid, start time) pair is not. StartNs is the task's start time in
-// boot-clock nanoseconds (task->start_boottime, the same clock as
-// /proc/<pid>/stat field 22 scaled from clock ticks).
+// (pid, start time) pair is not. StartNs is the task's start_boottime in
+// boot-clock nanoseconds truncated to /proc's clock-tick resolution
+// (10 ms at USER_HZ 100: /proc/<pid>/stat field 22 times 10^7), so the kernel
+// and a /proc scan name a process identically. The decoder truncates; BPF
+// sends the exact value. A pid cannot be reused within one tick.
 type ProcKey struct {
 	PID     uint32
 	StartNs uint64
