@@ -1,0 +1,339 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// DefaultConfigPath is where the packaged service reads its configuration.
+const DefaultConfigPath = "/etc/lineaged/lineaged.yaml"
+
+// Config is the whole configuration of the sensor: one YAML file, LINEAGED_*
+// environment variables and command-line flags, in increasing precedence.
+// Every key is documented in deploy/lineaged.yaml and the README.
+type Config struct {
+	Scope  string `mapstructure:"scope"`
+	Output string `mapstructure:"output"`
+	Format string `mapstructure:"format"`
+
+	File    FileConfig             `mapstructure:"file"`
+	Kafka   KafkaConfig            `mapstructure:"kafka"`
+	Sensor  SensorConfig           `mapstructure:"sensor"`
+	Lineage LineageConfig          `mapstructure:"lineage"`
+	Hashing HashingConfig          `mapstructure:"hashing"`
+	Trust   TrustConfig            `mapstructure:"trust"`
+	Humans  map[string]HumanConfig `mapstructure:"humans"`
+	Redact  RedactConfig           `mapstructure:"redact"`
+	Metrics MetricsConfig          `mapstructure:"metrics"`
+	Log     LogConfig              `mapstructure:"log"`
+}
+
+// FileConfig controls the file sink.
+type FileConfig struct {
+	MaxSizeMB int `mapstructure:"max_size_mb"`
+	Retain    int `mapstructure:"retain"`
+}
+
+// KafkaConfig controls the Kafka sink and its disk spool.
+type KafkaConfig struct {
+	Brokers      []string      `mapstructure:"brokers"`
+	Topic        string        `mapstructure:"topic"`
+	Compression  string        `mapstructure:"compression"`
+	BatchSize    int           `mapstructure:"batch_size"`
+	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	TLS          KafkaTLS      `mapstructure:"tls"`
+	SASL         KafkaSASL     `mapstructure:"sasl"`
+	Spool        SpoolConfig   `mapstructure:"spool"`
+}
+
+// KafkaTLS is TLS to the brokers.
+type KafkaTLS struct {
+	Enabled    bool   `mapstructure:"enabled"`
+	CAFile     string `mapstructure:"ca_file"`
+	CertFile   string `mapstructure:"cert_file"`
+	KeyFile    string `mapstructure:"key_file"`
+	ServerName string `mapstructure:"server_name"`
+}
+
+// KafkaSASL is SASL authentication to the brokers.
+type KafkaSASL struct {
+	Mechanism    string `mapstructure:"mechanism"`
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"`
+}
+
+// SpoolConfig bounds the disk spool in front of Kafka.
+type SpoolConfig struct {
+	Dir      string `mapstructure:"dir"`
+	MaxBytes int64  `mapstructure:"max_bytes"`
+}
+
+// SensorConfig sizes the kernel side.
+type SensorConfig struct {
+	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
+	QueueSize       int `mapstructure:"queue_size"`
+	SessionMapSize  int `mapstructure:"session_map_size"`
+}
+
+// LineageConfig bounds the process table.
+type LineageConfig struct {
+	MaxProcesses int           `mapstructure:"max_processes"`
+	ExitGrace    time.Duration `mapstructure:"exit_grace"`
+	MaxPending   int           `mapstructure:"max_pending"`
+	EnrichWait   time.Duration `mapstructure:"enrich_wait"`
+}
+
+// HashingConfig bounds binary hashing.
+type HashingConfig struct {
+	Workers  int           `mapstructure:"workers"`
+	MaxBytes int64         `mapstructure:"max_bytes"`
+	Timeout  time.Duration `mapstructure:"timeout"`
+}
+
+// TrustConfig configures signature verdicts.
+type TrustConfig struct {
+	Keys         []string `mapstructure:"keys"`
+	SignatureDir string   `mapstructure:"signature_dir"`
+}
+
+// HumanConfig maps a login user to the person behind it.
+type HumanConfig struct {
+	Name  string `mapstructure:"name"`
+	Email string `mapstructure:"email"`
+}
+
+// RedactConfig controls secret redaction in argv.
+type RedactConfig struct {
+	Patterns     []string `mapstructure:"patterns"`
+	ExportPrompt bool     `mapstructure:"export_prompt"`
+}
+
+// MetricsConfig controls the Prometheus endpoint.
+type MetricsConfig struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// LogConfig controls the sensor's own log (stderr).
+type LogConfig struct {
+	Level string `mapstructure:"level"`
+}
+
+// defaults are every key with its default value: viper only binds LINEAGED_*
+// variables for keys it knows, so every key must appear here.
+var defaults = map[string]any{
+	"scope":                    "agents",
+	"output":                   "-",
+	"format":                   "native",
+	"file.max_size_mb":         100,
+	"file.retain":              5,
+	"kafka.brokers":            []string{},
+	"kafka.topic":              "",
+	"kafka.compression":        "zstd",
+	"kafka.batch_size":         100,
+	"kafka.batch_timeout":      5 * time.Millisecond,
+	"kafka.tls.enabled":        false,
+	"kafka.tls.ca_file":        "",
+	"kafka.tls.cert_file":      "",
+	"kafka.tls.key_file":       "",
+	"kafka.tls.server_name":    "",
+	"kafka.sasl.mechanism":     "",
+	"kafka.sasl.username":      "",
+	"kafka.sasl.password":      "",
+	"kafka.sasl.password_file": "",
+	"kafka.spool.dir":          "/var/lib/lineaged/spool",
+	"kafka.spool.max_bytes":    int64(256 << 20),
+	"sensor.ring_buffer_bytes": 8 << 20,
+	"sensor.queue_size":        16384,
+	"sensor.session_map_size":  65536,
+	"lineage.max_processes":    65536,
+	"lineage.exit_grace":       30 * time.Second,
+	"lineage.max_pending":      4096,
+	"lineage.enrich_wait":      2 * time.Second,
+	"hashing.workers":          2,
+	"hashing.max_bytes":        int64(1 << 30),
+	"hashing.timeout":          10 * time.Second,
+	"trust.keys":               []string{},
+	"trust.signature_dir":      "",
+	"humans":                   map[string]any{},
+	"redact.patterns":          []string{},
+	"redact.export_prompt":     false,
+	"metrics.listen":           "",
+	"log.level":                "info",
+}
+
+// flagKeys maps command-line flags to configuration keys.
+var flagKeys = map[string]string{
+	"scope":          "scope",
+	"output":         "output",
+	"format":         "format",
+	"kafka-brokers":  "kafka.brokers",
+	"kafka-topic":    "kafka.topic",
+	"metrics-listen": "metrics.listen",
+	"log-level":      "log.level",
+}
+
+// addRunFlags declares the flags shared by run (and doctor, which reads the
+// same sizes to probe what run would load).
+func addRunFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "configuration file (YAML); default "+DefaultConfigPath+" when it exists")
+	fs.String("scope", "agents", "which processes to report: agents (agent sessions only) or all")
+	fs.StringP("output", "o", "-", "write events to FILE (rotated, 0600) or - for stdout")
+	fs.String("format", "native", "event format: native (lineaged/v1) or ocsf (OCSF 1.8.0)")
+	fs.StringSlice("kafka-brokers", nil, "publish to Kafka: HOST:PORT[,HOST:PORT...] (overrides --output)")
+	fs.String("kafka-topic", "", "Kafka topic (required with --kafka-brokers)")
+	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT (off when empty)")
+	fs.String("log-level", "info", "log level: debug, info, warn, error")
+}
+
+// loadConfig merges defaults, the config file, LINEAGED_* variables and the
+// flags that were set, and validates the result. Unknown keys in the file are
+// an error naming the key, so a typo never silently falls back to a default.
+func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix("LINEAGED")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	path, _ := fs.GetString("config")
+	if path == "" {
+		path = getenv("LINEAGED_CONFIG")
+	}
+	explicit := path != ""
+	if !explicit {
+		if _, err := os.Stat(DefaultConfigPath); err == nil {
+			path = DefaultConfigPath
+		}
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	for flag, key := range flagKeys {
+		if f := fs.Lookup(flag); f != nil && f.Changed {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, fmt.Errorf("flag --%s: %w", flag, err)
+			}
+		}
+	}
+	var cfg Config
+	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+		)
+	})
+	if err != nil {
+		where := "configuration"
+		if path != "" {
+			where = "config " + path
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+var humanNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
+
+// validate checks what can be checked without touching the network; each
+// error names the key and the bad value.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(key string, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+	}
+	switch c.Scope {
+	case "agents", "all":
+	default:
+		bad("scope", "%q is not one of agents, all", c.Scope)
+	}
+	switch c.Format {
+	case "native", "ocsf":
+	default:
+		bad("format", "%q is not one of native, ocsf", c.Format)
+	}
+	if c.Output == "" {
+		bad("output", "empty: use - for stdout or a file path")
+	}
+	if c.File.MaxSizeMB < 1 {
+		bad("file.max_size_mb", "%d must be at least 1", c.File.MaxSizeMB)
+	}
+	if c.File.Retain < 0 {
+		bad("file.retain", "%d must not be negative", c.File.Retain)
+	}
+	if len(c.Kafka.Brokers) > 0 {
+		if c.Kafka.Topic == "" {
+			bad("kafka.topic", "required when kafka.brokers is set")
+		}
+		for _, b := range c.Kafka.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				bad("kafka.brokers", "%q is not HOST:PORT", b)
+			}
+		}
+		switch c.Kafka.Compression {
+		case "", "none", "zstd", "lz4", "snappy", "gzip":
+		default:
+			bad("kafka.compression", "%q is not one of none, zstd, lz4, snappy, gzip", c.Kafka.Compression)
+		}
+		switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
+		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			bad("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+		}
+		if c.Kafka.Spool.Dir == "" {
+			bad("kafka.spool.dir", "required with Kafka: events wait there while the brokers are unreachable")
+		}
+		if c.Kafka.Spool.MaxBytes < 1<<20 {
+			bad("kafka.spool.max_bytes", "%d is below the 1 MiB minimum", c.Kafka.Spool.MaxBytes)
+		}
+	}
+	if n := c.Sensor.RingBufferBytes; n < 4096 || n&(n-1) != 0 {
+		bad("sensor.ring_buffer_bytes", "%d must be a power of two of at least 4096", n)
+	}
+	if c.Sensor.QueueSize < 1 {
+		bad("sensor.queue_size", "%d must be at least 1", c.Sensor.QueueSize)
+	}
+	if c.Sensor.SessionMapSize < 1 {
+		bad("sensor.session_map_size", "%d must be at least 1", c.Sensor.SessionMapSize)
+	}
+	if c.Lineage.MaxProcesses < 64 {
+		bad("lineage.max_processes", "%d is below the minimum of 64", c.Lineage.MaxProcesses)
+	}
+	if c.Hashing.Workers < 1 {
+		bad("hashing.workers", "%d must be at least 1", c.Hashing.Workers)
+	}
+	for user := range c.Humans {
+		if !humanNameRE.MatchString(user) {
+			bad("humans", "%q is not a user name", user)
+		}
+	}
+	for _, p := range c.Redact.Patterns {
+		if _, err := regexp.Compile(p); err != nil {
+			bad("redact.patterns", "%q: %v", p, err)
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (*Config, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	addRunFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("parse flags: %v", err)
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	return loadConfig(fs, os.Getenv)
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lineaged.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", writeFile(t, "{}\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scope != "agents" || cfg.Output != "-" || cfg.Format != "native" {
+		t.Fatalf("defaults: scope=%q output=%q format=%q", cfg.Scope, cfg.Output, cfg.Format)
+	}
+	if cfg.Lineage.ExitGrace != 30*time.Second {
+		t.Fatalf("exit_grace default = %v", cfg.Lineage.ExitGrace)
+	}
+}
+
+// Precedence is file < environment < flags.
+func TestConfigPrecedence(t *testing.T) {
+	path := writeFile(t, "scope: all\nformat: ocsf\noutput: /tmp/from-file\nkafka:\n  compression: lz4\n")
+	cfg, err := parse(t, []string{"--config", path, "--output", "/tmp/from-flag"},
+		map[string]string{"LINEAGED_FORMAT": "native", "LINEAGED_KAFKA_COMPRESSION": "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Scope != "all" {
+		t.Errorf("scope from file: got %q", cfg.Scope)
+	}
+	if cfg.Format != "native" {
+		t.Errorf("env must override file: format %q", cfg.Format)
+	}
+	if cfg.Kafka.Compression != "gzip" {
+		t.Errorf("env must override nested file key: compression %q", cfg.Kafka.Compression)
+	}
+	if cfg.Output != "/tmp/from-flag" {
+		t.Errorf("flag must override file: output %q", cfg.Output)
+	}
+}
+
+func TestConfigKafkaFromEnvAndFlags(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", writeFile(t, "{}\n"), "--kafka-brokers", "127.0.0.1:9092,127.0.0.2:9092"},
+		map[string]string{"LINEAGED_KAFKA_TOPIC": "events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Kafka.Brokers) != 2 || cfg.Kafka.Brokers[1] != "127.0.0.2:9092" || cfg.Kafka.Topic != "events" {
+		t.Fatalf("kafka: %+v", cfg.Kafka)
+	}
+}
+
+func TestConfigHumans(t *testing.T) {
+	path := writeFile(t, "humans:\n  alice:\n    name: Alice Example\n    email: alice@example.com\n")
+	cfg, err := parse(t, []string{"--config", path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.Humans["alice"]; h.Name != "Alice Example" || h.Email != "alice@example.com" {
+		t.Fatalf("humans: %+v", cfg.Humans)
+	}
+}
+
+func TestConfigErrorsNameTheProblem(t *testing.T) {
+	cases := []struct {
+		name string
+		file string
+		args []string
+		want string
+	}{
+		{"unknown key", "scoop: all\n", nil, "scoop"},
+		{"bad scope", "scope: some\n", nil, `scope: "some"`},
+		{"bad format", "", []string{"--format", "xml"}, `format: "xml"`},
+		{"topic missing", "", []string{"--kafka-brokers", "127.0.0.1:9092"}, "kafka.topic"},
+		{"broker not host:port", "kafka:\n  topic: t\n", []string{"--kafka-brokers", "localhost"}, `"localhost" is not HOST:PORT`},
+		{"bad sasl", "kafka:\n  topic: t\n  brokers: [127.0.0.1:1]\n  sasl:\n    mechanism: GSSAPI\n", nil, "kafka.sasl.mechanism"},
+		{"ring not power of two", "sensor:\n  ring_buffer_bytes: 5000\n", nil, "sensor.ring_buffer_bytes"},
+		{"bad duration", "lineage:\n  exit_grace: soon\n", nil, "exit_grace"},
+		{"bad regexp", "redact:\n  patterns: ['(']\n", nil, "redact.patterns"},
+		{"bad yaml", "scope: [\n", nil, "lineaged.yaml"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--config", writeFile(t, c.file)}, c.args...)
+			_, err := parse(t, args, nil)
+			if err == nil {
+				t.Fatalf("want error containing %q, got none", c.want)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q does not name %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestConfigMissingFile(t *testing.T) {
+	_, err := parse(t, []string{"--config", "/nonexistent/lineaged.yaml"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/lineaged.yaml") {
+		t.Fatalf("missing file error must name the file, got %v", err)
+	}
+}
+
+// The shipped default configuration must load as it is.
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", "../../deploy/lineaged.yaml"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Output != "/var/log/lineaged/events.jsonl" || cfg.Kafka.BatchTimeout != 5*time.Millisecond {
+		t.Fatalf("shipped config: output=%q batch_timeout=%v", cfg.Output, cfg.Kafka.BatchTimeout)
+	}
+}
