@@ -1,0 +1,63 @@
+# lineaged — build, test and benchmark. Tests and benchmarks load BPF: run as root.
+GO        ?= go
+BIN       ?= bin/lineaged
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+ARGS      ?=
+KERNELS   ?= 5.10,6.1,6.12,6.18,newest
+
+.PHONY: all deps generate generate-check build test bench lint run demo kafka-demo vmtest check clean
+
+all: build
+
+## deps: install the Debian packages builds and tests need (root, fresh machine)
+deps:
+	bash tests/install-deps.sh
+
+## generate: regenerate the BPF objects and Go bindings (needs clang, llvm, libbpf-dev)
+generate:
+	$(GO) generate ./sensor/...
+
+## generate-check: regenerate and fail if the committed files differ
+generate-check: generate
+	git diff --exit-code -- sensor/ bpf/
+
+## build: the lineaged binary (no clang needed: generated files are committed)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lineaged
+
+## test: every test, as root (real BPF, a Kafka-protocol broker, the real Claude Code)
+test:
+	$(GO) test -count=1 -timeout 20m ./...
+
+## bench: benchmarks, reported as ratios against a baseline in the same run
+bench: build
+	$(GO) run ./tests/execstorm
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sensor/... ./lineage/... ./sink/...
+
+## lint: formatting and vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## run: build and run the sensor with its defaults (stdout); ARGS="..." adds flags
+run: build
+	./$(BIN) run $(ARGS)
+
+## demo: one real Claude Code session under the sensor, its events printed
+demo: build
+	bash tests/demo.sh
+
+## kafka-demo: a standalone Kafka-protocol broker, the sensor's Kafka sink, kcat reading it
+kafka-demo: build
+	bash tests/kafka-demo.sh
+
+## vmtest: the real-BPF tests on a kernel matrix under qemu (KERNELS=5.10,6.1,...)
+vmtest:
+	$(GO) run ./tests/vmtest -kernels $(KERNELS)
+
+## check: everything CI runs (after deps): lint, generated files, tests, kernel matrix
+check: lint generate-check test vmtest
+
+clean:
+	rm -rf bin
