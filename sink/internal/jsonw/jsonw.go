@@ -1,0 +1,129 @@
+// Package jsonw holds the allocation-free JSON appenders shared by the
+// encoders in sink/. Strings from the kernel are raw bytes, not necessarily
+// UTF-8: AppendString writes them losslessly (see docs/schema.md,
+// "Invalid UTF-8").
+package jsonw
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+const hex = "0123456789abcdef"
+
+// TimeLayout is RFC 3339, UTC, with a fixed nine-digit fraction so that
+// events sort lexically and SIEM parsers see one shape.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// AppendString appends s as a JSON string literal. Control characters, DEL,
+// U+2028 and U+2029 are escaped so a line never breaks and a terminal never
+// interprets the value. Each byte of an invalid UTF-8 sequence is written as
+// the lone low surrogate \udcXX (XX = the byte), the PEP 383
+// "surrogateescape" convention: Python decodes it back with
+// s.encode("utf-8", "surrogateescape"). It reports whether such bytes were
+// present, so the caller can mark the field.
+func AppendString(dst []byte, s string) ([]byte, bool) {
+	invalid := false
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', 'd', 'c', hex[c>>4], hex[c&0xf])
+			invalid = true
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"'), invalid
+}
+
+// AppendKey appends a constant, already-safe object key followed by a colon.
+// A leading comma is added unless dst ends with '{' or '['.
+func AppendKey(dst []byte, key string) []byte {
+	dst = Comma(dst)
+	dst = append(dst, '"')
+	dst = append(dst, key...)
+	return append(dst, '"', ':')
+}
+
+// Comma appends a separator unless dst is at the start of an object or array.
+func Comma(dst []byte) []byte {
+	if n := len(dst); n > 0 && dst[n-1] != '{' && dst[n-1] != '[' {
+		dst = append(dst, ',')
+	}
+	return dst
+}
+
+// AppendUint appends an unsigned integer.
+func AppendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }
+
+// AppendInt appends a signed integer.
+func AppendInt(dst []byte, v int64) []byte { return strconv.AppendInt(dst, v, 10) }
+
+// AppendBool appends true or false.
+func AppendBool(dst []byte, v bool) []byte { return strconv.AppendBool(dst, v) }
+
+// AppendTime appends t as a quoted RFC 3339 UTC timestamp with nanoseconds.
+func AppendTime(dst []byte, t time.Time) []byte {
+	dst = append(dst, '"')
+	dst = t.UTC().AppendFormat(dst, TimeLayout)
+	return append(dst, '"')
+}
+
+// TruncateUTF8 returns the longest prefix of s of at most n bytes that does
+// not split a valid UTF-8 sequence, so bounding a value never manufactures
+// an invalid byte.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for k := 0; k < utf8.UTFMax && cut > 0; k++ {
+		if utf8.RuneStart(s[cut]) {
+			break
+		}
+		cut--
+	}
+	// No rune start within UTFMax bytes: the bytes are invalid anyway and
+	// cutting at n is as good as any.
+	if !utf8.RuneStart(s[cut]) {
+		return s[:n]
+	}
+	return s[:cut]
+}

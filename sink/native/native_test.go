@@ -1,0 +1,357 @@
+package native
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/schematest"
+	"github.com/lineaged/lineaged/sink/internal/testevents"
+)
+
+func TestEveryKindValidatesAgainstSchema(t *testing.T) {
+	s, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc Encoder
+	seen := map[string]bool{}
+	for _, ev := range testevents.All() {
+		out, err := enc.Append(nil, ev)
+		if err != nil {
+			t.Fatalf("%s: %v", ev.Kind, err)
+		}
+		if err := schematest.Validate(s, out); err != nil {
+			t.Errorf("%s: %v\n%s", ev.Kind, err, out)
+		}
+		// Every populated field of the contract must come back out.
+		var back event.Event
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%s: %v", ev.Kind, err)
+		}
+		want, _ := json.Marshal(ev)
+		got, _ := json.Marshal(&back)
+		if !bytes.Equal(want, got) {
+			t.Errorf("%s: round trip differs\nwant %s\ngot  %s", ev.Kind, want, got)
+		}
+		seen[ev.Kind] = true
+	}
+	if len(seen) != len(testevents.Kinds) {
+		t.Fatalf("covered %d kinds, contract has %d", len(seen), len(testevents.Kinds))
+	}
+}
+
+// The schema must reject what the contract forbids, or the test above proves
+// nothing.
+func TestSchemaRejectsBadEvents(t *testing.T) {
+	s, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := Encoder{}.Append(nil, testevents.New(event.KindProcessExec, 1, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(m map[string]any){
+		"unknown field":    func(m map[string]any) { m["surprise"] = 1 },
+		"bad kind":         func(m map[string]any) { m["kind"] = "process.spawn" },
+		"missing event_id": func(m map[string]any) { delete(m, "event_id") },
+		"bad verdict": func(m map[string]any) {
+			m["process"].(map[string]any)["binary"].(map[string]any)["verdict"] = "trusted-ish"
+		},
+		"time not UTC": func(m map[string]any) { m["time"] = "2026-11-25T20:00:00.123456789+01:00" },
+		"exec without process": func(m map[string]any) { delete(m, "process") },
+		"pid negative": func(m map[string]any) { m["process"].(map[string]any)["pid"] = -1 },
+		"argc without flag": func(m map[string]any) { m["process"].(map[string]any)["argc"] = 3 },
+	}
+	for name, mutate := range cases {
+		var m map[string]any
+		if err := json.Unmarshal(good, &m); err != nil {
+			t.Fatal(err)
+		}
+		mutate(m)
+		bad, _ := json.Marshal(m)
+		if err := schematest.Validate(s, bad); err == nil {
+			t.Errorf("%s: schema accepted %s", name, bad)
+		}
+	}
+}
+
+// decodeLiteral decodes one JSON string literal, mapping the lone surrogates
+// \udc80-\udcff back to the raw bytes they stand for (docs/schema.md).
+func decodeLiteral(t *testing.T, lit string) string {
+	t.Helper()
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		t.Fatalf("not a string literal: %q", lit)
+	}
+	var b []byte
+	s := lit[1 : len(lit)-1]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 {
+			t.Fatalf("raw control byte %#x in %q", c, lit)
+		}
+		if c != '\\' {
+			b = append(b, c)
+			continue
+		}
+		i++
+		switch s[i] {
+		case 'n':
+			b = append(b, '\n')
+		case 'r':
+			b = append(b, '\r')
+		case 't':
+			b = append(b, '\t')
+		case '"', '\\', '/':
+			b = append(b, s[i])
+		case 'u':
+			v, err := strconv.ParseUint(s[i+1:i+5], 16, 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i += 4
+			switch {
+			case v >= 0xdc80 && v <= 0xdcff:
+				b = append(b, byte(v-0xdc00))
+			case utf16.IsSurrogate(rune(v)):
+				t.Fatalf("unexpected surrogate %x in %q", v, lit)
+			default:
+				b = utf8.AppendRune(b, rune(v))
+			}
+		default:
+			t.Fatalf("unknown escape \\%c in %q", s[i], lit)
+		}
+	}
+	return string(b)
+}
+
+func hostileEvent() *event.Event {
+	ev := testevents.New(event.KindFileRename, 9, "s")
+	ev.Process.Argv = []string{"sh", "-c", "printf '\xff\xfe'\n\x1b[31mred\x7f", "\u2028line\u2029", "caf\xc3\xa9 \xc3", "ok\x00nul"}
+	ev.Process.Exe = "/tmp/\x80evil"
+	ev.File.Path = "/tmp/\xed\xa0\x80surrogate-bytes"
+	ev.File.NewPath = "/tmp/fine"
+	return ev
+}
+
+func TestHostileStringsAreLosslessAndMarked(t *testing.T) {
+	ev := hostileEvent()
+	out, err := Encoder{}.Append(nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(out) {
+		t.Fatalf("output is not valid UTF-8: %q", out)
+	}
+	for _, c := range out {
+		if c < 0x20 || c == 0x7f {
+			t.Fatalf("raw control byte %#x in output %q", c, out)
+		}
+	}
+	if bytes.Contains(out, []byte("\u2028")) || bytes.Contains(out, []byte("\u2029")) {
+		t.Fatal("U+2028/U+2029 written raw")
+	}
+	s, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schematest.Validate(s, out); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var m struct {
+		Process struct {
+			Exe  json.RawMessage   `json:"exe"`
+			Argv []json.RawMessage `json:"argv"`
+		} `json:"process"`
+		File struct {
+			Path json.RawMessage `json:"path"`
+		} `json:"file"`
+		InvalidUTF8 []string `json:"invalid_utf8"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	if got := decodeLiteral(t, string(m.Process.Exe)); got != ev.Process.Exe {
+		t.Errorf("exe: got %q want %q", got, ev.Process.Exe)
+	}
+	if len(m.Process.Argv) != len(ev.Process.Argv) {
+		t.Fatalf("argv has %d elements, want %d", len(m.Process.Argv), len(ev.Process.Argv))
+	}
+	for i, raw := range m.Process.Argv {
+		if got := decodeLiteral(t, string(raw)); got != ev.Process.Argv[i] {
+			t.Errorf("argv[%d]: got %q want %q", i, got, ev.Process.Argv[i])
+		}
+	}
+	if got := decodeLiteral(t, string(m.File.Path)); got != ev.File.Path {
+		t.Errorf("file.path: got %q want %q", got, ev.File.Path)
+	}
+	want := []string{"process.exe", "process.argv", "file.path"}
+	if strings.Join(m.InvalidUTF8, ",") != strings.Join(want, ",") {
+		t.Errorf("invalid_utf8 = %v, want %v", m.InvalidUTF8, want)
+	}
+	if clean, _ := (Encoder{}).Append(nil, testevents.New(event.KindFileRename, 9, "s")); bytes.Contains(clean, []byte("invalid_utf8")) {
+		t.Error("clean event marked invalid_utf8")
+	}
+}
+
+// Python's surrogateescape is the documented way back to the raw bytes.
+func TestHostileStringsRoundTripInPython(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is required for this test: %v", err)
+	}
+	ev := hostileEvent()
+	out, err := Encoder{}.Append(nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const script = `
+import json, sys
+ev = json.loads(sys.stdin.buffer.read())
+raw = [a.encode("utf-8", "surrogateescape") for a in ev["process"]["argv"]]
+raw.append(ev["process"]["exe"].encode("utf-8", "surrogateescape"))
+raw.append(ev["file"]["path"].encode("utf-8", "surrogateescape"))
+sys.stdout.write("\n".join(r.hex() for r in raw))
+`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Stdin = bytes.NewReader(out)
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python: %v", err)
+	}
+	want := append(append([]string{}, ev.Process.Argv...), ev.Process.Exe, ev.File.Path)
+	lines := strings.Split(string(got), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("python returned %d values, want %d", len(lines), len(want))
+	}
+	for i, l := range lines {
+		var b []byte
+		for j := 0; j+1 < len(l); j += 2 {
+			v, _ := strconv.ParseUint(l[j:j+2], 16, 8)
+			b = append(b, byte(v))
+		}
+		if string(b) != want[i] {
+			t.Errorf("value %d: python decoded %q, want %q", i, b, want[i])
+		}
+	}
+}
+
+func TestHugeArgvIsBoundedAndFlagged(t *testing.T) {
+	ev := testevents.New(event.KindProcessExec, 3, "s")
+	big := strings.Repeat("é", 20000) // 40000 bytes
+	ev.Process.Argv = []string{"x", big}
+	for i := 0; i < 5000; i++ {
+		ev.Process.Argv = append(ev.Process.Argv, "arg")
+	}
+	enc := Encoder{MaxArgs: 100, MaxArgBytes: 1001, MaxArgvBytes: 4096}
+	out, err := enc.Append(nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Process struct {
+			Argv          []string `json:"argv"`
+			ArgvTruncated bool     `json:"argv_truncated"`
+			Argc          int      `json:"argc"`
+		} `json:"process"`
+	}
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	p := m.Process
+	if !p.ArgvTruncated || p.Argc != len(ev.Process.Argv) {
+		t.Fatalf("argv_truncated=%v argc=%d, want true %d", p.ArgvTruncated, p.Argc, len(ev.Process.Argv))
+	}
+	if len(p.Argv) != 100 {
+		t.Errorf("wrote %d args, want 100", len(p.Argv))
+	}
+	if len(p.Argv[1]) != 1000 || !utf8.ValidString(p.Argv[1]) {
+		t.Errorf("arg 1 is %d bytes (valid=%v), want 1000 valid bytes cut on a rune boundary", len(p.Argv[1]), utf8.ValidString(p.Argv[1]))
+	}
+	if bytes.Contains(out, []byte("invalid_utf8")) {
+		t.Error("bounding manufactured invalid UTF-8")
+	}
+	total := 0
+	for _, a := range p.Argv {
+		total += len(a)
+	}
+	if total > 4096 {
+		t.Errorf("argv bytes %d > bound 4096", total)
+	}
+	s, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schematest.Validate(s, out); err != nil {
+		t.Fatal(err)
+	}
+	// Within bounds: no flag.
+	small := testevents.New(event.KindProcessExec, 4, "s")
+	out, _ = enc.Append(nil, small)
+	if bytes.Contains(out, []byte("argv_truncated")) {
+		t.Error("argv_truncated set for a small argv")
+	}
+}
+
+func TestRejectsUnencodableEvents(t *testing.T) {
+	var enc Encoder
+	if _, err := enc.Append(nil, nil); err != ErrNilEvent {
+		t.Errorf("nil: %v", err)
+	}
+	ev := testevents.New(event.KindProcessExec, 1, "")
+	ev.EventID = ""
+	if _, err := enc.Append(nil, ev); err != ErrNoEventID {
+		t.Errorf("no id: %v", err)
+	}
+	ev = testevents.New(event.KindProcessExec, 1, "")
+	ev.Schema = "lineaged/v0"
+	if _, err := enc.Append(nil, ev); err == nil || !strings.Contains(err.Error(), "lineaged/v0") {
+		t.Errorf("wrong schema: %v", err)
+	}
+}
+
+func TestAppendDoesNotAllocate(t *testing.T) {
+	ev := testevents.New(event.KindProcessExec, 1, "s")
+	var enc Encoder
+	buf := make([]byte, 0, 64<<10)
+	allocs := testing.AllocsPerRun(100, func() {
+		var err error
+		buf, err = enc.Append(buf[:0], ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Append allocates %.1f times per event", allocs)
+	}
+}
+
+func BenchmarkAppend(b *testing.B) {
+	ev := testevents.New(event.KindProcessExec, 1, "5f0c7c1e-3b7a-4a51-9d7e-2c1e0b9a8f77")
+	var enc Encoder
+	buf := make([]byte, 0, 64<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = enc.Append(buf[:0], ev)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEncodingJSON is the baseline the hand-written appender is
+// measured against in the same run.
+func BenchmarkEncodingJSON(b *testing.B) {
+	ev := testevents.New(event.KindProcessExec, 1, "5f0c7c1e-3b7a-4a51-9d7e-2c1e0b9a8f77")
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = json.Marshal(ev)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
