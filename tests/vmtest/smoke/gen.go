@@ -1,0 +1,7 @@
+// Package smoke holds the kernel matrix's own real-BPF tests: a tracepoint
+// plus ring buffer round trip, a probe of which attach types each kernel
+// accepts and runs, and the verifier instruction count of every committed
+// BPF object in the repository.
+package smoke
+
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type exec_event smoke bpf/smoke.bpf.c -- -I../../../bpf
