@@ -58,7 +58,18 @@ type Event struct {
 	Loss     *Loss     `json:"loss,omitempty"`
 	Sensor   *Sensor   `json:"sensor,omitempty"`
 	Alert    *Alert    `json:"alert,omitempty"`
+	// Partial names the parts enrichment could not complete ("process",
+	// "ancestry", "binary"): the event was emitted with what was known
+	// rather than held back or dropped.
+	Partial []string `json:"partial,omitempty"`
 }
+
+// Parts that Event.Partial can name.
+const (
+	PartialProcess  = "process"
+	PartialAncestry = "ancestry"
+	PartialBinary   = "binary"
+)
 
 // Host identifies the machine the sensor runs on.
 type Host struct {

@@ -1,0 +1,101 @@
+package lineage
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
+
+// Config bounds and shapes the engine. Zero values take the defaults noted.
+type Config struct {
+	// InstanceID names this sensor run in event ids; replays of the same
+	// capture with the same InstanceID produce the same ids. Required.
+	InstanceID string
+	// Scope is "session" (default: only agent-session members are
+	// reported) or "all" (every process).
+	Scope string
+	// EmitFork emits process.fork events (optional in the contract).
+	EmitFork bool
+	// MaxProcesses bounds the process table (live and exited images).
+	// Default 65536.
+	MaxProcesses int
+	// ExitGrace keeps an exited image so late events still find it,
+	// measured on the kernel's boot clock. Default 30s.
+	ExitGrace time.Duration
+	// MaxPending bounds the events waiting for a parent. Default 4096.
+	MaxPending int
+	// PendingTimeout is how long (kernel time, or wall time when the
+	// stream is quiet) an event waits for its parent before it is emitted
+	// with what is known, marked partial. Default 500ms.
+	PendingTimeout time.Duration
+	// EnrichWait bounds the wait for hashes and agent resolution before an
+	// event is emitted. Default 2s.
+	EnrichWait time.Duration
+	// MaxAncestry bounds the ancestry list (deeper chains are cut and
+	// marked). Default 256.
+	MaxAncestry int
+	// Humans maps a login user name (or, without a login uid, the user)
+	// to the person behind it.
+	Humans map[string]event.Human
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	out := *c
+	if out.InstanceID == "" {
+		return out, fmt.Errorf("lineage: config: instance id is empty")
+	}
+	switch out.Scope {
+	case "":
+		out.Scope = ScopeSession
+	case ScopeSession, ScopeAll:
+	default:
+		return out, fmt.Errorf("lineage: config: scope %q is not %q or %q", out.Scope, ScopeSession, ScopeAll)
+	}
+	def := func(v *int, d int, name string) error {
+		if *v == 0 {
+			*v = d
+		}
+		if *v < 0 {
+			return fmt.Errorf("lineage: config: %s %d is negative", name, *v)
+		}
+		return nil
+	}
+	defD := func(v *time.Duration, d time.Duration, name string) error {
+		if *v == 0 {
+			*v = d
+		}
+		if *v < 0 {
+			return fmt.Errorf("lineage: config: %s %v is negative", name, *v)
+		}
+		return nil
+	}
+	if err := def(&out.MaxProcesses, 65536, "max processes"); err != nil {
+		return out, err
+	}
+	if out.MaxProcesses < 16 {
+		return out, fmt.Errorf("lineage: config: max processes %d is below the minimum of 16", out.MaxProcesses)
+	}
+	if err := def(&out.MaxPending, 4096, "max pending"); err != nil {
+		return out, err
+	}
+	if err := def(&out.MaxAncestry, 256, "max ancestry"); err != nil {
+		return out, err
+	}
+	if err := defD(&out.ExitGrace, 30*time.Second, "exit grace"); err != nil {
+		return out, err
+	}
+	if err := defD(&out.PendingTimeout, 500*time.Millisecond, "pending timeout"); err != nil {
+		return out, err
+	}
+	if err := defD(&out.EnrichWait, 2*time.Second, "enrich wait"); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// Scopes.
+const (
+	ScopeSession = "session"
+	ScopeAll     = "all"
+)
