@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * File and network events of agent-session members: open, openat, openat2,
+ * creat, unlink, unlinkat, rename, renameat, renameat2, chmod, fchmod,
+ * fchmodat, fchmodat2 and connect.
+ *
+ * Why tp_btf sys_enter/sys_exit with a syscall-number switch, and not the
+ * per-syscall tracepoints (tracepoint/syscalls/sys_enter_openat, ...):
+ *  - those attach through perf_event_open with an id read from tracefs, which
+ *    is not mounted on every host (nor inside most containers); the raw
+ *    tracepoints need no filesystem at all;
+ *  - the per-syscall tracepoints are themselves dispatched from this same
+ *    sys_enter/sys_exit hook (a bitmap test per syscall), and attaching
+ *    either sets TIF_SYSCALL_TRACEPOINT on every task, so the hot-path cost
+ *    is the same; here it is one program call and a switch on the number;
+ *  - tp_btf gives typed, directly readable pt_regs (no probe_read per arg).
+ * The numbers are x86_64's: this object is built for amd64 only. 32-bit
+ * (ia32 compat, TS_COMPAT) and x32 syscalls are not decoded, as with the
+ * kernel's own syscall tracepoints. io_uring opens bypass syscalls and are
+ * not seen.
+ *
+ * Cost outside sessions: the switch, then one lookup of the tgid in
+ * `sessions` at enter (a pending-map lookup at exit), nothing else.
+ *
+ * Paths:
+ *  - a successful open (and fchmod) reports the path of the opened struct
+ *    file, walked in the kernel (dentries and mounts, up to the process's
+ *    root) at exit: relative names, dirfds, symlinks and ".." are resolved;
+ *  - a failed open, unlink*, rename* and chmod/fchmodat report the name as
+ *    given, joined to the dirfd's or cwd's walked path when relative, and
+ *    marked FILE_F_UNRESOLVED. unlink/rename/chmod build their record at
+ *    enter: the object is gone at exit, and a rename can move the very
+ *    directory a relative name is resolved against.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "maps.h"
+#include "fileio.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_open 2
+#define NR_connect 42
+#define NR_rename 82
+#define NR_creat 85
+#define NR_unlink 87
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_openat 257
+#define NR_unlinkat 263
+#define NR_renameat 264
+#define NR_fchmodat 268
+#define NR_renameat2 316
+#define NR_openat2 437
+#define NR_fchmodat2 452
+
+#define AT_FDCWD -100
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define AF_INET 2
+#define AF_INET6 10
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define TS_COMPAT 0x0002
+
+/* include/linux/fs.h: set by do_open/atomic_open when this open created the
+ * file. It is the kernel's own answer to "created?", race-free, unlike
+ * probing for existence at enter or comparing inode times. */
+#define FMODE_CREATED (1U << 20)
+
+#define NAME_MAX 255
+/* Dentries walked per path. Each component costs at least 2 bytes, so
+ * paths deeper than this with 1-char names are cut (FILE_F_TRUNCATED). */
+#define FIO_MAX_DEPTH 160
+#define PATH_MASK (FIO_PATH_MAX - 1)
+#define DATA_MASK (FIO_DATA_MAX - 1)
+
+#define FILE_EVENT_FIXED (sizeof(struct file_event) - FIO_DATA_MAX)
+
+/* Syscall arguments saved at enter for the exit program, per thread. */
+struct fio_args {
+	struct session sess;
+	__u64 arg[4];
+	__u64 how_flags; /* openat2 */
+	__u64 how_mode;
+	__u32 nr;
+	__u32 _pad0;
+};
+
+/* tid -> arguments of the syscall in flight (opens, fchmod, connect). LRU:
+ * an entry whose exit never ran (sensor attached mid-syscall) ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct fio_args);
+} fio_args SEC(".maps");
+
+/* tid -> record built at enter (unlink, rename, chmod), completed at exit
+ * with the result. Big values: max_entries is overridden from config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct file_event);
+} fio_pending SEC(".maps");
+
+/*
+ * A path walk, in per-CPU scratch. walk_path() is a global function so the
+ * verifier checks its bounded loop once, not once per call site and state
+ * (that multiplied the enter program's verification past 400k
+ * instructions). Pointers travel as u64 and are read with probe_read.
+ */
+struct walk {
+	__u64 dentry;
+	__u64 vfsmnt;
+	__u64 root_dentry;
+	__u64 root_mnt;
+	__u32 end; /* the path ends just before buf[end] */
+	__u32 pos; /* out: where it starts */
+	__u8 trunc; /* out: set when the depth or length bound cut it */
+	__u8 _pad[7];
+	/* [0, FIO_PATH_MAX): walked backwards; [FIO_PATH_MAX, ...): a
+	 * caller's name, read right after its directory. */
+	char buf[2 * FIO_PATH_MAX];
+};
+
+/* Separate scratch for the enter and exit programs: a raw tracepoint
+ * program may be preempted (it only disables migration), and another task's
+ * run of the other program on this CPU must not clobber it; the same
+ * program does not nest on a CPU (the kernel's recursion guard). */
+struct scratch {
+	struct walk w;
+	struct file_event ev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} fio_scratch_enter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} fio_scratch_exit SEC(".maps");
+
+/* connect_event is only reserved, never a map value: name it once so its
+ * BTF (and the generated Go type) exist. */
+const struct connect_event *unused_connect_event __attribute__((unused));
+
+static __always_inline void fill_header(struct event_header *h, __u8 kind,
+					const struct session *s,
+					struct task_struct *task)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->kind = kind;
+	h->agent = s->agent;
+	h->flags = 0;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ktime = bpf_ktime_get_boot_ns();
+	h->pid = id >> 32;
+	h->tid = (__u32)id;
+	h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+	h->session_pid = s->root_pid;
+	h->_pad0 = 0;
+	h->session_start = s->root_start;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/*
+ * Walks w->dentry/w->vfsmnt up to the task's root, writing "/a/b/c"
+ * backwards so that it ends just before buf[end]; w->pos is the start, equal
+ * to end for the root itself (callers add the "/"). Mount points are crossed
+ * through mnt_mountpoint/mnt_parent, as d_path does; the walk stops at the
+ * process's root (chroot, container) or the namespace's root mount.
+ */
+__noinline int walk_path(struct walk *w)
+{
+	struct dentry *dentry, *root_dentry;
+	struct vfsmount *vfsmnt, *root_mnt;
+	struct mount *mnt;
+	__u32 pos;
+	int i;
+
+	if (!w)
+		return 0;
+	dentry = (struct dentry *)w->dentry;
+	vfsmnt = (struct vfsmount *)w->vfsmnt;
+	root_dentry = (struct dentry *)w->root_dentry;
+	root_mnt = (struct vfsmount *)w->root_mnt;
+	mnt = container_of(vfsmnt, struct mount, mnt);
+	w->pos = w->end;
+
+	for (i = 0; i < FIO_MAX_DEPTH; i++) {
+		struct dentry *mnt_root, *parent;
+		struct qstr name;
+		__u32 len;
+
+		if (dentry == root_dentry && vfsmnt == root_mnt)
+			return 0;
+		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+		parent = BPF_CORE_READ(dentry, d_parent);
+		if (dentry == mnt_root || dentry == parent) {
+			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+
+			/* A pseudo or disconnected dentry, or the namespace root. */
+			if (dentry != mnt_root || mnt_parent == mnt)
+				return 0;
+			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mnt_parent;
+			vfsmnt = &mnt_parent->mnt;
+			continue;
+		}
+		name = BPF_CORE_READ(dentry, d_name);
+		len = name.len;
+		/* pos lives in map memory, reloaded each round: the verifier
+		 * does not track it, so every iteration's state is the same
+		 * and the loop verifies in linear time. */
+		pos = w->pos;
+		/* Keep buf[0] free: a path is at most FIO_PATH_MAX - 1 bytes. */
+		if (len > NAME_MAX || pos > FIO_PATH_MAX || len + 2 > pos) {
+			w->trunc = 1;
+			return 0;
+		}
+		pos -= len;
+		bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
+		pos--;
+		w->buf[pos & PATH_MASK] = '/';
+		w->pos = pos;
+		dentry = parent;
+	}
+	w->trunc = 1;
+	return 0;
+}
+
+static __always_inline __u32 walk_from(struct walk *w, __u32 end,
+				       struct dentry *d, struct vfsmount *m,
+				       struct task_struct *task)
+{
+	__u32 pos;
+
+	w->dentry = (__u64)d;
+	w->vfsmnt = (__u64)m;
+	w->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+	w->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	w->end = end;
+	walk_path(w);
+	pos = w->pos;
+	if (pos > end)
+		pos = end;
+	return pos;
+}
+
+/* The path of an opened file: w->buf[*pos, FIO_PATH_MAX). Returns the
+ * length. */
+static __always_inline __u32 file_path(struct walk *w, struct file *f,
+				       struct task_struct *task, __u32 *pos)
+{
+	__u32 p = walk_from(w, FIO_PATH_MAX, BPF_CORE_READ(f, f_path.dentry),
+			    BPF_CORE_READ(f, f_path.mnt), task);
+
+	if (p >= FIO_PATH_MAX) {
+		p = FIO_PATH_MAX - 1;
+		w->buf[p] = '/';
+	}
+	*pos = p;
+	return FIO_PATH_MAX - p;
+}
+
+/*
+ * A caller's name, made absolute against dfd (or the cwd for AT_FDCWD) when
+ * relative: the directory is walked to end with a "/" at
+ * buf[FIO_PATH_MAX - 1] and the name is read right after it, so the result
+ * is contiguous at w->buf[*pos, ...). Returns the length (may exceed
+ * FIO_PATH_MAX - 1; put_path clamps it).
+ */
+static __always_inline __u32 user_path(struct walk *w, long dfd,
+				       const char *uname,
+				       struct task_struct *task, __u32 *pos)
+{
+	long n = bpf_probe_read_user_str(&w->buf[FIO_PATH_MAX],
+					 FIO_PATH_MAX - 1, uname);
+	struct dentry *d;
+	struct vfsmount *m;
+	__u32 p;
+
+	*pos = FIO_PATH_MAX;
+	if (n <= 0)
+		return 0;
+	if (n >= FIO_PATH_MAX - 1)
+		w->trunc = 1; /* the kernel refuses it (ENAMETOOLONG) anyway */
+	n--;
+	if (w->buf[FIO_PATH_MAX] == '/')
+		return n;
+	if (dfd == AT_FDCWD) {
+		d = BPF_CORE_READ(task, fs, pwd.dentry);
+		m = BPF_CORE_READ(task, fs, pwd.mnt);
+	} else {
+		struct file *f = fd_file(task, dfd);
+
+		if (!f) /* bad dirfd: the name as given, still relative */
+			return n;
+		d = BPF_CORE_READ(f, f_path.dentry);
+		m = BPF_CORE_READ(f, f_path.mnt);
+	}
+	w->buf[FIO_PATH_MAX - 1] = '/';
+	p = walk_from(w, FIO_PATH_MAX - 1, d, m, task);
+	if (p >= FIO_PATH_MAX - 1)
+		p = FIO_PATH_MAX - 1; /* the directory is "/" */
+	*pos = p;
+	return FIO_PATH_MAX - p + n;
+}
+
+/* Copies w->buf[pos, pos+len) to ev->data[at, ...), clamping to one path
+ * (the head is kept). */
+static __always_inline __u16 put_path(struct file_event *ev, __u32 at,
+				      struct walk *w, __u32 pos, __u32 len)
+{
+	if (len > FIO_PATH_MAX - 1) {
+		len = FIO_PATH_MAX - 1;
+		w->trunc = 1;
+	}
+	if (pos > FIO_PATH_MAX)
+		return 0;
+	/* Re-mask after the compare: clang would otherwise bound a copy of
+	 * len, not the register the helper receives. */
+	barrier_var(len);
+	len &= PATH_MASK;
+	barrier_var(at);
+	at &= PATH_MASK;
+	bpf_probe_read_kernel(&ev->data[at], len, &w->buf[pos & DATA_MASK]);
+	return len;
+}
+
+static __always_inline int emit_file(struct file_event *ev)
+{
+	__u32 size = FILE_EVENT_FIXED + (ev->path_len & PATH_MASK) +
+		     (ev->new_path_len & PATH_MASK);
+
+	if (size > sizeof(*ev))
+		return 0;
+	if (bpf_ringbuf_output(&events, ev, size, 0))
+		count_lost(ev->hdr.kind);
+	return 0;
+}
+
+static __always_inline struct scratch *get_scratch(void *map)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+/* unlink, rename, chmod: the record is built at enter, completed at exit. */
+static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
+					 const struct session *s,
+					 struct task_struct *task)
+{
+	struct scratch *sc = get_scratch(&fio_scratch_enter);
+	struct file_event *ev;
+	__u8 kind;
+	long dfd = AT_FDCWD, ndfd = AT_FDCWD;
+	const char *name, *nname = NULL;
+	__u32 pos, len;
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (!sc)
+		return 0;
+	ev = &sc->ev;
+	ev->flags = 0;
+	ev->mode = 0;
+	switch (nr) {
+	case NR_unlink:
+		kind = EV_UNLINK;
+		name = (const char *)regs->di;
+		break;
+	case NR_unlinkat:
+		kind = EV_UNLINK;
+		dfd = (int)regs->di;
+		name = (const char *)regs->si;
+		ev->flags = (__u32)regs->dx;
+		break;
+	case NR_rename:
+		kind = EV_RENAME;
+		name = (const char *)regs->di;
+		nname = (const char *)regs->si;
+		break;
+	case NR_renameat:
+	case NR_renameat2:
+		kind = EV_RENAME;
+		dfd = (int)regs->di;
+		name = (const char *)regs->si;
+		ndfd = (int)regs->dx;
+		nname = (const char *)regs->r10;
+		if (nr == NR_renameat2)
+			ev->flags = (__u32)regs->r8;
+		break;
+	case NR_chmod:
+		kind = EV_CHMOD;
+		name = (const char *)regs->di;
+		ev->mode = (__u32)regs->si;
+		break;
+	default: /* fchmodat, fchmodat2 */
+		kind = EV_CHMOD;
+		dfd = (int)regs->di;
+		name = (const char *)regs->si;
+		ev->mode = (__u32)regs->dx;
+		if (nr == NR_fchmodat2)
+			ev->flags = (__u32)regs->r10;
+		break;
+	}
+	fill_header(&ev->hdr, kind, s, task);
+	ev->result = 0;
+	ev->fmode = 0;
+	ev->syscall = nr;
+	ev->_pad0 = 0;
+	ev->fflags = FILE_F_UNRESOLVED;
+	ev->new_path_len = 0;
+
+	sc->w.trunc = 0;
+	len = user_path(&sc->w, dfd, name, task, &pos);
+	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
+	if (sc->w.trunc)
+		ev->fflags |= FILE_F_TRUNCATED;
+	if (nname) {
+		sc->w.trunc = 0;
+		len = user_path(&sc->w, ndfd, nname, task, &pos);
+		ev->new_path_len = put_path(ev, ev->path_len, &sc->w, pos, len);
+		ev->fflags |= FILE_F_NEW_UNRESOLVED;
+		if (sc->w.trunc)
+			ev->fflags |= FILE_F_NEW_TRUNCATED;
+	}
+	if (bpf_map_update_elem(&fio_pending, &tid, ev, BPF_ANY))
+		count_lost(kind);
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
+{
+	struct task_struct *task;
+	struct session *s;
+	struct fio_args a = {};
+	__u32 tgid, tid;
+	__u64 id;
+
+	switch (nr) {
+	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+	case NR_fchmod: case NR_connect:
+	case NR_unlink: case NR_unlinkat:
+	case NR_rename: case NR_renameat: case NR_renameat2:
+	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
+		break;
+	default:
+		return 0;
+	}
+	id = bpf_get_current_pid_tgid();
+	tgid = id >> 32;
+	s = bpf_map_lookup_elem(&sessions, &tgid);
+	if (!s)
+		return 0;
+	task = bpf_get_current_task_btf();
+	if (task->thread_info.status & TS_COMPAT)
+		return 0;
+
+	switch (nr) {
+	case NR_unlink: case NR_unlinkat:
+	case NR_rename: case NR_renameat: case NR_renameat2:
+	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
+		return enter_path_op(nr, regs, s, task);
+	}
+
+	a.sess = *s;
+	a.nr = nr;
+	a.arg[0] = regs->di;
+	a.arg[1] = regs->si;
+	a.arg[2] = regs->dx;
+	a.arg[3] = regs->r10;
+	if (nr == NR_openat2) {
+		struct open_how how = {};
+
+		bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
+		a.how_flags = how.flags;
+		a.how_mode = how.mode;
+	}
+	tid = (__u32)id;
+	if (bpf_map_update_elem(&fio_args, &tid, &a, BPF_ANY))
+		count_lost(nr == NR_connect ? EV_CONNECT :
+			   nr == NR_fchmod ? EV_CHMOD : EV_OPEN);
+	return 0;
+}
+
+static __always_inline int exit_open(struct fio_args *a, long ret,
+				     struct task_struct *task)
+{
+	struct scratch *sc = get_scratch(&fio_scratch_exit);
+	struct file_event *ev;
+	const char *name;
+	long dfd = AT_FDCWD;
+	__u32 pos, len;
+
+	if (!sc)
+		return 0;
+	ev = &sc->ev;
+	sc->w.trunc = 0;
+	fill_header(&ev->hdr, a->nr == NR_fchmod ? EV_CHMOD : EV_OPEN, &a->sess,
+		    task);
+	ev->result = ret;
+	ev->syscall = a->nr;
+	ev->fmode = 0;
+	ev->fflags = 0;
+	ev->_pad0 = 0;
+	ev->new_path_len = 0;
+	switch (a->nr) {
+	case NR_open:
+		name = (const char *)a->arg[0];
+		ev->flags = a->arg[1];
+		ev->mode = a->arg[2];
+		break;
+	case NR_creat:
+		name = (const char *)a->arg[0];
+		ev->flags = O_CREAT | O_WRONLY | O_TRUNC;
+		ev->mode = a->arg[1];
+		break;
+	case NR_openat:
+		dfd = (int)a->arg[0];
+		name = (const char *)a->arg[1];
+		ev->flags = a->arg[2];
+		ev->mode = a->arg[3];
+		break;
+	case NR_openat2:
+		dfd = (int)a->arg[0];
+		name = (const char *)a->arg[1];
+		ev->flags = a->how_flags;
+		ev->mode = a->how_mode;
+		break;
+	default: /* fchmod(fd, mode) */
+		name = NULL;
+		ev->flags = 0;
+		ev->mode = a->arg[1];
+		break;
+	}
+
+	if (ret >= 0 || !name) {
+		long fd = name ? ret : (int)a->arg[0];
+		struct file *f = fd_file(task, fd);
+
+		if (!f) {
+			ev->path_len = 0;
+			ev->fflags |= FILE_F_UNRESOLVED;
+			return emit_file(ev);
+		}
+		ev->fmode = BPF_CORE_READ(f, f_mode);
+		if (name && (ev->fmode & FMODE_CREATED))
+			ev->fflags |= FILE_F_CREATED;
+		len = file_path(&sc->w, f, task, &pos);
+	} else {
+		ev->fflags |= FILE_F_UNRESOLVED;
+		len = user_path(&sc->w, dfd, name, task, &pos);
+	}
+	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
+	if (sc->w.trunc)
+		ev->fflags |= FILE_F_TRUNCATED;
+	return emit_file(ev);
+}
+
+static __always_inline int exit_connect(struct fio_args *a, long ret,
+					struct task_struct *task)
+{
+	struct connect_event *ev;
+	struct file *f;
+	struct sock *sk = NULL;
+	struct inode *inode;
+	__u16 family = 0;
+
+	bpf_probe_read_user(&family, sizeof(family), (void *)a->arg[1]);
+	/* Only internet sockets; AF_UNSPEC is a UDP disconnect. */
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count_lost(EV_CONNECT);
+		return 0;
+	}
+	fill_header(&ev->hdr, EV_CONNECT, &a->sess, task);
+	ev->result = ret;
+	ev->family = family;
+	ev->protocol = 0;
+	ev->sock_type = 0;
+	ev->sport = 0;
+	ev->_pad0 = 0;
+	__builtin_memset(ev->daddr, 0, sizeof(ev->daddr));
+	__builtin_memset(ev->saddr, 0, sizeof(ev->saddr));
+
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		bpf_probe_read_user(&sin, sizeof(sin), (void *)a->arg[1]);
+		ev->dport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(ev->daddr, &sin.sin_addr, 4);
+	} else {
+		struct sockaddr_in6 sin6 = {};
+
+		bpf_probe_read_user(&sin6, sizeof(sin6), (void *)a->arg[1]);
+		ev->dport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(ev->daddr, &sin6.sin6_addr, 16);
+	}
+
+	f = fd_file(task, (int)a->arg[0]);
+	inode = f ? BPF_CORE_READ(f, f_inode) : NULL;
+	if (inode && (BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFSOCK) {
+		struct socket *sock = BPF_CORE_READ(f, private_data);
+
+		sk = BPF_CORE_READ(sock, sk);
+	}
+	if (sk) {
+		__u16 skfam = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+		ev->protocol = BPF_CORE_READ(sk, sk_protocol);
+		ev->sock_type = BPF_CORE_READ(sk, sk_type);
+		/* skc_num: local port in host order, set by bind or by the
+		 * autobind connect does, also when it returns EINPROGRESS. */
+		ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (skfam == AF_INET) {
+			__u32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+
+			__builtin_memcpy(ev->saddr, &saddr, 4);
+		} else if (skfam == AF_INET6) {
+			BPF_CORE_READ_INTO(&ev->saddr, sk,
+					   __sk_common.skc_v6_rcv_saddr);
+		}
+	}
+	bpf_ringbuf_submit(ev, 0);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
+{
+	long nr = regs->orig_ax;
+	struct task_struct *task;
+	__u32 tid;
+
+	switch (nr) {
+	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+	case NR_fchmod: case NR_connect: {
+		struct fio_args *a;
+
+		/* Only session members have an entry: this lookup is the
+		 * membership test at exit. */
+		tid = (__u32)bpf_get_current_pid_tgid();
+		a = bpf_map_lookup_elem(&fio_args, &tid);
+		if (!a)
+			return 0;
+		task = bpf_get_current_task_btf();
+		if (a->nr == nr) {
+			if (nr == NR_connect)
+				exit_connect(a, ret, task);
+			else
+				exit_open(a, ret, task);
+		}
+		bpf_map_delete_elem(&fio_args, &tid);
+		return 0;
+	}
+	case NR_unlink: case NR_unlinkat:
+	case NR_rename: case NR_renameat: case NR_renameat2:
+	case NR_chmod: case NR_fchmodat: case NR_fchmodat2: {
+		struct file_event *ev;
+
+		tid = (__u32)bpf_get_current_pid_tgid();
+		ev = bpf_map_lookup_elem(&fio_pending, &tid);
+		if (!ev)
+			return 0;
+		if (ev->syscall == nr) {
+			ev->result = ret;
+			ev->hdr.ktime = bpf_ktime_get_boot_ns();
+			ev->hdr.cpu = bpf_get_smp_processor_id();
+			emit_file(ev);
+		}
+		bpf_map_delete_elem(&fio_pending, &tid);
+		return 0;
+	}
+	}
+	return 0;
+}
