@@ -153,7 +153,27 @@ type Exec struct {
 	// Recognised is set when this exec itself matched an agent recogniser
 	// and started a new session (Header.Session then names this process).
 	Recognised AgentKind
+	// ParentSession is the session the process was in before a recognised
+	// exec started a nested one (an agent run by another agent's tool);
+	// zero otherwise.
+	ParentSession SessionRef
+	// Flags carries the kernel's truncation marks.
+	Flags ExecFlags
 }
+
+// ExecFlags are the kernel's marks on an exec record (bpf/lineaged.h).
+type ExecFlags uint16
+
+// Exec flags.
+const (
+	ExecArgvTruncated     ExecFlags = 1 << 0
+	ExecFilenameTruncated ExecFlags = 1 << 1
+	// ExecExeTruncated: the path was deeper or longer than the kernel's
+	// bound; Exe holds its leaf end.
+	ExecExeTruncated ExecFlags = 1 << 2
+	// ExecExeUnresolved: no path could be read; Exe is empty.
+	ExecExeUnresolved ExecFlags = 1 << 3
+)
 
 // Fork is a new process (not a thread). Header.Proc is the child.
 type Fork struct {
@@ -187,6 +207,11 @@ type File struct {
 	NewPath string // rename only
 	// PathTruncated is set when the path did not fit the kernel's bound.
 	PathTruncated bool
+	// PathUnresolved is set when Path (and NewPath) is the name the caller
+	// passed, made absolute against its dirfd or cwd but not resolved from
+	// an opened file: unlink, rename, chmod and failed opens. "..", "." and
+	// symlinks in it are left as given.
+	PathUnresolved bool
 	Flags         uint32 // open(2) flags or unlinkat/renameat2 flags
 	Mode          uint32 // create mode or chmod mode
 	Created       bool   // open created the file
