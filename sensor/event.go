@@ -212,10 +212,10 @@ type File struct {
 	// an opened file: unlink, rename, chmod and failed opens. "..", "." and
 	// symlinks in it are left as given.
 	PathUnresolved bool
-	Flags         uint32 // open(2) flags or unlinkat/renameat2 flags
-	Mode          uint32 // create mode or chmod mode
-	Created       bool   // open created the file
-	Result        int32  // 0 or -errno
+	Flags          uint32 // open(2) flags or unlinkat/renameat2 flags
+	Mode           uint32 // create mode or chmod mode
+	Created        bool   // open created the file
+	Result         int32  // 0 or -errno
 }
 
 // Connect is a connect(2) by a session member.
