@@ -1,0 +1,228 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	kgo "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Config configures the Kafka sink and its spool.
+type Config struct {
+	// Brokers are the bootstrap brokers, HOST:PORT.
+	Brokers []string
+	// Topic receives the events; it must exist.
+	Topic string
+	// Compression is none, zstd (default), lz4, snappy or gzip.
+	Compression string
+	// BatchSize is the most messages sent in one produce call; 0 means 100.
+	BatchSize int
+	// BatchTimeout is how long a partial batch waits for more messages;
+	// 0 means 2 ms. Small, because event-to-ack latency matters more than
+	// request count at sensor event rates.
+	BatchTimeout time.Duration
+	// WriteTimeout bounds one produce attempt; 0 means 10 s.
+	WriteTimeout time.Duration
+	TLS          TLSConfig
+	SASL         SASLConfig
+	Spool        SpoolConfig
+	// AllowStartOffline lets the sink start when no broker answers: events
+	// go to the spool until one does. By default an unreachable cluster is
+	// an error at start, so a wrong address is found at once.
+	AllowStartOffline bool
+	// DialTimeout bounds the connection check at start; 0 means 10 s.
+	DialTimeout time.Duration
+	// SensorVersion goes into the sensor-version header.
+	SensorVersion string
+	// Now is the clock for loss events; time.Now when nil.
+	Now func() time.Time
+	// ObserveAck, when set, is called with the Write-to-acknowledgement
+	// latency of every delivered event (benchmarks, tests).
+	ObserveAck func(time.Duration)
+}
+
+// TLSConfig is TLS to the brokers.
+type TLSConfig struct {
+	Enabled    bool
+	CAFile     string // PEM bundle; the system roots when empty
+	CertFile   string // client certificate (PEM), with KeyFile
+	KeyFile    string
+	ServerName string // overrides the name checked in the broker certificate
+}
+
+// SASLConfig is SASL authentication.
+type SASLConfig struct {
+	// Mechanism is empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism    string
+	Username     string
+	Password     string
+	PasswordFile string // read at start; trailing newline removed
+}
+
+// SpoolConfig is the disk spool in front of Kafka.
+type SpoolConfig struct {
+	Dir      string
+	MaxBytes int64 // 0 means 256 MiB
+	// SegmentBytes overrides the segment size (tests).
+	SegmentBytes int64
+}
+
+func (c *Config) setDefaults() {
+	if c.Compression == "" {
+		c.Compression = "zstd"
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 100
+	}
+	if c.BatchTimeout == 0 {
+		c.BatchTimeout = 2 * time.Millisecond
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 256 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// validate checks everything that can be checked without the network, and
+// names the key at fault.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(key, f string, a ...any) {
+		errs = append(errs, fmt.Errorf("kafka.%s: %s", key, fmt.Sprintf(f, a...)))
+	}
+	if len(c.Brokers) == 0 {
+		bad("brokers", "none given")
+	}
+	for _, b := range c.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil || host == "" {
+			bad("brokers", "%q is not HOST:PORT", b)
+			continue
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			bad("brokers", "%q has an invalid port", b)
+		}
+	}
+	if c.Topic == "" {
+		bad("topic", "required")
+	}
+	if _, err := compression(c.Compression); err != nil {
+		bad("compression", "%v", err)
+	}
+	if c.BatchSize < 1 {
+		bad("batch_size", "%d is below 1", c.BatchSize)
+	}
+	if c.BatchTimeout < 0 || c.WriteTimeout < 0 {
+		bad("batch_timeout", "negative duration")
+	}
+	if c.Spool.Dir == "" {
+		bad("spool.dir", "required: events wait there while the brokers are unreachable")
+	}
+	if c.Spool.MaxBytes < 1<<20 {
+		bad("spool.max_bytes", "%d is below the 1 MiB minimum", c.Spool.MaxBytes)
+	}
+	if _, err := c.saslMechanism(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.tlsConfig(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func compression(name string) (kgo.Compression, error) {
+	switch strings.ToLower(name) {
+	case "none":
+		return 0, nil
+	case "zstd":
+		return kgo.Zstd, nil
+	case "lz4":
+		return kgo.Lz4, nil
+	case "snappy":
+		return kgo.Snappy, nil
+	case "gzip":
+		return kgo.Gzip, nil
+	}
+	return 0, fmt.Errorf("%q is not one of none, zstd, lz4, snappy, gzip", name)
+}
+
+func (c *Config) saslMechanism() (sasl.Mechanism, error) {
+	s := c.SASL
+	if s.Mechanism == "" {
+		if s.Username != "" {
+			return nil, errors.New("kafka.sasl.mechanism: a username is set but no mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+		}
+		return nil, nil
+	}
+	if s.Username == "" {
+		return nil, fmt.Errorf("kafka.sasl.username: required with mechanism %s", s.Mechanism)
+	}
+	pass := s.Password
+	if s.PasswordFile != "" {
+		b, err := os.ReadFile(s.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	switch strings.ToUpper(s.Mechanism) {
+	case "PLAIN":
+		return plain.Mechanism{Username: s.Username, Password: pass}, nil
+	case "SCRAM-SHA-256":
+		return scram.Mechanism(scram.SHA256, s.Username, pass)
+	case "SCRAM-SHA-512":
+		return scram.Mechanism(scram.SHA512, s.Username, pass)
+	}
+	return nil, fmt.Errorf("kafka.sasl.mechanism: %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", s.Mechanism)
+}
+
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	t := c.TLS
+	if !t.Enabled {
+		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" {
+			return nil, errors.New("kafka.tls.enabled: TLS files are set but TLS is not enabled")
+		}
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, errors.New("kafka.tls.cert_file and kafka.tls.key_file: set both or neither")
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.cert_file %s / key_file %s: %w", t.CertFile, t.KeyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

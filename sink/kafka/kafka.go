@@ -1,0 +1,435 @@
+// Package kafka is the Kafka sink: every event is appended to a durable disk
+// spool and a single sender goroutine produces from the spool with
+// segmentio/kafka-go, releasing records once the brokers acknowledge them
+// (acks=all). A broker outage therefore never blocks Write; the spool
+// absorbs it, and delivery is at-least-once with event_id for dedup.
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	kgo "github.com/segmentio/kafka-go"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/spool"
+)
+
+// Encoder is the subset of sink.Encoder the Kafka sink needs.
+type Encoder interface {
+	Append(dst []byte, ev *event.Event) ([]byte, error)
+	ContentType() string
+	Schema() string
+}
+
+// Header names set on every message.
+const (
+	HeaderContentType   = "content-type"
+	HeaderSchema        = "schema"
+	HeaderSensorVersion = "sensor-version"
+	HeaderHostID        = "host-id"
+)
+
+// Key returns the message key of ev: the host's machine id and the agent
+// session's root exec id. The root exec id, not the agent's session UUID,
+// because the UUID may only be learnt part-way through a session and a key
+// change would move the session to another partition and lose its order.
+// Events outside any session are keyed by host alone.
+func Key(dst []byte, ev *event.Event) []byte {
+	if ev.Host != nil {
+		dst = append(dst, ev.Host.MachineID...)
+	}
+	dst = append(dst, '/')
+	if ev.Agent != nil {
+		dst = append(dst, ev.Agent.RootExecID...)
+	}
+	return dst
+}
+
+// Sink writes events to Kafka through the spool.
+type Sink struct {
+	cfg   Config
+	enc   Encoder
+	log   *slog.Logger
+	w     *kgo.Writer
+	sp    *spool.Spool
+	m     *metrics
+	start time.Time
+
+	mu       sync.Mutex
+	buf      []byte
+	lastHost event.Host
+	lastSeq  uint64
+	losses   uint64
+	closed   bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New validates cfg, opens the spool, checks that the brokers answer (and
+// that TLS and SASL work) and starts the sender. Records left in the spool
+// by a previous run are delivered before new ones.
+func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (*Sink, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	tlsCfg, _ := cfg.tlsConfig()
+	mech, _ := cfg.saslMechanism()
+	comp, _ := compression(cfg.Compression)
+	transport := &kgo.Transport{
+		DialTimeout: cfg.DialTimeout,
+		TLS:         tlsCfg,
+		SASL:        mech,
+		MetadataTTL: 10 * time.Second,
+		ClientID:    "lineaged",
+	}
+	if err := checkBrokers(cfg, transport); err != nil {
+		if !cfg.AllowStartOffline {
+			return nil, err
+		}
+		log.Warn("kafka: no broker reachable at start, spooling until one is", "err", err)
+	}
+	w := &kgo.Writer{
+		Addr:         kgo.TCP(cfg.Brokers...),
+		Topic:        cfg.Topic,
+		Balancer:     &kgo.Hash{},
+		RequiredAcks: kgo.RequireAll,
+		Compression:  comp,
+		BatchSize:    cfg.BatchSize,
+		BatchTimeout: cfg.BatchTimeout,
+		WriteTimeout: cfg.WriteTimeout,
+		ReadTimeout:  cfg.WriteTimeout,
+		// Retries are the sender's: it keeps the batch in the spool and
+		// tries again with its own backoff, forever.
+		MaxAttempts: 1,
+		Transport:   transport,
+	}
+	s := &Sink{cfg: cfg, enc: enc, log: log, w: w, start: cfg.Now(), done: make(chan struct{})}
+	sp, err := spool.Open(spool.Options{
+		Dir:          cfg.Spool.Dir,
+		MaxBytes:     cfg.Spool.MaxBytes,
+		SegmentBytes: cfg.Spool.SegmentBytes,
+		Log:          log,
+		OnDrop:       s.reportLoss,
+	})
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	s.sp = sp
+	s.m = newMetrics(reg, w, sp)
+	if st := sp.Stats(); st.Pending > 0 {
+		log.Info("kafka: delivering events left in the spool by the previous run", "events", st.Pending, "dir", cfg.Spool.Dir)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.send(ctx)
+	return s, nil
+}
+
+// checkBrokers asks the brokers for the topic's metadata once, through the
+// same transport (TLS, SASL) the writer uses.
+func checkBrokers(cfg Config, tr *kgo.Transport) error {
+	var errs []error
+	for _, b := range cfg.Brokers {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.DialTimeout)
+		c := &kgo.Client{Addr: kgo.TCP(b), Transport: tr, Timeout: cfg.DialTimeout}
+		md, err := c.Metadata(ctx, &kgo.MetadataRequest{Topics: []string{cfg.Topic}})
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker %s: %w", b, err))
+			continue
+		}
+		for _, t := range md.Topics {
+			if t.Name != cfg.Topic {
+				continue
+			}
+			if t.Error != nil {
+				return fmt.Errorf("kafka: topic %q on %s: %w", cfg.Topic, b, t.Error)
+			}
+			if len(t.Partitions) == 0 {
+				return fmt.Errorf("kafka: topic %q on %s has no partitions", cfg.Topic, b)
+			}
+			return nil
+		}
+		return fmt.Errorf("kafka: topic %q does not exist on %s", cfg.Topic, b)
+	}
+	return fmt.Errorf("kafka: no broker of %v answered: %w", cfg.Brokers, errors.Join(errs...))
+}
+
+// Record layout in the spool: [version 1][write time, unix ns, 8 bytes]
+// [uvarint len][schema][uvarint len][host id][uvarint len][key][value].
+// The schema and host travel with the record so a restart that changes the
+// format still labels spooled messages correctly.
+const recordVersion = 1
+
+func appendBytes(dst []byte, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+type record struct {
+	written time.Time
+	schema  []byte
+	host    []byte
+	key     []byte
+	value   []byte
+}
+
+func parseRecord(b []byte) (record, error) {
+	var r record
+	if len(b) < 9 || b[0] != recordVersion {
+		return r, errors.New("unknown record version")
+	}
+	r.written = time.Unix(0, int64(binary.LittleEndian.Uint64(b[1:9])))
+	b = b[9:]
+	next := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		v := b[k : k+int(n)]
+		b = b[k+int(n):]
+		return v, true
+	}
+	var ok bool
+	if r.schema, ok = next(); !ok {
+		return r, errors.New("truncated schema")
+	}
+	if r.host, ok = next(); !ok {
+		return r, errors.New("truncated host")
+	}
+	if r.key, ok = next(); !ok {
+		return r, errors.New("truncated key")
+	}
+	r.value = b
+	return r, nil
+}
+
+// Write encodes ev and appends it to the spool. It returns once the record
+// is queued for the disk; it never waits for Kafka.
+func (s *Sink) Write(_ context.Context, ev *event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("kafka: sink closed")
+	}
+	return s.writeLocked(ev)
+}
+
+func (s *Sink) writeLocked(ev *event.Event) error {
+	b := s.buf[:0]
+	b = append(b, recordVersion)
+	b = binary.LittleEndian.AppendUint64(b, uint64(s.cfg.Now().UnixNano()))
+	b = appendStr(b, s.enc.Schema())
+	host := ""
+	if ev.Host != nil {
+		host = ev.Host.MachineID
+		s.lastHost = *ev.Host
+	}
+	b = appendStr(b, host)
+	// The key is written in place after its length prefix.
+	var kb [128]byte
+	b = appendBytes(b, Key(kb[:0], ev))
+	var err error
+	b, err = s.enc.Append(b, ev)
+	s.buf = b
+	if err != nil {
+		s.m.encodeErrors.Inc()
+		return err
+	}
+	if ev.Seq > s.lastSeq {
+		s.lastSeq = ev.Seq
+	}
+	if _, err := s.sp.Append(b); err != nil {
+		s.m.spoolErrors.Inc()
+		return err
+	}
+	s.m.written.Inc()
+	return nil
+}
+
+// reportLoss turns a spool drop into a sensor.loss event in the stream, so
+// a consumer sees the gap where it happened.
+func (s *Sink) reportLoss(n uint64, reason string) {
+	s.m.dropped.Add(float64(n))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.losses++
+	now := s.cfg.Now()
+	host := s.lastHost
+	ev := &event.Event{
+		Schema: event.Schema,
+		// Unique per sink instance and loss report; stable under retry.
+		EventID: event.NewEventID(now, fmt.Sprintf("kafka-spool/%s/%d", host.MachineID, s.start.UnixNano()), s.losses),
+		// The sink has no sequence of its own: it reuses the last sequence
+		// number it saw, so the report neither opens nor hides a gap.
+		Seq:  s.lastSeq,
+		Time: now,
+		Kind: event.KindSensorLoss,
+		Loss: &event.Loss{Where: "kafka-spool", Of: reason, Count: n},
+	}
+	if host.MachineID != "" {
+		ev.Host = &host
+	}
+	if err := s.writeLocked(ev); err != nil {
+		s.log.Error("kafka: could not spool the loss report", "dropped", n, "err", err)
+	}
+}
+
+// send is the only producer: it reads batches from the spool in order,
+// produces them, retries failures with backoff, and acknowledges to the
+// spool what the brokers acknowledged.
+func (s *Sink) send(ctx context.Context) {
+	defer close(s.done)
+	backoff := 50 * time.Millisecond
+	var msgs []kgo.Message
+	var written []time.Time
+	for {
+		recs, err := s.sp.Next(ctx, s.cfg.BatchSize, 1<<20)
+		if err != nil {
+			return
+		}
+		msgs, written = msgs[:0], written[:0]
+		var last uint64
+		for _, r := range recs {
+			last = r.Offset
+			rec, err := parseRecord(r.Data)
+			if err != nil {
+				s.log.Error("kafka: unreadable spool record, skipped", "offset", r.Offset, "err", err)
+				s.m.dropped.Inc()
+				continue
+			}
+			msgs = append(msgs, kgo.Message{
+				Key:   rec.key,
+				Value: rec.value,
+				Headers: []kgo.Header{
+					{Key: HeaderContentType, Value: []byte(s.enc.ContentType())},
+					{Key: HeaderSchema, Value: rec.schema},
+					{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
+					{Key: HeaderHostID, Value: rec.host},
+				},
+			})
+			written = append(written, rec.written)
+		}
+		for len(msgs) > 0 {
+			err := s.w.WriteMessages(ctx, msgs...)
+			if err == nil {
+				s.observe(written)
+				backoff = 50 * time.Millisecond
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			// Keep only what failed, in order: per-key order holds because
+			// a key maps to one partition and a partition's messages fail
+			// or succeed together.
+			var werrs kgo.WriteErrors
+			if errors.As(err, &werrs) && len(werrs) == len(msgs) {
+				var okTimes []time.Time
+				keep := msgs[:0]
+				keepT := written[:0]
+				for i := range msgs {
+					if werrs[i] == nil {
+						okTimes = append(okTimes, written[i])
+						continue
+					}
+					keep = append(keep, msgs[i])
+					keepT = append(keepT, written[i])
+				}
+				s.observe(okTimes)
+				msgs, written = keep, keepT
+			}
+			s.m.sendErrors.Inc()
+			s.log.Warn("kafka: produce failed, events stay in the spool", "pending", len(msgs), "retry_in", backoff, "err", err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(backoff*2, 2*time.Second)
+		}
+		s.sp.Ack(last + 1)
+	}
+}
+
+func (s *Sink) observe(written []time.Time) {
+	if len(written) == 0 {
+		return
+	}
+	now := s.cfg.Now()
+	s.m.delivered.Add(float64(len(written)))
+	for _, t := range written {
+		d := now.Sub(t)
+		s.m.ackLatency.Observe(d.Seconds())
+		if s.cfg.ObserveAck != nil {
+			s.cfg.ObserveAck(d)
+		}
+	}
+}
+
+// Flush waits until everything written so far is acknowledged by Kafka, or
+// ctx ends.
+func (s *Sink) Flush(ctx context.Context) error {
+	target := s.sp.Stats().NextOffset
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.sp.Stats().Acked < target {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Stats returns the spool's statistics.
+func (s *Sink) Stats() spool.Stats { return s.sp.Stats() }
+
+// DrainTimeout is how long Close waits for the spool to empty into Kafka
+// before leaving the rest for the next start.
+const DrainTimeout = 5 * time.Second
+
+// Close stops accepting events, gives the sender DrainTimeout to deliver
+// what is spooled, and closes the writer and the spool. Undelivered events
+// stay on disk and are sent first on the next start.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	if err := s.Flush(ctx); err != nil {
+		s.log.Warn("kafka: closing with undelivered events kept in the spool", "pending", s.sp.Stats().Pending)
+	}
+	cancel()
+	s.cancel()
+	<-s.done
+	werr := s.w.Close()
+	serr := s.sp.Close()
+	return errors.Join(werr, serr)
+}
+
+var _ net.Addr = kgo.TCP()
