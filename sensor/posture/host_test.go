@@ -1,0 +1,45 @@
+package posture
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestHost runs every built-in check against the machine the test runs on:
+// each must return a result with a detail, whatever the host's posture.
+func TestHost(t *testing.T) {
+	s, err := New(Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	p := s.Sample(context.Background())
+	if p.SampledAt.Before(before.UTC().Add(-time.Second)) {
+		t.Errorf("sampled_at %v is before the sample started", p.SampledAt)
+	}
+	if len(p.Checks) != len(CheckNames()) {
+		t.Fatalf("got %d results, want %d", len(p.Checks), len(CheckNames()))
+	}
+	nfail := 0
+	for _, name := range CheckNames() {
+		r, found := p.Checks[name]
+		if !found {
+			t.Errorf("no result for %s", name)
+			continue
+		}
+		if r.Detail == "" || r.Detail == "no detail" {
+			t.Errorf("%s: empty detail", name)
+		}
+		if !r.OK {
+			nfail++
+		}
+		t.Logf("%-27s ok=%-5t %s", name, r.OK, r.Detail)
+	}
+	if p.Compliant != (nfail == 0) || len(p.Failed) != nfail {
+		t.Errorf("compliant=%t failed=%v, but %d checks failed", p.Compliant, p.Failed, nfail)
+	}
+	if got := s.Latest(); got == nil || !got.SampledAt.Equal(p.SampledAt) {
+		t.Errorf("Latest() = %v, want the sample just taken", got)
+	}
+}

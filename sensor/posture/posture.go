@@ -1,0 +1,232 @@
+// Package posture samples the device's security posture: whether the machine
+// an agent runs on is compliant at the moment of each event. A Sampler runs a
+// set of checks (disk encryption, Secure Boot, kernel lockdown and hardening
+// sysctls, sshd password logins, automatic updates, inbound firewall) every
+// interval, keeps the latest sample behind an atomic pointer for the event
+// hot path, and reports posture.sample / posture.change events.
+//
+// Checks read files under a configurable root ("/" live, a fake tree in
+// tests) and never shell out; the firewall check, whose facts live only in
+// the kernel, asks the kernel over netlink and sockets.
+package posture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
+
+// DefaultInterval is the sampling interval when Config.Interval is zero.
+const DefaultInterval = time.Minute
+
+// MinInterval is the shortest accepted interval: checks read a few dozen
+// files and dump the firewall, which is cheap but not free.
+const MinInterval = 100 * time.Millisecond
+
+// checkTimeout bounds one check; only the firewall check can block (on
+// netlink), and it honours the deadline.
+const checkTimeout = 5 * time.Second
+
+// Config configures a Sampler.
+type Config struct {
+	// Interval between samples; zero means DefaultInterval.
+	Interval time.Duration
+	// Checks lists the enabled checks by name (see CheckNames); empty
+	// means all of them.
+	Checks []string
+	// Root is the directory host files are read from; empty means "/".
+	Root string
+}
+
+// Validate checks the configuration and fills defaults. Errors name the
+// offending field and value.
+func (c *Config) Validate() error {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Interval < MinInterval {
+		return fmt.Errorf("posture.interval: %s is shorter than the minimum %s", c.Interval, MinInterval)
+	}
+	if c.Root == "" {
+		c.Root = "/"
+	}
+	if !filepath.IsAbs(c.Root) {
+		return fmt.Errorf("posture.root: %q is not an absolute path", c.Root)
+	}
+	if st, err := os.Stat(c.Root); err != nil {
+		return fmt.Errorf("posture.root: %w", err)
+	} else if !st.IsDir() {
+		return fmt.Errorf("posture.root: %q is not a directory", c.Root)
+	}
+	known := CheckNames()
+	seen := map[string]bool{}
+	for _, n := range c.Checks {
+		if !slices.Contains(known, n) {
+			return fmt.Errorf("posture.checks: unknown check %q (known: %s)", n, strings.Join(known, ", "))
+		}
+		if seen[n] {
+			return fmt.Errorf("posture.checks: check %q listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// Sampler runs the posture checks and holds the latest sample.
+type Sampler struct {
+	interval time.Duration
+	root     Root
+	checks   []Check
+	clock    func() time.Time
+	log      *slog.Logger
+	latest   atomic.Pointer[event.Posture]
+	// newTicker makes the Run loop's tick source; tests drive it by hand.
+	newTicker func(time.Duration) (<-chan time.Time, func())
+}
+
+// New validates cfg and returns a Sampler with the enabled built-in checks.
+// clock stamps samples (nil means time.Now); log receives check failures
+// and posture changes.
+func New(cfg Config, clock func() time.Time, log *slog.Logger) (*Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var checks []Check
+	for _, c := range builtin() {
+		if len(cfg.Checks) == 0 || slices.Contains(cfg.Checks, c.Name()) {
+			checks = append(checks, c)
+		}
+	}
+	return newSampler(cfg, checks, clock, log), nil
+}
+
+// newSampler builds a Sampler over an arbitrary check set (tests use fakes).
+func newSampler(cfg Config, checks []Check, clock func() time.Time, log *slog.Logger) *Sampler {
+	if clock == nil {
+		clock = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sampler{
+		interval: cfg.Interval,
+		root:     Root(cfg.Root),
+		checks:   checks,
+		clock:    clock,
+		log:      log.With("component", "posture"),
+		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		},
+	}
+}
+
+// Checks returns the names of the enabled checks, in run order.
+func (s *Sampler) Checks() []string {
+	names := make([]string, len(s.checks))
+	for i, c := range s.checks {
+		names[i] = c.Name()
+	}
+	return names
+}
+
+// Sample runs every enabled check now, stores the result as the latest
+// sample and returns it. Compliant is true when every check passed; Failed
+// lists the failed checks' names, sorted.
+func (s *Sampler) Sample(ctx context.Context) event.Posture {
+	return *s.sample(ctx)
+}
+
+func (s *Sampler) sample(ctx context.Context) *event.Posture {
+	p := &event.Posture{
+		SampledAt: s.clock().UTC(),
+		Compliant: true,
+		Checks:    make(map[string]event.Check, len(s.checks)),
+	}
+	for _, c := range s.checks {
+		r := s.runCheck(ctx, c)
+		p.Checks[c.Name()] = r
+		if !r.OK {
+			p.Compliant = false
+			p.Failed = append(p.Failed, c.Name())
+		}
+	}
+	sort.Strings(p.Failed)
+	s.latest.Store(p)
+	return p
+}
+
+// runCheck runs one check with a deadline and turns a panic into a failed
+// result, so a bug in one check cannot take the sensor down or hide the
+// other checks.
+func (s *Sampler) runCheck(ctx context.Context, c Check) (r event.Check) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("posture check panicked", "check", c.Name(), "panic", v)
+			r = fail("check failed: panic: %v", v)
+		}
+	}()
+	r = c.Run(ctx, s.root)
+	if r.Detail == "" {
+		r.Detail = "no detail"
+	}
+	return r
+}
+
+// Latest returns the most recent sample, or nil before the first one. It is
+// a single atomic load, safe to call for every event from any goroutine.
+// The returned value is shared: callers must not modify it.
+func (s *Sampler) Latest() *event.Posture {
+	return s.latest.Load()
+}
+
+// Run samples immediately and then every interval until ctx is cancelled.
+// Each sample is emitted as event.KindPostureSample; when the compliance or
+// the set of failed checks differs from the previous sample, the same
+// sample is emitted again as event.KindPostureChange. The first sample has
+// no predecessor and is not a change. emit is called from Run's goroutine
+// and receives the shared sample (do not modify it). Run returns nil once
+// ctx is cancelled.
+func (s *Sampler) Run(ctx context.Context, emit func(kind string, p *event.Posture)) error {
+	if emit == nil {
+		return errors.New("posture: Run needs an emit function")
+	}
+	tick, stop := s.newTicker(s.interval)
+	defer stop()
+	var prev *event.Posture
+	for {
+		p := s.sample(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		emit(event.KindPostureSample, p)
+		if prev != nil && changed(prev, p) {
+			s.log.Info("posture changed", "compliant", p.Compliant, "failed", p.Failed, "previous_failed", prev.Failed)
+			emit(event.KindPostureChange, p)
+		}
+		prev = p
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+		}
+	}
+}
+
+// changed reports a change of compliance or of the failed set; details alone
+// (a counter in a firewall detail) do not make a change.
+func changed(a, b *event.Posture) bool {
+	return a.Compliant != b.Compliant || !slices.Equal(a.Failed, b.Failed)
+}
