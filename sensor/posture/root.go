@@ -66,6 +66,20 @@ func (r Root) Exists(p string) (bool, error) {
 	return false, err
 }
 
+// Lexists is Exists without following a final symlink: an enablement link
+// of systemd is absolute, so under a root other than "/" its target would
+// resolve outside the tree.
+func (r Root) Lexists(p string) (bool, error) {
+	_, err := os.Lstat(r.Path(p))
+	if err == nil {
+		return true, nil
+	}
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	return false, err
+}
+
 // Glob expands pattern (an absolute host path with filepath.Match syntax)
 // under the root and returns host paths in lexical order.
 func (r Root) Glob(pattern string) ([]string, error) {

@@ -268,7 +268,7 @@ func dnfUpdates(root Root) event.Check {
 	}
 	for _, t := range installed {
 		wants := "/etc/systemd/system/timers.target.wants/" + t
-		found, err := root.Exists(wants)
+		found, err := root.Lexists(wants)
 		if err != nil {
 			return failErr(err)
 		}
