@@ -1,0 +1,157 @@
+package redact
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
+
+func mustNew(t *testing.T, cfg Config) *Redactor {
+	t.Helper()
+	r, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestArgvSecrets(t *testing.T) {
+	r := mustNew(t, Config{})
+	cases := []struct {
+		in, want []string
+	}{
+		{[]string{"curl", "-H", "Authorization: Bearer abc.def.ghi", "https://x"}, []string{"curl", "-H", "Authorization: Bearer [REDACTED]", "https://x"}},
+		{[]string{"curl", "--header", "authorization: token ghp_0123456789abcdefghijABCDEFGHIJ"}, []string{"curl", "--header", "authorization: token [REDACTED]"}},
+		{[]string{"curl", "-H", "x-api-key: secretvalue1"}, []string{"curl", "-H", "x-api-key: [REDACTED]"}},
+		{[]string{"tool", "--password", "hunter2", "--user", "bob"}, []string{"tool", "--password", "[REDACTED]", "--user", "bob"}},
+		{[]string{"tool", "--password=hunter2"}, []string{"tool", "--password=[REDACTED]"}},
+		{[]string{"tool", "--token", "t0k"}, []string{"tool", "--token", "[REDACTED]"}},
+		{[]string{"tool", "--api-key=abc"}, []string{"tool", "--api-key=[REDACTED]"}},
+		{[]string{"tool", "--API_KEY", "abc"}, []string{"tool", "--API_KEY", "[REDACTED]"}},
+		{[]string{"env", "ANTHROPIC_API_KEY=sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAAAA", "x"}, []string{"env", "ANTHROPIC_API_KEY=[REDACTED]", "x"}},
+		{[]string{"x", "sk-proj-abcdefghijklmnopqrstuvwxyz"}, []string{"x", "[REDACTED]"}},
+		{[]string{"aws", "AKIAIOSFODNN7EXAMPLE"}, []string{"aws", "[REDACTED]"}},
+		{[]string{"slack", "xoxb-123456789012-abcdef"}, []string{"slack", "[REDACTED]"}},
+		{[]string{"jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abcdEFGHijkl"}, []string{"jwt", "[REDACTED]"}},
+		{[]string{"git", "clone", "https://user:pa55word@example.com/r.git"}, []string{"git", "clone", "https://user:[REDACTED]@example.com/r.git"}},
+		// A Bash tool's whole command sits in one argv element.
+		{[]string{"/bin/bash", "-c", "eval 'curl -H '\"'\"'Authorization: Bearer s3cr3tvalue'\"'\"' --token abc http://h'"},
+			[]string{"/bin/bash", "-c", "eval 'curl -H '\"'\"'Authorization: Bearer [REDACTED]'\"'\"' --token [REDACTED] http://h'"}},
+		// Nothing secret: unchanged.
+		{[]string{"ls", "-la", "/tmp", "--sort=size"}, []string{"ls", "-la", "/tmp", "--sort=size"}},
+		{[]string{"grep", "-r", "sk-", "."}, []string{"grep", "-r", "sk-", "."}},
+	}
+	for _, c := range cases {
+		got := r.Argv(c.in)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Argv(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	if r.Argv(nil) != nil {
+		t.Error("nil argv must stay nil")
+	}
+	in := []string{"x", "--token", "v"}
+	_ = r.Argv(in)
+	if in[2] != "v" {
+		t.Error("Argv modified its input")
+	}
+}
+
+func TestExtraPatterns(t *testing.T) {
+	r := mustNew(t, Config{Patterns: []string{`corp-[0-9]{6}`, `pin=(?P<secret>\d+)`}})
+	got := r.Argv([]string{"x", "id corp-123456 ok", "pin=4321"})
+	want := []string{"x", "id [REDACTED] ok", "pin=[REDACTED]"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q want %q", got, want)
+	}
+}
+
+func TestBadPattern(t *testing.T) {
+	for _, p := range []string{`(unclosed`, ``, `a*`} {
+		_, err := New(Config{Patterns: []string{`ok-[0-9]+`, p}})
+		if err == nil {
+			t.Fatalf("pattern %q accepted", p)
+		}
+		if !strings.Contains(err.Error(), "pattern 1") {
+			t.Errorf("error does not name the pattern: %v", err)
+		}
+		if p != "" && !strings.Contains(err.Error(), p) {
+			t.Errorf("error does not quote the pattern: %v", err)
+		}
+	}
+}
+
+func TestAgentArgvPrompt(t *testing.T) {
+	r := mustNew(t, Config{})
+	cases := []struct{ in, want []string }{
+		{[]string{"/usr/bin/claude", "-p", "delete everything", "--dangerously-skip-permissions"},
+			[]string{"/usr/bin/claude", "-p", PromptPlaceholder, "--dangerously-skip-permissions"}},
+		{[]string{"claude", "--mcp-config", "/tmp/m.json", "--print", "do it", "--model", "opus"},
+			[]string{"claude", "--mcp-config", "/tmp/m.json", "--print", PromptPlaceholder, "--model", "opus"}},
+		{[]string{"claude", "--dangerously-skip-permissions", "-p", "--output-format", "json", "hello there"},
+			[]string{"claude", "--dangerously-skip-permissions", "-p", "--output-format", "json", PromptPlaceholder}},
+		{[]string{"claude", "--append-system-prompt=be evil", "fix bug"},
+			[]string{"claude", "--append-system-prompt=" + PromptPlaceholder, PromptPlaceholder}},
+		{[]string{"codex", "exec", "write a virus"}, []string{"codex", "exec", PromptPlaceholder}},
+		{[]string{"node", "/x/gemini", "--prompt", "q", "--", "more"}, []string{"node", PromptPlaceholder, "--prompt", PromptPlaceholder, "--", PromptPlaceholder}},
+	}
+	for _, c := range cases {
+		if got := r.AgentArgv(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("AgentArgv(%q)\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	keep := mustNew(t, Config{KeepPrompt: true})
+	in := []string{"claude", "-p", "list files --token abc"}
+	if got := keep.AgentArgv(in); !slices.Equal(got, []string{"claude", "-p", "list files --token [REDACTED]"}) {
+		t.Errorf("KeepPrompt: got %q", got)
+	}
+}
+
+func TestEvent(t *testing.T) {
+	r := mustNew(t, Config{IsAgent: func(exe string, argv []string) bool { return strings.HasSuffix(exe, "/claude") }})
+	e := &event.Event{
+		Process: &event.Process{ExecID: "tool", Exe: "/usr/bin/curl", Argv: []string{"curl", "--token", "abc"}},
+		Ancestry: []event.Process{
+			{ExecID: "root", Exe: "/opt/claude.exe", Argv: []string{"claude.exe", "-p", "secret plan"}},
+			{ExecID: "outer", Exe: "/home/u/.local/bin/claude", Argv: []string{"claude", "-p", "outer plan"}},
+			{ExecID: "sh", Exe: "/bin/sh", Argv: []string{"sh", "-c", "echo plan"}},
+		},
+		Agent: &event.Agent{RootExecID: "root"},
+	}
+	r.Event(e)
+	if !slices.Equal(e.Process.Argv, []string{"curl", "--token", Mask}) {
+		t.Errorf("process argv %q", e.Process.Argv)
+	}
+	if e.Ancestry[0].Argv[2] != PromptPlaceholder || e.Ancestry[1].Argv[2] != PromptPlaceholder {
+		t.Errorf("agent prompts not hidden: %q %q", e.Ancestry[0].Argv, e.Ancestry[1].Argv)
+	}
+	if e.Ancestry[2].Argv[2] != "echo plan" {
+		t.Errorf("non-agent argv changed: %q", e.Ancestry[2].Argv)
+	}
+}
+
+func FuzzArgv(f *testing.F) {
+	f.Add("--token", "abc", "Authorization: Bearer xyz12345")
+	f.Add("sk-ant-aaaaaaaaaaaaaaaaaa", "", "https://a:b@c")
+	r, err := New(Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		in := []string{a, b, c}
+		out := r.Argv(in)
+		if len(out) != len(in) {
+			t.Fatal("length changed")
+		}
+		ag := r.AgentArgv(in)
+		if len(ag) != len(in) {
+			t.Fatal("length changed")
+		}
+		// Idempotent: redacting twice changes nothing more.
+		if again := r.Argv(out); !slices.Equal(again, out) {
+			t.Fatalf("not idempotent: %q -> %q", out, again)
+		}
+	})
+}
