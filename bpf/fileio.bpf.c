@@ -612,7 +612,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 	ev->protocol = 0;
 	ev->sock_type = 0;
 	ev->sport = 0;
-	ev->_pad0 = 0;
+	ev->sk_family = 0;
 	__builtin_memset(ev->daddr, 0, sizeof(ev->daddr));
 	__builtin_memset(ev->saddr, 0, sizeof(ev->saddr));
 
@@ -640,6 +640,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 	if (sk) {
 		__u16 skfam = BPF_CORE_READ(sk, __sk_common.skc_family);
 
+		ev->sk_family = skfam;
 		ev->protocol = BPF_CORE_READ(sk, sk_protocol);
 		ev->sock_type = BPF_CORE_READ(sk, sk_type);
 		/* skc_num: local port in host order, set by bind or by the

@@ -55,7 +55,7 @@ struct connect_event {
 	__u16 sock_type;    /* sk->sk_type: SOCK_STREAM, SOCK_DGRAM, ... */
 	__u16 dport;        /* host byte order */
 	__u16 sport;        /* host byte order, 0 when not bound */
-	__u16 _pad0;
+	__u16 sk_family;    /* the socket's family: saddr's layout */
 	__u8 daddr[16];     /* AF_INET: first 4 bytes */
 	__u8 saddr[16];     /* local address of the socket after connect */
 };

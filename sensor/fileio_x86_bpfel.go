@@ -35,7 +35,7 @@ type fileioConnectEvent struct {
 	SockType uint16
 	Dport    uint16
 	Sport    uint16
-	Pad0     uint16
+	SkFamily uint16
 	Daddr    [16]uint8
 	Saddr    [16]uint8
 }
