@@ -66,8 +66,6 @@ type Engine struct {
 	binMu    sync.Mutex
 	inflight map[binKey]*binFuture
 
-	resolved chan resolvedAgent
-
 	statsMu sync.Mutex
 	stats   Stats
 }
@@ -88,11 +86,6 @@ type pendingEvent struct {
 	ev     sensor.Event
 	wall   time.Time
 	needed sensor.ProcKey
-}
-
-type resolvedAgent struct {
-	ent       *entry
-	old, next *event.Agent
 }
 
 // New builds an engine. Host, Boot, Proc, Binaries and Users are required.
@@ -145,7 +138,6 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 		sessions: make(map[sensor.ProcKey]string),
 		blocked:  make(map[sensor.ProcKey]int),
 		inflight: make(map[binKey]*binFuture),
-		resolved: make(chan resolvedAgent, 1024),
 	}, nil
 }
 
@@ -156,6 +148,14 @@ func (e *Engine) Stats() Stats {
 	return e.stats
 }
 
+// add updates counters only; safe from any goroutine.
+func (e *Engine) add(f func(s *Stats)) {
+	e.statsMu.Lock()
+	f(&e.stats)
+	e.statsMu.Unlock()
+}
+
+// bump updates counters and the table gauges; table goroutine only.
 func (e *Engine) bump(f func(s *Stats)) {
 	e.statsMu.Lock()
 	f(&e.stats)
@@ -315,7 +315,7 @@ func errorBinary(req BinaryRequest, reason string) *event.Binary {
 type outItem struct {
 	ev      *event.Event
 	fixes   []binFix
-	resolve *resolveJob
+	resolve *agentWait
 	built   time.Time
 }
 
@@ -324,11 +324,28 @@ type binFix struct {
 	f   *binFuture
 }
 
+// resolveJob is an observer's Resolve running on a private copy of an
+// attribution; cp is valid once done is closed.
 type resolveJob struct {
 	done chan struct{}
-	ent  *entry // image whose attribution this completes (exec only)
-	old  *event.Agent
 	cp   *event.Agent
+}
+
+// agentWait makes an event wait for a resolution; role overrides the role
+// of the resolved attribution (a child of the root inherits it as a
+// descendant).
+type agentWait struct {
+	job  *resolveJob
+	role string
+}
+
+func withRole(a *event.Agent, role string) *event.Agent {
+	if role == "" || a.Role == role {
+		return a
+	}
+	c := *a
+	c.Role = role
+	return &c
 }
 
 // Run enriches events from in and sends them to out, in order, until ctx is
@@ -354,10 +371,6 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 			close(items)
 			<-emitErr
 			return ctx.Err()
-		case r := <-e.resolved:
-			if r.ent.agent == r.old {
-				r.ent.agent = r.next
-			}
 		case <-tick.C:
 			for _, it := range e.flushPending(false, true) {
 				if !push(it) {
@@ -428,28 +441,22 @@ func (e *Engine) emitLoop(ctx context.Context, items <-chan *outItem, out chan<-
 			} else {
 				fx.dst.Binary = errorBinary(fx.f.req, fmt.Sprintf("hashing did not finish within %v", e.cfg.EnrichWait))
 				binLate = true
-				e.bump(func(s *Stats) { s.HashWaitTimeouts++ })
+				e.add(func(s *Stats) { s.HashWaitTimeouts++ })
 			}
 		}
 		if binLate {
 			it.ev.Partial = appendOnce(it.ev.Partial, event.PartialBinary)
 		}
 		if r := it.resolve; r != nil {
-			if wait(r.done) {
-				it.ev.Agent = r.cp
-				if r.ent != nil {
-					select {
-					case e.resolved <- resolvedAgent{ent: r.ent, old: r.old, next: r.cp}:
-					default:
-					}
-				}
+			if wait(r.job.done) {
+				it.ev.Agent = withRole(r.job.cp, r.role)
 			} else {
-				e.bump(func(s *Stats) { s.ResolveTimeouts++ })
+				e.add(func(s *Stats) { s.ResolveTimeouts++ })
 			}
 		}
 		select {
 		case out <- it.ev:
-			e.bump(func(s *Stats) { s.Emitted++ })
+			e.add(func(s *Stats) { s.Emitted++ })
 		case <-ctx.Done():
 			ctxErr = ctx.Err()
 		}
@@ -476,6 +483,10 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 		return e.emitNow(ev, false)
 	}
 	var out []*outItem
+	if len(e.pending) > 0 {
+		// Events that waited past their timeout go before this later one.
+		out = e.flushPending(false, false)
+	}
 	if need, ok := e.needs(ev); !ok {
 		if e.isSessionRoot(ev) && need != (sensor.ProcKey{}) {
 			// The root's ancestors are outside the session: the kernel
@@ -668,7 +679,6 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	var partial []string
 	var ent *entry
 	var res *AgentResult
-	var resolveEnt *entry
 	switch ev.Kind {
 	case sensor.KindLoss:
 		out.Kind = event.KindSensorLoss
@@ -685,10 +695,7 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 		if ev.Exec == nil {
 			return nil
 		}
-		var agentRes AgentResult
-		ent, agentRes, partial = e.exec(ev)
-		res = &agentRes
-		resolveEnt = ent
+		ent, partial = e.exec(ev)
 		out.Kind = event.KindProcessExec
 	case sensor.KindFork:
 		if ev.Fork == nil {
@@ -746,41 +753,22 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	if ent.partial {
 		partial = appendOnce(partial, event.PartialProcess)
 	}
-	agent := e.agentOf(ent, ev.Session)
-	var job *resolveJob
+	agent, wait := e.currentAgent(ent, ev.Session)
 	if res != nil && res.Agent != nil {
-		agent = res.Agent
-		if ev.Kind == sensor.KindExec {
-			ent.agent = res.Agent
-		}
+		agent, wait = res.Agent, nil
 	}
 	if res != nil && res.Resolve != nil && agent != nil {
-		cp := *agent
-		if agent.ToolUse != nil {
-			tu := *agent.ToolUse
-			cp.ToolUse = &tu
-		}
-		job = &resolveJob{done: make(chan struct{}), old: agent, cp: &cp}
-		if ev.Kind == sensor.KindExec {
-			job.ent = resolveEnt
-		}
-		resolve := res.Resolve
-		go func() {
-			defer close(job.done)
-			ctx, cancel := context.WithTimeout(context.Background(), e.cfg.EnrichWait)
-			defer cancel()
-			resolve(ctx, job.cp)
-		}()
+		wait = &agentWait{job: e.startResolve(agent, res.Resolve)}
 	}
-	return []*outItem{e.finish(out, ent, agent, job, partial)}
+	return []*outItem{e.finish(out, ent, agent, wait, partial)}
 }
 
 // finish assigns the order fields and builds process, ancestry and identity.
-func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, job *resolveJob, partial []string) *outItem {
+func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *agentWait, partial []string) *outItem {
 	e.seq++
 	out.Seq = e.seq
 	out.EventID = event.NewEventID(out.Time, e.cfg.InstanceID, out.Seq)
-	it := &outItem{ev: out, resolve: job, built: e.now()}
+	it := &outItem{ev: out, resolve: wait, built: e.now()}
 	if ent == nil {
 		return it
 	}
@@ -872,8 +860,55 @@ func (e *Engine) agentOf(ent *entry, s sensor.SessionRef) *event.Agent {
 		role = event.RoleRoot
 	}
 	a := &event.Agent{Name: s.Agent.String(), RootExecID: root, Role: role}
-	ent.agent = a
+	ent.agent, ent.agentJob, ent.agentRole = a, nil, ""
 	return a
+}
+
+// currentAgent is the attribution of an image for an event, and the
+// resolution the event must wait for when one is still running.
+func (e *Engine) currentAgent(ent *entry, s sensor.SessionRef) (*event.Agent, *agentWait) {
+	a := e.agentOf(ent, s)
+	if a == nil || ent.agentJob == nil {
+		return a, nil
+	}
+	select {
+	case <-ent.agentJob.done:
+		ent.agent = withRole(ent.agentJob.cp, ent.agentRole)
+		ent.agentJob, ent.agentRole = nil, ""
+		return ent.agent, nil
+	default:
+		return a, &agentWait{job: ent.agentJob, role: ent.agentRole}
+	}
+}
+
+// startResolve runs an observer's Resolve on a private copy of a.
+func (e *Engine) startResolve(a *event.Agent, resolve func(context.Context, *event.Agent)) *resolveJob {
+	cp := *a
+	if a.ToolUse != nil {
+		tu := *a.ToolUse
+		cp.ToolUse = &tu
+	}
+	job := &resolveJob{done: make(chan struct{}), cp: &cp}
+	go func() {
+		defer close(job.done)
+		ctx, cancel := context.WithTimeout(context.Background(), e.cfg.EnrichWait)
+		defer cancel()
+		resolve(ctx, job.cp)
+	}()
+	return job
+}
+
+// inherit gives child the attribution of from (its parent or previous
+// image), including a resolution still running; the session root's
+// children are its descendants.
+func inherit(child, from *entry) {
+	child.agent, child.agentJob, child.agentRole = from.agent, from.agentJob, from.agentRole
+	if from.agent != nil && from.agent.Role == event.RoleRoot {
+		d := *from.agent
+		d.Role = event.RoleDescendant
+		child.agent = &d
+		child.agentRole = event.RoleDescendant
+	}
 }
 
 func (e *Engine) rootExecID(s sensor.SessionRef) string {
@@ -891,7 +926,7 @@ func (e *Engine) rootExecID(s sensor.SessionRef) string {
 }
 
 // exec records a new image of ev.Proc.
-func (e *Engine) exec(ev sensor.Event) (*entry, AgentResult, []string) {
+func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 	x := ev.Exec
 	var partial []string
 	prev := e.t.get(ev.Proc)
@@ -956,20 +991,17 @@ func (e *Engine) exec(ev sensor.Event) (*entry, AgentResult, []string) {
 			e.sessions[ev.Proc] = ent.proc.ExecID
 		}
 	}
-	var res AgentResult
 	if ev.Session.InSession() {
-		var parentAgent *event.Agent
-		if prev != nil && prev.agent != nil && prev.agent.RootExecID == e.rootExecID(ev.Session) {
-			parentAgent = prev.agent
-		} else if birth != nil && birth.agent != nil && birth.agent.RootExecID == e.rootExecID(ev.Session) {
-			parentAgent = birth.agent
+		root := e.rootExecID(ev.Session)
+		switch {
+		case prev != nil && prev.agent != nil && prev.agent.RootExecID == root:
+			inherit(ent, prev)
+		case birth != nil && birth.agent != nil && birth.agent.RootExecID == root:
+			inherit(ent, birth)
 		}
-		if parentAgent != nil && parentAgent.Role == event.RoleRoot && ent.proc.ExecID != e.rootExecID(ev.Session) {
-			d := *parentAgent
-			d.Role = event.RoleDescendant
-			parentAgent = &d
+		if ent.proc.ExecID == root {
+			ent.agent, ent.agentJob, ent.agentRole = nil, nil, ""
 		}
-		ent.agent = parentAgent
 		if e.deps.Observer != nil {
 			p := ent.proc
 			var parentProc *event.Process
@@ -978,16 +1010,23 @@ func (e *Engine) exec(ev sensor.Event) (*entry, AgentResult, []string) {
 				parentProc = &pp
 			}
 			pid := ev.Proc.PID
-			res = e.deps.Observer.Exec(AgentExec{
-				Proc: &p, Parent: parentProc, ParentAgent: parentAgent, Session: ev.Session, Raw: x,
+			res := e.deps.Observer.Exec(AgentExec{
+				Proc: &p, Parent: parentProc, ParentAgent: ent.agent, Session: ev.Session, Raw: x,
 				Env: func(key string) (string, bool) {
 					v, ok, err := e.deps.Proc.Env(pid, key)
 					return v, ok && err == nil
 				},
 			})
+			if res.Agent != nil {
+				ent.agent, ent.agentJob, ent.agentRole = res.Agent, nil, ""
+			}
+			if res.Resolve != nil {
+				a := e.agentOf(ent, ev.Session)
+				ent.agentJob, ent.agentRole = e.startResolve(a, res.Resolve), ""
+			}
 		}
 	}
-	return ent, res, partial
+	return ent, partial
 }
 
 // fork records a forked child: it runs its parent's image until it execs.
@@ -1008,15 +1047,7 @@ func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
 		ent.proc.User, ent.proc.LoginUID, ent.proc.LoginUser = pp.User, pp.LoginUID, pp.LoginUser
 		ent.proc.TTY, ent.proc.Cgroup, ent.proc.Binary = pp.TTY, pp.Cgroup, pp.Binary
 		ent.bin = parent.bin
-		if parent.agent != nil {
-			a := parent.agent
-			if a.Role == event.RoleRoot {
-				d := *a
-				d.Role = event.RoleDescendant
-				a = &d
-			}
-			ent.agent = a
-		}
+		inherit(ent, parent)
 		e.link(ent, parent)
 		e.t.touch(parent)
 	} else if ev.Fork.Parent.PID != 0 {

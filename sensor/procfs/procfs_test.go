@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeProc writes a /proc/<pid> directory with the given files.
@@ -293,9 +294,18 @@ func TestReadSelfReal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	c, err := Read("/proc", uint32(cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
+	// Start returns once exec closed the CLOEXEC pipe, which the kernel
+	// does before it sets up the new argv: wait until the image is
+	// complete (bounded), as a real /proc reader racing an exec would.
+	var c *Proc
+	for range 2000 {
+		if c, err = Read("/proc", uint32(cmd.Process.Pid)); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Argv) > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if c.PPID != uint32(os.Getpid()) || !reflect.DeepEqual(c.Argv, []string{"/bin/sleep", "30"}) {
 		t.Errorf("child = %+v", c)
