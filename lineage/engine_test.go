@@ -397,8 +397,8 @@ type slowObserver struct {
 	release chan struct{}
 	// stubborn ignores the context: a misbehaving resolver.
 	stubborn bool
-	exits   []uint32
-	files   []string
+	exits    []uint32
+	files    []string
 }
 
 func (o *slowObserver) Exec(x AgentExec) AgentResult {
