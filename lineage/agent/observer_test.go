@@ -362,4 +362,3 @@ func TestEvictsEndedSessions(t *testing.T) {
 		t.Errorf("evicted the wrong session: first kept %v, last kept %v", first, last)
 	}
 }
-
