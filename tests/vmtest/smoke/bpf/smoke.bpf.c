@@ -84,7 +84,7 @@ int smoke_execve(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_getppid")
+SEC("tracepoint/syscalls/sys_enter_getpgid")
 int probe_tracepoint(struct trace_event_raw_sys_enter *ctx)
 {
 	if (is_target())
@@ -108,8 +108,12 @@ int BPF_PROG(probe_tp_btf, struct pt_regs *regs, long id)
 	return 0;
 }
 
-/* The x86-64 syscall wrapper: same name from 4.17 to today. */
-SEC("fentry/__x64_sys_getppid")
+/*
+ * The x86-64 syscall wrapper: same name from 4.17 to today. A one-argument
+ * syscall on purpose: SYSCALL_DEFINE0 wrappers (getppid) carry no BTF, and
+ * fentry needs the target in BTF.
+ */
+SEC("fentry/__x64_sys_getpgid")
 int BPF_PROG(probe_fentry)
 {
 	if (is_target())
@@ -125,7 +129,7 @@ int BPF_PROG(probe_lsm, struct file *file)
 	return 0; /* allow: this only observes */
 }
 
-SEC("kprobe/__x64_sys_getppid")
+SEC("kprobe/__x64_sys_getpgid")
 int probe_kprobe(struct pt_regs *ctx)
 {
 	if (is_target())

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status of one test on one kernel.
+const (
+	statusPass = "PASS"
+	statusFail = "FAIL"
+	statusSkip = "SKIP"
+)
+
+// feature is one attach kind's probe result in a guest.
+type feature struct {
+	Available bool
+	Reason    string
+}
+
+// guestRun is everything one kernel's boot showed.
+type guestRun struct {
+	Kernel     *Kernel
+	Selector   string
+	SkipReason string // set when the kernel was not booted at all
+
+	Uname    string
+	LSM      string
+	Done     bool          // VMTEST-DONE seen
+	Wall     time.Duration // qemu wall time
+	Results  map[string]string
+	Order    []string // test names in first-seen order
+	Features map[string]feature
+	Verified map[string]int // "object program" -> instructions
+	Problems []string       // failures not tied to one test
+}
+
+var (
+	resultRE   = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
+	runRE      = regexp.MustCompile(`^=== RUN\s+(\S+)`)
+	featureRE  = regexp.MustCompile(`^VMTEST FEATURE (\S+) (yes|no)\s*(.*)$`)
+	verifiedRE = regexp.MustCompile(`^VMTEST VERIFIED (\S+) (\S+) (\d+)$`)
+)
+
+// parseGuest reads the results port's output into g. Tests are named
+// "<binary>: <TestName/sub>"; only leaves count, so a parent test whose
+// subtests are reported is not counted twice.
+func parseGuest(r io.Reader, g *guestRun) {
+	g.Results = map[string]string{}
+	g.Features = map[string]feature{}
+	g.Verified = map[string]int{}
+	var (
+		bin     string
+		running []string
+		began   bool
+	)
+	record := func(name, status string) {
+		if _, seen := g.Results[name]; !seen {
+			g.Order = append(g.Order, name)
+		}
+		g.Results[name] = status
+	}
+	// unfinished fails every test that started but never reported.
+	unfinished := func(why string) {
+		for _, name := range running {
+			if _, ok := g.Results[name]; !ok {
+				record(name, statusFail)
+				g.Problems = append(g.Problems, fmt.Sprintf("%s: no result (%s)", name, why))
+			}
+		}
+		running = nil
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case strings.HasPrefix(line, "VMTEST-KERNEL "):
+			g.Uname = strings.TrimPrefix(line, "VMTEST-KERNEL ")
+		case strings.HasPrefix(line, "VMTEST-LSM "):
+			g.LSM = strings.TrimPrefix(line, "VMTEST-LSM ")
+		case strings.HasPrefix(line, "VMTEST-BEGIN "):
+			bin, began, running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
+		case strings.HasPrefix(line, "VMTEST-END "):
+			f := strings.Fields(line)
+			rc := -1
+			if len(f) == 3 {
+				rc, _ = strconv.Atoi(f[2])
+			}
+			unfinished("test binary exited mid-test")
+			failed, ran := false, false
+			for name, st := range g.Results {
+				if strings.HasPrefix(name, bin+": ") {
+					ran = true
+					failed = failed || st == statusFail
+				}
+			}
+			switch {
+			case rc != 0 && !failed:
+				g.Problems = append(g.Problems, fmt.Sprintf("%s exited %d without a failing test", bin, rc))
+			case !ran:
+				g.Problems = append(g.Problems, fmt.Sprintf("%s ran no test", bin))
+			}
+			bin, began = "", false
+		case line == "VMTEST-DONE":
+			g.Done = true
+		default:
+			if m := resultRE.FindStringSubmatch(line); m != nil && began {
+				record(bin+": "+m[2], m[1])
+			} else if m := runRE.FindStringSubmatch(line); m != nil && began {
+				running = append(running, bin+": "+m[1])
+			} else if m := featureRE.FindStringSubmatch(line); m != nil {
+				g.Features[m[1]] = feature{Available: m[2] == "yes", Reason: m[3]}
+			} else if m := verifiedRE.FindStringSubmatch(line); m != nil {
+				n, _ := strconv.Atoi(m[3])
+				g.Verified[m[1]+" "+m[2]] = n
+			}
+		}
+	}
+	if began {
+		unfinished("guest stopped mid-test")
+		g.Problems = append(g.Problems, fmt.Sprintf("%s never finished", bin))
+	}
+	if !g.Done {
+		g.Problems = append(g.Problems, "no exit marker (VMTEST-DONE): guest hung, crashed or timed out")
+	}
+	if g.Uname == "" {
+		g.Problems = append(g.Problems, "kernel never reached /init")
+	}
+	dropParents(g)
+}
+
+// dropParents removes tests that have subtests with results of their own.
+func dropParents(g *guestRun) {
+	var keep []string
+	for _, name := range g.Order {
+		parent := false
+		for other := range g.Results {
+			if strings.HasPrefix(other, name+"/") {
+				parent = true
+				break
+			}
+		}
+		if parent {
+			delete(g.Results, name)
+			continue
+		}
+		keep = append(keep, name)
+	}
+	g.Order = keep
+}
+
+// totals counts leaf results over all runs; a problem not tied to a test
+// counts as one failure, a kernel not booted as one skip.
+type totals struct{ Passed, Failed, Skipped int }
+
+func count(runs []*guestRun) totals {
+	var t totals
+	for _, g := range runs {
+		if g.SkipReason != "" {
+			t.Skipped++
+			continue
+		}
+		for _, st := range g.Results {
+			switch st {
+			case statusPass:
+				t.Passed++
+			case statusFail:
+				t.Failed++
+			case statusSkip:
+				t.Skipped++
+			}
+		}
+		for _, p := range g.Problems {
+			if !strings.Contains(p, ": no result (") { // already a failed test
+				t.Failed++
+			}
+		}
+	}
+	return t
+}
+
+// table is a simple text table; markdown renders the same rows for
+// docs/kernels.md.
+type table struct {
+	head []string
+	rows [][]string
+}
+
+func (t *table) add(row ...string) { t.rows = append(t.rows, row) }
+
+func (t *table) text(w io.Writer) {
+	width := make([]int, len(t.head))
+	for _, r := range append([][]string{t.head}, t.rows...) {
+		for i, c := range r {
+			width[i] = max(width[i], len(c))
+		}
+	}
+	for _, r := range append([][]string{t.head}, t.rows...) {
+		var sb strings.Builder
+		for i, c := range r {
+			if i > 0 {
+				sb.WriteString("  ")
+			}
+			fmt.Fprintf(&sb, "%-*s", width[i], c)
+		}
+		fmt.Fprintln(w, strings.TrimRight(sb.String(), " "))
+	}
+}
+
+func (t *table) markdown(w io.Writer) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(t.head, " | "))
+	fmt.Fprintf(w, "|%s\n", strings.Repeat(" --- |", len(t.head)))
+	for _, r := range t.rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+}
+
+// attachKinds is the column order of the feature table.
+var attachKinds = []string{"tracepoint", "raw_tp", "tp_btf", "fentry", "lsm", "kprobe"}
+
+// tables builds the kernel, test, attach-kind and verifier tables.
+func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
+	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "result"}}
+	cols := []string{"test"}
+	fcols := []string{"attach"}
+	vcols := []string{"object", "program"}
+	for _, g := range runs {
+		cols = append(cols, g.Selector)
+		fcols = append(fcols, g.Selector)
+		vcols = append(vcols, g.Selector)
+		switch {
+		case g.SkipReason != "":
+			pkg := "-"
+			if g.Kernel != nil {
+				pkg = g.Kernel.Package
+			}
+			kernels.add(g.Selector, pkg, "-", "-", "-", "SKIPPED: "+g.SkipReason)
+		default:
+			res := "ok"
+			if len(g.Problems) > 0 {
+				res = "FAIL: " + strings.Join(g.Problems, "; ")
+			}
+			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
+				g.Wall.Round(100*time.Millisecond).String(), res)
+		}
+	}
+	tests = &table{head: cols}
+	features = &table{head: fcols}
+	verified = &table{head: vcols}
+
+	var names []string
+	seen := map[string]bool{}
+	for _, g := range runs {
+		for _, n := range g.Order {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	for _, n := range names {
+		row := []string{n}
+		for _, g := range runs {
+			row = append(row, orDash(g.Results[n]))
+		}
+		tests.add(row...)
+	}
+	for _, k := range attachKinds {
+		row := []string{k}
+		for _, g := range runs {
+			f, ok := g.Features[k]
+			switch {
+			case !ok:
+				row = append(row, "-")
+			case f.Available:
+				row = append(row, "yes")
+			default:
+				row = append(row, "no")
+			}
+		}
+		features.add(row...)
+	}
+	var progs []string
+	seen = map[string]bool{}
+	for _, g := range runs {
+		for p := range g.Verified {
+			if !seen[p] {
+				seen[p] = true
+				progs = append(progs, p)
+			}
+		}
+	}
+	sort.Strings(progs)
+	for _, p := range progs {
+		obj, prog, _ := strings.Cut(p, " ")
+		row := []string{obj, prog}
+		for _, g := range runs {
+			if n, ok := g.Verified[p]; ok {
+				row = append(row, strconv.Itoa(n))
+			} else {
+				row = append(row, "-")
+			}
+		}
+		verified.add(row...)
+	}
+	return kernels, tests, features, verified
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
