@@ -37,8 +37,9 @@ type guestRun struct {
 	Results  map[string]string
 	Order    []string // test names in first-seen order
 	Features map[string]feature
-	Verified map[string]int // "object program" -> instructions
-	Problems []string       // failures not tied to one test
+	Verified map[string]int    // "object program" -> instructions
+	Refused  map[string]string // "object program" -> rejected|refused
+	Problems []string          // failures not tied to one test
 }
 
 var (
@@ -46,6 +47,7 @@ var (
 	runRE      = regexp.MustCompile(`^=== RUN\s+(\S+)`)
 	featureRE  = regexp.MustCompile(`^VMTEST FEATURE (\S+) (yes|no)\s*(.*)$`)
 	verifiedRE = regexp.MustCompile(`^VMTEST VERIFIED (\S+) (\S+) (\d+)$`)
+	unverifRE  = regexp.MustCompile(`^VMTEST UNVERIFIED (\S+) (\S+) (rejected|refused)$`)
 )
 
 // parseGuest reads the results port's output into g. Tests are named
@@ -55,6 +57,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 	g.Results = map[string]string{}
 	g.Features = map[string]feature{}
 	g.Verified = map[string]int{}
+	g.Refused = map[string]string{}
 	var (
 		bin     string
 		running []string
@@ -120,6 +123,8 @@ func parseGuest(r io.Reader, g *guestRun) {
 			} else if m := verifiedRE.FindStringSubmatch(line); m != nil {
 				n, _ := strconv.Atoi(m[3])
 				g.Verified[m[1]+" "+m[2]] = n
+			} else if m := unverifRE.FindStringSubmatch(line); m != nil {
+				g.Refused[m[1]+" "+m[2]] = m[3]
 			}
 		}
 	}
@@ -290,10 +295,12 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 	var progs []string
 	seen = map[string]bool{}
 	for _, g := range runs {
-		for p := range g.Verified {
-			if !seen[p] {
-				seen[p] = true
-				progs = append(progs, p)
+		for _, m := range []map[string]int{g.Verified, countKeys(g.Refused)} {
+			for p := range m {
+				if !seen[p] {
+					seen[p] = true
+					progs = append(progs, p)
+				}
 			}
 		}
 	}
@@ -305,7 +312,7 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 			if n, ok := g.Verified[p]; ok {
 				row = append(row, strconv.Itoa(n))
 			} else {
-				row = append(row, "-")
+				row = append(row, orDash(g.Refused[p]))
 			}
 		}
 		verified.add(row...)
@@ -318,4 +325,12 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+func countKeys(m map[string]string) map[string]int {
+	out := make(map[string]int, len(m))
+	for k := range m {
+		out[k] = 0
+	}
+	return out
 }

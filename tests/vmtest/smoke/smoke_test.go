@@ -377,6 +377,7 @@ func refused(err error) bool {
 // its own, with verifier statistics on, and prints
 //
 //	VMTEST VERIFIED <object> <program> <instructions>
+//	VMTEST UNVERIFIED <object> <program> rejected|refused
 //
 // so the matrix records each program's cost per kernel. A program the
 // verifier rejects fails; one whose type the kernel refuses is a skip.
@@ -414,8 +415,10 @@ func TestVerifierBudget(t *testing.T) {
 				})
 				if err != nil {
 					if refused(err) {
+						fmt.Printf("VMTEST UNVERIFIED %s %s refused\n", obj, name)
 						t.Skipf("kernel refuses %s (%s): %v", name, one.Programs[name].Type, err)
 					}
+					fmt.Printf("VMTEST UNVERIFIED %s %s rejected\n", obj, name)
 					var ve *ebpf.VerifierError
 					if errors.As(err, &ve) {
 						t.Fatalf("load %s: verifier rejected it; log tail:\n%-30v", name, ve)

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestPickNewest(t *testing.T) {
+	pkgs := []string{
+		"linux-image-5.10.0-9-cloud-amd64",
+		"linux-image-5.10.0-46-cloud-amd64",
+		"linux-image-5.10.0-46-cloud-amd64-unsigned",
+		"linux-image-5.10.0-46-cloud-amd64-dbg",
+		"linux-image-6.1-cloud-amd64", // meta package
+		"linux-image-6.1.0-0.deb11.52-cloud-amd64",
+		"linux-image-6.1.0-56-cloud-amd64",
+		"linux-image-6.12.117+deb12-cloud-amd64",
+		"linux-image-6.12.117+deb13-cloud-amd64",
+		"linux-image-6.12.99+deb13-cloud-amd64",
+		"linux-image-6.19.14+deb13-cloud-amd64",
+		"linux-image-7.3.4+deb13-cloud-amd64",
+		"linux-image-7.2.12+deb13-cloud-amd64",
+		"linux-image-7.3.4+deb13-amd64", // not a cloud image
+	}
+	for sel, want := range map[string]string{
+		"5.10":   "linux-image-5.10.0-46-cloud-amd64",
+		"6.1":    "linux-image-6.1.0-56-cloud-amd64",
+		"6.12":   "linux-image-6.12.117+deb13-cloud-amd64",
+		"6.19":   "linux-image-6.19.14+deb13-cloud-amd64",
+		"newest": "linux-image-7.3.4+deb13-cloud-amd64",
+	} {
+		got, ok := pickNewest(pkgs, sel)
+		if !ok || got != want {
+			t.Errorf("pickNewest(%s) = %q, %v; want %q", sel, got, ok, want)
+		}
+	}
+	if got, ok := pickNewest(pkgs, "4.19"); ok {
+		t.Errorf("pickNewest(4.19) = %q, want none", got)
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, c := range []struct{ a, b string }{
+		{"6.1.0-9", "6.1.0-56"},
+		{"6.19.14", "7.3.4"},
+		{"6.12.117+deb12", "6.12.117+deb13"},
+		{"6.1.0-0.deb11.52", "6.1.0-56"},
+		{"6.1", "6.1.0"},
+	} {
+		if !versionLess(c.a, c.b) || versionLess(c.b, c.a) {
+			t.Errorf("want %s < %s", c.a, c.b)
+		}
+	}
+}
+
+func TestParseSearchAndField(t *testing.T) {
+	out := []byte("linux-image-6.1.0-56-cloud-amd64 - Linux 6.1 for x86-64 cloud (signed)\n" +
+		"linux-image-6.1.0-56-cloud-amd64-dbg - Debug symbols\n")
+	if got := parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-56-cloud-amd64" {
+		t.Errorf("parseSearch = %q", got)
+	}
+	show := []byte("Package: linux-image-7.3.4+deb13-cloud-amd64\nVersion: 7.3.4-1~bpo13+1\n" +
+		"Depends: linux-base-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1)\n")
+	if v := field(show, "Version"); v != "7.3.4-1~bpo13+1" {
+		t.Errorf("Version = %q", v)
+	}
+	if b := linuxBinaryRE.FindString(field(show, "Depends")); b != "linux-binary-7.3.4+deb13-cloud-amd64" {
+		t.Errorf("linux-binary dependency = %q", b)
+	}
+}
+
+const sampleGuest = "VMTEST-KERNEL 6.1.0-56-cloud-amd64\r\n" +
+	"VMTEST-LSM lockdown,capability,bpf\r\n" +
+	"VMTEST-BEGIN smoke\r\n" +
+	"=== RUN   TestA\r\n" +
+	"--- PASS: TestA (0.01s)\r\n" +
+	"=== RUN   TestB\r\n" +
+	"=== RUN   TestB/x\r\n" +
+	"VMTEST FEATURE fentry yes\r\n" +
+	"=== RUN   TestB/y\r\n" +
+	"VMTEST FEATURE lsm no bpf not in active LSMs (capability)\r\n" +
+	"VMTEST VERIFIED sensor/p_bpfel.o handle_exec 2535\r\n" +
+	"VMTEST UNVERIFIED sensor/p_bpfel.o handle_lsm refused\r\n" +
+	"--- FAIL: TestB (0.02s)\r\n" +
+	"    --- PASS: TestB/x (0.00s)\r\n" +
+	"    --- SKIP: TestB/y (0.00s)\r\n" +
+	"FAIL\r\n" +
+	"VMTEST-END smoke 1\r\n" +
+	"VMTEST-BEGIN sensor\r\n" +
+	"=== RUN   TestRoot\r\n" +
+	"--- FAIL: TestRoot (1.00s)\r\n" +
+	"=== RUN   TestHang\r\n"
+
+func TestParseGuest(t *testing.T) {
+	g := &guestRun{Selector: "6.1"}
+	parseGuest(strings.NewReader(sampleGuest), g)
+	want := map[string]string{
+		"smoke: TestA":     statusPass,
+		"smoke: TestB/x":   statusPass,
+		"smoke: TestB/y":   statusSkip,
+		"sensor: TestRoot": statusFail,
+		"sensor: TestHang": statusFail, // started, never reported
+	}
+	if len(g.Results) != len(want) {
+		t.Errorf("results = %v, want %v", g.Results, want)
+	}
+	for n, st := range want {
+		if g.Results[n] != st {
+			t.Errorf("%s = %q, want %q", n, g.Results[n], st)
+		}
+	}
+	if g.Uname != "6.1.0-56-cloud-amd64" || g.LSM != "lockdown,capability,bpf" {
+		t.Errorf("uname %q lsm %q", g.Uname, g.LSM)
+	}
+	if g.Done {
+		t.Error("Done without VMTEST-DONE")
+	}
+	if f := g.Features["fentry"]; !f.Available {
+		t.Errorf("fentry = %+v", f)
+	}
+	if f := g.Features["lsm"]; f.Available || f.Reason != "bpf not in active LSMs (capability)" {
+		t.Errorf("lsm = %+v", f)
+	}
+	if g.Verified["sensor/p_bpfel.o handle_exec"] != 2535 || g.Refused["sensor/p_bpfel.o handle_lsm"] != "refused" {
+		t.Errorf("verified %v refused %v", g.Verified, g.Refused)
+	}
+	joined := strings.Join(g.Problems, "\n")
+	for _, p := range []string{"no exit marker", "sensor never finished", "sensor: TestHang: no result"} {
+		if !strings.Contains(joined, p) {
+			t.Errorf("problems %q lack %q", joined, p)
+		}
+	}
+	// 2 passed; TestRoot and TestHang failed, plus the two problems not
+	// tied to one test (no marker, never finished); TestB/y skipped.
+	if c := count([]*guestRun{g, {Selector: "7.3", SkipReason: "download failed"}}); c != (totals{Passed: 2, Failed: 4, Skipped: 2}) {
+		t.Errorf("count = %+v", c)
+	}
+}
+
+func TestParseGuestCleanRun(t *testing.T) {
+	out := "VMTEST-KERNEL 5.10.0-46-cloud-amd64\nVMTEST-LSM bpf\nVMTEST-BEGIN smoke\n" +
+		"=== RUN   TestA\n--- PASS: TestA (0.01s)\nPASS\nVMTEST-END smoke 0\nVMTEST-DONE\n"
+	g := &guestRun{}
+	parseGuest(strings.NewReader(out), g)
+	if len(g.Problems) != 0 || !g.Done || g.Results["smoke: TestA"] != statusPass {
+		t.Errorf("clean run parsed as %+v", g)
+	}
+	// A binary that fails with no failing test (a panic in TestMain, say)
+	// is a problem, as is one that ran nothing.
+	out = "VMTEST-KERNEL x\nVMTEST-BEGIN a\nVMTEST-END a 2\nVMTEST-BEGIN b\nVMTEST-END b 0\nVMTEST-DONE\n"
+	g = &guestRun{}
+	parseGuest(strings.NewReader(out), g)
+	if c := count([]*guestRun{g}); c.Failed != 2 {
+		t.Errorf("problems %q counted as %+v", g.Problems, c)
+	}
+}
+
+// readCpio parses a newc archive back into name -> (mode, data).
+func readCpio(t *testing.T, b []byte) map[string]struct {
+	mode uint64
+	data string
+	rdev [2]uint64
+} {
+	t.Helper()
+	out := map[string]struct {
+		mode uint64
+		data string
+		rdev [2]uint64
+	}{}
+	align := func(n int) int { return (n + 3) &^ 3 }
+	off := 0
+	for {
+		if off+110 > len(b) || string(b[off:off+6]) != "070701" {
+			t.Fatalf("bad header at %d", off)
+		}
+		f := func(i int) uint64 {
+			v, err := strconv.ParseUint(string(b[off+6+8*i:off+14+8*i]), 16, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		mode, size, namesize := f(1), f(6), f(11)
+		name := string(b[off+110 : off+110+int(namesize)-1])
+		data := align(off + 110 + int(namesize))
+		if name == "TRAILER!!!" {
+			return out
+		}
+		out[name] = struct {
+			mode uint64
+			data string
+			rdev [2]uint64
+		}{mode, string(b[data : data+int(size)]), [2]uint64{f(9), f(10)}}
+		off = align(data + int(size))
+	}
+}
+
+func TestBuildInitramfs(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bb := write("busybox", "BUSYBOX", 0o755)
+	bin := write("smoke.test", "ELF", 0o755)
+	obj := write("x_bpfel.o", "OBJ", 0o644)
+	td := write("td/helper.sh", "#!/bin/sh", 0o755)
+	var buf bytes.Buffer
+	err := buildInitramfs(&buf, bb, initConfig{
+		Tests:         []guestTest{{Name: "smoke", Binary: bin}},
+		RequireAttach: "all",
+		TestTimeout:   "5m0s",
+	}, map[string]string{"sensor/x_bpfel.o": obj}, map[string]map[string]string{"smoke": {"sub/helper.sh": td}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readCpio(t, buf.Bytes())
+	for name, want := range map[string]struct {
+		mode uint64
+		data string
+	}{
+		"bin/busybox":                      {0o100755, "BUSYBOX"},
+		"tests/smoke.test":                 {0o100755, "ELF"},
+		"objs/sensor/x_bpfel.o":            {0o100644, "OBJ"},
+		"objs/sensor":                      {0o040755, ""},
+		"pkg/smoke/testdata/sub/helper.sh": {0o100755, "#!/bin/sh"},
+		"pkg/smoke/testdata/sub":           {0o040755, ""},
+		"pkg/smoke":                        {0o040755, ""},
+		"init":                             {0o100755, ""},
+		"dev/console":                      {0o020600, ""},
+	} {
+		got, ok := files[name]
+		if !ok {
+			t.Errorf("%s missing from archive", name)
+			continue
+		}
+		if got.mode != want.mode || (want.data != "" && got.data != want.data) {
+			t.Errorf("%s: mode %o data %q, want %o %q", name, got.mode, got.data, want.mode, want.data)
+		}
+	}
+	if c := files["dev/console"].rdev; c != [2]uint64{5, 1} {
+		t.Errorf("dev/console rdev %v", c)
+	}
+	script := files["init"].data
+	for _, s := range []string{
+		"#!/bin/busybox sh",
+		"mount -t bpf bpf /sys/fs/bpf",
+		"mount -t tracefs tracefs /sys/kernel/tracing",
+		"mount -t securityfs securityfs /sys/kernel/security",
+		"VMTEST_REQUIRE_ATTACH=all",
+		"/tests/smoke.test -test.v -test.count=1 -test.timeout=5m0s",
+		`echo "VMTEST-END smoke $?"`,
+		`echo "VMTEST-DONE"`,
+	} {
+		if !strings.Contains(script, s) {
+			t.Errorf("init lacks %q:\n%s", s, script)
+		}
+	}
+
+	// Names end up in a shell script: anything but a plain name is refused.
+	err = buildInitramfs(&buf, bb, initConfig{
+		Tests:         []guestTest{{Name: "x; reboot", Binary: bin}},
+		RequireAttach: "all", TestTimeout: "1m",
+	}, nil, nil)
+	if err == nil {
+		t.Error("unsafe test name accepted")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cfg, err := parseFlags([]string{"-kernels", "5.10, 6.1,newest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.kernels, " ") != "5.10 6.1 newest" {
+		t.Errorf("kernels = %q", cfg.kernels)
+	}
+	for _, args := range [][]string{
+		{"-kernels", "6"},
+		{"-kernels", "6.1;reboot"},
+		{"-kernels", ""},
+		{"-pkgs", "sensor"},
+		{"-pkgs", "./..."},
+		{"-lsm", "bpf yama"},
+		{"-cache", "a,b"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+}
