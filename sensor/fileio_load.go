@@ -46,6 +46,10 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fileio: %w", err)
 	}
+	// The shared maps were sized from config by whoever created them; a
+	// replacement must match its spec.
+	spec.Maps[fileioMapSessions].MaxEntries = shared.Sessions.MaxEntries()
+	spec.Maps[fileioMapEvents].MaxEntries = shared.Events.MaxEntries()
 	if cfg.PendingEntries > 0 {
 		spec.Maps[fileioMapFioPending].MaxEntries = cfg.PendingEntries
 	}
