@@ -93,7 +93,11 @@ type Observer struct {
 	sessions map[string]*session // by root exec_id
 	order    []string            // root exec_ids, oldest first
 	bindings map[*event.ToolUse]*binding
-	stats    Stats
+	// byExec finds the binding of a Bash tool process by exec_id.
+	bindOrder   []*event.ToolUse
+	byExec      map[string]*binding
+	byExecOrder []string
+	stats       Stats
 }
 
 type session struct {
@@ -142,7 +146,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 	}
 	return &Observer{
 		cfg: cfg, log: log.With("component", "agent"),
-		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{},
+		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{},
 	}
 }
 
@@ -189,16 +193,20 @@ func (o *Observer) Exec(x ExecInput) Result {
 		return o.newSession(&x, m)
 	}
 	if x.ParentAgent == nil {
+		if x.Raw != nil && x.Raw.Recognised != sensor.AgentNone && !IsClaudeHelper(argv) {
+			// The kernel's recogniser matched a form this table does not
+			// name: still a session, without a version.
+			return o.newSession(&x, Match{Kind: x.Raw.Recognised, Name: x.Raw.Recognised.String()})
+		}
 		return Result{}
 	}
 	a := *x.ParentAgent
-	a.ToolUse = x.ParentAgent.ToolUse
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := o.sessions[a.RootExecID]
-	if s == nil {
-		return Result{Agent: &a}
+	s := o.session(&a, x.Proc, x.Env)
+	if s.uuid == "" {
+		o.learnEnvSession(s, &x)
 	}
 	if s.uuid != "" {
 		a.SessionID = s.uuid
@@ -208,23 +216,14 @@ func (o *Observer) Exec(x ExecInput) Result {
 		// started it, but is no longer part of that call's process tree.
 		a.Role = event.RoleDescendant
 	}
-	if x.ParentAgent.Role == event.RoleRoot && x.Proc.PID != s.rootPID {
+	if x.Parent != nil && x.Parent.ExecID == s.rootExecID && x.Proc.PID != x.Parent.PID {
 		// A direct child of the agent process: this is where roles are
 		// decided. Everything below inherits.
-		o.learnEnvSession(s, &x)
-		if s.uuid != "" {
-			a.SessionID = s.uuid
-		}
 		a.ToolUse = nil
 		switch {
 		case s.match.Kind == sensor.AgentClaudeCode && isBashTool(argv):
-			payload, _ := BashToolPayload(argv)
 			a.Role = event.RoleTool
-			tu := &event.ToolUse{Name: "Bash"}
-			a.ToolUse = tu
-			b := &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
-			o.bindings[tu] = b
-			return Result{Agent: &a, Resolve: o.resolveTool(b)}
+			return o.bindTool(s, x.Proc, &a)
 		case s.cfg.isMCP(argv):
 			a.Role = event.RoleMCPServer
 		case s.cfg.isHook(argv):
@@ -232,12 +231,89 @@ func (o *Observer) Exec(x ExecInput) Result {
 		default:
 			a.Role = roleFromEnv(&x)
 		}
-		return Result{Agent: &a, Resolve: o.resolveSession(s)}
+		if a.SessionID == "" {
+			return Result{Agent: &a, Resolve: o.resolveSession(s)}
+		}
+		return Result{Agent: &a}
+	}
+	if a.ToolUse == nil && x.Parent != nil && (a.Role == event.RoleDescendant || a.Role == event.RoleTool) && isBashTool(x.Parent.Argv) {
+		// The parent is a Bash tool process the observer never saw exec:
+		// it was running when the sensor started (seeded from /proc).
+		if a.Role != event.RoleDescendant || !reparented(&x) {
+			a.Role = event.RoleTool
+		}
+		r := o.bindTool(s, x.Parent, &a)
+		return r
 	}
 	if r := o.inherit(s, &a); r != nil {
 		return Result{Agent: &a, Resolve: r}
 	}
 	return Result{Agent: &a}
+}
+
+// bindTool gives a the tool call of the Bash tool process tool, creating
+// its binding on first sight; o.mu is held.
+func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent) Result {
+	b := o.byExec[tool.ExecID]
+	if b == nil {
+		payload, _ := BashToolPayload(tool.Argv)
+		tu := &event.ToolUse{Name: "Bash"}
+		b = &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
+		o.addBinding(tu, b)
+		o.byExec[tool.ExecID] = b
+		o.byExecOrder = append(o.byExecOrder, tool.ExecID)
+		if len(o.byExecOrder) > maxBindings {
+			delete(o.byExec, o.byExecOrder[0])
+			o.byExecOrder = o.byExecOrder[1:]
+		}
+	}
+	if b.id != "" {
+		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+		if a.SessionID == "" {
+			return Result{Agent: a, Resolve: o.resolveSession(s)}
+		}
+		return Result{Agent: a}
+	}
+	a.ToolUse = b.tu
+	return Result{Agent: a, Resolve: o.resolveTool(b)}
+}
+
+// maxBindings bounds the Bash tool processes remembered.
+const maxBindings = 8192
+
+// session returns the state of a's session, creating it when the observer
+// never saw the root's exec (a session already running when the sensor
+// started: the engine seeds it from /proc and attributes it by default).
+// p is the process of the event, used as the root when it is the root; o.mu
+// is held.
+func (o *Observer) session(a *event.Agent, p *event.Process, env func(string) (string, bool)) *session {
+	s := o.sessions[a.RootExecID]
+	if s == nil {
+		s = &session{rootExecID: a.RootExecID, bound: map[string]bool{}}
+		for _, r := range o.cfg.Recognisers {
+			if r.Name == a.Name {
+				s.match = Match{Kind: r.Kind, Name: r.Name}
+			}
+		}
+		o.sessions[s.rootExecID] = s
+		o.order = append(o.order, s.rootExecID)
+		o.evict()
+	}
+	if s.home == "" && env != nil {
+		if v, ok := env("HOME"); ok && filepath.IsAbs(v) {
+			s.home = v
+		}
+	}
+	if s.rootPID == 0 && p != nil && p.ExecID == s.rootExecID {
+		s.rootPID = p.PID
+		if m, ok := Identify(o.cfg.Recognisers, p.Exe, p.Argv, o.cfg.ReadFile); ok {
+			s.match = m
+			if m.Kind == sensor.AgentClaudeCode {
+				s.cfg = parseClaudeArgv(p.Argv, p.Cwd, s.home, o.cfg.ReadFile)
+			}
+		}
+	}
+	return s
 }
 
 // inherit completes an inherited attribution: a tool_use placeholder whose
@@ -419,15 +495,11 @@ func (o *Observer) File(x FileInput) Result {
 	a := *x.Agent
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := o.sessions[a.RootExecID]
-	if s == nil {
-		return Result{Agent: &a}
-	}
+	s := o.session(&a, x.Proc, nil)
 	if s.uuid != "" {
 		a.SessionID = s.uuid
 	}
-	isRoot := x.Proc.PID == s.rootPID && a.Role == event.RoleRoot
-	if isRoot {
+	if x.Proc.ExecID == s.rootExecID {
 		if uuid, ok := TranscriptSession(x.File.Path); ok && (x.File.Mode != event.ModeRead || s.uuid == "" || s.uuid == uuid) {
 			// The agent appends to its own transcript (opened for write on
 			// every append); it reads others only for --resume or listings.
@@ -449,6 +521,12 @@ func (o *Observer) File(x FileInput) Result {
 	}
 	if reparented(&ExecInput{Proc: x.Proc}) && a.Role != event.RoleRoot {
 		a.Role = event.RoleDescendant
+	}
+	if a.ToolUse == nil && a.Role != event.RoleRoot && isBashTool(x.Proc.Argv) {
+		// A Bash tool process seeded from /proc (running before the
+		// sensor started), e.g. its own redirections.
+		a.Role = event.RoleTool
+		return o.bindTool(s, x.Proc, &a)
 	}
 	if r := o.inherit(s, &a); r != nil {
 		return Result{Agent: &a, Resolve: r}
@@ -504,13 +582,41 @@ func (o *Observer) resolveTool(b *binding) func(context.Context, *event.Agent) {
 				if b.id == "" {
 					o.stats.ToolsUnbound++
 				}
-				if a.SessionID == "" {
-					a.SessionID = b.sess.uuid
-				}
+				o.unresolved(b, a)
 				o.mu.Unlock()
 				return
 			}
 		}
+	}
+}
+
+// unresolved ends a Resolve that ran out of time: a keeps the binding's
+// placeholder (the engine gave Resolve a copy the observer does not know),
+// so whatever inherits a can still be resolved later; o.mu is held.
+func (o *Observer) unresolved(b *binding, a *event.Agent) {
+	if b.id != "" {
+		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+		o.addBinding(a.ToolUse, b)
+	} else {
+		a.ToolUse = b.tu
+	}
+	if a.SessionID == "" {
+		a.SessionID = b.sess.uuid
+	}
+}
+
+// addBinding indexes b by a ToolUse pointer, bounded; o.mu is held.
+func (o *Observer) addBinding(tu *event.ToolUse, b *binding) {
+	if _, ok := o.bindings[tu]; ok {
+		return
+	}
+	o.bindings[tu] = b
+	o.bindOrder = append(o.bindOrder, tu)
+	if len(o.bindOrder) > 4*maxBindings {
+		for _, old := range o.bindOrder[:maxBindings] {
+			delete(o.bindings, old)
+		}
+		o.bindOrder = append([]*event.ToolUse(nil), o.bindOrder[maxBindings:]...)
 	}
 }
 
@@ -521,7 +627,7 @@ func (o *Observer) finishAgent(b *binding, a *event.Agent, id string) {
 	defer o.mu.Unlock()
 	tu := &event.ToolUse{ID: id, Name: b.tu.Name}
 	a.ToolUse = tu
-	o.bindings[tu] = b
+	o.addBinding(tu, b)
 	if a.SessionID == "" {
 		a.SessionID = b.sess.uuid
 	}
@@ -587,12 +693,16 @@ func (o *Observer) resolveInherited(b *binding) func(context.Context, *event.Age
 			}
 			select {
 			case <-ctx.Done():
-				o.resolveSession(b.sess)(ctx, a)
+				o.mu.Lock()
+				o.unresolved(b, a)
+				o.mu.Unlock()
 				return
 			case <-b.done:
 			default:
 				if !o.wait(ctx) {
-					o.resolveSession(b.sess)(ctx, a)
+					o.mu.Lock()
+					o.unresolved(b, a)
+					o.mu.Unlock()
 					return
 				}
 			}

@@ -54,7 +54,14 @@ func (w *world) envOf(pid uint32) func(string) (string, bool) {
 	}
 }
 
+// exec runs the observer as the lineage engine does: a child of the
+// session root inherits the root's attribution as a descendant.
 func (w *world) exec(p, parent *event.Process, pa *event.Agent) Result {
+	if pa != nil && pa.Role == event.RoleRoot && parent != nil && parent.ExecID == pa.RootExecID {
+		d := *pa
+		d.Role = event.RoleDescendant
+		pa = &d
+	}
 	return w.obs.Exec(ExecInput{Proc: p, Parent: parent, ParentAgent: pa, Env: w.envOf(p.PID)})
 }
 
@@ -360,5 +367,37 @@ func TestEvictsEndedSessions(t *testing.T) {
 	w.obs.mu.Unlock()
 	if first || !last {
 		t.Errorf("evicted the wrong session: first kept %v, last kept %v", first, last)
+	}
+}
+
+// A session running before the sensor started: the observer never sees the
+// root's or the tool's exec, only the engine's default attribution
+// (descendant of the seeded root). A child the slow tool call starts is
+// still tied to the tool call, with the session UUID from its environment.
+func TestSeededSessionFromProc(t *testing.T) {
+	w := newWorld(t)
+	w.append(toolUse("toolu_P", "Bash", `{"command":"sleep 5; cat data"}`))
+	root := w.proc(900, 1, w.exe, "/usr/bin/claude", "-p", "x")
+	tool := w.proc(901, 900, "/usr/bin/bash", toolArgv("sleep 5; cat data")...)
+	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
+	w.env[902] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "AI_AGENT": "claude-code_2-1-332_agent"}
+	cat := w.proc(902, 901, "/usr/bin/cat", "cat", "data")
+	a := resolve(t, w.exec(cat, tool, def), time.Second)
+	if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_P" || a.RootExecID != root.ExecID {
+		t.Fatalf("seeded tool child %+v %+v", a, a.ToolUse)
+	}
+	// The tool's own file event (a redirection) is tied too.
+	f := resolve(t, w.obs.File(FileInput{Proc: tool, Agent: def, File: &event.File{Path: "/tmp/x", Mode: event.ModeWrite}}), time.Second)
+	if f.Role != event.RoleTool || f.ToolUse == nil || f.ToolUse.ID != "toolu_P" {
+		t.Fatalf("seeded tool file %+v", f)
+	}
+	// The root's next transcript append completes the session's root info.
+	rootDef := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleRoot}
+	ra := resolve(t, w.obs.File(FileInput{Proc: root, Agent: rootDef, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}}), time.Second)
+	if ra.SessionID != sessUUID || ra.Role != event.RoleRoot {
+		t.Fatalf("seeded root %+v", ra)
+	}
+	if st := w.obs.Stats(); st.Sessions != 1 || st.ToolsBound != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }
