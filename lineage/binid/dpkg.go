@@ -1,0 +1,184 @@
+package binid
+
+import (
+	"bufio"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// PackageDB answers which package owns a path and the digest it recorded.
+// dpkg records MD5 and rpm (usually) SHA-256; Algo says which.
+type PackageDB interface {
+	// Lookup finds the owner of an absolute path (aliases included).
+	Lookup(path string) (PackageFile, bool)
+	// Generation changes whenever the database changes, so verdicts
+	// computed against an older one are not reused.
+	Generation() uint64
+}
+
+// PackageFile is a package's record of one file.
+type PackageFile struct {
+	Package string
+	Algo    string // "md5" or "sha256"
+	Digest  []byte
+}
+
+// Dpkg reads /var/lib/dpkg/info/*.md5sums. It loads once and reloads when
+// the dpkg status file or the info directory changes (mtime), checked at most
+// once per Recheck.
+type Dpkg struct {
+	// Dir is the dpkg admin directory, normally /var/lib/dpkg.
+	Dir     string
+	Recheck time.Duration
+	Now     func() time.Time
+
+	mu      sync.Mutex
+	files   map[string]PackageFile
+	stamp   string
+	gen     uint64
+	checked time.Time
+	loadErr error
+}
+
+// usrmerge aliases: on merged-/usr systems /bin is /usr/bin, and a package
+// may list either form while the kernel reports the resolved one.
+var usrmerge = [][2]string{
+	{"/usr/bin/", "/bin/"}, {"/usr/sbin/", "/sbin/"}, {"/usr/lib/", "/lib/"},
+	{"/usr/lib64/", "/lib64/"}, {"/usr/lib32/", "/lib32/"}, {"/usr/libx32/", "/libx32/"},
+}
+
+// Aliases returns path and its usrmerge alias, if any.
+func Aliases(path string) []string {
+	out := []string{path}
+	for _, a := range usrmerge {
+		if rest, ok := strings.CutPrefix(path, a[0]); ok {
+			return append(out, a[1]+rest)
+		}
+		if rest, ok := strings.CutPrefix(path, a[1]); ok {
+			return append(out, a[0]+rest)
+		}
+	}
+	return out
+}
+
+// Lookup implements PackageDB.
+func (d *Dpkg) Lookup(path string) (PackageFile, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refresh()
+	for _, p := range Aliases(path) {
+		if f, ok := d.files[p]; ok {
+			return f, true
+		}
+	}
+	return PackageFile{}, false
+}
+
+// Generation implements PackageDB.
+func (d *Dpkg) Generation() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refresh()
+	return d.gen
+}
+
+// Err is the last load error (nil when the database loaded).
+func (d *Dpkg) Err() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.refresh()
+	return d.loadErr
+}
+
+func (d *Dpkg) refresh() {
+	now := time.Now
+	if d.Now != nil {
+		now = d.Now
+	}
+	re := d.Recheck
+	if re == 0 {
+		re = 5 * time.Second
+	}
+	t := now()
+	if d.files != nil && t.Sub(d.checked) < re {
+		return
+	}
+	d.checked = t
+	stamp := d.stampNow()
+	if d.files != nil && stamp == d.stamp {
+		return
+	}
+	files, err := loadDpkg(filepath.Join(d.Dir, "info"))
+	d.loadErr = err
+	if files == nil {
+		files = map[string]PackageFile{}
+	}
+	d.files, d.stamp = files, stamp
+	d.gen++
+}
+
+func (d *Dpkg) stampNow() string {
+	var b strings.Builder
+	for _, p := range []string{filepath.Join(d.Dir, "status"), filepath.Join(d.Dir, "info")} {
+		if st, err := os.Stat(p); err == nil {
+			fmt.Fprintf(&b, "%d/%d;", st.ModTime().UnixNano(), st.Size())
+		} else {
+			b.WriteString("-;")
+		}
+	}
+	return b.String()
+}
+
+func loadDpkg(info string) (map[string]PackageFile, error) {
+	names, err := filepath.Glob(filepath.Join(info, "*.md5sums"))
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		if _, err := os.Stat(info); err != nil {
+			return nil, fmt.Errorf("dpkg database: %w", err)
+		}
+	}
+	files := make(map[string]PackageFile, len(names)*64)
+	for _, n := range names {
+		pkg := strings.TrimSuffix(filepath.Base(n), ".md5sums")
+		pkg, _, _ = strings.Cut(pkg, ":") // multiarch "libc6:amd64"
+		if err := parseMD5Sums(n, pkg, files); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// parseMD5Sums reads "<32 hex>  <path relative to />" lines; malformed lines
+// are skipped (dpkg itself never writes them).
+func parseMD5Sums(name, pkg string, into map[string]PackageFile) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("dpkg %s: %w", name, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(line) < 35 || line[32] != ' ' {
+			continue
+		}
+		sum, err := hex.DecodeString(line[:32])
+		if err != nil {
+			continue
+		}
+		p := "/" + strings.TrimLeft(line[34:], "/")
+		if line[33] != ' ' {
+			p = "/" + strings.TrimLeft(line[33:], " /")
+		}
+		into[p] = PackageFile{Package: pkg, Algo: "md5", Digest: sum}
+	}
+	return sc.Err()
+}
