@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 )
@@ -44,7 +46,7 @@ func init() {
 
 // fioEnv is one loaded file/network object with its own shared maps.
 type fioEnv struct {
-	t    *testing.T
+	t    testing.TB
 	maps fileIOMaps
 	obj  *fileIO
 	rd   *ringbuf.Reader
@@ -55,6 +57,13 @@ func newFIOEnv(t *testing.T, ringBytes uint32) *fioEnv {
 	if os.Geteuid() != 0 {
 		t.Skip("loading BPF programs needs root")
 	}
+	return loadFIOEnv(t, ringBytes)
+}
+
+func newFIOEnvB(b *testing.B) *fioEnv { return loadFIOEnv(b, 0) }
+
+func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
+	t.Helper()
 	spec, err := loadFileio()
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +192,7 @@ func (e *fioEnv) untilMarker(pid uint32, markerPath string) []Event {
 	})
 }
 
-func procStartNs(t *testing.T, pid uint32) uint64 {
+func procStartNs(t testing.TB, pid uint32) uint64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -810,5 +819,91 @@ func TestFileIOVerifierBudget(t *testing.T) {
 		if n > 100_000 {
 			t.Errorf("%s: %d verified instructions, budget 100000", name, n)
 		}
+	}
+}
+
+// BenchmarkFileIOOverhead measures what the attached programs add to a
+// syscall, as a ratio against the same syscalls with the programs detached,
+// interleaved batch by batch in one run (the machine is shared, so only
+// the ratio means anything). "outside" is any process not in a session:
+// openat pays the switch, a sessions lookup at enter and a pending-map
+// lookup at exit; getpid pays the switch only. "member" is a session member
+// whose every open is resolved and emitted (a goroutine drains the ring).
+func BenchmarkFileIOOverhead(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("loading BPF programs needs root")
+	}
+	openClose := func() {
+		fd, err := unix.Openat(unix.AT_FDCWD, "/dev/null", unix.O_RDONLY, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		unix.Close(fd)
+	}
+	getpid := func() { unix.Getpid() }
+	for _, sc := range []struct {
+		name   string
+		member bool
+		op     func()
+	}{
+		{"openat-outside", false, openClose},
+		{"getpid-outside", false, getpid},
+		{"openat-member", true, openClose},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			e := newFIOEnvB(b)
+			if sc.member {
+				pid := uint32(os.Getpid())
+				if err := e.maps.Sessions.Put(pid, fileioSession{RootPid: pid, Agent: uint8(AgentClaudeCode)}); err != nil {
+					b.Fatal(err)
+				}
+				go func() {
+					for {
+						if _, err := e.rd.Read(); err != nil {
+							return
+						}
+					}
+				}()
+			}
+			const batch = 5000
+			// Thread CPU time, not wall time: other work on the two shared
+			// cores must not count. The syscalls' kernel time is included.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			cpu := func() time.Duration {
+				var ts unix.Timespec
+				if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+					b.Fatal(err)
+				}
+				return time.Duration(ts.Nano())
+			}
+			timed := func() time.Duration {
+				t0 := cpu()
+				for range batch {
+					sc.op()
+				}
+				return cpu() - t0
+			}
+			var off, on time.Duration
+			for b.Loop() {
+				for _, l := range e.obj.links {
+					l.Close()
+				}
+				e.obj.links = nil
+				off += timed()
+				for _, p := range []*ebpf.Program{e.obj.objs.FileioSysEnter, e.obj.objs.FileioSysExit} {
+					l, err := link.AttachTracing(link.TracingOptions{Program: p})
+					if err != nil {
+						b.Fatal(err)
+					}
+					e.obj.links = append(e.obj.links, l)
+				}
+				on += timed()
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(float64(off.Nanoseconds())/n, "ns/op-off")
+			b.ReportMetric(float64(on.Nanoseconds())/n, "ns/op-on")
+			b.ReportMetric(float64(on)/float64(off), "on/off")
+		})
 	}
 }
