@@ -227,8 +227,12 @@ func (e *Engine) insertProc(p *procfs.Proc) *entry {
 	}
 	e.fillUsers(&ent.proc, p.LoginUID)
 	e.link(ent, parent)
-	if p.Exe != "" {
+	switch {
+	case p.Exe != "":
 		ent.bin = e.inspect(BinaryRequest{PID: p.PID, Path: exePath(p), Stat: p.Binary, HasStat: p.HasBinary})
+	case p.ExeErr != nil:
+		// e.g. pid 1 of a sandbox whose exe even root may not follow.
+		ent.proc.Binary = &event.Binary{Verdict: event.VerdictError, Reason: "executable unknown: " + p.ExeErr.Error()}
 	}
 	e.t.put(ent)
 	return ent

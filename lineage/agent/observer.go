@@ -14,6 +14,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -205,8 +206,11 @@ func (o *Observer) Exec(x ExecInput) Result {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := o.session(&a, x.Proc, x.Env)
-	if s.uuid == "" {
+	if s.uuid == "" || s.match.Version == "" {
 		o.learnEnvSession(s, &x)
+	}
+	if a.Version == "" {
+		a.Version = s.match.Version
 	}
 	if s.uuid != "" {
 		a.SessionID = s.uuid
@@ -229,7 +233,7 @@ func (o *Observer) Exec(x ExecInput) Result {
 		case s.cfg.isHook(argv):
 			a.Role = event.RoleHook
 		default:
-			a.Role = roleFromEnv(&x)
+			a.Role = roleFromEnv(&x, s.rootPID)
 		}
 		if a.SessionID == "" {
 			return Result{Agent: &a, Resolve: o.resolveSession(s)}
@@ -367,7 +371,7 @@ func reparented(x *ExecInput) bool {
 // CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS, hooks get AI_AGENT=..._harness with
 // CLAUDE_PID. Its own helpers (environment probe, shell snapshot) get none
 // of the latter and are descendants.
-func roleFromEnv(x *ExecInput) string {
+func roleFromEnv(x *ExecInput, rootPID uint32) string {
 	if x.Env == nil {
 		return event.RoleDescendant
 	}
@@ -375,7 +379,10 @@ func roleFromEnv(x *ExecInput) string {
 		return event.RoleMCPServer
 	}
 	ai, _ := x.Env("AI_AGENT")
-	_, hasPID := x.Env("CLAUDE_PID")
+	// CLAUDE_PID must name this agent: a nested agent's helpers inherit
+	// the outer agent's.
+	pid, hasPID := x.Env("CLAUDE_PID")
+	hasPID = hasPID && (rootPID == 0 || pid == strconv.FormatUint(uint64(rootPID), 10))
 	switch {
 	case strings.HasSuffix(ai, "_agent") && hasPID:
 		return event.RoleTool
@@ -389,11 +396,22 @@ func roleFromEnv(x *ExecInput) string {
 // agent: Claude Code sets it for tools, hooks and MCP servers. The root's
 // own environment is never used: a nested agent inherits its parent's.
 func (o *Observer) learnEnvSession(s *session, x *ExecInput) {
-	if s.uuidFirm || x.Env == nil {
+	if x.Env == nil || s.match.Kind != sensor.AgentClaudeCode {
 		return
 	}
-	if v, ok := x.Env("CLAUDE_CODE_SESSION_ID"); ok && isUUID(v) {
-		o.setUUID(s, strings.ToLower(v), true)
+	if !s.uuidFirm {
+		// Only trust the variable where this session's agent set it: tools
+		// and hooks carry CLAUDE_PID (the agent's pid), MCP servers the
+		// launching session's ids. Helpers just inherit the environment,
+		// which for a nested agent names the outer session.
+		v, ok := x.Env("CLAUDE_CODE_SESSION_ID")
+		pid, hasPID := x.Env("CLAUDE_PID")
+		launched, _ := x.Env("CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS")
+		mine := (hasPID && (s.rootPID == 0 || pid == strconv.FormatUint(uint64(s.rootPID), 10))) ||
+			(launched != "" && strings.Contains(launched, v))
+		if ok && mine && isUUID(v) {
+			o.setUUID(s, strings.ToLower(v), true)
+		}
 	}
 	if s.match.Version == "" {
 		// AI_AGENT=claude-code_2-1-332_agent
@@ -496,6 +514,9 @@ func (o *Observer) File(x FileInput) Result {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := o.session(&a, x.Proc, nil)
+	if a.Version == "" {
+		a.Version = s.match.Version
+	}
 	if s.uuid != "" {
 		a.SessionID = s.uuid
 	}
@@ -524,9 +545,18 @@ func (o *Observer) File(x FileInput) Result {
 	}
 	if a.ToolUse == nil && a.Role != event.RoleRoot && isBashTool(x.Proc.Argv) {
 		// A Bash tool process seeded from /proc (running before the
-		// sensor started), e.g. its own redirections.
-		a.Role = event.RoleTool
-		return o.bindTool(s, x.Proc, &a)
+		// sensor started), e.g. its own redirections, or a forked copy of
+		// it that has not exec'd yet (a redirection opened for a child).
+		if !reparented(&ExecInput{Proc: x.Proc}) {
+			a.Role = event.RoleTool
+		}
+		tool := x.Proc
+		if _, ok := o.byExec[x.Proc.ExecID]; !ok && x.Proc.ParentExecID != "" {
+			if _, ok := o.byExec[x.Proc.ParentExecID]; ok {
+				tool = &event.Process{ExecID: x.Proc.ParentExecID, Argv: x.Proc.Argv}
+			}
+		}
+		return o.bindTool(s, tool, &a)
 	}
 	if r := o.inherit(s, &a); r != nil {
 		return Result{Agent: &a, Resolve: r}

@@ -251,6 +251,10 @@ func TestRolesFromConfig(t *testing.T) {
 		t.Fatalf("env mcp %+v", a)
 	}
 	w.env[306] = map[string]string{"AI_AGENT": "claude-code_2-1-332_harness", "CLAUDE_PID": "300"}
+	w.env[308] = map[string]string{"AI_AGENT": "claude-code_2-1-332_harness", "CLAUDE_PID": "1"}
+	if a := resolve(t, w.exec(w.proc(308, 300, "/bin/sh", "/bin/sh", "-c", "x"), root, ra), time.Second); a.Role != event.RoleDescendant {
+		t.Fatalf("inherited CLAUDE_PID taken for a hook: %+v", a)
+	}
 	if a := resolve(t, w.exec(w.proc(306, 300, "/bin/sh", "/bin/sh", "-c", "other hook"), root, ra), time.Second); a.Role != event.RoleHook {
 		t.Fatalf("env hook %+v", a)
 	}
@@ -287,6 +291,13 @@ func TestNestedAndHelpers(t *testing.T) {
 	ia := resolve(t, w.exec(inner, tool, ta), time.Second)
 	if ia.Role != event.RoleRoot || ia.RootExecID != inner.ExecID || ia.ParentRootExecID != root.ExecID || ia.SessionID != "" || ia.ToolUse != nil {
 		t.Fatalf("nested %+v", ia)
+	}
+	// The nested agent's startup helper inherits the outer session's
+	// variables (no CLAUDE_PID of its own): they must not name its session.
+	w.env[404] = map[string]string{"CLAUDE_CODE_SESSION_ID": sessUUID, "CLAUDE_PID": "400", "AI_AGENT": "claude-code_2-1-332_harness"}
+	ha := resolve(t, w.exec(w.proc(404, 403, "/bin/bash", "/bin/bash", "-c", "env"), inner, ia), 20*time.Millisecond)
+	if ha.SessionID != "" || ha.RootExecID != inner.ExecID || ha.Role != event.RoleDescendant {
+		t.Fatalf("nested helper took the outer session: %+v", ha)
 	}
 }
 
@@ -380,7 +391,7 @@ func TestSeededSessionFromProc(t *testing.T) {
 	root := w.proc(900, 1, w.exe, "/usr/bin/claude", "-p", "x")
 	tool := w.proc(901, 900, "/usr/bin/bash", toolArgv("sleep 5; cat data")...)
 	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
-	w.env[902] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "AI_AGENT": "claude-code_2-1-332_agent"}
+	w.env[902] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "AI_AGENT": "claude-code_2-1-332_agent", "CLAUDE_PID": "900"}
 	cat := w.proc(902, 901, "/usr/bin/cat", "cat", "data")
 	a := resolve(t, w.exec(cat, tool, def), time.Second)
 	if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_P" || a.RootExecID != root.ExecID {
@@ -390,6 +401,12 @@ func TestSeededSessionFromProc(t *testing.T) {
 	f := resolve(t, w.obs.File(FileInput{Proc: tool, Agent: def, File: &event.File{Path: "/tmp/x", Mode: event.ModeWrite}}), time.Second)
 	if f.Role != event.RoleTool || f.ToolUse == nil || f.ToolUse.ID != "toolu_P" {
 		t.Fatalf("seeded tool file %+v", f)
+	}
+	// A forked copy of the tool that opens a redirection before exec.
+	fork := &event.Process{ExecID: "fork-903", ParentExecID: tool.ExecID, PID: 903, PPID: 901, Exe: tool.Exe, Argv: tool.Argv}
+	ff := resolve(t, w.obs.File(FileInput{Proc: fork, Agent: def, File: &event.File{Path: "/tmp/late", Mode: event.ModeWrite}}), time.Second)
+	if ff.Role != event.RoleTool || ff.ToolUse == nil || ff.ToolUse.ID != "toolu_P" {
+		t.Fatalf("seeded tool fork file %+v %+v", ff, ff.ToolUse)
 	}
 	// The root's next transcript append completes the session's root info.
 	rootDef := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleRoot}

@@ -48,6 +48,9 @@ type Proc struct {
 	// kernel threads.
 	Exe        string
 	ExeDeleted bool
+	// ExeErr is why exe could not be read (nil for kernel threads, which
+	// have none, and when it was read).
+	ExeErr error
 	// Argv is /proc/<pid>/cmdline split at NUL; raw bytes are kept.
 	Argv           []string
 	Cwd            string
@@ -111,7 +114,9 @@ func Read(root string, pid uint32) (*Proc, error) {
 	if b, err := os.ReadFile(filepath.Join(dir, "cmdline")); err == nil {
 		p.Argv = SplitCmdline(b)
 	}
-	if s, err := os.Readlink(filepath.Join(dir, "exe")); err == nil {
+	if s, err := os.Readlink(filepath.Join(dir, "exe")); err != nil {
+		p.ExeErr = err
+	} else {
 		p.Exe, p.ExeDeleted = strings.CutSuffix(s, " (deleted)")
 		var st syscall.Stat_t
 		if err := syscall.Stat(filepath.Join(dir, "exe"), &st); err == nil {
@@ -126,6 +131,9 @@ func Read(root string, pid uint32) (*Proc, error) {
 		p.Cgroup = parseCgroup(b)
 	}
 	p.TTY = TTYName(p.TTYNr)
+	if p.Kthread {
+		p.ExeErr = nil
+	}
 	// A process that exited between the first and last read is reported
 	// as gone rather than as a half-read snapshot of a zombie.
 	if _, err := os.Stat(filepath.Join(dir, "stat")); err != nil {

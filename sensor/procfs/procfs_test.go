@@ -139,14 +139,22 @@ func TestReadDeletedExeAndKthread(t *testing.T) {
 	if p.Exe != "/tmp/gone" || !p.ExeDeleted || p.HasBinary {
 		t.Errorf("exe=%q deleted=%v hasBinary=%v", p.Exe, p.ExeDeleted, p.HasBinary)
 	}
+	if p.ExeErr != nil {
+		t.Errorf("exe error %v", p.ExeErr)
+	}
 	if p.LoginUID != UnsetID || p.AuditSessionID != UnsetID {
 		t.Errorf("unset ids = %d %d", p.LoginUID, p.AuditSessionID)
+	}
+	fakeProc(t, root, 6, map[string]string{"stat": statLine(6, "hidden", 1, 0, 0, 10), "status": statusTmpl}, nil)
+	h, err := Read(root, 6)
+	if err != nil || h.ExeErr == nil || h.Exe != "" {
+		t.Errorf("unreadable exe: %+v, %v", h, err)
 	}
 	k, err := Read(root, 9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !k.Kthread || k.Exe != "" || k.Argv != nil {
+	if !k.Kthread || k.Exe != "" || k.Argv != nil || k.ExeErr != nil {
 		t.Errorf("kthread = %+v", k)
 	}
 }
