@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
+
+// ClaudeVersion is the Claude Code release the tests pin.
+const ClaudeVersion = "2.1.332"
+
+// repoRoot is the module root (tests/e2e/../..).
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end tests load BPF programs: run as root")
+	}
+}
+
+// installClaude installs the pinned Claude Code from npm into a cache
+// directory (tests/e2e/.cache, or $LINEAGED_E2E_CACHE) once, and returns
+// the path of the native binary the npm package runs.
+func installClaude(t testing.TB) (bin string) {
+	t.Helper()
+	cache := os.Getenv("LINEAGED_E2E_CACHE")
+	if cache == "" {
+		cache = filepath.Join(repoRoot(t), "tests", "e2e", ".cache")
+	}
+	dir := filepath.Join(cache, "claude-code-"+ClaudeVersion)
+	bin = filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
+	if isELF(bin) {
+		return bin
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "@anthropic-ai/claude-code@"+ClaudeVersion)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm install @anthropic-ai/claude-code@%s: %v\n%s", ClaudeVersion, err, out)
+	}
+	if !isELF(bin) {
+		// The postinstall step copies the platform package's binary over
+		// the placeholder; without it, use the platform package directly.
+		alt := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
+		if !isELF(alt) {
+			t.Fatalf("npm install left no native binary at %s or %s\n%s", bin, alt, out)
+		}
+		return alt
+	}
+	return bin
+}
+
+func isELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	_, err = io.ReadFull(f, b[:])
+	return err == nil && string(b[:]) == "\x7fELF"
+}
+
+// goBuild builds a package of this module into dir.
+func goBuild(t testing.TB, dir, pkg, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = repoRoot(t)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+// sensorRun is a running `lineaged run --output FILE`.
+type sensorRun struct {
+	cmd    *exec.Cmd
+	out    string
+	stderr *bytes.Buffer
+	done   chan error
+}
+
+func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
+	t.Helper()
+	args := append([]string{"run", "--output", out}, extra...)
+	cmd := exec.Command(bin, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &lockedWriter{w: &stderr}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &sensorRun{cmd: cmd, out: out, stderr: &stderr, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() { s.stop(t) })
+	// Ready once it reports its own start: from then on, execs are seen.
+	s.waitFor(t, 60*time.Second, "sensor.start event", func(evs []*event.Event) bool {
+		for _, e := range evs {
+			if e.Kind == event.KindSensorStart {
+				return true
+			}
+		}
+		return false
+	})
+	return s
+}
+
+// stop ends the sensor with SIGINT (it flushes what it holds) and waits.
+func (s *sensorRun) stop(t testing.TB) {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		t.Errorf("lineaged did not stop on SIGINT within 30s")
+	}
+}
+
+// events parses the output file so far.
+func (s *sensorRun) events(t testing.TB) []*event.Event {
+	t.Helper()
+	b, err := os.ReadFile(s.out)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		t.Fatal(err)
+	}
+	var evs []*event.Event
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e event.Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			// The last line may be half written while the sensor runs.
+			continue
+		}
+		evs = append(evs, &e)
+	}
+	return evs
+}
+
+// waitFor polls the output until cond holds: the test proceeds on a marker
+// event, never on a fixed sleep. The deadline only turns a hang into a
+// failure.
+func (s *sensorRun) waitFor(t testing.TB, d time.Duration, what string, cond func([]*event.Event) bool) []*event.Event {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		evs := s.events(t)
+		if cond(evs) {
+			return evs
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("lineaged exited (%v) while waiting for %s; stderr:\n%s", err, what, s.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after %v (%d events); lineaged stderr:\n%s", what, d, len(evs), tail(s.stderr.String(), 4000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// claudeEnv is the environment for Claude Code against the fake API.
+func claudeEnv(home, apiURL, apiKey string) []string {
+	return []string{
+		"HOME=" + home,
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"ANTHROPIC_BASE_URL=" + apiURL,
+		"ANTHROPIC_API_KEY=" + apiKey,
+		"IS_SANDBOX=1",
+		"DISABLE_TELEMETRY=1",
+		"DISABLE_AUTOUPDATER=1",
+		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+		"TERM=dumb",
+	}
+}
+
+// sessionUUID finds the transcript Claude Code wrote under home: its name
+// is the session UUID.
+func sessionUUID(t testing.TB, home string) string {
+	t.Helper()
+	m, _ := filepath.Glob(filepath.Join(home, ".claude", "projects", "*", "*.jsonl"))
+	if len(m) != 1 {
+		t.Fatalf("want one transcript under %s, found %q", home, m)
+	}
+	return strings.TrimSuffix(filepath.Base(m[0]), ".jsonl")
+}
+
+// tcpSink accepts loopback connections and counts them.
+type tcpSink struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	count int
+}
+
+func newTCPSink(t testing.TB) *tcpSink {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpSink{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.count++
+			s.mu.Unlock()
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return s
+}
+
+func (s *tcpSink) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+func (s *tcpSink) accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count
+}
+
+// hasher recomputes SHA-256 of files, once per path.
+type hasher struct {
+	mu   sync.Mutex
+	sums map[string]string
+}
+
+func (h *hasher) sum(t testing.TB, path string) string {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sums == nil {
+		h.sums = map[string]string{}
+	}
+	if s, ok := h.sums[path]; ok {
+		return s
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("hash %s: %v", path, err)
+	}
+	defer f.Close()
+	d := sha256.New()
+	if _, err := io.Copy(d, f); err != nil {
+		t.Fatal(err)
+	}
+	s := hex.EncodeToString(d.Sum(nil))
+	h.sums[path] = s
+	return s
+}
+
+func describe(e *event.Event) string {
+	b, _ := json.Marshal(struct {
+		Kind  string
+		Proc  any
+		File  *event.File
+		Net   *event.Net
+		Agent *event.Agent
+	}{e.Kind, procBrief(e.Process), e.File, e.Net, e.Agent})
+	return string(b)
+}
+
+func procBrief(p *event.Process) any {
+	if p == nil {
+		return nil
+	}
+	return fmt.Sprintf("%d %s %q", p.PID, p.Exe, p.Argv)
+}
