@@ -29,6 +29,7 @@ enum agent_kind {
 	AGENT_CLAUDE_CODE = 1,
 	AGENT_CODEX = 2,
 	AGENT_GEMINI = 3,
+	AGENT_KIND_MAX = 32,
 };
 
 struct event_header {
@@ -53,6 +54,120 @@ struct session {
 	__u8 flags;
 	__u16 _pad0;
 	__u64 root_start;
+};
+
+/* Exec record flags (struct exec_event.flags). */
+enum exec_flags {
+	EXEC_ARGV_TRUNCATED = 1 << 0,     /* argv longer than ARGV_MAX */
+	EXEC_FILENAME_TRUNCATED = 1 << 1, /* bprm->filename longer than FILENAME_MAX */
+	EXEC_EXE_TRUNCATED = 1 << 2,      /* exe path deeper/longer than the walk bound */
+	EXEC_EXE_UNRESOLVED = 1 << 3,     /* no struct file / path walk failed */
+};
+
+/* Bounds of the variable part of an exec record. */
+#define EXEC_FILENAME_MAX 512
+#define EXEC_EXE_MAX 1024
+#define EXEC_ARGV_MAX 4096
+
+/*
+ * PROCESS_EXEC: a successful execve/execveat. The fixed part is followed by
+ * filename_len bytes of bprm->filename, exe_len bytes of the executable's
+ * absolute path and argv_len bytes of NUL-separated argv (no terminating
+ * NULs are counted in filename_len/exe_len).
+ */
+struct exec_event {
+	struct event_header h;
+	__u32 ppid;          /* real_parent's tgid */
+	__u32 uid;
+	__u64 parent_start;  /* real_parent's group leader start_boottime */
+	__u32 euid;
+	__u32 gid;
+	__u32 loginuid;      /* (u32)-1 when unset */
+	__u32 sessionid;     /* audit session id, (u32)-1 when unset */
+	__u64 cgroup_id;
+	__u64 dev;           /* kernel dev_t of the executable's super_block */
+	__u64 ino;
+	__s64 size;
+	__s64 mtime_ns;
+	__s64 ctime_ns;
+	__u32 parent_session_pid;  /* session the exec'ing task was in before a */
+	__u8 parent_session_agent; /* recognised agent exec started a new one   */
+	__u8 recognised;     /* enum agent_kind this exec matched, AGENT_NONE if not */
+	__u16 flags;         /* enum exec_flags */
+	__u64 parent_session_start;
+	__u32 argc;          /* bprm->argc: argument count, even when truncated */
+	__u16 filename_len;
+	__u16 exe_len;
+	__u16 argv_len;
+	__u16 _pad0;
+	__u32 _pad1;
+	char comm[16];
+};
+
+/* PROCESS_FORK: a new thread group. Header names the child. */
+struct fork_event {
+	struct event_header h;
+	__u32 ppid;          /* real_parent's tgid */
+	__u32 _pad0;
+	__u64 parent_start;
+};
+
+/* PROCESS_EXIT: the last thread of a group exited. */
+struct exit_event {
+	struct event_header h;
+	__u32 exit_code;     /* task->exit_code: (status << 8) | signal | 0x80 core */
+	__u32 _pad0;
+};
+
+/*
+ * Agent recognisers, loaded from userspace into the `recognisers` array map
+ * (sensor.DefaultRecognisers is the one table; the Go side matches /proc
+ * with the same rules). A rule holds when all its matchers hold on the
+ * executable's resolved path and, for interpreter rules, when the script
+ * argument ends with script_text (`node .../@anthropic-ai/claude-code/cli.js`).
+ *
+ * An exe matcher tests one path component counted from the leaf (level 0 =
+ * file name, 1 = its directory, ...): the first RECOG_COMP_LEN bytes of the
+ * component under a mask, so equality and prefix tests are four 64-bit
+ * compares and no byte loop. The script suffix is right-aligned in
+ * RECOG_SCRIPT_LEN bytes and compared the same way.
+ */
+#define RECOG_MAX 32
+#define RECOG_MATCHERS 6
+#define RECOG_LEVELS 8
+#define RECOG_COMP_LEN 32
+#define RECOG_SCRIPT_LEN 64
+#define RECOG_SCRIPT_ARG_MAX 256 /* bytes read of each argv[0..3] */
+
+enum recog_op {
+	RECOG_EQ = 1,     /* component equals the text */
+	RECOG_PREFIX = 2, /* component starts with the text */
+};
+
+/*
+ * The program evaluates every slot without branching: an unused slot has
+ * len 0 and zero masks and always holds. len_eq is all ones for RECOG_EQ
+ * (the component's length must equal len) and 0 for RECOG_PREFIX (it must
+ * be at least len), so the length test is arithmetic too.
+ */
+struct recog_matcher {
+	__u8 op;      /* enum recog_op, for readers; 0 marks an unused slot */
+	__u8 level;   /* component index from the leaf, < RECOG_LEVELS */
+	__u8 len;     /* text length, <= RECOG_COMP_LEN */
+	__u8 _pad0;
+	__u32 len_eq;
+	__u64 mask[RECOG_COMP_LEN / 8];
+	__u64 text[RECOG_COMP_LEN / 8];
+};
+
+struct recogniser {
+	__u8 agent;       /* enum agent_kind; AGENT_NONE ends the table */
+	__u8 script_len;  /* 0: no script condition */
+	__u16 _pad0;
+	__u32 _pad1;
+	struct recog_matcher m[RECOG_MATCHERS];
+	__u64 script_mask[RECOG_SCRIPT_LEN / 8];
+	__u64 script_text[RECOG_SCRIPT_LEN / 8];
 };
 
 #endif /* LINEAGED_H */

@@ -1,0 +1,7 @@
+//go:build linux && !(386 || amd64)
+
+package sensor
+
+// archObjects: the file and network object dispatches on x86_64 syscall
+// numbers and is built for amd64 only; elsewhere only process events run.
+func archObjects() []objectLoader { return nil }

@@ -1,0 +1,480 @@
+//go:build linux
+
+// Package sensor loads lineaged's BPF programs, reads their ring buffer
+// without ever blocking it, decodes records into typed raw events and keeps
+// the kernel's agent-session table seeded.
+package sensor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+)
+
+// Scope selects which processes' events reach userspace.
+type Scope uint8
+
+// Scopes.
+const (
+	// ScopeSessions: only members of agent sessions (the default).
+	ScopeSessions Scope = iota
+	// ScopeAll: every process's exec, fork and exit.
+	ScopeAll
+)
+
+// ParseScope reads a --scope value.
+func ParseScope(s string) (Scope, error) {
+	switch s {
+	case "", "sessions":
+		return ScopeSessions, nil
+	case "all":
+		return ScopeAll, nil
+	}
+	return 0, fmt.Errorf("scope %q: want \"sessions\" or \"all\"", s)
+}
+
+// Config sizes and shapes the sensor. The zero value is usable: zero fields
+// take the defaults below.
+type Config struct {
+	Scope Scope
+	// SessionMapSize bounds the processes tracked as session members
+	// (default 65536). A member that does not fit is not tracked.
+	SessionMapSize uint32
+	// RingBufferSize in bytes, a power of two and a multiple of the page
+	// size (default 8 MiB).
+	RingBufferSize uint32
+	// QueueSize bounds decoded events waiting between the reader and Run's
+	// consumer (default 16384). Overflow is counted and reported.
+	QueueSize int
+	// LossInterval is how often kernel and queue loss counters are summed
+	// into KindLoss events (default 1s).
+	LossInterval time.Duration
+	// Recognisers replaces DefaultRecognisers when non-nil.
+	Recognisers []Recogniser
+	// ProcessOnly loads the process programs alone, without the file and
+	// network object (benchmarks comparing the two).
+	ProcessOnly bool
+}
+
+// Defaults.
+const (
+	DefaultSessionMapSize = 65536
+	DefaultRingBufferSize = 8 << 20
+	DefaultQueueSize      = 16384
+	DefaultLossInterval   = time.Second
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Scope > ScopeAll {
+		return c, fmt.Errorf("sensor config: unknown scope %d", c.Scope)
+	}
+	if c.SessionMapSize == 0 {
+		c.SessionMapSize = DefaultSessionMapSize
+	}
+	if c.RingBufferSize == 0 {
+		c.RingBufferSize = DefaultRingBufferSize
+	}
+	page := uint32(os.Getpagesize())
+	if c.RingBufferSize&(c.RingBufferSize-1) != 0 || c.RingBufferSize%page != 0 {
+		return c, fmt.Errorf("sensor config: ring buffer size %d must be a power of two and a multiple of %d", c.RingBufferSize, page)
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.QueueSize < 0 {
+		return c, fmt.Errorf("sensor config: queue size %d is negative", c.QueueSize)
+	}
+	if c.LossInterval == 0 {
+		c.LossInterval = DefaultLossInterval
+	}
+	if c.LossInterval < 0 {
+		return c, fmt.Errorf("sensor config: loss interval %s is negative", c.LossInterval)
+	}
+	if c.Recognisers == nil {
+		c.Recognisers = DefaultRecognisers()
+	}
+	if err := ValidateRecognisers(c.Recognisers); err != nil {
+		return c, fmt.Errorf("sensor config: %w", err)
+	}
+	return c, nil
+}
+
+// sharedMaps are created once and handed to every object (bpf/maps.h).
+type sharedMaps struct {
+	Sessions *ebpf.Map
+	Events   *ebpf.Map
+	Lost     *ebpf.Map
+}
+
+// objectLoader is a BPF object loaded after process.bpf.c, sharing its maps
+// through MapReplacements, with the decoder for the record kinds it emits.
+// extraObjects (per architecture) lists them.
+type objectLoader struct {
+	name   string
+	load   func(m sharedMaps, cfg Config) (io.Closer, error)
+	kinds  []Kind
+	decode func(b []byte, ev *Event) error
+}
+
+// Stats are the sensor's counters since New.
+type Stats struct {
+	Records      uint64 // ring-buffer records read
+	DecodeErrors uint64
+	// QueueDrops counts decoded events that found the hand-off queue full.
+	QueueDrops uint64
+	// KernelLost sums the kernel's failed ring-buffer reservations.
+	KernelLost uint64
+	Delivered  uint64 // events handed to Run's out channel
+}
+
+// Sensor is the live BPF source.
+type Sensor struct {
+	cfg     Config
+	log     *slog.Logger
+	maps    sharedMaps
+	coll    *ebpf.Collection
+	extras  []io.Closer
+	links   []link.Link
+	rd      *ringbuf.Reader
+	decoder [EventKindMax]func(b []byte, ev *Event) error
+
+	records, decodeErrs, delivered atomic.Uint64
+	queueDrops                     [EventKindMax]atomic.Uint64
+
+	runOnce   sync.Once
+	closeOnce sync.Once
+}
+
+// EventKindMax bounds raw kinds (bpf/lineaged.h EV_KIND_MAX).
+const EventKindMax = 16
+
+// New checks the host, loads and attaches the programs. Errors about the
+// host (privileges, BTF) are one line naming what is missing.
+func New(cfg Config, log *slog.Logger) (*Sensor, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		return nil, errors.New("sensor: nil logger")
+	}
+	if err := preflight(); err != nil {
+		return nil, err
+	}
+	s := &Sensor{cfg: cfg, log: log.With("component", "sensor")}
+	if err := s.load(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Sensor) load() error {
+	spec, err := loadProcess()
+	if err != nil {
+		return fmt.Errorf("sensor: process object: %w", err)
+	}
+	spec.Maps[processMapSessions].MaxEntries = s.cfg.SessionMapSize
+	spec.Maps[processMapEvents].MaxEntries = s.cfg.RingBufferSize
+	if s.cfg.Scope == ScopeAll {
+		if err := spec.Variables[processVarScopeAll].Set(uint8(1)); err != nil {
+			return fmt.Errorf("sensor: set scope: %w", err)
+		}
+	}
+	for _, name := range []string{processMapSessions, processMapEvents, processMapRingbufLost} {
+		m, err := ebpf.NewMap(spec.Maps[name])
+		if err != nil {
+			return fmt.Errorf("sensor: create map %s: %w", name, err)
+		}
+		switch name {
+		case processMapSessions:
+			s.maps.Sessions = m
+		case processMapEvents:
+			s.maps.Events = m
+		case processMapRingbufLost:
+			s.maps.Lost = m
+		}
+	}
+	s.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{
+			processMapSessions:    s.maps.Sessions,
+			processMapEvents:      s.maps.Events,
+			processMapRingbufLost: s.maps.Lost,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("sensor: load process programs: %w", oneLine(err))
+	}
+	// The recognisers must be in place before the exec program runs.
+	table, err := kernelRecognisers(s.cfg.Recognisers)
+	if err != nil {
+		return fmt.Errorf("sensor: %w", err)
+	}
+	for i := range table {
+		if err := s.coll.Maps[processMapRecognisers].Update(uint32(i), &table[i], ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("sensor: load recogniser %d: %w", i, err)
+		}
+	}
+	for _, k := range []Kind{KindExec, KindFork, KindExit} {
+		s.decoder[k] = Decode
+	}
+	if !s.cfg.ProcessOnly {
+		for _, o := range extraObjects() {
+			c, err := o.load(s.maps, s.cfg)
+			if err != nil {
+				return fmt.Errorf("sensor: %s object: %w", o.name, oneLine(err))
+			}
+			s.extras = append(s.extras, c)
+			for _, k := range o.kinds {
+				s.decoder[k] = o.decode
+			}
+		}
+	}
+	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
+		l, err := link.AttachTracing(link.TracingOptions{
+			Program:    s.coll.Programs[name],
+			AttachType: ebpf.AttachTraceRawTp,
+		})
+		if err != nil {
+			return fmt.Errorf("sensor: attach %s (tp_btf): %w", name, err)
+		}
+		s.links = append(s.links, l)
+	}
+	s.rd, err = ringbuf.NewReader(s.maps.Events)
+	if err != nil {
+		return fmt.Errorf("sensor: ring buffer reader: %w", err)
+	}
+	return nil
+}
+
+// oneLine keeps the first line of an error whose text spans many (a
+// verifier log); the full error stays reachable through errors.As.
+func oneLine(err error) error {
+	msg := err.Error()
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		return fmt.Errorf("%s (…): %w", msg[:i], errors.Unwrap(err))
+	}
+	return err
+}
+
+// Run reads the ring buffer in one goroutine that never blocks (decoded
+// events go into a bounded queue; what does not fit is counted and reported
+// as KindLoss), forwards the queue to out, and emits KindLoss events with
+// the deltas of the kernel's reservation-failure counters. It returns when
+// ctx is cancelled (nil) or the reader fails. Run may be called once.
+func (s *Sensor) Run(ctx context.Context, out chan<- Event) error {
+	ran := false
+	s.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("sensor: Run called twice")
+	}
+	q := make(chan Event, s.cfg.QueueSize)
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.read(q) }()
+	stop := func() error {
+		// Closing the reader interrupts ReadInto.
+		err := s.rd.Close()
+		<-readErr
+		return err
+	}
+
+	var lastKernel, lastQueue [EventKindMax]uint64
+	tick := time.NewTicker(s.cfg.LossInterval)
+	defer tick.Stop()
+	send := func(ev Event) bool {
+		select {
+		case out <- ev:
+			s.delivered.Add(1)
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return stop()
+		case err := <-readErr:
+			readErr <- err // for stop
+			if err != nil {
+				return fmt.Errorf("sensor: ring buffer: %w", err)
+			}
+			return nil
+		case ev := <-q:
+			if !send(ev) {
+				return stop()
+			}
+		case <-tick.C:
+			for _, ev := range s.lossEvents(&lastKernel, &lastQueue) {
+				if !send(ev) {
+					return stop()
+				}
+			}
+		}
+	}
+}
+
+// read is the one ring-buffer reader.
+func (s *Sensor) read(q chan<- Event) error {
+	var rec ringbuf.Record
+	for {
+		if err := s.rd.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		s.records.Add(1)
+		b := rec.RawSample
+		var ev Event
+		var dec func([]byte, *Event) error
+		if len(b) > 0 && int(b[0]) < EventKindMax {
+			dec = s.decoder[b[0]]
+		}
+		if dec == nil {
+			s.decodeErrs.Add(1)
+			s.log.Debug("record of unknown kind", "kind", int(b[0]), "len", len(b))
+			continue
+		}
+		if err := dec(b, &ev); err != nil {
+			s.decodeErrs.Add(1)
+			s.log.Debug("undecodable record", "err", err)
+			continue
+		}
+		select {
+		case q <- ev:
+		default:
+			s.queueDrops[ev.Kind].Add(1)
+		}
+	}
+}
+
+// kernelLost sums the per-CPU reservation-failure counters, by kind.
+func (s *Sensor) kernelLost() ([EventKindMax]uint64, error) {
+	var sum [EventKindMax]uint64
+	var perCPU []uint64
+	for k := range uint32(EventKindMax) {
+		if err := s.maps.Lost.Lookup(k, &perCPU); err != nil {
+			return sum, fmt.Errorf("read loss counter %d: %w", k, err)
+		}
+		for _, v := range perCPU {
+			sum[k] += v
+		}
+	}
+	return sum, nil
+}
+
+func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []Event {
+	var evs []Event
+	now := bootNs()
+	mk := func(where string, k int, n uint64) Event {
+		return Event{
+			Header: Header{Kind: KindLoss, KtimeNs: now},
+			Loss:   &Loss{Where: where, Of: Kind(k), Count: n},
+		}
+	}
+	kernel, err := s.kernelLost()
+	if err != nil {
+		s.log.Warn("loss counters unreadable", "err", err)
+	} else {
+		for k, v := range kernel {
+			if v > lastKernel[k] {
+				evs = append(evs, mk("ringbuf", k, v-lastKernel[k]))
+				lastKernel[k] = v
+			}
+		}
+	}
+	for k := range lastQueue {
+		v := s.queueDrops[k].Load()
+		if v > lastQueue[k] {
+			evs = append(evs, mk("queue", k, v-lastQueue[k]))
+			lastQueue[k] = v
+		}
+	}
+	return evs
+}
+
+func bootNs() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
+}
+
+// Stats returns the counters. KernelLost is read from the kernel now.
+func (s *Sensor) Stats() Stats {
+	st := Stats{
+		Records:      s.records.Load(),
+		DecodeErrors: s.decodeErrs.Load(),
+		Delivered:    s.delivered.Load(),
+	}
+	for k := range s.queueDrops {
+		st.QueueDrops += s.queueDrops[k].Load()
+	}
+	if s.maps.Lost != nil {
+		if kl, err := s.kernelLost(); err == nil {
+			for _, v := range kl {
+				st.KernelLost += v
+			}
+		}
+	}
+	return st
+}
+
+// AddSessionMembers puts already-running processes into the kernel session
+// table (from a /proc seed). From then on the kernel inherits membership at
+// fork. An entry the kernel already holds is kept: it is at least as recent
+// (a member that exec'd a nested agent after attach).
+func (s *Sensor) AddSessionMembers(members map[uint32]SessionRef) error {
+	var errs []error
+	for pid, ref := range members {
+		if !ref.InSession() {
+			continue
+		}
+		v := processSession{RootPid: ref.Root.PID, Agent: uint8(ref.Agent), RootStart: ref.Root.StartNs}
+		err := s.maps.Sessions.Update(pid, &v, ebpf.UpdateNoExist)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("session member %d: %w", pid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close detaches the programs and frees the maps. It is safe to call more
+// than once and after a failed New.
+func (s *Sensor) Close() error {
+	var errs []error
+	s.closeOnce.Do(func() {
+		for _, l := range s.links {
+			errs = append(errs, l.Close())
+		}
+		if s.rd != nil {
+			errs = append(errs, s.rd.Close())
+		}
+		for _, c := range s.extras {
+			errs = append(errs, c.Close())
+		}
+		if s.coll != nil {
+			s.coll.Close()
+		}
+		for _, m := range []*ebpf.Map{s.maps.Sessions, s.maps.Events, s.maps.Lost} {
+			if m != nil {
+				errs = append(errs, m.Close())
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
