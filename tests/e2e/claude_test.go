@@ -143,7 +143,9 @@ func TestClaudeCode(t *testing.T) {
 
 	bashCmd := fmt.Sprintf("sha256sum %s > %s && cat %s && (exec 3<>/dev/tcp/127.0.0.1/%d; echo ping >&3) && echo --token=%s > /dev/null",
 		in, bashOut, in, sink.port(), secretTok)
-	daemonCmd := fmt.Sprintf(`(setsid sh -c 'p=$PPID; while kill -0 $p 2>/dev/null; do sleep 0.05; done; exec sh -c "echo daemon > %s"' > /dev/null 2>&1 &)`, daemonOut)
+	// Double fork + setsid: the subshell starts the daemon and exits; the
+	// daemon waits until it is orphaned, then execs the image that writes.
+	daemonCmd := fmt.Sprintf(`(p=$BASHPID; setsid sh -c 'while kill -0 $0 2>/dev/null; do sleep 0.05; done; exec sh -c "echo daemon > %s"' $p > /dev/null 2>&1 &)`, daemonOut)
 	preCmd := fmt.Sprintf("read -r _ < %s; cat %s > %s", gate, preIn, late)
 	scripts := []fakeapi.Script{
 		{Name: "main", Match: "e2e-main-" + nonce, Turns: []fakeapi.Turn{
