@@ -238,6 +238,14 @@ type fioWant struct {
 	mode       uint32
 	// truncatedOf: the path is cut; it must be a tail of this one.
 	truncatedOf string
+	// otherThread: caused by a thread other than the main one.
+	otherThread bool
+}
+
+// fioShm is a file on /dev/shm, a mount on the /dev mount, for the files
+// workload in d.
+func fioShm(d string) string {
+	return "/dev/shm/lineaged-fio" + strings.ReplaceAll(d, "/", "_")
 }
 
 const resultFD = int32(1) << 30
@@ -287,6 +295,8 @@ func fioPrepare(t *testing.T, d string) {
 		must(os.WriteFile(filepath.Join(d, f), []byte("x"), 0o644))
 	}
 	must(os.Symlink("sub/target", filepath.Join(d, "link")))
+	must(os.WriteFile(fioShm(d), nil, 0o600))
+	t.Cleanup(func() { os.Remove(fioShm(d)) })
 	fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY, 0)
 	must(err)
 	for _, c := range fioHuge {
@@ -411,6 +421,20 @@ func fioFileSteps(d string) []fioStep {
 			}
 			return err
 		}, fioWant{kind: KindOpen, result: resultFD, created: true, access: AccessWrite, mode: 0o600, truncatedOf: huge}},
+		{"across a mount", func(*fioState) error { return closeFD(sysOpen("/dev/null", unix.O_RDONLY, 0)) },
+			open("/dev/null", AccessRead)},
+		{"across two mounts", func(*fioState) error { return closeFD(sysOpen(fioShm(d), unix.O_RDWR, 0)) },
+			open(fioShm(d), AccessReadWrite)},
+		{"from another thread", func(*fioState) error {
+			// The helper's main goroutine is on the main thread (it runs
+			// in init); this goroutine runs on another one.
+			done := make(chan error)
+			go func() {
+				runtime.LockOSThread() // the thread exits with the goroutine
+				done <- closeFD(sysOpen(p("existing"), unix.O_RDONLY, 0))
+			}()
+			return <-done
+		}, fioWant{kind: KindOpen, path: p("existing"), result: resultFD, access: AccessRead, otherThread: true}},
 		{"name with spaces", func(*fioState) error { return closeFD(sysOpen(p(fioSpace), unix.O_RDONLY, 0)) },
 			open(p(fioSpace), AccessRead)},
 		{"name with a newline", func(*fioState) error { return closeFD(sysOpen(p(fioNewline), unix.O_RDONLY, 0)) },
@@ -572,6 +596,9 @@ func fioHelper(mode string) int {
 func (w fioWant) match(ev Event) error {
 	if ev.Kind != w.kind {
 		return fmt.Errorf("kind %s", ev.Kind)
+	}
+	if (ev.TID != ev.Proc.PID) != w.otherThread {
+		return fmt.Errorf("thread %d of %d", ev.TID, ev.Proc.PID)
 	}
 	if w.kind == KindConnect {
 		c := ev.Connect
