@@ -54,7 +54,7 @@ func copyFile(t *testing.T, src, dst string, extra []byte) {
 
 // running starts path with args and returns it once its image is
 // complete in /proc; the process is killed at cleanup.
-func running(t *testing.T, path string, args ...string) (*exec.Cmd, *procfs.Proc) {
+func running(t testing.TB, path string, args ...string) (*exec.Cmd, *procfs.Proc) {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	if err := cmd.Start(); err != nil {
