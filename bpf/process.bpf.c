@@ -101,6 +101,8 @@ struct inode___old { /* < 6.6 */
 	struct timespec64 i_ctime;
 } __attribute__((preserve_access_index));
 
+#define NSEC_MASK ((1U << 30) - 1)
+
 static __always_inline __s64 ts_ns(struct timespec64 t)
 {
 	return t.tv_sec * 1000000000LL + t.tv_nsec;
@@ -110,8 +112,12 @@ static __always_inline void inode_times(struct inode *ino, __s64 *mtime, __s64 *
 {
 	if (bpf_core_field_exists(((struct inode___v611 *)0)->i_mtime_sec)) {
 		struct inode___v611 *i = (void *)ino;
-		*mtime = BPF_CORE_READ(i, i_mtime_sec) * 1000000000LL + BPF_CORE_READ(i, i_mtime_nsec);
-		*ctime = BPF_CORE_READ(i, i_ctime_sec) * 1000000000LL + BPF_CORE_READ(i, i_ctime_nsec);
+		/* Multigrain timestamps (6.13+) keep a "queried" flag in bit 31
+		 * of i_ctime_nsec; nanoseconds fit in 30 bits. */
+		*mtime = BPF_CORE_READ(i, i_mtime_sec) * 1000000000LL +
+			 (BPF_CORE_READ(i, i_mtime_nsec) & NSEC_MASK);
+		*ctime = BPF_CORE_READ(i, i_ctime_sec) * 1000000000LL +
+			 (BPF_CORE_READ(i, i_ctime_nsec) & NSEC_MASK);
 	} else if (bpf_core_field_exists(((struct inode___v67 *)0)->__i_mtime)) {
 		struct inode___v67 *i = (void *)ino;
 		*mtime = ts_ns(BPF_CORE_READ(i, __i_mtime));

@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,13 +205,483 @@ func (a *agentShell) readLine(t *testing.T) string {
 	return a.lines.Text()
 }
 
-func TestRootLoad(t *testing.T) {
+// inSession reports whether ev belongs to the session rooted at root.
+func inSession(ev Event, root uint32) bool {
+	return ev.Session.InSession() && ev.Session.Root.PID == root
+}
+
+func TestRootExecArgvForkExit(t *testing.T) {
 	h := startSensor(t, Config{Scope: ScopeAll})
+	hostile := []string{"plain", "with space", "new\nline", "\xff\xfeinvalid-utf8", "", "tab\there", "last"}
+	cmd := exec.Command("/bin/echo", hostile...)
+	mustRun(t, cmd)
+	pid := uint32(cmd.Process.Pid)
+
+	// Exit code and signal, from children of known pids.
+	code := exec.Command("/bin/sh", "-c", "exit 7")
+	if err := code.Run(); err == nil {
+		t.Fatal("exit 7 reported success")
+	}
+	sig := exec.Command("/bin/sleep", "1000")
+	if err := sig.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sig.Process.Kill()
+	sig.Wait()
+
 	m := marker(t)
 	mustRun(t, exec.Command("/bin/true", m))
-	ev, _ := h.untilExecArg(m)
-	if ev.Exec.Exe != "/usr/bin/true" {
-		t.Errorf("exe %q", ev.Exec.Exe)
+	_, evs := h.untilExecArg(m)
+
+	execs := find(evs, execOf(pid))
+	if len(execs) != 1 {
+		t.Fatalf("%d exec events for pid %d, want 1", len(execs), pid)
 	}
-	_ = runtime.NumCPU
+	x := execs[0].Exec
+	want := append([]string{"/bin/echo"}, hostile...)
+	if !slices.Equal(x.Argv, want) {
+		t.Errorf("argv = %q, want %q", x.Argv, want)
+	}
+	if x.ArgvTruncated {
+		t.Error("short argv marked truncated")
+	}
+	if x.Filename != "/bin/echo" {
+		t.Errorf("filename %q", x.Filename)
+	}
+	// /bin is a symlink to usr/bin on this distribution: Exe is resolved.
+	if x.Exe != "/usr/bin/echo" {
+		t.Errorf("exe %q, want /usr/bin/echo", x.Exe)
+	}
+	if x.Comm != "echo" {
+		t.Errorf("comm %q", x.Comm)
+	}
+	if x.Parent.PID != uint32(os.Getpid()) {
+		t.Errorf("ppid %d, want %d", x.Parent.PID, os.Getpid())
+	}
+	if x.UID != 0 || x.EUID != 0 || x.GID != 0 {
+		t.Errorf("creds %d/%d/%d, want root", x.UID, x.EUID, x.GID)
+	}
+	st, err := os.Stat("/usr/bin/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	if x.Binary.Inode != sys.Ino || x.Binary.Dev != sys.Dev || x.Binary.Size != sys.Size ||
+		x.Binary.MtimeNs != sys.Mtim.Nano() || x.Binary.CtimeNs != sys.Ctim.Nano() {
+		t.Errorf("binary %+v, stat ino %d dev %d size %d mtime %d ctime %d",
+			x.Binary, sys.Ino, sys.Dev, sys.Size, sys.Mtim.Nano(), sys.Ctim.Nano())
+	}
+	if x.CgroupID == 0 {
+		t.Error("no cgroup id")
+	}
+	// Process identity agrees with /proc's resolution.
+	if execs[0].Proc.StartNs%tickNs != 0 || execs[0].Proc.StartNs == 0 {
+		t.Errorf("start %d not at tick resolution", execs[0].Proc.StartNs)
+	}
+
+	forks := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Proc.PID == pid })
+	if len(forks) != 1 || forks[0].Fork.Parent.PID != uint32(os.Getpid()) {
+		t.Errorf("fork events for %d: %+v", pid, forks)
+	} else if forks[0].Proc != execs[0].Proc {
+		t.Errorf("fork names %+v, exec %+v: same process, same key", forks[0].Proc, execs[0].Proc)
+	}
+	exits := find(evs, exitOf(pid))
+	if len(exits) != 1 || exits[0].Exit.Code != 0 || exits[0].Exit.Signal != 0 {
+		t.Errorf("exit events for %d: %+v", pid, exits)
+	}
+	if e := find(evs, exitOf(uint32(code.Process.Pid))); len(e) != 1 || e[0].Exit.Code != 7 || e[0].Exit.Signal != 0 {
+		t.Errorf("exit 7: %+v", e)
+	}
+	if e := find(evs, exitOf(uint32(sig.Process.Pid))); len(e) != 1 || e[0].Exit.Signal != int32(syscall.SIGKILL) {
+		t.Errorf("SIGKILL exit: %+v", e)
+	}
+}
+
+func TestRootLongArgvTruncated(t *testing.T) {
+	h := startSensor(t, Config{Scope: ScopeAll})
+	var args []string
+	for i := range 400 {
+		args = append(args, fmt.Sprintf("argument-%04d-%s", i, strings.Repeat("x", 20)))
+	}
+	cmd := exec.Command("/bin/true", args...)
+	mustRun(t, cmd)
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	_, evs := h.untilExecArg(m)
+	execs := find(evs, execOf(uint32(cmd.Process.Pid)))
+	if len(execs) != 1 {
+		t.Fatalf("%d execs", len(execs))
+	}
+	x := execs[0].Exec
+	if !x.ArgvTruncated {
+		t.Fatal("argv of 12 KiB not marked truncated")
+	}
+	if len(x.Argv) < 2 || len(x.Argv) >= len(args)+1 {
+		t.Fatalf("%d args kept of %d", len(x.Argv), len(args)+1)
+	}
+	full := append([]string{"/bin/true"}, args...)
+	n := len(x.Argv)
+	if !slices.Equal(x.Argv[:n-1], full[:n-1]) || !strings.HasPrefix(full[n-1], x.Argv[n-1]) {
+		t.Errorf("truncated argv is not a prefix of the real one: last kept %q", x.Argv[n-1])
+	}
+}
+
+// threadsHelper is run as a child: it starts threads, then exits 3.
+func threadsHelper() {
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			runtime.LockOSThread() // a thread of its own, never reused
+			wg.Done()
+			select {}
+		}()
+	}
+	wg.Wait()
+	os.Exit(3)
+}
+
+func TestMain(m *testing.M) {
+	switch os.Getenv("LINEAGED_SENSOR_HELPER") {
+	case "threads":
+		threadsHelper()
+	case "unprivileged":
+		newUnprivilegedHelper()
+	}
+	os.Exit(m.Run())
+}
+
+func TestRootThreadsAreNotProcesses(t *testing.T) {
+	h := startSensor(t, Config{Scope: ScopeAll})
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=threads")
+	if err := cmd.Run(); err == nil || cmd.ProcessState.ExitCode() != 3 {
+		t.Fatalf("helper: %v", err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	_, evs := h.untilExecArg(m)
+
+	if n := len(find(evs, execOf(pid))); n != 1 {
+		t.Errorf("%d execs of the helper, want 1", n)
+	}
+	// Its threads share its tgid: no fork event may name the helper as
+	// parent, and exactly one exit (the group's) is reported.
+	if f := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid }); len(f) != 0 {
+		t.Errorf("threads reported as processes: %d forks from the helper", len(f))
+	}
+	exits := find(evs, exitOf(pid))
+	if len(exits) != 1 || exits[0].Exit.Code != 3 {
+		t.Errorf("helper exits: %+v, want one with code 3", exits)
+	}
+}
+
+func TestRootOutsideSessionSilent(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := startAgentShell(t, fakeAgentPath(t))
+	cmd := exec.Command("/bin/true", "lineaged-outside-"+marker(t))
+	mustRun(t, cmd)
+	m := marker(t)
+	agent.send(t, "/bin/true "+m)
+	ev, evs := h.untilExecArg(m)
+	if !inSession(ev, agent.pid()) {
+		t.Fatalf("marker not in the agent's session: %+v", ev.Header)
+	}
+	for _, e := range evs {
+		if e.Proc.PID == uint32(cmd.Process.Pid) {
+			t.Errorf("process outside any session reported: %+v", e)
+		}
+		if !e.Session.InSession() && e.Kind != KindLoss {
+			t.Errorf("default scope reported a non-member: %+v", e.Header)
+		}
+	}
+}
+
+func TestRootSessionRecognisedAtExec(t *testing.T) {
+	h := startSensor(t, Config{})
+	path := fakeAgentPath(t)
+	m := marker(t)
+	// The agent forks a child at once; the child must already be a member.
+	cmd := exec.Command(path, "-c", "/bin/true first-child; exec /bin/true "+m)
+	mustRun(t, cmd)
+	pid := uint32(cmd.Process.Pid)
+	_, evs := h.untilExecArg(m)
+
+	roots := find(evs, execOf(pid))
+	if len(roots) < 1 {
+		t.Fatal("agent exec not reported")
+	}
+	r := roots[0]
+	if r.Exec.Recognised != AgentClaudeCode || r.Session.Root != r.Proc || r.Session.Agent != AgentClaudeCode {
+		t.Fatalf("agent exec: recognised %v, session %+v, proc %+v", r.Exec.Recognised, r.Session, r.Proc)
+	}
+	if r.Exec.ParentSession.InSession() {
+		t.Errorf("top-level agent has a parent session %+v", r.Exec.ParentSession)
+	}
+	if r.Exec.Exe != path {
+		t.Errorf("exe %q, want %q", r.Exec.Exe, path)
+	}
+	child := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "first-child") })
+	if len(child) != 1 || !inSession(child[0], pid) || child[0].Exec.Parent.PID != pid {
+		t.Errorf("first child: %+v", child)
+	}
+	forks := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid })
+	if len(forks) != 1 || !inSession(forks[0], pid) {
+		t.Errorf("agent's fork: %+v", forks)
+	}
+}
+
+func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := startAgentShell(t, fakeAgentPath(t))
+	m := marker(t)
+	// The grandchild daemonises (its parent exits at once, setsid gives
+	// it a new session); command substitution waits for it to close
+	// stdout, i.e. to exit, before the marker runs.
+	agent.send(t, `x=$( (setsid sh -c '/bin/true daemonised; echo done' &) ); /bin/true `+m)
+	ev, evs := h.untilExecArg(m)
+	if !inSession(ev, agent.pid()) {
+		t.Fatalf("marker outside the session: %+v", ev.Header)
+	}
+	d := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "daemonised") })
+	if len(d) != 1 {
+		t.Fatalf("%d execs of the daemonised grandchild", len(d))
+	}
+	if !inSession(d[0], agent.pid()) {
+		t.Errorf("daemonised grandchild left the session: %+v", d[0].Header)
+	}
+	if x := find(evs, exitOf(d[0].Proc.PID)); len(x) != 1 || !inSession(x[0], agent.pid()) {
+		t.Errorf("grandchild's exit: %+v", x)
+	}
+	setsid := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Comm == "setsid" })
+	if len(setsid) != 1 || !inSession(setsid[0], agent.pid()) {
+		t.Errorf("setsid exec: %+v", setsid)
+	}
+}
+
+func TestRootScopeAllReportsOutsiders(t *testing.T) {
+	h := startSensor(t, Config{Scope: ScopeAll})
+	cmd := exec.Command("/bin/true", "outsider")
+	mustRun(t, cmd)
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	_, evs := h.untilExecArg(m)
+	x := find(evs, execOf(uint32(cmd.Process.Pid)))
+	if len(x) != 1 || x[0].Session.InSession() || x[0].Exec.Recognised != AgentNone {
+		t.Errorf("outsider under scope all: %+v", x)
+	}
+}
+
+func TestRootNestedAgentStartsOwnSession(t *testing.T) {
+	h := startSensor(t, Config{})
+	outer := startAgentShell(t, fakeAgentPath(t))
+	inner := copyTo(t, "/bin/dash", filepath.Join(t.TempDir(), ".vscode-server", "extensions",
+		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"))
+	m := marker(t)
+	outer.send(t, inner+" -c '/bin/true inner-child'; /bin/true "+m)
+	_, evs := h.untilExecArg(m)
+	in := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Exe == inner })
+	if len(in) != 1 {
+		t.Fatalf("%d execs of the inner agent", len(in))
+	}
+	ie := in[0]
+	if ie.Exec.Recognised != AgentClaudeCode || ie.Session.Root != ie.Proc {
+		t.Errorf("inner agent did not start a session: %+v", ie.Header)
+	}
+	if ps := ie.Exec.ParentSession; ps.Root.PID != outer.pid() || ps.Agent != AgentClaudeCode {
+		t.Errorf("inner agent's parent session %+v, want root %d", ps, outer.pid())
+	}
+	c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "inner-child") })
+	if len(c) != 1 || !inSession(c[0], ie.Proc.PID) {
+		t.Errorf("inner child: %+v", c)
+	}
+}
+
+func TestRootScriptLauncherRecognised(t *testing.T) {
+	h := startSensor(t, Config{})
+	dir := t.TempDir()
+	// A "node" that runs the script it is given (a copy of dash), and a
+	// cli.js where npm puts the legacy package.
+	node := copyTo(t, "/bin/dash", filepath.Join(dir, "bin", "node"))
+	script := filepath.Join(dir, "lib", "node_modules", "@anthropic-ai", "claude-code", "cli.js")
+	if err := os.MkdirAll(filepath.Dir(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := marker(t)
+	if err := os.WriteFile(script, []byte("/bin/true "+m+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, script)
+	mustRun(t, cmd)
+	ev, evs := h.untilExecArg(m)
+	pid := uint32(cmd.Process.Pid)
+	if !inSession(ev, pid) {
+		t.Fatalf("cli.js child not in the launcher's session: %+v", ev.Header)
+	}
+	if r := find(evs, execOf(pid)); len(r) != 1 || r[0].Exec.Recognised != AgentClaudeCode {
+		t.Errorf("launcher exec: %+v", r)
+	}
+	if got := Recognise(node, []string{node, script}); got != AgentClaudeCode {
+		t.Errorf("Go recogniser disagrees: %v", got)
+	}
+}
+
+func TestRootSeedFindsRunningAgent(t *testing.T) {
+	requireRoot(t)
+	path := fakeAgentPath(t)
+	// Started before the sensor: the agent and a descendant.
+	agent := startAgentShell(t, path)
+	agent.send(t, "/bin/sleep 1000 & echo $!")
+	sleepPID, err := strconv.Atoi(agent.readLine(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := startSensor(t, Config{})
+	members, err := h.s.SeedSessions("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, ok := members[agent.pid()]
+	if !ok || ref.Agent != AgentClaudeCode || ref.Root.PID != agent.pid() {
+		t.Fatalf("seed: agent %d not found as a session root: %+v", agent.pid(), ref)
+	}
+	if members[uint32(sleepPID)] != ref {
+		t.Errorf("seed: descendant %d: %+v, want %+v", sleepPID, members[uint32(sleepPID)], ref)
+	}
+	if _, ok := members[uint32(os.Getpid())]; ok {
+		t.Error("seed put the test process in a session")
+	}
+
+	m := marker(t)
+	agent.send(t, fmt.Sprintf("kill %d; wait; /bin/true %s", sleepPID, m))
+	ev, evs := h.untilExecArg(m)
+	if !inSession(ev, agent.pid()) || ev.Session.Root != ref.Root {
+		t.Fatalf("seeded agent's child: %+v, want session %+v", ev.Header, ref)
+	}
+	x := find(evs, exitOf(uint32(sleepPID)))
+	if len(x) != 1 || x[0].Exit.Signal != int32(syscall.SIGTERM) || x[0].Session.Root != ref.Root {
+		t.Errorf("seeded descendant's exit: %+v", x)
+	}
+}
+
+func TestRootStatsAndLoss(t *testing.T) {
+	// A one-page ring buffer and an unread queue force both kinds of loss.
+	requireRoot(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(Config{Scope: ScopeAll, RingBufferSize: uint32(os.Getpagesize()), QueueSize: 1,
+		LossInterval: time.Millisecond}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Fill the ring before anyone reads it.
+	for range 40 {
+		mustRun(t, exec.Command("/bin/true", strings.Repeat("fill-the-ring ", 40)))
+	}
+	if st := s.Stats(); st.KernelLost == 0 {
+		t.Fatalf("no kernel loss counted with a %d-byte ring: %+v", os.Getpagesize(), st)
+	}
+	out := make(chan Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	var lost uint64
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	for lost < s.Stats().KernelLost {
+		select {
+		case ev := <-out:
+			if ev.Loss != nil && ev.Loss.Where == "ringbuf" {
+				if ev.Loss.Of != KindExec && ev.Loss.Of != KindFork && ev.Loss.Of != KindExit {
+					t.Errorf("loss of kind %v", ev.Loss.Of)
+				}
+				lost += ev.Loss.Count
+			}
+		case <-timer.C:
+			t.Fatalf("loss events sum to %d, kernel counted %d", lost, s.Stats().KernelLost)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRootNewFailsOneLineWithoutPrivileges(t *testing.T) {
+	requireRoot(t)
+	// Run the check in a child that dropped every capability.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The build directory is root's; give nobody a copy it can run.
+	dir, err := os.MkdirTemp("", "lineaged-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := copyTo(t, self, filepath.Join(dir, "sensor.test"))
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=unprivileged")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "NEWERR: sensor cannot run: missing CAP_BPF+CAP_PERFMON") {
+		t.Errorf("unprivileged New error: %s", out)
+	}
+}
+
+// newUnprivilegedHelper runs as the child above: it prints New's error.
+func newUnprivilegedHelper() {
+	_, err := New(Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	switch {
+	case err == nil:
+		fmt.Println("New succeeded without privileges")
+	case strings.Contains(err.Error(), "\n"):
+		fmt.Printf("error spans lines: %q\n", err)
+	default:
+		fmt.Printf("NEWERR: %s\n", err)
+	}
+	os.Exit(0)
+}
+
+func TestRootDoctor(t *testing.T) {
+	requireRoot(t)
+	r := Doctor(Config{}, nil)
+	if err := r.Err(); err != nil {
+		t.Fatalf("doctor on a capable host: %v", err)
+	}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kernel version", "capabilities", "kernel BTF", "ring buffer map", "attach tp_btf", "load and attach programs"} {
+		found := false
+		for _, c := range r.Checks {
+			if c.Name == name {
+				found = true
+				if !c.OK {
+					t.Errorf("%s failed: %s", name, c.Detail)
+				}
+			}
+		}
+		if !found || !strings.Contains(b.String(), name) {
+			t.Errorf("check %q missing from report:\n%s", name, b.String())
+		}
+	}
 }
