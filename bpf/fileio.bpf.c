@@ -115,7 +115,9 @@ struct {
  * A path walk, in per-CPU scratch. walk_path() is a global function so the
  * verifier checks its bounded loop once, not once per call site and state
  * (that multiplied the enter program's verification past 400k
- * instructions). Pointers travel as u64 and are read with probe_read.
+ * instructions). Its only argument is a scalar, the scratch slot, which
+ * kernels before 5.12 require of global functions; the inputs and outputs
+ * are in the slot. Pointers travel as u64 and are read with probe_read.
  */
 struct walk {
 	__u64 dentry;
@@ -131,28 +133,26 @@ struct walk {
 	char buf[2 * FIO_PATH_MAX];
 };
 
-/* Separate scratch for the enter and exit programs: a raw tracepoint
- * program may be preempted (it only disables migration), and another task's
- * run of the other program on this CPU must not clobber it; the same
- * program does not nest on a CPU (the kernel's recursion guard). */
+/* One slot each for the enter and exit programs: a raw tracepoint program
+ * may be preempted (it only disables migration), and another task's run of
+ * the other program on this CPU must not clobber it; the same program does
+ * not nest on a CPU (the kernel's recursion guard). */
 struct scratch {
 	struct walk w;
 	struct file_event ev;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} fio_scratch_enter SEC(".maps");
+enum scratch_slot {
+	SLOT_ENTER = 0,
+	SLOT_EXIT = 1,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct scratch);
-} fio_scratch_exit SEC(".maps");
+} fio_scratch SEC(".maps");
 
 /* connect_event is only reserved, never a map value: name it once so its
  * BTF (and the generated Go type) exist. */
@@ -197,16 +197,19 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
  * through mnt_mountpoint/mnt_parent, as d_path does; the walk stops at the
  * process's root (chroot, container) or the namespace's root mount.
  */
-__noinline int walk_path(struct walk *w)
+__noinline int walk_path(__u32 slot)
 {
 	struct dentry *dentry, *root_dentry;
 	struct vfsmount *vfsmnt, *root_mnt;
+	struct scratch *sc = bpf_map_lookup_elem(&fio_scratch, &slot);
+	struct walk *w;
 	struct mount *mnt;
 	__u32 pos;
 	int i;
 
-	if (!w)
+	if (!sc)
 		return 0;
+	w = &sc->w;
 	dentry = (struct dentry *)w->dentry;
 	vfsmnt = (struct vfsmount *)w->vfsmnt;
 	root_dentry = (struct dentry *)w->root_dentry;
@@ -256,8 +259,9 @@ __noinline int walk_path(struct walk *w)
 	return 0;
 }
 
-static __always_inline __u32 walk_from(struct walk *w, __u32 end,
-				       struct dentry *d, struct vfsmount *m,
+static __always_inline __u32 walk_from(struct walk *w, __u32 slot,
+				       __u32 end, struct dentry *d,
+				       struct vfsmount *m,
 				       struct task_struct *task)
 {
 	__u32 pos;
@@ -267,7 +271,7 @@ static __always_inline __u32 walk_from(struct walk *w, __u32 end,
 	w->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
 	w->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
 	w->end = end;
-	walk_path(w);
+	walk_path(slot);
 	pos = w->pos;
 	if (pos > end)
 		pos = end;
@@ -276,10 +280,11 @@ static __always_inline __u32 walk_from(struct walk *w, __u32 end,
 
 /* The path of an opened file: w->buf[*pos, FIO_PATH_MAX). Returns the
  * length. */
-static __always_inline __u32 file_path(struct walk *w, struct file *f,
-				       struct task_struct *task, __u32 *pos)
+static __always_inline __u32 file_path(struct walk *w, __u32 slot,
+				       struct file *f, struct task_struct *task,
+				       __u32 *pos)
 {
-	__u32 p = walk_from(w, FIO_PATH_MAX, BPF_CORE_READ(f, f_path.dentry),
+	__u32 p = walk_from(w, slot, FIO_PATH_MAX, BPF_CORE_READ(f, f_path.dentry),
 			    BPF_CORE_READ(f, f_path.mnt), task);
 
 	if (p >= FIO_PATH_MAX) {
@@ -297,7 +302,7 @@ static __always_inline __u32 file_path(struct walk *w, struct file *f,
  * is contiguous at w->buf[*pos, ...). Returns the length (may exceed
  * FIO_PATH_MAX - 1; put_path clamps it).
  */
-static __always_inline __u32 user_path(struct walk *w, long dfd,
+static __always_inline __u32 user_path(struct walk *w, __u32 slot, long dfd,
 				       const char *uname,
 				       struct task_struct *task, __u32 *pos)
 {
@@ -327,7 +332,7 @@ static __always_inline __u32 user_path(struct walk *w, long dfd,
 		m = BPF_CORE_READ(f, f_path.mnt);
 	}
 	w->buf[FIO_PATH_MAX - 1] = '/';
-	p = walk_from(w, FIO_PATH_MAX - 1, d, m, task);
+	p = walk_from(w, slot, FIO_PATH_MAX - 1, d, m, task);
 	if (p >= FIO_PATH_MAX - 1)
 		p = FIO_PATH_MAX - 1; /* the directory is "/" */
 	*pos = p;
@@ -367,11 +372,9 @@ static __always_inline int emit_file(struct file_event *ev)
 	return 0;
 }
 
-static __always_inline struct scratch *get_scratch(void *map)
+static __always_inline struct scratch *get_scratch(__u32 slot)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(map, &zero);
+	return bpf_map_lookup_elem(&fio_scratch, &slot);
 }
 
 /* unlink, rename, chmod: the record is built at enter, completed at exit. */
@@ -379,7 +382,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 					 const struct session *s,
 					 struct task_struct *task)
 {
-	struct scratch *sc = get_scratch(&fio_scratch_enter);
+	struct scratch *sc = get_scratch(SLOT_ENTER);
 	struct file_event *ev;
 	__u8 kind;
 	long dfd = AT_FDCWD, ndfd = AT_FDCWD;
@@ -441,13 +444,13 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 	ev->new_path_len = 0;
 
 	sc->w.trunc = 0;
-	len = user_path(&sc->w, dfd, name, task, &pos);
+	len = user_path(&sc->w, SLOT_ENTER, dfd, name, task, &pos);
 	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
 	if (sc->w.trunc)
 		ev->fflags |= FILE_F_TRUNCATED;
 	if (nname) {
 		sc->w.trunc = 0;
-		len = user_path(&sc->w, ndfd, nname, task, &pos);
+		len = user_path(&sc->w, SLOT_ENTER, ndfd, nname, task, &pos);
 		ev->new_path_len = put_path(ev, ev->path_len, &sc->w, pos, len);
 		ev->fflags |= FILE_F_NEW_UNRESOLVED;
 		if (sc->w.trunc)
@@ -482,8 +485,9 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	s = bpf_map_lookup_elem(&sessions, &tgid);
 	if (!s)
 		return 0;
-	task = bpf_get_current_task_btf();
-	if (task->thread_info.status & TS_COMPAT)
+	/* bpf_get_current_task, not _btf: kernels before 5.11 lack it. */
+	task = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
 		return 0;
 
 	switch (nr) {
@@ -516,7 +520,7 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 static __always_inline int exit_open(struct fio_args *a, long ret,
 				     struct task_struct *task)
 {
-	struct scratch *sc = get_scratch(&fio_scratch_exit);
+	struct scratch *sc = get_scratch(SLOT_EXIT);
 	struct file_event *ev;
 	const char *name;
 	long dfd = AT_FDCWD;
@@ -576,10 +580,10 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		ev->fmode = BPF_CORE_READ(f, f_mode);
 		if (name && (ev->fmode & FMODE_CREATED))
 			ev->fflags |= FILE_F_CREATED;
-		len = file_path(&sc->w, f, task, &pos);
+		len = file_path(&sc->w, SLOT_EXIT, f, task, &pos);
 	} else {
 		ev->fflags |= FILE_F_UNRESOLVED;
-		len = user_path(&sc->w, dfd, name, task, &pos);
+		len = user_path(&sc->w, SLOT_EXIT, dfd, name, task, &pos);
 	}
 	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
 	if (sc->w.trunc)
@@ -677,7 +681,7 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 		a = bpf_map_lookup_elem(&fio_args, &tid);
 		if (!a)
 			return 0;
-		task = bpf_get_current_task_btf();
+		task = (struct task_struct *)bpf_get_current_task();
 		if (a->nr == nr) {
 			if (nr == NR_connect)
 				exit_connect(a, ret, task);

@@ -111,8 +111,7 @@ const (
 	fileioMapEvents             = "events"
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioPending         = "fio_pending"
-	fileioMapFioScratchEnter    = "fio_scratch_enter"
-	fileioMapFioScratchExit     = "fio_scratch_exit"
+	fileioMapFioScratch         = "fio_scratch"
 	fileioMapRingbufLost        = "ringbuf_lost"
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
@@ -170,13 +169,12 @@ type fileioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioMapSpecs struct {
-	Events          *ebpf.MapSpec `ebpf:"events"`
-	FioArgs         *ebpf.MapSpec `ebpf:"fio_args"`
-	FioPending      *ebpf.MapSpec `ebpf:"fio_pending"`
-	FioScratchEnter *ebpf.MapSpec `ebpf:"fio_scratch_enter"`
-	FioScratchExit  *ebpf.MapSpec `ebpf:"fio_scratch_exit"`
-	RingbufLost     *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions        *ebpf.MapSpec `ebpf:"sessions"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	FioArgs     *ebpf.MapSpec `ebpf:"fio_args"`
+	FioPending  *ebpf.MapSpec `ebpf:"fio_pending"`
+	FioScratch  *ebpf.MapSpec `ebpf:"fio_scratch"`
+	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // fileioVariableSpecs contains global variables before they are loaded into the kernel.
@@ -206,13 +204,12 @@ func (o *fileioObjects) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioMaps struct {
-	Events          *ebpf.Map `ebpf:"events"`
-	FioArgs         *ebpf.Map `ebpf:"fio_args"`
-	FioPending      *ebpf.Map `ebpf:"fio_pending"`
-	FioScratchEnter *ebpf.Map `ebpf:"fio_scratch_enter"`
-	FioScratchExit  *ebpf.Map `ebpf:"fio_scratch_exit"`
-	RingbufLost     *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions        *ebpf.Map `ebpf:"sessions"`
+	Events      *ebpf.Map `ebpf:"events"`
+	FioArgs     *ebpf.Map `ebpf:"fio_args"`
+	FioPending  *ebpf.Map `ebpf:"fio_pending"`
+	FioScratch  *ebpf.Map `ebpf:"fio_scratch"`
+	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
+	Sessions    *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *fileioMaps) Close() error {
@@ -220,8 +217,7 @@ func (m *fileioMaps) Close() error {
 		m.Events,
 		m.FioArgs,
 		m.FioPending,
-		m.FioScratchEnter,
-		m.FioScratchExit,
+		m.FioScratch,
 		m.RingbufLost,
 		m.Sessions,
 	)
