@@ -128,7 +128,7 @@ func TestEngineAttribution(t *testing.T) {
 	}
 	want := []struct {
 		kind, exe, role, tool string
-		session                bool
+		session               bool
 	}{
 		{event.KindProcessExec, exe, event.RoleRoot, "", false},
 		{event.KindFileOpen, exe, event.RoleRoot, "", true},
