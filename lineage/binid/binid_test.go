@@ -492,3 +492,16 @@ func TestBrokenKeyAndMalformedSignature(t *testing.T) {
 		t.Errorf("malformed bundle = %+v", b3)
 	}
 }
+
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := newSigner(t, dir, "k")
+	in, err := Open(LiveConfig{TrustedKeys: []string{s.pubPath}}, quiet())
+	if err != nil || in == nil || len(in.policy.Keys) != 1 || in.pkgs == nil {
+		t.Fatalf("Open = %v, %v", in, err)
+	}
+	in, err = Open(LiveConfig{TrustedKeys: []string{filepath.Join(dir, "nope.pem")}, SignatureDir: filepath.Join(dir, "nodir"), DpkgDir: dir, RPMDir: filepath.Join(dir, "norpm")}, quiet())
+	if err == nil || !strings.Contains(err.Error(), "nope.pem") || !strings.Contains(err.Error(), "nodir") || in == nil || in.pkgs != nil {
+		t.Errorf("Open with bad key = %v, %v", in, err)
+	}
+}

@@ -1,0 +1,142 @@
+package binid
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// rpmQueryFormat lists every file of every package with its digest: one
+// line per file, the package fields repeated with %{=TAG}. FILEDIGESTALGO
+// is an OpenPGP hash id (1 MD5, 8 SHA-256).
+const rpmQueryFormat = `[%{=NAME}-%{=VERSION}-%{=RELEASE}\t%{=FILEDIGESTALGO}\t%{FILEDIGESTS}\t%{FILENAMES}\n]`
+
+// RPM is the rpm database as a PackageDB. It runs `rpm -qa --qf <fixed
+// format>` (no input is interpolated) once, and again when the database
+// directory changes. Query can be replaced (tests, other rpm front ends).
+//
+// This host has no rpm database: the parser is tested on rpm's documented
+// output format, the query itself has not been run against a real rpmdb.
+type RPM struct {
+	// DBDir is the rpm database directory, normally /var/lib/rpm.
+	DBDir   string
+	Recheck time.Duration
+	Query   func(ctx context.Context) ([]byte, error)
+	Now     func() time.Time
+
+	mu      sync.Mutex
+	files   map[string]PackageFile
+	stamp   string
+	gen     uint64
+	checked time.Time
+	err     error
+}
+
+func (r *RPM) query(ctx context.Context) ([]byte, error) {
+	if r.Query != nil {
+		return r.Query(ctx)
+	}
+	out, err := exec.CommandContext(ctx, "rpm", "-qa", "--qf", rpmQueryFormat).Output()
+	if err != nil {
+		return nil, fmt.Errorf("rpm -qa: %w", err)
+	}
+	return out, nil
+}
+
+// Lookup implements PackageDB.
+func (r *RPM) Lookup(path string) (PackageFile, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refresh()
+	for _, p := range Aliases(path) {
+		if f, ok := r.files[p]; ok {
+			return f, true
+		}
+	}
+	return PackageFile{}, false
+}
+
+// Generation implements PackageDB.
+func (r *RPM) Generation() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refresh()
+	return r.gen
+}
+
+// Err is the last load error.
+func (r *RPM) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refresh()
+	return r.err
+}
+
+func (r *RPM) refresh() {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	re := r.Recheck
+	if re == 0 {
+		re = 5 * time.Second
+	}
+	t := now()
+	if r.files != nil && t.Sub(r.checked) < re {
+		return
+	}
+	r.checked = t
+	stamp := "-"
+	if st, err := os.Stat(r.DBDir); err == nil {
+		stamp = fmt.Sprintf("%d", st.ModTime().UnixNano())
+	}
+	if r.files != nil && stamp == r.stamp {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := r.query(ctx)
+	files := map[string]PackageFile{}
+	if err == nil {
+		files, err = parseRPMFiles(out)
+	}
+	r.files, r.stamp, r.err = files, stamp, err
+	r.gen++
+}
+
+// parseRPMFiles parses rpmQueryFormat output. Directories and symlinks
+// (empty digest) and lines that do not parse (a file name with a tab or
+// newline) are skipped.
+func parseRPMFiles(out []byte) (map[string]PackageFile, error) {
+	files := map[string]PackageFile{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		f := strings.SplitN(sc.Text(), "\t", 4)
+		if len(f) != 4 || f[2] == "" || !strings.HasPrefix(f[3], "/") {
+			continue
+		}
+		var algo string
+		switch f[1] {
+		case "1":
+			algo = "md5"
+		case "8":
+			algo = "sha256"
+		default:
+			continue // sha1/sha512 digests are not compared
+		}
+		d, err := hex.DecodeString(f[2])
+		if err != nil {
+			continue
+		}
+		files[f[3]] = PackageFile{Package: f[0], Algo: algo, Digest: d}
+	}
+	return files, sc.Err()
+}
