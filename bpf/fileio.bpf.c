@@ -10,9 +10,12 @@
  *    is not mounted on every host (nor inside most containers); the raw
  *    tracepoints need no filesystem at all;
  *  - the per-syscall tracepoints are themselves dispatched from this same
- *    sys_enter/sys_exit hook (a bitmap test per syscall), and attaching
- *    either sets TIF_SYSCALL_TRACEPOINT on every task, so the hot-path cost
- *    is the same; here it is one program call and a switch on the number;
+ *    sys_enter/sys_exit hook, and attaching either sets
+ *    TIF_SYSCALL_TRACEPOINT on every task: every syscall takes the slow
+ *    entry/exit path, the dominant cost of both. Beyond that, for a syscall
+ *    we do not want they pay a bitmap test where this pays a program call
+ *    and a switch; for one we want they first copy the arguments into a
+ *    perf record. BenchmarkFileIOOverhead measures it;
  *  - tp_btf gives typed, directly readable pt_regs (no probe_read per arg).
  * The numbers are x86_64's: this object is built for amd64 only. 32-bit
  * (ia32 compat, TS_COMPAT) and x32 syscalls are not decoded, as with the
@@ -31,6 +34,9 @@
  *    marked FILE_F_UNRESOLVED. unlink/rename/chmod build their record at
  *    enter: the object is gone at exit, and a rename can move the very
  *    directory a relative name is resolved against.
+ * A file of an internal mount (a memfd, pipe or anonymous inode reopened
+ * through /proc/<pid>/fd) has no path: its dentry name alone is reported,
+ * without a leading "/" ("memfd:name", "" for a pipe).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -127,7 +133,8 @@ struct walk {
 	__u32 end; /* the path ends just before buf[end] */
 	__u32 pos; /* out: where it starts */
 	__u8 trunc; /* out: set when the depth or length bound cut it */
-	__u8 _pad[7];
+	__u8 pseudo; /* out: a dentry of an internal mount, not a path */
+	__u8 _pad[6];
 	/* [0, FIO_PATH_MAX): walked backwards; [FIO_PATH_MAX, ...): a
 	 * caller's name, read right after its directory. */
 	char buf[2 * FIO_PATH_MAX];
@@ -229,8 +236,21 @@ __noinline int walk_path(__u32 slot)
 		if (dentry == mnt_root || dentry == parent) {
 			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 
-			/* A pseudo or disconnected dentry, or the namespace root. */
-			if (dentry != mnt_root || mnt_parent == mnt)
+			if (dentry != mnt_root) {
+				/* A pseudo dentry (alloc_file_pseudo) of an
+				 * internal mount: only its name. */
+				w->pseudo = 1;
+				name = BPF_CORE_READ(dentry, d_name);
+				len = name.len;
+				pos = w->pos;
+				if (len > NAME_MAX || pos > FIO_PATH_MAX || len + 1 > pos)
+					return 0;
+				pos -= len;
+				bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
+				w->pos = pos;
+				return 0;
+			}
+			if (mnt_parent == mnt) /* the namespace's root */
 				return 0;
 			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
 			mnt = mnt_parent;
@@ -271,6 +291,7 @@ static __always_inline __u32 walk_from(struct walk *w, __u32 slot,
 	w->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
 	w->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
 	w->end = end;
+	w->pseudo = 0;
 	walk_path(slot);
 	pos = w->pos;
 	if (pos > end)
@@ -287,7 +308,7 @@ static __always_inline __u32 file_path(struct walk *w, __u32 slot,
 	__u32 p = walk_from(w, slot, FIO_PATH_MAX, BPF_CORE_READ(f, f_path.dentry),
 			    BPF_CORE_READ(f, f_path.mnt), task);
 
-	if (p >= FIO_PATH_MAX) {
+	if (p >= FIO_PATH_MAX && !w->pseudo) {
 		p = FIO_PATH_MAX - 1;
 		w->buf[p] = '/';
 	}

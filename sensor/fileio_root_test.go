@@ -425,6 +425,23 @@ func fioFileSteps(d string) []fioStep {
 			open("/dev/null", AccessRead)},
 		{"across two mounts", func(*fioState) error { return closeFD(sysOpen(fioShm(d), unix.O_RDWR, 0)) },
 			open(fioShm(d), AccessReadWrite)},
+		{"memfd reopened through /proc", func(*fioState) error {
+			mfd, err := unix.MemfdCreate("lineaged-fio", unix.MFD_CLOEXEC)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(mfd)
+			return closeFD(sysOpen(fmt.Sprintf("/proc/self/fd/%d", mfd), unix.O_RDONLY, 0))
+		}, open("memfd:lineaged-fio", AccessRead)},
+		{"pipe reopened through /proc", func(*fioState) error {
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				return err
+			}
+			defer unix.Close(p[0])
+			defer unix.Close(p[1])
+			return closeFD(sysOpen(fmt.Sprintf("/proc/self/fd/%d", p[0]), unix.O_RDWR, 0))
+		}, open("", AccessReadWrite)},
 		{"from another thread", func(*fioState) error {
 			// The helper's main goroutine is on the main thread (it runs
 			// in init); this goroutine runs on another one.

@@ -89,7 +89,8 @@ type fileioScratch struct {
 		End        uint32
 		Pos        uint32
 		Trunc      uint8
-		Pad        [7]uint8
+		Pseudo     uint8
+		Pad        [6]uint8
 		Buf        [8192]int8
 	}
 	Ev fileioFileEvent
