@@ -160,14 +160,21 @@ struct recog_matcher {
 	__u64 text[RECOG_COMP_LEN / 8];
 };
 
+/* argv[0] values that veto a match: an agent binary re-executed as one of
+ * its embedded tools (Claude Code runs its own executable as `ugrep`, `rg`,
+ * ...) is a helper, not a new session. Exact, zero-padded, < 32 bytes. */
+#define RECOG_DENY 6
+
 struct recogniser {
 	__u8 agent;       /* enum agent_kind; AGENT_NONE ends the table */
 	__u8 script_len;  /* 0: no script condition */
-	__u16 _pad0;
+	__u8 deny_n;      /* entries used in deny_argv0 */
+	__u8 _pad0;
 	__u32 _pad1;
 	struct recog_matcher m[RECOG_MATCHERS];
 	__u64 script_mask[RECOG_SCRIPT_LEN / 8];
 	__u64 script_text[RECOG_SCRIPT_LEN / 8];
+	__u64 deny_argv0[RECOG_DENY][RECOG_COMP_LEN / 8];
 };
 
 #endif /* LINEAGED_H */

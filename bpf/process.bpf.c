@@ -65,6 +65,9 @@ struct exec_scratch {
 	__u32 need_arg;
 	__u32 agent;
 	__u32 walk_done;
+	__u32 rule;     /* index of the matched rule */
+	__u32 _pad;
+	char argv0[RECOG_COMP_LEN]; /* zero-padded, for deny_argv0 */
 	/* The script argument: read into argbuf, its tail right-aligned in
 	 * script[RECOG_SCRIPT_LEN..2 * RECOG_SCRIPT_LEN). */
 	char argbuf[RECOG_SCRIPT_ARG_MAX + 2 * RECOG_SCRIPT_LEN];
@@ -354,8 +357,10 @@ static __always_inline __u8 recognise_rules(struct exec_scratch *x, unsigned lon
 			x->need_arg |= d == 0;
 			continue;
 		}
-		if (d == 0)
+		if (d == 0) {
+			x->rule = r;
 			return rec->agent;
+		}
 	}
 	if (!SCRATCH_READ(x->need_arg))
 		return AGENT_NONE;
@@ -368,8 +373,10 @@ static __always_inline __u8 recognise_rules(struct exec_scratch *x, unsigned lon
 		struct recogniser *rec = bpf_map_lookup_elem(&recognisers, &key);
 		if (!rec || rec->agent == AGENT_NONE)
 			break;
-		if (rec->script_len && (exe_mismatch(x, rec) | script_mismatch(x, rec)) == 0)
+		if (rec->script_len && (exe_mismatch(x, rec) | script_mismatch(x, rec)) == 0) {
+			x->rule = r;
 			return rec->agent;
+		}
 	}
 	return AGENT_NONE;
 }
@@ -380,7 +387,28 @@ static __always_inline __u8 recognise(struct exec_scratch *x, unsigned long arg_
 				      unsigned long arg_end)
 {
 	x->agent = recognise_rules(x, arg_start, arg_end);
-	return SCRATCH_READ(x->agent);
+	__u8 agent = SCRATCH_READ(x->agent);
+	if (agent == AGENT_NONE)
+		return AGENT_NONE;
+
+	/* One code path for every matched rule: look it up again. */
+	__u32 key = SCRATCH_READ(x->rule);
+	struct recogniser *rec = bpf_map_lookup_elem(&recognisers, &key);
+	if (!rec || rec->deny_n == 0)
+		return agent;
+	__u64 *a0 = (__u64 *)x->argv0;
+	a0[0] = a0[1] = a0[2] = a0[3] = 0;
+	long n = bpf_probe_read_user_str(x->argv0, sizeof(x->argv0), (void *)arg_start);
+	if (n <= 0 || n >= (long)sizeof(x->argv0))
+		return agent; /* unreadable or too long to be a denied name */
+	for (int k = 0; k < RECOG_DENY; k++) {
+		if (k >= rec->deny_n)
+			break;
+		__u64 *w = rec->deny_argv0[k];
+		if (((a0[0] ^ w[0]) | (a0[1] ^ w[1]) | (a0[2] ^ w[2]) | (a0[3] ^ w[3])) == 0)
+			return AGENT_NONE;
+	}
+	return agent;
 }
 
 /*

@@ -71,6 +71,9 @@ type processExecScratch struct {
 	NeedArg   uint32
 	Agent     uint32
 	WalkDone  uint32
+	Rule      uint32
+	Pad       uint32
+	Argv0     [32]int8
 	Argbuf    [384]int8
 	Script    [256]int8
 }
@@ -105,11 +108,13 @@ type processRecogniser struct {
 	_          structs.HostLayout
 	Agent      uint8
 	ScriptLen  uint8
-	Pad0       uint16
+	DenyN      uint8
+	Pad0       uint8
 	Pad1       uint32
 	M          [6]processRecogMatcher
 	ScriptMask [8]uint64
 	ScriptText [8]uint64
+	DenyArgv0  [6][4]uint64
 }
 
 type processSession struct {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -14,6 +15,7 @@ const (
 	MaxMatchLevel   = 7
 	MaxMatchText    = 32
 	MaxScriptSuffix = 64
+	MaxNotArgv0     = 6
 	// An argv[0..3] string of this many bytes or more ends the kernel's
 	// search for the script argument (it reads each with a bounded
 	// string read and cannot know where the next one starts).
@@ -54,6 +56,9 @@ type Recogniser struct {
 	// Script is a suffix of the script argument starting with '/', so it
 	// matches at a component boundary: "/@anthropic-ai/claude-code/cli.js".
 	Script string
+	// NotArgv0 vetoes a match when argv[0] is exactly one of these: the
+	// agent's binary re-executed as one of its embedded tools.
+	NotArgv0 []string
 }
 
 // Validate reports the first problem that would stop the rule from loading
@@ -76,6 +81,14 @@ func (r Recogniser) Validate() error {
 			return fmt.Errorf("recogniser %q matcher %d: text %q must be 1 to %d bytes", r.Name, i, m.Text, MaxMatchText)
 		case strings.ContainsAny(m.Text, "/\x00"):
 			return fmt.Errorf("recogniser %q matcher %d: text %q holds '/' or NUL; match one component", r.Name, i, m.Text)
+		}
+	}
+	if len(r.NotArgv0) > MaxNotArgv0 {
+		return fmt.Errorf("recogniser %q: %d argv[0] vetoes, at most %d", r.Name, len(r.NotArgv0), MaxNotArgv0)
+	}
+	for _, a := range r.NotArgv0 {
+		if a == "" || len(a) >= MaxMatchText || strings.Contains(a, "\x00") {
+			return fmt.Errorf("recogniser %q: argv[0] veto %q must be 1 to %d bytes without NUL", r.Name, a, MaxMatchText-1)
 		}
 	}
 	if r.Script != "" {
@@ -131,6 +144,13 @@ func DefaultRecognisers() []Recogniser {
 		{Name: "codex native", Agent: AgentCodex, Exe: []Matcher{
 			eq(0, "codex"), eq(1, "codex"), eq(3, "vendor"), prefix(4, "codex"), eq(5, "@openai")}},
 	}
+	// Claude Code runs its own executable as its embedded search tools
+	// (argv[0] "ugrep", "rg", ...) inside tool calls: not a new session.
+	for i := range t {
+		if t[i].Agent == AgentClaudeCode {
+			t[i].NotArgv0 = []string{"ugrep", "rg", "bfs", "grep", "find"}
+		}
+	}
 	// Script launchers, for each JavaScript runtime. A #! script's exec
 	// ends with the interpreter as the image, and argv carries the script
 	// path as invoked: the package path, or the npm bin symlink (bin/claude)
@@ -170,7 +190,7 @@ func RecogniseWith(table []Recogniser, exe string, argv []string) AgentKind {
 	comps := components(strings.TrimSuffix(exe, " (deleted)"))
 	for _, r := range table {
 		if r.Script == "" && r.exeHolds(comps) {
-			return r.Agent
+			return r.vetoed(argv)
 		}
 	}
 	script, found := "", false
@@ -184,10 +204,19 @@ func RecogniseWith(table []Recogniser, exe string, argv []string) AgentKind {
 			}
 		}
 		if strings.HasSuffix(script, r.Script) {
-			return r.Agent
+			return r.vetoed(argv)
 		}
 	}
 	return AgentNone
+}
+
+// vetoed returns the rule's agent unless argv[0] is one of its vetoes. As
+// in the kernel, a veto ends the search: the exec starts no session.
+func (r Recogniser) vetoed(argv []string) AgentKind {
+	if len(argv) > 0 && slices.Contains(r.NotArgv0, argv[0]) {
+		return AgentNone
+	}
+	return r.Agent
 }
 
 func (r Recogniser) exeHolds(comps []string) bool {
@@ -263,6 +292,14 @@ func kernelRecognisers(table []Recogniser) ([]processRecogniser, error) {
 			for w := range len(km.Text) {
 				km.Text[w] = binary.LittleEndian.Uint64(text[w*8:])
 				km.Mask[w] = binary.LittleEndian.Uint64(mask[w*8:])
+			}
+		}
+		k.DenyN = uint8(len(r.NotArgv0))
+		for d, a := range r.NotArgv0 {
+			var text [MaxMatchText]byte
+			copy(text[:], a)
+			for w := range len(k.DenyArgv0[d]) {
+				k.DenyArgv0[d][w] = binary.LittleEndian.Uint64(text[w*8:])
 			}
 		}
 		if r.Script != "" {

@@ -685,3 +685,27 @@ func TestRootDoctor(t *testing.T) {
 		}
 	}
 }
+
+func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
+	h := startSensor(t, Config{})
+	path := fakeAgentPath(t)
+	agent := startAgentShell(t, path)
+	m := marker(t)
+	// Claude Code re-executes its own binary as `ugrep` inside a tool
+	// call; that must stay in the caller's session.
+	agent.send(t, fmt.Sprintf(`python3 -c 'import os,sys; os.execv(sys.argv[1], ["ugrep", "-c", "/bin/true vetoed-child"])' %s; /bin/true %s`, path, m))
+	_, evs := h.untilExecArg(m)
+	ug := find(evs, func(ev Event) bool {
+		return ev.Exec != nil && ev.Exec.Exe == path && len(ev.Exec.Argv) > 0 && ev.Exec.Argv[0] == "ugrep"
+	})
+	if len(ug) != 1 {
+		t.Fatalf("%d execs of the agent as ugrep", len(ug))
+	}
+	if ug[0].Exec.Recognised != AgentNone || !inSession(ug[0], agent.pid()) || ug[0].Exec.ParentSession.InSession() {
+		t.Errorf("agent binary as ugrep: recognised %v, session %+v", ug[0].Exec.Recognised, ug[0].Session)
+	}
+	c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "vetoed-child") })
+	if len(c) != 1 || !inSession(c[0], agent.pid()) {
+		t.Errorf("its child: %+v", c)
+	}
+}
