@@ -60,7 +60,8 @@ func nftChainsOnce(ctx context.Context) ([]nftChain, error) {
 	var chains []nftChain
 	index := map[string]int{}
 	key := func(fam, table, chain string) string { return fam + "\x00" + table + "\x00" + chain }
-	err = nftDump(s, 1, unix.NFT_MSG_GETCHAIN, func(fam uint8, attrs []byte) error {
+	buf := make([]byte, 1<<16)
+	err = nftDump(s, buf, 1, unix.NFT_MSG_GETCHAIN, func(fam uint8, attrs []byte) error {
 		c := nftChain{Family: nftFamily(fam)}
 		err := forAttrs(attrs, func(typ uint16, v []byte) error {
 			switch typ {
@@ -102,7 +103,7 @@ func nftChainsOnce(ctx context.Context) ([]nftChain, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = nftDump(s, 2, unix.NFT_MSG_GETRULE, func(fam uint8, attrs []byte) error {
+	err = nftDump(s, buf, 2, unix.NFT_MSG_GETRULE, func(fam uint8, attrs []byte) error {
 		var table, chain string
 		err := forAttrs(attrs, func(typ uint16, v []byte) error {
 			switch typ {
@@ -153,8 +154,10 @@ func openNetfilter(ctx context.Context) (int, error) {
 }
 
 // nftDump sends one nftables GET dump request for all families and calls fn
-// with each reply's family and attributes.
-func nftDump(s int, seq uint32, msg uint16, fn func(fam uint8, attrs []byte) error) error {
+// with each reply's family and attributes. buf receives the datagrams: the
+// kernel fills each dump datagram up to the reader's buffer size, at most
+// 32 KiB, so 64 KiB never truncates.
+func nftDump(s int, buf []byte, seq uint32, msg uint16, fn func(fam uint8, attrs []byte) error) error {
 	req := make([]byte, unix.SizeofNlMsghdr+sizeofNfgenmsg)
 	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
 	binary.NativeEndian.PutUint16(req[4:], unix.NFNL_SUBSYS_NFTABLES<<8|msg)
@@ -165,15 +168,17 @@ func nftDump(s int, seq uint32, msg uint16, fn func(fam uint8, attrs []byte) err
 	if err := unix.Sendto(s, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("netlink send: %w", err)
 	}
-	buf := make([]byte, 1<<16)
 	interrupted := false
 	for {
-		n, _, err := unix.Recvfrom(s, buf, 0)
+		n, _, rflags, _, err := unix.Recvmsg(s, buf, nil, 0)
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) {
 				return errors.New("netlink: no reply before timeout")
 			}
 			return fmt.Errorf("netlink recv: %w", err)
+		}
+		if rflags&unix.MSG_TRUNC != 0 {
+			return fmt.Errorf("netlink: reply larger than %d bytes", len(buf))
 		}
 		msgs, err := parseNetlink(buf[:n])
 		if err != nil {
