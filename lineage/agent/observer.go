@@ -95,8 +95,11 @@ type Observer struct {
 	order    []string            // root exec_ids, oldest first
 	bindings map[*event.ToolUse]*binding
 	// byExec finds the binding of a Bash tool process by exec_id.
-	bindOrder   []*event.ToolUse
-	byExec      map[string]*binding
+	bindOrder []*event.ToolUse
+	byExec    map[string]*binding
+	// helpers maps the bogus session root a kernel recogniser made of an
+	// embedded helper exec to the attribution it should have had.
+	helpers     map[string]*event.Agent
 	byExecOrder []string
 	stats       Stats
 }
@@ -147,7 +150,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 	}
 	return &Observer{
 		cfg: cfg, log: log.With("component", "agent"),
-		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{},
+		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{},
 	}
 }
 
@@ -194,6 +197,14 @@ func (o *Observer) Exec(x ExecInput) Result {
 		return o.newSession(&x, m)
 	}
 	if x.ParentAgent == nil {
+		if x.Raw != nil && x.Raw.Recognised != sensor.AgentNone && IsClaudeHelper(argv) {
+			// A kernel recogniser that ignores argv[0] took Claude Code's
+			// embedded grep for a new session: give it, and the events
+			// filed under that bogus session, the tool's attribution.
+			if a := o.helperOf(&x); a != nil {
+				return Result{Agent: a}
+			}
+		}
 		if x.Raw != nil && x.Raw.Recognised != sensor.AgentNone && !IsClaudeHelper(argv) {
 			// The kernel's recogniser matched a form this table does not
 			// name: still a session, without a version.
@@ -253,6 +264,33 @@ func (o *Observer) Exec(x ExecInput) Result {
 		return Result{Agent: &a, Resolve: r}
 	}
 	return Result{Agent: &a}
+}
+
+// helperOf attributes a Claude Code helper exec (claude.exe as ugrep) to
+// the tool process that ran it, when the observer knows that process.
+func (o *Observer) helperOf(x *ExecInput) *event.Agent {
+	if x.Parent == nil {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.byExec[x.Parent.ExecID]
+	if b == nil {
+		return nil
+	}
+	s := b.sess
+	a := &event.Agent{Name: s.match.Name, Version: s.match.Version, SessionID: s.uuid, RootExecID: s.rootExecID, Role: event.RoleTool}
+	if b.id != "" {
+		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+	} else {
+		a.ToolUse = b.tu
+	}
+	if len(o.helpers) >= maxBindings {
+		clear(o.helpers)
+	}
+	h := *a
+	o.helpers[x.Proc.ExecID] = &h
+	return a
 }
 
 // bindTool gives a the tool call of the Bash tool process tool, creating
@@ -513,6 +551,9 @@ func (o *Observer) File(x FileInput) Result {
 	a := *x.Agent
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if h := o.helpers[a.RootExecID]; h != nil {
+		a = *h
+	}
 	s := o.session(&a, x.Proc, nil)
 	if a.Version == "" {
 		a.Version = s.match.Version

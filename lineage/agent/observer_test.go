@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
 )
 
 const sessUUID = "1dc37556-28e4-4d82-aae6-f40f12ed25d7"
@@ -285,6 +286,19 @@ func TestNestedAndHelpers(t *testing.T) {
 	ug := w.proc(402, 401, w.exe, "ugrep", "-G", "x")
 	if a := resolve(t, w.exec(ug, tool, ta), time.Second); a.Role != event.RoleTool || a.ToolUse.ID != "toolu_N" || a.RootExecID != root.ExecID {
 		t.Fatalf("ugrep helper %+v", a)
+	}
+	// A kernel recogniser that ignores argv[0] makes the helper a session
+	// root: the observer still gives it, and its file events, the tool's
+	// attribution.
+	ug2 := w.proc(405, 401, w.exe, "ugrep", "-G", "y")
+	hr := w.obs.Exec(ExecInput{Proc: ug2, Parent: tool, Raw: &sensor.Exec{Recognised: sensor.AgentClaudeCode}})
+	if a := hr.Agent; a == nil || a.Role != event.RoleTool || a.RootExecID != root.ExecID || a.ToolUse == nil || a.ToolUse.ID != "toolu_N" {
+		t.Fatalf("kernel-recognised helper %+v", a)
+	}
+	bogus := &event.Agent{Name: "claude-code", RootExecID: ug2.ExecID, Role: event.RoleRoot}
+	hf := resolve(t, w.obs.File(FileInput{Proc: ug2, Agent: bogus, File: &event.File{Path: "/w/x", Mode: event.ModeRead}}), time.Second)
+	if hf.RootExecID != root.ExecID || hf.Role != event.RoleTool || hf.ToolUse == nil || hf.ToolUse.ID != "toolu_N" {
+		t.Fatalf("helper file %+v", hf)
 	}
 	w.env[403] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID} // inherited from the parent: must not be used
 	inner := w.proc(403, 401, w.exe, "claude", "-p", "inner")
