@@ -40,6 +40,9 @@ type Config struct {
 	// go to the spool until one does. By default an unreachable cluster is
 	// an error at start, so a wrong address is found at once.
 	AllowStartOffline bool
+	// DrainTimeout is how long Close waits for the spool to empty into
+	// Kafka before leaving the rest on disk for the next start; 0 means 5 s.
+	DrainTimeout time.Duration
 	// DialTimeout bounds the connection check at start; 0 means 10 s.
 	DialTimeout time.Duration
 	// SensorVersion goes into the sensor-version header.
@@ -89,6 +92,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 5 * time.Second
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -68,7 +67,10 @@ type Sink struct {
 	lastHost event.Host
 	lastSeq  uint64
 	losses   uint64
-	closed   bool
+	// unreported counts dropped records not yet covered by a delivered
+	// sensor.loss event.
+	unreported uint64
+	closed     bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -263,35 +265,84 @@ func (s *Sink) writeLocked(ev *event.Event) error {
 	return nil
 }
 
-// reportLoss turns a spool drop into a sensor.loss event in the stream, so
-// a consumer sees the gap where it happened.
+// reportLoss counts records the spool dropped. The count is reported by a
+// sensor.loss event that the sender puts in front of the next records it
+// delivers, which is where the gap is in the stream; keeping the report out
+// of the spool means a full spool cannot drop the report too.
 func (s *Sink) reportLoss(n uint64, reason string) {
 	s.m.dropped.Add(float64(n))
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
+	s.unreported += n
+	s.mu.Unlock()
+}
+
+// lossEvent builds the sensor.loss event for n dropped records.
+func (s *Sink) lossEventLocked(n uint64) *event.Event {
 	s.losses++
 	now := s.cfg.Now()
 	host := s.lastHost
 	ev := &event.Event{
 		Schema: event.Schema,
-		// Unique per sink instance and loss report; stable under retry.
+		// Unique per sink instance and loss report.
 		EventID: event.NewEventID(now, fmt.Sprintf("kafka-spool/%s/%d", host.MachineID, s.start.UnixNano()), s.losses),
 		// The sink has no sequence of its own: it reuses the last sequence
 		// number it saw, so the report neither opens nor hides a gap.
 		Seq:  s.lastSeq,
 		Time: now,
 		Kind: event.KindSensorLoss,
-		Loss: &event.Loss{Where: "kafka-spool", Of: reason, Count: n},
+		Loss: &event.Loss{Where: "kafka-spool", Of: "events dropped: spool full", Count: n},
 	}
 	if host.MachineID != "" {
 		ev.Host = &host
 	}
-	if err := s.writeLocked(ev); err != nil {
-		s.log.Error("kafka: could not spool the loss report", "dropped", n, "err", err)
+	return ev
+}
+
+// takeLoss returns a message reporting the records dropped so far, or
+// false when there are none.
+func (s *Sink) takeLoss() (kgo.Message, uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.unreported
+	if n == 0 {
+		return kgo.Message{}, 0, false
 	}
+	ev := s.lossEventLocked(n)
+	val, err := s.enc.Append(nil, ev)
+	if err != nil {
+		s.log.Error("kafka: encoding loss report", "err", err)
+		return kgo.Message{}, 0, false
+	}
+	host := []byte{}
+	if ev.Host != nil {
+		host = []byte(ev.Host.MachineID)
+	}
+	return kgo.Message{
+		Key:   Key(nil, ev),
+		Value: val,
+		Headers: []kgo.Header{
+			{Key: HeaderContentType, Value: []byte(s.enc.ContentType())},
+			{Key: HeaderSchema, Value: []byte(s.enc.Schema())},
+			{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
+			{Key: HeaderHostID, Value: host},
+		},
+	}, n, true
+}
+
+// sendLoss delivers the pending loss report, if any.
+func (s *Sink) sendLoss(ctx context.Context) error {
+	msg, n, ok := s.takeLoss()
+	if !ok {
+		return nil
+	}
+	if err := s.w.WriteMessages(ctx, msg); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.unreported -= n
+	s.mu.Unlock()
+	s.m.delivered.Inc()
+	return nil
 }
 
 // send is the only producer: it reads batches from the spool in order,
@@ -302,12 +353,13 @@ func (s *Sink) send(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	var msgs []kgo.Message
 	var written []time.Time
+	var offs []uint64
 	for {
 		recs, err := s.sp.Next(ctx, s.cfg.BatchSize, 1<<20)
 		if err != nil {
 			return
 		}
-		msgs, written = msgs[:0], written[:0]
+		msgs, written, offs = msgs[:0], written[:0], offs[:0]
 		var last uint64
 		for _, r := range recs {
 			last = r.Offset
@@ -328,9 +380,13 @@ func (s *Sink) send(ctx context.Context) {
 				},
 			})
 			written = append(written, rec.written)
+			offs = append(offs, r.Offset)
 		}
 		for len(msgs) > 0 {
-			err := s.w.WriteMessages(ctx, msgs...)
+			err := s.sendLoss(ctx)
+			if err == nil {
+				err = s.w.WriteMessages(ctx, msgs...)
+			}
 			if err == nil {
 				s.observe(written)
 				backoff = 50 * time.Millisecond
@@ -345,18 +401,17 @@ func (s *Sink) send(ctx context.Context) {
 			var werrs kgo.WriteErrors
 			if errors.As(err, &werrs) && len(werrs) == len(msgs) {
 				var okTimes []time.Time
-				keep := msgs[:0]
-				keepT := written[:0]
+				n := 0
 				for i := range msgs {
 					if werrs[i] == nil {
 						okTimes = append(okTimes, written[i])
 						continue
 					}
-					keep = append(keep, msgs[i])
-					keepT = append(keepT, written[i])
+					msgs[n], written[n], offs[n] = msgs[i], written[i], offs[i]
+					n++
 				}
 				s.observe(okTimes)
-				msgs, written = keep, keepT
+				msgs, written, offs = msgs[:n], written[:n], offs[:n]
 			}
 			s.m.sendErrors.Inc()
 			s.log.Warn("kafka: produce failed, events stay in the spool", "pending", len(msgs), "retry_in", backoff, "err", err)
@@ -366,6 +421,18 @@ func (s *Sink) send(ctx context.Context) {
 				return
 			}
 			backoff = min(backoff*2, 2*time.Second)
+			// While we waited the spool may have filled and dropped the
+			// oldest records, these among them: they are counted and
+			// reported as lost, so they must not be sent after all.
+			released := s.sp.Stats().Acked
+			n := 0
+			for i := range msgs {
+				if offs[i] >= released {
+					msgs[n], written[n], offs[n] = msgs[i], written[i], offs[i]
+					n++
+				}
+			}
+			msgs, written, offs = msgs[:n], written[:n], offs[:n]
 		}
 		s.sp.Ack(last + 1)
 	}
@@ -405,11 +472,7 @@ func (s *Sink) Flush(ctx context.Context) error {
 // Stats returns the spool's statistics.
 func (s *Sink) Stats() spool.Stats { return s.sp.Stats() }
 
-// DrainTimeout is how long Close waits for the spool to empty into Kafka
-// before leaving the rest for the next start.
-const DrainTimeout = 5 * time.Second
-
-// Close stops accepting events, gives the sender DrainTimeout to deliver
+// Close stops accepting events, gives the sender Config.DrainTimeout to deliver
 // what is spooled, and closes the writer and the spool. Undelivered events
 // stay on disk and are sent first on the next start.
 func (s *Sink) Close() error {
@@ -420,16 +483,22 @@ func (s *Sink) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), DrainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	if err := s.Flush(ctx); err != nil {
 		s.log.Warn("kafka: closing with undelivered events kept in the spool", "pending", s.sp.Stats().Pending)
 	}
 	cancel()
 	s.cancel()
 	<-s.done
+	// A loss not yet reported goes into the spool, delivered on next start.
+	s.mu.Lock()
+	if n := s.unreported; n > 0 {
+		if err := s.writeLocked(s.lossEventLocked(n)); err != nil {
+			s.log.Error("kafka: loss report not saved", "dropped", n, "err", err)
+		}
+	}
+	s.mu.Unlock()
 	werr := s.w.Close()
 	serr := s.sp.Close()
 	return errors.Join(werr, serr)
 }
-
-var _ net.Addr = kgo.TCP()

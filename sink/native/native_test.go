@@ -65,10 +65,10 @@ func TestSchemaRejectsBadEvents(t *testing.T) {
 		"bad verdict": func(m map[string]any) {
 			m["process"].(map[string]any)["binary"].(map[string]any)["verdict"] = "trusted-ish"
 		},
-		"time not UTC": func(m map[string]any) { m["time"] = "2026-11-25T20:00:00.123456789+01:00" },
+		"time not UTC":         func(m map[string]any) { m["time"] = "2026-11-25T20:00:00.123456789+01:00" },
 		"exec without process": func(m map[string]any) { delete(m, "process") },
-		"pid negative": func(m map[string]any) { m["process"].(map[string]any)["pid"] = -1 },
-		"argc without flag": func(m map[string]any) { m["process"].(map[string]any)["argc"] = 3 },
+		"pid negative":         func(m map[string]any) { m["process"].(map[string]any)["pid"] = -1 },
+		"argc without flag":    func(m map[string]any) { m["process"].(map[string]any)["argc"] = 3 },
 	}
 	for name, mutate := range cases {
 		var m map[string]any

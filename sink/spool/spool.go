@@ -325,7 +325,7 @@ func (s *Spool) saveAck(off uint64) error {
 	return os.Rename(tmp, s.ackPath())
 }
 
-// newSegment starts a fresh active segment at s.next. Called before the
+// newSegment starts a fresh active segment at s.synced. Called before the
 // writer starts or from the writer goroutine.
 func (s *Spool) newSegment() error {
 	if s.active != nil {
@@ -333,8 +333,10 @@ func (s *Spool) newSegment() error {
 			return fmt.Errorf("spool: %w", err)
 		}
 	}
+	// The new segment starts after the last record on disk; records still
+	// queued in pend (already numbered) will be written into it.
 	s.mu.Lock()
-	base := s.next
+	base := s.synced
 	s.mu.Unlock()
 	path := filepath.Join(s.opts.Dir, segName(base))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -427,29 +429,53 @@ func (s *Spool) writer() {
 	}
 }
 
+// flush writes buf (n framed records) into the active segment, starting a
+// new segment whenever one reaches SegmentBytes, with one fsync per segment
+// touched, and only then makes the records visible to the reader.
 func (s *Spool) flush(buf []byte, n uint64) error {
-	if _, err := s.active.Write(buf); err != nil {
-		return err
-	}
-	if err := s.active.Sync(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	g := s.segs[len(s.segs)-1]
-	g.count += n
-	g.size += int64(len(buf))
-	s.synced += n
-	s.fsyncs++
-	close(s.notify)
-	s.notify = make(chan struct{})
-	rotate := g.size >= s.opts.SegmentBytes
-	s.mu.Unlock()
-	if rotate {
-		if err := s.newSegment(); err != nil {
+	for len(buf) > 0 {
+		s.mu.Lock()
+		room := s.opts.SegmentBytes - s.segs[len(s.segs)-1].size
+		s.mu.Unlock()
+		// Take whole records up to the room left (at least one).
+		var size int
+		var k uint64
+		for size < len(buf) {
+			l := headerSize + int(binary.LittleEndian.Uint32(buf[size:]))
+			if k > 0 && int64(size+l) > room {
+				break
+			}
+			size += l
+			k++
+		}
+		if _, err := s.active.Write(buf[:size]); err != nil {
 			return err
 		}
+		if err := s.active.Sync(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		g := s.segs[len(s.segs)-1]
+		g.count += k
+		g.size += int64(size)
+		s.synced += k
+		s.fsyncs++
+		close(s.notify)
+		s.notify = make(chan struct{})
+		rotate := g.size >= s.opts.SegmentBytes
+		s.mu.Unlock()
+		buf = buf[size:]
+		n -= k
+		if rotate {
+			if err := s.newSegment(); err != nil {
+				return err
+			}
+		}
+		s.enforceLimit()
 	}
-	s.enforceLimit()
+	if n != 0 {
+		return fmt.Errorf("spool: internal: %d records unaccounted in a flush", n)
+	}
 	return nil
 }
 

@@ -24,8 +24,14 @@ const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // s.encode("utf-8", "surrogateescape"). It reports whether such bytes were
 // present, so the caller can mark the field.
 func AppendString(dst []byte, s string) ([]byte, bool) {
-	invalid := false
 	dst = append(dst, '"')
+	dst, invalid := AppendStringBody(dst, s)
+	return append(dst, '"'), invalid
+}
+
+// AppendStringBody is AppendString without the surrounding quotes.
+func AppendStringBody(dst []byte, s string) ([]byte, bool) {
+	invalid := false
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -69,8 +75,7 @@ func AppendString(dst []byte, s string) ([]byte, bool) {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"'), invalid
+	return append(dst, s[start:]...), invalid
 }
 
 // AppendKey appends a constant, already-safe object key followed by a colon.
@@ -126,4 +131,20 @@ func TruncateUTF8(s string, n int) string {
 		return s[:n]
 	}
 	return s[:cut]
+}
+
+// AppendJoined appends parts joined by sep as one JSON string literal,
+// escaped as AppendString does, without building the joined string.
+func AppendJoined(dst []byte, parts []string, sep byte) ([]byte, bool) {
+	invalid := false
+	dst = append(dst, '"')
+	for i, p := range parts {
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		var bad bool
+		dst, bad = AppendStringBody(dst, p)
+		invalid = invalid || bad
+	}
+	return append(dst, '"'), invalid
 }

@@ -1,0 +1,859 @@
+// Package ocsf encodes lineaged events as OCSF 1.8.0 events: Process
+// Activity (1007), File System Activity (1001), Network Activity (4001),
+// Device Config State (5002), Device Config State Change (5019), Detection
+// Finding (2004), Application Lifecycle (6002) for the sensor's own start
+// and stop, and the Base Event (0) for loss reports. docs/ocsf.md is the
+// field-by-field mapping.
+//
+// Like the native encoder it is a hand-written appender that writes into a
+// caller-owned buffer.
+package ocsf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/jsonw"
+	"github.com/lineaged/lineaged/sink/native"
+)
+
+// Version is the OCSF schema version written in metadata.version.
+const Version = "1.8.0"
+
+// SchemaName is the value of the Kafka schema header for OCSF output.
+const SchemaName = "ocsf/" + Version
+
+// ContentType is the media type of one encoded event.
+const ContentType = "application/json"
+
+// Encoder writes OCSF events. It is immutable and safe for concurrent use.
+type Encoder struct {
+	// ProductVersion is metadata.product.version (the sensor version).
+	ProductVersion string
+	// Argv bounds cmd_line the way the native format bounds argv.
+	Argv native.Encoder
+}
+
+// ContentType returns the media type of the output.
+func (Encoder) ContentType() string { return ContentType }
+
+// Schema names the output format.
+func (Encoder) Schema() string { return SchemaName }
+
+// Errors for events that cannot be encoded.
+var (
+	ErrNilEvent = errors.New("ocsf: nil event")
+)
+
+type class struct {
+	uid, category          int
+	name, categoryName     string
+	activity               int
+	activityName, typeName string
+}
+
+func classify(ev *event.Event) (class, error) {
+	sys := func(uid int, name string, act int, actName string) class {
+		return class{uid: 1000 + uid, category: 1, name: name, categoryName: "System Activity", activity: act, activityName: actName}
+	}
+	var c class
+	switch ev.Kind {
+	case event.KindProcessExec, event.KindProcessFork:
+		c = sys(7, "Process Activity", 1, "Launch")
+	case event.KindProcessExit:
+		c = sys(7, "Process Activity", 2, "Terminate")
+	case event.KindFileOpen:
+		c = sys(1, "File System Activity", 14, "Open")
+		if ev.File != nil && ev.File.Created {
+			c.activity, c.activityName = 1, "Create"
+		}
+	case event.KindFileDelete:
+		c = sys(1, "File System Activity", 4, "Delete")
+	case event.KindFileRename:
+		c = sys(1, "File System Activity", 5, "Rename")
+	case event.KindFileChmod:
+		c = sys(1, "File System Activity", 7, "Set Security")
+	case event.KindNetConnect:
+		c = class{uid: 4001, category: 4, name: "Network Activity", categoryName: "Network Activity", activity: 1, activityName: "Open"}
+		if ev.Net != nil && ev.Net.Result != 0 && ev.Net.Result != -115 { // -EINPROGRESS: a non-blocking connect under way
+			c.activity, c.activityName = 4, "Fail"
+		}
+	case event.KindPostureSample:
+		c = class{uid: 5002, category: 5, name: "Device Config State", categoryName: "Discovery", activity: 2, activityName: "Collect"}
+	case event.KindPostureChange:
+		c = class{uid: 5019, category: 5, name: "Device Config State Change", categoryName: "Discovery", activity: 1, activityName: "Log"}
+	case event.KindPolicyAlert:
+		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 1, activityName: "Create"}
+	case event.KindPolicyAction:
+		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 2, activityName: "Update"}
+	case event.KindSensorStart:
+		c = class{uid: 6002, category: 6, name: "Application Lifecycle", categoryName: "Application Activity", activity: 3, activityName: "Start"}
+	case event.KindSensorStop:
+		c = class{uid: 6002, category: 6, name: "Application Lifecycle", categoryName: "Application Activity", activity: 4, activityName: "Stop"}
+	case event.KindSensorLoss:
+		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
+	default:
+		return c, fmt.Errorf("ocsf: event %s: kind %q has no OCSF mapping", ev.EventID, ev.Kind)
+	}
+	c.typeName = c.name + ": " + c.activityName
+	return c, nil
+}
+
+// state is per-call scratch: field paths holding invalid UTF-8.
+type state struct {
+	marks [16]string
+	n     int
+}
+
+// str writes "key": s and marks prefix.key if s holds invalid UTF-8; the
+// path is only built in that rare case.
+func (st *state) str(dst []byte, key, prefix, s string) []byte {
+	return st.strp(dst, key, prefix, key, s)
+}
+
+// strp is str for a value whose marked path is prefix.sub.
+func (st *state) strp(dst []byte, key, prefix, sub, s string) []byte {
+	dst = jsonw.AppendKey(dst, key)
+	dst, bad := jsonw.AppendString(dst, s)
+	if bad {
+		if prefix == "" {
+			st.mark(sub)
+		} else {
+			st.mark(prefix + "." + sub)
+		}
+	}
+	return dst
+}
+
+func (st *state) optStr(dst []byte, key, prefix, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return st.str(dst, key, prefix, s)
+}
+
+func (st *state) optStrp(dst []byte, key, prefix, sub, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return st.strp(dst, key, prefix, sub, s)
+}
+
+func (st *state) mark(path string) {
+	for _, m := range st.marks[:st.n] {
+		if m == path {
+			return
+		}
+	}
+	if st.n < len(st.marks) {
+		st.marks[st.n] = path
+		st.n++
+	}
+}
+
+func intField(dst []byte, key string, v int64) []byte {
+	return jsonw.AppendInt(jsonw.AppendKey(dst, key), v)
+}
+
+func msField(dst []byte, key string, t time.Time) []byte {
+	return jsonw.AppendInt(jsonw.AppendKey(dst, key), t.UnixMilli())
+}
+
+func rawField(dst []byte, key, raw string) []byte {
+	return append(jsonw.AppendKey(dst, key), raw...)
+}
+
+func base(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 && i < len(p)-1 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// severity maps alert severities to OCSF severity_id.
+func severity(s string) (int, string) {
+	switch strings.ToLower(s) {
+	case "info", "informational":
+		return 1, "Informational"
+	case "low":
+		return 2, "Low"
+	case "medium":
+		return 3, "Medium"
+	case "high":
+		return 4, "High"
+	case "critical":
+		return 5, "Critical"
+	}
+	return 99, "Other"
+}
+
+// Append appends ev as one OCSF JSON object to dst.
+func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
+	if ev == nil {
+		return dst, ErrNilEvent
+	}
+	if ev.EventID == "" {
+		return dst, fmt.Errorf("ocsf: event has no event_id")
+	}
+	c, err := classify(ev)
+	if err != nil {
+		return dst, err
+	}
+	var st state
+	dst = append(dst, '{')
+	dst = intField(dst, "class_uid", int64(c.uid))
+	dst = rawField(dst, "class_name", strconv.Quote(c.name))
+	dst = intField(dst, "category_uid", int64(c.category))
+	dst = rawField(dst, "category_name", strconv.Quote(c.categoryName))
+	dst = intField(dst, "activity_id", int64(c.activity))
+	dst = rawField(dst, "activity_name", strconv.Quote(c.activityName))
+	dst = intField(dst, "type_uid", int64(c.uid*100+c.activity))
+	dst = rawField(dst, "type_name", strconv.Quote(c.typeName))
+	sevID, sevName := 1, "Informational"
+	if ev.Alert != nil {
+		sevID, sevName = severity(ev.Alert.Severity)
+		if sevID == 99 {
+			sevName = ev.Alert.Severity
+		}
+	}
+	dst = intField(dst, "severity_id", int64(sevID))
+	dst = st.str(dst, "severity", "", sevName)
+	dst = msField(dst, "time", ev.Time)
+	dst = e.metadata(&st, dst, ev, c)
+	if ev.Host != nil {
+		dst = device(&st, dst, ev.Host, ev.Posture)
+	}
+	a := ev.Agent
+	switch c.uid {
+	case 1007:
+		if a != nil {
+			dst = messageContext(&st, dst, a)
+		}
+		if ev.Process != nil {
+			actor := ev.Process
+			if c.activity == 1 && len(ev.Ancestry) > 0 {
+				actor = &ev.Ancestry[0] // the parent launched it
+			}
+			dst = e.actor(&st, dst, ev, actor, false)
+			dst = jsonw.AppendKey(dst, "process")
+			dst = e.process(&st, dst, "process", ev.Process, ev.Ancestry, true)
+		}
+		if ev.Exit != nil {
+			dst = intField(dst, "exit_code", int64(ev.Exit.Code))
+		}
+		if ev.Kind == event.KindProcessFork {
+			dst = intField(dst, "launch_type_id", 2)
+			dst = rawField(dst, "launch_type", `"Fork"`)
+		} else if c.activity == 1 {
+			dst = intField(dst, "launch_type_id", 3)
+			dst = rawField(dst, "launch_type", `"Exec"`)
+		}
+	case 1001:
+		if ev.Process != nil {
+			dst = e.actor(&st, dst, ev, ev.Process, true)
+		}
+		if f := ev.File; f != nil {
+			dst = append(jsonw.AppendKey(dst, "file"), '{')
+			dst = st.str(dst, "name", "file", base(f.Path))
+			dst = st.str(dst, "path", "file", f.Path)
+			dst = intField(dst, "type_id", 0)
+			dst = rawField(dst, "type", `"Unknown"`)
+			dst = append(dst, '}')
+			if f.NewPath != "" {
+				dst = append(jsonw.AppendKey(dst, "file_result"), '{')
+				dst = st.str(dst, "name", "file_result", base(f.NewPath))
+				dst = st.str(dst, "path", "file_result", f.NewPath)
+				dst = intField(dst, "type_id", 0)
+				dst = rawField(dst, "type", `"Unknown"`)
+				dst = append(dst, '}')
+			}
+			dst = status(dst, f.Result)
+		}
+	case 4001:
+		if ev.Process != nil {
+			dst = e.actor(&st, dst, ev, ev.Process, true)
+		}
+		if n := ev.Net; n != nil {
+			dst = append(jsonw.AppendKey(dst, "dst_endpoint"), '{')
+			dst = st.str(dst, "ip", "dst_endpoint", n.DstIP)
+			dst = intField(dst, "port", int64(n.DstPort))
+			dst = append(dst, '}')
+			if n.SrcIP != "" {
+				dst = append(jsonw.AppendKey(dst, "src_endpoint"), '{')
+				dst = st.str(dst, "ip", "src_endpoint", n.SrcIP)
+				if n.SrcPort != 0 {
+					dst = intField(dst, "port", int64(n.SrcPort))
+				}
+				dst = append(dst, '}')
+			}
+			dst = append(jsonw.AppendKey(dst, "connection_info"), '{')
+			dst = intField(dst, "direction_id", 2)
+			dst = rawField(dst, "direction", `"Outbound"`)
+			dst = st.str(dst, "protocol_name", "connection_info", n.Protocol)
+			switch n.Protocol {
+			case "tcp":
+				dst = intField(dst, "protocol_num", 6)
+			case "udp":
+				dst = intField(dst, "protocol_num", 17)
+			}
+			switch n.Family {
+			case "ipv4", "inet":
+				dst = intField(dst, "protocol_ver_id", 4)
+				dst = rawField(dst, "protocol_ver", `"Internet Protocol version 4 (IPv4)"`)
+			case "ipv6", "inet6":
+				dst = intField(dst, "protocol_ver_id", 6)
+				dst = rawField(dst, "protocol_ver", `"Internet Protocol version 6 (IPv6)"`)
+			}
+			dst = append(dst, '}')
+			if c.activity == 4 {
+				dst = status(dst, n.Result)
+			}
+		}
+	case 5002:
+		if p := ev.Posture; p != nil && len(p.Checks) > 0 {
+			dst = assessments(&st, dst, p)
+		}
+	case 5019:
+		if p := ev.Posture; p != nil {
+			if p.Compliant {
+				dst = intField(dst, "security_level_id", 1)
+				dst = rawField(dst, "security_level", `"Secure"`)
+			} else {
+				dst = intField(dst, "security_level_id", 2)
+				dst = rawField(dst, "security_level", `"At Risk"`)
+				dst = append(jsonw.AppendKey(dst, "security_states"), '[', '{')
+				dst = intField(dst, "state_id", 23)
+				dst = rawField(dst, "state", `"Compliance failure"`)
+				dst = append(dst, '}', ']')
+			}
+		}
+	case 2004:
+		if al := ev.Alert; al != nil {
+			dst = append(jsonw.AppendKey(dst, "finding_info"), '{')
+			dst = st.str(dst, "uid", "finding_info", ev.EventID)
+			dst = st.str(dst, "title", "finding_info", al.Rule)
+			dst = st.optStr(dst, "desc", "finding_info", al.Message)
+			dst = append(jsonw.AppendKey(dst, "analytic"), '{')
+			dst = st.str(dst, "name", "finding_info.analytic", al.Rule)
+			dst = intField(dst, "type_id", 1)
+			dst = rawField(dst, "type", `"Rule"`)
+			dst = append(dst, '}', '}')
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
+			dst = st.str(dst, "message", "", al.Message)
+		}
+		if ev.Process != nil {
+			dst = append(jsonw.AppendKey(dst, "evidences"), '[', '{')
+			dst = e.actor(&st, dst, ev, ev.Process, false)
+			dst = jsonw.AppendKey(dst, "process")
+			dst = e.process(&st, dst, "evidences.process", ev.Process, ev.Ancestry, true)
+			if f := ev.File; f != nil {
+				dst = append(jsonw.AppendKey(dst, "file"), '{')
+				dst = st.str(dst, "name", "evidences.file", base(f.Path))
+				dst = st.str(dst, "path", "evidences.file", f.Path)
+				dst = intField(dst, "type_id", 0)
+				dst = rawField(dst, "type", `"Unknown"`)
+				dst = append(dst, '}')
+			}
+			dst = append(dst, '}', ']')
+		}
+	case 6002:
+		dst = append(jsonw.AppendKey(dst, "app"), '{')
+		dst = rawField(dst, "name", `"lineaged"`)
+		dst = rawField(dst, "vendor_name", `"lineaged"`)
+		ver := e.ProductVersion
+		if ev.Sensor != nil && ev.Sensor.Version != "" {
+			ver = ev.Sensor.Version
+		}
+		dst = st.optStr(dst, "version", "app", ver)
+		if ev.Sensor != nil {
+			dst = st.optStr(dst, "uid", "app", ev.Sensor.InstanceID)
+		}
+		dst = append(dst, '}')
+		if ev.Sensor != nil && ev.Sensor.Reason != "" {
+			dst = st.str(dst, "message", "", ev.Sensor.Reason)
+		}
+	case 0:
+		if l := ev.Loss; l != nil {
+			dst = jsonw.AppendKey(dst, "message")
+			msg := "events lost: " + strconv.FormatUint(l.Count, 10) + " at " + l.Where
+			dst, _ = jsonw.AppendString(dst, msg)
+		}
+	}
+	dst = e.unmapped(&st, dst, ev)
+	return append(dst, '}'), nil
+}
+
+func status(dst []byte, result int32) []byte {
+	if result == 0 {
+		dst = intField(dst, "status_id", 1)
+		return rawField(dst, "status", `"Success"`)
+	}
+	dst = intField(dst, "status_id", 2)
+	dst = rawField(dst, "status", `"Failure"`)
+	dst = jsonw.AppendKey(dst, "status_code")
+	dst = append(dst, '"')
+	dst = strconv.AppendInt(dst, int64(result), 10)
+	return append(dst, '"')
+}
+
+func (e Encoder) metadata(st *state, dst []byte, ev *event.Event, c class) []byte {
+	dst = append(jsonw.AppendKey(dst, "metadata"), '{')
+	dst = rawField(dst, "version", `"`+Version+`"`)
+	dst = append(jsonw.AppendKey(dst, "product"), '{')
+	dst = rawField(dst, "name", `"lineaged"`)
+	dst = rawField(dst, "vendor_name", `"lineaged"`)
+	dst = st.optStr(dst, "version", "metadata.product", e.ProductVersion)
+	dst = append(dst, '}')
+	dst = st.str(dst, "uid", "metadata", ev.EventID)
+	dst = st.str(dst, "event_code", "metadata", ev.Kind)
+	dst = rawField(dst, "log_name", `"lineaged/v1"`)
+	dst = append(jsonw.AppendKey(dst, "profiles"), '[')
+	dst = append(dst, `"host","linux/linux_users"`...)
+	if c.uid == 1007 && ev.Agent != nil {
+		dst = append(dst, `,"ai_operation"`...)
+	}
+	dst = append(dst, ']')
+	return append(dst, '}')
+}
+
+func device(st *state, dst []byte, h *event.Host, p *event.Posture) []byte {
+	dst = append(jsonw.AppendKey(dst, "device"), '{')
+	dst = intField(dst, "type_id", 0)
+	dst = rawField(dst, "type", `"Unknown"`)
+	dst = st.str(dst, "hostname", "device", h.Hostname)
+	dst = st.str(dst, "uid", "device", h.MachineID)
+	dst = st.optStr(dst, "boot_uid", "device", h.BootID)
+	dst = append(jsonw.AppendKey(dst, "os"), '{')
+	name := h.OS
+	if name == "" {
+		name = "Linux"
+	}
+	dst = st.str(dst, "name", "device.os", name)
+	dst = intField(dst, "type_id", 200)
+	dst = rawField(dst, "type", `"Linux"`)
+	dst = st.optStr(dst, "kernel_release", "device.os", h.Kernel)
+	dst = append(dst, '}')
+	if p != nil {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_compliant"), p.Compliant)
+	}
+	return append(dst, '}')
+}
+
+// aiRole maps agent roles to message_context.ai_role_id.
+func aiRole(role string) (int, string) {
+	switch role {
+	case event.RoleRoot:
+		return 4, "Agent"
+	case event.RoleTool, event.RoleMCPServer, event.RoleDescendant:
+		return 3, "Tool"
+	}
+	return 99, role
+}
+
+// messageContext carries the agent session in the ai_operation profile:
+// uid is the session, application the agent.
+func messageContext(st *state, dst []byte, a *event.Agent) []byte {
+	dst = append(jsonw.AppendKey(dst, "message_context"), '{')
+	uid := a.SessionID
+	if uid == "" {
+		uid = a.RootExecID
+	}
+	dst = st.str(dst, "uid", "message_context", uid)
+	dst = st.str(dst, "name", "message_context", a.Name+" session")
+	id, name := aiRole(a.Role)
+	dst = intField(dst, "ai_role_id", int64(id))
+	dst = st.str(dst, "ai_role", "message_context", name)
+	dst = append(jsonw.AppendKey(dst, "application"), '{')
+	dst = st.str(dst, "name", "message_context.application", a.Name)
+	dst = st.optStr(dst, "version", "message_context.application", a.Version)
+	dst = st.str(dst, "uid", "message_context.application", a.RootExecID)
+	dst = append(dst, '}')
+	return append(dst, '}')
+}
+
+func (e Encoder) actor(st *state, dst []byte, ev *event.Event, p *event.Process, withLineage bool) []byte {
+	dst = append(jsonw.AppendKey(dst, "actor"), '{')
+	if p != nil {
+		dst = jsonw.AppendKey(dst, "process")
+		anc := []event.Process(nil)
+		if withLineage {
+			anc = ev.Ancestry
+		}
+		dst = e.process(st, dst, "actor.process", p, anc, withLineage)
+	}
+	dst = user(st, dst, ev, p)
+	if a := ev.Agent; a != nil {
+		dst = st.str(dst, "app_name", "actor", a.Name)
+		uid := a.SessionID
+		if uid == "" {
+			uid = a.RootExecID
+		}
+		dst = st.str(dst, "app_uid", "actor", uid)
+	}
+	return append(dst, '}')
+}
+
+func user(st *state, dst []byte, ev *event.Event, p *event.Process) []byte {
+	id := ev.Identity
+	if id == nil && p == nil {
+		return dst
+	}
+	dst = append(jsonw.AppendKey(dst, "user"), '{')
+	if id != nil {
+		dst = st.optStr(dst, "name", "actor.user", id.User)
+		dst = jsonw.AppendKey(dst, "uid")
+		dst = append(strconv.AppendUint(append(dst, '"'), uint64(id.UID), 10), '"')
+		if h := id.Human; h != nil {
+			dst = st.str(dst, "full_name", "actor.user", h.Name)
+			if strings.Contains(h.Email, "@") {
+				dst = st.str(dst, "email_addr", "actor.user", h.Email)
+			}
+		}
+	} else {
+		dst = st.optStr(dst, "name", "actor.user", p.User)
+		dst = jsonw.AppendKey(dst, "uid")
+		dst = append(strconv.AppendUint(append(dst, '"'), uint64(p.UID), 10), '"')
+	}
+	return append(dst, '}')
+}
+
+// process writes an OCSF process object. With lineage, it also carries
+// parent_process (the first ancestor, with its file hashes) and ancestry.
+func (e Encoder) process(st *state, dst []byte, path string, p *event.Process, anc []event.Process, lineage bool) []byte {
+	dst = append(dst, '{')
+	dst = intField(dst, "pid", int64(p.PID))
+	dst = st.strp(dst, "uid", path, "uid", p.ExecID)
+	exe := p.Exe
+	if exe == "" && len(p.Argv) > 0 {
+		exe = p.Argv[0]
+	}
+	dst = st.optStrp(dst, "name", path, "name", base(exe))
+	dst = st.optStrp(dst, "path", path, "path", p.Exe)
+	if len(p.Argv) > 0 {
+		dst = jsonw.AppendKey(dst, "cmd_line")
+		var bad bool
+		dst, bad = jsonw.AppendJoined(dst, e.boundArgv(p.Argv), ' ')
+		if bad {
+			st.mark(path + ".cmd_line") // rare: invalid UTF-8
+		}
+	}
+	if !p.StartTime.IsZero() {
+		dst = msField(dst, "created_time", p.StartTime)
+	}
+	dst = st.optStrp(dst, "working_directory", path, "working_directory", p.Cwd)
+	// linux/linux_users profile.
+	dst = intField(dst, "euid", int64(p.EUID))
+	if p.LoginUID != nil {
+		dst = intField(dst, "auid", int64(*p.LoginUID))
+	}
+	dst = append(jsonw.AppendKey(dst, "user"), '{')
+	dst = st.optStrp(dst, "name", path, "user.name", p.User)
+	dst = jsonw.AppendKey(dst, "uid")
+	dst = append(strconv.AppendUint(append(dst, '"'), uint64(p.UID), 10), '"')
+	dst = append(dst, '}')
+	if p.TTY != "" {
+		dst = append(jsonw.AppendKey(dst, "session"), '{')
+		dst = st.strp(dst, "terminal", path, "session.terminal", p.TTY)
+		dst = append(dst, '}')
+	}
+	if b := p.Binary; b != nil {
+		dst = append(jsonw.AppendKey(dst, "file"), '{')
+		dst = st.strp(dst, "name", path, "file.name", base(b.Path))
+		dst = st.strp(dst, "path", path, "file.path", b.Path)
+		dst = intField(dst, "type_id", 1)
+		dst = rawField(dst, "type", `"Regular File"`)
+		dst = intField(dst, "size", b.Size)
+		if !b.Mtime.IsZero() {
+			dst = msField(dst, "modified_time", b.Mtime)
+		}
+		if b.SHA256 != "" {
+			dst = append(jsonw.AppendKey(dst, "hashes"), '[', '{')
+			dst = intField(dst, "algorithm_id", 3)
+			dst = rawField(dst, "algorithm", `"SHA-256"`)
+			dst = st.strp(dst, "value", path, "file.hashes.value", b.SHA256)
+			dst = append(dst, '}', ']')
+		}
+		dst = append(dst, '}')
+	}
+	if lineage && len(anc) > 0 {
+		dst = jsonw.AppendKey(dst, "parent_process")
+		dst = e.process(st, dst, parentPath(path), &anc[0], nil, false)
+		dst = append(jsonw.AppendKey(dst, "ancestry"), '[')
+		for i := range anc {
+			a := &anc[i]
+			dst = append(jsonw.Comma(dst), '{')
+			dst = intField(dst, "pid", int64(a.PID))
+			dst = st.strp(dst, "uid", path, "ancestry.uid", a.ExecID)
+			exe := a.Exe
+			if exe == "" && len(a.Argv) > 0 {
+				exe = a.Argv[0]
+			}
+			dst = st.optStrp(dst, "name", path, "ancestry.name", base(exe))
+			dst = st.optStrp(dst, "path", path, "ancestry.path", a.Exe)
+			if len(a.Argv) > 0 {
+				dst = jsonw.AppendKey(dst, "cmd_line")
+				var bad bool
+				dst, bad = jsonw.AppendJoined(dst, e.boundArgv(a.Argv), ' ')
+				if bad {
+					st.mark(path + ".ancestry.cmd_line")
+				}
+			}
+			if !a.StartTime.IsZero() {
+				dst = msField(dst, "created_time", a.StartTime)
+			}
+			dst = append(dst, '}')
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}')
+}
+
+// boundArgv applies the argv bounds; the cut is flagged in unmapped.
+func (e Encoder) boundArgv(argv []string) []string {
+	maxArgs := e.Argv.MaxArgs
+	if maxArgs <= 0 {
+		maxArgs = native.DefaultMaxArgs
+	}
+	maxArg := e.Argv.MaxArgBytes
+	if maxArg <= 0 {
+		maxArg = native.DefaultMaxArgBytes
+	}
+	if len(argv) > maxArgs {
+		argv = argv[:maxArgs]
+	}
+	for _, a := range argv {
+		if len(a) > maxArg {
+			// Rare: copy so the caller's slice is untouched.
+			out := make([]string, len(argv))
+			for i, x := range argv {
+				out[i] = jsonw.TruncateUTF8(x, maxArg)
+			}
+			return out
+		}
+	}
+	return argv
+}
+
+func (e Encoder) argvCut(p *event.Process) bool {
+	if p == nil {
+		return false
+	}
+	if p.ArgvTruncated {
+		return true
+	}
+	maxArgs := e.Argv.MaxArgs
+	if maxArgs <= 0 {
+		maxArgs = native.DefaultMaxArgs
+	}
+	maxArg := e.Argv.MaxArgBytes
+	if maxArg <= 0 {
+		maxArg = native.DefaultMaxArgBytes
+	}
+	if len(p.Argv) > maxArgs {
+		return true
+	}
+	for _, a := range p.Argv {
+		if len(a) > maxArg {
+			return true
+		}
+	}
+	return false
+}
+
+func assessments(st *state, dst []byte, p *event.Posture) []byte {
+	var buf [32]string
+	names := buf[:0]
+	for k := range p.Checks {
+		names = append(names, k)
+	}
+	sortStrings(names)
+	dst = append(jsonw.AppendKey(dst, "assessments"), '[')
+	for _, k := range names {
+		c := p.Checks[k]
+		dst = append(jsonw.Comma(dst), '{')
+		dst = st.str(dst, "name", "assessments", k)
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "meets_criteria"), c.OK)
+		dst = st.optStr(dst, "desc", "assessments", c.Detail)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// unmapped carries what OCSF 1.8.0 has no attribute for, under
+// unmapped.lineaged (docs/ocsf.md): the native identity of the event, the
+// agent session beyond message_context, binary verdicts, posture detail.
+func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
+	dst = append(jsonw.AppendKey(dst, "unmapped"), '{')
+	dst = append(jsonw.AppendKey(dst, "lineaged"), '{')
+	dst = rawField(dst, "schema", `"`+event.Schema+`"`)
+	dst = st.str(dst, "event_id", "unmapped.lineaged", ev.EventID)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "seq"), ev.Seq)
+	dst = jsonw.AppendTime(jsonw.AppendKey(dst, "time"), ev.Time)
+	dst = st.str(dst, "kind", "unmapped.lineaged", ev.Kind)
+	if a := ev.Agent; a != nil {
+		dst = append(jsonw.AppendKey(dst, "agent"), '{')
+		dst = st.str(dst, "name", "unmapped.lineaged.agent", a.Name)
+		dst = st.optStr(dst, "version", "unmapped.lineaged.agent", a.Version)
+		dst = st.optStr(dst, "session_id", "unmapped.lineaged.agent", a.SessionID)
+		dst = st.str(dst, "root_exec_id", "unmapped.lineaged.agent", a.RootExecID)
+		dst = st.str(dst, "role", "unmapped.lineaged.agent", a.Role)
+		if t := a.ToolUse; t != nil {
+			dst = append(jsonw.AppendKey(dst, "tool_use"), '{')
+			dst = st.str(dst, "id", "unmapped.lineaged.agent.tool_use", t.ID)
+			dst = st.str(dst, "name", "unmapped.lineaged.agent.tool_use", t.Name)
+			dst = append(dst, '}')
+		}
+		dst = st.optStr(dst, "parent_root_exec_id", "unmapped.lineaged.agent", a.ParentRootExecID)
+		dst = append(dst, '}')
+	}
+	if p := ev.Process; p != nil {
+		dst = append(jsonw.AppendKey(dst, "process"), '{')
+		dst = st.str(dst, "exec_id", "unmapped.lineaged.process", p.ExecID)
+		dst = st.optStr(dst, "parent_exec_id", "unmapped.lineaged.process", p.ParentExecID)
+		dst = st.optStr(dst, "current_parent_exec_id", "unmapped.lineaged.process", p.CurrentParentExecID)
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "ppid"), uint64(p.PPID))
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "gid"), uint64(p.GID))
+		dst = st.optStr(dst, "login_user", "unmapped.lineaged.process", p.LoginUser)
+		dst = st.optStr(dst, "cgroup", "unmapped.lineaged.process", p.Cgroup)
+		if e.argvCut(p) {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "argv_truncated"), true)
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "argc"), uint64(len(p.Argv)))
+		}
+		dst = append(dst, '}')
+	}
+	// Verdicts of every binary in the chain, the process first.
+	if ev.Process != nil && ev.Process.Binary != nil || len(ev.Ancestry) > 0 {
+		dst = append(jsonw.AppendKey(dst, "binaries"), '[')
+		if ev.Process != nil && ev.Process.Binary != nil {
+			dst = binary(st, dst, ev.Process)
+		}
+		for i := range ev.Ancestry {
+			if ev.Ancestry[i].Binary != nil {
+				dst = binary(st, dst, &ev.Ancestry[i])
+			}
+		}
+		dst = append(dst, ']')
+	}
+	if id := ev.Identity; id != nil {
+		dst = append(jsonw.AppendKey(dst, "identity"), '{')
+		dst = st.optStr(dst, "login_user", "unmapped.lineaged.identity", id.LoginUser)
+		if id.LoginUID != nil {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "login_uid"), uint64(*id.LoginUID))
+		}
+		dst = st.optStr(dst, "verified_by", "unmapped.lineaged.identity", id.VerifiedBy)
+		dst = append(dst, '}')
+	}
+	if p := ev.Posture; p != nil {
+		dst = append(jsonw.AppendKey(dst, "posture"), '{')
+		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "sampled_at"), p.SampledAt)
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "compliant"), p.Compliant)
+		if len(p.Failed) > 0 {
+			dst = append(jsonw.AppendKey(dst, "failed"), '[')
+			for _, f := range p.Failed {
+				var bad bool
+				dst, bad = jsonw.AppendString(jsonw.Comma(dst), f)
+				if bad {
+					st.mark("unmapped.lineaged.posture.failed")
+				}
+			}
+			dst = append(dst, ']')
+		}
+		dst = append(dst, '}')
+	}
+	if f := ev.File; f != nil {
+		dst = append(jsonw.AppendKey(dst, "file"), '{')
+		dst = st.optStr(dst, "mode", "unmapped.lineaged.file", f.Mode)
+		if f.Created {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "created"), true)
+		}
+		if f.Flags != 0 {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "flags"), uint64(f.Flags))
+		}
+		if f.Perm != nil {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "perm"), uint64(*f.Perm))
+		}
+		if f.PathTruncated {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "path_truncated"), true)
+		}
+		dst = append(dst, '}')
+	}
+	if x := ev.Exit; x != nil && (x.Signal != 0 || x.CoreDumped) {
+		dst = append(jsonw.AppendKey(dst, "exit"), '{')
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "signal"), int64(x.Signal))
+		if x.CoreDumped {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "core_dumped"), true)
+		}
+		dst = append(dst, '}')
+	}
+	if a := ev.Alert; a != nil {
+		dst = append(jsonw.AppendKey(dst, "alert"), '{')
+		dst = st.str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
+		dst = st.str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
+		dst = st.optStr(dst, "action", "unmapped.lineaged.alert", a.Action)
+		dst = append(dst, '}')
+	}
+	if l := ev.Loss; l != nil {
+		dst = append(jsonw.AppendKey(dst, "loss"), '{')
+		dst = st.str(dst, "where", "unmapped.lineaged.loss", l.Where)
+		dst = st.optStr(dst, "of", "unmapped.lineaged.loss", l.Of)
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+		dst = append(dst, '}')
+	}
+	if s := ev.Sensor; s != nil {
+		dst = append(jsonw.AppendKey(dst, "sensor"), '{')
+		dst = st.optStr(dst, "scope", "unmapped.lineaged.sensor", s.Scope)
+		dst = st.optStr(dst, "source", "unmapped.lineaged.sensor", s.Source)
+		dst = st.optStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
+		dst = append(dst, '}')
+	}
+	if st.n > 0 {
+		dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
+		for _, m := range st.marks[:st.n] {
+			dst, _ = jsonw.AppendString(jsonw.Comma(dst), m)
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}', '}')
+}
+
+func binary(st *state, dst []byte, p *event.Process) []byte {
+	b := p.Binary
+	dst = append(jsonw.Comma(dst), '{')
+	dst = st.str(dst, "exec_id", "unmapped.lineaged.binaries", p.ExecID)
+	dst = st.str(dst, "path", "unmapped.lineaged.binaries", b.Path)
+	dst = st.optStr(dst, "sha256", "unmapped.lineaged.binaries", b.SHA256)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "inode"), b.Inode)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "dev"), b.Dev)
+	dst = st.str(dst, "verdict", "unmapped.lineaged.binaries", b.Verdict)
+	dst = st.optStr(dst, "package", "unmapped.lineaged.binaries", b.Package)
+	dst = st.optStr(dst, "signer", "unmapped.lineaged.binaries", b.Signer)
+	dst = st.optStr(dst, "key_id", "unmapped.lineaged.binaries", b.KeyID)
+	dst = st.optStr(dst, "reason", "unmapped.lineaged.binaries", b.Reason)
+	return append(dst, '}')
+}
+
+// parentPath names the parent_process of the process at path, as a
+// constant for the paths the encoder uses (no allocation per event).
+func parentPath(path string) string {
+	switch path {
+	case "process":
+		return "process.parent_process"
+	case "actor.process":
+		return "actor.process.parent_process"
+	case "evidences.process":
+		return "evidences.process.parent_process"
+	}
+	return path + ".parent_process"
+}
