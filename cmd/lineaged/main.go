@@ -1,0 +1,142 @@
+// Command lineaged is the eBPF sensor for AI coding agents: `run` traces
+// agent sessions and publishes enriched events, `doctor` says whether this
+// host can run it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// version is set at build time (-ldflags -X main.version=...).
+var version = "dev"
+
+const usage = `lineaged: eBPF sensor for AI coding agents
+
+Usage:
+  lineaged run [flags]      run the sensor (events to stdout by default)
+  lineaged doctor [flags]   check that this host can run the sensor
+  lineaged version          print the version
+
+Run "lineaged run --help" for the flags.
+`
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit code with a one-line message.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitUsage   = 2
+)
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
+	case "doctor":
+		err = cmdDoctor(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "lineaged %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "lineaged: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	if err == nil || errors.Is(err, pflag.ErrHelp) {
+		return exitOK
+	}
+	// One line, no stack trace: what failed and why.
+	fmt.Fprintf(stderr, "lineaged: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitRuntime
+}
+
+// newFlags builds the flag set of run and doctor.
+func newFlags(name string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addRunFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lineaged %s [flags]\n\nFlags:\n%s", name, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parseConfig parses flags and loads the configuration; its errors exit 2.
+func parseConfig(name string, args []string, stderr io.Writer) (*Config, error) {
+	fs := newFlags(name, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil, err
+		}
+		return nil, &exitError{exitUsage, err}
+	}
+	if fs.NArg() > 0 {
+		return nil, &exitError{exitUsage, fmt.Errorf("%s takes no arguments, got %q", name, fs.Args())}
+	}
+	cfg, err := loadConfig(fs, os.Getenv)
+	if err != nil {
+		return nil, &exitError{exitUsage, err}
+	}
+	return cfg, nil
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated in Config.validate
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("run", args, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log.Level, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return runPipeline(ctx, cfg, stdout, log)
+}
+
+func cmdDoctor(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig("doctor", args, stderr)
+	if err != nil {
+		return err
+	}
+	rep := sensor.Doctor(sensorConfig(cfg), newLogger(cfg.Log.Level, stderr))
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	return rep.Err()
+}

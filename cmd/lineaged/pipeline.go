@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/binid"
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/redact"
+	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
+	"github.com/lineaged/lineaged/sink"
+	"github.com/lineaged/lineaged/sink/kafka"
+)
+
+const procRoot = "/proc"
+
+// pipeline is one running sensor: kernel source -> lineage -> redaction ->
+// sink. Stages are connected by bounded channels; only the ring-buffer
+// reader inside sensor never blocks (it counts what falls off its queue).
+type pipeline struct {
+	cfg      *Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	instance string
+
+	sensor   *sensor.Sensor
+	engine   *lineage.Engine
+	observer *agent.Observer
+	redactor *redact.Redactor
+	sink     sink.Sink
+	inspect  *binid.Inspector
+	host     event.Host
+}
+
+// newInstanceID names this run of the sensor in event ids.
+func newInstanceID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
+	return sink.Config{
+		Format: cfg.Format,
+		Output: cfg.Output,
+		File: sink.FileConfig{
+			MaxBytes: int64(cfg.File.MaxSizeMB) << 20,
+			Retain:   cfg.File.Retain,
+		},
+		Kafka: kafka.Config{
+			Brokers:      cfg.Kafka.Brokers,
+			Topic:        cfg.Kafka.Topic,
+			Compression:  cfg.Kafka.Compression,
+			BatchSize:    cfg.Kafka.BatchSize,
+			BatchTimeout: cfg.Kafka.BatchTimeout,
+			TLS: kafka.TLSConfig{
+				Enabled:    cfg.Kafka.TLS.Enabled,
+				CAFile:     cfg.Kafka.TLS.CAFile,
+				CertFile:   cfg.Kafka.TLS.CertFile,
+				KeyFile:    cfg.Kafka.TLS.KeyFile,
+				ServerName: cfg.Kafka.TLS.ServerName,
+			},
+			SASL: kafka.SASLConfig{
+				Mechanism:    strings.ToUpper(cfg.Kafka.SASL.Mechanism),
+				Username:     cfg.Kafka.SASL.Username,
+				Password:     cfg.Kafka.SASL.Password,
+				PasswordFile: cfg.Kafka.SASL.PasswordFile,
+			},
+			Spool: kafka.SpoolConfig{
+				Dir:      cfg.Kafka.Spool.Dir,
+				MaxBytes: cfg.Kafka.Spool.MaxBytes,
+			},
+		},
+		SensorVersion: version,
+		Stdout:        stdout,
+	}
+}
+
+func sensorConfig(cfg *Config) sensor.Config {
+	scope := sensor.ScopeSessions
+	if cfg.Scope == "all" {
+		scope = sensor.ScopeAll
+	}
+	return sensor.Config{
+		Scope:          scope,
+		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
+		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
+		QueueSize:      cfg.Sensor.QueueSize,
+	}
+}
+
+func lineageScope(scope string) string {
+	if scope == "all" {
+		return lineage.ScopeAll
+	}
+	return lineage.ScopeSession
+}
+
+// start builds every stage. Order matters: the sink first (a wrong broker,
+// TLS file or SASL mechanism fails before anything is loaded into the
+// kernel), then the BPF programs are attached, and only then is /proc
+// scanned, so a process started in between is seen by one or the other.
+func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err error) {
+	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.instance, err = newInstanceID(); err != nil {
+		return p, err
+	}
+	host, err := lineage.LocalHost{}.Host()
+	if err != nil {
+		return p, fmt.Errorf("host identity: %w", err)
+	}
+	p.host = host
+
+	if p.sink, err = sink.New(sinkConfig(cfg, stdout), p.reg, log.With("component", "sink")); err != nil {
+		return p, err
+	}
+	p.redactor, err = redact.New(redact.Config{
+		Patterns:   cfg.Redact.Patterns,
+		KeepPrompt: cfg.Redact.ExportPrompt,
+		IsAgent:    agent.IsAgentExec,
+	})
+	if err != nil {
+		return p, &exitError{exitUsage, fmt.Errorf("redact.patterns: %w", err)}
+	}
+	p.inspect, err = binid.Open(binid.LiveConfig{
+		Config: binid.Config{
+			ProcRoot: procRoot,
+			Workers:  cfg.Hashing.Workers,
+			MaxBytes: cfg.Hashing.MaxBytes,
+			Timeout:  cfg.Hashing.Timeout,
+		},
+		TrustedKeys:  cfg.Trust.Keys,
+		SignatureDir: cfg.Trust.SignatureDir,
+	}, log.With("component", "binid"))
+	if err != nil {
+		if p.inspect == nil {
+			return p, err
+		}
+		// A trust key that cannot be read is not fatal: binaries it might
+		// have vouched for get verdict error with this reason.
+		log.Error("trust policy incomplete", "err", err)
+	}
+
+	if p.sensor, err = sensor.New(sensorConfig(cfg), log.With("component", "sensor")); err != nil {
+		return p, err
+	}
+
+	p.observer = agent.New(agent.Config{}, log)
+	humans := make(map[string]event.Human, len(cfg.Humans))
+	for user, h := range cfg.Humans {
+		humans[user] = event.Human{Name: h.Name, Email: h.Email}
+	}
+	p.engine, err = lineage.New(lineage.Config{
+		InstanceID:   p.instance,
+		Scope:        lineageScope(cfg.Scope),
+		MaxProcesses: cfg.Lineage.MaxProcesses,
+		ExitGrace:    cfg.Lineage.ExitGrace,
+		MaxPending:   cfg.Lineage.MaxPending,
+		EnrichWait:   cfg.Lineage.EnrichWait,
+		Humans:       humans,
+	}, lineage.Deps{
+		Host:     lineage.LocalHost{},
+		Boot:     lineage.LocalBoot{},
+		Proc:     lineage.ProcFS{Root: procRoot},
+		Binaries: p.inspect,
+		Users:    &lineage.Passwd{Path: "/etc/passwd"},
+		Observer: p.observer.Lineage(),
+	}, log.With("component", "lineage"))
+	if err != nil {
+		return p, err
+	}
+
+	// The programs are attached: what starts from now on is seen in the
+	// kernel. Seed what was already running.
+	members, err := p.sensor.SeedSessions(procRoot)
+	if err != nil {
+		return p, fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
+	}
+	procs, err := procfs.Scan(procRoot)
+	if err != nil {
+		return p, fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
+	}
+	p.engine.Seed(procs)
+	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
+		"session_members", len(members), "output", outputName(cfg))
+	return p, nil
+}
+
+func outputName(cfg *Config) string {
+	if len(cfg.Kafka.Brokers) > 0 {
+		return "kafka:" + cfg.Kafka.Topic
+	}
+	if cfg.Output == "-" {
+		return "stdout"
+	}
+	return cfg.Output
+}
+
+// close releases every stage that was built; safe on a partial pipeline.
+func (p *pipeline) close() error {
+	var errs []error
+	if p.sensor != nil {
+		errs = append(errs, p.sensor.Close())
+	}
+	if p.sink != nil {
+		errs = append(errs, p.sink.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// run moves events until ctx ends, then drains what is in flight: the
+// sensor stops first, lineage flushes what it holds, the sink is closed last
+// so everything accepted is written (or left in the Kafka spool).
+func (p *pipeline) run(ctx context.Context) error {
+	raw := make(chan sensor.Event, 1024)
+	enriched := make(chan *event.Event, 1024)
+
+	// The sensor and lineage run under their own context, cancelled only
+	// after ctx ends, so the writer can drain what they produced.
+	srcCtx, stopSrc := context.WithCancel(context.Background())
+	defer stopSrc()
+
+	var wg sync.WaitGroup
+	var srcErr, engErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(raw)
+		srcErr = p.sensor.Run(srcCtx, raw)
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(enriched)
+		engErr = p.engine.Run(srcCtx, raw, enriched)
+	}()
+
+	go func() {
+		<-ctx.Done()
+		stopSrc()
+	}()
+
+	var writeErrs uint64
+	for ev := range enriched {
+		p.redactor.Event(ev)
+		if err := p.sink.Write(context.Background(), ev); err != nil {
+			writeErrs++
+			if writeErrs == 1 || writeErrs%1000 == 0 {
+				p.log.Error("writing event", "err", err, "failures", writeErrs)
+			}
+		}
+	}
+	wg.Wait()
+	closeErr := p.close()
+	p.log.Info("sensor stopped", "write_failures", writeErrs)
+	for _, err := range []error{srcErr, engErr} {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return closeErr
+}
+
+func runPipeline(ctx context.Context, cfg *Config, stdout io.Writer, log *slog.Logger) error {
+	p, err := start(cfg, stdout, log)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx)
+}
