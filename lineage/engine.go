@@ -936,7 +936,9 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 	prev := e.t.get(ev.Proc)
 	var birth *entry
 	switch {
-	case prev == nil:
+	case prev == nil || prev.partial:
+		// First sight of this process (its fork was not reported), or
+		// only a placeholder: the exec names its parent.
 		birth = e.t.get(x.Parent)
 		if birth == nil && x.Parent.PID != 0 {
 			partial = append(partial, event.PartialAncestry)
@@ -975,7 +977,7 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 	e.fillUsers(&ent.proc, x.LoginUID)
 	e.link(ent, birth)
 	ent.birthParent = x.Parent
-	if prev != nil {
+	if prev != nil && !prev.partial {
 		ent.birthParent = prev.birthParent
 	}
 	if x.Parent != ent.birthParent && !(ent.birthParent.StartNs == 0 && x.Parent.PID == ent.birthParent.PID) {

@@ -596,3 +596,22 @@ func TestRunStopsOnCancel(t *testing.T) {
 		t.Errorf("Run = %v", err)
 	}
 }
+
+func TestExecAfterPlaceholderFindsParent(t *testing.T) {
+	r := newRig(t, Config{PendingTimeout: 10 * time.Millisecond}, nil)
+	seedBase(r)
+	k := key(66, 660)
+	got := r.run(
+		claudeRoot(1000*ms),
+		openEv(k, 1001*ms, sess, "/tmp/early", 0), // its fork was lost
+		openEv(key(50, 500), 2000*ms, sess, "/tmp/tick", 0),
+		execEv(k, key(50, 500), 2001*ms, sess, "/usr/bin/later", "later"),
+	)
+	early, ex := got[1], got[3]
+	if early.File.Path != "/tmp/early" || !slices.Contains(early.Partial, event.PartialProcess) {
+		t.Errorf("early = %+v partial %v", early.File, early.Partial)
+	}
+	if ex.Kind != event.KindProcessExec || len(ex.Partial) != 0 || !reflect.DeepEqual(pids(ex.Ancestry), []uint32{50, 20, 10, 1}) {
+		t.Errorf("exec after placeholder: partial %v ancestry %v", ex.Partial, pids(ex.Ancestry))
+	}
+}
