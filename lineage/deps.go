@@ -21,6 +21,9 @@ type Deps struct {
 	// Observer attributes session members; nil keeps the default
 	// attribution (agent name, root_exec_id, role root/descendant).
 	Observer AgentObserver
+	// Logins, when set, names the SSH key behind a login
+	// (identity.verified_by "ssh-key:SHA256:...").
+	Logins LoginKeys
 	// Clock is the wall clock, used only to flush events stuck waiting for
 	// a parent when the stream goes quiet; nil means time.Now.
 	Clock func() time.Time

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -806,7 +807,7 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 	if last.PID != 1 {
 		partial = appendOnce(partial, event.PartialAncestry)
 	}
-	out.Identity = e.identity(p)
+	out.Identity = e.identity(p, out.Ancestry)
 	if len(partial) > 0 {
 		out.Partial = partial
 		e.bump(func(s *Stats) { s.Misses++ })
@@ -835,7 +836,11 @@ func (e *Engine) snapshotValue(ent *entry) event.Process {
 	return ent.proc
 }
 
-func (e *Engine) identity(p *event.Process) *event.Identity {
+// identity says who is behind an event: the OS user, the login user (which
+// survives sudo and su), the human the admin mapped that login to, and how
+// that was established: "config", or the SSH key that authenticated the
+// login when an sshd ancestor logged it.
+func (e *Engine) identity(p *event.Process, ancestry []event.Process) *event.Identity {
 	id := &event.Identity{User: p.User, UID: p.UID, LoginUser: p.LoginUser, LoginUID: p.LoginUID}
 	who := p.LoginUser
 	if p.LoginUID == nil {
@@ -846,7 +851,22 @@ func (e *Engine) identity(p *event.Process) *event.Identity {
 		id.Human = &hh
 		id.VerifiedBy = "config"
 	}
+	if e.deps.Logins != nil && who != "" {
+		for i := range ancestry {
+			if a := &ancestry[i]; isSSHD(a) {
+				if fp, ok := e.deps.Logins.SSHKey(a.PID, who); ok {
+					id.VerifiedBy = "ssh-key:" + fp
+					break
+				}
+			}
+		}
+	}
 	return id
+}
+
+func isSSHD(p *event.Process) bool {
+	base := p.Exe[strings.LastIndexByte(p.Exe, '/')+1:]
+	return base == "sshd" || base == "sshd-session"
 }
 
 // agentOf is the attribution of an image in a session: the observer's or
