@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -142,11 +143,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	if err := os.MkdirAll(cfg.cacheDir, 0o700); err != nil {
 		return false, err
 	}
-	runDir := filepath.Join(cfg.cacheDir, "run")
-	if err := os.RemoveAll(runDir); err != nil {
-		return false, err
-	}
-	if err := os.MkdirAll(runDir, 0o700); err != nil {
+	// Several people may run the matrix at once in one tree: each run
+	// gets its own directory, and old ones are pruned.
+	pruneRuns(cfg.cacheDir, 24*time.Hour, log)
+	runDir, err := os.MkdirTemp(cfg.cacheDir, "run-"+time.Now().UTC().Format("20060102-150405")+"-")
+	if err != nil {
 		return false, err
 	}
 
@@ -183,6 +184,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	}
 
 	// 4. Kernels, resolved and fetched one at a time (one apt cache).
+	// The apt lists and kernel cache are shared between concurrent runs.
+	unlock, err := lockFile(filepath.Join(cfg.cacheDir, "kernels.lock"))
+	if err != nil {
+		return false, err
+	}
 	kc := &kernelCache{dir: cfg.cacheDir, refresh: cfg.refresh, log: log}
 	runs := make([]*guestRun, len(cfg.kernels))
 	for i, sel := range cfg.kernels {
@@ -195,6 +201,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		}
 		runs[i].Kernel = k
 	}
+	unlock()
 
 	// 5. Boot, at most cfg.parallel at once.
 	var wg sync.WaitGroup
@@ -408,4 +415,29 @@ func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, 
 		g.Problems = append(g.Problems, fmt.Sprintf("qemu: %v: %s", err, lastLine(stderr.String())))
 	}
 	log.Info("guest finished", "kernel", g.Selector, "uname", g.Uname, "wall", g.Wall.Round(time.Second), "problems", len(g.Problems))
+}
+
+// lockFile takes an exclusive flock on path, waiting for other runs.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// pruneRuns removes run directories older than age.
+func pruneRuns(cacheDir string, age time.Duration, log *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "run-*"))
+	for _, d := range dirs {
+		if info, err := os.Stat(d); err == nil && time.Since(info.ModTime()) > age {
+			if err := os.RemoveAll(d); err != nil {
+				log.Warn("prune old run", "dir", d, "err", err)
+			}
+		}
+	}
 }
