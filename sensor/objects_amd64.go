@@ -2,7 +2,18 @@
 
 package sensor
 
+import "io"
+
 // archObjects lists the objects built for this architecture: the file and
-// network object (bpf/fileio.bpf.c) once its decoder is in; until then its
-// records would only count as decode errors.
-func archObjects() []objectLoader { return nil }
+// network object (bpf/fileio.bpf.c), sharing sessions, ring buffer and loss
+// counters.
+func archObjects() []objectLoader {
+	return []objectLoader{{
+		name: "fileio",
+		load: func(m sharedMaps, _ Config) (io.Closer, error) {
+			return loadFileIO(fileIOMaps{Sessions: m.Sessions, Events: m.Events, Lost: m.Lost}, fileIOConfig{})
+		},
+		kinds:  []Kind{KindOpen, KindUnlink, KindRename, KindChmod, KindConnect},
+		decode: decodeFileIO,
+	}}
+}
