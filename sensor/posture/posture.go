@@ -142,7 +142,8 @@ func (s *Sampler) Checks() []string {
 
 // Sample runs every enabled check now, stores the result as the latest
 // sample and returns it. Compliant is true when every check passed; Failed
-// lists the failed checks' names, sorted.
+// lists the failed checks' names, sorted. The returned value shares its
+// Failed slice and Checks map with what Latest returns: do not modify them.
 func (s *Sampler) Sample(ctx context.Context) event.Posture {
 	return *s.sample(ctx)
 }

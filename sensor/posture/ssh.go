@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 
@@ -47,11 +46,13 @@ func (SSHPasswordAuth) Run(_ context.Context, root Root) event.Check {
 	if !installed {
 		return ok("sshd not installed")
 	}
+	if found, err := root.Exists(sshdConfig); err != nil {
+		return failErr(err)
+	} else if !found {
+		return fail("sshd installed without %s: PasswordAuthentication defaults to yes", sshdConfig)
+	}
 	cfg := newSSHConfig()
 	if err := cfg.parse(root, sshdConfig, 0); err != nil {
-		if errors.Is(err, os.ErrNotExist) && cfg.lines == 0 {
-			return fail("sshd installed without %s: PasswordAuthentication defaults to yes", sshdConfig)
-		}
 		return failErr(err)
 	}
 	pw, err := cfg.value("passwordauthentication", "yes")
@@ -88,7 +89,6 @@ type sshConfig struct {
 	global   map[string]sshOpt // first value outside any Match block
 	matchAll map[string]sshOpt // first value inside "Match all" (applies to every connection)
 	matchYes map[string]string // where a conditional Match block sets a flag to yes
-	lines    int
 	// ctx is the current Match context: "" global, "all", or "cond".
 	ctx string
 }
@@ -135,7 +135,6 @@ func (c *sshConfig) parse(root Root, file string, depth int) error {
 		return err
 	}
 	for i, line := range strings.Split(string(b), "\n") {
-		c.lines++
 		args, err := sshSplit(line)
 		if err != nil {
 			return fmt.Errorf("%s:%d: %w", file, i+1, err)
