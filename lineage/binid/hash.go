@@ -47,6 +47,14 @@ func sameImage(want, got sensor.FileStat) bool {
 	return sameFile(want, got)
 }
 
+// errLimit marks a size or time limit: the same file will hit it again.
+var errLimit = errors.New("limit")
+
+type limitErr struct{ msg string }
+
+func (e limitErr) Error() string        { return e.msg }
+func (e limitErr) Is(target error) bool { return target == errLimit }
+
 // ErrVanished means neither /proc/<pid>/exe nor the path still holds the
 // file that was executed.
 var ErrVanished = errors.New("binary vanished")
@@ -124,7 +132,7 @@ func hashFile(ctx context.Context, r hashRequest) (*Digests, error) {
 	}
 	defer f.Close()
 	if r.maxBytes > 0 && st.Size > r.maxBytes {
-		return nil, fmt.Errorf("binary is %d bytes, over the hashing limit of %d", st.Size, r.maxBytes)
+		return nil, limitErr{fmt.Sprintf("binary is %d bytes, over the hashing limit of %d", st.Size, r.maxBytes)}
 	}
 	s256 := sha256.New()
 	ws := []io.Writer{s256}
@@ -143,7 +151,7 @@ func hashFile(ctx context.Context, r hashRequest) (*Digests, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("hashing timed out after %d of %d bytes", n, st.Size)
+				return nil, limitErr{fmt.Sprintf("hashing timed out after %d of %d bytes", n, st.Size)}
 			}
 			return nil, err
 		}
@@ -152,7 +160,7 @@ func hashFile(ctx context.Context, r hashRequest) (*Digests, error) {
 			w.Write(buf[:k])
 			n += int64(k)
 			if r.maxBytes > 0 && n > r.maxBytes {
-				return nil, fmt.Errorf("binary grew past the hashing limit of %d bytes while hashed", r.maxBytes)
+				return nil, limitErr{fmt.Sprintf("binary grew past the hashing limit of %d bytes while hashed", r.maxBytes)}
 			}
 		}
 		if rerr == io.EOF {

@@ -3,6 +3,7 @@ package binid
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -37,8 +38,11 @@ type Inspector struct {
 	log    *slog.Logger
 	sem    chan struct{}
 
-	mu       sync.Mutex
-	hashes   map[sensor.FileStat]*Digests
+	mu     sync.Mutex
+	hashes map[sensor.FileStat]*Digests
+	// limited remembers files over a size or time limit, so a huge binary
+	// exec'd in a loop is not read again each time.
+	limited  map[sensor.FileStat]*event.Binary
 	verdicts map[verdictKey]*event.Binary
 }
 
@@ -81,6 +85,7 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 		cfg: cfg, policy: policy, pkgs: pkgs, log: log.With("component", "binid"),
 		sem:      make(chan struct{}, cfg.Workers),
 		hashes:   make(map[sensor.FileStat]*Digests),
+		limited:  make(map[sensor.FileStat]*event.Binary),
 		verdicts: make(map[verdictKey]*event.Binary),
 	}, nil
 }
@@ -103,6 +108,9 @@ func (in *Inspector) Cached(req lineage.BinaryRequest) (*event.Binary, bool) {
 	gen := in.pkgGen()
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if b, ok := in.limited[req.Stat]; ok {
+		return b, true
+	}
 	d := in.hashes[req.Stat]
 	if d == nil {
 		return nil, false
@@ -147,7 +155,18 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 		cancel()
 		<-in.sem
 		if err != nil {
-			return in.errorBinary(req, err.Error())
+			b := in.errorBinary(req, err.Error())
+			// Only the file's own limits are remembered, not a caller
+			// that gave up.
+			if errors.Is(err, errLimit) && req.HasStat && ctx.Err() == nil {
+				in.mu.Lock()
+				if len(in.limited) >= in.cfg.MaxCached {
+					clear(in.limited)
+				}
+				in.limited[req.Stat] = b
+				in.mu.Unlock()
+			}
+			return b
 		}
 		in.mu.Lock()
 		if len(in.hashes) >= in.cfg.MaxCached {
