@@ -389,3 +389,33 @@ func (b *nftBatch) commit() error {
 	}
 	return nil
 }
+
+// TestFirewallWithoutCapability drops CAP_NET_ADMIN and CAP_NET_RAW from one
+// thread (capabilities are per thread) and checks the firewall check then
+// says it cannot tell, instead of reporting a firewall or its absence.
+func TestFirewallWithoutCapability(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to hold the capabilities it drops")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread is discarded
+		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+		var data [2]unix.CapUserData
+		if err := unix.Capget(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		drop := uint32(1<<unix.CAP_NET_ADMIN | 1<<unix.CAP_NET_RAW)
+		data[0].Effective &^= drop
+		data[0].Permitted &^= drop
+		if err := unix.Capset(&hdr, &data[0]); err != nil {
+			errc <- err
+			return
+		}
+		errc <- expect(false, "cannot determine: nftables: operation not permitted")
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
