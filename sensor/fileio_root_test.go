@@ -22,6 +22,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,6 +65,10 @@ func newFIOEnvB(b *testing.B) *fioEnv { return loadFIOEnv(b, 0) }
 
 func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
 	t.Helper()
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		t.Fatal(err)
+	}
 	spec, err := loadFileio()
 	if err != nil {
 		t.Fatal(err)
@@ -242,12 +247,6 @@ type fioWant struct {
 	otherThread bool
 }
 
-// fioShm is a file on /dev/shm, a mount on the /dev mount, for the files
-// workload in d.
-func fioShm(d string) string {
-	return "/dev/shm/lineaged-fio" + strings.ReplaceAll(d, "/", "_")
-}
-
 const resultFD = int32(1) << 30
 
 // Deep directory chains: names over 255 bytes in total, ~1000 bytes, and
@@ -295,8 +294,13 @@ func fioPrepare(t *testing.T, d string) {
 		must(os.WriteFile(filepath.Join(d, f), []byte("x"), 0o644))
 	}
 	must(os.Symlink("sub/target", filepath.Join(d, "link")))
-	must(os.WriteFile(fioShm(d), nil, 0o600))
-	t.Cleanup(func() { os.Remove(fioShm(d)) })
+	// A tmpfs on a tmpfs: the walk crosses two mount points.
+	for _, m := range []string{"m1", "m1/m2"} {
+		must(os.Mkdir(filepath.Join(d, m), 0o755))
+		must(unix.Mount("lineaged-fio", filepath.Join(d, m), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=64k"))
+		t.Cleanup(func() { unix.Unmount(filepath.Join(d, m), unix.MNT_DETACH) })
+	}
+	must(os.WriteFile(filepath.Join(d, "m1/m2/f"), nil, 0o600))
 	fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY, 0)
 	must(err)
 	for _, c := range fioHuge {
@@ -423,8 +427,8 @@ func fioFileSteps(d string) []fioStep {
 		}, fioWant{kind: KindOpen, result: resultFD, created: true, access: AccessWrite, mode: 0o600, truncatedOf: huge}},
 		{"across a mount", func(*fioState) error { return closeFD(sysOpen("/dev/null", unix.O_RDONLY, 0)) },
 			open("/dev/null", AccessRead)},
-		{"across two mounts", func(*fioState) error { return closeFD(sysOpen(fioShm(d), unix.O_RDWR, 0)) },
-			open(fioShm(d), AccessReadWrite)},
+		{"across two mounts", func(*fioState) error { return closeFD(sysOpen(p("m1", "m2", "f"), unix.O_RDWR, 0)) },
+			open(p("m1", "m2", "f"), AccessReadWrite)},
 		{"memfd reopened through /proc", func(*fioState) error {
 			mfd, err := unix.MemfdCreate("lineaged-fio", unix.MFD_CLOEXEC)
 			if err != nil {
