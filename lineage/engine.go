@@ -208,7 +208,7 @@ func (e *Engine) insertProc(p *procfs.Proc) *entry {
 	if pp := e.t.byPID[p.PPID]; pp != nil && p.PPID != 0 && pp.key.StartNs <= p.Key.StartNs {
 		parent = pp
 	}
-	ent := &entry{key: p.Key, birthParent: sensor.ProcKey{PID: p.PPID}}
+	ent := &entry{key: p.Key, birthParent: sensor.ProcKey{PID: p.PPID}, seeded: true}
 	if parent != nil {
 		ent.birthParent = parent.key
 	}
@@ -967,15 +967,16 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 		// fork then exec: the new image's parent is the process that
 		// forked it; the fork image was only its parent's image.
 		birth = prev.parent
+	case prev.seeded && prev.bin != nil && prev.bin.req.Stat == x.Binary && prev.proc.Exe == exeOf(x):
+		// The /proc seed already read this very image (the exec raced
+		// the scan at start): it is not its own parent.
+		birth = prev.parent
 	default:
 		// An exec chain: the previous image is the parent.
 		birth = prev
 	}
 	ent := &entry{key: ev.Proc}
-	exe := x.Exe
-	if exe == "" {
-		exe = x.Filename
-	}
+	exe := exeOf(x)
 	ent.proc = event.Process{
 		ExecID:        e.execID(ev.Proc.PID, ev.Proc.StartNs, ev.KtimeNs),
 		PID:           ev.Proc.PID,
@@ -1053,6 +1054,13 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 		}
 	}
 	return ent, partial
+}
+
+func exeOf(x *sensor.Exec) string {
+	if x.Exe != "" {
+		return x.Exe
+	}
+	return x.Filename
 }
 
 // fork records a forked child: it runs its parent's image until it execs.

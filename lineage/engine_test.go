@@ -615,3 +615,15 @@ func TestExecAfterPlaceholderFindsParent(t *testing.T) {
 		t.Errorf("exec after placeholder: partial %v ancestry %v", ex.Partial, pids(ex.Ancestry))
 	}
 }
+
+func TestExecRacingTheSeed(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	seedBase(r)
+	// claude exec'd after the programs attached but before the /proc
+	// scan: the seed already holds its new image.
+	r.e.Seed([]*procfs.Proc{sproc(50, 20, 500, "/home/alice/.local/share/claude/versions/2.0.1", "claude")})
+	got := r.run(claudeRoot(1000 * ms))
+	if a := pids(got[0].Ancestry); !reflect.DeepEqual(a, []uint32{20, 10, 1}) {
+		t.Errorf("ancestry = %v; the seeded copy of the image must not be its parent", a)
+	}
+}

@@ -29,6 +29,8 @@ type entry struct {
 	// forkImage is set for a forked child that has not exec'd: it still
 	// runs its parent's image.
 	forkImage bool
+	// seeded is set for an image read from /proc (its exec was not seen).
+	seeded bool
 	// partial is set for a placeholder of a process whose start was never
 	// seen and that /proc could not supply.
 	partial bool
