@@ -5,7 +5,6 @@ package sensor
 import (
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -100,15 +99,3 @@ func (f *fileIO) Close() error {
 	return errors.Join(errs...)
 }
 
-// fileIOObject is the file and network object's entry for archObjects: it
-// loads on the sensor's shared maps and decodes its own record kinds.
-func fileIOObject() objectLoader {
-	return objectLoader{
-		name:  "fileio",
-		kinds: []Kind{KindOpen, KindUnlink, KindRename, KindChmod, KindConnect},
-		load: func(m sharedMaps, _ Config) (io.Closer, error) {
-			return loadFileIO(fileIOMaps(m), fileIOConfig{})
-		},
-		decode: decodeFileIO,
-	}
-}
