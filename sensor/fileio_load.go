@@ -98,4 +98,3 @@ func (f *fileIO) Close() error {
 	errs = append(errs, f.objs.Close())
 	return errors.Join(errs...)
 }
-
