@@ -2,6 +2,9 @@ package lineage
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
@@ -21,6 +24,8 @@ type Deps struct {
 	// Observer attributes session members; nil keeps the default
 	// attribution (agent name, root_exec_id, role root/descendant).
 	Observer AgentObserver
+	// Cgroups, when set, names the cgroup of exec'd processes.
+	Cgroups CgroupResolver
 	// Logins, when set, names the SSH key behind a login
 	// (identity.verified_by "ssh-key:SHA256:...").
 	Logins LoginKeys
@@ -47,6 +52,9 @@ type ProcFacts interface {
 	Proc(pid uint32) (*procfs.Proc, error)
 	// Env looks up one variable of the process's initial environment.
 	Env(pid uint32, key string) (string, bool, error)
+	// Cwd reads the working directory of a process (the exec record does
+	// not carry it).
+	Cwd(pid uint32) (string, error)
 }
 
 // BinaryRequest names one executed file.
@@ -87,6 +95,11 @@ type ProcFS struct {
 
 // Proc implements ProcFacts.
 func (p ProcFS) Proc(pid uint32) (*procfs.Proc, error) { return procfs.Read(p.Root, pid) }
+
+// Cwd implements ProcFacts.
+func (p ProcFS) Cwd(pid uint32) (string, error) {
+	return os.Readlink(filepath.Join(p.Root, strconv.FormatUint(uint64(pid), 10), "cwd"))
+}
 
 // Env implements ProcFacts.
 func (p ProcFS) Env(pid uint32, key string) (string, bool, error) {

@@ -994,6 +994,18 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 		ent.proc.TTY = prev.proc.TTY
 		ent.proc.Cgroup = prev.proc.Cgroup
 		ent.proc.Cwd = prev.proc.Cwd
+	} else if birth != nil {
+		ent.proc.TTY = birth.proc.TTY
+	}
+	// The working directory is read while the process is fresh; when it
+	// is already gone the inherited value (if any) stays.
+	if cwd, err := e.deps.Proc.Cwd(ev.Proc.PID); err == nil {
+		ent.proc.Cwd = cwd
+	}
+	if e.deps.Cgroups != nil && x.CgroupID != 0 {
+		if p, ok := e.deps.Cgroups.CgroupPath(x.CgroupID); ok {
+			ent.proc.Cgroup = p
+		}
 	}
 	e.fillUsers(&ent.proc, x.LoginUID)
 	e.link(ent, birth)

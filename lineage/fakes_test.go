@@ -34,6 +34,16 @@ type fakeProcs struct {
 	mu    sync.Mutex
 	procs map[uint32]*procfs.Proc
 	env   map[uint32]map[string]string
+	cwd   map[uint32]string
+}
+
+func (f *fakeProcs) Cwd(pid uint32) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.cwd[pid]; ok {
+		return c, nil
+	}
+	return "", fmt.Errorf("fake: pid %d: %w", pid, procfs.ErrGone)
 }
 
 func (f *fakeProcs) Proc(pid uint32) (*procfs.Proc, error) {
