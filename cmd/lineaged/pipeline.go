@@ -284,5 +284,15 @@ func runPipeline(ctx context.Context, cfg *Config, stdout io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
+	if err := p.registerStats(); err != nil {
+		p.close()
+		return err
+	}
+	if cfg.Metrics.Listen != "" {
+		if err := serveMetrics(ctx, cfg.Metrics.Listen, p.reg, log.With("component", "metrics")); err != nil {
+			p.close()
+			return &exitError{exitUsage, err}
+		}
+	}
 	return p.run(ctx)
 }

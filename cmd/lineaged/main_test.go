@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the lineaged binary built once for the tests that run it as a
+// user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lineaged-cmd-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// The unprivileged test runs the binary as nobody.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "lineaged")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building lineaged:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func runBinary(t *testing.T, cred *syscall.Credential, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+// oneLine asserts the failure is one line naming want, with no stack trace.
+func oneLine(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", r.code, code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want a one-line error, got %d lines:\n%s", len(lines), r.stderr)
+	}
+	if !strings.HasPrefix(lines[0], "lineaged: ") || !strings.Contains(lines[0], want) {
+		t.Fatalf("error %q does not name %q", lines[0], want)
+	}
+	if strings.Contains(r.stderr, "goroutine ") {
+		t.Fatalf("stack trace in output:\n%s", r.stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	oneLine(t, runBinary(t, nil, "run", "--scope", "bogus"), exitUsage, `scope: "bogus"`)
+	oneLine(t, runBinary(t, nil, "run", "--no-such-flag"), exitUsage, "no-such-flag")
+	oneLine(t, runBinary(t, nil, "run", "extra"), exitUsage, "takes no arguments")
+	oneLine(t, runBinary(t, nil, "run", "--config", "/nonexistent.yaml"), exitUsage, "/nonexistent.yaml")
+	r := runBinary(t, nil, "frobnicate")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
+		t.Fatalf("unknown command: code %d stderr %q", r.code, r.stderr)
+	}
+	if r := runBinary(t, nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "lineaged ") {
+		t.Fatalf("version: %+v", r)
+	}
+}
+
+var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
+
+// Without privileges, run and doctor say what is missing in one line.
+func TestUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop to an unprivileged user")
+	}
+	r := runBinary(t, nobody, "run", "--output", "-")
+	oneLine(t, r, exitRuntime, "CAP_BPF")
+	d := runBinary(t, nobody, "doctor")
+	if d.code == 0 {
+		t.Fatalf("doctor as nobody exited 0:\n%s", d.stdout)
+	}
+	if !strings.Contains(d.stdout, "capabilities") || !strings.Contains(d.stderr, "CAP_BPF") {
+		t.Fatalf("doctor as nobody: stdout:\n%s\nstderr:\n%s", d.stdout, d.stderr)
+	}
+}
+
+func TestDoctorAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	r := runBinary(t, nil, "doctor")
+	if r.code != 0 {
+		t.Fatalf("doctor failed on this host: %s\n%s", r.stdout, r.stderr)
+	}
+	for _, want := range []string{"kernel BTF", "ring buffer", "attach tp_btf"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("doctor table lacks %q:\n%s", want, r.stdout)
+		}
+	}
+}
+
+// run writes events to a 0600 file, sees a process started after it with
+// --scope all, and stops cleanly on SIGTERM.
+func TestRunToFileAndStop(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events.jsonl")
+	cmd := exec.Command(binary, "run", "--scope", "all", "--output", out, "--log-level", "debug")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	// The marker: a uniquely named command, run until the sensor reports it.
+	marker := filepath.Join(dir, "marker-true")
+	if err := os.Symlink("/bin/true", marker); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	found := false
+	for !found && time.Now().Before(deadline) {
+		if err := exec.Command(marker, "lineaged-cmd-marker").Run(); err != nil {
+			t.Fatal(err)
+		}
+		found = fileHasExec(t, out, "lineaged-cmd-marker")
+		if !found {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !found {
+		t.Fatalf("marker exec never reported; stderr:\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run did not exit cleanly on SIGTERM: %v\n%s", err, stderr.String())
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("output mode %v, want 0600", st.Mode().Perm())
+	}
+	if !strings.Contains(stderr.String(), "sensor stopped") {
+		t.Fatalf("no orderly stop logged:\n%s", stderr.String())
+	}
+}
+
+// fileHasExec reports whether out holds a process.exec event whose argv
+// contains arg, checking each line is a complete JSON object.
+func fileHasExec(t *testing.T, out, arg string) bool {
+	t.Helper()
+	f, err := os.Open(out)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev struct {
+			Kind    string `json:"kind"`
+			Seq     uint64 `json:"seq"`
+			Process struct {
+				Argv []string `json:"argv"`
+			} `json:"process"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			continue // a line still being written
+		}
+		if ev.Kind == "process.exec" {
+			for _, a := range ev.Process.Argv {
+				if a == arg {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// statMetric is one counter or gauge read from a stage's Stats snapshot at
+// scrape time: the stages keep plain counters, and no hot path touches
+// Prometheus.
+type statMetric struct {
+	name, help string
+	gauge      bool
+	read       func() float64
+}
+
+// registerStats exposes the counters of the sensor, lineage and agent
+// stages. Sink metrics (writes, Kafka Stats, spool) are registered by the
+// sink itself.
+func (p *pipeline) registerStats() error {
+	metrics := []statMetric{
+		{"lineaged_sensor_records_total", "Ring-buffer records read.", false, func() float64 { return float64(p.sensor.Stats().Records) }},
+		{"lineaged_sensor_decode_errors_total", "Ring-buffer records that failed to decode.", false, func() float64 { return float64(p.sensor.Stats().DecodeErrors) }},
+		{"lineaged_sensor_queue_drops_total", "Decoded events dropped because the reader's hand-off queue was full.", false, func() float64 { return float64(p.sensor.Stats().QueueDrops) }},
+		{"lineaged_sensor_kernel_lost_total", "Events lost in the kernel (ring-buffer reservation failures).", false, func() float64 { return float64(p.sensor.Stats().KernelLost) }},
+		{"lineaged_sensor_delivered_total", "Raw events handed to enrichment.", false, func() float64 { return float64(p.sensor.Stats().Delivered) }},
+
+		{"lineaged_lineage_live_processes", "Live process images in the table.", true, func() float64 { return float64(p.engine.Stats().Live) }},
+		{"lineaged_lineage_exited_processes", "Exited process images kept for their grace period.", true, func() float64 { return float64(p.engine.Stats().Exited) }},
+		{"lineaged_lineage_pending_events", "Events waiting for their parent process.", true, func() float64 { return float64(p.engine.Stats().Pending) }},
+		{"lineaged_lineage_emitted_total", "Enriched events emitted.", false, func() float64 { return float64(p.engine.Stats().Emitted) }},
+		{"lineaged_lineage_evictions_total", "Process images evicted from the table before their grace period ended.", false, func() float64 { return float64(p.engine.Stats().Evictions) }},
+		{"lineaged_lineage_misses_total", "Events whose process or parent was not in the table.", false, func() float64 { return float64(p.engine.Stats().Misses) }},
+		{"lineaged_lineage_pending_overflow_total", "Events forced out of a full pending queue.", false, func() float64 { return float64(p.engine.Stats().PendingOverflow) }},
+		{"lineaged_lineage_pending_timeouts_total", "Events emitted without their parent after waiting.", false, func() float64 { return float64(p.engine.Stats().PendingTimeouts) }},
+		{"lineaged_lineage_hash_wait_timeouts_total", "Binaries whose hash was not ready within enrich_wait.", false, func() float64 { return float64(p.engine.Stats().HashWaitTimeouts) }},
+		{"lineaged_lineage_resolve_timeouts_total", "Agent attributions not completed within enrich_wait.", false, func() float64 { return float64(p.engine.Stats().ResolveTimeouts) }},
+
+		{"lineaged_agent_sessions", "Agent sessions remembered.", true, func() float64 { return float64(p.observer.Stats().Sessions) }},
+		{"lineaged_agent_tools_bound_total", "Tool processes tied to their tool call.", false, func() float64 { return float64(p.observer.Stats().ToolsBound) }},
+		{"lineaged_agent_tools_unbound_total", "Tool processes whose tool call never appeared in the transcript in time.", false, func() float64 { return float64(p.observer.Stats().ToolsUnbound) }},
+		{"lineaged_agent_transcript_malformed_total", "Transcript lines skipped as malformed.", false, func() float64 { return float64(p.observer.Stats().Transcript.Malformed) }},
+		{"lineaged_agent_transcript_oversized_total", "Transcript lines skipped as over the size bound.", false, func() float64 { return float64(p.observer.Stats().Transcript.Oversized) }},
+	}
+	for _, m := range metrics {
+		var c prometheus.Collector
+		if m.gauge {
+			c = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: m.name, Help: m.help}, m.read)
+		} else {
+			c = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help}, m.read)
+		}
+		if err := p.reg.Register(c); err != nil {
+			return fmt.Errorf("metric %s: %w", m.name, err)
+		}
+	}
+	for _, c := range []prometheus.Collector{
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	} {
+		if err := p.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serveMetrics listens at once, so a port in use is an error at start, and
+// serves /metrics until ctx ends.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("metrics.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shut)
+	}()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return nil
+}
