@@ -12,6 +12,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/lineaged/lineaged/sensor/posture"
 )
 
 // DefaultConfigPath is where the packaged service reads its configuration.
@@ -33,6 +35,7 @@ type Config struct {
 	Trust   TrustConfig            `mapstructure:"trust"`
 	Humans  map[string]HumanConfig `mapstructure:"humans"`
 	Redact  RedactConfig           `mapstructure:"redact"`
+	Posture PostureConfig          `mapstructure:"posture"`
 	Metrics MetricsConfig          `mapstructure:"metrics"`
 	Log     LogConfig              `mapstructure:"log"`
 }
@@ -116,6 +119,12 @@ type HumanConfig struct {
 type RedactConfig struct {
 	Patterns     []string `mapstructure:"patterns"`
 	ExportPrompt bool     `mapstructure:"export_prompt"`
+}
+
+// PostureConfig controls the device-posture sampler.
+type PostureConfig struct {
+	Interval time.Duration `mapstructure:"interval"`
+	Checks   []string      `mapstructure:"checks"`
 }
 
 // MetricsConfig controls the Prometheus endpoint.
@@ -276,8 +285,8 @@ func (c *Config) validate() error {
 	if c.File.MaxSizeMB < 1 {
 		bad("file.max_size_mb", "%d must be at least 1", c.File.MaxSizeMB)
 	}
-	if c.File.Retain < 0 {
-		bad("file.retain", "%d must not be negative", c.File.Retain)
+	if c.File.Retain < 1 {
+		bad("file.retain", "%d must be at least 1", c.File.Retain)
 	}
 	if len(c.Kafka.Brokers) > 0 {
 		if c.Kafka.Topic == "" {
@@ -329,6 +338,10 @@ func (c *Config) validate() error {
 		if _, err := regexp.Compile(p); err != nil {
 			bad("redact.patterns", "%q: %v", p, err)
 		}
+	}
+	pc := posture.Config{Interval: c.Posture.Interval, Checks: c.Posture.Checks}
+	if err := pc.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -138,3 +138,17 @@ func TestShippedConfigLoads(t *testing.T) {
 		t.Fatalf("shipped config: output=%q batch_timeout=%v", cfg.Output, cfg.Kafka.BatchTimeout)
 	}
 }
+
+func TestConfigPosture(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", writeFile(t, "posture:\n  interval: 30s\n  checks: [aslr, firewall]\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Posture.Interval != 30*time.Second || len(cfg.Posture.Checks) != 2 {
+		t.Fatalf("posture: %+v", cfg.Posture)
+	}
+	_, err = parse(t, []string{"--config", writeFile(t, "posture:\n  checks: [aslr, nope]\n")}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Fatalf("unknown posture check must be named, got %v", err)
+	}
+}
