@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -37,12 +36,7 @@ type Dpkg struct {
 	Recheck time.Duration
 	Now     func() time.Time
 
-	mu      sync.Mutex
-	files   map[string]PackageFile
-	stamp   string
-	gen     uint64
-	checked time.Time
-	loadErr error
+	db watched
 }
 
 // usrmerge aliases: on merged-/usr systems /bin is /usr/bin, and a package
@@ -66,60 +60,22 @@ func Aliases(path string) []string {
 	return out
 }
 
-// Lookup implements PackageDB.
+// Lookup implements PackageDB. A reload (after a change) happens here, in
+// the hashing worker, never in Generation.
 func (d *Dpkg) Lookup(path string) (PackageFile, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.refresh()
-	for _, p := range Aliases(path) {
-		if f, ok := d.files[p]; ok {
-			return f, true
-		}
-	}
-	return PackageFile{}, false
+	return d.db.lookup(d.watch(), path)
 }
 
-// Generation implements PackageDB.
-func (d *Dpkg) Generation() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.refresh()
-	return d.gen
-}
+// Generation implements PackageDB: at most two stat calls per Recheck,
+// never a reload, so it is cheap on the engine's hot path.
+func (d *Dpkg) Generation() uint64 { return d.db.generation(d.watch()) }
 
 // Err is the last load error (nil when the database loaded).
-func (d *Dpkg) Err() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.refresh()
-	return d.loadErr
-}
+func (d *Dpkg) Err() error { return d.db.lastErr(d.watch()) }
 
-func (d *Dpkg) refresh() {
-	now := time.Now
-	if d.Now != nil {
-		now = d.Now
-	}
-	re := d.Recheck
-	if re == 0 {
-		re = 5 * time.Second
-	}
-	t := now()
-	if d.files != nil && t.Sub(d.checked) < re {
-		return
-	}
-	d.checked = t
-	stamp := d.stampNow()
-	if d.files != nil && stamp == d.stamp {
-		return
-	}
-	files, err := loadDpkg(filepath.Join(d.Dir, "info"))
-	d.loadErr = err
-	if files == nil {
-		files = map[string]PackageFile{}
-	}
-	d.files, d.stamp = files, stamp
-	d.gen++
+func (d *Dpkg) watch() watchSpec {
+	return watchSpec{recheck: d.Recheck, now: d.Now, stamp: d.stampNow,
+		load: func() (map[string]PackageFile, error) { return loadDpkg(filepath.Join(d.Dir, "info")) }}
 }
 
 func (d *Dpkg) stampNow() string {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -31,12 +30,7 @@ type RPM struct {
 	Query   func(ctx context.Context) ([]byte, error)
 	Now     func() time.Time
 
-	mu      sync.Mutex
-	files   map[string]PackageFile
-	stamp   string
-	gen     uint64
-	checked time.Time
-	err     error
+	db watched
 }
 
 func (r *RPM) query(ctx context.Context) ([]byte, error) {
@@ -50,65 +44,32 @@ func (r *RPM) query(ctx context.Context) ([]byte, error) {
 	return out, nil
 }
 
-// Lookup implements PackageDB.
-func (r *RPM) Lookup(path string) (PackageFile, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refresh()
-	for _, p := range Aliases(path) {
-		if f, ok := r.files[p]; ok {
-			return f, true
-		}
-	}
-	return PackageFile{}, false
-}
+// Lookup implements PackageDB; a reload happens here, off the hot path.
+func (r *RPM) Lookup(path string) (PackageFile, bool) { return r.db.lookup(r.watch(), path) }
 
-// Generation implements PackageDB.
-func (r *RPM) Generation() uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refresh()
-	return r.gen
-}
+// Generation implements PackageDB: one stat per Recheck, never a reload.
+func (r *RPM) Generation() uint64 { return r.db.generation(r.watch()) }
 
 // Err is the last load error.
-func (r *RPM) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refresh()
-	return r.err
-}
+func (r *RPM) Err() error { return r.db.lastErr(r.watch()) }
 
-func (r *RPM) refresh() {
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
-	re := r.Recheck
-	if re == 0 {
-		re = 5 * time.Second
-	}
-	t := now()
-	if r.files != nil && t.Sub(r.checked) < re {
-		return
-	}
-	r.checked = t
-	stamp := "-"
-	if st, err := os.Stat(r.DBDir); err == nil {
-		stamp = fmt.Sprintf("%d", st.ModTime().UnixNano())
-	}
-	if r.files != nil && stamp == r.stamp {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	out, err := r.query(ctx)
-	files := map[string]PackageFile{}
-	if err == nil {
-		files, err = parseRPMFiles(out)
-	}
-	r.files, r.stamp, r.err = files, stamp, err
-	r.gen++
+func (r *RPM) watch() watchSpec {
+	return watchSpec{recheck: r.Recheck, now: r.Now,
+		stamp: func() string {
+			if st, err := os.Stat(r.DBDir); err == nil {
+				return fmt.Sprintf("%d", st.ModTime().UnixNano())
+			}
+			return "-"
+		},
+		load: func() (map[string]PackageFile, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, err := r.query(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return parseRPMFiles(out)
+		}}
 }
 
 // parseRPMFiles parses rpmQueryFormat output. Directories and symlinks
