@@ -27,9 +27,10 @@ type Config struct {
 	Compression string
 	// BatchSize is the most messages sent in one produce call; 0 means 100.
 	BatchSize int
-	// BatchTimeout is how long a partial batch waits for more messages;
-	// 0 means 2 ms. Small, because event-to-ack latency matters more than
-	// request count at sensor event rates.
+	// BatchTimeout is how long kafka-go holds a partial partition batch for
+	// more messages; 0 means 100 µs. The sender already hands the writer
+	// everything the spool holds in one call, so waiting longer only adds
+	// latency: at high rates batches fill to BatchSize and go at once.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one produce attempt; 0 means 10 s.
 	WriteTimeout time.Duration
@@ -88,7 +89,7 @@ func (c *Config) setDefaults() {
 		c.BatchSize = 100
 	}
 	if c.BatchTimeout == 0 {
-		c.BatchTimeout = 2 * time.Millisecond
+		c.BatchTimeout = 100 * time.Microsecond
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second

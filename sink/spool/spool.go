@@ -60,6 +60,11 @@ type Options struct {
 	// 0 means 200 ms. A crash loses at most this much acknowledgement,
 	// which means redelivery, never loss.
 	AckInterval time.Duration
+	// MemoryBytes bounds the copy of the newest unacknowledged records kept
+	// in memory, from which the consumer reads without waiting for the disk
+	// when it keeps up; 0 means 8 MiB. Records are fsynced all the same:
+	// the disk copy is what survives a broker outage or a restart.
+	MemoryBytes int64
 	// OnDrop is called (from the spool's writer goroutine, with no lock
 	// held) with the number of records dropped because the spool was full
 	// or damaged. It may call Append.
@@ -119,6 +124,12 @@ type Spool struct {
 	kick     chan struct{}
 	done     chan struct{}
 
+	// mem holds the newest records [memBase, next), while they fit in
+	// MemoryBytes; the consumer reads them from here when it keeps up.
+	mem      []Record
+	memBase  uint64
+	memBytes int64
+
 	// Writer-goroutine state.
 	active *os.File
 
@@ -142,6 +153,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if opts.SegmentBytes == 0 {
 		opts.SegmentBytes = min(max(opts.MaxBytes/16, 64<<10), 64<<20)
+	}
+	if opts.MemoryBytes == 0 {
+		opts.MemoryBytes = 8 << 20
 	}
 	if opts.AckInterval == 0 {
 		opts.AckInterval = 200 * time.Millisecond
@@ -383,7 +397,24 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 	s.pendN++
 	off := s.next
 	s.next++
+	if len(s.mem) == 0 {
+		s.memBase = off
+	}
+	if s.memBase+uint64(len(s.mem)) == off {
+		s.mem = append(s.mem, Record{Offset: off, Data: slices.Clone(data)})
+		s.memBytes += int64(len(data))
+		for s.memBytes > s.opts.MemoryBytes && len(s.mem) > 0 {
+			// The consumer is far behind: the oldest go back to being read
+			// from disk.
+			s.memBytes -= int64(len(s.mem[0].Data))
+			s.mem[0] = Record{}
+			s.mem = s.mem[1:]
+			s.memBase++
+		}
+	}
 	s.appended++
+	close(s.notify) // the consumer may read it from memory at once
+	s.notify = make(chan struct{})
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
@@ -501,6 +532,7 @@ func (s *Spool) enforceLimit() {
 		}
 	}
 	s.dropped += lost
+	s.trimMemLocked()
 	s.mu.Unlock()
 	if lost > 0 {
 		s.log.Warn("spool full: dropped oldest events", "dropped", lost, "max_bytes", s.opts.MaxBytes)
@@ -538,6 +570,18 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 		}
 		if s.cur < s.acked {
 			s.cur = s.acked
+		}
+		if n := len(s.mem); n > 0 && s.cur >= s.memBase && s.cur < s.memBase+uint64(n) {
+			i := int(s.cur - s.memBase)
+			j, size := i, 0
+			for j < n && j-i < maxN && size < maxBytes {
+				size += len(s.mem[j].Data)
+				j++
+			}
+			out := slices.Clone(s.mem[i:j])
+			s.cur = s.memBase + uint64(j)
+			s.mu.Unlock()
+			return out, nil
 		}
 		if s.cur < s.synced {
 			recs, err := s.readLocked(maxN, maxBytes)
@@ -649,12 +693,23 @@ func (s *Spool) Ack(off uint64) {
 	if off <= s.acked {
 		return
 	}
-	s.acked = min(off, s.synced)
+	s.acked = min(off, s.next)
+	s.trimMemLocked()
 	for len(s.segs) > 1 && s.segs[0].end() <= s.acked {
 		if err := os.Remove(s.segs[0].path); err != nil {
 			s.log.Error("spool: removing released segment", "file", s.segs[0].path, "err", err)
 		}
 		s.segs = s.segs[1:]
+	}
+}
+
+// trimMemLocked releases the in-memory copies of released records.
+func (s *Spool) trimMemLocked() {
+	for len(s.mem) > 0 && s.memBase < s.acked {
+		s.memBytes -= int64(len(s.mem[0].Data))
+		s.mem[0] = Record{}
+		s.mem = s.mem[1:]
+		s.memBase++
 	}
 }
 

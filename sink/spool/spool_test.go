@@ -92,6 +92,7 @@ func TestAppendReadAckAcrossSegments(t *testing.T) {
 	appendN(t, s, 0, 1000)
 	recs := readN(t, s, 1000)
 	checkRecords(t, recs, 0)
+	waitSynced(t, s, 1000)
 	st := s.Stats()
 	if st.Segments < 3 {
 		t.Fatalf("%d segments: rotation did not happen", st.Segments)
@@ -161,7 +162,8 @@ func TestTruncatedSegmentKeepsIntactRecords(t *testing.T) {
 	var lb logBuf
 	s := open(t, dir, &lb, func(o *Options) { o.SegmentBytes = 1 << 20 })
 	appendN(t, s, 0, 100)
-	readN(t, s, 100) // waits until all are on disk
+	readN(t, s, 100)
+	waitSynced(t, s, 100)
 	s.Close()
 	segs := segments(t, dir)
 	if len(segs) != 1 {
@@ -289,4 +291,36 @@ func TestCorruptAckFileRedelivers(t *testing.T) {
 		t.Fatalf("no error logged:\n%s", lb.String())
 	}
 	checkRecords(t, readN(t, s, 50), 0)
+}
+
+func waitSynced(t *testing.T, s *Spool, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().SyncedUntil < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("records not on disk after 10 s: %+v", s.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A consumer far behind reads the oldest records back from disk and the
+// newest from memory, in order, with nothing skipped or repeated.
+func TestMemoryWindowOverflowReadsFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	var lb logBuf
+	s := open(t, dir, &lb, func(o *Options) { o.MemoryBytes = 2 << 10 })
+	defer s.Close()
+	appendN(t, s, 0, 2000)
+	s.mu.Lock()
+	memBase := s.memBase
+	s.mu.Unlock()
+	if memBase == 0 {
+		t.Fatal("memory window did not shed old records")
+	}
+	checkRecords(t, readN(t, s, 2000), 0)
+	s.Ack(2000)
+	if st := s.Stats(); st.Pending != 0 {
+		t.Fatalf("%+v", st)
+	}
 }
