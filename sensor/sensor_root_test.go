@@ -442,8 +442,9 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	m := marker(t)
 	// The grandchild daemonises (its parent exits at once, setsid gives
 	// it a new session); command substitution waits for it to close
-	// stdout, i.e. to exit, before the marker runs.
-	agent.send(t, `x=$( (setsid sh -c 'read l < /etc/hostname; exec /bin/true daemonised' &) ); /bin/true `+m)
+	// stdout, which dash does only by exiting (coreutils close stdout
+	// before they exit, too early to order their exit), before the marker.
+	agent.send(t, `x=$( (setsid sh -c 'read l < /etc/hostname; exec sh -c "exit 5" daemonised' &) ); /bin/true `+m)
 	ev, evs := h.untilExecArg(m)
 	if !inSession(ev, agent.pid()) {
 		t.Fatalf("marker outside the session: %+v", ev.Header)
@@ -455,7 +456,7 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	if !inSession(d[0], agent.pid()) {
 		t.Errorf("daemonised grandchild left the session: %+v", d[0].Header)
 	}
-	if x := find(evs, exitOf(d[0].Proc.PID)); len(x) != 1 || !inSession(x[0], agent.pid()) {
+	if x := find(evs, exitOf(d[0].Proc.PID)); len(x) != 1 || !inSession(x[0], agent.pid()) || x[0].Exit.Code != 5 {
 		t.Errorf("grandchild's exit: %+v", x)
 	}
 	// Its file events come through the same session (the file object
@@ -717,5 +718,76 @@ func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "vetoed-child") })
 	if len(c) != 1 || !inSession(c[0], agent.pid()) {
 		t.Errorf("its child: %+v", c)
+	}
+}
+
+// The kernel and sensor.Recognise must agree, or the /proc seed and live
+// recognition would disagree about who is an agent.
+func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
+	h := startSensor(t, Config{Scope: ScopeAll})
+	dir := t.TempDir()
+	nm := filepath.Join(dir, "lib", "node_modules")
+	type run struct {
+		exe  string
+		argv []string
+	}
+	var runs []run
+	for _, p := range []string{
+		filepath.Join(dir, ".local", "share", "claude", "versions", "2.1.332"),
+		filepath.Join(nm, "@anthropic-ai", "claude-code", "bin", "claude.exe"),
+		filepath.Join(nm, "@anthropic-ai", "claude-code-linux-arm64-musl", "claude"),
+		filepath.Join(nm, "@anthropic-ai", "claude-agent-sdk-linux-x64", "claude"),
+		filepath.Join(dir, "site-packages", "claude_agent_sdk", "_bundled", "claude"),
+		filepath.Join(dir, ".vscode", "extensions", "anthropic.claude-code-2.0.1", "resources", "native-binary", "claude"),
+		filepath.Join(nm, "@openai", "codex", "vendor", "x86_64-unknown-linux-musl", "codex", "codex"),
+		filepath.Join(nm, "@anthropic-ai", "claude-code", "vendor", "ripgrep", "rg"), // not an agent
+		filepath.Join(dir, "claude", "versions", "1.0"),                              // not an agent
+	} {
+		copyTo(t, "/bin/dash", p)
+		runs = append(runs, run{p, []string{p, "-c", "exit 0"}}, run{p, []string{"ugrep", "-c", "exit 0"}})
+	}
+	node := copyTo(t, "/bin/dash", filepath.Join(dir, "bin", "node"))
+	for _, script := range []string{
+		filepath.Join(nm, "@anthropic-ai", "claude-code", "cli.js"),
+		filepath.Join(nm, "@google", "gemini-cli", "bundle", "gemini.js"),
+		filepath.Join(nm, "@openai", "codex", "bin", "codex.js"),
+		filepath.Join(dir, "bin", "claude"),
+		filepath.Join(dir, "srv", "server.js"), // not an agent
+	} {
+		if err := os.MkdirAll(filepath.Dir(script), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(script, []byte("exit 0\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run{node, []string{"node", script}})
+	}
+	pids := map[uint32]run{}
+	for _, r := range runs {
+		cmd := &exec.Cmd{Path: r.exe, Args: r.argv}
+		mustRun(t, cmd)
+		pids[uint32(cmd.Process.Pid)] = r
+	}
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	_, evs := h.untilExecArg(m)
+	agents := 0
+	for pid, r := range pids {
+		x := find(evs, execOf(pid))
+		if len(x) != 1 {
+			t.Errorf("%v: %d execs", r.argv, len(x))
+			continue
+		}
+		want := Recognise(r.exe, r.argv)
+		if x[0].Exec.Recognised != want {
+			t.Errorf("%s %q: kernel %v, Go %v", r.exe, r.argv, x[0].Exec.Recognised, want)
+		}
+		if want != AgentNone {
+			agents++
+		}
+	}
+	// 7 native forms, codex again as "ugrep" (the veto is Claude's), 4 launchers.
+	if agents != 12 {
+		t.Errorf("%d runs recognised, want 12", agents)
 	}
 }
