@@ -519,10 +519,17 @@ func (e *Engine) isSessionRoot(ev sensor.Event) bool {
 // needs reports whether ev can be built now; if not, which process it waits
 // for.
 func (e *Engine) needs(ev sensor.Event) (sensor.ProcKey, bool) {
-	if e.blocked[ev.Proc] > 0 {
+	if e.blocked[ev.Proc] > 0 && !creates(ev) {
 		return sensor.ProcKey{}, false
 	}
 	return e.missing(ev)
+}
+
+// creates reports whether ev brings its process into the table (fork, exec):
+// such an event may pass earlier events of the same process that are
+// waiting for exactly that.
+func creates(ev sensor.Event) bool {
+	return ev.Kind == sensor.KindFork || ev.Kind == sensor.KindExec
 }
 
 // missing reports which table entry ev lacks, ignoring the events queued
@@ -595,7 +602,7 @@ func (e *Engine) flushPending(all, wall bool) []*outItem {
 		keep := e.pending[:0]
 		seen := make(map[sensor.ProcKey]bool)
 		for _, p := range e.pending {
-			if seen[p.ev.Proc] {
+			if seen[p.ev.Proc] && !creates(p.ev) {
 				keep = append(keep, p)
 				continue
 			}
@@ -1023,6 +1030,14 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 	ent.bin = e.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
 	e.t.put(ent)
 
+	if len(e.sessions) > e.cfg.MaxProcesses {
+		// Forget sessions whose root left the table.
+		for k := range e.sessions {
+			if e.t.get(k) == nil {
+				delete(e.sessions, k)
+			}
+		}
+	}
 	if x.Recognised != sensor.AgentNone {
 		e.sessions[ev.Proc] = ent.proc.ExecID
 	} else if ev.Session.InSession() && ev.Session.Root == ev.Proc {
@@ -1077,6 +1092,11 @@ func exeOf(x *sensor.Exec) string {
 
 // fork records a forked child: it runs its parent's image until it execs.
 func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
+	if cur := e.t.get(ev.Proc); cur != nil {
+		// Already known: seeded, or its exec overtook this fork. A fork
+		// image must not replace what the process runs now.
+		return cur, nil
+	}
 	parent := e.t.get(ev.Fork.Parent)
 	var partial []string
 	ent := &entry{key: ev.Proc, forkImage: true, birthParent: ev.Fork.Parent}

@@ -627,3 +627,33 @@ func TestExecRacingTheSeed(t *testing.T) {
 		t.Errorf("ancestry = %v; the seeded copy of the image must not be its parent", a)
 	}
 }
+
+func TestEventsBeforeTheirFork(t *testing.T) {
+	r := newRig(t, Config{PendingTimeout: time.Hour, EmitFork: true}, nil)
+	seedBase(r)
+	k := key(67, 670)
+	got := r.run(
+		claudeRoot(1000*ms),
+		// The child's open and connect overtake its fork (another CPU).
+		openEv(k, 1002*ms, sess, "/tmp/first", 0),
+		connectEv(k, 1003*ms, sess, "[::1]:80"),
+		forkEv(k, key(50, 500), 1001*ms, sess),
+	)
+	var kinds []string
+	for _, ev := range got {
+		kinds = append(kinds, ev.Kind)
+		if len(ev.Partial) != 0 {
+			t.Errorf("%s partial %v", ev.Kind, ev.Partial)
+		}
+	}
+	want := []string{"process.exec", "process.fork", "file.open", "net.connect"}
+	if !reflect.DeepEqual(kinds, want) {
+		t.Errorf("kinds = %v, want %v", kinds, want)
+	}
+	if f := got[2]; f.Process.ExecID != got[1].Process.ExecID || !reflect.DeepEqual(pids(f.Ancestry), []uint32{50, 20, 10, 1}) {
+		t.Errorf("open: process %s ancestry %v", f.Process.ExecID, pids(f.Ancestry))
+	}
+	if s := r.e.Stats(); s.PendingTimeouts != 0 || s.Misses != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
