@@ -33,6 +33,8 @@ func (p procs) Proc(pid uint32) (*procfs.Proc, error) {
 	return nil, fmt.Errorf("pid %d: %w", pid, procfs.ErrGone)
 }
 
+func (p procs) Cwd(pid uint32) (string, error) { return "/w", nil }
+
 func (p procs) Env(pid uint32, key string) (string, bool, error) {
 	v, ok := p.env[pid][key]
 	return v, ok, nil
@@ -71,7 +73,7 @@ func TestEngineAttribution(t *testing.T) {
 	tpath := filepath.Join(tdir, uuid+".jsonl")
 	os.WriteFile(tpath, []byte(`{"type":"queue-operation"}`+"\n"), 0o600)
 
-	obs := agent.New(agent.Config{PollInterval: time.Millisecond}, nil)
+	obs := agent.New(agent.Config{PollInterval: time.Millisecond, FileWait: time.Second}, nil)
 	eng, err := lineage.New(lineage.Config{InstanceID: "t", EnrichWait: 3 * time.Second},
 		lineage.Deps{Host: host{}, Boot: boot{}, Proc: procs{env: map[uint32]map[string]string{
 			100: {"HOME": home},

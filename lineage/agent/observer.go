@@ -238,7 +238,7 @@ func (o *Observer) Exec(x ExecInput) Result {
 		switch {
 		case s.match.Kind == sensor.AgentClaudeCode && isBashTool(argv):
 			a.Role = event.RoleTool
-			return o.bindTool(s, x.Proc, &a)
+			return o.bindTool(s, x.Proc, &a, false)
 		case s.cfg.isMCP(argv):
 			a.Role = event.RoleMCPServer
 		case s.cfg.isHook(argv):
@@ -257,8 +257,7 @@ func (o *Observer) Exec(x ExecInput) Result {
 		if a.Role != event.RoleDescendant || !reparented(&x) {
 			a.Role = event.RoleTool
 		}
-		r := o.bindTool(s, x.Parent, &a)
-		return r
+		return o.bindTool(s, x.Parent, &a, true)
 	}
 	if r := o.inherit(s, &a); r != nil {
 		return Result{Agent: &a, Resolve: r}
@@ -295,19 +294,28 @@ func (o *Observer) helperOf(x *ExecInput) *event.Agent {
 
 // bindTool gives a the tool call of the Bash tool process tool, creating
 // its binding on first sight; o.mu is held.
-func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent) Result {
+//
+// seeded is set for a tool process the observer never saw exec (running
+// before the sensor started): its forked copies and children reach the
+// observer under different exec_ids, so such bindings are shared by
+// session and command.
+func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent, seeded bool) Result {
 	b := o.byExec[tool.ExecID]
 	if b == nil {
 		payload, _ := BashToolPayload(tool.Argv)
-		tu := &event.ToolUse{Name: "Bash"}
-		b = &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
-		o.addBinding(tu, b)
-		o.byExec[tool.ExecID] = b
-		o.byExecOrder = append(o.byExecOrder, tool.ExecID)
-		if len(o.byExecOrder) > maxBindings {
-			delete(o.byExec, o.byExecOrder[0])
-			o.byExecOrder = o.byExecOrder[1:]
+		seedKey := "seeded\x00" + s.rootExecID + "\x00" + payload
+		if seeded {
+			b = o.byExec[seedKey]
 		}
+		if b == nil {
+			tu := &event.ToolUse{Name: "Bash"}
+			b = &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
+			o.addBinding(tu, b)
+			if seeded {
+				o.indexExec(seedKey, b)
+			}
+		}
+		o.indexExec(tool.ExecID, b)
 	}
 	if b.id != "" {
 		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
@@ -318,6 +326,16 @@ func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent) Res
 	}
 	a.ToolUse = b.tu
 	return Result{Agent: a, Resolve: o.resolveTool(b)}
+}
+
+// indexExec finds b by key from now on, bounded; o.mu is held.
+func (o *Observer) indexExec(key string, b *binding) {
+	o.byExec[key] = b
+	o.byExecOrder = append(o.byExecOrder, key)
+	if len(o.byExecOrder) > maxBindings {
+		delete(o.byExec, o.byExecOrder[0])
+		o.byExecOrder = o.byExecOrder[1:]
+	}
 }
 
 // maxBindings bounds the Bash tool processes remembered.
@@ -591,13 +609,7 @@ func (o *Observer) File(x FileInput) Result {
 		if !reparented(&ExecInput{Proc: x.Proc}) {
 			a.Role = event.RoleTool
 		}
-		tool := x.Proc
-		if _, ok := o.byExec[x.Proc.ExecID]; !ok && x.Proc.ParentExecID != "" {
-			if _, ok := o.byExec[x.Proc.ParentExecID]; ok {
-				tool = &event.Process{ExecID: x.Proc.ParentExecID, Argv: x.Proc.Argv}
-			}
-		}
-		return o.bindTool(s, tool, &a)
+		return o.bindTool(s, x.Proc, &a, true)
 	}
 	if r := o.inherit(s, &a); r != nil {
 		return Result{Agent: &a, Resolve: r}

@@ -432,3 +432,25 @@ func TestSeededSessionFromProc(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// The order the kernel reports a seeded tool's `cat in > out`: the forked
+// copy opens the redirection before it execs cat. Both share one binding,
+// and the UUID, unknown at the open, comes from cat's environment.
+func TestSeededToolForkBeforeExec(t *testing.T) {
+	w := newWorld(t)
+	w.append(toolUse("toolu_Q", "Bash", `{"command":"cat in > out"}`))
+	root := w.proc(950, 1, w.exe, "/usr/bin/claude", "-p", "x")
+	tool := w.proc(951, 950, "/usr/bin/bash", toolArgv("cat in > out")...)
+	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
+	fork := &event.Process{ExecID: "fork-952", ParentExecID: tool.ExecID, PID: 952, PPID: 951, Exe: tool.Exe, Argv: tool.Argv}
+	fr := w.obs.File(FileInput{Proc: fork, Agent: def, File: &event.File{Path: "/w/out", Mode: event.ModeWrite}})
+	w.env[952] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "CLAUDE_PID": "950"}
+	cat := w.proc(952, 951, "/usr/bin/cat", "cat", "in")
+	cr := w.exec(cat, tool, def)
+	for name, r := range map[string]Result{"fork open": fr, "cat exec": cr} {
+		a := resolve(t, r, time.Second)
+		if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_Q" {
+			t.Errorf("%s: %+v %+v", name, a, a.ToolUse)
+		}
+	}
+}

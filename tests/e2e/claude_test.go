@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,6 +140,13 @@ func TestClaudeCode(t *testing.T) {
 	if err := syscall.Mkfifo(gate, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// On failure, release a tool call still blocked on the gate.
+		if f, err := os.OpenFile(gate, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.WriteString("go\n")
+			f.Close()
+		}
+	})
 	outIn := filepath.Join(outside, "in.txt")
 	writeFile(t, outIn, "outside input\n")
 
@@ -227,6 +236,14 @@ func TestClaudeCode(t *testing.T) {
 	})
 	sens.stop(t)
 	evs = sens.events(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			keep := filepath.Join(os.TempDir(), "lineaged-e2e-events-"+nonce+".jsonl")
+			if b, err := os.ReadFile(out); err == nil && os.WriteFile(keep, b, 0o600) == nil {
+				t.Logf("events kept in %s", keep)
+			}
+		}
+	})
 	t.Logf("%d events; %d connections accepted", len(evs), sink.accepted())
 	h := &hasher{}
 
@@ -237,14 +254,43 @@ func TestClaudeCode(t *testing.T) {
 		e := find(t, evs, "exec of the claude root", func(e *event.Event) bool {
 			return e.Kind == event.KindProcessExec && e.Process.PID == main.pid()
 		})
-		checkAgent(t, e, main, event.RoleRoot, "")
-		if e.Agent.ParentRootExecID != "" {
+		// The root's exec comes before anything names the session (the
+		// transcript is first opened ~1.5s later): root_exec_id only.
+		if e.Agent != nil && e.Agent.SessionID == "" {
+			sess := *main
+			sess.uuid = ""
+			checkAgent(t, e, &sess, event.RoleRoot, "")
+		} else {
+			checkAgent(t, e, main, event.RoleRoot, "")
+		}
+		if e.Agent != nil && e.Agent.ParentRootExecID != "" {
 			t.Errorf("root linked to a parent session %q", e.Agent.ParentRootExecID)
 		}
-		if e.Process.Binary == nil || e.Process.Binary.SHA256 != h.sum(t, claude) {
-			t.Errorf("claude binary %+v, want sha256 of %s", e.Process.Binary, claude)
+		// Hashing the 400 MB binary may outlast the enrichment deadline of
+		// this first event: then the verdict says so, and later events
+		// carry the hash (checked in their ancestry below).
+		bin := e.Process.Binary
+		switch {
+		case bin != nil && bin.SHA256 == h.sum(t, claude):
+		case bin != nil && bin.SHA256 == "" && bin.Verdict == event.VerdictError && bin.Reason != "":
+			t.Logf("root exec emitted before its hash: %s", bin.Reason)
+		default:
+			t.Errorf("claude binary %+v, want sha256 of %s", bin, claude)
 		}
-		checkAncestry(t, e, "", h)
+		later := find(t, evs, "an event of the session after the root's hash is known", func(e *event.Event) bool {
+			for _, a := range e.Ancestry {
+				if a.ExecID == main.rootExecID && a.Binary != nil && a.Binary.SHA256 != "" {
+					return true
+				}
+			}
+			return false
+		})
+		for _, a := range later.Ancestry {
+			if a.ExecID == main.rootExecID && a.Binary.SHA256 != h.sum(t, claude) {
+				t.Errorf("claude binary hashed %s, recomputed %s", a.Binary.SHA256, h.sum(t, claude))
+			}
+		}
+		checkAncestry(t, e, "", h, claude)
 	})
 
 	t.Run("bash-tool", func(t *testing.T) {
@@ -462,7 +508,7 @@ func checkAgent(t *testing.T, e *event.Event, s *session, role, toolUse string) 
 
 // checkAncestry: parent first, ending at pid 1, through the session root
 // (when root is set), every binary hash equal to what the test computes.
-func checkAncestry(t *testing.T, e *event.Event, root string, h *hasher) {
+func checkAncestry(t *testing.T, e *event.Event, root string, h *hasher, lateHash ...string) {
 	t.Helper()
 	if len(e.Ancestry) == 0 || e.Ancestry[len(e.Ancestry)-1].PID != 1 {
 		t.Errorf("ancestry does not end at pid 1: %s", describe(e))
@@ -482,7 +528,15 @@ func checkAncestry(t *testing.T, e *event.Event, root string, h *hasher) {
 	procs := append([]event.Process{*e.Process}, e.Ancestry...)
 	for _, p := range procs {
 		if p.Binary == nil || p.Binary.SHA256 == "" {
-			t.Errorf("no hash for pid %d %s", p.PID, p.Exe)
+			if slices.Contains(lateHash, p.Exe) {
+				continue // checked by the caller
+			}
+			if _, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.PID)); p.PID == 1 && errors.Is(err, os.ErrPermission) {
+				// Some hosts' init (a VM agent here) hides its executable
+				// even from root: nothing can hash it.
+				continue
+			}
+			t.Errorf("no hash for pid %d %s: %+v", p.PID, p.Exe, p.Binary)
 			continue
 		}
 		if want := h.sum(t, p.Binary.Path); p.Binary.SHA256 != want {

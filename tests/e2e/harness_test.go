@@ -102,8 +102,15 @@ func goBuild(t testing.TB, dir, pkg, name string) string {
 type sensorRun struct {
 	cmd    *exec.Cmd
 	out    string
-	stderr *bytes.Buffer
+	stderr *lockedWriter
+	buf    *bytes.Buffer
 	done   chan error
+}
+
+func (s *sensorRun) stderrString() string {
+	s.stderr.mu.Lock()
+	defer s.stderr.mu.Unlock()
+	return s.buf.String()
 }
 
 func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
@@ -111,22 +118,24 @@ func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
 	args := append([]string{"run", "--output", out}, extra...)
 	cmd := exec.Command(bin, args...)
 	var stderr bytes.Buffer
-	cmd.Stderr = &lockedWriter{w: &stderr}
+	lw := &lockedWriter{w: &stderr}
+	cmd.Stderr = lw
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sensorRun{cmd: cmd, out: out, stderr: &stderr, done: make(chan error, 1)}
+	s := &sensorRun{cmd: cmd, out: out, stderr: lw, buf: &stderr, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { s.stop(t) })
-	// Ready once it reports its own start: from then on, execs are seen.
-	s.waitFor(t, 60*time.Second, "sensor.start event", func(evs []*event.Event) bool {
+	// Ready once it reports its own start (the sensor.start event, or its
+	// "sensor started" log line): from then on, execs are seen.
+	s.waitFor(t, 60*time.Second, "sensor start", func(evs []*event.Event) bool {
 		for _, e := range evs {
 			if e.Kind == event.KindSensorStart {
 				return true
 			}
 		}
-		return false
+		return strings.Contains(s.stderrString(), `msg="sensor started"`)
 	})
 	return s
 }
@@ -187,11 +196,11 @@ func (s *sensorRun) waitFor(t testing.TB, d time.Duration, what string, cond fun
 		}
 		select {
 		case err := <-s.done:
-			t.Fatalf("lineaged exited (%v) while waiting for %s; stderr:\n%s", err, what, s.stderr.String())
+			t.Fatalf("lineaged exited (%v) while waiting for %s; stderr:\n%s", err, what, s.stderrString())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s after %v (%d events); lineaged stderr:\n%s", what, d, len(evs), tail(s.stderr.String(), 4000))
+			t.Fatalf("no %s after %v (%d events); lineaged stderr:\n%s", what, d, len(evs), tail(s.stderrString(), 4000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
