@@ -1,8 +1,10 @@
 package binid
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
@@ -537,5 +539,44 @@ func TestOpen(t *testing.T) {
 	in, err = Open(LiveConfig{TrustedKeys: []string{filepath.Join(dir, "nope.pem")}, SignatureDir: filepath.Join(dir, "nodir"), DpkgDir: dir, RPMDir: filepath.Join(dir, "norpm")}, quiet())
 	if err == nil || !strings.Contains(err.Error(), "nope.pem") || !strings.Contains(err.Error(), "nodir") || in == nil || in.pkgs != nil {
 		t.Errorf("Open with bad key = %v, %v", in, err)
+	}
+}
+
+func TestEd25519phSignature(t *testing.T) {
+	dir := t.TempDir()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := signature.LoadED25519phSignerVerifier(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath := filepath.Join(dir, "ed.pub")
+	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := LoadTrustPolicy([]string{pubPath}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInspector(t, Config{}, pol, nil)
+	bin := filepath.Join(dir, "edbin")
+	copyFile(t, "/usr/bin/sleep", bin, []byte("e"))
+	body, _ := os.ReadFile(bin)
+	sig, err := sv.SignMessage(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+".sig", []byte(base64.StdEncoding.EncodeToString(sig)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, p := running(t, bin, "30")
+	if b := in.Inspect(context.Background(), request(p)); b.Verdict != event.VerdictSignedTrusted || b.Signer != "ed" {
+		t.Errorf("ed25519ph = %+v", b)
 	}
 }
