@@ -3,10 +3,12 @@ package binid
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -352,7 +354,7 @@ func newSigner(t *testing.T, dir, name string) *signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sv, err := signature.LoadECDSASignerVerifier(priv, 0x5) // crypto.SHA256
+	sv, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -578,5 +580,44 @@ func TestEd25519phSignature(t *testing.T) {
 	_, p := running(t, bin, "30")
 	if b := in.Inspect(context.Background(), request(p)); b.Verdict != event.VerdictSignedTrusted || b.Signer != "ed" {
 		t.Errorf("ed25519ph = %+v", b)
+	}
+}
+
+func TestRSASignature(t *testing.T) {
+	dir := t.TempDir()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sv, err := signature.LoadRSAPKCS1v15SignerVerifier(priv, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPath := filepath.Join(dir, "rsa.pem")
+	if err := os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := LoadTrustPolicy([]string{pubPath}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInspector(t, Config{}, pol, nil)
+	bin := filepath.Join(dir, "rsabin")
+	copyFile(t, "/usr/bin/sleep", bin, []byte("r"))
+	body, _ := os.ReadFile(bin)
+	sig, err := sv.SignMessage(bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin+".sig", []byte(base64.StdEncoding.EncodeToString(sig)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, p := running(t, bin, "30")
+	if b := in.Inspect(context.Background(), request(p)); b.Verdict != event.VerdictSignedTrusted || b.Signer != "rsa" {
+		t.Errorf("rsa = %+v", b)
 	}
 }
