@@ -59,10 +59,10 @@ var valueFlags = map[string]bool{
 }
 
 // parseClaudeArgv reads the options that matter for roles and sessions.
-// read loads --mcp-config / --settings files; home and cwd locate the
-// default settings and MCP files. Unreadable or malformed files are skipped:
+// read loads --mcp-config / --settings files; home, configDir (~/.claude
+// or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files. Unreadable or malformed files are skipped:
 // the roles then fall back to the environment of the children.
-func parseClaudeArgv(argv []string, cwd, home string, read ReadFileFunc) claudeConfig {
+func parseClaudeArgv(argv []string, cwd, home, configDir string, read ReadFileFunc) claudeConfig {
 	var c claudeConfig
 	var mcpArgs, settingsArgs []string
 	for i := 1; i < len(argv); i++ {
@@ -128,8 +128,15 @@ func parseClaudeArgv(argv []string, cwd, home string, read ReadFileFunc) claudeC
 	if cwd != "" {
 		c.mcp = append(c.mcp, mcpServers(load(filepath.Join(cwd, ".mcp.json")))...)
 	}
-	if home != "" {
-		b := load(filepath.Join(home, ".claude.json"))
+	// ~/.claude.json, or .claude.json inside $CLAUDE_CONFIG_DIR.
+	global := ""
+	if home != "" && configDir == filepath.Join(home, ".claude") {
+		global = filepath.Join(home, ".claude.json")
+	} else if configDir != "" {
+		global = filepath.Join(configDir, ".claude.json")
+	}
+	if global != "" {
+		b := load(global)
 		c.mcp = append(c.mcp, mcpServers(b)...)
 		var g struct {
 			Projects map[string]json.RawMessage `json:"projects"`
@@ -137,7 +144,9 @@ func parseClaudeArgv(argv []string, cwd, home string, read ReadFileFunc) claudeC
 		if json.Unmarshal(b, &g) == nil && cwd != "" {
 			c.mcp = append(c.mcp, mcpServers(g.Projects[cwd])...)
 		}
-		settingsArgs = append(settingsArgs, filepath.Join(home, ".claude", "settings.json"))
+	}
+	if configDir != "" {
+		settingsArgs = append(settingsArgs, filepath.Join(configDir, "settings.json"))
 	}
 	if cwd != "" {
 		settingsArgs = append(settingsArgs, filepath.Join(cwd, ".claude", "settings.json"), filepath.Join(cwd, ".claude", "settings.local.json"))

@@ -109,8 +109,9 @@ type session struct {
 	rootPID    uint32
 	match      Match
 	cfg        claudeConfig
-	home       string
-	ended      bool
+	// configDir is the agent's ~/.claude (or $CLAUDE_CONFIG_DIR).
+	configDir string
+	ended     bool
 
 	uuid       string
 	uuidFirm   bool // learned from the environment or the transcript, not argv
@@ -359,17 +360,15 @@ func (o *Observer) session(a *event.Agent, p *event.Process, env func(string) (s
 		o.order = append(o.order, s.rootExecID)
 		o.evict()
 	}
-	if s.home == "" && env != nil {
-		if v, ok := env("HOME"); ok && filepath.IsAbs(v) {
-			s.home = v
-		}
+	if s.configDir == "" && env != nil {
+		_, s.configDir = configDirs(env)
 	}
 	if s.rootPID == 0 && p != nil && p.ExecID == s.rootExecID {
 		s.rootPID = p.PID
 		if m, ok := Identify(o.cfg.Recognisers, p.Exe, p.Argv, o.cfg.ReadFile); ok {
 			s.match = m
 			if m.Kind == sensor.AgentClaudeCode {
-				s.cfg = parseClaudeArgv(p.Argv, p.Cwd, s.home, o.cfg.ReadFile)
+				s.cfg = parseClaudeArgv(p.Argv, p.Cwd, "", s.configDir, o.cfg.ReadFile)
 			}
 		}
 	}
@@ -486,11 +485,11 @@ func (o *Observer) setUUID(s *session, uuid string, firm bool) {
 		return
 	}
 	s.uuid, s.uuidFirm = uuid, s.uuidFirm || firm
-	if s.transcript == nil && s.home != "" {
+	if s.transcript == nil && s.configDir != "" {
 		// Without the agent's open of its transcript (a session already
 		// running when the sensor started, whose next append has not come
 		// yet), find the transcript by its name.
-		if m, _ := filepath.Glob(filepath.Join(s.home, ".claude", "projects", "*", uuid+".jsonl")); len(m) == 1 {
+		if m, _ := filepath.Glob(filepath.Join(s.configDir, "projects", "*", uuid+".jsonl")); len(m) == 1 {
 			s.transcript = NewTranscript(m[0], o.cfg.MaxTranscriptLine)
 		}
 	}
@@ -503,16 +502,9 @@ func (o *Observer) newSession(x *ExecInput, m Match) Result {
 	}
 	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, match: m, bound: map[string]bool{}}
 	if m.Kind == sensor.AgentClaudeCode {
-		home := ""
-		if x.Env != nil {
-			if v, ok := x.Env("CLAUDE_CONFIG_DIR"); ok && filepath.IsAbs(v) {
-				home = filepath.Dir(filepath.Clean(v)) // ~/.claude's parent
-			} else if v, ok := x.Env("HOME"); ok && filepath.IsAbs(v) {
-				home = v
-			}
-		}
-		s.home = home
-		s.cfg = parseClaudeArgv(x.Proc.Argv, x.Proc.Cwd, home, o.cfg.ReadFile)
+		var home string
+		home, s.configDir = configDirs(x.Env)
+		s.cfg = parseClaudeArgv(x.Proc.Argv, x.Proc.Cwd, home, s.configDir, o.cfg.ReadFile)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -546,6 +538,22 @@ func (o *Observer) evict() {
 		}
 		delete(o.sessions, id)
 	}
+}
+
+// configDirs returns HOME and Claude Code's configuration directory
+// ($CLAUDE_CONFIG_DIR, else ~/.claude) from a process environment.
+func configDirs(env func(string) (string, bool)) (home, config string) {
+	if env == nil {
+		return "", ""
+	}
+	if v, ok := env("HOME"); ok && filepath.IsAbs(v) {
+		home = filepath.Clean(v)
+		config = filepath.Join(home, ".claude")
+	}
+	if v, ok := env("CLAUDE_CONFIG_DIR"); ok && filepath.IsAbs(v) {
+		config = filepath.Clean(v)
+	}
+	return home, config
 }
 
 // Exit notes the end of a process; a session whose root exited is kept (its
@@ -644,7 +652,7 @@ func (o *Observer) wait(ctx context.Context) bool {
 func (o *Observer) transcriptOf(s *session) *Transcript {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if s.transcript == nil && s.uuid != "" && s.home != "" {
+	if s.transcript == nil && s.uuid != "" && s.configDir != "" {
 		o.setUUID(s, s.uuid, s.uuidFirm)
 	}
 	return s.transcript

@@ -454,3 +454,20 @@ func TestSeededToolForkBeforeExec(t *testing.T) {
 		}
 	}
 }
+
+// CLAUDE_CONFIG_DIR moves ~/.claude: the transcript is found there.
+func TestConfigDir(t *testing.T) {
+	w := newWorld(t)
+	cfg := filepath.Join(w.home, "elsewhere")
+	tdir := filepath.Join(cfg, "projects", "-w")
+	os.MkdirAll(tdir, 0o700)
+	os.WriteFile(filepath.Join(tdir, sessUUID+".jsonl"), []byte(toolUse("toolu_C", "Bash", `{"command":"ls"}`)+"\n"), 0o600)
+	root := w.proc(970, 1, w.exe, "/usr/bin/claude", "-p", "x")
+	tool := w.proc(971, 970, "/usr/bin/bash", toolArgv("ls")...)
+	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
+	w.env[972] = map[string]string{"HOME": w.home, "CLAUDE_CONFIG_DIR": cfg, "CLAUDE_CODE_SESSION_ID": sessUUID, "CLAUDE_PID": "970"}
+	a := resolve(t, w.exec(w.proc(972, 971, "/usr/bin/ls", "ls"), tool, def), time.Second)
+	if a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_C" {
+		t.Fatalf("%+v %+v", a, a.ToolUse)
+	}
+}
