@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -216,11 +217,21 @@ func TestBuildInitramfs(t *testing.T) {
 	obj := write("x_bpfel.o", "OBJ", 0o644)
 	td := write("td/helper.sh", "#!/bin/sh", 0o755)
 	var buf bytes.Buffer
-	err := buildInitramfs(&buf, bb, initConfig{
-		Tests:         []guestTest{{Name: "smoke", Binary: bin}},
-		RequireAttach: "all",
-		TestTimeout:   "5m0s",
-	}, map[string]string{"sensor/x_bpfel.o": obj}, map[string]map[string]string{"smoke": {"sub/helper.sh": td}})
+	dash, err := filepath.EvalSymlinks("/bin/dash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = buildInitramfs(&buf, initramfsSpec{
+		Busybox: bb,
+		Init: initConfig{
+			Tests:         []guestTest{{Name: "smoke", Binary: bin}},
+			RequireAttach: "all",
+			TestTimeout:   "5m0s",
+		},
+		Objects:  map[string]string{"sensor/x_bpfel.o": obj},
+		Testdata: map[string]map[string]string{"smoke": {"sub/helper.sh": td}},
+		HostBins: []string{"/bin/dash"},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +240,6 @@ func TestBuildInitramfs(t *testing.T) {
 		mode uint64
 		data string
 	}{
-		"bin/busybox":                      {0o100755, "BUSYBOX"},
 		"tests/smoke.test":                 {0o100755, "ELF"},
 		"objs/sensor/x_bpfel.o":            {0o100644, "OBJ"},
 		"objs/sensor":                      {0o040755, ""},
@@ -246,6 +256,32 @@ func TestBuildInitramfs(t *testing.T) {
 		}
 		if got.mode != want.mode || (want.data != "" && got.data != want.data) {
 			t.Errorf("%s: mode %o data %q, want %o %q", name, got.mode, got.data, want.mode, want.data)
+		}
+	}
+	// /bin/dash comes with the loader and libc it needs, at the host's
+	// paths, and with the host's symlinks (/bin -> usr/bin on merged /usr).
+	deps, err := elfDeps(dash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deps) < 2 {
+		t.Errorf("dash needs %q: want at least its loader and libc", deps)
+	}
+	for _, p := range append([]string{dash}, deps...) {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f, ok := files[strings.TrimPrefix(real, "/")]; !ok || f.mode&0o170000 != 0o100000 {
+			t.Errorf("%s (%s) not packed as a file", p, real)
+		}
+	}
+	if target, err := os.Readlink("/bin"); err == nil {
+		if f := files["bin"]; f.mode&0o170000 != 0o120000 || f.data != target {
+			t.Errorf("bin packed as mode %o -> %q, host has a symlink to %q", f.mode, f.data, target)
+		}
+		if _, ok := files[path.Join(target, "busybox")]; !ok {
+			t.Errorf("busybox not packed under %s", target)
 		}
 	}
 	if c := files["dev/console"].rdev; c != [2]uint64{5, 1} {
@@ -268,10 +304,10 @@ func TestBuildInitramfs(t *testing.T) {
 	}
 
 	// Names end up in a shell script: anything but a plain name is refused.
-	err = buildInitramfs(&buf, bb, initConfig{
+	err = buildInitramfs(&buf, initramfsSpec{Busybox: bb, Init: initConfig{
 		Tests:         []guestTest{{Name: "x; reboot", Binary: bin}},
 		RequireAttach: "all", TestTimeout: "1m",
-	}, nil, nil)
+	}})
 	if err == nil {
 		t.Error("unsafe test name accepted")
 	}

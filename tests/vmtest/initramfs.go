@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/elf"
 	"fmt"
 	"io"
 	"os"
@@ -20,9 +21,10 @@ type cpioWriter struct {
 }
 
 const (
-	modeDir  = 0o040000
-	modeFile = 0o100000
-	modeChar = 0o020000
+	modeDir     = 0o040000
+	modeFile    = 0o100000
+	modeChar    = 0o020000
+	modeSymlink = 0o120000
 )
 
 func (c *cpioWriter) header(name string, mode, size, rdevMajor, rdevMinor uint32) {
@@ -86,6 +88,13 @@ func (c *cpioWriter) CopyFile(name string, perm uint32, src string) {
 	c.File(name, perm, data)
 }
 
+// Symlink adds a symbolic link to target.
+func (c *cpioWriter) Symlink(name, target string) {
+	c.header(name, modeSymlink|0o777, uint32(len(target)), 0, 0)
+	c.write([]byte(target))
+	c.pad(len(target))
+}
+
 // CharDev adds a character device node.
 func (c *cpioWriter) CharDev(name string, perm, major, minor uint32) {
 	c.header(name, modeChar|perm, 0, major, minor)
@@ -101,11 +110,177 @@ func (c *cpioWriter) Close() error {
 // names and option values. Anything else is refused before it gets there.
 var safeName = regexp.MustCompile(`^[A-Za-z0-9_.,-]+$`)
 
+// entry is one node of the guest's root file system.
+type entry struct {
+	mode         uint32 // type and permission bits
+	data         []byte // file contents, when not read from src
+	src          string // host file to copy
+	target       string // symlink target
+	major, minor uint32 // device numbers
+}
+
+// fsTree is the guest root file system, keyed by relative slash path. It is
+// written in sorted order, so every directory precedes what it holds.
+type fsTree map[string]*entry
+
+// dir adds p and its parents as directories where nothing is yet.
+func (t fsTree) dir(p string) {
+	for d := p; d != "." && d != "/" && d != ""; d = path.Dir(d) {
+		if _, ok := t[d]; !ok {
+			t[d] = &entry{mode: modeDir | 0o755}
+		}
+	}
+}
+
+func (t fsTree) file(p string, perm uint32, data []byte) {
+	t.dir(path.Dir(p))
+	t[p] = &entry{mode: modeFile | perm, data: data}
+}
+
+// copy adds host file src at p; perm 0 keeps the host file's mode.
+func (t fsTree) copy(p string, perm uint32, src string) {
+	t.dir(path.Dir(p))
+	t[p] = &entry{mode: modeFile | perm, src: src}
+}
+
+// addHost copies a host file into the same path in the guest, recreating
+// every symlink met on the way (/bin -> usr/bin, /lib64/ld-linux... ->
+// /lib/x86_64-linux-gnu/...), so the guest resolves paths as the host does.
+func (t fsTree) addHost(p string) error {
+	return t.addHostDepth(p, 0)
+}
+
+func (t fsTree) addHostDepth(p string, depth int) error {
+	if depth > 40 {
+		return fmt.Errorf("%s: too many symlinks", p)
+	}
+	if !path.IsAbs(p) {
+		return fmt.Errorf("%s: not an absolute path", p)
+	}
+	comps := strings.Split(strings.TrimPrefix(path.Clean(p), "/"), "/")
+	cur := "/"
+	for i, c := range comps {
+		next := path.Join(cur, c)
+		rel := strings.TrimPrefix(next, "/")
+		fi, err := os.Lstat(next)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(next)
+			if err != nil {
+				return err
+			}
+			t.dir(path.Dir(rel))
+			t[rel] = &entry{mode: modeSymlink | 0o777, target: target}
+			if !path.IsAbs(target) {
+				target = path.Join(cur, target)
+			}
+			return t.addHostDepth(path.Join(append([]string{target}, comps[i+1:]...)...), depth+1)
+		case fi.IsDir():
+			if e, ok := t[rel]; ok && e.mode&0o170000 != modeDir {
+				return fmt.Errorf("%s: a directory on the host but not in the guest", next)
+			}
+			t.dir(rel)
+		case fi.Mode().IsRegular() && i == len(comps)-1:
+			t.copy(rel, 0, next)
+		default:
+			return fmt.Errorf("%s: not a regular file, directory or symlink", next)
+		}
+		cur = next
+	}
+	return nil
+}
+
+func (t fsTree) write(w io.Writer) error {
+	names := make([]string, 0, len(t))
+	for n := range t {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	c := &cpioWriter{w: w}
+	for _, n := range names {
+		e := t[n]
+		switch e.mode & 0o170000 {
+		case modeDir:
+			c.Dir(n, e.mode&0o7777)
+		case modeSymlink:
+			c.Symlink(n, e.target)
+		case modeChar:
+			c.CharDev(n, e.mode&0o7777, e.major, e.minor)
+		default:
+			if e.src != "" {
+				c.CopyFile(n, e.mode&0o7777, e.src)
+			} else {
+				c.File(n, e.mode&0o7777, e.data)
+			}
+		}
+	}
+	return c.Close()
+}
+
+// libDirs is where DT_NEEDED libraries are looked up, as ld.so does on
+// Debian amd64.
+var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// elfDeps returns the interpreter and shared libraries a host executable
+// needs, recursively; a static binary needs none.
+func elfDeps(bin string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	var walk func(string) error
+	walk = func(p string) error {
+		f, err := elf.Open(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		defer f.Close()
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				b, err := io.ReadAll(prog.Open())
+				if err != nil {
+					return err
+				}
+				interp := strings.TrimRight(string(b), "\x00")
+				if !seen[interp] {
+					seen[interp] = true
+					out = append(out, interp)
+				}
+			}
+		}
+		libs, err := f.ImportedLibraries()
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		for _, lib := range libs {
+			found := ""
+			for _, d := range libDirs {
+				if _, err := os.Stat(path.Join(d, lib)); err == nil {
+					found = path.Join(d, lib)
+					break
+				}
+			}
+			if found == "" {
+				return fmt.Errorf("%s needs %s, not found in %v", p, lib, libDirs)
+			}
+			if !seen[found] {
+				seen[found] = true
+				out = append(out, found)
+				if err := walk(found); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return out, walk(bin)
+}
+
 // guestTest is one test binary packed into the initramfs.
 type guestTest struct {
-	Name    string // binary is /tests/<Name>.test, runs in /pkg/<Name>
-	Binary  string // host path
-	TestDir string // host path of the package's testdata dir, or ""
+	Name   string // binary is /tests/<Name>.test, runs in /pkg/<Name>
+	Binary string // host path
 }
 
 // initConfig is what the generated /init needs.
@@ -128,10 +303,13 @@ type initConfig struct {
 var initTemplate = template.Must(template.New("init").Parse(`#!/bin/busybox sh
 # Generated by tests/vmtest. Runs each test binary and powers off.
 /bin/busybox --install -s /bin
-export PATH=/bin HOME=/root TMPDIR=/tmp
+export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TMPDIR=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/shm /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t tracefs tracefs /sys/kernel/tracing
@@ -139,6 +317,7 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
 mount -t securityfs securityfs /sys/kernel/security
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+hostname vmtest
 ip link set lo up
 export VMTEST_BPF_OBJECTS=/objs VMTEST_REQUIRE_ATTACH={{.RequireAttach}}
 exec 3>/dev/ttyS1
@@ -152,10 +331,21 @@ sync
 poweroff -f
 `))
 
+// initramfsSpec is everything packed into the guest.
+type initramfsSpec struct {
+	Busybox  string                       // static busybox on the host
+	Init     initConfig                   // the generated /init
+	Objects  map[string]string            // guest path under /objs -> host path
+	Testdata map[string]map[string]string // test name -> path under testdata -> host path
+	HostBins []string                     // host executables copied with their libraries
+}
+
 // buildInitramfs writes the guest's initramfs: busybox, the generated /init,
-// the test binaries with their testdata, and the BPF objects for the
-// verifier budget (objs maps guest-relative paths to host paths).
-func buildInitramfs(w io.Writer, busybox string, cfg initConfig, objs map[string]string, testdata map[string]map[string]string) error {
+// the test binaries with their testdata, host executables the tests run
+// (with their shared libraries, at their host paths), and the BPF objects
+// for the verifier budget.
+func buildInitramfs(w io.Writer, spec initramfsSpec) error {
+	cfg := spec.Init
 	for _, t := range cfg.Tests {
 		if !safeName.MatchString(t.Name) {
 			return fmt.Errorf("test binary name %q: want letters, digits, _ . , -", t.Name)
@@ -169,54 +359,47 @@ func buildInitramfs(w io.Writer, busybox string, cfg initConfig, objs map[string
 		return err
 	}
 
-	c := &cpioWriter{w: w}
-	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "tmp", "run", "root", "tests", "pkg", "objs"} {
-		c.Dir(d, 0o755)
-	}
-	c.CharDev("dev/console", 0o600, 5, 1)
-	c.CopyFile("bin/busybox", 0o755, busybox)
-	c.File("init", 0o755, []byte(script.String()))
-	c.File("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
-	c.File("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
-	c.File("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n::1 localhost ip6-localhost\n"))
-
-	made := map[string]bool{}
-	mkdirs := func(p string) {
-		var parts []string
-		for d := path.Dir(p); d != "." && d != "/"; d = path.Dir(d) {
-			parts = append(parts, d)
+	t := fsTree{}
+	// Host executables first: they bring the host's /bin, /lib symlinks.
+	for _, bin := range spec.HostBins {
+		deps, err := elfDeps(bin)
+		if err != nil {
+			return fmt.Errorf("host binary: %w", err)
 		}
-		for i := len(parts) - 1; i >= 0; i-- {
-			if !made[parts[i]] {
-				made[parts[i]] = true
-				c.Dir(parts[i], 0o755)
+		for _, p := range append([]string{bin}, deps...) {
+			if err := t.addHost(p); err != nil {
+				return fmt.Errorf("host binary %s: %w", bin, err)
 			}
 		}
 	}
-	for _, t := range cfg.Tests {
-		c.CopyFile("tests/"+t.Name+".test", 0o755, t.Binary)
-		c.Dir("pkg/"+t.Name, 0o755)
-		made["pkg/"+t.Name] = true
-		for _, rel := range sortedKeys(testdata[t.Name]) {
-			p := "pkg/" + t.Name + "/testdata/" + rel
-			mkdirs(p)
-			c.CopyFile(p, 0, testdata[t.Name][rel])
+	for _, d := range []string{"dev", "etc", "proc", "sys", "tmp", "run", "root", "tests", "pkg", "objs", "usr/bin"} {
+		t.dir(d)
+	}
+	if _, ok := t["bin"]; !ok {
+		t.dir("bin")
+	}
+	// busybox goes where /bin really is, so /bin/busybox resolves.
+	binDir := "bin"
+	if e := t["bin"]; e.mode&0o170000 == modeSymlink {
+		binDir = strings.TrimPrefix(path.Clean(path.Join("/", e.target)), "/")
+		t.dir(binDir)
+	}
+	t.copy(binDir+"/busybox", 0o755, spec.Busybox)
+	t["dev/console"] = &entry{mode: modeChar | 0o600, major: 5, minor: 1}
+	t.file("init", 0o755, []byte(script.String()))
+	t.file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
+	t.file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
+	t.file("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n::1 localhost ip6-localhost\n"))
+	t.file("etc/hostname", 0o644, []byte("vmtest\n"))
+	for _, gt := range cfg.Tests {
+		t.copy("tests/"+gt.Name+".test", 0o755, gt.Binary)
+		t.dir("pkg/" + gt.Name)
+		for rel, src := range spec.Testdata[gt.Name] {
+			t.copy("pkg/"+gt.Name+"/testdata/"+rel, 0, src)
 		}
 	}
-	made["objs"] = true
-	for _, rel := range sortedKeys(objs) {
-		p := "objs/" + rel
-		mkdirs(p)
-		c.CopyFile(p, 0o644, objs[rel])
+	for rel, src := range spec.Objects {
+		t.copy("objs/"+rel, 0o644, src)
 	}
-	return c.Close()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return t.write(w)
 }

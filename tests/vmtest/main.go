@@ -42,6 +42,7 @@ type config struct {
 	markdown      string
 	qemu          string
 	busybox       string
+	hostBins      []string
 }
 
 func main() {
@@ -65,6 +66,8 @@ func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	kernels := fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest")
 	pkgs := fs.String("pkgs", "./tests/vmtest/smoke,./sensor", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)")
+	hostBins := fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
+		"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)")
 	cfg := &config{}
 	fs.StringVar(&cfg.cacheDir, "cache", "tests/vmtest/cache", "kernel, apt and run cache directory")
 	fs.DurationVar(&cfg.timeout, "timeout", 6*time.Minute, "wall-clock limit per guest, boot included")
@@ -85,6 +88,12 @@ func parseFlags(args []string) (*config, error) {
 	}
 	cfg.kernels = splitList(*kernels)
 	cfg.pkgs = splitList(*pkgs)
+	cfg.hostBins = splitList(*hostBins)
+	for _, b := range cfg.hostBins {
+		if !filepath.IsAbs(b) {
+			return nil, fmt.Errorf("-host-bins: %q: want an absolute path", b)
+		}
+	}
 	if len(cfg.kernels) == 0 {
 		return nil, errors.New("-kernels is empty")
 	}
@@ -171,11 +180,17 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	if guestTimeout < time.Minute {
 		guestTimeout = time.Minute
 	}
-	err = buildInitramfs(f, cfg.busybox, initConfig{
-		Tests:         tests,
-		RequireAttach: cfg.requireAttach,
-		TestTimeout:   guestTimeout.String(),
-	}, objs, testdata)
+	err = buildInitramfs(f, initramfsSpec{
+		Busybox: cfg.busybox,
+		Init: initConfig{
+			Tests:         tests,
+			RequireAttach: cfg.requireAttach,
+			TestTimeout:   guestTimeout.String(),
+		},
+		Objects:  objs,
+		Testdata: testdata,
+		HostBins: cfg.hostBins,
+	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
