@@ -71,6 +71,9 @@ type BinaryRequest struct {
 	// unknown (then /proc/<pid>/exe is trusted as is).
 	Stat    sensor.FileStat
 	HasStat bool
+	// Background marks work no event is waiting for yet (the /proc seed at
+	// start): it must not delay the hashes of live events.
+	Background bool
 }
 
 // BinaryInspector hashes executables and judges them (signature, package).

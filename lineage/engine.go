@@ -193,14 +193,14 @@ func (e *Engine) Seed(procs []*procfs.Proc) {
 		return ps[i].PID < ps[j].PID
 	})
 	for _, p := range ps {
-		e.insertProc(p)
+		e.insertProc(p, true)
 	}
 	e.bump(func(s *Stats) { s.Seeded += uint64(len(ps)) })
 }
 
 // insertProc adds a process read from /proc as a seeded image (its exec
 // time is unknown, so its image time is its start time).
-func (e *Engine) insertProc(p *procfs.Proc) *entry {
+func (e *Engine) insertProc(p *procfs.Proc, background bool) *entry {
 	if cur := e.t.get(p.Key); cur != nil {
 		return cur
 	}
@@ -230,7 +230,7 @@ func (e *Engine) insertProc(p *procfs.Proc) *entry {
 	e.link(ent, parent)
 	switch {
 	case p.Exe != "":
-		ent.bin = e.inspect(BinaryRequest{PID: p.PID, Path: exePath(p), Stat: p.Binary, HasStat: p.HasBinary})
+		ent.bin = e.inspect(BinaryRequest{PID: p.PID, Path: exePath(p), Stat: p.Binary, HasStat: p.HasBinary, Background: background})
 	case p.ExeErr != nil:
 		// e.g. pid 1 of a sandbox whose exe even root may not follow.
 		ent.proc.Binary = &event.Binary{Verdict: event.VerdictError, Reason: "executable unknown: " + p.ExeErr.Error()}
@@ -662,7 +662,7 @@ func (e *Engine) fromProc(k sensor.ProcKey) bool {
 		return false
 	}
 	for i := len(chain) - 1; i >= 0; i-- {
-		e.insertProc(chain[i])
+		e.insertProc(chain[i], false)
 	}
 	e.bump(func(s *Stats) { s.FromProc += uint64(len(chain)) })
 	return true

@@ -29,7 +29,9 @@ func liveEngine(t *testing.T) *lineage.Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := lineage.New(lineage.Config{InstanceID: "root-test", Scope: lineage.ScopeAll}, lineage.Deps{
+	// The wait is generous: this checks hashes, not speed, and the seed
+	// hashes every binary on the host while other builds share the CPUs.
+	e, err := lineage.New(lineage.Config{InstanceID: "root-test", Scope: lineage.ScopeAll, EnrichWait: 2 * time.Minute}, lineage.Deps{
 		Host: lineage.LocalHost{}, Boot: lineage.LocalBoot{}, Proc: lineage.ProcFS{Root: "/proc"},
 		Binaries: in, Users: &lineage.Passwd{Path: "/etc/passwd"},
 	}, log)

@@ -37,6 +37,9 @@ type Inspector struct {
 	pkgs   PackageDB
 	log    *slog.Logger
 	sem    chan struct{}
+	// bgSem lets background work (the seed) use one worker at a time, so
+	// hashes live events wait for are not queued behind it.
+	bgSem chan struct{}
 
 	mu     sync.Mutex
 	hashes map[sensor.FileStat]*Digests
@@ -84,6 +87,7 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 	return &Inspector{
 		cfg: cfg, policy: policy, pkgs: pkgs, log: log.With("component", "binid"),
 		sem:      make(chan struct{}, cfg.Workers),
+		bgSem:    make(chan struct{}, 1),
 		hashes:   make(map[sensor.FileStat]*Digests),
 		limited:  make(map[sensor.FileStat]*event.Binary),
 		verdicts: make(map[verdictKey]*event.Binary),
@@ -141,6 +145,14 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 	d := in.hashes[req.Stat]
 	in.mu.Unlock()
 	if d == nil || !req.HasStat || (needMD5 && d.MD5 == nil) || (needSHA512 && d.SHA512 == nil) {
+		if req.Background {
+			select {
+			case in.bgSem <- struct{}{}:
+				defer func() { <-in.bgSem }()
+			case <-ctx.Done():
+				return in.errorBinary(req, fmt.Sprintf("hashing not started: %v", ctx.Err()))
+			}
+		}
 		select {
 		case in.sem <- struct{}{}:
 		case <-ctx.Done():
