@@ -584,8 +584,7 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 			return out, nil
 		}
 		if s.cur < s.synced {
-			recs, err := s.readLocked(maxN, maxBytes)
-			s.mu.Unlock()
+			recs, err := s.readDisk(maxN, maxBytes)
 			if err != nil || len(recs) > 0 {
 				return recs, err
 			}
@@ -601,24 +600,36 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 	}
 }
 
-func (s *Spool) readLocked(maxN, maxBytes int) ([]Record, error) {
+// readDisk is called with s.mu held and returns with it released. It
+// reads from the segment holding the cursor without holding the lock, so
+// Append (the caller's Write path) never waits for the disk: the reader
+// state is the consumer's own, segment files are append-only, and a
+// segment removed meanwhile stays readable through the open descriptor.
+func (s *Spool) readDisk(maxN, maxBytes int) ([]Record, error) {
 	// Find the segment holding cur; skip gaps left by drops or damage.
-	var g *segment
+	var g segment
+	found := false
 	for _, x := range s.segs {
 		if x.end() > s.cur {
-			g = x
+			g, found = *x, true
 			break
 		}
 	}
-	if g == nil {
+	if !found {
+		s.mu.Unlock()
 		return nil, nil
 	}
 	if g.base > s.cur {
 		s.cur = g.base
 	}
-	if s.rdFile == nil || s.rdSeg != g.base || s.rdPos > s.cur {
+	cur := s.cur
+	limit := min(g.end(), s.synced)
+	s.mu.Unlock()
+
+	if s.rdFile == nil || s.rdSeg != g.base || s.rdPos > cur {
 		if s.rdFile != nil {
 			s.rdFile.Close()
+			s.rdFile = nil
 		}
 		f, err := os.Open(g.path)
 		if err != nil {
@@ -631,50 +642,68 @@ func (s *Spool) readLocked(maxN, maxBytes int) ([]Record, error) {
 			s.rd.Reset(f)
 		}
 	}
-	limit := min(g.end(), s.synced)
 	var out []Record
 	size := 0
 	var hdr [headerSize]byte
+	var bad error
 	for s.rdPos < limit && len(out) < maxN && size < maxBytes {
 		if _, err := io.ReadFull(s.rd, hdr[:]); err != nil {
-			return out, s.damagedLocked(g, err)
+			bad = err
+			break
 		}
 		n := binary.LittleEndian.Uint32(hdr[0:])
 		if n > MaxRecord {
-			return out, s.damagedLocked(g, fmt.Errorf("record length %d", n))
+			bad = fmt.Errorf("record length %d", n)
+			break
 		}
 		data := make([]byte, n)
 		if _, err := io.ReadFull(s.rd, data); err != nil {
-			return out, s.damagedLocked(g, err)
+			bad = err
+			break
 		}
 		if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			return out, s.damagedLocked(g, errors.New("checksum mismatch"))
+			bad = errors.New("checksum mismatch")
+			break
 		}
 		off := s.rdPos
 		s.rdPos++
-		if off < s.cur {
+		if off < cur {
 			continue // before the cursor (restart in mid-segment)
 		}
 		out = append(out, Record{Offset: off, Data: data})
 		size += int(n)
-		s.cur = off + 1
+	}
+	var lost uint64
+	if bad != nil {
+		// Skip the rest of a segment that fails to read back.
+		lost = g.end() - s.rdPos
+		s.log.Error("spool: damaged record while reading, skipping the rest of the segment",
+			"file", g.path, "offset", s.rdPos, "skipped", lost, "err", bad)
+		s.rdFile.Close()
+		s.rdFile = nil
+	}
+	s.mu.Lock()
+	// Records released meanwhile (dropped while full) are not returned.
+	n := 0
+	for _, r := range out {
+		if r.Offset >= s.acked {
+			out[n] = r
+			n++
+		}
+	}
+	out = out[:n]
+	if s.cur == cur { // no Rewind meanwhile
+		s.cur = max(s.cur, s.rdPos)
+		if bad != nil {
+			s.cur = max(s.cur, g.end())
+		}
+	}
+	s.dropped += lost
+	s.mu.Unlock()
+	if lost > 0 && s.opts.OnDrop != nil {
+		s.opts.OnDrop(lost, "spool segment damaged")
 	}
 	return out, nil
-}
-
-// damagedLocked skips the rest of a segment that failed to read back.
-func (s *Spool) damagedLocked(g *segment, err error) error {
-	lost := g.end() - s.rdPos
-	s.log.Error("spool: damaged record while reading, skipping the rest of the segment",
-		"file", g.path, "offset", s.rdPos, "skipped", lost, "err", err)
-	s.cur = g.end()
-	s.rdFile.Close()
-	s.rdFile = nil
-	s.dropped += lost
-	if s.opts.OnDrop != nil {
-		go s.opts.OnDrop(lost, "spool segment damaged")
-	}
-	return nil
 }
 
 // Rewind moves the consumer cursor back to the first unacknowledged record,
@@ -730,7 +759,8 @@ func (s *Spool) Stats() Stats {
 }
 
 // Close writes what is queued, persists the acknowledgement point and
-// closes the files. Unacknowledged records stay for the next Open.
+// closes the files. Unacknowledged records stay for the next Open. The
+// consumer must have returned from Next before Close is called.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
