@@ -99,19 +99,27 @@ struct fio_args {
 	__u32 _pad0;
 };
 
-/* tid -> arguments of the syscall in flight (opens, fchmod, connect). LRU:
- * an entry whose exit never ran (sensor attached mid-syscall) ages out. */
+/*
+ * tid -> arguments of the syscall in flight (opens, fchmod, connect).
+ * A plain preallocated hash, not an LRU: an LRU would silently evict the
+ * entry of a thread still inside its syscall (its per-CPU free lists make
+ * that happen well before the map is full on many-CPU hosts); a full hash
+ * fails the update, which is counted as a loss. An entry whose exit never
+ * ran (the sensor attached mid-syscall) is overwritten by the next syscall
+ * of the same tid.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct fio_args);
 } fio_args SEC(".maps");
 
 /* tid -> record built at enter (unlink, rename, chmod), completed at exit
- * with the result. Big values: max_entries is overridden from config. */
+ * with the result. Big values (8 KiB): max_entries bounds the session
+ * members' threads inside these syscalls at once (fileIOConfig). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct file_event);
