@@ -135,11 +135,38 @@ func exitOf(pid uint32) func(Event) bool {
 	return func(ev Event) bool { return ev.Exit != nil && ev.Proc.PID == pid }
 }
 
-// fakeAgent copies a small program (dash) to a Claude-Code-shaped path,
-// so the recognisers see a native install.
+// shellBinary is the real file behind /bin/sh (dash on Debian, busybox in
+// the kernel-matrix guests). Copies of it play agents.
+func shellBinary(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// shellCmd runs a copy of the shell with argv[0] "sh", which busybox needs
+// to pick its applet; dash ignores it.
+func shellCmd(path string, args ...string) *exec.Cmd {
+	return &exec.Cmd{Path: path, Args: append([]string{"sh"}, args...)}
+}
+
+// fakeAgentPath copies the shell to a Claude-Code-shaped path, so the
+// recognisers see a native install.
 func fakeAgentPath(t *testing.T) string {
 	t.Helper()
-	return copyTo(t, "/bin/dash", filepath.Join(t.TempDir(), "home", ".local", "share", "claude", "versions", "2.1.332"))
+	return copyTo(t, shellBinary(t), filepath.Join(t.TempDir(), "home", ".local", "share", "claude", "versions", "2.1.332"))
+}
+
+// dataFile is a file for workloads to open.
+func dataFile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "data file")
+	if err := os.WriteFile(p, []byte("lineaged\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func copyTo(t *testing.T, src, dst string) string {
@@ -167,7 +194,7 @@ type agentShell struct {
 
 func startAgentShell(t *testing.T, path string) *agentShell {
 	t.Helper()
-	cmd := exec.Command(path, "-c", `while read -r line; do eval "$line"; done`)
+	cmd := shellCmd(path, "-c", `while read -r line; do eval "$line"; done`)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -248,9 +275,14 @@ func TestRootExecArgvForkExit(t *testing.T) {
 	if x.Filename != "/bin/echo" {
 		t.Errorf("filename %q", x.Filename)
 	}
-	// /bin is a symlink to usr/bin on this distribution: Exe is resolved.
-	if x.Exe != "/usr/bin/echo" {
-		t.Errorf("exe %q, want /usr/bin/echo", x.Exe)
+	// Exe is resolved (/bin is a symlink to usr/bin on Debian; echo is
+	// busybox in the kernel-matrix guests).
+	echo, err := filepath.EvalSymlinks("/bin/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Exe != echo {
+		t.Errorf("exe %q, want %q", x.Exe, echo)
 	}
 	if x.Comm != "echo" {
 		t.Errorf("comm %q", x.Comm)
@@ -261,7 +293,7 @@ func TestRootExecArgvForkExit(t *testing.T) {
 	if x.UID != 0 || x.EUID != 0 || x.GID != 0 {
 		t.Errorf("creds %d/%d/%d, want root", x.UID, x.EUID, x.GID)
 	}
-	st, err := os.Stat("/usr/bin/echo")
+	st, err := os.Stat(echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +379,42 @@ func TestMain(m *testing.M) {
 		threadsHelper()
 	case "unprivileged":
 		newUnprivilegedHelper()
+	case "node": // an interpreter: run the script in argv[1] as a child
+		os.Exit(runChild(exec.Command("/bin/sh", os.Args[1])))
+	case "spawn": // run the last argument with sh -c as a child
+		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
+	case "execv": // exec argv[1] with argv[2:], which then spawns
+		env := []string{"LINEAGED_SENSOR_HELPER=spawn"}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "LINEAGED_SENSOR_HELPER=") {
+				env = append(env, kv)
+			}
+		}
+		err := syscall.Exec(os.Args[1], os.Args[2:], env)
+		fmt.Fprintln(os.Stderr, "execv:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
+}
+
+func runChild(cmd *exec.Cmd) int {
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		if cmd.ProcessState != nil {
+			return cmd.ProcessState.ExitCode()
+		}
+		return 1
+	}
+	return 0
+}
+
+func testBinary(t *testing.T) string {
+	t.Helper()
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestRootThreadsAreNotProcesses(t *testing.T) {
@@ -384,7 +450,7 @@ func TestRootThreadsAreNotProcesses(t *testing.T) {
 func TestRootOutsideSessionSilent(t *testing.T) {
 	h := startSensor(t, Config{})
 	agent := startAgentShell(t, fakeAgentPath(t))
-	cmd := exec.Command("/bin/cat", "/etc/hostname") // exec, open, exit: none reported
+	cmd := exec.Command("/bin/cat", dataFile(t)) // exec, open, exit: none reported
 	mustRun(t, cmd)
 	m := marker(t)
 	agent.send(t, "/bin/true "+m)
@@ -407,7 +473,7 @@ func TestRootSessionRecognisedAtExec(t *testing.T) {
 	path := fakeAgentPath(t)
 	m := marker(t)
 	// The agent forks a child at once; the child must already be a member.
-	cmd := exec.Command(path, "-c", "/bin/true first-child; exec /bin/true "+m)
+	cmd := shellCmd(path, "-c", "/bin/true first-child; exec /bin/true "+m)
 	mustRun(t, cmd)
 	pid := uint32(cmd.Process.Pid)
 	_, evs := h.untilExecArg(m)
@@ -444,7 +510,8 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	// it a new session); command substitution waits for it to close
 	// stdout, which dash does only by exiting (coreutils close stdout
 	// before they exit, too early to order their exit), before the marker.
-	agent.send(t, `x=$( (setsid sh -c 'read l < /etc/hostname; exec sh -c "exit 5" daemonised' &) ); /bin/true `+m)
+	data := dataFile(t)
+	agent.send(t, `x=$( (setsid sh -c 'read l < "`+data+`"; exec sh -c "exit 5" daemonised' &) ); /bin/true `+m)
 	ev, evs := h.untilExecArg(m)
 	if !inSession(ev, agent.pid()) {
 		t.Fatalf("marker outside the session: %+v", ev.Header)
@@ -463,10 +530,10 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	// shares the sessions map), on amd64 where that object is built.
 	if len(extraObjects()) > 0 {
 		o := find(evs, func(ev Event) bool {
-			return ev.File != nil && ev.Proc.PID == d[0].Proc.PID && ev.File.Path == "/etc/hostname"
+			return ev.File != nil && ev.Proc.PID == d[0].Proc.PID && ev.File.Path == data
 		})
 		if len(o) != 1 || !inSession(o[0], agent.pid()) || o[0].File.Op != FileOpen {
-			t.Errorf("daemonised grandchild's open of /etc/hostname: %+v", o)
+			t.Errorf("daemonised grandchild's open of %s: %+v", data, o)
 		}
 	}
 	setsid := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Comm == "setsid" })
@@ -491,7 +558,7 @@ func TestRootScopeAllReportsOutsiders(t *testing.T) {
 func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 	h := startSensor(t, Config{})
 	outer := startAgentShell(t, fakeAgentPath(t))
-	inner := copyTo(t, "/bin/dash", filepath.Join(t.TempDir(), ".vscode-server", "extensions",
+	inner := copyTo(t, shellBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
 		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"))
 	m := marker(t)
 	outer.send(t, inner+" -c '/bin/true inner-child'; /bin/true "+m)
@@ -516,9 +583,9 @@ func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 func TestRootScriptLauncherRecognised(t *testing.T) {
 	h := startSensor(t, Config{})
 	dir := t.TempDir()
-	// A "node" that runs the script it is given (a copy of dash), and a
-	// cli.js where npm puts the legacy package.
-	node := copyTo(t, "/bin/dash", filepath.Join(dir, "bin", "node"))
+	// A "node" that runs the script it is given (this test binary in its
+	// "node" helper mode), and a cli.js where npm puts the legacy package.
+	node := copyTo(t, testBinary(t), filepath.Join(dir, "bin", "node"))
 	script := filepath.Join(dir, "lib", "node_modules", "@anthropic-ai", "claude-code", "cli.js")
 	if err := os.MkdirAll(filepath.Dir(script), 0o700); err != nil {
 		t.Fatal(err)
@@ -528,6 +595,7 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(node, script)
+	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=node")
 	mustRun(t, cmd)
 	ev, evs := h.untilExecArg(m)
 	pid := uint32(cmd.Process.Pid)
@@ -699,12 +767,15 @@ func TestRootDoctor(t *testing.T) {
 
 func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	h := startSensor(t, Config{})
-	path := fakeAgentPath(t)
-	agent := startAgentShell(t, path)
+	agent := startAgentShell(t, fakeAgentPath(t))
+	// The binary re-executed as ugrep: a copy of this test binary at an
+	// install path, which (in its "spawn" helper mode) runs its last
+	// argument as a child.
+	path := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"))
 	m := marker(t)
 	// Claude Code re-executes its own binary as `ugrep` inside a tool
 	// call; that must stay in the caller's session.
-	agent.send(t, fmt.Sprintf(`python3 -c 'import os,sys; os.execv(sys.argv[1], ["ugrep", "-c", "/bin/true vetoed-child"])' %s; /bin/true %s`, path, m))
+	agent.send(t, fmt.Sprintf(`LINEAGED_SENSOR_HELPER=execv %s %s ugrep -c '/bin/true vetoed-child'; /bin/true %s`, testBinary(t), path, m))
 	_, evs := h.untilExecArg(m)
 	ug := find(evs, func(ev Event) bool {
 		return ev.Exec != nil && ev.Exec.Exe == path && len(ev.Exec.Argv) > 0 && ev.Exec.Argv[0] == "ugrep"
@@ -743,10 +814,10 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "vendor", "ripgrep", "rg"), // not an agent
 		filepath.Join(dir, "claude", "versions", "1.0"),                              // not an agent
 	} {
-		copyTo(t, "/bin/dash", p)
+		copyTo(t, shellBinary(t), p)
 		runs = append(runs, run{p, []string{p, "-c", "exit 0"}}, run{p, []string{"ugrep", "-c", "exit 0"}})
 	}
-	node := copyTo(t, "/bin/dash", filepath.Join(dir, "bin", "node"))
+	node := copyTo(t, shellBinary(t), filepath.Join(dir, "bin", "node"))
 	for _, script := range []string{
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "cli.js"),
 		filepath.Join(nm, "@google", "gemini-cli", "bundle", "gemini.js"),
@@ -764,8 +835,13 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 	}
 	pids := map[uint32]run{}
 	for _, r := range runs {
+		// Only the exec matters: busybox fails later on argv[0]s that
+		// are not its applets, after the kernel has seen the exec.
 		cmd := &exec.Cmd{Path: r.exe, Args: r.argv}
-		mustRun(t, cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
 		pids[uint32(cmd.Process.Pid)] = r
 	}
 	m := marker(t)
