@@ -25,7 +25,11 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-/* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. */
+/* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Slot
+ * LOST_SESSIONS_FULL counts session members that found the sessions map
+ * full (their events, and their descendants', are then not reported). */
+#define LOST_SESSIONS_FULL (EV_KIND_MAX - 1)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, EV_KIND_MAX);

@@ -230,7 +230,9 @@ type Connect struct {
 // Loss reports events that never reached the pipeline.
 type Loss struct {
 	// Where: "ringbuf" (kernel reservation failures), "queue" (reader
-	// hand-off overflow), or another stage name.
+	// hand-off overflow), "sessions" (session members the kernel could
+	// not track: the sessions map was full; Of is KindFork), or another
+	// stage name.
 	Where string
 	// Of is the raw kind lost, when known.
 	Of    Kind

@@ -136,6 +136,9 @@ type Stats struct {
 	QueueDrops uint64
 	// KernelLost sums the kernel's failed ring-buffer reservations.
 	KernelLost uint64
+	// SessionsFull counts session members the kernel could not track
+	// because the sessions map was full (Config.SessionMapSize).
+	SessionsFull uint64
 	Delivered  uint64 // events handed to Run's out channel
 }
 
@@ -159,6 +162,10 @@ type Sensor struct {
 
 // EventKindMax bounds raw kinds (bpf/lineaged.h EV_KIND_MAX).
 const EventKindMax = 16
+
+// lostSessionsFull is the loss-counter slot of processes that found the
+// sessions map full (bpf/maps.h LOST_SESSIONS_FULL).
+const lostSessionsFull = EventKindMax - 1
 
 // New checks the host, loads and attaches the programs. Errors about the
 // host (privileges, BTF) are one line naming what is missing.
@@ -391,7 +398,12 @@ func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []Event
 	} else {
 		for k, v := range kernel {
 			if v > lastKernel[k] {
-				evs = append(evs, mk("ringbuf", k, v-lastKernel[k]))
+				if k == lostSessionsFull {
+					// Members not tracked: their future events.
+					evs = append(evs, mk("sessions", int(KindFork), v-lastKernel[k]))
+				} else {
+					evs = append(evs, mk("ringbuf", k, v-lastKernel[k]))
+				}
 				lastKernel[k] = v
 			}
 		}
@@ -426,8 +438,12 @@ func (s *Sensor) Stats() Stats {
 	}
 	if s.maps.Lost != nil {
 		if kl, err := s.kernelLost(); err == nil {
-			for _, v := range kl {
-				st.KernelLost += v
+			for k, v := range kl {
+				if k == lostSessionsFull {
+					st.SessionsFull += v
+				} else {
+					st.KernelLost += v
+				}
 			}
 		}
 	}

@@ -867,3 +867,71 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 		t.Errorf("%d runs recognised, want 12", agents)
 	}
 }
+
+func TestRootSessionsMapFullIsCounted(t *testing.T) {
+	// Room for the agent alone: its child cannot be tracked, and says so.
+	h := startSensor(t, Config{SessionMapSize: 1})
+	m := marker(t)
+	cmd := shellCmd(fakeAgentPath(t), "-c", "/bin/true untracked-child; exec /bin/true "+m)
+	mustRun(t, cmd)
+	// The agent itself is tracked: its last exec is the marker.
+	ev, evs := h.untilExecArg(m)
+	if !inSession(ev, uint32(cmd.Process.Pid)) {
+		t.Fatalf("marker: %+v", ev.Header)
+	}
+	if c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "untracked-child") }); len(c) != 0 {
+		t.Errorf("child reported although the map was full: %+v", c)
+	}
+	if st := h.s.Stats(); st.SessionsFull == 0 {
+		t.Fatalf("no sessions-full count: %+v", st)
+	}
+	loss := h.until(func(ev Event) bool { return ev.Loss != nil && ev.Loss.Where == "sessions" })
+	if l := loss[len(loss)-1].Loss; l.Count == 0 || l.Of != KindFork {
+		t.Errorf("loss event %+v", l)
+	}
+}
+
+func TestRootQueueOverflowReported(t *testing.T) {
+	requireRoot(t)
+	s, err := New(Config{Scope: ScopeAll, QueueSize: 1, LossInterval: time.Millisecond},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := make(chan Event) // nobody reads yet: Run blocks, the queue fills
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	for range 20 {
+		mustRun(t, exec.Command("/bin/true"))
+	}
+	// Wait (bounded) until the reader has dropped something: a condition,
+	// not a sleep.
+	deadline := time.Now().Add(guard)
+	for s.Stats().QueueDrops == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no queue drops: %+v", s.Stats())
+		}
+		runtime.Gosched()
+	}
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-out:
+			if ev.Loss != nil && ev.Loss.Where == "queue" {
+				if ev.Loss.Count == 0 {
+					t.Errorf("empty loss event %+v", ev.Loss)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("no queue loss event; stats %+v", s.Stats())
+		}
+	}
+}
