@@ -139,7 +139,7 @@ type Stats struct {
 	// SessionsFull counts session members the kernel could not track
 	// because the sessions map was full (Config.SessionMapSize).
 	SessionsFull uint64
-	Delivered  uint64 // events handed to Run's out channel
+	Delivered    uint64 // events handed to Run's out channel
 }
 
 // Sensor is the live BPF source.
