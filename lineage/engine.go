@@ -281,10 +281,12 @@ func (e *Engine) fillUsers(p *event.Process, loginUID uint32) {
 func (e *Engine) inspect(req BinaryRequest) *binFuture {
 	k := binKey{stat: req.Stat, path: req.Path}
 	e.binMu.Lock()
-	if f := e.inflight[k]; f != nil {
+	if f := e.inflight[k]; f != nil && (!f.req.Background || req.Background) {
 		e.binMu.Unlock()
 		return f
 	}
+	// A live event does not wait behind the seed's background queue: it
+	// gets its own foreground request (the file is read twice at most).
 	f := &binFuture{done: make(chan struct{}), req: req}
 	if b, ok := e.deps.Binaries.Cached(req); ok {
 		f.res = b
@@ -301,7 +303,9 @@ func (e *Engine) inspect(req BinaryRequest) *binFuture {
 		}
 		f.res = b
 		e.binMu.Lock()
-		delete(e.inflight, k)
+		if e.inflight[k] == f {
+			delete(e.inflight, k)
+		}
 		e.binMu.Unlock()
 		close(f.done)
 	}()

@@ -25,6 +25,15 @@ func seedBase(r *rig) {
 	})
 }
 
+// settle waits for the seed's hashes.
+func settle(r *rig) {
+	for _, ent := range r.e.t.byKey {
+		if ent.bin != nil {
+			<-ent.bin.done
+		}
+	}
+}
+
 func pids(ps []event.Process) []uint32 {
 	var out []uint32
 	for _, p := range ps {
@@ -51,6 +60,7 @@ func claudeRoot(kt uint64) sensor.Event {
 func TestExecChainAncestryAndIdentity(t *testing.T) {
 	r := newRig(t, Config{EmitFork: true, Humans: map[string]event.Human{"alice": {Name: "Alice A", Email: "alice@example.com"}}}, nil)
 	seedBase(r)
+	settle(r)
 	child := key(60, 600)
 	got := r.run(
 		claudeRoot(5000*ms),
@@ -130,8 +140,8 @@ func TestExecChainAncestryAndIdentity(t *testing.T) {
 	if a := py.Ancestry[4]; a.Argv[0] != "sshd: alice" || a.User != "alice" {
 		t.Errorf("sshd ancestor = %+v", a)
 	}
-	// Same binary hashed once per identity: bash ran twice (seed, exec),
-	// both with the same stat and path.
+	// Same binary hashed once per identity: bash ran three times (seed,
+	// two execs), all with the same stat and path.
 	if n := r.bins.calls["/usr/bin/bash"]; n != 1 {
 		t.Errorf("bash inspected %d times", n)
 	}
@@ -655,5 +665,42 @@ func TestEventsBeforeTheirFork(t *testing.T) {
 	}
 	if s := r.e.Stats(); s.PendingTimeouts != 0 || s.Misses != 0 {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// blockingBins blocks background requests until released.
+type blockingBins struct {
+	fakeBins
+	bg chan struct{}
+}
+
+func (b *blockingBins) Inspect(ctx context.Context, req BinaryRequest) *event.Binary {
+	if req.Background {
+		<-b.bg
+	}
+	return b.result(req)
+}
+
+func TestLiveHashNotBehindSeed(t *testing.T) {
+	bins := &blockingBins{bg: make(chan struct{})}
+	defer close(bins.bg)
+	e, err := New(Config{InstanceID: "t", EnrichWait: 200 * time.Millisecond}, Deps{
+		Host: fakeHost{}, Boot: fakeBoot{}, Proc: &fakeProcs{}, Binaries: bins, Users: fakeUsers{},
+	}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, e: e}
+	seedBase(r) // every seed hash is stuck
+	// claude's exec of bash shares bash's binary identity with the seed.
+	ev := execEv(key(50, 500), key(20, 200), 1000*ms, sess, "/usr/bin/bash", "bash")
+	ev.Exec.Recognised = sensor.AgentClaudeCode
+	got := r.run(ev)
+	if b := got[0].Process.Binary; b == nil || b.SHA256 != "sha-of-/usr/bin/bash" {
+		t.Errorf("live binary = %+v", b)
+	}
+	// The stuck seed hashes are bounded: the ancestors say so.
+	if a := got[0].Ancestry[0].Binary; a == nil || a.Verdict != event.VerdictError || !strings.Contains(a.Reason, "did not finish") {
+		t.Errorf("stuck ancestor binary = %+v", a)
 	}
 }
