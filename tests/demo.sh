@@ -56,30 +56,36 @@ events=$work/events.jsonl
 "$bin" run --output "$events" 2> "$work/lineaged.log" &
 sensor=$!
 pids+=($sensor)
-for _ in $(seq 600); do grep -q '"sensor.start"' "$events" 2>/dev/null && break; sleep 0.1; done
-grep -q '"sensor.start"' "$events" || { echo "demo: the sensor did not start:" >&2; cat "$work/lineaged.log" >&2; exit 1; }
+# Ready once it reports its start (a sensor.start event or its log line).
+started() { grep -q '"sensor.start"' "$events" 2>/dev/null || grep -q 'msg="sensor started"' "$work/lineaged.log"; }
+for _ in $(seq 600); do started && break; sleep 0.1; done
+started || { echo "demo: the sensor did not start:" >&2; cat "$work/lineaged.log" >&2; exit 1; }
 
 echo "demo: running Claude Code $CLAUDE_VERSION against a scripted API (a Bash, a Read and a Write tool call)"
-(cd "$work/project" && env -i HOME="$work/home" PATH=/usr/local/bin:/usr/bin:/bin \
+cd "$work/project"
+env -i HOME="$work/home" PATH=/usr/local/bin:/usr/bin:/bin \
 	ANTHROPIC_BASE_URL="$(head -1 "$work/api.url")" ANTHROPIC_API_KEY=sk-ant-demo-not-a-key \
 	IS_SANDBOX=1 DISABLE_TELEMETRY=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 \
-	"$claude" -p "Count the lines of notes.txt and summarise it" --dangerously-skip-permissions)
+	"$claude" -p "Count the lines of notes.txt and summarise it" --dangerously-skip-permissions &
+claude_pid=$!
+wait "$claude_pid"
+cd "$repo"
 
 # The session's last event is the claude process's exit: wait for it.
 for _ in $(seq 300); do
-	grep -q '"process.exit".*"role":"root"\|"role":"root".*"process.exit"' "$events" && break
+	grep '"process.exit"' "$events" | grep -q "\"pid\":$claude_pid," && break
 	sleep 0.1
 done
 kill -INT "$sensor"
 wait "$sensor" || true
 
 echo
-echo "demo: $(wc -l < "$events") events written to $events; as a person reads them:"
+echo "demo: $(wc -l < "$events") events written to $events; the Claude Code session's, as a person reads them:"
 echo
-"$work/prettyevents" "$events"
+"$work/prettyevents" -pid "$claude_pid" -quiet "$events"
 echo
-echo "demo: one event in full (the Bash tool's first exec):"
-grep '"process.exec"' "$events" | grep '"role":"tool"' | head -1 | python3 -m json.tool || true
+echo "demo: one event in full (the Bash tool's exec of wc):"
+grep '"process.exec"' "$events" | grep '"toolu_fake_demo_00"' | grep '"wc"' | head -1 | python3 -m json.tool || true
 trap - EXIT
 cleanup
 echo "demo: files kept in $work"

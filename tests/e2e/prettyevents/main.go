@@ -1,11 +1,18 @@
 // Command prettyevents prints lineaged/v1 events (JSON lines on stdin or
 // in the named file) one per line, for people: kind, process, agent role and
 // tool call, and what the event touched. Used by `make demo`.
+//
+//	prettyevents [-pid PID] [-quiet] [FILE]
+//
+// -pid keeps the events of the agent session whose root has that pid;
+// -quiet hides routine reads: libraries, locales and certificates every
+// program opens, and the agent's own reads outside any tool call.
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,9 +23,12 @@ import (
 )
 
 func main() {
+	pid := flag.Uint("pid", 0, "only the agent session whose root process has this pid")
+	quiet := flag.Bool("quiet", false, "hide reads of libraries, locales and certificates, and the agent's own reads outside tool calls")
+	flag.Parse()
 	var in io.Reader = os.Stdin
-	if len(os.Args) > 1 {
-		f, err := os.Open(os.Args[1])
+	if flag.NArg() > 0 {
+		f, err := os.Open(flag.Arg(0))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "prettyevents:", err)
 			os.Exit(1)
@@ -26,29 +36,75 @@ func main() {
 		defer f.Close()
 		in = f
 	}
+	var evs []*event.Event
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	sessions := map[string]string{}
 	for sc.Scan() {
 		var e event.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			fmt.Fprintf(w, "(unparsable line: %v)\n", err)
 			continue
 		}
-		fmt.Fprintln(w, line(&e))
-		if a := e.Agent; a != nil && a.SessionID != "" {
-			sessions[a.RootExecID] = a.Name + " " + a.Version + " session " + a.SessionID
-		}
+		evs = append(evs, &e)
 	}
 	if err := sc.Err(); err != nil {
 		fmt.Fprintln(os.Stderr, "prettyevents:", err)
 		os.Exit(1)
 	}
-	for root, s := range sessions {
-		fmt.Fprintf(w, "\n%s (root exec_id %s)\n", s, root)
+	root := ""
+	if *pid != 0 {
+		for _, e := range evs {
+			if e.Kind == event.KindProcessExec && e.Process != nil && e.Process.PID == uint32(*pid) && e.Agent != nil && e.Agent.Role == event.RoleRoot {
+				root = e.Agent.RootExecID
+				break
+			}
+		}
+		if root == "" {
+			fmt.Fprintf(os.Stderr, "prettyevents: no agent session rooted at pid %d\n", *pid)
+			os.Exit(1)
+		}
 	}
+	sessions := map[string]string{}
+	hidden := 0
+	for _, e := range evs {
+		if root != "" && (e.Agent == nil || e.Agent.RootExecID != root) {
+			continue
+		}
+		if *quiet && boring(e) {
+			hidden++
+			continue
+		}
+		fmt.Fprintln(w, line(e))
+		if a := e.Agent; a != nil && a.SessionID != "" {
+			sessions[a.RootExecID] = a.Name + " " + a.Version + " session " + a.SessionID
+		}
+	}
+	if hidden > 0 {
+		fmt.Fprintf(w, "(%d routine reads not shown: libraries, locales, certificates, the agent's own files)\n", hidden)
+	}
+	for r, s := range sessions {
+		fmt.Fprintf(w, "\n%s (root exec_id %s)\n", s, r)
+	}
+}
+
+// boring is a read every program makes (libraries, locales, certificates)
+// or the agent's own housekeeping read outside any tool call.
+func boring(e *event.Event) bool {
+	if e.File == nil || e.File.Mode != event.ModeRead {
+		return false
+	}
+	if a := e.Agent; a != nil && a.Role == event.RoleRoot && a.ToolUse == nil {
+		return true
+	}
+	p := e.File.Path
+	for _, pre := range []string{"/usr/lib/", "/lib/", "/lib64/", "/usr/lib64/", "/usr/share/locale/", "/etc/ld.so.", "/etc/locale.alias", "/usr/share/ca-certificates/", "/etc/ssl/", "/usr/share/zoneinfo/", "/proc/", "/sys/", "/dev/"} {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
 }
 
 func line(e *event.Event) string {
