@@ -510,6 +510,7 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 	}
 	out = append(out, e.emitNow(ev, false)...)
 	out = append(out, e.flushPending(false, false)...)
+	e.bump(func(*Stats) {}) // table gauges
 	return out
 }
 
@@ -599,6 +600,9 @@ func (e *Engine) force(p *pendingEvent) []*outItem {
 // all set it forces every one (end of input); with wall set it forces those
 // that waited longer than PendingTimeout of wall time (a quiet stream).
 func (e *Engine) flushPending(all, wall bool) []*outItem {
+	if len(e.pending) == 0 {
+		return nil
+	}
 	var out []*outItem
 	now := e.now()
 	for progress := true; progress && len(e.pending) > 0; {
