@@ -63,10 +63,10 @@ func decodeHeader(h *processEventHeader) Header {
 	}
 }
 
-// Decode parses one ring-buffer record of the process programs into ev,
-// replacing its contents. It copies what it keeps, so b may be reused. Only
-// kinds this object produces are decoded; others return an error wrapping
-// ErrRecord.
+// Decode parses one ring-buffer record into ev, replacing its contents: the
+// process programs' exec, fork and exit here, the file and network kinds by
+// decodeFileIO. It copies what it keeps, so b may be reused. A record it
+// cannot decode returns an error wrapping ErrRecord that names the problem.
 func Decode(b []byte, ev *Event) error {
 	if len(b) < sizeHeader {
 		return fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrRecord, len(b), sizeHeader)
@@ -83,6 +83,8 @@ func Decode(b []byte, ev *Event) error {
 		ev.Header = decodeHeader(&r.H)
 		ev.Fork = &Fork{Parent: key(r.Ppid, r.ParentStart)}
 		return nil
+	case KindOpen, KindUnlink, KindRename, KindChmod, KindConnect:
+		return decodeFileIO(b, ev)
 	case KindExit:
 		var r processExitEvent
 		if !load(&r, b) {

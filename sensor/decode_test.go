@@ -209,7 +209,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		set := 0
-		for _, p := range []bool{ev.Exec != nil, ev.Fork != nil, ev.Exit != nil} {
+		for _, p := range []bool{ev.Exec != nil, ev.Fork != nil, ev.Exit != nil, ev.File != nil, ev.Connect != nil} {
 			if p {
 				set++
 			}

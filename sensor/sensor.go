@@ -269,12 +269,20 @@ func (s *Sensor) load() error {
 // oneLine keeps the first line of an error whose text spans many (a
 // verifier log); the full error stays reachable through errors.As.
 func oneLine(err error) error {
-	msg := err.Error()
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		return fmt.Errorf("%s (…): %w", msg[:i], errors.Unwrap(err))
+	if !strings.Contains(err.Error(), "\n") {
+		return err
 	}
-	return err
+	return firstLine{err}
 }
+
+type firstLine struct{ err error }
+
+func (e firstLine) Error() string {
+	msg := e.err.Error()
+	return msg[:strings.IndexByte(msg, '\n')] + " (…)"
+}
+
+func (e firstLine) Unwrap() error { return e.err }
 
 // Run reads the ring buffer in one goroutine that never blocks (decoded
 // events go into a bounded queue; what does not fit is counted and reported
@@ -352,7 +360,7 @@ func (s *Sensor) read(q chan<- Event) error {
 		}
 		if dec == nil {
 			s.decodeErrs.Add(1)
-			s.log.Debug("record of unknown kind", "kind", int(b[0]), "len", len(b))
+			s.log.Debug("record of unknown kind", "len", len(b))
 			continue
 		}
 		if err := dec(b, &ev); err != nil {
