@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // These tests load the real programs: they need root (CI runs as root).
@@ -383,6 +384,10 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(exec.Command("/bin/sh", os.Args[1])))
 	case "spawn": // run the last argument with sh -c as a child
 		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
+	case "daemon1":
+		daemon1Helper()
+	case "daemon2":
+		daemon2Helper()
 	case "execv": // exec argv[1] with argv[2:], which then spawns
 		env := []string{"LINEAGED_SENSOR_HELPER=spawn"}
 		for _, kv := range os.Environ() {
@@ -506,12 +511,13 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	h := startSensor(t, Config{})
 	agent := startAgentShell(t, fakeAgentPath(t))
 	m := marker(t)
-	// The grandchild daemonises (its parent exits at once, setsid gives
-	// it a new session); command substitution waits for it to close
-	// stdout, which dash does only by exiting (coreutils close stdout
-	// before they exit, too early to order their exit), before the marker.
+	// The grandchild daemonises: its parent exits at once and it calls
+	// setsid (the "daemon" helpers). Command substitution waits for it to
+	// close stdout, which the shell it becomes does only by exiting
+	// (coreutils close stdout before they exit, too early to order their
+	// exit), before the marker runs.
 	data := dataFile(t)
-	agent.send(t, `x=$( (setsid sh -c 'read l < "`+data+`"; exec sh -c "exit 5" daemonised' &) ); /bin/true `+m)
+	agent.send(t, fmt.Sprintf(`x=$(LINEAGED_SENSOR_HELPER=daemon1 %s '%s'); /bin/true %s`, testBinary(t), data, m))
 	ev, evs := h.untilExecArg(m)
 	if !inSession(ev, agent.pid()) {
 		t.Fatalf("marker outside the session: %+v", ev.Header)
@@ -536,10 +542,43 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 			t.Errorf("daemonised grandchild's open of %s: %+v", data, o)
 		}
 	}
-	setsid := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Comm == "setsid" })
-	if len(setsid) != 1 || !inSession(setsid[0], agent.pid()) {
-		t.Errorf("setsid exec: %+v", setsid)
+}
+
+// daemon1Helper starts daemon2 in a new session and exits without waiting:
+// the classic double fork, with setsid.
+func daemon1Helper() {
+	self, err := os.Executable()
+	if err != nil {
+		os.Exit(1)
 	}
+	env := []string{"LINEAGED_SENSOR_HELPER=daemon2"}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LINEAGED_SENSOR_HELPER=") {
+			env = append(env, kv)
+		}
+	}
+	_, err = syscall.ForkExec(self, []string{self, os.Args[1]}, &syscall.ProcAttr{
+		Env: env, Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "daemon1:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// daemon2Helper checks it leads a new session, reads the file it is given
+// and becomes a shell that exits 5.
+func daemon2Helper() {
+	if sid, err := unix.Getsid(0); err != nil || sid != os.Getpid() {
+		os.Exit(9)
+	}
+	if _, err := os.ReadFile(os.Args[1]); err != nil {
+		os.Exit(8)
+	}
+	err := syscall.Exec("/bin/sh", []string{"sh", "-c", "exit 5", "daemonised"}, os.Environ())
+	fmt.Fprintln(os.Stderr, "daemon2:", err)
+	os.Exit(1)
 }
 
 func TestRootScopeAllReportsOutsiders(t *testing.T) {
@@ -558,10 +597,12 @@ func TestRootScopeAllReportsOutsiders(t *testing.T) {
 func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 	h := startSensor(t, Config{})
 	outer := startAgentShell(t, fakeAgentPath(t))
-	inner := copyTo(t, shellBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
+	// The inner agent: this test binary at a VS Code extension path, in its
+	// "spawn" helper mode (runs its last argument as a child).
+	inner := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
 		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"))
 	m := marker(t)
-	outer.send(t, inner+" -c '/bin/true inner-child'; /bin/true "+m)
+	outer.send(t, "LINEAGED_SENSOR_HELPER=spawn "+inner+" '/bin/true inner-child'; /bin/true "+m)
 	_, evs := h.untilExecArg(m)
 	in := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Exe == inner })
 	if len(in) != 1 {
