@@ -101,6 +101,9 @@ type Observer struct {
 	// embedded helper exec to the attribution it should have had.
 	helpers     map[string]*event.Agent
 	byExecOrder []string
+	// members maps an image's exec_id to its session root's.
+	members     map[string]string
+	memberOrder []string
 	stats       Stats
 }
 
@@ -151,7 +154,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 	}
 	return &Observer{
 		cfg: cfg, log: log.With("component", "agent"),
-		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{},
+		sessions: map[string]*session{}, bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{}, members: map[string]string{},
 	}
 }
 
@@ -190,6 +193,33 @@ func exePath(x *ExecInput) string {
 
 // Exec attributes a new image.
 func (o *Observer) Exec(x ExecInput) Result {
+	r := o.exec(x)
+	if r.Agent != nil && x.Proc != nil {
+		o.mu.Lock()
+		o.remember(x.Proc.ExecID, r.Agent.RootExecID)
+		o.mu.Unlock()
+	}
+	return r
+}
+
+// maxMembers bounds the images whose session the observer remembers (to
+// link a nested agent to the session that started it).
+const maxMembers = 65536
+
+// remember notes the session of an image, bounded; o.mu is held.
+func (o *Observer) remember(execID, root string) {
+	if _, ok := o.members[execID]; ok {
+		return
+	}
+	o.members[execID] = root
+	o.memberOrder = append(o.memberOrder, execID)
+	if len(o.memberOrder) > maxMembers {
+		delete(o.members, o.memberOrder[0])
+		o.memberOrder = o.memberOrder[1:]
+	}
+}
+
+func (o *Observer) exec(x ExecInput) Result {
 	if x.Proc == nil {
 		return Result{}
 	}
@@ -499,6 +529,12 @@ func (o *Observer) newSession(x *ExecInput, m Match) Result {
 	a := &event.Agent{Name: m.Name, Version: m.Version, RootExecID: x.Proc.ExecID, Role: event.RoleRoot}
 	if x.ParentAgent != nil {
 		a.ParentRootExecID = x.ParentAgent.RootExecID
+	} else if x.Parent != nil {
+		// The engine gives a new session root no inherited attribution;
+		// the observer remembers which session its parent image was in.
+		o.mu.Lock()
+		a.ParentRootExecID = o.members[x.Parent.ExecID]
+		o.mu.Unlock()
 	}
 	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, match: m, bound: map[string]bool{}}
 	if m.Kind == sensor.AgentClaudeCode {

@@ -302,7 +302,8 @@ func TestNestedAndHelpers(t *testing.T) {
 	}
 	w.env[403] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID} // inherited from the parent: must not be used
 	inner := w.proc(403, 401, w.exe, "claude", "-p", "inner")
-	ia := resolve(t, w.exec(inner, tool, ta), time.Second)
+	// As the engine calls it: a new session root gets no ParentAgent.
+	ia := resolve(t, w.obs.Exec(ExecInput{Proc: inner, Parent: tool, Env: w.envOf(inner.PID)}), time.Second)
 	if ia.Role != event.RoleRoot || ia.RootExecID != inner.ExecID || ia.ParentRootExecID != root.ExecID || ia.SessionID != "" || ia.ToolUse != nil {
 		t.Fatalf("nested %+v", ia)
 	}
