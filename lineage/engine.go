@@ -175,12 +175,13 @@ func (e *Engine) execID(pid uint32, startNs, imageNs uint64) string {
 func (e *Engine) wall(kt uint64) time.Time { return e.boot.Add(time.Duration(kt)).UTC() }
 
 // Seed loads processes that started before the sensor (a /proc scan). Call
-// it before Run. Kernel threads are skipped; their binaries are hashed now,
-// in the background.
+// it before Run. Their binaries are hashed now, in the background. Kernel
+// threads are kept (they have no binary): programs the kernel starts
+// (usermode helpers) descend from them.
 func (e *Engine) Seed(procs []*procfs.Proc) {
 	ps := make([]*procfs.Proc, 0, len(procs))
 	for _, p := range procs {
-		if p != nil && !p.Kthread {
+		if p != nil {
 			ps = append(ps, p)
 		}
 	}
@@ -819,7 +820,9 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 	if n > 0 {
 		last = &out.Ancestry[n-1]
 	}
-	if last.PID != 1 {
+	// Complete means rooted at init, or at kthreadd for what the kernel
+	// itself started.
+	if last.PID != 1 && !(last.PID == 2 && last.PPID == 0) {
 		partial = appendOnce(partial, event.PartialAncestry)
 	}
 	out.Identity = e.identity(p, out.Ancestry)

@@ -704,3 +704,15 @@ func TestLiveHashNotBehindSeed(t *testing.T) {
 		t.Errorf("stuck ancestor binary = %+v", a)
 	}
 }
+
+func TestKernelStartedProcess(t *testing.T) {
+	r := newRig(t, Config{Scope: ScopeAll}, nil)
+	seedBase(r)
+	kw := &procfs.Proc{PID: 40, PPID: 2, Key: key(40, 3), Kthread: true, Comm: "kworker/u8:1"}
+	r.e.Seed([]*procfs.Proc{kw})
+	got := r.run(execEv(key(41, 4000), key(40, 3), 40*ms, sensor.SessionRef{}, "/usr/sbin/modprobe", "modprobe", "-q", "fs-x"))
+	ev := got[0]
+	if len(ev.Partial) != 0 || !reflect.DeepEqual(pids(ev.Ancestry), []uint32{40, 2}) {
+		t.Errorf("usermode helper: partial %v ancestry %v", ev.Partial, pids(ev.Ancestry))
+	}
+}
