@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -619,5 +620,46 @@ func TestRSASignature(t *testing.T) {
 	_, p := running(t, bin, "30")
 	if b := in.Inspect(context.Background(), request(p)); b.Verdict != event.VerdictSignedTrusted || b.Signer != "rsa" {
 		t.Errorf("rsa = %+v", b)
+	}
+}
+
+// TestVerdictFollowsPackageDatabase: a verdict is cached per database
+// generation, so installing a package that claims the file changes the
+// verdict of the next lookup without any restart.
+func TestVerdictFollowsPackageDatabase(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "later")
+	copyFile(t, "/usr/bin/sleep", bin, []byte("p"))
+	db := filepath.Join(dir, "dpkg")
+	if err := os.MkdirAll(filepath.Join(db, "info"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1000, 0)
+	d := &Dpkg{Dir: db, Recheck: time.Second, Now: func() time.Time { return now }}
+	in := newInspector(t, Config{}, nil, d)
+	_, p := running(t, bin, "30")
+	req := request(p)
+	if b := in.Inspect(context.Background(), req); b.Verdict != event.VerdictUnsigned {
+		t.Fatalf("before install = %+v", b)
+	}
+	if _, ok := in.Cached(req); !ok {
+		t.Fatal("verdict not cached")
+	}
+	body, _ := os.ReadFile(bin)
+	sum := md5.Sum(body)
+	line := hex.EncodeToString(sum[:]) + "  " + strings.TrimPrefix(bin, "/") + "\n"
+	if err := os.WriteFile(filepath.Join(db, "info", "later.md5sums"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(db, "info"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	if _, ok := in.Cached(req); ok {
+		t.Error("a verdict from the old database generation was served")
+	}
+	if b := in.Inspect(context.Background(), req); b.Verdict != event.VerdictPackageVerified || b.Package != "later" {
+		t.Errorf("after install = %+v", b)
 	}
 }
