@@ -867,7 +867,18 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 							}
 						}
 					}
-					return best
+					if best != nil {
+						return best
+					}
+					// The agent also opens the files a Bash command names
+					// while it vets the command, before and after running
+					// it: tie those to the call still in flight.
+					for i := len(calls) - 1; i >= 0; i-- {
+						if c := calls[i]; c.Command != "" && !c.Done && commandNames(c.Command, path) {
+							return c
+						}
+					}
+					return nil
 				})
 				if ok {
 					o.mu.Lock()
@@ -885,6 +896,27 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 				return
 			}
 		}
+	}
+}
+
+// commandNames reports whether a shell command names path as a whole word.
+func commandNames(cmd, path string) bool {
+	if !filepath.IsAbs(path) || len(path) < 2 {
+		return false
+	}
+	for i := 0; ; {
+		j := strings.Index(cmd[i:], path)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(path)
+		before := j == 0 || strings.ContainsRune(" \t\n'\"<>=;|&(", rune(cmd[j-1]))
+		after := end == len(cmd) || strings.ContainsRune(" \t\n'\";|&)<>", rune(cmd[end]))
+		if before && after {
+			return true
+		}
+		i = j + 1
 	}
 }
 

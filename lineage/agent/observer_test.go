@@ -186,6 +186,24 @@ func TestSessionBashToolLaggingTranscript(t *testing.T) {
 	if a := resolve(t, rn, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_W" {
 		t.Fatalf("rename %+v", a)
 	}
+	// The agent opens files a Bash command names while vetting it: tied to
+	// the Bash call in flight (toolu_B has no result yet).
+	vet := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
+	w.append(toolUse("toolu_V", "Bash", `{"command":"cat /w/vetted.txt | wc -l"}`))
+	if a := resolve(t, vet, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_V" || a.ToolUse.Name != "Bash" {
+		t.Fatalf("vetting open %+v", a)
+	}
+	// A prefix of a named path is not the path.
+	pre := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted", Mode: event.ModeRead}})
+	if a := resolve(t, pre, time.Second); a.ToolUse != nil {
+		t.Fatalf("prefix matched %+v", a.ToolUse)
+	}
+	// Once the call has its result, its paths are the agent's own again.
+	w.append(`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_V"}]}}`)
+	after := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
+	if a := resolve(t, after, time.Second); a.ToolUse != nil {
+		t.Fatalf("finished call matched %+v", a.ToolUse)
+	}
 	// The agent's own files match no tool call.
 	other := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/etc/passwd", Mode: event.ModeRead}})
 	if a := resolve(t, other, time.Second); a.ToolUse != nil || a.SessionID != sessUUID {
@@ -194,7 +212,7 @@ func TestSessionBashToolLaggingTranscript(t *testing.T) {
 	// A tool process reading the transcript does not change the session.
 	w.obs.File(FileInput{Proc: tool, Agent: ta, File: &event.File{Path: "/x/.claude/projects/-w/" + "00000000-0000-0000-0000-000000000000.jsonl", Mode: event.ModeRead}})
 	st := w.obs.Stats()
-	if st.ToolsBound != 2 || st.FilesBound != 3 || st.Transcript.ToolCalls != 5 || st.Sessions != 1 {
+	if st.ToolsBound != 2 || st.FilesBound != 4 || st.Transcript.ToolCalls != 6 || st.Sessions != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -56,13 +56,13 @@ func (s *session) start(t *testing.T, claude, apiURL, apiKey, prompt string, arg
 	go func() { s.done <- s.cmd.Wait(); out.Close() }()
 }
 
-func (s *session) wait(t *testing.T) {
+func (s *session) wait(t *testing.T, firstTool string) {
 	t.Helper()
 	if err := <-s.done; err != nil {
 		b, _ := os.ReadFile(filepath.Join(s.home, "claude.out"))
 		t.Fatalf("claude (%s) failed: %v\n%s", s.name, err, b)
 	}
-	s.uuid = sessionUUID(t, s.home)
+	s.uuid = transcriptWith(t, s.home, firstTool)
 }
 
 func (s *session) pid() uint32 { return uint32(s.cmd.Process.Pid) }
@@ -120,6 +120,7 @@ func TestClaudeCode(t *testing.T) {
 	apiKey := "sk-ant-e2e-" + nonce
 	secretTok := "e2etok" + nonce
 
+	toolID := fakeapi.ToolUseID
 	main := newSession(t, tmp, "main")
 	pre := newSession(t, tmp, "pre")
 	outside := filepath.Join(tmp, "outside")
@@ -154,6 +155,9 @@ func TestClaudeCode(t *testing.T) {
 	// Double fork + setsid: the subshell starts the daemon and exits; the
 	// daemon waits until it is orphaned, then execs the image that writes.
 	daemonCmd := fmt.Sprintf(`(p=$BASHPID; setsid sh -c 'while kill -0 $0 2>/dev/null; do sleep 0.05; done; exec sh -c "echo daemon > %s"' $p > /dev/null 2>&1 &)`, daemonOut)
+	nestedIn := filepath.Join(main.work, "nested-in.txt")
+	writeFile(t, nestedIn, "read by the nested agent\n")
+	nestedCmd := fmt.Sprintf("%s -p e2e-nested-%s --dangerously-skip-permissions", claude, nonce)
 	preCmd := fmt.Sprintf("read -r _ < %s; cat %s > %s", gate, preIn, late)
 	scripts := []fakeapi.Script{
 		{Name: "main", Match: "e2e-main-" + nonce, Turns: []fakeapi.Turn{
@@ -162,7 +166,12 @@ func TestClaudeCode(t *testing.T) {
 			{Tool: "Write", Input: map[string]any{"file_path": written, "content": "written by the Write tool\n"}},
 			{Tool: "Bash", Input: map[string]any{"command": daemonCmd, "description": "leave a daemon"}},
 			{Tool: "mcp__lin__probe", Input: map[string]any{"path": mcpOut, "text": "from the MCP server"}},
+			{Tool: "Bash", Input: map[string]any{"command": nestedCmd, "description": "a nested agent"}},
 			{Text: "done"},
+		}},
+		{Name: "nested", Match: "e2e-nested-" + nonce, Turns: []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": "cat " + nestedIn, "description": "inner work"}},
+			{Text: "inner done"},
 		}},
 		{Name: "pre", Match: "e2e-pre-" + nonce, Turns: []fakeapi.Turn{
 			{Tool: "Bash", Input: map[string]any{"command": preCmd, "description": "wait for the gate"}},
@@ -195,7 +204,7 @@ func TestClaudeCode(t *testing.T) {
 
 	// 3. A full session under the sensor.
 	main.start(t, claude, api.URL(), apiKey, "e2e-main-"+nonce, "--mcp-config", mcpCfg, "--settings", string(settings))
-	main.wait(t)
+	main.wait(t, toolID("main", 0))
 	for _, p := range []string{bashOut, written, mcpOut, hookLog} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("the session did not do its work: %v", err)
@@ -217,7 +226,7 @@ func TestClaudeCode(t *testing.T) {
 	}
 	g.WriteString("go\n")
 	g.Close()
-	pre.wait(t)
+	pre.wait(t, toolID("pre", 0))
 
 	// 6. Markers: both roots' exits and the daemon's write.
 	waitFile(t, daemonOut, 60*time.Second)
@@ -250,7 +259,6 @@ func TestClaudeCode(t *testing.T) {
 	idx := indexHashes(evs)
 
 	main.rootExecID = rootExec(t, evs, main.pid())
-	toolID := func(s string, n int) string { return fakeapi.ToolUseID(s, n) }
 
 	t.Run("root", func(t *testing.T) {
 		e := find(t, evs, "exec of the claude root", func(e *event.Event) bool {
@@ -360,6 +368,25 @@ func TestClaudeCode(t *testing.T) {
 			return e.Kind == event.KindFileOpen && e.File.Path == late
 		})
 		checkAgent(t, wr, pre, event.RoleTool, toolID("pre", 0))
+	})
+
+	t.Run("nested-agent", func(t *testing.T) {
+		x := find(t, evs, "exec of the nested claude", func(e *event.Event) bool {
+			return e.Kind == event.KindProcessExec && e.Process.Exe == claude && argvHas(e.Process, "--dangerously-skip-permissions") && e.Process.PID != main.pid() && e.Process.PID != pre.pid()
+		})
+		nested := &session{name: "nested", uuid: transcriptWith(t, main.home, toolID("nested", 0)), rootExecID: x.Process.ExecID}
+		a := x.Agent
+		if a == nil || a.Role != event.RoleRoot || a.RootExecID != x.Process.ExecID || a.ParentRootExecID != main.rootExecID {
+			t.Fatalf("nested root %s, want its own session linked to %s", describe(x), main.rootExecID)
+		}
+		checkAncestry(t, x, main.rootExecID, h, idx)
+		// (The nested agent itself also opens the file, O_PATH, when it
+		// vets the command's paths: that open is its root's.)
+		r := find(t, evs, "the nested agent's tool reading its input", func(e *event.Event) bool {
+			return e.Kind == event.KindFileOpen && e.File.Path == nestedIn && filepath.Base(e.Process.Exe) == "cat"
+		})
+		checkAgent(t, r, nested, event.RoleTool, toolID("nested", 0))
+		checkAncestry(t, r, nested.rootExecID, h, idx)
 	})
 
 	t.Run("outside-not-attributed", func(t *testing.T) {

@@ -239,15 +239,22 @@ func claudeEnv(home, apiURL, apiKey string) []string {
 	}
 }
 
-// sessionUUID finds the transcript Claude Code wrote under home: its name
-// is the session UUID.
-func sessionUUID(t testing.TB, home string) string {
+// transcriptWith finds the transcript Claude Code wrote under home that
+// holds the tool_use id: its name is the session UUID.
+func transcriptWith(t testing.TB, home, toolUseID string) string {
 	t.Helper()
 	m, _ := filepath.Glob(filepath.Join(home, ".claude", "projects", "*", "*.jsonl"))
-	if len(m) != 1 {
-		t.Fatalf("want one transcript under %s, found %q", home, m)
+	var found []string
+	for _, p := range m {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(b, []byte(`"id":"`+toolUseID+`"`)) {
+			found = append(found, p)
+		}
 	}
-	return strings.TrimSuffix(filepath.Base(m[0]), ".jsonl")
+	if len(found) != 1 {
+		t.Fatalf("want one transcript under %s with %s, found %q among %q", home, toolUseID, found, m)
+	}
+	return strings.TrimSuffix(filepath.Base(found[0]), ".jsonl")
 }
 
 // tcpSink accepts loopback connections and counts them.
