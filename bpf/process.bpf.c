@@ -28,6 +28,21 @@ const struct event_header *unused_event_header __attribute__((unused));
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
 
+/* Wake the reader only once this many bytes wait in the ring buffer; below
+ * that it collects them on its flush timer (sensor.Config.FlushInterval).
+ * A wakeup per record would cost the reader an epoll round trip and a
+ * goroutine switch per event; batching keeps it to one per flush. 0 wakes
+ * it for every record. Set by userspace before load. */
+const volatile __u64 wakeup_bytes = 0;
+
+static __always_inline __u64 ringbuf_flags(void)
+{
+	if (!wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									   : BPF_RB_NO_WAKEUP;
+}
+
 /* Recogniser table, filled by userspace after load and before attach. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -560,7 +575,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 size = sizeof(*e) + aoff + alen;
 	if (size > sizeof(*e) + DATA_SIZE)
 		size = sizeof(*e) + DATA_SIZE;
-	if (bpf_ringbuf_output(&events, x, size, 0) < 0)
+	if (bpf_ringbuf_output(&events, x, size, ringbuf_flags()) < 0)
 		count_lost(EV_EXEC);
 	return 0;
 }
@@ -605,7 +620,7 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	e->ppid = BPF_CORE_READ(rp, tgid);
 	e->_pad0 = 0;
 	e->parent_start = leader_start(rp);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 	return 0;
 }
 
@@ -643,6 +658,6 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	fill_header(&e->h, EV_EXIT, task, s);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->_pad0 = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, ringbuf_flags());
 	return 0;
 }

@@ -142,6 +142,7 @@ const (
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExitEvent   = "unused_exit_event"
 	processVarUnusedForkEvent   = "unused_fork_event"
+	processVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadProcess returns the embedded CollectionSpec for process.
@@ -210,6 +211,7 @@ type processVariableSpecs struct {
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // processObjects contains all objects after they have been loaded into the kernel.
@@ -257,6 +259,7 @@ type processVariables struct {
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.Variable `ebpf:"unused_fork_event"`
+	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // processPrograms contains all programs after they have been loaded into the kernel.

@@ -195,7 +195,8 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.SessionMapSize != DefaultSessionMapSize || c.RingBufferSize != DefaultRingBufferSize ||
-		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) == 0 {
+		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) == 0 ||
+		c.FlushInterval != DefaultFlushInterval || c.WakeupBytes != DefaultRingBufferSize/8 {
 		t.Errorf("defaults %+v", c)
 	}
 	for name, bad := range map[string]Config{
@@ -203,6 +204,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 		"negative queue":        {QueueSize: -1},
 		"bad scope":             {Scope: 7},
 		"bad recogniser":        {Recognisers: []Recogniser{{Name: "x"}}},
+		"wakeup beyond ring":    {RingBufferSize: 1 << 20, WakeupBytes: 2 << 20},
 	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%s accepted", name)

@@ -61,6 +61,15 @@ type Config struct {
 	// LossInterval is how often kernel and queue loss counters are summed
 	// into KindLoss events (default 1s).
 	LossInterval time.Duration
+	// FlushInterval bounds how long a record may wait in the ring buffer
+	// before the reader collects it (default 4ms). The kernel wakes the
+	// reader early once WakeupBytes are pending; below that, records are
+	// read in batches, which saves a wakeup per event. Negative: wake the
+	// reader for every record (no batching).
+	FlushInterval time.Duration
+	// WakeupBytes is the pending-data threshold for an early wakeup
+	// (default: an eighth of the ring buffer).
+	WakeupBytes uint32
 	// Recognisers replaces DefaultRecognisers when non-nil.
 	Recognisers []Recogniser
 	// ProcessOnly loads the process programs alone, without the file and
@@ -74,6 +83,7 @@ const (
 	DefaultRingBufferSize = 8 << 20
 	DefaultQueueSize      = 16384
 	DefaultLossInterval   = time.Second
+	DefaultFlushInterval  = 4 * time.Millisecond
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -101,6 +111,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LossInterval < 0 {
 		return c, fmt.Errorf("sensor config: loss interval %s is negative", c.LossInterval)
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.WakeupBytes == 0 {
+		c.WakeupBytes = c.RingBufferSize / 8
+	}
+	if c.WakeupBytes > c.RingBufferSize {
+		return c, fmt.Errorf("sensor config: wakeup bytes %d exceed the ring buffer size %d", c.WakeupBytes, c.RingBufferSize)
 	}
 	if c.Recognisers == nil {
 		c.Recognisers = DefaultRecognisers()
@@ -198,6 +217,11 @@ func (s *Sensor) load() error {
 	if s.cfg.Scope == ScopeAll {
 		if err := spec.Variables[processVarScopeAll].Set(uint8(1)); err != nil {
 			return fmt.Errorf("sensor: set scope: %w", err)
+		}
+	}
+	if s.cfg.FlushInterval > 0 {
+		if err := spec.Variables[processVarWakeupBytes].Set(uint64(s.cfg.WakeupBytes)); err != nil {
+			return fmt.Errorf("sensor: set wakeup threshold: %w", err)
 		}
 	}
 	for _, name := range []string{processMapSessions, processMapEvents, processMapRingbufLost} {
@@ -341,13 +365,25 @@ func (s *Sensor) Run(ctx context.Context, out chan<- Event) error {
 	}
 }
 
-// read is the one ring-buffer reader.
+// read is the one ring-buffer reader. With batching on, the kernel does
+// not wake it for every record: a deadline makes it collect what is pending
+// at least every FlushInterval.
 func (s *Sensor) read(q chan<- Event) error {
 	var rec ringbuf.Record
+	batching := s.cfg.FlushInterval > 0
+	if batching {
+		s.rd.SetDeadline(time.Now().Add(s.cfg.FlushInterval))
+	}
 	for {
 		if err := s.rd.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 				return nil
+			}
+			if batching && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Everything pending was read; sleep until the next
+				// flush or an early wakeup.
+				s.rd.SetDeadline(time.Now().Add(s.cfg.FlushInterval))
+				continue
 			}
 			return err
 		}

@@ -59,14 +59,19 @@ func main() {
 	n := flag.Int("n", 3000, "execs of /bin/true per round")
 	rounds := flag.Int("rounds", 7, "rounds (each runs every mode once)")
 	processOnly := flag.Bool("process-only", false, "load only the process programs (not the file/network object)")
+	noBatch := flag.Bool("no-batch", false, "wake the reader for every record (sensor.Config.FlushInterval < 0)")
 	flag.Parse()
-	if err := run(*n, *rounds, *processOnly); err != nil {
+	cfg := sensor.Config{ProcessOnly: *processOnly}
+	if *noBatch {
+		cfg.FlushInterval = -1
+	}
+	if err := run(*n, *rounds, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "execstorm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, rounds int, processOnly bool) error {
+func run(n, rounds int, cfg sensor.Config) error {
 	if n < 1 || rounds < 1 {
 		return errors.New("-n and -rounds must be positive")
 	}
@@ -86,7 +91,6 @@ func run(n, rounds int, processOnly bool) error {
 		return errors.New("the storm shells are not recognised as intended")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := sensor.Config{ProcessOnly: processOnly}
 
 	results := make([][]result, modes)
 	for r := range rounds {
@@ -104,8 +108,9 @@ func run(n, rounds int, processOnly bool) error {
 	wallOf := func(r result) float64 { return float64(r.wall) }
 	cpuOf := func(r result) float64 { return float64(r.cpu) }
 	baseWall, baseCPU := median(results[off], wallOf), median(results[off], cpuOf)
-	fmt.Printf("exec storm: %d x fork+exec /bin/true per round, %d rounds, interleaved; sensor %s\n",
-		n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[processOnly])
+	fmt.Printf("exec storm: %d x fork+exec /bin/true per round, %d rounds, interleaved; sensor %s, %s\n",
+		n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[cfg.ProcessOnly],
+		map[bool]string{true: "a wakeup per record", false: "batched reads"}[cfg.FlushInterval < 0])
 	fmt.Printf("%-22s %12s %8s %12s %8s %10s %8s %8s %12s\n",
 		"mode", "wall median", "ratio", "storm CPU", "ratio", "exec/s", "events", "lost", "sensor CPU")
 	var totalLost uint64
