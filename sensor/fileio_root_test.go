@@ -531,6 +531,23 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 	}
 }
 
+// fioChrootSteps run inside a chroot to the files workload's directory.
+func fioChrootSteps() []fioStep {
+	return []fioStep{
+		{"absolute inside the root", func(*fioState) error { return closeFD(sysOpen("/existing", unix.O_RDONLY, 0)) },
+			fioWant{kind: KindOpen, path: "/existing", result: resultFD, access: AccessRead}},
+		{"relative to a cwd at the root", func(*fioState) error { return closeFD(sysOpen("sub/target", unix.O_RDONLY, 0)) },
+			fioWant{kind: KindOpen, path: "/sub/target", result: resultFD, access: AccessRead}},
+		{"'..' cannot leave the root", func(*fioState) error { return closeFD(sysOpen("../../existing", unix.O_RDONLY, 0)) },
+			fioWant{kind: KindOpen, path: "/existing", result: resultFD, access: AccessRead}},
+		{"failed, relative to the root", func(*fioState) error {
+			return expectErr(unix.ENOENT, closeFD(sysOpen("nope", unix.O_RDONLY, 0)))
+		}, fioWant{kind: KindOpen, path: "/nope", result: -int32(unix.ENOENT), unresolved: true, access: AccessRead}},
+		{"unlink relative to the root", func(*fioState) error { return sys1(unix.SYS_UNLINK, rawPath("sub/keep")) },
+			fioWant{kind: KindUnlink, path: "/sub/keep", unresolved: true}},
+	}
+}
+
 // fioAddrs are the loopback endpoints the parent opened, as host:port.
 type fioAddrs struct {
 	tcp4, tcp6, udp4, udp6, refused string
@@ -612,6 +629,18 @@ func fioHelper(mode string) int {
 				return closeFD(unix.Open(filepath.Join(dir, "existing"), unix.O_RDONLY, 0))
 			}})
 		}
+	case "chroot":
+		// Paths are reported as the process sees them: from its root.
+		if err := unix.Chroot(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if err := unix.Chdir("/"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		steps = fioChrootSteps()
+		mark = "/" + filepath.Base(mark)
 	case "marker":
 	default:
 		fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)
@@ -767,6 +796,25 @@ func listenAll(t *testing.T) fioAddrs {
 		udp4: udp("udp4", "127.0.0.1:0"), udp6: udp("udp6", "[::1]:0"),
 		refused: refused,
 	}
+}
+
+func TestFileIOChrootPathsFromItsRoot(t *testing.T) {
+	e := newFIOEnv(t, 0)
+	d := t.TempDir()
+	for _, f := range []string{"existing", "sub/target", "sub/keep"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(d, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark := fioMarker(d)
+	c := e.startChild("chroot", d, mark)
+	e.join(c)
+	c.run(t)
+	evs := e.untilMarker(c.pid, "/"+filepath.Base(mark))
+	checkSteps(t, c, fioChrootSteps(), evs)
 }
 
 func TestFileIOConnectEvents(t *testing.T) {
