@@ -50,10 +50,10 @@ var (
 )
 
 type class struct {
-	uid, category          int
-	name, categoryName     string
-	activity               int
-	activityName, typeName string
+	uid, category      int
+	name, categoryName string
+	activity           int
+	activityName       string
 }
 
 func classify(ev *event.Event) (class, error) {
@@ -99,7 +99,6 @@ func classify(ev *event.Event) (class, error) {
 	default:
 		return c, fmt.Errorf("ocsf: event %s: kind %q has no OCSF mapping", ev.EventID, ev.Kind)
 	}
-	c.typeName = c.name + ": " + c.activityName
 	return c, nil
 }
 
@@ -163,6 +162,13 @@ func msField(dst []byte, key string, t time.Time) []byte {
 	return jsonw.AppendInt(jsonw.AppendKey(dst, key), t.UnixMilli())
 }
 
+// constStr writes a string the encoder itself chose (class and activity
+// captions): plain ASCII, escaped all the same.
+func constStr(dst []byte, key, v string) []byte {
+	dst, _ = jsonw.AppendString(jsonw.AppendKey(dst, key), v)
+	return dst
+}
+
 func rawField(dst []byte, key, raw string) []byte {
 	return append(jsonw.AppendKey(dst, key), raw...)
 }
@@ -206,13 +212,18 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	var st state
 	dst = append(dst, '{')
 	dst = intField(dst, "class_uid", int64(c.uid))
-	dst = rawField(dst, "class_name", strconv.Quote(c.name))
+	dst = constStr(dst, "class_name", c.name)
 	dst = intField(dst, "category_uid", int64(c.category))
-	dst = rawField(dst, "category_name", strconv.Quote(c.categoryName))
+	dst = constStr(dst, "category_name", c.categoryName)
 	dst = intField(dst, "activity_id", int64(c.activity))
-	dst = rawField(dst, "activity_name", strconv.Quote(c.activityName))
+	dst = constStr(dst, "activity_name", c.activityName)
 	dst = intField(dst, "type_uid", int64(c.uid*100+c.activity))
-	dst = rawField(dst, "type_name", strconv.Quote(c.typeName))
+	// "<class>: <activity>", the OCSF convention, without building the string.
+	dst = append(jsonw.AppendKey(dst, "type_name"), '"')
+	dst, _ = jsonw.AppendStringBody(dst, c.name)
+	dst = append(dst, ':', ' ')
+	dst, _ = jsonw.AppendStringBody(dst, c.activityName)
+	dst = append(dst, '"')
 	sevID, sevName := 1, "Informational"
 	if ev.Alert != nil {
 		sevID, sevName = severity(ev.Alert.Severity)
