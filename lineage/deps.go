@@ -29,9 +29,19 @@ type Deps struct {
 	// Logins, when set, names the SSH key behind a login
 	// (identity.verified_by "ssh-key:SHA256:...").
 	Logins LoginKeys
+	// Posture, when set, gives the device posture sample in force; every
+	// event carries it (shared, read-only).
+	Posture PostureSource
 	// Clock is the wall clock, used only to flush events stuck waiting for
 	// a parent when the stream goes quiet; nil means time.Now.
 	Clock func() time.Time
+}
+
+// PostureSource is the latest device-posture sample (posture.Sampler).
+type PostureSource interface {
+	// Latest is called for every event: it must be cheap. Nil before the
+	// first sample.
+	Latest() *event.Posture
 }
 
 // HostInfo identifies the host for the host field and for exec ids.

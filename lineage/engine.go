@@ -69,6 +69,13 @@ type Engine struct {
 
 	statsMu sync.Mutex
 	stats   Stats
+
+	// ext carries events that did not come from the kernel (sensor.start,
+	// posture samples) into Run, which numbers them in line with the rest;
+	// final is emitted after everything else when the input ends.
+	ext     chan *event.Event
+	finalMu sync.Mutex
+	final   []*event.Event
 }
 
 type binKey struct {
@@ -139,6 +146,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 		sessions: make(map[sensor.ProcKey]string),
 		blocked:  make(map[sensor.ProcKey]int),
 		inflight: make(map[binKey]*binFuture),
+		ext:      make(chan *event.Event, 64),
 	}, nil
 }
 
@@ -387,9 +395,26 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 					break
 				}
 			}
+		case ev := <-e.ext:
+			push(e.external(ev))
 		case ev, ok := <-in:
 			if !ok {
-				for _, it := range e.flushPending(true, false) {
+				tail := e.flushPending(true, false)
+				for drained := false; !drained; {
+					select {
+					case ev := <-e.ext:
+						tail = append(tail, e.external(ev))
+					default:
+						drained = true
+					}
+				}
+				e.finalMu.Lock()
+				for _, ev := range e.final {
+					tail = append(tail, e.external(ev))
+				}
+				e.final = nil
+				e.finalMu.Unlock()
+				for _, it := range tail {
 					if !push(it) {
 						break
 					}
@@ -404,6 +429,29 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 			}
 		}
 	}
+}
+
+// Emit queues an event that did not come from the kernel (sensor.start, a
+// posture sample) to be numbered and emitted in line with the kernel's: it
+// gets schema, host, seq, event_id and, when unset, the current time. It
+// blocks only while Run's small queue is full.
+func (e *Engine) Emit(ev *event.Event) { e.ext <- ev }
+
+// EmitAtEnd keeps ev to be emitted last, after the input ends and every
+// pending event is flushed (sensor.stop).
+func (e *Engine) EmitAtEnd(ev *event.Event) {
+	e.finalMu.Lock()
+	e.final = append(e.final, ev)
+	e.finalMu.Unlock()
+}
+
+func (e *Engine) external(ev *event.Event) *outItem {
+	ev.Schema = event.Schema
+	ev.Host = &e.host
+	if ev.Time.IsZero() {
+		ev.Time = e.now().UTC()
+	}
+	return e.finish(ev, nil, nil, nil, nil)
 }
 
 // emitLoop waits for each item's enrichment, bounded, and sends it on.
@@ -789,6 +837,9 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 	e.seq++
 	out.Seq = e.seq
 	out.EventID = event.NewEventID(out.Time, e.cfg.InstanceID, out.Seq)
+	if out.Posture == nil && e.deps.Posture != nil {
+		out.Posture = e.deps.Posture.Latest()
+	}
 	it := &outItem{ev: out, resolve: wait, built: e.now()}
 	if ent == nil {
 		return it

@@ -181,6 +181,51 @@ func TestRunToFileAndStop(t *testing.T) {
 	if !strings.Contains(stderr.String(), "sensor stopped") {
 		t.Fatalf("no orderly stop logged:\n%s", stderr.String())
 	}
+	// The stream opens with sensor.start, closes with sensor.stop, carries
+	// a posture sample, and its seq has no gap.
+	evs := readEvents(t, out)
+	if evs[0].Kind != "sensor.start" || evs[len(evs)-1].Kind != "sensor.stop" {
+		t.Fatalf("stream runs %s ... %s", evs[0].Kind, evs[len(evs)-1].Kind)
+	}
+	sawPosture := false
+	for i, ev := range evs {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d: a gap", i, ev.Seq)
+		}
+		sawPosture = sawPosture || ev.Kind == "posture.sample"
+		if ev.Posture == nil && ev.Kind != "sensor.start" {
+			t.Errorf("%s event %d carries no posture", ev.Kind, ev.Seq)
+		}
+	}
+	if !sawPosture {
+		t.Error("no posture.sample event")
+	}
+}
+
+type testEvent struct {
+	Kind    string          `json:"kind"`
+	Seq     uint64          `json:"seq"`
+	Posture json.RawMessage `json:"posture"`
+}
+
+func readEvents(t *testing.T, path string) []testEvent {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []testEvent
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev testEvent
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("line %d is not JSON: %v", i+1, err)
+		}
+		evs = append(evs, ev)
+	}
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	return evs
 }
 
 // fileHasExec reports whether out holds a process.exec event whose argv

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/redact"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/sink"
 	"github.com/lineaged/lineaged/sink/kafka"
@@ -41,6 +43,7 @@ type pipeline struct {
 	redactor *redact.Redactor
 	sink     sink.Sink
 	inspect  *binid.Inspector
+	posture  *posture.Sampler
 	host     event.Host
 }
 
@@ -164,6 +167,14 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 
+	p.posture, err = posture.New(posture.Config{
+		Interval: cfg.Posture.Interval,
+		Checks:   cfg.Posture.Checks,
+	}, time.Now, log.With("component", "posture"))
+	if err != nil {
+		return p, &exitError{exitUsage, err}
+	}
+
 	p.observer = agent.New(agent.Config{}, log)
 	humans := make(map[string]event.Human, len(cfg.Humans))
 	for user, h := range cfg.Humans {
@@ -184,6 +195,9 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
 		Observer: p.observer.Lineage(),
+		Posture:  p.posture,
+		Cgroups:  &lineage.CgroupFS{},
+		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
 	}, log.With("component", "lineage"))
 	if err != nil {
 		return p, err
@@ -200,6 +214,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
 	}
 	p.engine.Seed(procs)
+	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
 	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
 		"session_members", len(members), "output", outputName(cfg))
 	return p, nil
@@ -215,6 +230,17 @@ func outputName(cfg *Config) string {
 	return cfg.Output
 }
 
+func (p *pipeline) sensorInfo(reason string) *event.Sensor {
+	return &event.Sensor{
+		Version:    version,
+		InstanceID: p.instance,
+		Scope:      p.cfg.Scope,
+		Source:     "live",
+		Hooks:      "tracepoint",
+		Reason:     reason,
+	}
+}
+
 // close releases every stage that was built; safe on a partial pipeline.
 func (p *pipeline) close() error {
 	var errs []error
@@ -228,34 +254,43 @@ func (p *pipeline) close() error {
 }
 
 // run moves events until ctx ends, then drains what is in flight: the
-// sensor stops first, lineage flushes what it holds, the sink is closed last
-// so everything accepted is written (or left in the Kafka spool).
+// sensor stops first, lineage flushes what it holds and emits sensor.stop,
+// and the sink is closed last, so everything accepted is written (or left
+// in the Kafka spool for the next start).
 func (p *pipeline) run(ctx context.Context) error {
 	raw := make(chan sensor.Event, 1024)
 	enriched := make(chan *event.Event, 1024)
 
-	// The sensor and lineage run under their own context, cancelled only
-	// after ctx ends, so the writer can drain what they produced.
-	srcCtx, stopSrc := context.WithCancel(context.Background())
-	defer stopSrc()
+	// A failing source stops the rest too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	var wg sync.WaitGroup
 	var srcErr, engErr error
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		defer close(raw)
-		srcErr = p.sensor.Run(srcCtx, raw)
+		srcErr = p.sensor.Run(ctx, raw)
+		reason := "shutdown requested"
+		if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
+			reason = srcErr.Error()
+		}
+		cancel()
+		// Queued before the input ends, so lineage emits it last.
+		p.engine.EmitAtEnd(&event.Event{Kind: event.KindSensorStop, Sensor: p.sensorInfo(reason)})
+		close(raw)
 	}()
 	go func() {
 		defer wg.Done()
 		defer close(enriched)
-		engErr = p.engine.Run(srcCtx, raw, enriched)
+		// Not ctx: lineage ends when its input does, after flushing.
+		engErr = p.engine.Run(context.Background(), raw, enriched)
 	}()
-
 	go func() {
-		<-ctx.Done()
-		stopSrc()
+		defer wg.Done()
+		_ = p.posture.Run(ctx, func(kind string, ps *event.Posture) {
+			p.engine.Emit(&event.Event{Kind: kind, Time: ps.SampledAt, Posture: ps})
+		})
 	}()
 
 	var writeErrs uint64
