@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -165,7 +166,12 @@ func checkBrokers(cfg Config, tr *kgo.Transport) error {
 		}
 		return fmt.Errorf("kafka: topic %q does not exist on %s", cfg.Topic, b)
 	}
-	return fmt.Errorf("kafka: no broker of %v answered: %w", cfg.Brokers, errors.Join(errs...))
+	err := fmt.Errorf("kafka: no broker of %v answered: %w", cfg.Brokers, errors.Join(errs...))
+	if cfg.SASL.Mechanism != "" && errors.Is(err, io.ErrUnexpectedEOF) {
+		// Brokers drop the connection on failed authentication.
+		err = fmt.Errorf("%w (the broker closed the connection during SASL %s as user %q: check the credentials and mechanism)", err, cfg.SASL.Mechanism, cfg.SASL.Username)
+	}
+	return err
 }
 
 // Record layout in the spool: [version 1][write time, unix ns, 8 bytes]

@@ -514,6 +514,7 @@ func (s *Spool) flush(buf []byte, n uint64) error {
 // MaxBytes, and reports how many unacknowledged records went with them.
 func (s *Spool) enforceLimit() {
 	var lost uint64
+	var gone []string
 	s.mu.Lock()
 	total := int64(len(s.pend))
 	for _, g := range s.segs {
@@ -527,13 +528,16 @@ func (s *Spool) enforceLimit() {
 			lost += g.end() - max(g.base, s.acked)
 			s.acked = g.end()
 		}
-		if err := os.Remove(g.path); err != nil {
-			s.log.Error("spool: removing dropped segment", "file", g.path, "err", err)
-		}
+		gone = append(gone, g.path)
 	}
 	s.dropped += lost
 	s.trimMemLocked()
 	s.mu.Unlock()
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil {
+			s.log.Error("spool: removing dropped segment", "file", p, "err", err)
+		}
+	}
 	if lost > 0 {
 		s.log.Warn("spool full: dropped oldest events", "dropped", lost, "max_bytes", s.opts.MaxBytes)
 		if s.opts.OnDrop != nil {
@@ -718,17 +722,23 @@ func (s *Spool) Rewind() {
 // removed.
 func (s *Spool) Ack(off uint64) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if off <= s.acked {
+		s.mu.Unlock()
 		return
 	}
 	s.acked = min(off, s.next)
 	s.trimMemLocked()
+	var gone []string
 	for len(s.segs) > 1 && s.segs[0].end() <= s.acked {
-		if err := os.Remove(s.segs[0].path); err != nil {
-			s.log.Error("spool: removing released segment", "file", s.segs[0].path, "err", err)
-		}
+		gone = append(gone, s.segs[0].path)
 		s.segs = s.segs[1:]
+	}
+	s.mu.Unlock()
+	// Unlinked outside the lock: Append must not wait on the filesystem.
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil {
+			s.log.Error("spool: removing released segment", "file", p, "err", err)
+		}
 	}
 }
 
