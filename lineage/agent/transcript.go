@@ -61,6 +61,7 @@ type Transcript struct {
 
 	mu       sync.Mutex
 	f        *os.File
+	off      int64  // bytes read from f
 	partial  []byte // bytes of an incomplete last line
 	skipping bool   // inside an oversized line: drop bytes until '\n'
 	calls    []*ToolCall
@@ -129,10 +130,18 @@ func (t *Transcript) Poll() error {
 		}
 		t.f = f
 	}
+	if st, err := t.f.Stat(); err == nil && st.Size() < t.off {
+		// Truncated or rewritten in place: start over; tool calls already
+		// read are kept (ids are unique, duplicates are ignored).
+		if _, err := t.f.Seek(0, io.SeekStart); err == nil {
+			t.off, t.partial, t.skipping = 0, t.partial[:0], false
+		}
+	}
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := t.f.Read(buf)
 		if n > 0 {
+			t.off += int64(n)
 			t.feed(buf[:n])
 		}
 		if err != nil {

@@ -112,6 +112,24 @@ func TestTranscriptMissingThenAppended(t *testing.T) {
 	}
 }
 
+func TestTranscriptTruncated(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.jsonl")
+	os.WriteFile(p, []byte(toolLine+"\n"+strings.Repeat(" ", 500)+"\n"), 0o600)
+	tr := NewTranscript(p, 0)
+	defer tr.Close()
+	if err := tr.Poll(); err != nil || len(tr.Calls()) != 1 {
+		t.Fatalf("%v %+v", err, tr.Calls())
+	}
+	other := strings.ReplaceAll(toolLine, "toolu_1", "toolu_2")
+	os.WriteFile(p, []byte(other+"\n"), 0o600) // shorter than what was read
+	if err := tr.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if c := tr.Calls(); len(c) != 2 || c[1].ID != "toolu_2" {
+		t.Fatalf("after truncation %+v", c)
+	}
+}
+
 func TestTranscriptRefusesFIFOAndSymlink(t *testing.T) {
 	dir := t.TempDir()
 	fifo := filepath.Join(dir, "fifo.jsonl")
