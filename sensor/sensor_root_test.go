@@ -976,3 +976,23 @@ func TestRootQueueOverflowReported(t *testing.T) {
 		}
 	}
 }
+
+func TestRootBatchedReadsDeliverEverything(t *testing.T) {
+	// With batching the kernel does not wake the reader per record: the
+	// flush deadline must still bring every record, the last one included.
+	h := startSensor(t, Config{Scope: ScopeAll, FlushInterval: 2 * time.Millisecond})
+	var pids []uint32
+	for range 5 {
+		cmd := exec.Command("/bin/true", "batched")
+		mustRun(t, cmd)
+		pids = append(pids, uint32(cmd.Process.Pid))
+	}
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	_, evs := h.untilExecArg(m)
+	for _, pid := range pids {
+		if len(find(evs, execOf(pid))) != 1 || len(find(evs, exitOf(pid))) != 1 {
+			t.Errorf("pid %d: exec or exit missing", pid)
+		}
+	}
+}

@@ -59,12 +59,9 @@ func main() {
 	n := flag.Int("n", 3000, "execs of /bin/true per round")
 	rounds := flag.Int("rounds", 7, "rounds (each runs every mode once)")
 	processOnly := flag.Bool("process-only", false, "load only the process programs (not the file/network object)")
-	noBatch := flag.Bool("no-batch", false, "wake the reader for every record (sensor.Config.FlushInterval < 0)")
+	flush := flag.Duration("flush", 0, "batch ring-buffer reads with this flush interval (sensor.Config.FlushInterval; 0: a wakeup per record)")
 	flag.Parse()
-	cfg := sensor.Config{ProcessOnly: *processOnly}
-	if *noBatch {
-		cfg.FlushInterval = -1
-	}
+	cfg := sensor.Config{ProcessOnly: *processOnly, FlushInterval: *flush}
 	if err := run(*n, *rounds, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "execstorm:", err)
 		os.Exit(1)
@@ -110,7 +107,7 @@ func run(n, rounds int, cfg sensor.Config) error {
 	baseWall, baseCPU := median(results[off], wallOf), median(results[off], cpuOf)
 	fmt.Printf("exec storm: %d x fork+exec /bin/true per round, %d rounds, interleaved; sensor %s, %s\n",
 		n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[cfg.ProcessOnly],
-		map[bool]string{true: "a wakeup per record", false: "batched reads"}[cfg.FlushInterval < 0])
+		map[bool]string{false: "a wakeup per record", true: "batched reads every " + cfg.FlushInterval.String()}[cfg.FlushInterval > 0])
 	fmt.Printf("%-22s %12s %8s %12s %8s %10s %8s %8s %12s\n",
 		"mode", "wall median", "ratio", "storm CPU", "ratio", "exec/s", "events", "lost", "sensor CPU")
 	var totalLost uint64
