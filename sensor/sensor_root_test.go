@@ -384,6 +384,13 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(exec.Command("/bin/sh", os.Args[1])))
 	case "spawn": // run the last argument with sh -c as a child
 		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
+	case "spawn-exec": // run argv[1] with sh -c as a child, then exec /bin/true argv[2]
+		if code := runChild(exec.Command("/bin/sh", "-c", os.Args[1])); code != 0 {
+			os.Exit(code)
+		}
+		err := syscall.Exec("/bin/true", []string{"/bin/true", os.Args[2]}, os.Environ())
+		fmt.Fprintln(os.Stderr, "spawn-exec:", err)
+		os.Exit(1)
 	case "daemon1":
 		daemon1Helper()
 	case "daemon2":
@@ -913,7 +920,12 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	// Room for the agent alone: its child cannot be tracked, and says so.
 	h := startSensor(t, Config{SessionMapSize: 1})
 	m := marker(t)
-	cmd := shellCmd(fakeAgentPath(t), "-c", "/bin/true untracked-child; exec /bin/true "+m)
+	// The agent (this test binary at an install path, "spawn-exec"
+	// helper) forks a child, then execs the marker itself. A shell might
+	// run /bin/true in-process (busybox applets) and never fork.
+	agent := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".local", "share", "claude", "versions", "2.1.332"))
+	cmd := exec.Command(agent, "/bin/true untracked-child", m)
+	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=spawn-exec")
 	mustRun(t, cmd)
 	// The agent itself is tracked: its last exec is the marker.
 	ev, evs := h.untilExecArg(m)
