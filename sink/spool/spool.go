@@ -120,7 +120,8 @@ type Spool struct {
 	fsyncs   uint64
 	closed   bool
 	err      error         // sticky write error
-	notify   chan struct{} // closed when synced advances
+	notify   chan struct{} // closed when records become readable
+	waiting  bool          // the consumer waits on notify
 	kick     chan struct{}
 	done     chan struct{}
 
@@ -374,8 +375,10 @@ func (s *Spool) newSegment() error {
 }
 
 // Append queues data for the disk and returns its offset. It does not wait
-// for the disk: the writer goroutine writes and fsyncs in groups, and Next
-// only returns records once they are fsynced.
+// for the disk: the writer goroutine writes and fsyncs in groups (one fsync
+// per segment touched per round). The consumer may read the record from
+// the memory window before it is fsynced; the disk copy is what outlives a
+// broker outage or a restart.
 func (s *Spool) Append(data []byte) (uint64, error) {
 	if len(data) > MaxRecord {
 		return 0, fmt.Errorf("spool: record of %d bytes exceeds %d", len(data), MaxRecord)
@@ -413,8 +416,11 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 		}
 	}
 	s.appended++
-	close(s.notify) // the consumer may read it from memory at once
-	s.notify = make(chan struct{})
+	if s.waiting { // the consumer may read it from memory at once
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.waiting = false
+	}
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
@@ -562,9 +568,9 @@ func (s *Spool) persistAck() {
 	s.mu.Unlock()
 }
 
-// Next returns up to max records (and about maxBytes) from the consumer
-// cursor, waiting until at least one fsynced record is available or ctx
-// ends. Records that were dropped while waiting are skipped.
+// Next returns up to maxN records (and about maxBytes) from the consumer
+// cursor, from memory or, once written, from disk, waiting until one is
+// available or ctx ends. Records dropped while waiting are skipped.
 func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, error) {
 	for {
 		s.mu.Lock()
@@ -595,6 +601,7 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 			continue
 		}
 		ch := s.notify
+		s.waiting = true
 		s.mu.Unlock()
 		select {
 		case <-ch:
