@@ -8,6 +8,7 @@ package redact
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"regexp"
@@ -37,41 +38,74 @@ type Redactor struct {
 	rules      []rule
 	keepPrompt bool
 	isAgent    func(exe string, argv []string) bool
+
+	// cache holds the redacted argv of each image by exec_id: an image's
+	// argv never changes, and the same ancestors recur in every event.
+	mu    sync.Mutex
+	cache map[cacheKey][]string
 }
+
+type cacheKey struct {
+	execID string
+	agent  bool
+}
+
+// maxCache bounds the per-image cache; it is cleared when full.
+const maxCache = 16384
 
 type rule struct {
 	re     *regexp.Regexp
-	secret int // index of the group to mask, 0 for the whole match
+	secret int      // index of the group to mask, 0 for the whole match
+	hints  []string // lower-case; nil: always run
 }
 
 // builtin patterns: each either masks the whole match (key shapes) or only
-// the "secret" group (the value after an option name or header).
-var builtin = []string{
+// the "secret" group (the value after an option name or header). hints are
+// lower-case substrings one of which every match contains: a string holding
+// none skips the expression (most argv hold no secret, and this runs for
+// every process and ancestor of every event).
+var builtin = []struct {
+	re    string
+	hints []string
+}{
 	// Anthropic, OpenAI (sk-, sk-proj-), and other sk- keys.
-	`sk-ant-[A-Za-z0-9_-]{8,}`,
-	`\bsk-[A-Za-z0-9_-]{16,}`,
+	{`sk-ant-[A-Za-z0-9_-]{8,}`, []string{"sk-ant-"}},
+	{`\bsk-[A-Za-z0-9_-]{16,}`, []string{"sk-"}},
 	// GitHub tokens.
-	`\bgh[pousr]_[A-Za-z0-9]{20,}`,
-	`\bgithub_pat_[A-Za-z0-9_]{20,}`,
+	{`\bgh[pousr]_[A-Za-z0-9]{20,}`, []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"}},
+	{`\bgithub_pat_[A-Za-z0-9_]{20,}`, []string{"github_pat_"}},
 	// GitLab, Google, AWS access key ids, Slack.
-	`\bglpat-[A-Za-z0-9_-]{16,}`,
-	`\bAIza[0-9A-Za-z_-]{30,}`,
-	`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`,
-	`\bxox[abposr]-[A-Za-z0-9-]{8,}`,
+	{`\bglpat-[A-Za-z0-9_-]{16,}`, []string{"glpat-"}},
+	{`\bAIza[0-9A-Za-z_-]{30,}`, []string{"aiza"}},
+	{`\b(?:AKIA|ASIA)[0-9A-Z]{16}\b`, []string{"akia", "asia"}},
+	{`\bxox[abposr]-[A-Za-z0-9-]{8,}`, []string{"xox"}},
 	// JWT-like: three base64url parts, the first two JSON objects.
-	`\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}`,
+	{`\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}`, []string{"eyj"}},
 	// --password=v, --token v, --api-key 'v' (also inside a shell string).
-	`(?i)--?(?:password|passwd|pass|token|api[-_]?key|apikey|secret|client[-_]secret|access[-_]token|auth[-_]token|refresh[-_]token|private[-_]key)(?:=|\s+)(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`,
+	{`(?i)--?(?:password|passwd|pass|token|api[-_]?key|apikey|secret|client[-_]secret|access[-_]token|auth[-_]token|refresh[-_]token|private[-_]key)(?:=|\s+)(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`,
+		[]string{"pass", "token", "key", "secret"}},
 	// Authorization: Bearer v / Basic v / v ; X-Api-Key: v.
-	`(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?(?P<secret>[^\s'"]+)`,
-	`(?i)\bx-api-key\s*:\s*(?P<secret>[^\s'"]+)`,
-	`(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})`,
+	{`(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?(?P<secret>[^\s'"]+)`, []string{"authorization"}},
+	{`(?i)\bx-api-key\s*:\s*(?P<secret>[^\s'"]+)`, []string{"x-api-key"}},
+	{`(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}},
 	// Credentials in URLs: scheme://user:password@host.
-	`(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'"]+:(?P<secret>[^@\s/'"]+)@`,
+	{`(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'"]+:(?P<secret>[^@\s/'"]+)@`, []string{"://"}},
 }
 
-// valueOptions take the secret as the next argv element (--token v).
-var valueOptions = regexp.MustCompile(`(?i)^--?(?:password|passwd|pass|token|api[-_]?key|apikey|secret|client[-_]secret|access[-_]token|auth[-_]token|refresh[-_]token|private[-_]key)$`)
+// valueOptions take the secret as the next argv element (--token v); keys
+// are option names lower-cased, without dashes, '_' as '-'.
+var valueOptions = map[string]bool{
+	"password": true, "passwd": true, "pass": true, "token": true, "api-key": true, "apikey": true,
+	"secret": true, "client-secret": true, "access-token": true, "auth-token": true,
+	"refresh-token": true, "private-key": true,
+}
+
+func isValueOption(a string) bool {
+	if !strings.HasPrefix(a, "-") || len(a) > 32 {
+		return false
+	}
+	return valueOptions[strings.ReplaceAll(strings.ToLower(strings.TrimLeft(a, "-")), "_", "-")]
+}
 
 // headerOptions take a header as the next element (curl -H, wget --header).
 var headerOptions = map[string]bool{"-H": true, "--header": true}
@@ -80,8 +114,10 @@ var headerOptions = map[string]bool{"-H": true, "--header": true}
 // error naming it.
 func New(cfg Config) (*Redactor, error) {
 	r := &Redactor{keepPrompt: cfg.KeepPrompt, isAgent: cfg.IsAgent}
-	for _, p := range builtin {
-		r.rules = append(r.rules, compile(regexp.MustCompile(p)))
+	for _, b := range builtin {
+		ru := compile(regexp.MustCompile(b.re))
+		ru.hints = b.hints
+		r.rules = append(r.rules, ru)
 	}
 	for i, p := range cfg.Patterns {
 		if p == "" {
@@ -105,8 +141,25 @@ func compile(re *regexp.Regexp) rule {
 
 // String redacts one string.
 func (r *Redactor) String(s string) string {
+	lower := ""
 	for _, ru := range r.rules {
+		if ru.hints != nil {
+			if lower == "" {
+				lower = strings.ToLower(s)
+			}
+			hit := false
+			for _, h := range ru.hints {
+				if strings.Contains(lower, h) {
+					hit = true
+					break
+				}
+			}
+			if !hit {
+				continue
+			}
+		}
 		s = ru.apply(s)
+		lower = ""
 	}
 	return s
 }
@@ -143,7 +196,7 @@ func (r *Redactor) Argv(argv []string) []string {
 	for i, a := range argv {
 		if i > 0 {
 			prev := argv[i-1]
-			if valueOptions.MatchString(prev) {
+			if isValueOption(prev) {
 				out[i] = Mask
 				continue
 			}
@@ -228,7 +281,8 @@ func isSubcommand(s string) bool {
 }
 
 // Event redacts the argv of an event's process and of every ancestor in
-// place. Agent roots (the event's session root, the session that started
+// place (the redacted slices may be shared between events: treat them as
+// read-only). Agent roots (the event's session root, the session that started
 // it, or any process IsAgent recognises) get AgentArgv, everything else Argv.
 func (r *Redactor) Event(e *event.Event) {
 	if e == nil {
@@ -245,11 +299,29 @@ func (r *Redactor) Event(e *event.Event) {
 		if p == nil || p.Argv == nil {
 			return
 		}
-		if roots[p.ExecID] || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv)) {
-			p.Argv = r.AgentArgv(p.Argv)
-			return
+		k := cacheKey{execID: p.ExecID, agent: roots[p.ExecID] || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv))}
+		if k.execID != "" {
+			r.mu.Lock()
+			out, ok := r.cache[k]
+			r.mu.Unlock()
+			if ok {
+				p.Argv = out
+				return
+			}
 		}
-		p.Argv = r.Argv(p.Argv)
+		if k.agent {
+			p.Argv = r.AgentArgv(p.Argv)
+		} else {
+			p.Argv = r.Argv(p.Argv)
+		}
+		if k.execID != "" {
+			r.mu.Lock()
+			if r.cache == nil || len(r.cache) >= maxCache {
+				r.cache = make(map[cacheKey][]string)
+			}
+			r.cache[k] = p.Argv
+			r.mu.Unlock()
+		}
 	}
 	do(e.Process)
 	for i := range e.Ancestry {

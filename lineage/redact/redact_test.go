@@ -1,6 +1,7 @@
 package redact
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -154,4 +155,51 @@ func FuzzArgv(f *testing.F) {
 			t.Fatalf("not idempotent: %q -> %q", out, again)
 		}
 	})
+}
+
+// BenchmarkArgvTypical is the per-event cost for an ordinary argv (no
+// secret): what every process and ancestor pays.
+func BenchmarkArgvTypical(b *testing.B) {
+	r, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	argv := []string{"/usr/bin/gcc", "-O2", "-Wall", "-I/usr/include/foo", "-c", "src/module/file_with_long_name.c", "-o", "build/obj/file_with_long_name.o"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Argv(argv)
+	}
+}
+
+// BenchmarkArgvBashTool is a Bash tool's argv: one long script.
+func BenchmarkArgvBashTool(b *testing.B) {
+	r, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	argv := []string{"/bin/bash", "-c", "source /root/.claude/shell-snapshots/snapshot-bash-1795636748957-12mr5u.sh 2>/dev/null || true && \\builtin shopt -u extglob 2>/dev/null || true && { \\builtin unalias -- 'which'; \\builtin unset -f -- 'which'; } >/dev/null 2>&1 || true && eval 'make -j4 test && git status' < /dev/null && pwd -P >| /tmp/claude-203c-cwd"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Argv(argv)
+	}
+}
+
+// BenchmarkEvent is one event with a ten-deep ancestry, as the pipeline
+// redacts it: ancestors recur from event to event.
+func BenchmarkEvent(b *testing.B) {
+	r, err := New(Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	anc := make([]event.Process, 10)
+	for i := range anc {
+		anc[i] = event.Process{ExecID: fmt.Sprint("anc", i), Exe: "/usr/bin/make", Argv: []string{"make", "-C", "dir", "all", "V=1"}}
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		n++
+		e := &event.Event{Process: &event.Process{ExecID: fmt.Sprint("p", n), Exe: "/usr/bin/cc", Argv: []string{"cc", "-c", "x.c"}}, Ancestry: append([]event.Process(nil), anc...)}
+		r.Event(e)
+	}
 }
