@@ -17,7 +17,7 @@ const sessUUID = "1dc37556-28e4-4d82-aae6-f40f12ed25d7"
 // world is a fake host for the observer: a HOME with Claude Code's
 // directories, an npm install, processes with environments.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	home   string
 	cwd    string
 	exe    string
@@ -27,7 +27,7 @@ type world struct {
 	env    map[uint32]map[string]string
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	dir := t.TempDir()
 	w := &world{t: t, home: filepath.Join(dir, "home"), cwd: filepath.Join(dir, "work"), env: map[uint32]map[string]string{}}
 	pkg := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code")
@@ -81,7 +81,7 @@ func toolUse(id, name string, input string) string {
 	return fmt.Sprintf(`{"type":"assistant","message":{"role":"assistant","content":[{"type":"tool_use","id":%q,"name":%q,"input":%s}]},"sessionId":%q}`, id, name, input, sessUUID)
 }
 
-func resolve(t *testing.T, r Result, d time.Duration) *event.Agent {
+func resolve(t testing.TB, r Result, d time.Duration) *event.Agent {
 	t.Helper()
 	if r.Agent == nil {
 		t.Fatal("no attribution")
@@ -488,5 +488,23 @@ func TestConfigDir(t *testing.T) {
 	a := resolve(t, w.exec(w.proc(972, 971, "/usr/bin/ls", "ls"), tool, def), time.Second)
 	if a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_C" {
 		t.Fatalf("%+v %+v", a, a.ToolUse)
+	}
+}
+
+// BenchmarkExecDescendant is the observer's cost on the event path for an
+// ordinary exec inside a session (a build run by a tool call).
+func BenchmarkExecDescendant(b *testing.B) {
+	w := newWorld(b)
+	root, ra := w.root(100, "-p", "x")
+	tool := w.proc(101, 100, "/bin/bash", toolArgv("make")...)
+	ta := w.exec(tool, root, ra).Agent
+	parent := w.proc(102, 101, "/usr/bin/make", "make", "-j4")
+	pa := *ta
+	pa.ToolUse = &event.ToolUse{ID: "toolu_x", Name: "Bash"}
+	p := w.proc(103, 102, "/usr/bin/cc", "cc", "-O2", "-c", "file.c", "-o", "file.o")
+	x := ExecInput{Proc: p, Parent: parent, ParentAgent: &pa, Env: w.envOf(103)}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = w.obs.Exec(x)
 	}
 }
