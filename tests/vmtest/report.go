@@ -232,7 +232,7 @@ var attachKinds = []string{"tracepoint", "raw_tp", "tp_btf", "fentry", "lsm", "k
 
 // tables builds the kernel, test, attach-kind and verifier tables.
 func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
-	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "result"}}
+	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "skipped", "result"}}
 	cols := []string{"test"}
 	fcols := []string{"attach"}
 	vcols := []string{"object", "program"}
@@ -246,14 +246,16 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			kernels.add(g.Selector, pkg, "-", "-", "-", "SKIPPED: "+g.SkipReason)
+			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "SKIPPED: "+g.SkipReason)
 		default:
 			res := "ok"
 			if len(g.Problems) > 0 {
 				res = "FAIL: " + strings.Join(g.Problems, "; ")
 			}
+			c := count([]*guestRun{g})
 			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
-				g.Wall.Round(100*time.Millisecond).String(), res)
+				g.Wall.Round(100*time.Millisecond).String(),
+				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Skipped), res)
 		}
 	}
 	tests = &table{head: cols}
