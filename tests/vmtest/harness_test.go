@@ -336,3 +336,31 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestTables(t *testing.T) {
+	ok := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n=== RUN   TestA\n"+
+		"VMTEST FEATURE lsm yes\nVMTEST VERIFIED o.o p 12\nVMTEST UNVERIFIED o.o q rejected\n"+
+		"--- PASS: TestA (0.00s)\n=== RUN   TestB\n--- FAIL: TestB (0.00s)\nVMTEST-END s 1\nVMTEST-DONE\n"), ok)
+	skipped := &guestRun{Selector: "newest", SkipReason: "download failed"}
+	kt, tt, ft, vt := tables([]*guestRun{ok, skipped})
+	var b bytes.Buffer
+	for _, tab := range []*table{kt, tt, ft, vt} {
+		tab.text(&b)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0        ok",
+		"newest  -",
+		"SKIPPED: download failed",
+		"s: TestA  PASS  -",
+		"s: TestB  FAIL  -",
+		"lsm         yes  -",
+		"o.o     p        12        -",
+		"o.o     q        rejected  -",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tables lack %q:\n%s", want, out)
+		}
+	}
+}

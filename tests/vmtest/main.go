@@ -69,8 +69,13 @@ func parseFlags(args []string) (*config, error) {
 	hostBins := fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
 		"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)")
 	cfg := &config{}
-	fs.StringVar(&cfg.cacheDir, "cache", "tests/vmtest/cache", "kernel, apt and run cache directory")
-	fs.DurationVar(&cfg.timeout, "timeout", 6*time.Minute, "wall-clock limit per guest, boot included")
+	cache := "tests/vmtest/cache"
+	if d := os.Getenv("VMTEST_CACHE"); d != "" {
+		// Lets CI keep kernels across fresh clones.
+		cache = d
+	}
+	fs.StringVar(&cfg.cacheDir, "cache", cache, "kernel, apt and run cache directory (default from $VMTEST_CACHE when set)")
+	fs.DurationVar(&cfg.timeout, "timeout", 8*time.Minute, "wall-clock limit per guest, boot included")
 	fs.IntVar(&cfg.parallel, "parallel", 2, "guests booted at once")
 	fs.IntVar(&cfg.smp, "smp", 2, "guest CPUs")
 	fs.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB")
