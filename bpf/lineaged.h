@@ -20,6 +20,8 @@ enum event_kind {
 	EV_RENAME = 6,
 	EV_CHMOD = 7,
 	EV_CONNECT = 8,
+	/* 9 is KindLoss, synthesised in userspace */
+	EV_DENY = 10,
 	EV_KIND_MAX = 16,
 };
 
@@ -175,6 +177,44 @@ struct recogniser {
 	__u64 script_mask[RECOG_SCRIPT_LEN / 8];
 	__u64 script_text[RECOG_SCRIPT_LEN / 8];
 	__u64 deny_argv0[RECOG_DENY][RECOG_COMP_LEN / 8];
+};
+
+/*
+ * Deny-exec (sensor.Config.DenyExec): executables session members must not
+ * run. bpf/enforce.h explains the matching; a rule is an absolute path
+ * (exact) or a directory prefix ending in '/', zero-padded to
+ * DENY_PATH_MAX bytes as the key of the deny_exec hash map.
+ */
+#define DENY_PATH_MAX 256
+
+struct deny_key {
+	char path[DENY_PATH_MAX];
+};
+
+struct deny_rule {
+	__u32 index; /* position in sensor.Config.DenyExec, echoed in records */
+	__u32 _pad0;
+};
+
+/* What the kernel did about a denied exec (sensor.DenyAction). */
+enum deny_action {
+	DENY_BLOCKED = 1,     /* LSM: the exec failed with EPERM, nothing ran */
+	DENY_KILLED = 2,      /* tracepoint: SIGKILL queued before the first user instruction */
+	DENY_KILL_FAILED = 3, /* tracepoint: bpf_send_signal refused */
+};
+
+/* deny_event.h.flags */
+#define DENY_PATH_TRUNCATED 1 /* path longer than DENY_PATH_MAX - 1: leading part */
+
+/* EV_DENY: a session member exec'd a denied executable. The header names
+ * the exec'ing process. */
+struct deny_event {
+	struct event_header h;
+	__u32 rule;      /* deny_rule.index that matched */
+	__u8 action;     /* enum deny_action */
+	__u8 _pad0;
+	__u16 path_len;  /* bytes used in path, no NUL counted */
+	char path[DENY_PATH_MAX];
 };
 
 #endif /* LINEAGED_H */

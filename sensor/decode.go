@@ -85,6 +85,8 @@ func Decode(b []byte, ev *Event) error {
 		return nil
 	case KindOpen, KindUnlink, KindRename, KindChmod, KindConnect:
 		return decodeFileIO(b, ev)
+	case KindDeny:
+		return decodeDeny(b, ev)
 	case KindExit:
 		var r processExitEvent
 		if !load(&r, b) {

@@ -110,6 +110,11 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	tpErr := probeTracepoint()
 	add("attach tracepoint", false, tpErr, "sched/sched_process_exec")
 	add("tracefs", false, checkTracefs(), "needed by tracepoint programs only; lineaged uses none")
+	if btfOK {
+		add("attach fentry", false, probeFentry(), "vfs_read (cheaper hooks; lineaged does not need them)")
+		name, reason, err := probeEnforcement()
+		add("enforcement", false, err, HooksDetail(name, reason))
+	}
 	if r.Err() != nil {
 		return r
 	}
@@ -235,6 +240,24 @@ func probeTPBTF() error {
 	}
 	defer p.Close()
 	l, err := link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
+	if err != nil {
+		return fmt.Errorf("attach: %w", err)
+	}
+	return l.Close()
+}
+
+// probeFentry loads and attaches a trivial fentry program on vfs_read, a
+// function every kernel has under that name.
+func probeFentry() error {
+	p, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "vfs_read",
+		Instructions: trivialProgram, License: "GPL",
+	})
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	defer p.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: p})
 	if err != nil {
 		return fmt.Errorf("attach: %w", err)
 	}

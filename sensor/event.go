@@ -22,6 +22,9 @@ const (
 	// KindLoss is synthesised in userspace from the kernel's per-CPU
 	// reservation-failure counters and from queue overflow.
 	KindLoss Kind = 9
+	// KindDeny: a session member exec'd an executable on the deny list
+	// (Config.DenyExec) and the kernel blocked or killed it.
+	KindDeny Kind = 10
 )
 
 func (k Kind) String() string {
@@ -44,6 +47,8 @@ func (k Kind) String() string {
 		return "connect"
 	case KindLoss:
 		return "loss"
+	case KindDeny:
+		return "deny"
 	}
 	return "unknown"
 }
@@ -119,6 +124,7 @@ type Event struct {
 	File    *File
 	Connect *Connect
 	Loss    *Loss
+	Deny    *Deny
 }
 
 // FileStat is the identity of the executable as the kernel saw it at exec
@@ -237,6 +243,49 @@ type Loss struct {
 	// Of is the raw kind lost, when known.
 	Of    Kind
 	Count uint64
+}
+
+// DenyAction is what the kernel did about a denied exec (bpf/lineaged.h).
+type DenyAction uint8
+
+// Deny actions.
+const (
+	// DenyBlocked: the LSM hook failed the exec with EPERM; nothing ran.
+	DenyBlocked DenyAction = 1
+	// DenyKilled: the tracepoint path queued SIGKILL after the point of no
+	// return; the image died before its first user instruction.
+	DenyKilled DenyAction = 2
+	// DenyKillFailed: the tracepoint path matched but the kernel refused
+	// the signal; the image ran.
+	DenyKillFailed DenyAction = 3
+)
+
+func (a DenyAction) String() string {
+	switch a {
+	case DenyBlocked:
+		return "blocked"
+	case DenyKilled:
+		return "killed"
+	case DenyKillFailed:
+		return "kill-failed"
+	}
+	return "unknown"
+}
+
+// Deny is an exec of a denied executable by a session member. Header.Proc
+// is the process that exec'd.
+type Deny struct {
+	// Path is the executable's absolute path as the kernel resolved it
+	// (symlinks followed, from the namespace root); raw bytes.
+	Path string
+	// PathTruncated: Path is the leading part of a longer path.
+	PathTruncated bool
+	// RuleIndex is the position of the matching entry in Config.DenyExec;
+	// Rule is that entry (filled by the live sensor, empty when decoded
+	// without its config).
+	RuleIndex uint32
+	Rule      string
+	Action    DenyAction
 }
 
 // Source produces raw events: the live BPF sensor, or a capture file being

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,15 @@ type Config struct {
 	// ProcessOnly loads the process programs alone, without the file and
 	// network object (benchmarks comparing the two).
 	ProcessOnly bool
+	// DenyExec lists executables session members must not run: absolute
+	// paths, exact ("/usr/bin/curl") or directory prefixes ending in '/'
+	// ("/opt/tools/"), matched in the kernel against the resolved path of
+	// the executed file (ValidateDenyExec). Where the kernel runs BPF LSM
+	// programs the exec fails with EPERM; elsewhere the image is killed
+	// with SIGKILL before it runs (Hooks says which). Each denied exec
+	// yields a KindDeny event. Empty: nothing is enforced and no
+	// enforcement program is loaded.
+	DenyExec []string
 }
 
 // Defaults.
@@ -125,6 +135,9 @@ func (c Config) withDefaults() (Config, error) {
 	if err := ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
+	if err := ValidateDenyExec(c.DenyExec); err != nil {
+		return c, fmt.Errorf("sensor config: %w", err)
+	}
 	return c, nil
 }
 
@@ -166,6 +179,7 @@ type Sensor struct {
 	maps    sharedMaps
 	coll    *ebpf.Collection
 	extras  []io.Closer
+	enf     *enforcement
 	links   []link.Link
 	rd      *ringbuf.Reader
 	decoder [EventKindMax]func(b []byte, ev *Event) error
@@ -269,6 +283,23 @@ func (s *Sensor) load() error {
 			for _, k := range o.kinds {
 				s.decoder[k] = o.decode
 			}
+		}
+	}
+	if len(s.cfg.DenyExec) > 0 {
+		s.enf, err = loadEnforcement(s.maps, denyKeys(s.cfg.DenyExec, filepath.EvalSymlinks), lsmListFile)
+		if err != nil {
+			return fmt.Errorf("sensor: %w", err)
+		}
+		s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "entries", len(s.cfg.DenyExec))
+		rules := s.cfg.DenyExec
+		s.decoder[KindDeny] = func(b []byte, ev *Event) error {
+			if err := decodeDeny(b, ev); err != nil {
+				return err
+			}
+			if i := int(ev.Deny.RuleIndex); i < len(rules) {
+				ev.Deny.Rule = rules[i]
+			}
+			return nil
 		}
 	}
 	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
@@ -524,6 +555,9 @@ func (s *Sensor) Close() error {
 		}
 		for _, c := range s.extras {
 			errs = append(errs, c.Close())
+		}
+		if s.enf != nil {
+			errs = append(errs, s.enf.Close())
 		}
 		if s.coll != nil {
 			s.coll.Close()
