@@ -224,9 +224,8 @@ func TestBuildInitramfs(t *testing.T) {
 	err = buildInitramfs(&buf, initramfsSpec{
 		Busybox: bb,
 		Init: initConfig{
-			Tests:         []guestTest{{Name: "smoke", Binary: bin}},
-			RequireAttach: "all",
-			TestTimeout:   "5m0s",
+			Tests:       []guestTest{{Name: "smoke", Binary: bin}},
+			TestTimeout: "5m0s",
 		},
 		Objects:  map[string]string{"sensor/x_bpfel.o": obj},
 		Testdata: map[string]map[string]string{"smoke": {"sub/helper.sh": td}},
@@ -293,7 +292,7 @@ func TestBuildInitramfs(t *testing.T) {
 		"mount -t bpf bpf /sys/fs/bpf",
 		"mount -t tracefs tracefs /sys/kernel/tracing",
 		"mount -t securityfs securityfs /sys/kernel/security",
-		"VMTEST_REQUIRE_ATTACH=all",
+		"vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH=",
 		"/tests/smoke.test -test.v -test.count=1 -test.timeout=5m0s",
 		`echo "VMTEST-END smoke $?"`,
 		`echo "VMTEST-DONE"`,
@@ -305,8 +304,8 @@ func TestBuildInitramfs(t *testing.T) {
 
 	// Names end up in a shell script: anything but a plain name is refused.
 	err = buildInitramfs(&buf, initramfsSpec{Busybox: bb, Init: initConfig{
-		Tests:         []guestTest{{Name: "x; reboot", Binary: bin}},
-		RequireAttach: "all", TestTimeout: "1m",
+		Tests:       []guestTest{{Name: "x; reboot", Binary: bin}},
+		TestTimeout: "1m",
 	}})
 	if err == nil {
 		t.Error("unsafe test name accepted")
@@ -314,15 +313,23 @@ func TestBuildInitramfs(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"-kernels", "5.10, 6.1,newest"})
+	cfg, err := parseFlags([]string{"-kernels", "5.10, 6.1,newest,6.12-nolsm"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.kernels, " ") != "5.10 6.1 newest" {
+	if strings.Join(cfg.kernels, " ") != "5.10 6.1 newest 6.12-nolsm" {
 		t.Errorf("kernels = %q", cfg.kernels)
+	}
+	// A -nolsm guest boots without the BPF LSM and does not require it.
+	if lsm, req := guestLSM(cfg, "6.12"); lsm != cfg.lsm || req != "all" {
+		t.Errorf("guestLSM(6.12) = %q, %q", lsm, req)
+	}
+	if lsm, req := guestLSM(cfg, "6.12-nolsm"); lsm != "lockdown,capability,landlock,yama,apparmor" || req != "tracepoint,raw_tp,tp_btf,fentry,kprobe" {
+		t.Errorf("guestLSM(6.12-nolsm) = %q, %q", lsm, req)
 	}
 	for _, args := range [][]string{
 		{"-kernels", "6"},
+		{"-kernels", "6.1-bpf"},
 		{"-kernels", "6.1;reboot"},
 		{"-kernels", ""},
 		{"-pkgs", "sensor"},

@@ -285,9 +285,8 @@ type guestTest struct {
 
 // initConfig is what the generated /init needs.
 type initConfig struct {
-	Tests         []guestTest
-	RequireAttach string
-	TestTimeout   string // go test -test.timeout value
+	Tests       []guestTest
+	TestTimeout string // go test -test.timeout value
 }
 
 // Guest output protocol, one marker per line on the results port (ttyS1):
@@ -319,7 +318,13 @@ mount -t securityfs securityfs /sys/kernel/security
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname vmtest
 ip link set lo up
-export VMTEST_BPF_OBJECTS=/objs VMTEST_REQUIRE_ATTACH={{.RequireAttach}}
+export VMTEST_BPF_OBJECTS=/objs VMTEST_REQUIRE_ATTACH=none
+# Per-guest settings come on the kernel command line.
+for w in $(cat /proc/cmdline); do
+	case "$w" in
+	vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH="${w#*=}" ;;
+	esac
+done
 exec 3>/dev/ttyS1
 echo "VMTEST-KERNEL $(uname -r)" >&3
 echo "VMTEST-LSM $(cat /sys/kernel/security/lsm)" >&3
@@ -351,8 +356,8 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 			return fmt.Errorf("test binary name %q: want letters, digits, _ . , -", t.Name)
 		}
 	}
-	if !safeName.MatchString(cfg.RequireAttach) || !safeName.MatchString(cfg.TestTimeout) {
-		return fmt.Errorf("bad init option %q / %q", cfg.RequireAttach, cfg.TestTimeout)
+	if !safeName.MatchString(cfg.TestTimeout) {
+		return fmt.Errorf("bad test timeout %q", cfg.TestTimeout)
 	}
 	var script strings.Builder
 	if err := initTemplate.Execute(&script, cfg); err != nil {

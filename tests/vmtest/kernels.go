@@ -34,8 +34,13 @@ var aptSources = []string{
 
 const debianKeyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
-// selectorRE is what -kernels accepts: a major.minor series or "newest".
-var selectorRE = regexp.MustCompile(`^(newest|[0-9]+\.[0-9]+)$`)
+// selectorRE is what -kernels accepts: a major.minor series or "newest",
+// optionally with -nolsm: the same kernel booted without bpf in lsm=, where
+// BPF LSM programs attach but never run (the sensor's fallback path).
+var selectorRE = regexp.MustCompile(`^(newest|[0-9]+\.[0-9]+)(-nolsm)?$`)
+
+// noLSMSuffix marks a selector booted without the BPF LSM.
+const noLSMSuffix = "-nolsm"
 
 // cloudImageRE matches Debian's cloud kernel image packages (signed or the
 // 7.x meta layout), not their -dbg or -unsigned siblings.
@@ -178,8 +183,9 @@ func (c *kernelCache) update(ctx context.Context) error {
 // when it is not cached yet.
 func (c *kernelCache) Resolve(ctx context.Context, sel string) (*Kernel, error) {
 	if !selectorRE.MatchString(sel) {
-		return nil, fmt.Errorf("bad kernel selector %q: want major.minor (e.g. 6.12) or newest", sel)
+		return nil, fmt.Errorf("bad kernel selector %q: want major.minor (e.g. 6.12) or newest, optionally with -nolsm", sel)
 	}
+	series := strings.TrimSuffix(sel, noLSMSuffix)
 	var pkgs []string
 	err := c.update(ctx)
 	if err == nil {
@@ -191,15 +197,15 @@ func (c *kernelCache) Resolve(ctx context.Context, sel string) (*Kernel, error) 
 	}
 	if err != nil {
 		// Offline: fall back to what an earlier run cached.
-		if k := c.newestCached(sel); k != nil {
+		if k := c.newestCached(sel, series); k != nil {
 			c.log.Warn("package index unavailable; using cached kernel", "kernel", sel, "package", k.Package, "err", err)
 			return k, nil
 		}
 		return nil, fmt.Errorf("resolve %s: %w", sel, err)
 	}
-	pkg, ok := pickNewest(pkgs, sel)
+	pkg, ok := pickNewest(pkgs, series)
 	if !ok {
-		return nil, fmt.Errorf("no Debian cloud kernel package for %s in %s", sel, strings.Join(aptSources, "; "))
+		return nil, fmt.Errorf("no Debian cloud kernel package for %s in %s", series, strings.Join(aptSources, "; "))
 	}
 	if k := c.cached(sel, pkg); k != nil {
 		return k, nil
@@ -289,8 +295,8 @@ func (c *kernelCache) cached(sel, pkg string) *Kernel {
 	return &Kernel{Selector: sel, Package: pkg, Version: strings.TrimSpace(string(ver)), Vmlinuz: vmlinuz}
 }
 
-// newestCached returns the newest complete cached kernel for sel.
-func (c *kernelCache) newestCached(sel string) *Kernel {
+// newestCached returns the newest complete cached kernel of a series.
+func (c *kernelCache) newestCached(sel, series string) *Kernel {
 	ents, err := os.ReadDir(filepath.Join(c.dir, "kernels"))
 	if err != nil {
 		return nil
@@ -301,7 +307,7 @@ func (c *kernelCache) newestCached(sel string) *Kernel {
 			names = append(names, e.Name())
 		}
 	}
-	pkg, ok := pickNewest(names, sel)
+	pkg, ok := pickNewest(names, series)
 	if !ok {
 		return nil
 	}

@@ -104,7 +104,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	for _, k := range cfg.kernels {
 		if !selectorRE.MatchString(k) {
-			return nil, fmt.Errorf("-kernels: bad entry %q: want major.minor (e.g. 6.12) or newest", k)
+			return nil, fmt.Errorf("-kernels: bad entry %q: want major.minor (e.g. 6.12) or newest, optionally with -nolsm", k)
 		}
 	}
 	if len(cfg.pkgs) == 0 {
@@ -188,9 +188,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	err = buildInitramfs(f, initramfsSpec{
 		Busybox: cfg.busybox,
 		Init: initConfig{
-			Tests:         tests,
-			RequireAttach: cfg.requireAttach,
-			TestTimeout:   guestTimeout.String(),
+			Tests:       tests,
+			TestTimeout: guestTimeout.String(),
 		},
 		Objects:  objs,
 		Testdata: testdata,
@@ -393,11 +392,12 @@ func findObjects(root string) (map[string]string, error) {
 func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, log *slog.Logger) {
 	console := filepath.Join(runDir, g.Selector+".console.log")
 	results := filepath.Join(runDir, g.Selector+".results.log")
+	lsm, require := guestLSM(cfg, g.Selector)
 	appendLine := strings.Join([]string{
 		// no_timer_check: under emulation on a busy host the IO-APIC
 		// timer check can miss its window and panic 5.10 at boot.
 		"console=ttyS0", "panic=-1", "quiet", "loglevel=4", "no_timer_check",
-		"lsm=" + cfg.lsm, "rdinit=/init",
+		"lsm=" + lsm, "rdinit=/init", "vmtest.require_attach=" + require,
 	}, " ")
 	args := []string{
 		// thread=single: with one host thread per vCPU (thread=multi) a
@@ -466,4 +466,31 @@ func pruneRuns(cacheDir string, age time.Duration, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+// guestLSM returns a guest's lsm= list and the attach kinds its smoke test
+// must find. A -nolsm guest leaves bpf out, so LSM programs are not expected.
+func guestLSM(cfg *config, selector string) (lsm, require string) {
+	if !strings.HasSuffix(selector, noLSMSuffix) {
+		return cfg.lsm, cfg.requireAttach
+	}
+	var l, r []string
+	for _, m := range strings.Split(cfg.lsm, ",") {
+		if m != "bpf" {
+			l = append(l, m)
+		}
+	}
+	req := strings.Split(cfg.requireAttach, ",")
+	if cfg.requireAttach == "all" {
+		req = attachKinds
+	}
+	for _, k := range req {
+		if k != "lsm" {
+			r = append(r, k)
+		}
+	}
+	if len(r) == 0 {
+		r = []string{"none"}
+	}
+	return strings.Join(l, ","), strings.Join(r, ",")
 }
