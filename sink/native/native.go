@@ -259,6 +259,17 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.optStr(dst, "alert", "action", a.Action)
 		dst = append(dst, '}')
 	}
+	if len(ev.Partial) > 0 {
+		dst = append(jsonw.AppendKey(dst, "partial"), '[')
+		for _, part := range ev.Partial {
+			var bad bool
+			dst, bad = jsonw.AppendString(jsonw.Comma(dst), part)
+			if bad {
+				st.mark("", "partial")
+			}
+		}
+		dst = append(dst, ']')
+	}
 	if st.n > 0 {
 		// Paths are plain ASCII built from constant field names.
 		dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')

@@ -829,6 +829,17 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 		dst = st.optStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
 		dst = append(dst, '}')
 	}
+	if len(ev.Partial) > 0 {
+		dst = append(jsonw.AppendKey(dst, "partial"), '[')
+		for _, part := range ev.Partial {
+			var bad bool
+			dst, bad = jsonw.AppendString(jsonw.Comma(dst), part)
+			if bad {
+				st.mark("unmapped.lineaged.partial")
+			}
+		}
+		dst = append(dst, ']')
+	}
 	if st.n > 0 {
 		dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
 		for _, m := range st.marks[:st.n] {

@@ -123,6 +123,7 @@ func New(kind string, seq uint64, session string) *event.Event {
 	case event.KindProcessExit:
 		withProc()
 		ev.Exit = &event.Exit{Code: 1, Signal: 0}
+		ev.Partial = []string{event.PartialBinary}
 	case event.KindFileOpen:
 		withProc()
 		ev.File = &event.File{Path: "/home/dev/project/.env", Mode: event.ModeReadWrite, Created: true, Flags: 0o102, Perm: u32(0o600)}
