@@ -1,0 +1,264 @@
+//go:build linux
+
+// Package denyexec tests deny-exec end to end through the sensor's public
+// API, on this host and in every kernel-matrix guest (tests/vmtest
+// -pkgs ./tests/denyexec). The expected outcome follows the enforcement
+// path the sensor reports: "lsm" (the exec fails with EPERM, record
+// "blocked") or "tracepoint" (the image dies of SIGKILL, record "killed").
+// The subtest is named after that path, so the matrix table shows which
+// one each kernel ran.
+package denyexec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// guard only stops a hung test; the test ends on a marker exec.
+const guard = 60 * time.Second
+
+func copyTo(t *testing.T, src, dst string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// member is a shell blocked on stdin that, once put into the kernel
+// sessions map, execs path: the denied image replaces the member itself,
+// so its wait status is the test's to read.
+type member struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr strings.Builder
+}
+
+func startMember(t *testing.T, s *sensor.Sensor, ref sensor.SessionRef, path string) *member {
+	t.Helper()
+	m := &member{cmd: exec.Command("/bin/sh", "-c", `read go; exec "$0"`, path)}
+	m.cmd.Stderr = &m.stderr
+	var err error
+	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(m.cmd.Process.Pid)
+	if ref.InSession() {
+		if err := s.AddSessionMembers(map[uint32]sensor.SessionRef{pid: ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
+}
+
+// run lets the member exec and returns its wait error.
+func (m *member) run() error {
+	io.WriteString(m.stdin, "go\n")
+	m.stdin.Close()
+	return m.cmd.Wait()
+}
+
+func (m *member) pid() uint32 { return uint32(m.cmd.Process.Pid) }
+
+func TestRootDenyExec(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+	trueBin, err := filepath.EvalSymlinks("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	denied := copyTo(t, trueBin, filepath.Join(dir, "denied", "true-denied"))
+	prefix := filepath.Join(dir, "denydir") + "/"
+	underPrefix := copyTo(t, trueBin, filepath.Join(dir, "denydir", "sub", "tool"))
+	// Same file name as the denied one, elsewhere; and a sibling whose
+	// name extends the prefix's directory name: neither is denied.
+	allowed := copyTo(t, trueBin, filepath.Join(dir, "allowed", "true-denied"))
+	lookalike := copyTo(t, trueBin, filepath.Join(dir, "denydir-not", "tool"))
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := sensor.New(sensor.Config{Scope: sensor.ScopeAll, DenyExec: []string{denied, prefix}}, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+
+	hooks, reason := s.Hooks()
+	t.Logf("enforcement: %s", sensor.HooksDetail(hooks, reason))
+	lsmList, lerr := os.ReadFile("/sys/kernel/security/lsm")
+	t.Logf("active LSMs: %q (%v)", strings.TrimSpace(string(lsmList)), lerr)
+	switch hooks {
+	case sensor.HooksLSM:
+		if !slices.Contains(strings.Split(strings.TrimSpace(string(lsmList)), ","), "bpf") {
+			t.Fatalf("sensor chose the LSM path but the active LSMs are %q", lsmList)
+		}
+	case sensor.HooksTracepoint:
+		if reason == "" {
+			t.Fatal("tracepoint path without a reason")
+		}
+	default:
+		t.Fatalf("unknown enforcement path %q", hooks)
+	}
+	t.Run(hooks, func(t *testing.T) {
+		cases(t, s, out, hooks, denied, prefix, underPrefix, allowed, lookalike)
+	})
+}
+
+func cases(t *testing.T, s *sensor.Sensor, out <-chan sensor.Event, hooks, denied, prefix, underPrefix, allowed, lookalike string) {
+	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
+
+	type deniedRun struct {
+		path, rule string
+		pid        uint32
+	}
+	var denies []deniedRun
+	for _, c := range []struct{ path, rule string }{{denied, denied}, {underPrefix, prefix}} {
+		m := startMember(t, s, ref, c.path)
+		err := m.run()
+		denies = append(denies, deniedRun{c.path, c.rule, m.pid()})
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Errorf("member exec of %s: %v, want it denied", c.path, err)
+			continue
+		}
+		ws := ee.Sys().(syscall.WaitStatus)
+		switch hooks {
+		case sensor.HooksLSM:
+			// The shell's exec failed: it exits 126 naming EPERM.
+			if ws.Signaled() || ws.ExitStatus() != 126 || !strings.Contains(strings.ToLower(m.stderr.String()), "not permitted") {
+				t.Errorf("member exec of %s: %v, stderr %q; want exit 126 and EPERM", c.path, ws, m.stderr.String())
+			}
+		case sensor.HooksTracepoint:
+			if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Errorf("member exec of %s: wait status %v, want killed by SIGKILL", c.path, ws)
+			}
+		}
+	}
+	var fine []uint32
+	for _, p := range []string{allowed, lookalike} {
+		m := startMember(t, s, ref, p)
+		if err := m.run(); err != nil {
+			t.Errorf("member exec of allowed %s: %v %s", p, err, m.stderr.String())
+		}
+		fine = append(fine, m.pid())
+	}
+	outside := startMember(t, s, sensor.SessionRef{}, denied)
+	if err := outside.run(); err != nil {
+		t.Errorf("non-member exec of the denied path: %v %s, want it to run", err, outside.stderr.String())
+	}
+	fine = append(fine, outside.pid())
+
+	marker := fmt.Sprintf("lineaged-denyexec-marker-%d", time.Now().UnixNano())
+	if err := exec.Command("/bin/true", marker).Run(); err != nil {
+		t.Fatal(err)
+	}
+	var evs []sensor.Event
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case ev := <-out:
+			evs = append(evs, ev)
+			if ev.Exec != nil && slices.Contains(ev.Exec.Argv, marker) {
+				break wait
+			}
+		case <-timer.C:
+			t.Fatalf("no marker within %s (%d events)", guard, len(evs))
+		}
+	}
+	find := func(pred func(sensor.Event) bool) []sensor.Event {
+		var r []sensor.Event
+		for _, ev := range evs {
+			if pred(ev) {
+				r = append(r, ev)
+			}
+		}
+		return r
+	}
+
+	got := find(func(ev sensor.Event) bool { return ev.Kind == sensor.KindDeny })
+	for _, d := range got {
+		t.Logf("deny: pid %d %q rule %q action %s", d.Proc.PID, d.Deny.Path, d.Deny.Rule, d.Deny.Action)
+	}
+	if len(got) != len(denies) {
+		t.Fatalf("%d deny records, want %d", len(got), len(denies))
+	}
+	want := sensor.DenyKilled
+	if hooks == sensor.HooksLSM {
+		want = sensor.DenyBlocked
+	}
+	for i, r := range denies {
+		d := got[i]
+		if d.Proc.PID != r.pid || d.Deny.Path != r.path || d.Deny.Rule != r.rule || d.Deny.Action != want || d.Deny.PathTruncated {
+			t.Errorf("deny record pid %d %+v, want pid %d path %q rule %q action %s", d.Proc.PID, *d.Deny, r.pid, r.path, r.rule, want)
+		}
+		if d.Session != ref {
+			t.Errorf("deny record session %+v, want %+v", d.Session, ref)
+		}
+		execs := find(func(ev sensor.Event) bool { return ev.Exec != nil && ev.Proc.PID == r.pid && ev.Exec.Exe == r.path })
+		exits := find(func(ev sensor.Event) bool { return ev.Exit != nil && ev.Proc.PID == r.pid })
+		if len(exits) != 1 {
+			t.Errorf("%d exit records of pid %d", len(exits), r.pid)
+			continue
+		}
+		switch hooks {
+		case sensor.HooksLSM:
+			// Nothing ran: no exec record of the denied file.
+			if len(execs) != 0 || exits[0].Exit.Code != 126 {
+				t.Errorf("blocked %s: %d exec records, exit %+v", r.path, len(execs), *exits[0].Exit)
+			}
+		case sensor.HooksTracepoint:
+			// Past the point of no return: the exec is reported, then the
+			// death by SIGKILL.
+			if len(execs) != 1 || exits[0].Exit.Signal != int32(syscall.SIGKILL) {
+				t.Errorf("killed %s: %d exec records, exit %+v", r.path, len(execs), *exits[0].Exit)
+			}
+		}
+	}
+	for _, pid := range fine {
+		e := find(func(ev sensor.Event) bool { return ev.Exit != nil && ev.Proc.PID == pid })
+		if len(e) != 1 || e[0].Exit.Code != 0 || e[0].Exit.Signal != 0 {
+			t.Errorf("exit of allowed pid %d: %+v", pid, e)
+		}
+	}
+}
