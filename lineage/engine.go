@@ -812,6 +812,12 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 			}
 			out.Kind = event.KindNetConnect
 			out.Net = netEvent(ev.Connect)
+		case sensor.KindDeny:
+			if ev.Deny == nil {
+				return nil
+			}
+			out.Kind = event.KindPolicyAction
+			out.Alert = denyAlert(ev.Deny)
 		default:
 			return nil
 		}
@@ -1183,6 +1189,25 @@ func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
 	}
 	e.t.put(ent)
 	return ent, partial
+}
+
+// denyAlert describes a deny-exec the kernel enforced (sensor.Config.DenyExec).
+func denyAlert(d *sensor.Deny) *event.Alert {
+	what := map[sensor.DenyAction]string{
+		sensor.DenyBlocked:    "exec refused",
+		sensor.DenyKilled:     "killed with SIGKILL before it ran",
+		sensor.DenyKillFailed: "matched, but the kernel refused the kill: it ran",
+	}[d.Action]
+	rule := d.Rule
+	if rule == "" {
+		rule = fmt.Sprintf("#%d", d.RuleIndex)
+	}
+	return &event.Alert{
+		Rule:     "deny_exec",
+		Severity: "high",
+		Message:  fmt.Sprintf("%q is denied to agent sessions (entry %q): %s", d.Path, rule, what),
+		Action:   d.Action.String(),
+	}
 }
 
 func fileEvent(f *sensor.File) (string, *event.File) {
