@@ -28,19 +28,33 @@ const struct event_header *unused_event_header __attribute__((unused));
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
 
-/* Wake the reader only once this many bytes wait in the ring buffer; below
- * that it collects them on its flush timer (sensor.Config.FlushInterval).
- * A wakeup per record would cost the reader an epoll round trip and a
- * goroutine switch per event; batching keeps it to one per flush. 0 wakes
- * it for every record. Set by userspace before load. */
+/*
+ * Ring-buffer wakeups. A wakeup per record costs an irq_work (a self-IPI,
+ * a VM exit under virtualisation) in the producing task plus an epoll
+ * round trip and several syscalls in the reader. With flush_ns set, the
+ * reader polls every flush_ns while records keep coming, so only the first
+ * record after a quiet period (or a ring filling past wakeup_bytes) needs
+ * to wake it. last_wakeup_ns is shared by all CPUs without atomics: a lost
+ * update only causes an extra wakeup. The reader also polls every 250 ms
+ * when idle, which bounds the delay of a record that raced its decision to
+ * stop polling. flush_ns == 0 keeps the kernel's default (wake when the
+ * reader has caught up). Set by userspace before load.
+ */
+const volatile __u64 flush_ns = 0;
 const volatile __u64 wakeup_bytes = 0;
+__u64 last_wakeup_ns = 0;
 
 static __always_inline __u64 ringbuf_flags(void)
 {
-	if (!wakeup_bytes)
+	if (!flush_ns)
 		return 0;
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									   : BPF_RB_NO_WAKEUP;
+	__u64 now = bpf_ktime_get_ns();
+	if (now - last_wakeup_ns >= flush_ns ||
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
+		last_wakeup_ns = now;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
 }
 
 /* Recogniser table, filled by userspace after load and before attach. */

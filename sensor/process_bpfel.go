@@ -138,6 +138,8 @@ const (
 	processProgHandleExec       = "handle_exec"
 	processProgHandleExit       = "handle_exit"
 	processProgHandleFork       = "handle_fork"
+	processVarFlushNs           = "flush_ns"
+	processVarLastWakeupNs      = "last_wakeup_ns"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExitEvent   = "unused_exit_event"
@@ -207,6 +209,8 @@ type processMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
+	FlushNs           *ebpf.VariableSpec `ebpf:"flush_ns"`
+	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
@@ -255,6 +259,8 @@ func (m *processMaps) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
+	FlushNs           *ebpf.Variable `ebpf:"flush_ns"`
+	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`

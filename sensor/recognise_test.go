@@ -196,7 +196,7 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	}
 	if c.SessionMapSize != DefaultSessionMapSize || c.RingBufferSize != DefaultRingBufferSize ||
 		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) == 0 ||
-		c.FlushInterval != 0 || c.WakeupBytes != DefaultRingBufferSize/8 {
+		c.FlushInterval != DefaultFlushInterval || c.WakeupBytes != DefaultRingBufferSize/8 {
 		t.Errorf("defaults %+v", c)
 	}
 	for name, bad := range map[string]Config{

@@ -53,13 +53,18 @@ type result struct {
 	events    uint64 // exec events of the storm delivered
 	lost      uint64 // kernel + queue
 	sensorCPU time.Duration
+	// bpf is the kernel programs' own run time during the storm (kernel
+	// BPF statistics): what the sensor adds to the exec'ing tasks,
+	// measured without the noise of a shared host.
+	bpf time.Duration
 }
 
 func main() {
 	n := flag.Int("n", 3000, "execs of /bin/true per round")
 	rounds := flag.Int("rounds", 7, "rounds (each runs every mode once)")
 	processOnly := flag.Bool("process-only", false, "load only the process programs (not the file/network object)")
-	flush := flag.Duration("flush", 0, "batch ring-buffer reads with this flush interval (sensor.Config.FlushInterval; 0: a wakeup per record)")
+	flush := flag.Duration("flush", 0, "sensor.Config.FlushInterval (0: the default; negative: a wakeup per record)")
+	flag.BoolVar(&verbose, "v", false, "print each program's run count and mean run time per round")
 	flag.Parse()
 	cfg := sensor.Config{ProcessOnly: *processOnly, FlushInterval: *flush}
 	if err := run(*n, *rounds, cfg); err != nil {
@@ -88,6 +93,11 @@ func run(n, rounds int, cfg sensor.Config) error {
 		return errors.New("the storm shells are not recognised as intended")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	stats, err := sensor.EnableProgramStats()
+	if err != nil {
+		return fmt.Errorf("enable BPF statistics: %w", err)
+	}
+	defer stats.Close()
 
 	results := make([][]result, modes)
 	for r := range rounds {
@@ -107,29 +117,33 @@ func run(n, rounds int, cfg sensor.Config) error {
 	baseWall, baseCPU := median(results[off], wallOf), median(results[off], cpuOf)
 	fmt.Printf("exec storm: %d x fork+exec /bin/true per round, %d rounds, interleaved; sensor %s, %s\n",
 		n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[cfg.ProcessOnly],
-		map[bool]string{false: "a wakeup per record", true: "batched reads every " + cfg.FlushInterval.String()}[cfg.FlushInterval > 0])
-	fmt.Printf("%-22s %12s %8s %12s %8s %10s %8s %8s %12s\n",
-		"mode", "wall median", "ratio", "storm CPU", "ratio", "exec/s", "events", "lost", "sensor CPU")
+		map[bool]string{true: "a wakeup per record", false: "batched reads"}[cfg.FlushInterval < 0])
+	fmt.Printf("%-22s %12s %8s %12s %8s %10s %8s %8s %12s %12s %10s\n",
+		"mode", "wall median", "ratio", "storm CPU", "ratio", "exec/s", "events", "lost", "sensor CPU", "BPF/exec", "BPF/CPU")
 	var totalLost uint64
 	for m := range modes {
 		rs := results[m]
 		wall, cpu := median(rs, wallOf), median(rs, cpuOf)
 		sensorCPU := median(rs, func(r result) float64 { return float64(r.sensorCPU) })
+		bpf := median(rs, func(r result) float64 { return float64(r.bpf) })
 		var events, lost uint64
 		for _, x := range rs {
 			events += x.events
 			lost += x.lost
 		}
 		totalLost += lost
-		fmt.Printf("%-22s %12s %8.4f %12s %8.4f %10.0f %8d %8d %12s\n", m,
+		fmt.Printf("%-22s %12s %8.4f %12s %8.4f %10.0f %8d %8d %12s %12s %9.2f%%\n", m,
 			time.Duration(wall).Round(time.Microsecond), wall/baseWall,
 			time.Duration(cpu).Round(time.Microsecond), cpu/baseCPU,
 			float64(n)/time.Duration(wall).Seconds(), events, lost,
-			time.Duration(sensorCPU).Round(time.Millisecond))
+			time.Duration(sensorCPU).Round(time.Millisecond),
+			time.Duration(bpf/float64(n)).Round(10*time.Nanosecond), 100*bpf/baseCPU)
 		if m == inside && events < uint64(n*rounds) {
 			return fmt.Errorf("inside a session: %d exec events delivered, want at least %d", events, n*rounds)
 		}
 	}
+	fmt.Println("BPF/exec: kernel program run time per storm exec (all programs, host-wide: an upper bound);" +
+		" BPF/CPU: that time as a share of the storm's CPU time with the sensor off.")
 	fmt.Printf("RESULT outside_wall_ratio=%.4f inside_wall_ratio=%.4f outside_cpu_ratio=%.4f inside_cpu_ratio=%.4f lost=%d\n",
 		median(results[outside], wallOf)/baseWall, median(results[inside], wallOf)/baseWall,
 		median(results[outside], cpuOf)/baseCPU, median(results[inside], cpuOf)/baseCPU, totalLost)
@@ -142,6 +156,9 @@ func run(n, rounds int, cfg sensor.Config) error {
 // round runs one storm in mode m. With the sensor on, it is loaded before
 // and closed after, and every event up to a marker exec at the end of the
 // storm is drained before the round ends.
+// verbose prints per-program statistics after each round.
+var verbose bool
+
 func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.Logger) (result, error) {
 	var res result
 	marker := fmt.Sprintf("execstorm-marker-%d-%d-%d", os.Getpid(), r, m)
@@ -199,6 +216,11 @@ func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.L
 	}()
 
 	cpu0 := cpuTime()
+	bpf0, err := bpfTime(s)
+	if err != nil {
+		cancel()
+		return res, err
+	}
 	if err := storm(); err != nil {
 		cancel()
 		return res, err
@@ -212,6 +234,24 @@ func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.L
 		}
 	}
 	res.sensorCPU = cpuTime() - cpu0
+	bpf1, err := bpfTime(s)
+	if err != nil {
+		cancel()
+		return res, err
+	}
+	// Other processes on the host run the programs too; their share is
+	// in here as well, which makes this an upper bound.
+	res.bpf = bpf1 - bpf0
+	if verbose {
+		st, _ := s.ProgramStats()
+		for _, p := range st {
+			avg := time.Duration(0)
+			if p.RunCount > 0 {
+				avg = p.Runtime / time.Duration(p.RunCount)
+			}
+			fmt.Fprintf(os.Stderr, "  %s round %d: %-20s runs %9d  avg %s\n", m, r, p.Name, p.RunCount, avg)
+		}
+	}
 	cancel()
 	<-drained
 	if err := <-runErr; err != nil {
@@ -221,6 +261,19 @@ func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.L
 	res.events = events
 	res.lost = st.KernelLost + st.QueueDrops
 	return res, nil
+}
+
+// bpfTime sums the run time of every loaded program.
+func bpfTime(s *sensor.Sensor) (time.Duration, error) {
+	st, err := s.ProgramStats()
+	if err != nil {
+		return 0, err
+	}
+	var t time.Duration
+	for _, p := range st {
+		t += p.Runtime
+	}
+	return t, nil
 }
 
 // cpuTime is this process's user+system time: the sensor's reader and

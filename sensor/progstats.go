@@ -1,0 +1,58 @@
+//go:build linux
+
+package sensor
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// ProgramStat is the kernel's run-time accounting of one loaded program.
+// The kernel only counts while statistics are enabled (EnableProgramStats
+// or sysctl kernel.bpf_stats_enabled=1).
+type ProgramStat struct {
+	Name     string
+	RunCount uint64
+	Runtime  time.Duration
+}
+
+// EnableProgramStats turns on the kernel's BPF run-time statistics until
+// the returned Closer is closed. It costs two clock reads per program run,
+// so it is for benchmarks and diagnostics, not for production.
+func EnableProgramStats() (io.Closer, error) {
+	return ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+}
+
+// ProgramStats reports each loaded program's run count and accumulated run
+// time, so a benchmark can state what the kernel side costs per event.
+func (s *Sensor) ProgramStats() ([]ProgramStat, error) {
+	progs := map[string]*ebpf.Program{}
+	for name, p := range s.coll.Programs {
+		progs[name] = p
+	}
+	for _, c := range s.extras {
+		if o, ok := c.(interface {
+			programs() map[string]*ebpf.Program
+		}); ok {
+			for name, p := range o.programs() {
+				progs[name] = p
+			}
+		}
+	}
+	var out []ProgramStat
+	for name, p := range progs {
+		st, err := p.Stats()
+		if err != nil {
+			return nil, fmt.Errorf("stats of %s: %w", name, err)
+		}
+		out = append(out, ProgramStat{Name: name, RunCount: st.RunCount, Runtime: st.Runtime})
+	}
+	slices.SortFunc(out, func(a, b ProgramStat) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
