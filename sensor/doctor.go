@@ -254,12 +254,14 @@ func probeFentry() error {
 		Instructions: trivialProgram, License: "GPL",
 	})
 	if err != nil {
-		return fmt.Errorf("load: %w", err)
+		// refusal: the library's EPERM hint about MEMLOCK would mislead
+		// on a kernel that refuses the program type itself.
+		return fmt.Errorf("load refused: %s", refusal(err))
 	}
 	defer p.Close()
 	l, err := link.AttachTracing(link.TracingOptions{Program: p})
 	if err != nil {
-		return fmt.Errorf("attach: %w", err)
+		return fmt.Errorf("attach refused: %s", refusal(err))
 	}
 	return l.Close()
 }

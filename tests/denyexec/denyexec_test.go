@@ -262,3 +262,42 @@ wait:
 		}
 	}
 }
+
+// TestRootDoctorEnforcement: doctor's enforcement row names the path a
+// sensor with a deny list really takes, and its fentry row is there. A
+// kernel that runs BPF LSM programs has BPF trampolines, so fentry must
+// attach wherever the LSM path is taken.
+func TestRootDoctorEnforcement(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+	r := sensor.Doctor(sensor.Config{}, nil)
+	if err := r.Err(); err != nil {
+		t.Fatalf("doctor: %v", err)
+	}
+	rows := map[string]sensor.Check{}
+	for _, c := range r.Checks {
+		rows[c.Name] = c
+	}
+	enf, ok := rows["enforcement"]
+	if !ok || !enf.OK {
+		t.Fatalf("enforcement row %+v", enf)
+	}
+	fentry, ok := rows["attach fentry"]
+	if !ok || fentry.Detail == "" {
+		t.Fatalf("fentry row %+v", fentry)
+	}
+	t.Logf("doctor: enforcement: %s; fentry: ok=%v %s", enf.Detail, fentry.OK, fentry.Detail)
+
+	s, err := sensor.New(sensor.Config{DenyExec: []string{"/nonexistent/denied"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if want := sensor.HooksDetail(s.Hooks()); enf.Detail != want {
+		t.Errorf("doctor says %q, the sensor took %q", enf.Detail, want)
+	}
+	if name, _ := s.Hooks(); name == sensor.HooksLSM && !fentry.OK {
+		t.Errorf("LSM path in use but fentry failed: %s", fentry.Detail)
+	}
+}
