@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/posture"
 )
 
@@ -36,6 +37,7 @@ type Config struct {
 	Humans  map[string]HumanConfig `mapstructure:"humans"`
 	Redact  RedactConfig           `mapstructure:"redact"`
 	Posture PostureConfig          `mapstructure:"posture"`
+	Policy  PolicyConfig           `mapstructure:"policy"`
 	Metrics MetricsConfig          `mapstructure:"metrics"`
 	Log     LogConfig              `mapstructure:"log"`
 }
@@ -125,6 +127,12 @@ type RedactConfig struct {
 type PostureConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
 	Checks   []string      `mapstructure:"checks"`
+}
+
+// PolicyConfig is what the sensor enforces in agent sessions.
+type PolicyConfig struct {
+	// DenyExec lists executables agent-session members must not run.
+	DenyExec []string `mapstructure:"deny_exec"`
 }
 
 // MetricsConfig controls the Prometheus endpoint.
@@ -342,6 +350,9 @@ func (c *Config) validate() error {
 	pc := posture.Config{Interval: c.Posture.Interval, Checks: c.Posture.Checks}
 	if err := pc.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := sensor.ValidateDenyExec(c.Policy.DenyExec); err != nil {
+		bad("policy.deny_exec", "%v", err)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -152,3 +152,17 @@ func TestConfigPosture(t *testing.T) {
 		t.Fatalf("unknown posture check must be named, got %v", err)
 	}
 }
+
+func TestConfigDenyExec(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", writeFile(t, "policy:\n  deny_exec: [/usr/bin/nc, /opt/tools/]\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Policy.DenyExec) != 2 || sensorConfig(cfg).DenyExec[1] != "/opt/tools/" {
+		t.Fatalf("deny_exec: %+v", cfg.Policy)
+	}
+	_, err = parse(t, []string{"--config", writeFile(t, "policy:\n  deny_exec: [relative/nc]\n")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "policy.deny_exec") || !strings.Contains(err.Error(), "relative/nc") {
+		t.Fatalf("a relative deny_exec entry must be named, got %v", err)
+	}
+}

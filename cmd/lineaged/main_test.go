@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -259,4 +260,133 @@ func fileHasExec(t *testing.T, out, arg string) bool {
 		}
 	}
 	return false
+}
+
+// With policy.deny_exec, an agent session's exec of a denied binary is
+// stopped in the kernel and reported as policy.action; the same binary
+// outside the session runs.
+func TestRunDenyExecInAgentSession(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF")
+	}
+	dir := t.TempDir()
+	denied := filepath.Join(dir, "denied-true")
+	copyFile(t, "/bin/true", denied)
+	// A stand-in agent: a shell at Claude Code's native install path.
+	agentPath := filepath.Join(dir, ".local/share/claude/versions/2.1.332")
+	copyFile(t, "/bin/dash", agentPath)
+	cfgPath := filepath.Join(dir, "lineaged.yaml")
+	if err := os.WriteFile(cfgPath, []byte("policy:\n  deny_exec: ["+denied+"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "events.jsonl")
+	cmd := exec.Command(binary, "run", "--config", cfgPath, "--output", out)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, &stderr, "sensor started")
+
+	// Outside any session the denied path runs.
+	if err := exec.Command(denied).Run(); err != nil {
+		t.Fatalf("outside a session %s must run: %v", denied, err)
+	}
+	// Inside the session it must not: the shell reports its child's fate.
+	script := denied + "; echo status=$? > " + filepath.Join(dir, "status")
+	if err := exec.Command(agentPath, "-c", script).Run(); err != nil {
+		t.Fatalf("agent stand-in: %v", err)
+	}
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 137: killed by SIGKILL (tracepoint path); 126: exec refused (LSM path).
+	if s := strings.TrimSpace(string(status)); s != "status=137" && s != "status=126" {
+		t.Fatalf("denied exec in a session: %s", s)
+	}
+
+	var alert map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for alert == nil && time.Now().Before(deadline) {
+		alert = findEvent(t, out, "policy.action")
+		if alert == nil {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if alert == nil {
+		t.Fatalf("no policy.action event; stderr:\n%s", stderr.String())
+	}
+	a, _ := alert["alert"].(map[string]any)
+	if a["rule"] != "deny_exec" || (a["action"] != "killed" && a["action"] != "blocked") {
+		t.Fatalf("alert = %v", a)
+	}
+	ag, _ := alert["agent"].(map[string]any)
+	if ag["name"] != "claude-code" {
+		t.Fatalf("policy.action not attributed to the agent session: %v", alert["agent"])
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+}
+
+// syncBuffer is a bytes.Buffer the child's output can be written to while
+// the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor waits until the sensor's log says want (it logs once started).
+func waitFor(t *testing.T, log *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(log.String(), want) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("sensor never logged %q:\n%s", want, log.String())
+}
+
+func findEvent(t *testing.T, path, kind string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["kind"] == kind {
+			return ev
+		}
+	}
+	return nil
 }

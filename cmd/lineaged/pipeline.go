@@ -103,6 +103,7 @@ func sensorConfig(cfg *Config) sensor.Config {
 		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
 		QueueSize:      cfg.Sensor.QueueSize,
+		DenyExec:       cfg.Policy.DenyExec,
 	}
 }
 
@@ -230,13 +231,19 @@ func outputName(cfg *Config) string {
 	return cfg.Output
 }
 
+// sensorInfo describes this run for sensor.start and sensor.stop: which
+// hook path enforces policy here and why (start), or why it stopped.
 func (p *pipeline) sensorInfo(reason string) *event.Sensor {
+	hooks, why := p.sensor.Hooks()
+	if reason == "" {
+		reason = why
+	}
 	return &event.Sensor{
 		Version:    version,
 		InstanceID: p.instance,
 		Scope:      p.cfg.Scope,
 		Source:     "live",
-		Hooks:      "tracepoint",
+		Hooks:      hooks,
 		Reason:     reason,
 	}
 }
