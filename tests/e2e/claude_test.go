@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/tests/fakeapi"
 )
@@ -318,13 +320,16 @@ func TestClaudeCode(t *testing.T) {
 	})
 
 	t.Run("read-write-tools", func(t *testing.T) {
+		// The agent opens in.txt O_PATH many times (vetting the Bash
+		// command's paths, stat-ing for Read); the Read tool's read is the
+		// one real open.
 		r := find(t, evs, "the Read tool's open of in.txt", func(e *event.Event) bool {
-			return e.Kind == event.KindFileOpen && e.File.Path == in && e.Process.PID == main.pid() && e.Agent != nil && e.Agent.ToolUse != nil
+			return e.Kind == event.KindFileOpen && e.File.Path == in && e.Process.PID == main.pid() && e.File.Flags&unix.O_PATH == 0
 		})
 		checkAgent(t, r, main, event.RoleRoot, toolID("main", 1))
 		checkAncestry(t, r, "", h, idx)
-		w := find(t, evs, "the Write tool's file event", func(e *event.Event) bool {
-			return e.File != nil && e.Process.PID == main.pid() && (strings.HasPrefix(e.File.Path, written) || e.File.NewPath == written) && e.File.Mode != event.ModeRead
+		w := find(t, evs, "the Write tool's temporary file", func(e *event.Event) bool {
+			return e.Kind == event.KindFileOpen && e.Process.PID == main.pid() && strings.HasPrefix(e.File.Path, written+".tmp.") && e.File.Created
 		})
 		checkAgent(t, w, main, event.RoleRoot, toolID("main", 2))
 	})
