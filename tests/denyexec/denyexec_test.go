@@ -24,8 +24,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
 )
+
+// TestMain lifts RLIMIT_MEMLOCK: kernels before 5.11 charge BPF maps
+// against it, and the sensor's maps do not fit the default.
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		if err := rlimit.RemoveMemlock(); err != nil {
+			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
 
 // guard only stops a hung test; the test ends on a marker exec.
 const guard = 60 * time.Second
