@@ -21,6 +21,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // Config tunes the observer. The zero value is usable.
@@ -43,6 +44,16 @@ type Config struct {
 	// MaxSessions bounds the sessions remembered (default 1024); ended
 	// sessions are forgotten first.
 	MaxSessions int
+	// Proc reads live processes (lineage.ProcFS): optional, used to learn
+	// the root of a session already running when the sensor started from
+	// the parent of one of its members.
+	Proc ProcFacts
+}
+
+// ProcFacts is the part of lineage.ProcFacts the observer uses.
+type ProcFacts interface {
+	Proc(pid uint32) (*procfs.Proc, error)
+	Env(pid uint32, key string) (string, bool, error)
 }
 
 // ExecInput is an exec of a session member or of a new session root. It
@@ -247,7 +258,7 @@ func (o *Observer) exec(x ExecInput) Result {
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := o.session(&a, x.Proc, x.Env)
+	s := o.session(&a, x.Proc, x.Parent, x.Env)
 	if s.uuid == "" || s.match.Version == "" {
 		o.learnEnvSession(s, &x)
 	}
@@ -377,7 +388,7 @@ const maxBindings = 8192
 // started: the engine seeds it from /proc and attributes it by default).
 // p is the process of the event, used as the root when it is the root; o.mu
 // is held.
-func (o *Observer) session(a *event.Agent, p *event.Process, env func(string) (string, bool)) *session {
+func (o *Observer) session(a *event.Agent, p, parent *event.Process, env func(string) (string, bool)) *session {
 	s := o.sessions[a.RootExecID]
 	if s == nil {
 		s = &session{rootExecID: a.RootExecID, bound: map[string]bool{}}
@@ -390,19 +401,52 @@ func (o *Observer) session(a *event.Agent, p *event.Process, env func(string) (s
 		o.order = append(o.order, s.rootExecID)
 		o.evict()
 	}
+	if s.rootPID == 0 {
+		// Learn the root of a session that was running before the sensor:
+		// from the event's own process, from its parent image, or from
+		// /proc through the parent pid of a direct child.
+		var root *event.Process
+		switch {
+		case p != nil && p.ExecID == s.rootExecID:
+			root = p
+		case parent != nil && parent.ExecID == s.rootExecID:
+			root = parent
+		case p != nil && p.ParentExecID == s.rootExecID && p.PPID > 1 && o.cfg.Proc != nil:
+			if rp, err := o.cfg.Proc.Proc(p.PPID); err == nil {
+				root = &event.Process{PID: rp.PID, Exe: rp.Exe, Argv: rp.Argv, Cwd: rp.Cwd}
+			}
+		}
+		if root != nil {
+			o.learnRoot(s, root)
+		}
+	}
 	if s.configDir == "" && env != nil {
 		_, s.configDir = configDirs(env)
 	}
-	if s.rootPID == 0 && p != nil && p.ExecID == s.rootExecID {
-		s.rootPID = p.PID
-		if m, ok := Identify(o.cfg.Recognisers, p.Exe, p.Argv, o.cfg.ReadFile); ok {
-			s.match = m
-			if m.Kind == sensor.AgentClaudeCode {
-				s.cfg = parseClaudeArgv(p.Argv, p.Cwd, "", s.configDir, o.cfg.ReadFile)
-			}
-		}
-	}
 	return s
+}
+
+// learnRoot fills a lazily created session from its root process; o.mu is
+// held.
+func (o *Observer) learnRoot(s *session, root *event.Process) {
+	m, ok := Identify(o.cfg.Recognisers, root.Exe, root.Argv, o.cfg.ReadFile)
+	if !ok {
+		return
+	}
+	s.rootPID, s.match = root.PID, m
+	if s.configDir == "" && o.cfg.Proc != nil {
+		_, s.configDir = configDirs(func(k string) (string, bool) {
+			v, ok, err := o.cfg.Proc.Env(root.PID, k)
+			return v, ok && err == nil
+		})
+	}
+	if m.Kind == sensor.AgentClaudeCode {
+		home := ""
+		if filepath.Base(s.configDir) == ".claude" {
+			home = filepath.Dir(s.configDir)
+		}
+		s.cfg = parseClaudeArgv(root.Argv, root.Cwd, home, s.configDir, o.cfg.ReadFile)
+	}
 }
 
 // inherit completes an inherited attribution: a tool_use placeholder whose
@@ -616,7 +660,7 @@ func (o *Observer) File(x FileInput) Result {
 	if h := o.helpers[a.RootExecID]; h != nil {
 		a = *h
 	}
-	s := o.session(&a, x.Proc, nil)
+	s := o.session(&a, x.Proc, nil, nil)
 	if a.Version == "" {
 		a.Version = s.match.Version
 	}
@@ -641,6 +685,16 @@ func (o *Observer) File(x FileInput) Result {
 		}
 		if s.match.Kind == sensor.AgentClaudeCode {
 			return Result{Agent: &a, Resolve: o.resolveFile(s, x.File)}
+		}
+	}
+	if a.Role == event.RoleDescendant && a.ToolUse == nil && x.Proc.ParentExecID == s.rootExecID && x.Proc.PID != s.rootPID {
+		// A direct child of the agent the observer never saw exec (an MCP
+		// server or hook running before the sensor started).
+		switch {
+		case s.cfg.isMCP(x.Proc.Argv):
+			a.Role = event.RoleMCPServer
+		case s.cfg.isHook(x.Proc.Argv):
+			a.Role = event.RoleHook
 		}
 	}
 	if reparented(&ExecInput{Proc: x.Proc}) && a.Role != event.RoleRoot {

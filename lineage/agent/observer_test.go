@@ -10,6 +10,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 const sessUUID = "1dc37556-28e4-4d82-aae6-f40f12ed25d7"
@@ -506,5 +507,51 @@ func BenchmarkExecDescendant(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = w.obs.Exec(x)
+	}
+}
+
+// fakeProcs is a /proc for the observer.
+type fakeProcs struct {
+	procs map[uint32]*procfs.Proc
+	env   map[uint32]map[string]string
+}
+
+func (f fakeProcs) Proc(pid uint32) (*procfs.Proc, error) {
+	if p, ok := f.procs[pid]; ok {
+		return p, nil
+	}
+	return nil, procfs.ErrGone
+}
+
+func (f fakeProcs) Env(pid uint32, key string) (string, bool, error) {
+	v, ok := f.env[pid][key]
+	return v, ok, nil
+}
+
+// An MCP server and a hook running before the sensor started: their first
+// events are file events; the root is read from /proc through their parent
+// pid and its --mcp-config / --settings give their roles.
+func TestSeededMCPAndHook(t *testing.T) {
+	w := newWorld(t)
+	mcp := filepath.Join(w.cwd, "mcp.json")
+	os.WriteFile(mcp, []byte(`{"mcpServers":{"lin":{"command":"/opt/srv","args":["-x"]}}}`), 0o644)
+	rootArgv := []string{"/usr/bin/claude", "--mcp-config", mcp, "--settings", `{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"notify done"}]}]}}`, "-p", "x"}
+	w.obs = New(Config{PollInterval: time.Millisecond, Proc: fakeProcs{
+		procs: map[uint32]*procfs.Proc{990: {PID: 990, Exe: w.exe, Argv: rootArgv, Cwd: w.cwd}},
+		env:   map[uint32]map[string]string{990: {"HOME": w.home}},
+	}}, nil)
+	rootExec := "exec-990-root"
+	def := &event.Agent{Name: "claude-code", RootExecID: rootExec, Role: event.RoleDescendant}
+	srv := &event.Process{ExecID: "exec-991", ParentExecID: rootExec, PID: 991, PPID: 990, Exe: "/opt/srv", Argv: []string{"/opt/srv", "-x"}}
+	if a := resolve(t, w.obs.File(FileInput{Proc: srv, Agent: def, File: &event.File{Path: "/w/db", Mode: event.ModeWrite}}), time.Second); a.Role != event.RoleMCPServer || a.Version != "2.1.332" {
+		t.Fatalf("seeded MCP server %+v", a)
+	}
+	hook := &event.Process{ExecID: "exec-992", ParentExecID: rootExec, PID: 992, PPID: 990, Exe: "/bin/sh", Argv: []string{"/bin/sh", "-c", "notify done"}}
+	if a := resolve(t, w.obs.File(FileInput{Proc: hook, Agent: def, File: &event.File{Path: "/w/log", Mode: event.ModeWrite}}), time.Second); a.Role != event.RoleHook {
+		t.Fatalf("seeded hook %+v", a)
+	}
+	other := &event.Process{ExecID: "exec-993", ParentExecID: rootExec, PID: 993, PPID: 990, Exe: "/bin/true", Argv: []string{"true"}}
+	if a := resolve(t, w.obs.File(FileInput{Proc: other, Agent: def, File: &event.File{Path: "/w/x", Mode: event.ModeRead}}), time.Second); a.Role != event.RoleDescendant {
+		t.Fatalf("seeded helper %+v", a)
 	}
 }
