@@ -176,7 +176,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, &exitError{exitUsage, err}
 	}
 
-	p.observer = agent.New(agent.Config{}, log)
+	p.observer = agent.New(agent.Config{Proc: lineage.ProcFS{Root: procRoot}}, log)
 	humans := make(map[string]event.Human, len(cfg.Humans))
 	for user, h := range cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
