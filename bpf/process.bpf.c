@@ -310,6 +310,11 @@ static __always_inline __u64 exe_mismatch(struct exec_scratch *x, struct recogni
 		     ((c[2] & m->mask[2]) ^ m->text[2]) | ((c[3] & m->mask[3]) ^ m->text[3]);
 		d |= (clen ^ len) & m->len_eq;  /* RECOG_EQ: same length */
 		d |= (clen - len) >> 63;        /* both: clen >= len */
+		/* Most execs fail a rule on its first matcher: stop there.
+		 * d is never used as a pointer or size, so the verifier
+		 * keeps it imprecise and the two exits merge. */
+		if (d)
+			break;
 	}
 	return d;
 }
