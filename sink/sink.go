@@ -99,7 +99,11 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (Sink, error) 
 		kc := cfg.Kafka
 		kc.SensorVersion = cfg.SensorVersion
 		kc.Now = cfg.Now
-		return kafka.New(kc, enc, reg, log.With("component", "sink.kafka"))
+		ks, err := kafka.New(kc, enc, reg, log.With("component", "sink.kafka"))
+		if err != nil {
+			return nil, err // not a typed nil inside the interface
+		}
+		return ks, nil
 	}
 	m := newWriterMetrics(reg)
 	if cfg.Output == "" || cfg.Output == "-" {

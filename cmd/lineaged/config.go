@@ -55,9 +55,12 @@ type KafkaConfig struct {
 	Compression  string        `mapstructure:"compression"`
 	BatchSize    int           `mapstructure:"batch_size"`
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
-	TLS          KafkaTLS      `mapstructure:"tls"`
-	SASL         KafkaSASL     `mapstructure:"sasl"`
-	Spool        SpoolConfig   `mapstructure:"spool"`
+	// AllowStartOffline starts with the brokers unreachable, spooling
+	// until they answer; by default that is an error at start.
+	AllowStartOffline bool        `mapstructure:"allow_start_offline"`
+	TLS               KafkaTLS    `mapstructure:"tls"`
+	SASL              KafkaSASL   `mapstructure:"sasl"`
+	Spool             SpoolConfig `mapstructure:"spool"`
 }
 
 // KafkaTLS is TLS to the brokers.

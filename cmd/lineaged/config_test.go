@@ -134,7 +134,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Output != "/var/log/lineaged/events.jsonl" || cfg.Kafka.BatchTimeout != 5*time.Millisecond {
+	if cfg.Output != "/var/log/lineaged/events.jsonl" || cfg.Kafka.BatchTimeout != 100*time.Microsecond {
 		t.Fatalf("shipped config: output=%q batch_timeout=%v", cfg.Output, cfg.Kafka.BatchTimeout)
 	}
 }

@@ -70,6 +70,8 @@ func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
 			Compression:  cfg.Kafka.Compression,
 			BatchSize:    cfg.Kafka.BatchSize,
 			BatchTimeout: cfg.Kafka.BatchTimeout,
+			// The spool absorbs an outage at start as it does later.
+			AllowStartOffline: cfg.Kafka.AllowStartOffline,
 			TLS: kafka.TLSConfig{
 				Enabled:    cfg.Kafka.TLS.Enabled,
 				CAFile:     cfg.Kafka.TLS.CAFile,
@@ -134,9 +136,11 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	}
 	p.host = host
 
-	if p.sink, err = sink.New(sinkConfig(cfg, stdout), p.reg, log.With("component", "sink")); err != nil {
+	sk, err := sink.New(sinkConfig(cfg, stdout), p.reg, log.With("component", "sink"))
+	if err != nil {
 		return p, err
 	}
+	p.sink = sk
 	p.redactor, err = redact.New(redact.Config{
 		Patterns:   cfg.Redact.Patterns,
 		KeepPrompt: cfg.Redact.ExportPrompt,
