@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -97,7 +96,9 @@ func loadEnforcement(m sharedMaps, keys map[string]uint32, lsmFile string) (*enf
 }
 
 // loadDenyObject loads one enforcement object with the shared maps, fills
-// its deny map and attaches its one program.
+// its deny map and attaches its one program. Both objects declare their
+// maps from the same headers (bpf/maps.h, bpf/enforce.h), so the
+// enforceLsm names and key/value types serve for either.
 func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys map[string]uint32, prog string,
 	attach func(*ebpf.Program) (link.Link, error)) (*ebpf.Collection, link.Link, error) {
 	spec.Maps[enforceLsmMapSessions].MaxEntries = m.Sessions.MaxEntries()
@@ -212,7 +213,7 @@ func probeEnforcement() (name, reason string, err error) {
 		defer mp.Close()
 		*p.dst = mp
 	}
-	keys := map[string]uint32{filepath.Join("/nonexistent", "lineaged-doctor-probe"): 0}
+	keys := map[string]uint32{"/nonexistent/lineaged-doctor-probe": 0}
 	e, err := loadEnforcement(m, keys, lsmListFile)
 	if err != nil {
 		return "", "", err
