@@ -10,7 +10,10 @@
  *
  * Differences from the LSM path: only the final image is seen (for a #!
  * script, the interpreter, not the script), and the exec record of the
- * denied image is still reported (then its exit, signal 9).
+ * denied image is still reported (then its exit, signal 9). The signal is
+ * not forced: a member that is the init of a pid namespace ignores it, and
+ * its denied image runs (the record then still says "killed"; the LSM path
+ * has no such gap).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
