@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,6 +239,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		}()
 	}
 	wg.Wait()
+	// Keep the logs, drop the bulky inputs (tens of MB per run).
+	os.Remove(initrd)
+	for _, t := range tests {
+		os.Remove(t.Binary)
+	}
 
 	// 6. Report.
 	kt, tt, ft, vt := tables(runs)
@@ -456,11 +462,13 @@ func lockFile(path string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// pruneRuns removes run directories older than age.
+// pruneRuns removes run directories older than age, and all but the 20
+// newest (names start with the UTC start time, so they sort by age).
 func pruneRuns(cacheDir string, age time.Duration, log *slog.Logger) {
 	dirs, _ := filepath.Glob(filepath.Join(cacheDir, "run-*"))
-	for _, d := range dirs {
-		if info, err := os.Stat(d); err == nil && time.Since(info.ModTime()) > age {
+	sort.Strings(dirs)
+	for i, d := range dirs {
+		if info, err := os.Stat(d); err == nil && (time.Since(info.ModTime()) > age || i < len(dirs)-20) {
 			if err := os.RemoveAll(d); err != nil {
 				log.Warn("prune old run", "dir", d, "err", err)
 			}
