@@ -4,7 +4,8 @@ BIN       ?= bin/lineaged
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 ARGS      ?=
-KERNELS   ?= 5.10,6.1,6.12,6.18,newest
+# 6.12-nolsm boots without the BPF LSM: the tracepoint fallback path.
+KERNELS   ?= 5.10,6.1,6.12,6.18,newest,6.12-nolsm
 
 .PHONY: all deps generate generate-check build test bench lint run demo kafka-demo vmtest check clean
 
@@ -16,11 +17,11 @@ deps:
 
 ## generate: regenerate the BPF objects and Go bindings (needs clang, llvm, libbpf-dev)
 generate:
-	$(GO) generate ./sensor/...
+	$(GO) generate ./sensor/... ./tests/vmtest/smoke/...
 
 ## generate-check: regenerate and fail if the committed files differ
 generate-check: generate
-	git diff --exit-code -- sensor/ bpf/
+	git diff --exit-code -- sensor/ bpf/ tests/vmtest/smoke/
 
 ## build: the lineaged binary (no clang needed: generated files are committed)
 build:

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/spf13/pflag"
 
 	"github.com/lineaged/lineaged/sensor"
@@ -118,12 +119,25 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// liftMemlock removes RLIMIT_MEMLOCK for this process: kernels before 5.11
+// charge BPF maps to it, and its small default makes loading fail there. It
+// is a no-op where BPF memory is accounted to the memory cgroup. Failing to
+// lift it (no CAP_SYS_RESOURCE) is not fatal here: where it matters, loading
+// fails with an error that says MEMLOCK, and the privilege checks name what
+// is missing first.
+func liftMemlock(log *slog.Logger) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		log.Debug("RLIMIT_MEMLOCK not raised", "err", err)
+	}
+}
+
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseConfig("run", args, stderr)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log.Level, stderr)
+	liftMemlock(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return runPipeline(ctx, cfg, stdout, log)
@@ -134,7 +148,9 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep := sensor.Doctor(sensorConfig(cfg), newLogger(cfg.Log.Level, stderr))
+	log := newLogger(cfg.Log.Level, stderr)
+	liftMemlock(log)
+	rep := sensor.Doctor(sensorConfig(cfg), log)
 	if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}
