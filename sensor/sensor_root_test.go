@@ -384,13 +384,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(exec.Command("/bin/sh", os.Args[1])))
 	case "spawn": // run the last argument with sh -c as a child
 		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
-	case "spawn-exec": // run argv[1] with sh -c as a child, then exec /bin/true argv[2]
-		if code := runChild(exec.Command("/bin/sh", "-c", os.Args[1])); code != 0 {
-			os.Exit(code)
-		}
-		err := syscall.Exec("/bin/true", []string{"/bin/true", os.Args[2]}, os.Environ())
-		fmt.Fprintln(os.Stderr, "spawn-exec:", err)
-		os.Exit(1)
+	case "fill":
+		fillHelper()
 	case "daemon1":
 		daemon1Helper()
 	case "daemon2":
@@ -917,31 +912,81 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 }
 
 func TestRootSessionsMapFullIsCounted(t *testing.T) {
-	// Room for the agent alone: its child cannot be tracked, and says so.
-	h := startSensor(t, Config{SessionMapSize: 1})
+	// A small sessions map. Older kernels preallocate a few spare hash
+	// elements, so the exact capacity varies: the agent keeps adding
+	// children that stay alive (exited members free their slot) until the
+	// kernel reports one it could not track.
+	h := startSensor(t, Config{SessionMapSize: 4})
 	m := marker(t)
-	// The agent (this test binary at an install path, "spawn-exec"
-	// helper) forks a child, then execs the marker itself. A shell might
-	// run /bin/true in-process (busybox applets) and never fork.
+	// The agent: this test binary at an install path, "fill" helper.
 	agent := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".local", "share", "claude", "versions", "2.1.332"))
-	cmd := exec.Command(agent, "/bin/true untracked-child", m)
-	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=spawn-exec")
-	mustRun(t, cmd)
-	// The agent itself is tracked: its last exec is the marker.
-	ev, evs := h.untilExecArg(m)
-	if !inSession(ev, uint32(cmd.Process.Pid)) {
-		t.Fatalf("marker: %+v", ev.Header)
+	cmd := exec.Command(agent, m)
+	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "untracked-child") }); len(c) != 0 {
-		t.Errorf("child reported although the map was full: %+v", c)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	replies := bufio.NewScanner(out)
+	children := 0
+	for ; children < 1024 && h.s.Stats().SessionsFull == 0; children++ {
+		if _, err := io.WriteString(in, "child\n"); err != nil {
+			t.Fatal(err)
+		}
+		if !replies.Scan() {
+			t.Fatalf("agent stopped: %v", replies.Err())
+		}
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("agent: %v", err)
 	}
 	if st := h.s.Stats(); st.SessionsFull == 0 {
-		t.Fatalf("no sessions-full count: %+v", st)
+		t.Fatalf("no sessions-full count after %d children: %+v", children, st)
+	}
+	// The agent itself stays tracked: its last exec is the marker.
+	ev, _ := h.untilExecArg(m)
+	if !inSession(ev, uint32(cmd.Process.Pid)) {
+		t.Fatalf("marker: %+v", ev.Header)
 	}
 	loss := h.until(func(ev Event) bool { return ev.Loss != nil && ev.Loss.Where == "sessions" })
 	if l := loss[len(loss)-1].Loss; l.Count == 0 || l.Of != KindFork {
 		t.Errorf("loss event %+v", l)
 	}
+}
+
+// fillHelper is an agent that starts one long-lived child per stdin line
+// (answering "ok"), and at EOF releases them and execs /bin/true argv[1].
+func fillHelper() {
+	r, w, err := os.Pipe()
+	if err != nil {
+		os.Exit(1)
+	}
+	var kids []*exec.Cmd
+	lines := bufio.NewScanner(os.Stdin)
+	for lines.Scan() {
+		c := exec.Command("/bin/sh", "-c", "read x")
+		c.Stdin = r
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "fill:", err)
+			os.Exit(1)
+		}
+		kids = append(kids, c)
+		fmt.Println("ok")
+	}
+	w.Close()
+	for _, c := range kids {
+		c.Wait()
+	}
+	err = syscall.Exec("/bin/true", []string{"/bin/true", os.Args[1]}, os.Environ())
+	fmt.Fprintln(os.Stderr, "fill:", err)
+	os.Exit(1)
 }
 
 func TestRootQueueOverflowReported(t *testing.T) {
