@@ -194,7 +194,7 @@ func TestRunToFileAndStop(t *testing.T) {
 			t.Fatalf("event %d has seq %d: a gap", i, ev.Seq)
 		}
 		sawPosture = sawPosture || ev.Kind == "posture.sample"
-		if ev.Posture == nil && ev.Kind != "sensor.start" {
+		if ev.Posture == nil {
 			t.Errorf("%s event %d carries no posture", ev.Kind, ev.Seq)
 		}
 	}

@@ -219,7 +219,11 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
 	}
 	p.engine.Seed(procs)
+	// The first posture sample is taken before sensor.start, so every
+	// event of this run carries one and the stream always opens with it.
+	first := p.posture.Sample(context.Background())
 	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
+	p.engine.Emit(&event.Event{Kind: event.KindPostureSample, Time: first.SampledAt, Posture: &first})
 	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
 		"session_members", len(members), "output", outputName(cfg))
 	return p, nil

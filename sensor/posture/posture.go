@@ -193,7 +193,9 @@ func (s *Sampler) Latest() *event.Posture {
 	return s.latest.Load()
 }
 
-// Run samples immediately and then every interval until ctx is cancelled.
+// Run samples immediately and then every interval until ctx is cancelled;
+// when Sample was called before, that sample counts as Run's first and Run
+// waits for the next tick.
 // Each sample is emitted as event.KindPostureSample; when the compliance or
 // the set of failed checks differs from the previous sample, the same
 // sample is emitted again as event.KindPostureChange. The first sample has
@@ -206,7 +208,16 @@ func (s *Sampler) Run(ctx context.Context, emit func(kind string, p *event.Postu
 	}
 	tick, stop := s.newTicker(s.interval)
 	defer stop()
-	var prev *event.Posture
+	// A sample already taken (the caller emitted it at start) is the
+	// first one: continue from it at the next tick.
+	prev := s.Latest()
+	if prev != nil {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+		}
+	}
 	for {
 		p := s.sample(ctx)
 		if ctx.Err() != nil {

@@ -229,6 +229,43 @@ func TestRunChangeDetection(t *testing.T) {
 	}
 }
 
+// A sample taken before Run is Run's first: Run emits nothing until the next
+// tick, and a change is detected against that sample.
+func TestRunContinuesFromSample(t *testing.T) {
+	mu := &sync.Mutex{}
+	res := map[string]event.Check{"a": {OK: true, Detail: "start"}}
+	s := newSampler(Config{Interval: 100 * time.Millisecond, Root: "/"}, []Check{fakeCheck{"a", mu, res}}, time.Now, nil)
+	tick := make(chan time.Time)
+	s.newTicker = func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} }
+	first := s.Sample(t.Context())
+	if !first.Compliant {
+		t.Fatal("first sample not compliant")
+	}
+	out := make(chan emitted, 4)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, func(kind string, p *event.Posture) { out <- emitted{kind, p} }) }()
+
+	mu.Lock()
+	res["a"] = event.Check{OK: false, Detail: "broken"}
+	mu.Unlock()
+	select {
+	case e := <-out:
+		t.Fatalf("Run emitted %s before its first tick", e.kind)
+	case tick <- time.Now():
+	}
+	if e := next(t, out, 1); e.kind != event.KindPostureSample || e.p.Compliant {
+		t.Fatalf("after the tick: %s compliant=%t", e.kind, e.p.Compliant)
+	}
+	if e := next(t, out, 1); e.kind != event.KindPostureChange {
+		t.Fatalf("change against the earlier sample not reported: %s", e.kind)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRunNeedsEmit(t *testing.T) {
 	s := newSampler(Config{Interval: time.Second, Root: "/"}, nil, nil, nil)
 	if err := s.Run(t.Context(), nil); err == nil {
