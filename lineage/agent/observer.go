@@ -36,8 +36,9 @@ type Config struct {
 	PollInterval time.Duration
 	// FileWait bounds how long a file event of the agent process waits for
 	// a Read/Write/Edit tool call naming its path to appear in the
-	// transcript (default 50ms). The tool_use record is written before the
-	// tool runs, so this only covers a slow disk or a late poll.
+	// transcript (default 250ms). The tool_use record is usually written
+	// before the tool runs, but the agent appends asynchronously: on a busy
+	// host the Write tool's first open was seen 70ms ahead of its record.
 	FileWait time.Duration
 	// MaxTranscriptLine bounds one transcript record (default 4 MiB).
 	MaxTranscriptLine int
@@ -155,7 +156,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 		cfg.PollInterval = 10 * time.Millisecond
 	}
 	if cfg.FileWait <= 0 {
-		cfg.FileWait = 50 * time.Millisecond
+		cfg.FileWait = 250 * time.Millisecond
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 1024
