@@ -44,7 +44,6 @@ type pipeline struct {
 	sink     sink.Sink
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
-	host     event.Host
 }
 
 // newInstanceID names this run of the sensor in event ids.
@@ -130,12 +129,6 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if p.instance, err = newInstanceID(); err != nil {
 		return p, err
 	}
-	host, err := lineage.LocalHost{}.Host()
-	if err != nil {
-		return p, fmt.Errorf("host identity: %w", err)
-	}
-	p.host = host
-
 	sk, err := sink.New(sinkConfig(cfg, stdout), p.reg, log.With("component", "sink"))
 	if err != nil {
 		return p, err
