@@ -173,10 +173,16 @@ func (c *fioChild) run(t *testing.T) {
 // until reads and decodes records until one satisfies stop (included).
 func (e *fioEnv) until(stop func(Event) bool) []Event {
 	e.t.Helper()
-	e.rd.SetDeadline(time.Now().Add(fioGuard))
+	// Short waits, like the sensor's own idle poll: a record whose wakeup
+	// was lost (seen once in an emulated 7.3 guest) is still read.
+	guard := time.Now().Add(fioGuard)
 	var evs []Event
 	for {
+		e.rd.SetDeadline(time.Now().Add(250 * time.Millisecond))
 		rec, err := e.rd.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) && time.Now().Before(guard) {
+			continue
+		}
 		if err != nil {
 			e.t.Fatalf("ring buffer after %d events: %v", len(evs), err)
 		}
