@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -661,5 +662,27 @@ func TestVerdictFollowsPackageDatabase(t *testing.T) {
 	}
 	if b := in.Inspect(context.Background(), req); b.Verdict != event.VerdictPackageVerified || b.Package != "later" {
 		t.Errorf("after install = %+v", b)
+	}
+}
+
+// A FIFO planted as <binary>.sig must neither stall hashing nor pass: open
+// does not block, and the file is refused as not regular.
+func TestSignatureFIFORefused(t *testing.T) {
+	dir := t.TempDir()
+	s := newSigner(t, dir, "k")
+	pol, err := LoadTrustPolicy([]string{s.pubPath}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := newInspector(t, Config{Timeout: 5 * time.Second}, pol, nil)
+	bin := filepath.Join(dir, "f")
+	copyFile(t, "/usr/bin/sleep", bin, []byte("f"))
+	if err := syscall.Mkfifo(bin+".sig", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, p := running(t, bin, "30")
+	b := in.Inspect(context.Background(), request(p))
+	if b.Verdict != event.VerdictError || !strings.Contains(b.Reason, "not a regular file") || b.SHA256 == "" {
+		t.Fatalf("FIFO signature = %+v", b)
 	}
 }

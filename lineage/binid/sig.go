@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -154,7 +155,10 @@ func (p *TrustPolicy) findSignatures(path string, sha []byte) []detached {
 }
 
 func (p *TrustPolicy) readSig(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// Signature files sit beside binaries that users control: O_NONBLOCK so
+	// a FIFO planted as <binary>.sig cannot stall a hashing worker in open;
+	// the regular-file check below then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
