@@ -1191,7 +1191,7 @@ func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
 	return ent, partial
 }
 
-// denyAlert describes a deny-exec the kernel enforced (sensor.Config.DenyExec).
+// denyAlert describes a deny-exec the kernel enforced (kernel.Config.DenyExec).
 func denyAlert(d *sensor.Deny) *event.Alert {
 	what := map[sensor.DenyAction]string{
 		sensor.DenyBlocked:    "exec refused",

@@ -3,6 +3,8 @@ package sensor
 import (
 	"context"
 	"net/netip"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kind tags every raw record. The numeric values are part of the kernel ABI
@@ -295,4 +297,45 @@ type Source interface {
 	// It never closes out.
 	Run(ctx context.Context, out chan<- Event) error
 	Close() error
+}
+
+// FileAccess is how an open accesses its file.
+type FileAccess uint8
+
+// Access modes. AccessNone is an O_PATH open, O_ACCMODE 3, or an operation
+// other than open.
+const (
+	AccessNone FileAccess = iota
+	AccessRead
+	AccessWrite
+	AccessReadWrite
+)
+
+// String is the lineaged/v1 file.mode value.
+func (a FileAccess) String() string {
+	switch a {
+	case AccessRead:
+		return "read"
+	case AccessWrite:
+		return "write"
+	case AccessReadWrite:
+		return "read-write"
+	}
+	return ""
+}
+
+// Access is the access mode an open asked for (its O_ACCMODE bits).
+func (f *File) Access() FileAccess {
+	if f.Op != FileOpen || f.Flags&unix.O_PATH != 0 {
+		return AccessNone
+	}
+	switch f.Flags & unix.O_ACCMODE {
+	case unix.O_RDONLY:
+		return AccessRead
+	case unix.O_WRONLY:
+		return AccessWrite
+	case unix.O_RDWR:
+		return AccessReadWrite
+	}
+	return AccessNone
 }

@@ -3,7 +3,6 @@
 package sensor
 
 import (
-	"encoding/binary"
 	"strings"
 	"testing"
 )
@@ -68,50 +67,6 @@ func TestRecogniseLongArgv0StopsScriptSearch(t *testing.T) {
 	}
 }
 
-func TestDefaultRecognisersFitTheKernel(t *testing.T) {
-	table := DefaultRecognisers()
-	if err := ValidateRecognisers(table); err != nil {
-		t.Fatal(err)
-	}
-	k, err := kernelRecognisers(table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Spot-check the encoding the program compares against.
-	native := k[0]
-	if native.Agent != uint8(AgentClaudeCode) || native.M[0].Level != 1 || native.M[0].Len != 8 || native.M[0].LenEq != 0 {
-		t.Errorf("native rule: %+v", native.M[0])
-	}
-	var text [8]byte
-	binary.LittleEndian.PutUint64(text[:], native.M[0].Text[0])
-	if string(text[:]) != "versions" || native.M[0].Mask[0] != ^uint64(0) || native.M[0].Mask[1] != 0 {
-		t.Errorf("native rule text %q mask %#x", text, native.M[0].Mask)
-	}
-	if native.M[4].Op != 0 || native.M[4].Len != 0 || native.M[4].Mask != [4]uint64{} {
-		t.Errorf("unused matcher slot must always hold: %+v", native.M[4])
-	}
-	if native.DenyN != 5 {
-		t.Errorf("claude veto count %d", native.DenyN)
-	}
-	var script *processRecogniser
-	for i, r := range table {
-		if r.Script == "/@anthropic-ai/claude-code/cli.js" {
-			script = &k[i]
-			break
-		}
-	}
-	if script == nil || int(script.ScriptLen) != len("/@anthropic-ai/claude-code/cli.js") {
-		t.Fatalf("script rule: %+v", script)
-	}
-	var tail [64]byte
-	for w := range 8 {
-		binary.LittleEndian.PutUint64(tail[w*8:], script.ScriptText[w])
-	}
-	if !strings.HasSuffix(string(tail[:]), "/@anthropic-ai/claude-code/cli.js") || tail[0] != 0 {
-		t.Errorf("script suffix not right-aligned: %q", tail)
-	}
-}
-
 func TestValidateRecogniserErrors(t *testing.T) {
 	ok := Matcher{Op: Equals, Level: 0, Text: "claude"}
 	for name, c := range map[string]struct {
@@ -137,114 +92,5 @@ func TestValidateRecogniserErrors(t *testing.T) {
 	big := make([]Recogniser, MaxRecognisers+1)
 	if err := ValidateRecognisers(big); err == nil || !strings.Contains(err.Error(), "at most") {
 		t.Errorf("oversized table: %v", err)
-	}
-}
-
-func TestSessionsFromProcs(t *testing.T) {
-	agentKey := ProcKey{PID: 10, StartNs: 1_000_000_000}
-	inner := ProcKey{PID: 30, StartNs: 3_000_000_000}
-	procs := []SeedProc{
-		{Key: ProcKey{PID: 1}, PPID: 0, Exe: "/usr/lib/systemd/systemd"},
-		{Key: ProcKey{PID: 5}, PPID: 1, Exe: "/usr/bin/bash"},
-		{Key: agentKey, PPID: 5, Exe: "/home/u/.local/share/claude/versions/2.1.332", Argv: []string{"claude"}},
-		{Key: ProcKey{PID: 20}, PPID: 10, Exe: "/usr/bin/bash"},
-		{Key: ProcKey{PID: 21}, PPID: 20, Exe: "/usr/bin/sleep"},
-		{Key: inner, PPID: 21, Exe: "/usr/bin/node", Argv: []string{"node", "/x/node_modules/@openai/codex/bin/codex.js"}},
-		{Key: ProcKey{PID: 31}, PPID: 30, Exe: "/usr/bin/git"},
-		{Key: ProcKey{PID: 40}, PPID: 1, Exe: "/usr/bin/sshd"},
-		{Key: ProcKey{PID: 50}, PPID: 999, Exe: "/usr/bin/orphan"}, // parent not in the scan
-	}
-	got := SessionsFromProcs(procs, nil)
-	claude := SessionRef{Root: agentKey, Agent: AgentClaudeCode}
-	codex := SessionRef{Root: inner, Agent: AgentCodex}
-	want := map[uint32]SessionRef{10: claude, 20: claude, 21: claude, 30: codex, 31: codex}
-	if len(got) != len(want) {
-		t.Errorf("got %d members, want %d: %+v", len(got), len(want), got)
-	}
-	for pid, ref := range want {
-		if got[pid] != ref {
-			t.Errorf("pid %d: %+v, want %+v", pid, got[pid], ref)
-		}
-	}
-}
-
-func TestSessionsFromProcsCycleTerminates(t *testing.T) {
-	// A pid-reuse race can make a scan's parent links loop.
-	procs := []SeedProc{{Key: ProcKey{PID: 2}, PPID: 3}, {Key: ProcKey{PID: 3}, PPID: 2}}
-	if got := SessionsFromProcs(procs, nil); len(got) != 0 {
-		t.Errorf("got %+v", got)
-	}
-}
-
-func TestParseStatPPIDStart(t *testing.T) {
-	line := "1234 (we) ird (name)) S 77 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10 18446744073709551615\n"
-	ppid, start, err := parseStatPPIDStart([]byte(line))
-	if err != nil || ppid != 77 || start != 98765 {
-		t.Errorf("ppid %d start %d err %v", ppid, start, err)
-	}
-	for _, bad := range []string{"no paren", "1 (x) S 1 2", "1 (x) S notanumber 1 1 0 -1 0 0 0 0 0 0 0 0 0 0 0 1 0 5 0"} {
-		if _, _, err := parseStatPPIDStart([]byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
-func TestConfigDefaultsAndErrors(t *testing.T) {
-	c, err := Config{}.withDefaults()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.SessionMapSize != DefaultSessionMapSize || c.RingBufferSize != DefaultRingBufferSize ||
-		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) == 0 ||
-		c.FlushInterval != DefaultFlushInterval || c.WakeupBytes != DefaultRingBufferSize/8 {
-		t.Errorf("defaults %+v", c)
-	}
-	for name, bad := range map[string]Config{
-		"ring not power of two": {RingBufferSize: 3 << 20},
-		"negative queue":        {QueueSize: -1},
-		"bad scope":             {Scope: 7},
-		"bad recogniser":        {Recognisers: []Recogniser{{Name: "x"}}},
-		"wakeup beyond ring":    {RingBufferSize: 1 << 20, WakeupBytes: 2 << 20},
-	} {
-		if _, err := bad.withDefaults(); err == nil {
-			t.Errorf("%s accepted", name)
-		}
-	}
-	if s, err := ParseScope("all"); err != nil || s != ScopeAll {
-		t.Errorf("ParseScope(all) = %v, %v", s, err)
-	}
-	if _, err := ParseScope("everything"); err == nil {
-		t.Error("ParseScope accepted a bad value")
-	}
-}
-
-func TestParseRelease(t *testing.T) {
-	for rel, want := range map[string][2]int{"6.18.44-fc-v782": {6, 18}, "5.8.0": {5, 8}, "5.10": {5, 10}, "4.19.0-rc1": {4, 19}} {
-		maj, min, ok := parseRelease(rel)
-		if !ok || maj != want[0] || min != want[1] {
-			t.Errorf("%s: %d.%d %v", rel, maj, min, ok)
-		}
-	}
-	if _, _, ok := parseRelease("garbage"); ok {
-		t.Error("parsed garbage")
-	}
-}
-
-func TestReportErrNamesWhatIsMissing(t *testing.T) {
-	r := Report{Checks: []Check{
-		{Name: "kernel BTF", Required: true, OK: false, Detail: "no kernel BTF at /sys/kernel/btf/vmlinux"},
-		{Name: "tracefs", Required: false, OK: false, Detail: "not mounted"},
-		{Name: "capabilities", Required: true, OK: true},
-	}}
-	err := r.Err()
-	if err == nil || !strings.Contains(err.Error(), "kernel BTF: no kernel BTF") || strings.Contains(err.Error(), "tracefs") {
-		t.Errorf("Err() = %v", err)
-	}
-	var b strings.Builder
-	if err := r.WriteTable(&b); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(b.String(), "FAIL") || !strings.Contains(b.String(), "not needed") {
-		t.Errorf("table:\n%s", b.String())
 	}
 }

@@ -14,9 +14,8 @@ import (
 	"syscall"
 
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/spf13/pflag"
-
-	"github.com/lineaged/lineaged/sensor"
 )
 
 // version is set at build time (-ldflags -X main.version=...).
@@ -150,7 +149,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log.Level, stderr)
 	liftMemlock(log)
-	rep := sensor.Doctor(sensorConfig(cfg), log)
+	rep := kernel.Doctor(sensorConfig(cfg), log)
 	if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}

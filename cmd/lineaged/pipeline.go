@@ -20,6 +20,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/redact"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/sink"
@@ -37,7 +38,7 @@ type pipeline struct {
 	reg      *prometheus.Registry
 	instance string
 
-	sensor   *sensor.Sensor
+	sensor   *kernel.Sensor
 	engine   *lineage.Engine
 	observer *agent.Observer
 	redactor *redact.Redactor
@@ -94,12 +95,12 @@ func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
 	}
 }
 
-func sensorConfig(cfg *Config) sensor.Config {
-	scope := sensor.ScopeSessions
+func sensorConfig(cfg *Config) kernel.Config {
+	scope := kernel.ScopeSessions
 	if cfg.Scope == "all" {
-		scope = sensor.ScopeAll
+		scope = kernel.ScopeAll
 	}
-	return sensor.Config{
+	return kernel.Config{
 		Scope:          scope,
 		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
@@ -161,7 +162,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		log.Error("trust policy incomplete", "err", err)
 	}
 
-	if p.sensor, err = sensor.New(sensorConfig(cfg), log.With("component", "sensor")); err != nil {
+	if p.sensor, err = kernel.New(sensorConfig(cfg), log.With("component", "sensor")); err != nil {
 		return p, err
 	}
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
 )
 
 // TestMain lifts RLIMIT_MEMLOCK: kernels before 5.11 charge BPF maps
@@ -67,7 +68,7 @@ type member struct {
 	stderr strings.Builder
 }
 
-func startMember(t *testing.T, s *sensor.Sensor, ref sensor.SessionRef, path string) *member {
+func startMember(t *testing.T, s *kernel.Sensor, ref sensor.SessionRef, path string) *member {
 	t.Helper()
 	m := &member{cmd: exec.Command("/bin/sh", "-c", `read go; exec "$0"`, path)}
 	m.cmd.Stderr = &m.stderr
@@ -117,7 +118,7 @@ func TestRootDenyExec(t *testing.T) {
 	lookalike := copyTo(t, trueBin, filepath.Join(dir, "denydir-not", "tool"))
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := sensor.New(sensor.Config{Scope: sensor.ScopeAll, DenyExec: []string{denied, prefix}}, log)
+	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyExec: []string{denied, prefix}}, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -136,15 +137,15 @@ func TestRootDenyExec(t *testing.T) {
 	}()
 
 	hooks, reason := s.Hooks()
-	t.Logf("enforcement: %s", sensor.HooksDetail(hooks, reason))
+	t.Logf("enforcement: %s", kernel.HooksDetail(hooks, reason))
 	lsmList, lerr := os.ReadFile("/sys/kernel/security/lsm")
 	t.Logf("active LSMs: %q (%v)", strings.TrimSpace(string(lsmList)), lerr)
 	switch hooks {
-	case sensor.HooksLSM:
+	case kernel.HooksLSM:
 		if !slices.Contains(strings.Split(strings.TrimSpace(string(lsmList)), ","), "bpf") {
 			t.Fatalf("sensor chose the LSM path but the active LSMs are %q", lsmList)
 		}
-	case sensor.HooksTracepoint:
+	case kernel.HooksTracepoint:
 		if reason == "" {
 			t.Fatal("tracepoint path without a reason")
 		}
@@ -156,7 +157,7 @@ func TestRootDenyExec(t *testing.T) {
 	})
 }
 
-func cases(t *testing.T, s *sensor.Sensor, out <-chan sensor.Event, hooks, denied, prefix, underPrefix, allowed, lookalike string) {
+func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denied, prefix, underPrefix, allowed, lookalike string) {
 	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
 
 	type deniedRun struct {
@@ -175,12 +176,12 @@ func cases(t *testing.T, s *sensor.Sensor, out <-chan sensor.Event, hooks, denie
 		}
 		ws := ee.Sys().(syscall.WaitStatus)
 		switch hooks {
-		case sensor.HooksLSM:
+		case kernel.HooksLSM:
 			// The shell's exec failed: it exits 126 naming EPERM.
 			if ws.Signaled() || ws.ExitStatus() != 126 || !strings.Contains(strings.ToLower(m.stderr.String()), "not permitted") {
 				t.Errorf("member exec of %s: %v, stderr %q; want exit 126 and EPERM", c.path, ws, m.stderr.String())
 			}
-		case sensor.HooksTracepoint:
+		case kernel.HooksTracepoint:
 			if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 				t.Errorf("member exec of %s: wait status %v, want killed by SIGKILL", c.path, ws)
 			}
@@ -237,7 +238,7 @@ wait:
 		t.Fatalf("%d deny records, want %d", len(got), len(denies))
 	}
 	want := sensor.DenyKilled
-	if hooks == sensor.HooksLSM {
+	if hooks == kernel.HooksLSM {
 		want = sensor.DenyBlocked
 	}
 	for i, r := range denies {
@@ -255,12 +256,12 @@ wait:
 			continue
 		}
 		switch hooks {
-		case sensor.HooksLSM:
+		case kernel.HooksLSM:
 			// Nothing ran: no exec record of the denied file.
 			if len(execs) != 0 || exits[0].Exit.Code != 126 {
 				t.Errorf("blocked %s: %d exec records, exit %+v", r.path, len(execs), *exits[0].Exit)
 			}
-		case sensor.HooksTracepoint:
+		case kernel.HooksTracepoint:
 			// Past the point of no return: the exec is reported, then the
 			// death by SIGKILL.
 			if len(execs) != 1 || exits[0].Exit.Signal != int32(syscall.SIGKILL) {
@@ -284,11 +285,11 @@ func TestRootDoctorEnforcement(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs")
 	}
-	r := sensor.Doctor(sensor.Config{}, nil)
+	r := kernel.Doctor(kernel.Config{}, nil)
 	if err := r.Err(); err != nil {
 		t.Fatalf("doctor: %v", err)
 	}
-	rows := map[string]sensor.Check{}
+	rows := map[string]kernel.Check{}
 	for _, c := range r.Checks {
 		rows[c.Name] = c
 	}
@@ -302,15 +303,15 @@ func TestRootDoctorEnforcement(t *testing.T) {
 	}
 	t.Logf("doctor: enforcement: %s; fentry: ok=%v %s", enf.Detail, fentry.OK, fentry.Detail)
 
-	s, err := sensor.New(sensor.Config{DenyExec: []string{"/nonexistent/denied"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := kernel.New(kernel.Config{DenyExec: []string{"/nonexistent/denied"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if want := sensor.HooksDetail(s.Hooks()); enf.Detail != want {
+	if want := kernel.HooksDetail(s.Hooks()); enf.Detail != want {
 		t.Errorf("doctor says %q, the sensor took %q", enf.Detail, want)
 	}
-	if name, _ := s.Hooks(); name == sensor.HooksLSM && !fentry.OK {
+	if name, _ := s.Hooks(); name == kernel.HooksLSM && !fentry.OK {
 		t.Errorf("LSM path in use but fentry failed: %s", fentry.Detail)
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
 )
 
 type mode int
@@ -63,17 +64,17 @@ func main() {
 	n := flag.Int("n", 3000, "execs of /bin/true per round")
 	rounds := flag.Int("rounds", 7, "rounds (each runs every mode once)")
 	processOnly := flag.Bool("process-only", false, "load only the process programs (not the file/network object)")
-	flush := flag.Duration("flush", 0, "sensor.Config.FlushInterval (0: the default; negative: a wakeup per record)")
+	flush := flag.Duration("flush", 0, "kernel.Config.FlushInterval (0: the default; negative: a wakeup per record)")
 	flag.BoolVar(&verbose, "v", false, "print each program's run count and mean run time per round")
 	flag.Parse()
-	cfg := sensor.Config{ProcessOnly: *processOnly, FlushInterval: *flush}
+	cfg := kernel.Config{ProcessOnly: *processOnly, FlushInterval: *flush}
 	if err := run(*n, *rounds, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "execstorm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, rounds int, cfg sensor.Config) error {
+func run(n, rounds int, cfg kernel.Config) error {
 	if n < 1 || rounds < 1 {
 		return errors.New("-n and -rounds must be positive")
 	}
@@ -93,7 +94,7 @@ func run(n, rounds int, cfg sensor.Config) error {
 		return errors.New("the storm shells are not recognised as intended")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stats, err := sensor.EnableProgramStats()
+	stats, err := kernel.EnableProgramStats()
 	if err != nil {
 		return fmt.Errorf("enable BPF statistics: %w", err)
 	}
@@ -159,7 +160,7 @@ func run(n, rounds int, cfg sensor.Config) error {
 // verbose prints per-program statistics after each round.
 var verbose bool
 
-func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.Logger) (result, error) {
+func round(m mode, n, r int, plain, agent string, cfg kernel.Config, log *slog.Logger) (result, error) {
 	var res result
 	marker := fmt.Sprintf("execstorm-marker-%d-%d-%d", os.Getpid(), r, m)
 	shell := plain
@@ -182,7 +183,7 @@ func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.L
 		return res, storm()
 	}
 
-	s, err := sensor.New(cfg, log)
+	s, err := kernel.New(cfg, log)
 	if err != nil {
 		return res, err
 	}
@@ -264,7 +265,7 @@ func round(m mode, n, r int, plain, agent string, cfg sensor.Config, log *slog.L
 }
 
 // bpfTime sums the run time of every loaded program.
-func bpfTime(s *sensor.Sensor) (time.Duration, error) {
+func bpfTime(s *kernel.Sensor) (time.Duration, error) {
 	st, err := s.ProgramStats()
 	if err != nil {
 		return 0, err

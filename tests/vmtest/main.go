@@ -66,7 +66,7 @@ func main() {
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
 	kernels := fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest")
-	pkgs := fs.String("pkgs", "./tests/vmtest/smoke,./sensor,./tests/denyexec", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)")
+	pkgs := fs.String("pkgs", "./tests/vmtest/smoke,./sensor/kernel,./tests/denyexec", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)")
 	hostBins := fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
 		"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)")
 	cfg := &config{}
@@ -113,7 +113,7 @@ func parseFlags(args []string) (*config, error) {
 	}
 	for _, p := range cfg.pkgs {
 		if !strings.HasPrefix(p, "./") || strings.Contains(p, "...") {
-			return nil, fmt.Errorf("-pkgs: %q: want a package path inside the module, like ./sensor", p)
+			return nil, fmt.Errorf("-pkgs: %q: want a package path inside the module, like ./sensor/kernel", p)
 		}
 	}
 	if cfg.parallel < 1 || cfg.smp < 1 || cfg.memMiB < 256 {

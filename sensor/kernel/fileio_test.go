@@ -1,6 +1,6 @@
 //go:build linux && (386 || amd64)
 
-package sensor
+package kernel
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,9 +81,9 @@ func connRec(t testing.TB, r fileioConnectEvent) []byte {
 
 // setHdr fills the header of either record the same way. The start times
 // are exact kernel values; the decoder truncates them to clock ticks.
-func setHdr(dst any, kind Kind) {
+func setHdr(dst any, kind sensor.Kind) {
 	set := func(k, agent *uint8, cpu *uint32, ktime *uint64, pid, tid *uint32, start *uint64, spid *uint32, sstart *uint64) {
-		*k, *agent, *cpu, *ktime = uint8(kind), uint8(AgentClaudeCode), 1, 123_456_789
+		*k, *agent, *cpu, *ktime = uint8(kind), uint8(sensor.AgentClaudeCode), 1, 123_456_789
 		*pid, *tid, *start = 4242, 4243, 5_000_001_234
 		*spid, *sstart = 4000, 3_000_000_099
 	}
@@ -98,18 +99,18 @@ func setHdr(dst any, kind Kind) {
 
 func TestDecodeFileIOHeader(t *testing.T) {
 	var r fileioFileEvent
-	setHdr(&r, KindOpen)
-	var ev Event
+	setHdr(&r, sensor.KindOpen)
+	var ev sensor.Event
 	if err := decodeFileIO(fileRec(t, r, "/x", ""), &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := Header{
-		Kind:    KindOpen,
+	want := sensor.Header{
+		Kind:    sensor.KindOpen,
 		KtimeNs: 123_456_789,
-		Proc:    ProcKey{PID: 4242, StartNs: 5_000_000_000},
+		Proc:    sensor.ProcKey{PID: 4242, StartNs: 5_000_000_000},
 		TID:     4243,
 		CPU:     1,
-		Session: SessionRef{Root: ProcKey{PID: 4000, StartNs: 3_000_000_000}, Agent: AgentClaudeCode},
+		Session: sensor.SessionRef{Root: sensor.ProcKey{PID: 4000, StartNs: 3_000_000_000}, Agent: sensor.AgentClaudeCode},
 	}
 	if ev.Header != want {
 		t.Fatalf("header = %+v, want %+v", ev.Header, want)
@@ -121,71 +122,71 @@ func TestDecodeFileIOFile(t *testing.T) {
 	odd := "/tmp/with space/new\nline/bad\xff\xfe"
 	for _, tc := range []struct {
 		name    string
-		kind    Kind
+		kind    sensor.Kind
 		r       fileioFileEvent
 		path    string
 		newPath string
-		want    File
-		access  FileAccess
+		want    sensor.File
+		access  sensor.FileAccess
 	}{
 		{
 			name:   "open created read-write",
-			kind:   KindOpen,
+			kind:   sensor.KindOpen,
 			r:      fileioFileEvent{Result: 3, Flags: unix.O_CREAT | unix.O_RDWR, Mode: 0o644, Fflags: fileFlagCreated, Syscall: 257},
 			path:   "/tmp/new",
-			want:   File{Op: FileOpen, Path: "/tmp/new", Flags: unix.O_CREAT | unix.O_RDWR, Mode: 0o644, Created: true, Result: 3},
-			access: AccessReadWrite,
+			want:   sensor.File{Op: sensor.FileOpen, Path: "/tmp/new", Flags: unix.O_CREAT | unix.O_RDWR, Mode: 0o644, Created: true, Result: 3},
+			access: sensor.AccessReadWrite,
 		},
 		{
 			name:   "open long odd bytes",
-			kind:   KindOpen,
+			kind:   sensor.KindOpen,
 			r:      fileioFileEvent{Result: 5},
 			path:   long + odd,
-			want:   File{Op: FileOpen, Path: long + odd, Result: 5},
-			access: AccessRead,
+			want:   sensor.File{Op: sensor.FileOpen, Path: long + odd, Result: 5},
+			access: sensor.AccessRead,
 		},
 		{
 			name:   "failed open unresolved",
-			kind:   KindOpen,
+			kind:   sensor.KindOpen,
 			r:      fileioFileEvent{Result: -int32(unix.ENOENT), Flags: unix.O_WRONLY, Fflags: fileFlagUnres},
 			path:   "/cwd/../missing",
-			want:   File{Op: FileOpen, Path: "/cwd/../missing", Flags: unix.O_WRONLY, PathUnresolved: true, Result: -int32(unix.ENOENT)},
-			access: AccessWrite,
+			want:   sensor.File{Op: sensor.FileOpen, Path: "/cwd/../missing", Flags: unix.O_WRONLY, PathUnresolved: true, Result: -int32(unix.ENOENT)},
+			access: sensor.AccessWrite,
 		},
 		{
 			name: "O_PATH has no access",
-			kind: KindOpen,
+			kind: sensor.KindOpen,
 			r:    fileioFileEvent{Result: 3, Flags: unix.O_PATH | unix.O_RDWR},
 			path: "/p",
-			want: File{Op: FileOpen, Path: "/p", Flags: unix.O_PATH | unix.O_RDWR, Result: 3},
+			want: sensor.File{Op: sensor.FileOpen, Path: "/p", Flags: unix.O_PATH | unix.O_RDWR, Result: 3},
 		},
 		{
 			name: "unlinkat removedir",
-			kind: KindUnlink,
+			kind: sensor.KindUnlink,
 			r:    fileioFileEvent{Flags: unix.AT_REMOVEDIR, Fflags: fileFlagUnres | fileFlagTrunc},
 			path: "/d",
-			want: File{Op: FileUnlink, Path: "/d", Flags: unix.AT_REMOVEDIR, PathUnresolved: true, PathTruncated: true},
+			want: sensor.File{Op: sensor.FileUnlink, Path: "/d", Flags: unix.AT_REMOVEDIR, PathUnresolved: true, PathTruncated: true},
 		},
 		{
 			name:    "rename exchange",
-			kind:    KindRename,
+			kind:    sensor.KindRename,
 			r:       fileioFileEvent{Flags: unix.RENAME_EXCHANGE, Fflags: fileFlagUnres | fileFlagNewUnres | fileFlagNewTrunc},
 			path:    "/a b",
 			newPath: odd,
-			want:    File{Op: FileRename, Path: "/a b", NewPath: odd, Flags: unix.RENAME_EXCHANGE, PathUnresolved: true, PathTruncated: true},
+			want:    sensor.File{Op: sensor.FileRename, Path: "/a b", NewPath: odd, Flags: unix.RENAME_EXCHANGE, PathUnresolved: true, PathTruncated: true},
 		},
 		{
 			name: "chmod denied",
-			kind: KindChmod,
+			kind: sensor.KindChmod,
 			r:    fileioFileEvent{Mode: 0o4755, Result: -int32(unix.EPERM), Fflags: fileFlagUnres},
 			path: "/etc/shadow",
-			want: File{Op: FileChmod, Path: "/etc/shadow", Mode: 0o4755, PathUnresolved: true, Result: -int32(unix.EPERM)},
+			want: sensor.File{Op: sensor.FileChmod, Path: "/etc/shadow", Mode: 0o4755, PathUnresolved: true, Result: -int32(unix.EPERM)},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r
 			setHdr(&r, tc.kind)
-			var ev Event
+			var ev sensor.Event
 			if err := decodeFileIO(fileRec(t, r, tc.path, tc.newPath), &ev); err != nil {
 				t.Fatal(err)
 			}
@@ -210,40 +211,40 @@ func TestDecodeFileIOConnect(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		r    fileioConnectEvent
-		want Connect
+		want sensor.Connect
 	}{
 		{
 			name: "tcp4",
 			r: fileioConnectEvent{Family: unix.AF_INET, Protocol: unix.IPPROTO_TCP, Dport: 443, Sport: 50000, SkFamily: unix.AF_INET,
 				Daddr: v4(netip.MustParseAddr("10.1.2.3")), Saddr: v4(netip.MustParseAddr("10.0.0.9"))},
-			want: Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET,
+			want: sensor.Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET,
 				Dst: netip.MustParseAddrPort("10.1.2.3:443"), Src: netip.MustParseAddrPort("10.0.0.9:50000")},
 		},
 		{
 			name: "udp6 unbound refused",
 			r: fileioConnectEvent{Family: unix.AF_INET6, Protocol: unix.IPPROTO_UDP, Dport: 53, SkFamily: unix.AF_INET6, Result: -int32(unix.ENETUNREACH),
 				Daddr: v4(netip.MustParseAddr("2001:db8::1"))},
-			want: Connect{Protocol: unix.IPPROTO_UDP, Family: unix.AF_INET6, Dst: netip.MustParseAddrPort("[2001:db8::1]:53"), Result: -int32(unix.ENETUNREACH)},
+			want: sensor.Connect{Protocol: unix.IPPROTO_UDP, Family: unix.AF_INET6, Dst: netip.MustParseAddrPort("[2001:db8::1]:53"), Result: -int32(unix.ENETUNREACH)},
 		},
 		{
 			name: "v4-mapped in progress",
 			r: fileioConnectEvent{Family: unix.AF_INET6, Protocol: unix.IPPROTO_TCP, Dport: 80, Sport: 40000, SkFamily: unix.AF_INET6, Result: -int32(unix.EINPROGRESS),
 				Daddr: v4(netip.MustParseAddr("::ffff:127.0.0.1")), Saddr: v4(netip.MustParseAddr("::ffff:127.0.0.1"))},
-			want: Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET6, Result: -int32(unix.EINPROGRESS),
+			want: sensor.Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET6, Result: -int32(unix.EINPROGRESS),
 				Dst: netip.MustParseAddrPort("[::ffff:127.0.0.1]:80"), Src: netip.MustParseAddrPort("[::ffff:127.0.0.1]:40000")},
 		},
 		{
 			name: "mptcp is tcp; v4 sockaddr on a v6 socket",
 			r: fileioConnectEvent{Family: unix.AF_INET, Protocol: ipprotoMPTCP, Dport: 22, Sport: 1, SkFamily: unix.AF_INET6,
 				Daddr: v4(netip.MustParseAddr("192.0.2.1")), Saddr: v4(netip.MustParseAddr("::ffff:192.0.2.7"))},
-			want: Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET,
+			want: sensor.Connect{Protocol: unix.IPPROTO_TCP, Family: unix.AF_INET,
 				Dst: netip.MustParseAddrPort("192.0.2.1:22"), Src: netip.MustParseAddrPort("[::ffff:192.0.2.7]:1")},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r
-			setHdr(&r, KindConnect)
-			var ev Event
+			setHdr(&r, sensor.KindConnect)
+			var ev sensor.Event
 			if err := decodeFileIO(connRec(t, r), &ev); err != nil {
 				t.Fatal(err)
 			}
@@ -259,10 +260,10 @@ func TestDecodeFileIOConnect(t *testing.T) {
 
 func TestDecodeFileIOErrors(t *testing.T) {
 	var open fileioFileEvent
-	setHdr(&open, KindOpen)
+	setHdr(&open, sensor.KindOpen)
 	good := fileRec(t, open, "/abc", "")
 	var conn fileioConnectEvent
-	setHdr(&conn, KindConnect)
+	setHdr(&conn, sensor.KindConnect)
 	conn.Family = unix.AF_INET
 	goodConn := connRec(t, conn)
 
@@ -281,14 +282,14 @@ func TestDecodeFileIOErrors(t *testing.T) {
 		{"path past the end", good[:len(good)-1], "its paths need 76"},
 		{"path too long", mut(good, func(b []byte) { binary.LittleEndian.PutUint16(b[fileOffPathLen:], filePathMax) }), "longer than 4095"},
 		{"new path on open", mut(good, func(b []byte) { b[fileOffNewLen] = 1 }), "carries a new path"},
-		{"process kind", mut(good, func(b []byte) { b[0] = uint8(KindExec) }), "not a file or network record"},
+		{"process kind", mut(good, func(b []byte) { b[0] = uint8(sensor.KindExec) }), "not a file or network record"},
 		{"unknown kind", mut(good, func(b []byte) { b[0] = 200 }), "kind 200"},
 		{"short connect", goodConn[:connectSize-1], "need 96"},
 		{"unix family", mut(goodConn, func(b []byte) { b[connOffFamily] = unix.AF_UNIX }), "neither AF_INET nor AF_INET6"},
 		{"huge protocol", mut(goodConn, func(b []byte) { binary.LittleEndian.PutUint16(b[connOffProtocol:], 300) }), "protocol 300"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var ev Event
+			var ev sensor.Event
 			err := decodeFileIO(tc.b, &ev)
 			if !errors.Is(err, ErrRecord) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want ErrRecord mentioning %q", err, tc.want)
@@ -301,26 +302,26 @@ func TestDecodeFileIOErrors(t *testing.T) {
 // consistent with the record.
 func FuzzDecodeFileIO(f *testing.F) {
 	var open fileioFileEvent
-	setHdr(&open, KindOpen)
+	setHdr(&open, sensor.KindOpen)
 	open.Fflags = fileFlagCreated
 	f.Add(fileRec(f, open, "/tmp/x", ""))
 	var ren fileioFileEvent
-	setHdr(&ren, KindRename)
+	setHdr(&ren, sensor.KindRename)
 	f.Add(fileRec(f, ren, "/a", "/b\xff"))
 	var conn fileioConnectEvent
-	setHdr(&conn, KindConnect)
+	setHdr(&conn, sensor.KindConnect)
 	conn.Family, conn.SkFamily, conn.Sport = unix.AF_INET6, unix.AF_INET6, 9
 	f.Add(connRec(f, conn))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var ev Event
+		var ev sensor.Event
 		if err := decodeFileIO(b, &ev); err != nil {
 			if !errors.Is(err, ErrRecord) {
 				t.Fatalf("error does not wrap ErrRecord: %v", err)
 			}
 			return
 		}
-		if ev.Kind != Kind(b[0]) {
+		if ev.Kind != sensor.Kind(b[0]) {
 			t.Fatalf("kind %s from byte %d", ev.Kind, b[0])
 		}
 		switch {
@@ -343,10 +344,10 @@ func FuzzDecodeFileIO(f *testing.F) {
 
 func BenchmarkDecodeFileIO(b *testing.B) {
 	var open fileioFileEvent
-	setHdr(&open, KindOpen)
+	setHdr(&open, sensor.KindOpen)
 	openRec := fileRec(b, open, "/home/user/project/src/internal/module/file_name.go", "")
 	var conn fileioConnectEvent
-	setHdr(&conn, KindConnect)
+	setHdr(&conn, sensor.KindConnect)
 	conn.Family, conn.SkFamily, conn.Sport = unix.AF_INET, unix.AF_INET, 40000
 	connRecB := connRec(b, conn)
 	for _, bc := range []struct {
@@ -354,7 +355,7 @@ func BenchmarkDecodeFileIO(b *testing.B) {
 		rec  []byte
 	}{{"open", openRec}, {"connect", connRecB}} {
 		b.Run(bc.name, func(b *testing.B) {
-			var ev Event
+			var ev sensor.Event
 			b.ReportAllocs()
 			b.SetBytes(int64(len(bc.rec)))
 			for b.Loop() {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"bytes"
@@ -11,15 +11,16 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
 // Records are built with binary.Write from the generated wire structs, as
 // the kernel lays them out.
 
-func header(kind Kind) processEventHeader {
+func header(kind sensor.Kind) processEventHeader {
 	return processEventHeader{
-		Kind: uint8(kind), Agent: uint8(AgentClaudeCode), Cpu: 1, Ktime: 123456789,
+		Kind: uint8(kind), Agent: uint8(sensor.AgentClaudeCode), Cpu: 1, Ktime: 123456789,
 		Pid: 4242, Tid: 4243, StartNs: 5_000_000_123, SessionPid: 100, SessionStart: 1_230_000_999,
 	}
 }
@@ -36,13 +37,13 @@ func record(t testing.TB, fixed any, tail ...[]byte) []byte {
 	return b.Bytes()
 }
 
-func execRecord(t testing.TB, filename, exe string, argv []byte, argc uint32, flags ExecFlags) []byte {
+func execRecord(t testing.TB, filename, exe string, argv []byte, argc uint32, flags sensor.ExecFlags) []byte {
 	r := processExecEvent{
-		H:    header(KindExec),
+		H:    header(sensor.KindExec),
 		Ppid: 4000, Uid: 1000, ParentStart: 4_000_000_001, Euid: 0, Gid: 1001,
 		Loginuid: 1000, Sessionid: 7, CgroupId: 99,
 		Dev: 8<<20 | 1, Ino: 77, Size: 1024, MtimeNs: 11, CtimeNs: 12,
-		ParentSessionPid: 50, ParentSessionAgent: uint8(AgentCodex), Recognised: uint8(AgentClaudeCode),
+		ParentSessionPid: 50, ParentSessionAgent: uint8(sensor.AgentCodex), Recognised: uint8(sensor.AgentClaudeCode),
 		Flags: uint16(flags), ParentSessionStart: 50_000_000_000, Argc: argc,
 		FilenameLen: uint16(len(filename)), ExeLen: uint16(len(exe)), ArgvLen: uint16(len(argv)),
 	}
@@ -61,19 +62,19 @@ func int8s(s string) []int8 {
 func TestDecodeExec(t *testing.T) {
 	argv := []byte("claude\x00-p\x00\x00with space\x00new\nline\x00\xff\xfe\x00")
 	b := execRecord(t, "/home/u/.local/bin/claude", "/home/u/.local/share/claude/versions/2.1.332", argv, 6, 0)
-	var ev Event
+	var ev sensor.Event
 	if err := Decode(b, &ev); err != nil {
 		t.Fatal(err)
 	}
 	h := ev.Header
-	if h.Kind != KindExec || h.KtimeNs != 123456789 || h.TID != 4243 || h.CPU != 1 {
+	if h.Kind != sensor.KindExec || h.KtimeNs != 123456789 || h.TID != 4243 || h.CPU != 1 {
 		t.Errorf("header %+v", h)
 	}
 	// Start times are truncated to /proc's 10 ms ticks.
-	if h.Proc != (ProcKey{PID: 4242, StartNs: 5_000_000_000}) {
+	if h.Proc != (sensor.ProcKey{PID: 4242, StartNs: 5_000_000_000}) {
 		t.Errorf("proc %+v", h.Proc)
 	}
-	if h.Session != (SessionRef{Root: ProcKey{PID: 100, StartNs: 1_230_000_000}, Agent: AgentClaudeCode}) {
+	if h.Session != (sensor.SessionRef{Root: sensor.ProcKey{PID: 100, StartNs: 1_230_000_000}, Agent: sensor.AgentClaudeCode}) {
 		t.Errorf("session %+v", h.Session)
 	}
 	x := ev.Exec
@@ -87,16 +88,16 @@ func TestDecodeExec(t *testing.T) {
 	if x.Filename != "/home/u/.local/bin/claude" || x.Exe != "/home/u/.local/share/claude/versions/2.1.332" {
 		t.Errorf("filename %q exe %q", x.Filename, x.Exe)
 	}
-	if x.Comm != "claude" || x.Parent != (ProcKey{PID: 4000, StartNs: 4_000_000_000}) {
+	if x.Comm != "claude" || x.Parent != (sensor.ProcKey{PID: 4000, StartNs: 4_000_000_000}) {
 		t.Errorf("comm %q parent %+v", x.Comm, x.Parent)
 	}
 	if x.UID != 1000 || x.EUID != 0 || x.GID != 1001 || x.LoginUID != 1000 || x.AuditSessionID != 7 || x.CgroupID != 99 {
 		t.Errorf("ids %+v", x)
 	}
-	if x.Binary != (FileStat{Dev: unix.Mkdev(8, 1), Inode: 77, Size: 1024, MtimeNs: 11, CtimeNs: 12}) {
+	if x.Binary != (sensor.FileStat{Dev: unix.Mkdev(8, 1), Inode: 77, Size: 1024, MtimeNs: 11, CtimeNs: 12}) {
 		t.Errorf("binary %+v (dev must be in stat(2) encoding)", x.Binary)
 	}
-	if x.Recognised != AgentClaudeCode || x.ParentSession != (SessionRef{Root: ProcKey{PID: 50, StartNs: 50_000_000_000}, Agent: AgentCodex}) {
+	if x.Recognised != sensor.AgentClaudeCode || x.ParentSession != (sensor.SessionRef{Root: sensor.ProcKey{PID: 50, StartNs: 50_000_000_000}, Agent: sensor.AgentCodex}) {
 		t.Errorf("recognised %v parent session %+v", x.Recognised, x.ParentSession)
 	}
 	if x.ArgvTruncated {
@@ -105,12 +106,12 @@ func TestDecodeExec(t *testing.T) {
 }
 
 func TestDecodeExecTruncatedAndUnresolved(t *testing.T) {
-	b := execRecord(t, "/bin/x", "ignored", []byte("a\x00bb\x00cc"), 5, ExecArgvTruncated|ExecExeUnresolved)
-	var ev Event
+	b := execRecord(t, "/bin/x", "ignored", []byte("a\x00bb\x00cc"), 5, sensor.ExecArgvTruncated|sensor.ExecExeUnresolved)
+	var ev sensor.Event
 	if err := Decode(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if !ev.Exec.ArgvTruncated || ev.Exec.Flags&ExecArgvTruncated == 0 {
+	if !ev.Exec.ArgvTruncated || ev.Exec.Flags&sensor.ExecArgvTruncated == 0 {
 		t.Error("truncation flag lost")
 	}
 	// The partial last argument is kept as far as it goes.
@@ -125,7 +126,7 @@ func TestDecodeExecTruncatedAndUnresolved(t *testing.T) {
 func TestDecodeExecArgcBoundsArgs(t *testing.T) {
 	// argc says 2: bytes past the second NUL are not arguments.
 	b := execRecord(t, "/bin/x", "/bin/x", []byte("x\x00y\x00z\x00"), 2, 0)
-	var ev Event
+	var ev sensor.Event
 	if err := Decode(b, &ev); err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +136,12 @@ func TestDecodeExecArgcBoundsArgs(t *testing.T) {
 }
 
 func TestDecodeForkExit(t *testing.T) {
-	var ev Event
-	f := processForkEvent{H: header(KindFork), Ppid: 17, ParentStart: 3_000_000_000}
+	var ev sensor.Event
+	f := processForkEvent{H: header(sensor.KindFork), Ppid: 17, ParentStart: 3_000_000_000}
 	if err := Decode(record(t, f), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Fork == nil || ev.Fork.Parent != (ProcKey{PID: 17, StartNs: 3_000_000_000}) || ev.Kind != KindFork {
+	if ev.Fork == nil || ev.Fork.Parent != (sensor.ProcKey{PID: 17, StartNs: 3_000_000_000}) || ev.Kind != sensor.KindFork {
 		t.Errorf("fork %+v", ev)
 	}
 	for _, c := range []struct {
@@ -153,11 +154,11 @@ func TestDecodeForkExit(t *testing.T) {
 		{9, 0, 9, false},
 		{11 | 0x80, 0, 11, true},
 	} {
-		x := processExitEvent{H: header(KindExit), ExitCode: c.status}
+		x := processExitEvent{H: header(sensor.KindExit), ExitCode: c.status}
 		if err := Decode(record(t, x), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Fork != nil || ev.Exit == nil || *ev.Exit != (Exit{Code: c.code, Signal: c.signal, CoreDumped: c.core}) {
+		if ev.Fork != nil || ev.Exit == nil || *ev.Exit != (sensor.Exit{Code: c.code, Signal: c.signal, CoreDumped: c.core}) {
 			t.Errorf("status %#x: %+v", c.status, ev.Exit)
 		}
 	}
@@ -172,17 +173,17 @@ func TestDecodeErrors(t *testing.T) {
 		"short header":   full[:10],
 		"short exec":     full[:sizeExec-1],
 		"lengths beyond": lying,
-		"short fork":     record(t, processForkEvent{H: header(KindFork)})[:sizeFork-1],
-		"short exit":     record(t, processExitEvent{H: header(KindExit)})[:sizeExit-1],
+		"short fork":     record(t, processForkEvent{H: header(sensor.KindFork)})[:sizeFork-1],
+		"short exit":     record(t, processExitEvent{H: header(sensor.KindExit)})[:sizeExit-1],
 		"unknown kind":   record(t, processExitEvent{H: processEventHeader{Kind: 15}}),
 	} {
-		var ev Event
+		var ev sensor.Event
 		err := Decode(b, &ev)
 		if !errors.Is(err, ErrRecord) {
 			t.Errorf("%s: err %v, want ErrRecord", name, err)
 		}
 	}
-	var ev Event
+	var ev sensor.Event
 	err := Decode(lying, &ev)
 	if err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Errorf("lengths error does not say what is wrong: %v", err)
@@ -197,11 +198,11 @@ func unsafeOffsetArgvLen() uintptr {
 
 func FuzzDecode(f *testing.F) {
 	f.Add(execRecord(f, "/bin/x", "/usr/bin/x", []byte("x\x00-y\x00"), 2, 0))
-	f.Add(execRecord(f, "", "", nil, 0, ExecArgvTruncated))
-	f.Add(record(f, processForkEvent{H: header(KindFork)}))
-	f.Add(record(f, processExitEvent{H: header(KindExit), ExitCode: 0x8b}))
+	f.Add(execRecord(f, "", "", nil, 0, sensor.ExecArgvTruncated))
+	f.Add(record(f, processForkEvent{H: header(sensor.KindFork)}))
+	f.Add(record(f, processExitEvent{H: header(sensor.KindExit), ExitCode: 0x8b}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var ev Event
+		var ev sensor.Event
 		if err := Decode(b, &ev); err != nil {
 			if !errors.Is(err, ErrRecord) {
 				t.Fatalf("error %v does not wrap ErrRecord", err)
@@ -232,7 +233,7 @@ func FuzzDecode(f *testing.F) {
 func BenchmarkDecodeExec(b *testing.B) {
 	rec := execRecord(b, "/bin/bash", "/usr/bin/bash",
 		[]byte("/bin/bash\x00-c\x00source ~/.claude/shell-snapshots/snapshot.sh && eval 'ls -la /tmp' < /dev/null\x00"), 3, 0)
-	var ev Event
+	var ev sensor.Event
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec)))
 	for b.Loop() {
@@ -243,8 +244,8 @@ func BenchmarkDecodeExec(b *testing.B) {
 }
 
 func BenchmarkDecodeFork(b *testing.B) {
-	rec := record(b, processForkEvent{H: header(KindFork), Ppid: 1})
-	var ev Event
+	rec := record(b, processForkEvent{H: header(sensor.KindFork), Ppid: 1})
+	var ev sensor.Event
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := Decode(rec, &ev); err != nil {

@@ -1,12 +1,13 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
 
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -44,71 +45,30 @@ const (
 	ipprotoMPTCP     = 262
 )
 
-// FileAccess is how an open accesses its file.
-type FileAccess uint8
-
-// Access modes. AccessNone is an O_PATH open, O_ACCMODE 3, or an operation
-// other than open.
-const (
-	AccessNone FileAccess = iota
-	AccessRead
-	AccessWrite
-	AccessReadWrite
-)
-
-// String is the lineaged/v1 file.mode value.
-func (a FileAccess) String() string {
-	switch a {
-	case AccessRead:
-		return "read"
-	case AccessWrite:
-		return "write"
-	case AccessReadWrite:
-		return "read-write"
-	}
-	return ""
-}
-
-// Access is the access mode an open asked for (its O_ACCMODE bits).
-func (f *File) Access() FileAccess {
-	if f.Op != FileOpen || f.Flags&unix.O_PATH != 0 {
-		return AccessNone
-	}
-	switch f.Flags & unix.O_ACCMODE {
-	case unix.O_RDONLY:
-		return AccessRead
-	case unix.O_WRONLY:
-		return AccessWrite
-	case unix.O_RDWR:
-		return AccessReadWrite
-	}
-	return AccessNone
-}
-
 // decodeFileIO parses one record of the file and network programs
 // (bpf/fileio.bpf.c: kinds open, unlink, rename, chmod, connect) into ev,
 // replacing its contents. It copies what it keeps, so b may be reused.
 // Errors wrap ErrRecord and name what is wrong.
-func decodeFileIO(b []byte, ev *Event) error {
+func decodeFileIO(b []byte, ev *sensor.Event) error {
 	if len(b) < headerSize {
 		return fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrRecord, len(b), headerSize)
 	}
-	*ev = Event{}
-	k := Kind(b[0])
+	*ev = sensor.Event{}
+	k := sensor.Kind(b[0])
 	switch k {
-	case KindOpen, KindUnlink, KindRename, KindChmod:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
 		return decodeFile(k, b, ev)
-	case KindConnect:
+	case sensor.KindConnect:
 		return decodeConnect(b, ev)
 	}
 	return fmt.Errorf("%w: kind %d is not a file or network record", ErrRecord, b[0])
 }
 
 // fileIOHeader decodes the common header; the caller has checked the length.
-func fileIOHeader(b []byte) Header {
+func fileIOHeader(b []byte) sensor.Header {
 	le := binary.LittleEndian
-	return Header{
-		Kind:    Kind(b[0]),
+	return sensor.Header{
+		Kind:    sensor.Kind(b[0]),
 		CPU:     le.Uint32(b[4:]),
 		KtimeNs: le.Uint64(b[8:]),
 		Proc:    key(le.Uint32(b[16:]), le.Uint64(b[24:])),
@@ -117,9 +77,9 @@ func fileIOHeader(b []byte) Header {
 	}
 }
 
-var fileOps = [...]FileOp{KindOpen: FileOpen, KindUnlink: FileUnlink, KindRename: FileRename, KindChmod: FileChmod}
+var fileOps = [...]sensor.FileOp{sensor.KindOpen: sensor.FileOpen, sensor.KindUnlink: sensor.FileUnlink, sensor.KindRename: sensor.FileRename, sensor.KindChmod: sensor.FileChmod}
 
-func decodeFile(k Kind, b []byte, ev *Event) error {
+func decodeFile(k sensor.Kind, b []byte, ev *sensor.Event) error {
 	if len(b) < fileFixedSize {
 		return short(k, len(b), fileFixedSize)
 	}
@@ -129,7 +89,7 @@ func decodeFile(k Kind, b []byte, ev *Event) error {
 	if pl >= filePathMax || nl >= filePathMax {
 		return fmt.Errorf("%w: %s record path lengths %d and %d, longer than %d", ErrRecord, k, pl, nl, filePathMax-1)
 	}
-	if nl != 0 && k != KindRename {
+	if nl != 0 && k != sensor.KindRename {
 		return fmt.Errorf("%w: %s record carries a new path", ErrRecord, k)
 	}
 	if need := fileFixedSize + pl + nl; len(b) < need {
@@ -137,7 +97,7 @@ func decodeFile(k Kind, b []byte, ev *Event) error {
 	}
 	ff := b[fileOffFflags]
 	data := b[fileFixedSize:]
-	f := &File{
+	f := &sensor.File{
 		Op:             fileOps[k],
 		Path:           string(data[:pl]),
 		PathTruncated:  ff&(fileFlagTrunc|fileFlagNewTrunc) != 0,
@@ -147,7 +107,7 @@ func decodeFile(k Kind, b []byte, ev *Event) error {
 		Created:        ff&fileFlagCreated != 0,
 		Result:         int32(le.Uint32(b[fileOffResult:])),
 	}
-	if k == KindRename {
+	if k == sensor.KindRename {
 		f.NewPath = string(data[pl : pl+nl])
 	}
 	ev.Header = fileIOHeader(b)
@@ -155,12 +115,12 @@ func decodeFile(k Kind, b []byte, ev *Event) error {
 	return nil
 }
 
-func decodeConnect(b []byte, ev *Event) error {
+func decodeConnect(b []byte, ev *sensor.Event) error {
 	if len(b) < connectSize {
-		return short(KindConnect, len(b), connectSize)
+		return short(sensor.KindConnect, len(b), connectSize)
 	}
 	le := binary.LittleEndian
-	c := &Connect{
+	c := &sensor.Connect{
 		Family: le.Uint16(b[connOffFamily:]),
 		Result: int32(le.Uint32(b[connOffResult:])),
 	}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"errors"

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,8 +44,8 @@ type harness struct {
 	s      *Sensor
 	cancel context.CancelFunc
 	done   chan error
-	out    chan Event
-	seen   []Event
+	out    chan sensor.Event
+	seen   []sensor.Event
 }
 
 func startSensor(t *testing.T, cfg Config) *harness {
@@ -60,7 +61,7 @@ func startSensor(t *testing.T, cfg Config) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, s: s, cancel: cancel, done: make(chan error, 1), out: make(chan Event, 4096)}
+	h := &harness{t: t, s: s, cancel: cancel, done: make(chan error, 1), out: make(chan sensor.Event, 4096)}
 	go func() { h.done <- s.Run(ctx, h.out) }()
 	t.Cleanup(h.stop)
 	return h
@@ -81,7 +82,7 @@ func (h *harness) stop() {
 }
 
 // until collects events until pred holds for one of them (inclusive).
-func (h *harness) until(pred func(Event) bool) []Event {
+func (h *harness) until(pred func(sensor.Event) bool) []sensor.Event {
 	h.t.Helper()
 	timer := time.NewTimer(guard)
 	defer timer.Stop()
@@ -101,9 +102,9 @@ func (h *harness) until(pred func(Event) bool) []Event {
 }
 
 // untilExecArg waits for an exec whose argv contains arg.
-func (h *harness) untilExecArg(arg string) (Event, []Event) {
+func (h *harness) untilExecArg(arg string) (sensor.Event, []sensor.Event) {
 	h.t.Helper()
-	evs := h.until(func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, arg) })
+	evs := h.until(func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, arg) })
 	return evs[len(evs)-1], evs
 }
 
@@ -118,8 +119,8 @@ func mustRun(t *testing.T, cmd *exec.Cmd) {
 	}
 }
 
-func find(evs []Event, pred func(Event) bool) []Event {
-	var out []Event
+func find(evs []sensor.Event, pred func(sensor.Event) bool) []sensor.Event {
+	var out []sensor.Event
 	for _, ev := range evs {
 		if pred(ev) {
 			out = append(out, ev)
@@ -128,12 +129,12 @@ func find(evs []Event, pred func(Event) bool) []Event {
 	return out
 }
 
-func execOf(pid uint32) func(Event) bool {
-	return func(ev Event) bool { return ev.Exec != nil && ev.Proc.PID == pid }
+func execOf(pid uint32) func(sensor.Event) bool {
+	return func(ev sensor.Event) bool { return ev.Exec != nil && ev.Proc.PID == pid }
 }
 
-func exitOf(pid uint32) func(Event) bool {
-	return func(ev Event) bool { return ev.Exit != nil && ev.Proc.PID == pid }
+func exitOf(pid uint32) func(sensor.Event) bool {
+	return func(ev sensor.Event) bool { return ev.Exit != nil && ev.Proc.PID == pid }
 }
 
 // shellBinary is the real file behind /bin/sh (dash on Debian, busybox in
@@ -234,7 +235,7 @@ func (a *agentShell) readLine(t *testing.T) string {
 }
 
 // inSession reports whether ev belongs to the session rooted at root.
-func inSession(ev Event, root uint32) bool {
+func inSession(ev sensor.Event, root uint32) bool {
 	return ev.Session.InSession() && ev.Session.Root.PID == root
 }
 
@@ -312,7 +313,7 @@ func TestRootExecArgvForkExit(t *testing.T) {
 		t.Errorf("start %d not at tick resolution", execs[0].Proc.StartNs)
 	}
 
-	forks := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Proc.PID == pid })
+	forks := find(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == pid })
 	if len(forks) != 1 || forks[0].Fork.Parent.PID != uint32(os.Getpid()) {
 		t.Errorf("fork events for %d: %+v", pid, forks)
 	} else if forks[0].Proc != execs[0].Proc {
@@ -445,7 +446,7 @@ func TestRootThreadsAreNotProcesses(t *testing.T) {
 	}
 	// Its threads share its tgid: no fork event may name the helper as
 	// parent, and exactly one exit (the group's) is reported.
-	if f := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid }); len(f) != 0 {
+	if f := find(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid }); len(f) != 0 {
 		t.Errorf("threads reported as processes: %d forks from the helper", len(f))
 	}
 	exits := find(evs, exitOf(pid))
@@ -469,7 +470,7 @@ func TestRootOutsideSessionSilent(t *testing.T) {
 		if e.Proc.PID == uint32(cmd.Process.Pid) {
 			t.Errorf("process outside any session reported: %+v", e)
 		}
-		if !e.Session.InSession() && e.Kind != KindLoss {
+		if !e.Session.InSession() && e.Kind != sensor.KindLoss {
 			t.Errorf("default scope reported a non-member: %+v", e.Header)
 		}
 	}
@@ -490,7 +491,7 @@ func TestRootSessionRecognisedAtExec(t *testing.T) {
 		t.Fatal("agent exec not reported")
 	}
 	r := roots[0]
-	if r.Exec.Recognised != AgentClaudeCode || r.Session.Root != r.Proc || r.Session.Agent != AgentClaudeCode {
+	if r.Exec.Recognised != sensor.AgentClaudeCode || r.Session.Root != r.Proc || r.Session.Agent != sensor.AgentClaudeCode {
 		t.Fatalf("agent exec: recognised %v, session %+v, proc %+v", r.Exec.Recognised, r.Session, r.Proc)
 	}
 	if r.Exec.ParentSession.InSession() {
@@ -499,11 +500,11 @@ func TestRootSessionRecognisedAtExec(t *testing.T) {
 	if r.Exec.Exe != path {
 		t.Errorf("exe %q, want %q", r.Exec.Exe, path)
 	}
-	child := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "first-child") })
+	child := find(evs, func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "first-child") })
 	if len(child) != 1 || !inSession(child[0], pid) || child[0].Exec.Parent.PID != pid {
 		t.Errorf("first child: %+v", child)
 	}
-	forks := find(evs, func(ev Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid })
+	forks := find(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Fork.Parent.PID == pid })
 	if len(forks) != 1 || !inSession(forks[0], pid) {
 		t.Errorf("agent's fork: %+v", forks)
 	}
@@ -524,7 +525,7 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	if !inSession(ev, agent.pid()) {
 		t.Fatalf("marker outside the session: %+v", ev.Header)
 	}
-	d := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "daemonised") })
+	d := find(evs, func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "daemonised") })
 	if len(d) != 1 {
 		t.Fatalf("%d execs of the daemonised grandchild", len(d))
 	}
@@ -537,10 +538,10 @@ func TestRootDoubleForkSetsidStaysInSession(t *testing.T) {
 	// Its file events come through the same session (the file object
 	// shares the sessions map), on amd64 where that object is built.
 	if len(extraObjects()) > 0 {
-		o := find(evs, func(ev Event) bool {
+		o := find(evs, func(ev sensor.Event) bool {
 			return ev.File != nil && ev.Proc.PID == d[0].Proc.PID && ev.File.Path == data
 		})
-		if len(o) != 1 || !inSession(o[0], agent.pid()) || o[0].File.Op != FileOpen {
+		if len(o) != 1 || !inSession(o[0], agent.pid()) || o[0].File.Op != sensor.FileOpen {
 			t.Errorf("daemonised grandchild's open of %s: %+v", data, o)
 		}
 	}
@@ -591,7 +592,7 @@ func TestRootScopeAllReportsOutsiders(t *testing.T) {
 	mustRun(t, exec.Command("/bin/true", m))
 	_, evs := h.untilExecArg(m)
 	x := find(evs, execOf(uint32(cmd.Process.Pid)))
-	if len(x) != 1 || x[0].Session.InSession() || x[0].Exec.Recognised != AgentNone {
+	if len(x) != 1 || x[0].Session.InSession() || x[0].Exec.Recognised != sensor.AgentNone {
 		t.Errorf("outsider under scope all: %+v", x)
 	}
 }
@@ -606,18 +607,18 @@ func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 	m := marker(t)
 	outer.send(t, "LINEAGED_SENSOR_HELPER=spawn "+inner+" '/bin/true inner-child'; /bin/true "+m)
 	_, evs := h.untilExecArg(m)
-	in := find(evs, func(ev Event) bool { return ev.Exec != nil && ev.Exec.Exe == inner })
+	in := find(evs, func(ev sensor.Event) bool { return ev.Exec != nil && ev.Exec.Exe == inner })
 	if len(in) != 1 {
 		t.Fatalf("%d execs of the inner agent", len(in))
 	}
 	ie := in[0]
-	if ie.Exec.Recognised != AgentClaudeCode || ie.Session.Root != ie.Proc {
+	if ie.Exec.Recognised != sensor.AgentClaudeCode || ie.Session.Root != ie.Proc {
 		t.Errorf("inner agent did not start a session: %+v", ie.Header)
 	}
-	if ps := ie.Exec.ParentSession; ps.Root.PID != outer.pid() || ps.Agent != AgentClaudeCode {
+	if ps := ie.Exec.ParentSession; ps.Root.PID != outer.pid() || ps.Agent != sensor.AgentClaudeCode {
 		t.Errorf("inner agent's parent session %+v, want root %d", ps, outer.pid())
 	}
-	c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "inner-child") })
+	c := find(evs, func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "inner-child") })
 	if len(c) != 1 || !inSession(c[0], ie.Proc.PID) {
 		t.Errorf("inner child: %+v", c)
 	}
@@ -645,10 +646,10 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 	if !inSession(ev, pid) {
 		t.Fatalf("cli.js child not in the launcher's session: %+v", ev.Header)
 	}
-	if r := find(evs, execOf(pid)); len(r) != 1 || r[0].Exec.Recognised != AgentClaudeCode {
+	if r := find(evs, execOf(pid)); len(r) != 1 || r[0].Exec.Recognised != sensor.AgentClaudeCode {
 		t.Errorf("launcher exec: %+v", r)
 	}
-	if got := Recognise(node, []string{node, script}); got != AgentClaudeCode {
+	if got := sensor.Recognise(node, []string{node, script}); got != sensor.AgentClaudeCode {
 		t.Errorf("Go recogniser disagrees: %v", got)
 	}
 }
@@ -670,7 +671,7 @@ func TestRootSeedFindsRunningAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref, ok := members[agent.pid()]
-	if !ok || ref.Agent != AgentClaudeCode || ref.Root.PID != agent.pid() {
+	if !ok || ref.Agent != sensor.AgentClaudeCode || ref.Root.PID != agent.pid() {
 		t.Fatalf("seed: agent %d not found as a session root: %+v", agent.pid(), ref)
 	}
 	if members[uint32(sleepPID)] != ref {
@@ -709,7 +710,7 @@ func TestRootStatsAndLoss(t *testing.T) {
 	if st := s.Stats(); st.KernelLost == 0 {
 		t.Fatalf("no kernel loss counted with a %d-byte ring: %+v", os.Getpagesize(), st)
 	}
-	out := make(chan Event)
+	out := make(chan sensor.Event)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, out) }()
@@ -720,7 +721,7 @@ func TestRootStatsAndLoss(t *testing.T) {
 		select {
 		case ev := <-out:
 			if ev.Loss != nil && ev.Loss.Where == "ringbuf" {
-				if ev.Loss.Of != KindExec && ev.Loss.Of != KindFork && ev.Loss.Of != KindExit {
+				if ev.Loss.Of != sensor.KindExec && ev.Loss.Of != sensor.KindFork && ev.Loss.Of != sensor.KindExit {
 					t.Errorf("loss of kind %v", ev.Loss.Of)
 				}
 				lost += ev.Loss.Count
@@ -820,16 +821,16 @@ func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	// call; that must stay in the caller's session.
 	agent.send(t, fmt.Sprintf(`LINEAGED_SENSOR_HELPER=execv %s %s ugrep -c '/bin/true vetoed-child'; /bin/true %s`, testBinary(t), path, m))
 	_, evs := h.untilExecArg(m)
-	ug := find(evs, func(ev Event) bool {
+	ug := find(evs, func(ev sensor.Event) bool {
 		return ev.Exec != nil && ev.Exec.Exe == path && len(ev.Exec.Argv) > 0 && ev.Exec.Argv[0] == "ugrep"
 	})
 	if len(ug) != 1 {
 		t.Fatalf("%d execs of the agent as ugrep", len(ug))
 	}
-	if ug[0].Exec.Recognised != AgentNone || !inSession(ug[0], agent.pid()) || ug[0].Exec.ParentSession.InSession() {
+	if ug[0].Exec.Recognised != sensor.AgentNone || !inSession(ug[0], agent.pid()) || ug[0].Exec.ParentSession.InSession() {
 		t.Errorf("agent binary as ugrep: recognised %v, session %+v", ug[0].Exec.Recognised, ug[0].Session)
 	}
-	c := find(evs, func(ev Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "vetoed-child") })
+	c := find(evs, func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, "vetoed-child") })
 	if len(c) != 1 || !inSession(c[0], agent.pid()) {
 		t.Errorf("its child: %+v", c)
 	}
@@ -897,11 +898,11 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 			t.Errorf("%v: %d execs", r.argv, len(x))
 			continue
 		}
-		want := Recognise(r.exe, r.argv)
+		want := sensor.Recognise(r.exe, r.argv)
 		if x[0].Exec.Recognised != want {
 			t.Errorf("%s %q: kernel %v, Go %v", r.exe, r.argv, x[0].Exec.Recognised, want)
 		}
-		if want != AgentNone {
+		if want != sensor.AgentNone {
 			agents++
 		}
 	}
@@ -964,8 +965,8 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	if !inSession(ev, uint32(cmd.Process.Pid)) {
 		t.Fatalf("marker: %+v", ev.Header)
 	}
-	loss := h.until(func(ev Event) bool { return ev.Loss != nil && ev.Loss.Where == "sessions" })
-	if l := loss[len(loss)-1].Loss; l.Count == 0 || l.Of != KindFork {
+	loss := h.until(func(ev sensor.Event) bool { return ev.Loss != nil && ev.Loss.Where == "sessions" })
+	if l := loss[len(loss)-1].Loss; l.Count == 0 || l.Of != sensor.KindFork {
 		t.Errorf("loss event %+v", l)
 	}
 }
@@ -1006,7 +1007,7 @@ func TestRootQueueOverflowReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	out := make(chan Event) // nobody reads yet: Run blocks, the queue fills
+	out := make(chan sensor.Event) // nobody reads yet: Run blocks, the queue fills
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, out) }()

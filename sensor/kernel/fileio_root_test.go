@@ -1,6 +1,6 @@
 //go:build linux && (386 || amd64)
 
-package sensor
+package kernel
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -152,7 +153,7 @@ func (e *fioEnv) startChild(mode, dir, markerPath string, extraEnv ...string) *f
 // join puts the child in the sessions map as the root of its own session.
 func (e *fioEnv) join(c *fioChild) {
 	e.t.Helper()
-	s := fileioSession{RootPid: c.pid, Agent: uint8(AgentClaudeCode), RootStart: c.start}
+	s := fileioSession{RootPid: c.pid, Agent: uint8(sensor.AgentClaudeCode), RootStart: c.start}
 	if err := e.maps.Sessions.Put(c.pid, s); err != nil {
 		e.t.Fatal(err)
 	}
@@ -171,12 +172,12 @@ func (c *fioChild) run(t *testing.T) {
 }
 
 // until reads and decodes records until one satisfies stop (included).
-func (e *fioEnv) until(stop func(Event) bool) []Event {
+func (e *fioEnv) until(stop func(sensor.Event) bool) []sensor.Event {
 	e.t.Helper()
 	// Short waits, like the sensor's own idle poll: a record whose wakeup
 	// was lost (seen once in an emulated 7.3 guest) is still read.
 	guard := time.Now().Add(fioGuard)
-	var evs []Event
+	var evs []sensor.Event
 	for {
 		e.rd.SetDeadline(time.Now().Add(250 * time.Millisecond))
 		rec, err := e.rd.Read()
@@ -186,7 +187,7 @@ func (e *fioEnv) until(stop func(Event) bool) []Event {
 		if err != nil {
 			e.t.Fatalf("ring buffer after %d events: %v", len(evs), err)
 		}
-		var ev Event
+		var ev sensor.Event
 		if err := decodeFileIO(rec.RawSample, &ev); err != nil {
 			e.t.Fatalf("decode: %v", err)
 		}
@@ -197,8 +198,8 @@ func (e *fioEnv) until(stop func(Event) bool) []Event {
 	}
 }
 
-func (e *fioEnv) untilMarker(pid uint32, markerPath string) []Event {
-	return e.until(func(ev Event) bool {
+func (e *fioEnv) untilMarker(pid uint32, markerPath string) []sensor.Event {
+	return e.until(func(ev sensor.Event) bool {
 		return ev.Proc.PID == pid && ev.File != nil && ev.File.Path == markerPath
 	})
 }
@@ -237,13 +238,13 @@ type fioState struct {
 
 // fioWant describes the one event a step must produce.
 type fioWant struct {
-	kind       Kind
+	kind       sensor.Kind
 	path       string
 	newPath    string
 	result     int32 // for opens, resultFD means "an fd"
 	created    bool
 	unresolved bool
-	access     FileAccess
+	access     sensor.FileAccess
 	flags      uint32
 	checkFlags bool
 	mode       uint32
@@ -384,40 +385,40 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 	if !haveFchmodat2 {
 		fchmodat2Result = -int32(unix.ENOSYS)
 	}
-	open := func(path string, access FileAccess) fioWant {
-		return fioWant{kind: KindOpen, path: path, result: resultFD, access: access}
+	open := func(path string, access sensor.FileAccess) fioWant {
+		return fioWant{kind: sensor.KindOpen, path: path, result: resultFD, access: access}
 	}
 	return []fioStep{
 		{"open read", func(*fioState) error { return closeFD(sysOpen(p("existing"), unix.O_RDONLY, 0)) },
-			open(p("existing"), AccessRead)},
+			open(p("existing"), sensor.AccessRead)},
 		{"open write", func(*fioState) error { return closeFD(sysOpen(p("existing"), unix.O_WRONLY|unix.O_APPEND, 0)) },
-			open(p("existing"), AccessWrite)},
+			open(p("existing"), sensor.AccessWrite)},
 		{"openat create new", func(*fioState) error {
 			return closeFD(unix.Openat(unix.AT_FDCWD, p("created"), unix.O_CREAT|unix.O_EXCL|unix.O_RDWR, 0o640))
-		}, fioWant{kind: KindOpen, path: p("created"), result: resultFD, created: true, access: AccessReadWrite,
+		}, fioWant{kind: sensor.KindOpen, path: p("created"), result: resultFD, created: true, access: sensor.AccessReadWrite,
 			flags: unix.O_CREAT | unix.O_EXCL | unix.O_RDWR, checkFlags: true, mode: 0o640}},
 		{"openat O_CREAT existing", func(*fioState) error {
 			return closeFD(unix.Openat(unix.AT_FDCWD, p("created"), unix.O_CREAT|unix.O_RDWR, 0o640))
-		}, fioWant{kind: KindOpen, path: p("created"), result: resultFD, access: AccessReadWrite, mode: 0o640}},
+		}, fioWant{kind: sensor.KindOpen, path: p("created"), result: resultFD, access: sensor.AccessReadWrite, mode: 0o640}},
 		{"creat", func(*fioState) error {
 			fd, _, e := unix.Syscall(unix.SYS_CREAT, rawPath(p("creat-new")), 0o600, 0)
 			if e != 0 {
 				return e
 			}
 			return unix.Close(int(fd))
-		}, fioWant{kind: KindOpen, path: p("creat-new"), result: resultFD, created: true, access: AccessWrite,
+		}, fioWant{kind: sensor.KindOpen, path: p("creat-new"), result: resultFD, created: true, access: sensor.AccessWrite,
 			flags: unix.O_CREAT | unix.O_WRONLY | unix.O_TRUNC, checkFlags: true, mode: 0o600}},
 		{"open dirfd", func(s *fioState) error {
 			var err error
 			s.dirfd, err = sysOpen(p("sub"), unix.O_PATH|unix.O_DIRECTORY, 0)
 			return err
-		}, open(p("sub"), AccessNone)},
+		}, open(p("sub"), sensor.AccessNone)},
 		{"openat2 relative to dirfd, created", func(s *fioState) error {
 			return closeFD(unix.Openat2(s.dirfd, "rel2", &unix.OpenHow{Flags: unix.O_CREAT | unix.O_WRONLY, Mode: 0o600}))
-		}, fioWant{kind: KindOpen, path: p("sub", "rel2"), result: resultFD, created: true, access: AccessWrite,
+		}, fioWant{kind: sensor.KindOpen, path: p("sub", "rel2"), result: resultFD, created: true, access: sensor.AccessWrite,
 			flags: unix.O_CREAT | unix.O_WRONLY, checkFlags: true, mode: 0o600}},
 		{"openat relative to dirfd", func(s *fioState) error { return closeFD(unix.Openat(s.dirfd, "target", unix.O_RDONLY, 0)) },
-			open(p("sub", "target"), AccessRead)},
+			open(p("sub", "target"), sensor.AccessRead)},
 		{"open relative to cwd with ..", func(*fioState) error {
 			if err := unix.Chdir(p("sub")); err != nil {
 				return err
@@ -427,13 +428,13 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 				err = cerr
 			}
 			return err
-		}, open(p("existing"), AccessRead)},
+		}, open(p("existing"), sensor.AccessRead)},
 		{"symlink resolved to its target", func(*fioState) error { return closeFD(sysOpen(p("link"), unix.O_RDONLY, 0)) },
-			open(p("sub", "target"), AccessRead)},
+			open(p("sub", "target"), sensor.AccessRead)},
 		{"path over 255 bytes", func(*fioState) error { return closeFD(sysOpen(long, unix.O_RDONLY, 0)) },
-			open(long, AccessRead)},
+			open(long, sensor.AccessRead)},
 		{"path of ~1000 bytes", func(*fioState) error { return closeFD(sysOpen(deep, unix.O_RDONLY, 0)) },
-			open(deep, AccessRead)},
+			open(deep, sensor.AccessRead)},
 		{"path deeper than PATH_MAX", func(*fioState) error {
 			for _, c := range fioHuge {
 				if err := unix.Chdir(c); err != nil {
@@ -445,11 +446,11 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 				err = cerr
 			}
 			return err
-		}, fioWant{kind: KindOpen, result: resultFD, created: true, access: AccessWrite, mode: 0o600, truncatedOf: huge}},
+		}, fioWant{kind: sensor.KindOpen, result: resultFD, created: true, access: sensor.AccessWrite, mode: 0o600, truncatedOf: huge}},
 		{"across a mount", func(*fioState) error { return closeFD(sysOpen("/dev/null", unix.O_RDONLY, 0)) },
-			open("/dev/null", AccessRead)},
+			open("/dev/null", sensor.AccessRead)},
 		{"across two mounts", func(*fioState) error { return closeFD(sysOpen(p("m1", "m2", "f"), unix.O_RDWR, 0)) },
-			open(p("m1", "m2", "f"), AccessReadWrite)},
+			open(p("m1", "m2", "f"), sensor.AccessReadWrite)},
 		{"memfd reopened through /proc", func(*fioState) error {
 			mfd, err := unix.MemfdCreate("lineaged-fio", unix.MFD_CLOEXEC)
 			if err != nil {
@@ -457,7 +458,7 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 			}
 			defer unix.Close(mfd)
 			return closeFD(sysOpen(fmt.Sprintf("/proc/self/fd/%d", mfd), unix.O_RDONLY, 0))
-		}, open("memfd:lineaged-fio", AccessRead)},
+		}, open("memfd:lineaged-fio", sensor.AccessRead)},
 		{"pipe reopened through /proc", func(*fioState) error {
 			var p [2]int
 			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -466,7 +467,7 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 			defer unix.Close(p[0])
 			defer unix.Close(p[1])
 			return closeFD(sysOpen(fmt.Sprintf("/proc/self/fd/%d", p[0]), unix.O_RDWR, 0))
-		}, open("", AccessReadWrite)},
+		}, open("", sensor.AccessReadWrite)},
 		{"from another thread", func(*fioState) error {
 			// The helper's main goroutine is on the main thread (it runs
 			// in init); this goroutine runs on another one.
@@ -476,64 +477,64 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 				done <- closeFD(sysOpen(p("existing"), unix.O_RDONLY, 0))
 			}()
 			return <-done
-		}, fioWant{kind: KindOpen, path: p("existing"), result: resultFD, access: AccessRead, otherThread: true}},
+		}, fioWant{kind: sensor.KindOpen, path: p("existing"), result: resultFD, access: sensor.AccessRead, otherThread: true}},
 		{"name with spaces", func(*fioState) error { return closeFD(sysOpen(p(fioSpace), unix.O_RDONLY, 0)) },
-			open(p(fioSpace), AccessRead)},
+			open(p(fioSpace), sensor.AccessRead)},
 		{"name with a newline", func(*fioState) error { return closeFD(sysOpen(p(fioNewline), unix.O_RDONLY, 0)) },
-			open(p(fioNewline), AccessRead)},
+			open(p(fioNewline), sensor.AccessRead)},
 		{"name in invalid UTF-8", func(*fioState) error { return closeFD(sysOpen(p(fioBadUTF8), unix.O_RDONLY, 0)) },
-			open(p(fioBadUTF8), AccessRead)},
+			open(p(fioBadUTF8), sensor.AccessRead)},
 		{"failed open, absolute", func(*fioState) error {
 			return expectErr(unix.ENOENT, closeFD(sysOpen(p("missing", "x"), unix.O_RDONLY, 0)))
-		}, fioWant{kind: KindOpen, path: p("missing", "x"), result: -int32(unix.ENOENT), unresolved: true, access: AccessRead}},
+		}, fioWant{kind: sensor.KindOpen, path: p("missing", "x"), result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessRead}},
 		{"failed openat, relative to dirfd", func(s *fioState) error {
 			return expectErr(unix.ENOENT, closeFD(unix.Openat(s.dirfd, "nope", unix.O_WRONLY, 0)))
-		}, fioWant{kind: KindOpen, path: p("sub", "nope"), result: -int32(unix.ENOENT), unresolved: true, access: AccessWrite}},
+		}, fioWant{kind: sensor.KindOpen, path: p("sub", "nope"), result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessWrite}},
 		{"failed open, relative to cwd", func(*fioState) error {
 			return expectErr(unix.ENOENT, closeFD(sysOpen("nope2", unix.O_RDONLY, 0)))
-		}, fioWant{kind: KindOpen, path: p("nope2"), result: -int32(unix.ENOENT), unresolved: true, access: AccessRead}},
+		}, fioWant{kind: sensor.KindOpen, path: p("nope2"), result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessRead}},
 		{"unlink", func(*fioState) error { return sys1(unix.SYS_UNLINK, rawPath(p("created"))) },
-			fioWant{kind: KindUnlink, path: p("created"), unresolved: true}},
+			fioWant{kind: sensor.KindUnlink, path: p("created"), unresolved: true}},
 		{"unlinkat relative to dirfd", func(s *fioState) error { return unix.Unlinkat(s.dirfd, "rel2", 0) },
-			fioWant{kind: KindUnlink, path: p("sub", "rel2"), unresolved: true, checkFlags: true}},
+			fioWant{kind: sensor.KindUnlink, path: p("sub", "rel2"), unresolved: true, checkFlags: true}},
 		{"unlinkat AT_REMOVEDIR relative to cwd", func(*fioState) error {
 			return unix.Unlinkat(unix.AT_FDCWD, "emptydir", unix.AT_REMOVEDIR)
-		}, fioWant{kind: KindUnlink, path: p("emptydir"), unresolved: true, flags: unix.AT_REMOVEDIR, checkFlags: true}},
+		}, fioWant{kind: sensor.KindUnlink, path: p("emptydir"), unresolved: true, flags: unix.AT_REMOVEDIR, checkFlags: true}},
 		{"failed unlink", func(*fioState) error { return expectErr(unix.ENOENT, sys1(unix.SYS_UNLINK, rawPath(p("missing")))) },
-			fioWant{kind: KindUnlink, path: p("missing"), unresolved: true, result: -int32(unix.ENOENT)}},
+			fioWant{kind: sensor.KindUnlink, path: p("missing"), unresolved: true, result: -int32(unix.ENOENT)}},
 		{"unlink over 255 bytes", func(*fioState) error { return unix.Unlinkat(unix.AT_FDCWD, long, 0) },
-			fioWant{kind: KindUnlink, path: long, unresolved: true}},
+			fioWant{kind: sensor.KindUnlink, path: long, unresolved: true}},
 		{"rename", func(*fioState) error { return sys1(unix.SYS_RENAME, rawPath(p("creat-new")), rawPath(p("renamed"))) },
-			fioWant{kind: KindRename, path: p("creat-new"), newPath: p("renamed"), unresolved: true}},
+			fioWant{kind: sensor.KindRename, path: p("creat-new"), newPath: p("renamed"), unresolved: true}},
 		{"renameat dirfd to cwd", func(s *fioState) error { return unix.Renameat(s.dirfd, "target", unix.AT_FDCWD, "moved") },
-			fioWant{kind: KindRename, path: p("sub", "target"), newPath: p("moved"), unresolved: true}},
+			fioWant{kind: sensor.KindRename, path: p("sub", "target"), newPath: p("moved"), unresolved: true}},
 		{"renameat2 RENAME_NOREPLACE refused", func(*fioState) error {
 			return expectErr(unix.EEXIST, unix.Renameat2(unix.AT_FDCWD, p("moved"), unix.AT_FDCWD, p("existing"), unix.RENAME_NOREPLACE))
-		}, fioWant{kind: KindRename, path: p("moved"), newPath: p("existing"), unresolved: true, result: -int32(unix.EEXIST),
+		}, fioWant{kind: sensor.KindRename, path: p("moved"), newPath: p("existing"), unresolved: true, result: -int32(unix.EEXIST),
 			flags: unix.RENAME_NOREPLACE, checkFlags: true}},
 		{"rename odd names", func(*fioState) error {
 			return unix.Renameat2(unix.AT_FDCWD, fioNewline, unix.AT_FDCWD, fioBadUTF8+"2", 0)
 		},
-			fioWant{kind: KindRename, path: p(fioNewline), newPath: p(fioBadUTF8 + "2"), unresolved: true, checkFlags: true}},
+			fioWant{kind: sensor.KindRename, path: p(fioNewline), newPath: p(fioBadUTF8 + "2"), unresolved: true, checkFlags: true}},
 		{"chmod", func(*fioState) error { return sys1(unix.SYS_CHMOD, rawPath(p("existing")), 0o600) },
-			fioWant{kind: KindChmod, path: p("existing"), unresolved: true, mode: 0o600}},
+			fioWant{kind: sensor.KindChmod, path: p("existing"), unresolved: true, mode: 0o600}},
 		{"fchmodat relative to cwd", func(*fioState) error { return unix.Fchmodat(unix.AT_FDCWD, "moved", 0o640, 0) },
-			fioWant{kind: KindChmod, path: p("moved"), unresolved: true, mode: 0o640}},
+			fioWant{kind: sensor.KindChmod, path: p("moved"), unresolved: true, mode: 0o640}},
 		{"fchmodat2 relative to dirfd", func(s *fioState) error {
 			err := sys1(sysFchmodat2, uintptr(s.dirfd), rawPath("keep"), 0o604, unix.AT_SYMLINK_NOFOLLOW)
 			if errors.Is(err, unix.ENOSYS) {
 				return nil
 			}
 			return err
-		}, fioWant{kind: KindChmod, path: p("sub", "keep"), unresolved: true, mode: 0o604, flags: unix.AT_SYMLINK_NOFOLLOW, checkFlags: true,
+		}, fioWant{kind: sensor.KindChmod, path: p("sub", "keep"), unresolved: true, mode: 0o604, flags: unix.AT_SYMLINK_NOFOLLOW, checkFlags: true,
 			result: fchmodat2Result}},
 		{"open for fchmod", func(s *fioState) error {
 			var err error
 			s.dirfd, err = unix.Openat(unix.AT_FDCWD, "existing", unix.O_RDONLY, 0) // reused as the fd to fchmod
 			return err
-		}, open(p("existing"), AccessRead)},
+		}, open(p("existing"), sensor.AccessRead)},
 		{"fchmod", func(s *fioState) error { return unix.Fchmod(s.dirfd, 0o644) },
-			fioWant{kind: KindChmod, path: p("existing"), mode: 0o644}},
+			fioWant{kind: sensor.KindChmod, path: p("existing"), mode: 0o644}},
 	}
 }
 
@@ -541,16 +542,16 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 func fioChrootSteps() []fioStep {
 	return []fioStep{
 		{"absolute inside the root", func(*fioState) error { return closeFD(sysOpen("/existing", unix.O_RDONLY, 0)) },
-			fioWant{kind: KindOpen, path: "/existing", result: resultFD, access: AccessRead}},
+			fioWant{kind: sensor.KindOpen, path: "/existing", result: resultFD, access: sensor.AccessRead}},
 		{"relative to a cwd at the root", func(*fioState) error { return closeFD(sysOpen("sub/target", unix.O_RDONLY, 0)) },
-			fioWant{kind: KindOpen, path: "/sub/target", result: resultFD, access: AccessRead}},
+			fioWant{kind: sensor.KindOpen, path: "/sub/target", result: resultFD, access: sensor.AccessRead}},
 		{"'..' cannot leave the root", func(*fioState) error { return closeFD(sysOpen("../../existing", unix.O_RDONLY, 0)) },
-			fioWant{kind: KindOpen, path: "/existing", result: resultFD, access: AccessRead}},
+			fioWant{kind: sensor.KindOpen, path: "/existing", result: resultFD, access: sensor.AccessRead}},
 		{"failed, relative to the root", func(*fioState) error {
 			return expectErr(unix.ENOENT, closeFD(sysOpen("nope", unix.O_RDONLY, 0)))
-		}, fioWant{kind: KindOpen, path: "/nope", result: -int32(unix.ENOENT), unresolved: true, access: AccessRead}},
+		}, fioWant{kind: sensor.KindOpen, path: "/nope", result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessRead}},
 		{"unlink relative to the root", func(*fioState) error { return sys1(unix.SYS_UNLINK, rawPath("sub/keep")) },
-			fioWant{kind: KindUnlink, path: "/sub/keep", unresolved: true}},
+			fioWant{kind: sensor.KindUnlink, path: "/sub/keep", unresolved: true}},
 	}
 }
 
@@ -584,7 +585,7 @@ func fioNetSteps(a fioAddrs) []fioStep {
 		}
 	}
 	want := func(proto uint8, family uint16, dst string, result int32) fioWant {
-		return fioWant{kind: KindConnect, path: dst, result: result, mode: uint32(proto), flags: uint32(family)}
+		return fioWant{kind: sensor.KindConnect, path: dst, result: result, mode: uint32(proto), flags: uint32(family)}
 	}
 	v4 := netip.MustParseAddrPort(a.tcp4)
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(v4.Addr().As16()), v4.Port()).String()
@@ -669,14 +670,14 @@ func fioHelper(mode string) int {
 
 // --- checks --------------------------------------------------------------
 
-func (w fioWant) match(ev Event) error {
+func (w fioWant) match(ev sensor.Event) error {
 	if ev.Kind != w.kind {
 		return fmt.Errorf("kind %s", ev.Kind)
 	}
 	if (ev.TID != ev.Proc.PID) != w.otherThread {
 		return fmt.Errorf("thread %d of %d", ev.TID, ev.Proc.PID)
 	}
-	if w.kind == KindConnect {
+	if w.kind == sensor.KindConnect {
 		c := ev.Connect
 		if c.Dst.String() != w.path {
 			return fmt.Errorf("dst %s", c.Dst)
@@ -720,15 +721,15 @@ func (w fioWant) match(ev Event) error {
 
 // checkSteps requires the child's events to be exactly one per step, in
 // order, then the marker.
-func checkSteps(t *testing.T, c *fioChild, steps []fioStep, evs []Event) {
+func checkSteps(t *testing.T, c *fioChild, steps []fioStep, evs []sensor.Event) {
 	t.Helper()
-	var mine []Event
+	var mine []sensor.Event
 	for _, ev := range evs {
 		if ev.Proc.PID != c.pid {
 			continue
 		}
 		mine = append(mine, ev)
-		wantSession := SessionRef{Root: ProcKey{PID: c.pid, StartNs: c.start}, Agent: AgentClaudeCode}
+		wantSession := sensor.SessionRef{Root: sensor.ProcKey{PID: c.pid, StartNs: c.start}, Agent: sensor.AgentClaudeCode}
 		if ev.Proc.StartNs != c.start || ev.Session != wantSession || ev.TID == 0 || ev.KtimeNs == 0 {
 			t.Errorf("header %+v: want start %d and session %+v", ev.Header, c.start, wantSession)
 		}
@@ -767,7 +768,7 @@ func TestFileIOFileEvents(t *testing.T) {
 	checkSteps(t, c, fioFileSteps(d, kernelHasFchmodat2()), evs)
 	// The marker itself: created by this open.
 	last := evs[len(evs)-1].File
-	if !last.Created || last.Access() != AccessWrite {
+	if !last.Created || last.Access() != sensor.AccessWrite {
 		t.Errorf("marker open %+v: want created, write", last)
 	}
 }
@@ -836,7 +837,7 @@ func TestFileIOConnectEvents(t *testing.T) {
 	checkSteps(t, c, steps, evs)
 
 	// Sources: bound by connect's autobind, on the loopback of the family.
-	var conns []*Connect
+	var conns []*sensor.Connect
 	for _, ev := range evs {
 		if ev.Connect != nil {
 			conns = append(conns, ev.Connect)
@@ -901,7 +902,7 @@ func TestFileIORingbufLossCounted(t *testing.T) {
 	e.join(c)
 	c.run(t) // the programs ran synchronously in the child's syscalls
 	var perCPU []uint64
-	if err := e.maps.Lost.Lookup(uint32(KindOpen), &perCPU); err != nil {
+	if err := e.maps.Lost.Lookup(uint32(sensor.KindOpen), &perCPU); err != nil {
 		t.Fatal(err)
 	}
 	var lost uint64
@@ -915,7 +916,7 @@ func TestFileIORingbufLossCounted(t *testing.T) {
 		t.Fatalf("lost %d opens, want at least %d (%d fit the ring)", lost, 201-fit, fit)
 	}
 	var other []uint64
-	if err := e.maps.Lost.Lookup(uint32(KindConnect), &other); err != nil {
+	if err := e.maps.Lost.Lookup(uint32(sensor.KindConnect), &other); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range other {
@@ -976,7 +977,7 @@ func BenchmarkFileIOOverhead(b *testing.B) {
 			e := newFIOEnvB(b)
 			if sc.member {
 				pid := uint32(os.Getpid())
-				if err := e.maps.Sessions.Put(pid, fileioSession{RootPid: pid, Agent: uint8(AgentClaudeCode)}); err != nil {
+				if err := e.maps.Sessions.Put(pid, fileioSession{RootPid: pid, Agent: uint8(sensor.AgentClaudeCode)}); err != nil {
 					b.Fatal(err)
 				}
 				go func() {

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/lineaged/lineaged/sensor"
 )
 
 func TestValidateDenyExec(t *testing.T) {
@@ -78,8 +80,8 @@ func TestDenyKeysAddResolvedForms(t *testing.T) {
 
 func denyRecord(t testing.TB, pid uint32, path string, action uint8, flags uint16) []byte {
 	var r enforceLsmDenyEvent
-	r.H.Kind = uint8(KindDeny)
-	r.H.Agent = uint8(AgentClaudeCode)
+	r.H.Kind = uint8(sensor.KindDeny)
+	r.H.Agent = uint8(sensor.AgentClaudeCode)
 	r.H.Flags = flags
 	r.H.Ktime = 123
 	r.H.Pid, r.H.Tid = pid, pid
@@ -99,16 +101,16 @@ func denyRecord(t testing.TB, pid uint32, path string, action uint8, flags uint1
 }
 
 func TestDecodeDeny(t *testing.T) {
-	var ev Event
-	if err := Decode(denyRecord(t, 42, "/opt/x y/\xff", uint8(DenyKilled), 0), &ev); err != nil {
+	var ev sensor.Event
+	if err := Decode(denyRecord(t, 42, "/opt/x y/\xff", uint8(sensor.DenyKilled), 0), &ev); err != nil {
 		t.Fatal(err)
 	}
-	want := Deny{Path: "/opt/x y/\xff", RuleIndex: 1, Action: DenyKilled}
-	if ev.Kind != KindDeny || ev.Deny == nil || *ev.Deny != want || ev.Proc != (ProcKey{42, 5 * tickNs}) ||
-		ev.Session != (SessionRef{Root: ProcKey{9, 2 * tickNs}, Agent: AgentClaudeCode}) {
+	want := sensor.Deny{Path: "/opt/x y/\xff", RuleIndex: 1, Action: sensor.DenyKilled}
+	if ev.Kind != sensor.KindDeny || ev.Deny == nil || *ev.Deny != want || ev.Proc != (sensor.ProcKey{PID: 42, StartNs: 5 * tickNs}) ||
+		ev.Session != (sensor.SessionRef{Root: sensor.ProcKey{PID: 9, StartNs: 2 * tickNs}, Agent: sensor.AgentClaudeCode}) {
 		t.Fatalf("decoded %+v %+v", ev.Header, ev.Deny)
 	}
-	if err := Decode(denyRecord(t, 1, "/p", uint8(DenyBlocked), denyPathTruncated), &ev); err != nil || !ev.Deny.PathTruncated || ev.Deny.Action.String() != "blocked" {
+	if err := Decode(denyRecord(t, 1, "/p", uint8(sensor.DenyBlocked), denyPathTruncated), &ev); err != nil || !ev.Deny.PathTruncated || ev.Deny.Action.String() != "blocked" {
 		t.Errorf("truncated: %v %+v", err, ev.Deny)
 	}
 	for name, b := range map[string][]byte{
@@ -130,12 +132,12 @@ func TestDecodeDeny(t *testing.T) {
 const denyPathMaxTest = 256
 
 func FuzzDecodeDeny(f *testing.F) {
-	f.Add(denyRecord(f, 42, "/usr/bin/curl", uint8(DenyBlocked), 0))
+	f.Add(denyRecord(f, 42, "/usr/bin/curl", uint8(sensor.DenyBlocked), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 0 {
-			b[0] = byte(KindDeny)
+			b[0] = byte(sensor.KindDeny)
 		}
-		var ev Event
+		var ev sensor.Event
 		if err := Decode(b, &ev); err != nil {
 			if !errors.Is(err, ErrRecord) {
 				t.Fatalf("error %v does not wrap ErrRecord", err)

@@ -1,8 +1,12 @@
 //go:build linux && (386 || amd64)
 
-package sensor
+package kernel
 
-import "io"
+import (
+	"io"
+
+	"github.com/lineaged/lineaged/sensor"
+)
 
 // archObjects lists the objects built for this architecture: the file and
 // network object (bpf/fileio.bpf.c), sharing sessions, ring buffer and loss
@@ -13,7 +17,7 @@ func archObjects() []objectLoader {
 		load: func(m sharedMaps, _ Config) (io.Closer, error) {
 			return loadFileIO(fileIOMaps{Sessions: m.Sessions, Events: m.Events, Lost: m.Lost}, fileIOConfig{})
 		},
-		kinds:  []Kind{KindOpen, KindUnlink, KindRename, KindChmod, KindConnect},
+		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect},
 		decode: decodeFileIO,
 	}}
 }

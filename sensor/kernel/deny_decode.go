@@ -1,10 +1,12 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"fmt"
 	"unsafe"
+
+	"github.com/lineaged/lineaged/sensor"
 )
 
 var sizeDeny = int(unsafe.Sizeof(enforceLsmDenyEvent{}))
@@ -14,29 +16,29 @@ const denyPathTruncated = 1
 
 // decodeDeny parses an EV_DENY record. Rule stays empty: the live sensor
 // fills it from its config.
-func decodeDeny(b []byte, ev *Event) error {
+func decodeDeny(b []byte, ev *sensor.Event) error {
 	var r enforceLsmDenyEvent
 	if !load(&r, b) {
-		return short(KindDeny, len(b), sizeDeny)
+		return short(sensor.KindDeny, len(b), sizeDeny)
 	}
 	n := int(r.PathLen)
 	if n > len(r.Path) {
 		return fmt.Errorf("%w: deny record: path length %d exceeds %d", ErrRecord, n, len(r.Path))
 	}
-	a := DenyAction(r.Action)
-	if a < DenyBlocked || a > DenyKillFailed {
+	a := sensor.DenyAction(r.Action)
+	if a < sensor.DenyBlocked || a > sensor.DenyKillFailed {
 		return fmt.Errorf("%w: deny record: unknown action %d", ErrRecord, r.Action)
 	}
 	h := r.H
-	*ev = Event{Header: Header{
-		Kind:    KindDeny,
+	*ev = sensor.Event{Header: sensor.Header{
+		Kind:    sensor.KindDeny,
 		KtimeNs: h.Ktime,
 		Proc:    key(h.Pid, h.StartNs),
 		TID:     h.Tid,
 		CPU:     h.Cpu,
 		Session: sessionRef(h.SessionPid, h.SessionStart, h.Agent),
 	}}
-	ev.Deny = &Deny{
+	ev.Deny = &sensor.Deny{
 		Path:          string(unsafe.Slice((*byte)(unsafe.Pointer(&r.Path[0])), n)),
 		PathTruncated: h.Flags&denyPathTruncated != 0,
 		RuleIndex:     r.Rule,

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +29,7 @@ import (
 // its whole path and looks up every prefix, the worst case short of a
 // match.
 //
-//	go test -run XXX -bench DenyExecCost -benchtime 2000x ./sensor
+//	go test -run XXX -bench DenyExecCost -benchtime 2000x ./sensor/kernel
 func BenchmarkDenyExecCost(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root to load BPF programs")
@@ -57,7 +58,7 @@ func BenchmarkDenyExecCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	out := make(chan Event, 1024)
+	out := make(chan sensor.Event, 1024)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, out) }()
@@ -105,8 +106,8 @@ func BenchmarkDenyExecCost(b *testing.B) {
 	b.ResetTimer()
 	wallOut, enfOut, execOut := perExec()
 	self := uint32(os.Getpid())
-	ref := SessionRef{Root: ProcKey{PID: self, StartNs: tickNs}, Agent: AgentClaudeCode}
-	if err := s.AddSessionMembers(map[uint32]SessionRef{self: ref}); err != nil {
+	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: self, StartNs: tickNs}, Agent: sensor.AgentClaudeCode}
+	if err := s.AddSessionMembers(map[uint32]sensor.SessionRef{self: ref}); err != nil {
 		b.Fatal(err)
 	}
 	wallIn, enfIn, execIn := perExec()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,20 +42,20 @@ func load[T any](dst *T, b []byte) bool {
 // truncTick names a process the way /proc does (see ProcKey).
 func truncTick(ns uint64) uint64 { return ns - ns%tickNs }
 
-func key(pid uint32, startNs uint64) ProcKey {
-	return ProcKey{PID: pid, StartNs: truncTick(startNs)}
+func key(pid uint32, startNs uint64) sensor.ProcKey {
+	return sensor.ProcKey{PID: pid, StartNs: truncTick(startNs)}
 }
 
-func sessionRef(pid uint32, start uint64, agent uint8) SessionRef {
+func sessionRef(pid uint32, start uint64, agent uint8) sensor.SessionRef {
 	if pid == 0 || agent == 0 {
-		return SessionRef{}
+		return sensor.SessionRef{}
 	}
-	return SessionRef{Root: key(pid, start), Agent: AgentKind(agent)}
+	return sensor.SessionRef{Root: key(pid, start), Agent: sensor.AgentKind(agent)}
 }
 
-func decodeHeader(h *processEventHeader) Header {
-	return Header{
-		Kind:    Kind(h.Kind),
+func decodeHeader(h *processEventHeader) sensor.Header {
+	return sensor.Header{
+		Kind:    sensor.Kind(h.Kind),
 		KtimeNs: h.Ktime,
 		Proc:    key(h.Pid, h.StartNs),
 		TID:     h.Tid,
@@ -67,33 +68,33 @@ func decodeHeader(h *processEventHeader) Header {
 // process programs' exec, fork and exit here, the file and network kinds by
 // decodeFileIO. It copies what it keeps, so b may be reused. A record it
 // cannot decode returns an error wrapping ErrRecord that names the problem.
-func Decode(b []byte, ev *Event) error {
+func Decode(b []byte, ev *sensor.Event) error {
 	if len(b) < sizeHeader {
 		return fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrRecord, len(b), sizeHeader)
 	}
-	*ev = Event{}
-	switch Kind(b[0]) {
-	case KindExec:
+	*ev = sensor.Event{}
+	switch sensor.Kind(b[0]) {
+	case sensor.KindExec:
 		return decodeExec(b, ev)
-	case KindFork:
+	case sensor.KindFork:
 		var r processForkEvent
 		if !load(&r, b) {
-			return short(KindFork, len(b), sizeFork)
+			return short(sensor.KindFork, len(b), sizeFork)
 		}
 		ev.Header = decodeHeader(&r.H)
-		ev.Fork = &Fork{Parent: key(r.Ppid, r.ParentStart)}
+		ev.Fork = &sensor.Fork{Parent: key(r.Ppid, r.ParentStart)}
 		return nil
-	case KindOpen, KindUnlink, KindRename, KindChmod, KindConnect:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect:
 		return decodeFileIO(b, ev)
-	case KindDeny:
+	case sensor.KindDeny:
 		return decodeDeny(b, ev)
-	case KindExit:
+	case sensor.KindExit:
 		var r processExitEvent
 		if !load(&r, b) {
-			return short(KindExit, len(b), sizeExit)
+			return short(sensor.KindExit, len(b), sizeExit)
 		}
 		ev.Header = decodeHeader(&r.H)
-		ev.Exit = &Exit{
+		ev.Exit = &sensor.Exit{
 			// wait(2) status layout: (code << 8) | 0x80 core | signal.
 			Code:       int32(r.ExitCode>>8) & 0xff,
 			Signal:     int32(r.ExitCode & 0x7f),
@@ -104,14 +105,14 @@ func Decode(b []byte, ev *Event) error {
 	return fmt.Errorf("%w: unknown kind %d", ErrRecord, b[0])
 }
 
-func short(k Kind, have, need int) error {
+func short(k sensor.Kind, have, need int) error {
 	return fmt.Errorf("%w: %s record of %d bytes, need %d", ErrRecord, k, have, need)
 }
 
-func decodeExec(b []byte, ev *Event) error {
+func decodeExec(b []byte, ev *sensor.Event) error {
 	var r processExecEvent
 	if !load(&r, b) {
-		return short(KindExec, len(b), sizeExec)
+		return short(sensor.KindExec, len(b), sizeExec)
 	}
 	data := b[sizeExec:]
 	fl, el, al := int(r.FilenameLen), int(r.ExeLen), int(r.ArgvLen)
@@ -120,7 +121,7 @@ func decodeExec(b []byte, ev *Event) error {
 			ErrRecord, fl, el, al, len(data))
 	}
 	ev.Header = decodeHeader(&r.H)
-	x := &Exec{
+	x := &sensor.Exec{
 		Parent:         key(r.Ppid, r.ParentStart),
 		UID:            r.Uid,
 		EUID:           r.Euid,
@@ -130,19 +131,19 @@ func decodeExec(b []byte, ev *Event) error {
 		CgroupID:       r.CgroupId,
 		Comm:           cString(r.Comm[:]),
 		Filename:       string(data[:fl]),
-		ArgvTruncated:  ExecFlags(r.Flags)&ExecArgvTruncated != 0,
-		Binary: FileStat{
+		ArgvTruncated:  sensor.ExecFlags(r.Flags)&sensor.ExecArgvTruncated != 0,
+		Binary: sensor.FileStat{
 			Dev:     userDev(r.Dev),
 			Inode:   r.Ino,
 			Size:    r.Size,
 			MtimeNs: r.MtimeNs,
 			CtimeNs: r.CtimeNs,
 		},
-		Recognised:    AgentKind(r.Recognised),
+		Recognised:    sensor.AgentKind(r.Recognised),
 		ParentSession: sessionRef(r.ParentSessionPid, r.ParentSessionStart, r.ParentSessionAgent),
-		Flags:         ExecFlags(r.Flags),
+		Flags:         sensor.ExecFlags(r.Flags),
 	}
-	if ExecFlags(r.Flags)&ExecExeUnresolved == 0 {
+	if sensor.ExecFlags(r.Flags)&sensor.ExecExeUnresolved == 0 {
 		x.Exe = string(data[fl : fl+el])
 	}
 	x.Argv = splitArgv(data[fl+el:fl+el+al], int(r.Argc), x.ArgvTruncated)

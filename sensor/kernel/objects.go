@@ -1,6 +1,6 @@
 //go:build linux
 
-package sensor
+package kernel
 
 // extraObjects lists the BPF objects loaded after process.bpf.c. Each shares
 // the sessions map, the ring buffer and the loss counters, and brings the

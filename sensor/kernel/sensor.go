@@ -3,7 +3,7 @@
 // Package sensor loads lineaged's BPF programs, reads their ring buffer
 // without ever blocking it, decodes records into typed raw events and keeps
 // the kernel's agent-session table seeded.
-package sensor
+package kernel
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,7 +75,7 @@ type Config struct {
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
 	// Recognisers replaces DefaultRecognisers when non-nil.
-	Recognisers []Recogniser
+	Recognisers []sensor.Recogniser
 	// ProcessOnly loads the process programs alone, without the file and
 	// network object (benchmarks comparing the two).
 	ProcessOnly bool
@@ -137,9 +138,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sensor config: wakeup bytes %d exceed the ring buffer size %d", c.WakeupBytes, c.RingBufferSize)
 	}
 	if c.Recognisers == nil {
-		c.Recognisers = DefaultRecognisers()
+		c.Recognisers = sensor.DefaultRecognisers()
 	}
-	if err := ValidateRecognisers(c.Recognisers); err != nil {
+	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
 	if err := ValidateDenyExec(c.DenyExec); err != nil {
@@ -161,8 +162,8 @@ type sharedMaps struct {
 type objectLoader struct {
 	name   string
 	load   func(m sharedMaps, cfg Config) (io.Closer, error)
-	kinds  []Kind
-	decode func(b []byte, ev *Event) error
+	kinds  []sensor.Kind
+	decode func(b []byte, ev *sensor.Event) error
 }
 
 // Stats are the sensor's counters since New.
@@ -189,7 +190,7 @@ type Sensor struct {
 	enf     *enforcement
 	links   []link.Link
 	rd      *ringbuf.Reader
-	decoder [EventKindMax]func(b []byte, ev *Event) error
+	decoder [EventKindMax]func(b []byte, ev *sensor.Event) error
 
 	records, decodeErrs, delivered atomic.Uint64
 	queueDrops                     [EventKindMax]atomic.Uint64
@@ -280,7 +281,7 @@ func (s *Sensor) load() error {
 			return fmt.Errorf("sensor: load recogniser %d: %w", i, err)
 		}
 	}
-	for _, k := range []Kind{KindExec, KindFork, KindExit} {
+	for _, k := range []sensor.Kind{sensor.KindExec, sensor.KindFork, sensor.KindExit} {
 		s.decoder[k] = Decode
 	}
 	if !s.cfg.ProcessOnly {
@@ -302,7 +303,7 @@ func (s *Sensor) load() error {
 		}
 		s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "entries", len(s.cfg.DenyExec))
 		rules := s.cfg.DenyExec
-		s.decoder[KindDeny] = func(b []byte, ev *Event) error {
+		s.decoder[sensor.KindDeny] = func(b []byte, ev *sensor.Event) error {
 			if err := decodeDeny(b, ev); err != nil {
 				return err
 			}
@@ -352,13 +353,13 @@ func (e firstLine) Unwrap() error { return e.err }
 // as KindLoss), forwards the queue to out, and emits KindLoss events with
 // the deltas of the kernel's reservation-failure counters. It returns when
 // ctx is cancelled (nil) or the reader fails. Run may be called once.
-func (s *Sensor) Run(ctx context.Context, out chan<- Event) error {
+func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 	ran := false
 	s.runOnce.Do(func() { ran = true })
 	if !ran {
 		return errors.New("sensor: Run called twice")
 	}
-	q := make(chan Event, s.cfg.QueueSize)
+	q := make(chan sensor.Event, s.cfg.QueueSize)
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.read(q) }()
 	stop := func() error {
@@ -371,7 +372,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- Event) error {
 	var lastKernel, lastQueue [EventKindMax]uint64
 	tick := time.NewTicker(s.cfg.LossInterval)
 	defer tick.Stop()
-	send := func(ev Event) bool {
+	send := func(ev sensor.Event) bool {
 		select {
 		case out <- ev:
 			s.delivered.Add(1)
@@ -408,7 +409,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- Event) error {
 // coming it collects them every FlushInterval (the kernel does not wake it
 // for each); after a flush that found nothing it waits for the kernel's
 // wakeup, polling every idleFlush in case a record raced that decision.
-func (s *Sensor) read(q chan<- Event) error {
+func (s *Sensor) read(q chan<- sensor.Event) error {
 	var rec ringbuf.Record
 	batching := s.cfg.FlushInterval > 0
 	polling, readSince := false, false
@@ -441,8 +442,8 @@ func (s *Sensor) read(q chan<- Event) error {
 		}
 		s.records.Add(1)
 		b := rec.RawSample
-		var ev Event
-		var dec func([]byte, *Event) error
+		var ev sensor.Event
+		var dec func([]byte, *sensor.Event) error
 		if len(b) > 0 && int(b[0]) < EventKindMax {
 			dec = s.decoder[b[0]]
 		}
@@ -479,13 +480,13 @@ func (s *Sensor) kernelLost() ([EventKindMax]uint64, error) {
 	return sum, nil
 }
 
-func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []Event {
-	var evs []Event
+func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []sensor.Event {
+	var evs []sensor.Event
 	now := bootNs()
-	mk := func(where string, k int, n uint64) Event {
-		return Event{
-			Header: Header{Kind: KindLoss, KtimeNs: now},
-			Loss:   &Loss{Where: where, Of: Kind(k), Count: n},
+	mk := func(where string, k int, n uint64) sensor.Event {
+		return sensor.Event{
+			Header: sensor.Header{Kind: sensor.KindLoss, KtimeNs: now},
+			Loss:   &sensor.Loss{Where: where, Of: sensor.Kind(k), Count: n},
 		}
 	}
 	kernel, err := s.kernelLost()
@@ -496,7 +497,7 @@ func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []Event
 			if v > lastKernel[k] {
 				if k == lostSessionsFull {
 					// Members not tracked: their future events.
-					evs = append(evs, mk("sessions", int(KindFork), v-lastKernel[k]))
+					evs = append(evs, mk("sessions", int(sensor.KindFork), v-lastKernel[k]))
 				} else {
 					evs = append(evs, mk("ringbuf", k, v-lastKernel[k]))
 				}
@@ -550,7 +551,7 @@ func (s *Sensor) Stats() Stats {
 // table (from a /proc seed). From then on the kernel inherits membership at
 // fork. An entry the kernel already holds is kept: it is at least as recent
 // (a member that exec'd a nested agent after attach).
-func (s *Sensor) AddSessionMembers(members map[uint32]SessionRef) error {
+func (s *Sensor) AddSessionMembers(members map[uint32]sensor.SessionRef) error {
 	var errs []error
 	for pid, ref := range members {
 		if !ref.InSession() {
