@@ -101,6 +101,7 @@ func TestParseGuest(t *testing.T) {
 	parseGuest(strings.NewReader(sampleGuest), g)
 	want := map[string]string{
 		"smoke: TestA":     statusPass,
+		"smoke: TestB":     statusFail, // failed parent: kept and counted
 		"smoke: TestB/x":   statusPass,
 		"smoke: TestB/y":   statusSkip,
 		"sensor: TestRoot": statusFail,
@@ -135,9 +136,10 @@ func TestParseGuest(t *testing.T) {
 			t.Errorf("problems %q lack %q", joined, p)
 		}
 	}
-	// 2 passed; TestRoot and TestHang failed, plus the two problems not
-	// tied to one test (no marker, never finished); TestB/y skipped.
-	if c := count([]*guestRun{g, {Selector: "7.3", SkipReason: "download failed"}}); c != (totals{Passed: 2, Failed: 4, Skipped: 2}) {
+	// 2 passed; TestB (a parent whose subtests did not fail), TestRoot and
+	// TestHang failed, plus the two problems not tied to one test (no
+	// marker, never finished); TestB/y skipped.
+	if c := count([]*guestRun{g, {Selector: "7.3", SkipReason: "download failed"}}); c != (totals{Passed: 2, Failed: 5, Skipped: 2}) {
 		t.Errorf("count = %+v", c)
 	}
 }
@@ -368,6 +370,68 @@ func TestTables(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("tables lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// sampleParentFailed is a deny-exec run whose parent test failed on its own
+// (an error after its subtest) while its one subtest passed; the binary
+// exited 1.
+const sampleParentFailed = "VMTEST-KERNEL 6.12.117+deb13-cloud-amd64\n" +
+	"VMTEST-LSM lockdown,capability,bpf\n" +
+	"VMTEST-BEGIN tests_denyexec\n" +
+	"=== RUN   TestRootDenyExec\n" +
+	"=== RUN   TestRootDenyExec/lsm\n" +
+	"    denyexec_test.go:132: Close: close ring buffer: bad file descriptor\n" +
+	"--- FAIL: TestRootDenyExec (1.20s)\n" +
+	"    --- PASS: TestRootDenyExec/lsm (0.80s)\n" +
+	"FAIL\n" +
+	"VMTEST-END tests_denyexec 1\n" +
+	"VMTEST-DONE\n"
+
+// A parent test that fails counts as a failure even when every subtest
+// passed; a parent that passes is left out, so it is not counted twice.
+func TestFailedParentCounts(t *testing.T) {
+	g := &guestRun{Selector: "6.12"}
+	parseGuest(strings.NewReader(sampleParentFailed), g)
+	if st := g.Results["tests_denyexec: TestRootDenyExec"]; st != statusFail {
+		t.Errorf("parent TestRootDenyExec = %q, want %s", st, statusFail)
+	}
+	if st := g.Results["tests_denyexec: TestRootDenyExec/lsm"]; st != statusPass {
+		t.Errorf("subtest /lsm = %q, want %s", st, statusPass)
+	}
+	if c := count([]*guestRun{g}); c != (totals{Passed: 1, Failed: 1}) {
+		t.Errorf("count = %+v, want 1 passed, 1 failed", c)
+	}
+
+	passed := strings.NewReplacer("--- FAIL: TestRootDenyExec", "--- PASS: TestRootDenyExec",
+		"FAIL\n", "PASS\n", "VMTEST-END tests_denyexec 1", "VMTEST-END tests_denyexec 0").Replace(sampleParentFailed)
+	g = &guestRun{Selector: "6.12"}
+	parseGuest(strings.NewReader(passed), g)
+	if _, ok := g.Results["tests_denyexec: TestRootDenyExec"]; ok || len(g.Problems) != 0 {
+		t.Errorf("passing parent kept: results %v, problems %q", g.Results, g.Problems)
+	}
+	if c := count([]*guestRun{g}); c != (totals{Passed: 1}) {
+		t.Errorf("count = %+v, want 1 passed", c)
+	}
+}
+
+// A test binary that exits non-zero without a failing test is a failure,
+// however its tests ended.
+func TestNonZeroExitWithoutFailLine(t *testing.T) {
+	for name, log := range map[string]string{
+		"passing tests": "VMTEST-KERNEL x\nVMTEST-BEGIN a\n=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nVMTEST-END a 1\nVMTEST-DONE\n",
+		"passing subtests": "VMTEST-KERNEL x\nVMTEST-BEGIN a\n=== RUN   TestA\n=== RUN   TestA/x\n--- PASS: TestA (0.00s)\n" +
+			"    --- PASS: TestA/x (0.00s)\nok\nVMTEST-END a 2\nVMTEST-DONE\n",
+		"skipped test":   "VMTEST-KERNEL x\nVMTEST-BEGIN a\n=== RUN   TestA\n--- SKIP: TestA (0.00s)\nVMTEST-END a 1\nVMTEST-DONE\n",
+		"garbled code":   "VMTEST-KERNEL x\nVMTEST-BEGIN a\n=== RUN   TestA\n--- PASS: TestA (0.00s)\nVMTEST-END a x1\nVMTEST-DONE\n",
+		"missing code":   "VMTEST-KERNEL x\nVMTEST-BEGIN a\n=== RUN   TestA\n--- PASS: TestA (0.00s)\nVMTEST-END a\nVMTEST-DONE\n",
+		"no test at all": "VMTEST-KERNEL x\nVMTEST-BEGIN a\npanic: boom\nVMTEST-END a 2\nVMTEST-DONE\n",
+	} {
+		g := &guestRun{Selector: "6.12"}
+		parseGuest(strings.NewReader(log), g)
+		if c := count([]*guestRun{g}); c.Failed != 1 {
+			t.Errorf("%s: counted as %+v (problems %q), want 1 failure", name, c, g.Problems)
 		}
 	}
 }

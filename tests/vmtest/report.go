@@ -51,8 +51,8 @@ var (
 )
 
 // parseGuest reads the results port's output into g. Tests are named
-// "<binary>: <TestName/sub>"; only leaves count, so a parent test whose
-// subtests are reported is not counted twice.
+// "<binary>: <TestName/sub>". Leaves count, and so does a parent test that
+// failed; a parent that passed is left out, so it is not counted twice.
 func parseGuest(r io.Reader, g *guestRun) {
 	g.Results = map[string]string{}
 	g.Features = map[string]feature{}
@@ -62,6 +62,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 		bin     string
 		running []string
 		began   bool
+		exits   []binExit
 	)
 	record := func(name, status string) {
 		if _, seen := g.Results[name]; !seen {
@@ -91,25 +92,8 @@ func parseGuest(r io.Reader, g *guestRun) {
 		case strings.HasPrefix(line, "VMTEST-BEGIN "):
 			bin, began, running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
 		case strings.HasPrefix(line, "VMTEST-END "):
-			f := strings.Fields(line)
-			rc := -1
-			if len(f) == 3 {
-				rc, _ = strconv.Atoi(f[2])
-			}
 			unfinished("test binary exited mid-test")
-			failed, ran := false, false
-			for name, st := range g.Results {
-				if strings.HasPrefix(name, bin+": ") {
-					ran = true
-					failed = failed || st == statusFail
-				}
-			}
-			switch {
-			case rc != 0 && !failed:
-				g.Problems = append(g.Problems, fmt.Sprintf("%s exited %d without a failing test", bin, rc))
-			case !ran:
-				g.Problems = append(g.Problems, fmt.Sprintf("%s ran no test", bin))
-			}
+			exits = append(exits, binExit{bin, exitCode(line)})
 			bin, began = "", false
 		case line == "VMTEST-DONE":
 			g.Done = true
@@ -138,11 +122,60 @@ func parseGuest(r io.Reader, g *guestRun) {
 	if g.Uname == "" {
 		g.Problems = append(g.Problems, "kernel never reached /init")
 	}
-	dropParents(g)
+	dropPassedParents(g)
+	for _, e := range exits {
+		checkExit(g, e)
+	}
 }
 
-// dropParents removes tests that have subtests with results of their own.
-func dropParents(g *guestRun) {
+// binExit is a test binary's exit code from its VMTEST-END marker.
+type binExit struct {
+	bin string
+	rc  int // -1 when the marker carries no readable code
+}
+
+// exitCode reads the code from "VMTEST-END <binary> <code>"; a marker
+// without a readable code yields -1, which is never taken for success.
+func exitCode(marker string) int {
+	f := strings.Fields(marker)
+	if len(f) != 3 {
+		return -1
+	}
+	rc, err := strconv.Atoi(f[2])
+	if err != nil {
+		return -1
+	}
+	return rc
+}
+
+// checkExit records a problem when a binary's exit code is not explained
+// by its results: a non-zero exit with no failing test (a panic outside a
+// test, a failing TestMain, a crash after the last result), or a binary
+// that ran no test at all. It runs on the final results, so a failure the
+// report would not count cannot excuse a non-zero exit.
+func checkExit(g *guestRun, e binExit) {
+	failed, ran := false, false
+	for name, st := range g.Results {
+		if strings.HasPrefix(name, e.bin+": ") {
+			ran = true
+			failed = failed || st == statusFail
+		}
+	}
+	switch {
+	case e.rc != 0 && !failed:
+		g.Problems = append(g.Problems, fmt.Sprintf("%s exited %d without a failing test", e.bin, e.rc))
+	case !ran:
+		g.Problems = append(g.Problems, fmt.Sprintf("%s ran no test", e.bin))
+	}
+}
+
+// dropPassedParents removes parent tests (tests with subtest results of
+// their own) that passed or skipped: their subtests are the leaves counted
+// in their place. A parent that failed is kept and counts as a failure:
+// go test output does not tell whether it failed on its own (an error
+// after its subtests, a failing cleanup) or through a subtest, and a
+// failure must never vanish from the count.
+func dropPassedParents(g *guestRun) {
 	var keep []string
 	for _, name := range g.Order {
 		parent := false
@@ -152,7 +185,7 @@ func dropParents(g *guestRun) {
 				break
 			}
 		}
-		if parent {
+		if parent && g.Results[name] != statusFail {
 			delete(g.Results, name)
 			continue
 		}
