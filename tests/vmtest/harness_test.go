@@ -359,7 +359,7 @@ func TestTables(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0        ok",
+		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0        FAIL: 1 failed test",
 		"newest  -",
 		"SKIPPED: download failed",
 		"s: TestA  PASS  -",
@@ -433,5 +433,40 @@ func TestNonZeroExitWithoutFailLine(t *testing.T) {
 		if c := count([]*guestRun{g}); c.Failed != 1 {
 			t.Errorf("%s: counted as %+v (problems %q), want 1 failure", name, c, g.Problems)
 		}
+	}
+}
+
+// The kernels table, text and markdown alike, says "ok" only for a guest
+// where nothing failed: a failed test fails the guest's row even when the
+// guest finished cleanly.
+func TestGuestResultColumn(t *testing.T) {
+	kernel := &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}
+	failed := &guestRun{Selector: "6.1", Kernel: kernel}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n"+
+		"=== RUN   TestA\n--- PASS: TestA (0.00s)\n=== RUN   TestB\n--- FAIL: TestB (0.00s)\nFAIL\n"+
+		"VMTEST-END s 1\nVMTEST-DONE\n"), failed)
+	clean := &guestRun{Selector: "6.12", Kernel: kernel}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.12.117+deb13-cloud-amd64\nVMTEST-BEGIN s\n"+
+		"=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nVMTEST-END s 0\nVMTEST-DONE\n"), clean)
+	if len(failed.Problems) != 0 {
+		t.Fatalf("failed guest has problems %q: want only a failed test", failed.Problems)
+	}
+	kt, _, _, _ := tables([]*guestRun{failed, clean})
+	var md bytes.Buffer
+	kt.markdown(&md)
+	rows := strings.Split(strings.TrimSpace(md.String()), "\n")
+	if len(rows) != 4 {
+		t.Fatalf("markdown kernels table:\n%s", md.String())
+	}
+	if r := rows[2]; !strings.HasPrefix(r, "| 6.1 |") || strings.HasSuffix(r, "| ok |") || !strings.Contains(r, "FAIL: 1 failed test") {
+		t.Errorf("guest with a failed test: row %q, want FAIL naming the failed test", r)
+	}
+	if r := rows[3]; !strings.HasPrefix(r, "| 6.12 |") || !strings.HasSuffix(r, "| ok |") {
+		t.Errorf("clean guest: row %q, want ok", r)
+	}
+	var txt bytes.Buffer
+	kt.text(&txt)
+	if lines := strings.Split(txt.String(), "\n"); len(lines) < 3 || strings.HasSuffix(strings.TrimSpace(lines[1]), " ok") {
+		t.Errorf("text kernels table says ok for a failed guest:\n%s", txt.String())
 	}
 }

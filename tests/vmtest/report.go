@@ -281,14 +281,10 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 			}
 			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "SKIPPED: "+g.SkipReason)
 		default:
-			res := "ok"
-			if len(g.Problems) > 0 {
-				res = "FAIL: " + strings.Join(g.Problems, "; ")
-			}
 			c := count([]*guestRun{g})
 			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
 				g.Wall.Round(100*time.Millisecond).String(),
-				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Skipped), res)
+				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Skipped), guestResult(g))
 		}
 	}
 	tests = &table{head: cols}
@@ -353,6 +349,31 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 		verified.add(row...)
 	}
 	return kernels, tests, features, verified
+}
+
+// guestResult is a booted guest's verdict for the kernels table: "ok" only
+// when no test failed and nothing else went wrong, otherwise "FAIL: " with
+// the number of failed tests and the problems not tied to one test.
+func guestResult(g *guestRun) string {
+	failed := 0
+	for _, st := range g.Results {
+		if st == statusFail {
+			failed++
+		}
+	}
+	var why []string
+	switch failed {
+	case 0:
+	case 1:
+		why = append(why, "1 failed test")
+	default:
+		why = append(why, fmt.Sprintf("%d failed tests", failed))
+	}
+	why = append(why, g.Problems...)
+	if len(why) == 0 {
+		return "ok"
+	}
+	return "FAIL: " + strings.Join(why, "; ")
 }
 
 func orDash(s string) string {
