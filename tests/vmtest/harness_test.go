@@ -470,3 +470,35 @@ func TestGuestResultColumn(t *testing.T) {
 		t.Errorf("text kernels table says ok for a failed guest:\n%s", txt.String())
 	}
 }
+
+// parseSample parses a guest log for a selector, as boot does.
+func parseSample(t *testing.T, selector, log string) *guestRun {
+	t.Helper()
+	g := &guestRun{Selector: selector, Kernel: &Kernel{Selector: selector, Package: "linux-image-test", Version: "1"}}
+	parseGuest(strings.NewReader(log), g)
+	return g
+}
+
+// cleanLog is a guest log where the one test passed.
+func cleanLog(uname string) string {
+	return "VMTEST-KERNEL " + uname + "\nVMTEST-LSM lockdown,capability,bpf\nVMTEST-BEGIN s\n" +
+		"=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nVMTEST-END s 0\nVMTEST-DONE\n"
+}
+
+func TestVerdict(t *testing.T) {
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := parseSample(t, "6.12", cleanLog("6.12.117+deb13-cloud-amd64"))
+	if ok, why := verdict([]*guestRun{clean}, cfg); !ok || len(why) != 0 {
+		t.Errorf("clean run: ok %v, why %q", ok, why)
+	}
+	failed := parseSample(t, "6.1", strings.Replace(cleanLog("6.1.0-56-cloud-amd64"), "--- PASS", "--- FAIL", 1))
+	if ok, why := verdict([]*guestRun{clean, failed}, cfg); ok || len(why) == 0 {
+		t.Errorf("failed test: ok %v, why %q", ok, why)
+	}
+	if ok, _ := verdict(nil, cfg); ok {
+		t.Error("run with no kernel passed")
+	}
+}

@@ -272,18 +272,13 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		}
 	}
 	t := count(runs)
-	booted := 0
-	for _, g := range runs {
-		if g.SkipReason == "" {
-			booted++
-		}
-	}
 	fmt.Fprintf(out, "logs: %s\n", runDir)
 	fmt.Fprintf(out, "%d passed, %d failed, %d skipped\n", t.Passed, t.Failed, t.Skipped)
-	if booted == 0 {
-		return false, errors.New("no kernel could be booted")
+	ok, why := verdict(runs, cfg)
+	for _, w := range why {
+		fmt.Fprintln(out, "FAIL:", w)
 	}
-	return t.Failed == 0, nil
+	return ok, nil
 }
 
 func writeMarkdown(path string, tabs ...*table) error {

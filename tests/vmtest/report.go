@@ -224,6 +224,25 @@ func count(runs []*guestRun) totals {
 	return t
 }
 
+// verdict decides whether a matrix run passed under cfg's policy and, when
+// it did not, says why, one reason per entry.
+func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
+	t := count(runs)
+	if t.Failed > 0 {
+		why = append(why, fmt.Sprintf("%d failed", t.Failed))
+	}
+	booted := 0
+	for _, g := range runs {
+		if g.SkipReason == "" {
+			booted++
+		}
+	}
+	if booted == 0 {
+		why = append(why, "no kernel could be booted")
+	}
+	return len(why) == 0, why
+}
+
 // table is a simple text table; markdown renders the same rows for
 // docs/kernels.md.
 type table struct {
