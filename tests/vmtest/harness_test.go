@@ -138,8 +138,8 @@ func TestParseGuest(t *testing.T) {
 	}
 	// 2 passed; TestB (a parent whose subtests did not fail), TestRoot and
 	// TestHang failed, plus the two problems not tied to one test (no
-	// marker, never finished); TestB/y skipped.
-	if c := count([]*guestRun{g, {Selector: "7.3", SkipReason: "download failed"}}); c != (totals{Passed: 2, Failed: 5, Skipped: 2}) {
+	// marker, never finished); TestB/y skipped; one kernel not run.
+	if c := count([]*guestRun{g, {Selector: "7.3", NotRun: "download failed"}}); c != (totals{Passed: 2, Failed: 5, Skipped: 1, NotRun: 1}) {
 		t.Errorf("count = %+v", c)
 	}
 }
@@ -315,6 +315,7 @@ func TestBuildInitramfs(t *testing.T) {
 }
 
 func TestParseFlags(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "") // the tests below do not allow missing kernels
 	cfg, err := parseFlags([]string{"-kernels", "5.10, 6.1,newest,6.12-nolsm"})
 	if err != nil {
 		t.Fatal(err)
@@ -351,8 +352,8 @@ func TestTables(t *testing.T) {
 	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n=== RUN   TestA\n"+
 		"VMTEST FEATURE lsm yes\nVMTEST VERIFIED o.o p 12\nVMTEST UNVERIFIED o.o q rejected\n"+
 		"--- PASS: TestA (0.00s)\n=== RUN   TestB\n--- FAIL: TestB (0.00s)\nVMTEST-END s 1\nVMTEST-DONE\n"), ok)
-	skipped := &guestRun{Selector: "newest", SkipReason: "download failed"}
-	kt, tt, ft, vt := tables([]*guestRun{ok, skipped})
+	missing := &guestRun{Selector: "newest", NotRun: "download failed"}
+	kt, tt, ft, vt := tables([]*guestRun{ok, missing})
 	var b bytes.Buffer
 	for _, tab := range []*table{kt, tt, ft, vt} {
 		tab.text(&b)
@@ -361,7 +362,7 @@ func TestTables(t *testing.T) {
 	for _, want := range []string{
 		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0        FAIL: 1 failed test",
 		"newest  -",
-		"SKIPPED: download failed",
+		"NOT RUN: download failed",
 		"s: TestA  PASS  -",
 		"s: TestB  FAIL  -",
 		"lsm         yes  -",
@@ -486,6 +487,7 @@ func cleanLog(uname string) string {
 }
 
 func TestVerdict(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "") // the tests below do not allow missing kernels
 	cfg, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -500,5 +502,68 @@ func TestVerdict(t *testing.T) {
 	}
 	if ok, _ := verdict(nil, cfg); ok {
 		t.Error("run with no kernel passed")
+	}
+}
+
+// Every listed kernel must run: one that could not be resolved or
+// downloaded fails the run, not only a run where no kernel booted at all.
+func TestMissingKernelFailsRun(t *testing.T) {
+	t.Setenv("CI", "")
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	cfg, err := parseFlags([]string{"-kernels", "6.12,6.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := parseSample(t, "6.12", cleanLog("6.12.117+deb13-cloud-amd64"))
+	missing := &guestRun{Selector: "6.1", NotRun: "resolve 6.1: apt-get update: exit status 100"}
+	ok, why := verdict([]*guestRun{clean, missing}, cfg)
+	if ok {
+		t.Fatal("run passed with kernel 6.1 not run")
+	}
+	if j := strings.Join(why, "\n"); !strings.Contains(j, "6.1") || !strings.Contains(j, "apt-get update: exit status 100") {
+		t.Errorf("why %q does not name the kernel and its reason", why)
+	}
+}
+
+// -allow-missing (or VMTEST_ALLOW_MISSING=1) accepts fewer kernels on a
+// developer's machine, never under CI, and never none at all.
+func TestAllowMissing(t *testing.T) {
+	clean := parseSample(t, "6.12", cleanLog("6.12.117+deb13-cloud-amd64"))
+	missing := &guestRun{Selector: "6.1", NotRun: "download failed"}
+	for _, c := range []struct {
+		name     string
+		ci, env  string
+		args     []string
+		parseErr bool
+		ok       bool
+	}{
+		{name: "flag", args: []string{"-allow-missing"}, ok: true},
+		{name: "env", env: "1", ok: true},
+		{name: "env off", env: "0"},
+		{name: "flag under CI", ci: "true", args: []string{"-allow-missing"}, parseErr: true},
+		{name: "env under CI", ci: "true", env: "1", parseErr: true},
+		{name: "CI, not asked", ci: "true"},
+		{name: "bad env", env: "maybe", parseErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("CI", c.ci)
+			t.Setenv("VMTEST_ALLOW_MISSING", c.env)
+			cfg, err := parseFlags(c.args)
+			if c.parseErr {
+				if err == nil {
+					t.Fatalf("parseFlags(%q) with CI=%q VMTEST_ALLOW_MISSING=%q accepted", c.args, c.ci, c.env)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, why := verdict([]*guestRun{clean, missing}, cfg); ok != c.ok {
+				t.Errorf("one kernel missing: ok %v (%q), want %v", ok, why, c.ok)
+			}
+			if ok, _ := verdict([]*guestRun{missing}, cfg); ok {
+				t.Error("run passed with no kernel booted")
+			}
+		})
 	}
 }

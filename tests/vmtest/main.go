@@ -7,9 +7,11 @@
 //
 // Kernels are resolved to the newest matching Debian cloud image at run time
 // with a private apt configuration, and cached under tests/vmtest/cache. A
-// kernel that cannot be had is reported as skipped with the reason. The exit
-// status is non-zero on any failed test, any guest without its exit marker,
-// or when no kernel could be booted at all.
+// kernel that cannot be had is reported as not run, with the reason. The
+// exit status is non-zero on any failed test, any guest without its exit
+// marker, and any listed kernel that did not run; -allow-missing (or
+// VMTEST_ALLOW_MISSING=1) accepts fewer kernels on a developer's machine,
+// but is refused under CI, and a run where no kernel booted always fails.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +44,7 @@ type config struct {
 	requireAttach string
 	refresh       time.Duration
 	markdown      string
+	allowMissing  bool // a listed kernel that cannot be had does not fail the run
 	qemu          string
 	busybox       string
 	hostBins      []string
@@ -84,6 +88,13 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.requireAttach, "require-attach", "all", "attach kinds the guests must offer (comma list, all, or none)")
 	fs.DurationVar(&cfg.refresh, "refresh", 24*time.Hour, "refresh the private apt lists when older than this")
 	fs.StringVar(&cfg.markdown, "markdown", "", "also write the tables as markdown to this file")
+	allowMissing, err := envBool(envAllowMissing)
+	if err != nil {
+		return nil, err
+	}
+	fs.BoolVar(&cfg.allowMissing, "allow-missing", allowMissing,
+		"development only: pass the run even when some listed kernels could not be resolved or downloaded (they are reported as not run; at least one must boot). "+
+			"Default from $"+envAllowMissing+"=1. Refused when $CI is set: a CI run must boot every listed kernel")
 	fs.StringVar(&cfg.qemu, "qemu", "qemu-system-x86_64", "qemu binary")
 	fs.StringVar(&cfg.busybox, "busybox", "/bin/busybox", "static busybox for the guest")
 	if err := fs.Parse(args); err != nil {
@@ -125,11 +136,42 @@ func parseFlags(args []string) (*config, error) {
 	if !safeName.MatchString(cfg.requireAttach) || !safeName.MatchString(cfg.lsm) {
 		return nil, errors.New("-require-attach and -lsm take comma lists of names")
 	}
+	if ci := os.Getenv("CI"); cfg.allowMissing && isCI(ci) {
+		return nil, fmt.Errorf("-allow-missing (or %s=1) is refused under CI (CI=%q): a CI run must boot every listed kernel", envAllowMissing, ci)
+	}
 	// qemu parses -serial file:PATH and friends with commas as separators.
 	if strings.ContainsAny(cfg.cacheDir, ",:") {
 		return nil, fmt.Errorf("-cache %q: must not contain ',' or ':'", cfg.cacheDir)
 	}
 	return cfg, nil
+}
+
+// envAllowMissing is the environment form of -allow-missing, for
+// "VMTEST_ALLOW_MISSING=1 make vmtest".
+const envAllowMissing = "VMTEST_ALLOW_MISSING"
+
+// envBool reads a boolean environment variable; unset or empty is false.
+func envBool(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: want 1 or 0 (true or false)", name, v)
+	}
+	return b, nil
+}
+
+// isCI reports whether the CI variable says this is a CI run. CI services
+// set CI=true; any value other than an explicit false counts, so that a
+// CI run is never mistaken for a developer's.
+func isCI(v string) bool {
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	return err != nil || b
 }
 
 func splitList(s string) []string {
@@ -215,8 +257,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		runs[i] = &guestRun{Selector: sel}
 		k, err := kc.Resolve(ctx, sel)
 		if err != nil {
-			runs[i].SkipReason = err.Error()
-			log.Warn("kernel skipped", "kernel", sel, "reason", err)
+			runs[i].NotRun = err.Error()
+			log.Warn("kernel not run", "kernel", sel, "reason", err)
 			continue
 		}
 		runs[i].Kernel = k
@@ -227,7 +269,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.parallel)
 	for _, g := range runs {
-		if g.SkipReason != "" {
+		if g.NotRun != "" {
 			continue
 		}
 		wg.Add(1)
@@ -262,8 +304,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		for _, p := range g.Problems {
 			fmt.Fprintf(out, "problem: %s: %s\n", g.Selector, p)
 		}
-		if g.SkipReason != "" {
-			fmt.Fprintf(out, "skipped: %s: %s\n", g.Selector, g.SkipReason)
+		if g.NotRun != "" {
+			fmt.Fprintf(out, "not run: %s: %s\n", g.Selector, g.NotRun)
 		}
 	}
 	if cfg.markdown != "" {
@@ -273,7 +315,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	}
 	t := count(runs)
 	fmt.Fprintf(out, "logs: %s\n", runDir)
-	fmt.Fprintf(out, "%d passed, %d failed, %d skipped\n", t.Passed, t.Failed, t.Skipped)
+	fmt.Fprintf(out, "%d passed, %d failed, %d skipped; %d of %d kernels ran\n",
+		t.Passed, t.Failed, t.Skipped, len(runs)-t.NotRun, len(runs))
 	ok, why := verdict(runs, cfg)
 	for _, w := range why {
 		fmt.Fprintln(out, "FAIL:", w)

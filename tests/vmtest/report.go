@@ -26,9 +26,9 @@ type feature struct {
 
 // guestRun is everything one kernel's boot showed.
 type guestRun struct {
-	Kernel     *Kernel
-	Selector   string
-	SkipReason string // set when the kernel was not booted at all
+	Kernel   *Kernel
+	Selector string
+	NotRun   string // why the kernel was not booted: it could not be resolved or downloaded
 
 	Uname    string
 	LSM      string
@@ -195,14 +195,15 @@ func dropPassedParents(g *guestRun) {
 }
 
 // totals counts leaf results over all runs; a problem not tied to a test
-// counts as one failure, a kernel not booted as one skip.
-type totals struct{ Passed, Failed, Skipped int }
+// counts as one failure. A listed kernel that was not booted counts in
+// NotRun, not as a skipped test: it fails the run unless -allow-missing.
+type totals struct{ Passed, Failed, Skipped, NotRun int }
 
 func count(runs []*guestRun) totals {
 	var t totals
 	for _, g := range runs {
-		if g.SkipReason != "" {
-			t.Skipped++
+		if g.NotRun != "" {
+			t.NotRun++
 			continue
 		}
 		for _, st := range g.Results {
@@ -225,7 +226,9 @@ func count(runs []*guestRun) totals {
 }
 
 // verdict decides whether a matrix run passed under cfg's policy and, when
-// it did not, says why, one reason per entry.
+// it did not, says why, one reason per entry. Every listed kernel must
+// have run; cfg.allowMissing (never set under CI) accepts fewer, but never
+// none.
 func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
 	t := count(runs)
 	if t.Failed > 0 {
@@ -233,8 +236,12 @@ func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
 	}
 	booted := 0
 	for _, g := range runs {
-		if g.SkipReason == "" {
+		switch {
+		case g.NotRun == "":
 			booted++
+		case !cfg.allowMissing:
+			why = append(why, fmt.Sprintf("kernel %s did not run: %s (outside CI, -allow-missing or %s=1 accepts fewer kernels)",
+				g.Selector, g.NotRun, envAllowMissing))
 		}
 	}
 	if booted == 0 {
@@ -293,12 +300,12 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 		fcols = append(fcols, g.Selector)
 		vcols = append(vcols, g.Selector)
 		switch {
-		case g.SkipReason != "":
+		case g.NotRun != "":
 			pkg := "-"
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "SKIPPED: "+g.SkipReason)
+			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
 		default:
 			c := count([]*guestRun{g})
 			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
