@@ -360,7 +360,7 @@ func TestTables(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0        FAIL: 1 failed test",
+		"6.1     linux-image-6.1.0-56-cloud-amd64  6.1.192-2  6.1.0-56-cloud-amd64  0s    1       1       0                  0        FAIL: 1 failed test",
 		"newest  -",
 		"NOT RUN: download failed",
 		"s: TestA  PASS  -",
@@ -565,5 +565,90 @@ func TestAllowMissing(t *testing.T) {
 				t.Error("run passed with no kernel booted")
 			}
 		})
+	}
+}
+
+// defectLog is a sensor run in which TestRootSessionsMapFullIsCounted, a
+// known defect on 5.10 and 6.1, ended with status (PASS, FAIL or SKIP).
+func defectLog(uname, status string) string {
+	rc := "0"
+	if status == "FAIL" {
+		rc = "1"
+	}
+	return "VMTEST-KERNEL " + uname + "\nVMTEST-LSM lockdown,capability,bpf\nVMTEST-BEGIN sensor\n" +
+		"=== RUN   TestOther\n--- PASS: TestOther (0.00s)\n" +
+		"=== RUN   TestRootSessionsMapFullIsCounted\n" +
+		"    sensor_root_test.go:960: no sessions-full count: {SessionsFull:0}\n" +
+		"--- " + status + ": TestRootSessionsMapFullIsCounted (2.10s)\n" +
+		"VMTEST-END sensor " + rc + "\nVMTEST-DONE\n"
+}
+
+// A known defect that fails where it is known to is an expected failure:
+// shown and counted apart, and the run passes. Anywhere else its failure
+// is an ordinary one.
+func TestKnownDefectExpectedFailure(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := parseSample(t, "5.10", defectLog("5.10.0-46-cloud-amd64", "FAIL"))
+	bookworm := parseSample(t, "6.1-nolsm", defectLog("6.1.0-56-cloud-amd64", "FAIL"))
+	if ok, why := verdict([]*guestRun{old, bookworm}, cfg); !ok {
+		t.Errorf("known defect failing on 5.10 and 6.1 failed the run: %q", why)
+	}
+	if len(old.Problems) != 0 {
+		t.Errorf("problems %q: the expected failure explains the exit code", old.Problems)
+	}
+	kt, tt, _, _ := tables([]*guestRun{old, bookworm})
+	var b bytes.Buffer
+	kt.text(&b)
+	tt.text(&b)
+	for _, want := range []string{
+		"expected failures",
+		"sensor: TestRootSessionsMapFullIsCounted  XFAIL  XFAIL",
+		"sensor: TestOther                         PASS   PASS",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, b.String())
+		}
+	}
+
+	current := parseSample(t, "6.12", defectLog("6.12.117+deb13-cloud-amd64", "FAIL"))
+	if ok, _ := verdict([]*guestRun{current}, cfg); ok {
+		t.Error("a failure on 6.12, where the defect is not known, passed the run")
+	}
+}
+
+// A known defect that passes where it is known to fail is reported (fixed?
+// remove it from the table) and fails the run; one that is skipped there
+// hides the defect and fails the run too.
+func TestKnownDefectUnexpectedPassOrSkip(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	passed := parseSample(t, "6.1", defectLog("6.1.0-56-cloud-amd64", "PASS"))
+	ok, why := verdict([]*guestRun{passed}, cfg)
+	if ok {
+		t.Error("known defect passing on 6.1 passed the run")
+	}
+	if j := strings.Join(why, "\n"); !strings.Contains(j, "TestRootSessionsMapFullIsCounted") || !strings.Contains(j, "fixed?") {
+		t.Errorf("why %q does not name the test and ask whether it is fixed", why)
+	}
+	kt, _, _, _ := tables([]*guestRun{passed})
+	var b bytes.Buffer
+	kt.markdown(&b)
+	if strings.HasSuffix(strings.TrimSpace(b.String()), "| ok |") {
+		t.Errorf("kernels table says ok for an unexpected pass:\n%s", b.String())
+	}
+
+	skipped := parseSample(t, "5.10", defectLog("5.10.0-46-cloud-amd64", "SKIP"))
+	if ok, _ := verdict([]*guestRun{skipped}, cfg); ok {
+		t.Error("known defect skipped on 5.10 passed the run")
+	}
+	if j := strings.Join(skipped.Problems, "\n"); !strings.Contains(j, "TestRootSessionsMapFullIsCounted") || !strings.Contains(j, "skip") {
+		t.Errorf("problems %q do not name the skipped known defect", skipped.Problems)
 	}
 }

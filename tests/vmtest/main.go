@@ -307,6 +307,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		if g.NotRun != "" {
 			fmt.Fprintf(out, "not run: %s: %s\n", g.Selector, g.NotRun)
 		}
+		for _, name := range g.Order {
+			if g.Results[name] == statusXFail {
+				fmt.Fprintf(out, "expected failure: %s: %s (known defect: %s)\n", g.Selector, name, g.Defects[name])
+			}
+		}
 	}
 	if cfg.markdown != "" {
 		if err := writeMarkdown(cfg.markdown, kt, tt, ft, vt); err != nil {
@@ -315,8 +320,8 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	}
 	t := count(runs)
 	fmt.Fprintf(out, "logs: %s\n", runDir)
-	fmt.Fprintf(out, "%d passed, %d failed, %d skipped; %d of %d kernels ran\n",
-		t.Passed, t.Failed, t.Skipped, len(runs)-t.NotRun, len(runs))
+	fmt.Fprintf(out, "%d passed, %d failed, %d expected failures, %d unexpected passes, %d skipped; %d of %d kernels ran\n",
+		t.Passed, t.Failed, t.Expected, t.Unexpected, t.Skipped, len(runs)-t.NotRun, len(runs))
 	ok, why := verdict(runs, cfg)
 	for _, w := range why {
 		fmt.Fprintln(out, "FAIL:", w)

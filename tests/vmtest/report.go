@@ -16,6 +16,12 @@ const (
 	statusPass = "PASS"
 	statusFail = "FAIL"
 	statusSkip = "SKIP"
+	// statusXFail: a known defect failed where it is known to (see
+	// knownDefects). Counted apart; does not fail the run.
+	statusXFail = "XFAIL"
+	// statusXPass: a known defect passed where it is known to fail.
+	// Fails the run until the defect is removed from the table.
+	statusXPass = "XPASS"
 )
 
 // feature is one attach kind's probe result in a guest.
@@ -39,6 +45,7 @@ type guestRun struct {
 	Features map[string]feature
 	Verified map[string]int    // "object program" -> instructions
 	Refused  map[string]string // "object program" -> rejected|refused
+	Defects  map[string]string // test -> known-defect reason, for its XFAIL or XPASS
 	Problems []string          // failures not tied to one test
 }
 
@@ -58,6 +65,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 	g.Features = map[string]feature{}
 	g.Verified = map[string]int{}
 	g.Refused = map[string]string{}
+	g.Defects = map[string]string{}
 	var (
 		bin     string
 		running []string
@@ -123,6 +131,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 		g.Problems = append(g.Problems, "kernel never reached /init")
 	}
 	dropPassedParents(g)
+	applyKnownDefects(g, knownDefects())
 	for _, e := range exits {
 		checkExit(g, e)
 	}
@@ -152,13 +161,14 @@ func exitCode(marker string) int {
 // by its results: a non-zero exit with no failing test (a panic outside a
 // test, a failing TestMain, a crash after the last result), or a binary
 // that ran no test at all. It runs on the final results, so a failure the
-// report would not count cannot excuse a non-zero exit.
+// report would not count cannot excuse a non-zero exit; an expected failure
+// does explain one.
 func checkExit(g *guestRun, e binExit) {
 	failed, ran := false, false
 	for name, st := range g.Results {
 		if strings.HasPrefix(name, e.bin+": ") {
 			ran = true
-			failed = failed || st == statusFail
+			failed = failed || st == statusFail || st == statusXFail
 		}
 	}
 	switch {
@@ -195,9 +205,15 @@ func dropPassedParents(g *guestRun) {
 }
 
 // totals counts leaf results over all runs; a problem not tied to a test
-// counts as one failure. A listed kernel that was not booted counts in
-// NotRun, not as a skipped test: it fails the run unless -allow-missing.
-type totals struct{ Passed, Failed, Skipped, NotRun int }
+// counts as one failure. Expected failures (known defects failing where
+// known) and unexpected passes (known defects passing there) are counted
+// apart from both. A listed kernel that was not booted counts in NotRun,
+// not as a skipped test: it fails the run unless -allow-missing.
+type totals struct {
+	Passed, Failed, Skipped int
+	Expected, Unexpected    int
+	NotRun                  int
+}
 
 func count(runs []*guestRun) totals {
 	var t totals
@@ -214,6 +230,10 @@ func count(runs []*guestRun) totals {
 				t.Failed++
 			case statusSkip:
 				t.Skipped++
+			case statusXFail:
+				t.Expected++
+			case statusXPass:
+				t.Unexpected++
 			}
 		}
 		for _, p := range g.Problems {
@@ -233,6 +253,14 @@ func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
 	t := count(runs)
 	if t.Failed > 0 {
 		why = append(why, fmt.Sprintf("%d failed", t.Failed))
+	}
+	for _, g := range runs {
+		for _, name := range g.Order {
+			if g.Results[name] == statusXPass {
+				why = append(why, fmt.Sprintf("%s: %s passed, but it is a known defect there (%s): fixed? remove it from known defects (tests/vmtest/defects.go, docs/kernels.md)",
+					g.Selector, name, g.Defects[name]))
+			}
+		}
 	}
 	booted := 0
 	for _, g := range runs {
@@ -291,7 +319,7 @@ var attachKinds = []string{"tracepoint", "raw_tp", "tp_btf", "fentry", "lsm", "k
 
 // tables builds the kernel, test, attach-kind and verifier tables.
 func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
-	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "skipped", "result"}}
+	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "expected failures", "skipped", "result"}}
 	cols := []string{"test"}
 	fcols := []string{"attach"}
 	vcols := []string{"object", "program"}
@@ -305,12 +333,12 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
+			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
 		default:
 			c := count([]*guestRun{g})
 			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
 				g.Wall.Round(100*time.Millisecond).String(),
-				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Skipped), guestResult(g))
+				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Expected), strconv.Itoa(c.Skipped), guestResult(g))
 		}
 	}
 	tests = &table{head: cols}
@@ -378,13 +406,18 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 }
 
 // guestResult is a booted guest's verdict for the kernels table: "ok" only
-// when no test failed and nothing else went wrong, otherwise "FAIL: " with
-// the number of failed tests and the problems not tied to one test.
+// when no test failed, no known defect passed and nothing else went wrong
+// (expected failures are allowed), otherwise "FAIL: " with the number of
+// failed tests, of known defects that passed, and the problems not tied to
+// one test.
 func guestResult(g *guestRun) string {
-	failed := 0
+	failed, xpass := 0, 0
 	for _, st := range g.Results {
-		if st == statusFail {
+		switch st {
+		case statusFail:
 			failed++
+		case statusXPass:
+			xpass++
 		}
 	}
 	var why []string
@@ -394,6 +427,13 @@ func guestResult(g *guestRun) string {
 		why = append(why, "1 failed test")
 	default:
 		why = append(why, fmt.Sprintf("%d failed tests", failed))
+	}
+	switch xpass {
+	case 0:
+	case 1:
+		why = append(why, "1 known defect passed (fixed? remove it from known defects)")
+	default:
+		why = append(why, fmt.Sprintf("%d known defects passed (fixed? remove them from known defects)", xpass))
 	}
 	why = append(why, g.Problems...)
 	if len(why) == 0 {
