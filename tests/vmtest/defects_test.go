@@ -73,6 +73,7 @@ func TestApplyKnownDefects(t *testing.T) {
 		},
 		Order:   []string{"sensor: TestA", "sensor_kernel: TestA", "smoke: TestB/sub", "smoke: TestB/other", "sensor: TestOnlyOn510"},
 		Defects: map[string]string{},
+		Why:     map[string]string{},
 	}
 	applyKnownDefects(g, []knownDefect{
 		{Test: "TestA", Series: []string{"6.1"}, Reason: "a"},

@@ -131,10 +131,16 @@ func TestParseGuest(t *testing.T) {
 		t.Errorf("verified %v refused %v", g.Verified, g.Refused)
 	}
 	joined := strings.Join(g.Problems, "\n")
-	for _, p := range []string{"no exit marker", "sensor never finished", "sensor: TestHang: no result"} {
+	for _, p := range []string{"no exit marker", "sensor never finished"} {
 		if !strings.Contains(joined, p) {
 			t.Errorf("problems %q lack %q", joined, p)
 		}
+	}
+	if w := g.Why["sensor: TestHang"]; !strings.HasPrefix(w, "no result (") {
+		t.Errorf("sensor: TestHang failed because %q, want no result", w)
+	}
+	if len(g.Problems) != 2 {
+		t.Errorf("problems %q: want the two not tied to a test", g.Problems)
 	}
 	// 2 passed; TestB (a parent whose subtests did not fail), TestRoot and
 	// TestHang failed, plus the two problems not tied to one test (no

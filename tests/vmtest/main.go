@@ -301,6 +301,11 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		fmt.Fprintln(out, "note:", n)
 	}
 	for _, g := range runs {
+		for _, name := range g.Order {
+			if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
+				fmt.Fprintf(out, "failed: %s: %s: %s\n", g.Selector, name, w)
+			}
+		}
 		for _, p := range g.Problems {
 			fmt.Fprintf(out, "problem: %s: %s\n", g.Selector, p)
 		}

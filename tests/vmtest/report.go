@@ -46,6 +46,7 @@ type guestRun struct {
 	Verified map[string]int    // "object program" -> instructions
 	Refused  map[string]string // "object program" -> rejected|refused
 	Defects  map[string]string // test -> known-defect reason, for its XFAIL or XPASS
+	Why      map[string]string // test -> why the harness failed it (it started but never reported)
 	Problems []string          // failures not tied to one test
 }
 
@@ -66,24 +67,18 @@ func parseGuest(r io.Reader, g *guestRun) {
 	g.Verified = map[string]int{}
 	g.Refused = map[string]string{}
 	g.Defects = map[string]string{}
+	g.Why = map[string]string{}
 	var (
 		bin     string
 		running []string
 		began   bool
 		exits   []binExit
 	)
-	record := func(name, status string) {
-		if _, seen := g.Results[name]; !seen {
-			g.Order = append(g.Order, name)
-		}
-		g.Results[name] = status
-	}
 	// unfinished fails every test that started but never reported.
 	unfinished := func(why string) {
 		for _, name := range running {
 			if _, ok := g.Results[name]; !ok {
-				record(name, statusFail)
-				g.Problems = append(g.Problems, fmt.Sprintf("%s: no result (%s)", name, why))
+				g.failTest(name, "no result ("+why+")")
 			}
 		}
 		running = nil
@@ -107,7 +102,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 			g.Done = true
 		default:
 			if m := resultRE.FindStringSubmatch(line); m != nil && began {
-				record(bin+": "+m[2], m[1])
+				g.record(bin+": "+m[2], m[1])
 			} else if m := runRE.FindStringSubmatch(line); m != nil && began {
 				running = append(running, bin+": "+m[1])
 			} else if m := featureRE.FindStringSubmatch(line); m != nil {
@@ -135,6 +130,21 @@ func parseGuest(r io.Reader, g *guestRun) {
 	for _, e := range exits {
 		checkExit(g, e)
 	}
+}
+
+// record sets a test's result, keeping the order tests were first seen in.
+func (g *guestRun) record(name, status string) {
+	if _, seen := g.Results[name]; !seen {
+		g.Order = append(g.Order, name)
+	}
+	g.Results[name] = status
+}
+
+// failTest fails a test on the harness's own judgement, adding it when it
+// has no result, and keeps the reason in g.Why.
+func (g *guestRun) failTest(name, why string) {
+	g.record(name, statusFail)
+	g.Why[name] = why
 }
 
 // binExit is a test binary's exit code from its VMTEST-END marker.
@@ -236,11 +246,7 @@ func count(runs []*guestRun) totals {
 				t.Unexpected++
 			}
 		}
-		for _, p := range g.Problems {
-			if !strings.Contains(p, ": no result (") { // already a failed test
-				t.Failed++
-			}
-		}
+		t.Failed += len(g.Problems)
 	}
 	return t
 }
@@ -434,6 +440,11 @@ func guestResult(g *guestRun) string {
 		why = append(why, "1 known defect passed (fixed? remove it from known defects)")
 	default:
 		why = append(why, fmt.Sprintf("%d known defects passed (fixed? remove them from known defects)", xpass))
+	}
+	for _, name := range g.Order {
+		if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
+			why = append(why, name+": "+w)
+		}
 	}
 	why = append(why, g.Problems...)
 	if len(why) == 0 {
