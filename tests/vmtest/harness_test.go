@@ -75,7 +75,7 @@ func TestParseSearchAndField(t *testing.T) {
 }
 
 const sampleGuest = "VMTEST-KERNEL 6.1.0-56-cloud-amd64\r\n" +
-	"VMTEST-LSM lockdown,capability,bpf\r\n" +
+	"VMTEST-LSM lockdown,capability\r\n" +
 	"VMTEST-BEGIN smoke\r\n" +
 	"=== RUN   TestA\r\n" +
 	"--- PASS: TestA (0.01s)\r\n" +
@@ -115,7 +115,7 @@ func TestParseGuest(t *testing.T) {
 			t.Errorf("%s = %q, want %q", n, g.Results[n], st)
 		}
 	}
-	if g.Uname != "6.1.0-56-cloud-amd64" || g.LSM != "lockdown,capability,bpf" {
+	if g.Uname != "6.1.0-56-cloud-amd64" || g.LSM != "lockdown,capability" {
 		t.Errorf("uname %q lsm %q", g.Uname, g.LSM)
 	}
 	if g.Done {
@@ -301,6 +301,7 @@ func TestBuildInitramfs(t *testing.T) {
 		"mount -t tracefs tracefs /sys/kernel/tracing",
 		"mount -t securityfs securityfs /sys/kernel/security",
 		"vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH=",
+		`echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3`,
 		"/tests/smoke.test -test.v -test.count=1 -test.timeout=5m0s",
 		`echo "VMTEST-END smoke $?"`,
 		`echo "VMTEST-DONE"`,
@@ -656,5 +657,107 @@ func TestKnownDefectUnexpectedPassOrSkip(t *testing.T) {
 	}
 	if j := strings.Join(skipped.Problems, "\n"); !strings.Contains(j, "TestRootSessionsMapFullIsCounted") || !strings.Contains(j, "skip") {
 		t.Errorf("problems %q do not name the skipped known defect", skipped.Problems)
+	}
+}
+
+// lsmGuestLog is a guest log in which the deny-exec test ran the
+// tracepoint fallback and the smoke tests were refused the LSM programs,
+// every test passing or skipping. lsms is the guest's active LSM list and
+// require its VMTEST_REQUIRE_ATTACH.
+func lsmGuestLog(lsms, require string) string {
+	return "VMTEST-KERNEL 6.12.117+deb13-cloud-amd64\n" +
+		"VMTEST-LSM " + lsms + "\n" +
+		"VMTEST-REQUIRE-ATTACH " + require + "\n" +
+		"VMTEST-BEGIN tests_vmtest_smoke\n" +
+		"=== RUN   TestAttachTypes\n" +
+		"=== RUN   TestAttachTypes/tracepoint\n" +
+		"VMTEST FEATURE tracepoint yes\n" +
+		"=== RUN   TestAttachTypes/lsm\n" +
+		"VMTEST FEATURE lsm no load: operation not permitted\n" +
+		"    smoke_test.go:250: kernel does not offer lsm: load: operation not permitted\n" +
+		"--- PASS: TestAttachTypes (0.10s)\n" +
+		"    --- PASS: TestAttachTypes/tracepoint (0.01s)\n" +
+		"    --- SKIP: TestAttachTypes/lsm (0.01s)\n" +
+		"=== RUN   TestVerifierBudget\n" +
+		"=== RUN   TestVerifierBudget/sensor/enforcelsm/enforce_bprm_check\n" +
+		"VMTEST UNVERIFIED sensor/enforcelsm_bpfel.o enforce_bprm_check refused lsm\n" +
+		"    smoke_test.go:420: kernel refuses enforce_bprm_check (LSM): operation not permitted\n" +
+		"=== RUN   TestVerifierBudget/sensor/process/handle_exec\n" +
+		"VMTEST VERIFIED sensor/process_bpfel.o handle_exec 176968\n" +
+		"=== RUN   TestVerifierBudget/sensor/fentry/probe\n" +
+		"VMTEST UNVERIFIED sensor/fentry_bpfel.o probe refused\n" +
+		"--- PASS: TestVerifierBudget (2.00s)\n" +
+		"    --- SKIP: TestVerifierBudget/sensor/enforcelsm/enforce_bprm_check (0.01s)\n" +
+		"    --- PASS: TestVerifierBudget/sensor/process/handle_exec (1.90s)\n" +
+		"    --- SKIP: TestVerifierBudget/sensor/fentry/probe (0.01s)\n" +
+		"PASS\n" +
+		"VMTEST-END tests_vmtest_smoke 0\n" +
+		"VMTEST-BEGIN tests_denyexec\n" +
+		"=== RUN   TestRootDenyExec\n" +
+		"    denyexec_test.go:128: enforcement: tracepoint+SIGKILL (LSM refused: operation not permitted)\n" +
+		"=== RUN   TestRootDenyExec/tracepoint\n" +
+		"--- PASS: TestRootDenyExec (3.20s)\n" +
+		"    --- PASS: TestRootDenyExec/tracepoint (2.90s)\n" +
+		"PASS\n" +
+		"VMTEST-END tests_denyexec 0\n" +
+		"VMTEST-DONE\n"
+}
+
+// Where bpf is an active LSM, the LSM path is the one that must run: a
+// deny-exec run on the tracepoint fallback, a refused LSM probe or a
+// refused LSM program fails, whatever the guest's tests concluded.
+func TestLSMPathRequiredWhereBPFIsActive(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := parseSample(t, "6.12", lsmGuestLog("lockdown,capability,landlock,yama,apparmor,bpf,ima,evm", "none"))
+	if ok, _ := verdict([]*guestRun{g}, cfg); ok {
+		t.Error("run passed with the tracepoint fallback and refused LSM programs on a guest where bpf is an active LSM")
+	}
+	for _, name := range []string{
+		"tests_denyexec: TestRootDenyExec/tracepoint",
+		"tests_vmtest_smoke: TestAttachTypes/lsm",
+		"tests_vmtest_smoke: TestVerifierBudget/sensor/enforcelsm/enforce_bprm_check",
+	} {
+		if st := g.Results[name]; st != statusFail {
+			t.Errorf("%s = %s, want %s", name, st, statusFail)
+		}
+	}
+	// Not an LSM program and not required: the refusal stays a skip.
+	if st := g.Results["tests_vmtest_smoke: TestVerifierBudget/sensor/fentry/probe"]; st != statusSkip {
+		t.Errorf("unrequired fentry refusal = %s, want %s", st, statusSkip)
+	}
+
+	// Without bpf in the active LSMs (a -nolsm guest) the fallback is
+	// the right path and the LSM refusals are skips.
+	nolsm := parseSample(t, "6.12-nolsm", lsmGuestLog("lockdown,capability,landlock,yama,apparmor,ima,evm", "tracepoint,raw_tp,tp_btf,kprobe"))
+	if ok, why := verdict([]*guestRun{nolsm}, cfg); !ok {
+		t.Errorf("-nolsm guest failed: %q %v", why, nolsm.Results)
+	}
+}
+
+// A program the kernel refuses fails the smoke test's verdict when the
+// guest's VMTEST_REQUIRE_ATTACH requires its attach kind ("all" requires
+// every kind, even one the output does not name).
+func TestRefusedProgramFailsWhenRequired(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := parseSample(t, "6.12-nolsm", lsmGuestLog("lockdown,capability,ima,evm", "all"))
+	if ok, _ := verdict([]*guestRun{g}, cfg); ok {
+		t.Error("run passed with refused programs where VMTEST_REQUIRE_ATTACH=all")
+	}
+	for _, name := range []string{
+		"tests_vmtest_smoke: TestAttachTypes/lsm",
+		"tests_vmtest_smoke: TestVerifierBudget/sensor/enforcelsm/enforce_bprm_check",
+		"tests_vmtest_smoke: TestVerifierBudget/sensor/fentry/probe",
+	} {
+		if st := g.Results[name]; st != statusFail {
+			t.Errorf("%s = %s, want %s", name, st, statusFail)
+		}
 	}
 }

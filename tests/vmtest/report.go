@@ -36,18 +36,20 @@ type guestRun struct {
 	Selector string
 	NotRun   string // why the kernel was not booted: it could not be resolved or downloaded
 
-	Uname    string
-	LSM      string
-	Done     bool          // VMTEST-DONE seen
-	Wall     time.Duration // qemu wall time
-	Results  map[string]string
-	Order    []string // test names in first-seen order
-	Features map[string]feature
-	Verified map[string]int    // "object program" -> instructions
-	Refused  map[string]string // "object program" -> rejected|refused
-	Defects  map[string]string // test -> known-defect reason, for its XFAIL or XPASS
-	Why      map[string]string // test -> why the harness failed it (it started but never reported)
-	Problems []string          // failures not tied to one test
+	Uname         string
+	LSM           string        // active LSMs (VMTEST-LSM)
+	RequireAttach string        // the guest's VMTEST_REQUIRE_ATTACH (VMTEST-REQUIRE-ATTACH)
+	Done          bool          // VMTEST-DONE seen
+	Wall          time.Duration // qemu wall time
+	Results       map[string]string
+	Order         []string // test names in first-seen order
+	Features      map[string]feature
+	Verified      map[string]int    // "object program" -> instructions
+	Refused       map[string]string // "object program" -> rejected|refused
+	Refusals      []refusal         // programs refused by the kernel, with their kind
+	Defects       map[string]string // test -> known-defect reason, for its XFAIL or XPASS
+	Why           map[string]string // test -> why the harness failed it (it started but never reported)
+	Problems      []string          // failures not tied to one test
 }
 
 var (
@@ -55,7 +57,7 @@ var (
 	runRE      = regexp.MustCompile(`^=== RUN\s+(\S+)`)
 	featureRE  = regexp.MustCompile(`^VMTEST FEATURE (\S+) (yes|no)\s*(.*)$`)
 	verifiedRE = regexp.MustCompile(`^VMTEST VERIFIED (\S+) (\S+) (\d+)$`)
-	unverifRE  = regexp.MustCompile(`^VMTEST UNVERIFIED (\S+) (\S+) (rejected|refused)$`)
+	unverifRE  = regexp.MustCompile(`^VMTEST UNVERIFIED (\S+) (\S+) (rejected|refused)(?: (\S+))?$`)
 )
 
 // parseGuest reads the results port's output into g. Tests are named
@@ -92,6 +94,8 @@ func parseGuest(r io.Reader, g *guestRun) {
 			g.Uname = strings.TrimPrefix(line, "VMTEST-KERNEL ")
 		case strings.HasPrefix(line, "VMTEST-LSM "):
 			g.LSM = strings.TrimPrefix(line, "VMTEST-LSM ")
+		case strings.HasPrefix(line, "VMTEST-REQUIRE-ATTACH "):
+			g.RequireAttach = strings.TrimPrefix(line, "VMTEST-REQUIRE-ATTACH ")
 		case strings.HasPrefix(line, "VMTEST-BEGIN "):
 			bin, began, running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
 		case strings.HasPrefix(line, "VMTEST-END "):
@@ -112,6 +116,9 @@ func parseGuest(r io.Reader, g *guestRun) {
 				g.Verified[m[1]+" "+m[2]] = n
 			} else if m := unverifRE.FindStringSubmatch(line); m != nil {
 				g.Refused[m[1]+" "+m[2]] = m[3]
+				if m[3] == "refused" {
+					g.Refusals = append(g.Refusals, refusal{Object: m[1], Program: m[2], Kind: m[4]})
+				}
 			}
 		}
 	}
@@ -127,6 +134,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 	}
 	dropPassedParents(g)
 	applyKnownDefects(g, knownDefects())
+	checkLSMPath(g)
 	for _, e := range exits {
 		checkExit(g, e)
 	}
