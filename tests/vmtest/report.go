@@ -48,7 +48,7 @@ type guestRun struct {
 	Refused       map[string]string // "object program" -> rejected|refused
 	Refusals      []refusal         // programs refused by the kernel, with their kind
 	Defects       map[string]string // test -> known-defect reason, for its XFAIL or XPASS
-	Why           map[string]string // test -> why the harness failed it (it started but never reported)
+	Why           map[string]string // test -> why the harness failed it (no result; contradicts the guest's LSM list or requirements)
 	Problems      []string          // failures not tied to one test
 }
 
