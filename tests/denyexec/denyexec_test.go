@@ -149,6 +149,9 @@ func TestRootDenyExec(t *testing.T) {
 		if reason == "" {
 			t.Fatal("tracepoint path without a reason")
 		}
+		if active, list := bpfLSMActive(); active {
+			t.Fatalf("bpf is an active LSM (%s) but the sensor took the tracepoint fallback (%s): the LSM path must be used here", list, reason)
+		}
 	default:
 		t.Fatalf("unknown enforcement path %q", hooks)
 	}
@@ -314,4 +317,18 @@ func TestRootDoctorEnforcement(t *testing.T) {
 	if name, _ := s.Hooks(); name == kernel.HooksLSM && !fentry.OK {
 		t.Errorf("LSM path in use but fentry failed: %s", fentry.Detail)
 	}
+}
+
+// bpfLSMActive reports whether bpf is among the active LSMs, with the list
+// read from /sys/kernel/security/lsm. Where it is, the sensor must take the
+// LSM path, and a fallback to the tracepoint path is a regression (the LSM
+// program was refused or not chosen), not an alternative. Without
+// securityfs the list cannot be read and nothing is asserted.
+func bpfLSMActive() (active bool, list string) {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return false, ""
+	}
+	list = strings.TrimSpace(string(b))
+	return slices.Contains(strings.Split(list, ","), "bpf"), list
 }

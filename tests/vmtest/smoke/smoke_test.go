@@ -27,7 +27,10 @@ import (
 // kernel command line (the kernel hands unknown key=value words to init).
 const (
 	// envRequireAttach lists attach kinds that must work ("all" for every
-	// kind). Unset on a developer host, where a refused kind is a skip.
+	// kind): an unavailable kind, or a refused program of that kind, fails.
+	// The harness sets it on every guest (-require-attach; a -nolsm guest
+	// leaves out lsm). Unset on a developer host, where a refused kind is a
+	// skip, unless it is lsm and bpf is an active LSM.
 	envRequireAttach = "VMTEST_REQUIRE_ATTACH"
 	// envObjects is the directory searched for *_bpfel.o objects whose
 	// verifier cost is recorded. Unset: the repository root.
@@ -229,7 +232,8 @@ func required(kind string) bool {
 }
 
 // activeLSMs returns the kernel's active LSM list, or "" when securityfs is
-// not mounted (then the LSM probe is simply attempted).
+// not mounted (then the LSM probe is simply attempted, and its refusal is
+// not held against the kernel).
 func activeLSMs() string {
 	b, err := os.ReadFile("/sys/kernel/security/lsm")
 	if err != nil {
@@ -243,8 +247,10 @@ func activeLSMs() string {
 //
 //	VMTEST FEATURE <kind> yes|no <reason>
 //
-// A kind the kernel refuses is a skip unless VMTEST_REQUIRE_ATTACH names it;
-// a kind that attaches but never runs is always a failure.
+// A kind the kernel refuses is a skip unless VMTEST_REQUIRE_ATTACH names it,
+// or it is lsm while bpf is an active LSM (where the sensor's deny-exec
+// must take the LSM path); a kind that attaches but never runs is always a
+// failure.
 func TestAttachTypes(t *testing.T) {
 	requireRoot(t)
 	ensureTracefs(t)
@@ -255,6 +261,9 @@ func TestAttachTypes(t *testing.T) {
 				fmt.Printf("VMTEST FEATURE %s no %s\n", k.name, oneLine(reason))
 				if required(k.name) {
 					t.Fatalf("%s required by %s but unavailable: %s", k.name, envRequireAttach, reason)
+				}
+				if lsms := activeLSMs(); k.name == "lsm" && hasWord(lsms, "bpf") {
+					t.Fatalf("lsm unavailable although bpf is an active LSM (%s): %s", lsms, reason)
 				}
 				t.Skipf("kernel does not offer %s: %s", k.name, reason)
 			}
@@ -366,6 +375,35 @@ func verifiedInsns(log string) (int, bool) {
 	return n, err == nil
 }
 
+// attachKindOf names a program's attach kind the way VMTEST_REQUIRE_ATTACH
+// and the VMTEST FEATURE lines do (tracepoint, raw_tp, tp_btf, fentry, lsm,
+// kprobe); other kinds get a name of their own (fexit, fmod_ret, or the
+// program type), which only "all" requires.
+func attachKindOf(p *ebpf.ProgramSpec) string {
+	switch p.Type {
+	case ebpf.TracePoint:
+		return "tracepoint"
+	case ebpf.RawTracepoint, ebpf.RawTracepointWritable:
+		return "raw_tp"
+	case ebpf.Kprobe:
+		return "kprobe"
+	case ebpf.LSM:
+		return "lsm"
+	case ebpf.Tracing:
+		switch p.AttachType {
+		case ebpf.AttachTraceRawTp:
+			return "tp_btf"
+		case ebpf.AttachTraceFEntry:
+			return "fentry"
+		case ebpf.AttachTraceFExit:
+			return "fexit"
+		case ebpf.AttachModifyReturn:
+			return "fmod_ret"
+		}
+	}
+	return strings.ToLower(p.Type.String())
+}
+
 // refused reports whether a load error means the kernel does not offer the
 // program's type or hook, as opposed to the verifier rejecting the code.
 func refused(err error) bool {
@@ -379,8 +417,11 @@ func refused(err error) bool {
 //	VMTEST VERIFIED <object> <program> <instructions>
 //	VMTEST UNVERIFIED <object> <program> rejected|refused
 //
-// so the matrix records each program's cost per kernel. A program the
-// verifier rejects fails; one whose type the kernel refuses is a skip.
+// so the matrix records each program's cost per kernel, the refused ones
+// with their attach kind. A program the verifier rejects fails. One whose
+// type the kernel refuses fails when VMTEST_REQUIRE_ATTACH requires its
+// kind, or when it is an LSM program and bpf is an active LSM; otherwise it
+// is a skip.
 func TestVerifierBudget(t *testing.T) {
 	requireRoot(t)
 	dir := objectsDir(t)
@@ -415,7 +456,14 @@ func TestVerifierBudget(t *testing.T) {
 				})
 				if err != nil {
 					if refused(err) {
-						fmt.Printf("VMTEST UNVERIFIED %s %s refused\n", obj, name)
+						kind := attachKindOf(one.Programs[name])
+						fmt.Printf("VMTEST UNVERIFIED %s %s refused %s\n", obj, name, kind)
+						if required(kind) {
+							t.Fatalf("kernel refuses %s (%s) although %s requires %s: %v", name, one.Programs[name].Type, envRequireAttach, kind, err)
+						}
+						if lsms := activeLSMs(); kind == "lsm" && hasWord(lsms, "bpf") {
+							t.Fatalf("kernel refuses LSM program %s although bpf is an active LSM (%s): %v", name, lsms, err)
+						}
 						t.Skipf("kernel refuses %s (%s): %v", name, one.Programs[name].Type, err)
 					}
 					fmt.Printf("VMTEST UNVERIFIED %s %s rejected\n", obj, name)
@@ -445,5 +493,28 @@ func TestVerifierBudget(t *testing.T) {
 				fmt.Printf("VMTEST VERIFIED %s %s %d\n", obj, name, n)
 			})
 		}
+	}
+}
+
+// attachKindOf names each probe program with the kind it is probed as, so
+// a refused program is judged against the same VMTEST_REQUIRE_ATTACH
+// names as the probe. Needs no privileges.
+func TestAttachKindOf(t *testing.T) {
+	spec, err := loadSmoke()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range attachKinds {
+		p, ok := spec.Programs[k.prog]
+		if !ok {
+			t.Errorf("program %s not in the smoke object", k.prog)
+			continue
+		}
+		if got := attachKindOf(p); got != k.name {
+			t.Errorf("attachKindOf(%s) = %q, want %q", k.prog, got, k.name)
+		}
+	}
+	if got := attachKindOf(spec.Programs[smokeProgSmokeExecve]); got != "tracepoint" {
+		t.Errorf("attachKindOf(%s) = %q, want tracepoint", smokeProgSmokeExecve, got)
 	}
 }
