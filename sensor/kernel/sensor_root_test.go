@@ -917,15 +917,6 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	// elements, so the exact capacity varies: the agent keeps adding
 	// children that stay alive (exited members free their slot) until the
 	// kernel reports one it could not track.
-	// Known defect, not a missing feature: on 5.10 and 6.1 (kernel matrix)
-	// 1024 live members fit in a 4-entry map and no update ever fails, so
-	// the overflow this test provokes never happens there. Until it is
-	// understood, the test runs where the kernel enforces the bound.
-	if rel, err := kernelRelease(); err == nil {
-		if major, minor, ok := parseRelease(rel); ok && (major < 6 || major == 6 && minor < 12) {
-			t.Skipf("kernel %s: a full sessions map is not observed before 6.12 (known defect, see docs/kernels.md)", rel)
-		}
-	}
 	h := startSensor(t, Config{SessionMapSize: 4})
 	m := marker(t)
 	// The agent: this test binary at an install path, "fill" helper.
