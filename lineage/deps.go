@@ -37,7 +37,8 @@ type Deps struct {
 	Clock func() time.Time
 }
 
-// PostureSource is the latest device-posture sample (posture.Sampler).
+// PostureSource is the latest device-posture sample, mapped into the event
+// (LatestPosture over a posture.Sampler).
 type PostureSource interface {
 	// Latest is called for every event: it must be cheap. Nil before the
 	// first sample.

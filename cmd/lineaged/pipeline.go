@@ -194,7 +194,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
 		Observer: p.observer.Lineage(),
-		Posture:  p.posture,
+		Posture:  &lineage.LatestPosture{Sampler: p.posture},
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
 	}, log.With("component", "lineage"))
@@ -217,7 +217,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	// event of this run carries one and the stream always opens with it.
 	first := p.posture.Sample(context.Background())
 	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
-	p.engine.Emit(&event.Event{Kind: event.KindPostureSample, Time: first.SampledAt, Posture: &first})
+	p.engine.Emit(lineage.PostureEvent(posture.Sampled, &first))
 	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
 		"session_members", len(members), "output", outputName(cfg))
 	return p, nil
@@ -297,8 +297,8 @@ func (p *pipeline) run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		_ = p.posture.Run(ctx, func(kind string, ps *event.Posture) {
-			p.engine.Emit(&event.Event{Kind: kind, Time: ps.SampledAt, Posture: ps})
+		_ = p.posture.Run(ctx, func(r posture.Report, s *posture.Sample) {
+			p.engine.Emit(lineage.PostureEvent(r, s))
 		})
 	}()
 

@@ -115,6 +115,11 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	if s, err := ParseScope("all"); err != nil || s != ScopeAll {
 		t.Errorf("ParseScope(all) = %v, %v", s, err)
 	}
+	for _, v := range []string{"", "agents", "sessions", "session"} {
+		if s, err := ParseScope(v); err != nil || s != ScopeAgents {
+			t.Errorf("ParseScope(%q) = %v, %v; want agents", v, s, err)
+		}
+	}
 	if _, err := ParseScope("everything"); err == nil {
 		t.Error("ParseScope accepted a bad value")
 	}

@@ -30,21 +30,27 @@ type Scope uint8
 
 // Scopes.
 const (
-	// ScopeSessions: only members of agent sessions (the default).
-	ScopeSessions Scope = iota
+	// ScopeAgents: only members of agent sessions (the default).
+	ScopeAgents Scope = iota
 	// ScopeAll: every process's exec, fork and exit.
 	ScopeAll
+
+	// ScopeSessions is the old name of ScopeAgents.
+	//
+	// Deprecated: use ScopeAgents.
+	ScopeSessions = ScopeAgents
 )
 
-// ParseScope reads a --scope value.
+// ParseScope reads a --scope value: "agents" (the default) or "all". The
+// older spellings "sessions" and "session" are accepted for "agents".
 func ParseScope(s string) (Scope, error) {
 	switch s {
-	case "", "sessions":
-		return ScopeSessions, nil
+	case "", "agents", "sessions", "session":
+		return ScopeAgents, nil
 	case "all":
 		return ScopeAll, nil
 	}
-	return 0, fmt.Errorf("scope %q: want \"sessions\" or \"all\"", s)
+	return 0, fmt.Errorf("scope %q: want \"agents\" or \"all\"", s)
 }
 
 // Config sizes and shapes the sensor. The zero value is usable: zero fields

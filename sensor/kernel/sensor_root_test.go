@@ -23,6 +23,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,13 +31,6 @@ import (
 // Every test ends with a marker exec and waits for it; the timeout below is
 // only a guard against a hang, never a synchronisation.
 const guard = 30 * time.Second
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
-}
 
 // harness runs one sensor and collects its events.
 type harness struct {
@@ -50,7 +44,7 @@ type harness struct {
 
 func startSensor(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := New(cfg, log)
 	if err != nil {
@@ -158,7 +152,7 @@ func shellCmd(path string, args ...string) *exec.Cmd {
 // recognisers see a native install.
 func fakeAgentPath(t *testing.T) string {
 	t.Helper()
-	return copyTo(t, shellBinary(t), filepath.Join(t.TempDir(), "home", ".local", "share", "claude", "versions", "2.1.332"))
+	return testutil.CopyFile(t, shellBinary(t), testutil.AgentPath(filepath.Join(t.TempDir(), "home")), 0o700)
 }
 
 // dataFile is a file for workloads to open.
@@ -169,21 +163,6 @@ func dataFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func copyTo(t *testing.T, src, dst string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // agentShell is a fake agent reading shell commands from stdin, one per line.
@@ -602,8 +581,8 @@ func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 	outer := startAgentShell(t, fakeAgentPath(t))
 	// The inner agent: this test binary at a VS Code extension path, in its
 	// "spawn" helper mode (runs its last argument as a child).
-	inner := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
-		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"))
+	inner := testutil.CopyFile(t, testBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
+		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"), 0o700)
 	m := marker(t)
 	outer.send(t, "LINEAGED_SENSOR_HELPER=spawn "+inner+" '/bin/true inner-child'; /bin/true "+m)
 	_, evs := h.untilExecArg(m)
@@ -629,7 +608,7 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 	dir := t.TempDir()
 	// A "node" that runs the script it is given (this test binary in its
 	// "node" helper mode), and a cli.js where npm puts the legacy package.
-	node := copyTo(t, testBinary(t), filepath.Join(dir, "bin", "node"))
+	node := testutil.CopyFile(t, testBinary(t), filepath.Join(dir, "bin", "node"), 0o700)
 	script := filepath.Join(dir, "lib", "node_modules", "@anthropic-ai", "claude-code", "cli.js")
 	if err := os.MkdirAll(filepath.Dir(script), 0o700); err != nil {
 		t.Fatal(err)
@@ -655,7 +634,7 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 }
 
 func TestRootSeedFindsRunningAgent(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	path := fakeAgentPath(t)
 	// Started before the sensor: the agent and a descendant.
 	agent := startAgentShell(t, path)
@@ -695,7 +674,7 @@ func TestRootSeedFindsRunningAgent(t *testing.T) {
 
 func TestRootStatsAndLoss(t *testing.T) {
 	// A one-page ring buffer and an unread queue force both kinds of loss.
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := New(Config{Scope: ScopeAll, RingBufferSize: uint32(os.Getpagesize()), QueueSize: 1,
 		LossInterval: time.Millisecond}, log)
@@ -737,7 +716,7 @@ func TestRootStatsAndLoss(t *testing.T) {
 }
 
 func TestRootNewFailsOneLineWithoutPrivileges(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	// Run the check in a child that dropped every capability.
 	self, err := os.Executable()
 	if err != nil {
@@ -752,7 +731,7 @@ func TestRootNewFailsOneLineWithoutPrivileges(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := copyTo(t, self, filepath.Join(dir, "sensor.test"))
+	bin := testutil.CopyFile(t, self, filepath.Join(dir, "sensor.test"), 0o700)
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +763,7 @@ func newUnprivilegedHelper() {
 }
 
 func TestRootDoctor(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	r := Doctor(Config{}, nil)
 	if err := r.Err(); err != nil {
 		t.Fatalf("doctor on a capable host: %v", err)
@@ -815,7 +794,7 @@ func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	// The binary re-executed as ugrep: a copy of this test binary at an
 	// install path, which (in its "spawn" helper mode) runs its last
 	// argument as a child.
-	path := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"))
+	path := testutil.CopyFile(t, testBinary(t), filepath.Join(t.TempDir(), "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"), 0o700)
 	m := marker(t)
 	// Claude Code re-executes its own binary as `ugrep` inside a tool
 	// call; that must stay in the caller's session.
@@ -848,7 +827,7 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 	}
 	var runs []run
 	for _, p := range []string{
-		filepath.Join(dir, ".local", "share", "claude", "versions", "2.1.332"),
+		testutil.AgentPath(dir),
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "bin", "claude.exe"),
 		filepath.Join(nm, "@anthropic-ai", "claude-code-linux-arm64-musl", "claude"),
 		filepath.Join(nm, "@anthropic-ai", "claude-agent-sdk-linux-x64", "claude"),
@@ -858,10 +837,10 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "vendor", "ripgrep", "rg"), // not an agent
 		filepath.Join(dir, "claude", "versions", "1.0"),                              // not an agent
 	} {
-		copyTo(t, shellBinary(t), p)
+		testutil.CopyFile(t, shellBinary(t), p, 0o700)
 		runs = append(runs, run{p, []string{p, "-c", "exit 0"}}, run{p, []string{"ugrep", "-c", "exit 0"}})
 	}
-	node := copyTo(t, shellBinary(t), filepath.Join(dir, "bin", "node"))
+	node := testutil.CopyFile(t, shellBinary(t), filepath.Join(dir, "bin", "node"), 0o700)
 	for _, script := range []string{
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "cli.js"),
 		filepath.Join(nm, "@google", "gemini-cli", "bundle", "gemini.js"),
@@ -920,7 +899,7 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	h := startSensor(t, Config{SessionMapSize: 4})
 	m := marker(t)
 	// The agent: this test binary at an install path, "fill" helper.
-	agent := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".local", "share", "claude", "versions", "2.1.332"))
+	agent := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
 	cmd := exec.Command(agent, m)
 	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
 	in, err := cmd.StdinPipe()
@@ -991,7 +970,7 @@ func fillHelper() {
 }
 
 func TestRootQueueOverflowReported(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	s, err := New(Config{Scope: ScopeAll, QueueSize: 1, LossInterval: time.Millisecond},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // Environment read by these tests. The vmtest harness sets them on the guest
@@ -52,23 +52,8 @@ const (
 const readDeadline = 30 * time.Second
 
 // TestMain lifts RLIMIT_MEMLOCK, which bounds BPF memory before 5.11 (the
-// 5.10 guest); later kernels account it to the memory cgroup instead.
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		if err := rlimit.RemoveMemlock(); err != nil {
-			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("must run as root: these tests load BPF programs into the kernel")
-	}
-}
+// 5.10 guest).
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // ensureTracefs mounts tracefs where cilium/ebpf looks for tracepoint ids
 // when nothing is mounted there yet (the default on some hosts).
@@ -110,7 +95,7 @@ func onlyProgram(t *testing.T, name string) *ebpf.CollectionSpec {
 // by this process's children into a ring buffer, runs a child, and checks
 // that its record arrives with the right pid, parent and filename.
 func TestRingbufExec(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	ensureTracefs(t)
 
 	coll, err := ebpf.NewCollection(onlyProgram(t, smokeProgSmokeExecve))
@@ -252,7 +237,7 @@ func activeLSMs() string {
 // must take the LSM path); a kind that attaches but never runs is always a
 // failure.
 func TestAttachTypes(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	ensureTracefs(t)
 	for _, k := range attachKinds {
 		t.Run(k.name, func(t *testing.T) {
@@ -423,7 +408,7 @@ func refused(err error) bool {
 // kind, or when it is an LSM program and bpf is an active LSM; otherwise it
 // is a skip.
 func TestVerifierBudget(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	dir := objectsDir(t)
 	objs, err := findObjects(dir)
 	if err != nil {
