@@ -1,39 +1,12 @@
-package agent
+package claude
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/lineaged/lineaged/lineage/agent"
 )
-
-// maxConfigFile bounds every agent config file the observer reads
-// (package.json, --mcp-config, settings): they are user-controlled.
-const maxConfigFile = 1 << 20
-
-// ReadSmallFile reads a regular file of at most maxConfigFile bytes without
-// blocking on a FIFO. It is the default ReadFileFunc.
-func ReadSmallFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > maxConfigFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
-	}
-	return io.ReadAll(io.LimitReader(f, maxConfigFile))
-}
 
 // claudeConfig is what the observer learns from a Claude Code root's argv
 // and config files: the stdio MCP servers it will spawn and the hook
@@ -62,7 +35,7 @@ var valueFlags = map[string]bool{
 // read loads --mcp-config / --settings files; home, configDir (~/.claude
 // or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files. Unreadable or malformed files are skipped:
 // the roles then fall back to the environment of the children.
-func parseClaudeArgv(argv []string, cwd, home, configDir string, read ReadFileFunc) claudeConfig {
+func parseClaudeArgv(argv []string, cwd, home, configDir string, read agent.ReadFileFunc) claudeConfig {
 	var c claudeConfig
 	var mcpArgs, settingsArgs []string
 	for i := 1; i < len(argv); i++ {
