@@ -178,6 +178,12 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	}
 
 	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, log)
+	// One integration per agent that has one; the router gives the others
+	// the generic attribution. A new agent integration is one more entry.
+	router := agent.NewRouter(agent.RouterConfig{
+		Table:        p.agents,
+		Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: p.observer},
+	})
 	humans := make(map[string]event.Human, len(cfg.Humans))
 	for user, h := range cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
@@ -196,7 +202,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
-		Observer: p.observer,
+		Observer: router,
 		Posture:  p.posture,
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},

@@ -42,6 +42,21 @@ type Exec struct {
 	Env func(key string) (string, bool)
 }
 
+// ExePath is the executable of an exec: the resolved path the engine
+// reports, else the kernel's.
+func (x *Exec) ExePath() string {
+	if x.Proc != nil && x.Proc.Exe != "" {
+		return x.Proc.Exe
+	}
+	if x.Raw != nil {
+		if x.Raw.Exe != "" {
+			return x.Raw.Exe
+		}
+		return x.Raw.Filename
+	}
+	return ""
+}
+
 // File describes a file event of a session member.
 type File struct {
 	Proc  *event.Process

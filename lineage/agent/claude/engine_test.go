@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
@@ -78,7 +79,7 @@ func TestEngineAttribution(t *testing.T) {
 		lineage.Deps{Host: host{}, Boot: boot{}, Proc: procs{env: map[uint32]map[string]string{
 			100: {"HOME": home},
 			101: {"CLAUDE_CODE_SESSION_ID": uuid, "CLAUDE_PID": "100", "AI_AGENT": "claude-code_2-1-332_agent"},
-		}}, Binaries: bins{}, Users: users{}, Observer: obs}, slog.New(slog.DiscardHandler))
+		}}, Binaries: bins{}, Users: users{}, Observer: agent.NewRouter(agent.RouterConfig{Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: obs}})}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

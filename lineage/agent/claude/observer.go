@@ -7,9 +7,9 @@
 // lineage/agent's table; this package knows what Claude Code does once it
 // runs (docs/agents.md records the observations).
 //
-// Sessions of agents in the table that have no integration of their own
-// (Codex, Gemini CLI) get the generic attribution from the Observer too:
-// agent name and version, roles root and descendant.
+// The Observer is the agent.Integration for sensor.AgentClaudeCode behind
+// an agent.Router, which hands it the events of Claude Code sessions and
+// links a nested session to the one that started it.
 //
 // The Observer is called by the lineage engine on the event path and must
 // stay cheap there: everything that may wait (the transcript lagging behind
@@ -79,7 +79,6 @@ type Observer struct {
 	// embedded helper exec to the attribution it should have had.
 	helpers     map[string]*event.Agent
 	byExecOrder []string
-	members     agent.Members
 	stats       Stats
 }
 
@@ -158,36 +157,13 @@ func (o *Observer) Stats() Stats {
 	return s
 }
 
-func exePath(x *agent.Exec) string {
-	if x.Proc != nil && x.Proc.Exe != "" {
-		return x.Proc.Exe
-	}
-	if x.Raw != nil {
-		if x.Raw.Exe != "" {
-			return x.Raw.Exe
-		}
-		return x.Raw.Filename
-	}
-	return ""
-}
-
 // Exec attributes a new image.
 func (o *Observer) Exec(x agent.Exec) agent.Result {
-	r := o.exec(x)
-	if r.Agent != nil && x.Proc != nil {
-		o.mu.Lock()
-		o.members.Remember(x.Proc.ExecID, r.Agent.RootExecID)
-		o.mu.Unlock()
-	}
-	return r
-}
-
-func (o *Observer) exec(x agent.Exec) agent.Result {
 	if x.Proc == nil {
 		return agent.Result{}
 	}
 	argv := x.Proc.Argv
-	exe := exePath(&x)
+	exe := x.ExePath()
 	if m, ok := o.cfg.Table.Identify(exe, argv, o.cfg.ReadFile); ok {
 		return o.newSession(&x, m)
 	}
@@ -289,3 +265,5 @@ func (o *Observer) helperOf(x *agent.Exec) *event.Agent {
 	o.helpers[x.Proc.ExecID] = &h
 	return a
 }
+
+var _ agent.Integration = (*Observer)(nil)

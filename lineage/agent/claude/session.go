@@ -76,13 +76,8 @@ func (o *Observer) learnRoot(s *session, root *event.Process) {
 func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
 	a := &event.Agent{Name: m.Name, Version: m.Version, RootExecID: x.Proc.ExecID, Role: event.RoleRoot}
 	if x.ParentAgent != nil {
+		// Otherwise the agent.Router links the session to its parent's.
 		a.ParentRootExecID = x.ParentAgent.RootExecID
-	} else if x.Parent != nil {
-		// The engine gives a new session root no inherited attribution;
-		// the observer remembers which session its parent image was in.
-		o.mu.Lock()
-		a.ParentRootExecID = o.members.RootOf(x.Parent.ExecID)
-		o.mu.Unlock()
 	}
 	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, match: m, bound: map[string]bool{}}
 	if m.Kind == sensor.AgentClaudeCode {
