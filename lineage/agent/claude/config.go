@@ -33,11 +33,18 @@ var valueFlags = map[string]bool{
 
 // parseClaudeArgv reads the options that matter for roles and sessions.
 // read loads --mcp-config / --settings files; home, configDir (~/.claude
-// or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files. Unreadable or malformed files are skipped:
-// the roles then fall back to the environment of the children.
+// or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files.
+// Unreadable or malformed files are skipped: the roles then fall back to the
+// environment of the children.
 func parseClaudeArgv(argv []string, cwd, home, configDir string, read agent.ReadFileFunc) claudeConfig {
-	var c claudeConfig
-	var mcpArgs, settingsArgs []string
+	c, mcpArgs, settingsArgs := scanClaudeArgv(argv)
+	c.loadFiles(mcpArgs, settingsArgs, cwd, home, configDir, read)
+	return c
+}
+
+// scanClaudeArgv reads the session id, and the --mcp-config and --settings
+// values (JSON or file names), from a Claude Code argv.
+func scanClaudeArgv(argv []string) (c claudeConfig, mcpArgs, settingsArgs []string) {
 	for i := 1; i < len(argv); i++ {
 		a := argv[i]
 		name, val, hasVal := strings.Cut(a, "=")
@@ -81,6 +88,12 @@ func parseClaudeArgv(argv []string, cwd, home, configDir string, read agent.Read
 			}
 		}
 	}
+	return c, mcpArgs, settingsArgs
+}
+
+// loadFiles collects the MCP servers and hook commands from the files and
+// JSON given on the command line and from the default config locations.
+func (c *claudeConfig) loadFiles(mcpArgs, settingsArgs []string, cwd, home, configDir string, read agent.ReadFileFunc) {
 	load := func(v string) []byte {
 		v = strings.TrimSpace(v)
 		if strings.HasPrefix(v, "{") {
@@ -127,7 +140,6 @@ func parseClaudeArgv(argv []string, cwd, home, configDir string, read agent.Read
 	for _, v := range settingsArgs {
 		c.hooks = append(c.hooks, hookCommands(load(v))...)
 	}
-	return c
 }
 
 func looksLikeConfig(s string) bool {

@@ -168,23 +168,7 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 		return o.newSession(&x, m)
 	}
 	if x.ParentAgent == nil {
-		if x.Raw == nil || x.Raw.Recognised == sensor.AgentNone {
-			return agent.Result{}
-		}
-		// The kernel ran another table than this one (state pinned by an
-		// older sensor, or a Config.Table of its own).
-		if o.cfg.Table.Vetoed(exe, argv) {
-			// A kernel recogniser that ignores argv[0] took Claude Code's
-			// embedded grep for a new session: give it, and the events
-			// filed under that bogus session, the tool's attribution.
-			if a := o.helperOf(&x); a != nil {
-				return agent.Result{Agent: a}
-			}
-			return agent.Result{}
-		}
-		// The kernel's recogniser matched a form this table does not
-		// name: still a session, without a version.
-		return o.newSession(&x, agent.Match{Kind: x.Raw.Recognised, Name: x.Raw.Recognised.String()})
+		return o.unnamedRoot(&x, exe)
 	}
 	a := *x.ParentAgent
 
@@ -206,24 +190,7 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 		a.Role = event.RoleDescendant
 	}
 	if x.Parent != nil && x.Parent.ExecID == s.rootExecID && x.Proc.PID != x.Parent.PID {
-		// A direct child of the agent process: this is where roles are
-		// decided. Everything below inherits.
-		a.ToolUse = nil
-		switch {
-		case s.match.Kind == sensor.AgentClaudeCode && isBashTool(argv):
-			a.Role = event.RoleTool
-			return o.bindTool(s, x.Proc, &a, false)
-		case s.cfg.isMCP(argv):
-			a.Role = event.RoleMCPServer
-		case s.cfg.isHook(argv):
-			a.Role = event.RoleHook
-		default:
-			a.Role = roleFromEnv(&x, s.rootPID)
-		}
-		if a.SessionID == "" {
-			return agent.Result{Agent: &a, Resolve: o.resolveSession(s)}
-		}
-		return agent.Result{Agent: &a}
+		return o.directChild(s, &x, &a)
 	}
 	if a.ToolUse == nil && x.Parent != nil && (a.Role == event.RoleDescendant || a.Role == event.RoleTool) && isBashTool(x.Parent.Argv) {
 		// The parent is a Bash tool process the observer never saw exec:
@@ -237,6 +204,27 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 		return agent.Result{Agent: &a, Resolve: r}
 	}
 	return agent.Result{Agent: &a}
+}
+
+// unnamedRoot handles a session root the table does not name: the kernel
+// ran another table than this one (state pinned by an older sensor, or a
+// Config.Table of its own).
+func (o *Observer) unnamedRoot(x *agent.Exec, exe string) agent.Result {
+	if x.Raw == nil || x.Raw.Recognised == sensor.AgentNone {
+		return agent.Result{}
+	}
+	if o.cfg.Table.Vetoed(exe, x.Proc.Argv) {
+		// A kernel recogniser that ignores argv[0] took Claude Code's
+		// embedded grep for a new session: give it, and the events filed
+		// under that bogus session, the tool's attribution.
+		if a := o.helperOf(x); a != nil {
+			return agent.Result{Agent: a}
+		}
+		return agent.Result{}
+	}
+	// The kernel's recogniser matched a form this table does not name:
+	// still a session, without a version.
+	return o.newSession(x, agent.Match{Kind: x.Raw.Recognised, Name: x.Raw.Recognised.String()})
 }
 
 // helperOf attributes a Claude Code helper exec (claude.exe as ugrep) to

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
 )
 
 // isBashTool reports the Claude Code Bash tool's process shape.
@@ -44,4 +45,26 @@ func roleFromEnv(x *agent.Exec, rootPID uint32) string {
 		return event.RoleHook
 	}
 	return event.RoleDescendant
+}
+
+// directChild decides the role of a direct child of the agent process:
+// this is where roles are decided, everything below inherits. o.mu is held.
+func (o *Observer) directChild(s *session, x *agent.Exec, a *event.Agent) agent.Result {
+	argv := x.Proc.Argv
+	a.ToolUse = nil
+	switch {
+	case s.match.Kind == sensor.AgentClaudeCode && isBashTool(argv):
+		a.Role = event.RoleTool
+		return o.bindTool(s, x.Proc, a, false)
+	case s.cfg.isMCP(argv):
+		a.Role = event.RoleMCPServer
+	case s.cfg.isHook(argv):
+		a.Role = event.RoleHook
+	default:
+		a.Role = roleFromEnv(x, s.rootPID)
+	}
+	if a.SessionID == "" {
+		return agent.Result{Agent: a, Resolve: o.resolveSession(s)}
+	}
+	return agent.Result{Agent: a}
 }
