@@ -8,9 +8,11 @@ import "github.com/lineaged/lineaged/sensor"
 // Adding an agent, or a new install form of one, is adding rows here: the
 // kernel then starts a session at its exec, the /proc seed finds it running,
 // and lineage names it with its form and version. Nothing else needs to
-// know. An agent whose roles or tool calls lineage should learn (as Claude
-// Code's from its transcript) also gets an integration package beside
-// lineage/agent/claude, implementing Integration.
+// know. A new agent (rather than a new form of one) also takes a
+// sensor.AgentKind, the byte the kernel tags its sessions with. An agent
+// whose roles or tool calls lineage should learn (as Claude Code's from its
+// transcript) also gets an integration package beside lineage/agent/claude,
+// implementing Integration, registered with the Router in cmd/lineaged.
 //
 // All agents' rows live in this one list, not in their integration
 // packages: they share the kernel map's MaxRecognisers slots and its
