@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -747,7 +748,7 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	}
 	var partial []string
 	var ent *entry
-	var res *AgentResult
+	var res *agent.Result
 	switch ev.Kind {
 	case sensor.KindLoss:
 		out.Kind = event.KindSensorLoss
@@ -803,7 +804,7 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 			out.Kind, out.File = fileEvent(ev.File)
 			if e.deps.Observer != nil && ev.Session.InSession() {
 				p := ent.proc
-				r := e.deps.Observer.File(AgentFile{Proc: &p, Agent: e.agentOf(ent, ev.Session), File: out.File})
+				r := e.deps.Observer.File(agent.File{Proc: &p, Agent: e.agentOf(ent, ev.Session), File: out.File})
 				res = &r
 			}
 		case sensor.KindConnect:
@@ -1132,7 +1133,7 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 				parentProc = &pp
 			}
 			pid := ev.Proc.PID
-			res := e.deps.Observer.Exec(AgentExec{
+			res := e.deps.Observer.Exec(agent.Exec{
 				Proc: &p, Parent: parentProc, ParentAgent: ent.agent, Session: ev.Session, Raw: x,
 				Env: func(key string) (string, bool) {
 					v, ok, err := e.deps.Proc.Env(pid, key)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -411,12 +412,12 @@ type slowObserver struct {
 	files    []string
 }
 
-func (o *slowObserver) Exec(x AgentExec) AgentResult {
+func (o *slowObserver) Exec(x agent.Exec) agent.Result {
 	if len(x.Proc.Argv) > 1 && x.Proc.Argv[1] == "-c" {
 		sid, _ := x.Env("CLAUDE_CODE_SESSION_ID")
 		a := *x.ParentAgent
 		a.Role, a.SessionID = event.RoleTool, sid
-		return AgentResult{Agent: &a, Resolve: func(ctx context.Context, a *event.Agent) {
+		return agent.Result{Agent: &a, Resolve: func(ctx context.Context, a *event.Agent) {
 			done := ctx.Done()
 			if o.stubborn {
 				done = nil
@@ -428,17 +429,17 @@ func (o *slowObserver) Exec(x AgentExec) AgentResult {
 			}
 		}}
 	}
-	return AgentResult{}
+	return agent.Result{}
 }
 
-func (o *slowObserver) File(x AgentFile) AgentResult {
+func (o *slowObserver) File(x agent.File) agent.Result {
 	o.files = append(o.files, x.File.Path)
 	if x.File.Path == "/work/a.go" {
 		a := *x.Agent
 		a.ToolUse = &event.ToolUse{ID: "toolu_2", Name: "Write"}
-		return AgentResult{Agent: &a}
+		return agent.Result{Agent: &a}
 	}
-	return AgentResult{}
+	return agent.Result{}
 }
 
 func (o *slowObserver) Exit(p *event.Process) { o.exits = append(o.exits, p.PID) }

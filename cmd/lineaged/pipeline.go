@@ -16,6 +16,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/redact"
@@ -40,7 +41,8 @@ type pipeline struct {
 
 	sensor   *kernel.Sensor
 	engine   *lineage.Engine
-	observer *agent.Observer
+	agents   *agent.Table
+	observer *claude.Observer
 	redactor *redact.Redactor
 	sink     sink.Sink
 	inspect  *binid.Inspector
@@ -95,7 +97,7 @@ func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
 	}
 }
 
-func sensorConfig(cfg *Config) kernel.Config {
+func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 	scope := kernel.ScopeSessions
 	if cfg.Scope == "all" {
 		scope = kernel.ScopeAll
@@ -106,6 +108,7 @@ func sensorConfig(cfg *Config) kernel.Config {
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
 		QueueSize:      cfg.Sensor.QueueSize,
 		DenyExec:       cfg.Policy.DenyExec,
+		Recognisers:    agents.Kernel(),
 	}
 }
 
@@ -121,7 +124,7 @@ func lineageScope(scope string) string {
 // kernel), then the BPF programs are attached, and only then is /proc
 // scanned, so a process started in between is seen by one or the other.
 func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err error) {
-	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), agents: agent.DefaultTable()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -138,7 +141,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	p.redactor, err = redact.New(redact.Config{
 		Patterns:   cfg.Redact.Patterns,
 		KeepPrompt: cfg.Redact.ExportPrompt,
-		IsAgent:    agent.IsAgentExec,
+		IsAgent:    p.agents.IsAgent,
 	})
 	if err != nil {
 		return p, &exitError{exitUsage, fmt.Errorf("redact.patterns: %w", err)}
@@ -162,7 +165,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		log.Error("trust policy incomplete", "err", err)
 	}
 
-	if p.sensor, err = kernel.New(sensorConfig(cfg), log.With("component", "sensor")); err != nil {
+	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
 		return p, err
 	}
 
@@ -174,7 +177,13 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, &exitError{exitUsage, err}
 	}
 
-	p.observer = agent.New(agent.Config{Proc: lineage.ProcFS{Root: procRoot}}, log)
+	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, log)
+	// One integration per agent that has one; the router gives the others
+	// the generic attribution. A new agent integration is one more entry.
+	router := agent.NewRouter(agent.RouterConfig{
+		Table:        p.agents,
+		Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: p.observer},
+	})
 	humans := make(map[string]event.Human, len(cfg.Humans))
 	for user, h := range cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
@@ -193,7 +202,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
-		Observer: p.observer.Lineage(),
+		Observer: router,
 		Posture:  &lineage.LatestPosture{Sampler: p.posture},
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
@@ -204,7 +213,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 
 	// The programs are attached: what starts from now on is seen in the
 	// kernel. Seed what was already running.
-	members, err := p.sensor.SeedSessions(procRoot)
+	members, err := p.agents.Seed(procRoot, p.sensor.AddSessionMembers)
 	if err != nil {
 		return p, fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
 	}

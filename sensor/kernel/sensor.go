@@ -80,7 +80,10 @@ type Config struct {
 	// WakeupBytes is the pending-data threshold for an early wakeup when
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
-	// Recognisers replaces DefaultRecognisers when non-nil.
+	// Recognisers is the agent recogniser table loaded into the kernel:
+	// the execs that start a session (lineage/agent's table, compiled by
+	// its Kernel method). Empty, no exec starts one: sessions then come
+	// only from AddSessionMembers.
 	Recognisers []sensor.Recogniser
 	// ProcessOnly loads the process programs alone, without the file and
 	// network object (benchmarks comparing the two).
@@ -142,9 +145,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WakeupBytes > c.RingBufferSize {
 		return c, fmt.Errorf("sensor config: wakeup bytes %d exceed the ring buffer size %d", c.WakeupBytes, c.RingBufferSize)
-	}
-	if c.Recognisers == nil {
-		c.Recognisers = sensor.DefaultRecognisers()
 	}
 	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
