@@ -18,6 +18,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // kernelRun loads the sensor with the built-in table and collects its
@@ -31,9 +32,7 @@ type kernelRun struct {
 
 func startKernel(t *testing.T, scope kernel.Scope) *kernelRun {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(t, "loads BPF programs")
 	s, err := kernel.New(kernel.Config{Scope: scope, Recognisers: agent.DefaultTable().Kernel()},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
