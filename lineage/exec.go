@@ -1,0 +1,202 @@
+package lineage
+
+import (
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// link sets ent's birth parent, bounding chain depth so a process that execs
+// endlessly cannot grow memory without bound.
+func (e *Engine) link(ent, parent *entry) {
+	if parent == nil {
+		return
+	}
+	if parent.depth+1 > e.cfg.MaxAncestry {
+		// Keep the parent but cut the chain above it.
+		cut := *parent
+		cut.parent, cut.depth, cut.prev, cut.next, cut.indexed = nil, 0, nil, nil, false
+		parent = &cut
+	}
+	ent.parent = parent
+	ent.depth = parent.depth + 1
+	ent.proc.ParentExecID = parent.proc.ExecID
+}
+
+// placeholder stands in for a process whose start was never seen.
+func (e *Engine) placeholder(k sensor.ProcKey) *entry {
+	ent := &entry{key: k, partial: true}
+	ent.proc = event.Process{
+		ExecID:    e.execID(k.PID, k.StartNs, 0),
+		PID:       k.PID,
+		StartTime: e.wall(k.StartNs),
+	}
+	e.t.put(ent)
+	return ent
+}
+
+// exec records a new image of ev.Proc.
+func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
+	x := ev.Exec
+	var partial []string
+	prev := e.t.get(ev.Proc)
+	var birth *entry
+	switch {
+	case prev == nil || prev.partial:
+		// First sight of this process (its fork was not reported), or
+		// only a placeholder: the exec names its parent.
+		birth = e.t.get(x.Parent)
+		if birth == nil && x.Parent.PID != 0 {
+			partial = append(partial, event.PartialAncestry)
+		}
+	case prev.forkImage:
+		// fork then exec: the new image's parent is the process that
+		// forked it; the fork image was only its parent's image.
+		birth = prev.parent
+	case prev.seeded && prev.bin != nil && prev.bin.req.Stat == x.Binary && prev.proc.Exe == exeOf(x):
+		// The /proc seed already read this very image (the exec raced
+		// the scan at start): it is not its own parent.
+		birth = prev.parent
+	default:
+		// An exec chain: the previous image is the parent.
+		birth = prev
+	}
+	ent := &entry{key: ev.Proc}
+	exe := exeOf(x)
+	ent.proc = event.Process{
+		ExecID:        e.execID(ev.Proc.PID, ev.Proc.StartNs, ev.KtimeNs),
+		PID:           ev.Proc.PID,
+		PPID:          x.Parent.PID,
+		StartTime:     e.wall(ev.Proc.StartNs),
+		Exe:           exe,
+		Argv:          x.Argv,
+		ArgvTruncated: x.ArgvTruncated,
+		UID:           x.UID,
+		EUID:          x.EUID,
+		GID:           x.GID,
+	}
+	if prev != nil {
+		// Inherited across exec (and from the parent at fork).
+		ent.proc.TTY = prev.proc.TTY
+		ent.proc.Cgroup = prev.proc.Cgroup
+		ent.proc.Cwd = prev.proc.Cwd
+	} else if birth != nil {
+		ent.proc.TTY = birth.proc.TTY
+	}
+	// The working directory is read while the process is fresh; when it
+	// is already gone the inherited value (if any) stays.
+	if cwd, err := e.deps.Proc.Cwd(ev.Proc.PID); err == nil {
+		ent.proc.Cwd = cwd
+	}
+	if e.deps.Cgroups != nil && x.CgroupID != 0 {
+		if p, ok := e.deps.Cgroups.CgroupPath(x.CgroupID); ok {
+			ent.proc.Cgroup = p
+		}
+	}
+	e.fillUsers(&ent.proc, x.LoginUID)
+	e.link(ent, birth)
+	ent.birthParent = x.Parent
+	if prev != nil && !prev.partial {
+		ent.birthParent = prev.birthParent
+	}
+	if x.Parent != ent.birthParent && !(ent.birthParent.StartNs == 0 && x.Parent.PID == ent.birthParent.PID) {
+		// Reparented (to pid 1 or a subreaper) since birth: the ancestry
+		// stays the one it was born with, the current parent is named.
+		if cur := e.t.get(x.Parent); cur != nil {
+			ent.proc.CurrentParentExecID = cur.proc.ExecID
+		}
+	}
+	ent.bin = e.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
+	e.t.put(ent)
+
+	if len(e.sessions) > e.cfg.MaxProcesses {
+		// Forget sessions whose root left the table.
+		for k := range e.sessions {
+			if e.t.get(k) == nil {
+				delete(e.sessions, k)
+			}
+		}
+	}
+	if x.Recognised != sensor.AgentNone {
+		e.sessions[ev.Proc] = ent.proc.ExecID
+	} else if ev.Session.InSession() && ev.Session.Root == ev.Proc {
+		if _, ok := e.sessions[ev.Proc]; !ok {
+			e.sessions[ev.Proc] = ent.proc.ExecID
+		}
+	}
+	if ev.Session.InSession() {
+		root := e.rootExecID(ev.Session)
+		switch {
+		case prev != nil && prev.agent != nil && prev.agent.RootExecID == root:
+			inherit(ent, prev)
+		case birth != nil && birth.agent != nil && birth.agent.RootExecID == root:
+			inherit(ent, birth)
+		}
+		if ent.proc.ExecID == root {
+			ent.agent, ent.agentJob, ent.agentRole = nil, nil, ""
+		}
+		if e.deps.Observer != nil {
+			p := ent.proc
+			var parentProc *event.Process
+			if birth != nil {
+				pp := birth.proc
+				parentProc = &pp
+			}
+			pid := ev.Proc.PID
+			res := e.deps.Observer.Exec(AgentExec{
+				Proc: &p, Parent: parentProc, ParentAgent: ent.agent, Session: ev.Session, Raw: x,
+				Env: func(key string) (string, bool) {
+					v, ok, err := e.deps.Proc.Env(pid, key)
+					return v, ok && err == nil
+				},
+			})
+			if res.Agent != nil {
+				ent.agent, ent.agentJob, ent.agentRole = res.Agent, nil, ""
+			}
+			if res.Resolve != nil {
+				a := e.agentOf(ent, ev.Session)
+				ent.agentJob, ent.agentRole = e.startResolve(a, res.Resolve), ""
+			}
+		}
+	}
+	return ent, partial
+}
+
+func exeOf(x *sensor.Exec) string {
+	if x.Exe != "" {
+		return x.Exe
+	}
+	return x.Filename
+}
+
+// fork records a forked child: it runs its parent's image until it execs.
+func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
+	if cur := e.t.get(ev.Proc); cur != nil {
+		// Already known: seeded, or its exec overtook this fork. A fork
+		// image must not replace what the process runs now.
+		return cur, nil
+	}
+	parent := e.t.get(ev.Fork.Parent)
+	var partial []string
+	ent := &entry{key: ev.Proc, forkImage: true, birthParent: ev.Fork.Parent}
+	ent.proc = event.Process{
+		ExecID:    e.execID(ev.Proc.PID, ev.Proc.StartNs, 0),
+		PID:       ev.Proc.PID,
+		PPID:      ev.Fork.Parent.PID,
+		StartTime: e.wall(ev.Proc.StartNs),
+	}
+	if parent != nil {
+		pp := parent.proc
+		ent.proc.Exe, ent.proc.Argv, ent.proc.ArgvTruncated = pp.Exe, pp.Argv, pp.ArgvTruncated
+		ent.proc.Cwd, ent.proc.UID, ent.proc.EUID, ent.proc.GID = pp.Cwd, pp.UID, pp.EUID, pp.GID
+		ent.proc.User, ent.proc.LoginUID, ent.proc.LoginUser = pp.User, pp.LoginUID, pp.LoginUser
+		ent.proc.TTY, ent.proc.Cgroup, ent.proc.Binary = pp.TTY, pp.Cgroup, pp.Binary
+		ent.bin = parent.bin
+		inherit(ent, parent)
+		e.link(ent, parent)
+		e.t.touch(parent)
+	} else if ev.Fork.Parent.PID != 0 {
+		partial = append(partial, event.PartialAncestry)
+	}
+	e.t.put(ent)
+	return ent, partial
+}
