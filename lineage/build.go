@@ -170,10 +170,8 @@ func (e *Engine) snapshot(ent *entry, it *outItem) *event.Process {
 
 func (e *Engine) snapshotValue(ent *entry) event.Process {
 	if ent.proc.Binary == nil && ent.bin != nil {
-		select {
-		case <-ent.bin.done:
-			ent.proc.Binary = ent.bin.res
-		default:
+		if b, ok := ent.bin.ready(); ok {
+			ent.proc.Binary = b
 		}
 	}
 	return ent.proc

@@ -60,8 +60,7 @@ type Engine struct {
 	seq      uint64
 	lastKt   uint64
 
-	binMu    sync.Mutex
-	inflight map[binKey]*binFuture
+	bins *binaries
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -123,7 +122,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 		t:        newTable(c.MaxProcesses),
 		sessions: make(map[sensor.ProcKey]string),
 		blocked:  make(map[sensor.ProcKey]int),
-		inflight: make(map[binKey]*binFuture),
+		bins:     newBinaries(deps.Binaries),
 		ext:      make(chan *event.Event, 64),
 	}, nil
 }

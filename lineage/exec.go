@@ -105,7 +105,7 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 			ent.proc.CurrentParentExecID = cur.proc.ExecID
 		}
 	}
-	ent.bin = e.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
+	ent.bin = e.bins.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
 	e.t.put(ent)
 
 	if len(e.sessions) > e.cfg.MaxProcesses {

@@ -65,7 +65,7 @@ func (e *Engine) insertProc(p *procfs.Proc, background bool) *entry {
 	e.link(ent, parent)
 	switch {
 	case p.Exe != "":
-		ent.bin = e.inspect(BinaryRequest{PID: p.PID, Path: exePath(p), Stat: p.Binary, HasStat: p.HasBinary, Background: background})
+		ent.bin = e.bins.inspect(BinaryRequest{PID: p.PID, Path: exePath(p), Stat: p.Binary, HasStat: p.HasBinary, Background: background})
 	case p.ExeErr != nil:
 		// e.g. pid 1 of a sandbox whose exe even root may not follow.
 		ent.proc.Binary = &event.Binary{Verdict: event.VerdictError, Reason: "executable unknown: " + p.ExeErr.Error()}
