@@ -60,20 +60,13 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 			out.Kind = event.KindProcessExit
 			out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped}
 			e.t.exit(ent, ev.KtimeNs)
-			if e.deps.Observer != nil && ev.Session.InSession() {
-				p := ent.proc
-				e.deps.Observer.Exit(&p)
-			}
+			e.sess.exited(ent, ev.Session)
 		case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
 			if ev.File == nil {
 				return nil
 			}
 			out.Kind, out.File = fileEvent(ev.File)
-			if e.deps.Observer != nil && ev.Session.InSession() {
-				p := ent.proc
-				r := e.deps.Observer.File(AgentFile{Proc: &p, Agent: e.agentOf(ent, ev.Session), File: out.File})
-				res = &r
-			}
+			res = e.sess.file(ent, ev.Session, out.File)
 		case sensor.KindConnect:
 			if ev.Connect == nil {
 				return nil
@@ -96,13 +89,7 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	if ent.partial {
 		partial = appendOnce(partial, event.PartialProcess)
 	}
-	agent, wait := e.currentAgent(ent, ev.Session)
-	if res != nil && res.Agent != nil {
-		agent, wait = res.Agent, nil
-	}
-	if res != nil && res.Resolve != nil && agent != nil {
-		wait = &agentWait{job: e.startResolve(agent, res.Resolve)}
-	}
+	agent, wait := e.sess.forEvent(ent, ev.Session, res)
 	return []*outItem{e.finish(out, ent, agent, wait, partial)}
 }
 

@@ -75,7 +75,7 @@ func (e *Engine) emitLoop(ctx context.Context, items <-chan *outItem, out chan<-
 		}
 		if r := it.resolve; r != nil {
 			if wait(r.job.done) {
-				it.ev.Agent = withRole(r.job.cp, r.role)
+				it.ev.Agent = r.resolved()
 			} else {
 				e.add(func(s *Stats) { s.ResolveTimeouts++ })
 			}

@@ -53,12 +53,12 @@ type Engine struct {
 	boot time.Time
 	now  func() time.Time
 
-	t        *table
-	sessions map[sensor.ProcKey]string // session root -> root exec id
-	pending  []*pendingEvent
-	blocked  map[sensor.ProcKey]int // keys with events in pending
-	seq      uint64
-	lastKt   uint64
+	t       *table
+	sess    *sessions
+	pending []*pendingEvent
+	blocked map[sensor.ProcKey]int // keys with events in pending
+	seq     uint64
+	lastKt  uint64
 
 	bins *binaries
 
@@ -116,14 +116,18 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 	if now == nil {
 		now = time.Now
 	}
+	t := newTable(c.MaxProcesses)
 	return &Engine{
 		cfg: c, deps: deps, log: log.With("component", "lineage"),
 		host: host, boot: boot, now: now,
-		t:        newTable(c.MaxProcesses),
-		sessions: make(map[sensor.ProcKey]string),
-		blocked:  make(map[sensor.ProcKey]int),
-		bins:     newBinaries(deps.Binaries),
-		ext:      make(chan *event.Event, 64),
+		t: t,
+		sess: &sessions{
+			roots: make(map[sensor.ProcKey]string), maxRoots: c.MaxProcesses, t: t,
+			bootID: host.BootID, obs: deps.Observer, proc: deps.Proc, wait: c.EnrichWait,
+		},
+		blocked: make(map[sensor.ProcKey]int),
+		bins:    newBinaries(deps.Binaries),
+		ext:     make(chan *event.Event, 64),
 	}, nil
 }
 
@@ -262,7 +266,7 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 		out = e.flushPending(false, false)
 	}
 	if need, ok := e.needs(ev); !ok {
-		if e.isSessionRoot(ev) && need != (sensor.ProcKey{}) {
+		if isSessionRoot(ev) && need != (sensor.ProcKey{}) {
 			// The root's ancestors are outside the session: the kernel
 			// never reports them, so read them now while they live.
 			e.fromProc(need)

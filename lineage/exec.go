@@ -108,56 +108,7 @@ func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
 	ent.bin = e.bins.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
 	e.t.put(ent)
 
-	if len(e.sessions) > e.cfg.MaxProcesses {
-		// Forget sessions whose root left the table.
-		for k := range e.sessions {
-			if e.t.get(k) == nil {
-				delete(e.sessions, k)
-			}
-		}
-	}
-	if x.Recognised != sensor.AgentNone {
-		e.sessions[ev.Proc] = ent.proc.ExecID
-	} else if ev.Session.InSession() && ev.Session.Root == ev.Proc {
-		if _, ok := e.sessions[ev.Proc]; !ok {
-			e.sessions[ev.Proc] = ent.proc.ExecID
-		}
-	}
-	if ev.Session.InSession() {
-		root := e.rootExecID(ev.Session)
-		switch {
-		case prev != nil && prev.agent != nil && prev.agent.RootExecID == root:
-			inherit(ent, prev)
-		case birth != nil && birth.agent != nil && birth.agent.RootExecID == root:
-			inherit(ent, birth)
-		}
-		if ent.proc.ExecID == root {
-			ent.agent, ent.agentJob, ent.agentRole = nil, nil, ""
-		}
-		if e.deps.Observer != nil {
-			p := ent.proc
-			var parentProc *event.Process
-			if birth != nil {
-				pp := birth.proc
-				parentProc = &pp
-			}
-			pid := ev.Proc.PID
-			res := e.deps.Observer.Exec(AgentExec{
-				Proc: &p, Parent: parentProc, ParentAgent: ent.agent, Session: ev.Session, Raw: x,
-				Env: func(key string) (string, bool) {
-					v, ok, err := e.deps.Proc.Env(pid, key)
-					return v, ok && err == nil
-				},
-			})
-			if res.Agent != nil {
-				ent.agent, ent.agentJob, ent.agentRole = res.Agent, nil, ""
-			}
-			if res.Resolve != nil {
-				a := e.agentOf(ent, ev.Session)
-				ent.agentJob, ent.agentRole = e.startResolve(a, res.Resolve), ""
-			}
-		}
-	}
+	e.sess.execed(ev, ent, prev, birth)
 	return ent, partial
 }
 
