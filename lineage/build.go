@@ -13,75 +13,23 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 		Time:   e.wall(ev.KtimeNs),
 		Host:   &e.host,
 	}
-	var partial []string
-	var ent *entry
-	var res *AgentResult
+	var (
+		ent     *entry
+		partial []string
+		res     *AgentResult
+		ok      bool
+	)
 	switch ev.Kind {
 	case sensor.KindLoss:
-		out.Kind = event.KindSensorLoss
-		l := event.Loss{Count: 1}
-		if ev.Loss != nil {
-			l = event.Loss{Where: ev.Loss.Where, Count: ev.Loss.Count}
-			if ev.Loss.Of != 0 {
-				l.Of = ev.Loss.Of.String()
-			}
-		}
-		out.Loss = &l
+		mapKind(ev, out)
 		return []*outItem{e.finish(out, nil, nil, nil, nil)}
-	case sensor.KindExec:
-		if ev.Exec == nil {
-			return nil
-		}
-		ent, partial = e.exec(ev)
-		out.Kind = event.KindProcessExec
-	case sensor.KindFork:
-		if ev.Fork == nil {
-			return nil
-		}
-		ent, partial = e.fork(ev)
-		if !e.cfg.EmitFork {
-			return nil
-		}
-		out.Kind = event.KindProcessFork
+	case sensor.KindExec, sensor.KindFork:
+		ent, partial, ok = e.newImage(ev, out)
 	default:
-		ent = e.t.get(ev.Proc)
-		if ent == nil {
-			if !partialOK {
-				return nil
-			}
-			ent = e.placeholder(ev.Proc)
-		}
-		e.t.touch(ent)
-		switch ev.Kind {
-		case sensor.KindExit:
-			if ev.Exit == nil {
-				return nil
-			}
-			out.Kind = event.KindProcessExit
-			out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped}
-			e.t.exit(ent, ev.KtimeNs)
-			e.sess.exited(ent, ev.Session)
-		case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
-			if ev.File == nil {
-				return nil
-			}
-			out.Kind, out.File = fileEvent(ev.File)
-			res = e.sess.file(ent, ev.Session, out.File)
-		case sensor.KindConnect:
-			if ev.Connect == nil {
-				return nil
-			}
-			out.Kind = event.KindNetConnect
-			out.Net = netEvent(ev.Connect)
-		case sensor.KindDeny:
-			if ev.Deny == nil {
-				return nil
-			}
-			out.Kind = event.KindPolicyAction
-			out.Alert = denyAlert(ev.Deny)
-		default:
-			return nil
-		}
+		ent, res, ok = e.processEvent(ev, out, partialOK)
+	}
+	if !ok {
+		return nil
 	}
 	if e.cfg.Scope == ScopeSession && !ev.Session.InSession() {
 		return nil // the table is kept current, nothing is reported
@@ -91,6 +39,49 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	}
 	agent, wait := e.sess.forEvent(ent, ev.Session, res)
 	return []*outItem{e.finish(out, ent, agent, wait, partial)}
+}
+
+// newImage records the image an exec or fork starts; false drops the event
+// (no payload, or a fork while forks are not reported).
+func (e *Engine) newImage(ev sensor.Event, out *event.Event) (*entry, []string, bool) {
+	switch {
+	case ev.Kind == sensor.KindExec && ev.Exec != nil:
+		ent, partial := e.exec(ev)
+		out.Kind = event.KindProcessExec
+		return ent, partial, true
+	case ev.Kind == sensor.KindFork && ev.Fork != nil:
+		ent, partial := e.fork(ev)
+		out.Kind = event.KindProcessFork
+		return ent, partial, e.cfg.EmitFork
+	}
+	return nil, nil, false
+}
+
+// processEvent maps an event of a running process onto out and applies it
+// to the table (exit) and the session (the observer's answer for a file
+// event). An unknown process gets a placeholder when partialOK, else the
+// event is dropped, as is one with no payload or of an unknown kind.
+func (e *Engine) processEvent(ev sensor.Event, out *event.Event, partialOK bool) (*entry, *AgentResult, bool) {
+	ent := e.t.get(ev.Proc)
+	if ent == nil {
+		if !partialOK {
+			return nil, nil, false
+		}
+		ent = e.placeholder(ev.Proc)
+	}
+	e.t.touch(ent)
+	if !mapKind(ev, out) {
+		return nil, nil, false
+	}
+	var res *AgentResult
+	switch ev.Kind {
+	case sensor.KindExit:
+		e.t.exit(ent, ev.KtimeNs)
+		e.sess.exited(ent, ev.Session)
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
+		res = e.sess.file(ent, ev.Session, out.File)
+	}
+	return ent, res, true
 }
 
 // finish assigns the order fields and builds process, ancestry and identity.
@@ -110,31 +101,8 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 	if agent != nil {
 		out.Agent = agent
 	}
-	n := 0
-	for a := ent.parent; a != nil && n < e.cfg.MaxAncestry; a = a.parent {
-		n++
-	}
-	if n > 0 {
-		out.Ancestry = make([]event.Process, n)
-		i := 0
-		for a := ent.parent; a != nil && i < n; a = a.parent {
-			out.Ancestry[i] = e.snapshotValue(a)
-			i++
-		}
-		// Fix-ups point into the slice, which no longer grows.
-		for i, a := 0, ent.parent; i < n; i, a = i+1, a.parent {
-			if out.Ancestry[i].Binary == nil && a.bin != nil {
-				it.fixes = append(it.fixes, binFix{dst: &out.Ancestry[i], f: a.bin})
-			}
-		}
-	}
-	last := p
-	if n > 0 {
-		last = &out.Ancestry[n-1]
-	}
-	// Complete means rooted at init, or at kthreadd for what the kernel
-	// itself started.
-	if last.PID != 1 && !(last.PID == 2 && last.PPID == 0) {
+	out.Ancestry = e.ancestry(ent, it)
+	if !rooted(p, out.Ancestry) {
 		partial = appendOnce(partial, event.PartialAncestry)
 	}
 	out.Identity = e.identity(p, out.Ancestry)
@@ -143,6 +111,41 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 		e.bump(func(s *Stats) { s.Misses++ })
 	}
 	return it
+}
+
+// ancestry snapshots ent's ancestors, nearest first, up to MaxAncestry,
+// queueing a fix-up on it for each hash still being computed.
+func (e *Engine) ancestry(ent *entry, it *outItem) []event.Process {
+	n := 0
+	for a := ent.parent; a != nil && n < e.cfg.MaxAncestry; a = a.parent {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	anc := make([]event.Process, n)
+	i := 0
+	for a := ent.parent; a != nil && i < n; a = a.parent {
+		anc[i] = e.snapshotValue(a)
+		i++
+	}
+	// Fix-ups point into the slice, which no longer grows.
+	for i, a := 0, ent.parent; i < n; i, a = i+1, a.parent {
+		if anc[i].Binary == nil && a.bin != nil {
+			it.fixes = append(it.fixes, binFix{dst: &anc[i], f: a.bin})
+		}
+	}
+	return anc
+}
+
+// rooted reports whether the ancestry of p is complete: rooted at init, or
+// at kthreadd for what the kernel itself started.
+func rooted(p *event.Process, ancestry []event.Process) bool {
+	last := p
+	if n := len(ancestry); n > 0 {
+		last = &ancestry[n-1]
+	}
+	return last.PID == 1 || (last.PID == 2 && last.PPID == 0)
 }
 
 // snapshot copies the image for an event, queueing a fix-up when its hash

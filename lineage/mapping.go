@@ -8,6 +8,52 @@ import (
 	"github.com/lineaged/lineaged/sensor"
 )
 
+// mapKind fills out's kind and payload from a raw event of a running
+// process (exit, file, connect, deny) or a loss; false when the kind is
+// not one of those or its payload is missing.
+func mapKind(ev sensor.Event, out *event.Event) bool {
+	switch ev.Kind {
+	case sensor.KindLoss:
+		out.Kind, out.Loss = event.KindSensorLoss, lossEvent(ev.Loss)
+	case sensor.KindExit:
+		if ev.Exit == nil {
+			return false
+		}
+		out.Kind = event.KindProcessExit
+		out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped}
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
+		if ev.File == nil {
+			return false
+		}
+		out.Kind, out.File = fileEvent(ev.File)
+	case sensor.KindConnect:
+		if ev.Connect == nil {
+			return false
+		}
+		out.Kind, out.Net = event.KindNetConnect, netEvent(ev.Connect)
+	case sensor.KindDeny:
+		if ev.Deny == nil {
+			return false
+		}
+		out.Kind, out.Alert = event.KindPolicyAction, denyAlert(ev.Deny)
+	default:
+		return false
+	}
+	return true
+}
+
+// lossEvent says what the kernel dropped; a loss with no detail counts one.
+func lossEvent(l *sensor.Loss) *event.Loss {
+	out := event.Loss{Count: 1}
+	if l != nil {
+		out = event.Loss{Where: l.Where, Count: l.Count}
+		if l.Of != 0 {
+			out.Of = l.Of.String()
+		}
+	}
+	return &out
+}
+
 // denyAlert describes a deny-exec the kernel enforced (kernel.Config.DenyExec).
 func denyAlert(d *sensor.Deny) *event.Alert {
 	what := map[sensor.DenyAction]string{
