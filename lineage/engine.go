@@ -82,23 +82,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		return nil, errors.New("lineage: nil logger")
 	}
-	var missing []string
-	if deps.Host == nil {
-		missing = append(missing, "Host")
-	}
-	if deps.Boot == nil {
-		missing = append(missing, "Boot")
-	}
-	if deps.Proc == nil {
-		missing = append(missing, "Proc")
-	}
-	if deps.Binaries == nil {
-		missing = append(missing, "Binaries")
-	}
-	if deps.Users == nil {
-		missing = append(missing, "Users")
-	}
-	if len(missing) > 0 {
+	if missing := deps.missing(); len(missing) > 0 {
 		return nil, fmt.Errorf("lineage: missing dependencies: %v", missing)
 	}
 	host, err := deps.Host.Host()
@@ -172,12 +156,13 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 	go func() { emitErr <- e.emitLoop(ctx, items, out) }()
 	tick := time.NewTicker(e.cfg.PendingTimeout)
 	defer tick.Stop()
-	push := func(it *outItem) bool {
-		select {
-		case items <- it:
-			return true
-		case <-ctx.Done():
-			return false
+	push := func(its ...*outItem) {
+		for _, it := range its {
+			select {
+			case items <- it:
+			case <-ctx.Done():
+				return
+			}
 		}
 	}
 	for {
@@ -187,76 +172,26 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 			<-emitErr
 			return ctx.Err()
 		case <-tick.C:
-			for _, it := range e.flushPending(false, true) {
-				if !push(it) {
-					break
-				}
-			}
+			push(e.flushPending(false, true)...)
 		case ev := <-e.ext:
 			push(e.external(ev))
 		case ev, ok := <-in:
 			if !ok {
-				tail := e.flushPending(true, false)
-				for drained := false; !drained; {
-					select {
-					case ev := <-e.ext:
-						tail = append(tail, e.external(ev))
-					default:
-						drained = true
-					}
-				}
-				e.finalMu.Lock()
-				for _, ev := range e.final {
-					tail = append(tail, e.external(ev))
-				}
-				e.final = nil
-				e.finalMu.Unlock()
-				for _, it := range tail {
-					if !push(it) {
-						break
-					}
-				}
+				push(e.atEnd()...)
 				close(items)
 				return <-emitErr
 			}
-			for _, it := range e.handle(ev) {
-				if !push(it) {
-					break
-				}
-			}
+			push(e.handle(ev)...)
 		}
 	}
 }
 
-// Emit queues an event that did not come from the kernel (sensor.start, a
-// posture sample) to be numbered and emitted in line with the kernel's: it
-// gets schema, host, seq, event_id and, when unset, the current time. It
-// blocks only while Run's small queue is full.
-func (e *Engine) Emit(ev *event.Event) { e.ext <- ev }
-
-// EmitAtEnd keeps ev to be emitted last, after the input ends and every
-// pending event is flushed (sensor.stop).
-func (e *Engine) EmitAtEnd(ev *event.Event) {
-	e.finalMu.Lock()
-	e.final = append(e.final, ev)
-	e.finalMu.Unlock()
-}
-
-func (e *Engine) external(ev *event.Event) *outItem {
-	ev.Schema = event.Schema
-	ev.Host = &e.host
-	if ev.Time.IsZero() {
-		ev.Time = e.now().UTC()
-	}
-	return e.finish(ev, nil, nil, nil, nil)
-}
-
-// handle processes one raw event (and any pending events it unblocks).
+// handle runs one raw event down the pipeline: advance the kernel clock,
+// release pending events that waited too long, then build this event, or
+// park it until the process it needs is in the table, and release what it
+// unblocked.
 func (e *Engine) handle(ev sensor.Event) []*outItem {
-	if ev.KtimeNs > e.lastKt {
-		e.lastKt = ev.KtimeNs
-		e.t.expire(e.lastKt, uint64(e.cfg.ExitGrace))
-	}
+	e.advance(ev.KtimeNs)
 	if ev.Kind == sensor.KindLoss {
 		return e.emitNow(ev, false)
 	}
@@ -265,20 +200,22 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 		// Events that waited past their timeout go before this later one.
 		out = e.flushPending(false, false)
 	}
-	if need, ok := e.needs(ev); !ok {
-		if isSessionRoot(ev) && need != (sensor.ProcKey{}) {
-			// The root's ancestors are outside the session: the kernel
-			// never reports them, so read them now while they live.
-			e.fromProc(need)
-		}
-		if need2, ok2 := e.needs(ev); !ok2 {
-			out = append(out, e.enqueue(ev, need2)...)
-			e.bump(func(*Stats) {})
-			return out
-		}
+	if need, ok := e.ready(ev); !ok {
+		out = append(out, e.enqueue(ev, need)...)
+		e.bump(func(*Stats) {})
+		return out
 	}
 	out = append(out, e.emitNow(ev, false)...)
 	out = append(out, e.flushPending(false, false)...)
 	e.bump(func(*Stats) {}) // table gauges
 	return out
+}
+
+// advance moves the engine's kernel clock to kt and expires the exited
+// images whose grace period ended.
+func (e *Engine) advance(kt uint64) {
+	if kt > e.lastKt {
+		e.lastKt = kt
+		e.t.expire(e.lastKt, uint64(e.cfg.ExitGrace))
+	}
 }

@@ -14,6 +14,19 @@ type pendingEvent struct {
 	needed sensor.ProcKey
 }
 
+// ready reports whether ev can be built now; if not, which process it
+// waits for. A new session root's ancestors are outside the session: the
+// kernel never reports them, so they are read from /proc now, while they
+// live.
+func (e *Engine) ready(ev sensor.Event) (sensor.ProcKey, bool) {
+	need, ok := e.needs(ev)
+	if !ok && isSessionRoot(ev) && need != (sensor.ProcKey{}) {
+		e.fromProc(need)
+		return e.needs(ev)
+	}
+	return need, ok
+}
+
 // needs reports whether ev can be built now; if not, which process it waits
 // for.
 func (e *Engine) needs(ev sensor.Event) (sensor.ProcKey, bool) {
