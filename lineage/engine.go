@@ -44,7 +44,14 @@ type Stats struct {
 	ResolveTimeouts uint64
 }
 
-// Engine is the lineage stage of the pipeline.
+// Engine is the lineage stage of the pipeline. handle runs each raw event
+// through its jobs in order, one file each: pending.go holds an event back
+// until the process it needs is in the table (proc.go reads that process
+// from /proc when the kernel never will report it); exec.go and build.go
+// apply the event to the table (table.go) and build the enriched event,
+// with binaries.go hashing binaries, sessions.go attributing agents,
+// identity.go naming people and mapping.go filling the payload; emit.go
+// waits for the parts that come late and sends events on in order.
 type Engine struct {
 	cfg  Config
 	deps Deps
@@ -55,8 +62,7 @@ type Engine struct {
 
 	t       *table
 	sess    *sessions
-	pending []*pendingEvent
-	blocked map[sensor.ProcKey]int // keys with events in pending
+	pending pendingQueue
 	seq     uint64
 	lastKt  uint64
 
@@ -109,7 +115,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 			roots: make(map[sensor.ProcKey]string), maxRoots: c.MaxProcesses, t: t,
 			bootID: host.BootID, obs: deps.Observer, proc: deps.Proc, wait: c.EnrichWait,
 		},
-		blocked: make(map[sensor.ProcKey]int),
+		pending: newPendingQueue(),
 		bins:    newBinaries(deps.Binaries),
 		ext:     make(chan *event.Event, 64),
 	}, nil
@@ -135,7 +141,7 @@ func (e *Engine) bump(f func(s *Stats)) {
 	f(&e.stats)
 	e.stats.Live = e.t.live.n
 	e.stats.Exited = e.t.exited.n
-	e.stats.Pending = len(e.pending)
+	e.stats.Pending = e.pending.len()
 	e.stats.Evictions = e.t.evicted
 	e.stats.Expired = e.t.expired
 	e.statsMu.Unlock()
@@ -196,7 +202,7 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 		return e.emitNow(ev, false)
 	}
 	var out []*outItem
-	if len(e.pending) > 0 {
+	if e.pending.len() > 0 {
 		// Events that waited past their timeout go before this later one.
 		out = e.flushPending(false, false)
 	}

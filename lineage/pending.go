@@ -1,17 +1,83 @@
 package lineage
 
 import (
-	"errors"
 	"time"
 
 	"github.com/lineaged/lineaged/sensor"
-	"github.com/lineaged/lineaged/sensor/procfs"
 )
+
+// pendingQueue holds the events that wait for a process to enter the
+// table, in arrival order, and counts them per process: an event waits
+// behind the earlier events of its own process, so each process's events
+// leave in order.
+type pendingQueue struct {
+	events  []*pendingEvent
+	blocked map[sensor.ProcKey]int // events in the queue per process
+}
 
 type pendingEvent struct {
 	ev     sensor.Event
 	wall   time.Time
 	needed sensor.ProcKey
+}
+
+func newPendingQueue() pendingQueue {
+	return pendingQueue{blocked: make(map[sensor.ProcKey]int)}
+}
+
+func (q *pendingQueue) len() int { return len(q.events) }
+
+func (q *pendingQueue) push(p *pendingEvent) {
+	q.events = append(q.events, p)
+	q.blocked[p.ev.Proc]++
+}
+
+// popOldest removes the oldest event; the queue must not be empty.
+func (q *pendingQueue) popOldest() *pendingEvent {
+	p := q.events[0]
+	q.events = q.events[1:]
+	q.unblock(p.ev.Proc)
+	return p
+}
+
+// behind reports whether ev must wait behind queued events of its process.
+// An event that brings its process into the table (fork, exec) may pass
+// them: they may be waiting for exactly that.
+func (q *pendingQueue) behind(ev sensor.Event) bool {
+	return q.blocked[ev.Proc] > 0 && !creates(ev)
+}
+
+func (q *pendingQueue) unblock(k sensor.ProcKey) {
+	if q.blocked[k]--; q.blocked[k] <= 0 {
+		delete(q.blocked, k)
+	}
+}
+
+// sweep offers the events to release, oldest first, and keeps those it
+// declines; an event is not offered while an earlier event of its process
+// is kept, unless it creates the process. It reports whether any event
+// left.
+func (q *pendingQueue) sweep(release func(p *pendingEvent) bool) bool {
+	left := false
+	keep := q.events[:0]
+	seen := make(map[sensor.ProcKey]bool)
+	for _, p := range q.events {
+		if seen[p.ev.Proc] && !creates(p.ev) {
+			keep = append(keep, p)
+			continue
+		}
+		q.unblock(p.ev.Proc)
+		if release(p) {
+			left = true
+			continue
+		}
+		q.blocked[p.ev.Proc]++
+		seen[p.ev.Proc] = true
+		keep = append(keep, p)
+	}
+	clear(q.events[len(keep):])
+	q.events = keep
+	return left
 }
 
 // ready reports whether ev can be built now; if not, which process it
@@ -30,15 +96,13 @@ func (e *Engine) ready(ev sensor.Event) (sensor.ProcKey, bool) {
 // needs reports whether ev can be built now; if not, which process it waits
 // for.
 func (e *Engine) needs(ev sensor.Event) (sensor.ProcKey, bool) {
-	if e.blocked[ev.Proc] > 0 && !creates(ev) {
+	if e.pending.behind(ev) {
 		return sensor.ProcKey{}, false
 	}
 	return e.missing(ev)
 }
 
-// creates reports whether ev brings its process into the table (fork, exec):
-// such an event may pass earlier events of the same process that are
-// waiting for exactly that.
+// creates reports whether ev brings its process into the table (fork, exec).
 func creates(ev sensor.Event) bool {
 	return ev.Kind == sensor.KindFork || ev.Kind == sensor.KindExec
 }
@@ -65,32 +129,25 @@ func (e *Engine) missing(ev sensor.Event) (sensor.ProcKey, bool) {
 	}
 }
 
+// enqueue parks ev until need is in the table; a full queue first forces
+// its oldest event out.
 func (e *Engine) enqueue(ev sensor.Event, need sensor.ProcKey) []*outItem {
 	var out []*outItem
-	if len(e.pending) >= e.cfg.MaxPending {
+	if e.pending.len() >= e.cfg.MaxPending {
 		// Full: the oldest goes out with what is known.
 		out = append(out, e.forceOldest()...)
 		e.bump(func(s *Stats) { s.PendingOverflow++ })
 	}
-	e.pending = append(e.pending, &pendingEvent{ev: ev, wall: e.now(), needed: need})
-	e.blocked[ev.Proc]++
+	e.pending.push(&pendingEvent{ev: ev, wall: e.now(), needed: need})
 	return out
 }
 
+// forceOldest emits the oldest pending event with what is known.
 func (e *Engine) forceOldest() []*outItem {
-	if len(e.pending) == 0 {
+	if e.pending.len() == 0 {
 		return nil
 	}
-	p := e.pending[0]
-	e.pending = e.pending[1:]
-	e.unblock(p.ev.Proc)
-	return e.force(p)
-}
-
-func (e *Engine) unblock(k sensor.ProcKey) {
-	if e.blocked[k]--; e.blocked[k] <= 0 {
-		delete(e.blocked, k)
-	}
+	return e.force(e.pending.popOldest())
 }
 
 // force emits a pending event whose parent did not arrive: /proc is asked
@@ -106,78 +163,30 @@ func (e *Engine) force(p *pendingEvent) []*outItem {
 // all set it forces every one (end of input); with wall set it forces those
 // that waited longer than PendingTimeout of wall time (a quiet stream).
 func (e *Engine) flushPending(all, wall bool) []*outItem {
-	if len(e.pending) == 0 {
+	if e.pending.len() == 0 {
 		return nil
 	}
 	var out []*outItem
 	now := e.now()
-	for progress := true; progress && len(e.pending) > 0; {
-		progress = false
-		keep := e.pending[:0]
-		seen := make(map[sensor.ProcKey]bool)
-		for _, p := range e.pending {
-			if seen[p.ev.Proc] && !creates(p.ev) {
-				keep = append(keep, p)
-				continue
-			}
-			e.unblock(p.ev.Proc)
-			timedOut := p.ev.KtimeNs+uint64(e.cfg.PendingTimeout) < e.lastKt ||
-				(wall && now.Sub(p.wall) > e.cfg.PendingTimeout)
-			if need, ok := e.missing(p.ev); ok {
-				out = append(out, e.emitNow(p.ev, false)...)
-				progress = true
-				continue
-			} else if all || timedOut {
-				p.needed = need
-				e.bump(func(s *Stats) { s.PendingTimeouts++ })
-				out = append(out, e.force(p)...)
-				progress = true
-				continue
-			}
-			e.blocked[p.ev.Proc]++
-			seen[p.ev.Proc] = true
-			keep = append(keep, p)
+	release := func(p *pendingEvent) bool {
+		timedOut := p.ev.KtimeNs+uint64(e.cfg.PendingTimeout) < e.lastKt ||
+			(wall && now.Sub(p.wall) > e.cfg.PendingTimeout)
+		need, ok := e.missing(p.ev)
+		switch {
+		case ok:
+			out = append(out, e.emitNow(p.ev, false)...)
+		case all || timedOut:
+			p.needed = need
+			e.bump(func(s *Stats) { s.PendingTimeouts++ })
+			out = append(out, e.force(p)...)
+		default:
+			return false
 		}
-		for i := len(keep); i < len(e.pending); i++ {
-			e.pending[i] = nil
-		}
-		e.pending = keep
+		return true
+	}
+	for progress := true; progress && e.pending.len() > 0; {
+		progress = e.pending.sweep(release)
 	}
 	e.bump(func(*Stats) {})
 	return out
-}
-
-// fromProc reads a live process and its ancestors missing from the table
-// out of /proc. It gives up when the pid now names another process.
-func (e *Engine) fromProc(k sensor.ProcKey) bool {
-	var chain []*procfs.Proc
-	want := k
-	for range e.cfg.MaxAncestry {
-		p, err := e.deps.Proc.Proc(want.PID)
-		if err != nil {
-			if !errors.Is(err, procfs.ErrGone) {
-				e.log.Debug("reading ancestor from /proc", "pid", want.PID, "err", err)
-			}
-			break
-		}
-		if want.StartNs != 0 && p.Key.StartNs != want.StartNs {
-			break // pid reused
-		}
-		chain = append(chain, p)
-		if p.PPID == 0 {
-			break
-		}
-		if pe := e.t.byPID[p.PPID]; pe != nil && pe.key.StartNs <= p.Key.StartNs {
-			break
-		}
-		want = sensor.ProcKey{PID: p.PPID}
-	}
-	if len(chain) == 0 || chain[0].Key != k {
-		return false
-	}
-	for i := len(chain) - 1; i >= 0; i-- {
-		e.insertProc(chain[i], false)
-	}
-	e.bump(func(s *Stats) { s.FromProc += uint64(len(chain)) })
-	return true
 }

@@ -1,6 +1,7 @@
 package lineage
 
 import (
+	"errors"
 	"sort"
 
 	"github.com/lineaged/lineaged/lineage/event"
@@ -79,4 +80,39 @@ func exePath(p *procfs.Proc) string {
 		return p.Exe + " (deleted)"
 	}
 	return p.Exe
+}
+
+// fromProc reads a live process and its ancestors missing from the table
+// out of /proc. It gives up when the pid now names another process.
+func (e *Engine) fromProc(k sensor.ProcKey) bool {
+	var chain []*procfs.Proc
+	want := k
+	for range e.cfg.MaxAncestry {
+		p, err := e.deps.Proc.Proc(want.PID)
+		if err != nil {
+			if !errors.Is(err, procfs.ErrGone) {
+				e.log.Debug("reading ancestor from /proc", "pid", want.PID, "err", err)
+			}
+			break
+		}
+		if want.StartNs != 0 && p.Key.StartNs != want.StartNs {
+			break // pid reused
+		}
+		chain = append(chain, p)
+		if p.PPID == 0 {
+			break
+		}
+		if pe := e.t.byPID[p.PPID]; pe != nil && pe.key.StartNs <= p.Key.StartNs {
+			break
+		}
+		want = sensor.ProcKey{PID: p.PPID}
+	}
+	if len(chain) == 0 || chain[0].Key != k {
+		return false
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		e.insertProc(chain[i], false)
+	}
+	e.bump(func(s *Stats) { s.FromProc += uint64(len(chain)) })
+	return true
 }
