@@ -7,6 +7,8 @@ import (
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
+// fillUsers names the user of p and, when the process has a login uid, the
+// login user.
 func (e *Engine) fillUsers(p *event.Process, loginUID uint32) {
 	if n, ok := e.deps.Users.UserName(p.UID); ok {
 		p.User = n
