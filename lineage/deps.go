@@ -37,26 +37,6 @@ type Deps struct {
 	Clock func() time.Time
 }
 
-// missing names the required dependencies that are nil.
-func (d Deps) missing() []string {
-	var m []string
-	for _, r := range []struct {
-		name string
-		set  bool
-	}{
-		{"Host", d.Host != nil},
-		{"Boot", d.Boot != nil},
-		{"Proc", d.Proc != nil},
-		{"Binaries", d.Binaries != nil},
-		{"Users", d.Users != nil},
-	} {
-		if !r.set {
-			m = append(m, r.name)
-		}
-	}
-	return m
-}
-
 // PostureSource is the latest device-posture sample (posture.Sampler).
 type PostureSource interface {
 	// Latest is called for every event: it must be cheap. Nil before the

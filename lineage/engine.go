@@ -121,6 +121,26 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 	}, nil
 }
 
+// missing names the required dependencies that are nil.
+func (d Deps) missing() []string {
+	var m []string
+	for _, r := range []struct {
+		name string
+		set  bool
+	}{
+		{"Host", d.Host != nil},
+		{"Boot", d.Boot != nil},
+		{"Proc", d.Proc != nil},
+		{"Binaries", d.Binaries != nil},
+		{"Users", d.Users != nil},
+	} {
+		if !r.set {
+			m = append(m, r.name)
+		}
+	}
+	return m
+}
+
 // Stats returns a snapshot of the counters. Safe to call concurrently.
 func (e *Engine) Stats() Stats {
 	e.statsMu.Lock()
