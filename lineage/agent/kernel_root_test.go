@@ -207,7 +207,7 @@ func TestRootKernelAgreesWithTable(t *testing.T) {
 // members go into the kernel's table, and what it starts afterwards is in
 // its session.
 func TestRootSeedFindsRunningAgent(t *testing.T) {
-	k := startKernel(t, kernel.ScopeSessions)
+	k := startKernel(t, kernel.ScopeAgents)
 	path := copyShell(t, filepath.Join(t.TempDir(), "home", ".local", "share", "claude", "versions", "2.1.332"))
 	m := marker(t)
 	agentCmd := &exec.Cmd{Path: path, Args: []string{"claude", "-c", "/bin/sleep 30 & read x; /bin/true " + m + "; kill $!"}}
