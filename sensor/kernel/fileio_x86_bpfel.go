@@ -78,22 +78,25 @@ type fileioFioArgs struct {
 	Pad0     uint32
 }
 
+type fileioPathWalk struct {
+	_          structs.HostLayout
+	Dentry     uint64
+	Vfsmnt     uint64
+	RootDentry uint64
+	RootMnt    uint64
+	End        uint32
+	Pos        uint32
+	N          uint32
+	Flags      uint32
+	Slash      [160]uint32
+	Buf        [8192]int8
+}
+
 type fileioScratch struct {
-	_ structs.HostLayout
-	W struct {
-		_          structs.HostLayout
-		Dentry     uint64
-		Vfsmnt     uint64
-		RootDentry uint64
-		RootMnt    uint64
-		End        uint32
-		Pos        uint32
-		Trunc      uint8
-		Pseudo     uint8
-		Pad        [6]uint8
-		Buf        [8192]int8
-	}
-	Ev fileioFileEvent
+	_     structs.HostLayout
+	Ev    fileioFileEvent
+	Trunc uint8
+	_     [7]byte
 }
 
 type fileioSession struct {
@@ -113,6 +116,7 @@ const (
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioPending         = "fio_pending"
 	fileioMapFioScratch         = "fio_scratch"
+	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
@@ -174,6 +178,7 @@ type fileioMapSpecs struct {
 	FioArgs     *ebpf.MapSpec `ebpf:"fio_args"`
 	FioPending  *ebpf.MapSpec `ebpf:"fio_pending"`
 	FioScratch  *ebpf.MapSpec `ebpf:"fio_scratch"`
+	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
 }
@@ -209,6 +214,7 @@ type fileioMaps struct {
 	FioArgs     *ebpf.Map `ebpf:"fio_args"`
 	FioPending  *ebpf.Map `ebpf:"fio_pending"`
 	FioScratch  *ebpf.Map `ebpf:"fio_scratch"`
+	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.Map `ebpf:"sessions"`
 }
@@ -219,6 +225,7 @@ func (m *fileioMaps) Close() error {
 		m.FioArgs,
 		m.FioPending,
 		m.FioScratch,
+		m.PathWalks,
 		m.RingbufLost,
 		m.Sessions,
 	)

@@ -15,7 +15,7 @@ package kernel
 // bpf/fileio.h define once for C and Go.
 //
 // process: exec, fork and exit, and the agent recognisers.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type session -type recogniser -type recog_matcher process ../../bpf/process.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type session -type recogniser -type recog_matcher process ../../bpf/process.bpf.c -- -I../../bpf
 //
 // fileio: file and network events of session members.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf

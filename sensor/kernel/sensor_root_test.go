@@ -387,6 +387,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
 	case "fill":
 		fillHelper()
+	case "exe": // exec in the ways the exe path root rule covers
+		os.Exit(exeHelper())
 	case "daemon1":
 		daemon1Helper()
 	case "daemon2":
