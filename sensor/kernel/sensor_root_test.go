@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
@@ -403,6 +404,14 @@ func TestMain(m *testing.M) {
 		err := syscall.Exec(os.Args[1], os.Args[2:], env)
 		fmt.Fprintln(os.Stderr, "execv:", err)
 		os.Exit(1)
+	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK: lift it for
+	// every test, not only for those that run after one that lifted it.
+	if os.Geteuid() == 0 {
+		if err := rlimit.RemoveMemlock(); err != nil {
+			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }
