@@ -47,6 +47,7 @@
 #include "maps.h"
 #include "fileio.h"
 #include "lib/header.h"
+#define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

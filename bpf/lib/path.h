@@ -48,10 +48,13 @@
  * bytes, so deeper paths of 1-byte names are cut (PATH_UNREACHABLE). */
 #define PATH_DEPTH 160
 #define PATH_NAME_MAX 255
-/* Walks that may be in flight on one CPU: a raw tracepoint program can be
- * preempted (it only disables migration), so the file programs' enter and
- * exit each have their own. */
-#define PATH_SLOTS 2
+/* Walks that may be in flight on one CPU, one slot each: a raw tracepoint
+ * program can be preempted (it only disables migration), so the file
+ * programs' enter and exit each have their own (fileio.bpf.c defines 2
+ * before including this). A program does not nest on a CPU. */
+#ifndef PATH_SLOTS
+#define PATH_SLOTS 1
+#endif
 
 enum path_flag {
 	PATH_DELETED = 1 << 0,
