@@ -19,9 +19,11 @@ deps:
 generate:
 	$(GO) generate ./sensor/... ./tests/vmtest/smoke/...
 
-## generate-check: regenerate and fail if the committed files differ
+## generate-check: regenerate and fail if the committed files differ (or new ones are not committed)
 generate-check: generate
 	git diff --exit-code -- sensor/ bpf/ tests/vmtest/smoke/
+	@out=$$(git status --porcelain --untracked-files=all -- sensor/ bpf/ tests/vmtest/smoke/); \
+	if [ -n "$$out" ]; then echo "generated files not committed:"; echo "$$out"; exit 1; fi
 
 ## tidy-check: fail if `go mod tidy` would change go.mod or go.sum
 tidy-check:

@@ -40,12 +40,15 @@ int BPF_PROG(enforce_bprm_check, struct linux_binprm *bprm, int ret)
 	struct deny_scratch *x = bpf_map_lookup_elem(&deny_heap, &zero);
 	if (!x)
 		return 0;
-	int rule = deny_match(x, BPF_CORE_READ(bprm, file));
-	if (rule < 0)
+	struct path_walk *w = path_slot(DENY_SLOT);
+	if (!w)
 		return 0;
 	/* bpf_get_current_task_btf() is 5.11+; the untyped pointer with
 	 * CO-RE reads works on 5.10. */
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	deny_record(x, t, &s, rule, DENY_BLOCKED);
+	int rule = deny_match(x, w, BPF_CORE_READ(bprm, file), t);
+	if (rule < 0)
+		return 0;
+	deny_record(x, w, t, &s, rule, DENY_BLOCKED);
 	return -EPERM;
 }

@@ -38,11 +38,14 @@ int BPF_PROG(enforce_exec, struct task_struct *task, pid_t old_pid, struct linux
 	struct deny_scratch *x = bpf_map_lookup_elem(&deny_heap, &zero);
 	if (!x)
 		return 0;
-	int rule = deny_match(x, BPF_CORE_READ(bprm, file));
+	struct path_walk *w = path_slot(DENY_SLOT);
+	if (!w)
+		return 0;
+	int rule = deny_match(x, w, BPF_CORE_READ(bprm, file), task);
 	if (rule < 0)
 		return 0;
 	/* Kill first: the record is best effort, the kill is the policy. */
 	__u8 action = bpf_send_signal(SIGKILL) == 0 ? DENY_KILLED : DENY_KILL_FAILED;
-	deny_record(x, task, &s, rule, action);
+	deny_record(x, w, task, &s, rule, action);
 	return 0;
 }

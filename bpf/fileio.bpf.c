@@ -25,10 +25,10 @@
  * Cost outside sessions: the switch, then one lookup of the tgid in
  * `sessions` at enter (a pending-map lookup at exit), nothing else.
  *
- * Paths:
+ * Paths (walked by bpf/lib/path.h, relative to the process's own root):
  *  - a successful open (and fchmod) reports the path of the opened struct
- *    file, walked in the kernel (dentries and mounts, up to the process's
- *    root) at exit: relative names, dirfds, symlinks and ".." are resolved;
+ *    file, walked in the kernel at exit: relative names, dirfds, symlinks
+ *    and ".." are resolved;
  *  - a failed open, unlink*, rename* and chmod/fchmodat report the name as
  *    given, joined to the dirfd's or cwd's walked path when relative, and
  *    marked FILE_F_UNRESOLVED. unlink/rename/chmod build their record at
@@ -46,6 +46,9 @@
 
 #include "maps.h"
 #include "fileio.h"
+#include "lib/header.h"
+#define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
+#include "lib/path.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -80,11 +83,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * probing for existence at enter or comparing inode times. */
 #define FMODE_CREATED (1U << 20)
 
-#define NAME_MAX 255
-/* Dentries walked per path. Each component costs at least 2 bytes, so
- * paths deeper than this with 1-char names are cut (FILE_F_TRUNCATED). */
-#define FIO_MAX_DEPTH 160
-#define PATH_MASK (FIO_PATH_MAX - 1)
 #define DATA_MASK (FIO_DATA_MAX - 1)
 
 #define FILE_EVENT_FIXED (sizeof(struct file_event) - FIO_DATA_MAX)
@@ -125,36 +123,18 @@ struct {
 	__type(value, struct file_event);
 } fio_pending SEC(".maps");
 
-/*
- * A path walk, in per-CPU scratch. walk_path() is a global function so the
- * verifier checks its bounded loop once, not once per call site and state
- * (that multiplied the enter program's verification past 400k
- * instructions). Its only argument is a scalar, the scratch slot, which
- * kernels before 5.12 require of global functions; the inputs and outputs
- * are in the slot. Pointers travel as u64 and are read with probe_read.
- */
-struct walk {
-	__u64 dentry;
-	__u64 vfsmnt;
-	__u64 root_dentry;
-	__u64 root_mnt;
-	__u32 end; /* the path ends just before buf[end] */
-	__u32 pos; /* out: where it starts */
-	__u8 trunc; /* out: set when the depth or length bound cut it */
-	__u8 pseudo; /* out: a dentry of an internal mount, not a path */
-	__u8 _pad[6];
-	/* [0, FIO_PATH_MAX): walked backwards; [FIO_PATH_MAX, ...): a
-	 * caller's name, read right after its directory. */
-	char buf[2 * FIO_PATH_MAX];
-};
+/* The walker's buffer holds FIO_PATH_MAX bytes walked backwards, then
+ * room for a caller's name read right after its directory. */
+_Static_assert(FIO_PATH_MAX == PATH_BUF, "a walked path fills one FIO_PATH_MAX");
 
-/* One slot each for the enter and exit programs: a raw tracepoint program
- * may be preempted (it only disables migration), and another task's run of
- * the other program on this CPU must not clobber it; the same program does
- * not nest on a CPU (the kernel's recursion guard). */
+/* Per-CPU record scratch, one slot each for the enter and exit programs
+ * (and the same slots of path_walks): a raw tracepoint program may be
+ * preempted (it only disables migration), and another task's run of the
+ * other program on this CPU must not clobber it; the same program does not
+ * nest on a CPU (the kernel's recursion guard). */
 struct scratch {
-	struct walk w;
 	struct file_event ev;
+	__u8 trunc; /* the path being built was cut (FILE_F_TRUNCATED) */
 };
 
 enum scratch_slot {
@@ -173,25 +153,6 @@ struct {
  * BTF (and the generated Go type) exist. */
 const struct connect_event *unused_connect_event __attribute__((unused));
 
-static __always_inline void fill_header(struct event_header *h, __u8 kind,
-					const struct session *s,
-					struct task_struct *task)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-
-	h->kind = kind;
-	h->agent = s->agent;
-	h->flags = 0;
-	h->cpu = bpf_get_smp_processor_id();
-	h->ktime = bpf_ktime_get_boot_ns();
-	h->pid = id >> 32;
-	h->tid = (__u32)id;
-	h->start_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	h->session_pid = s->root_pid;
-	h->_pad0 = 0;
-	h->session_start = s->root_start;
-}
-
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -205,118 +166,15 @@ static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 	return f;
 }
 
-/*
- * Walks w->dentry/w->vfsmnt up to the task's root, writing "/a/b/c"
- * backwards so that it ends just before buf[end]; w->pos is the start, equal
- * to end for the root itself (callers add the "/"). Mount points are crossed
- * through mnt_mountpoint/mnt_parent, as d_path does; the walk stops at the
- * process's root (chroot, container) or the namespace's root mount.
- */
-__noinline int walk_path(__u32 slot)
-{
-	struct dentry *dentry, *root_dentry;
-	struct vfsmount *vfsmnt, *root_mnt;
-	struct scratch *sc = bpf_map_lookup_elem(&fio_scratch, &slot);
-	struct walk *w;
-	struct mount *mnt;
-	__u32 pos;
-	int i;
-
-	if (!sc)
-		return 0;
-	w = &sc->w;
-	dentry = (struct dentry *)w->dentry;
-	vfsmnt = (struct vfsmount *)w->vfsmnt;
-	root_dentry = (struct dentry *)w->root_dentry;
-	root_mnt = (struct vfsmount *)w->root_mnt;
-	mnt = container_of(vfsmnt, struct mount, mnt);
-	w->pos = w->end;
-
-	for (i = 0; i < FIO_MAX_DEPTH; i++) {
-		struct dentry *mnt_root, *parent;
-		struct qstr name;
-		__u32 len;
-
-		if (dentry == root_dentry && vfsmnt == root_mnt)
-			return 0;
-		mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
-		parent = BPF_CORE_READ(dentry, d_parent);
-		if (dentry == mnt_root || dentry == parent) {
-			struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (dentry != mnt_root) {
-				/* A pseudo dentry (alloc_file_pseudo) of an
-				 * internal mount: only its name. */
-				w->pseudo = 1;
-				name = BPF_CORE_READ(dentry, d_name);
-				len = name.len;
-				pos = w->pos;
-				if (len > NAME_MAX || pos > FIO_PATH_MAX || len + 1 > pos)
-					return 0;
-				pos -= len;
-				bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
-				w->pos = pos;
-				return 0;
-			}
-			if (mnt_parent == mnt) /* the namespace's root */
-				return 0;
-			dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mnt_parent;
-			vfsmnt = &mnt_parent->mnt;
-			continue;
-		}
-		name = BPF_CORE_READ(dentry, d_name);
-		len = name.len;
-		/* pos lives in map memory, reloaded each round: the verifier
-		 * does not track it, so every iteration's state is the same
-		 * and the loop verifies in linear time. */
-		pos = w->pos;
-		/* Keep buf[0] free: a path is at most FIO_PATH_MAX - 1 bytes. */
-		if (len > NAME_MAX || pos > FIO_PATH_MAX || len + 2 > pos) {
-			w->trunc = 1;
-			return 0;
-		}
-		pos -= len;
-		bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
-		pos--;
-		w->buf[pos & PATH_MASK] = '/';
-		w->pos = pos;
-		dentry = parent;
-	}
-	w->trunc = 1;
-	return 0;
-}
-
-static __always_inline __u32 walk_from(struct walk *w, __u32 slot,
-				       __u32 end, struct dentry *d,
-				       struct vfsmount *m,
-				       struct task_struct *task)
-{
-	__u32 pos;
-
-	w->dentry = (__u64)d;
-	w->vfsmnt = (__u64)m;
-	w->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-	w->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
-	w->end = end;
-	w->pseudo = 0;
-	walk_path(slot);
-	pos = w->pos;
-	if (pos > end)
-		pos = end;
-	return pos;
-}
-
 /* The path of an opened file: w->buf[*pos, FIO_PATH_MAX). Returns the
  * length. */
-static __always_inline __u32 file_path(struct walk *w, __u32 slot,
+static __always_inline __u32 file_path(struct path_walk *w, __u32 slot,
 				       struct file *f, struct task_struct *task,
 				       __u32 *pos)
 {
-	__u32 p = walk_from(w, slot, FIO_PATH_MAX, BPF_CORE_READ(f, f_path.dentry),
-			    BPF_CORE_READ(f, f_path.mnt), task);
+	__u32 p = path_walk_file(w, slot, FIO_PATH_MAX, f, task);
 
-	if (p >= FIO_PATH_MAX && !w->pseudo) {
+	if (p >= FIO_PATH_MAX && !(w->flags & PATH_PSEUDO)) {
 		p = FIO_PATH_MAX - 1;
 		w->buf[p] = '/';
 	}
@@ -331,9 +189,10 @@ static __always_inline __u32 file_path(struct walk *w, __u32 slot,
  * is contiguous at w->buf[*pos, ...). Returns the length (may exceed
  * FIO_PATH_MAX - 1; put_path clamps it).
  */
-static __always_inline __u32 user_path(struct walk *w, __u32 slot, long dfd,
+static __always_inline __u32 user_path(struct path_walk *w, __u32 slot, long dfd,
 				       const char *uname,
-				       struct task_struct *task, __u32 *pos)
+				       struct task_struct *task, __u32 *pos,
+				       __u8 *trunc)
 {
 	long n = bpf_probe_read_user_str(&w->buf[FIO_PATH_MAX],
 					 FIO_PATH_MAX - 1, uname);
@@ -345,7 +204,7 @@ static __always_inline __u32 user_path(struct walk *w, __u32 slot, long dfd,
 	if (n <= 0)
 		return 0;
 	if (n >= FIO_PATH_MAX - 1)
-		w->trunc = 1; /* the kernel refuses it (ENAMETOOLONG) anyway */
+		*trunc = 1; /* the kernel refuses it (ENAMETOOLONG) anyway */
 	n--;
 	if (w->buf[FIO_PATH_MAX] == '/')
 		return n;
@@ -361,7 +220,9 @@ static __always_inline __u32 user_path(struct walk *w, __u32 slot, long dfd,
 		m = BPF_CORE_READ(f, f_path.mnt);
 	}
 	w->buf[FIO_PATH_MAX - 1] = '/';
-	p = walk_from(w, slot, FIO_PATH_MAX - 1, d, m, task);
+	p = path_walk(w, slot, FIO_PATH_MAX - 1, d, m, task);
+	if (w->flags & PATH_UNREACHABLE)
+		*trunc = 1;
 	if (p >= FIO_PATH_MAX - 1)
 		p = FIO_PATH_MAX - 1; /* the directory is "/" */
 	*pos = p;
@@ -371,11 +232,12 @@ static __always_inline __u32 user_path(struct walk *w, __u32 slot, long dfd,
 /* Copies w->buf[pos, pos+len) to ev->data[at, ...), clamping to one path
  * (the head is kept). */
 static __always_inline __u16 put_path(struct file_event *ev, __u32 at,
-				      struct walk *w, __u32 pos, __u32 len)
+				      struct path_walk *w, __u32 pos, __u32 len,
+				      __u8 *trunc)
 {
 	if (len > FIO_PATH_MAX - 1) {
 		len = FIO_PATH_MAX - 1;
-		w->trunc = 1;
+		*trunc = 1;
 	}
 	if (pos > FIO_PATH_MAX)
 		return 0;
@@ -412,6 +274,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 					 struct task_struct *task)
 {
 	struct scratch *sc = get_scratch(SLOT_ENTER);
+	struct path_walk *w = path_slot(SLOT_ENTER);
 	struct file_event *ev;
 	__u8 kind;
 	long dfd = AT_FDCWD, ndfd = AT_FDCWD;
@@ -419,7 +282,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 	__u32 pos, len;
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 
-	if (!sc)
+	if (!sc || !w)
 		return 0;
 	ev = &sc->ev;
 	ev->flags = 0;
@@ -464,7 +327,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 			ev->flags = (__u32)regs->r10;
 		break;
 	}
-	fill_header(&ev->hdr, kind, s, task);
+	fill_header(&ev->hdr, kind, task, s);
 	ev->result = 0;
 	ev->fmode = 0;
 	ev->syscall = nr;
@@ -472,17 +335,17 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 	ev->fflags = FILE_F_UNRESOLVED;
 	ev->new_path_len = 0;
 
-	sc->w.trunc = 0;
-	len = user_path(&sc->w, SLOT_ENTER, dfd, name, task, &pos);
-	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
-	if (sc->w.trunc)
+	sc->trunc = 0;
+	len = user_path(w, SLOT_ENTER, dfd, name, task, &pos, &sc->trunc);
+	ev->path_len = put_path(ev, 0, w, pos, len, &sc->trunc);
+	if (sc->trunc)
 		ev->fflags |= FILE_F_TRUNCATED;
 	if (nname) {
-		sc->w.trunc = 0;
-		len = user_path(&sc->w, SLOT_ENTER, ndfd, nname, task, &pos);
-		ev->new_path_len = put_path(ev, ev->path_len, &sc->w, pos, len);
+		sc->trunc = 0;
+		len = user_path(w, SLOT_ENTER, ndfd, nname, task, &pos, &sc->trunc);
+		ev->new_path_len = put_path(ev, ev->path_len, w, pos, len, &sc->trunc);
 		ev->fflags |= FILE_F_NEW_UNRESOLVED;
-		if (sc->w.trunc)
+		if (sc->trunc)
 			ev->fflags |= FILE_F_NEW_TRUNCATED;
 	}
 	if (bpf_map_update_elem(&fio_pending, &tid, ev, BPF_ANY))
@@ -550,17 +413,18 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 				     struct task_struct *task)
 {
 	struct scratch *sc = get_scratch(SLOT_EXIT);
+	struct path_walk *w = path_slot(SLOT_EXIT);
 	struct file_event *ev;
 	const char *name;
 	long dfd = AT_FDCWD;
 	__u32 pos, len;
 
-	if (!sc)
+	if (!sc || !w)
 		return 0;
 	ev = &sc->ev;
-	sc->w.trunc = 0;
-	fill_header(&ev->hdr, a->nr == NR_fchmod ? EV_CHMOD : EV_OPEN, &a->sess,
-		    task);
+	sc->trunc = 0;
+	fill_header(&ev->hdr, a->nr == NR_fchmod ? EV_CHMOD : EV_OPEN, task,
+		    &a->sess);
 	ev->result = ret;
 	ev->syscall = a->nr;
 	ev->fmode = 0;
@@ -609,13 +473,15 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		ev->fmode = BPF_CORE_READ(f, f_mode);
 		if (name && (ev->fmode & FMODE_CREATED))
 			ev->fflags |= FILE_F_CREATED;
-		len = file_path(&sc->w, SLOT_EXIT, f, task, &pos);
+		len = file_path(w, SLOT_EXIT, f, task, &pos);
+		if (w->flags & PATH_UNREACHABLE)
+			sc->trunc = 1;
 	} else {
 		ev->fflags |= FILE_F_UNRESOLVED;
-		len = user_path(&sc->w, SLOT_EXIT, dfd, name, task, &pos);
+		len = user_path(w, SLOT_EXIT, dfd, name, task, &pos, &sc->trunc);
 	}
-	ev->path_len = put_path(ev, 0, &sc->w, pos, len);
-	if (sc->w.trunc)
+	ev->path_len = put_path(ev, 0, w, pos, len, &sc->trunc);
+	if (sc->trunc)
 		ev->fflags |= FILE_F_TRUNCATED;
 	return emit_file(ev);
 }
@@ -639,7 +505,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 		count_lost(EV_CONNECT);
 		return 0;
 	}
-	fill_header(&ev->hdr, EV_CONNECT, &a->sess, task);
+	fill_header(&ev->hdr, EV_CONNECT, task, &a->sess);
 	ev->result = ret;
 	ev->family = family;
 	ev->protocol = 0;

@@ -62,8 +62,13 @@ struct session {
 enum exec_flags {
 	EXEC_ARGV_TRUNCATED = 1 << 0,     /* argv longer than ARGV_MAX */
 	EXEC_FILENAME_TRUNCATED = 1 << 1, /* bprm->filename longer than FILENAME_MAX */
-	EXEC_EXE_TRUNCATED = 1 << 2,      /* exe path deeper/longer than the walk bound */
-	EXEC_EXE_UNRESOLVED = 1 << 3,     /* no struct file / path walk failed */
+	/* exe holds the path's leaf end: the walk did not reach a root
+	 * (bpf/lib/path.h PATH_UNREACHABLE) or it was longer than EXEC_EXE_MAX */
+	EXEC_EXE_TRUNCATED = 1 << 2,
+	EXEC_EXE_UNRESOLVED = 1 << 3,     /* no struct file: no exe */
+	EXEC_EXE_DELETED = 1 << 4,        /* the file was unlinked: exe is its last path */
+	EXEC_EXE_PSEUDO = 1 << 5,         /* no path (memfd): exe is the name, no leading '/' */
+	EXEC_EXE_OUTSIDE_ROOT = 1 << 6,   /* not under the task's root: exe is from the namespace's root */
 };
 
 /* Bounds of the variable part of an exec record. */
@@ -74,8 +79,9 @@ enum exec_flags {
 /*
  * PROCESS_EXEC: a successful execve/execveat. The fixed part is followed by
  * filename_len bytes of bprm->filename, exe_len bytes of the executable's
- * absolute path and argv_len bytes of NUL-separated argv (no terminating
- * NULs are counted in filename_len/exe_len).
+ * path (absolute from the process's root, bpf/lib/path.h; see exec_flags)
+ * and argv_len bytes of NUL-separated argv (no terminating NULs are counted
+ * in filename_len/exe_len).
  */
 struct exec_event {
 	struct event_header h;

@@ -16,6 +16,8 @@
 
 #include "lineaged.h"
 #include "maps.h"
+#include "lib/header.h"
+#include "lib/path.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -24,6 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct fork_event *unused_fork_event __attribute__((unused));
 const struct exit_event *unused_exit_event __attribute__((unused));
 const struct event_header *unused_event_header __attribute__((unused));
+const enum exec_flags *unused_exec_flags __attribute__((unused));
 
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
@@ -65,11 +68,8 @@ struct {
 	__type(value, struct recogniser);
 } recognisers SEC(".maps");
 
-/* Path walk bound: components above this depth are dropped and the record is
- * marked EXEC_EXE_TRUNCATED. */
-#define PATH_DEPTH 48
-#define PATH_BUF 4096           /* bytes the walk may fill, power of two */
-#define NAME_MAX_READ 255
+/* The path_walks slot of the executable's path (bpf/lib/path.h). */
+#define EXE_SLOT 0
 #define DATA_SIZE 8192          /* filename + exe + argv, power of two */
 #define DATA_MASK (DATA_SIZE - 1)
 
@@ -80,22 +80,14 @@ struct exec_scratch {
 	struct exec_event ev;
 	/* filename, exe and argv, packed; offsets masked for the verifier. */
 	char data[DATA_SIZE + 64];
-	/* Exe path, written backwards from the end by the dentry walk. The
-	 * buffer is twice PATH_BUF so a masked offset plus a bounded name
-	 * length is always in bounds. */
-	char path[2 * PATH_BUF];
 	/* Leaf-first components of the exe path, zero-padded, for the
 	 * recognisers. */
 	__u64 comp[RECOG_LEVELS][RECOG_COMP_LEN / 8];
 	__u32 comp_len[RECOG_LEVELS];
-	__u32 ncomp;
 	__u32 script_len;
-	__u32 path_pos;
 	__u32 need_arg;
 	__u32 agent;
-	__u32 walk_done;
 	__u32 rule;     /* index of the matched rule */
-	__u32 _pad;
 	char argv0[RECOG_COMP_LEN]; /* zero-padded, for deny_argv0 */
 	/* The script argument: read into argbuf, its tail right-aligned in
 	 * script[RECOG_SCRIPT_LEN..2 * RECOG_SCRIPT_LEN). */
@@ -165,32 +157,7 @@ static __always_inline void inode_times(struct inode *ino, __s64 *mtime, __s64 *
 	}
 }
 
-/* The thread-group leader's start time names the process: exec_id and the
- * /proc seed use (tgid, leader start_boottime). After a non-leader thread
- * execs, de_thread() has copied the leader's start times into it, so the
- * process keeps its identity across exec. */
-static __always_inline __u64 leader_start(struct task_struct *t)
-{
-	return BPF_CORE_READ(t, group_leader, start_boottime);
-}
-
-static __always_inline void fill_header(struct event_header *h, __u8 kind,
-					struct task_struct *t, struct session *s)
-{
-	h->kind = kind;
-	h->agent = s ? s->agent : AGENT_NONE;
-	h->flags = 0;
-	h->cpu = bpf_get_smp_processor_id();
-	h->ktime = bpf_ktime_get_boot_ns();
-	h->pid = BPF_CORE_READ(t, tgid);
-	h->tid = BPF_CORE_READ(t, pid);
-	h->start_ns = leader_start(t);
-	h->session_pid = s ? s->root_pid : 0;
-	h->_pad0 = 0;
-	h->session_start = s ? s->root_start : 0;
-}
-
-/* Copy one leaf-first component of the exe path (already in scratch) into
+/* Copy one leaf-first component of the exe path (already walked) into
  * its recogniser slot, zero-padded so masked compares see no stale bytes. */
 static __always_inline void set_comp(struct exec_scratch *x, __u32 level, const void *src, __u32 len)
 {
@@ -215,73 +182,43 @@ static __always_inline void set_comp(struct exec_scratch *x, __u32 level, const 
 #define SCRATCH_READ(x) (*(volatile typeof(x) *)&(x))
 
 /*
- * Absolute path of the executable, from bprm->file's struct path: walk
- * d_parent to the mount root, then cross to the parent mount, until the root
- * of the mount namespace. bpf_d_path() is not allowed in tracepoint programs,
- * hence the walk. It resolves symlinks for free (the dentry is the target),
- * so ~/.local/bin/claude shows as ~/.local/share/claude/versions/<v>.
- * Leaves the path at x->path[x->path_pos..PATH_BUF) and the leaf-first
- * components in x->comp. The position and level live in the scratch map,
- * not in registers, for the verifier (see SCRATCH_READ).
+ * The executable's path from bprm->file, relative to the task's root
+ * (bpf/lib/path.h): it resolves symlinks for free (the dentry is the
+ * target), so ~/.local/bin/claude shows as ~/.local/share/claude/versions/<v>.
+ * Leaves the path at w->buf[w->pos..PATH_BUF), the walk's flags in the
+ * record and the leaf-first components in x->comp.
  */
-static __always_inline void exe_path(struct exec_scratch *x, struct file *file)
+static __always_inline void exe_path(struct exec_scratch *x, struct path_walk *w,
+				     struct file *file, struct task_struct *task)
 {
-	struct dentry *d = BPF_CORE_READ(file, f_path.dentry);
-	struct vfsmount *vmnt = BPF_CORE_READ(file, f_path.mnt);
-	struct mount *mnt = container_of(vmnt, struct mount, mnt);
-	int i;
+	path_walk_file(w, EXE_SLOT, PATH_BUF, file, task);
 
-	x->path_pos = PATH_BUF;
-	x->ncomp = 0;
-	x->walk_done = 0;
-	/* Levels above the path's depth must read as empty (length 0), which
-	 * no matcher text equals: the matchers do not look at ncomp. */
-	for (i = 0; i < RECOG_LEVELS; i++) {
-		x->comp_len[i] = 0;
-		x->comp[i][0] = x->comp[i][1] = x->comp[i][2] = x->comp[i][3] = 0;
-	}
-	for (i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
-		struct dentry *mroot = BPF_CORE_READ(vmnt, mnt_root);
-
-		if (d == mroot || d == parent) {
-			struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
-			if (d != mroot || mnt == mparent) {
-				/* root of the namespace (or a detached mount) */
-				x->walk_done = 1;
-				break;
-			}
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
-			mnt = mparent;
-			vmnt = &mnt->mnt;
-			continue;
-		}
-		struct qstr q = BPF_CORE_READ(d, d_name);
-		__u32 n = q.len;
-		if (n > NAME_MAX_READ)
-			n = NAME_MAX_READ;
-		__u32 pos = SCRATCH_READ(x->path_pos) & (2 * PATH_BUF - 1);
-		if (n + 1 > pos)
-			break; /* too long: walk_done stays 0, marked truncated */
-		pos -= n;
-		n &= NAME_MAX_READ;
-		bpf_probe_read_kernel(&x->path[pos & (PATH_BUF - 1)], n, q.name);
-		__u32 level = SCRATCH_READ(x->ncomp);
-		if (level < RECOG_LEVELS)
-			set_comp(x, level, &x->path[pos & (PATH_BUF - 1)], n);
-		x->ncomp = level + 1;
-		pos--;
-		x->path[pos & (PATH_BUF - 1)] = '/';
-		x->path_pos = pos;
-		d = parent;
-	}
-	/* Not `i == PATH_DEPTH`: keeping i live past the loop would give the
-	 * verifier one state per exit iteration for the rest of the program. */
-	if (!SCRATCH_READ(x->walk_done))
+	__u32 f = SCRATCH_READ(w->flags);
+	if (f & PATH_UNREACHABLE)
 		x->ev.flags |= EXEC_EXE_TRUNCATED;
-	if (SCRATCH_READ(x->path_pos) >= PATH_BUF) { /* the file is the root itself */
-		x->path[PATH_BUF - 1] = '/';
-		x->path_pos = PATH_BUF - 1;
+	if (f & PATH_DELETED)
+		x->ev.flags |= EXEC_EXE_DELETED;
+	if (f & PATH_PSEUDO)
+		x->ev.flags |= EXEC_EXE_PSEUDO;
+	if (f & PATH_OUTSIDE_ROOT)
+		x->ev.flags |= EXEC_EXE_OUTSIDE_ROOT;
+
+	/* Levels above the path's depth must read as empty (length 0), which
+	 * no matcher text equals: the matchers do not look at the depth. */
+	for (__u32 lv = 0; lv < RECOG_LEVELS; lv++) {
+		x->comp_len[lv] = 0;
+		x->comp[lv][0] = x->comp[lv][1] = x->comp[lv][2] = x->comp[lv][3] = 0;
+		if (lv >= SCRATCH_READ(w->n))
+			continue;
+		__u32 start = w->slash[lv] + 1;
+		__u32 end = lv ? w->slash[lv - 1] : PATH_BUF;
+		set_comp(x, lv, &w->buf[start & PATH_MASK], end - start);
+	}
+	/* Flags reread, not kept live in a register across the loop. */
+	if (SCRATCH_READ(w->pos) >= PATH_BUF && !(SCRATCH_READ(w->flags) & PATH_PSEUDO)) {
+		/* the file is the root itself */
+		w->buf[PATH_BUF - 1] = '/';
+		w->pos = PATH_BUF - 1;
 	}
 }
 
@@ -461,6 +398,9 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	if (!x)
 		return 0;
 	struct exec_event *e = &x->ev;
+	struct path_walk *w = path_slot(EXE_SLOT);
+	if (!w)
+		return 0;
 
 	/*
 	 * Recognise first, with as little live state as possible: the
@@ -472,11 +412,10 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->flags = 0;
 	struct file *file = BPF_CORE_READ(bprm, file);
 	if (file) {
-		exe_path(x, file);
+		exe_path(x, w, file, task);
 	} else {
 		e->flags |= EXEC_EXE_UNRESOLVED;
-		x->path_pos = PATH_BUF;
-		x->ncomp = 0;
+		w->pos = PATH_BUF;
 		for (int i = 0; i < RECOG_LEVELS; i++)
 			x->comp_len[i] = 0; /* comp bytes are masked by the length tests */
 	}
@@ -524,7 +463,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	flen &= (EXEC_FILENAME_MAX - 1);
 
 	/* exe path after the filename, keeping the leaf end if too long */
-	__u32 ppos = SCRATCH_READ(x->path_pos) & (2 * PATH_BUF - 1);
+	__u32 ppos = SCRATCH_READ(w->pos) & (2 * PATH_BUF - 1);
 	__u32 plen = ppos < PATH_BUF ? PATH_BUF - ppos : 0;
 	if (plen > EXEC_EXE_MAX) {
 		ppos += plen - EXEC_EXE_MAX;
@@ -533,7 +472,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	}
 	asm volatile("" : "+r"(plen));
 	plen &= (2 * EXEC_EXE_MAX - 1);
-	bpf_probe_read_kernel(&x->data[flen & 1023], plen, &x->path[ppos & (PATH_BUF - 1)]);
+	bpf_probe_read_kernel(&x->data[flen & 1023], plen, &w->buf[ppos & PATH_MASK]);
 
 	/* argv after the exe path */
 	__u32 aoff = (flen + plen) & 2047;

@@ -150,8 +150,10 @@ type Exec struct {
 	CgroupID       uint64
 	Comm           string
 	// Filename is the path passed to exec as resolved by the kernel
-	// (bprm->filename); Exe is the absolute path of the executed file
-	// resolved from its struct file (d_path), empty when unavailable.
+	// (bprm->filename); Exe is the path of the executed file resolved from
+	// its struct file, absolute from the process's own root (a chrooted
+	// process's exe starts at its chroot), empty when unavailable. Flags
+	// say when it is not such a path (ExecExeOutsideRoot, ExecExePseudo).
 	Filename string
 	Exe      string
 	Argv     []string
@@ -165,7 +167,7 @@ type Exec struct {
 	// exec started a nested one (an agent run by another agent's tool);
 	// zero otherwise.
 	ParentSession SessionRef
-	// Flags carries the kernel's truncation marks.
+	// Flags carries the kernel's marks on the record and on Exe.
 	Flags ExecFlags
 }
 
@@ -176,11 +178,22 @@ type ExecFlags uint16
 const (
 	ExecArgvTruncated     ExecFlags = 1 << 0
 	ExecFilenameTruncated ExecFlags = 1 << 1
-	// ExecExeTruncated: the path was deeper or longer than the kernel's
-	// bound; Exe holds its leaf end.
+	// ExecExeTruncated: Exe holds the path's leaf end: the walk did not
+	// reach a root (deeper or longer than the kernel's bound, or a
+	// detached mount) or the path was longer than the record's bound.
 	ExecExeTruncated ExecFlags = 1 << 2
 	// ExecExeUnresolved: no path could be read; Exe is empty.
 	ExecExeUnresolved ExecFlags = 1 << 3
+	// ExecExeDeleted: the file had been unlinked; Exe is its last path
+	// (where /proc/<pid>/exe adds " (deleted)").
+	ExecExeDeleted ExecFlags = 1 << 4
+	// ExecExePseudo: the file has no path (a memfd, fexecve'd): Exe is
+	// its name alone, without a leading "/" ("memfd:name").
+	ExecExePseudo ExecFlags = 1 << 5
+	// ExecExeOutsideRoot: the file is not under the process's root (a
+	// chrooted process exec'd a file it opened before the chroot): Exe is
+	// its path from the mount namespace's root instead.
+	ExecExeOutsideRoot ExecFlags = 1 << 6
 )
 
 // Fork is a new process (not a thread). Header.Proc is the child.
@@ -278,7 +291,9 @@ func (a DenyAction) String() string {
 // is the process that exec'd.
 type Deny struct {
 	// Path is the executable's absolute path as the kernel resolved it
-	// (symlinks followed, from the namespace root); raw bytes.
+	// (symlinks followed, from the exec'ing process's own root, like
+	// Exec.Exe; a file outside that root by its path from the mount
+	// namespace's root); raw bytes.
 	Path string
 	// PathTruncated: Path is the leading part of a longer path.
 	PathTruncated bool

@@ -123,6 +123,50 @@ func TestDecodeExecTruncatedAndUnresolved(t *testing.T) {
 	}
 }
 
+// The vocabulary's exec flags are the kernel's (enum exec_flags in
+// bpf/lineaged.h, generated into processExecFlags): Decode passes them on
+// as they are.
+func TestExecFlagsAreTheKernels(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		c    processExecFlags
+		want sensor.ExecFlags
+	}{
+		{"argv truncated", processExecFlagsEXEC_ARGV_TRUNCATED, sensor.ExecArgvTruncated},
+		{"filename truncated", processExecFlagsEXEC_FILENAME_TRUNCATED, sensor.ExecFilenameTruncated},
+		{"exe truncated", processExecFlagsEXEC_EXE_TRUNCATED, sensor.ExecExeTruncated},
+		{"exe unresolved", processExecFlagsEXEC_EXE_UNRESOLVED, sensor.ExecExeUnresolved},
+		{"exe deleted", processExecFlagsEXEC_EXE_DELETED, sensor.ExecExeDeleted},
+		{"exe pseudo", processExecFlagsEXEC_EXE_PSEUDO, sensor.ExecExePseudo},
+		{"exe outside root", processExecFlagsEXEC_EXE_OUTSIDE_ROOT, sensor.ExecExeOutsideRoot},
+	} {
+		if uint32(c.c) != uint32(c.want) {
+			t.Errorf("%s: kernel %#x, sensor %#x", c.name, c.c, c.want)
+		}
+	}
+}
+
+func TestDecodeExecPathFlags(t *testing.T) {
+	for _, c := range []struct {
+		exe   string
+		flags sensor.ExecFlags
+	}{
+		{"memfd:payload", sensor.ExecExePseudo},
+		{"/tmp/gone", sensor.ExecExeDeleted},
+		{"/srv/jail/bin/tool", sensor.ExecExeOutsideRoot},
+		{"c/d/e", sensor.ExecExeTruncated},
+	} {
+		b := execRecord(t, "/x", c.exe, []byte("x\x00"), 1, c.flags)
+		var ev sensor.Event
+		if err := Decode(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Exec.Exe != c.exe || ev.Exec.Flags != c.flags {
+			t.Errorf("exe %q flags %#x, want %q %#x", ev.Exec.Exe, ev.Exec.Flags, c.exe, c.flags)
+		}
+	}
+}
+
 func TestDecodeExecArgcBoundsArgs(t *testing.T) {
 	// argc says 2: bytes past the second NUL are not arguments.
 	b := execRecord(t, "/bin/x", "/bin/x", []byte("x\x00y\x00z\x00"), 2, 0)

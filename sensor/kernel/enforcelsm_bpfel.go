@@ -48,15 +48,23 @@ type enforceLsmDenyRule struct {
 }
 
 type enforceLsmDenyScratch struct {
-	_     structs.HostLayout
-	Path  [8192]int8
-	Slash [128]uint32
-	Pos   uint32
-	N     uint32
-	Done  uint32
-	Pad0  uint32
-	Key   enforceLsmDenyKey
-	Ev    enforceLsmDenyEvent
+	_   structs.HostLayout
+	Key enforceLsmDenyKey
+	Ev  enforceLsmDenyEvent
+}
+
+type enforceLsmPathWalk struct {
+	_          structs.HostLayout
+	Dentry     uint64
+	Vfsmnt     uint64
+	RootDentry uint64
+	RootMnt    uint64
+	End        uint32
+	Pos        uint32
+	N          uint32
+	Flags      uint32
+	Slash      [160]uint32
+	Buf        [8192]int8
 }
 
 type enforceLsmSession struct {
@@ -75,6 +83,7 @@ const (
 	enforceLsmMapDenyExec          = "deny_exec"
 	enforceLsmMapDenyHeap          = "deny_heap"
 	enforceLsmMapEvents            = "events"
+	enforceLsmMapPathWalks         = "path_walks"
 	enforceLsmMapRingbufLost       = "ringbuf_lost"
 	enforceLsmMapSessions          = "sessions"
 	enforceLsmProgEnforceBprmCheck = "enforce_bprm_check"
@@ -135,6 +144,7 @@ type enforceLsmMapSpecs struct {
 	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
 }
@@ -171,6 +181,7 @@ type enforceLsmMaps struct {
 	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
 	Events      *ebpf.Map `ebpf:"events"`
+	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.Map `ebpf:"sessions"`
 }
@@ -180,6 +191,7 @@ func (m *enforceLsmMaps) Close() error {
 		m.DenyExec,
 		m.DenyHeap,
 		m.Events,
+		m.PathWalks,
 		m.RingbufLost,
 		m.Sessions,
 	)

@@ -25,15 +25,9 @@ type enforceTpDenyRule struct {
 }
 
 type enforceTpDenyScratch struct {
-	_     structs.HostLayout
-	Path  [8192]int8
-	Slash [128]uint32
-	Pos   uint32
-	N     uint32
-	Done  uint32
-	Pad0  uint32
-	Key   enforceTpDenyKey
-	Ev    struct {
+	_   structs.HostLayout
+	Key enforceTpDenyKey
+	Ev  struct {
 		_ structs.HostLayout
 		H struct {
 			_            structs.HostLayout
@@ -57,6 +51,20 @@ type enforceTpDenyScratch struct {
 	}
 }
 
+type enforceTpPathWalk struct {
+	_          structs.HostLayout
+	Dentry     uint64
+	Vfsmnt     uint64
+	RootDentry uint64
+	RootMnt    uint64
+	End        uint32
+	Pos        uint32
+	N          uint32
+	Flags      uint32
+	Slash      [160]uint32
+	Buf        [8192]int8
+}
+
 type enforceTpSession struct {
 	_         structs.HostLayout
 	RootPid   uint32
@@ -73,6 +81,7 @@ const (
 	enforceTpMapDenyExec     = "deny_exec"
 	enforceTpMapDenyHeap     = "deny_heap"
 	enforceTpMapEvents       = "events"
+	enforceTpMapPathWalks    = "path_walks"
 	enforceTpMapRingbufLost  = "ringbuf_lost"
 	enforceTpMapSessions     = "sessions"
 	enforceTpProgEnforceExec = "enforce_exec"
@@ -130,6 +139,7 @@ type enforceTpMapSpecs struct {
 	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
+	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
 }
@@ -163,6 +173,7 @@ type enforceTpMaps struct {
 	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
 	Events      *ebpf.Map `ebpf:"events"`
+	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.Map `ebpf:"sessions"`
 }
@@ -172,6 +183,7 @@ func (m *enforceTpMaps) Close() error {
 		m.DenyExec,
 		m.DenyHeap,
 		m.Events,
+		m.PathWalks,
 		m.RingbufLost,
 		m.Sessions,
 	)

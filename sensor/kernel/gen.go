@@ -1,5 +1,26 @@
 package kernel
 
 // The BPF objects and their Go bindings are generated and committed, so
-// `go build` needs no clang. `make generate` reruns this; CI diffs the result.
-//go:generate go tool bpf2go -tags linux -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type session -type recogniser -type recog_matcher process ../../bpf/process.bpf.c -- -O2 -g -Wall -I../../bpf
+// `go build` needs no clang. `make generate` reruns this; `make
+// generate-check` (CI) regenerates and fails on any difference.
+//
+// One convention for every object in the repository (this file and
+// tests/vmtest/smoke/gen.go):
+//
+//	go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target <t> [-type <struct>]... <name> <source> -- -I<bpf dir>
+//
+// -target is bpfel (any little-endian host) except for the file and network
+// object, built for amd64 only: it dispatches on x86_64 syscall numbers and
+// reads x86 pt_regs. -type names the wire structs bpf/lineaged.h and
+// bpf/fileio.h define once for C and Go.
+//
+// process: exec, fork and exit, and the agent recognisers.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type session -type recogniser -type recog_matcher process ../../bpf/process.bpf.c -- -I../../bpf
+//
+// fileio: file and network events of session members.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
+//
+// Deny-exec enforcement (bpf/enforce.h): the LSM program where the kernel
+// runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel enforceTp ../../bpf/enforce_tp.bpf.c -- -I../../bpf

@@ -58,21 +58,28 @@ type processExecEvent struct {
 	Comm               [16]int8
 }
 
+type processExecFlags uint32
+
+const (
+	processExecFlagsEXEC_ARGV_TRUNCATED     processExecFlags = 1
+	processExecFlagsEXEC_FILENAME_TRUNCATED processExecFlags = 2
+	processExecFlagsEXEC_EXE_TRUNCATED      processExecFlags = 4
+	processExecFlagsEXEC_EXE_UNRESOLVED     processExecFlags = 8
+	processExecFlagsEXEC_EXE_DELETED        processExecFlags = 16
+	processExecFlagsEXEC_EXE_PSEUDO         processExecFlags = 32
+	processExecFlagsEXEC_EXE_OUTSIDE_ROOT   processExecFlags = 64
+)
+
 type processExecScratch struct {
 	_         structs.HostLayout
 	Ev        processExecEvent
 	Data      [8256]int8
-	Path      [8192]int8
 	Comp      [8][4]uint64
 	CompLen   [8]uint32
-	Ncomp     uint32
 	ScriptLen uint32
-	PathPos   uint32
 	NeedArg   uint32
 	Agent     uint32
-	WalkDone  uint32
 	Rule      uint32
-	Pad       uint32
 	Argv0     [32]int8
 	Argbuf    [384]int8
 	Script    [256]int8
@@ -91,6 +98,20 @@ type processForkEvent struct {
 	Ppid        uint32
 	Pad0        uint32
 	ParentStart uint64
+}
+
+type processPathWalk struct {
+	_          structs.HostLayout
+	Dentry     uint64
+	Vfsmnt     uint64
+	RootDentry uint64
+	RootMnt    uint64
+	End        uint32
+	Pos        uint32
+	N          uint32
+	Flags      uint32
+	Slash      [160]uint32
+	Buf        [8192]int8
 }
 
 type processRecogMatcher struct {
@@ -132,6 +153,7 @@ type processSession struct {
 const (
 	processMapEvents            = "events"
 	processMapExecHeap          = "exec_heap"
+	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
 	processMapSessions          = "sessions"
@@ -142,6 +164,7 @@ const (
 	processVarLastWakeupNs      = "last_wakeup_ns"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
+	processVarUnusedExecFlags   = "unused_exec_flags"
 	processVarUnusedExitEvent   = "unused_exit_event"
 	processVarUnusedForkEvent   = "unused_fork_event"
 	processVarWakeupBytes       = "wakeup_bytes"
@@ -200,6 +223,7 @@ type processProgramSpecs struct {
 type processMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecHeap    *ebpf.MapSpec `ebpf:"exec_heap"`
+	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	Recognisers *ebpf.MapSpec `ebpf:"recognisers"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
@@ -213,6 +237,7 @@ type processVariableSpecs struct {
 	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
+	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
 	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.VariableSpec `ebpf:"unused_fork_event"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -240,6 +265,7 @@ func (o *processObjects) Close() error {
 type processMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecHeap    *ebpf.Map `ebpf:"exec_heap"`
+	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	Recognisers *ebpf.Map `ebpf:"recognisers"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
 	Sessions    *ebpf.Map `ebpf:"sessions"`
@@ -249,6 +275,7 @@ func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
 		m.ExecHeap,
+		m.PathWalks,
 		m.Recognisers,
 		m.RingbufLost,
 		m.Sessions,
@@ -263,6 +290,7 @@ type processVariables struct {
 	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
+	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`
 	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.Variable `ebpf:"unused_fork_event"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`

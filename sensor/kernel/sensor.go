@@ -91,7 +91,9 @@ type Config struct {
 	// DenyExec lists executables session members must not run: absolute
 	// paths, exact ("/usr/bin/curl") or directory prefixes ending in '/'
 	// ("/opt/tools/"), matched in the kernel against the resolved path of
-	// the executed file (ValidateDenyExec). Where the kernel runs BPF LSM
+	// the executed file as the exec'ing process sees it: from its own
+	// root, so inside a chroot a rule names the chroot's paths
+	// (ValidateDenyExec; bpf/enforce.h). Where the kernel runs BPF LSM
 	// programs the exec fails with EPERM; elsewhere the image is killed
 	// with SIGKILL before it runs (Hooks says which). Each denied exec
 	// yields a KindDeny event. Empty: nothing is enforced and no

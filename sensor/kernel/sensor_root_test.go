@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/tests/testutil"
@@ -370,6 +371,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(exec.Command("/bin/sh", "-c", os.Args[len(os.Args)-1])))
 	case "fill":
 		fillHelper()
+	case "exe": // exec in the ways the exe path root rule covers
+		os.Exit(exeHelper())
 	case "daemon1":
 		daemon1Helper()
 	case "daemon2":
@@ -384,6 +387,14 @@ func TestMain(m *testing.M) {
 		err := syscall.Exec(os.Args[1], os.Args[2:], env)
 		fmt.Fprintln(os.Stderr, "execv:", err)
 		os.Exit(1)
+	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK: lift it for
+	// every test, not only for those that run after one that lifted it.
+	if os.Geteuid() == 0 {
+		if err := rlimit.RemoveMemlock(); err != nil {
+			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
+			os.Exit(1)
+		}
 	}
 	os.Exit(m.Run())
 }

@@ -4,4 +4,5 @@
 // BPF object in the repository.
 package smoke
 
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type exec_event smoke bpf/smoke.bpf.c -- -I../../../bpf
+// The repository's one bpf2go convention (sensor/kernel/gen.go).
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type exec_event smoke bpf/smoke.bpf.c -- -I../../../bpf
