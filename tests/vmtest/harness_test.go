@@ -840,3 +840,50 @@ func TestParseGuestNoKernelLine(t *testing.T) {
 		t.Errorf("problems = %q", g.Problems)
 	}
 }
+
+// report prints the tables, then one line per thing behind a failure, the
+// totals and the verdict, and writes the markdown copy.
+func TestReport(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	t.Setenv("CI", "")
+	md := filepath.Join(t.TempDir(), "kernels.md")
+	cfg, err := parseFlags([]string{"-kernels", "6.1,6.12", "-markdown", md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n=== RUN   TestA\n--- PASS: TestA (0.00s)\n"+
+		"=== RUN   TestB\nVMTEST-END s 2\n"), g) // no VMTEST-DONE: a problem
+	missing := &guestRun{Selector: "6.12", NotRun: "no such kernel"}
+	var out bytes.Buffer
+	ok, err := report(&out, cfg, []*guestRun{g, missing}, []string{"./x has no test files: not in the matrix"}, "/tmp/run-1")
+	if err != nil || ok {
+		t.Fatalf("report = %v, %v; want a failed run", ok, err)
+	}
+	got := out.String()
+	last := -1
+	for _, want := range []string{
+		"\n== kernels\n",
+		"\n== tests\n",
+		"\n== attach types (probed in each guest)\n",
+		"\n== verified instructions (per program, per kernel)\n",
+		"note: ./x has no test files: not in the matrix\n",
+		"failed: 6.1: s: TestB: no result (test binary exited mid-test)\n",
+		"problem: 6.1: no exit marker (VMTEST-DONE): guest hung, crashed or timed out\n",
+		"not run: 6.12: no such kernel\n",
+		"logs: /tmp/run-1\n",
+		"1 passed, 2 failed, 0 expected failures, 0 unexpected passes, 0 skipped; 1 of 2 kernels ran\n",
+		"FAIL: 2 failed\n",
+		"FAIL: kernel 6.12 did not run: no such kernel",
+	} {
+		i := strings.Index(got, want)
+		if i < 0 || i < last {
+			t.Fatalf("report lacks %q after what precedes it:\n%s", want, got)
+		}
+		last = i
+	}
+	b, err := os.ReadFile(md)
+	if err != nil || !strings.HasPrefix(string(b), "| kernel | package |") {
+		t.Fatalf("markdown: %v\n%s", err, b)
+	}
+}
