@@ -130,7 +130,9 @@ func (in *Inspector) vkey(d *Digests, path string, gen uint64) verdictKey {
 	return k
 }
 
-// Inspect implements lineage.BinaryInspector.
+// Inspect implements lineage.BinaryInspector: the file's digests (from the
+// cache when it has the ones needed, else hashed), then its verdict (from
+// the cache, else judged).
 func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *event.Binary {
 	gen := in.pkgGen()
 	var claim PackageFile
@@ -141,10 +143,10 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 	needMD5 := claimed && claim.Algo == "md5"
 	needSHA512 := in.policy.needsSHA512()
 
-	in.mu.Lock()
-	d := in.hashes[req.Stat]
-	in.mu.Unlock()
-	if d == nil || !req.HasStat || (needMD5 && d.MD5 == nil) || (needSHA512 && d.SHA512 == nil) {
+	d := in.cachedDigests(req, needMD5, needSHA512)
+	if d == nil {
+		// A background request keeps the background slot until its
+		// verdict is made, so the seed inspects one binary at a time.
 		if req.Background {
 			select {
 			case in.bgSem <- struct{}{}:
@@ -153,43 +155,77 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 				return in.errorBinary(req, fmt.Sprintf("hashing not started: %v", ctx.Err()))
 			}
 		}
-		select {
-		case in.sem <- struct{}{}:
-		case <-ctx.Done():
-			return in.errorBinary(req, fmt.Sprintf("hashing not started: %v", ctx.Err()))
+		var failed *event.Binary
+		if d, failed = in.hash(ctx, req, needMD5, needSHA512); failed != nil {
+			return failed
 		}
-		hctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
-		var err error
-		d, err = hashFile(hctx, hashRequest{
-			procRoot: in.cfg.ProcRoot, pid: req.PID, path: req.Path, stat: req.Stat, hasStat: req.HasStat,
-			md5: needMD5, sha512: needSHA512, maxBytes: in.cfg.MaxBytes,
-		})
-		cancel()
-		<-in.sem
-		if err != nil {
-			b := in.errorBinary(req, err.Error())
-			// Only the file's own limits are remembered, not a caller
-			// that gave up.
-			if errors.Is(err, errLimit) && req.HasStat && ctx.Err() == nil {
-				in.mu.Lock()
-				if len(in.limited) >= in.cfg.MaxCached {
-					clear(in.limited)
-				}
-				in.limited[req.Stat] = b
-				in.mu.Unlock()
-			}
-			return b
-		}
+	}
+	return in.verdict(req, d, gen, claim, claimed)
+}
+
+// cachedDigests returns the cached digests of the file req names, or nil
+// when it must be hashed: not cached, no stat to key the cache by, or a
+// digest needed that was not computed.
+func (in *Inspector) cachedDigests(req lineage.BinaryRequest, needMD5, needSHA512 bool) *Digests {
+	in.mu.Lock()
+	d := in.hashes[req.Stat]
+	in.mu.Unlock()
+	if d == nil || !req.HasStat || (needMD5 && d.MD5 == nil) || (needSHA512 && d.SHA512 == nil) {
+		return nil
+	}
+	return d
+}
+
+// hash hashes the file req names in a worker slot, within the hashing
+// timeout, and caches the digests. On failure it returns the error
+// binary to answer with instead.
+func (in *Inspector) hash(ctx context.Context, req lineage.BinaryRequest, needMD5, needSHA512 bool) (*Digests, *event.Binary) {
+	select {
+	case in.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, in.errorBinary(req, fmt.Sprintf("hashing not started: %v", ctx.Err()))
+	}
+	hctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
+	d, err := hashFile(hctx, hashRequest{
+		procRoot: in.cfg.ProcRoot, pid: req.PID, path: req.Path, stat: req.Stat, hasStat: req.HasStat,
+		md5: needMD5, sha512: needSHA512, maxBytes: in.cfg.MaxBytes,
+	})
+	cancel()
+	<-in.sem
+	if err != nil {
+		return nil, in.hashFailed(ctx, req, err)
+	}
+	in.mu.Lock()
+	if len(in.hashes) >= in.cfg.MaxCached {
+		clear(in.hashes) // rare; a full reset keeps the bound simple
+	}
+	in.hashes[d.Stat] = d
+	if req.HasStat {
+		in.hashes[req.Stat] = d
+	}
+	in.mu.Unlock()
+	return d, nil
+}
+
+// hashFailed turns a hashing error into the error binary, remembering it
+// when the file itself is over a limit so it is not read again each exec.
+// Only the file's own limits are remembered, not a caller that gave up.
+func (in *Inspector) hashFailed(ctx context.Context, req lineage.BinaryRequest, err error) *event.Binary {
+	b := in.errorBinary(req, err.Error())
+	if errors.Is(err, errLimit) && req.HasStat && ctx.Err() == nil {
 		in.mu.Lock()
-		if len(in.hashes) >= in.cfg.MaxCached {
-			clear(in.hashes) // rare; a full reset keeps the bound simple
+		if len(in.limited) >= in.cfg.MaxCached {
+			clear(in.limited)
 		}
-		in.hashes[d.Stat] = d
-		if req.HasStat {
-			in.hashes[req.Stat] = d
-		}
+		in.limited[req.Stat] = b
 		in.mu.Unlock()
 	}
+	return b
+}
+
+// verdict returns the binary for digests d at req.Path, judged once per
+// digest, path, trust policy and package database generation.
+func (in *Inspector) verdict(req lineage.BinaryRequest, d *Digests, gen uint64, claim PackageFile, claimed bool) *event.Binary {
 	k := in.vkey(d, req.Path, gen)
 	in.mu.Lock()
 	if b, ok := in.verdicts[k]; ok {

@@ -50,6 +50,8 @@ func (liveFirewall) NFTChains(ctx context.Context) ([]nftChain, error) {
 	return nil, err
 }
 
+// nftChainsOnce makes one attempt: dump the chains, then dump the rules
+// and count each into the chain it belongs to.
 func nftChainsOnce(ctx context.Context) ([]nftChain, error) {
 	s, err := openNetfilter(ctx)
 	if err != nil {
@@ -58,68 +60,30 @@ func nftChainsOnce(ctx context.Context) ([]nftChain, error) {
 	defer unix.Close(s)
 
 	var chains []nftChain
-	index := map[string]int{}
-	key := func(fam, table, chain string) string { return fam + "\x00" + table + "\x00" + chain }
 	buf := make([]byte, 1<<16)
 	err = nftDump(s, buf, 1, unix.NFT_MSG_GETCHAIN, func(fam uint8, attrs []byte) error {
-		c := nftChain{Family: nftFamily(fam)}
-		err := forAttrs(attrs, func(typ uint16, v []byte) error {
-			switch typ {
-			case unix.NFTA_CHAIN_TABLE:
-				c.Table = cString(v)
-			case unix.NFTA_CHAIN_NAME:
-				c.Name = cString(v)
-			case unix.NFTA_CHAIN_TYPE:
-				c.Type = cString(v)
-			case unix.NFTA_CHAIN_POLICY:
-				if len(v) != 4 {
-					return errors.New("malformed chain policy")
-				}
-				c.Policy = "accept"
-				if binary.BigEndian.Uint32(v) == 0 { // NF_DROP
-					c.Policy = "drop"
-				}
-			case unix.NFTA_CHAIN_HOOK:
-				c.Base = true
-				return forAttrs(v, func(t uint16, hv []byte) error {
-					if t == unix.NFTA_HOOK_HOOKNUM {
-						if len(hv) != 4 {
-							return errors.New("malformed hook number")
-						}
-						c.Hook = binary.BigEndian.Uint32(hv)
-					}
-					return nil
-				})
-			}
-			return nil
-		})
+		c, err := parseNFTChain(fam, attrs)
 		if err != nil {
 			return err
 		}
-		index[key(c.Family, c.Table, c.Name)] = len(chains)
 		chains = append(chains, c)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	index := make(map[nftChainKey]int, len(chains))
+	for i, c := range chains {
+		index[nftChainKey{c.Family, c.Table, c.Name}] = i
+	}
 	err = nftDump(s, buf, 2, unix.NFT_MSG_GETRULE, func(fam uint8, attrs []byte) error {
-		var table, chain string
-		err := forAttrs(attrs, func(typ uint16, v []byte) error {
-			switch typ {
-			case unix.NFTA_RULE_TABLE:
-				table = cString(v)
-			case unix.NFTA_RULE_CHAIN:
-				chain = cString(v)
-			}
-			return nil
-		})
+		k, err := parseNFTRule(fam, attrs)
 		if err != nil {
 			return err
 		}
 		// A rule whose chain appeared after the chain dump is simply not
 		// attributed; the next sample sees both.
-		if i, found := index[key(nftFamily(fam), table, chain)]; found {
+		if i, found := index[k]; found {
 			chains[i].Rules++
 		}
 		return nil
@@ -128,6 +92,63 @@ func nftChainsOnce(ctx context.Context) ([]nftChain, error) {
 		return nil, err
 	}
 	return chains, nil
+}
+
+// nftChainKey names a chain: chain names are unique within a table, table
+// names within a family.
+type nftChainKey struct{ family, table, chain string }
+
+// parseNFTChain decodes the attributes of one NFT_MSG_NEWCHAIN message of
+// a chain dump.
+func parseNFTChain(fam uint8, attrs []byte) (nftChain, error) {
+	c := nftChain{Family: nftFamily(fam)}
+	err := forAttrs(attrs, func(typ uint16, v []byte) error {
+		switch typ {
+		case unix.NFTA_CHAIN_TABLE:
+			c.Table = cString(v)
+		case unix.NFTA_CHAIN_NAME:
+			c.Name = cString(v)
+		case unix.NFTA_CHAIN_TYPE:
+			c.Type = cString(v)
+		case unix.NFTA_CHAIN_POLICY:
+			if len(v) != 4 {
+				return errors.New("malformed chain policy")
+			}
+			c.Policy = "accept"
+			if binary.BigEndian.Uint32(v) == 0 { // NF_DROP
+				c.Policy = "drop"
+			}
+		case unix.NFTA_CHAIN_HOOK:
+			c.Base = true
+			return forAttrs(v, func(t uint16, hv []byte) error {
+				if t == unix.NFTA_HOOK_HOOKNUM {
+					if len(hv) != 4 {
+						return errors.New("malformed hook number")
+					}
+					c.Hook = binary.BigEndian.Uint32(hv)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	return c, err
+}
+
+// parseNFTRule decodes, from the attributes of one NFT_MSG_NEWRULE message
+// of a rule dump, the chain the rule belongs to.
+func parseNFTRule(fam uint8, attrs []byte) (nftChainKey, error) {
+	k := nftChainKey{family: nftFamily(fam)}
+	err := forAttrs(attrs, func(typ uint16, v []byte) error {
+		switch typ {
+		case unix.NFTA_RULE_TABLE:
+			k.table = cString(v)
+		case unix.NFTA_RULE_CHAIN:
+			k.chain = cString(v)
+		}
+		return nil
+	})
+	return k, err
 }
 
 // openNetfilter opens an nfnetlink socket whose receive timeout follows ctx,

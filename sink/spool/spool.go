@@ -617,84 +617,131 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 // state is the consumer's own, segment files are append-only, and a
 // segment removed meanwhile stays readable through the open descriptor.
 func (s *Spool) readDisk(maxN, maxBytes int) ([]Record, error) {
-	// Find the segment holding cur; skip gaps left by drops or damage.
-	var g segment
-	found := false
+	g, cur, limit, ok := s.cursorSegmentLocked()
+	s.mu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	if err := s.openReader(g, cur); err != nil {
+		return nil, err
+	}
+	out, bad := s.readRecords(cur, limit, maxN, maxBytes)
+	var lost uint64
+	if bad != nil {
+		lost = s.abandonSegment(g, bad)
+	}
+	out = s.advanceCursor(out, cur, g, bad != nil, lost)
+	if lost > 0 && s.opts.OnDrop != nil {
+		s.opts.OnDrop(lost, "spool segment damaged")
+	}
+	return out, nil
+}
+
+// cursorSegmentLocked finds the segment holding the consumer cursor,
+// moving the cursor past gaps left by drops or damage. It returns the
+// cursor and the offset up to which that segment may be read (its end, or
+// what is fsynced so far); ok is false when no segment holds the cursor.
+func (s *Spool) cursorSegmentLocked() (g segment, cur, limit uint64, ok bool) {
 	for _, x := range s.segs {
 		if x.end() > s.cur {
-			g, found = *x, true
+			g, ok = *x, true
 			break
 		}
 	}
-	if !found {
-		s.mu.Unlock()
-		return nil, nil
+	if !ok {
+		return segment{}, 0, 0, false
 	}
 	if g.base > s.cur {
 		s.cur = g.base
 	}
-	cur := s.cur
-	limit := min(g.end(), s.synced)
-	s.mu.Unlock()
+	return g, s.cur, min(g.end(), s.synced), true
+}
 
-	if s.rdFile == nil || s.rdSeg != g.base || s.rdPos > cur {
-		if s.rdFile != nil {
-			s.rdFile.Close()
-			s.rdFile = nil
-		}
-		f, err := os.Open(g.path)
-		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
-		}
-		s.rdFile, s.rdSeg, s.rdPos = f, g.base, g.base
-		if s.rd == nil {
-			s.rd = bufio.NewReaderSize(f, 256<<10)
-		} else {
-			s.rd.Reset(f)
-		}
+// openReader points the consumer's reader at segment g, reopening it from
+// its start unless the reader is already in g at or before cur.
+func (s *Spool) openReader(g segment, cur uint64) error {
+	if s.rdFile != nil && s.rdSeg == g.base && s.rdPos <= cur {
+		return nil
 	}
-	var out []Record
+	if s.rdFile != nil {
+		s.rdFile.Close()
+		s.rdFile = nil
+	}
+	f, err := os.Open(g.path)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	s.rdFile, s.rdSeg, s.rdPos = f, g.base, g.base
+	if s.rd == nil {
+		s.rd = bufio.NewReaderSize(f, 256<<10)
+	} else {
+		s.rd.Reset(f)
+	}
+	return nil
+}
+
+// readRecords reads records from the open segment until limit, maxN
+// records or about maxBytes, returning those at or after cur (a restart
+// in mid-segment reads from the segment's start). bad is the first read
+// or integrity error; the records before it are good.
+func (s *Spool) readRecords(cur, limit uint64, maxN, maxBytes int) (out []Record, bad error) {
 	size := 0
-	var hdr [headerSize]byte
-	var bad error
 	for s.rdPos < limit && len(out) < maxN && size < maxBytes {
-		if _, err := io.ReadFull(s.rd, hdr[:]); err != nil {
-			bad = err
-			break
-		}
-		n := binary.LittleEndian.Uint32(hdr[0:])
-		if n > MaxRecord {
-			bad = fmt.Errorf("record length %d", n)
-			break
-		}
-		data := make([]byte, n)
-		if _, err := io.ReadFull(s.rd, data); err != nil {
-			bad = err
-			break
-		}
-		if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			bad = errors.New("checksum mismatch")
-			break
+		data, err := s.readRecord()
+		if err != nil {
+			return out, err
 		}
 		off := s.rdPos
 		s.rdPos++
 		if off < cur {
-			continue // before the cursor (restart in mid-segment)
+			continue
 		}
 		out = append(out, Record{Offset: off, Data: data})
-		size += int(n)
+		size += len(data)
 	}
-	var lost uint64
-	if bad != nil {
-		// Skip the rest of a segment that fails to read back.
-		lost = g.end() - s.rdPos
-		s.log.Error("spool: damaged record while reading, skipping the rest of the segment",
-			"file", g.path, "offset", s.rdPos, "skipped", lost, "err", bad)
-		s.rdFile.Close()
-		s.rdFile = nil
+	return out, nil
+}
+
+// readRecord reads one framed record from the segment reader and checks
+// its length bound and checksum.
+func (s *Spool) readRecord() ([]byte, error) {
+	var hdr [headerSize]byte
+	if _, err := io.ReadFull(s.rd, hdr[:]); err != nil {
+		return nil, err
 	}
+	n := binary.LittleEndian.Uint32(hdr[0:])
+	if n > MaxRecord {
+		return nil, fmt.Errorf("record length %d", n)
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(s.rd, data); err != nil {
+		return nil, err
+	}
+	if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
+		return nil, errors.New("checksum mismatch")
+	}
+	return data, nil
+}
+
+// abandonSegment gives up on the rest of a segment that fails to read
+// back, logging the damage, and returns how many records are lost. The
+// reader is closed so the next read starts afresh.
+func (s *Spool) abandonSegment(g segment, bad error) (lost uint64) {
+	lost = g.end() - s.rdPos
+	s.log.Error("spool: damaged record while reading, skipping the rest of the segment",
+		"file", g.path, "offset", s.rdPos, "skipped", lost, "err", bad)
+	s.rdFile.Close()
+	s.rdFile = nil
+	return lost
+}
+
+// advanceCursor takes the lock again after a disk read: it drops records
+// released meanwhile (dropped while full), moves the cursor past what was
+// read (or past a damaged segment) unless a Rewind moved it, and counts
+// lost records as dropped.
+func (s *Spool) advanceCursor(out []Record, cur uint64, g segment, damaged bool, lost uint64) []Record {
 	s.mu.Lock()
-	// Records released meanwhile (dropped while full) are not returned.
+	defer s.mu.Unlock()
 	n := 0
 	for _, r := range out {
 		if r.Offset >= s.acked {
@@ -705,16 +752,12 @@ func (s *Spool) readDisk(maxN, maxBytes int) ([]Record, error) {
 	out = out[:n]
 	if s.cur == cur { // no Rewind meanwhile
 		s.cur = max(s.cur, s.rdPos)
-		if bad != nil {
+		if damaged {
 			s.cur = max(s.cur, g.end())
 		}
 	}
 	s.dropped += lost
-	s.mu.Unlock()
-	if lost > 0 && s.opts.OnDrop != nil {
-		s.opts.OnDrop(lost, "spool segment damaged")
-	}
-	return out, nil
+	return out
 }
 
 // Rewind moves the consumer cursor back to the first unacknowledged record,

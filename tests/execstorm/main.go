@@ -66,16 +66,26 @@ func main() {
 	rounds := flag.Int("rounds", 7, "rounds (each runs every mode once)")
 	processOnly := flag.Bool("process-only", false, "load only the process programs (not the file/network object)")
 	flush := flag.Duration("flush", 0, "kernel.Config.FlushInterval (0: the default; negative: a wakeup per record)")
-	flag.BoolVar(&verbose, "v", false, "print each program's run count and mean run time per round")
+	verbose := flag.Bool("v", false, "print each program's run count and mean run time per round")
 	flag.Parse()
 	cfg := kernel.Config{ProcessOnly: *processOnly, FlushInterval: *flush, Recognisers: agent.DefaultTable().Kernel()}
-	if err := run(*n, *rounds, cfg); err != nil {
+	if err := run(*n, *rounds, cfg, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "execstorm:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, rounds int, cfg kernel.Config) error {
+// bench is what every round of one run shares.
+type bench struct {
+	n       int // execs per storm
+	cfg     kernel.Config
+	log     *slog.Logger
+	plain   string // the storm shell outside any session
+	agent   string // the same shell at a Claude Code install path
+	verbose bool   // print per-program statistics after each round
+}
+
+func run(n, rounds int, cfg kernel.Config, verbose bool) error {
 	if n < 1 || rounds < 1 {
 		return errors.New("-n and -rounds must be positive")
 	}
@@ -84,65 +94,76 @@ func run(n, rounds int, cfg kernel.Config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	plain := filepath.Join(dir, "bin", "sh")
-	agentExe := filepath.Join(dir, "home", ".local", "share", "claude", "versions", "0.0.0-execstorm")
-	for _, p := range []string{plain, agentExe} {
-		if err := copyFile("/bin/dash", p); err != nil {
-			return err
-		}
+	b := &bench{n: n, cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), verbose: verbose}
+	if err := b.installShells(dir); err != nil {
+		return err
 	}
-	agents := agent.DefaultTable()
-	if agents.Recognise(agentExe, []string{agentExe}) != sensor.AgentClaudeCode || agents.Recognise(plain, nil) != sensor.AgentNone {
-		return errors.New("the storm shells are not recognised as intended")
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	stats, err := kernel.EnableProgramStats()
 	if err != nil {
 		return fmt.Errorf("enable BPF statistics: %w", err)
 	}
 	defer stats.Close()
+	results, err := b.runRounds(rounds)
+	if err != nil {
+		return err
+	}
+	return b.report(results, rounds)
+}
 
+// installShells copies dash to a plain path and to a Claude Code install
+// path under dir, and checks that the agent table tells them apart as
+// intended: a storm run by the second is inside a session.
+func (b *bench) installShells(dir string) error {
+	b.plain = filepath.Join(dir, "bin", "sh")
+	b.agent = filepath.Join(dir, "home", ".local", "share", "claude", "versions", "0.0.0-execstorm")
+	for _, p := range []string{b.plain, b.agent} {
+		if err := copyFile("/bin/dash", p); err != nil {
+			return err
+		}
+	}
+	agents := agent.DefaultTable()
+	if agents.Recognise(b.agent, []string{b.agent}) != sensor.AgentClaudeCode || agents.Recognise(b.plain, nil) != sensor.AgentNone {
+		return errors.New("the storm shells are not recognised as intended")
+	}
+	return nil
+}
+
+// runRounds runs every mode once per round, rotating the order so no mode
+// always runs first, and returns the results by mode.
+func (b *bench) runRounds(rounds int) ([][]result, error) {
 	results := make([][]result, modes)
 	for r := range rounds {
-		// Rotate the order so no mode always runs first.
 		for i := range int(modes) {
 			m := mode((i + r) % int(modes))
-			res, err := round(m, n, r, plain, agentExe, cfg, log)
+			res, err := b.round(m, r)
 			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", r, m, err)
+				return nil, fmt.Errorf("round %d, %s: %w", r, m, err)
 			}
 			results[m] = append(results[m], res)
 		}
 	}
+	return results, nil
+}
 
-	wallOf := func(r result) float64 { return float64(r.wall) }
-	cpuOf := func(r result) float64 { return float64(r.cpu) }
+func wallOf(r result) float64 { return float64(r.wall) }
+func cpuOf(r result) float64  { return float64(r.cpu) }
+
+// report prints one row per mode, with ratios against "off" from the same
+// run, and the RESULT line. It fails when events were lost, or when the
+// storm inside a session was not delivered in full.
+func (b *bench) report(results [][]result, rounds int) error {
 	baseWall, baseCPU := median(results[off], wallOf), median(results[off], cpuOf)
 	fmt.Printf("exec storm: %d x fork+exec /bin/true per round, %d rounds, interleaved; sensor %s, %s\n",
-		n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[cfg.ProcessOnly],
-		map[bool]string{true: "a wakeup per record", false: "batched reads"}[cfg.FlushInterval < 0])
+		b.n, rounds, map[bool]string{true: "process programs only", false: "all programs"}[b.cfg.ProcessOnly],
+		map[bool]string{true: "a wakeup per record", false: "batched reads"}[b.cfg.FlushInterval < 0])
 	fmt.Printf("%-22s %12s %8s %12s %8s %10s %8s %8s %12s %12s %10s\n",
 		"mode", "wall median", "ratio", "storm CPU", "ratio", "exec/s", "events", "lost", "sensor CPU", "BPF/exec", "BPF/CPU")
 	var totalLost uint64
 	for m := range modes {
-		rs := results[m]
-		wall, cpu := median(rs, wallOf), median(rs, cpuOf)
-		sensorCPU := median(rs, func(r result) float64 { return float64(r.sensorCPU) })
-		bpf := median(rs, func(r result) float64 { return float64(r.bpf) })
-		var events, lost uint64
-		for _, x := range rs {
-			events += x.events
-			lost += x.lost
-		}
+		events, lost := b.printMode(m, results[m], baseWall, baseCPU)
 		totalLost += lost
-		fmt.Printf("%-22s %12s %8.4f %12s %8.4f %10.0f %8d %8d %12s %12s %9.2f%%\n", m,
-			time.Duration(wall).Round(time.Microsecond), wall/baseWall,
-			time.Duration(cpu).Round(time.Microsecond), cpu/baseCPU,
-			float64(n)/time.Duration(wall).Seconds(), events, lost,
-			time.Duration(sensorCPU).Round(time.Millisecond),
-			time.Duration(bpf/float64(n)).Round(10*time.Nanosecond), 100*bpf/baseCPU)
-		if m == inside && events < uint64(n*rounds) {
-			return fmt.Errorf("inside a session: %d exec events delivered, want at least %d", events, n*rounds)
+		if m == inside && events < uint64(b.n*rounds) {
+			return fmt.Errorf("inside a session: %d exec events delivered, want at least %d", events, b.n*rounds)
 		}
 	}
 	fmt.Println("BPF/exec: kernel program run time per storm exec (all programs, host-wide: an upper bound);" +
@@ -156,49 +177,126 @@ func run(n, rounds int, cfg kernel.Config) error {
 	return nil
 }
 
+// printMode prints mode m's row of medians and returns the events
+// delivered and lost over all its rounds.
+func (b *bench) printMode(m mode, rs []result, baseWall, baseCPU float64) (events, lost uint64) {
+	wall, cpu := median(rs, wallOf), median(rs, cpuOf)
+	sensorCPU := median(rs, func(r result) float64 { return float64(r.sensorCPU) })
+	bpf := median(rs, func(r result) float64 { return float64(r.bpf) })
+	for _, x := range rs {
+		events += x.events
+		lost += x.lost
+	}
+	fmt.Printf("%-22s %12s %8.4f %12s %8.4f %10.0f %8d %8d %12s %12s %9.2f%%\n", m,
+		time.Duration(wall).Round(time.Microsecond), wall/baseWall,
+		time.Duration(cpu).Round(time.Microsecond), cpu/baseCPU,
+		float64(b.n)/time.Duration(wall).Seconds(), events, lost,
+		time.Duration(sensorCPU).Round(time.Millisecond),
+		time.Duration(bpf/float64(b.n)).Round(10*time.Nanosecond), 100*bpf/baseCPU)
+	return events, lost
+}
+
 // round runs one storm in mode m. With the sensor on, it is loaded before
 // and closed after, and every event up to a marker exec at the end of the
 // storm is drained before the round ends.
-// verbose prints per-program statistics after each round.
-var verbose bool
-
-func round(m mode, n, r int, plain, agent string, cfg kernel.Config, log *slog.Logger) (result, error) {
-	var res result
+func (b *bench) round(m mode, r int) (result, error) {
 	marker := fmt.Sprintf("execstorm-marker-%d-%d-%d", os.Getpid(), r, m)
-	shell := plain
-	if m == inside {
-		shell = agent
-	}
-	script := `i=0; while [ $i -lt ` + strconv.Itoa(n) + ` ]; do /bin/true; i=$((i+1)); done; /bin/true ` + marker
-
-	storm := func() error {
-		cmd := exec.Command(shell, "-c", script)
-		start := time.Now()
-		err := cmd.Run()
-		res.wall = time.Since(start)
-		if err == nil {
-			res.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		}
-		return err
-	}
 	if m == off {
-		return res, storm()
+		return b.storm(m, marker)
 	}
-
-	s, err := kernel.New(cfg, log)
+	s, err := kernel.New(b.cfg, b.log)
 	if err != nil {
-		return res, err
+		return result{}, err
 	}
 	defer s.Close()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // on error; a round that completes cancels before draining
 	out := make(chan sensor.Event, 4096)
 	runErr := make(chan error, 1)
 	go func() { runErr <- s.Run(ctx, out) }()
-	sawMarker := make(chan struct{})
-	var events uint64
-	drained := make(chan struct{})
+	d := drain(ctx, out, marker)
+
+	res, err := b.measure(s, m, marker, d)
+	if err != nil {
+		return res, err
+	}
+	if b.verbose {
+		printProgramStats(s, m, r)
+	}
+	cancel()
+	<-d.done
+	if err := <-runErr; err != nil {
+		return res, err
+	}
+	st := s.Stats()
+	res.events = d.events
+	res.lost = st.KernelLost + st.QueueDrops
+	return res, nil
+}
+
+// storm runs the exec loop once, in the shell for mode m, ending with a
+// /bin/true exec carrying marker, and times it.
+func (b *bench) storm(m mode, marker string) (result, error) {
+	var res result
+	shell := b.plain
+	if m == inside {
+		shell = b.agent
+	}
+	script := `i=0; while [ $i -lt ` + strconv.Itoa(b.n) + ` ]; do /bin/true; i=$((i+1)); done; /bin/true ` + marker
+	cmd := exec.Command(shell, "-c", script)
+	start := time.Now()
+	err := cmd.Run()
+	res.wall = time.Since(start)
+	if err == nil {
+		res.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
+	return res, err
+}
+
+// measure runs the storm with the sensor loaded and takes the sensor's
+// CPU and kernel program time around it; inside a session it first waits
+// for the marker, so the time includes draining every event.
+func (b *bench) measure(s *kernel.Sensor, m mode, marker string, d *drainer) (result, error) {
+	cpu0 := cpuTime()
+	bpf0, err := bpfTime(s)
+	if err != nil {
+		return result{}, err
+	}
+	res, err := b.storm(m, marker)
+	if err != nil {
+		return res, err
+	}
+	if m == inside {
+		select {
+		case <-d.sawMarker:
+		case <-time.After(time.Minute):
+			return res, errors.New("marker event not delivered within a minute")
+		}
+	}
+	res.sensorCPU = cpuTime() - cpu0
+	bpf1, err := bpfTime(s)
+	if err != nil {
+		return res, err
+	}
+	// Other processes on the host run the programs too; their share is
+	// in here as well, which makes this an upper bound.
+	res.bpf = bpf1 - bpf0
+	return res, nil
+}
+
+// drainer consumes the sensor's events as a real consumer would, counting
+// the storm's /bin/true execs delivered inside a session until the marker.
+type drainer struct {
+	sawMarker chan struct{} // closed at the marker exec
+	done      chan struct{} // closed when the drainer stops
+	events    uint64        // read only after done
+}
+
+// drain starts a drainer on out; it stops at the marker or when ctx ends.
+func drain(ctx context.Context, out <-chan sensor.Event, marker string) *drainer {
+	d := &drainer{sawMarker: make(chan struct{}), done: make(chan struct{})}
 	go func() {
-		defer close(drained)
+		defer close(d.done)
 		for {
 			select {
 			case ev := <-out:
@@ -206,64 +304,31 @@ func round(m mode, n, r int, plain, agent string, cfg kernel.Config, log *slog.L
 					continue
 				}
 				if slices.Contains(ev.Exec.Argv, marker) {
-					close(sawMarker)
+					close(d.sawMarker)
 					return
 				}
 				if ev.Exec.Filename == "/bin/true" {
-					events++
+					d.events++
 				}
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
+	return d
+}
 
-	cpu0 := cpuTime()
-	bpf0, err := bpfTime(s)
-	if err != nil {
-		cancel()
-		return res, err
-	}
-	if err := storm(); err != nil {
-		cancel()
-		return res, err
-	}
-	if m == inside {
-		select {
-		case <-sawMarker:
-		case <-time.After(time.Minute):
-			cancel()
-			return res, errors.New("marker event not delivered within a minute")
+// printProgramStats prints each loaded program's run count and mean run
+// time (for -v).
+func printProgramStats(s *kernel.Sensor, m mode, r int) {
+	st, _ := s.ProgramStats()
+	for _, p := range st {
+		avg := time.Duration(0)
+		if p.RunCount > 0 {
+			avg = p.Runtime / time.Duration(p.RunCount)
 		}
+		fmt.Fprintf(os.Stderr, "  %s round %d: %-20s runs %9d  avg %s\n", m, r, p.Name, p.RunCount, avg)
 	}
-	res.sensorCPU = cpuTime() - cpu0
-	bpf1, err := bpfTime(s)
-	if err != nil {
-		cancel()
-		return res, err
-	}
-	// Other processes on the host run the programs too; their share is
-	// in here as well, which makes this an upper bound.
-	res.bpf = bpf1 - bpf0
-	if verbose {
-		st, _ := s.ProgramStats()
-		for _, p := range st {
-			avg := time.Duration(0)
-			if p.RunCount > 0 {
-				avg = p.Runtime / time.Duration(p.RunCount)
-			}
-			fmt.Fprintf(os.Stderr, "  %s round %d: %-20s runs %9d  avg %s\n", m, r, p.Name, p.RunCount, avg)
-		}
-	}
-	cancel()
-	<-drained
-	if err := <-runErr; err != nil {
-		return res, err
-	}
-	st := s.Stats()
-	res.events = events
-	res.lost = st.KernelLost + st.QueueDrops
-	return res, nil
 }
 
 // bpfTime sums the run time of every loaded program.

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPickNewest(t *testing.T) {
@@ -759,5 +761,129 @@ func TestRefusedProgramFailsWhenRequired(t *testing.T) {
 		if st := g.Results[name]; st != statusFail {
 			t.Errorf("%s = %s, want %s", name, st, statusFail)
 		}
+	}
+}
+
+// parseFlags' defaults and the checks TestParseFlags does not reach.
+func TestParseFlagsDefaultsAndChecks(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	t.Setenv("VMTEST_CACHE", "")
+	t.Setenv("CI", "")
+	cfg, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{
+		kernels:       []string{"5.10", "6.1", "6.12", "6.18", "newest"},
+		pkgs:          []string{"./tests/vmtest/smoke", "./sensor/kernel", "./tests/denyexec"},
+		cacheDir:      "tests/vmtest/cache",
+		timeout:       8 * time.Minute,
+		parallel:      2,
+		smp:           2,
+		memMiB:        1024,
+		lsm:           "lockdown,capability,landlock,yama,apparmor,bpf",
+		requireAttach: "all",
+		refresh:       24 * time.Hour,
+		qemu:          "qemu-system-x86_64",
+		busybox:       "/bin/busybox",
+		hostBins:      []string{"/bin/dash", "/bin/bash", "/bin/echo", "/bin/true", "/bin/false", "/bin/sleep", "/bin/cat", "/usr/bin/env"},
+	}
+	if fmt.Sprintf("%+v", *cfg) != fmt.Sprintf("%+v", want) {
+		t.Errorf("defaults:\n got %+v\nwant %+v", *cfg, want)
+	}
+	if cfg, err := parseFlags([]string{"-require-attach", ""}); err != nil || cfg.requireAttach != "none" {
+		t.Errorf("empty -require-attach: %v, %+v", err, cfg)
+	}
+	t.Setenv("VMTEST_CACHE", "/var/cache/vmtest")
+	if cfg, err := parseFlags(nil); err != nil || cfg.cacheDir != "/var/cache/vmtest" {
+		t.Errorf("$VMTEST_CACHE: %v, %+v", err, cfg)
+	}
+	for _, args := range [][]string{
+		{"-host-bins", "bin/sh"},
+		{"-pkgs", " , "},
+		{"-parallel", "0"},
+		{"-smp", "0"},
+		{"-mem", "255"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q) accepted", args)
+		}
+	}
+	t.Setenv("VMTEST_ALLOW_MISSING", "maybe")
+	if _, err := parseFlags(nil); err == nil || !strings.Contains(err.Error(), "VMTEST_ALLOW_MISSING") {
+		t.Errorf("unreadable $VMTEST_ALLOW_MISSING: %v", err)
+	}
+}
+
+// A kernel resolved but not booted still shows its package; a probe that
+// found an attach kind missing shows "no".
+func TestTablesNotBootedAndMissingFeature(t *testing.T) {
+	g := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST FEATURE fentry no not in this kernel\nVMTEST-DONE\n"), g)
+	notBooted := &guestRun{Selector: "6.12", Kernel: &Kernel{Package: "linux-image-6.12.1-cloud-amd64"}, NotRun: "qemu missing"}
+	kt, _, ft, _ := tables([]*guestRun{g, notBooted})
+	var b bytes.Buffer
+	kt.text(&b)
+	ft.text(&b)
+	for _, want := range []string{"6.12    linux-image-6.12.1-cloud-amd64    -", "NOT RUN: qemu missing", "fentry      no   -"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// A guest that never printed its kernel line never reached /init.
+func TestParseGuestNoKernelLine(t *testing.T) {
+	g := &guestRun{Selector: "6.1"}
+	parseGuest(strings.NewReader(""), g)
+	if strings.Join(g.Problems, "|") != "no exit marker (VMTEST-DONE): guest hung, crashed or timed out|kernel never reached /init" {
+		t.Errorf("problems = %q", g.Problems)
+	}
+}
+
+// report prints the tables, then one line per thing behind a failure, the
+// totals and the verdict, and writes the markdown copy.
+func TestReport(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	t.Setenv("CI", "")
+	md := filepath.Join(t.TempDir(), "kernels.md")
+	cfg, err := parseFlags([]string{"-kernels", "6.1,6.12", "-markdown", md})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n=== RUN   TestA\n--- PASS: TestA (0.00s)\n"+
+		"=== RUN   TestB\nVMTEST-END s 2\n"), g) // no VMTEST-DONE: a problem
+	missing := &guestRun{Selector: "6.12", NotRun: "no such kernel"}
+	var out bytes.Buffer
+	ok, err := report(&out, cfg, []*guestRun{g, missing}, []string{"./x has no test files: not in the matrix"}, "/tmp/run-1")
+	if err != nil || ok {
+		t.Fatalf("report = %v, %v; want a failed run", ok, err)
+	}
+	got := out.String()
+	last := -1
+	for _, want := range []string{
+		"\n== kernels\n",
+		"\n== tests\n",
+		"\n== attach types (probed in each guest)\n",
+		"\n== verified instructions (per program, per kernel)\n",
+		"note: ./x has no test files: not in the matrix\n",
+		"failed: 6.1: s: TestB: no result (test binary exited mid-test)\n",
+		"problem: 6.1: no exit marker (VMTEST-DONE): guest hung, crashed or timed out\n",
+		"not run: 6.12: no such kernel\n",
+		"logs: /tmp/run-1\n",
+		"1 passed, 2 failed, 0 expected failures, 0 unexpected passes, 0 skipped; 1 of 2 kernels ran\n",
+		"FAIL: 2 failed\n",
+		"FAIL: kernel 6.12 did not run: no such kernel",
+	} {
+		i := strings.Index(got, want)
+		if i < 0 || i < last {
+			t.Fatalf("report lacks %q after what precedes it:\n%s", want, got)
+		}
+		last = i
+	}
+	b, err := os.ReadFile(md)
+	if err != nil || !strings.HasPrefix(string(b), "| kernel | package |") {
+		t.Fatalf("markdown: %v\n%s", err, b)
 	}
 }

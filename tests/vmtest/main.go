@@ -74,13 +74,47 @@ func main() {
 	}
 }
 
+// parseFlags reads the command line into a config and checks it.
 func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("vmtest", flag.ContinueOnError)
-	kernels := fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest")
-	pkgs := fs.String("pkgs", "./tests/vmtest/smoke,./sensor/kernel,./tests/denyexec", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)")
-	hostBins := fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
-		"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)")
 	cfg := &config{}
+	lists, err := defineFlags(fs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg.kernels = splitList(*lists.kernels)
+	cfg.pkgs = splitList(*lists.pkgs)
+	cfg.hostBins = splitList(*lists.hostBins)
+	if cfg.requireAttach == "" {
+		cfg.requireAttach = "none"
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// listFlags holds the comma-list flags until they are split.
+type listFlags struct {
+	kernels, pkgs, hostBins *string
+}
+
+// defineFlags defines the flags on fs, the scalar ones straight into cfg.
+// Defaults may come from the environment ($VMTEST_CACHE,
+// $VMTEST_ALLOW_MISSING); an unreadable one is an error.
+func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
+	lists := listFlags{
+		kernels: fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest"),
+		pkgs:    fs.String("pkgs", "./tests/vmtest/smoke,./sensor/kernel,./tests/denyexec", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)"),
+		hostBins: fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
+			"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)"),
+	}
 	cache := "tests/vmtest/cache"
 	if d := os.Getenv("VMTEST_CACHE"); d != "" {
 		// Lets CI keep kernels across fresh clones.
@@ -97,60 +131,55 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&cfg.markdown, "markdown", "", "also write the tables as markdown to this file")
 	allowMissing, err := envBool(envAllowMissing)
 	if err != nil {
-		return nil, err
+		return listFlags{}, err
 	}
 	fs.BoolVar(&cfg.allowMissing, "allow-missing", allowMissing,
 		"development only: pass the run even when some listed kernels could not be resolved or downloaded (they are reported as not run; at least one must boot). "+
 			"Default from $"+envAllowMissing+"=1. Refused when $CI is set: a CI run must boot every listed kernel")
 	fs.StringVar(&cfg.qemu, "qemu", "qemu-system-x86_64", "qemu binary")
 	fs.StringVar(&cfg.busybox, "busybox", "/bin/busybox", "static busybox for the guest")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	cfg.kernels = splitList(*kernels)
-	cfg.pkgs = splitList(*pkgs)
-	cfg.hostBins = splitList(*hostBins)
+	return lists, nil
+}
+
+// check refuses a config the run cannot use or must not accept: values
+// that would be passed on to go, qemu or the guest unquoted are held to
+// safe forms here.
+func (cfg *config) check() error {
 	for _, b := range cfg.hostBins {
 		if !filepath.IsAbs(b) {
-			return nil, fmt.Errorf("-host-bins: %q: want an absolute path", b)
+			return fmt.Errorf("-host-bins: %q: want an absolute path", b)
 		}
 	}
 	if len(cfg.kernels) == 0 {
-		return nil, errors.New("-kernels is empty")
+		return errors.New("-kernels is empty")
 	}
 	for _, k := range cfg.kernels {
 		if !selectorRE.MatchString(k) {
-			return nil, fmt.Errorf("-kernels: bad entry %q: want major.minor (e.g. 6.12) or newest, optionally with -nolsm", k)
+			return fmt.Errorf("-kernels: bad entry %q: want major.minor (e.g. 6.12) or newest, optionally with -nolsm", k)
 		}
 	}
 	if len(cfg.pkgs) == 0 {
-		return nil, errors.New("-pkgs is empty")
+		return errors.New("-pkgs is empty")
 	}
 	for _, p := range cfg.pkgs {
 		if !strings.HasPrefix(p, "./") || strings.Contains(p, "...") {
-			return nil, fmt.Errorf("-pkgs: %q: want a package path inside the module, like ./sensor/kernel", p)
+			return fmt.Errorf("-pkgs: %q: want a package path inside the module, like ./sensor/kernel", p)
 		}
 	}
 	if cfg.parallel < 1 || cfg.smp < 1 || cfg.memMiB < 256 {
-		return nil, errors.New("-parallel and -smp must be >= 1, -mem >= 256")
-	}
-	if cfg.requireAttach == "" {
-		cfg.requireAttach = "none"
+		return errors.New("-parallel and -smp must be >= 1, -mem >= 256")
 	}
 	if !safeName.MatchString(cfg.requireAttach) || !safeName.MatchString(cfg.lsm) {
-		return nil, errors.New("-require-attach and -lsm take comma lists of names")
+		return errors.New("-require-attach and -lsm take comma lists of names")
 	}
 	if ci := os.Getenv("CI"); cfg.allowMissing && isCI(ci) {
-		return nil, fmt.Errorf("-allow-missing (or %s=1) is refused under CI (CI=%q): a CI run must boot every listed kernel", envAllowMissing, ci)
+		return fmt.Errorf("-allow-missing (or %s=1) is refused under CI (CI=%q): a CI run must boot every listed kernel", envAllowMissing, ci)
 	}
 	// qemu parses -serial file:PATH and friends with commas as separators.
 	if strings.ContainsAny(cfg.cacheDir, ",:") {
-		return nil, fmt.Errorf("-cache %q: must not contain ',' or ':'", cfg.cacheDir)
+		return fmt.Errorf("-cache %q: must not contain ',' or ':'", cfg.cacheDir)
 	}
-	return cfg, nil
+	return nil
 }
 
 // envAllowMissing is the environment form of -allow-missing, for
@@ -193,28 +222,13 @@ func splitList(s string) []string {
 
 // run does the whole matrix and reports whether it passed.
 func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (bool, error) {
-	if _, err := os.Stat("go.mod"); err != nil {
-		return false, errors.New("run from the repository root (go.mod not found)")
-	}
-	for _, tool := range []string{cfg.qemu, "apt-get", "apt-cache", "dpkg-deb", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return false, fmt.Errorf("%s not found: install it (qemu-system-x86, apt, dpkg, Go)", tool)
-		}
-	}
-	if _, err := os.Stat(cfg.busybox); err != nil {
-		return false, fmt.Errorf("busybox: %w (apt-get install busybox-static)", err)
-	}
-	if err := os.MkdirAll(cfg.cacheDir, 0o700); err != nil {
+	if err := checkHost(cfg); err != nil {
 		return false, err
 	}
-	// Several people may run the matrix at once in one tree: each run
-	// gets its own directory, and old ones are pruned.
-	pruneRuns(cfg.cacheDir, 24*time.Hour, log)
-	runDir, err := os.MkdirTemp(cfg.cacheDir, "run-"+time.Now().UTC().Format("20060102-150405")+"-")
+	runDir, err := newRunDir(cfg.cacheDir, log)
 	if err != nil {
 		return false, err
 	}
-
 	// 1. Test binaries, static, plus their testdata.
 	tests, testdata, notes, err := buildTests(ctx, cfg.pkgs, runDir, log)
 	if err != nil {
@@ -226,10 +240,63 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		return false, err
 	}
 	// 3. One initramfs for every guest.
+	initrd, err := writeInitramfs(cfg, runDir, tests, testdata, objs)
+	if err != nil {
+		return false, err
+	}
+	// 4. Kernels, resolved and fetched one at a time (one apt cache).
+	runs, err := resolveKernels(ctx, cfg, log)
+	if err != nil {
+		return false, err
+	}
+	// 5. Boot, at most cfg.parallel at once.
+	bootAll(ctx, cfg, runs, initrd, runDir, log)
+	// Keep the logs, drop the bulky inputs (tens of MB per run).
+	os.Remove(initrd)
+	for _, t := range tests {
+		os.Remove(t.Binary)
+	}
+	// 6. Report.
+	return report(out, cfg, runs, notes, runDir)
+}
+
+// checkHost checks that the run starts from the repository root and that
+// the host tools it needs are installed, naming what to install.
+func checkHost(cfg *config) error {
+	if _, err := os.Stat("go.mod"); err != nil {
+		return errors.New("run from the repository root (go.mod not found)")
+	}
+	for _, tool := range []string{cfg.qemu, "apt-get", "apt-cache", "dpkg-deb", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: install it (qemu-system-x86, apt, dpkg, Go)", tool)
+		}
+	}
+	if _, err := os.Stat(cfg.busybox); err != nil {
+		return fmt.Errorf("busybox: %w (apt-get install busybox-static)", err)
+	}
+	return nil
+}
+
+// newRunDir makes this run's directory under the cache. Several people may
+// run the matrix at once in one tree: each run gets its own directory, and
+// old ones are pruned.
+func newRunDir(cacheDir string, log *slog.Logger) (string, error) {
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return "", err
+	}
+	pruneRuns(cacheDir, 24*time.Hour, log)
+	return os.MkdirTemp(cacheDir, "run-"+time.Now().UTC().Format("20060102-150405")+"-")
+}
+
+// writeInitramfs writes the one initramfs every guest boots, with the test
+// binaries, their testdata, the BPF objects and the host binaries, and
+// returns its path. The guest's own test timeout leaves the host's
+// per-guest timeout room to collect the results.
+func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[string]map[string]string, objs map[string]string) (string, error) {
 	initrd := filepath.Join(runDir, "initramfs.cpio")
 	f, err := os.OpenFile(initrd, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	guestTimeout := cfg.timeout - 30*time.Second
 	if guestTimeout < time.Minute {
@@ -249,15 +316,21 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		err = cerr
 	}
 	if err != nil {
-		return false, fmt.Errorf("initramfs: %w", err)
+		return "", fmt.Errorf("initramfs: %w", err)
 	}
+	return initrd, nil
+}
 
-	// 4. Kernels, resolved and fetched one at a time (one apt cache).
-	// The apt lists and kernel cache are shared between concurrent runs.
+// resolveKernels resolves and fetches each listed kernel, one at a time
+// under a lock: the apt lists and kernel cache are shared between
+// concurrent runs. A kernel that cannot be had is marked not run, with
+// the reason.
+func resolveKernels(ctx context.Context, cfg *config, log *slog.Logger) ([]*guestRun, error) {
 	unlock, err := lockFile(filepath.Join(cfg.cacheDir, "kernels.lock"))
 	if err != nil {
-		return false, err
+		return nil, err
 	}
+	defer unlock()
 	kc := &kernelCache{dir: cfg.cacheDir, refresh: cfg.refresh, log: log}
 	runs := make([]*guestRun, len(cfg.kernels))
 	for i, sel := range cfg.kernels {
@@ -270,9 +343,12 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		}
 		runs[i].Kernel = k
 	}
-	unlock()
+	return runs, nil
+}
 
-	// 5. Boot, at most cfg.parallel at once.
+// bootAll boots every resolved kernel, at most cfg.parallel at once, and
+// waits for all of them.
+func bootAll(ctx context.Context, cfg *config, runs []*guestRun, initrd, runDir string, log *slog.Logger) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.parallel)
 	for _, g := range runs {
@@ -288,13 +364,12 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		}()
 	}
 	wg.Wait()
-	// Keep the logs, drop the bulky inputs (tens of MB per run).
-	os.Remove(initrd)
-	for _, t := range tests {
-		os.Remove(t.Binary)
-	}
+}
 
-	// 6. Report.
+// report prints the tables, the notes, what lies behind each failure, the
+// totals and the verdict, writes the markdown copy when asked, and
+// returns whether the run passed.
+func report(out io.Writer, cfg *config, runs []*guestRun, notes []string, runDir string) (bool, error) {
 	kt, tt, ft, vt := tables(runs)
 	fmt.Fprintln(out, "\n== kernels")
 	kt.text(out)
@@ -308,22 +383,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		fmt.Fprintln(out, "note:", n)
 	}
 	for _, g := range runs {
-		for _, name := range g.Order {
-			if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
-				fmt.Fprintf(out, "failed: %s: %s: %s\n", g.Selector, name, w)
-			}
-		}
-		for _, p := range g.Problems {
-			fmt.Fprintf(out, "problem: %s: %s\n", g.Selector, p)
-		}
-		if g.NotRun != "" {
-			fmt.Fprintf(out, "not run: %s: %s\n", g.Selector, g.NotRun)
-		}
-		for _, name := range g.Order {
-			if g.Results[name] == statusXFail {
-				fmt.Fprintf(out, "expected failure: %s: %s (known defect: %s)\n", g.Selector, name, g.Defects[name])
-			}
-		}
+		guestDetails(out, g)
 	}
 	if cfg.markdown != "" {
 		if err := writeMarkdown(cfg.markdown, kt, tt, ft, vt); err != nil {
@@ -339,6 +399,28 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		fmt.Fprintln(out, "FAIL:", w)
 	}
 	return ok, nil
+}
+
+// guestDetails prints, for one kernel, what the tables cannot hold: why
+// the harness failed a test, problems not tied to a test, why the kernel
+// was not run, and the known defect behind each expected failure.
+func guestDetails(out io.Writer, g *guestRun) {
+	for _, name := range g.Order {
+		if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
+			fmt.Fprintf(out, "failed: %s: %s: %s\n", g.Selector, name, w)
+		}
+	}
+	for _, p := range g.Problems {
+		fmt.Fprintf(out, "problem: %s: %s\n", g.Selector, p)
+	}
+	if g.NotRun != "" {
+		fmt.Fprintf(out, "not run: %s: %s\n", g.Selector, g.NotRun)
+	}
+	for _, name := range g.Order {
+		if g.Results[name] == statusXFail {
+			fmt.Fprintf(out, "expected failure: %s: %s (known defect: %s)\n", g.Selector, name, g.Defects[name])
+		}
+	}
 }
 
 func writeMarkdown(path string, tabs ...*table) error {

@@ -70,61 +70,88 @@ func parseGuest(r io.Reader, g *guestRun) {
 	g.Refused = map[string]string{}
 	g.Defects = map[string]string{}
 	g.Why = map[string]string{}
-	var (
-		bin     string
-		running []string
-		began   bool
-		exits   []binExit
-	)
-	// unfinished fails every test that started but never reported.
-	unfinished := func(why string) {
-		for _, name := range running {
-			if _, ok := g.Results[name]; !ok {
-				g.failTest(name, "no result ("+why+")")
-			}
-		}
-		running = nil
-	}
+	p := &guestParser{g: g}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case strings.HasPrefix(line, "VMTEST-KERNEL "):
-			g.Uname = strings.TrimPrefix(line, "VMTEST-KERNEL ")
-		case strings.HasPrefix(line, "VMTEST-LSM "):
-			g.LSM = strings.TrimPrefix(line, "VMTEST-LSM ")
-		case strings.HasPrefix(line, "VMTEST-REQUIRE-ATTACH "):
-			g.RequireAttach = strings.TrimPrefix(line, "VMTEST-REQUIRE-ATTACH ")
-		case strings.HasPrefix(line, "VMTEST-BEGIN "):
-			bin, began, running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
-		case strings.HasPrefix(line, "VMTEST-END "):
-			unfinished("test binary exited mid-test")
-			exits = append(exits, binExit{bin, exitCode(line)})
-			bin, began = "", false
-		case line == "VMTEST-DONE":
-			g.Done = true
-		default:
-			if m := resultRE.FindStringSubmatch(line); m != nil && began {
-				g.record(bin+": "+m[2], m[1])
-			} else if m := runRE.FindStringSubmatch(line); m != nil && began {
-				running = append(running, bin+": "+m[1])
-			} else if m := featureRE.FindStringSubmatch(line); m != nil {
-				g.Features[m[1]] = feature{Available: m[2] == "yes", Reason: m[3]}
-			} else if m := verifiedRE.FindStringSubmatch(line); m != nil {
-				n, _ := strconv.Atoi(m[3])
-				g.Verified[m[1]+" "+m[2]] = n
-			} else if m := unverifRE.FindStringSubmatch(line); m != nil {
-				g.Refused[m[1]+" "+m[2]] = m[3]
-				if m[3] == "refused" {
-					g.Refusals = append(g.Refusals, refusal{Object: m[1], Program: m[2], Kind: m[4]})
-				}
-			}
+		p.line(strings.TrimRight(sc.Text(), "\r"))
+	}
+	p.finish()
+}
+
+// guestParser is parseGuest's state between lines.
+type guestParser struct {
+	g       *guestRun
+	bin     string   // the test binary running (VMTEST-BEGIN)
+	running []string // its tests started (=== RUN) in order
+	began   bool
+	exits   []binExit
+}
+
+// line takes one line of the results port: a harness marker, or a test
+// binary's or the smoke test's output.
+func (p *guestParser) line(line string) {
+	g := p.g
+	switch {
+	case strings.HasPrefix(line, "VMTEST-KERNEL "):
+		g.Uname = strings.TrimPrefix(line, "VMTEST-KERNEL ")
+	case strings.HasPrefix(line, "VMTEST-LSM "):
+		g.LSM = strings.TrimPrefix(line, "VMTEST-LSM ")
+	case strings.HasPrefix(line, "VMTEST-REQUIRE-ATTACH "):
+		g.RequireAttach = strings.TrimPrefix(line, "VMTEST-REQUIRE-ATTACH ")
+	case strings.HasPrefix(line, "VMTEST-BEGIN "):
+		p.bin, p.began, p.running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
+	case strings.HasPrefix(line, "VMTEST-END "):
+		p.unfinished("test binary exited mid-test")
+		p.exits = append(p.exits, binExit{p.bin, exitCode(line)})
+		p.bin, p.began = "", false
+	case line == "VMTEST-DONE":
+		g.Done = true
+	default:
+		p.output(line)
+	}
+}
+
+// output takes a line that is not a marker: a test's start or result
+// (only inside a binary's run), an attach-kind probe, or a program's
+// verifier outcome.
+func (p *guestParser) output(line string) {
+	g := p.g
+	if m := resultRE.FindStringSubmatch(line); m != nil && p.began {
+		g.record(p.bin+": "+m[2], m[1])
+	} else if m := runRE.FindStringSubmatch(line); m != nil && p.began {
+		p.running = append(p.running, p.bin+": "+m[1])
+	} else if m := featureRE.FindStringSubmatch(line); m != nil {
+		g.Features[m[1]] = feature{Available: m[2] == "yes", Reason: m[3]}
+	} else if m := verifiedRE.FindStringSubmatch(line); m != nil {
+		n, _ := strconv.Atoi(m[3])
+		g.Verified[m[1]+" "+m[2]] = n
+	} else if m := unverifRE.FindStringSubmatch(line); m != nil {
+		g.Refused[m[1]+" "+m[2]] = m[3]
+		if m[3] == "refused" {
+			g.Refusals = append(g.Refusals, refusal{Object: m[1], Program: m[2], Kind: m[4]})
 		}
 	}
-	if began {
-		unfinished("guest stopped mid-test")
-		g.Problems = append(g.Problems, fmt.Sprintf("%s never finished", bin))
+}
+
+// unfinished fails every test that started but never reported.
+func (p *guestParser) unfinished(why string) {
+	for _, name := range p.running {
+		if _, ok := p.g.Results[name]; !ok {
+			p.g.failTest(name, "no result ("+why+")")
+		}
+	}
+	p.running = nil
+}
+
+// finish judges the whole output once read: a binary cut off mid-test, a
+// missing exit marker or kernel line, then the checks that need the final
+// results (parents, known defects, the LSM path, exit codes).
+func (p *guestParser) finish() {
+	g := p.g
+	if p.began {
+		p.unfinished("guest stopped mid-test")
+		g.Problems = append(g.Problems, fmt.Sprintf("%s never finished", p.bin))
 	}
 	if !g.Done {
 		g.Problems = append(g.Problems, "no exit marker (VMTEST-DONE): guest hung, crashed or timed out")
@@ -135,7 +162,7 @@ func parseGuest(r io.Reader, g *guestRun) {
 	dropPassedParents(g)
 	applyKnownDefects(g, knownDefects())
 	checkLSMPath(g)
-	for _, e := range exits {
+	for _, e := range p.exits {
 		checkExit(g, e)
 	}
 }
@@ -333,32 +360,44 @@ var attachKinds = []string{"tracepoint", "raw_tp", "tp_btf", "fentry", "lsm", "k
 
 // tables builds the kernel, test, attach-kind and verifier tables.
 func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
-	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "expected failures", "skipped", "result"}}
-	cols := []string{"test"}
-	fcols := []string{"attach"}
-	vcols := []string{"object", "program"}
+	return kernelTable(runs), testTable(runs), featureTable(runs), verifiedTable(runs)
+}
+
+// kernelColumns is a table head: the row label columns, then one column
+// per kernel, in the order they were listed.
+func kernelColumns(runs []*guestRun, labels ...string) []string {
+	head := labels
 	for _, g := range runs {
-		cols = append(cols, g.Selector)
-		fcols = append(fcols, g.Selector)
-		vcols = append(vcols, g.Selector)
-		switch {
-		case g.NotRun != "":
+		head = append(head, g.Selector)
+	}
+	return head
+}
+
+// kernelTable has one row per kernel: what was booted, its counts and its
+// result, or why it was not run.
+func kernelTable(runs []*guestRun) *table {
+	t := &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "expected failures", "skipped", "result"}}
+	for _, g := range runs {
+		if g.NotRun != "" {
 			pkg := "-"
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
-		default:
-			c := count([]*guestRun{g})
-			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
-				g.Wall.Round(100*time.Millisecond).String(),
-				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Expected), strconv.Itoa(c.Skipped), guestResult(g))
+			t.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
+			continue
 		}
+		c := count([]*guestRun{g})
+		t.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
+			g.Wall.Round(100*time.Millisecond).String(),
+			strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Expected), strconv.Itoa(c.Skipped), guestResult(g))
 	}
-	tests = &table{head: cols}
-	features = &table{head: fcols}
-	verified = &table{head: vcols}
+	return t
+}
 
+// testTable has one row per test, in the order tests were first seen
+// across kernels, with its status on each.
+func testTable(runs []*guestRun) *table {
+	t := &table{head: kernelColumns(runs, "test")}
 	var names []string
 	seen := map[string]bool{}
 	for _, g := range runs {
@@ -374,8 +413,15 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 		for _, g := range runs {
 			row = append(row, orDash(g.Results[n]))
 		}
-		tests.add(row...)
+		t.add(row...)
 	}
+	return t
+}
+
+// featureTable has one row per attach kind: yes, no, or - where the guest
+// did not probe it.
+func featureTable(runs []*guestRun) *table {
+	t := &table{head: kernelColumns(runs, "attach")}
 	for _, k := range attachKinds {
 		row := []string{k}
 		for _, g := range runs {
@@ -389,10 +435,18 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 				row = append(row, "no")
 			}
 		}
-		features.add(row...)
+		t.add(row...)
 	}
+	return t
+}
+
+// verifiedTable has one row per BPF program any kernel loaded or refused,
+// sorted: its verified instruction count on each kernel, or why it was not
+// verified there.
+func verifiedTable(runs []*guestRun) *table {
+	t := &table{head: kernelColumns(runs, "object", "program")}
 	var progs []string
-	seen = map[string]bool{}
+	seen := map[string]bool{}
 	for _, g := range runs {
 		for _, m := range []map[string]int{g.Verified, countKeys(g.Refused)} {
 			for p := range m {
@@ -414,9 +468,9 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 				row = append(row, orDash(g.Refused[p]))
 			}
 		}
-		verified.add(row...)
+		t.add(row...)
 	}
-	return kernels, tests, features, verified
+	return t
 }
 
 // guestResult is a booted guest's verdict for the kernels table: "ok" only

@@ -117,6 +117,33 @@ func Load(root string, extensions ...string) (*Schema, error) {
 		return nil, fmt.Errorf("ocsfschema: %w", err)
 	}
 	s.Version = ver.Version
+	if err := s.loadDictionary(); err != nil {
+		return nil, err
+	}
+	if err := s.loadCategories(); err != nil {
+		return nil, err
+	}
+	if err := s.loadDefs(filepath.Join(root, "objects"), root, "", s.rawObj); err != nil {
+		return nil, err
+	}
+	if err := s.loadDefs(filepath.Join(root, "events"), root, "", s.rawCls); err != nil {
+		return nil, err
+	}
+	s.addProfiles(root, "")
+	for _, name := range extensions {
+		if err := s.loadExtension(name); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.resolveClasses(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadDictionary reads dictionary.json: the attribute dictionary and the
+// scalar types, their regexes compiled and derived bases flattened.
+func (s *Schema) loadDictionary() error {
 	var dict struct {
 		Attributes map[string]rawAttr `json:"attributes"`
 		Types      struct {
@@ -128,8 +155,8 @@ func Load(root string, extensions ...string) (*Schema, error) {
 			} `json:"attributes"`
 		} `json:"types"`
 	}
-	if err := readJSON(filepath.Join(root, "dictionary.json"), &dict); err != nil {
-		return nil, fmt.Errorf("ocsfschema: %w", err)
+	if err := readJSON(filepath.Join(s.root, "dictionary.json"), &dict); err != nil {
+		return fmt.Errorf("ocsfschema: %w", err)
 	}
 	s.dict = dict.Attributes
 	for name, t := range dict.Types.Attributes {
@@ -140,14 +167,19 @@ func Load(root string, extensions ...string) (*Schema, error) {
 		if t.Regex != "" {
 			re, err := regexp.Compile(t.Regex)
 			if err != nil {
-				return nil, fmt.Errorf("ocsfschema: type %s: regex: %w", name, err)
+				return fmt.Errorf("ocsfschema: type %s: regex: %w", name, err)
 			}
 			typ.Regex = re
 		}
 		s.types[name] = typ
 	}
-	// Derived types may name another derived type as base (timestamp_t ->
-	// long_t); flatten to a primitive.
+	s.flattenTypes()
+	return nil
+}
+
+// flattenTypes resolves each type's base to a primitive: derived types may
+// name another derived type as base (timestamp_t -> long_t).
+func (s *Schema) flattenTypes() {
 	for _, t := range s.types {
 		for i := 0; i < 4; i++ {
 			b, ok := s.types[t.Base]
@@ -157,76 +189,88 @@ func Load(root string, extensions ...string) (*Schema, error) {
 			t.Base = b.Base
 		}
 	}
+}
+
+// loadCategories reads categories.json: category names to uids, and uids
+// to the captions a class's category_uid enum admits.
+func (s *Schema) loadCategories() error {
 	var cats struct {
 		Attributes map[string]struct {
 			UID     int    `json:"uid"`
 			Caption string `json:"caption"`
 		} `json:"attributes"`
 	}
-	if err := readJSON(filepath.Join(root, "categories.json"), &cats); err != nil {
-		return nil, fmt.Errorf("ocsfschema: %w", err)
+	if err := readJSON(filepath.Join(s.root, "categories.json"), &cats); err != nil {
+		return fmt.Errorf("ocsfschema: %w", err)
 	}
 	for n, c := range cats.Attributes {
 		s.cats[n] = c.UID
 		s.catCaps[c.UID] = c.Caption
 	}
-	if err := s.loadDefs(filepath.Join(root, "objects"), root, "", s.rawObj); err != nil {
-		return nil, err
+	return nil
+}
+
+// addProfiles records the profiles defined under dir/profiles, their
+// names prefixed with prefix ("linux/" for the linux extension's).
+func (s *Schema) addProfiles(dir, prefix string) {
+	ps, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.json"))
+	for _, p := range ps {
+		s.profiles[prefix+strings.TrimSuffix(filepath.Base(p), ".json")] = true
 	}
-	if err := s.loadDefs(filepath.Join(root, "events"), root, "", s.rawCls); err != nil {
-		return nil, err
+}
+
+// loadExtension applies extensions/name: dictionary entries the core does
+// not define, new objects, patches of existing objects (kept aside and
+// applied when the object is resolved) and profiles.
+func (s *Schema) loadExtension(name string) error {
+	e := filepath.Join(s.root, "extensions", name, "extension.json")
+	var ext struct {
+		Name string `json:"name"`
 	}
-	profs, _ := filepath.Glob(filepath.Join(root, "profiles", "*.json"))
-	for _, p := range profs {
-		s.profiles[strings.TrimSuffix(filepath.Base(p), ".json")] = true
+	if err := readJSON(e, &ext); err != nil {
+		return fmt.Errorf("ocsfschema: extension %s: %w", name, err)
 	}
-	for _, name := range extensions {
-		e := filepath.Join(root, "extensions", name, "extension.json")
-		var ext struct {
-			Name string `json:"name"`
-		}
-		if err := readJSON(e, &ext); err != nil {
-			return nil, fmt.Errorf("ocsfschema: extension %s: %w", name, err)
-		}
-		dir := filepath.Dir(e)
-		var edict struct {
-			Attributes map[string]rawAttr `json:"attributes"`
-		}
-		if err := readJSON(filepath.Join(dir, "dictionary.json"), &edict); err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("ocsfschema: %w", err)
-		}
-		for k, a := range edict.Attributes {
-			if _, ok := s.dict[k]; !ok {
-				s.dict[k] = a
-			}
-		}
-		objs := map[string]rawDef{}
-		if err := s.loadDefs(filepath.Join(dir, "objects"), dir, ext.Name, objs); err != nil {
-			return nil, err
-		}
-		for key, d := range objs {
-			if d.Name == "" || d.Name == d.Extends {
-				// A patch: extends an existing object in place.
-				s.patches[d.Extends] = append(s.patches[d.Extends], d)
-			} else {
-				s.rawObj[key] = d
-			}
-		}
-		eps, _ := filepath.Glob(filepath.Join(dir, "profiles", "*.json"))
-		for _, p := range eps {
-			s.profiles[ext.Name+"/"+strings.TrimSuffix(filepath.Base(p), ".json")] = true
+	dir := filepath.Dir(e)
+	var edict struct {
+		Attributes map[string]rawAttr `json:"attributes"`
+	}
+	if err := readJSON(filepath.Join(dir, "dictionary.json"), &edict); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("ocsfschema: %w", err)
+	}
+	for k, a := range edict.Attributes {
+		if _, ok := s.dict[k]; !ok {
+			s.dict[k] = a
 		}
 	}
+	objs := map[string]rawDef{}
+	if err := s.loadDefs(filepath.Join(dir, "objects"), dir, ext.Name, objs); err != nil {
+		return err
+	}
+	for key, d := range objs {
+		if d.Name == "" || d.Name == d.Extends {
+			// A patch: extends an existing object in place.
+			s.patches[d.Extends] = append(s.patches[d.Extends], d)
+		} else {
+			s.rawObj[key] = d
+		}
+	}
+	s.addProfiles(dir, ext.Name+"/")
+	return nil
+}
+
+// resolveClasses resolves every event class and indexes by class_uid the
+// concrete ones (those with a uid) and base_event.
+func (s *Schema) resolveClasses() error {
 	for name, d := range s.rawCls {
 		c, err := s.class(name)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if d.UID != nil || name == "base_event" {
 			s.byUID[c.UID] = c
 		}
 	}
-	return s, nil
+	return nil
 }
 
 func (s *Schema) loadDefs(dir, incRoot, prefix string, into map[string]rawDef) error {
@@ -521,6 +565,9 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
+// object checks m against o: every member is an attribute of o (of a
+// listed profile) with a valid value, every required attribute is there,
+// o's constraints hold and enum captions match their ids.
 func (v *validator) object(path string, o *Object, m map[string]any) {
 	v.depth++
 	defer func() { v.depth-- }()
@@ -540,6 +587,14 @@ func (v *validator) object(path string, o *Object, m map[string]any) {
 		}
 		v.value(p, a, m[name])
 	}
+	v.required(path, o, m)
+	v.constraints(path, o, m)
+	v.siblings(path, o, m)
+}
+
+// required reports o's required attributes missing from m; those of a
+// profile the event does not list are not required.
+func (v *validator) required(path string, o *Object, m map[string]any) {
 	for _, name := range sortedKeys(o.Attrs) {
 		a := o.Attrs[name]
 		if a.Requirement != "required" || (a.Profile != "" && !v.profiles[a.Profile]) {
@@ -549,29 +604,34 @@ func (v *validator) object(path string, o *Object, m map[string]any) {
 			v.errf(join(path, name), "required by %s, missing", o.Name)
 		}
 	}
-	if len(o.AtLeastOne) > 0 {
-		n := 0
-		for _, k := range o.AtLeastOne {
-			if _, ok := m[k]; ok {
-				n++
-			}
-		}
-		if n == 0 {
-			v.errf(path, "%s needs at least one of %v", o.Name, o.AtLeastOne)
-		}
+}
+
+// constraints checks o's at_least_one and just_one constraints on m.
+func (v *validator) constraints(path string, o *Object, m map[string]any) {
+	if len(o.AtLeastOne) > 0 && countPresent(m, o.AtLeastOne) == 0 {
+		v.errf(path, "%s needs at least one of %v", o.Name, o.AtLeastOne)
 	}
 	if len(o.JustOne) > 0 {
-		n := 0
-		for _, k := range o.JustOne {
-			if _, ok := m[k]; ok {
-				n++
-			}
-		}
-		if n != 1 {
+		if n := countPresent(m, o.JustOne); n != 1 {
 			v.errf(path, "%s needs exactly one of %v, has %d", o.Name, o.JustOne, n)
 		}
 	}
-	// Siblings: a caption field must match the caption of its enum id.
+}
+
+// countPresent counts the keys of m among names.
+func countPresent(m map[string]any, names []string) int {
+	n := 0
+	for _, k := range names {
+		if _, ok := m[k]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// siblings checks that a caption field matches the caption of its enum
+// id; the id 99 (Other) leaves the caption free.
+func (v *validator) siblings(path string, o *Object, m map[string]any) {
 	for _, name := range sortedKeys(m) {
 		a := o.Attrs[name]
 		if a == nil || a.Sibling == "" || a.Enum == nil {

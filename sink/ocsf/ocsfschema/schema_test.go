@@ -69,3 +69,57 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatalf("unknown extension: %v", err)
 	}
 }
+
+// Each source file Load reads is named in the error when it is missing or
+// wrong, so a broken schema checkout says which file to look at.
+func TestLoadErrorsNameTheSource(t *testing.T) {
+	write := func(t *testing.T, dir string, files map[string]string) {
+		t.Helper()
+		for name, body := range files {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const (
+		version = `{"version": "9.9.9"}`
+		dict    = `{"attributes": {}, "types": {"attributes": {"x_t": {"type": "string_t"}}}}`
+		cats    = `{"attributes": {"system": {"uid": 1, "caption": "System"}}}`
+	)
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"no dictionary", map[string]string{"version.json": version}, "dictionary.json"},
+		{"bad type regex", map[string]string{"version.json": version,
+			"dictionary.json": `{"types": {"attributes": {"x_t": {"regex": "("}}}}`}, "type x_t: regex"},
+		{"no categories", map[string]string{"version.json": version, "dictionary.json": dict}, "categories.json"},
+		{"bad object", map[string]string{"version.json": version, "dictionary.json": dict, "categories.json": cats,
+			"objects/o.json": `{`}, "o.json"},
+		{"bad event", map[string]string{"version.json": version, "dictionary.json": dict, "categories.json": cats,
+			"events/e.json": `{`}, "e.json"},
+		{"class in an unknown category", map[string]string{"version.json": version, "dictionary.json": dict, "categories.json": cats,
+			"events/e.json": `{"name": "e", "category": "nope", "uid": 1}`}, `unknown category "nope"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, tc.files)
+			if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error naming %q, got %v", tc.want, err)
+			}
+		})
+	}
+	t.Run("minimal schema loads", func(t *testing.T) {
+		dir := t.TempDir()
+		write(t, dir, map[string]string{"version.json": version, "dictionary.json": dict, "categories.json": cats})
+		s, err := Load(dir)
+		if err != nil || s.Version != "9.9.9" || s.types["x_t"].Base != "string_t" {
+			t.Fatalf("%v %+v", err, s)
+		}
+	})
+}
