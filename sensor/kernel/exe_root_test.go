@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -233,12 +234,12 @@ func TestRootExePathFromItsRoot(t *testing.T) {
 // sees, and a file carried into a chroot by an fd is matched by its path
 // from the namespace's root.
 func TestRootDenyExecFromItsRoot(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	dir, err := filepath.EvalSymlinks(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	denied := copyTo(t, trueBinary(t), filepath.Join(dir, "denied", "true-denied"))
+	denied := testutil.CopyFile(t, trueBinary(t), filepath.Join(dir, "denied", "true-denied"), 0o700)
 	root := filepath.Join(dir, "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)

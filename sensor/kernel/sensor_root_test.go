@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/tests/testutil"
@@ -390,13 +389,7 @@ func TestMain(m *testing.M) {
 	}
 	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK: lift it for
 	// every test, not only for those that run after one that lifted it.
-	if os.Geteuid() == 0 {
-		if err := rlimit.RemoveMemlock(); err != nil {
-			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
+	testutil.Main(m)
 }
 
 func runChild(cmd *exec.Cmd) int {
