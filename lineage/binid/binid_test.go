@@ -686,3 +686,32 @@ func TestSignatureFIFORefused(t *testing.T) {
 		t.Fatalf("FIFO signature = %+v", b)
 	}
 }
+
+// TestPackageClaimNeedsTheHostFile: a process in a chroot (or another mount
+// namespace) names its executable relative to its own root. The host's
+// package database speaks of the host's file at that path; when the
+// executed file is another file, the claim is not about it and must not
+// turn into package-modified.
+func TestPackageClaimNeedsTheHostFile(t *testing.T) {
+	dir := t.TempDir()
+	host := filepath.Join(dir, "host-tool")
+	copyFile(t, "/usr/bin/sleep", host, nil)
+	chrooted := filepath.Join(dir, "chroot-tool")
+	copyFile(t, "/usr/bin/sleep", chrooted, nil)
+	db := filepath.Join(dir, "dpkg")
+	if err := os.MkdirAll(filepath.Join(db, "info"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	line := fmt.Sprintf("%s  %s\n", strings.Repeat("ab", 16), strings.TrimPrefix(host, "/"))
+	if err := os.WriteFile(filepath.Join(db, "info", "toolpkg:amd64.md5sums"), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := newInspector(t, Config{}, nil, &Dpkg{Dir: db})
+	_, p := running(t, chrooted, "30")
+	req := request(p)
+	req.Path = host // what the kernel reports for a process whose root is elsewhere
+	b := in.Inspect(context.Background(), req)
+	if b.Verdict != event.VerdictUnsigned || b.Package != "" || !strings.Contains(b.Reason, "not the file that was executed") {
+		t.Errorf("chrooted = %+v", b)
+	}
+}

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // Config bounds hashing.
@@ -255,6 +259,14 @@ func (in *Inspector) judge(b *event.Binary, path string, d *Digests, claim Packa
 		b.Verdict, b.Signer, b.KeyID, b.Reason = sv.verdict, sv.signer, sv.keyID, sv.reason
 		return
 	}
+	if claimed && !hostFileIs(path, d.Stat) {
+		// The claim is about the file at path as the host sees it; the
+		// process saw another one there (its root or mount namespace is
+		// elsewhere, or the path was replaced since the exec).
+		b.Verdict = event.VerdictUnsigned
+		b.Reason = fmt.Sprintf("package %s lists %s, but the host's file there is not the file that was executed", claim.Package, path)
+		return
+	}
 	if claimed {
 		b.Package = claim.Package
 		var got []byte
@@ -280,4 +292,17 @@ func (in *Inspector) errorBinary(req lineage.BinaryRequest, reason string) *even
 		Path: req.Path, Size: req.Stat.Size, Inode: req.Stat.Inode, Dev: req.Stat.Dev,
 		Mtime: nsTime(req.Stat.MtimeNs), Verdict: event.VerdictError, Reason: reason,
 	}
+}
+
+// hostFileIs reports whether path, resolved from the sensor's own root,
+// is the file st describes. Paths come from the kernel relative to the
+// process's root, so a chrooted or containerised process names files the
+// host's package database knows under the same path but does not hold.
+func hostFileIs(path string, st sensor.FileStat) bool {
+	info, err := os.Stat(strings.TrimSuffix(path, " (deleted)"))
+	if err != nil {
+		return false
+	}
+	sys, ok := info.Sys().(*syscall.Stat_t)
+	return ok && sameImage(st, procfs.FileStatOf(sys))
 }
