@@ -18,7 +18,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
-	"github.com/lineaged/lineaged/lineage/redact"
+	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/lineaged/lineaged/sensor/posture"
