@@ -239,6 +239,14 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.str(dst, "loss", "where", l.Where)
 		dst = st.optStr(dst, "loss", "of", l.Of)
 		dst = uintField(dst, "count", l.Count)
+		if l.FirstSeq != 0 {
+			dst = uintField(dst, "first_seq", l.FirstSeq)
+			dst = uintField(dst, "last_seq", l.LastSeq)
+		}
+		if !l.From.IsZero() {
+			dst = timeField(dst, "from", l.From)
+			dst = timeField(dst, "to", l.To)
+		}
 		dst = append(dst, '}')
 	}
 	if s := ev.Sensor; s != nil {
@@ -257,6 +265,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.str(dst, "alert", "severity", a.Severity)
 		dst = st.str(dst, "alert", "message", a.Message)
 		dst = st.optStr(dst, "alert", "action", a.Action)
+		dst = st.optStr(dst, "alert", "trigger_event_id", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if len(ev.Partial) > 0 {

@@ -352,7 +352,13 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = st.str(dst, "name", "finding_info.analytic", al.Rule)
 			dst = intField(dst, "type_id", 1)
 			dst = rawField(dst, "type", `"Rule"`)
-			dst = append(dst, '}', '}')
+			dst = append(dst, '}')
+			if al.TriggerEventID != "" {
+				dst = append(jsonw.AppendKey(dst, "related_events"), '[', '{')
+				dst = st.str(dst, "uid", "finding_info.related_events", al.TriggerEventID)
+				dst = append(dst, '}', ']')
+			}
+			dst = append(dst, '}')
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
 			dst = st.str(dst, "message", "", al.Message)
 		}
@@ -392,6 +398,11 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = jsonw.AppendKey(dst, "message")
 			msg := "events lost: " + strconv.FormatUint(l.Count, 10) + " at " + l.Where
 			dst, _ = jsonw.AppendString(dst, msg)
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+			if !l.From.IsZero() {
+				dst = msField(dst, "start_time", l.From)
+				dst = msField(dst, "end_time", l.To)
+			}
 		}
 	}
 	dst = e.unmapped(&st, dst, ev)
@@ -813,6 +824,7 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 		dst = st.str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
 		dst = st.str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
 		dst = st.optStr(dst, "action", "unmapped.lineaged.alert", a.Action)
+		dst = st.optStr(dst, "trigger_event_id", "unmapped.lineaged.alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if l := ev.Loss; l != nil {
@@ -820,6 +832,14 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 		dst = st.str(dst, "where", "unmapped.lineaged.loss", l.Where)
 		dst = st.optStr(dst, "of", "unmapped.lineaged.loss", l.Of)
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+		if l.FirstSeq != 0 {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), l.FirstSeq)
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), l.LastSeq)
+		}
+		if !l.From.IsZero() {
+			dst = jsonw.AppendTime(jsonw.AppendKey(dst, "from"), l.From)
+			dst = jsonw.AppendTime(jsonw.AppendKey(dst, "to"), l.To)
+		}
 		dst = append(dst, '}')
 	}
 	if s := ev.Sensor; s != nil {
