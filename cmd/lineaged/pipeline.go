@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
@@ -105,7 +107,8 @@ func sensorConfig(cfg *Config) kernel.Config {
 		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
 		QueueSize:      cfg.Sensor.QueueSize,
-		DenyExec:       cfg.Policy.DenyExec,
+		// The policy owns the deny list; the kernel loads its keys.
+		DenyKeys: policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
 	}
 }
 
