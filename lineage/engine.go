@@ -61,7 +61,6 @@ type Engine struct {
 	sessions map[sensor.ProcKey]string // session root -> root exec id
 	pending  []*pendingEvent
 	blocked  map[sensor.ProcKey]int // keys with events in pending
-	seq      uint64
 	lastKt   uint64
 
 	binMu    sync.Mutex
@@ -71,7 +70,7 @@ type Engine struct {
 	stats   Stats
 
 	// ext carries events that did not come from the kernel (sensor.start,
-	// posture samples) into Run, which numbers them in line with the rest;
+	// posture samples) into Run, which orders them in line with the rest;
 	// final is emitted after everything else when the input ends.
 	ext     chan *event.Event
 	finalMu sync.Mutex
@@ -432,8 +431,8 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 }
 
 // Emit queues an event that did not come from the kernel (sensor.start, a
-// posture sample) to be numbered and emitted in line with the kernel's: it
-// gets schema, host, seq, event_id and, when unset, the current time. It
+// posture sample) to be emitted in line with the kernel's: it gets schema,
+// host and, when unset, the current time. It
 // blocks only while Run's small queue is full.
 func (e *Engine) Emit(ev *event.Event) { e.ext <- ev }
 
@@ -816,8 +815,10 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 			if ev.Deny == nil {
 				return nil
 			}
+			// The policy stage turns it into policy events.
 			out.Kind = event.KindPolicyAction
-			out.Alert = denyAlert(ev.Deny)
+			d := ev.Deny
+			out.Deny = &event.Deny{Path: d.Path, PathTruncated: d.PathTruncated, RuleIndex: d.RuleIndex, Rule: d.Rule, Action: d.Action.String()}
 		default:
 			return nil
 		}
@@ -838,11 +839,9 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	return []*outItem{e.finish(out, ent, agent, wait, partial)}
 }
 
-// finish assigns the order fields and builds process, ancestry and identity.
+// finish builds process, ancestry and identity (seq and event_id are the
+// sequencer's, after the policy stage).
 func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *agentWait, partial []string) *outItem {
-	e.seq++
-	out.Seq = e.seq
-	out.EventID = event.NewEventID(out.Time, e.cfg.InstanceID, out.Seq)
 	if out.Posture == nil && e.deps.Posture != nil {
 		out.Posture = e.deps.Posture.Latest()
 	}
@@ -1189,25 +1188,6 @@ func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
 	}
 	e.t.put(ent)
 	return ent, partial
-}
-
-// denyAlert describes a deny-exec the kernel enforced (kernel.Config.DenyExec).
-func denyAlert(d *sensor.Deny) *event.Alert {
-	what := map[sensor.DenyAction]string{
-		sensor.DenyBlocked:    "exec refused",
-		sensor.DenyKilled:     "killed with SIGKILL before it ran",
-		sensor.DenyKillFailed: "matched, but the kernel refused the kill: it ran",
-	}[d.Action]
-	rule := d.Rule
-	if rule == "" {
-		rule = fmt.Sprintf("#%d", d.RuleIndex)
-	}
-	return &event.Alert{
-		Rule:     "deny_exec",
-		Severity: "high",
-		Message:  fmt.Sprintf("%q is denied to agent sessions (entry %q): %s", d.Path, rule, what),
-		Action:   d.Action.String(),
-	}
 }
 
 func fileEvent(f *sensor.File) (string, *event.File) {

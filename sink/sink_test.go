@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sink/internal/kafkatest"
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/internal/testevents"
@@ -159,6 +160,7 @@ func TestKafkaFromConfig(t *testing.T) {
 		Kafka: kafka.Config{
 			Brokers: c.ListenAddrs(), Topic: kafkatest.Topic,
 			Spool: kafka.SpoolConfig{Dir: filepath.Join(t.TempDir(), "spool"), MaxBytes: 8 << 20},
+			Stamp: policy.NewSequencer("sink-test").Stamp,
 		},
 	}
 	s, err := New(cfg, prometheus.NewRegistry(), discard())

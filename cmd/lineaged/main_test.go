@@ -263,8 +263,8 @@ func fileHasExec(t *testing.T, out, arg string) bool {
 }
 
 // With policy.deny_exec, an agent session's exec of a denied binary is
-// stopped in the kernel and reported as policy.action; the same binary
-// outside the session runs.
+// stopped in the kernel and reported as policy.alert and policy.action; the
+// same binary outside the session runs.
 func TestRunDenyExecInAgentSession(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads BPF")
@@ -325,6 +325,14 @@ func TestRunDenyExecInAgentSession(t *testing.T) {
 	ag, _ := alert["agent"].(map[string]any)
 	if ag["name"] != "claude-code" {
 		t.Fatalf("policy.action not attributed to the agent session: %v", alert["agent"])
+	}
+	// The policy stage reports the rule that matched, naming the action as
+	// its trigger.
+	found := findEvent(t, out, "policy.alert")
+	fa, _ := found["alert"].(map[string]any)
+	if found == nil || fa["rule"] != "deny_exec" || fa["severity"] != "high" || fa["trigger_event_id"] != alert["event_id"] ||
+		!strings.Contains(fmt.Sprint(fa["message"]), denied) {
+		t.Fatalf("policy.alert = %v, want rule deny_exec naming %s and trigger %v", found, denied, alert["event_id"])
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()

@@ -245,7 +245,7 @@ func TestFullDropsOldestAndCounts(t *testing.T) {
 	s := open(t, dir, &lb, func(o *Options) {
 		o.MaxBytes = 64 << 10
 		o.SegmentBytes = 8 << 10
-		o.OnDrop = func(n uint64, _ string) { mu.Lock(); reported += n; mu.Unlock() }
+		o.OnDrop = func(from, to uint64, _ string) { mu.Lock(); reported += to - from; mu.Unlock() }
 	})
 	defer s.Close()
 	for i := 0; i < 5000; i++ {
