@@ -2,7 +2,6 @@ package policy
 
 import (
 	"sync"
-	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
 )
@@ -17,20 +16,14 @@ type Sequencer struct {
 
 	mu  sync.Mutex
 	seq uint64
-	// first is the time of the first event numbered, where the first loss
-	// window opens; lossAt the time of the last report of each loss.
-	first  time.Time
-	lossAt map[lossKey]time.Time
 }
-
-type lossKey struct{ where, of string }
 
 // NewSequencer numbers the events of the sensor run named instance (the
 // sensor.instance_id). event_id derives from instance, seq and the event
 // time (event.NewEventID), so the same input replayed under the same
 // instance yields the same ids.
 func NewSequencer(instance string) *Sequencer {
-	return &Sequencer{instance: instance, lossAt: make(map[lossKey]time.Time)}
+	return &Sequencer{instance: instance}
 }
 
 // Stamp numbers one event.
@@ -58,20 +51,6 @@ func (s *Sequencer) stampLocked(ev *event.Event) {
 	s.seq++
 	ev.Seq = s.seq
 	ev.EventID = event.NewEventID(ev.Time, s.instance, s.seq)
-	if s.seq == 1 {
-		s.first = ev.Time
-	}
-	if l := ev.Loss; l != nil && ev.Kind == event.KindSensorLoss && l.From.IsZero() && l.FirstSeq == 0 {
-		// Events lost before they were numbered (in the kernel, a queue):
-		// the report covers the time since the previous one of its kind.
-		k := lossKey{l.Where, l.Of}
-		from, ok := s.lossAt[k]
-		if !ok {
-			from = s.first
-		}
-		l.From, l.To = from, ev.Time
-		s.lossAt[k] = ev.Time
-	}
 }
 
 // resolve fills an alert's trigger_event_id from its trigger, numbered by

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
@@ -29,7 +30,14 @@ type Stage struct {
 	denyExec []string
 	redactor *redact.Redactor
 	out      []*event.Event
+
+	// first is the time of the first event seen, where the first loss
+	// window opens; lossAt the time of the last report of each loss.
+	first  time.Time
+	lossAt map[lossKey]time.Time
 }
+
+type lossKey struct{ where, of string }
 
 // New validates cfg and builds the stage. Errors name the setting.
 func New(cfg Config) (*Stage, error) {
@@ -40,7 +48,7 @@ func New(cfg Config) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redact.patterns: %w", err)
 	}
-	return &Stage{denyExec: append([]string(nil), cfg.DenyExec...), redactor: r}, nil
+	return &Stage{denyExec: append([]string(nil), cfg.DenyExec...), redactor: r, lossAt: make(map[lossKey]time.Time)}, nil
 }
 
 // Process runs the rules over ev and returns the events to write in its
@@ -48,10 +56,17 @@ func New(cfg Config) (*Stage, error) {
 // the output transforms. None is numbered yet (Sequencer.StampAll). The
 // slice is reused by the next call.
 func (s *Stage) Process(ev *event.Event) []*event.Event {
+	if s.first.IsZero() {
+		s.first = ev.Time
+	}
 	out := s.out[:0]
-	if ev.Deny != nil {
+	switch {
+	case ev.Deny != nil:
 		out = s.deny(out, ev)
-	} else {
+	case ev.Kind == event.KindSensorLoss && ev.Loss != nil:
+		s.lossWindow(ev)
+		out = append(out, ev)
+	default:
 		out = append(out, ev)
 	}
 	for _, o := range out {
@@ -59,4 +74,21 @@ func (s *Stage) Process(ev *event.Event) []*event.Event {
 	}
 	s.out = out
 	return out
+}
+
+// lossWindow gives a loss report for events that were never seen (lost in
+// the kernel or a queue on the way to lineage) the time range it covers:
+// since the previous report of the same loss, or since the first event.
+func (s *Stage) lossWindow(ev *event.Event) {
+	l := ev.Loss
+	if !l.From.IsZero() {
+		return
+	}
+	k := lossKey{l.Where, l.Of}
+	from, ok := s.lossAt[k]
+	if !ok {
+		from = s.first
+	}
+	l.From, l.To = from, ev.Time
+	s.lossAt[k] = ev.Time
 }
