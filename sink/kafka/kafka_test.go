@@ -23,7 +23,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/lineaged/lineaged/lineage/event"
-	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sink/internal/kafkatest"
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/native"
@@ -38,6 +37,22 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// sequencer stands in for the pipeline's one sequencer (lineage/policy,
+// which sinks do not import): it numbers what it is given, in call order,
+// from any goroutine.
+type sequencer struct {
+	mu  sync.Mutex
+	seq uint64
+}
+
+func (s *sequencer) Stamp(ev *event.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	ev.Seq = s.seq
+	ev.EventID = event.NewEventID(ev.Time, "kafka-test", s.seq)
 }
 
 func baseConfig(t testing.TB, brokers []string) Config {
@@ -262,7 +277,7 @@ func TestSpoolFullDropsOldestAndReportsLoss(t *testing.T) {
 	cfg.Spool.SegmentBytes = 64 << 10
 	// Numbered as the pipeline does: the sink's loss report by the same
 	// sequencer as the events.
-	seq := policy.NewSequencer("spool-test")
+	seq := &sequencer{}
 	cfg.Stamp = seq.Stamp
 	s, err := New(cfg, native.Encoder{}, nil, testLog(t))
 	if err != nil {
