@@ -336,6 +336,21 @@ func TestRunDenyExecInAgentSession(t *testing.T) {
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
+	// One sequencer numbered them all, whoever made them: lineage's
+	// process events, posture's samples, the policy's alert and action,
+	// the sensor's start and stop.
+	kinds := map[string]bool{}
+	for i, ev := range readEvents(t, out) {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d (%s) has seq %d: a gap or a duplicate", i, ev.Kind, ev.Seq)
+		}
+		kinds[ev.Kind] = true
+	}
+	for _, k := range []string{"sensor.start", "posture.sample", "process.exec", "policy.alert", "policy.action", "sensor.stop"} {
+		if !kinds[k] {
+			t.Errorf("no %s in the stream: %v", k, kinds)
+		}
+	}
 }
 
 // syncBuffer is a bytes.Buffer the child's output can be written to while
