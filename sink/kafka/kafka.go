@@ -71,6 +71,13 @@ type Sink struct {
 	// and times it lost from it. 16 bytes a spooled record.
 	spooled     []spooledRec
 	spooledBase uint64
+	// ackedTo is the sender's acknowledgement point; droppedSeen counts
+	// the dropped records dropped has noted. Records below ackedTo are
+	// forgotten only when every drop the spool counted has been noted:
+	// the spool moves its acknowledgement point past a drop before it
+	// calls OnDrop.
+	ackedTo     uint64
+	droppedSeen uint64
 	// unreported is the loss not yet in a report; pending is the report
 	// built and not yet delivered, sent as is (same seq, same event_id)
 	// until the brokers take it.
@@ -300,6 +307,23 @@ func (s *Sink) releaseLocked(end uint64) {
 	}
 }
 
+// acked acknowledges the records below end to the spool and forgets them.
+func (s *Sink) acked(end uint64) {
+	s.sp.Ack(end)
+	s.mu.Lock()
+	s.ackedTo = max(s.ackedTo, end)
+	s.releaseSettledLocked()
+	s.mu.Unlock()
+}
+
+// releaseSettledLocked forgets the acknowledged records, unless a drop is
+// yet to be noted: the records below ackedTo may include it.
+func (s *Sink) releaseSettledLocked() {
+	if s.sp.Stats().Dropped == s.droppedSeen {
+		s.releaseLocked(s.ackedTo)
+	}
+}
+
 // lossRange accumulates dropped records for one report.
 type lossRange struct {
 	count    uint64
@@ -338,11 +362,13 @@ func (s *Sink) dropped(from, to uint64, reason string) {
 	defer s.mu.Unlock()
 	s.unreported.count += to - from
 	s.unreported.reason = reason
+	s.droppedSeen += to - from
 	lo, hi := max(from, s.spooledBase), min(to, s.spooledBase+uint64(len(s.spooled)))
 	for off := lo; off < hi; off++ {
 		s.unreported.add(s.spooled[off-s.spooledBase])
 	}
 	s.releaseLocked(to)
+	s.releaseSettledLocked()
 }
 
 // lossEventLocked builds the sensor.loss event for r and has it numbered in
@@ -501,10 +527,7 @@ func (s *Sink) send(ctx context.Context) {
 			}
 			msgs, written, offs = msgs[:n], written[:n], offs[:n]
 		}
-		s.sp.Ack(last + 1)
-		s.mu.Lock()
-		s.releaseLocked(last + 1)
-		s.mu.Unlock()
+		s.acked(last + 1)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/lineaged/lineaged/sink/internal/kafkatest"
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/native"
+	"github.com/lineaged/lineaged/sink/spool"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -504,5 +505,69 @@ func TestBrokerOutage30s(t *testing.T) {
 	t.Logf("%d events written across the outage, %d records consumed (duplicates included), slowest Write %v", len(written), len(msgs), maxWrite)
 	if maxWrite > time.Second {
 		t.Errorf("a Write took %v during the outage: the broker blocked the caller", maxWrite)
+	}
+}
+
+// The spool moves its acknowledgement point past a drop before it reports
+// the drop (OnDrop). A sender acknowledging later records in between must
+// not make the sink forget the dropped records' seqs and times.
+func TestDropReportedAfterLaterAckKeepsItsRange(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	cfg := baseConfig(t, nil)
+	cfg.setDefaults()
+	s := &Sink{cfg: cfg, enc: native.Encoder{}, log: testLog(t), m: newMetrics(nil, nil, nil)}
+	sp, err := spool.Open(spool.Options{
+		Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10, Log: testLog(t),
+		OnDrop: func(from, to uint64, reason string) { <-gate; s.dropped(from, to, reason) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sp = sp
+	defer func() { open(); sp.Close() }()
+	evs := kafkatest.Events(1, 3000, 3)
+	n := 0
+	for ; n < len(evs) && sp.Stats().Dropped == 0; n++ {
+		if err := s.Write(context.Background(), evs[n]); err != nil {
+			t.Fatal(err)
+		}
+		for n%50 == 49 { // let the writer keep up, until it drops
+			if st := sp.Stats(); st.SyncedUntil == st.NextOffset || st.Dropped > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	st := sp.Stats()
+	if st.Dropped == 0 {
+		t.Fatalf("the spool dropped nothing after %d events: %+v", n, st)
+	}
+	// The sender delivers and acknowledges what follows the drop before
+	// the drop is reported.
+	s.acked(st.NextOffset)
+	open()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		r := s.unreported
+		s.mu.Unlock()
+		if r.count == st.Dropped {
+			if r.firstSeq != 1 || r.lastSeq != st.Dropped || r.from != evs[0].Time.UnixNano() || r.to != evs[st.Dropped-1].Time.UnixNano() {
+				t.Fatalf("drop of %d reported as seqs %d..%d, times %d..%d; want 1..%d", r.count, r.firstSeq, r.lastSeq, r.from, r.to, st.Dropped)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drop of %d never reported: %+v", st.Dropped, r)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spooled) != 0 {
+		t.Errorf("%d records still indexed after everything was acknowledged or dropped", len(s.spooled))
 	}
 }
