@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 func TestCgroupFS(t *testing.T) {
@@ -14,9 +16,7 @@ func TestCgroupFS(t *testing.T) {
 	if err != nil {
 		t.Skip("no cgroup2 hierarchy on this host: ", err)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a cgroup")
-	}
+	testutil.RequireRoot(t, "to create a cgroup")
 	c := &CgroupFS{}
 	now := time.Unix(0, 0)
 	c.Now = func() time.Time { return now }

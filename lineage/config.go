@@ -12,8 +12,8 @@ type Config struct {
 	// InstanceID names this sensor run in event ids; replays of the same
 	// capture with the same InstanceID produce the same ids. Required.
 	InstanceID string
-	// Scope is "session" (default: only agent-session members are
-	// reported) or "all" (every process).
+	// Scope is ScopeAgents (default: only agent-session members are
+	// reported) or ScopeAll (every process).
 	Scope string
 	// EmitFork emits process.fork events (optional in the contract).
 	EmitFork bool
@@ -47,10 +47,10 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	switch out.Scope {
 	case "":
-		out.Scope = ScopeSession
-	case ScopeSession, ScopeAll:
+		out.Scope = ScopeAgents
+	case ScopeAgents, ScopeAll:
 	default:
-		return out, fmt.Errorf("lineage: config: scope %q is not %q or %q", out.Scope, ScopeSession, ScopeAll)
+		return out, fmt.Errorf("lineage: config: scope %q is not %q or %q", out.Scope, ScopeAgents, ScopeAll)
 	}
 	def := func(v *int, d int, name string) error {
 		if *v == 0 {
@@ -94,8 +94,15 @@ func (c *Config) withDefaults() (Config, error) {
 	return out, nil
 }
 
-// Scopes.
+// Scopes, spelled as the --scope flag and the scope config key spell them.
 const (
-	ScopeSession = "session"
-	ScopeAll     = "all"
+	// ScopeAgents reports only members of agent sessions (the default).
+	ScopeAgents = "agents"
+	// ScopeAll reports every process.
+	ScopeAll = "all"
+
+	// ScopeSession is the old name of ScopeAgents.
+	//
+	// Deprecated: use ScopeAgents.
+	ScopeSession = ScopeAgents
 )

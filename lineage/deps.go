@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -23,7 +24,7 @@ type Deps struct {
 	Users    UserResolver
 	// Observer attributes session members; nil keeps the default
 	// attribution (agent name, root_exec_id, role root/descendant).
-	Observer AgentObserver
+	Observer agent.Integration
 	// Cgroups, when set, names the cgroup of exec'd processes.
 	Cgroups CgroupResolver
 	// Logins, when set, names the SSH key behind a login
@@ -37,7 +38,8 @@ type Deps struct {
 	Clock func() time.Time
 }
 
-// PostureSource is the latest device-posture sample (posture.Sampler).
+// PostureSource is the latest device-posture sample, mapped into the event
+// (LatestPosture over a posture.Sampler).
 type PostureSource interface {
 	// Latest is called for every event: it must be cheap. Nil before the
 	// first sample.

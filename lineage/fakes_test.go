@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -117,7 +118,7 @@ type rig struct {
 	bins  *fakeBins
 }
 
-func newRig(t *testing.T, cfg Config, obs AgentObserver) *rig {
+func newRig(t *testing.T, cfg Config, obs agent.Integration) *rig {
 	t.Helper()
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = "test"

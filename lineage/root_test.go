@@ -18,6 +18,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // liveEngine is the engine with every live dependency, as cmd/lineaged
@@ -99,9 +100,7 @@ func execOf(p *procfs.Proc, parent sensor.ProcKey) sensor.Event {
 // real child tree (sh -> sleep) and checks ancestry against /proc and every
 // hash against an independent read of the file.
 func TestLiveWorkloadAncestry(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to read every ancestor's /proc/<pid>/exe")
-	}
+	testutil.RequireRoot(t, "to read every ancestor's /proc/<pid>/exe")
 	e := liveEngine(t)
 	procs, err := procfs.Scan("/proc")
 	if err != nil {

@@ -18,11 +18,8 @@ type entry struct {
 	parent *entry // birth parent image (previous image for an exec chain)
 	depth  int
 	bin    *binFuture
-	// agent is the image's attribution; agentJob, when set, is a
-	// resolution of it still running (agentRole overrides its role).
-	agent     *event.Agent
-	agentJob  *resolveJob
-	agentRole string
+	// att is the image's agent attribution (sessions owns it).
+	att attribution
 	// birthParent is the process this one was forked from (constant
 	// across its images); a different parent at exec means reparenting.
 	birthParent sensor.ProcKey

@@ -41,7 +41,9 @@ type Matcher struct {
 	Text  string
 }
 
-// Recogniser is one rule of the agent table. It holds when all Exe
+// Recogniser is one rule of the agent table, in the format the kernel
+// loads (the table itself, with what lineage knows about each install form,
+// is lineage/agent's). It holds when all Exe
 // matchers hold and, if Script is set, when the script argument of the
 // interpreter (the first of argv[1..3] that is non-empty and does not start
 // with '-') ends with Script. Rules without Script are tried first, in
@@ -111,111 +113,49 @@ func ValidateRecognisers(table []Recogniser) error {
 	return errors.Join(errs...)
 }
 
-func eq(level int, text string) Matcher     { return Matcher{Op: Equals, Level: level, Text: text} }
-func prefix(level int, text string) Matcher { return Matcher{Op: HasPrefix, Level: level, Text: text} }
-
-// DefaultRecognisers is the built-in table: every Claude Code install form,
-// OpenAI Codex CLI and Gemini CLI. It returns a fresh slice each call.
-func DefaultRecognisers() []Recogniser {
-	t := []Recogniser{
-		// ~/.local/share/claude/versions/<version> (the native installer;
-		// ~/.local/bin/claude is a symlink to it, resolved by the kernel).
-		{Name: "claude-code native", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(1, "versions"), eq(2, "claude"), eq(3, "share"), eq(4, ".local")}},
-		// npm i -g @anthropic-ai/claude-code: the package's native binary.
-		{Name: "claude-code npm", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude.exe"), eq(1, "bin"), eq(2, "claude-code"), eq(3, "@anthropic-ai")}},
-		{Name: "claude-code npm bin", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude"), eq(1, "bin"), eq(2, "claude-code"), eq(3, "@anthropic-ai")}},
-		// Platform packages: @anthropic-ai/claude-code-linux-{x64,arm64}[-musl]/claude.
-		{Name: "claude-code platform package", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude"), prefix(1, "claude-code-linux-"), eq(2, "@anthropic-ai")}},
-		// Agent SDK: its platform packages and the Python SDK's bundled CLI.
-		{Name: "claude-agent-sdk platform package", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude"), prefix(1, "claude-agent-sdk-linux-"), eq(2, "@anthropic-ai")}},
-		{Name: "claude-agent-sdk python bundled", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude"), eq(1, "_bundled"), eq(2, "claude_agent_sdk")}},
-		// VS Code (and forks, remote servers) extension:
-		// .vscode*/extensions/anthropic.claude-code-<v>[-<platform>]/resources/native-binary/claude.
-		{Name: "claude-code vscode extension", Agent: AgentClaudeCode, Exe: []Matcher{
-			eq(0, "claude"), eq(1, "native-binary"), eq(2, "resources"), prefix(3, "anthropic.claude-code-")}},
-		// Codex's native binary: @openai/codex[-linux-*]/vendor/<triple>/codex/codex.
-		{Name: "codex native", Agent: AgentCodex, Exe: []Matcher{
-			eq(0, "codex"), eq(1, "codex"), eq(3, "vendor"), prefix(4, "codex"), eq(5, "@openai")}},
-	}
-	// Claude Code runs its own executable as its embedded search tools
-	// (argv[0] "ugrep", "rg", ...) inside tool calls: not a new session.
-	for i := range t {
-		if t[i].Agent == AgentClaudeCode {
-			t[i].NotArgv0 = []string{"ugrep", "rg", "bfs", "grep", "find"}
-		}
-	}
-	// Script launchers, for each JavaScript runtime. A #! script's exec
-	// ends with the interpreter as the image, and argv carries the script
-	// path as invoked: the package path, or the npm bin symlink (bin/claude)
-	// which the kernel cannot resolve from a string.
-	for _, rt := range []string{"node", "bun"} {
-		exe := []Matcher{prefix(0, rt)}
-		for _, l := range []struct {
-			name   string
-			agent  AgentKind
-			script string
-		}{
-			{"claude-code cli.js", AgentClaudeCode, "/@anthropic-ai/claude-code/cli.js"},
-			{"claude-agent-sdk cli.js", AgentClaudeCode, "/@anthropic-ai/claude-agent-sdk/cli.js"},
-			{"claude-code npm bin link", AgentClaudeCode, "/bin/claude"},
-			{"codex codex.js", AgentCodex, "/@openai/codex/bin/codex.js"},
-			{"codex npm bin link", AgentCodex, "/bin/codex"},
-			{"gemini-cli dist", AgentGemini, "/@google/gemini-cli/dist/index.js"},
-			{"gemini-cli bundle", AgentGemini, "/@google/gemini-cli/bundle/gemini.js"},
-			{"gemini-cli npm bin link", AgentGemini, "/bin/gemini"},
-		} {
-			t = append(t, Recogniser{Name: l.name + " via " + rt, Agent: l.agent, Exe: exe, Script: l.script})
-		}
-	}
-	return t
-}
-
-// Recognise reports which agent, if any, an exec of exe with argv starts,
-// using the default table: the same rules the kernel applies at exec, so a
-// /proc seed and the live sensor agree. exe is the resolved absolute path
-// (a " (deleted)" suffix from /proc/<pid>/exe is ignored).
-func Recognise(exe string, argv []string) AgentKind {
-	return RecogniseWith(DefaultRecognisers(), exe, argv)
-}
-
-// RecogniseWith is Recognise with an explicit table (Config.Recognisers).
+// RecogniseWith reports which agent, if any, an exec of exe with argv
+// starts under table: the same rules, in the same order, the kernel applies
+// at exec, so a /proc seed and the live sensor agree. exe is the resolved
+// absolute path (a " (deleted)" suffix from /proc/<pid>/exe is ignored).
 func RecogniseWith(table []Recogniser, exe string, argv []string) AgentKind {
+	i, vetoed := Decide(table, exe, argv)
+	if i < 0 || vetoed {
+		return AgentNone
+	}
+	return table[i].Agent
+}
+
+// Decide returns the index of the rule of table that decides an exec of exe
+// with argv, as the kernel does, or -1 when no rule holds. vetoed reports
+// that the deciding rule holds but argv[0] is one of its vetoes: as in the
+// kernel, a veto ends the search and the exec starts no session.
+func Decide(table []Recogniser, exe string, argv []string) (rule int, vetoed bool) {
 	comps := components(strings.TrimSuffix(exe, " (deleted)"))
-	for _, r := range table {
+	for i, r := range table {
 		if r.Script == "" && r.exeHolds(comps) {
-			return r.vetoed(argv)
+			return i, r.vetoed(argv)
 		}
 	}
 	script, found := "", false
-	for _, r := range table {
+	for i, r := range table {
 		if r.Script == "" || !r.exeHolds(comps) {
 			continue
 		}
 		if !found {
 			if script, found = scriptArg(argv); !found {
-				return AgentNone
+				return -1, false
 			}
 		}
 		if strings.HasSuffix(script, r.Script) {
-			return r.vetoed(argv)
+			return i, r.vetoed(argv)
 		}
 	}
-	return AgentNone
+	return -1, false
 }
 
-// vetoed returns the rule's agent unless argv[0] is one of its vetoes. As
-// in the kernel, a veto ends the search: the exec starts no session.
-func (r Recogniser) vetoed(argv []string) AgentKind {
-	if len(argv) > 0 && slices.Contains(r.NotArgv0, argv[0]) {
-		return AgentNone
-	}
-	return r.Agent
+// vetoed reports argv[0] as one of the rule's vetoes.
+func (r Recogniser) vetoed(argv []string) bool {
+	return len(argv) > 0 && slices.Contains(r.NotArgv0, argv[0])
 }
 
 func (r Recogniser) exeHolds(comps []string) bool {
@@ -253,9 +193,12 @@ func components(p string) []string {
 	return out
 }
 
-// scriptArg mirrors the kernel: the first of argv[1..3] that is non-empty
-// and does not start with '-'. A string of scriptArgMax bytes or more among
-// argv[0..3] before it ends the search.
+// ScriptArg returns the argument a Script rule matches, as the kernel finds
+// it: the first of argv[1..3] that is non-empty and does not start with '-'.
+// A string of scriptArgMax bytes or more among argv[0..3] before it ends the
+// search.
+func ScriptArg(argv []string) (string, bool) { return scriptArg(argv) }
+
 func scriptArg(argv []string) (string, bool) {
 	for i, a := range argv {
 		if i > 3 || len(a) >= scriptArgMax {

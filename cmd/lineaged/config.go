@@ -274,7 +274,8 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) 
 var humanNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
 
 // validate checks what can be checked without touching the network; each
-// error names the key and the bad value.
+// error names the key and the bad value. It also rewrites an old spelling of
+// a value (scope: sessions) to the one the rest of the program uses.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(key string, format string, a ...any) {
@@ -282,6 +283,9 @@ func (c *Config) validate() error {
 	}
 	switch c.Scope {
 	case "agents", "all":
+	case "sessions", "session":
+		// Older spellings of agents, still accepted (README).
+		c.Scope = "agents"
 	default:
 		bad("scope", "%q is not one of agents, all", c.Scope)
 	}

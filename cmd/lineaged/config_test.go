@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/spf13/pflag"
 )
 
@@ -121,6 +122,33 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 	}
 }
 
+// The scope was spelled sessions and session in places; both still mean
+// agents, from the file, the environment or the flag.
+func TestConfigScopeAliases(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		file string
+		args []string
+		env  map[string]string
+	}{
+		{"file sessions", "scope: sessions\n", nil, nil},
+		{"file session", "scope: session\n", nil, nil},
+		{"flag sessions", "", []string{"--scope", "sessions"}, nil},
+		{"env session", "", nil, map[string]string{"LINEAGED_SCOPE": "session"}},
+		{"agents", "scope: agents\n", nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parse(t, append([]string{"--config", writeFile(t, c.file)}, c.args...), c.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Scope != "agents" {
+				t.Fatalf("scope %q, want agents", cfg.Scope)
+			}
+		})
+	}
+}
+
 func TestConfigMissingFile(t *testing.T) {
 	_, err := parse(t, []string{"--config", "/nonexistent/lineaged.yaml"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/lineaged.yaml") {
@@ -158,7 +186,7 @@ func TestConfigDenyExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Policy.DenyExec) != 2 || sensorConfig(cfg).DenyKeys["/opt/tools/"] != 1 {
+	if len(cfg.Policy.DenyExec) != 2 || sensorConfig(cfg, agent.DefaultTable()).DenyKeys["/opt/tools/"] != 1 {
 		t.Fatalf("deny_exec: %+v", cfg.Policy)
 	}
 	_, err = parse(t, []string{"--config", writeFile(t, "policy:\n  deny_exec: [relative/nc]\n")}, nil)

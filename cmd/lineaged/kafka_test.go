@@ -8,16 +8,16 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/lineaged/lineaged/tests/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // lineaged run publishes to a Kafka-protocol broker through its spool, drains
 // on SIGTERM, and a third-party consumer (kcat) reads every event.
 func TestRunToKafkaReadByKcat(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		t.Fatal("kcat is not installed: run make deps")
@@ -33,13 +33,13 @@ func TestRunToKafkaReadByKcat(t *testing.T) {
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "run", "--kafka-brokers", broker, "--kafka-topic", topic)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LINEAGED_KAFKA_SPOOL_DIR=" + filepath.Join(dir, "spool")}
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, &stderr, "sensor started")
+	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -89,13 +89,11 @@ func TestRunToKafkaReadByKcat(t *testing.T) {
 
 // A broker that does not answer at start is a one-line error naming it.
 func TestRunKafkaUnreachableAtStart(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "run", "--kafka-brokers", "127.0.0.1:1", "--kafka-topic", "t")
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "LINEAGED_KAFKA_SPOOL_DIR=" + filepath.Join(dir, "spool")}
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	ee, ok := err.(*exec.ExitError)

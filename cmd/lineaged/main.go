@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/cilium/ebpf/rlimit"
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/spf13/pflag"
 )
@@ -149,7 +150,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log.Level, stderr)
 	liftMemlock(log)
-	rep := kernel.Doctor(sensorConfig(cfg), log)
+	rep := kernel.Doctor(sensorConfig(cfg, agent.DefaultTable()), log)
 	if err := rep.WriteTable(stdout); err != nil {
 		return err
 	}

@@ -9,10 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // binary is the lineaged binary built once for the tests that run it as a
@@ -102,9 +103,7 @@ var nobody = &syscall.Credential{Uid: 65534, Gid: 65534}
 
 // Without privileges, run and doctor say what is missing in one line.
 func TestUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop to an unprivileged user")
-	}
+	testutil.RequireRoot(t, "to drop to an unprivileged user")
 	r := runBinary(t, nobody, "run", "--output", "-")
 	oneLine(t, r, exitRuntime, "CAP_BPF")
 	d := runBinary(t, nobody, "doctor")
@@ -117,9 +116,7 @@ func TestUnprivileged(t *testing.T) {
 }
 
 func TestDoctorAsRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	r := runBinary(t, nil, "doctor")
 	if r.code != 0 {
 		t.Fatalf("doctor failed on this host: %s\n%s", r.stdout, r.stderr)
@@ -134,9 +131,7 @@ func TestDoctorAsRoot(t *testing.T) {
 // run writes events to a 0600 file, sees a process started after it with
 // --scope all, and stops cleanly on SIGTERM.
 func TestRunToFileAndStop(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(binary, "run", "--scope", "all", "--output", out, "--log-level", "debug")
@@ -266,28 +261,26 @@ func fileHasExec(t *testing.T, out, arg string) bool {
 // stopped in the kernel and reported as policy.alert and policy.action; the
 // same binary outside the session runs.
 func TestRunDenyExecInAgentSession(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	dir := t.TempDir()
 	denied := filepath.Join(dir, "denied-true")
-	copyFile(t, "/bin/true", denied)
+	testutil.CopyFile(t, "/bin/true", denied, 0o755)
 	// A stand-in agent: a shell at Claude Code's native install path.
-	agentPath := filepath.Join(dir, ".local/share/claude/versions/2.1.332")
-	copyFile(t, "/bin/dash", agentPath)
+	agentPath := testutil.AgentPath(dir)
+	testutil.CopyFile(t, "/bin/dash", agentPath, 0o755)
 	cfgPath := filepath.Join(dir, "lineaged.yaml")
 	if err := os.WriteFile(cfgPath, []byte("policy:\n  deny_exec: ["+denied+"]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(binary, "run", "--config", cfgPath, "--output", out)
-	var stderr syncBuffer
+	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitFor(t, &stderr, "sensor started")
+	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
 
 	// Outside any session the denied path runs.
 	if err := exec.Command(denied).Run(); err != nil {
@@ -351,52 +344,6 @@ func TestRunDenyExecInAgentSession(t *testing.T) {
 			t.Errorf("no %s in the stream: %v", k, kinds)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer the child's output can be written to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// waitFor waits until the sensor's log says want (it logs once started).
-func waitFor(t *testing.T, log *syncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if strings.Contains(log.String(), want) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("sensor never logged %q:\n%s", want, log.String())
 }
 
 func findEvent(t *testing.T, path, kind string) map[string]any {

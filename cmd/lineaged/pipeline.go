@@ -17,6 +17,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
@@ -47,7 +48,8 @@ type pipeline struct {
 	source   sensor.Source
 	sensor   *kernel.Sensor
 	engine   *lineage.Engine
-	observer *agent.Observer
+	agents   *agent.Table
+	observer *claude.Observer
 	policy   *policy.Stage
 	seq      *policy.Sequencer
 	sink     sink.Sink
@@ -108,7 +110,7 @@ func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Co
 	}
 }
 
-func sensorConfig(cfg *Config) kernel.Config {
+func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 	scope := kernel.ScopeSessions
 	if cfg.Scope == "all" {
 		scope = kernel.ScopeAll
@@ -118,6 +120,7 @@ func sensorConfig(cfg *Config) kernel.Config {
 		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
 		QueueSize:      cfg.Sensor.QueueSize,
+		Recognisers:    agents.Kernel(),
 		// The policy owns the deny list; the kernel loads its keys.
 		DenyKeys: policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
 	}
@@ -135,7 +138,7 @@ func lineageScope(scope string) string {
 // kernel), then the BPF programs are attached, and only then is /proc
 // scanned, so a process started in between is seen by one or the other.
 func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err error) {
-	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), agents: agent.DefaultTable()}
 	defer func() {
 		if err != nil {
 			p.close()
@@ -155,7 +158,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Redact: redact.Config{
 			Patterns:   cfg.Redact.Patterns,
 			KeepPrompt: cfg.Redact.ExportPrompt,
-			IsAgent:    agent.IsAgentExec,
+			IsAgent:    p.agents.IsAgent,
 		},
 	})
 	if err != nil {
@@ -180,7 +183,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		log.Error("trust policy incomplete", "err", err)
 	}
 
-	if p.sensor, err = kernel.New(sensorConfig(cfg), log.With("component", "sensor")); err != nil {
+	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
 		return p, err
 	}
 	p.source = p.sensor
@@ -193,7 +196,13 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, &exitError{exitUsage, err}
 	}
 
-	p.observer = agent.New(agent.Config{Proc: lineage.ProcFS{Root: procRoot}}, log)
+	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, log)
+	// One integration per agent that has one; the router gives the others
+	// the generic attribution. A new agent integration is one more entry.
+	router := agent.NewRouter(agent.RouterConfig{
+		Table:        p.agents,
+		Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: p.observer},
+	})
 	humans := make(map[string]event.Human, len(cfg.Humans))
 	for user, h := range cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
@@ -212,8 +221,8 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
-		Observer: p.observer.Lineage(),
-		Posture:  p.posture,
+		Observer: router,
+		Posture:  &lineage.LatestPosture{Sampler: p.posture},
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
 	}, log.With("component", "lineage"))
@@ -223,7 +232,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 
 	// The programs are attached: what starts from now on is seen in the
 	// kernel. Seed what was already running.
-	members, err := p.sensor.SeedSessions(procRoot)
+	members, err := p.agents.Seed(procRoot, p.sensor.AddSessionMembers)
 	if err != nil {
 		return p, fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
 	}
@@ -236,7 +245,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	// event of this run carries one and the stream always opens with it.
 	first := p.posture.Sample(context.Background())
 	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
-	p.engine.Emit(&event.Event{Kind: event.KindPostureSample, Time: first.SampledAt, Posture: &first})
+	p.engine.Emit(lineage.PostureEvent(posture.Sampled, &first))
 	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
 		"session_members", len(members), "output", outputName(cfg))
 	return p, nil
@@ -316,8 +325,8 @@ func (p *pipeline) run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		_ = p.posture.Run(ctx, func(kind string, ps *event.Posture) {
-			p.engine.Emit(&event.Event{Kind: kind, Time: ps.SampledAt, Posture: ps})
+		_ = p.posture.Run(ctx, func(r posture.Report, s *posture.Sample) {
+			p.engine.Emit(lineage.PostureEvent(r, s))
 		})
 	}()
 

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/internal/safefile"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
@@ -100,12 +101,14 @@ func openExec(r hashRequest) (*os.File, sensor.FileStat, error) {
 	if deleted || path == "" || !strings.HasPrefix(path, "/") {
 		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v", ErrVanished, err)
 	}
-	pf, perr := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	// The path is user-controlled: a symlink or FIFO swapped in must neither
+	// redirect nor block the hashing worker.
+	pf, info, perr := safefile.OpenRegular(path, safefile.Options{NoFollow: true})
 	if perr != nil {
-		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v; %s: %v", ErrVanished, err, path, perr)
+		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v; %v", ErrVanished, err, perr)
 	}
-	st, serr := fstat(pf)
-	if serr != nil || !sameFile(r.stat, st) {
+	st := procfs.FileStatOf(info.Sys().(*syscall.Stat_t))
+	if !sameFile(r.stat, st) {
 		pf.Close()
 		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v; %s is not the file that was executed", ErrVanished, err, path)
 	}

@@ -15,8 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
+	"github.com/lineaged/lineaged/lineage/internal/safefile"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -155,27 +155,11 @@ func (p *TrustPolicy) findSignatures(path string, sha []byte) []detached {
 }
 
 func (p *TrustPolicy) readSig(path string) ([]byte, error) {
-	// Signature files sit beside binaries that users control: O_NONBLOCK so
-	// a FIFO planted as <binary>.sig cannot stall a hashing worker in open;
-	// the regular-file check below then refuses it.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// Signature files sit beside binaries that users control: a FIFO planted
+	// as <binary>.sig must not stall a hashing worker in open.
+	b, err := safefile.ReadRegular(path, safefile.Options{MaxBytes: p.MaxSigBytes})
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("signature file %s is not a regular file", path)
-	}
-	if st.Size() > p.MaxSigBytes {
-		return nil, fmt.Errorf("signature file %s is %d bytes, over %d", path, st.Size(), p.MaxSigBytes)
-	}
-	b := make([]byte, st.Size())
-	if _, err := f.ReadAt(b, 0); err != nil && st.Size() > 0 {
-		return nil, fmt.Errorf("signature file %s: %w", path, err)
+		return nil, fmt.Errorf("signature file %w", err)
 	}
 	return b, nil
 }

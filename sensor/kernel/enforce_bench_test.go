@@ -15,6 +15,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,9 +32,7 @@ import (
 //
 //	go test -run XXX -bench DenyExecCost -benchtime 2000x ./sensor/kernel
 func BenchmarkDenyExecCost(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(b, "to load BPF programs")
 	trueBin, err := filepath.EvalSymlinks("/bin/true")
 	if err != nil {
 		b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,9 +57,7 @@ type fioEnv struct {
 
 func newFIOEnv(t *testing.T, ringBytes uint32) *fioEnv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loading BPF programs needs root")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	return loadFIOEnv(t, ringBytes)
 }
 
@@ -953,9 +952,7 @@ func TestFileIOVerifierBudget(t *testing.T) {
 // lookup at exit; getpid pays the switch only. "member" is a session member
 // whose every open is resolved and emitted (a goroutine drains the ring).
 func BenchmarkFileIOOverhead(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("loading BPF programs needs root")
-	}
+	testutil.RequireRoot(b, "to load BPF programs")
 	openClose := func() {
 		fd, err := unix.Openat(unix.AT_FDCWD, "/dev/null", unix.O_RDONLY, 0)
 		if err != nil {

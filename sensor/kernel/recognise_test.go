@@ -8,14 +8,44 @@ import (
 	"testing"
 
 	"github.com/lineaged/lineaged/sensor"
-	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
-func TestDefaultRecognisersFitTheKernel(t *testing.T) {
-	table := sensor.DefaultRecognisers()
-	if err := sensor.ValidateRecognisers(table); err != nil {
-		t.Fatal(err)
+// testRecognisers is the table the kernel tests load: a few real install
+// forms in the rule format, covering both ops, vetoes and script rules. The
+// product's table, and the test that the kernel agrees with it on every
+// install form, are lineage/agent's; sensor/kernel knows only the format.
+func testRecognisers() []sensor.Recogniser {
+	eq := func(l int, s string) sensor.Matcher { return sensor.Matcher{Op: sensor.Equals, Level: l, Text: s} }
+	pre := func(l int, s string) sensor.Matcher { return sensor.Matcher{Op: sensor.HasPrefix, Level: l, Text: s} }
+	veto := []string{"ugrep", "rg", "bfs", "grep", "find"}
+	t := []sensor.Recogniser{
+		{Name: "native", Agent: sensor.AgentClaudeCode, NotArgv0: veto, Exe: []sensor.Matcher{
+			eq(1, "versions"), eq(2, "claude"), eq(3, "share"), eq(4, ".local")}},
+		{Name: "npm", Agent: sensor.AgentClaudeCode, NotArgv0: veto, Exe: []sensor.Matcher{
+			eq(0, "claude.exe"), eq(1, "bin"), eq(2, "claude-code"), eq(3, "@anthropic-ai")}},
+		{Name: "platform", Agent: sensor.AgentClaudeCode, NotArgv0: veto, Exe: []sensor.Matcher{
+			eq(0, "claude"), pre(1, "claude-code-linux-"), eq(2, "@anthropic-ai")}},
+		{Name: "vscode", Agent: sensor.AgentClaudeCode, NotArgv0: veto, Exe: []sensor.Matcher{
+			eq(0, "claude"), eq(1, "native-binary"), eq(2, "resources"), pre(3, "anthropic.claude-code-")}},
+		{Name: "codex native", Agent: sensor.AgentCodex, Exe: []sensor.Matcher{
+			eq(0, "codex"), eq(1, "codex"), eq(3, "vendor"), pre(4, "codex"), eq(5, "@openai")}},
 	}
+	for _, l := range []struct {
+		agent  sensor.AgentKind
+		script string
+	}{
+		{sensor.AgentClaudeCode, "/@anthropic-ai/claude-code/cli.js"},
+		{sensor.AgentClaudeCode, "/bin/claude"},
+		{sensor.AgentCodex, "/@openai/codex/bin/codex.js"},
+		{sensor.AgentGemini, "/@google/gemini-cli/bundle/gemini.js"},
+	} {
+		t = append(t, sensor.Recogniser{Name: l.script, Agent: l.agent, Exe: []sensor.Matcher{pre(0, "node")}, Script: l.script})
+	}
+	return t
+}
+
+func TestRecognisersEncoding(t *testing.T) {
+	table := testRecognisers()
 	k, err := kernelRecognisers(table)
 	if err != nil {
 		t.Fatal(err)
@@ -55,49 +85,13 @@ func TestDefaultRecognisersFitTheKernel(t *testing.T) {
 	}
 }
 
-func TestSessionsFromProcs(t *testing.T) {
-	agentKey := sensor.ProcKey{PID: 10, StartNs: 1_000_000_000}
-	inner := sensor.ProcKey{PID: 30, StartNs: 3_000_000_000}
-	procs := []*procfs.Proc{
-		{Key: sensor.ProcKey{PID: 1}, PPID: 0, Exe: "/usr/lib/systemd/systemd"},
-		{Key: sensor.ProcKey{PID: 5}, PPID: 1, Exe: "/usr/bin/bash"},
-		{Key: agentKey, PPID: 5, Exe: "/home/u/.local/share/claude/versions/2.1.332", Argv: []string{"claude"}},
-		{Key: sensor.ProcKey{PID: 20}, PPID: 10, Exe: "/usr/bin/bash"},
-		{Key: sensor.ProcKey{PID: 21}, PPID: 20, Exe: "/usr/bin/sleep"},
-		{Key: inner, PPID: 21, Exe: "/usr/bin/node", Argv: []string{"node", "/x/node_modules/@openai/codex/bin/codex.js"}},
-		{Key: sensor.ProcKey{PID: 31}, PPID: 30, Exe: "/usr/bin/git"},
-		{Key: sensor.ProcKey{PID: 40}, PPID: 1, Exe: "/usr/bin/sshd"},
-		{Key: sensor.ProcKey{PID: 50}, PPID: 999, Exe: "/usr/bin/orphan"}, // parent not in the scan
-	}
-	got := SessionsFromProcs(procs, nil)
-	claude := sensor.SessionRef{Root: agentKey, Agent: sensor.AgentClaudeCode}
-	codex := sensor.SessionRef{Root: inner, Agent: sensor.AgentCodex}
-	want := map[uint32]sensor.SessionRef{10: claude, 20: claude, 21: claude, 30: codex, 31: codex}
-	if len(got) != len(want) {
-		t.Errorf("got %d members, want %d: %+v", len(got), len(want), got)
-	}
-	for pid, ref := range want {
-		if got[pid] != ref {
-			t.Errorf("pid %d: %+v, want %+v", pid, got[pid], ref)
-		}
-	}
-}
-
-func TestSessionsFromProcsCycleTerminates(t *testing.T) {
-	// A pid-reuse race can make a scan's parent links loop.
-	procs := []*procfs.Proc{{Key: sensor.ProcKey{PID: 2}, PPID: 3}, {Key: sensor.ProcKey{PID: 3}, PPID: 2}}
-	if got := SessionsFromProcs(procs, nil); len(got) != 0 {
-		t.Errorf("got %+v", got)
-	}
-}
-
 func TestConfigDefaultsAndErrors(t *testing.T) {
 	c, err := Config{}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.SessionMapSize != DefaultSessionMapSize || c.RingBufferSize != DefaultRingBufferSize ||
-		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) == 0 ||
+		c.QueueSize != DefaultQueueSize || c.LossInterval != DefaultLossInterval || len(c.Recognisers) != 0 ||
 		c.FlushInterval != DefaultFlushInterval || c.WakeupBytes != DefaultRingBufferSize/8 {
 		t.Errorf("defaults %+v", c)
 	}
@@ -114,6 +108,11 @@ func TestConfigDefaultsAndErrors(t *testing.T) {
 	}
 	if s, err := ParseScope("all"); err != nil || s != ScopeAll {
 		t.Errorf("ParseScope(all) = %v, %v", s, err)
+	}
+	for _, v := range []string{"", "agents", "sessions", "session"} {
+		if s, err := ParseScope(v); err != nil || s != ScopeAgents {
+			t.Errorf("ParseScope(%q) = %v, %v; want agents", v, s, err)
+		}
 	}
 	if _, err := ParseScope("everything"); err == nil {
 		t.Error("ParseScope accepted a bad value")

@@ -29,21 +29,27 @@ type Scope uint8
 
 // Scopes.
 const (
-	// ScopeSessions: only members of agent sessions (the default).
-	ScopeSessions Scope = iota
+	// ScopeAgents: only members of agent sessions (the default).
+	ScopeAgents Scope = iota
 	// ScopeAll: every process's exec, fork and exit.
 	ScopeAll
+
+	// ScopeSessions is the old name of ScopeAgents.
+	//
+	// Deprecated: use ScopeAgents.
+	ScopeSessions = ScopeAgents
 )
 
-// ParseScope reads a --scope value.
+// ParseScope reads a --scope value: "agents" (the default) or "all". The
+// older spellings "sessions" and "session" are accepted for "agents".
 func ParseScope(s string) (Scope, error) {
 	switch s {
-	case "", "sessions":
-		return ScopeSessions, nil
+	case "", "agents", "sessions", "session":
+		return ScopeAgents, nil
 	case "all":
 		return ScopeAll, nil
 	}
-	return 0, fmt.Errorf("scope %q: want \"sessions\" or \"all\"", s)
+	return 0, fmt.Errorf("scope %q: want \"agents\" or \"all\"", s)
 }
 
 // Config sizes and shapes the sensor. The zero value is usable: zero fields
@@ -73,7 +79,10 @@ type Config struct {
 	// WakeupBytes is the pending-data threshold for an early wakeup when
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
-	// Recognisers replaces DefaultRecognisers when non-nil.
+	// Recognisers is the agent recogniser table loaded into the kernel:
+	// the execs that start a session (lineage/agent's table, compiled by
+	// its Kernel method). Empty, no exec starts one: sessions then come
+	// only from AddSessionMembers.
 	Recognisers []sensor.Recogniser
 	// ProcessOnly loads the process programs alone, without the file and
 	// network object (benchmarks comparing the two).
@@ -136,9 +145,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WakeupBytes > c.RingBufferSize {
 		return c, fmt.Errorf("sensor config: wakeup bytes %d exceed the ring buffer size %d", c.WakeupBytes, c.RingBufferSize)
-	}
-	if c.Recognisers == nil {
-		c.Recognisers = sensor.DefaultRecognisers()
 	}
 	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)

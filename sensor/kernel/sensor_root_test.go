@@ -23,6 +23,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,13 +32,6 @@ import (
 // Every test ends with a marker exec and waits for it; the timeout below is
 // only a guard against a hang, never a synchronisation.
 const guard = 30 * time.Second
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
-}
 
 // harness runs one sensor and collects its events.
 type harness struct {
@@ -50,8 +45,11 @@ type harness struct {
 
 func startSensor(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Recognisers == nil {
+		cfg.Recognisers = testRecognisers()
+	}
 	s, err := New(cfg, log)
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -158,7 +156,7 @@ func shellCmd(path string, args ...string) *exec.Cmd {
 // recognisers see a native install.
 func fakeAgentPath(t *testing.T) string {
 	t.Helper()
-	return copyTo(t, shellBinary(t), filepath.Join(t.TempDir(), "home", ".local", "share", "claude", "versions", "2.1.332"))
+	return testutil.CopyFile(t, shellBinary(t), testutil.AgentPath(filepath.Join(t.TempDir(), "home")), 0o700)
 }
 
 // dataFile is a file for workloads to open.
@@ -169,21 +167,6 @@ func dataFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func copyTo(t *testing.T, src, dst string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // agentShell is a fake agent reading shell commands from stdin, one per line.
@@ -602,8 +585,8 @@ func TestRootNestedAgentStartsOwnSession(t *testing.T) {
 	outer := startAgentShell(t, fakeAgentPath(t))
 	// The inner agent: this test binary at a VS Code extension path, in its
 	// "spawn" helper mode (runs its last argument as a child).
-	inner := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
-		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"))
+	inner := testutil.CopyFile(t, testBinary(t), filepath.Join(t.TempDir(), ".vscode-server", "extensions",
+		"anthropic.claude-code-2.0.1-linux-x64", "resources", "native-binary", "claude"), 0o700)
 	m := marker(t)
 	outer.send(t, "LINEAGED_SENSOR_HELPER=spawn "+inner+" '/bin/true inner-child'; /bin/true "+m)
 	_, evs := h.untilExecArg(m)
@@ -629,7 +612,7 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 	dir := t.TempDir()
 	// A "node" that runs the script it is given (this test binary in its
 	// "node" helper mode), and a cli.js where npm puts the legacy package.
-	node := copyTo(t, testBinary(t), filepath.Join(dir, "bin", "node"))
+	node := testutil.CopyFile(t, testBinary(t), filepath.Join(dir, "bin", "node"), 0o700)
 	script := filepath.Join(dir, "lib", "node_modules", "@anthropic-ai", "claude-code", "cli.js")
 	if err := os.MkdirAll(filepath.Dir(script), 0o700); err != nil {
 		t.Fatal(err)
@@ -649,13 +632,13 @@ func TestRootScriptLauncherRecognised(t *testing.T) {
 	if r := find(evs, execOf(pid)); len(r) != 1 || r[0].Exec.Recognised != sensor.AgentClaudeCode {
 		t.Errorf("launcher exec: %+v", r)
 	}
-	if got := sensor.Recognise(node, []string{node, script}); got != sensor.AgentClaudeCode {
+	if got := sensor.RecogniseWith(testRecognisers(), node, []string{node, script}); got != sensor.AgentClaudeCode {
 		t.Errorf("Go recogniser disagrees: %v", got)
 	}
 }
 
 func TestRootSeedFindsRunningAgent(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	path := fakeAgentPath(t)
 	// Started before the sensor: the agent and a descendant.
 	agent := startAgentShell(t, path)
@@ -666,19 +649,15 @@ func TestRootSeedFindsRunningAgent(t *testing.T) {
 	}
 
 	h := startSensor(t, Config{})
-	members, err := h.s.SeedSessions("/proc")
+	// Which running processes are members is lineage/agent's to say (its
+	// seed test); the kernel's part is to hold the members it is given.
+	root, err := procfs.Read("/proc", agent.pid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, ok := members[agent.pid()]
-	if !ok || ref.Agent != sensor.AgentClaudeCode || ref.Root.PID != agent.pid() {
-		t.Fatalf("seed: agent %d not found as a session root: %+v", agent.pid(), ref)
-	}
-	if members[uint32(sleepPID)] != ref {
-		t.Errorf("seed: descendant %d: %+v, want %+v", sleepPID, members[uint32(sleepPID)], ref)
-	}
-	if _, ok := members[uint32(os.Getpid())]; ok {
-		t.Error("seed put the test process in a session")
+	ref := sensor.SessionRef{Root: root.Key, Agent: sensor.AgentClaudeCode}
+	if err := h.s.AddSessionMembers(map[uint32]sensor.SessionRef{agent.pid(): ref, uint32(sleepPID): ref}); err != nil {
+		t.Fatal(err)
 	}
 
 	m := marker(t)
@@ -695,7 +674,7 @@ func TestRootSeedFindsRunningAgent(t *testing.T) {
 
 func TestRootStatsAndLoss(t *testing.T) {
 	// A one-page ring buffer and an unread queue force both kinds of loss.
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := New(Config{Scope: ScopeAll, RingBufferSize: uint32(os.Getpagesize()), QueueSize: 1,
 		LossInterval: time.Millisecond}, log)
@@ -737,7 +716,7 @@ func TestRootStatsAndLoss(t *testing.T) {
 }
 
 func TestRootNewFailsOneLineWithoutPrivileges(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	// Run the check in a child that dropped every capability.
 	self, err := os.Executable()
 	if err != nil {
@@ -752,7 +731,7 @@ func TestRootNewFailsOneLineWithoutPrivileges(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := copyTo(t, self, filepath.Join(dir, "sensor.test"))
+	bin := testutil.CopyFile(t, self, filepath.Join(dir, "sensor.test"), 0o700)
 	if err := os.Chmod(bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -784,7 +763,7 @@ func newUnprivilegedHelper() {
 }
 
 func TestRootDoctor(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	r := Doctor(Config{}, nil)
 	if err := r.Err(); err != nil {
 		t.Fatalf("doctor on a capable host: %v", err)
@@ -815,7 +794,7 @@ func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	// The binary re-executed as ugrep: a copy of this test binary at an
 	// install path, which (in its "spawn" helper mode) runs its last
 	// argument as a child.
-	path := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"))
+	path := testutil.CopyFile(t, testBinary(t), filepath.Join(t.TempDir(), "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe"), 0o700)
 	m := marker(t)
 	// Claude Code re-executes its own binary as `ugrep` inside a tool
 	// call; that must stay in the caller's session.
@@ -836,8 +815,9 @@ func TestRootAgentAsEmbeddedToolIsNotASession(t *testing.T) {
 	}
 }
 
-// The kernel and sensor.Recognise must agree, or the /proc seed and live
-// recognition would disagree about who is an agent.
+// The kernel and sensor.RecogniseWith must agree on the rule format, or the
+// /proc seed and live recognition would disagree about who is an agent.
+// lineage/agent runs the same check over the product's table.
 func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 	h := startSensor(t, Config{Scope: ScopeAll})
 	dir := t.TempDir()
@@ -848,20 +828,18 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 	}
 	var runs []run
 	for _, p := range []string{
-		filepath.Join(dir, ".local", "share", "claude", "versions", "2.1.332"),
+		testutil.AgentPath(dir),
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "bin", "claude.exe"),
 		filepath.Join(nm, "@anthropic-ai", "claude-code-linux-arm64-musl", "claude"),
-		filepath.Join(nm, "@anthropic-ai", "claude-agent-sdk-linux-x64", "claude"),
-		filepath.Join(dir, "site-packages", "claude_agent_sdk", "_bundled", "claude"),
 		filepath.Join(dir, ".vscode", "extensions", "anthropic.claude-code-2.0.1", "resources", "native-binary", "claude"),
 		filepath.Join(nm, "@openai", "codex", "vendor", "x86_64-unknown-linux-musl", "codex", "codex"),
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "vendor", "ripgrep", "rg"), // not an agent
 		filepath.Join(dir, "claude", "versions", "1.0"),                              // not an agent
 	} {
-		copyTo(t, shellBinary(t), p)
+		testutil.CopyFile(t, shellBinary(t), p, 0o700)
 		runs = append(runs, run{p, []string{p, "-c", "exit 0"}}, run{p, []string{"ugrep", "-c", "exit 0"}})
 	}
-	node := copyTo(t, shellBinary(t), filepath.Join(dir, "bin", "node"))
+	node := testutil.CopyFile(t, shellBinary(t), filepath.Join(dir, "bin", "node"), 0o700)
 	for _, script := range []string{
 		filepath.Join(nm, "@anthropic-ai", "claude-code", "cli.js"),
 		filepath.Join(nm, "@google", "gemini-cli", "bundle", "gemini.js"),
@@ -898,7 +876,7 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 			t.Errorf("%v: %d execs", r.argv, len(x))
 			continue
 		}
-		want := sensor.Recognise(r.exe, r.argv)
+		want := sensor.RecogniseWith(testRecognisers(), r.exe, r.argv)
 		if x[0].Exec.Recognised != want {
 			t.Errorf("%s %q: kernel %v, Go %v", r.exe, r.argv, x[0].Exec.Recognised, want)
 		}
@@ -906,9 +884,9 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 			agents++
 		}
 	}
-	// 7 native forms, codex again as "ugrep" (the veto is Claude's), 4 launchers.
-	if agents != 12 {
-		t.Errorf("%d runs recognised, want 12", agents)
+	// 5 native forms, codex again as "ugrep" (the veto is Claude's), 4 launchers.
+	if agents != 10 {
+		t.Errorf("%d runs recognised, want 10", agents)
 	}
 }
 
@@ -917,19 +895,10 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	// elements, so the exact capacity varies: the agent keeps adding
 	// children that stay alive (exited members free their slot) until the
 	// kernel reports one it could not track.
-	// Known defect, not a missing feature: on 5.10 and 6.1 (kernel matrix)
-	// 1024 live members fit in a 4-entry map and no update ever fails, so
-	// the overflow this test provokes never happens there. Until it is
-	// understood, the test runs where the kernel enforces the bound.
-	if rel, err := kernelRelease(); err == nil {
-		if major, minor, ok := parseRelease(rel); ok && (major < 6 || major == 6 && minor < 12) {
-			t.Skipf("kernel %s: a full sessions map is not observed before 6.12 (known defect, see docs/kernels.md)", rel)
-		}
-	}
 	h := startSensor(t, Config{SessionMapSize: 4})
 	m := marker(t)
 	// The agent: this test binary at an install path, "fill" helper.
-	agent := copyTo(t, testBinary(t), filepath.Join(t.TempDir(), ".local", "share", "claude", "versions", "2.1.332"))
+	agent := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
 	cmd := exec.Command(agent, m)
 	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
 	in, err := cmd.StdinPipe()
@@ -1000,7 +969,7 @@ func fillHelper() {
 }
 
 func TestRootQueueOverflowReported(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	s, err := New(Config{Scope: ScopeAll, QueueSize: 1, LossInterval: time.Millisecond},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // Check is one posture check. Run reads what it needs under root and says
@@ -16,7 +14,7 @@ import (
 // broken check cannot hide the others.
 type Check interface {
 	Name() string
-	Run(ctx context.Context, root Root) event.Check
+	Run(ctx context.Context, root Root) Result
 }
 
 // Check names, as they appear in posture.failed, posture.checks and Config.Checks.
@@ -58,21 +56,21 @@ func CheckNames() []string {
 	return names
 }
 
-func ok(format string, a ...any) event.Check {
-	return event.Check{OK: true, Detail: fmt.Sprintf(format, a...)}
+func ok(format string, a ...any) Result {
+	return Result{OK: true, Detail: fmt.Sprintf(format, a...)}
 }
 
-func fail(format string, a ...any) event.Check {
-	return event.Check{OK: false, Detail: fmt.Sprintf(format, a...)}
+func fail(format string, a ...any) Result {
+	return Result{OK: false, Detail: fmt.Sprintf(format, a...)}
 }
 
-func failErr(err error) event.Check {
-	return event.Check{OK: false, Detail: err.Error()}
+func failErr(err error) Result {
+	return Result{OK: false, Detail: err.Error()}
 }
 
 // sysctl reads an integer sysctl; a missing file is reported with absent so
 // a check can say which kernel feature is missing instead of ENOENT.
-func sysctl(root Root, path, absent string) (int64, *event.Check) {
+func sysctl(root Root, path, absent string) (int64, *Result) {
 	v, err := root.readInt(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -93,7 +91,7 @@ type ASLR struct{}
 func (ASLR) Name() string { return CheckASLR }
 
 // Run implements Check.
-func (ASLR) Run(_ context.Context, root Root) event.Check {
+func (ASLR) Run(_ context.Context, root Root) Result {
 	v, bad := sysctl(root, "/proc/sys/kernel/randomize_va_space", "cannot read ASLR setting")
 	if bad != nil {
 		return *bad
@@ -118,7 +116,7 @@ type PtraceScope struct{}
 func (PtraceScope) Name() string { return CheckPtraceScope }
 
 // Run implements Check.
-func (PtraceScope) Run(_ context.Context, root Root) event.Check {
+func (PtraceScope) Run(_ context.Context, root Root) Result {
 	v, bad := sysctl(root, "/proc/sys/kernel/yama/ptrace_scope", "Yama LSM not enabled")
 	if bad != nil {
 		return *bad
@@ -141,7 +139,7 @@ type UnprivilegedBPF struct{}
 func (UnprivilegedBPF) Name() string { return CheckUnprivilegedBPF }
 
 // Run implements Check.
-func (UnprivilegedBPF) Run(_ context.Context, root Root) event.Check {
+func (UnprivilegedBPF) Run(_ context.Context, root Root) Result {
 	v, bad := sysctl(root, "/proc/sys/kernel/unprivileged_bpf_disabled", "cannot read BPF setting")
 	if bad != nil {
 		return *bad
@@ -165,7 +163,7 @@ type KptrRestrict struct{}
 func (KptrRestrict) Name() string { return CheckKptrRestrict }
 
 // Run implements Check.
-func (KptrRestrict) Run(_ context.Context, root Root) event.Check {
+func (KptrRestrict) Run(_ context.Context, root Root) Result {
 	v, bad := sysctl(root, "/proc/sys/kernel/kptr_restrict", "cannot read kptr_restrict")
 	if bad != nil {
 		return *bad
@@ -190,7 +188,7 @@ type KernelLockdown struct{}
 func (KernelLockdown) Name() string { return CheckKernelLockdown }
 
 // Run implements Check.
-func (KernelLockdown) Run(_ context.Context, root Root) event.Check {
+func (KernelLockdown) Run(_ context.Context, root Root) Result {
 	const p = "/sys/kernel/security/lockdown"
 	b, err := root.ReadFile(p)
 	if err != nil {
@@ -236,7 +234,7 @@ func (SecureBoot) Name() string { return CheckSecureBoot }
 const efiGlobalGUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 // Run implements Check.
-func (SecureBoot) Run(_ context.Context, root Root) event.Check {
+func (SecureBoot) Run(_ context.Context, root Root) Result {
 	efi, err := root.Exists("/sys/firmware/efi")
 	if err != nil {
 		return failErr(err)

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // DiskEncryption requires the root filesystem to sit on dm-crypt. The device
@@ -36,7 +34,7 @@ type mount struct {
 }
 
 // Run implements Check.
-func (DiskEncryption) Run(_ context.Context, root Root) event.Check {
+func (DiskEncryption) Run(_ context.Context, root Root) Result {
 	b, err := root.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return failErr(err)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // Firewall requires inbound packet filtering: a filter chain on the input
@@ -78,7 +76,7 @@ func (c nftChain) inbound() bool {
 }
 
 // Run implements Check.
-func (f Firewall) Run(ctx context.Context, root Root) event.Check {
+func (f Firewall) Run(ctx context.Context, root Root) Result {
 	k := f.kernel
 	if k == nil {
 		if !root.Live() {

@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
 
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,9 +74,7 @@ func TestFirewallNotLiveRoot(t *testing.T) {
 // unlocked: Go discards it when the goroutine ends.
 func inNetns(t *testing.T, fn func() error) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_SYS_ADMIN) for a network namespace")
-	}
+	testutil.RequireRoot(t, "(CAP_SYS_ADMIN) for a network namespace")
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -394,9 +392,7 @@ func (b *nftBatch) commit() error {
 // thread (capabilities are per thread) and checks the firewall check then
 // says it cannot tell, instead of reporting a firewall or its absence.
 func TestFirewallWithoutCapability(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to hold the capabilities it drops")
-	}
+	testutil.RequireRoot(t, "to hold the capabilities it drops")
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread is discarded

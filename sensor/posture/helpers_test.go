@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // tree builds a fake root. Keys are host paths; a value starting with "->"
@@ -58,7 +56,7 @@ func runCases(t *testing.T, c Check, cases []checkCase) {
 	}
 }
 
-func assertCheck(t *testing.T, r event.Check, ok bool, detail string) {
+func assertCheck(t *testing.T, r Result, ok bool, detail string) {
 	t.Helper()
 	if r.OK != ok || !strings.Contains(r.Detail, detail) {
 		t.Errorf("got ok=%t detail=%q; want ok=%t detail containing %q", r.OK, r.Detail, ok, detail)

@@ -2,8 +2,12 @@
 // an agent runs on is compliant at the moment of each event. A Sampler runs a
 // set of checks (disk encryption, Secure Boot, kernel lockdown and hardening
 // sysctls, sshd password logins, automatic updates, inbound firewall) every
-// interval, keeps the latest sample behind an atomic pointer for the event
-// hot path, and reports posture.sample / posture.change events.
+// interval, keeps the latest Sample behind an atomic pointer for the event
+// hot path, and reports each sample and each change of compliance.
+//
+// It is a peer source of facts beside the kernel sensor, with its own types:
+// it knows nothing of the enriched event, into which lineage maps its
+// samples.
 //
 // Checks read files under a configurable root ("/" live, a fake tree in
 // tests) and never shell out; the firewall check, whose facts live only in
@@ -22,8 +26,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // DefaultInterval is the sampling interval when Config.Interval is zero.
@@ -82,6 +84,46 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Result is what one check saw.
+type Result struct {
+	// OK is true when the check passed.
+	OK bool
+	// Detail says what the check saw, pass or fail ("ptrace_scope=1").
+	Detail string
+}
+
+// Sample is one run of the enabled checks.
+type Sample struct {
+	// SampledAt is when the run started, in UTC.
+	SampledAt time.Time
+	// Compliant is true when every check passed.
+	Compliant bool
+	// Failed lists the failed checks' names, sorted.
+	Failed []string
+	// Checks holds every check's result by name.
+	Checks map[string]Result
+}
+
+// Report says why Run hands a sample to its emit function.
+type Report uint8
+
+// Reports.
+const (
+	// Sampled: a periodic sample.
+	Sampled Report = iota
+	// Changed: the sample just reported as Sampled differs from the one
+	// before in compliance or in the set of failed checks.
+	Changed
+)
+
+// String names the report for logs and test failures.
+func (r Report) String() string {
+	if r == Changed {
+		return "change"
+	}
+	return "sample"
+}
+
 // Sampler runs the posture checks and holds the latest sample.
 type Sampler struct {
 	interval time.Duration
@@ -89,7 +131,7 @@ type Sampler struct {
 	checks   []Check
 	clock    func() time.Time
 	log      *slog.Logger
-	latest   atomic.Pointer[event.Posture]
+	latest   atomic.Pointer[Sample]
 	// newTicker makes the Run loop's tick source; tests drive it by hand.
 	newTicker func(time.Duration) (<-chan time.Time, func())
 }
@@ -144,15 +186,15 @@ func (s *Sampler) Checks() []string {
 // sample and returns it. Compliant is true when every check passed; Failed
 // lists the failed checks' names, sorted. The returned value shares its
 // Failed slice and Checks map with what Latest returns: do not modify them.
-func (s *Sampler) Sample(ctx context.Context) event.Posture {
+func (s *Sampler) Sample(ctx context.Context) Sample {
 	return *s.sample(ctx)
 }
 
-func (s *Sampler) sample(ctx context.Context) *event.Posture {
-	p := &event.Posture{
+func (s *Sampler) sample(ctx context.Context) *Sample {
+	p := &Sample{
 		SampledAt: s.clock().UTC(),
 		Compliant: true,
-		Checks:    make(map[string]event.Check, len(s.checks)),
+		Checks:    make(map[string]Result, len(s.checks)),
 	}
 	for _, c := range s.checks {
 		r := s.runCheck(ctx, c)
@@ -170,7 +212,7 @@ func (s *Sampler) sample(ctx context.Context) *event.Posture {
 // runCheck runs one check with a deadline and turns a panic into a failed
 // result, so a bug in one check cannot take the sensor down or hide the
 // other checks.
-func (s *Sampler) runCheck(ctx context.Context, c Check) (r event.Check) {
+func (s *Sampler) runCheck(ctx context.Context, c Check) (r Result) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	defer func() {
@@ -189,20 +231,19 @@ func (s *Sampler) runCheck(ctx context.Context, c Check) (r event.Check) {
 // Latest returns the most recent sample, or nil before the first one. It is
 // a single atomic load, safe to call for every event from any goroutine.
 // The returned value is shared: callers must not modify it.
-func (s *Sampler) Latest() *event.Posture {
+func (s *Sampler) Latest() *Sample {
 	return s.latest.Load()
 }
 
 // Run samples immediately and then every interval until ctx is cancelled;
 // when Sample was called before, that sample counts as Run's first and Run
 // waits for the next tick.
-// Each sample is emitted as event.KindPostureSample; when the compliance or
-// the set of failed checks differs from the previous sample, the same
-// sample is emitted again as event.KindPostureChange. The first sample has
-// no predecessor and is not a change. emit is called from Run's goroutine
-// and receives the shared sample (do not modify it). Run returns nil once
-// ctx is cancelled.
-func (s *Sampler) Run(ctx context.Context, emit func(kind string, p *event.Posture)) error {
+// Each sample is emitted as Sampled; when the compliance or the set of
+// failed checks differs from the previous sample, the same sample is
+// emitted again as Changed. The first sample has no predecessor and is not
+// a change. emit is called from Run's goroutine and receives the shared
+// sample (do not modify it). Run returns nil once ctx is cancelled.
+func (s *Sampler) Run(ctx context.Context, emit func(kind Report, p *Sample)) error {
 	if emit == nil {
 		return errors.New("posture: Run needs an emit function")
 	}
@@ -223,10 +264,10 @@ func (s *Sampler) Run(ctx context.Context, emit func(kind string, p *event.Postu
 		if ctx.Err() != nil {
 			return nil
 		}
-		emit(event.KindPostureSample, p)
+		emit(Sampled, p)
 		if prev != nil && changed(prev, p) {
 			s.log.Info("posture changed", "compliant", p.Compliant, "failed", p.Failed, "previous_failed", prev.Failed)
-			emit(event.KindPostureChange, p)
+			emit(Changed, p)
 		}
 		prev = p
 		select {
@@ -239,6 +280,6 @@ func (s *Sampler) Run(ctx context.Context, emit func(kind string, p *event.Postu
 
 // changed reports a change of compliance or of the failed set; details alone
 // (a counter in a firewall detail) do not make a change.
-func changed(a, b *event.Posture) bool {
+func changed(a, b *Sample) bool {
 	return a.Compliant != b.Compliant || !slices.Equal(a.Failed, b.Failed)
 }

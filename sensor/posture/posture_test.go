@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -85,12 +83,12 @@ func TestNewSubsetOnFakeTree(t *testing.T) {
 type fakeCheck struct {
 	name string
 	mu   *sync.Mutex
-	res  map[string]event.Check
+	res  map[string]Result
 }
 
 func (f fakeCheck) Name() string { return f.name }
 
-func (f fakeCheck) Run(context.Context, Root) event.Check {
+func (f fakeCheck) Run(context.Context, Root) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.res[f.name]
@@ -98,12 +96,12 @@ func (f fakeCheck) Run(context.Context, Root) event.Check {
 
 type panicCheck struct{}
 
-func (panicCheck) Name() string                          { return "panics" }
-func (panicCheck) Run(context.Context, Root) event.Check { panic("bad tree") }
+func (panicCheck) Name() string                     { return "panics" }
+func (panicCheck) Run(context.Context, Root) Result { panic("bad tree") }
 
 func TestSampleFailedSortedAndPanics(t *testing.T) {
 	mu := &sync.Mutex{}
-	res := map[string]event.Check{"zeta": {Detail: "z"}, "alpha": {Detail: "a"}, "mid": {OK: true, Detail: "m"}, "silent": {OK: true}}
+	res := map[string]Result{"zeta": {Detail: "z"}, "alpha": {Detail: "a"}, "mid": {OK: true, Detail: "m"}, "silent": {OK: true}}
 	checks := []Check{fakeCheck{"zeta", mu, res}, panicCheck{}, fakeCheck{"alpha", mu, res}, fakeCheck{"mid", mu, res}, fakeCheck{"silent", mu, res}}
 	s := newSampler(Config{Interval: time.Second, Root: "/"}, checks, nil, nil)
 	p := s.Sample(t.Context())
@@ -125,8 +123,8 @@ func TestSampleFailedSortedAndPanics(t *testing.T) {
 }
 
 type emitted struct {
-	kind string
-	p    *event.Posture
+	kind Report
+	p    *Sample
 }
 
 // next receives the next emitted event; a missing event fails the test
@@ -147,12 +145,12 @@ func next(t *testing.T, out <-chan emitted, step int) emitted {
 // emit a change is proven by the next step's first event being a sample.
 func TestRunChangeDetection(t *testing.T) {
 	mu := &sync.Mutex{}
-	res := map[string]event.Check{}
+	res := map[string]Result{}
 	set := func(step int, a, b bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		res["a"] = event.Check{OK: a, Detail: fmt.Sprintf("step %d", step)}
-		res["b"] = event.Check{OK: b, Detail: fmt.Sprintf("step %d", step)}
+		res["a"] = Result{OK: a, Detail: fmt.Sprintf("step %d", step)}
+		res["b"] = Result{OK: b, Detail: fmt.Sprintf("step %d", step)}
 	}
 	var now atomic.Int64
 	clock := func() time.Time { return time.Unix(1_700_000_000+now.Add(1), 0) }
@@ -171,7 +169,7 @@ func TestRunChangeDetection(t *testing.T) {
 
 	set(0, true, true)
 	go func() {
-		done <- s.Run(ctx, func(kind string, p *event.Posture) { out <- emitted{kind, p} })
+		done <- s.Run(ctx, func(kind Report, p *Sample) { out <- emitted{kind, p} })
 	}()
 
 	steps := []struct {
@@ -198,8 +196,8 @@ func TestRunChangeDetection(t *testing.T) {
 			}
 		}
 		e := next(t, out, i)
-		if e.kind != event.KindPostureSample {
-			t.Fatalf("step %d: first event %s, want %s", i, e.kind, event.KindPostureSample)
+		if e.kind != Sampled {
+			t.Fatalf("step %d: first event %s, want %s", i, e.kind, Sampled)
 		}
 		if e.p.Checks["a"].Detail != fmt.Sprintf("step %d", i) {
 			t.Fatalf("step %d: sample is from %q", i, e.p.Checks["a"].Detail)
@@ -212,8 +210,8 @@ func TestRunChangeDetection(t *testing.T) {
 		}
 		if st.change {
 			c := next(t, out, i)
-			if c.kind != event.KindPostureChange || c.p != e.p {
-				t.Fatalf("step %d: got %s, want %s of the same sample", i, c.kind, event.KindPostureChange)
+			if c.kind != Changed || c.p != e.p {
+				t.Fatalf("step %d: got %s, want %s of the same sample", i, c.kind, Changed)
 			}
 		}
 	}
@@ -233,7 +231,7 @@ func TestRunChangeDetection(t *testing.T) {
 // tick, and a change is detected against that sample.
 func TestRunContinuesFromSample(t *testing.T) {
 	mu := &sync.Mutex{}
-	res := map[string]event.Check{"a": {OK: true, Detail: "start"}}
+	res := map[string]Result{"a": {OK: true, Detail: "start"}}
 	s := newSampler(Config{Interval: 100 * time.Millisecond, Root: "/"}, []Check{fakeCheck{"a", mu, res}}, time.Now, nil)
 	tick := make(chan time.Time)
 	s.newTicker = func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} }
@@ -244,20 +242,20 @@ func TestRunContinuesFromSample(t *testing.T) {
 	out := make(chan emitted, 4)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, func(kind string, p *event.Posture) { out <- emitted{kind, p} }) }()
+	go func() { done <- s.Run(ctx, func(kind Report, p *Sample) { out <- emitted{kind, p} }) }()
 
 	mu.Lock()
-	res["a"] = event.Check{OK: false, Detail: "broken"}
+	res["a"] = Result{OK: false, Detail: "broken"}
 	mu.Unlock()
 	select {
 	case e := <-out:
 		t.Fatalf("Run emitted %s before its first tick", e.kind)
 	case tick <- time.Now():
 	}
-	if e := next(t, out, 1); e.kind != event.KindPostureSample || e.p.Compliant {
+	if e := next(t, out, 1); e.kind != Sampled || e.p.Compliant {
 		t.Fatalf("after the tick: %s compliant=%t", e.kind, e.p.Compliant)
 	}
-	if e := next(t, out, 1); e.kind != event.KindPostureChange {
+	if e := next(t, out, 1); e.kind != Changed {
 		t.Fatalf("change against the earlier sample not reported: %s", e.kind)
 	}
 	cancel()
@@ -277,7 +275,7 @@ func TestRunNeedsEmit(t *testing.T) {
 // run with -race. Every observed sample must be complete and consistent.
 func TestLatestConcurrent(t *testing.T) {
 	mu := &sync.Mutex{}
-	res := map[string]event.Check{"a": {OK: true, Detail: "x"}, "b": {Detail: "y"}}
+	res := map[string]Result{"a": {OK: true, Detail: "x"}, "b": {Detail: "y"}}
 	s := newSampler(Config{Interval: time.Second, Root: "/"}, []Check{fakeCheck{"a", mu, res}, fakeCheck{"b", mu, res}}, nil, nil)
 	s.Sample(t.Context())
 	const samples = 2000
@@ -326,7 +324,7 @@ func benchSampler(b *testing.B) *Sampler {
 // BenchmarkLatest is the per-event cost of attaching posture.
 func BenchmarkLatest(b *testing.B) {
 	s := benchSampler(b)
-	var sink *event.Posture
+	var sink *Sample
 	for b.Loop() {
 		sink = s.Latest()
 	}
@@ -344,12 +342,12 @@ func BenchmarkLatestParallel(b *testing.B) {
 			case <-stop:
 				return
 			default:
-				s.latest.Store(&event.Posture{})
+				s.latest.Store(&Sample{})
 			}
 		}
 	}()
 	b.RunParallel(func(pb *testing.PB) {
-		var sink *event.Posture
+		var sink *Sample
 		for pb.Next() {
 			sink = s.Latest()
 		}
@@ -362,7 +360,7 @@ func BenchmarkLatestParallel(b *testing.B) {
 // the obvious alternative, for a ratio in the same run.
 func BenchmarkLatestRWMutexBaseline(b *testing.B) {
 	var mu sync.RWMutex
-	p := &event.Posture{}
+	p := &Sample{}
 	stop := make(chan struct{})
 	go func() {
 		for {
@@ -371,13 +369,13 @@ func BenchmarkLatestRWMutexBaseline(b *testing.B) {
 				return
 			default:
 				mu.Lock()
-				p = &event.Posture{}
+				p = &Sample{}
 				mu.Unlock()
 			}
 		}
 	}()
 	b.RunParallel(func(pb *testing.PB) {
-		var sink *event.Posture
+		var sink *Sample
 		for pb.Next() {
 			mu.RLock()
 			sink = p

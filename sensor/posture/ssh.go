@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // SSHPasswordAuth requires sshd to refuse passwords. It reads sshd_config the
@@ -34,7 +32,7 @@ const sshdConfig = "/etc/ssh/sshd_config"
 const sshdMaxDepth = 16
 
 // Run implements Check.
-func (SSHPasswordAuth) Run(_ context.Context, root Root) event.Check {
+func (SSHPasswordAuth) Run(_ context.Context, root Root) Result {
 	installed := false
 	for _, b := range sshdBinaries() {
 		found, err := root.Exists(b)

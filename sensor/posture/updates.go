@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // AutoUpdates requires automatic security updates. On apt systems that is
@@ -27,7 +25,7 @@ const (
 )
 
 // Run implements Check.
-func (AutoUpdates) Run(_ context.Context, root Root) event.Check {
+func (AutoUpdates) Run(_ context.Context, root Root) Result {
 	isApt, err := root.Exists(aptParts)
 	if err != nil {
 		return failErr(err)
@@ -38,7 +36,7 @@ func (AutoUpdates) Run(_ context.Context, root Root) event.Check {
 	return dnfUpdates(root)
 }
 
-func aptUpdates(root Root) event.Check {
+func aptUpdates(root Root) Result {
 	ents, err := root.ReadDir(aptParts)
 	if err != nil {
 		return failErr(err)
@@ -249,7 +247,7 @@ func dnfTimers() []string {
 	return []string{"dnf-automatic-install.timer", "dnf-automatic.timer", "dnf5-automatic.timer"}
 }
 
-func dnfUpdates(root Root) event.Check {
+func dnfUpdates(root Root) Result {
 	var installed []string
 	for _, t := range dnfTimers() {
 		for _, dir := range []string{"/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system"} {

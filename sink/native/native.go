@@ -14,6 +14,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
+	"github.com/lineaged/lineaged/sink/internal/v1obj"
 )
 
 // ContentType is the media type of one encoded event.
@@ -50,49 +51,6 @@ var (
 	ErrNoKind    = errors.New("native: event has no kind")
 )
 
-// maxMarks bounds the invalid_utf8 list; an event with more distinct
-// invalid fields than this still encodes every value losslessly.
-const maxMarks = 32
-
-// state is per-call scratch, kept on the stack.
-type state struct {
-	marks [maxMarks]string
-	n     int
-}
-
-func (st *state) mark(prefix, name string) {
-	if st.n == maxMarks {
-		return
-	}
-	p := name
-	if prefix != "" {
-		p = prefix + "." + name
-	}
-	for _, m := range st.marks[:st.n] {
-		if m == p {
-			return
-		}
-	}
-	st.marks[st.n] = p
-	st.n++
-}
-
-func (st *state) str(dst []byte, prefix, key, s string) []byte {
-	dst = jsonw.AppendKey(dst, key)
-	dst, bad := jsonw.AppendString(dst, s)
-	if bad {
-		st.mark(prefix, key)
-	}
-	return dst
-}
-
-func (st *state) optStr(dst []byte, prefix, key, s string) []byte {
-	if s == "" {
-		return dst
-	}
-	return st.str(dst, prefix, key, s)
-}
-
 func uintField(dst []byte, key string, v uint64) []byte {
 	return jsonw.AppendUint(jsonw.AppendKey(dst, key), v)
 }
@@ -123,19 +81,15 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	if ev.Schema != "" && ev.Schema != event.Schema {
 		return dst, fmt.Errorf("native: event %s has schema %q, encoder writes %q", ev.EventID, ev.Schema, event.Schema)
 	}
-	var st state
-	dst = append(dst, `{"schema":"`+event.Schema+`"`...)
-	dst = st.str(dst, "", "event_id", ev.EventID)
-	dst = uintField(dst, "seq", ev.Seq)
-	dst = timeField(dst, "time", ev.Time)
-	dst = st.str(dst, "", "kind", ev.Kind)
+	var st v1obj.Marks
+	dst = v1obj.Header(&st, append(dst, '{'), "", ev)
 	if h := ev.Host; h != nil {
 		dst = append(jsonw.AppendKey(dst, "host"), '{')
-		dst = st.str(dst, "host", "hostname", h.Hostname)
-		dst = st.str(dst, "host", "machine_id", h.MachineID)
-		dst = st.str(dst, "host", "boot_id", h.BootID)
-		dst = st.str(dst, "host", "os", h.OS)
-		dst = st.str(dst, "host", "kernel", h.Kernel)
+		dst = st.Str(dst, "hostname", "host", h.Hostname)
+		dst = st.Str(dst, "machine_id", "host", h.MachineID)
+		dst = st.Str(dst, "boot_id", "host", h.BootID)
+		dst = st.Str(dst, "os", "host", h.OS)
+		dst = st.Str(dst, "kernel", "host", h.Kernel)
 		dst = append(dst, '}')
 	}
 	if ev.Process != nil {
@@ -151,36 +105,23 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = append(dst, ']')
 	}
 	if a := ev.Agent; a != nil {
-		dst = append(jsonw.AppendKey(dst, "agent"), '{')
-		dst = st.str(dst, "agent", "name", a.Name)
-		dst = st.optStr(dst, "agent", "version", a.Version)
-		dst = st.optStr(dst, "agent", "session_id", a.SessionID)
-		dst = st.str(dst, "agent", "root_exec_id", a.RootExecID)
-		dst = st.str(dst, "agent", "role", a.Role)
-		if t := a.ToolUse; t != nil {
-			dst = append(jsonw.AppendKey(dst, "tool_use"), '{')
-			dst = st.str(dst, "agent.tool_use", "id", t.ID)
-			dst = st.str(dst, "agent.tool_use", "name", t.Name)
-			dst = append(dst, '}')
-		}
-		dst = st.optStr(dst, "agent", "parent_root_exec_id", a.ParentRootExecID)
-		dst = append(dst, '}')
+		dst = v1obj.Agent(&st, dst, "agent", a)
 	}
 	if id := ev.Identity; id != nil {
 		dst = append(jsonw.AppendKey(dst, "identity"), '{')
-		dst = st.optStr(dst, "identity", "user", id.User)
+		dst = st.OptStr(dst, "user", "identity", id.User)
 		dst = uintField(dst, "uid", uint64(id.UID))
-		dst = st.optStr(dst, "identity", "login_user", id.LoginUser)
+		dst = st.OptStr(dst, "login_user", "identity", id.LoginUser)
 		if id.LoginUID != nil {
 			dst = uintField(dst, "login_uid", uint64(*id.LoginUID))
 		}
 		if h := id.Human; h != nil {
 			dst = append(jsonw.AppendKey(dst, "human"), '{')
-			dst = st.str(dst, "identity.human", "name", h.Name)
-			dst = st.optStr(dst, "identity.human", "email", h.Email)
+			dst = st.Str(dst, "name", "identity.human", h.Name)
+			dst = st.OptStr(dst, "email", "identity.human", h.Email)
 			dst = append(dst, '}')
 		}
-		dst = st.optStr(dst, "identity", "verified_by", id.VerifiedBy)
+		dst = st.OptStr(dst, "verified_by", "identity", id.VerifiedBy)
 		dst = append(dst, '}')
 	}
 	if p := ev.Posture; p != nil {
@@ -188,15 +129,15 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	}
 	if f := ev.File; f != nil {
 		dst = append(jsonw.AppendKey(dst, "file"), '{')
-		dst = st.str(dst, "file", "path", f.Path)
+		dst = st.Str(dst, "path", "file", f.Path)
 		if f.PathTruncated {
 			dst = boolField(dst, "path_truncated", true)
 		}
-		dst = st.optStr(dst, "file", "mode", f.Mode)
+		dst = st.OptStr(dst, "mode", "file", f.Mode)
 		if f.Created {
 			dst = boolField(dst, "created", true)
 		}
-		dst = st.optStr(dst, "file", "new_path", f.NewPath)
+		dst = st.OptStr(dst, "new_path", "file", f.NewPath)
 		if f.Flags != 0 {
 			dst = uintField(dst, "flags", uint64(f.Flags))
 		}
@@ -210,11 +151,11 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	}
 	if n := ev.Net; n != nil {
 		dst = append(jsonw.AppendKey(dst, "net"), '{')
-		dst = st.str(dst, "net", "protocol", n.Protocol)
-		dst = st.str(dst, "net", "family", n.Family)
-		dst = st.str(dst, "net", "dst_ip", n.DstIP)
+		dst = st.Str(dst, "protocol", "net", n.Protocol)
+		dst = st.Str(dst, "family", "net", n.Family)
+		dst = st.Str(dst, "dst_ip", "net", n.DstIP)
 		dst = uintField(dst, "dst_port", uint64(n.DstPort))
-		dst = st.optStr(dst, "net", "src_ip", n.SrcIP)
+		dst = st.OptStr(dst, "src_ip", "net", n.SrcIP)
 		if n.SrcPort != 0 {
 			dst = uintField(dst, "src_port", uint64(n.SrcPort))
 		}
@@ -235,85 +176,57 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	if l := ev.Loss; l != nil {
-		dst = append(jsonw.AppendKey(dst, "loss"), '{')
-		dst = st.str(dst, "loss", "where", l.Where)
-		dst = st.optStr(dst, "loss", "of", l.Of)
-		dst = uintField(dst, "count", l.Count)
-		if l.FirstSeq != 0 {
-			dst = uintField(dst, "first_seq", l.FirstSeq)
-			dst = uintField(dst, "last_seq", l.LastSeq)
-		}
-		if !l.From.IsZero() {
-			dst = timeField(dst, "from", l.From)
-			dst = timeField(dst, "to", l.To)
-		}
-		dst = append(dst, '}')
+		dst = v1obj.Loss(&st, dst, "loss", l)
 	}
 	if s := ev.Sensor; s != nil {
 		dst = append(jsonw.AppendKey(dst, "sensor"), '{')
-		dst = st.str(dst, "sensor", "version", s.Version)
-		dst = st.str(dst, "sensor", "instance_id", s.InstanceID)
-		dst = st.optStr(dst, "sensor", "scope", s.Scope)
-		dst = st.optStr(dst, "sensor", "source", s.Source)
-		dst = st.optStr(dst, "sensor", "hooks", s.Hooks)
-		dst = st.optStr(dst, "sensor", "reason", s.Reason)
+		dst = st.Str(dst, "version", "sensor", s.Version)
+		dst = st.Str(dst, "instance_id", "sensor", s.InstanceID)
+		dst = st.OptStr(dst, "scope", "sensor", s.Scope)
+		dst = st.OptStr(dst, "source", "sensor", s.Source)
+		dst = st.OptStr(dst, "hooks", "sensor", s.Hooks)
+		dst = st.OptStr(dst, "reason", "sensor", s.Reason)
 		dst = append(dst, '}')
 	}
 	if a := ev.Alert; a != nil {
 		dst = append(jsonw.AppendKey(dst, "alert"), '{')
-		dst = st.str(dst, "alert", "rule", a.Rule)
-		dst = st.str(dst, "alert", "severity", a.Severity)
-		dst = st.str(dst, "alert", "message", a.Message)
-		dst = st.optStr(dst, "alert", "action", a.Action)
-		dst = st.optStr(dst, "alert", "trigger_event_id", a.TriggerEventID)
+		dst = st.Str(dst, "rule", "alert", a.Rule)
+		dst = st.Str(dst, "severity", "alert", a.Severity)
+		dst = st.Str(dst, "message", "alert", a.Message)
+		dst = st.OptStr(dst, "action", "alert", a.Action)
+		dst = st.OptStr(dst, "trigger_event_id", "alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if len(ev.Partial) > 0 {
-		dst = append(jsonw.AppendKey(dst, "partial"), '[')
-		for _, part := range ev.Partial {
-			var bad bool
-			dst, bad = jsonw.AppendString(jsonw.Comma(dst), part)
-			if bad {
-				st.mark("", "partial")
-			}
-		}
-		dst = append(dst, ']')
+		dst = st.StrList(dst, "partial", "", ev.Partial)
 	}
-	if st.n > 0 {
-		// Paths are plain ASCII built from constant field names.
-		dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
-		for _, m := range st.marks[:st.n] {
-			dst = jsonw.Comma(dst)
-			dst, _ = jsonw.AppendString(dst, m)
-		}
-		dst = append(dst, ']')
-	}
+	dst = st.AppendList(dst)
 	return append(dst, '}'), nil
 }
 
-func (e Encoder) process(st *state, dst []byte, prefix string, p *event.Process) []byte {
+func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Process) []byte {
 	dst = append(dst, '{')
-	dst = st.str(dst, prefix, "exec_id", p.ExecID)
-	dst = st.optStr(dst, prefix, "parent_exec_id", p.ParentExecID)
-	dst = st.optStr(dst, prefix, "current_parent_exec_id", p.CurrentParentExecID)
+	dst = st.Str(dst, "exec_id", prefix, p.ExecID)
+	dst = st.OptStr(dst, "parent_exec_id", prefix, p.ParentExecID)
+	dst = st.OptStr(dst, "current_parent_exec_id", prefix, p.CurrentParentExecID)
 	dst = uintField(dst, "pid", uint64(p.PID))
 	dst = uintField(dst, "ppid", uint64(p.PPID))
 	dst = timeField(dst, "start_time", p.StartTime)
-	dst = st.optStr(dst, prefix, "exe", p.Exe)
+	dst = st.OptStr(dst, "exe", prefix, p.Exe)
 	if len(p.Argv) > 0 || p.ArgvTruncated {
 		dst = e.argv(st, dst, prefix, p)
 	}
-	dst = st.optStr(dst, prefix, "cwd", p.Cwd)
+	dst = st.OptStr(dst, "cwd", prefix, p.Cwd)
 	dst = uintField(dst, "uid", uint64(p.UID))
 	dst = uintField(dst, "euid", uint64(p.EUID))
 	dst = uintField(dst, "gid", uint64(p.GID))
-	dst = st.optStr(dst, prefix, "user", p.User)
+	dst = st.OptStr(dst, "user", prefix, p.User)
 	if p.LoginUID != nil {
 		dst = uintField(dst, "login_uid", uint64(*p.LoginUID))
 	}
-	dst = st.optStr(dst, prefix, "login_user", p.LoginUser)
-	dst = st.optStr(dst, prefix, "tty", p.TTY)
-	dst = st.optStr(dst, prefix, "cgroup", p.Cgroup)
+	dst = st.OptStr(dst, "login_user", prefix, p.LoginUser)
+	dst = st.OptStr(dst, "tty", prefix, p.TTY)
+	dst = st.OptStr(dst, "cgroup", prefix, p.Cgroup)
 	if b := p.Binary; b != nil {
 		// Constant prefixes: no allocation on the hot path.
 		bp := "ancestry.binary"
@@ -321,19 +234,19 @@ func (e Encoder) process(st *state, dst []byte, prefix string, p *event.Process)
 			bp = "process.binary"
 		}
 		dst = append(jsonw.AppendKey(dst, "binary"), '{')
-		dst = st.str(dst, bp, "path", b.Path)
-		dst = st.optStr(dst, bp, "sha256", b.SHA256)
+		dst = st.Str(dst, "path", bp, b.Path)
+		dst = st.OptStr(dst, "sha256", bp, b.SHA256)
 		dst = intField(dst, "size", b.Size)
 		dst = uintField(dst, "inode", b.Inode)
 		dst = uintField(dst, "dev", b.Dev)
 		if !b.Mtime.IsZero() {
 			dst = timeField(dst, "mtime", b.Mtime)
 		}
-		dst = st.str(dst, bp, "verdict", b.Verdict)
-		dst = st.optStr(dst, bp, "package", b.Package)
-		dst = st.optStr(dst, bp, "signer", b.Signer)
-		dst = st.optStr(dst, bp, "key_id", b.KeyID)
-		dst = st.optStr(dst, bp, "reason", b.Reason)
+		dst = st.Str(dst, "verdict", bp, b.Verdict)
+		dst = st.OptStr(dst, "package", bp, b.Package)
+		dst = st.OptStr(dst, "signer", bp, b.Signer)
+		dst = st.OptStr(dst, "key_id", bp, b.KeyID)
+		dst = st.OptStr(dst, "reason", bp, b.Reason)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
@@ -341,7 +254,7 @@ func (e Encoder) process(st *state, dst []byte, prefix string, p *event.Process)
 
 // argv writes the argument list within the encoder's bounds. When a bound
 // cuts it, argv_truncated is set and argc carries the original count.
-func (e Encoder) argv(st *state, dst []byte, prefix string, p *event.Process) []byte {
+func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Process) []byte {
 	maxArgs, maxArg, maxTotal := e.MaxArgs, e.MaxArgBytes, e.MaxArgvBytes
 	if maxArgs <= 0 {
 		maxArgs = DefaultMaxArgs
@@ -373,7 +286,7 @@ func (e Encoder) argv(st *state, dst []byte, prefix string, p *event.Process) []
 		var bad bool
 		dst, bad = jsonw.AppendString(dst, a)
 		if bad {
-			st.mark(prefix, "argv")
+			st.Mark(prefix, "argv")
 		}
 	}
 	dst = append(dst, ']')
@@ -384,21 +297,12 @@ func (e Encoder) argv(st *state, dst []byte, prefix string, p *event.Process) []
 	return dst
 }
 
-func appendPosture(st *state, dst []byte, p *event.Posture) []byte {
+func appendPosture(st *v1obj.Marks, dst []byte, p *event.Posture) []byte {
 	dst = append(jsonw.AppendKey(dst, "posture"), '{')
 	dst = timeField(dst, "sampled_at", p.SampledAt)
 	dst = boolField(dst, "compliant", p.Compliant)
 	if len(p.Failed) > 0 {
-		dst = append(jsonw.AppendKey(dst, "failed"), '[')
-		for _, f := range p.Failed {
-			dst = jsonw.Comma(dst)
-			var bad bool
-			dst, bad = jsonw.AppendString(dst, f)
-			if bad {
-				st.mark("posture", "failed")
-			}
-		}
-		dst = append(dst, ']')
+		dst = st.StrList(dst, "failed", "posture", p.Failed)
 	}
 	if len(p.Checks) > 0 {
 		// Sorted so the same sample always encodes to the same bytes.
@@ -415,11 +319,11 @@ func appendPosture(st *state, dst []byte, p *event.Posture) []byte {
 			var bad bool
 			dst, bad = jsonw.AppendString(dst, k)
 			if bad {
-				st.mark("posture", "checks")
+				st.Mark("posture", "checks")
 			}
 			dst = append(dst, ':', '{')
 			dst = boolField(dst, "ok", c.OK)
-			dst = st.optStr(dst, "posture.checks", "detail", c.Detail)
+			dst = st.OptStr(dst, "detail", "posture.checks", c.Detail)
 			dst = append(dst, '}')
 		}
 		dst = append(dst, '}')

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
+	"github.com/lineaged/lineaged/sink/internal/v1obj"
 	"github.com/lineaged/lineaged/sink/native"
 )
 
@@ -102,58 +103,6 @@ func classify(ev *event.Event) (class, error) {
 	return c, nil
 }
 
-// state is per-call scratch: field paths holding invalid UTF-8.
-type state struct {
-	marks [16]string
-	n     int
-}
-
-// str writes "key": s and marks prefix.key if s holds invalid UTF-8; the
-// path is only built in that rare case.
-func (st *state) str(dst []byte, key, prefix, s string) []byte {
-	return st.strp(dst, key, prefix, key, s)
-}
-
-// strp is str for a value whose marked path is prefix.sub.
-func (st *state) strp(dst []byte, key, prefix, sub, s string) []byte {
-	dst = jsonw.AppendKey(dst, key)
-	dst, bad := jsonw.AppendString(dst, s)
-	if bad {
-		if prefix == "" {
-			st.mark(sub)
-		} else {
-			st.mark(prefix + "." + sub)
-		}
-	}
-	return dst
-}
-
-func (st *state) optStr(dst []byte, key, prefix, s string) []byte {
-	if s == "" {
-		return dst
-	}
-	return st.str(dst, key, prefix, s)
-}
-
-func (st *state) optStrp(dst []byte, key, prefix, sub, s string) []byte {
-	if s == "" {
-		return dst
-	}
-	return st.strp(dst, key, prefix, sub, s)
-}
-
-func (st *state) mark(path string) {
-	for _, m := range st.marks[:st.n] {
-		if m == path {
-			return
-		}
-	}
-	if st.n < len(st.marks) {
-		st.marks[st.n] = path
-		st.n++
-	}
-}
-
 func intField(dst []byte, key string, v int64) []byte {
 	return jsonw.AppendInt(jsonw.AppendKey(dst, key), v)
 }
@@ -209,7 +158,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	var st state
+	st := v1obj.Marks{Limit: 16}
 	dst = append(dst, '{')
 	dst = intField(dst, "class_uid", int64(c.uid))
 	dst = constStr(dst, "class_name", c.name)
@@ -232,7 +181,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		}
 	}
 	dst = intField(dst, "severity_id", int64(sevID))
-	dst = st.str(dst, "severity", "", sevName)
+	dst = st.Str(dst, "severity", "", sevName)
 	dst = msField(dst, "time", ev.Time)
 	dst = e.metadata(&st, dst, ev, c)
 	if ev.Host != nil {
@@ -269,15 +218,15 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		}
 		if f := ev.File; f != nil {
 			dst = append(jsonw.AppendKey(dst, "file"), '{')
-			dst = st.str(dst, "name", "file", base(f.Path))
-			dst = st.str(dst, "path", "file", f.Path)
+			dst = st.Str(dst, "name", "file", base(f.Path))
+			dst = st.Str(dst, "path", "file", f.Path)
 			dst = intField(dst, "type_id", 0)
 			dst = rawField(dst, "type", `"Unknown"`)
 			dst = append(dst, '}')
 			if f.NewPath != "" {
 				dst = append(jsonw.AppendKey(dst, "file_result"), '{')
-				dst = st.str(dst, "name", "file_result", base(f.NewPath))
-				dst = st.str(dst, "path", "file_result", f.NewPath)
+				dst = st.Str(dst, "name", "file_result", base(f.NewPath))
+				dst = st.Str(dst, "path", "file_result", f.NewPath)
 				dst = intField(dst, "type_id", 0)
 				dst = rawField(dst, "type", `"Unknown"`)
 				dst = append(dst, '}')
@@ -290,12 +239,12 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		}
 		if n := ev.Net; n != nil {
 			dst = append(jsonw.AppendKey(dst, "dst_endpoint"), '{')
-			dst = st.str(dst, "ip", "dst_endpoint", n.DstIP)
+			dst = st.Str(dst, "ip", "dst_endpoint", n.DstIP)
 			dst = intField(dst, "port", int64(n.DstPort))
 			dst = append(dst, '}')
 			if n.SrcIP != "" {
 				dst = append(jsonw.AppendKey(dst, "src_endpoint"), '{')
-				dst = st.str(dst, "ip", "src_endpoint", n.SrcIP)
+				dst = st.Str(dst, "ip", "src_endpoint", n.SrcIP)
 				if n.SrcPort != 0 {
 					dst = intField(dst, "port", int64(n.SrcPort))
 				}
@@ -304,7 +253,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = append(jsonw.AppendKey(dst, "connection_info"), '{')
 			dst = intField(dst, "direction_id", 2)
 			dst = rawField(dst, "direction", `"Outbound"`)
-			dst = st.str(dst, "protocol_name", "connection_info", n.Protocol)
+			dst = st.Str(dst, "protocol_name", "connection_info", n.Protocol)
 			switch n.Protocol {
 			case "tcp":
 				dst = intField(dst, "protocol_num", 6)
@@ -345,22 +294,22 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	case 2004:
 		if al := ev.Alert; al != nil {
 			dst = append(jsonw.AppendKey(dst, "finding_info"), '{')
-			dst = st.str(dst, "uid", "finding_info", ev.EventID)
-			dst = st.str(dst, "title", "finding_info", al.Rule)
-			dst = st.optStr(dst, "desc", "finding_info", al.Message)
+			dst = st.Str(dst, "uid", "finding_info", ev.EventID)
+			dst = st.Str(dst, "title", "finding_info", al.Rule)
+			dst = st.OptStr(dst, "desc", "finding_info", al.Message)
 			dst = append(jsonw.AppendKey(dst, "analytic"), '{')
-			dst = st.str(dst, "name", "finding_info.analytic", al.Rule)
+			dst = st.Str(dst, "name", "finding_info.analytic", al.Rule)
 			dst = intField(dst, "type_id", 1)
 			dst = rawField(dst, "type", `"Rule"`)
 			dst = append(dst, '}')
 			if al.TriggerEventID != "" {
 				dst = append(jsonw.AppendKey(dst, "related_events"), '[', '{')
-				dst = st.str(dst, "uid", "finding_info.related_events", al.TriggerEventID)
+				dst = st.Str(dst, "uid", "finding_info.related_events", al.TriggerEventID)
 				dst = append(dst, '}', ']')
 			}
 			dst = append(dst, '}')
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
-			dst = st.str(dst, "message", "", al.Message)
+			dst = st.Str(dst, "message", "", al.Message)
 		}
 		if ev.Process != nil {
 			dst = append(jsonw.AppendKey(dst, "evidences"), '[', '{')
@@ -369,8 +318,8 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = e.process(&st, dst, "evidences.process", ev.Process, ev.Ancestry, true)
 			if f := ev.File; f != nil {
 				dst = append(jsonw.AppendKey(dst, "file"), '{')
-				dst = st.str(dst, "name", "evidences.file", base(f.Path))
-				dst = st.str(dst, "path", "evidences.file", f.Path)
+				dst = st.Str(dst, "name", "evidences.file", base(f.Path))
+				dst = st.Str(dst, "path", "evidences.file", f.Path)
 				dst = intField(dst, "type_id", 0)
 				dst = rawField(dst, "type", `"Unknown"`)
 				dst = append(dst, '}')
@@ -385,13 +334,13 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		if ev.Sensor != nil && ev.Sensor.Version != "" {
 			ver = ev.Sensor.Version
 		}
-		dst = st.optStr(dst, "version", "app", ver)
+		dst = st.OptStr(dst, "version", "app", ver)
 		if ev.Sensor != nil {
-			dst = st.optStr(dst, "uid", "app", ev.Sensor.InstanceID)
+			dst = st.OptStr(dst, "uid", "app", ev.Sensor.InstanceID)
 		}
 		dst = append(dst, '}')
 		if ev.Sensor != nil && ev.Sensor.Reason != "" {
-			dst = st.str(dst, "message", "", ev.Sensor.Reason)
+			dst = st.Str(dst, "message", "", ev.Sensor.Reason)
 		}
 	case 0:
 		if l := ev.Loss; l != nil {
@@ -422,16 +371,16 @@ func status(dst []byte, result int32) []byte {
 	return append(dst, '"')
 }
 
-func (e Encoder) metadata(st *state, dst []byte, ev *event.Event, c class) []byte {
+func (e Encoder) metadata(st *v1obj.Marks, dst []byte, ev *event.Event, c class) []byte {
 	dst = append(jsonw.AppendKey(dst, "metadata"), '{')
 	dst = rawField(dst, "version", `"`+Version+`"`)
 	dst = append(jsonw.AppendKey(dst, "product"), '{')
 	dst = rawField(dst, "name", `"lineaged"`)
 	dst = rawField(dst, "vendor_name", `"lineaged"`)
-	dst = st.optStr(dst, "version", "metadata.product", e.ProductVersion)
+	dst = st.OptStr(dst, "version", "metadata.product", e.ProductVersion)
 	dst = append(dst, '}')
-	dst = st.str(dst, "uid", "metadata", ev.EventID)
-	dst = st.str(dst, "event_code", "metadata", ev.Kind)
+	dst = st.Str(dst, "uid", "metadata", ev.EventID)
+	dst = st.Str(dst, "event_code", "metadata", ev.Kind)
 	dst = rawField(dst, "log_name", `"lineaged/v1"`)
 	dst = append(jsonw.AppendKey(dst, "profiles"), '[')
 	dst = append(dst, `"host","linux/linux_users"`...)
@@ -442,22 +391,22 @@ func (e Encoder) metadata(st *state, dst []byte, ev *event.Event, c class) []byt
 	return append(dst, '}')
 }
 
-func device(st *state, dst []byte, h *event.Host, p *event.Posture) []byte {
+func device(st *v1obj.Marks, dst []byte, h *event.Host, p *event.Posture) []byte {
 	dst = append(jsonw.AppendKey(dst, "device"), '{')
 	dst = intField(dst, "type_id", 0)
 	dst = rawField(dst, "type", `"Unknown"`)
-	dst = st.str(dst, "hostname", "device", h.Hostname)
-	dst = st.str(dst, "uid", "device", h.MachineID)
-	dst = st.optStr(dst, "boot_uid", "device", h.BootID)
+	dst = st.Str(dst, "hostname", "device", h.Hostname)
+	dst = st.Str(dst, "uid", "device", h.MachineID)
+	dst = st.OptStr(dst, "boot_uid", "device", h.BootID)
 	dst = append(jsonw.AppendKey(dst, "os"), '{')
 	name := h.OS
 	if name == "" {
 		name = "Linux"
 	}
-	dst = st.str(dst, "name", "device.os", name)
+	dst = st.Str(dst, "name", "device.os", name)
 	dst = intField(dst, "type_id", 200)
 	dst = rawField(dst, "type", `"Linux"`)
-	dst = st.optStr(dst, "kernel_release", "device.os", h.Kernel)
+	dst = st.OptStr(dst, "kernel_release", "device.os", h.Kernel)
 	dst = append(dst, '}')
 	if p != nil {
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_compliant"), p.Compliant)
@@ -478,26 +427,26 @@ func aiRole(role string) (int, string) {
 
 // messageContext carries the agent session in the ai_operation profile:
 // uid is the session, application the agent.
-func messageContext(st *state, dst []byte, a *event.Agent) []byte {
+func messageContext(st *v1obj.Marks, dst []byte, a *event.Agent) []byte {
 	dst = append(jsonw.AppendKey(dst, "message_context"), '{')
 	uid := a.SessionID
 	if uid == "" {
 		uid = a.RootExecID
 	}
-	dst = st.str(dst, "uid", "message_context", uid)
-	dst = st.str(dst, "name", "message_context", a.Name+" session")
+	dst = st.Str(dst, "uid", "message_context", uid)
+	dst = st.Str(dst, "name", "message_context", a.Name+" session")
 	id, name := aiRole(a.Role)
 	dst = intField(dst, "ai_role_id", int64(id))
-	dst = st.str(dst, "ai_role", "message_context", name)
+	dst = st.Str(dst, "ai_role", "message_context", name)
 	dst = append(jsonw.AppendKey(dst, "application"), '{')
-	dst = st.str(dst, "name", "message_context.application", a.Name)
-	dst = st.optStr(dst, "version", "message_context.application", a.Version)
-	dst = st.str(dst, "uid", "message_context.application", a.RootExecID)
+	dst = st.Str(dst, "name", "message_context.application", a.Name)
+	dst = st.OptStr(dst, "version", "message_context.application", a.Version)
+	dst = st.Str(dst, "uid", "message_context.application", a.RootExecID)
 	dst = append(dst, '}')
 	return append(dst, '}')
 }
 
-func (e Encoder) actor(st *state, dst []byte, ev *event.Event, p *event.Process, withLineage bool) []byte {
+func (e Encoder) actor(st *v1obj.Marks, dst []byte, ev *event.Event, p *event.Process, withLineage bool) []byte {
 	dst = append(jsonw.AppendKey(dst, "actor"), '{')
 	if p != nil {
 		dst = jsonw.AppendKey(dst, "process")
@@ -509,34 +458,34 @@ func (e Encoder) actor(st *state, dst []byte, ev *event.Event, p *event.Process,
 	}
 	dst = user(st, dst, ev, p)
 	if a := ev.Agent; a != nil {
-		dst = st.str(dst, "app_name", "actor", a.Name)
+		dst = st.Str(dst, "app_name", "actor", a.Name)
 		uid := a.SessionID
 		if uid == "" {
 			uid = a.RootExecID
 		}
-		dst = st.str(dst, "app_uid", "actor", uid)
+		dst = st.Str(dst, "app_uid", "actor", uid)
 	}
 	return append(dst, '}')
 }
 
-func user(st *state, dst []byte, ev *event.Event, p *event.Process) []byte {
+func user(st *v1obj.Marks, dst []byte, ev *event.Event, p *event.Process) []byte {
 	id := ev.Identity
 	if id == nil && p == nil {
 		return dst
 	}
 	dst = append(jsonw.AppendKey(dst, "user"), '{')
 	if id != nil {
-		dst = st.optStr(dst, "name", "actor.user", id.User)
+		dst = st.OptStr(dst, "name", "actor.user", id.User)
 		dst = jsonw.AppendKey(dst, "uid")
 		dst = append(strconv.AppendUint(append(dst, '"'), uint64(id.UID), 10), '"')
 		if h := id.Human; h != nil {
-			dst = st.str(dst, "full_name", "actor.user", h.Name)
+			dst = st.Str(dst, "full_name", "actor.user", h.Name)
 			if strings.Contains(h.Email, "@") {
-				dst = st.str(dst, "email_addr", "actor.user", h.Email)
+				dst = st.Str(dst, "email_addr", "actor.user", h.Email)
 			}
 		}
 	} else {
-		dst = st.optStr(dst, "name", "actor.user", p.User)
+		dst = st.OptStr(dst, "name", "actor.user", p.User)
 		dst = jsonw.AppendKey(dst, "uid")
 		dst = append(strconv.AppendUint(append(dst, '"'), uint64(p.UID), 10), '"')
 	}
@@ -545,47 +494,47 @@ func user(st *state, dst []byte, ev *event.Event, p *event.Process) []byte {
 
 // process writes an OCSF process object. With lineage, it also carries
 // parent_process (the first ancestor, with its file hashes) and ancestry.
-func (e Encoder) process(st *state, dst []byte, path string, p *event.Process, anc []event.Process, lineage bool) []byte {
+func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Process, anc []event.Process, lineage bool) []byte {
 	dst = append(dst, '{')
 	dst = intField(dst, "pid", int64(p.PID))
-	dst = st.strp(dst, "uid", path, "uid", p.ExecID)
+	dst = st.StrAs(dst, "uid", path, "uid", p.ExecID)
 	exe := p.Exe
 	if exe == "" && len(p.Argv) > 0 {
 		exe = p.Argv[0]
 	}
-	dst = st.optStrp(dst, "name", path, "name", base(exe))
-	dst = st.optStrp(dst, "path", path, "path", p.Exe)
+	dst = st.OptStrAs(dst, "name", path, "name", base(exe))
+	dst = st.OptStrAs(dst, "path", path, "path", p.Exe)
 	if len(p.Argv) > 0 {
 		dst = jsonw.AppendKey(dst, "cmd_line")
 		var bad bool
 		dst, bad = jsonw.AppendJoined(dst, e.boundArgv(p.Argv), ' ')
 		if bad {
-			st.mark(path + ".cmd_line") // rare: invalid UTF-8
+			st.Mark("", path+".cmd_line") // rare: invalid UTF-8
 		}
 	}
 	if !p.StartTime.IsZero() {
 		dst = msField(dst, "created_time", p.StartTime)
 	}
-	dst = st.optStrp(dst, "working_directory", path, "working_directory", p.Cwd)
+	dst = st.OptStrAs(dst, "working_directory", path, "working_directory", p.Cwd)
 	// linux/linux_users profile.
 	dst = intField(dst, "euid", int64(p.EUID))
 	if p.LoginUID != nil {
 		dst = intField(dst, "auid", int64(*p.LoginUID))
 	}
 	dst = append(jsonw.AppendKey(dst, "user"), '{')
-	dst = st.optStrp(dst, "name", path, "user.name", p.User)
+	dst = st.OptStrAs(dst, "name", path, "user.name", p.User)
 	dst = jsonw.AppendKey(dst, "uid")
 	dst = append(strconv.AppendUint(append(dst, '"'), uint64(p.UID), 10), '"')
 	dst = append(dst, '}')
 	if p.TTY != "" {
 		dst = append(jsonw.AppendKey(dst, "session"), '{')
-		dst = st.strp(dst, "terminal", path, "session.terminal", p.TTY)
+		dst = st.StrAs(dst, "terminal", path, "session.terminal", p.TTY)
 		dst = append(dst, '}')
 	}
 	if b := p.Binary; b != nil {
 		dst = append(jsonw.AppendKey(dst, "file"), '{')
-		dst = st.strp(dst, "name", path, "file.name", base(b.Path))
-		dst = st.strp(dst, "path", path, "file.path", b.Path)
+		dst = st.StrAs(dst, "name", path, "file.name", base(b.Path))
+		dst = st.StrAs(dst, "path", path, "file.path", b.Path)
 		dst = intField(dst, "type_id", 1)
 		dst = rawField(dst, "type", `"Regular File"`)
 		dst = intField(dst, "size", b.Size)
@@ -596,7 +545,7 @@ func (e Encoder) process(st *state, dst []byte, path string, p *event.Process, a
 			dst = append(jsonw.AppendKey(dst, "hashes"), '[', '{')
 			dst = intField(dst, "algorithm_id", 3)
 			dst = rawField(dst, "algorithm", `"SHA-256"`)
-			dst = st.strp(dst, "value", path, "file.hashes.value", b.SHA256)
+			dst = st.StrAs(dst, "value", path, "file.hashes.value", b.SHA256)
 			dst = append(dst, '}', ']')
 		}
 		dst = append(dst, '}')
@@ -609,19 +558,19 @@ func (e Encoder) process(st *state, dst []byte, path string, p *event.Process, a
 			a := &anc[i]
 			dst = append(jsonw.Comma(dst), '{')
 			dst = intField(dst, "pid", int64(a.PID))
-			dst = st.strp(dst, "uid", path, "ancestry.uid", a.ExecID)
+			dst = st.StrAs(dst, "uid", path, "ancestry.uid", a.ExecID)
 			exe := a.Exe
 			if exe == "" && len(a.Argv) > 0 {
 				exe = a.Argv[0]
 			}
-			dst = st.optStrp(dst, "name", path, "ancestry.name", base(exe))
-			dst = st.optStrp(dst, "path", path, "ancestry.path", a.Exe)
+			dst = st.OptStrAs(dst, "name", path, "ancestry.name", base(exe))
+			dst = st.OptStrAs(dst, "path", path, "ancestry.path", a.Exe)
 			if len(a.Argv) > 0 {
 				dst = jsonw.AppendKey(dst, "cmd_line")
 				var bad bool
 				dst, bad = jsonw.AppendJoined(dst, e.boundArgv(a.Argv), ' ')
 				if bad {
-					st.mark(path + ".ancestry.cmd_line")
+					st.Mark("", path+".ancestry.cmd_line")
 				}
 			}
 			if !a.StartTime.IsZero() {
@@ -686,7 +635,7 @@ func (e Encoder) argvCut(p *event.Process) bool {
 	return false
 }
 
-func assessments(st *state, dst []byte, p *event.Posture) []byte {
+func assessments(st *v1obj.Marks, dst []byte, p *event.Posture) []byte {
 	var buf [32]string
 	names := buf[:0]
 	for k := range p.Checks {
@@ -697,9 +646,9 @@ func assessments(st *state, dst []byte, p *event.Posture) []byte {
 	for _, k := range names {
 		c := p.Checks[k]
 		dst = append(jsonw.Comma(dst), '{')
-		dst = st.str(dst, "name", "assessments", k)
+		dst = st.Str(dst, "name", "assessments", k)
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "meets_criteria"), c.OK)
-		dst = st.optStr(dst, "desc", "assessments", c.Detail)
+		dst = st.OptStr(dst, "desc", "assessments", c.Detail)
 		dst = append(dst, '}')
 	}
 	return append(dst, ']')
@@ -716,39 +665,22 @@ func sortStrings(s []string) {
 // unmapped carries what OCSF 1.8.0 has no attribute for, under
 // unmapped.lineaged (docs/ocsf.md): the native identity of the event, the
 // agent session beyond message_context, binary verdicts, posture detail.
-func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
+func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 	dst = append(jsonw.AppendKey(dst, "unmapped"), '{')
 	dst = append(jsonw.AppendKey(dst, "lineaged"), '{')
-	dst = rawField(dst, "schema", `"`+event.Schema+`"`)
-	dst = st.str(dst, "event_id", "unmapped.lineaged", ev.EventID)
-	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "seq"), ev.Seq)
-	dst = jsonw.AppendTime(jsonw.AppendKey(dst, "time"), ev.Time)
-	dst = st.str(dst, "kind", "unmapped.lineaged", ev.Kind)
+	dst = v1obj.Header(st, dst, "unmapped.lineaged", ev)
 	if a := ev.Agent; a != nil {
-		dst = append(jsonw.AppendKey(dst, "agent"), '{')
-		dst = st.str(dst, "name", "unmapped.lineaged.agent", a.Name)
-		dst = st.optStr(dst, "version", "unmapped.lineaged.agent", a.Version)
-		dst = st.optStr(dst, "session_id", "unmapped.lineaged.agent", a.SessionID)
-		dst = st.str(dst, "root_exec_id", "unmapped.lineaged.agent", a.RootExecID)
-		dst = st.str(dst, "role", "unmapped.lineaged.agent", a.Role)
-		if t := a.ToolUse; t != nil {
-			dst = append(jsonw.AppendKey(dst, "tool_use"), '{')
-			dst = st.str(dst, "id", "unmapped.lineaged.agent.tool_use", t.ID)
-			dst = st.str(dst, "name", "unmapped.lineaged.agent.tool_use", t.Name)
-			dst = append(dst, '}')
-		}
-		dst = st.optStr(dst, "parent_root_exec_id", "unmapped.lineaged.agent", a.ParentRootExecID)
-		dst = append(dst, '}')
+		dst = v1obj.Agent(st, dst, "unmapped.lineaged.agent", a)
 	}
 	if p := ev.Process; p != nil {
 		dst = append(jsonw.AppendKey(dst, "process"), '{')
-		dst = st.str(dst, "exec_id", "unmapped.lineaged.process", p.ExecID)
-		dst = st.optStr(dst, "parent_exec_id", "unmapped.lineaged.process", p.ParentExecID)
-		dst = st.optStr(dst, "current_parent_exec_id", "unmapped.lineaged.process", p.CurrentParentExecID)
+		dst = st.Str(dst, "exec_id", "unmapped.lineaged.process", p.ExecID)
+		dst = st.OptStr(dst, "parent_exec_id", "unmapped.lineaged.process", p.ParentExecID)
+		dst = st.OptStr(dst, "current_parent_exec_id", "unmapped.lineaged.process", p.CurrentParentExecID)
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "ppid"), uint64(p.PPID))
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "gid"), uint64(p.GID))
-		dst = st.optStr(dst, "login_user", "unmapped.lineaged.process", p.LoginUser)
-		dst = st.optStr(dst, "cgroup", "unmapped.lineaged.process", p.Cgroup)
+		dst = st.OptStr(dst, "login_user", "unmapped.lineaged.process", p.LoginUser)
+		dst = st.OptStr(dst, "cgroup", "unmapped.lineaged.process", p.Cgroup)
 		if e.argvCut(p) {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "argv_truncated"), true)
 			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "argc"), uint64(len(p.Argv)))
@@ -770,11 +702,11 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 	}
 	if id := ev.Identity; id != nil {
 		dst = append(jsonw.AppendKey(dst, "identity"), '{')
-		dst = st.optStr(dst, "login_user", "unmapped.lineaged.identity", id.LoginUser)
+		dst = st.OptStr(dst, "login_user", "unmapped.lineaged.identity", id.LoginUser)
 		if id.LoginUID != nil {
 			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "login_uid"), uint64(*id.LoginUID))
 		}
-		dst = st.optStr(dst, "verified_by", "unmapped.lineaged.identity", id.VerifiedBy)
+		dst = st.OptStr(dst, "verified_by", "unmapped.lineaged.identity", id.VerifiedBy)
 		dst = append(dst, '}')
 	}
 	if p := ev.Posture; p != nil {
@@ -782,21 +714,13 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "sampled_at"), p.SampledAt)
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "compliant"), p.Compliant)
 		if len(p.Failed) > 0 {
-			dst = append(jsonw.AppendKey(dst, "failed"), '[')
-			for _, f := range p.Failed {
-				var bad bool
-				dst, bad = jsonw.AppendString(jsonw.Comma(dst), f)
-				if bad {
-					st.mark("unmapped.lineaged.posture.failed")
-				}
-			}
-			dst = append(dst, ']')
+			dst = st.StrList(dst, "failed", "unmapped.lineaged.posture", p.Failed)
 		}
 		dst = append(dst, '}')
 	}
 	if f := ev.File; f != nil {
 		dst = append(jsonw.AppendKey(dst, "file"), '{')
-		dst = st.optStr(dst, "mode", "unmapped.lineaged.file", f.Mode)
+		dst = st.OptStr(dst, "mode", "unmapped.lineaged.file", f.Mode)
 		if f.Created {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "created"), true)
 		}
@@ -821,68 +745,42 @@ func (e Encoder) unmapped(st *state, dst []byte, ev *event.Event) []byte {
 	}
 	if a := ev.Alert; a != nil {
 		dst = append(jsonw.AppendKey(dst, "alert"), '{')
-		dst = st.str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
-		dst = st.str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
-		dst = st.optStr(dst, "action", "unmapped.lineaged.alert", a.Action)
-		dst = st.optStr(dst, "trigger_event_id", "unmapped.lineaged.alert", a.TriggerEventID)
+		dst = st.Str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
+		dst = st.Str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
+		dst = st.OptStr(dst, "action", "unmapped.lineaged.alert", a.Action)
+		dst = st.OptStr(dst, "trigger_event_id", "unmapped.lineaged.alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if l := ev.Loss; l != nil {
-		dst = append(jsonw.AppendKey(dst, "loss"), '{')
-		dst = st.str(dst, "where", "unmapped.lineaged.loss", l.Where)
-		dst = st.optStr(dst, "of", "unmapped.lineaged.loss", l.Of)
-		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
-		if l.FirstSeq != 0 {
-			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), l.FirstSeq)
-			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), l.LastSeq)
-		}
-		if !l.From.IsZero() {
-			dst = jsonw.AppendTime(jsonw.AppendKey(dst, "from"), l.From)
-			dst = jsonw.AppendTime(jsonw.AppendKey(dst, "to"), l.To)
-		}
-		dst = append(dst, '}')
+		dst = v1obj.Loss(st, dst, "unmapped.lineaged.loss", l)
 	}
 	if s := ev.Sensor; s != nil {
 		dst = append(jsonw.AppendKey(dst, "sensor"), '{')
-		dst = st.optStr(dst, "scope", "unmapped.lineaged.sensor", s.Scope)
-		dst = st.optStr(dst, "source", "unmapped.lineaged.sensor", s.Source)
-		dst = st.optStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
+		dst = st.OptStr(dst, "scope", "unmapped.lineaged.sensor", s.Scope)
+		dst = st.OptStr(dst, "source", "unmapped.lineaged.sensor", s.Source)
+		dst = st.OptStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
 		dst = append(dst, '}')
 	}
 	if len(ev.Partial) > 0 {
-		dst = append(jsonw.AppendKey(dst, "partial"), '[')
-		for _, part := range ev.Partial {
-			var bad bool
-			dst, bad = jsonw.AppendString(jsonw.Comma(dst), part)
-			if bad {
-				st.mark("unmapped.lineaged.partial")
-			}
-		}
-		dst = append(dst, ']')
+		dst = st.StrList(dst, "partial", "unmapped.lineaged", ev.Partial)
 	}
-	if st.n > 0 {
-		dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
-		for _, m := range st.marks[:st.n] {
-			dst, _ = jsonw.AppendString(jsonw.Comma(dst), m)
-		}
-		dst = append(dst, ']')
-	}
+	dst = st.AppendList(dst)
 	return append(dst, '}', '}')
 }
 
-func binary(st *state, dst []byte, p *event.Process) []byte {
+func binary(st *v1obj.Marks, dst []byte, p *event.Process) []byte {
 	b := p.Binary
 	dst = append(jsonw.Comma(dst), '{')
-	dst = st.str(dst, "exec_id", "unmapped.lineaged.binaries", p.ExecID)
-	dst = st.str(dst, "path", "unmapped.lineaged.binaries", b.Path)
-	dst = st.optStr(dst, "sha256", "unmapped.lineaged.binaries", b.SHA256)
+	dst = st.Str(dst, "exec_id", "unmapped.lineaged.binaries", p.ExecID)
+	dst = st.Str(dst, "path", "unmapped.lineaged.binaries", b.Path)
+	dst = st.OptStr(dst, "sha256", "unmapped.lineaged.binaries", b.SHA256)
 	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "inode"), b.Inode)
 	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "dev"), b.Dev)
-	dst = st.str(dst, "verdict", "unmapped.lineaged.binaries", b.Verdict)
-	dst = st.optStr(dst, "package", "unmapped.lineaged.binaries", b.Package)
-	dst = st.optStr(dst, "signer", "unmapped.lineaged.binaries", b.Signer)
-	dst = st.optStr(dst, "key_id", "unmapped.lineaged.binaries", b.KeyID)
-	dst = st.optStr(dst, "reason", "unmapped.lineaged.binaries", b.Reason)
+	dst = st.Str(dst, "verdict", "unmapped.lineaged.binaries", b.Verdict)
+	dst = st.OptStr(dst, "package", "unmapped.lineaged.binaries", b.Package)
+	dst = st.OptStr(dst, "signer", "unmapped.lineaged.binaries", b.Signer)
+	dst = st.OptStr(dst, "key_id", "unmapped.lineaged.binaries", b.KeyID)
+	dst = st.OptStr(dst, "reason", "unmapped.lineaged.binaries", b.Reason)
 	return append(dst, '}')
 }
 

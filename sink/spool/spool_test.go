@@ -11,26 +11,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func open(t *testing.T, dir string, lb *logBuf, mod ...func(*Options)) *Spool {
+func open(t *testing.T, dir string, lb *testutil.SyncBuffer, mod ...func(*Options)) *Spool {
 	t.Helper()
 	o := Options{Dir: dir, MaxBytes: 4 << 20, SegmentBytes: 4 << 10, Log: slog.New(slog.NewTextHandler(lb, nil))}
 	for _, m := range mod {
@@ -87,7 +72,7 @@ func checkRecords(t *testing.T, recs []Record, from int) {
 
 func TestAppendReadAckAcrossSegments(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb)
 	appendN(t, s, 0, 1000)
 	recs := readN(t, s, 1000)
@@ -122,7 +107,7 @@ func TestAppendReadAckAcrossSegments(t *testing.T) {
 
 func TestRestartResumesAfterAck(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb)
 	appendN(t, s, 0, 500)
 	readN(t, s, 300)
@@ -140,7 +125,7 @@ func TestRestartResumesAfterAck(t *testing.T) {
 
 func TestSecondOpenIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb)
 	defer s.Close()
 	if _, err := Open(Options{Dir: dir, MaxBytes: 1 << 20}); err == nil || !strings.Contains(err.Error(), "in use") {
@@ -159,7 +144,7 @@ func segments(t *testing.T, dir string) []string {
 
 func TestTruncatedSegmentKeepsIntactRecords(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb, func(o *Options) { o.SegmentBytes = 1 << 20 })
 	appendN(t, s, 0, 100)
 	readN(t, s, 100)
@@ -187,7 +172,7 @@ func TestTruncatedSegmentKeepsIntactRecords(t *testing.T) {
 
 func TestCorruptRecordInOlderSegment(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb) // 4 KiB segments
 	appendN(t, s, 0, 600)
 	readN(t, s, 600)
@@ -239,7 +224,7 @@ func TestCorruptRecordInOlderSegment(t *testing.T) {
 
 func TestFullDropsOldestAndCounts(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	var mu sync.Mutex
 	var reported uint64
 	s := open(t, dir, &lb, func(o *Options) {
@@ -278,7 +263,7 @@ func TestFullDropsOldestAndCounts(t *testing.T) {
 
 func TestCorruptAckFileRedelivers(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb)
 	appendN(t, s, 0, 50)
 	readN(t, s, 50)
@@ -308,7 +293,7 @@ func waitSynced(t *testing.T, s *Spool, n uint64) {
 // newest from memory, in order, with nothing skipped or repeated.
 func TestMemoryWindowOverflowReadsFromDisk(t *testing.T) {
 	dir := t.TempDir()
-	var lb logBuf
+	var lb testutil.SyncBuffer
 	s := open(t, dir, &lb, func(o *Options) { o.MemoryBytes = 2 << 10 })
 	defer s.Close()
 	appendN(t, s, 0, 2000)

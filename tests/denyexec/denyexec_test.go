@@ -24,41 +24,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf/rlimit"
 	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // TestMain lifts RLIMIT_MEMLOCK: kernels before 5.11 charge BPF maps
 // against it, and the sensor's maps do not fit the default.
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		if err := rlimit.RemoveMemlock(); err != nil {
-			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // guard only stops a hung test; the test ends on a marker exec.
 const guard = 60 * time.Second
-
-func copyTo(t *testing.T, src, dst string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dst, b, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
 
 // member is a shell blocked on stdin that, once put into the kernel
 // sessions map, execs path: the denied image replaces the member itself,
@@ -99,9 +76,7 @@ func (m *member) run() error {
 func (m *member) pid() uint32 { return uint32(m.cmd.Process.Pid) }
 
 func TestRootDenyExec(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	trueBin, err := filepath.EvalSymlinks("/bin/true")
 	if err != nil {
 		t.Fatal(err)
@@ -110,13 +85,13 @@ func TestRootDenyExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	denied := copyTo(t, trueBin, filepath.Join(dir, "denied", "true-denied"))
+	denied := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denied", "true-denied"), 0o700)
 	prefix := filepath.Join(dir, "denydir") + "/"
-	underPrefix := copyTo(t, trueBin, filepath.Join(dir, "denydir", "sub", "tool"))
+	underPrefix := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denydir", "sub", "tool"), 0o700)
 	// Same file name as the denied one, elsewhere; and a sibling whose
 	// name extends the prefix's directory name: neither is denied.
-	allowed := copyTo(t, trueBin, filepath.Join(dir, "allowed", "true-denied"))
-	lookalike := copyTo(t, trueBin, filepath.Join(dir, "denydir-not", "tool"))
+	allowed := testutil.CopyFile(t, trueBin, filepath.Join(dir, "allowed", "true-denied"), 0o700)
+	lookalike := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denydir-not", "tool"), 0o700)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyKeys: policy.DenyKeys([]string{denied, prefix}, filepath.EvalSymlinks)}, log)
@@ -149,6 +124,9 @@ func TestRootDenyExec(t *testing.T) {
 	case kernel.HooksTracepoint:
 		if reason == "" {
 			t.Fatal("tracepoint path without a reason")
+		}
+		if active, list := bpfLSMActive(); active {
+			t.Fatalf("bpf is an active LSM (%s) but the sensor took the tracepoint fallback (%s): the LSM path must be used here", list, reason)
 		}
 	default:
 		t.Fatalf("unknown enforcement path %q", hooks)
@@ -287,9 +265,7 @@ wait:
 // kernel that runs BPF LSM programs has BPF trampolines, so fentry must
 // attach wherever the LSM path is taken.
 func TestRootDoctorEnforcement(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(t, "to load BPF programs")
 	r := kernel.Doctor(kernel.Config{}, nil)
 	if err := r.Err(); err != nil {
 		t.Fatalf("doctor: %v", err)
@@ -319,4 +295,18 @@ func TestRootDoctorEnforcement(t *testing.T) {
 	if name, _ := s.Hooks(); name == kernel.HooksLSM && !fentry.OK {
 		t.Errorf("LSM path in use but fentry failed: %s", fentry.Detail)
 	}
+}
+
+// bpfLSMActive reports whether bpf is among the active LSMs, with the list
+// read from /sys/kernel/security/lsm. Where it is, the sensor must take the
+// LSM path, and a fallback to the tracepoint path is a regression (the LSM
+// program was refused or not chosen), not an alternative. Without
+// securityfs the list cannot be read and nothing is asserted.
+func bpfLSMActive() (active bool, list string) {
+	b, err := os.ReadFile("/sys/kernel/security/lsm")
+	if err != nil {
+		return false, ""
+	}
+	list = strings.TrimSpace(string(b))
+	return slices.Contains(strings.Split(list, ","), "bpf"), list
 }

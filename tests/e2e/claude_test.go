@@ -17,6 +17,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/tests/fakeapi"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // session is one Claude Code run of the test.
@@ -112,7 +113,7 @@ func writeFile(t *testing.T, p, s string) {
 // with files and a TCP connect, Read, Write, a daemonized child, a stdio MCP
 // server, a hook), and the same actions outside any agent.
 func TestClaudeCode(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireRoot(t, "to load BPF programs")
 	claude := installClaude(t)
 	tmp := t.TempDir()
 	lineaged := goBuild(t, tmp, "./cmd/lineaged", "lineaged")

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // ClaudeVersion is the Claude Code release the tests pin.
@@ -30,13 +31,6 @@ const ClaudeVersion = "2.1.332"
 func repoRoot(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("end-to-end tests load BPF programs: run as root")
-	}
 }
 
 // installClaude installs the pinned Claude Code from npm into a cache
@@ -102,29 +96,23 @@ func goBuild(t testing.TB, dir, pkg, name string) string {
 type sensorRun struct {
 	cmd    *exec.Cmd
 	out    string
-	stderr *lockedWriter
-	buf    *bytes.Buffer
+	stderr *testutil.SyncBuffer
 	done   chan error
 }
 
-func (s *sensorRun) stderrString() string {
-	s.stderr.mu.Lock()
-	defer s.stderr.mu.Unlock()
-	return s.buf.String()
-}
+func (s *sensorRun) stderrString() string { return s.stderr.String() }
 
 func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
 	t.Helper()
 	args := append([]string{"run", "--output", out}, extra...)
 	cmd := exec.Command(bin, args...)
-	var stderr bytes.Buffer
-	lw := &lockedWriter{w: &stderr}
-	cmd.Stderr = lw
+	stderr := &testutil.SyncBuffer{}
+	cmd.Stderr = stderr
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sensorRun{cmd: cmd, out: out, stderr: lw, buf: &stderr, done: make(chan error, 1)}
+	s := &sensorRun{cmd: cmd, out: out, stderr: stderr, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
 	t.Cleanup(func() { s.stop(t) })
 	// Ready once it reports its own start (the sensor.start event, or its
@@ -211,17 +199,6 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // claudeEnv is the environment for Claude Code against the fake API.

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
 )
@@ -67,7 +68,7 @@ func main() {
 	flush := flag.Duration("flush", 0, "kernel.Config.FlushInterval (0: the default; negative: a wakeup per record)")
 	flag.BoolVar(&verbose, "v", false, "print each program's run count and mean run time per round")
 	flag.Parse()
-	cfg := kernel.Config{ProcessOnly: *processOnly, FlushInterval: *flush}
+	cfg := kernel.Config{ProcessOnly: *processOnly, FlushInterval: *flush, Recognisers: agent.DefaultTable().Kernel()}
 	if err := run(*n, *rounds, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "execstorm:", err)
 		os.Exit(1)
@@ -84,13 +85,14 @@ func run(n, rounds int, cfg kernel.Config) error {
 	}
 	defer os.RemoveAll(dir)
 	plain := filepath.Join(dir, "bin", "sh")
-	agent := filepath.Join(dir, "home", ".local", "share", "claude", "versions", "0.0.0-execstorm")
-	for _, p := range []string{plain, agent} {
+	agentExe := filepath.Join(dir, "home", ".local", "share", "claude", "versions", "0.0.0-execstorm")
+	for _, p := range []string{plain, agentExe} {
 		if err := copyFile("/bin/dash", p); err != nil {
 			return err
 		}
 	}
-	if sensor.Recognise(agent, []string{agent}) != sensor.AgentClaudeCode || sensor.Recognise(plain, nil) != sensor.AgentNone {
+	agents := agent.DefaultTable()
+	if agents.Recognise(agentExe, []string{agentExe}) != sensor.AgentClaudeCode || agents.Recognise(plain, nil) != sensor.AgentNone {
 		return errors.New("the storm shells are not recognised as intended")
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -105,7 +107,7 @@ func run(n, rounds int, cfg kernel.Config) error {
 		// Rotate the order so no mode always runs first.
 		for i := range int(modes) {
 			m := mode((i + r) % int(modes))
-			res, err := round(m, n, r, plain, agent, cfg, log)
+			res, err := round(m, n, r, plain, agentExe, cfg, log)
 			if err != nil {
 				return fmt.Errorf("round %d, %s: %w", r, m, err)
 			}

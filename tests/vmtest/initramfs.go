@@ -293,6 +293,7 @@ type initConfig struct {
 //
 //	VMTEST-KERNEL <uname -r>
 //	VMTEST-LSM <active LSMs>
+//	VMTEST-REQUIRE-ATTACH <VMTEST_REQUIRE_ATTACH>
 //	VMTEST-BEGIN <test binary>
 //	... go test -v output ...
 //	VMTEST-END <test binary> <exit code>
@@ -328,6 +329,7 @@ done
 exec 3>/dev/ttyS1
 echo "VMTEST-KERNEL $(uname -r)" >&3
 echo "VMTEST-LSM $(cat /sys/kernel/security/lsm)" >&3
+echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3
 {{range .Tests}}echo "VMTEST-BEGIN {{.Name}}" >&3
 cd /pkg/{{.Name}} && /tests/{{.Name}}.test -test.v -test.count=1 -test.timeout={{$.TestTimeout}} >&3 2>&3
 echo "VMTEST-END {{.Name}} $?" >&3

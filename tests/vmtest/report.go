@@ -16,6 +16,12 @@ const (
 	statusPass = "PASS"
 	statusFail = "FAIL"
 	statusSkip = "SKIP"
+	// statusXFail: a known defect failed where it is known to (see
+	// knownDefects). Counted apart; does not fail the run.
+	statusXFail = "XFAIL"
+	// statusXPass: a known defect passed where it is known to fail.
+	// Fails the run until the defect is removed from the table.
+	statusXPass = "XPASS"
 )
 
 // feature is one attach kind's probe result in a guest.
@@ -26,20 +32,24 @@ type feature struct {
 
 // guestRun is everything one kernel's boot showed.
 type guestRun struct {
-	Kernel     *Kernel
-	Selector   string
-	SkipReason string // set when the kernel was not booted at all
+	Kernel   *Kernel
+	Selector string
+	NotRun   string // why the kernel was not booted: it could not be resolved or downloaded
 
-	Uname    string
-	LSM      string
-	Done     bool          // VMTEST-DONE seen
-	Wall     time.Duration // qemu wall time
-	Results  map[string]string
-	Order    []string // test names in first-seen order
-	Features map[string]feature
-	Verified map[string]int    // "object program" -> instructions
-	Refused  map[string]string // "object program" -> rejected|refused
-	Problems []string          // failures not tied to one test
+	Uname         string
+	LSM           string        // active LSMs (VMTEST-LSM)
+	RequireAttach string        // the guest's VMTEST_REQUIRE_ATTACH (VMTEST-REQUIRE-ATTACH)
+	Done          bool          // VMTEST-DONE seen
+	Wall          time.Duration // qemu wall time
+	Results       map[string]string
+	Order         []string // test names in first-seen order
+	Features      map[string]feature
+	Verified      map[string]int    // "object program" -> instructions
+	Refused       map[string]string // "object program" -> rejected|refused
+	Refusals      []refusal         // programs refused by the kernel, with their kind
+	Defects       map[string]string // test -> known-defect reason, for its XFAIL or XPASS
+	Why           map[string]string // test -> why the harness failed it (no result; contradicts the guest's LSM list or requirements)
+	Problems      []string          // failures not tied to one test
 }
 
 var (
@@ -47,34 +57,30 @@ var (
 	runRE      = regexp.MustCompile(`^=== RUN\s+(\S+)`)
 	featureRE  = regexp.MustCompile(`^VMTEST FEATURE (\S+) (yes|no)\s*(.*)$`)
 	verifiedRE = regexp.MustCompile(`^VMTEST VERIFIED (\S+) (\S+) (\d+)$`)
-	unverifRE  = regexp.MustCompile(`^VMTEST UNVERIFIED (\S+) (\S+) (rejected|refused)$`)
+	unverifRE  = regexp.MustCompile(`^VMTEST UNVERIFIED (\S+) (\S+) (rejected|refused)(?: (\S+))?$`)
 )
 
 // parseGuest reads the results port's output into g. Tests are named
-// "<binary>: <TestName/sub>"; only leaves count, so a parent test whose
-// subtests are reported is not counted twice.
+// "<binary>: <TestName/sub>". Leaves count, and so does a parent test that
+// failed; a parent that passed is left out, so it is not counted twice.
 func parseGuest(r io.Reader, g *guestRun) {
 	g.Results = map[string]string{}
 	g.Features = map[string]feature{}
 	g.Verified = map[string]int{}
 	g.Refused = map[string]string{}
+	g.Defects = map[string]string{}
+	g.Why = map[string]string{}
 	var (
 		bin     string
 		running []string
 		began   bool
+		exits   []binExit
 	)
-	record := func(name, status string) {
-		if _, seen := g.Results[name]; !seen {
-			g.Order = append(g.Order, name)
-		}
-		g.Results[name] = status
-	}
 	// unfinished fails every test that started but never reported.
 	unfinished := func(why string) {
 		for _, name := range running {
 			if _, ok := g.Results[name]; !ok {
-				record(name, statusFail)
-				g.Problems = append(g.Problems, fmt.Sprintf("%s: no result (%s)", name, why))
+				g.failTest(name, "no result ("+why+")")
 			}
 		}
 		running = nil
@@ -88,34 +94,19 @@ func parseGuest(r io.Reader, g *guestRun) {
 			g.Uname = strings.TrimPrefix(line, "VMTEST-KERNEL ")
 		case strings.HasPrefix(line, "VMTEST-LSM "):
 			g.LSM = strings.TrimPrefix(line, "VMTEST-LSM ")
+		case strings.HasPrefix(line, "VMTEST-REQUIRE-ATTACH "):
+			g.RequireAttach = strings.TrimPrefix(line, "VMTEST-REQUIRE-ATTACH ")
 		case strings.HasPrefix(line, "VMTEST-BEGIN "):
 			bin, began, running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
 		case strings.HasPrefix(line, "VMTEST-END "):
-			f := strings.Fields(line)
-			rc := -1
-			if len(f) == 3 {
-				rc, _ = strconv.Atoi(f[2])
-			}
 			unfinished("test binary exited mid-test")
-			failed, ran := false, false
-			for name, st := range g.Results {
-				if strings.HasPrefix(name, bin+": ") {
-					ran = true
-					failed = failed || st == statusFail
-				}
-			}
-			switch {
-			case rc != 0 && !failed:
-				g.Problems = append(g.Problems, fmt.Sprintf("%s exited %d without a failing test", bin, rc))
-			case !ran:
-				g.Problems = append(g.Problems, fmt.Sprintf("%s ran no test", bin))
-			}
+			exits = append(exits, binExit{bin, exitCode(line)})
 			bin, began = "", false
 		case line == "VMTEST-DONE":
 			g.Done = true
 		default:
 			if m := resultRE.FindStringSubmatch(line); m != nil && began {
-				record(bin+": "+m[2], m[1])
+				g.record(bin+": "+m[2], m[1])
 			} else if m := runRE.FindStringSubmatch(line); m != nil && began {
 				running = append(running, bin+": "+m[1])
 			} else if m := featureRE.FindStringSubmatch(line); m != nil {
@@ -125,6 +116,9 @@ func parseGuest(r io.Reader, g *guestRun) {
 				g.Verified[m[1]+" "+m[2]] = n
 			} else if m := unverifRE.FindStringSubmatch(line); m != nil {
 				g.Refused[m[1]+" "+m[2]] = m[3]
+				if m[3] == "refused" {
+					g.Refusals = append(g.Refusals, refusal{Object: m[1], Program: m[2], Kind: m[4]})
+				}
 			}
 		}
 	}
@@ -138,11 +132,78 @@ func parseGuest(r io.Reader, g *guestRun) {
 	if g.Uname == "" {
 		g.Problems = append(g.Problems, "kernel never reached /init")
 	}
-	dropParents(g)
+	dropPassedParents(g)
+	applyKnownDefects(g, knownDefects())
+	checkLSMPath(g)
+	for _, e := range exits {
+		checkExit(g, e)
+	}
 }
 
-// dropParents removes tests that have subtests with results of their own.
-func dropParents(g *guestRun) {
+// record sets a test's result, keeping the order tests were first seen in.
+func (g *guestRun) record(name, status string) {
+	if _, seen := g.Results[name]; !seen {
+		g.Order = append(g.Order, name)
+	}
+	g.Results[name] = status
+}
+
+// failTest fails a test on the harness's own judgement, adding it when it
+// has no result, and keeps the reason in g.Why.
+func (g *guestRun) failTest(name, why string) {
+	g.record(name, statusFail)
+	g.Why[name] = why
+}
+
+// binExit is a test binary's exit code from its VMTEST-END marker.
+type binExit struct {
+	bin string
+	rc  int // -1 when the marker carries no readable code
+}
+
+// exitCode reads the code from "VMTEST-END <binary> <code>"; a marker
+// without a readable code yields -1, which is never taken for success.
+func exitCode(marker string) int {
+	f := strings.Fields(marker)
+	if len(f) != 3 {
+		return -1
+	}
+	rc, err := strconv.Atoi(f[2])
+	if err != nil {
+		return -1
+	}
+	return rc
+}
+
+// checkExit records a problem when a binary's exit code is not explained
+// by its results: a non-zero exit with no failing test (a panic outside a
+// test, a failing TestMain, a crash after the last result), or a binary
+// that ran no test at all. It runs on the final results, so a failure the
+// report would not count cannot excuse a non-zero exit; an expected failure
+// does explain one.
+func checkExit(g *guestRun, e binExit) {
+	failed, ran := false, false
+	for name, st := range g.Results {
+		if strings.HasPrefix(name, e.bin+": ") {
+			ran = true
+			failed = failed || st == statusFail || st == statusXFail
+		}
+	}
+	switch {
+	case e.rc != 0 && !failed:
+		g.Problems = append(g.Problems, fmt.Sprintf("%s exited %d without a failing test", e.bin, e.rc))
+	case !ran:
+		g.Problems = append(g.Problems, fmt.Sprintf("%s ran no test", e.bin))
+	}
+}
+
+// dropPassedParents removes parent tests (tests with subtest results of
+// their own) that passed or skipped: their subtests are the leaves counted
+// in their place. A parent that failed is kept and counts as a failure:
+// go test output does not tell whether it failed on its own (an error
+// after its subtests, a failing cleanup) or through a subtest, and a
+// failure must never vanish from the count.
+func dropPassedParents(g *guestRun) {
 	var keep []string
 	for _, name := range g.Order {
 		parent := false
@@ -152,7 +213,7 @@ func dropParents(g *guestRun) {
 				break
 			}
 		}
-		if parent {
+		if parent && g.Results[name] != statusFail {
 			delete(g.Results, name)
 			continue
 		}
@@ -162,14 +223,21 @@ func dropParents(g *guestRun) {
 }
 
 // totals counts leaf results over all runs; a problem not tied to a test
-// counts as one failure, a kernel not booted as one skip.
-type totals struct{ Passed, Failed, Skipped int }
+// counts as one failure. Expected failures (known defects failing where
+// known) and unexpected passes (known defects passing there) are counted
+// apart from both. A listed kernel that was not booted counts in NotRun,
+// not as a skipped test: it fails the run unless -allow-missing.
+type totals struct {
+	Passed, Failed, Skipped int
+	Expected, Unexpected    int
+	NotRun                  int
+}
 
 func count(runs []*guestRun) totals {
 	var t totals
 	for _, g := range runs {
-		if g.SkipReason != "" {
-			t.Skipped++
+		if g.NotRun != "" {
+			t.NotRun++
 			continue
 		}
 		for _, st := range g.Results {
@@ -180,15 +248,48 @@ func count(runs []*guestRun) totals {
 				t.Failed++
 			case statusSkip:
 				t.Skipped++
+			case statusXFail:
+				t.Expected++
+			case statusXPass:
+				t.Unexpected++
 			}
 		}
-		for _, p := range g.Problems {
-			if !strings.Contains(p, ": no result (") { // already a failed test
-				t.Failed++
+		t.Failed += len(g.Problems)
+	}
+	return t
+}
+
+// verdict decides whether a matrix run passed under cfg's policy and, when
+// it did not, says why, one reason per entry. Every listed kernel must
+// have run; cfg.allowMissing (never set under CI) accepts fewer, but never
+// none.
+func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
+	t := count(runs)
+	if t.Failed > 0 {
+		why = append(why, fmt.Sprintf("%d failed", t.Failed))
+	}
+	for _, g := range runs {
+		for _, name := range g.Order {
+			if g.Results[name] == statusXPass {
+				why = append(why, fmt.Sprintf("%s: %s passed, but it is a known defect there (%s): fixed? remove it from known defects (tests/vmtest/defects.go, docs/kernels.md)",
+					g.Selector, name, g.Defects[name]))
 			}
 		}
 	}
-	return t
+	booted := 0
+	for _, g := range runs {
+		switch {
+		case g.NotRun == "":
+			booted++
+		case !cfg.allowMissing:
+			why = append(why, fmt.Sprintf("kernel %s did not run: %s (outside CI, -allow-missing or %s=1 accepts fewer kernels)",
+				g.Selector, g.NotRun, envAllowMissing))
+		}
+	}
+	if booted == 0 {
+		why = append(why, "no kernel could be booted")
+	}
+	return len(why) == 0, why
 }
 
 // table is a simple text table; markdown renders the same rows for
@@ -232,7 +333,7 @@ var attachKinds = []string{"tracepoint", "raw_tp", "tp_btf", "fentry", "lsm", "k
 
 // tables builds the kernel, test, attach-kind and verifier tables.
 func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
-	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "skipped", "result"}}
+	kernels = &table{head: []string{"kernel", "package", "version", "uname", "wall", "passed", "failed", "expected failures", "skipped", "result"}}
 	cols := []string{"test"}
 	fcols := []string{"attach"}
 	vcols := []string{"object", "program"}
@@ -241,21 +342,17 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 		fcols = append(fcols, g.Selector)
 		vcols = append(vcols, g.Selector)
 		switch {
-		case g.SkipReason != "":
+		case g.NotRun != "":
 			pkg := "-"
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "SKIPPED: "+g.SkipReason)
+			kernels.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
 		default:
-			res := "ok"
-			if len(g.Problems) > 0 {
-				res = "FAIL: " + strings.Join(g.Problems, "; ")
-			}
 			c := count([]*guestRun{g})
 			kernels.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
 				g.Wall.Round(100*time.Millisecond).String(),
-				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Skipped), res)
+				strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Expected), strconv.Itoa(c.Skipped), guestResult(g))
 		}
 	}
 	tests = &table{head: cols}
@@ -320,6 +417,48 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 		verified.add(row...)
 	}
 	return kernels, tests, features, verified
+}
+
+// guestResult is a booted guest's verdict for the kernels table: "ok" only
+// when no test failed, no known defect passed and nothing else went wrong
+// (expected failures are allowed), otherwise "FAIL: " with the number of
+// failed tests, of known defects that passed, and the problems not tied to
+// one test.
+func guestResult(g *guestRun) string {
+	failed, xpass := 0, 0
+	for _, st := range g.Results {
+		switch st {
+		case statusFail:
+			failed++
+		case statusXPass:
+			xpass++
+		}
+	}
+	var why []string
+	switch failed {
+	case 0:
+	case 1:
+		why = append(why, "1 failed test")
+	default:
+		why = append(why, fmt.Sprintf("%d failed tests", failed))
+	}
+	switch xpass {
+	case 0:
+	case 1:
+		why = append(why, "1 known defect passed (fixed? remove it from known defects)")
+	default:
+		why = append(why, fmt.Sprintf("%d known defects passed (fixed? remove them from known defects)", xpass))
+	}
+	for _, name := range g.Order {
+		if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
+			why = append(why, name+": "+w)
+		}
+	}
+	why = append(why, g.Problems...)
+	if len(why) == 0 {
+		return "ok"
+	}
+	return "FAIL: " + strings.Join(why, "; ")
 }
 
 func orDash(s string) string {

@@ -20,14 +20,17 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
-	"github.com/cilium/ebpf/rlimit"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // Environment read by these tests. The vmtest harness sets them on the guest
 // kernel command line (the kernel hands unknown key=value words to init).
 const (
 	// envRequireAttach lists attach kinds that must work ("all" for every
-	// kind). Unset on a developer host, where a refused kind is a skip.
+	// kind): an unavailable kind, or a refused program of that kind, fails.
+	// The harness sets it on every guest (-require-attach; a -nolsm guest
+	// leaves out lsm). Unset on a developer host, where a refused kind is a
+	// skip, unless it is lsm and bpf is an active LSM.
 	envRequireAttach = "VMTEST_REQUIRE_ATTACH"
 	// envObjects is the directory searched for *_bpfel.o objects whose
 	// verifier cost is recorded. Unset: the repository root.
@@ -49,23 +52,8 @@ const (
 const readDeadline = 30 * time.Second
 
 // TestMain lifts RLIMIT_MEMLOCK, which bounds BPF memory before 5.11 (the
-// 5.10 guest); later kernels account it to the memory cgroup instead.
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		if err := rlimit.RemoveMemlock(); err != nil {
-			fmt.Fprintln(os.Stderr, "remove memlock limit:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatal("must run as root: these tests load BPF programs into the kernel")
-	}
-}
+// 5.10 guest).
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // ensureTracefs mounts tracefs where cilium/ebpf looks for tracepoint ids
 // when nothing is mounted there yet (the default on some hosts).
@@ -107,7 +95,7 @@ func onlyProgram(t *testing.T, name string) *ebpf.CollectionSpec {
 // by this process's children into a ring buffer, runs a child, and checks
 // that its record arrives with the right pid, parent and filename.
 func TestRingbufExec(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	ensureTracefs(t)
 
 	coll, err := ebpf.NewCollection(onlyProgram(t, smokeProgSmokeExecve))
@@ -229,7 +217,8 @@ func required(kind string) bool {
 }
 
 // activeLSMs returns the kernel's active LSM list, or "" when securityfs is
-// not mounted (then the LSM probe is simply attempted).
+// not mounted (then the LSM probe is simply attempted, and its refusal is
+// not held against the kernel).
 func activeLSMs() string {
 	b, err := os.ReadFile("/sys/kernel/security/lsm")
 	if err != nil {
@@ -243,10 +232,12 @@ func activeLSMs() string {
 //
 //	VMTEST FEATURE <kind> yes|no <reason>
 //
-// A kind the kernel refuses is a skip unless VMTEST_REQUIRE_ATTACH names it;
-// a kind that attaches but never runs is always a failure.
+// A kind the kernel refuses is a skip unless VMTEST_REQUIRE_ATTACH names it,
+// or it is lsm while bpf is an active LSM (where the sensor's deny-exec
+// must take the LSM path); a kind that attaches but never runs is always a
+// failure.
 func TestAttachTypes(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	ensureTracefs(t)
 	for _, k := range attachKinds {
 		t.Run(k.name, func(t *testing.T) {
@@ -255,6 +246,9 @@ func TestAttachTypes(t *testing.T) {
 				fmt.Printf("VMTEST FEATURE %s no %s\n", k.name, oneLine(reason))
 				if required(k.name) {
 					t.Fatalf("%s required by %s but unavailable: %s", k.name, envRequireAttach, reason)
+				}
+				if lsms := activeLSMs(); k.name == "lsm" && hasWord(lsms, "bpf") {
+					t.Fatalf("lsm unavailable although bpf is an active LSM (%s): %s", lsms, reason)
 				}
 				t.Skipf("kernel does not offer %s: %s", k.name, reason)
 			}
@@ -366,6 +360,35 @@ func verifiedInsns(log string) (int, bool) {
 	return n, err == nil
 }
 
+// attachKindOf names a program's attach kind the way VMTEST_REQUIRE_ATTACH
+// and the VMTEST FEATURE lines do (tracepoint, raw_tp, tp_btf, fentry, lsm,
+// kprobe); other kinds get a name of their own (fexit, fmod_ret, or the
+// program type), which only "all" requires.
+func attachKindOf(p *ebpf.ProgramSpec) string {
+	switch p.Type {
+	case ebpf.TracePoint:
+		return "tracepoint"
+	case ebpf.RawTracepoint, ebpf.RawTracepointWritable:
+		return "raw_tp"
+	case ebpf.Kprobe:
+		return "kprobe"
+	case ebpf.LSM:
+		return "lsm"
+	case ebpf.Tracing:
+		switch p.AttachType {
+		case ebpf.AttachTraceRawTp:
+			return "tp_btf"
+		case ebpf.AttachTraceFEntry:
+			return "fentry"
+		case ebpf.AttachTraceFExit:
+			return "fexit"
+		case ebpf.AttachModifyReturn:
+			return "fmod_ret"
+		}
+	}
+	return strings.ToLower(p.Type.String())
+}
+
 // refused reports whether a load error means the kernel does not offer the
 // program's type or hook, as opposed to the verifier rejecting the code.
 func refused(err error) bool {
@@ -379,10 +402,13 @@ func refused(err error) bool {
 //	VMTEST VERIFIED <object> <program> <instructions>
 //	VMTEST UNVERIFIED <object> <program> rejected|refused
 //
-// so the matrix records each program's cost per kernel. A program the
-// verifier rejects fails; one whose type the kernel refuses is a skip.
+// so the matrix records each program's cost per kernel, the refused ones
+// with their attach kind. A program the verifier rejects fails. One whose
+// type the kernel refuses fails when VMTEST_REQUIRE_ATTACH requires its
+// kind, or when it is an LSM program and bpf is an active LSM; otherwise it
+// is a skip.
 func TestVerifierBudget(t *testing.T) {
-	requireRoot(t)
+	testutil.MustBeRoot(t, "to load BPF programs into the kernel")
 	dir := objectsDir(t)
 	objs, err := findObjects(dir)
 	if err != nil {
@@ -415,7 +441,14 @@ func TestVerifierBudget(t *testing.T) {
 				})
 				if err != nil {
 					if refused(err) {
-						fmt.Printf("VMTEST UNVERIFIED %s %s refused\n", obj, name)
+						kind := attachKindOf(one.Programs[name])
+						fmt.Printf("VMTEST UNVERIFIED %s %s refused %s\n", obj, name, kind)
+						if required(kind) {
+							t.Fatalf("kernel refuses %s (%s) although %s requires %s: %v", name, one.Programs[name].Type, envRequireAttach, kind, err)
+						}
+						if lsms := activeLSMs(); kind == "lsm" && hasWord(lsms, "bpf") {
+							t.Fatalf("kernel refuses LSM program %s although bpf is an active LSM (%s): %v", name, lsms, err)
+						}
 						t.Skipf("kernel refuses %s (%s): %v", name, one.Programs[name].Type, err)
 					}
 					fmt.Printf("VMTEST UNVERIFIED %s %s rejected\n", obj, name)
@@ -445,5 +478,28 @@ func TestVerifierBudget(t *testing.T) {
 				fmt.Printf("VMTEST VERIFIED %s %s %d\n", obj, name, n)
 			})
 		}
+	}
+}
+
+// attachKindOf names each probe program with the kind it is probed as, so
+// a refused program is judged against the same VMTEST_REQUIRE_ATTACH
+// names as the probe. Needs no privileges.
+func TestAttachKindOf(t *testing.T) {
+	spec, err := loadSmoke()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range attachKinds {
+		p, ok := spec.Programs[k.prog]
+		if !ok {
+			t.Errorf("program %s not in the smoke object", k.prog)
+			continue
+		}
+		if got := attachKindOf(p); got != k.name {
+			t.Errorf("attachKindOf(%s) = %q, want %q", k.prog, got, k.name)
+		}
+	}
+	if got := attachKindOf(spec.Programs[smokeProgSmokeExecve]); got != "tracepoint" {
+		t.Errorf("attachKindOf(%s) = %q, want tracepoint", smokeProgSmokeExecve, got)
 	}
 }

@@ -1,4 +1,4 @@
-package agent
+package claude
 
 import (
 	"bytes"
@@ -9,7 +9,8 @@ import (
 	"os"
 	"regexp"
 	"sync"
-	"syscall"
+
+	"github.com/lineaged/lineaged/lineage/internal/safefile"
 )
 
 // ToolCall is one tool_use block of an assistant record in a transcript.
@@ -112,20 +113,13 @@ func (t *Transcript) Poll() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.f == nil {
-		// O_NOFOLLOW and O_NONBLOCK: the path came from the agent's own
-		// open, but a member of the session could swap in a symlink or a
-		// FIFO to make the sensor read elsewhere or block.
-		f, err := os.OpenFile(t.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		// The path came from the agent's own open, but a member of the
+		// session could swap in a symlink or a FIFO to make the sensor
+		// read elsewhere or block.
+		f, _, err := safefile.OpenRegular(t.path, safefile.Options{NoFollow: true})
 		if err != nil {
 			t.stats.OpenErrs++
-			t.lastErr = err
-			return fmt.Errorf("transcript %s: %w", t.path, err)
-		}
-		st, err := f.Stat()
-		if err != nil || !st.Mode().IsRegular() {
-			f.Close()
-			t.stats.OpenErrs++
-			t.lastErr = fmt.Errorf("transcript %s: not a regular file", t.path)
+			t.lastErr = fmt.Errorf("transcript: %w", err)
 			return t.lastErr
 		}
 		t.f = f

@@ -1,39 +1,12 @@
-package agent
+package claude
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
+
+	"github.com/lineaged/lineaged/lineage/agent"
 )
-
-// maxConfigFile bounds every agent config file the observer reads
-// (package.json, --mcp-config, settings): they are user-controlled.
-const maxConfigFile = 1 << 20
-
-// ReadSmallFile reads a regular file of at most maxConfigFile bytes without
-// blocking on a FIFO. It is the default ReadFileFunc.
-func ReadSmallFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	if st.Size() > maxConfigFile {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxConfigFile)
-	}
-	return io.ReadAll(io.LimitReader(f, maxConfigFile))
-}
 
 // claudeConfig is what the observer learns from a Claude Code root's argv
 // and config files: the stdio MCP servers it will spawn and the hook
@@ -60,11 +33,18 @@ var valueFlags = map[string]bool{
 
 // parseClaudeArgv reads the options that matter for roles and sessions.
 // read loads --mcp-config / --settings files; home, configDir (~/.claude
-// or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files. Unreadable or malformed files are skipped:
-// the roles then fall back to the environment of the children.
-func parseClaudeArgv(argv []string, cwd, home, configDir string, read ReadFileFunc) claudeConfig {
-	var c claudeConfig
-	var mcpArgs, settingsArgs []string
+// or $CLAUDE_CONFIG_DIR) and cwd locate the default settings and MCP files.
+// Unreadable or malformed files are skipped: the roles then fall back to the
+// environment of the children.
+func parseClaudeArgv(argv []string, cwd, home, configDir string, read agent.ReadFileFunc) claudeConfig {
+	c, mcpArgs, settingsArgs := scanClaudeArgv(argv)
+	c.loadFiles(mcpArgs, settingsArgs, cwd, home, configDir, read)
+	return c
+}
+
+// scanClaudeArgv reads the session id, and the --mcp-config and --settings
+// values (JSON or file names), from a Claude Code argv.
+func scanClaudeArgv(argv []string) (c claudeConfig, mcpArgs, settingsArgs []string) {
 	for i := 1; i < len(argv); i++ {
 		a := argv[i]
 		name, val, hasVal := strings.Cut(a, "=")
@@ -108,6 +88,12 @@ func parseClaudeArgv(argv []string, cwd, home, configDir string, read ReadFileFu
 			}
 		}
 	}
+	return c, mcpArgs, settingsArgs
+}
+
+// loadFiles collects the MCP servers and hook commands from the files and
+// JSON given on the command line and from the default config locations.
+func (c *claudeConfig) loadFiles(mcpArgs, settingsArgs []string, cwd, home, configDir string, read agent.ReadFileFunc) {
 	load := func(v string) []byte {
 		v = strings.TrimSpace(v)
 		if strings.HasPrefix(v, "{") {
@@ -154,7 +140,6 @@ func parseClaudeArgv(argv []string, cwd, home, configDir string, read ReadFileFu
 	for _, v := range settingsArgs {
 		c.hooks = append(c.hooks, hookCommands(load(v))...)
 	}
-	return c
 }
 
 func looksLikeConfig(s string) bool {

@@ -1,4 +1,4 @@
-package agent_test
+package claude_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -73,12 +74,12 @@ func TestEngineAttribution(t *testing.T) {
 	tpath := filepath.Join(tdir, uuid+".jsonl")
 	os.WriteFile(tpath, []byte(`{"type":"queue-operation"}`+"\n"), 0o600)
 
-	obs := agent.New(agent.Config{PollInterval: time.Millisecond, FileWait: time.Second}, nil)
+	obs := claude.New(claude.Config{PollInterval: time.Millisecond, FileWait: time.Second}, nil)
 	eng, err := lineage.New(lineage.Config{InstanceID: "t", EnrichWait: 3 * time.Second},
 		lineage.Deps{Host: host{}, Boot: boot{}, Proc: procs{env: map[uint32]map[string]string{
 			100: {"HOME": home},
 			101: {"CLAUDE_CODE_SESSION_ID": uuid, "CLAUDE_PID": "100", "AI_AGENT": "claude-code_2-1-332_agent"},
-		}}, Binaries: bins{}, Users: users{}, Observer: obs.Lineage()}, slog.New(slog.DiscardHandler))
+		}}, Binaries: bins{}, Users: users{}, Observer: agent.NewRouter(agent.RouterConfig{Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: obs}})}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package claude
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
-	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 const sessUUID = "1dc37556-28e4-4d82-aae6-f40f12ed25d7"
@@ -24,6 +24,7 @@ type world struct {
 	exe    string
 	tpath  string
 	obs    *Observer
+	in     agent.Integration // obs behind the router, as the engine calls it
 	nextID int
 	env    map[uint32]map[string]string
 }
@@ -40,8 +41,14 @@ func newWorld(t testing.TB) *world {
 	os.WriteFile(filepath.Join(pkg, "package.json"), []byte(`{"name":"@anthropic-ai/claude-code","version":"2.1.332"}`), 0o644)
 	w.exe = filepath.Join(pkg, "bin", "claude.exe")
 	w.tpath = filepath.Join(w.home, ".claude", "projects", "-work", sessUUID+".jsonl")
-	w.obs = New(Config{PollInterval: time.Millisecond, FileWait: 200 * time.Millisecond}, nil)
+	w.use(New(Config{PollInterval: time.Millisecond, FileWait: 200 * time.Millisecond}, nil))
 	return w
+}
+
+// use makes o the world's observer, behind a router as in the binary.
+func (w *world) use(o *Observer) {
+	w.obs = o
+	w.in = agent.NewRouter(agent.RouterConfig{Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: o}})
 }
 
 func (w *world) proc(pid, ppid uint32, exe string, argv ...string) *event.Process {
@@ -58,13 +65,13 @@ func (w *world) envOf(pid uint32) func(string) (string, bool) {
 
 // exec runs the observer as the lineage engine does: a child of the
 // session root inherits the root's attribution as a descendant.
-func (w *world) exec(p, parent *event.Process, pa *event.Agent) Result {
+func (w *world) exec(p, parent *event.Process, pa *event.Agent) agent.Result {
 	if pa != nil && pa.Role == event.RoleRoot && parent != nil && parent.ExecID == pa.RootExecID {
 		d := *pa
 		d.Role = event.RoleDescendant
 		pa = &d
 	}
-	return w.obs.Exec(ExecInput{Proc: p, Parent: parent, ParentAgent: pa, Env: w.envOf(p.PID)})
+	return w.in.Exec(agent.Exec{Proc: p, Parent: parent, ParentAgent: pa, Env: w.envOf(p.PID)})
 }
 
 func (w *world) append(lines ...string) {
@@ -82,7 +89,7 @@ func toolUse(id, name string, input string) string {
 	return fmt.Sprintf(`{"type":"assistant","message":{"role":"assistant","content":[{"type":"tool_use","id":%q,"name":%q,"input":%s}]},"sessionId":%q}`, id, name, input, sessUUID)
 }
 
-func resolve(t testing.TB, r Result, d time.Duration) *event.Agent {
+func resolve(t testing.TB, r agent.Result, d time.Duration) *event.Agent {
 	t.Helper()
 	if r.Agent == nil {
 		t.Fatal("no attribution")
@@ -126,7 +133,7 @@ func TestSessionBashToolLaggingTranscript(t *testing.T) {
 	}
 
 	// The agent opens its transcript for append: the session UUID.
-	fr := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
+	fr := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
 	if a := resolve(t, fr, time.Second); a.SessionID != sessUUID || a.ToolUse != nil {
 		t.Fatalf("transcript open %+v", a)
 	}
@@ -173,45 +180,45 @@ func TestSessionBashToolLaggingTranscript(t *testing.T) {
 	os.WriteFile(filepath.Join(w.cwd, "real.txt"), []byte("x"), 0o644)
 	os.Symlink(filepath.Join(w.cwd, "real.txt"), filepath.Join(w.cwd, "link.txt"))
 	w.append(toolUse("toolu_R", "Read", fmt.Sprintf(`{"file_path":%q}`, filepath.Join(w.cwd, "link.txt"))))
-	rr := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: filepath.Join(w.cwd, "real.txt"), Mode: event.ModeRead}})
+	rr := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: filepath.Join(w.cwd, "real.txt"), Mode: event.ModeRead}})
 	if a := resolve(t, rr, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_R" || a.Role != event.RoleRoot {
 		t.Fatalf("read %+v", a)
 	}
 	wpath := filepath.Join(w.cwd, "w.txt")
 	w.append(toolUse("toolu_W", "Write", fmt.Sprintf(`{"file_path":%q,"content":"c"}`, wpath)))
-	wr := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: wpath + ".tmp.100.5665b64a51bd", Mode: event.ModeWrite, Created: true}})
+	wr := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: wpath + ".tmp.100.5665b64a51bd", Mode: event.ModeWrite, Created: true}})
 	if a := resolve(t, wr, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_W" {
 		t.Fatalf("write tmp %+v", a)
 	}
-	rn := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/proc/self/fd/14/w.txt.tmp.100.5665b64a51bd", NewPath: "/proc/self/fd/14/w.txt"}})
+	rn := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: "/proc/self/fd/14/w.txt.tmp.100.5665b64a51bd", NewPath: "/proc/self/fd/14/w.txt"}})
 	if a := resolve(t, rn, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_W" {
 		t.Fatalf("rename %+v", a)
 	}
 	// The agent opens files a Bash command names while vetting it: tied to
 	// the Bash call in flight (toolu_B has no result yet).
-	vet := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
+	vet := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
 	w.append(toolUse("toolu_V", "Bash", `{"command":"cat /w/vetted.txt | wc -l"}`))
 	if a := resolve(t, vet, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_V" || a.ToolUse.Name != "Bash" {
 		t.Fatalf("vetting open %+v", a)
 	}
 	// A prefix of a named path is not the path.
-	pre := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted", Mode: event.ModeRead}})
+	pre := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted", Mode: event.ModeRead}})
 	if a := resolve(t, pre, time.Second); a.ToolUse != nil {
 		t.Fatalf("prefix matched %+v", a.ToolUse)
 	}
 	// Once the call has its result, its paths are the agent's own again.
 	w.append(`{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_V"}]}}`)
-	after := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
+	after := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: "/w/vetted.txt", Mode: event.ModeRead}})
 	if a := resolve(t, after, time.Second); a.ToolUse != nil {
 		t.Fatalf("finished call matched %+v", a.ToolUse)
 	}
 	// The agent's own files match no tool call.
-	other := w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: "/etc/passwd", Mode: event.ModeRead}})
+	other := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: "/etc/passwd", Mode: event.ModeRead}})
 	if a := resolve(t, other, time.Second); a.ToolUse != nil || a.SessionID != sessUUID {
 		t.Fatalf("unrelated file %+v", a)
 	}
 	// A tool process reading the transcript does not change the session.
-	w.obs.File(FileInput{Proc: tool, Agent: ta, File: &event.File{Path: "/x/.claude/projects/-w/" + "00000000-0000-0000-0000-000000000000.jsonl", Mode: event.ModeRead}})
+	w.in.File(agent.File{Proc: tool, Agent: ta, File: &event.File{Path: "/x/.claude/projects/-w/" + "00000000-0000-0000-0000-000000000000.jsonl", Mode: event.ModeRead}})
 	st := w.obs.Stats()
 	if st.ToolsBound != 2 || st.FilesBound != 4 || st.Transcript.ToolCalls != 6 || st.Sessions != 1 {
 		t.Errorf("stats %+v", st)
@@ -224,7 +231,7 @@ func TestToolUnresolved(t *testing.T) {
 	w := newWorld(t)
 	root, ra := w.root(200, "-p", "x")
 	w.append(`{"type":"queue-operation"}`)
-	w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
+	w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
 	tool := w.proc(201, 200, "/bin/bash", toolArgv("sleep 1")...)
 	a := resolve(t, w.exec(tool, root, ra), 30*time.Millisecond)
 	if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "" {
@@ -295,7 +302,7 @@ func TestNestedAndHelpers(t *testing.T) {
 		t.Fatalf("session from argv %+v", ra)
 	}
 	w.append(toolUse("toolu_N", "Bash", `{"command":"claude -p inner | grep x"}`))
-	w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
+	w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
 	tool := w.proc(401, 400, "/bin/bash", toolArgv("claude -p inner | grep x")...)
 	ta := resolve(t, w.exec(tool, root, ra), time.Second)
 	if ta.ToolUse == nil || ta.ToolUse.ID != "toolu_N" || ta.SessionID != sessUUID {
@@ -310,19 +317,19 @@ func TestNestedAndHelpers(t *testing.T) {
 	// root: the observer still gives it, and its file events, the tool's
 	// attribution.
 	ug2 := w.proc(405, 401, w.exe, "ugrep", "-G", "y")
-	hr := w.obs.Exec(ExecInput{Proc: ug2, Parent: tool, Raw: &sensor.Exec{Recognised: sensor.AgentClaudeCode}})
+	hr := w.in.Exec(agent.Exec{Proc: ug2, Parent: tool, Raw: &sensor.Exec{Recognised: sensor.AgentClaudeCode}})
 	if a := hr.Agent; a == nil || a.Role != event.RoleTool || a.RootExecID != root.ExecID || a.ToolUse == nil || a.ToolUse.ID != "toolu_N" {
 		t.Fatalf("kernel-recognised helper %+v", a)
 	}
 	bogus := &event.Agent{Name: "claude-code", RootExecID: ug2.ExecID, Role: event.RoleRoot}
-	hf := resolve(t, w.obs.File(FileInput{Proc: ug2, Agent: bogus, File: &event.File{Path: "/w/x", Mode: event.ModeRead}}), time.Second)
+	hf := resolve(t, w.in.File(agent.File{Proc: ug2, Agent: bogus, File: &event.File{Path: "/w/x", Mode: event.ModeRead}}), time.Second)
 	if hf.RootExecID != root.ExecID || hf.Role != event.RoleTool || hf.ToolUse == nil || hf.ToolUse.ID != "toolu_N" {
 		t.Fatalf("helper file %+v", hf)
 	}
 	w.env[403] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID} // inherited from the parent: must not be used
 	inner := w.proc(403, 401, w.exe, "claude", "-p", "inner")
 	// As the engine calls it: a new session root gets no ParentAgent.
-	ia := resolve(t, w.obs.Exec(ExecInput{Proc: inner, Parent: tool, Env: w.envOf(inner.PID)}), time.Second)
+	ia := resolve(t, w.in.Exec(agent.Exec{Proc: inner, Parent: tool, Env: w.envOf(inner.PID)}), time.Second)
 	if ia.Role != event.RoleRoot || ia.RootExecID != inner.ExecID || ia.ParentRootExecID != root.ExecID || ia.SessionID != "" || ia.ToolUse != nil {
 		t.Fatalf("nested %+v", ia)
 	}
@@ -341,7 +348,7 @@ func TestDaemonizedChild(t *testing.T) {
 	w := newWorld(t)
 	root, ra := w.root(500, "-p", "x")
 	w.append(toolUse("toolu_D", "Bash", `{"command":"daemon"}`))
-	w.obs.File(FileInput{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
+	w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}})
 	tool := w.proc(501, 500, "/bin/bash", toolArgv("daemon")...)
 	ta := resolve(t, w.exec(tool, root, ra), time.Second)
 	sh := w.proc(502, 501, "/bin/sh", "sh", "-c", "sleep 1; exec sh -c 'echo x > f'")
@@ -355,11 +362,11 @@ func TestDaemonizedChild(t *testing.T) {
 	if da.Role != event.RoleDescendant || da.ToolUse == nil || da.ToolUse.ID != "toolu_D" || da.RootExecID != root.ExecID {
 		t.Fatalf("daemon %+v", da)
 	}
-	fa := resolve(t, w.obs.File(FileInput{Proc: again, Agent: da, File: &event.File{Path: "/tmp/f", Mode: event.ModeWrite}}), time.Second)
+	fa := resolve(t, w.in.File(agent.File{Proc: again, Agent: da, File: &event.File{Path: "/tmp/f", Mode: event.ModeWrite}}), time.Second)
 	if fa.Role != event.RoleDescendant || fa.ToolUse.ID != "toolu_D" {
 		t.Fatalf("daemon file %+v", fa)
 	}
-	w.obs.Exit(root)
+	w.in.Exit(root)
 	// After the root exited the session is still known to late events.
 	if a := resolve(t, w.exec(w.proc(503, 1, "/usr/bin/true", "true"), again, da), time.Second); a.SessionID != sessUUID {
 		t.Fatalf("after root exit %+v", a)
@@ -373,105 +380,31 @@ func TestOutsideSession(t *testing.T) {
 	if r.Agent != nil || r.Resolve != nil {
 		t.Fatalf("attributed outside a session: %+v", r.Agent)
 	}
-	if r := w.obs.File(FileInput{Proc: w.proc(600, 1, "/bin/cat"), File: &event.File{Path: w.tpath}}); r.Agent != nil {
+	if r := w.in.File(agent.File{Proc: w.proc(600, 1, "/bin/cat"), File: &event.File{Path: w.tpath}}); r.Agent != nil {
 		t.Fatal("file attributed outside a session")
-	}
-}
-
-// Sessions already running when the sensor started: the observer sees the
-// root (seeded from /proc, no raw exec) and a tool process whose
-// environment gives the UUID; the transcript is found by name.
-func TestSeededSession(t *testing.T) {
-	w := newWorld(t)
-	w.append(toolUse("toolu_S", "Bash", `{"command":"sleep 30"}`))
-	root, ra := w.root(700, "-p", "x")
-	w.env[701] = map[string]string{"CLAUDE_CODE_SESSION_ID": sessUUID, "AI_AGENT": "claude-code_2-1-332_agent", "CLAUDE_PID": "700"}
-	a := resolve(t, w.exec(w.proc(701, 700, "/bin/bash", toolArgv("sleep 30")...), root, ra), time.Second)
-	if a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_S" {
-		t.Fatalf("seeded tool %+v %+v", a, a.ToolUse)
 	}
 }
 
 func TestEvictsEndedSessions(t *testing.T) {
 	w := newWorld(t)
-	w.obs = New(Config{MaxSessions: 2}, nil)
+	w.use(New(Config{MaxSessions: 2}, nil))
 	var roots []*event.Process
 	for i := uint32(0); i < 3; i++ {
 		p, _ := w.root(800+i, "-p", "x")
 		roots = append(roots, p)
 		if i == 0 {
-			w.obs.Exit(p)
+			w.in.Exit(p)
 		}
 	}
 	if st := w.obs.Stats(); st.Sessions != 2 {
 		t.Fatalf("sessions %d", st.Sessions)
 	}
 	w.obs.mu.Lock()
-	_, first := w.obs.sessions[roots[0].ExecID]
-	_, last := w.obs.sessions[roots[2].ExecID]
+	_, first := w.obs.sessions.Get(roots[0].ExecID)
+	_, last := w.obs.sessions.Get(roots[2].ExecID)
 	w.obs.mu.Unlock()
 	if first || !last {
 		t.Errorf("evicted the wrong session: first kept %v, last kept %v", first, last)
-	}
-}
-
-// A session running before the sensor started: the observer never sees the
-// root's or the tool's exec, only the engine's default attribution
-// (descendant of the seeded root). A child the slow tool call starts is
-// still tied to the tool call, with the session UUID from its environment.
-func TestSeededSessionFromProc(t *testing.T) {
-	w := newWorld(t)
-	w.append(toolUse("toolu_P", "Bash", `{"command":"sleep 5; cat data"}`))
-	root := w.proc(900, 1, w.exe, "/usr/bin/claude", "-p", "x")
-	tool := w.proc(901, 900, "/usr/bin/bash", toolArgv("sleep 5; cat data")...)
-	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
-	w.env[902] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "AI_AGENT": "claude-code_2-1-332_agent", "CLAUDE_PID": "900"}
-	cat := w.proc(902, 901, "/usr/bin/cat", "cat", "data")
-	a := resolve(t, w.exec(cat, tool, def), time.Second)
-	if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_P" || a.RootExecID != root.ExecID {
-		t.Fatalf("seeded tool child %+v %+v", a, a.ToolUse)
-	}
-	// The tool's own file event (a redirection) is tied too.
-	f := resolve(t, w.obs.File(FileInput{Proc: tool, Agent: def, File: &event.File{Path: "/tmp/x", Mode: event.ModeWrite}}), time.Second)
-	if f.Role != event.RoleTool || f.ToolUse == nil || f.ToolUse.ID != "toolu_P" {
-		t.Fatalf("seeded tool file %+v", f)
-	}
-	// A forked copy of the tool that opens a redirection before exec.
-	fork := &event.Process{ExecID: "fork-903", ParentExecID: tool.ExecID, PID: 903, PPID: 901, Exe: tool.Exe, Argv: tool.Argv}
-	ff := resolve(t, w.obs.File(FileInput{Proc: fork, Agent: def, File: &event.File{Path: "/tmp/late", Mode: event.ModeWrite}}), time.Second)
-	if ff.Role != event.RoleTool || ff.ToolUse == nil || ff.ToolUse.ID != "toolu_P" {
-		t.Fatalf("seeded tool fork file %+v %+v", ff, ff.ToolUse)
-	}
-	// The root's next transcript append completes the session's root info.
-	rootDef := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleRoot}
-	ra := resolve(t, w.obs.File(FileInput{Proc: root, Agent: rootDef, File: &event.File{Path: w.tpath, Mode: event.ModeWrite}}), time.Second)
-	if ra.SessionID != sessUUID || ra.Role != event.RoleRoot {
-		t.Fatalf("seeded root %+v", ra)
-	}
-	if st := w.obs.Stats(); st.Sessions != 1 || st.ToolsBound != 1 {
-		t.Errorf("stats %+v", st)
-	}
-}
-
-// The order the kernel reports a seeded tool's `cat in > out`: the forked
-// copy opens the redirection before it execs cat. Both share one binding,
-// and the UUID, unknown at the open, comes from cat's environment.
-func TestSeededToolForkBeforeExec(t *testing.T) {
-	w := newWorld(t)
-	w.append(toolUse("toolu_Q", "Bash", `{"command":"cat in > out"}`))
-	root := w.proc(950, 1, w.exe, "/usr/bin/claude", "-p", "x")
-	tool := w.proc(951, 950, "/usr/bin/bash", toolArgv("cat in > out")...)
-	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
-	fork := &event.Process{ExecID: "fork-952", ParentExecID: tool.ExecID, PID: 952, PPID: 951, Exe: tool.Exe, Argv: tool.Argv}
-	fr := w.obs.File(FileInput{Proc: fork, Agent: def, File: &event.File{Path: "/w/out", Mode: event.ModeWrite}})
-	w.env[952] = map[string]string{"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "CLAUDE_PID": "950"}
-	cat := w.proc(952, 951, "/usr/bin/cat", "cat", "in")
-	cr := w.exec(cat, tool, def)
-	for name, r := range map[string]Result{"fork open": fr, "cat exec": cr} {
-		a := resolve(t, r, time.Second)
-		if a.Role != event.RoleTool || a.SessionID != sessUUID || a.ToolUse == nil || a.ToolUse.ID != "toolu_Q" {
-			t.Errorf("%s: %+v %+v", name, a, a.ToolUse)
-		}
 	}
 }
 
@@ -503,55 +436,9 @@ func BenchmarkExecDescendant(b *testing.B) {
 	pa := *ta
 	pa.ToolUse = &event.ToolUse{ID: "toolu_x", Name: "Bash"}
 	p := w.proc(103, 102, "/usr/bin/cc", "cc", "-O2", "-c", "file.c", "-o", "file.o")
-	x := ExecInput{Proc: p, Parent: parent, ParentAgent: &pa, Env: w.envOf(103)}
+	x := agent.Exec{Proc: p, Parent: parent, ParentAgent: &pa, Env: w.envOf(103)}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = w.obs.Exec(x)
-	}
-}
-
-// fakeProcs is a /proc for the observer.
-type fakeProcs struct {
-	procs map[uint32]*procfs.Proc
-	env   map[uint32]map[string]string
-}
-
-func (f fakeProcs) Proc(pid uint32) (*procfs.Proc, error) {
-	if p, ok := f.procs[pid]; ok {
-		return p, nil
-	}
-	return nil, procfs.ErrGone
-}
-
-func (f fakeProcs) Env(pid uint32, key string) (string, bool, error) {
-	v, ok := f.env[pid][key]
-	return v, ok, nil
-}
-
-// An MCP server and a hook running before the sensor started: their first
-// events are file events; the root is read from /proc through their parent
-// pid and its --mcp-config / --settings give their roles.
-func TestSeededMCPAndHook(t *testing.T) {
-	w := newWorld(t)
-	mcp := filepath.Join(w.cwd, "mcp.json")
-	os.WriteFile(mcp, []byte(`{"mcpServers":{"lin":{"command":"/opt/srv","args":["-x"]}}}`), 0o644)
-	rootArgv := []string{"/usr/bin/claude", "--mcp-config", mcp, "--settings", `{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"notify done"}]}]}}`, "-p", "x"}
-	w.obs = New(Config{PollInterval: time.Millisecond, Proc: fakeProcs{
-		procs: map[uint32]*procfs.Proc{990: {PID: 990, Exe: w.exe, Argv: rootArgv, Cwd: w.cwd}},
-		env:   map[uint32]map[string]string{990: {"HOME": w.home}},
-	}}, nil)
-	rootExec := "exec-990-root"
-	def := &event.Agent{Name: "claude-code", RootExecID: rootExec, Role: event.RoleDescendant}
-	srv := &event.Process{ExecID: "exec-991", ParentExecID: rootExec, PID: 991, PPID: 990, Exe: "/opt/srv", Argv: []string{"/opt/srv", "-x"}}
-	if a := resolve(t, w.obs.File(FileInput{Proc: srv, Agent: def, File: &event.File{Path: "/w/db", Mode: event.ModeWrite}}), time.Second); a.Role != event.RoleMCPServer || a.Version != "2.1.332" {
-		t.Fatalf("seeded MCP server %+v", a)
-	}
-	hook := &event.Process{ExecID: "exec-992", ParentExecID: rootExec, PID: 992, PPID: 990, Exe: "/bin/sh", Argv: []string{"/bin/sh", "-c", "notify done"}}
-	if a := resolve(t, w.obs.File(FileInput{Proc: hook, Agent: def, File: &event.File{Path: "/w/log", Mode: event.ModeWrite}}), time.Second); a.Role != event.RoleHook {
-		t.Fatalf("seeded hook %+v", a)
-	}
-	other := &event.Process{ExecID: "exec-993", ParentExecID: rootExec, PID: 993, PPID: 990, Exe: "/bin/true", Argv: []string{"true"}}
-	if a := resolve(t, w.obs.File(FileInput{Proc: other, Agent: def, File: &event.File{Path: "/w/x", Mode: event.ModeRead}}), time.Second); a.Role != event.RoleDescendant {
-		t.Fatalf("seeded helper %+v", a)
+		_ = w.in.Exec(x)
 	}
 }

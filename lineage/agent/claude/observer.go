@@ -1,0 +1,257 @@
+// Package claude is the Claude Code integration: it attributes the
+// processes and file events of Claude Code sessions to the agent's own
+// session UUID, to a role (root, tool, mcp-server, hook, descendant) and to
+// a tool call (tool_use id and name, from the session transcript; a Bash
+// tool process is tied to its call by the eval payload in its argv). Which
+// execs are Claude Code, in which install form and version, is a row of
+// lineage/agent's table; this package knows what Claude Code does once it
+// runs (docs/agents.md records the observations).
+//
+// The Observer is the agent.Integration for sensor.AgentClaudeCode behind
+// an agent.Router, which hands it the events of Claude Code sessions and
+// links a nested session to the one that started it.
+//
+// The Observer is called by the lineage engine on the event path and must
+// stay cheap there: everything that may wait (the transcript lagging behind
+// the tool's exec) happens in the Resolve functions it returns, which the
+// engine runs off the hot path with a deadline.
+package claude
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// Config tunes the observer. The zero value is usable.
+type Config struct {
+	// Table is the agent table; nil means agent.DefaultTable().
+	Table *agent.Table
+	// ReadFile reads package.json and agent config files; nil means
+	// agent.ReadSmallFile.
+	ReadFile agent.ReadFileFunc
+	// PollInterval is how often a waiting Resolve re-reads the transcript
+	// (default 10ms).
+	PollInterval time.Duration
+	// FileWait bounds how long a file event of the agent process waits for
+	// a Read/Write/Edit tool call naming its path to appear in the
+	// transcript (default 250ms). The tool_use record is usually written
+	// before the tool runs, but the agent appends asynchronously: on a busy
+	// host the Write tool's first open was seen 70ms ahead of its record.
+	FileWait time.Duration
+	// MaxTranscriptLine bounds one transcript record (default 4 MiB).
+	MaxTranscriptLine int
+	// MaxSessions bounds the sessions remembered (default 1024); ended
+	// sessions are forgotten first.
+	MaxSessions int
+	// Proc reads live processes (lineage.ProcFS): optional, used to learn
+	// the root of a session already running when the sensor started from
+	// the parent of one of its members.
+	Proc agent.ProcFacts
+}
+
+// Stats are the observer's counters.
+type Stats struct {
+	Sessions        int
+	ToolsBound      uint64 // Bash tool processes tied to their tool_use
+	ToolsUnbound    uint64 // Bash tool processes whose tool_use never appeared in time
+	FilesBound      uint64 // agent-process file events tied to a tool_use
+	Transcript      TranscriptStats
+	TranscriptPaths int
+}
+
+// Observer is the Claude Code agent.Integration.
+type Observer struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	sessions *agent.Sessions[*session]
+	bindings map[*event.ToolUse]*binding
+	// byExec finds the binding of a Bash tool process by exec_id.
+	bindOrder []*event.ToolUse
+	byExec    map[string]*binding
+	// helpers maps the bogus session root a kernel recogniser made of an
+	// embedded helper exec to the attribution it should have had.
+	helpers     map[string]*event.Agent
+	byExecOrder []string
+	stats       Stats
+}
+
+type session struct {
+	rootExecID string
+	rootPID    uint32
+	match      agent.Match
+	cfg        claudeConfig
+	// configDir is the agent's ~/.claude (or $CLAUDE_CONFIG_DIR).
+	configDir string
+
+	uuid       string
+	uuidFirm   bool // learned from the environment or the transcript, not argv
+	transcript *Transcript
+	bound      map[string]bool // tool_use ids already tied to a process
+}
+
+// binding is a Bash tool process waiting for its tool_use.
+type binding struct {
+	sess    *session
+	payload string
+	tu      *event.ToolUse // the placeholder the tool process carries
+	done    chan struct{}
+	id      string
+	closed  bool
+}
+
+// New returns an observer.
+func New(cfg Config, log *slog.Logger) *Observer {
+	if cfg.Table == nil {
+		cfg.Table = agent.DefaultTable()
+	}
+	if cfg.ReadFile == nil {
+		cfg.ReadFile = agent.ReadSmallFile
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Millisecond
+	}
+	if cfg.FileWait <= 0 {
+		cfg.FileWait = 250 * time.Millisecond
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 1024
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Observer{
+		cfg: cfg, log: log.With("component", "agent"),
+		sessions: agent.NewSessions(cfg.MaxSessions, func(s *session) {
+			if s.transcript != nil {
+				s.transcript.Close()
+			}
+		}),
+		bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{},
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (o *Observer) Stats() Stats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.stats
+	s.Sessions = o.sessions.Len()
+	o.sessions.Each(func(ss *session) {
+		if ss.transcript != nil {
+			s.TranscriptPaths++
+			ts := ss.transcript.Stats()
+			s.Transcript.Lines += ts.Lines
+			s.Transcript.Malformed += ts.Malformed
+			s.Transcript.Oversized += ts.Oversized
+			s.Transcript.ToolCalls += ts.ToolCalls
+			s.Transcript.OpenErrs += ts.OpenErrs
+		}
+	})
+	return s
+}
+
+// Exec attributes a new image.
+func (o *Observer) Exec(x agent.Exec) agent.Result {
+	if x.Proc == nil {
+		return agent.Result{}
+	}
+	argv := x.Proc.Argv
+	exe := x.ExePath()
+	if m, ok := o.cfg.Table.Identify(exe, argv, o.cfg.ReadFile); ok {
+		return o.newSession(&x, m)
+	}
+	if x.ParentAgent == nil {
+		return o.unnamedRoot(&x, exe)
+	}
+	a := *x.ParentAgent
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.session(&a, x.Proc, x.Parent, x.Env)
+	if s.uuid == "" || s.match.Version == "" {
+		o.learnEnvSession(s, &x)
+	}
+	if a.Version == "" {
+		a.Version = s.match.Version
+	}
+	if s.uuid != "" {
+		a.SessionID = s.uuid
+	}
+	if agent.Reparented(x.Proc, x.Parent) && a.Role != event.RoleRoot {
+		// A daemonized child keeps its session and the tool call that
+		// started it, but is no longer part of that call's process tree.
+		a.Role = event.RoleDescendant
+	}
+	if x.Parent != nil && x.Parent.ExecID == s.rootExecID && x.Proc.PID != x.Parent.PID {
+		return o.directChild(s, &x, &a)
+	}
+	if a.ToolUse == nil && x.Parent != nil && (a.Role == event.RoleDescendant || a.Role == event.RoleTool) && isBashTool(x.Parent.Argv) {
+		// The parent is a Bash tool process the observer never saw exec:
+		// it was running when the sensor started (seeded from /proc).
+		if a.Role != event.RoleDescendant || !agent.Reparented(x.Proc, x.Parent) {
+			a.Role = event.RoleTool
+		}
+		return o.bindTool(s, x.Parent, &a, true)
+	}
+	if r := o.inherit(s, &a); r != nil {
+		return agent.Result{Agent: &a, Resolve: r}
+	}
+	return agent.Result{Agent: &a}
+}
+
+// unnamedRoot handles a session root the table does not name: the kernel
+// ran another table than this one (state pinned by an older sensor, or a
+// Config.Table of its own).
+func (o *Observer) unnamedRoot(x *agent.Exec, exe string) agent.Result {
+	if x.Raw == nil || x.Raw.Recognised == sensor.AgentNone {
+		return agent.Result{}
+	}
+	if o.cfg.Table.Vetoed(exe, x.Proc.Argv) {
+		// A kernel recogniser that ignores argv[0] took Claude Code's
+		// embedded grep for a new session: give it, and the events filed
+		// under that bogus session, the tool's attribution.
+		if a := o.helperOf(x); a != nil {
+			return agent.Result{Agent: a}
+		}
+		return agent.Result{}
+	}
+	// The kernel's recogniser matched a form this table does not name:
+	// still a session, without a version.
+	return o.newSession(x, agent.Match{Kind: x.Raw.Recognised, Name: x.Raw.Recognised.String()})
+}
+
+// helperOf attributes a Claude Code helper exec (claude.exe as ugrep) to
+// the tool process that ran it, when the observer knows that process.
+func (o *Observer) helperOf(x *agent.Exec) *event.Agent {
+	if x.Parent == nil {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b := o.byExec[x.Parent.ExecID]
+	if b == nil {
+		return nil
+	}
+	s := b.sess
+	a := &event.Agent{Name: s.match.Name, Version: s.match.Version, SessionID: s.uuid, RootExecID: s.rootExecID, Role: event.RoleTool}
+	if b.id != "" {
+		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+	} else {
+		a.ToolUse = b.tu
+	}
+	if len(o.helpers) >= maxBindings {
+		clear(o.helpers)
+	}
+	h := *a
+	o.helpers[x.Proc.ExecID] = &h
+	return a
+}
+
+var _ agent.Integration = (*Observer)(nil)

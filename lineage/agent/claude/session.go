@@ -1,0 +1,171 @@
+package claude
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// session returns the state of a's session, creating it when the observer
+// never saw the root's exec (a session already running when the sensor
+// started: the engine seeds it from /proc and attributes it by default).
+// p is the process of the event, used as the root when it is the root; o.mu
+// is held.
+func (o *Observer) session(a *event.Agent, p, parent *event.Process, env func(string) (string, bool)) *session {
+	s, ok := o.sessions.Get(a.RootExecID)
+	if !ok {
+		s = &session{rootExecID: a.RootExecID, bound: map[string]bool{}}
+		if k := o.cfg.Table.KindOf(a.Name); k != sensor.AgentNone {
+			s.match = agent.Match{Kind: k, Name: a.Name}
+		}
+		o.sessions.Add(s.rootExecID, s)
+	}
+	if s.rootPID == 0 {
+		// Learn the root of a session that was running before the sensor:
+		// from the event's own process, from its parent image, or from
+		// /proc through the parent pid of a direct child.
+		var root *event.Process
+		switch {
+		case p != nil && p.ExecID == s.rootExecID:
+			root = p
+		case parent != nil && parent.ExecID == s.rootExecID:
+			root = parent
+		case p != nil && p.ParentExecID == s.rootExecID && p.PPID > 1 && o.cfg.Proc != nil:
+			if rp, err := o.cfg.Proc.Proc(p.PPID); err == nil {
+				root = &event.Process{PID: rp.PID, Exe: rp.Exe, Argv: rp.Argv, Cwd: rp.Cwd}
+			}
+		}
+		if root != nil {
+			o.learnRoot(s, root)
+		}
+	}
+	if s.configDir == "" && env != nil {
+		_, s.configDir = configDirs(env)
+	}
+	return s
+}
+
+// learnRoot fills a lazily created session from its root process; o.mu is
+// held.
+func (o *Observer) learnRoot(s *session, root *event.Process) {
+	m, ok := o.cfg.Table.Identify(root.Exe, root.Argv, o.cfg.ReadFile)
+	if !ok {
+		return
+	}
+	s.rootPID, s.match = root.PID, m
+	if s.configDir == "" && o.cfg.Proc != nil {
+		_, s.configDir = configDirs(func(k string) (string, bool) {
+			v, ok, err := o.cfg.Proc.Env(root.PID, k)
+			return v, ok && err == nil
+		})
+	}
+	if m.Kind == sensor.AgentClaudeCode {
+		home := ""
+		if filepath.Base(s.configDir) == ".claude" {
+			home = filepath.Dir(s.configDir)
+		}
+		s.cfg = parseClaudeArgv(root.Argv, root.Cwd, home, s.configDir, o.cfg.ReadFile)
+	}
+}
+
+// newSession starts the session of a recognised root exec.
+func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
+	a := &event.Agent{Name: m.Name, Version: m.Version, RootExecID: x.Proc.ExecID, Role: event.RoleRoot}
+	if x.ParentAgent != nil {
+		// Otherwise the agent.Router links the session to its parent's.
+		a.ParentRootExecID = x.ParentAgent.RootExecID
+	}
+	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, match: m, bound: map[string]bool{}}
+	if m.Kind == sensor.AgentClaudeCode {
+		var home string
+		home, s.configDir = configDirs(x.Env)
+		s.cfg = parseClaudeArgv(x.Proc.Argv, x.Proc.Cwd, home, s.configDir, o.cfg.ReadFile)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if s.cfg.sessionID != "" {
+		o.setUUID(s, strings.ToLower(s.cfg.sessionID), false)
+		a.SessionID = s.uuid
+	}
+	o.sessions.Add(s.rootExecID, s)
+	return agent.Result{Agent: a}
+}
+
+// configDirs returns HOME and Claude Code's configuration directory
+// ($CLAUDE_CONFIG_DIR, else ~/.claude) from a process environment.
+func configDirs(env func(string) (string, bool)) (home, config string) {
+	if env == nil {
+		return "", ""
+	}
+	if v, ok := env("HOME"); ok && filepath.IsAbs(v) {
+		home = filepath.Clean(v)
+		config = filepath.Join(home, ".claude")
+	}
+	if v, ok := env("CLAUDE_CONFIG_DIR"); ok && filepath.IsAbs(v) {
+		config = filepath.Clean(v)
+	}
+	return home, config
+}
+
+// Exit notes the end of a process; a session whose root exited is kept (its
+// daemonized descendants still need it) but becomes the first to forget.
+func (o *Observer) Exit(proc *event.Process) {
+	if proc == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.sessions.End(proc.ExecID)
+}
+
+// setUUID records the session UUID; o.mu is held.
+func (o *Observer) setUUID(s *session, uuid string, firm bool) {
+	if s.uuidFirm && !firm {
+		return
+	}
+	s.uuid, s.uuidFirm = uuid, s.uuidFirm || firm
+	if s.transcript == nil && s.configDir != "" {
+		// Without the agent's open of its transcript (a session already
+		// running when the sensor started, whose next append has not come
+		// yet), find the transcript by its name.
+		if m, _ := filepath.Glob(filepath.Join(s.configDir, "projects", "*", uuid+".jsonl")); len(m) == 1 {
+			s.transcript = NewTranscript(m[0], o.cfg.MaxTranscriptLine)
+		}
+	}
+}
+
+// learnEnvSession reads CLAUDE_CODE_SESSION_ID from a direct child of the
+// agent: Claude Code sets it for tools, hooks and MCP servers. The root's
+// own environment is never used: a nested agent inherits its parent's.
+func (o *Observer) learnEnvSession(s *session, x *agent.Exec) {
+	if x.Env == nil || s.match.Kind != sensor.AgentClaudeCode {
+		return
+	}
+	if !s.uuidFirm {
+		// Only trust the variable where this session's agent set it: tools
+		// and hooks carry CLAUDE_PID (the agent's pid), MCP servers the
+		// launching session's ids. Helpers just inherit the environment,
+		// which for a nested agent names the outer session.
+		v, ok := x.Env("CLAUDE_CODE_SESSION_ID")
+		pid, hasPID := x.Env("CLAUDE_PID")
+		launched, _ := x.Env("CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS")
+		mine := (hasPID && (s.rootPID == 0 || pid == strconv.FormatUint(uint64(s.rootPID), 10))) ||
+			(launched != "" && strings.Contains(launched, v))
+		if ok && mine && isUUID(v) {
+			o.setUUID(s, strings.ToLower(v), true)
+		}
+	}
+	if s.match.Version == "" {
+		// AI_AGENT=claude-code_2-1-332_agent
+		if v, ok := x.Env("AI_AGENT"); ok {
+			parts := strings.Split(v, "_")
+			if len(parts) == 3 && parts[0] == "claude-code" {
+				s.match.Version = strings.ReplaceAll(parts[1], "-", ".")
+			}
+		}
+	}
+}

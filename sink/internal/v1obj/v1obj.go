@@ -1,0 +1,157 @@
+// Package v1obj writes the lineaged/v1 objects that more than one encoder
+// embeds with the same shape: the native encoder writes them at the top of
+// an event, the OCSF encoder under unmapped.lineaged. Both get the same
+// bytes from the same code; only the path their invalid_utf8 marks carry
+// differs, by the prefix passed in.
+//
+// Like jsonw, every writer appends to a caller-owned buffer and allocates
+// nothing unless a value holds invalid UTF-8.
+package v1obj
+
+import (
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/jsonw"
+)
+
+// maxMarks is the largest Marks.Limit.
+const maxMarks = 32
+
+// Marks collects the paths of string fields whose values held invalid UTF-8,
+// for the event's invalid_utf8 list. The zero value keeps up to 32 distinct
+// paths; an event with more still encodes every value losslessly. It is
+// per-event scratch, kept on the stack.
+type Marks struct {
+	// Limit bounds the number of paths kept, at most 32; 0 means 32.
+	Limit int
+	paths [maxMarks]string
+	n     int
+}
+
+// Mark records the path prefix.name (name alone when prefix is empty).
+func (m *Marks) Mark(prefix, name string) {
+	limit := m.Limit
+	if limit <= 0 || limit > maxMarks {
+		limit = maxMarks
+	}
+	if m.n >= limit {
+		return
+	}
+	p := name
+	if prefix != "" {
+		p = prefix + "." + name
+	}
+	for _, q := range m.paths[:m.n] {
+		if q == p {
+			return
+		}
+	}
+	m.paths[m.n] = p
+	m.n++
+}
+
+// Len reports how many paths are marked.
+func (m *Marks) Len() int { return m.n }
+
+// Str writes "key":s and marks prefix.key if s holds invalid UTF-8.
+func (m *Marks) Str(dst []byte, key, prefix, s string) []byte {
+	return m.StrAs(dst, key, prefix, key, s)
+}
+
+// StrAs is Str for a value whose marked path is prefix.sub.
+func (m *Marks) StrAs(dst []byte, key, prefix, sub, s string) []byte {
+	dst = jsonw.AppendKey(dst, key)
+	dst, bad := jsonw.AppendString(dst, s)
+	if bad {
+		m.Mark(prefix, sub)
+	}
+	return dst
+}
+
+// OptStr is Str, writing nothing for an empty s.
+func (m *Marks) OptStr(dst []byte, key, prefix, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return m.Str(dst, key, prefix, s)
+}
+
+// OptStrAs is StrAs, writing nothing for an empty s.
+func (m *Marks) OptStrAs(dst []byte, key, prefix, sub, s string) []byte {
+	if s == "" {
+		return dst
+	}
+	return m.StrAs(dst, key, prefix, sub, s)
+}
+
+// StrList writes "key":[...] and marks prefix.key if any element holds
+// invalid UTF-8.
+func (m *Marks) StrList(dst []byte, key, prefix string, list []string) []byte {
+	dst = append(jsonw.AppendKey(dst, key), '[')
+	for _, s := range list {
+		var bad bool
+		dst, bad = jsonw.AppendString(jsonw.Comma(dst), s)
+		if bad {
+			m.Mark(prefix, key)
+		}
+	}
+	return append(dst, ']')
+}
+
+// AppendList writes "invalid_utf8":[paths...] when any path is marked. The
+// paths are plain ASCII built from constant field names.
+func (m *Marks) AppendList(dst []byte) []byte {
+	if m.n == 0 {
+		return dst
+	}
+	dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
+	for _, p := range m.paths[:m.n] {
+		dst, _ = jsonw.AppendString(jsonw.Comma(dst), p)
+	}
+	return append(dst, ']')
+}
+
+// Header writes the event's identity: schema, event_id, seq, time, kind.
+func Header(m *Marks, dst []byte, prefix string, ev *event.Event) []byte {
+	dst = append(jsonw.AppendKey(dst, "schema"), `"`+event.Schema+`"`...)
+	dst = m.Str(dst, "event_id", prefix, ev.EventID)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "seq"), ev.Seq)
+	dst = jsonw.AppendTime(jsonw.AppendKey(dst, "time"), ev.Time)
+	return m.Str(dst, "kind", prefix, ev.Kind)
+}
+
+// Agent writes "agent":{...}, the agent session; prefix is the object's path
+// (agent, unmapped.lineaged.agent).
+func Agent(m *Marks, dst []byte, prefix string, a *event.Agent) []byte {
+	dst = append(jsonw.AppendKey(dst, "agent"), '{')
+	dst = m.Str(dst, "name", prefix, a.Name)
+	dst = m.OptStr(dst, "version", prefix, a.Version)
+	dst = m.OptStr(dst, "session_id", prefix, a.SessionID)
+	dst = m.Str(dst, "root_exec_id", prefix, a.RootExecID)
+	dst = m.Str(dst, "role", prefix, a.Role)
+	if t := a.ToolUse; t != nil {
+		dst = append(jsonw.AppendKey(dst, "tool_use"), '{')
+		dst = m.StrAs(dst, "id", prefix, "tool_use.id", t.ID)
+		dst = m.StrAs(dst, "name", prefix, "tool_use.name", t.Name)
+		dst = append(dst, '}')
+	}
+	dst = m.OptStr(dst, "parent_root_exec_id", prefix, a.ParentRootExecID)
+	return append(dst, '}')
+}
+
+// Loss writes "loss":{...}, what a sensor.loss reports lost and, when known,
+// the seqs and times it covers; prefix is the object's path.
+func Loss(m *Marks, dst []byte, prefix string, l *event.Loss) []byte {
+	dst = append(jsonw.AppendKey(dst, "loss"), '{')
+	dst = m.Str(dst, "where", prefix, l.Where)
+	dst = m.OptStr(dst, "of", prefix, l.Of)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+	if l.FirstSeq != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), l.FirstSeq)
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), l.LastSeq)
+	}
+	if !l.From.IsZero() {
+		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "from"), l.From)
+		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "to"), l.To)
+	}
+	return append(dst, '}')
+}
