@@ -85,11 +85,9 @@ func (e *Engine) processEvent(ev sensor.Event, out *event.Event, partialOK bool)
 	return ent, res, true
 }
 
-// finish assigns the order fields and builds process, ancestry and identity.
+// finish builds process, ancestry and identity (seq and event_id are the
+// sequencer's, after the policy stage).
 func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *agentWait, partial []string) *outItem {
-	e.seq++
-	out.Seq = e.seq
-	out.EventID = event.NewEventID(out.Time, e.cfg.InstanceID, out.Seq)
 	if out.Posture == nil && e.deps.Posture != nil {
 		out.Posture = e.deps.Posture.Latest()
 	}

@@ -100,9 +100,4 @@ const (
 	ScopeAgents = "agents"
 	// ScopeAll reports every process.
 	ScopeAll = "all"
-
-	// ScopeSession is the old name of ScopeAgents.
-	//
-	// Deprecated: use ScopeAgents.
-	ScopeSession = ScopeAgents
 )

@@ -1,13 +1,14 @@
 package lineage
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 )
 
+// A kernel deny record leaves lineage enriched, with the record for the
+// policy stage (which builds the alert and action from it).
 func TestDenyBecomesPolicyAction(t *testing.T) {
 	r := newRig(t, Config{}, nil)
 	seedBase(r)
@@ -22,12 +23,13 @@ func TestDenyBecomesPolicyAction(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("%d events", len(got))
 	}
-	for i, want := range []struct{ action, in string }{{"blocked", `entry "/usr/bin/"`}, {"killed", `entry "#3"`}} {
+	for i, want := range []event.Deny{
+		{Path: "/usr/bin/curl", Rule: "/usr/bin/", Action: "blocked"},
+		{Path: "/opt/x", RuleIndex: 3, Action: "killed"},
+	} {
 		ev := got[i+1]
-		a := ev.Alert
-		if ev.Kind != event.KindPolicyAction || a == nil || a.Rule != "deny_exec" || a.Severity != "high" ||
-			a.Action != want.action || !strings.Contains(a.Message, want.in) {
-			t.Fatalf("event %d: %s %+v", i+1, ev.Kind, a)
+		if ev.Kind != event.KindPolicyAction || ev.Deny == nil || *ev.Deny != want {
+			t.Fatalf("event %d: %s %+v, want the deny record %+v for the policy stage", i+1, ev.Kind, ev.Deny, want)
 		}
 		if ev.Process == nil || ev.Process.PID != 50 || ev.Agent == nil {
 			t.Errorf("event %d: process %+v agent %+v, want the session root's", i+1, ev.Process, ev.Agent)

@@ -23,9 +23,9 @@ type binFix struct {
 }
 
 // Emit queues an event that did not come from the kernel (sensor.start, a
-// posture sample) to be numbered and emitted in line with the kernel's: it
-// gets schema, host, seq, event_id and, when unset, the current time. It
-// blocks only while Run's small queue is full.
+// posture sample) to be emitted in line with the kernel's: it gets schema,
+// host and, when unset, the current time. It blocks only while Run's small
+// queue is full.
 func (e *Engine) Emit(ev *event.Event) { e.ext <- ev }
 
 // EmitAtEnd keeps ev to be emitted last, after the input ends and every

@@ -63,7 +63,6 @@ type Engine struct {
 	t       *table
 	sess    *sessions
 	pending pendingQueue
-	seq     uint64
 	lastKt  uint64
 
 	bins *binaries
@@ -72,7 +71,7 @@ type Engine struct {
 	stats   Stats
 
 	// ext carries events that did not come from the kernel (sensor.start,
-	// posture samples) into Run, which numbers them in line with the rest;
+	// posture samples) into Run, which orders them in line with the rest;
 	// final is emitted after everything else when the input ends.
 	ext     chan *event.Event
 	finalMu sync.Mutex

@@ -35,7 +35,10 @@ func mapKind(ev sensor.Event, out *event.Event) bool {
 		if ev.Deny == nil {
 			return false
 		}
-		out.Kind, out.Alert = event.KindPolicyAction, denyAlert(ev.Deny)
+		// The policy stage turns it into policy events.
+		d := ev.Deny
+		out.Kind = event.KindPolicyAction
+		out.Deny = &event.Deny{Path: d.Path, PathTruncated: d.PathTruncated, RuleIndex: d.RuleIndex, Rule: d.Rule, Action: d.Action.String()}
 	default:
 		return false
 	}
@@ -52,25 +55,6 @@ func lossEvent(l *sensor.Loss) *event.Loss {
 		}
 	}
 	return &out
-}
-
-// denyAlert describes a deny-exec the kernel enforced (kernel.Config.DenyExec).
-func denyAlert(d *sensor.Deny) *event.Alert {
-	what := map[sensor.DenyAction]string{
-		sensor.DenyBlocked:    "exec refused",
-		sensor.DenyKilled:     "killed with SIGKILL before it ran",
-		sensor.DenyKillFailed: "matched, but the kernel refused the kill: it ran",
-	}[d.Action]
-	rule := d.Rule
-	if rule == "" {
-		rule = fmt.Sprintf("#%d", d.RuleIndex)
-	}
-	return &event.Alert{
-		Rule:     "deny_exec",
-		Severity: "high",
-		Message:  fmt.Sprintf("%q is denied to agent sessions (entry %q): %s", d.Path, rule, what),
-		Action:   d.Action.String(),
-	}
 }
 
 func fileEvent(f *sensor.File) (string, *event.File) {

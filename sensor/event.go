@@ -25,7 +25,7 @@ const (
 	// reservation-failure counters and from queue overflow.
 	KindLoss Kind = 9
 	// KindDeny: a session member exec'd an executable on the deny list
-	// (Config.DenyExec) and the kernel blocked or killed it.
+	// (policy.deny_exec) and the kernel blocked or killed it.
 	KindDeny Kind = 10
 )
 
@@ -297,9 +297,10 @@ type Deny struct {
 	Path string
 	// PathTruncated: Path is the leading part of a longer path.
 	PathTruncated bool
-	// RuleIndex is the position of the matching entry in Config.DenyExec;
-	// Rule is that entry (filled by the live sensor, empty when decoded
-	// without its config).
+	// RuleIndex is the index the matching kernel key carries: the position
+	// of the deny_exec entry in the policy (lineage/policy DenyKeys). Rule
+	// is that entry when the source knows it; the live sensor loads keys
+	// only and leaves it empty (the policy stage names the entry).
 	RuleIndex uint32
 	Rule      string
 	Action    DenyAction

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
-	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sensor/posture"
 )
 
@@ -358,7 +358,7 @@ func (c *Config) validate() error {
 	if err := pc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := kernel.ValidateDenyExec(c.Policy.DenyExec); err != nil {
+	if err := policy.ValidateDenyExec(c.Policy.DenyExec); err != nil {
 		bad("policy.deny_exec", "%v", err)
 	}
 	switch c.Log.Level {

@@ -186,7 +186,7 @@ func TestConfigDenyExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Policy.DenyExec) != 2 || sensorConfig(cfg, agent.DefaultTable()).DenyExec[1] != "/opt/tools/" {
+	if len(cfg.Policy.DenyExec) != 2 || sensorConfig(cfg, agent.DefaultTable()).DenyKeys["/opt/tools/"] != 1 {
 		t.Fatalf("deny_exec: %+v", cfg.Policy)
 	}
 	_, err = parse(t, []string{"--config", writeFile(t, "policy:\n  deny_exec: [relative/nc]\n")}, nil)

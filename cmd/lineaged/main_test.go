@@ -258,8 +258,8 @@ func fileHasExec(t *testing.T, out, arg string) bool {
 }
 
 // With policy.deny_exec, an agent session's exec of a denied binary is
-// stopped in the kernel and reported as policy.action; the same binary
-// outside the session runs.
+// stopped in the kernel and reported as policy.alert and policy.action; the
+// same binary outside the session runs.
 func TestRunDenyExecInAgentSession(t *testing.T) {
 	testutil.RequireRoot(t, "to load BPF programs")
 	dir := t.TempDir()
@@ -319,8 +319,31 @@ func TestRunDenyExecInAgentSession(t *testing.T) {
 	if ag["name"] != "claude-code" {
 		t.Fatalf("policy.action not attributed to the agent session: %v", alert["agent"])
 	}
+	// The policy stage reports the rule that matched, naming the action as
+	// its trigger.
+	found := findEvent(t, out, "policy.alert")
+	fa, _ := found["alert"].(map[string]any)
+	if found == nil || fa["rule"] != "deny_exec" || fa["severity"] != "high" || fa["trigger_event_id"] != alert["event_id"] ||
+		!strings.Contains(fmt.Sprint(fa["message"]), denied) {
+		t.Fatalf("policy.alert = %v, want rule deny_exec naming %s and trigger %v", found, denied, alert["event_id"])
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
+	// One sequencer numbered them all, whoever made them: lineage's
+	// process events, posture's samples, the policy's alert and action,
+	// the sensor's start and stop.
+	kinds := map[string]bool{}
+	for i, ev := range readEvents(t, out) {
+		if ev.Seq != uint64(i+1) {
+			t.Fatalf("event %d (%s) has seq %d: a gap or a duplicate", i, ev.Kind, ev.Seq)
+		}
+		kinds[ev.Kind] = true
+	}
+	for _, k := range []string{"sensor.start", "posture.sample", "process.exec", "policy.alert", "policy.action", "sensor.stop"} {
+		if !kinds[k] {
+			t.Errorf("no %s in the stream: %v", k, kinds)
+		}
+	}
 }
 
 func findEvent(t *testing.T, path, kind string) map[string]any {

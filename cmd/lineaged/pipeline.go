@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,8 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
-	"github.com/lineaged/lineaged/lineage/redact"
+	"github.com/lineaged/lineaged/lineage/policy"
+	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/lineaged/lineaged/sensor/posture"
@@ -30,23 +32,31 @@ import (
 
 const procRoot = "/proc"
 
-// pipeline is one running sensor: kernel source -> lineage -> redaction ->
-// sink. Stages are connected by bounded channels; only the ring-buffer
-// reader inside sensor never blocks (it counts what falls off its queue).
+// pipeline is one running sensor: source -> lineage -> policy (alerts,
+// output transforms) -> sequencer -> sink. Stages are connected by bounded
+// channels; only the ring-buffer reader inside the source never blocks (it
+// counts what falls off its queue).
 type pipeline struct {
 	cfg      *Config
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	instance string
 
+	// source delivers the raw events; sensor is the same live sensor for
+	// what only the kernel loader has: the /proc session seed, the hook
+	// path in use and its counters.
+	source   sensor.Source
 	sensor   *kernel.Sensor
 	engine   *lineage.Engine
 	agents   *agent.Table
 	observer *claude.Observer
-	redactor *redact.Redactor
+	policy   *policy.Stage
+	seq      *policy.Sequencer
 	sink     sink.Sink
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
+
+	writeErrs uint64 // sink writes that failed (run's goroutine only)
 }
 
 // newInstanceID names this run of the sensor in event ids.
@@ -58,7 +68,9 @@ func newInstanceID() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
+// sinkConfig builds the sink's configuration; stamp numbers the events the
+// sink makes itself (Kafka loss reports) in the pipeline's sequence.
+func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Config {
 	return sink.Config{
 		Format: cfg.Format,
 		Output: cfg.Output,
@@ -91,6 +103,7 @@ func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
 				Dir:      cfg.Kafka.Spool.Dir,
 				MaxBytes: cfg.Kafka.Spool.MaxBytes,
 			},
+			Stamp: stamp,
 		},
 		SensorVersion: version,
 		Stdout:        stdout,
@@ -98,8 +111,8 @@ func sinkConfig(cfg *Config, stdout io.Writer) sink.Config {
 }
 
 func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
-	scope := kernel.ScopeSessions
-	if cfg.Scope == "all" {
+	scope := kernel.ScopeAgents
+	if cfg.Scope == lineage.ScopeAll {
 		scope = kernel.ScopeAll
 	}
 	return kernel.Config{
@@ -107,16 +120,10 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		SessionMapSize: uint32(cfg.Sensor.SessionMapSize),
 		RingBufferSize: uint32(cfg.Sensor.RingBufferBytes),
 		QueueSize:      cfg.Sensor.QueueSize,
-		DenyExec:       cfg.Policy.DenyExec,
 		Recognisers:    agents.Kernel(),
+		// The policy owns the deny list; the kernel loads its keys.
+		DenyKeys: policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
 	}
-}
-
-func lineageScope(scope string) string {
-	if scope == "all" {
-		return lineage.ScopeAll
-	}
-	return lineage.ScopeSession
 }
 
 // start builds every stage. Order matters: the sink first (a wrong broker,
@@ -133,18 +140,22 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if p.instance, err = newInstanceID(); err != nil {
 		return p, err
 	}
-	sk, err := sink.New(sinkConfig(cfg, stdout), p.reg, log.With("component", "sink"))
+	p.seq = policy.NewSequencer(p.instance)
+	sk, err := sink.New(sinkConfig(cfg, stdout, p.seq.Stamp), p.reg, log.With("component", "sink"))
 	if err != nil {
 		return p, err
 	}
 	p.sink = sk
-	p.redactor, err = redact.New(redact.Config{
-		Patterns:   cfg.Redact.Patterns,
-		KeepPrompt: cfg.Redact.ExportPrompt,
-		IsAgent:    p.agents.IsAgent,
+	p.policy, err = policy.New(policy.Config{
+		DenyExec: cfg.Policy.DenyExec,
+		Redact: redact.Config{
+			Patterns:   cfg.Redact.Patterns,
+			KeepPrompt: cfg.Redact.ExportPrompt,
+			IsAgent:    p.agents.IsAgent,
+		},
 	})
 	if err != nil {
-		return p, &exitError{exitUsage, fmt.Errorf("redact.patterns: %w", err)}
+		return p, &exitError{exitUsage, err}
 	}
 	p.inspect, err = binid.Open(binid.LiveConfig{
 		Config: binid.Config{
@@ -168,6 +179,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
 		return p, err
 	}
+	p.source = p.sensor
 
 	p.posture, err = posture.New(posture.Config{
 		Interval: cfg.Posture.Interval,
@@ -190,7 +202,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	}
 	p.engine, err = lineage.New(lineage.Config{
 		InstanceID:   p.instance,
-		Scope:        lineageScope(cfg.Scope),
+		Scope:        cfg.Scope, // validated and spelled agents|all by the config
 		MaxProcesses: cfg.Lineage.MaxProcesses,
 		ExitGrace:    cfg.Lineage.ExitGrace,
 		MaxPending:   cfg.Lineage.MaxPending,
@@ -262,8 +274,8 @@ func (p *pipeline) sensorInfo(reason string) *event.Sensor {
 // close releases every stage that was built; safe on a partial pipeline.
 func (p *pipeline) close() error {
 	var errs []error
-	if p.sensor != nil {
-		errs = append(errs, p.sensor.Close())
+	if p.source != nil {
+		errs = append(errs, p.source.Close())
 	}
 	if p.sink != nil {
 		errs = append(errs, p.sink.Close())
@@ -288,7 +300,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		srcErr = p.sensor.Run(ctx, raw)
+		srcErr = p.source.Run(ctx, raw)
 		reason := "shutdown requested"
 		if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
 			reason = srcErr.Error()
@@ -311,25 +323,34 @@ func (p *pipeline) run(ctx context.Context) error {
 		})
 	}()
 
-	var writeErrs uint64
 	for ev := range enriched {
-		p.redactor.Event(ev)
-		if err := p.sink.Write(context.Background(), ev); err != nil {
-			writeErrs++
-			if writeErrs == 1 || writeErrs%1000 == 0 {
-				p.log.Error("writing event", "err", err, "failures", writeErrs)
-			}
-		}
+		p.write(ev)
 	}
 	wg.Wait()
 	closeErr := p.close()
-	p.log.Info("sensor stopped", "write_failures", writeErrs)
+	p.log.Info("sensor stopped", "write_failures", p.writeErrs)
 	for _, err := range []error{srcErr, engErr} {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
 	}
 	return closeErr
+}
+
+// write takes one enriched event through the end of the pipeline: the
+// policy stage (its alerts and actions, the output transforms), the
+// sequencer, the sink. Failed writes are counted in writeErrs and logged.
+func (p *pipeline) write(ev *event.Event) {
+	out := p.policy.Process(ev)
+	p.seq.StampAll(out)
+	for _, o := range out {
+		if err := p.sink.Write(context.Background(), o); err != nil {
+			p.writeErrs++
+			if p.writeErrs == 1 || p.writeErrs%1000 == 0 {
+				p.log.Error("writing event", "err", err, "failures", p.writeErrs)
+			}
+		}
+	}
 }
 
 func runPipeline(ctx context.Context, cfg *Config, stdout io.Writer, log *slog.Logger) error {

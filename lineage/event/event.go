@@ -62,6 +62,10 @@ type Event struct {
 	// "ancestry", "binary"): the event was emitted with what was known
 	// rather than held back or dropped.
 	Partial []string `json:"partial,omitempty"`
+	// Deny is a kernel deny-exec record on its way from lineage to the
+	// policy stage, which turns it into policy events and clears it.
+	// Encoders never write it.
+	Deny *Deny `json:"-"`
 }
 
 // Parts that Event.Partial can name.
@@ -231,6 +235,16 @@ type Loss struct {
 	Where string `json:"where"`
 	Of    string `json:"of,omitempty"`
 	Count uint64 `json:"count"`
+	// FirstSeq and LastSeq are the seq range of the lost events when they
+	// had been numbered (dropped from the Kafka spool); 0 when they never
+	// were (lost in the kernel or before the sequencer).
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+	LastSeq  uint64 `json:"last_seq,omitempty"`
+	// From and To bound the time of the lost events: the event times of
+	// the dropped records, or the window since the previous report of the
+	// same loss when the events themselves were never seen. Zero: unknown.
+	From time.Time `json:"from,omitempty"`
+	To   time.Time `json:"to,omitempty"`
 }
 
 // Sensor describes the sensor for sensor.* events.
@@ -249,6 +263,26 @@ type Alert struct {
 	Severity string `json:"severity"`
 	Message  string `json:"message"`
 	Action   string `json:"action,omitempty"`
+	// TriggerEventID is the event_id of the event the rule matched
+	// (policy.alert).
+	TriggerEventID string `json:"trigger_event_id,omitempty"`
+	// Trigger is that event while it has no event_id yet: the sequencer
+	// fills TriggerEventID from it and clears it. Never encoded.
+	Trigger *Event `json:"-"`
+}
+
+// Deny is what the kernel reported for an exec it denied (sensor.Deny),
+// handed from lineage to the policy stage.
+type Deny struct {
+	// Path is the denied executable as the kernel resolved it.
+	Path          string
+	PathTruncated bool
+	// RuleIndex is the position of the matching deny_exec entry; Rule is
+	// that entry when the source named it.
+	RuleIndex uint32
+	Rule      string
+	// Action is what the kernel did: blocked, killed or kill-failed.
+	Action string
 }
 
 // ExecID derives the deterministic identity of a process image from the host

@@ -6,75 +6,39 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"os"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/lineaged/lineaged/sensor"
 )
 
-func TestValidateDenyExec(t *testing.T) {
-	good := []string{"/usr/bin/curl", "/opt/tools/", "/a b/\xffname", "/" + strings.Repeat("x", 254)}
-	if err := ValidateDenyExec(good); err != nil {
-		t.Fatalf("valid entries: %v", err)
+func TestValidateDenyKeys(t *testing.T) {
+	good := map[string]uint32{"/usr/bin/curl": 0, "/opt/tools/": 1, "/a b/\xffname": 2, "/" + strings.Repeat("x", 254): 3}
+	if err := validateDenyKeys(good); err != nil {
+		t.Fatalf("valid keys: %v", err)
 	}
-	for _, c := range []struct {
-		entry, want string
-	}{
-		{"", "empty"},
-		{"usr/bin/curl", "not an absolute path"},
-		{"/", "every executable"},
-		{"/usr//bin/curl", `not a clean path (want "/usr/bin/curl")`},
-		{"/usr/bin/../bin/curl", "not a clean path"},
-		{"/opt/tools/./", `not a clean path (want "/opt/tools/")`},
-		{"/a\x00b", "NUL"},
-		{"/" + strings.Repeat("x", 255), "256 bytes, at most 255"},
+	for key, want := range map[string]string{
+		"":                             "not an absolute path",
+		"usr/bin/curl":                 "not an absolute path",
+		"/":                            "not an absolute path",
+		"/a\x00b":                      "NUL",
+		"/" + strings.Repeat("x", 255): "256 bytes, at most 255",
 	} {
-		err := ValidateDenyExec([]string{"/ok", c.entry})
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "entry 1") {
-			t.Errorf("%q: %v, want an error naming entry 1 and %q", c.entry, err, c.want)
+		err := validateDenyKeys(map[string]uint32{"/ok": 0, key: 1})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), fmt.Sprintf("%q", key)) {
+			t.Errorf("%q: %v, want an error naming the key and %q", key, err, want)
 		}
 	}
-	if err := ValidateDenyExec([]string{"/x", "/x"}); err == nil || !strings.Contains(err.Error(), "twice") {
-		t.Errorf("duplicate: %v", err)
+	many := make(map[string]uint32, DenyKeysMax+1)
+	for i := range DenyKeysMax + 1 {
+		many[fmt.Sprintf("/bin/x%d", i)] = uint32(i)
 	}
-	many := make([]string, DenyExecMax+1)
-	for i := range many {
-		many[i] = "/bin/x" + strings.Repeat("y", i%200) + string(rune('a'+i%26))
+	if err := validateDenyKeys(many); err == nil {
+		t.Error("more than DenyKeysMax keys accepted")
 	}
-	if err := ValidateDenyExec(many); err == nil {
-		t.Error("more than DenyExecMax entries accepted")
-	}
-	if _, err := (Config{DenyExec: []string{"relative"}}).withDefaults(); err == nil || !strings.Contains(err.Error(), `"relative"`) {
-		t.Errorf("config with a bad entry: %v", err)
-	}
-}
-
-func TestDenyKeysAddResolvedForms(t *testing.T) {
-	links := map[string]string{"/bin/curl": "/usr/bin/curl", "/bin": "/usr/bin", "/opt/link": "/srv/real"}
-	resolve := func(p string) (string, error) {
-		if r, ok := links[p]; ok {
-			return r, nil
-		}
-		if p == "/gone" {
-			return "", os.ErrNotExist
-		}
-		return p, nil
-	}
-	got := denyKeys([]string{"/bin/curl", "/bin/", "/opt/link/", "/gone", "/usr/bin/curl"}, resolve)
-	want := map[string]uint32{
-		"/bin/curl": 0, "/usr/bin/curl": 0, // the first entry owns the resolved form
-		"/bin/": 1, "/usr/bin/": 1,
-		"/opt/link/": 2, "/srv/real/": 2,
-		"/gone": 3,
-	}
-	if len(got) != len(want) {
-		t.Errorf("keys %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if g, ok := got[k]; !ok || g != v {
-			t.Errorf("key %q: %d %v, want %d", k, g, ok, v)
-		}
+	if _, err := (Config{DenyKeys: map[string]uint32{"relative": 0}}).withDefaults(); err == nil || !strings.Contains(err.Error(), `"relative"`) {
+		t.Errorf("config with a bad key: %v", err)
 	}
 }
 

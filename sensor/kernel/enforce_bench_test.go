@@ -48,11 +48,12 @@ func BenchmarkDenyExecCost(b *testing.B) {
 	if err := os.WriteFile(bin, data, 0o700); err != nil {
 		b.Fatal(err)
 	}
-	var deny []string
+	deny := map[string]uint32{}
 	for i := range 32 {
-		deny = append(deny, fmt.Sprintf("/opt/denied-%d/tool", i), fmt.Sprintf("/srv/denied-%d/", i))
+		deny[fmt.Sprintf("/opt/denied-%d/tool", i)] = uint32(2 * i)
+		deny[fmt.Sprintf("/srv/denied-%d/", i)] = uint32(2*i + 1)
 	}
-	s, err := New(Config{DenyExec: deny}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(Config{DenyKeys: deny}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

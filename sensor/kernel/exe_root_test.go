@@ -245,7 +245,7 @@ func TestRootDenyExecFromItsRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := New(Config{Scope: ScopeAll, DenyExec: []string{denied}}, log)
+	s, err := New(Config{Scope: ScopeAll, DenyKeys: map[string]uint32{denied: 0}}, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,11 +33,6 @@ const (
 	ScopeAgents Scope = iota
 	// ScopeAll: every process's exec, fork and exit.
 	ScopeAll
-
-	// ScopeSessions is the old name of ScopeAgents.
-	//
-	// Deprecated: use ScopeAgents.
-	ScopeSessions = ScopeAgents
 )
 
 // ParseScope reads a --scope value: "agents" (the default) or "all". The
@@ -88,17 +82,18 @@ type Config struct {
 	// ProcessOnly loads the process programs alone, without the file and
 	// network object (benchmarks comparing the two).
 	ProcessOnly bool
-	// DenyExec lists executables session members must not run: absolute
-	// paths, exact ("/usr/bin/curl") or directory prefixes ending in '/'
+	// DenyKeys are the executables session members must not run, as the
+	// policy stage builds them (lineage/policy DenyKeys): absolute paths,
+	// exact ("/usr/bin/curl") or directory prefixes ending in '/'
 	// ("/opt/tools/"), matched in the kernel against the resolved path of
 	// the executed file as the exec'ing process sees it: from its own
 	// root, so inside a chroot a rule names the chroot's paths
-	// (ValidateDenyExec; bpf/enforce.h). Where the kernel runs BPF LSM
-	// programs the exec fails with EPERM; elsewhere the image is killed
-	// with SIGKILL before it runs (Hooks says which). Each denied exec
-	// yields a KindDeny event. Empty: nothing is enforced and no
-	// enforcement program is loaded.
-	DenyExec []string
+	// (bpf/enforce.h). Each key maps to the index of its rule, which the
+	// KindDeny event reports (sensor.Deny.RuleIndex). Where the kernel runs
+	// BPF LSM programs the exec fails with EPERM; elsewhere the image is
+	// killed with SIGKILL before it runs (Hooks says which). Empty: nothing
+	// is enforced and no enforcement program is loaded.
+	DenyKeys map[string]uint32
 }
 
 // Defaults.
@@ -151,7 +146,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
-	if err := ValidateDenyExec(c.DenyExec); err != nil {
+	if err := validateDenyKeys(c.DenyKeys); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
 	return c, nil
@@ -304,22 +299,13 @@ func (s *Sensor) load() error {
 			}
 		}
 	}
-	if len(s.cfg.DenyExec) > 0 {
-		s.enf, err = loadEnforcement(s.maps, denyKeys(s.cfg.DenyExec, filepath.EvalSymlinks), lsmListFile)
+	if len(s.cfg.DenyKeys) > 0 {
+		s.enf, err = loadEnforcement(s.maps, s.cfg.DenyKeys, lsmListFile)
 		if err != nil {
 			return fmt.Errorf("sensor: %w", err)
 		}
-		s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "entries", len(s.cfg.DenyExec))
-		rules := s.cfg.DenyExec
-		s.decoder[sensor.KindDeny] = func(b []byte, ev *sensor.Event) error {
-			if err := decodeDeny(b, ev); err != nil {
-				return err
-			}
-			if i := int(ev.Deny.RuleIndex); i < len(rules) {
-				ev.Deny.Rule = rules[i]
-			}
-			return nil
-		}
+		s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "keys", len(s.cfg.DenyKeys))
+		s.decoder[sensor.KindDeny] = decodeDeny
 	}
 	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
 		l, err := link.AttachTracing(link.TracingOptions{

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/event"
 	kgo "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -50,6 +51,12 @@ type Config struct {
 	SensorVersion string
 	// Now is the clock for loss events; time.Now when nil.
 	Now func() time.Time
+	// Stamp numbers the sink's own events (its sensor.loss reports) in the
+	// pipeline's one sequence (lineage/policy Sequencer.Stamp), so they
+	// get a seq and event_id of their own. Called from the sender
+	// goroutine and from Close: it must be safe for concurrent use.
+	// Required.
+	Stamp func(*event.Event)
 	// ObserveAck, when set, is called with the Write-to-acknowledgement
 	// latency of every delivered event (benchmarks, tests).
 	ObserveAck func(time.Duration)
@@ -117,6 +124,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Brokers) == 0 {
 		bad("brokers", "none given")
+	}
+	if c.Stamp == nil {
+		errs = append(errs, errors.New("kafka: Config.Stamp is required: the sink's loss reports are numbered in the pipeline's sequence"))
 	}
 	for _, b := range c.Brokers {
 		host, port, err := net.SplitHostPort(b)

@@ -55,22 +55,34 @@ func Key(dst []byte, ev *event.Event) []byte {
 
 // Sink writes events to Kafka through the spool.
 type Sink struct {
-	cfg   Config
-	enc   Encoder
-	log   *slog.Logger
-	w     *kgo.Writer
-	sp    *spool.Spool
-	m     *metrics
-	start time.Time
+	cfg Config
+	enc Encoder
+	log *slog.Logger
+	w   *kgo.Writer
+	sp  *spool.Spool
+	m   *metrics
 
 	mu       sync.Mutex
 	buf      []byte
 	lastHost event.Host
-	lastSeq  uint64
-	losses   uint64
-	// unreported counts dropped records not yet covered by a delivered
-	// sensor.loss event.
-	unreported uint64
+	// spooled holds the seq and event time of every record this sink put
+	// in the spool and the brokers have not acknowledged yet, spooled[i]
+	// being the record at offset spooledBase+i: a drop reports which seqs
+	// and times it lost from it. 16 bytes a spooled record.
+	spooled     []spooledRec
+	spooledBase uint64
+	// ackedTo is the sender's acknowledgement point; droppedSeen counts
+	// the dropped records dropped has noted. Records below ackedTo are
+	// forgotten only when every drop the spool counted has been noted:
+	// the spool moves its acknowledgement point past a drop before it
+	// calls OnDrop.
+	ackedTo     uint64
+	droppedSeen uint64
+	// unreported is the loss not yet in a report; pending is the report
+	// built and not yet delivered, sent as is (same seq, same event_id)
+	// until the brokers take it.
+	unreported lossRange
+	pending    *lossReport
 	closed     bool
 
 	cancel context.CancelFunc
@@ -116,13 +128,13 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 		MaxAttempts: 1,
 		Transport:   transport,
 	}
-	s := &Sink{cfg: cfg, enc: enc, log: log, w: w, start: cfg.Now(), done: make(chan struct{})}
+	s := &Sink{cfg: cfg, enc: enc, log: log, w: w, done: make(chan struct{})}
 	sp, err := spool.Open(spool.Options{
 		Dir:          cfg.Spool.Dir,
 		MaxBytes:     cfg.Spool.MaxBytes,
 		SegmentBytes: cfg.Spool.SegmentBytes,
 		Log:          log,
-		OnDrop:       s.reportLoss,
+		OnDrop:       s.dropped,
 	})
 	if err != nil {
 		w.Close()
@@ -260,70 +272,144 @@ func (s *Sink) writeLocked(ev *event.Event) error {
 		s.m.encodeErrors.Inc()
 		return err
 	}
-	if ev.Seq > s.lastSeq {
-		s.lastSeq = ev.Seq
-	}
-	if _, err := s.sp.Append(b); err != nil {
+	off, err := s.sp.Append(b)
+	if err != nil {
 		s.m.spoolErrors.Inc()
 		return err
 	}
+	if n := uint64(len(s.spooled)); n == 0 || off != s.spooledBase+n {
+		// First record, or offsets jumped (they do not, but a wrong
+		// range would be worse than none).
+		s.spooled, s.spooledBase = s.spooled[:0], off
+	}
+	s.spooled = append(s.spooled, spooledRec{seq: ev.Seq, time: ev.Time.UnixNano()})
 	s.m.written.Inc()
 	return nil
 }
 
-// reportLoss counts records the spool dropped. The count is reported by a
-// sensor.loss event that the sender puts in front of the next records it
-// delivers, which is where the gap is in the stream; keeping the report out
-// of the spool means a full spool cannot drop the report too.
-func (s *Sink) reportLoss(n uint64, reason string) {
-	s.m.dropped.Add(float64(n))
+// spooledRec is what a loss report needs of a spooled record.
+type spooledRec struct {
+	seq  uint64
+	time int64 // event time, unix ns
+}
+
+// releaseLocked forgets the records below offset end: acknowledged by the
+// brokers or dropped.
+func (s *Sink) releaseLocked(end uint64) {
+	if end <= s.spooledBase {
+		return
+	}
+	n := min(end-s.spooledBase, uint64(len(s.spooled)))
+	s.spooled = s.spooled[n:]
+	s.spooledBase += n
+	if len(s.spooled) == 0 {
+		s.spooledBase = end
+	}
+}
+
+// acked acknowledges the records below end to the spool and forgets them.
+func (s *Sink) acked(end uint64) {
+	s.sp.Ack(end)
 	s.mu.Lock()
-	s.unreported += n
+	s.ackedTo = max(s.ackedTo, end)
+	s.releaseSettledLocked()
 	s.mu.Unlock()
 }
 
-// lossEvent builds the sensor.loss event for n dropped records.
-func (s *Sink) lossEventLocked(n uint64) *event.Event {
-	s.losses++
-	now := s.cfg.Now()
-	host := s.lastHost
-	ev := &event.Event{
-		Schema: event.Schema,
-		// Unique per sink instance and loss report.
-		EventID: event.NewEventID(now, fmt.Sprintf("kafka-spool/%s/%d", host.MachineID, s.start.UnixNano()), s.losses),
-		// The sink has no sequence of its own: it reuses the last sequence
-		// number it saw, so the report neither opens nor hides a gap.
-		Seq:  s.lastSeq,
-		Time: now,
-		Kind: event.KindSensorLoss,
-		Loss: &event.Loss{Where: "kafka-spool", Of: "events dropped: spool full", Count: n},
+// releaseSettledLocked forgets the acknowledged records, unless a drop is
+// yet to be noted: the records below ackedTo may include it.
+func (s *Sink) releaseSettledLocked() {
+	if s.sp.Stats().Dropped == s.droppedSeen {
+		s.releaseLocked(s.ackedTo)
 	}
+}
+
+// lossRange accumulates dropped records for one report.
+type lossRange struct {
+	count    uint64
+	firstSeq uint64
+	lastSeq  uint64
+	from, to int64 // event times, unix ns; 0: none known
+	reason   string
+}
+
+func (r *lossRange) add(rec spooledRec) {
+	if r.firstSeq == 0 || rec.seq < r.firstSeq {
+		r.firstSeq = rec.seq
+	}
+	r.lastSeq = max(r.lastSeq, rec.seq)
+	if r.from == 0 || rec.time < r.from {
+		r.from = rec.time
+	}
+	r.to = max(r.to, rec.time)
+}
+
+// lossReport is a built loss report: the event (kept to spool it at Close)
+// and its message.
+type lossReport struct {
+	ev  *event.Event
+	msg kgo.Message
+}
+
+// dropped counts the records the spool dropped, offsets [from, to), and
+// notes the seqs and times of those this sink spooled. They are reported by
+// a sensor.loss event that the sender puts in front of the next records it
+// delivers, which is where the gap is in the stream; keeping the report out
+// of the spool means a full spool cannot drop the report too.
+func (s *Sink) dropped(from, to uint64, reason string) {
+	s.m.dropped.Add(float64(to - from))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unreported.count += to - from
+	s.unreported.reason = reason
+	s.droppedSeen += to - from
+	lo, hi := max(from, s.spooledBase), min(to, s.spooledBase+uint64(len(s.spooled)))
+	for off := lo; off < hi; off++ {
+		s.unreported.add(s.spooled[off-s.spooledBase])
+	}
+	s.releaseLocked(to)
+	s.releaseSettledLocked()
+}
+
+// lossEventLocked builds the sensor.loss event for r and has it numbered in
+// the pipeline's sequence (Config.Stamp): the report has a seq of its own.
+func (s *Sink) lossEventLocked(r lossRange) *event.Event {
+	host := s.lastHost
+	l := &event.Loss{Where: "kafka-spool", Of: "events dropped: " + r.reason, Count: r.count, FirstSeq: r.firstSeq, LastSeq: r.lastSeq}
+	if r.from != 0 {
+		l.From, l.To = time.Unix(0, r.from).UTC(), time.Unix(0, r.to).UTC()
+	}
+	ev := &event.Event{Schema: event.Schema, Time: s.cfg.Now().UTC(), Kind: event.KindSensorLoss, Loss: l}
 	if host.MachineID != "" {
 		ev.Host = &host
 	}
+	s.cfg.Stamp(ev)
 	return ev
 }
 
-// takeLoss returns a message reporting the records dropped so far, or
-// false when there are none.
-func (s *Sink) takeLoss() (kgo.Message, uint64, bool) {
+// takeLoss returns the loss report to deliver, building it from what was
+// dropped so far when none is pending, or nil when nothing was dropped.
+func (s *Sink) takeLoss() *lossReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.unreported
-	if n == 0 {
-		return kgo.Message{}, 0, false
+	if s.pending != nil {
+		return s.pending
 	}
-	ev := s.lossEventLocked(n)
+	if s.unreported.count == 0 {
+		return nil
+	}
+	ev := s.lossEventLocked(s.unreported)
 	val, err := s.enc.Append(nil, ev)
 	if err != nil {
 		s.log.Error("kafka: encoding loss report", "err", err)
-		return kgo.Message{}, 0, false
+		return nil
 	}
+	s.unreported = lossRange{}
 	host := []byte{}
 	if ev.Host != nil {
 		host = []byte(ev.Host.MachineID)
 	}
-	return kgo.Message{
+	s.pending = &lossReport{ev: ev, msg: kgo.Message{
 		Key:   Key(nil, ev),
 		Value: val,
 		Headers: []kgo.Header{
@@ -332,20 +418,21 @@ func (s *Sink) takeLoss() (kgo.Message, uint64, bool) {
 			{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
 			{Key: HeaderHostID, Value: host},
 		},
-	}, n, true
+	}}
+	return s.pending
 }
 
 // sendLoss delivers the pending loss report, if any.
 func (s *Sink) sendLoss(ctx context.Context) error {
-	msg, n, ok := s.takeLoss()
-	if !ok {
+	r := s.takeLoss()
+	if r == nil {
 		return nil
 	}
-	if err := s.w.WriteMessages(ctx, msg); err != nil {
+	if err := s.w.WriteMessages(ctx, r.msg); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	s.unreported -= n
+	s.pending = nil
 	s.mu.Unlock()
 	s.m.delivered.Inc()
 	return nil
@@ -440,7 +527,7 @@ func (s *Sink) send(ctx context.Context) {
 			}
 			msgs, written, offs = msgs[:n], written[:n], offs[:n]
 		}
-		s.sp.Ack(last + 1)
+		s.acked(last + 1)
 	}
 }
 
@@ -498,10 +585,17 @@ func (s *Sink) Close() error {
 	<-s.done
 	// A loss not yet reported goes into the spool, delivered on next start.
 	s.mu.Lock()
-	if n := s.unreported; n > 0 {
-		if err := s.writeLocked(s.lossEventLocked(n)); err != nil {
-			s.log.Error("kafka: loss report not saved", "dropped", n, "err", err)
+	if r := s.pending; r != nil {
+		if err := s.writeLocked(r.ev); err != nil {
+			s.log.Error("kafka: loss report not saved", "dropped", r.ev.Loss.Count, "err", err)
 		}
+		s.pending = nil
+	}
+	if r := s.unreported; r.count > 0 {
+		if err := s.writeLocked(s.lossEventLocked(r)); err != nil {
+			s.log.Error("kafka: loss report not saved", "dropped", r.count, "err", err)
+		}
+		s.unreported = lossRange{}
 	}
 	s.mu.Unlock()
 	werr := s.w.Close()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/lineaged/lineaged/sink/internal/kafkatest"
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/native"
+	"github.com/lineaged/lineaged/sink/spool"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -38,7 +40,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// sequencer stands in for the pipeline's one sequencer (lineage/policy,
+// which sinks do not import): it numbers what it is given, in call order,
+// from any goroutine.
+type sequencer struct {
+	mu  sync.Mutex
+	seq uint64
+}
+
+func (s *sequencer) Stamp(ev *event.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	ev.Seq = s.seq
+	ev.EventID = event.NewEventID(ev.Time, "kafka-test", s.seq)
+}
+
 func baseConfig(t testing.TB, brokers []string) Config {
+	var reports atomic.Uint64
 	return Config{
 		Brokers:       brokers,
 		Topic:         kafkatest.Topic,
@@ -46,6 +65,12 @@ func baseConfig(t testing.TB, brokers []string) Config {
 		Spool:         SpoolConfig{Dir: filepath.Join(t.TempDir(), "spool"), MaxBytes: 64 << 20},
 		DrainTimeout:  200 * time.Millisecond,
 		DialTimeout:   3 * time.Second,
+		// The events of kafkatest.Events carry their own seqs; loss
+		// reports are numbered far above them.
+		Stamp: func(ev *event.Event) {
+			ev.Seq = 1<<40 + reports.Add(1)
+			ev.EventID = event.NewEventID(ev.Time, "kafka-test", ev.Seq)
+		},
 	}
 }
 
@@ -251,11 +276,18 @@ func TestSpoolFullDropsOldestAndReportsLoss(t *testing.T) {
 	cfg.AllowStartOffline = true
 	cfg.Spool.MaxBytes = 1 << 20
 	cfg.Spool.SegmentBytes = 64 << 10
+	// Numbered as the pipeline does: the sink's loss report by the same
+	// sequencer as the events.
+	seq := &sequencer{}
+	cfg.Stamp = seq.Stamp
 	s, err := New(cfg, native.Encoder{}, nil, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	evs := kafkatest.Events(1, 3000, 3) // ~3000 * 3 KiB, three times the bound
+	for _, ev := range evs {
+		seq.Stamp(ev)
+	}
 	for i, ev := range evs {
 		if err := s.Write(context.Background(), ev); err != nil {
 			t.Fatal(err)
@@ -278,12 +310,18 @@ func TestSpoolFullDropsOldestAndReportsLoss(t *testing.T) {
 	flush(t, s)
 	st = s.Stats()
 	s.Close()
-	delivered := int(st.Appended-st.Dropped) + 1 // + the loss report
+	// Plus the loss reports: one per stretch of drops before the sender
+	// got to build a report (each is built once, then sent as is).
+	reports := int(testutil.ToFloat64(s.m.delivered)) - int(st.Appended-st.Dropped)
+	if reports < 1 {
+		t.Fatalf("no loss report delivered: %+v, delivered metric %v", st, testutil.ToFloat64(s.m.delivered))
+	}
+	delivered := int(st.Appended-st.Dropped) + reports
 	t.Logf("after flush: %+v delivered metric %v", st, testutil.ToFloat64(s.m.delivered))
 	msgs := kafkatest.Consume(t, c.ListenAddrs(), delivered, 30*time.Second)
 	var originals []uint64
 	var lossCount uint64
-	var lossEvents int
+	var losses []*event.Loss
 	ids := map[string]bool{}
 	for _, m := range msgs {
 		if ids[m.EventID] {
@@ -298,20 +336,34 @@ func TestSpoolFullDropsOldestAndReportsLoss(t *testing.T) {
 			if ev.Loss == nil || ev.Loss.Where != "kafka-spool" || ev.Loss.Count == 0 {
 				t.Fatalf("bad loss event %s", m.Value)
 			}
+			// Its own seq, after every event written: not a reused one.
+			if ev.Seq <= uint64(len(evs)) {
+				t.Errorf("loss report has seq %d, which belongs to an event (want one of its own, above %d)", ev.Seq, len(evs))
+			}
 			lossCount += ev.Loss.Count
-			lossEvents++
+			losses = append(losses, ev.Loss)
 			continue
 		}
 		originals = append(originals, ev.Seq)
 	}
 	if len(ids) != delivered {
-		t.Fatalf("delivered %d distinct events, spool says %d appended - %d dropped", len(ids), st.Appended, st.Dropped)
-	}
-	if lossEvents != 1 {
-		t.Fatalf("%d sensor.loss events delivered, want one covering the outage", lossEvents)
+		t.Fatalf("delivered %d distinct events, spool says %d appended - %d dropped + %d reports", len(ids), st.Appended, st.Dropped, reports)
 	}
 	if uint64(len(originals))+lossCount != uint64(len(evs)) || lossCount != st.Dropped {
 		t.Fatalf("%d originals delivered + %d reported lost != %d written (spool dropped %d)", len(originals), lossCount, len(evs), st.Dropped)
+	}
+	// Together the reports name the seqs and times lost, the oldest
+	// 1..Dropped, each its own stretch.
+	next := uint64(1)
+	for _, l := range losses {
+		if l.FirstSeq != next || l.LastSeq != l.FirstSeq+l.Count-1 ||
+			!l.From.Equal(evs[l.FirstSeq-1].Time) || !l.To.Equal(evs[l.LastSeq-1].Time) {
+			t.Errorf("loss of %d covers seqs %d..%d, times %v..%v; want from seq %d, times of those events", l.Count, l.FirstSeq, l.LastSeq, l.From, l.To, next)
+		}
+		next = l.LastSeq + 1
+	}
+	if next != st.Dropped+1 {
+		t.Errorf("loss reports cover seqs up to %d, the spool dropped %d", next-1, st.Dropped)
 	}
 
 	// Oldest first: what survived is the newest contiguous run.
@@ -321,7 +373,7 @@ func TestSpoolFullDropsOldestAndReportsLoss(t *testing.T) {
 			t.Fatalf("surviving events are not the newest run: seq %d at %d, want %d", seq, i, first+uint64(i))
 		}
 	}
-	t.Logf("written %d, dropped %d, delivered %d originals + %d loss reports (counting %d)", len(evs), st.Dropped, len(originals), lossEvents, lossCount)
+	t.Logf("written %d, dropped %d, delivered %d originals + %d loss reports (counting %d)", len(evs), st.Dropped, len(originals), len(losses), lossCount)
 }
 
 func sortedCopy(v []uint64) []uint64 {
@@ -453,5 +505,69 @@ func TestBrokerOutage30s(t *testing.T) {
 	t.Logf("%d events written across the outage, %d records consumed (duplicates included), slowest Write %v", len(written), len(msgs), maxWrite)
 	if maxWrite > time.Second {
 		t.Errorf("a Write took %v during the outage: the broker blocked the caller", maxWrite)
+	}
+}
+
+// The spool moves its acknowledgement point past a drop before it reports
+// the drop (OnDrop). A sender acknowledging later records in between must
+// not make the sink forget the dropped records' seqs and times.
+func TestDropReportedAfterLaterAckKeepsItsRange(t *testing.T) {
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	cfg := baseConfig(t, nil)
+	cfg.setDefaults()
+	s := &Sink{cfg: cfg, enc: native.Encoder{}, log: testLog(t), m: newMetrics(nil, nil, nil)}
+	sp, err := spool.Open(spool.Options{
+		Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10, Log: testLog(t),
+		OnDrop: func(from, to uint64, reason string) { <-gate; s.dropped(from, to, reason) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sp = sp
+	defer func() { open(); sp.Close() }()
+	evs := kafkatest.Events(1, 3000, 3)
+	n := 0
+	for ; n < len(evs) && sp.Stats().Dropped == 0; n++ {
+		if err := s.Write(context.Background(), evs[n]); err != nil {
+			t.Fatal(err)
+		}
+		for n%50 == 49 { // let the writer keep up, until it drops
+			if st := sp.Stats(); st.SyncedUntil == st.NextOffset || st.Dropped > 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	st := sp.Stats()
+	if st.Dropped == 0 {
+		t.Fatalf("the spool dropped nothing after %d events: %+v", n, st)
+	}
+	// The sender delivers and acknowledges what follows the drop before
+	// the drop is reported.
+	s.acked(st.NextOffset)
+	open()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.mu.Lock()
+		r := s.unreported
+		s.mu.Unlock()
+		if r.count == st.Dropped {
+			if r.firstSeq != 1 || r.lastSeq != st.Dropped || r.from != evs[0].Time.UnixNano() || r.to != evs[st.Dropped-1].Time.UnixNano() {
+				t.Fatalf("drop of %d reported as seqs %d..%d, times %d..%d; want 1..%d", r.count, r.firstSeq, r.lastSeq, r.from, r.to, st.Dropped)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("drop of %d never reported: %+v", st.Dropped, r)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.spooled) != 0 {
+		t.Errorf("%d records still indexed after everything was acknowledged or dropped", len(s.spooled))
 	}
 }

@@ -194,6 +194,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.Str(dst, "severity", "alert", a.Severity)
 		dst = st.Str(dst, "message", "alert", a.Message)
 		dst = st.OptStr(dst, "action", "alert", a.Action)
+		dst = st.OptStr(dst, "trigger_event_id", "alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if len(ev.Partial) > 0 {

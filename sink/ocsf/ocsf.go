@@ -301,7 +301,13 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = st.Str(dst, "name", "finding_info.analytic", al.Rule)
 			dst = intField(dst, "type_id", 1)
 			dst = rawField(dst, "type", `"Rule"`)
-			dst = append(dst, '}', '}')
+			dst = append(dst, '}')
+			if al.TriggerEventID != "" {
+				dst = append(jsonw.AppendKey(dst, "related_events"), '[', '{')
+				dst = st.Str(dst, "uid", "finding_info.related_events", al.TriggerEventID)
+				dst = append(dst, '}', ']')
+			}
+			dst = append(dst, '}')
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
 			dst = st.Str(dst, "message", "", al.Message)
 		}
@@ -341,6 +347,11 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = jsonw.AppendKey(dst, "message")
 			msg := "events lost: " + strconv.FormatUint(l.Count, 10) + " at " + l.Where
 			dst, _ = jsonw.AppendString(dst, msg)
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+			if !l.From.IsZero() {
+				dst = msField(dst, "start_time", l.From)
+				dst = msField(dst, "end_time", l.To)
+			}
 		}
 	}
 	dst = e.unmapped(&st, dst, ev)
@@ -737,6 +748,7 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = st.Str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
 		dst = st.Str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
 		dst = st.OptStr(dst, "action", "unmapped.lineaged.alert", a.Action)
+		dst = st.OptStr(dst, "trigger_event_id", "unmapped.lineaged.alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
 	if l := ev.Loss; l != nil {

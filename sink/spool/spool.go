@@ -66,9 +66,10 @@ type Options struct {
 	// the disk copy is what survives a broker outage or a restart.
 	MemoryBytes int64
 	// OnDrop is called (from the spool's writer goroutine, with no lock
-	// held) with the number of records dropped because the spool was full
-	// or damaged. It may call Append.
-	OnDrop func(n uint64, reason string)
+	// held) with the offsets [from, to) of records dropped because the
+	// spool was full or damaged: to-from records, always the oldest not yet
+	// acknowledged. It may call Append.
+	OnDrop func(from, to uint64, reason string)
 	// Log receives recovery and I/O errors.
 	Log *slog.Logger
 }
@@ -519,7 +520,7 @@ func (s *Spool) flush(buf []byte, n uint64) error {
 // enforceLimit drops the oldest closed segments while the spool is over
 // MaxBytes, and reports how many unacknowledged records went with them.
 func (s *Spool) enforceLimit() {
-	var lost uint64
+	var lost, from uint64
 	var gone []string
 	s.mu.Lock()
 	total := int64(len(s.pend))
@@ -531,6 +532,9 @@ func (s *Spool) enforceLimit() {
 		s.segs = s.segs[1:]
 		total -= g.size
 		if g.end() > s.acked {
+			if lost == 0 {
+				from = max(g.base, s.acked)
+			}
 			lost += g.end() - max(g.base, s.acked)
 			s.acked = g.end()
 		}
@@ -547,7 +551,7 @@ func (s *Spool) enforceLimit() {
 	if lost > 0 {
 		s.log.Warn("spool full: dropped oldest events", "dropped", lost, "max_bytes", s.opts.MaxBytes)
 		if s.opts.OnDrop != nil {
-			s.opts.OnDrop(lost, "spool full")
+			s.opts.OnDrop(from, from+lost, "spool full")
 		}
 	}
 }
@@ -626,13 +630,14 @@ func (s *Spool) readDisk(maxN, maxBytes int) ([]Record, error) {
 		return nil, err
 	}
 	out, bad := s.readRecords(cur, limit, maxN, maxBytes)
-	var lost uint64
+	var lost, lostFrom uint64
 	if bad != nil {
+		lostFrom = s.rdPos
 		lost = s.abandonSegment(g, bad)
 	}
 	out = s.advanceCursor(out, cur, g, bad != nil, lost)
 	if lost > 0 && s.opts.OnDrop != nil {
-		s.opts.OnDrop(lost, "spool segment damaged")
+		s.opts.OnDrop(lostFrom, lostFrom+lost, "spool segment damaged")
 	}
 	return out, nil
 }

@@ -230,7 +230,7 @@ func TestFullDropsOldestAndCounts(t *testing.T) {
 	s := open(t, dir, &lb, func(o *Options) {
 		o.MaxBytes = 64 << 10
 		o.SegmentBytes = 8 << 10
-		o.OnDrop = func(n uint64, _ string) { mu.Lock(); reported += n; mu.Unlock() }
+		o.OnDrop = func(from, to uint64, _ string) { mu.Lock(); reported += to - from; mu.Unlock() }
 	})
 	defer s.Close()
 	for i := 0; i < 5000; i++ {
@@ -322,7 +322,7 @@ func TestDamageFoundWhileReading(t *testing.T) {
 	var reason string
 	s := open(t, dir, &lb, func(o *Options) {
 		o.MemoryBytes = 1 // every read goes to disk
-		o.OnDrop = func(n uint64, why string) { mu.Lock(); reported += n; reason = why; mu.Unlock() }
+		o.OnDrop = func(from, to uint64, why string) { mu.Lock(); reported += to - from; reason = why; mu.Unlock() }
 	})
 	defer s.Close()
 	appendN(t, s, 0, 600)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/lineaged/lineaged/tests/testutil"
@@ -93,7 +94,7 @@ func TestRootDenyExec(t *testing.T) {
 	lookalike := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denydir-not", "tool"), 0o700)
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyExec: []string{denied, prefix}}, log)
+	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyKeys: policy.DenyKeys([]string{denied, prefix}, filepath.EvalSymlinks)}, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -139,11 +140,15 @@ func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denie
 	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
 
 	type deniedRun struct {
-		path, rule string
-		pid        uint32
+		path string
+		rule uint32 // index of the deny_exec entry
+		pid  uint32
 	}
 	var denies []deniedRun
-	for _, c := range []struct{ path, rule string }{{denied, denied}, {underPrefix, prefix}} {
+	for _, c := range []struct {
+		path string
+		rule uint32
+	}{{denied, 0}, {underPrefix, 1}} {
 		m := startMember(t, s, ref, c.path)
 		err := m.run()
 		denies = append(denies, deniedRun{c.path, c.rule, m.pid()})
@@ -210,7 +215,7 @@ wait:
 
 	got := find(func(ev sensor.Event) bool { return ev.Kind == sensor.KindDeny })
 	for _, d := range got {
-		t.Logf("deny: pid %d %q rule %q action %s", d.Proc.PID, d.Deny.Path, d.Deny.Rule, d.Deny.Action)
+		t.Logf("deny: pid %d %q rule %d action %s", d.Proc.PID, d.Deny.Path, d.Deny.RuleIndex, d.Deny.Action)
 	}
 	if len(got) != len(denies) {
 		t.Fatalf("%d deny records, want %d", len(got), len(denies))
@@ -221,8 +226,8 @@ wait:
 	}
 	for i, r := range denies {
 		d := got[i]
-		if d.Proc.PID != r.pid || d.Deny.Path != r.path || d.Deny.Rule != r.rule || d.Deny.Action != want || d.Deny.PathTruncated {
-			t.Errorf("deny record pid %d %+v, want pid %d path %q rule %q action %s", d.Proc.PID, *d.Deny, r.pid, r.path, r.rule, want)
+		if d.Proc.PID != r.pid || d.Deny.Path != r.path || d.Deny.RuleIndex != r.rule || d.Deny.Action != want || d.Deny.PathTruncated {
+			t.Errorf("deny record pid %d %+v, want pid %d path %q rule %d action %s", d.Proc.PID, *d.Deny, r.pid, r.path, r.rule, want)
 		}
 		if d.Session != ref {
 			t.Errorf("deny record session %+v, want %+v", d.Session, ref)
@@ -279,7 +284,7 @@ func TestRootDoctorEnforcement(t *testing.T) {
 	}
 	t.Logf("doctor: enforcement: %s; fentry: ok=%v %s", enf.Detail, fentry.OK, fentry.Detail)
 
-	s, err := kernel.New(kernel.Config{DenyExec: []string{"/nonexistent/denied"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := kernel.New(kernel.Config{DenyKeys: map[string]uint32{"/nonexistent/denied": 0}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

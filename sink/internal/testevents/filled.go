@@ -36,7 +36,8 @@ func fill(v reflect.Value, n *int, hostile bool) {
 			return
 		}
 		for i := 0; i < v.NumField(); i++ {
-			if v.Type().Field(i).IsExported() {
+			// json:"-" fields are hand-offs between stages, not contract.
+			if f := v.Type().Field(i); f.IsExported() && f.Tag.Get("json") != "-" {
 				fill(v.Field(i), n, hostile)
 			}
 		}

@@ -145,6 +145,8 @@ func New(kind string, seq uint64, session string) *event.Event {
 		ev.Alert = &event.Alert{Rule: "agent-reads-secrets", Severity: "high", Message: "agent tool read .env"}
 		if kind == event.KindPolicyAction {
 			ev.Alert.Action = "kill"
+		} else {
+			ev.Alert.TriggerEventID = event.NewEventID(t, "test-instance", seq+1)
 		}
 	case event.KindSensorStart, event.KindSensorStop:
 		ev.Sensor = &event.Sensor{Version: "0.1.0", InstanceID: "test-instance", Scope: "agents", Source: "live", Hooks: "tracepoint"}
@@ -152,7 +154,9 @@ func New(kind string, seq uint64, session string) *event.Event {
 			ev.Sensor.Reason = "signal: terminated"
 		}
 	case event.KindSensorLoss:
-		ev.Loss = &event.Loss{Where: "ringbuf", Of: "events", Count: 17}
+		// A spool drop: every range field is set.
+		ev.Loss = &event.Loss{Where: "kafka-spool", Of: "events dropped: spool full", Count: 17,
+			FirstSeq: 100, LastSeq: 116, From: t.Add(-time.Second), To: t.Add(-time.Millisecond)}
 	default:
 		panic(fmt.Sprintf("testevents: unknown kind %q", kind))
 	}

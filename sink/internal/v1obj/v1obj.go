@@ -138,12 +138,20 @@ func Agent(m *Marks, dst []byte, prefix string, a *event.Agent) []byte {
 	return append(dst, '}')
 }
 
-// Loss writes "loss":{...}, what a sensor.loss reports lost; prefix is the
-// object's path.
+// Loss writes "loss":{...}, what a sensor.loss reports lost and, when known,
+// the seqs and times it covers; prefix is the object's path.
 func Loss(m *Marks, dst []byte, prefix string, l *event.Loss) []byte {
 	dst = append(jsonw.AppendKey(dst, "loss"), '{')
 	dst = m.Str(dst, "where", prefix, l.Where)
 	dst = m.OptStr(dst, "of", prefix, l.Of)
 	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+	if l.FirstSeq != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), l.FirstSeq)
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), l.LastSeq)
+	}
+	if !l.From.IsZero() {
+		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "from"), l.From)
+		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "to"), l.To)
+	}
 	return append(dst, '}')
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sink"
 	"github.com/lineaged/lineaged/sink/kafka"
 )
@@ -36,6 +37,7 @@ func run() error {
 		return fmt.Errorf("-spool is required")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	seq := policy.NewSequencer("demo")
 	s, err := sink.New(sink.Config{
 		Format:        *format,
 		SensorVersion: "demo",
@@ -43,6 +45,7 @@ func run() error {
 			Brokers: strings.Split(*brokers, ","),
 			Topic:   *topic,
 			Spool:   kafka.SpoolConfig{Dir: *spoolDir, MaxBytes: 16 << 20},
+			Stamp:   seq.Stamp,
 		},
 	}, nil, log)
 	if err != nil {
@@ -56,7 +59,7 @@ func run() error {
 		t := now.Add(time.Duration(i) * time.Millisecond)
 		pid := uint32(1000 + i)
 		ev := &event.Event{
-			Schema: event.Schema, EventID: event.NewEventID(t, "demo", uint64(i)), Seq: uint64(i), Time: t,
+			Schema: event.Schema, Time: t,
 			Kind: event.KindProcessExec, Host: h,
 			Process: &event.Process{
 				ExecID: event.ExecID(h.BootID, pid, uint64(i), uint64(i)), ParentExecID: root,
@@ -66,6 +69,7 @@ func run() error {
 			Agent: &event.Agent{Name: "claude-code", RootExecID: root, Role: event.RoleTool,
 				ToolUse: &event.ToolUse{ID: fmt.Sprintf("toolu_demo_%d", i), Name: "Bash"}},
 		}
+		seq.Stamp(ev)
 		if err := s.Write(context.Background(), ev); err != nil {
 			return err
 		}

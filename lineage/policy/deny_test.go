@@ -1,0 +1,128 @@
+package policy
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
+
+func TestValidateDenyExec(t *testing.T) {
+	good := []string{"/usr/bin/curl", "/opt/tools/", "/a b/\xffname", "/" + strings.Repeat("x", 254)}
+	if err := ValidateDenyExec(good); err != nil {
+		t.Fatalf("valid entries: %v", err)
+	}
+	for _, c := range []struct {
+		entry, want string
+	}{
+		{"", "empty"},
+		{"usr/bin/curl", "not an absolute path"},
+		{"/", "every executable"},
+		{"/usr//bin/curl", `not a clean path (want "/usr/bin/curl")`},
+		{"/usr/bin/../bin/curl", "not a clean path"},
+		{"/opt/tools/./", `not a clean path (want "/opt/tools/")`},
+		{"/a\x00b", "NUL"},
+		{"/" + strings.Repeat("x", 255), "256 bytes, at most 255"},
+	} {
+		err := ValidateDenyExec([]string{"/ok", c.entry})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "entry 1") {
+			t.Errorf("%q: %v, want an error naming entry 1 and %q", c.entry, err, c.want)
+		}
+	}
+	if err := ValidateDenyExec([]string{"/x", "/x"}); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("duplicate: %v", err)
+	}
+	many := make([]string, DenyExecMax+1)
+	for i := range many {
+		many[i] = "/bin/x" + strings.Repeat("y", i%200) + string(rune('a'+i%26))
+	}
+	if err := ValidateDenyExec(many); err == nil {
+		t.Error("more than DenyExecMax entries accepted")
+	}
+	if _, err := New(Config{DenyExec: []string{"relative"}}); err == nil || !strings.Contains(err.Error(), `policy.deny_exec: deny_exec entry 0 "relative"`) {
+		t.Errorf("stage with a bad entry: %v", err)
+	}
+}
+
+func TestDenyKeysAddResolvedForms(t *testing.T) {
+	links := map[string]string{"/bin/curl": "/usr/bin/curl", "/bin": "/usr/bin", "/opt/link": "/srv/real"}
+	resolve := func(p string) (string, error) {
+		if r, ok := links[p]; ok {
+			return r, nil
+		}
+		if p == "/gone" {
+			return "", os.ErrNotExist
+		}
+		return p, nil
+	}
+	got := DenyKeys([]string{"/bin/curl", "/bin/", "/opt/link/", "/gone", "/usr/bin/curl"}, resolve)
+	want := map[string]uint32{
+		"/bin/curl": 0, "/usr/bin/curl": 0, // the first entry owns the resolved form
+		"/bin/": 1, "/usr/bin/": 1,
+		"/opt/link/": 2, "/srv/real/": 2,
+		"/gone": 3,
+	}
+	if len(got) != len(want) {
+		t.Errorf("keys %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("key %q: %d %v, want %d", k, g, ok, v)
+		}
+	}
+}
+
+// A kernel deny record becomes the policy.alert of the matching rule and
+// the policy.action the kernel took (as reported before the stage existed),
+// the alert naming the action as its trigger.
+func TestDenyBecomesAlertAndAction(t *testing.T) {
+	s, err := New(Config{DenyExec: []string{"/usr/bin/", "/opt/x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := NewSequencer("t")
+	for _, c := range []struct {
+		deny  event.Deny
+		entry string
+	}{
+		{event.Deny{Path: "/usr/bin/curl", RuleIndex: 0, Action: "blocked"}, `entry "/usr/bin/"`},
+		{event.Deny{Path: "/opt/x", RuleIndex: 1, Action: "killed"}, `entry "/opt/x"`},
+		{event.Deny{Path: "/opt/y", RuleIndex: 7, Action: "kill-failed"}, `entry "#7"`},
+		{event.Deny{Path: "/opt/z", RuleIndex: 9, Rule: "/opt/z", Action: "killed"}, `entry "/opt/z"`},
+	} {
+		d := c.deny
+		proc := &event.Process{PID: 50, ExecID: "e50", Argv: []string{"curl", "--token", "hunter22"}}
+		in := &event.Event{Schema: event.Schema, Kind: event.KindPolicyAction, Process: proc,
+			Agent: &event.Agent{Name: "claude-code", RootExecID: "r"}, Deny: &d}
+		out := s.Process(in)
+		if len(out) != 2 {
+			t.Fatalf("%s: %d events, want the alert and the action", d.Path, len(out))
+		}
+		seq.StampAll(out)
+		al, act := out[0], out[1]
+		if al.Kind != event.KindPolicyAlert || al.Alert.Rule != RuleDenyExec || al.Alert.Severity != "high" ||
+			!strings.Contains(al.Alert.Message, c.entry) || al.Alert.Action != "" ||
+			al.Alert.TriggerEventID != act.EventID || act.EventID == "" || al.Alert.Trigger != nil {
+			t.Errorf("%s: alert %+v, trigger %q", d.Path, al.Alert, act.EventID)
+		}
+		if act.Kind != event.KindPolicyAction || act.Alert.Rule != RuleDenyExec || act.Alert.Severity != "high" ||
+			act.Alert.Action != d.Action || !strings.Contains(act.Alert.Message, c.entry) ||
+			!strings.Contains(act.Alert.Message, denyWhat[d.Action]) || act.Alert.TriggerEventID != "" {
+			t.Errorf("%s: action %+v", d.Path, act.Alert)
+		}
+		for _, ev := range out {
+			if ev.Deny != nil || ev.Process == nil || ev.Process.PID != 50 || ev.Agent == nil {
+				t.Errorf("%s %s: deny %+v process %+v agent %+v", d.Path, ev.Kind, ev.Deny, ev.Process, ev.Agent)
+			}
+			if ev.Process.Argv[2] == "hunter22" {
+				t.Errorf("%s %s: argv not redacted: %q", d.Path, ev.Kind, ev.Process.Argv)
+			}
+		}
+	}
+	// Anything else passes through, redacted.
+	ev := &event.Event{Kind: event.KindProcessExec, Process: &event.Process{ExecID: "x", Argv: []string{"a", "--password=hunter22"}}}
+	if out := s.Process(ev); len(out) != 1 || out[0] != ev || strings.Contains(ev.Process.Argv[1], "hunter22") {
+		t.Errorf("pass-through: %v %q", out, ev.Process.Argv)
+	}
+}

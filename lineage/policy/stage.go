@@ -1,0 +1,94 @@
+// Package policy is the stage between enrichment and the sinks (DESIGN.md:
+// lineage → policy → encoder → sinks). It owns the rules and what they
+// produce: the deny-exec list (validated here and turned into the keys the
+// kernel enforces), the policy.alert and policy.action events, the output
+// transforms (redaction, in policy/redact) and, last of all, the one
+// Sequencer that numbers every event before it is written.
+package policy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy/redact"
+)
+
+// Config is the policy in force.
+type Config struct {
+	// DenyExec lists executables agent-session members must not run
+	// (ValidateDenyExec); the kernel enforces DenyKeys of it, the stage
+	// reports what it did.
+	DenyExec []string
+	// Redact selects the redaction applied to every event on its way out.
+	Redact redact.Config
+}
+
+// Stage applies the policy to the enriched events. It is not safe for
+// concurrent use: the pipeline runs it on one goroutine.
+type Stage struct {
+	denyExec []string
+	redactor *redact.Redactor
+	out      []*event.Event
+
+	// first is the time of the first event seen, where the first loss
+	// window opens; lossAt the time of the last report of each loss.
+	first  time.Time
+	lossAt map[lossKey]time.Time
+}
+
+type lossKey struct{ where, of string }
+
+// New validates cfg and builds the stage. Errors name the setting.
+func New(cfg Config) (*Stage, error) {
+	if err := ValidateDenyExec(cfg.DenyExec); err != nil {
+		return nil, fmt.Errorf("policy.deny_exec: %w", err)
+	}
+	r, err := redact.New(cfg.Redact)
+	if err != nil {
+		return nil, fmt.Errorf("redact.patterns: %w", err)
+	}
+	return &Stage{denyExec: append([]string(nil), cfg.DenyExec...), redactor: r, lossAt: make(map[lossKey]time.Time)}, nil
+}
+
+// Process runs the rules over ev and returns the events to write in its
+// place, in order: ev itself and whatever the rules made of it, each through
+// the output transforms. None is numbered yet (Sequencer.StampAll). The
+// slice is reused by the next call.
+func (s *Stage) Process(ev *event.Event) []*event.Event {
+	if s.first.IsZero() {
+		s.first = ev.Time
+	}
+	out := s.out[:0]
+	switch {
+	case ev.Deny != nil:
+		out = s.deny(out, ev)
+	case ev.Kind == event.KindSensorLoss && ev.Loss != nil:
+		s.lossWindow(ev)
+		out = append(out, ev)
+	default:
+		out = append(out, ev)
+	}
+	for _, o := range out {
+		s.redactor.Event(o)
+	}
+	s.out = out
+	return out
+}
+
+// lossWindow gives a loss report for events that were never seen (lost in
+// the kernel or a queue on the way to lineage) the time range it covers:
+// since the previous report of the same loss, or since the first event.
+func (s *Stage) lossWindow(ev *event.Event) {
+	l := ev.Loss
+	if !l.From.IsZero() {
+		return
+	}
+	k := lossKey{l.Where, l.Of}
+	from, ok := s.lossAt[k]
+	if !ok {
+		from = s.first
+	}
+	l.From, l.To = from, ev.Time
+	s.lossAt[k] = ev.Time
+}
