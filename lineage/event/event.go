@@ -263,6 +263,9 @@ type Alert struct {
 	Severity string `json:"severity"`
 	Message  string `json:"message"`
 	Action   string `json:"action,omitempty"`
+	// Mitre lists the MITRE ATT&CK technique ids of the rule
+	// (policy.alert), e.g. T1552.004.
+	Mitre []string `json:"mitre,omitempty"`
 	// TriggerEventID is the event_id of the event the rule matched
 	// (policy.alert).
 	TriggerEventID string `json:"trigger_event_id,omitempty"`

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
@@ -22,14 +23,23 @@ type Config struct {
 	DenyExec []string
 	// Redact selects the redaction applied to every event on its way out.
 	Redact redact.Config
+	// Rules is the rule set in force at start (LoadRules); nil: none.
+	// SetRules replaces it.
+	Rules *Rules
 }
 
-// Stage applies the policy to the enriched events. It is not safe for
-// concurrent use: the pipeline runs it on one goroutine.
+// Stage applies the policy to the enriched events. Process is not safe for
+// concurrent use: the pipeline runs it on one goroutine; SetRules and
+// RuleStats may be called from any.
 type Stage struct {
 	denyExec []string
 	redactor *redact.Redactor
 	out      []*event.Event
+
+	rules    atomic.Pointer[Rules]
+	act      activation
+	counts   ruleCounts
+	sessions map[string]struct{}
 
 	// first is the time of the first event seen, where the first loss
 	// window opens; lossAt the time of the last report of each loss.
@@ -48,7 +58,14 @@ func New(cfg Config) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redact.patterns: %w", err)
 	}
-	return &Stage{denyExec: append([]string(nil), cfg.DenyExec...), redactor: r, lossAt: make(map[lossKey]time.Time)}, nil
+	s := &Stage{
+		denyExec: append([]string(nil), cfg.DenyExec...),
+		redactor: r,
+		lossAt:   make(map[lossKey]time.Time),
+		sessions: make(map[string]struct{}),
+	}
+	s.rules.Store(cfg.Rules)
+	return s, nil
 }
 
 // Process runs the rules over ev and returns the events to write in its
@@ -65,9 +82,9 @@ func (s *Stage) Process(ev *event.Event) []*event.Event {
 		out = s.deny(out, ev)
 	case ev.Kind == event.KindSensorLoss && ev.Loss != nil:
 		s.lossWindow(ev)
-		out = append(out, ev)
+		out = s.evaluate(out, ev)
 	default:
-		out = append(out, ev)
+		out = s.evaluate(out, ev)
 	}
 	for _, o := range out {
 		s.redactor.Event(o)

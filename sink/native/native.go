@@ -194,6 +194,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.Str(dst, "severity", "alert", a.Severity)
 		dst = st.Str(dst, "message", "alert", a.Message)
 		dst = st.OptStr(dst, "action", "alert", a.Action)
+		if len(a.Mitre) > 0 {
+			dst = st.StrList(dst, "mitre", "alert", a.Mitre)
+		}
 		dst = st.OptStr(dst, "trigger_event_id", "alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}

@@ -302,6 +302,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = intField(dst, "type_id", 1)
 			dst = rawField(dst, "type", `"Rule"`)
 			dst = append(dst, '}')
+			if len(al.Mitre) > 0 {
+				dst = attacks(&st, dst, al.Mitre)
+			}
 			if al.TriggerEventID != "" {
 				dst = append(jsonw.AppendKey(dst, "related_events"), '[', '{')
 				dst = st.Str(dst, "uid", "finding_info.related_events", al.TriggerEventID)
@@ -796,4 +799,24 @@ func parentPath(path string) string {
 		return "evidences.process.parent_process"
 	}
 	return path + ".parent_process"
+}
+
+// attacks writes finding_info.attacks: one ATT&CK object per technique id
+// of the rule, a sub-technique (T1552.004) under its technique (T1552).
+func attacks(st *v1obj.Marks, dst []byte, ids []string) []byte {
+	dst = append(jsonw.AppendKey(dst, "attacks"), '[')
+	for _, id := range ids {
+		dst = append(jsonw.Comma(dst), '{')
+		tech := id
+		if i := strings.IndexByte(id, '.'); i > 0 {
+			tech = id[:i]
+			dst = append(jsonw.AppendKey(dst, "sub_technique"), '{')
+			dst = st.Str(dst, "uid", "finding_info.attacks.sub_technique", id)
+			dst = append(dst, '}')
+		}
+		dst = append(jsonw.AppendKey(dst, "technique"), '{')
+		dst = st.Str(dst, "uid", "finding_info.attacks.technique", tech)
+		dst = append(dst, '}', '}')
+	}
+	return append(dst, ']')
 }

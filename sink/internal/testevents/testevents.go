@@ -147,6 +147,7 @@ func New(kind string, seq uint64, session string) *event.Event {
 			ev.Alert.Action = "kill"
 		} else {
 			ev.Alert.TriggerEventID = event.NewEventID(t, "test-instance", seq+1)
+			ev.Alert.Mitre = []string{"T1552.001", "T1005"}
 		}
 	case event.KindSensorStart, event.KindSensorStop:
 		ev.Sensor = &event.Sensor{Version: "0.1.0", InstanceID: "test-instance", Scope: "agents", Source: "live", Hooks: "tracepoint"}
