@@ -136,6 +136,8 @@ type PostureConfig struct {
 type PolicyConfig struct {
 	// DenyExec lists executables agent-session members must not run.
 	DenyExec []string `mapstructure:"deny_exec"`
+	// Rules is the rule file or directory (docs/rules.md); "" for none.
+	Rules string `mapstructure:"rules"`
 }
 
 // MetricsConfig controls the Prometheus endpoint.
@@ -188,6 +190,7 @@ var defaults = map[string]any{
 	"redact.patterns":          []string{},
 	"redact.export_prompt":     false,
 	"metrics.listen":           "",
+	"policy.rules":             "",
 	"log.level":                "info",
 }
 

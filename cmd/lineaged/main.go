@@ -27,6 +27,7 @@ const usage = `lineaged: eBPF sensor for AI coding agents
 Usage:
   lineaged run [flags]      run the sensor (events to stdout by default)
   lineaged doctor [flags]   check that this host can run the sensor
+  lineaged rules check|test check rules, or run them over recorded events
   lineaged version          print the version
 
 Run "lineaged run --help" for the flags.
@@ -63,6 +64,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args[1:], stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(args[1:], stdout, stderr)
+	case "rules":
+		err = cmdRules(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "lineaged %s\n", version)
 	case "help", "-h", "--help":

@@ -63,6 +63,7 @@ func (p *pipeline) registerStats() error {
 		}
 	}
 	for _, c := range []prometheus.Collector{
+		newRuleCollector(p),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	} {

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,7 +59,8 @@ type pipeline struct {
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
 
-	writeErrs uint64 // sink writes that failed (run's goroutine only)
+	writeErrs uint64      // sink writes that failed (run's goroutine only)
+	reloads   ruleReloads // SIGHUP reloads of policy.rules
 }
 
 // newInstanceID names this run of the sensor in event ids.
@@ -146,8 +150,13 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 	p.sink = sk
+	rules, err := loadRules(cfg, log.With("component", "policy"))
+	if err != nil {
+		return p, err
+	}
 	p.policy, err = policy.New(policy.Config{
 		DenyExec: cfg.Policy.DenyExec,
+		Rules:    rules,
 		Redact: redact.Config{
 			Patterns:   cfg.Redact.Patterns,
 			KeepPrompt: cfg.Redact.ExportPrompt,
@@ -354,10 +363,16 @@ func (p *pipeline) write(ev *event.Event) {
 }
 
 func runPipeline(ctx context.Context, cfg *Config, stdout io.Writer, log *slog.Logger) error {
+	// SIGHUP reloads the rules; caught from the start, so it never ends
+	// the process (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	p, err := start(cfg, stdout, log)
 	if err != nil {
 		return err
 	}
+	go p.reloadOnHUP(ctx, hup)
 	if err := p.registerStats(); err != nil {
 		p.close()
 		return err

@@ -113,6 +113,7 @@ func (s *Stage) deny(dst []*event.Event, ev *event.Event) []*event.Event {
 		Message:  fmt.Sprintf("%q is denied to agent sessions (entry %q): %s", d.Path, entry, denyWhat[d.Action]),
 		Action:   d.Action,
 	}
+	s.counts.alert(RuleDenyExec, "high")
 	alert := *ev
 	alert.Kind = event.KindPolicyAlert
 	alert.Alert = &event.Alert{
