@@ -90,8 +90,8 @@ func (s *Stage) evaluate(dst []*event.Event, ev *event.Event) []*event.Event {
 		return dst
 	}
 	a := &s.act
-	a.ev, a.sessions = ev, int64(len(s.sessions))
-	for _, r := range rs.rules {
+	a.bind(ev, len(s.sessions), rs.adapter)
+	for _, r := range rs.forKind(ev.Kind) {
 		if !s.matches(r, a) {
 			continue
 		}
@@ -102,7 +102,7 @@ func (s *Stage) evaluate(dst []*event.Event, ev *event.Event) []*event.Event {
 			}
 		}
 	}
-	a.ev = nil
+	a.bind(nil, 0, nil)
 	s.endSession(ended)
 	return dst
 }

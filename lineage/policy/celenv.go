@@ -4,6 +4,8 @@ import (
 	"reflect"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
 
@@ -44,6 +46,7 @@ func newEnv() (*cel.Env, error) {
 			reflect.TypeOf(&event.Net{}),
 		),
 		ext.Strings(),
+		ext.Bindings(),
 		cel.CrossTypeNumericComparisons(true),
 		cel.Variable(varKind, cel.StringType),
 		cel.Variable(varProcess, obj(&event.Process{})),
@@ -58,12 +61,30 @@ func newEnv() (*cel.Env, error) {
 	)
 }
 
+// Variable slots of the activation's per-event cache.
+const (
+	slotKind = iota
+	slotProcess
+	slotBinary
+	slotAncestry
+	slotAgent
+	slotIdentity
+	slotPosture
+	slotFile
+	slotNet
+	slotSessions
+	nSlots
+)
+
 // activation gives the rules one event. It is reused from event to event
-// (the stage runs on one goroutine): binding an event costs a few pointer
-// copies, and a part is only turned into a CEL value when a rule reads it.
+// (the stage runs on one goroutine): binding an event costs a few stores,
+// a part is turned into a CEL value only when a rule first reads it, and
+// that value is kept for the other rules judging the same event.
 type activation struct {
 	ev       *event.Event
 	sessions int64
+	adapter  types.Adapter
+	cache    [nSlots]ref.Val
 	empty    struct {
 		process  event.Process
 		binary   event.Binary
@@ -77,53 +98,88 @@ type activation struct {
 
 var _ interpreter.Activation = (*activation)(nil)
 
+// bind makes ev the event the rules see.
+func (a *activation) bind(ev *event.Event, sessions int, adapter types.Adapter) {
+	a.ev, a.sessions, a.adapter = ev, int64(sessions), adapter
+	a.cache = [nSlots]ref.Val{}
+}
+
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
-	ev := a.ev
+	slot := -1
 	switch name {
 	case varKind:
-		return ev.Kind, true
+		slot = slotKind
 	case varProcess:
-		if ev.Process != nil {
-			return ev.Process, true
-		}
-		return &a.empty.process, true
+		slot = slotProcess
 	case varBinary:
-		if ev.Process != nil && ev.Process.Binary != nil {
-			return ev.Process.Binary, true
-		}
-		return &a.empty.binary, true
+		slot = slotBinary
 	case varAncestry:
-		return ev.Ancestry, true
+		slot = slotAncestry
 	case varAgent:
-		if ev.Agent != nil {
-			return ev.Agent, true
-		}
-		return &a.empty.agent, true
+		slot = slotAgent
 	case varIdentity:
-		if ev.Identity != nil {
-			return ev.Identity, true
-		}
-		return &a.empty.identity, true
+		slot = slotIdentity
 	case varPosture:
-		if ev.Posture != nil {
-			return ev.Posture, true
-		}
-		return &a.empty.posture, true
+		slot = slotPosture
 	case varFile:
-		if ev.File != nil {
-			return ev.File, true
-		}
-		return &a.empty.file, true
+		slot = slotFile
 	case varNet:
-		if ev.Net != nil {
-			return ev.Net, true
-		}
-		return &a.empty.net, true
+		slot = slotNet
 	case varSessions:
-		return a.sessions, true
+		slot = slotSessions
+	default:
+		return nil, false
 	}
-	return nil, false
+	if v := a.cache[slot]; v != nil {
+		return v, true
+	}
+	v := a.value(slot)
+	a.cache[slot] = v
+	return v, true
+}
+
+// value is the CEL value of a variable for the bound event; a part the
+// event lacks is its empty value.
+func (a *activation) value(slot int) ref.Val {
+	ev := a.ev
+	switch slot {
+	case slotKind:
+		return types.String(ev.Kind)
+	case slotSessions:
+		return types.Int(a.sessions)
+	case slotAncestry:
+		return a.adapter.NativeToValue(ev.Ancestry)
+	}
+	var raw any
+	switch slot {
+	case slotProcess:
+		raw = orEmpty(ev.Process, &a.empty.process)
+	case slotBinary:
+		var b *event.Binary
+		if ev.Process != nil {
+			b = ev.Process.Binary
+		}
+		raw = orEmpty(b, &a.empty.binary)
+	case slotAgent:
+		raw = orEmpty(ev.Agent, &a.empty.agent)
+	case slotIdentity:
+		raw = orEmpty(ev.Identity, &a.empty.identity)
+	case slotPosture:
+		raw = orEmpty(ev.Posture, &a.empty.posture)
+	case slotFile:
+		raw = orEmpty(ev.File, &a.empty.file)
+	case slotNet:
+		raw = orEmpty(ev.Net, &a.empty.net)
+	}
+	return a.adapter.NativeToValue(raw)
+}
+
+func orEmpty[T any](p, empty *T) *T {
+	if p != nil {
+		return p
+	}
+	return empty
 }
 
 // Parent implements interpreter.Activation.

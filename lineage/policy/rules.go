@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -115,13 +116,19 @@ type Rule struct {
 	Source      string
 
 	cond       cel.Program
+	kinds      kindSet // the event kinds cond can match
 	exceptions []cel.Program
 }
 
 // Rules is a compiled rule set, immutable once built: the stage swaps a
 // whole set on reload.
 type Rules struct {
-	rules []*Rule
+	rules   []*Rule
+	adapter types.Adapter // the environment's, to turn event parts into CEL values
+	// byKind and other index rules by the event kinds they can match
+	// (kindsOf), so an event is only judged by the rules that can match it.
+	byKind map[string][]*Rule
+	other  []*Rule
 	// Sources are the files the set was read from.
 	Sources []string
 }
@@ -227,7 +234,7 @@ func CompileRules(specs []RuleSpec) (*Rules, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &Rules{}
+	rs := &Rules{adapter: env.CELTypeAdapter()}
 	var errs []error
 	seen := make(map[string]string, len(specs))
 	for i := range specs {
@@ -247,6 +254,7 @@ func CompileRules(specs []RuleSpec) (*Rules, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	rs.index()
 	return rs, nil
 }
 
@@ -301,13 +309,13 @@ func compileRule(env *cel.Env, s *RuleSpec) (*Rule, error) {
 	}
 	if strings.TrimSpace(s.Condition) == "" {
 		bad("no condition")
-	} else if p, err := compileBool(env, s.Condition); err != nil {
+	} else if p, a, err := compileBool(env, s.Condition); err != nil {
 		bad("condition: %v", err)
 	} else {
-		r.cond = p
+		r.cond, r.kinds = p, kindsOf(a.NativeRep().Expr())
 	}
 	for i, x := range s.Exceptions {
-		p, err := compileBool(env, x)
+		p, _, err := compileBool(env, x)
 		if err != nil {
 			bad("exception %d: %v", i+1, err)
 			continue
@@ -321,13 +329,14 @@ func compileRule(env *cel.Env, s *RuleSpec) (*Rule, error) {
 }
 
 // compileBool compiles a CEL expression that must yield a bool.
-func compileBool(env *cel.Env, src string) (cel.Program, error) {
+func compileBool(env *cel.Env, src string) (cel.Program, *cel.Ast, error) {
 	ast, iss := env.Compile(src)
 	if iss.Err() != nil {
-		return nil, iss.Err()
+		return nil, nil, iss.Err()
 	}
 	if !ast.OutputType().IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("yields %s, want bool", ast.OutputType())
+		return nil, nil, fmt.Errorf("yields %s, want bool", ast.OutputType())
 	}
-	return env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	p, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	return p, ast, err
 }

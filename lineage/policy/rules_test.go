@@ -230,3 +230,43 @@ func TestSetRulesSwapsBetweenEvents(t *testing.T) {
 		t.Fatalf("after removing the rules: %d events", len(out))
 	}
 }
+
+// The kinds a condition can match are read from its syntax, never too
+// narrowly: a rule is skipped only for kinds it cannot match.
+func TestKindsOf(t *testing.T) {
+	env, err := newEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for src, want := range map[string][]string{
+		`kind == "file.open" && file.path == "/x"`:                          {"file.open"},
+		`"net.connect" == kind`:                                             {"net.connect"},
+		`(kind == "a" || kind == "b") && process.pid > 1u`:                  {"a", "b"},
+		`kind in ["a", "b"] && kind == "b"`:                                 {"b"},
+		`kind == "a" || process.pid > 1u`:                                   nil,
+		`!(kind == "a")`:                                                    nil,
+		`has(agent.root_exec_id) && (kind == "a" || (kind == "b" && true))`: {"a", "b"},
+		`kind == "a" && kind == "b"`:                                        {},
+	} {
+		_, a, err := compileBool(env, src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		k := kindsOf(a.NativeRep().Expr())
+		if want == nil {
+			if !k.any {
+				t.Errorf("%s: kinds %v, want any", src, k.kinds)
+			}
+			continue
+		}
+		if k.any || len(k.kinds) != len(want) {
+			t.Errorf("%s: kinds %+v, want %v", src, k, want)
+			continue
+		}
+		for _, w := range want {
+			if !k.kinds[w] {
+				t.Errorf("%s: kinds %v, want %v", src, k.kinds, want)
+			}
+		}
+	}
+}
