@@ -2,17 +2,24 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sink/native"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 // The rules tooling reads lineaged's own output: every event of the native
@@ -194,5 +201,166 @@ func TestReloadRules(t *testing.T) {
 	}
 	if out := st.Process(execEvent(true, "/usr/bin/wget")); len(out) != 2 || p.reloads.ok.Load() != 1 {
 		t.Fatalf("the new rule does not fire after a good reload")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to read while a child writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+const markerRule = `rules:
+  - id: %s
+    description: the marker ran
+    severity: info
+    condition: kind == "process.exec" && process.argv.exists(a, a.startsWith("%s"))
+    actions: [alert]
+`
+
+// A live sensor reloads its rules on SIGHUP: a broken set is refused and
+// the old rule keeps firing; a good set replaces it from then on. Every
+// alert names an event of the stream, and the stream has no seq gap.
+func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events.jsonl")
+	rules := filepath.Join(dir, "rules.yaml")
+	writeRule := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(rules, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeRule(fmt.Sprintf(markerRule, "marker-one", "lineaged-rule-one"))
+	cfg := filepath.Join(dir, "lineaged.yaml")
+	if err := os.WriteFile(cfg, []byte("scope: all\noutput: "+out+"\npolicy:\n  rules: "+rules+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "--config", cfg)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	marker := filepath.Join(dir, "marker-true")
+	if err := os.Symlink("/bin/true", marker); err != nil {
+		t.Fatal(err)
+	}
+
+	type line struct {
+		EventID string `json:"event_id"`
+		Seq     uint64 `json:"seq"`
+		Kind    string `json:"kind"`
+		Process struct {
+			Argv []string `json:"argv"`
+		} `json:"process"`
+		Alert struct {
+			Rule    string `json:"rule"`
+			Trigger string `json:"trigger_event_id"`
+		} `json:"alert"`
+	}
+	read := func() []line {
+		b, _ := os.ReadFile(out)
+		var ls []line
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			var x line
+			if json.Unmarshal(l, &x) == nil {
+				ls = append(ls, x)
+			}
+		}
+		return ls
+	}
+	// alerted reports whether rule fired on the exec of arg.
+	alerted := func(rule, arg string) bool {
+		ls := read()
+		ids := map[string]bool{}
+		for _, l := range ls {
+			if l.Kind == "process.exec" && slices.Contains(l.Process.Argv, arg) {
+				ids[l.EventID] = true
+			}
+		}
+		for _, l := range ls {
+			if l.Kind == "policy.alert" && l.Alert.Rule == rule && ids[l.Alert.Trigger] {
+				return true
+			}
+		}
+		return false
+	}
+	// fire runs the marker with arg until rule has fired on it.
+	fire := func(rule, arg string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if err := exec.Command(marker, arg).Run(); err != nil {
+				t.Fatal(err)
+			}
+			if alerted(rule, arg) {
+				return
+			}
+		}
+		t.Fatalf("%s never fired on %s; stderr:\n%s", rule, arg, stderr.String())
+	}
+	waitLog := func(msg string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if strings.Count(stderr.String(), msg) >= n {
+				return
+			}
+		}
+		t.Fatalf("no %q in the log:\n%s", msg, stderr.String())
+	}
+
+	fire("marker-one", "lineaged-rule-one-a")
+
+	writeRule(fmt.Sprintf(markerRule, "marker-two", "lineaged-rule-two") + "    exceptions: [\"process.argv +\"]\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("rules not reloaded: the previous rules stay in force", 1)
+	if !strings.Contains(stderr.String(), rules+": rule marker-two: exception 1: ERROR:") {
+		t.Errorf("the refused reload does not say why:\n%s", stderr.String())
+	}
+	fire("marker-one", "lineaged-rule-one-b")
+
+	writeRule(fmt.Sprintf(markerRule, "marker-two", "lineaged-rule-two"))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("rules reloaded", 1)
+	fire("marker-two", "lineaged-rule-two-a")
+	if err := exec.Command(marker, "lineaged-rule-one-c").Run(); err != nil {
+		t.Fatal(err)
+	}
+	fire("marker-two", "lineaged-rule-two-b") // one-c ran before two-b
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run did not exit cleanly: %v\n%s", err, stderr.String())
+	}
+	if alerted("marker-one", "lineaged-rule-one-c") {
+		t.Error("the replaced rule fired after the reload")
+	}
+	ls := read()
+	seen := map[string]bool{}
+	for i, l := range ls {
+		if l.Seq != uint64(i+1) || seen[l.EventID] {
+			t.Fatalf("event %d: seq %d, id %s repeated=%v", i, l.Seq, l.EventID, seen[l.EventID])
+		}
+		seen[l.EventID] = true
 	}
 }
