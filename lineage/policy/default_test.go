@@ -151,6 +151,10 @@ var defaultCases = []struct {
 
 	// agent-writes-persistence
 	{"bashrc", func() *event.Event { return open("/home/dev/.bashrc", "write") }, "agent-writes-persistence"},
+	// The sensor may report a successful open's result as the fd.
+	{"bashrc, result the fd", func() *event.Event {
+		return with(open("/home/dev/.bashrc", "write"), func(ev *event.Event) { ev.File.Result = 3 })
+	}, "agent-writes-persistence"},
 	{"zshrc read-write", func() *event.Event { return open("/home/dev/.zshrc", "read-write") }, "agent-writes-persistence"},
 	{"cron.d", func() *event.Event { return open("/etc/cron.d/backdoor", "write") }, "agent-writes-persistence"},
 	{"user crontab", func() *event.Event { return open("/var/spool/cron/crontabs/dev", "write") }, "agent-writes-persistence"},

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/tests/testutil"
+)
+
+// The default rule set on a live sensor: a stand-in agent session runs a
+// scripted workload where each file, exec and connect rule must fire, next
+// to benign look-alikes where none may. (The posture rule needs a posture
+// transition and is tested on events in lineage/policy.)
+func TestRunDefaultRulesOnAWorkload(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	rulesDir, err := filepath.Abs("../../deploy/rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// A user home: the rules know homes as /root and /home/<user>.
+	home, err := os.MkdirTemp("/home", "lineaged-rules-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	proj, other := filepath.Join(dir, "proj"), filepath.Join(dir, "other")
+	for _, f := range []string{home + "/.ssh/id_test", home + "/.ssh/id_test.pub", proj + "/README"} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	payload := testutil.CopyFile(t, "/bin/true", other+"/payload", 0o755)
+	// sleep, not true: the working directory of an exec is read from /proc
+	// while the process lives (one that is gone keeps its parent's).
+	testutil.CopyFile(t, "/bin/sleep", other+"/target/release/tool", 0o755)
+	inProject := testutil.CopyFile(t, "/bin/true", proj+"/scripts/gen", 0o755)
+	agentPath := testutil.AgentPath(dir)
+	testutil.CopyFile(t, "/bin/dash", agentPath, 0o755)
+
+	cfg := filepath.Join(dir, "lineaged.yaml")
+	out := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(cfg, []byte("output: "+out+"\npolicy:\n  rules: "+rulesDir+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "run", "--config", cfg)
+	var stderr testutil.SyncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
+
+	script := strings.Join([]string{
+		"cat " + home + "/.ssh/id_test",     // credentials
+		"cat " + home + "/.ssh/id_test.pub", // benign: a public key
+		"cat " + proj + "/README",           // benign
+		"echo x >> " + home + "/.bashrc",    // persistence
+		"mkdir -p " + other + "/.git/hooks",
+		"echo x > " + other + "/.git/hooks/pre-commit",        // persistence
+		"echo x > " + other + "/.git/hooks/pre-commit.sample", // benign: what git init writes
+		"echo x > " + proj + "/notes.txt",                     // benign
+		payload,                                               // unsigned, outside
+		inProject,                                             // benign: in the session's directory
+		"(cd " + other + " && ./target/release/tool 0.5)",     // benign: build output
+		"/bin/true",                              // benign
+		"bash -c 'echo > /dev/tcp/127.0.0.1/22'", // hand-off: localhost sshd
+		"tmux -V",                                // hand-off: a tmux client
+		"bash -c 'echo > /dev/tcp/127.0.0.1/443'", // benign
+		"true",
+	}, "\n") + "\n"
+	agent := exec.Command(agentPath, "-c", script)
+	agent.Dir = proj
+	if o, err := agent.CombinedOutput(); err != nil {
+		t.Logf("workload: %v\n%s", err, o)
+	}
+
+	want := []string{
+		"agent-reads-credentials " + home + "/.ssh/id_test",
+		"agent-writes-persistence " + home + "/.bashrc",
+		"agent-writes-persistence " + other + "/.git/hooks/pre-commit",
+		"agent-runs-unverified-binary " + payload,
+		"agent-hands-off-work 127.0.0.1:22",
+		"agent-hands-off-work /usr/bin/tmux",
+	}
+	slices.Sort(want)
+	// alerts lists the session's alerts as "rule object".
+	alerts := func() []string {
+		b, _ := os.ReadFile(out)
+		var got []string
+		for _, line := range strings.Split(string(b), "\n") {
+			var ev struct {
+				Kind    string `json:"kind"`
+				Alert   struct{ Rule string }
+				Agent   struct{ Name string }
+				Process struct {
+					Exe    string `json:"exe"`
+					Binary struct{ Path string }
+				}
+				Ancestry []struct{ Exe string }
+				File     *struct{ Path string }
+				Net      *struct {
+					DstIP   string `json:"dst_ip"`
+					DstPort int    `json:"dst_port"`
+				}
+			}
+			if json.Unmarshal([]byte(line), &ev) != nil || ev.Kind != "policy.alert" || ev.Alert.Rule == "posture-noncompliant-in-session" {
+				continue
+			}
+			ours := ev.Process.Exe == agentPath
+			for _, a := range ev.Ancestry {
+				ours = ours || a.Exe == agentPath
+			}
+			if !ours {
+				continue // another agent session on this host
+			}
+			obj := ev.Process.Binary.Path
+			switch {
+			case ev.File != nil:
+				obj = ev.File.Path
+			case ev.Net != nil:
+				obj = fmt.Sprintf("%s:%d", ev.Net.DstIP, ev.Net.DstPort)
+			}
+			got = append(got, ev.Alert.Rule+" "+obj)
+		}
+		slices.Sort(got)
+		return slices.Compact(got)
+	}
+	testutil.WaitFor(t, 30*time.Second, "alert of every default rule", func() bool {
+		got := alerts()
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				return false
+			}
+		}
+		return true
+	}, func() string {
+		b, _ := os.ReadFile(out)
+		var rel []string
+		for _, l := range strings.Split(string(b), "\n") {
+			var ev struct {
+				Kind  string          `json:"kind"`
+				File  json.RawMessage `json:"file"`
+				Agent json.RawMessage `json:"agent"`
+			}
+			if json.Unmarshal([]byte(l), &ev) == nil && (strings.Contains(string(ev.File), "bashrc") || strings.Contains(string(ev.File), "hooks")) {
+				rel = append(rel, ev.Kind+" "+string(ev.File)+" "+string(ev.Agent))
+			}
+		}
+		return fmt.Sprintf("got %q\nwant %q\n%s\n%s", alerts(), want, strings.Join(rel, "\n"), stderr.String())
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	if got := alerts(); !slices.Equal(got, want) {
+		t.Errorf("alerts of the session:\n got %q\nwant %q", got, want)
+	}
+}
