@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -204,24 +203,6 @@ func TestReloadRules(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe to read while a child writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 const markerRule = `rules:
   - id: %s
     description: the marker ran
@@ -250,7 +231,7 @@ func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "run", "--config", cfg)
-	stderr := &lockedBuffer{}
+	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -363,4 +344,19 @@ func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
 		}
 		seen[l.EventID] = true
 	}
+}
+
+// decodeNative never panics, whatever the input.
+func FuzzDecodeNative(f *testing.F) {
+	golden, err := os.ReadFile("../../sink/native/testdata/golden.jsonl")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, l := range bytes.SplitN(golden, []byte("\n"), 4)[:3] {
+		f.Add(l)
+	}
+	f.Add([]byte(`{"schema":"lineaged/v1","kind":"file.open","file":{"path":1}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = decodeNative(bytes.NewReader(b), func(int, *event.Event) error { return nil })
+	})
 }

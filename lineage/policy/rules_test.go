@@ -270,3 +270,25 @@ func TestKindsOf(t *testing.T) {
 		}
 	}
 }
+
+// A rule file never panics the loader, whatever it holds.
+func FuzzLoadRules(f *testing.F) {
+	f.Add([]byte(goodRule))
+	f.Add([]byte("rules:\n  - id: x\n    actions:\n      - alert: {a: [1]}\n"))
+	f.Add([]byte("rules: {}\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "r.yaml")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := LoadRules(p)
+		if err == nil {
+			st, err := New(Config{Rules: rs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Process(execIn(true, "/usr/bin/curl"))
+		}
+	})
+}
