@@ -292,3 +292,35 @@ func FuzzLoadRules(f *testing.F) {
 		}
 	})
 }
+
+// SetRules and RuleStats may run while the pipeline's goroutine processes
+// events (run with -race); each event gets exactly one set's verdict.
+func TestSetRulesWhileProcessing(t *testing.T) {
+	a, b := mustRules(t, goodRule), mustRules(t, strings.Replace(goodRule, "curl-in-session", "other-id", 1))
+	st, err := New(Config{Rules: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 2000 {
+			if i%2 == 0 {
+				st.SetRules(b)
+			} else {
+				st.SetRules(a)
+			}
+			_ = st.RuleStats()
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		if out := st.Process(execIn(true, "/usr/bin/curl")); len(out) != 2 {
+			t.Fatalf("event %d: %d events, want the trigger and one alert", i, len(out))
+		}
+	}
+	<-done
+	s := st.RuleStats()
+	if s.Alerts["curl-in-session"]+s.Alerts["other-id"] != 2000 {
+		t.Fatalf("stats %+v", s.Alerts)
+	}
+}
