@@ -1,6 +1,6 @@
 // Command lineaged is the eBPF sensor for AI coding agents: `run` traces
 // agent sessions and publishes enriched events, `doctor` says whether this
-// host can run it.
+// host can run it, `rules` checks and tests detection rules.
 package main
 
 import (
@@ -25,12 +25,12 @@ var version = "dev"
 const usage = `lineaged: eBPF sensor for AI coding agents
 
 Usage:
-  lineaged run [flags]      run the sensor (events to stdout by default)
-  lineaged doctor [flags]   check that this host can run the sensor
-  lineaged rules check|test check rules, or run them over recorded events
-  lineaged version          print the version
+  lineaged run [flags]       run the sensor (events to stdout by default)
+  lineaged doctor [flags]    check that this host can run the sensor
+  lineaged rules check|test  validate rules, or run them over recorded events
+  lineaged version           print the version
 
-Run "lineaged run --help" for the flags.
+Run "lineaged run --help" for the flags, "lineaged rules help" for rules.
 `
 
 func main() {
