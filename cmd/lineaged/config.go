@@ -137,6 +137,7 @@ type PolicyConfig struct {
 	// DenyExec lists executables agent-session members must not run.
 	DenyExec []string `mapstructure:"deny_exec"`
 	// Rules is the rule file or directory (docs/rules.md); "" for none.
+	// The default, DefaultRulesPath, may be missing: then there are none.
 	Rules string `mapstructure:"rules"`
 }
 
@@ -190,7 +191,7 @@ var defaults = map[string]any{
 	"redact.patterns":          []string{},
 	"redact.export_prompt":     false,
 	"metrics.listen":           "",
-	"policy.rules":             "",
+	"policy.rules":             DefaultRulesPath,
 	"log.level":                "info",
 }
 

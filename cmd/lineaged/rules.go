@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"slices"
@@ -285,10 +286,22 @@ func (p *pipeline) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	}
 }
 
-// loadRules loads policy.rules for the start of a run; nil when unset.
+// DefaultRulesPath is where the packaged rule sets live, the default of
+// policy.rules.
+const DefaultRulesPath = "/etc/lineaged/rules"
+
+// loadRules loads policy.rules for the start of a run; nil when unset, or
+// when it is the default path and nothing is there (a sensor run from a
+// build tree). Any other path must exist.
 func loadRules(cfg *Config, log *slog.Logger) (*policy.Rules, error) {
 	if cfg.Policy.Rules == "" {
 		return nil, nil
+	}
+	if cfg.Policy.Rules == DefaultRulesPath {
+		if _, err := os.Stat(DefaultRulesPath); errors.Is(err, fs.ErrNotExist) {
+			log.Debug("no rules: the default rules directory does not exist", "rules", DefaultRulesPath)
+			return nil, nil
+		}
 	}
 	rs, err := policy.LoadRules(cfg.Policy.Rules)
 	if err != nil {

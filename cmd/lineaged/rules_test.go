@@ -360,3 +360,18 @@ func FuzzDecodeNative(f *testing.F) {
 		_ = decodeNative(bytes.NewReader(b), func(int, *event.Event) error { return nil })
 	})
 }
+
+// The default rules path may be missing; any other configured path may not.
+func TestLoadRulesDefaultPath(t *testing.T) {
+	if _, err := os.Stat(DefaultRulesPath); err == nil {
+		t.Skipf("%s exists on this host", DefaultRulesPath)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if rs, err := loadRules(&Config{Policy: PolicyConfig{Rules: DefaultRulesPath}}, log); err != nil || rs != nil {
+		t.Fatalf("missing default path: %v %v", rs, err)
+	}
+	missing := filepath.Join(t.TempDir(), "rules")
+	if _, err := loadRules(&Config{Policy: PolicyConfig{Rules: missing}}, log); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("missing configured path: %v", err)
+	}
+}
