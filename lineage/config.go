@@ -9,9 +9,6 @@ import (
 
 // Config bounds and shapes the engine. Zero values take the defaults noted.
 type Config struct {
-	// InstanceID names this sensor run in event ids; replays of the same
-	// capture with the same InstanceID produce the same ids. Required.
-	InstanceID string
 	// Scope is ScopeAgents (default: only agent-session members are
 	// reported) or ScopeAll (every process).
 	Scope string
@@ -42,9 +39,6 @@ type Config struct {
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
-	if out.InstanceID == "" {
-		return out, fmt.Errorf("lineage: config: instance id is empty")
-	}
 	switch out.Scope {
 	case "":
 		out.Scope = ScopeAgents

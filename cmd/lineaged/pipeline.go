@@ -201,7 +201,6 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
 	}
 	p.engine, err = lineage.New(lineage.Config{
-		InstanceID:   p.instance,
 		Scope:        cfg.Scope, // validated and spelled agents|all by the config
 		MaxProcesses: cfg.Lineage.MaxProcesses,
 		ExitGrace:    cfg.Lineage.ExitGrace,
