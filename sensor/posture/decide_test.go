@@ -1,10 +1,13 @@
 package posture
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -34,6 +37,68 @@ func TestEndpointProtection(t *testing.T) {
 		{"absolute path matches", map[string]string{"/proc/5/exe": "->/opt/CrowdStrike/falcon-sensor"}, true, "/opt/CrowdStrike/falcon-sensor (pid 5)"},
 		{"absolute path, copy elsewhere", map[string]string{"/proc/5/exe": "->/tmp/falcon-sensor"}, false, "none of /opt/CrowdStrike/falcon-sensor running"},
 	})
+}
+
+// TestEndpointProtectionLive runs against this host's /proc: a shell that
+// renamed itself "osqueryd" (its comm) is not an endpoint agent, a copy of
+// it installed as .../osqueryd is one by name but not by absolute path.
+func TestEndpointProtectionLive(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	names := []string{"osqueryd"}
+	if r := (EndpointProtection{Names: names}).Run(context.Background(), "/"); r.OK {
+		t.Skipf("an osqueryd runs on this host: %s", r.Detail)
+	}
+	renamed := startProc(t, sh, "-c", "printf osqueryd > /proc/$$/comm; echo ready; read x")
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", renamed)); strings.TrimSpace(string(b)) != "osqueryd" {
+		t.Fatalf("comm of the renamed shell: %q", b)
+	}
+	r := EndpointProtection{Names: names}.Run(context.Background(), "/")
+	assertCheck(t, r, false, "none of osqueryd")
+
+	copied := filepath.Join(t.TempDir(), "osqueryd")
+	b, err := os.ReadFile(sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, b, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pid := startProc(t, copied, "-c", "echo ready; read x")
+	r = EndpointProtection{Names: names}.Run(context.Background(), "/")
+	assertCheck(t, r, true, fmt.Sprintf("%s (pid %d)", copied, pid))
+	r = EndpointProtection{Names: []string{"/usr/bin/osqueryd"}}.Run(context.Background(), "/")
+	assertCheck(t, r, false, "none of /usr/bin/osqueryd")
+}
+
+// startProc starts a process that prints "ready" once set up and runs
+// until the test ends (its stdin closes).
+func startProc(t *testing.T, path string, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("%s: %q %v", path, line, err)
+	}
+	return cmd.Process.Pid
 }
 
 // TestEndpointProtectionUnreadable: without the right to read another
@@ -88,6 +153,13 @@ func touch(t *testing.T, root Root, p string, at time.Time) {
 	}
 }
 
+func write(t *testing.T, root Root, p, text string) {
+	t.Helper()
+	if err := os.WriteFile(root.Path(p), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeGzip(t *testing.T, root Root, p, text string) {
 	t.Helper()
 	f, err := os.Create(root.Path(p))
@@ -127,11 +199,11 @@ func TestUpdatesFreshApt(t *testing.T) {
 	}{
 		{"fresh", func(t *testing.T, root Root) {
 			touch(t, root, stamp, now.Add(-2*day-3*time.Hour))
-			os.WriteFile(root.Path(hist), []byte(history(now.Add(-5*day), upgrade)), 0o600)
+			write(t, root, hist, history(now.Add(-5*day), upgrade))
 		}, true, "apt: package index updated 2d3h ago (/var/lib/apt/periodic/update-success-stamp, 2026-11-30T09:00:00Z), limit 7d0h; last upgrade 5d0h ago (/var/log/apt/history.log, 2026-11-27T12:00:00Z), limit 30d0h"},
 		{"stale index", func(t *testing.T, root Root) {
 			touch(t, root, stamp, now.Add(-9*day))
-			os.WriteFile(root.Path(hist), []byte(history(now.Add(-day), upgrade)), 0o600)
+			write(t, root, hist, history(now.Add(-day), upgrade))
 		}, false, "package index updated 9d0h ago (/var/lib/apt/periodic/update-success-stamp, 2026-11-23T12:00:00Z), limit 7d0h: too old; last upgrade 1d0h ago"},
 		{"stale upgrade, later install and failed upgrade ignored", func(t *testing.T, root Root) {
 			touch(t, root, stamp, now.Add(-time.Hour))
@@ -139,25 +211,25 @@ func TestUpdatesFreshApt(t *testing.T) {
 				history(now.Add(-2*day), "Install: jq:amd64 (1.6-2.1)\n") +
 				history(now.Add(-day), upgrade+"Error: Sub-process /usr/bin/dpkg returned an error code (1)\n") +
 				"\nStart-Date: " + now.Add(-time.Hour).Local().Format(aptHistoryTime) + "\n" + upgrade // interrupted
-			os.WriteFile(root.Path(hist), []byte(log), 0o600)
+			write(t, root, hist, log)
 		}, false, "package index updated 1h0m0s ago (/var/lib/apt/periodic/update-success-stamp, 2026-12-02T11:00:00Z), limit 7d0h; last upgrade 40d0h ago (/var/log/apt/history.log, 2026-10-23T12:00:00Z), limit 30d0h: too old"},
 		{"rotated log", func(t *testing.T, root Root) {
 			touch(t, root, stamp, now.Add(-time.Hour))
-			os.WriteFile(root.Path(hist), []byte(history(now.Add(-time.Hour), "Install: jq:amd64 (1.6-2.1)\n")), 0o600)
+			write(t, root, hist, history(now.Add(-time.Hour), "Install: jq:amd64 (1.6-2.1)\n"))
 			writeGzip(t, root, hist+".1.gz", history(now.Add(-3*day), upgrade))
 		}, true, "last upgrade 3d0h ago (/var/log/apt/history.log.1.gz"},
 		{"no stamp, lists", func(t *testing.T, root Root) {
 			touch(t, root, "/var/lib/apt/lists/lock", now)
 			touch(t, root, "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", now.Add(-3*day))
 			touch(t, root, "/var/lib/apt/lists/security_InRelease", now.Add(-day))
-			os.WriteFile(root.Path(hist), []byte(history(now.Add(-day), upgrade)), 0o600)
+			write(t, root, hist, history(now.Add(-day), upgrade))
 		}, true, "package index updated 1d0h ago (/var/lib/apt/lists/security_InRelease"},
 		{"never updated or upgraded", func(t *testing.T, root Root) {
-			os.MkdirAll(root.Path("/var/lib/apt/lists/partial"), 0o700)
+			touch(t, root, "/var/lib/apt/lists/partial/.keep", now)
 		}, false, "apt: package index updated: no /var/lib/apt/periodic/update-success-stamp, and no package index found (/var/lib/apt/lists/*); last upgrade: no upgrade recorded in /var/log/apt/history.log, /var/log/apt/history.log.1.gz"},
 		{"bad date", func(t *testing.T, root Root) {
 			touch(t, root, stamp, now)
-			os.WriteFile(root.Path(hist), []byte("Start-Date: x\n"+upgrade+"End-Date: yesterday\n"), 0o600)
+			write(t, root, hist, "Start-Date: x\n"+upgrade+"End-Date: yesterday\n")
 		}, false, `last upgrade: /var/log/apt/history.log: End-Date "yesterday"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +241,7 @@ func TestUpdatesFreshApt(t *testing.T) {
 	t.Run("thresholds", func(t *testing.T) {
 		root := tree(t, map[string]string{"/var/log/apt/": ""})
 		touch(t, root, stamp, now.Add(-2*day))
-		os.WriteFile(root.Path(hist), []byte(history(now.Add(-2*day), upgrade)), 0o600)
+		write(t, root, hist, history(now.Add(-2*day), upgrade))
 		strict := UpdatesFresh{MaxIndexAge: day, MaxUpgradeAge: 3 * day, Now: check.Now}
 		assertCheck(t, strict.Run(context.Background(), root), false, "limit 1d0h: too old; last upgrade 2d0h ago (/var/log/apt/history.log, 2026-11-30T12:00:00Z), limit 3d0h")
 	})
@@ -177,7 +249,7 @@ func TestUpdatesFreshApt(t *testing.T) {
 		root := tree(t, map[string]string{"/var/log/apt/": ""})
 		touch(t, root, stamp, now)
 		big := strings.Repeat(history(now.Add(-60*day), upgrade), maxFileSize/100) + history(now.Add(-day), upgrade)
-		os.WriteFile(root.Path(hist), []byte(big), 0o600)
+		write(t, root, hist, big)
 		assertCheck(t, check.Run(context.Background(), root), true, "last upgrade 1d0h ago")
 	})
 }

@@ -80,9 +80,8 @@ func selinuxMode(root Root) (string, error) {
 	}
 }
 
-// apparmorMode counts the loaded profiles by mode. The profiles file lists
-// one "name (mode)" per line; a name may contain spaces and parentheses,
-// so the mode is the last parenthesised word.
+// apparmorMode says whether AppArmor enforces any profile, and counts the
+// loaded profiles by mode.
 func apparmorMode(root Root) (string, bool, error) {
 	if b, err := root.ReadFile(apparmorEnabled); err == nil && strings.TrimSpace(string(b)) != "Y" {
 		return "AppArmor disabled (" + apparmorEnabled + " = " + truncate(strings.TrimSpace(string(b)), 8) + ")", false, nil
@@ -98,17 +97,9 @@ func apparmorMode(root Root) (string, bool, error) {
 	if err != nil {
 		return "", false, fmt.Errorf("AppArmor: %w", err)
 	}
-	modes := map[string]int{}
-	for _, l := range strings.Split(string(b), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		i := strings.LastIndex(l, " (")
-		if i < 0 || !strings.HasSuffix(l, ")") {
-			return "", false, fmt.Errorf("AppArmor: %s: malformed line %q", apparmorProfiles, truncate(l, 64))
-		}
-		modes[l[i+2:len(l)-1]]++
+	modes, err := profileModes(b)
+	if err != nil {
+		return "", false, fmt.Errorf("AppArmor: %s: %w", apparmorProfiles, err)
 	}
 	enforcing := modes["enforce"] + modes["kill"]
 	desc := fmt.Sprintf("AppArmor: %d profiles in enforce mode", enforcing)
@@ -119,4 +110,23 @@ func apparmorMode(root Root) (string, bool, error) {
 		desc += fmt.Sprintf(", %d unconfined", n)
 	}
 	return desc, enforcing > 0, nil
+}
+
+// profileModes counts AppArmor profiles by mode from the profiles file: one
+// "name (mode)" per line, where the name may hold spaces and parentheses,
+// so the mode is the last parenthesised word.
+func profileModes(b []byte) (map[string]int, error) {
+	modes := map[string]int{}
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		i := strings.LastIndex(l, " (")
+		if i < 0 || !strings.HasSuffix(l, ")") {
+			return nil, fmt.Errorf("malformed line %q", truncate(l, 64))
+		}
+		modes[l[i+2:len(l)-1]]++
+	}
+	return modes, nil
 }
