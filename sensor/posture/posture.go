@@ -3,8 +3,10 @@
 // set of checks (disk encryption, Secure Boot, kernel lockdown and hardening
 // sysctls, sshd password logins, automatic updates and their freshness,
 // inbound firewall, a MAC LSM, endpoint protection, the sensor's own
-// programs, listeners of agent sessions) every interval, keeps the latest Sample behind an atomic pointer for the event
-// hot path, and reports each sample and each change of compliance.
+// programs, listeners of agent sessions) every interval, keeps the latest
+// Sample behind an atomic pointer for the event hot path, and reports each
+// sample and each change of compliance. The required subset of the checks
+// decides compliance.
 //
 // It is a peer source of facts beside the kernel sensor, with its own types:
 // it knows nothing of the enriched event, into which lineage maps its
