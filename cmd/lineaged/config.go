@@ -129,7 +129,34 @@ type RedactConfig struct {
 // PostureConfig controls the device-posture sampler.
 type PostureConfig struct {
 	Interval time.Duration `mapstructure:"interval"`
-	Checks   []string      `mapstructure:"checks"`
+	// Checks run; Required, a subset of them, decide compliance.
+	Checks             []string             `mapstructure:"checks"`
+	Required           []string             `mapstructure:"required"`
+	EndpointProtection []string             `mapstructure:"endpoint_protection"`
+	Updates            PostureUpdatesConfig `mapstructure:"updates"`
+	// Root is where host files are read from ("/" when empty).
+	Root string `mapstructure:"root"`
+}
+
+// PostureUpdatesConfig bounds the age of the last package-index update and
+// the last upgrade (check os_updates_fresh).
+type PostureUpdatesConfig struct {
+	MaxIndexAge   time.Duration `mapstructure:"max_index_age"`
+	MaxUpgradeAge time.Duration `mapstructure:"max_upgrade_age"`
+}
+
+// sampler is the posture sampler's configuration; the facts only the
+// running sensor has (attached programs, session members) are added by
+// the pipeline.
+func (c PostureConfig) sampler() posture.Config {
+	return posture.Config{
+		Interval:           c.Interval,
+		Checks:             c.Checks,
+		Required:           c.Required,
+		Root:               c.Root,
+		EndpointProtection: c.EndpointProtection,
+		Updates:            posture.UpdatesConfig{MaxIndexAge: c.Updates.MaxIndexAge, MaxUpgradeAge: c.Updates.MaxUpgradeAge},
+	}
 }
 
 // PolicyConfig is what the sensor enforces in agent sessions.
@@ -189,6 +216,14 @@ var defaults = map[string]any{
 	"redact.export_prompt":     false,
 	"metrics.listen":           "",
 	"log.level":                "info",
+
+	"posture.interval":                posture.DefaultInterval,
+	"posture.checks":                  []string{},
+	"posture.required":                []string{},
+	"posture.root":                    "/",
+	"posture.endpoint_protection":     posture.DefaultEndpointProtection(),
+	"posture.updates.max_index_age":   posture.DefaultMaxIndexAge,
+	"posture.updates.max_upgrade_age": posture.DefaultMaxUpgradeAge,
 }
 
 // flagKeys maps command-line flags to configuration keys.
@@ -354,7 +389,7 @@ func (c *Config) validate() error {
 			bad("redact.patterns", "%q: %v", p, err)
 		}
 	}
-	pc := posture.Config{Interval: c.Posture.Interval, Checks: c.Posture.Checks}
+	pc := c.Posture.sampler()
 	if err := pc.Validate(); err != nil {
 		errs = append(errs, err)
 	}

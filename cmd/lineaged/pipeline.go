@@ -181,10 +181,10 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	}
 	p.source = p.sensor
 
-	p.posture, err = posture.New(posture.Config{
-		Interval: cfg.Posture.Interval,
-		Checks:   cfg.Posture.Checks,
-	}, time.Now, log.With("component", "posture"))
+	pc := cfg.Posture.sampler()
+	pc.Attached = p.sensor.AttachedPrograms
+	pc.InSession = p.sensor.InSession
+	p.posture, err = posture.New(pc, time.Now, log.With("component", "posture"))
 	if err != nil {
 		return p, &exitError{exitUsage, err}
 	}
