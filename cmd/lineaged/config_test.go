@@ -196,7 +196,7 @@ func TestConfigPostureDecides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := cfg.Posture.sampler()
+	pc := cfg.Posture
 	if !slices.Equal(pc.Required, []string{"endpoint_protection"}) || len(pc.EndpointProtection) != 2 || pc.Root != "/" ||
 		pc.Updates.MaxIndexAge != 48*time.Hour || pc.Updates.MaxUpgradeAge != 14*24*time.Hour {
 		t.Fatalf("posture: %+v", pc)
@@ -206,7 +206,7 @@ func TestConfigPostureDecides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pc := cfg.Posture.sampler(); len(pc.Required) != 0 || !slices.Equal(pc.EndpointProtection, posture.DefaultEndpointProtection()) ||
+	if pc := cfg.Posture; len(pc.Required) != 0 || !slices.Equal(pc.EndpointProtection, posture.DefaultEndpointProtection()) ||
 		pc.Updates.MaxIndexAge != posture.DefaultMaxIndexAge || pc.Interval != posture.DefaultInterval {
 		t.Fatalf("posture defaults: %+v", pc)
 	}

@@ -58,45 +58,47 @@ func DefaultEndpointProtection() []string {
 	return []string{"falcon-sensor", "SentinelAgent", "wazuh-agentd", "osqueryd", "auditd", "clamd"}
 }
 
-// Config configures a Sampler.
+// Config configures a Sampler. It is also the posture section of
+// lineaged's configuration: the mapstructure tags are the keys, and fields
+// tagged "-" are set by the program, not configured.
 type Config struct {
 	// Interval between samples; zero means DefaultInterval.
-	Interval time.Duration
+	Interval time.Duration `mapstructure:"interval"`
 	// Checks lists the enabled checks by name (see CheckNames); empty
 	// means every check whose facts are available: all of them except
 	// sensor_attached without Attached and no_agent_listener without
 	// InSession.
-	Checks []string
+	Checks []string `mapstructure:"checks"`
 	// Required lists the enabled checks that decide compliance; empty
 	// means all enabled checks. A required check must be enabled.
-	Required []string
+	Required []string `mapstructure:"required"`
 	// Root is the directory host files are read from; empty means "/".
-	Root string
+	Root string `mapstructure:"root"`
 	// EndpointProtection lists the executables of which one must run for
 	// endpoint_protection to pass: a name matches an executable's base
 	// name, an absolute path the whole path. Empty means
 	// DefaultEndpointProtection.
-	EndpointProtection []string
+	EndpointProtection []string `mapstructure:"endpoint_protection"`
 	// Updates holds the os_updates_fresh thresholds.
-	Updates UpdatesConfig
+	Updates UpdatesConfig `mapstructure:"updates"`
 	// Attached reports the sensor's own BPF programs: want is every
 	// program the sensor attached, have those still attached according to
 	// the kernel's link list. Nil leaves sensor_attached out of the
 	// default set (named explicitly, it fails with "cannot determine").
-	Attached func() (want, have []string, err error)
+	Attached func() (want, have []string, err error) `mapstructure:"-"`
 	// InSession reports whether a process belongs to an agent session.
 	// Nil leaves no_agent_listener out of the default set (named
 	// explicitly, it fails with "cannot determine").
-	InSession func(pid int32) bool
+	InSession func(pid int32) bool `mapstructure:"-"`
 }
 
 // UpdatesConfig bounds the age of the package manager's last index update
 // and last upgrade (os_updates_fresh).
 type UpdatesConfig struct {
 	// MaxIndexAge: zero means DefaultMaxIndexAge.
-	MaxIndexAge time.Duration
+	MaxIndexAge time.Duration `mapstructure:"max_index_age"`
 	// MaxUpgradeAge: zero means DefaultMaxUpgradeAge.
-	MaxUpgradeAge time.Duration
+	MaxUpgradeAge time.Duration `mapstructure:"max_upgrade_age"`
 }
 
 // Validate checks the configuration and fills defaults. Errors name the
