@@ -143,6 +143,9 @@ var defaults = map[string]any{
 	"posture.endpoint_protection":     posture.DefaultEndpointProtection(),
 	"posture.updates.max_index_age":   posture.DefaultMaxIndexAge,
 	"posture.updates.max_upgrade_age": posture.DefaultMaxUpgradeAge,
+
+	"kafka.allow_start_offline": false,
+	"policy.deny_exec":          []string{},
 }
 
 // flagKeys maps command-line flags to configuration keys.
