@@ -106,7 +106,7 @@ var defaults = map[string]any{
 	"kafka.topic":              "",
 	"kafka.compression":        "zstd",
 	"kafka.batch_size":         100,
-	"kafka.batch_timeout":      5 * time.Millisecond,
+	"kafka.batch_timeout":      100 * time.Microsecond,
 	"kafka.tls.enabled":        false,
 	"kafka.tls.ca_file":        "",
 	"kafka.tls.cert_file":      "",

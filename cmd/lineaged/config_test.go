@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -248,4 +249,46 @@ func TestConfigDenyExec(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "policy.deny_exec") || !strings.Contains(err.Error(), "relative/nc") {
 		t.Fatalf("a relative deny_exec entry must be named, got %v", err)
 	}
+}
+
+// TestShippedConfigStatesTheDefaults: deploy/lineaged.yaml documents every
+// key with its value; a value there that differs from the built-in default
+// means one of them is wrong (a service from the package and a bare
+// `lineaged run` would behave differently without anyone choosing it).
+// Only the keys listed here differ on purpose.
+func TestShippedConfigStatesTheDefaults(t *testing.T) {
+	shipped, err := parse(t, []string{"--config", "../../deploy/lineaged.yaml"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin, err := parse(t, []string{"--config", writeFile(t, "{}\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onPurpose := map[string]bool{
+		"Output": true, // the service writes a file; `lineaged run` prints
+	}
+	var walk func(path string, a, b reflect.Value)
+	walk = func(path string, a, b reflect.Value) {
+		switch a.Kind() {
+		case reflect.Struct:
+			for i := range a.NumField() {
+				f := a.Type().Field(i)
+				if !f.IsExported() || f.Tag.Get("mapstructure") == "-" {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+f.Name, "."), a.Field(i), b.Field(i))
+			}
+		case reflect.Func:
+		default:
+			if onPurpose[path] {
+				return
+			}
+			bothEmpty := (a.Kind() == reflect.Slice || a.Kind() == reflect.Map) && a.Len() == 0 && b.Len() == 0
+			if !bothEmpty && !reflect.DeepEqual(a.Interface(), b.Interface()) {
+				t.Errorf("%s: deploy/lineaged.yaml says %v, the built-in default is %v", path, a.Interface(), b.Interface())
+			}
+		}
+	}
+	walk("", reflect.ValueOf(*shipped), reflect.ValueOf(*builtin))
 }
