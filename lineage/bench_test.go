@@ -17,7 +17,7 @@ import (
 // deepRig seeds a chain init <- p2 <- ... <- p<depth> and returns the leaf.
 func deepRig(b *testing.B, depth int) (*rig, sensor.ProcKey) {
 	t := &testing.T{}
-	r := newRig(t, Config{InstanceID: "bench", Scope: ScopeAll}, nil)
+	r := newRig(t, Config{Scope: ScopeAll}, nil)
 	var ps []*procfs.Proc
 	for i := 1; i <= depth; i++ {
 		ps = append(ps, sproc(uint32(i), uint32(i-1), uint64(i), "/usr/bin/prog"+strconv.Itoa(i%5), "prog", "--flag", "value"))

@@ -48,7 +48,7 @@ func (b *blockingBins) Inspect(ctx context.Context, req BinaryRequest) *event.Bi
 func TestLiveHashNotBehindSeed(t *testing.T) {
 	bins := &blockingBins{bg: make(chan struct{})}
 	defer close(bins.bg)
-	e, err := New(Config{InstanceID: "t", EnrichWait: 200 * time.Millisecond}, Deps{
+	e, err := New(Config{EnrichWait: 200 * time.Millisecond}, Deps{
 		Host: fakeHost{}, Boot: fakeBoot{}, Proc: &fakeProcs{}, Binaries: bins, Users: fakeUsers{},
 	}, quietLog())
 	if err != nil {

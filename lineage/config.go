@@ -8,43 +8,40 @@ import (
 )
 
 // Config bounds and shapes the engine. Zero values take the defaults noted.
+// It is also the lineage section of lineaged's configuration: the
+// mapstructure tags are the keys, and fields tagged "-" are set by the
+// program (Scope and Humans from their own top-level keys), not configured.
 type Config struct {
-	// InstanceID names this sensor run in event ids; replays of the same
-	// capture with the same InstanceID produce the same ids. Required.
-	InstanceID string
 	// Scope is ScopeAgents (default: only agent-session members are
 	// reported) or ScopeAll (every process).
-	Scope string
+	Scope string `mapstructure:"-"`
 	// EmitFork emits process.fork events (optional in the contract).
-	EmitFork bool
+	EmitFork bool `mapstructure:"-"`
 	// MaxProcesses bounds the process table (live and exited images).
 	// Default 65536.
-	MaxProcesses int
+	MaxProcesses int `mapstructure:"max_processes"`
 	// ExitGrace keeps an exited image so late events still find it,
 	// measured on the kernel's boot clock. Default 30s.
-	ExitGrace time.Duration
+	ExitGrace time.Duration `mapstructure:"exit_grace"`
 	// MaxPending bounds the events waiting for a parent. Default 4096.
-	MaxPending int
+	MaxPending int `mapstructure:"max_pending"`
 	// PendingTimeout is how long (kernel time, or wall time when the
 	// stream is quiet) an event waits for its parent before it is emitted
 	// with what is known, marked partial. Default 500ms.
-	PendingTimeout time.Duration
+	PendingTimeout time.Duration `mapstructure:"-"`
 	// EnrichWait bounds the wait for hashes and agent resolution before an
 	// event is emitted. Default 2s.
-	EnrichWait time.Duration
+	EnrichWait time.Duration `mapstructure:"enrich_wait"`
 	// MaxAncestry bounds the ancestry list (deeper chains are cut and
 	// marked). Default 256.
-	MaxAncestry int
+	MaxAncestry int `mapstructure:"-"`
 	// Humans maps a login user name (or, without a login uid, the user)
 	// to the person behind it.
-	Humans map[string]event.Human
+	Humans map[string]event.Human `mapstructure:"-"`
 }
 
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
-	if out.InstanceID == "" {
-		return out, fmt.Errorf("lineage: config: instance id is empty")
-	}
 	switch out.Scope {
 	case "":
 		out.Scope = ScopeAgents

@@ -194,7 +194,7 @@ func TestDeterministicIDsAcrossRuns(t *testing.T) {
 	evs := []sensor.Event{claudeRoot(1000 * ms), openEv(key(50, 500), 1001*ms, sess, "/x", 0)}
 	var ids [2][]string
 	for i := range 2 {
-		r := newRig(t, Config{InstanceID: "replay-1"}, nil)
+		r := newRig(t, Config{}, nil)
 		seedBase(r)
 		for _, ev := range r.run(evs...) {
 			ids[i] = append(ids[i], ev.Time.String()+"/"+ev.Process.ExecID)
@@ -212,11 +212,10 @@ func TestConfigAndDepsErrors(t *testing.T) {
 		deps Deps
 		want string
 	}{
-		{Config{}, d, "instance id"},
-		{Config{InstanceID: "x", Scope: "some"}, d, `scope "some"`},
-		{Config{InstanceID: "x", MaxProcesses: 3}, d, "below the minimum"},
-		{Config{InstanceID: "x", ExitGrace: -1}, d, "exit grace"},
-		{Config{InstanceID: "x"}, Deps{Host: fakeHost{}}, "missing dependencies: [Boot Proc Binaries Users]"},
+		{Config{Scope: "some"}, d, `scope "some"`},
+		{Config{MaxProcesses: 3}, d, "below the minimum"},
+		{Config{ExitGrace: -1}, d, "exit grace"},
+		{Config{}, Deps{Host: fakeHost{}}, "missing dependencies: [Boot Proc Binaries Users]"},
 	}
 	for _, c := range cases {
 		if _, err := New(c.cfg, c.deps, quietLog()); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -120,9 +120,6 @@ type rig struct {
 
 func newRig(t *testing.T, cfg Config, obs agent.Integration) *rig {
 	t.Helper()
-	if cfg.InstanceID == "" {
-		cfg.InstanceID = "test"
-	}
 	r := &rig{t: t, procs: &fakeProcs{procs: map[uint32]*procfs.Proc{}}, bins: &fakeBins{}}
 	e, err := New(cfg, Deps{
 		Host: fakeHost{}, Boot: fakeBoot{}, Proc: r.procs, Binaries: r.bins,

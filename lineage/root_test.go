@@ -32,7 +32,7 @@ func liveEngine(t *testing.T) *lineage.Engine {
 	}
 	// The wait is generous: this checks hashes, not speed, and the seed
 	// hashes every binary on the host while other builds share the CPUs.
-	e, err := lineage.New(lineage.Config{InstanceID: "root-test", Scope: lineage.ScopeAll, EnrichWait: 2 * time.Minute}, lineage.Deps{
+	e, err := lineage.New(lineage.Config{Scope: lineage.ScopeAll, EnrichWait: 2 * time.Minute}, lineage.Deps{
 		Host: lineage.LocalHost{}, Boot: lineage.LocalBoot{}, Proc: lineage.ProcFS{Root: "/proc"},
 		Binaries: in, Users: &lineage.Passwd{Path: "/etc/passwd"},
 	}, log)

@@ -13,8 +13,12 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/policy"
+	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor/posture"
+	"github.com/lineaged/lineaged/sink/kafka"
 )
 
 // DefaultConfigPath is where the packaged service reads its configuration.
@@ -23,113 +27,55 @@ const DefaultConfigPath = "/etc/lineaged/lineaged.yaml"
 // Config is the whole configuration of the sensor: one YAML file, LINEAGED_*
 // environment variables and command-line flags, in increasing precedence.
 // Every key is documented in deploy/lineaged.yaml and the README.
+//
+// A section that configures one package is that package's own Config: its
+// mapstructure tags are the keys, and its fields tagged "-" (funcs, clocks,
+// test knobs) are filled in by the pipeline. A new setting is one field and
+// tag there, plus its default below and its documentation. Trust's embedded
+// binid.Config (hashing limits) is Hashing, joined in start; File and Sensor
+// keep small types of their own (see FileConfig, SensorConfig).
 type Config struct {
 	Scope  string `mapstructure:"scope"`
 	Output string `mapstructure:"output"`
 	Format string `mapstructure:"format"`
 
 	File    FileConfig             `mapstructure:"file"`
-	Kafka   KafkaConfig            `mapstructure:"kafka"`
+	Kafka   kafka.Config           `mapstructure:"kafka"`
 	Sensor  SensorConfig           `mapstructure:"sensor"`
-	Lineage LineageConfig          `mapstructure:"lineage"`
-	Hashing HashingConfig          `mapstructure:"hashing"`
-	Trust   TrustConfig            `mapstructure:"trust"`
+	Lineage lineage.Config         `mapstructure:"lineage"`
+	Hashing binid.Config           `mapstructure:"hashing"`
+	Trust   binid.LiveConfig       `mapstructure:"trust"`
 	Humans  map[string]HumanConfig `mapstructure:"humans"`
-	Redact  RedactConfig           `mapstructure:"redact"`
-	Posture PostureConfig          `mapstructure:"posture"`
+	Redact  redact.Config          `mapstructure:"redact"`
+	Posture posture.Config         `mapstructure:"posture"`
 	Policy  PolicyConfig           `mapstructure:"policy"`
 	Metrics MetricsConfig          `mapstructure:"metrics"`
 	Log     LogConfig              `mapstructure:"log"`
 }
 
-// FileConfig controls the file sink.
+// FileConfig controls the file sink. It is not sink.FileConfig because the
+// key is in MiB (max_size_mb) where the sink counts bytes; sinkConfig
+// converts.
 type FileConfig struct {
 	MaxSizeMB int `mapstructure:"max_size_mb"`
 	Retain    int `mapstructure:"retain"`
 }
 
-// KafkaConfig controls the Kafka sink and its disk spool.
-type KafkaConfig struct {
-	Brokers      []string      `mapstructure:"brokers"`
-	Topic        string        `mapstructure:"topic"`
-	Compression  string        `mapstructure:"compression"`
-	BatchSize    int           `mapstructure:"batch_size"`
-	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
-	// AllowStartOffline starts with the brokers unreachable, spooling
-	// until they answer; by default that is an error at start.
-	AllowStartOffline bool        `mapstructure:"allow_start_offline"`
-	TLS               KafkaTLS    `mapstructure:"tls"`
-	SASL              KafkaSASL   `mapstructure:"sasl"`
-	Spool             SpoolConfig `mapstructure:"spool"`
-}
-
-// KafkaTLS is TLS to the brokers.
-type KafkaTLS struct {
-	Enabled    bool   `mapstructure:"enabled"`
-	CAFile     string `mapstructure:"ca_file"`
-	CertFile   string `mapstructure:"cert_file"`
-	KeyFile    string `mapstructure:"key_file"`
-	ServerName string `mapstructure:"server_name"`
-}
-
-// KafkaSASL is SASL authentication to the brokers.
-type KafkaSASL struct {
-	Mechanism    string `mapstructure:"mechanism"`
-	Username     string `mapstructure:"username"`
-	Password     string `mapstructure:"password"`
-	PasswordFile string `mapstructure:"password_file"`
-}
-
-// SpoolConfig bounds the disk spool in front of Kafka.
-type SpoolConfig struct {
-	Dir      string `mapstructure:"dir"`
-	MaxBytes int64  `mapstructure:"max_bytes"`
-}
-
-// SensorConfig sizes the kernel side.
+// SensorConfig sizes the kernel side. It is not kernel.Config: the kernel
+// takes uint32 sizes, and decoding a negative or oversized value into one
+// would fail with a decoder error instead of validate's message naming the
+// key; kernel.Config also carries what sensorConfig computes (scope,
+// recognisers, deny keys).
 type SensorConfig struct {
 	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
 	QueueSize       int `mapstructure:"queue_size"`
 	SessionMapSize  int `mapstructure:"session_map_size"`
 }
 
-// LineageConfig bounds the process table.
-type LineageConfig struct {
-	MaxProcesses int           `mapstructure:"max_processes"`
-	ExitGrace    time.Duration `mapstructure:"exit_grace"`
-	MaxPending   int           `mapstructure:"max_pending"`
-	EnrichWait   time.Duration `mapstructure:"enrich_wait"`
-}
-
-// HashingConfig bounds binary hashing.
-type HashingConfig struct {
-	Workers  int           `mapstructure:"workers"`
-	MaxBytes int64         `mapstructure:"max_bytes"`
-	Timeout  time.Duration `mapstructure:"timeout"`
-}
-
-// TrustConfig configures signature verdicts.
-type TrustConfig struct {
-	Keys         []string `mapstructure:"keys"`
-	SignatureDir string   `mapstructure:"signature_dir"`
-}
-
 // HumanConfig maps a login user to the person behind it.
 type HumanConfig struct {
 	Name  string `mapstructure:"name"`
 	Email string `mapstructure:"email"`
-}
-
-// RedactConfig controls secret redaction in argv.
-type RedactConfig struct {
-	Patterns     []string `mapstructure:"patterns"`
-	ExportPrompt bool     `mapstructure:"export_prompt"`
-}
-
-// PostureConfig controls the device-posture sampler.
-type PostureConfig struct {
-	Interval time.Duration `mapstructure:"interval"`
-	Checks   []string      `mapstructure:"checks"`
 }
 
 // PolicyConfig is what the sensor enforces in agent sessions.
@@ -163,7 +109,7 @@ var defaults = map[string]any{
 	"kafka.topic":              "",
 	"kafka.compression":        "zstd",
 	"kafka.batch_size":         100,
-	"kafka.batch_timeout":      5 * time.Millisecond,
+	"kafka.batch_timeout":      100 * time.Microsecond,
 	"kafka.tls.enabled":        false,
 	"kafka.tls.ca_file":        "",
 	"kafka.tls.cert_file":      "",
@@ -191,8 +137,19 @@ var defaults = map[string]any{
 	"redact.patterns":          []string{},
 	"redact.export_prompt":     false,
 	"metrics.listen":           "",
-	"policy.rules":             DefaultRulesPath,
 	"log.level":                "info",
+
+	"posture.interval":                posture.DefaultInterval,
+	"posture.checks":                  []string{},
+	"posture.required":                []string{},
+	"posture.root":                    "/",
+	"posture.endpoint_protection":     posture.DefaultEndpointProtection(),
+	"posture.updates.max_index_age":   posture.DefaultMaxIndexAge,
+	"posture.updates.max_upgrade_age": posture.DefaultMaxUpgradeAge,
+
+	"kafka.allow_start_offline": false,
+	"policy.deny_exec":          []string{},
+	"policy.rules":              DefaultRulesPath,
 }
 
 // flagKeys maps command-line flags to configuration keys.
@@ -358,7 +315,9 @@ func (c *Config) validate() error {
 			bad("redact.patterns", "%q: %v", p, err)
 		}
 	}
-	pc := posture.Config{Interval: c.Posture.Interval, Checks: c.Posture.Checks}
+	// Validate fills the sampler's defaults: on a copy, so the
+	// configuration stays as loaded.
+	pc := c.Posture
 	if err := pc.Validate(); err != nil {
 		errs = append(errs, err)
 	}

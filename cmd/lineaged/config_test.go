@@ -3,11 +3,14 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/spf13/pflag"
 )
 
@@ -181,6 +184,59 @@ func TestConfigPosture(t *testing.T) {
 	}
 }
 
+func TestConfigPostureDecides(t *testing.T) {
+	cfg, err := parse(t, []string{"--config", writeFile(t, `posture:
+  checks: [aslr, endpoint_protection, os_updates_fresh]
+  required: [endpoint_protection]
+  endpoint_protection: [osqueryd, /opt/CrowdStrike/falcon-sensor]
+  root: /
+  updates:
+    max_index_age: 48h
+    max_upgrade_age: 336h
+`)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := cfg.Posture
+	if !slices.Equal(pc.Required, []string{"endpoint_protection"}) || len(pc.EndpointProtection) != 2 || pc.Root != "/" ||
+		pc.Updates.MaxIndexAge != 48*time.Hour || pc.Updates.MaxUpgradeAge != 14*24*time.Hour {
+		t.Fatalf("posture: %+v", pc)
+	}
+	// Unset, the keys carry the sampler's defaults.
+	cfg, err = parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pc := cfg.Posture; len(pc.Required) != 0 || !slices.Equal(pc.EndpointProtection, posture.DefaultEndpointProtection()) ||
+		pc.Updates.MaxIndexAge != posture.DefaultMaxIndexAge || pc.Interval != posture.DefaultInterval {
+		t.Fatalf("posture defaults: %+v", pc)
+	}
+	t.Run("environment", func(t *testing.T) {
+		// Lists are comma-separated.
+		cfg, err := parse(t, nil, map[string]string{"LINEAGED_POSTURE_REQUIRED": "aslr,firewall"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cfg.Posture.Required, []string{"aslr", "firewall"}) {
+			t.Fatalf("posture.required from the environment: %v", cfg.Posture.Required)
+		}
+	})
+	for _, tc := range []struct{ yaml, err string }{
+		{"posture:\n  required: [aslr, nope]\n", `posture.required: unknown check "nope"`},
+		{"posture:\n  checks: [aslr]\n  required: [firewall]\n", `posture.required: check "firewall" is not enabled in posture.checks`},
+		{"posture:\n  endpoint_protection: [opt/edr]\n", `posture.endpoint_protection: "opt/edr"`},
+		{"posture:\n  updates:\n    max_index_age: -1h\n", "posture.updates.max_index_age: -1h0m0s is negative"},
+		{"posture:\n  updates:\n    max_upgrade_age: -2h\n", "posture.updates.max_upgrade_age: -2h0m0s is negative"},
+		{"posture:\n  updates:\n    max_age: 1h\n", "max_age"},
+		{"posture:\n  root: host\n", `posture.root: "host" is not an absolute path`},
+	} {
+		_, err := parse(t, []string{"--config", writeFile(t, tc.yaml)}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: got %v, want an error containing %q", tc.yaml, err, tc.err)
+		}
+	}
+}
+
 func TestConfigDenyExec(t *testing.T) {
 	cfg, err := parse(t, []string{"--config", writeFile(t, "policy:\n  deny_exec: [/usr/bin/nc, /opt/tools/]\n")}, nil)
 	if err != nil {
@@ -193,4 +249,46 @@ func TestConfigDenyExec(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "policy.deny_exec") || !strings.Contains(err.Error(), "relative/nc") {
 		t.Fatalf("a relative deny_exec entry must be named, got %v", err)
 	}
+}
+
+// TestShippedConfigStatesTheDefaults: deploy/lineaged.yaml documents every
+// key with its value; a value there that differs from the built-in default
+// means one of them is wrong (a service from the package and a bare
+// `lineaged run` would behave differently without anyone choosing it).
+// Only the keys listed here differ on purpose.
+func TestShippedConfigStatesTheDefaults(t *testing.T) {
+	shipped, err := parse(t, []string{"--config", "../../deploy/lineaged.yaml"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin, err := parse(t, []string{"--config", writeFile(t, "{}\n")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onPurpose := map[string]bool{
+		"Output": true, // the service writes a file; `lineaged run` prints
+	}
+	var walk func(path string, a, b reflect.Value)
+	walk = func(path string, a, b reflect.Value) {
+		switch a.Kind() {
+		case reflect.Struct:
+			for i := range a.NumField() {
+				f := a.Type().Field(i)
+				if !f.IsExported() || f.Tag.Get("mapstructure") == "-" {
+					continue
+				}
+				walk(strings.TrimPrefix(path+"."+f.Name, "."), a.Field(i), b.Field(i))
+			}
+		case reflect.Func:
+		default:
+			if onPurpose[path] {
+				return
+			}
+			bothEmpty := (a.Kind() == reflect.Slice || a.Kind() == reflect.Map) && a.Len() == 0 && b.Len() == 0
+			if !bothEmpty && !reflect.DeepEqual(a.Interface(), b.Interface()) {
+				t.Errorf("%s: deploy/lineaged.yaml says %v, the built-in default is %v", path, a.Interface(), b.Interface())
+			}
+		}
+	}
+	walk("", reflect.ValueOf(*shipped), reflect.ValueOf(*builtin))
 }

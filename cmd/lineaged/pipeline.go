@@ -24,13 +24,11 @@ import (
 	"github.com/lineaged/lineaged/lineage/binid"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
-	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
 	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/sink"
-	"github.com/lineaged/lineaged/sink/kafka"
 )
 
 const procRoot = "/proc"
@@ -75,6 +73,9 @@ func newInstanceID() (string, error) {
 // sinkConfig builds the sink's configuration; stamp numbers the events the
 // sink makes itself (Kafka loss reports) in the pipeline's sequence.
 func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Config {
+	k := cfg.Kafka
+	k.SASL.Mechanism = strings.ToUpper(k.SASL.Mechanism)
+	k.Stamp = stamp
 	return sink.Config{
 		Format: cfg.Format,
 		Output: cfg.Output,
@@ -82,33 +83,7 @@ func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Co
 			MaxBytes: int64(cfg.File.MaxSizeMB) << 20,
 			Retain:   cfg.File.Retain,
 		},
-		Kafka: kafka.Config{
-			Brokers:      cfg.Kafka.Brokers,
-			Topic:        cfg.Kafka.Topic,
-			Compression:  cfg.Kafka.Compression,
-			BatchSize:    cfg.Kafka.BatchSize,
-			BatchTimeout: cfg.Kafka.BatchTimeout,
-			// The spool absorbs an outage at start as it does later.
-			AllowStartOffline: cfg.Kafka.AllowStartOffline,
-			TLS: kafka.TLSConfig{
-				Enabled:    cfg.Kafka.TLS.Enabled,
-				CAFile:     cfg.Kafka.TLS.CAFile,
-				CertFile:   cfg.Kafka.TLS.CertFile,
-				KeyFile:    cfg.Kafka.TLS.KeyFile,
-				ServerName: cfg.Kafka.TLS.ServerName,
-			},
-			SASL: kafka.SASLConfig{
-				Mechanism:    strings.ToUpper(cfg.Kafka.SASL.Mechanism),
-				Username:     cfg.Kafka.SASL.Username,
-				Password:     cfg.Kafka.SASL.Password,
-				PasswordFile: cfg.Kafka.SASL.PasswordFile,
-			},
-			Spool: kafka.SpoolConfig{
-				Dir:      cfg.Kafka.Spool.Dir,
-				MaxBytes: cfg.Kafka.Spool.MaxBytes,
-			},
-			Stamp: stamp,
-		},
+		Kafka:         k,
 		SensorVersion: version,
 		Stdout:        stdout,
 	}
@@ -154,28 +129,20 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if err != nil {
 		return p, err
 	}
+	rc := cfg.Redact
+	rc.IsAgent = p.agents.IsAgent
 	p.policy, err = policy.New(policy.Config{
 		DenyExec: cfg.Policy.DenyExec,
 		Rules:    rules,
-		Redact: redact.Config{
-			Patterns:   cfg.Redact.Patterns,
-			KeepPrompt: cfg.Redact.ExportPrompt,
-			IsAgent:    p.agents.IsAgent,
-		},
+		Redact:   rc,
 	})
 	if err != nil {
 		return p, &exitError{exitUsage, err}
 	}
-	p.inspect, err = binid.Open(binid.LiveConfig{
-		Config: binid.Config{
-			ProcRoot: procRoot,
-			Workers:  cfg.Hashing.Workers,
-			MaxBytes: cfg.Hashing.MaxBytes,
-			Timeout:  cfg.Hashing.Timeout,
-		},
-		TrustedKeys:  cfg.Trust.Keys,
-		SignatureDir: cfg.Trust.SignatureDir,
-	}, log.With("component", "binid"))
+	bc := cfg.Trust
+	bc.Config = cfg.Hashing
+	bc.ProcRoot = procRoot
+	p.inspect, err = binid.Open(bc, log.With("component", "binid"))
 	if err != nil {
 		if p.inspect == nil {
 			return p, err
@@ -190,10 +157,10 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	}
 	p.source = p.sensor
 
-	p.posture, err = posture.New(posture.Config{
-		Interval: cfg.Posture.Interval,
-		Checks:   cfg.Posture.Checks,
-	}, time.Now, log.With("component", "posture"))
+	pc := cfg.Posture
+	pc.Attached = p.sensor.AttachedPrograms
+	pc.InSession = p.sensor.InSession
+	p.posture, err = posture.New(pc, time.Now, log.With("component", "posture"))
 	if err != nil {
 		return p, &exitError{exitUsage, err}
 	}
@@ -209,15 +176,10 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	for user, h := range cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
 	}
-	p.engine, err = lineage.New(lineage.Config{
-		InstanceID:   p.instance,
-		Scope:        cfg.Scope, // validated and spelled agents|all by the config
-		MaxProcesses: cfg.Lineage.MaxProcesses,
-		ExitGrace:    cfg.Lineage.ExitGrace,
-		MaxPending:   cfg.Lineage.MaxPending,
-		EnrichWait:   cfg.Lineage.EnrichWait,
-		Humans:       humans,
-	}, lineage.Deps{
+	lc := cfg.Lineage
+	lc.Scope = cfg.Scope // validated and spelled agents|all by the config
+	lc.Humans = humans
+	p.engine, err = lineage.New(lc, lineage.Deps{
 		Host:     lineage.LocalHost{},
 		Boot:     lineage.LocalBoot{},
 		Proc:     lineage.ProcFS{Root: procRoot},

@@ -18,20 +18,22 @@ import (
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
-// Config bounds hashing.
+// Config bounds hashing. It is also the hashing section of lineaged's
+// configuration: the mapstructure tags are the keys, and fields tagged "-"
+// are set by the program, not configured.
 type Config struct {
 	// ProcRoot is the /proc to read executables through; default "/proc".
-	ProcRoot string
+	ProcRoot string `mapstructure:"-"`
 	// Workers bounds concurrent hashing; default 2.
-	Workers int
+	Workers int `mapstructure:"workers"`
 	// MaxBytes: larger binaries get verdict error instead of a hash;
 	// default 1 GiB.
-	MaxBytes int64
+	MaxBytes int64 `mapstructure:"max_bytes"`
 	// Timeout bounds one hash; default 10s.
-	Timeout time.Duration
+	Timeout time.Duration `mapstructure:"timeout"`
 	// MaxCached bounds each cache (hashes by file identity, verdicts);
 	// default 16384.
-	MaxCached int
+	MaxCached int `mapstructure:"-"`
 }
 
 // Inspector implements lineage.BinaryInspector.

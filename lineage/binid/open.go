@@ -8,18 +8,21 @@ import (
 	"path/filepath"
 )
 
-// LiveConfig is everything the live inspector needs.
+// LiveConfig is everything the live inspector needs. It is also the trust
+// section of lineaged's configuration: the mapstructure tags are the keys,
+// and fields tagged "-" are set by the program, not configured.
 type LiveConfig struct {
-	Config
+	// Config is configured under its own key (hashing) in lineaged.
+	Config `mapstructure:"-"`
 	// TrustedKeys are PEM public key files; SignatureDir holds signatures
 	// keyed by SHA-256 ("" for none).
-	TrustedKeys  []string
-	SignatureDir string
+	TrustedKeys  []string `mapstructure:"keys"`
+	SignatureDir string   `mapstructure:"signature_dir"`
 	// DpkgDir is the dpkg admin directory; default /var/lib/dpkg. When it
 	// has no info directory, RPMDir (default /var/lib/rpm) is used if it
 	// exists; otherwise there is no package provenance.
-	DpkgDir string
-	RPMDir  string
+	DpkgDir string `mapstructure:"-"`
+	RPMDir  string `mapstructure:"-"`
 }
 
 // Open builds the live inspector. A trusted key that cannot be loaded is an

@@ -230,26 +230,86 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	return s, nil
 }
 
+// load brings the BPF side up, each step a helper: the maps every object
+// shares, the process programs and their recogniser table, the file and
+// network object, the deny-exec enforcement, and last the process programs'
+// attachments and the ring-buffer reader. On error New closes whatever was
+// made.
 func (s *Sensor) load() error {
+	spec, err := s.processSpec()
+	if err != nil {
+		return err
+	}
+	if err := s.createSharedMaps(spec); err != nil {
+		return err
+	}
+	s.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		MapReplacements: map[string]*ebpf.Map{
+			processMapSessions:    s.maps.Sessions,
+			processMapEvents:      s.maps.Events,
+			processMapRingbufLost: s.maps.Lost,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("sensor: load process programs: %w", oneLine(err))
+	}
+	// The recognisers must be in place before the exec program runs.
+	if err := s.fillRecognisers(); err != nil {
+		return err
+	}
+	for _, k := range []sensor.Kind{sensor.KindExec, sensor.KindFork, sensor.KindExit} {
+		s.decoder[k] = Decode
+	}
+	if !s.cfg.ProcessOnly {
+		if err := s.loadExtras(); err != nil {
+			return err
+		}
+	}
+	if len(s.cfg.DenyKeys) > 0 {
+		if err := s.loadDenyExec(); err != nil {
+			return err
+		}
+	}
+	if err := s.attachProcess(); err != nil {
+		return err
+	}
+	s.rd, err = ringbuf.NewReader(s.maps.Events)
+	if err != nil {
+		return fmt.Errorf("sensor: ring buffer reader: %w", err)
+	}
+	return nil
+}
+
+// processSpec is the process object's spec sized and set from the config:
+// map sizes, scope and ring-buffer batching are fixed at load time, in the
+// object's maps and read-only variables.
+func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 	spec, err := loadProcess()
 	if err != nil {
-		return fmt.Errorf("sensor: process object: %w", err)
+		return nil, fmt.Errorf("sensor: process object: %w", err)
 	}
 	spec.Maps[processMapSessions].MaxEntries = s.cfg.SessionMapSize
 	spec.Maps[processMapEvents].MaxEntries = s.cfg.RingBufferSize
 	if s.cfg.Scope == ScopeAll {
 		if err := spec.Variables[processVarScopeAll].Set(uint8(1)); err != nil {
-			return fmt.Errorf("sensor: set scope: %w", err)
+			return nil, fmt.Errorf("sensor: set scope: %w", err)
 		}
 	}
 	if s.cfg.FlushInterval > 0 {
 		if err := spec.Variables[processVarWakeupBytes].Set(uint64(s.cfg.WakeupBytes)); err != nil {
-			return fmt.Errorf("sensor: set wakeup threshold: %w", err)
+			return nil, fmt.Errorf("sensor: set wakeup threshold: %w", err)
 		}
 		if err := spec.Variables[processVarFlushNs].Set(uint64(s.cfg.FlushInterval)); err != nil {
-			return fmt.Errorf("sensor: set flush interval: %w", err)
+			return nil, fmt.Errorf("sensor: set flush interval: %w", err)
 		}
 	}
+	return spec, nil
+}
+
+// createSharedMaps creates the maps every object shares (bpf/maps.h) from
+// the process object's spec: they are made here, not by the collection, so
+// that the later objects can be handed the same maps.
+func (s *Sensor) createSharedMaps(spec *ebpf.CollectionSpec) error {
 	for _, name := range []string{processMapSessions, processMapEvents, processMapRingbufLost} {
 		m, err := ebpf.NewMap(spec.Maps[name])
 		if err != nil {
@@ -264,17 +324,13 @@ func (s *Sensor) load() error {
 			s.maps.Lost = m
 		}
 	}
-	s.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{
-			processMapSessions:    s.maps.Sessions,
-			processMapEvents:      s.maps.Events,
-			processMapRingbufLost: s.maps.Lost,
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("sensor: load process programs: %w", oneLine(err))
-	}
-	// The recognisers must be in place before the exec program runs.
+	return nil
+}
+
+// fillRecognisers writes the agent recogniser table (Config.Recognisers)
+// into the kernel's recognisers map, which the exec program reads to start
+// sessions.
+func (s *Sensor) fillRecognisers() error {
 	table, err := kernelRecognisers(s.cfg.Recognisers)
 	if err != nil {
 		return fmt.Errorf("sensor: %w", err)
@@ -284,29 +340,42 @@ func (s *Sensor) load() error {
 			return fmt.Errorf("sensor: load recogniser %d: %w", i, err)
 		}
 	}
-	for _, k := range []sensor.Kind{sensor.KindExec, sensor.KindFork, sensor.KindExit} {
-		s.decoder[k] = Decode
-	}
-	if !s.cfg.ProcessOnly {
-		for _, o := range extraObjects() {
-			c, err := o.load(s.maps, s.cfg)
-			if err != nil {
-				return fmt.Errorf("sensor: %s object: %w", o.name, oneLine(err))
-			}
-			s.extras = append(s.extras, c)
-			for _, k := range o.kinds {
-				s.decoder[k] = o.decode
-			}
-		}
-	}
-	if len(s.cfg.DenyKeys) > 0 {
-		s.enf, err = loadEnforcement(s.maps, s.cfg.DenyKeys, lsmListFile)
+	return nil
+}
+
+// loadExtras loads the objects after the process one (extraObjects: file
+// and network) on the shared maps and registers their decoders.
+func (s *Sensor) loadExtras() error {
+	for _, o := range extraObjects() {
+		c, err := o.load(s.maps, s.cfg)
 		if err != nil {
-			return fmt.Errorf("sensor: %w", err)
+			return fmt.Errorf("sensor: %s object: %w", o.name, oneLine(err))
 		}
-		s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "keys", len(s.cfg.DenyKeys))
-		s.decoder[sensor.KindDeny] = decodeDeny
+		s.extras = append(s.extras, c)
+		for _, k := range o.kinds {
+			s.decoder[k] = o.decode
+		}
 	}
+	return nil
+}
+
+// loadDenyExec loads the deny-exec enforcement for Config.DenyKeys, logs
+// which hooks enforce it (they differ by kernel) and registers the decoder
+// of its KindDeny records.
+func (s *Sensor) loadDenyExec() error {
+	enf, err := loadEnforcement(s.maps, s.cfg.DenyKeys, lsmListFile)
+	if err != nil {
+		return fmt.Errorf("sensor: %w", err)
+	}
+	s.enf = enf
+	s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "keys", len(s.cfg.DenyKeys))
+	s.decoder[sensor.KindDeny] = decodeDeny
+	return nil
+}
+
+// attachProcess attaches the exec, fork and exit programs to their
+// tracepoints (tp_btf); from here on the kernel emits events.
+func (s *Sensor) attachProcess() error {
 	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
 		l, err := link.AttachTracing(link.TracingOptions{
 			Program:    s.coll.Programs[name],
@@ -316,10 +385,6 @@ func (s *Sensor) load() error {
 			return fmt.Errorf("sensor: attach %s (tp_btf): %w", name, err)
 		}
 		s.links = append(s.links, l)
-	}
-	s.rd, err = ringbuf.NewReader(s.maps.Events)
-	if err != nil {
-		return fmt.Errorf("sensor: ring buffer reader: %w", err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 )
 
 // Check is one posture check. Run reads what it needs under root and says
@@ -29,10 +30,16 @@ const (
 	CheckSSHPasswordAuth = "ssh_password_auth_disabled"
 	CheckAutoUpdates     = "auto_updates"
 	CheckFirewall        = "firewall"
+	CheckEndpoint        = "endpoint_protection"
+	CheckMAC             = "mac_enforcing"
+	CheckUpdatesFresh    = "os_updates_fresh"
+	CheckSensorAttached  = "sensor_attached"
+	CheckNoAgentListener = "no_agent_listener"
 )
 
-// builtin returns a fresh instance of every built-in check, in report order.
-func builtin() []Check {
+// builtin returns a fresh instance of every built-in check, in report order,
+// configured from cfg (validated) and clock.
+func builtin(cfg Config, clock func() time.Time) []Check {
 	return []Check{
 		DiskEncryption{},
 		SecureBoot{},
@@ -44,13 +51,18 @@ func builtin() []Check {
 		SSHPasswordAuth{},
 		AutoUpdates{},
 		Firewall{},
+		EndpointProtection{Names: cfg.EndpointProtection},
+		MACEnforcing{},
+		UpdatesFresh{MaxIndexAge: cfg.Updates.MaxIndexAge, MaxUpgradeAge: cfg.Updates.MaxUpgradeAge, Now: clock},
+		SensorAttached{Attached: cfg.Attached},
+		NoAgentListener{InSession: cfg.InSession},
 	}
 }
 
 // CheckNames lists the names of all built-in checks.
 func CheckNames() []string {
 	var names []string
-	for _, c := range builtin() {
+	for _, c := range builtin(Config{}, time.Now) {
 		names = append(names, c.Name())
 	}
 	return names

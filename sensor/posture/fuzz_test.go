@@ -3,6 +3,7 @@ package posture
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -72,5 +73,39 @@ func FuzzNetlink(f *testing.F) {
 		_ = forAttrs(b, func(typ uint16, v []byte) error {
 			return forAttrs(v, func(uint16, []byte) error { return nil })
 		})
+	})
+}
+
+func FuzzAptHistory(f *testing.F) {
+	f.Add("Start-Date: 2026-11-20  10:00:01\nCommandline: apt-get upgrade\nUpgrade: a:amd64 (1, 2)\nEnd-Date: 2026-11-20  10:00:05\n\n")
+	f.Add("Upgrade: x\nError: y\nEnd-Date: \n")
+	f.Add("End-Date: 2026-13-40  99:00:00\nUpgrade: z\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = aptLastUpgrade([]byte(s))
+	})
+}
+
+func FuzzDnfRPMLog(f *testing.F) {
+	f.Add("2026-11-20T10:00:05+0000 SUBDEBUG Upgrade: foo-1.1-1.x86_64\n")
+	f.Add("2026-11-20T10:00:05Z SUBDEBUG Upgraded: foo\n")
+	f.Add("x y Upgrade:\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = dnfLastUpgrade([]byte(s))
+	})
+}
+
+func FuzzAppArmorProfiles(f *testing.F) {
+	f.Add("/usr/bin/man (enforce)\nlsb_release (complain)\n")
+	f.Add("/snap/x (1) y (kill)\n")
+	f.Add("(\n)\n (\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		modes, err := profileModes([]byte(s))
+		if err == nil {
+			for m, n := range modes {
+				if n <= 0 || strings.ContainsRune(m, '\n') {
+					t.Fatalf("mode %q counted %d", m, n)
+				}
+			}
+		}
 	})
 }

@@ -2,6 +2,7 @@ package posture
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,4 +65,8 @@ func assertCheck(t *testing.T, r Result, ok bool, detail string) {
 	if r.Detail == "" {
 		t.Error("empty detail")
 	}
+}
+
+func listenLocal() (net.Listener, error) {
+	return net.Listen("tcp", "127.0.0.1:0")
 }

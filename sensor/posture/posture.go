@@ -1,17 +1,23 @@
 // Package posture samples the device's security posture: whether the machine
 // an agent runs on is compliant at the moment of each event. A Sampler runs a
 // set of checks (disk encryption, Secure Boot, kernel lockdown and hardening
-// sysctls, sshd password logins, automatic updates, inbound firewall) every
-// interval, keeps the latest Sample behind an atomic pointer for the event
-// hot path, and reports each sample and each change of compliance.
+// sysctls, sshd password logins, automatic updates and their freshness,
+// inbound firewall, a MAC LSM, endpoint protection, the sensor's own
+// programs, listeners of agent sessions) every interval, keeps the latest
+// Sample behind an atomic pointer for the event hot path, and reports each
+// sample and each change of compliance. The required subset of the checks
+// decides compliance.
 //
 // It is a peer source of facts beside the kernel sensor, with its own types:
 // it knows nothing of the enriched event, into which lineage maps its
 // samples.
 //
 // Checks read files under a configurable root ("/" live, a fake tree in
-// tests) and never shell out; the firewall check, whose facts live only in
-// the kernel, asks the kernel over netlink and sockets.
+// tests) and never shell out; process and socket facts come through gopsutil
+// pointed at the same root; the firewall check, whose facts live only in the
+// kernel, asks the kernel over netlink and sockets. What only another part of
+// the sensor knows (its attached programs, session membership) is handed in
+// as a function, so this package imports nothing of the project.
 package posture
 
 import (
@@ -39,15 +45,60 @@ const MinInterval = 100 * time.Millisecond
 // netlink), and it honours the deadline.
 const checkTimeout = 5 * time.Second
 
-// Config configures a Sampler.
+// Default thresholds of the os_updates_fresh check.
+const (
+	DefaultMaxIndexAge   = 7 * 24 * time.Hour
+	DefaultMaxUpgradeAge = 30 * 24 * time.Hour
+)
+
+// DefaultEndpointProtection is the endpoint_protection check's list when
+// Config.EndpointProtection is empty: CrowdStrike Falcon, SentinelOne,
+// Wazuh, osquery, the Linux audit daemon and ClamAV.
+func DefaultEndpointProtection() []string {
+	return []string{"falcon-sensor", "SentinelAgent", "wazuh-agentd", "osqueryd", "auditd", "clamd"}
+}
+
+// Config configures a Sampler. It is also the posture section of
+// lineaged's configuration: the mapstructure tags are the keys, and fields
+// tagged "-" are set by the program, not configured.
 type Config struct {
 	// Interval between samples; zero means DefaultInterval.
-	Interval time.Duration
+	Interval time.Duration `mapstructure:"interval"`
 	// Checks lists the enabled checks by name (see CheckNames); empty
-	// means all of them.
-	Checks []string
+	// means every check whose facts are available: all of them except
+	// sensor_attached without Attached and no_agent_listener without
+	// InSession.
+	Checks []string `mapstructure:"checks"`
+	// Required lists the enabled checks that decide compliance; empty
+	// means all enabled checks. A required check must be enabled.
+	Required []string `mapstructure:"required"`
 	// Root is the directory host files are read from; empty means "/".
-	Root string
+	Root string `mapstructure:"root"`
+	// EndpointProtection lists the executables of which one must run for
+	// endpoint_protection to pass: a name matches an executable's base
+	// name, an absolute path the whole path. Empty means
+	// DefaultEndpointProtection.
+	EndpointProtection []string `mapstructure:"endpoint_protection"`
+	// Updates holds the os_updates_fresh thresholds.
+	Updates UpdatesConfig `mapstructure:"updates"`
+	// Attached reports the sensor's own BPF programs: want is every
+	// program the sensor attached, have those still attached according to
+	// the kernel's link list. Nil leaves sensor_attached out of the
+	// default set (named explicitly, it fails with "cannot determine").
+	Attached func() (want, have []string, err error) `mapstructure:"-"`
+	// InSession reports whether a process belongs to an agent session.
+	// Nil leaves no_agent_listener out of the default set (named
+	// explicitly, it fails with "cannot determine").
+	InSession func(pid int32) bool `mapstructure:"-"`
+}
+
+// UpdatesConfig bounds the age of the package manager's last index update
+// and last upgrade (os_updates_fresh).
+type UpdatesConfig struct {
+	// MaxIndexAge: zero means DefaultMaxIndexAge.
+	MaxIndexAge time.Duration `mapstructure:"max_index_age"`
+	// MaxUpgradeAge: zero means DefaultMaxUpgradeAge.
+	MaxUpgradeAge time.Duration `mapstructure:"max_upgrade_age"`
 }
 
 // Validate checks the configuration and fills defaults. Errors name the
@@ -70,14 +121,52 @@ func (c *Config) Validate() error {
 	} else if !st.IsDir() {
 		return fmt.Errorf("posture.root: %q is not a directory", c.Root)
 	}
+	if err := checkNames("posture.checks", c.Checks); err != nil {
+		return err
+	}
+	if err := checkNames("posture.required", c.Required); err != nil {
+		return err
+	}
+	if len(c.Checks) > 0 {
+		for _, n := range c.Required {
+			if !slices.Contains(c.Checks, n) {
+				return fmt.Errorf("posture.required: check %q is not enabled in posture.checks", n)
+			}
+		}
+	}
+	if len(c.EndpointProtection) == 0 {
+		c.EndpointProtection = DefaultEndpointProtection()
+	}
+	for _, e := range c.EndpointProtection {
+		if e == "" || strings.ContainsRune(e, '/') && !filepath.IsAbs(e) {
+			return fmt.Errorf("posture.endpoint_protection: %q is neither an executable name nor an absolute path", e)
+		}
+	}
+	if c.Updates.MaxIndexAge == 0 {
+		c.Updates.MaxIndexAge = DefaultMaxIndexAge
+	}
+	if c.Updates.MaxIndexAge < 0 {
+		return fmt.Errorf("posture.updates.max_index_age: %s is negative", c.Updates.MaxIndexAge)
+	}
+	if c.Updates.MaxUpgradeAge == 0 {
+		c.Updates.MaxUpgradeAge = DefaultMaxUpgradeAge
+	}
+	if c.Updates.MaxUpgradeAge < 0 {
+		return fmt.Errorf("posture.updates.max_upgrade_age: %s is negative", c.Updates.MaxUpgradeAge)
+	}
+	return nil
+}
+
+// checkNames refuses unknown and repeated check names, naming the key.
+func checkNames(key string, names []string) error {
 	known := CheckNames()
 	seen := map[string]bool{}
-	for _, n := range c.Checks {
+	for _, n := range names {
 		if !slices.Contains(known, n) {
-			return fmt.Errorf("posture.checks: unknown check %q (known: %s)", n, strings.Join(known, ", "))
+			return fmt.Errorf("%s: unknown check %q (known: %s)", key, n, strings.Join(known, ", "))
 		}
 		if seen[n] {
-			return fmt.Errorf("posture.checks: check %q listed twice", n)
+			return fmt.Errorf("%s: check %q listed twice", key, n)
 		}
 		seen[n] = true
 	}
@@ -96,11 +185,12 @@ type Result struct {
 type Sample struct {
 	// SampledAt is when the run started, in UTC.
 	SampledAt time.Time
-	// Compliant is true when every check passed.
+	// Compliant is true when every required check passed.
 	Compliant bool
-	// Failed lists the failed checks' names, sorted.
+	// Failed lists the failed required checks' names, sorted. A check
+	// that is enabled but not required shows its failure in Checks only.
 	Failed []string
-	// Checks holds every check's result by name.
+	// Checks holds every enabled check's result by name.
 	Checks map[string]Result
 }
 
@@ -129,6 +219,7 @@ type Sampler struct {
 	interval time.Duration
 	root     Root
 	checks   []Check
+	required map[string]bool
 	clock    func() time.Time
 	log      *slog.Logger
 	latest   atomic.Pointer[Sample]
@@ -137,19 +228,40 @@ type Sampler struct {
 }
 
 // New validates cfg and returns a Sampler with the enabled built-in checks.
-// clock stamps samples (nil means time.Now); log receives check failures
-// and posture changes.
+// clock stamps samples and ages update logs (nil means time.Now); log
+// receives check failures and posture changes.
 func New(cfg Config, clock func() time.Time, log *slog.Logger) (*Sampler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if clock == nil {
+		clock = time.Now
+	}
 	var checks []Check
-	for _, c := range builtin() {
-		if len(cfg.Checks) == 0 || slices.Contains(cfg.Checks, c.Name()) {
+	for _, c := range builtin(cfg, clock) {
+		if enabled(cfg, c.Name()) {
 			checks = append(checks, c)
 		}
 	}
 	return newSampler(cfg, checks, clock, log), nil
+}
+
+// enabled: a check named in Checks or Required runs; with Checks empty,
+// every check runs whose facts were handed in.
+func enabled(cfg Config, name string) bool {
+	if slices.Contains(cfg.Checks, name) || slices.Contains(cfg.Required, name) {
+		return true
+	}
+	if len(cfg.Checks) > 0 {
+		return false
+	}
+	switch name {
+	case CheckSensorAttached:
+		return cfg.Attached != nil
+	case CheckNoAgentListener:
+		return cfg.InSession != nil
+	}
+	return true
 }
 
 // newSampler builds a Sampler over an arbitrary check set (tests use fakes).
@@ -160,10 +272,18 @@ func newSampler(cfg Config, checks []Check, clock func() time.Time, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	var required map[string]bool
+	if len(cfg.Required) > 0 {
+		required = make(map[string]bool, len(cfg.Required))
+		for _, n := range cfg.Required {
+			required[n] = true
+		}
+	}
 	return &Sampler{
 		interval: cfg.Interval,
 		root:     Root(cfg.Root),
 		checks:   checks,
+		required: required,
 		clock:    clock,
 		log:      log.With("component", "posture"),
 		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
@@ -182,9 +302,26 @@ func (s *Sampler) Checks() []string {
 	return names
 }
 
+// Required returns the names of the checks that decide compliance, in run
+// order.
+func (s *Sampler) Required() []string {
+	var names []string
+	for _, c := range s.checks {
+		if s.isRequired(c.Name()) {
+			names = append(names, c.Name())
+		}
+	}
+	return names
+}
+
+// isRequired: with no Required list, every enabled check decides.
+func (s *Sampler) isRequired(name string) bool {
+	return s.required == nil || s.required[name]
+}
+
 // Sample runs every enabled check now, stores the result as the latest
-// sample and returns it. Compliant is true when every check passed; Failed
-// lists the failed checks' names, sorted. The returned value shares its
+// sample and returns it. Compliant is true when every required check
+// passed; Failed lists the failed required checks' names, sorted. The returned value shares its
 // Failed slice and Checks map with what Latest returns: do not modify them.
 func (s *Sampler) Sample(ctx context.Context) Sample {
 	return *s.sample(ctx)
@@ -199,7 +336,7 @@ func (s *Sampler) sample(ctx context.Context) *Sample {
 	for _, c := range s.checks {
 		r := s.runCheck(ctx, c)
 		p.Checks[c.Name()] = r
-		if !r.OK {
+		if !r.OK && s.isRequired(c.Name()) {
 			p.Compliant = false
 			p.Failed = append(p.Failed, c.Name())
 		}

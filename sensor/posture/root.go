@@ -1,12 +1,15 @@
 package posture
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/shirou/gopsutil/v3/common"
 )
 
 // maxFileSize bounds every read: the files checks look at are small (sysctls,
@@ -28,6 +31,21 @@ func (r Root) Path(p string) string {
 // only the live kernel can give (netlink, sockets) describe the same host.
 func (r Root) Live() bool {
 	return filepath.Clean(string(r)) == "/"
+}
+
+// gopsutil points gopsutil's readers at the root: its process, socket and
+// host facts then describe the same tree as the files the checks read. The
+// context's values take precedence over HOST_PROC etc. in the environment.
+func (r Root) gopsutil(ctx context.Context) context.Context {
+	return context.WithValue(ctx, common.EnvKey, common.EnvMap{
+		common.HostProcEnvKey: r.Path("/proc"),
+		common.HostSysEnvKey:  r.Path("/sys"),
+		common.HostEtcEnvKey:  r.Path("/etc"),
+		common.HostVarEnvKey:  r.Path("/var"),
+		common.HostRunEnvKey:  r.Path("/run"),
+		common.HostDevEnvKey:  r.Path("/dev"),
+		common.HostRootEnvKey: string(r),
+	})
 }
 
 // ReadFile reads a file under the root, refusing files larger than 1 MiB.

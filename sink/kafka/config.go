@@ -18,74 +18,76 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 )
 
-// Config configures the Kafka sink and its spool.
+// Config configures the Kafka sink and its spool. It is also the kafka
+// section of lineaged's configuration: the mapstructure tags are the keys,
+// and fields tagged "-" are set by the program, not configured.
 type Config struct {
 	// Brokers are the bootstrap brokers, HOST:PORT.
-	Brokers []string
+	Brokers []string `mapstructure:"brokers"`
 	// Topic receives the events; it must exist.
-	Topic string
+	Topic string `mapstructure:"topic"`
 	// Compression is none, zstd (default), lz4, snappy or gzip.
-	Compression string
+	Compression string `mapstructure:"compression"`
 	// BatchSize is the most messages sent in one produce call; 0 means 100.
-	BatchSize int
+	BatchSize int `mapstructure:"batch_size"`
 	// BatchTimeout is how long kafka-go holds a partial partition batch for
 	// more messages; 0 means 100 µs. The sender already hands the writer
 	// everything the spool holds in one call, so waiting longer only adds
 	// latency: at high rates batches fill to BatchSize and go at once.
-	BatchTimeout time.Duration
+	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
 	// WriteTimeout bounds one produce attempt; 0 means 10 s.
-	WriteTimeout time.Duration
-	TLS          TLSConfig
-	SASL         SASLConfig
-	Spool        SpoolConfig
+	WriteTimeout time.Duration `mapstructure:"-"`
+	TLS          TLSConfig     `mapstructure:"tls"`
+	SASL         SASLConfig    `mapstructure:"sasl"`
+	Spool        SpoolConfig   `mapstructure:"spool"`
 	// AllowStartOffline lets the sink start when no broker answers: events
 	// go to the spool until one does. By default an unreachable cluster is
 	// an error at start, so a wrong address is found at once.
-	AllowStartOffline bool
+	AllowStartOffline bool `mapstructure:"allow_start_offline"`
 	// DrainTimeout is how long Close waits for the spool to empty into
 	// Kafka before leaving the rest on disk for the next start; 0 means 5 s.
-	DrainTimeout time.Duration
+	DrainTimeout time.Duration `mapstructure:"-"`
 	// DialTimeout bounds the connection check at start; 0 means 10 s.
-	DialTimeout time.Duration
+	DialTimeout time.Duration `mapstructure:"-"`
 	// SensorVersion goes into the sensor-version header.
-	SensorVersion string
+	SensorVersion string `mapstructure:"-"`
 	// Now is the clock for loss events; time.Now when nil.
-	Now func() time.Time
+	Now func() time.Time `mapstructure:"-"`
 	// Stamp numbers the sink's own events (its sensor.loss reports) in the
 	// pipeline's one sequence (lineage/policy Sequencer.Stamp), so they
 	// get a seq and event_id of their own. Called from the sender
 	// goroutine and from Close: it must be safe for concurrent use.
 	// Required.
-	Stamp func(*event.Event)
+	Stamp func(*event.Event) `mapstructure:"-"`
 	// ObserveAck, when set, is called with the Write-to-acknowledgement
 	// latency of every delivered event (benchmarks, tests).
-	ObserveAck func(time.Duration)
+	ObserveAck func(time.Duration) `mapstructure:"-"`
 }
 
 // TLSConfig is TLS to the brokers.
 type TLSConfig struct {
-	Enabled    bool
-	CAFile     string // PEM bundle; the system roots when empty
-	CertFile   string // client certificate (PEM), with KeyFile
-	KeyFile    string
-	ServerName string // overrides the name checked in the broker certificate
+	Enabled    bool   `mapstructure:"enabled"`
+	CAFile     string `mapstructure:"ca_file"`   // PEM bundle; the system roots when empty
+	CertFile   string `mapstructure:"cert_file"` // client certificate (PEM), with KeyFile
+	KeyFile    string `mapstructure:"key_file"`
+	ServerName string `mapstructure:"server_name"` // overrides the name checked in the broker certificate
 }
 
 // SASLConfig is SASL authentication.
 type SASLConfig struct {
 	// Mechanism is empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
-	Mechanism    string
-	Username     string
-	Password     string
-	PasswordFile string // read at start; trailing newline removed
+	Mechanism    string `mapstructure:"mechanism"`
+	Username     string `mapstructure:"username"`
+	Password     string `mapstructure:"password"`
+	PasswordFile string `mapstructure:"password_file"` // read at start; trailing newline removed
 }
 
 // SpoolConfig is the disk spool in front of Kafka.
 type SpoolConfig struct {
-	Dir      string
-	MaxBytes int64 // 0 means 256 MiB
+	Dir      string `mapstructure:"dir"`
+	MaxBytes int64  `mapstructure:"max_bytes"` // 0 means 256 MiB
 	// SegmentBytes overrides the segment size (tests).
-	SegmentBytes int64
+	SegmentBytes int64 `mapstructure:"-"`
 }
 
 func (c *Config) setDefaults() {

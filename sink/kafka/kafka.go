@@ -438,97 +438,153 @@ func (s *Sink) sendLoss(ctx context.Context) error {
 	return nil
 }
 
+// Backoff between produce attempts: doubled on each failure up to
+// maxBackoff, back to minBackoff after a success.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
 // send is the only producer: it reads batches from the spool in order,
 // produces them, retries failures with backoff, and acknowledges to the
-// spool what the brokers acknowledged.
+// spool what the brokers acknowledged. The next batch is read only once
+// this one is delivered, so a retried message is never overtaken by a
+// later one of its key.
 func (s *Sink) send(ctx context.Context) {
 	defer close(s.done)
-	backoff := 50 * time.Millisecond
-	var msgs []kgo.Message
-	var written []time.Time
-	var offs []uint64
+	backoff := minBackoff
+	var b batch
 	for {
 		recs, err := s.sp.Next(ctx, s.cfg.BatchSize, 1<<20)
 		if err != nil {
 			return
 		}
-		msgs, written, offs = msgs[:0], written[:0], offs[:0]
-		var last uint64
-		for _, r := range recs {
-			last = r.Offset
-			rec, err := parseRecord(r.Data)
-			if err != nil {
-				s.log.Error("kafka: unreadable spool record, skipped", "offset", r.Offset, "err", err)
-				s.m.dropped.Inc()
-				continue
-			}
-			msgs = append(msgs, kgo.Message{
-				Key:   rec.key,
-				Value: rec.value,
-				Headers: []kgo.Header{
-					{Key: HeaderContentType, Value: []byte(s.enc.ContentType())},
-					{Key: HeaderSchema, Value: rec.schema},
-					{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
-					{Key: HeaderHostID, Value: rec.host},
-				},
-			})
-			written = append(written, rec.written)
-			offs = append(offs, r.Offset)
-		}
-		for len(msgs) > 0 {
-			err := s.sendLoss(ctx)
-			if err == nil {
-				err = s.w.WriteMessages(ctx, msgs...)
-			}
-			if err == nil {
-				s.observe(written)
-				backoff = 50 * time.Millisecond
-				break
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			// Keep only what failed, in order: per-key order holds because
-			// a key maps to one partition and a partition's messages fail
-			// or succeed together.
-			var werrs kgo.WriteErrors
-			if errors.As(err, &werrs) && len(werrs) == len(msgs) {
-				var okTimes []time.Time
-				n := 0
-				for i := range msgs {
-					if werrs[i] == nil {
-						okTimes = append(okTimes, written[i])
-						continue
-					}
-					msgs[n], written[n], offs[n] = msgs[i], written[i], offs[i]
-					n++
-				}
-				s.observe(okTimes)
-				msgs, written, offs = msgs[:n], written[:n], offs[:n]
-			}
-			s.m.sendErrors.Inc()
-			s.log.Warn("kafka: produce failed, events stay in the spool", "pending", len(msgs), "retry_in", backoff, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-			backoff = min(backoff*2, 2*time.Second)
-			// While we waited the spool may have filled and dropped the
-			// oldest records, these among them: they are counted and
-			// reported as lost, so they must not be sent after all.
-			released := s.sp.Stats().Acked
-			n := 0
-			for i := range msgs {
-				if offs[i] >= released {
-					msgs[n], written[n], offs[n] = msgs[i], written[i], offs[i]
-					n++
-				}
-			}
-			msgs, written, offs = msgs[:n], written[:n], offs[:n]
+		last := s.fill(&b, recs)
+		if !s.deliver(ctx, &b, &backoff) {
+			return
 		}
 		s.acked(last + 1)
 	}
+}
+
+// batch is the part of a spool batch the brokers have yet to take: each
+// message with its spool write time (for the acknowledgement latency) and
+// its spool offset (to recognise records the spool dropped meanwhile),
+// index for index. Its slices are reused from batch to batch.
+type batch struct {
+	msgs    []kgo.Message
+	written []time.Time
+	offs    []uint64
+}
+
+// retain keeps, in order, the messages keep(i) is true for, i being the
+// index before retain.
+func (b *batch) retain(keep func(i int) bool) {
+	n := 0
+	for i := range b.msgs {
+		if keep(i) {
+			b.msgs[n], b.written[n], b.offs[n] = b.msgs[i], b.written[i], b.offs[i]
+			n++
+		}
+	}
+	b.msgs, b.written, b.offs = b.msgs[:n], b.written[:n], b.offs[:n]
+}
+
+// fill makes b the messages of recs and returns the offset of the last
+// record. A record that does not parse is logged, counted as dropped and
+// skipped: it is acknowledged with the batch, never retried.
+func (s *Sink) fill(b *batch, recs []spool.Record) (last uint64) {
+	b.msgs, b.written, b.offs = b.msgs[:0], b.written[:0], b.offs[:0]
+	for _, r := range recs {
+		last = r.Offset
+		rec, err := parseRecord(r.Data)
+		if err != nil {
+			s.log.Error("kafka: unreadable spool record, skipped", "offset", r.Offset, "err", err)
+			s.m.dropped.Inc()
+			continue
+		}
+		b.msgs = append(b.msgs, kgo.Message{
+			Key:   rec.key,
+			Value: rec.value,
+			Headers: []kgo.Header{
+				{Key: HeaderContentType, Value: []byte(s.enc.ContentType())},
+				{Key: HeaderSchema, Value: rec.schema},
+				{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
+				{Key: HeaderHostID, Value: rec.host},
+			},
+		})
+		b.written = append(b.written, rec.written)
+		b.offs = append(b.offs, r.Offset)
+	}
+	return last
+}
+
+// deliver produces b until the brokers have taken all of it, or the spool
+// has dropped what is left, waiting *backoff between attempts. It returns
+// false when ctx ends first.
+func (s *Sink) deliver(ctx context.Context, b *batch, backoff *time.Duration) bool {
+	for len(b.msgs) > 0 {
+		err := s.produce(ctx, b.msgs)
+		if err == nil {
+			s.observe(b.written)
+			*backoff = minBackoff
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		s.keepFailed(b, err)
+		s.m.sendErrors.Inc()
+		s.log.Warn("kafka: produce failed, events stay in the spool", "pending", len(b.msgs), "retry_in", *backoff, "err", err)
+		select {
+		case <-time.After(*backoff):
+		case <-ctx.Done():
+			return false
+		}
+		*backoff = min(*backoff*2, maxBackoff)
+		s.forgetDropped(b)
+	}
+	return true
+}
+
+// produce sends the pending loss report, if any, and then msgs: the report
+// goes in front of the records that follow the gap it reports. A report
+// that fails is resent unchanged (same seq, same event_id) with the next
+// attempt.
+func (s *Sink) produce(ctx context.Context, msgs []kgo.Message) error {
+	if err := s.sendLoss(ctx); err != nil {
+		return err
+	}
+	return s.w.WriteMessages(ctx, msgs...)
+}
+
+// keepFailed keeps in b, in order, only the messages err reports as failed,
+// and records the others as delivered. Per-key order holds because a key
+// maps to one partition and a partition's messages fail or succeed
+// together. An error that does not say which messages failed keeps them
+// all.
+func (s *Sink) keepFailed(b *batch, err error) {
+	var werrs kgo.WriteErrors
+	if !errors.As(err, &werrs) || len(werrs) != len(b.msgs) {
+		return
+	}
+	var okTimes []time.Time
+	for i, werr := range werrs {
+		if werr == nil {
+			okTimes = append(okTimes, b.written[i])
+		}
+	}
+	s.observe(okTimes)
+	b.retain(func(i int) bool { return werrs[i] != nil })
+}
+
+// forgetDropped removes from b the records the spool has dropped: while
+// the sender waited to retry, the spool may have filled and dropped the
+// oldest records, these among them. They are counted and reported as lost,
+// so they must not be sent after all.
+func (s *Sink) forgetDropped(b *batch) {
+	released := s.sp.Stats().Acked
+	b.retain(func(i int) bool { return b.offs[i] >= released })
 }
 
 func (s *Sink) observe(written []time.Time) {

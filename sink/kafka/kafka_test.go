@@ -16,8 +16,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
@@ -570,4 +572,107 @@ func TestDropReportedAfterLaterAckKeepsItsRange(t *testing.T) {
 	if len(s.spooled) != 0 {
 		t.Errorf("%d records still indexed after everything was acknowledged or dropped", len(s.spooled))
 	}
+}
+
+// spoolWriter is a Sink without a sender or a broker: what it writes stays
+// in the spool at cfg.Spool.Dir for the next New to deliver, as after a run
+// that never reached Kafka.
+func spoolWriter(t testing.TB, cfg Config) (*Sink, *spool.Spool) {
+	t.Helper()
+	cfg.setDefaults()
+	s := &Sink{cfg: cfg, enc: native.Encoder{}, log: testLog(t), m: newMetrics(nil, nil, nil)}
+	sp, err := spool.Open(spool.Options{Dir: cfg.Spool.Dir, MaxBytes: cfg.Spool.MaxBytes, Log: testLog(t), OnDrop: s.dropped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sp = sp
+	return s, sp
+}
+
+// A spool record that does not parse is skipped and counted as dropped; the
+// records around it are delivered and the spool is acknowledged past it.
+func TestUnreadableSpoolRecordSkipped(t *testing.T) {
+	c := kafkatest.Cluster(t)
+	cfg := baseConfig(t, c.ListenAddrs())
+	evs := kafkatest.Events(1, 40, 3)
+	w, sp := spoolWriter(t, cfg)
+	writeAll(t, w, evs[:20])
+	if _, err := sp.Append([]byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+	writeAll(t, w, evs[20:])
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, native.Encoder{}, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s) // acknowledged up to the last record: past the bad one
+	delivered, dropped := testutil.ToFloat64(s.m.delivered), testutil.ToFloat64(s.m.dropped)
+	s.Close()
+	if delivered != float64(len(evs)) || dropped != 1 {
+		t.Errorf("delivered %v, dropped %v; want %d and 1", delivered, dropped, len(evs))
+	}
+	kafkatest.CheckDelivery(t, kafkatest.Consume(t, c.ListenAddrs(), len(evs), 30*time.Second), evs)
+}
+
+// When the brokers take part of a batch (a partition's produce request
+// fails, the others succeed), only the failed messages are sent again, in
+// order: the acknowledged ones are not duplicated.
+func TestPartialProduceFailureResendsOnlyTheFailed(t *testing.T) {
+	c := kafkatest.Cluster(t)
+	cfg := baseConfig(t, c.ListenAddrs())
+	// Every event spooled before the sender starts: its first batch spans
+	// every key, so every partition in use.
+	evs := kafkatest.Events(1, 80, 8)
+	w, sp := spoolWriter(t, cfg)
+	writeAll(t, w, evs)
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The first produce request (one partition's batch) fails; the
+	// counter, behind it, sees the requests the broker handles.
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			topic := kmsg.NewProduceResponseTopic()
+			topic.Topic, topic.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				p := kmsg.NewProduceResponseTopicPartition()
+				p.Partition = rp.Partition
+				p.ErrorCode = kerr.RequestTimedOut.Code
+				topic.Partitions = append(topic.Partitions, p)
+			}
+			resp.Topics = append(resp.Topics, topic)
+		}
+		return resp, nil, true
+	})
+	var produced atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
+			for _, rp := range rt.Partitions {
+				var b kmsg.RecordBatch
+				if err := b.ReadFrom(rp.Records); err == nil {
+					produced.Add(int64(b.NumRecords))
+				}
+			}
+		}
+		return nil, nil, false
+	})
+	s, err := New(cfg, native.Encoder{}, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush(t, s)
+	delivered, sendErrors := testutil.ToFloat64(s.m.delivered), testutil.ToFloat64(s.m.sendErrors)
+	s.Close()
+	if sendErrors != 1 {
+		t.Errorf("%v produce failures, want the one injected", sendErrors)
+	}
+	if n := produced.Load(); n != int64(len(evs)) || delivered != float64(len(evs)) {
+		t.Errorf("the broker took %d records, delivered metric %v; want each of the %d events once", n, delivered, len(evs))
+	}
+	kafkatest.CheckDelivery(t, kafkatest.Consume(t, c.ListenAddrs(), len(evs), 30*time.Second), evs)
 }

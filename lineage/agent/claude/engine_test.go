@@ -75,7 +75,7 @@ func TestEngineAttribution(t *testing.T) {
 	os.WriteFile(tpath, []byte(`{"type":"queue-operation"}`+"\n"), 0o600)
 
 	obs := claude.New(claude.Config{PollInterval: time.Millisecond, FileWait: time.Second}, nil)
-	eng, err := lineage.New(lineage.Config{InstanceID: "t", EnrichWait: 3 * time.Second},
+	eng, err := lineage.New(lineage.Config{EnrichWait: 3 * time.Second},
 		lineage.Deps{Host: host{}, Boot: boot{}, Proc: procs{env: map[uint32]map[string]string{
 			100: {"HOME": home},
 			101: {"CLAUDE_CODE_SESSION_ID": uuid, "CLAUDE_PID": "100", "AI_AGENT": "claude-code_2-1-332_agent"},

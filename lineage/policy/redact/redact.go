@@ -21,16 +21,18 @@ const Mask = "[REDACTED]"
 // PromptPlaceholder replaces an agent's prompt text.
 const PromptPlaceholder = "[PROMPT]"
 
-// Config selects what is redacted.
+// Config selects what is redacted. It is also the redact section of
+// lineaged's configuration: the mapstructure tags are the keys, and fields
+// tagged "-" are set by the program, not configured.
 type Config struct {
 	// Patterns are extra regular expressions (RE2). A match is replaced by
 	// Mask; when the pattern has a group named "secret", only that group is.
-	Patterns []string
+	Patterns []string `mapstructure:"patterns"`
 	// KeepPrompt exports agent prompts as given instead of the placeholder.
-	KeepPrompt bool
+	KeepPrompt bool `mapstructure:"export_prompt"`
 	// IsAgent recognises an agent executable (agent.IsAgentExec), so the
 	// prompt of an agent found in an ancestry is hidden too; optional.
-	IsAgent func(exe string, argv []string) bool
+	IsAgent func(exe string, argv []string) bool `mapstructure:"-"`
 }
 
 // Redactor applies a Config. It is safe for concurrent use.
