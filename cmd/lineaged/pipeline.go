@@ -58,6 +58,7 @@ type pipeline struct {
 	sink     sink.Sink
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
+	killer   *policy.Killer
 
 	writeErrs uint64      // sink writes that failed (run's goroutine only)
 	reloads   ruleReloads // SIGHUP reloads of policy.rules
@@ -154,9 +155,22 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if err != nil {
 		return p, err
 	}
+	// One boot time for lineage and the kill actions (fixedBoot); the
+	// actuator gets the sensor once it is loaded, before any event.
+	boot, err := lineage.LocalBoot{}.BootTime()
+	if err != nil {
+		return p, err
+	}
+	act := &actuator{procRoot: procRoot}
+	if p.killer, err = policy.NewKiller(policy.KillConfig{
+		Actuator: act, Boot: boot, Emit: func(ev *event.Event) { p.engine.Emit(ev) },
+	}); err != nil {
+		return p, err
+	}
 	p.policy, err = policy.New(policy.Config{
 		DenyExec: cfg.Policy.DenyExec,
 		Rules:    rules,
+		Kill:     p.killer,
 		Redact: redact.Config{
 			Patterns:   cfg.Redact.Patterns,
 			KeepPrompt: cfg.Redact.ExportPrompt,
@@ -189,6 +203,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 	p.source = p.sensor
+	act.sensor = p.sensor
 
 	p.posture, err = posture.New(posture.Config{
 		Interval: cfg.Posture.Interval,
@@ -219,7 +234,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Humans:       humans,
 	}, lineage.Deps{
 		Host:     lineage.LocalHost{},
-		Boot:     lineage.LocalBoot{},
+		Boot:     fixedBoot(boot),
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
@@ -283,6 +298,9 @@ func (p *pipeline) sensorInfo(reason string) *event.Sensor {
 // close releases every stage that was built; safe on a partial pipeline.
 func (p *pipeline) close() error {
 	var errs []error
+	if p.killer != nil {
+		p.killer.Close()
+	}
 	if p.source != nil {
 		errs = append(errs, p.source.Close())
 	}
@@ -315,6 +333,9 @@ func (p *pipeline) run(ctx context.Context) error {
 			reason = srcErr.Error()
 		}
 		cancel()
+		// Kills still queued are carried out and reported while
+		// lineage still takes events in.
+		p.killer.Close()
 		// Queued before the input ends, so lineage emits it last.
 		p.engine.EmitAtEnd(&event.Event{Kind: event.KindSensorStop, Sensor: p.sensorInfo(reason)})
 		close(raw)
