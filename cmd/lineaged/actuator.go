@@ -21,7 +21,7 @@ type actuator struct {
 
 // KillProcess implements policy.Actuator.
 func (a actuator) KillProcess(key sensor.ProcKey) error {
-	return gone(kernel.KillProcess(a.procRoot, key))
+	return gone(a.sensor.KillProcess(a.procRoot, key))
 }
 
 // KillSession implements policy.Actuator.

@@ -40,8 +40,8 @@ var ErrGone = errors.New("process gone")
 // the session) named: a pid alone is reused, a sensor.ProcKey is not.
 type Actuator interface {
 	// KillProcess sends SIGKILL to the process key names, once it has
-	// checked that key.PID still started at key.StartNs. ErrGone when it
-	// has exited.
+	// checked that key.PID still started at key.StartNs and is an agent
+	// session member. ErrGone when it has exited.
 	KillProcess(key sensor.ProcKey) error
 	// KillSession sends SIGKILL to every live member of the agent session
 	// rooted at root, root included, as the kernel's session table lists
@@ -186,6 +186,10 @@ func (s *Stage) kill(dst []*event.Event, r *Rule, name string, ev *event.Event) 
 	if k == nil {
 		return fail("no actuator (kills are carried out only by a live sensor)")
 	}
+	if ev.Agent == nil || ev.Agent.RootExecID == "" {
+		// A kill never reaches outside the agent sessions.
+		return fail("the event is not in an agent session")
+	}
 	j := killJob{action: name, out: &out}
 	switch name {
 	case ActionKillProcess:
@@ -197,9 +201,6 @@ func (s *Stage) kill(dst []*event.Event, r *Rule, name string, ev *event.Event) 
 	case ActionKillSession:
 		root := sessionRoot(ev)
 		if root == nil {
-			if ev.Agent == nil || ev.Agent.RootExecID == "" {
-				return fail("the event is not in an agent session")
-			}
 			return fail("the session root is not in the event's ancestry")
 		}
 		j.key = k.key(root)

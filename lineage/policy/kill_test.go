@@ -241,6 +241,20 @@ func TestKillRefusedIsReportedNotDropped(t *testing.T) {
 		t.Errorf("no actuator: %d events", len(out))
 	}
 
+	// A trigger outside every agent session is never killed.
+	f3 := &fakeActuator{}
+	st3, k3, _ := killStage(t, ActionKillProcess, f3, 0)
+	st3.SetRules(mustRules(t, strings.Replace(killRules(ActionKillProcess), "has(agent.root_exec_id) && ", "", 1)))
+	outside := sessionExec("/usr/bin/curl")
+	outside.Agent = nil
+	if out := st3.Process(outside); len(out) != 3 || !strings.Contains(out[2].Alert.Message, "not in an agent session") {
+		t.Errorf("outside a session: %d events", len(out))
+	}
+	k3.Close()
+	if len(f3.procs) != 0 {
+		t.Errorf("killed %+v outside any session", f3.procs)
+	}
+
 	// A session rule's trigger whose root is not in its ancestry.
 	f2 := &fakeActuator{}
 	st2, k2, _ := killStage(t, ActionKillSession, f2, 0)

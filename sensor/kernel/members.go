@@ -17,6 +17,10 @@ import (
 // belongs to another process than the one named: the pid was reused.
 var ErrNotSameProcess = errors.New("pid now names another process (start time differs)")
 
+// ErrNotInSession is returned (wrapped) by KillProcess for a process the
+// kernel holds in no agent session.
+var ErrNotInSession = errors.New("not a member of any agent session")
+
 // killRounds bounds the passes KillSession makes over the sessions map: a
 // member forked while an earlier pass ran is found by the next one.
 const killRounds = 5
@@ -136,11 +140,13 @@ func (s *Sensor) killMember(procRoot string, pid uint32, root sensor.ProcKey) er
 	return pidfdKill(fd, pid)
 }
 
-// KillProcess sends SIGKILL to the process key names, and only to it: the
-// pid is pinned with a pidfd, then its start time (/proc/<pid>/stat field
-// 22) must be key's, or the pid was reused and nothing is sent
-// (ErrNotSameProcess). A process that has exited gives procfs.ErrGone.
-func KillProcess(procRoot string, key sensor.ProcKey) error {
+// KillProcess sends SIGKILL to the process key names, and only to it, if
+// it is a member of an agent session: the pid is pinned with a pidfd, then
+// its start time (/proc/<pid>/stat field 22) must be key's, or the pid was
+// reused and nothing is sent (ErrNotSameProcess); and the kernel's sessions
+// map must hold it (ErrNotInSession). A process that has exited gives
+// procfs.ErrGone.
+func (s *Sensor) KillProcess(procRoot string, key sensor.ProcKey) error {
 	fd, err := pidfdOpen(key.PID)
 	if err != nil {
 		return err
@@ -152,6 +158,13 @@ func KillProcess(procRoot string, key sensor.ProcKey) error {
 	}
 	if start*procfs.TicksToNs != key.StartNs {
 		return fmt.Errorf("pid %d: started at %d ns, not %d: %w", key.PID, start*procfs.TicksToNs, key.StartNs, ErrNotSameProcess)
+	}
+	var v processSession
+	switch err := s.maps.Sessions.Lookup(key.PID, &v); {
+	case errors.Is(err, ebpf.ErrKeyNotExist):
+		return fmt.Errorf("pid %d: %w", key.PID, ErrNotInSession)
+	case err != nil:
+		return fmt.Errorf("sessions map lookup of %d: %w", key.PID, err)
 	}
 	return pidfdKill(fd, key.PID)
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -137,30 +136,47 @@ func TestRootKillSessionKillsMembersOnly(t *testing.T) {
 }
 
 // KillProcess refuses a pid whose start time is not the one named (the pid
-// was reused), kills the right one, and reports a gone one as gone.
+// was reused) and a process outside every session, kills the right one,
+// and reports a gone one as gone.
 func TestRootKillProcessChecksStartTime(t *testing.T) {
-	c := startOutsider(t)
-	pid := uint32(c.Process.Pid)
+	h := startSensor(t, Config{})
+	outsider := startOutsider(t)
+	if err := h.s.KillProcess("/proc", procKey(t, uint32(outsider.Process.Pid))); !errors.Is(err, ErrNotInSession) {
+		t.Errorf("killing a process outside every session: %v, want ErrNotInSession", err)
+	}
+	agent := startAgentShell(t, fakeAgentPath(t))
+	agent.send(t, `/bin/sleep 1000 >/dev/null & echo $!`)
+	cpid, err := strconv.ParseUint(agent.readLine(t), 10, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscallKill(uint32(cpid)) })
+	pid := uint32(cpid)
 	key := procKey(t, pid)
 	for _, wrong := range []uint64{key.StartNs + procfs.TicksToNs, key.StartNs - procfs.TicksToNs} {
-		err := KillProcess("/proc", sensor.ProcKey{PID: pid, StartNs: wrong})
+		err := h.s.KillProcess("/proc", sensor.ProcKey{PID: pid, StartNs: wrong})
 		if !errors.Is(err, ErrNotSameProcess) {
 			t.Errorf("start %d (real %d): %v, want ErrNotSameProcess", wrong, key.StartNs, err)
 		}
 	}
+	// A SIGKILL sent by mistake would have landed by now.
 	time.Sleep(20 * time.Millisecond)
 	if !alive(t, pid) {
 		t.Fatal("a process with another start time was killed")
 	}
-	if err := KillProcess("/proc", key); err != nil {
+	if err := h.s.KillProcess("/proc", key); err != nil {
 		t.Fatalf("KillProcess: %v", err)
 	}
-	c.Wait()
-	if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Errorf("process ended with %v, want SIGKILL", c.ProcessState)
+	// The agent shell reaps it and reports how it ended.
+	agent.send(t, `wait `+strconv.FormatUint(cpid, 10)+`; echo $?`)
+	if st := agent.readLine(t); st != "137" {
+		t.Errorf("process ended with status %s, want 137 (SIGKILL)", st)
 	}
-	if err := KillProcess("/proc", key); !errors.Is(err, procfs.ErrGone) {
+	if err := h.s.KillProcess("/proc", key); !errors.Is(err, procfs.ErrGone) {
 		t.Errorf("killing it again: %v, want procfs.ErrGone", err)
+	}
+	if !alive(t, agent.pid()) || !alive(t, uint32(outsider.Process.Pid)) {
+		t.Error("KillProcess killed another process than the one named")
 	}
 }
 
