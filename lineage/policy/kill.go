@@ -103,8 +103,12 @@ func NewKiller(cfg KillConfig) (*Killer, error) {
 }
 
 // Close refuses new kills, carries out those queued, and returns once their
-// policy.action events are emitted. Safe to call more than once.
+// policy.action events are emitted. Safe to call more than once, and on a
+// nil Killer.
 func (k *Killer) Close() {
+	if k == nil {
+		return
+	}
 	k.mu.Lock()
 	if !k.closed {
 		k.closed = true
