@@ -56,6 +56,7 @@ type pipeline struct {
 	sink     sink.Sink
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
+	killer   *policy.Killer
 
 	writeErrs uint64      // sink writes that failed (run's goroutine only)
 	reloads   ruleReloads // SIGHUP reloads of policy.rules
@@ -129,11 +130,24 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if err != nil {
 		return p, err
 	}
+	// One boot time for lineage and the kill actions (fixedBoot); the
+	// actuator gets the sensor once it is loaded, before any event.
+	boot, err := lineage.LocalBoot{}.BootTime()
+	if err != nil {
+		return p, err
+	}
+	act := &actuator{procRoot: procRoot}
+	if p.killer, err = policy.NewKiller(policy.KillConfig{
+		Actuator: act, Boot: boot, Emit: func(ev *event.Event) { p.engine.Emit(ev) },
+	}); err != nil {
+		return p, err
+	}
 	rc := cfg.Redact
 	rc.IsAgent = p.agents.IsAgent
 	p.policy, err = policy.New(policy.Config{
 		DenyExec: cfg.Policy.DenyExec,
 		Rules:    rules,
+		Kill:     p.killer,
 		Redact:   rc,
 	})
 	if err != nil {
@@ -156,6 +170,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 	p.source = p.sensor
+	act.sensor = p.sensor
 
 	pc := cfg.Posture
 	pc.Attached = p.sensor.AttachedPrograms
@@ -181,7 +196,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	lc.Humans = humans
 	p.engine, err = lineage.New(lc, lineage.Deps{
 		Host:     lineage.LocalHost{},
-		Boot:     lineage.LocalBoot{},
+		Boot:     fixedBoot(boot),
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
@@ -245,6 +260,9 @@ func (p *pipeline) sensorInfo(reason string) *event.Sensor {
 // close releases every stage that was built; safe on a partial pipeline.
 func (p *pipeline) close() error {
 	var errs []error
+	if p.killer != nil {
+		p.killer.Close()
+	}
 	if p.source != nil {
 		errs = append(errs, p.source.Close())
 	}
@@ -277,6 +295,9 @@ func (p *pipeline) run(ctx context.Context) error {
 			reason = srcErr.Error()
 		}
 		cancel()
+		// Kills still queued are carried out and reported while
+		// lineage still takes events in.
+		p.killer.Close()
 		// Queued before the input ends, so lineage emits it last.
 		p.engine.EmitAtEnd(&event.Event{Kind: event.KindSensorStop, Sensor: p.sensorInfo(reason)})
 		close(raw)

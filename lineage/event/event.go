@@ -263,6 +263,13 @@ type Alert struct {
 	Severity string `json:"severity"`
 	Message  string `json:"message"`
 	Action   string `json:"action,omitempty"`
+	// Result is how a rule's action went (policy.action of kill-process and
+	// kill-session): done, gone (nothing left to act on) or failed, with
+	// the reason in Message.
+	Result string `json:"result,omitempty"`
+	// Killed counts the processes a kill action signalled (policy.action
+	// of kill-process and kill-session, with result done or failed).
+	Killed *int `json:"killed,omitempty"`
 	// Mitre lists the MITRE ATT&CK technique ids of the rule
 	// (policy.alert), e.g. T1552.004.
 	Mitre []string `json:"mitre,omitempty"`

@@ -99,6 +99,8 @@ func (s *Stage) evaluate(dst []*event.Event, ev *event.Event) []*event.Event {
 			switch act.Name {
 			case ActionAlert:
 				dst = append(dst, s.alertFor(r, ev))
+			case ActionKillProcess, ActionKillSession:
+				dst = s.kill(dst, r, act.Name, ev)
 			}
 		}
 	}

@@ -34,7 +34,9 @@ const ActionAlert = "alert"
 // is a name and its parameters; a new action is one more entry here and
 // one more case where the stage carries it out.
 var actionParams = map[string]func(params map[string]any) error{
-	ActionAlert: noParams,
+	ActionAlert:       noParams,
+	ActionKillProcess: noParams,
+	ActionKillSession: noParams,
 }
 
 func noParams(params map[string]any) error {

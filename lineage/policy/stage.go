@@ -26,6 +26,9 @@ type Config struct {
 	// Rules is the rule set in force at start (LoadRules); nil: none.
 	// SetRules replaces it.
 	Rules *Rules
+	// Kill carries out the kill actions (NewKiller); nil: they are
+	// reported as not carried out.
+	Kill *Killer
 }
 
 // Stage applies the policy to the enriched events. Process is not safe for
@@ -40,6 +43,7 @@ type Stage struct {
 	act      activation
 	counts   ruleCounts
 	sessions map[string]struct{}
+	killer   *Killer
 
 	// first is the time of the first event seen, where the first loss
 	// window opens; lossAt the time of the last report of each loss.
@@ -63,6 +67,7 @@ func New(cfg Config) (*Stage, error) {
 		redactor: r,
 		lossAt:   make(map[lossKey]time.Time),
 		sessions: make(map[string]struct{}),
+		killer:   cfg.Kill,
 	}
 	s.rules.Store(cfg.Rules)
 	return s, nil

@@ -194,6 +194,10 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.Str(dst, "severity", "alert", a.Severity)
 		dst = st.Str(dst, "message", "alert", a.Message)
 		dst = st.OptStr(dst, "action", "alert", a.Action)
+		dst = st.OptStr(dst, "result", "alert", a.Result)
+		if a.Killed != nil {
+			dst = jsonw.AppendInt(jsonw.AppendKey(dst, "killed"), int64(*a.Killed))
+		}
 		if len(a.Mitre) > 0 {
 			dst = st.StrList(dst, "mitre", "alert", a.Mitre)
 		}

@@ -751,6 +751,10 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = st.Str(dst, "rule", "unmapped.lineaged.alert", a.Rule)
 		dst = st.Str(dst, "severity", "unmapped.lineaged.alert", a.Severity)
 		dst = st.OptStr(dst, "action", "unmapped.lineaged.alert", a.Action)
+		dst = st.OptStr(dst, "result", "unmapped.lineaged.alert", a.Result)
+		if a.Killed != nil {
+			dst = jsonw.AppendInt(jsonw.AppendKey(dst, "killed"), int64(*a.Killed))
+		}
 		dst = st.OptStr(dst, "trigger_event_id", "unmapped.lineaged.alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
