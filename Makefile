@@ -48,9 +48,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## run: build and run the sensor with its defaults (stdout); ARGS="..." adds flags
+## run: build and run the sensor with its defaults (stdout) and the shipped rule set; ARGS="..." adds flags
 run: build
-	./$(BIN) run $(ARGS)
+	LINEAGED_POLICY_RULES=$${LINEAGED_POLICY_RULES:-deploy/rules} ./$(BIN) run $(ARGS)
 
 ## demo: one real Claude Code session under the sensor, its events printed
 demo: build
