@@ -121,78 +121,108 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 	p.seq = policy.NewSequencer(p.instance)
-	sk, err := sink.New(sinkConfig(cfg, stdout, p.seq.Stamp), p.reg, log.With("component", "sink"))
-	if err != nil {
+	if p.sink, err = sink.New(sinkConfig(cfg, stdout, p.seq.Stamp), p.reg, log.With("component", "sink")); err != nil {
 		return p, err
 	}
-	p.sink = sk
-	rules, err := loadRules(cfg, log.With("component", "policy"))
-	if err != nil {
-		return p, err
-	}
-	// One boot time for lineage and the kill actions (fixedBoot); the
-	// actuator gets the sensor once it is loaded, before any event.
+	// One boot time for lineage and the kill actions (fixedBoot), so a
+	// kill turns an event's start time back into the kernel's exact key.
 	boot, err := lineage.LocalBoot{}.BootTime()
 	if err != nil {
 		return p, err
 	}
 	act := &actuator{procRoot: procRoot}
+	if err := p.startPolicy(boot, act); err != nil {
+		return p, err
+	}
+	if err := p.startBinaries(); err != nil {
+		return p, err
+	}
+	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
+		return p, err
+	}
+	p.source = p.sensor
+	act.sensor = p.sensor // before any event, so before any kill
+	if err := p.startPosture(); err != nil {
+		return p, err
+	}
+	if err := p.startLineage(boot); err != nil {
+		return p, err
+	}
+	return p, p.seed()
+}
+
+// startPolicy loads the rules and builds the policy stage with its kill
+// actions, carried out by act once the sensor is loaded.
+func (p *pipeline) startPolicy(boot time.Time, act *actuator) (err error) {
+	rules, err := loadRules(p.cfg, p.log.With("component", "policy"))
+	if err != nil {
+		return err
+	}
 	if p.killer, err = policy.NewKiller(policy.KillConfig{
 		Actuator: act, Boot: boot, Emit: func(ev *event.Event) { p.engine.Emit(ev) },
 	}); err != nil {
-		return p, err
+		return err
 	}
-	rc := cfg.Redact
+	rc := p.cfg.Redact
 	rc.IsAgent = p.agents.IsAgent
 	p.policy, err = policy.New(policy.Config{
-		DenyExec: cfg.Policy.DenyExec,
+		DenyExec: p.cfg.Policy.DenyExec,
 		Rules:    rules,
 		Kill:     p.killer,
 		Redact:   rc,
 	})
 	if err != nil {
-		return p, &exitError{exitUsage, err}
+		return &exitError{exitUsage, err}
 	}
-	bc := cfg.Trust
-	bc.Config = cfg.Hashing
+	return nil
+}
+
+// startBinaries opens binary identity: hashing limits, trust keys and the
+// package databases.
+func (p *pipeline) startBinaries() (err error) {
+	bc := p.cfg.Trust
+	bc.Config = p.cfg.Hashing
 	bc.ProcRoot = procRoot
-	p.inspect, err = binid.Open(bc, log.With("component", "binid"))
+	p.inspect, err = binid.Open(bc, p.log.With("component", "binid"))
 	if err != nil {
 		if p.inspect == nil {
-			return p, err
+			return err
 		}
 		// A trust key that cannot be read is not fatal: binaries it might
 		// have vouched for get verdict error with this reason.
-		log.Error("trust policy incomplete", "err", err)
+		p.log.Error("trust policy incomplete", "err", err)
 	}
+	return nil
+}
 
-	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
-		return p, err
-	}
-	p.source = p.sensor
-	act.sensor = p.sensor
-
-	pc := cfg.Posture
+// startPosture builds the sampler with the facts only the loaded sensor
+// has: its attached programs and the kernel's session members.
+func (p *pipeline) startPosture() (err error) {
+	pc := p.cfg.Posture
 	pc.Attached = p.sensor.AttachedPrograms
 	pc.InSession = p.sensor.InSession
-	p.posture, err = posture.New(pc, time.Now, log.With("component", "posture"))
-	if err != nil {
-		return p, &exitError{exitUsage, err}
+	if p.posture, err = posture.New(pc, time.Now, p.log.With("component", "posture")); err != nil {
+		return &exitError{exitUsage, err}
 	}
+	return nil
+}
 
-	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, log)
+// startLineage builds the engine with its fact sources and the agent
+// integrations.
+func (p *pipeline) startLineage(boot time.Time) (err error) {
+	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, p.log)
 	// One integration per agent that has one; the router gives the others
 	// the generic attribution. A new agent integration is one more entry.
 	router := agent.NewRouter(agent.RouterConfig{
 		Table:        p.agents,
 		Integrations: map[sensor.AgentKind]agent.Integration{sensor.AgentClaudeCode: p.observer},
 	})
-	humans := make(map[string]event.Human, len(cfg.Humans))
-	for user, h := range cfg.Humans {
+	humans := make(map[string]event.Human, len(p.cfg.Humans))
+	for user, h := range p.cfg.Humans {
 		humans[user] = event.Human{Name: h.Name, Email: h.Email}
 	}
-	lc := cfg.Lineage
-	lc.Scope = cfg.Scope // validated and spelled agents|all by the config
+	lc := p.cfg.Lineage
+	lc.Scope = p.cfg.Scope // validated and spelled agents|all by the config
 	lc.Humans = humans
 	p.engine, err = lineage.New(lc, lineage.Deps{
 		Host:     lineage.LocalHost{},
@@ -204,20 +234,21 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		Posture:  &lineage.LatestPosture{Sampler: p.posture},
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
-	}, log.With("component", "lineage"))
-	if err != nil {
-		return p, err
-	}
+	}, p.log.With("component", "lineage"))
+	return err
+}
 
-	// The programs are attached: what starts from now on is seen in the
-	// kernel. Seed what was already running.
+// seed runs once the programs are attached: what starts from now on is seen
+// in the kernel, so it seeds what was already running, then opens the
+// stream with sensor.start and the first posture sample.
+func (p *pipeline) seed() error {
 	members, err := p.agents.Seed(procRoot, p.sensor.AddSessionMembers)
 	if err != nil {
-		return p, fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
+		return fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
 	}
 	procs, err := procfs.Scan(procRoot)
 	if err != nil {
-		return p, fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
+		return fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
 	}
 	p.engine.Seed(procs)
 	// The first posture sample is taken before sensor.start, so every
@@ -225,9 +256,9 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	first := p.posture.Sample(context.Background())
 	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
 	p.engine.Emit(lineage.PostureEvent(posture.Sampled, &first))
-	log.Info("sensor started", "instance", p.instance, "scope", cfg.Scope, "processes", len(procs),
-		"session_members", len(members), "output", outputName(cfg))
-	return p, nil
+	p.log.Info("sensor started", "instance", p.instance, "scope", p.cfg.Scope, "processes", len(procs),
+		"session_members", len(members), "output", outputName(p.cfg))
+	return nil
 }
 
 func outputName(cfg *Config) string {
