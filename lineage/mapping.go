@@ -58,7 +58,12 @@ func lossEvent(l *sensor.Loss) *event.Loss {
 }
 
 func fileEvent(f *sensor.File) (string, *event.File) {
-	out := &event.File{Path: f.Path, PathTruncated: f.PathTruncated, Flags: f.Flags, Result: f.Result}
+	out := &event.File{Path: f.Path, PathTruncated: f.PathTruncated, Flags: f.Flags}
+	if f.Result < 0 {
+		// A failure's negative errno; a successful open's descriptor
+		// number is not a result worth reporting.
+		out.Result = f.Result
+	}
 	var kind string
 	switch f.Op {
 	case sensor.FileOpen:
