@@ -62,6 +62,9 @@ kafka-demo: build
 
 ## vmtest: the real-BPF tests on a kernel matrix under qemu (KERNELS=5.10,6.1,...).
 ## Every listed kernel must run; VMTEST_ALLOW_MISSING=1 accepts fewer (refused under CI).
+## On the matrix (each kernel): ./tests/vmtest/smoke, ./sensor/kernel, ./tests/denyexec.
+## Once, on the host (make test): everything, including those three, the real Claude Code
+## end-to-end tests, Kafka, lineage, policy, sinks, cmd and the import rules (tests/arch).
 vmtest:
 	$(GO) run ./tests/vmtest -kernels $(KERNELS)
 
