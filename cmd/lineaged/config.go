@@ -238,96 +238,117 @@ var humanNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
 // error names the key and the bad value. It also rewrites an old spelling of
 // a value (scope: sessions) to the one the rest of the program uses.
 func (c *Config) validate() error {
-	var errs []error
-	bad := func(key string, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
-	}
-	switch c.Scope {
-	case "agents", "all":
-	case "sessions", "session":
-		// Older spellings of agents, still accepted (README).
-		c.Scope = "agents"
-	default:
-		bad("scope", "%q is not one of agents, all", c.Scope)
-	}
-	switch c.Format {
-	case "native", "ocsf":
-	default:
-		bad("format", "%q is not one of native, ocsf", c.Format)
-	}
-	if c.Output == "" {
-		bad("output", "empty: use - for stdout or a file path")
-	}
-	if c.File.MaxSizeMB < 1 {
-		bad("file.max_size_mb", "%d must be at least 1", c.File.MaxSizeMB)
-	}
-	if c.File.Retain < 1 {
-		bad("file.retain", "%d must be at least 1", c.File.Retain)
-	}
+	var p problems
+	c.validateOutput(&p)
 	if len(c.Kafka.Brokers) > 0 {
-		if c.Kafka.Topic == "" {
-			bad("kafka.topic", "required when kafka.brokers is set")
-		}
-		for _, b := range c.Kafka.Brokers {
-			if _, _, err := net.SplitHostPort(b); err != nil {
-				bad("kafka.brokers", "%q is not HOST:PORT", b)
-			}
-		}
-		switch c.Kafka.Compression {
-		case "", "none", "zstd", "lz4", "snappy", "gzip":
-		default:
-			bad("kafka.compression", "%q is not one of none, zstd, lz4, snappy, gzip", c.Kafka.Compression)
-		}
-		switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
-		case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			bad("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
-		}
-		if c.Kafka.Spool.Dir == "" {
-			bad("kafka.spool.dir", "required with Kafka: events wait there while the brokers are unreachable")
-		}
-		if c.Kafka.Spool.MaxBytes < 1<<20 {
-			bad("kafka.spool.max_bytes", "%d is below the 1 MiB minimum", c.Kafka.Spool.MaxBytes)
-		}
+		c.validateKafka(&p)
 	}
-	if n := c.Sensor.RingBufferBytes; n < 4096 || n&(n-1) != 0 {
-		bad("sensor.ring_buffer_bytes", "%d must be a power of two of at least 4096", n)
-	}
-	if c.Sensor.QueueSize < 1 {
-		bad("sensor.queue_size", "%d must be at least 1", c.Sensor.QueueSize)
-	}
-	if c.Sensor.SessionMapSize < 1 {
-		bad("sensor.session_map_size", "%d must be at least 1", c.Sensor.SessionMapSize)
-	}
-	if c.Lineage.MaxProcesses < 64 {
-		bad("lineage.max_processes", "%d is below the minimum of 64", c.Lineage.MaxProcesses)
-	}
-	if c.Hashing.Workers < 1 {
-		bad("hashing.workers", "%d must be at least 1", c.Hashing.Workers)
-	}
+	c.validateBounds(&p)
 	for user := range c.Humans {
 		if !humanNameRE.MatchString(user) {
-			bad("humans", "%q is not a user name", user)
+			p.bad("humans", "%q is not a user name", user)
 		}
 	}
-	for _, p := range c.Redact.Patterns {
-		if _, err := regexp.Compile(p); err != nil {
-			bad("redact.patterns", "%q: %v", p, err)
+	for _, re := range c.Redact.Patterns {
+		if _, err := regexp.Compile(re); err != nil {
+			p.bad("redact.patterns", "%q: %v", re, err)
 		}
 	}
 	// Validate fills the sampler's defaults: on a copy, so the
 	// configuration stays as loaded.
 	pc := c.Posture
 	if err := pc.Validate(); err != nil {
-		errs = append(errs, err)
+		p.errs = append(p.errs, err)
 	}
 	if err := policy.ValidateDenyExec(c.Policy.DenyExec); err != nil {
-		bad("policy.deny_exec", "%v", err)
+		p.bad("policy.deny_exec", "%v", err)
+	}
+	return errors.Join(p.errs...)
+}
+
+// problems collects every configuration error, each naming its key.
+type problems struct{ errs []error }
+
+func (p *problems) bad(key string, format string, a ...any) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, a...)))
+}
+
+// validateOutput checks what is emitted and where: scope, format, output,
+// file rotation and the log level.
+func (c *Config) validateOutput(p *problems) {
+	switch c.Scope {
+	case "agents", "all":
+	case "sessions", "session":
+		// Older spellings of agents, still accepted (README).
+		c.Scope = "agents"
+	default:
+		p.bad("scope", "%q is not one of agents, all", c.Scope)
+	}
+	switch c.Format {
+	case "native", "ocsf":
+	default:
+		p.bad("format", "%q is not one of native, ocsf", c.Format)
+	}
+	if c.Output == "" {
+		p.bad("output", "empty: use - for stdout or a file path")
+	}
+	if c.File.MaxSizeMB < 1 {
+		p.bad("file.max_size_mb", "%d must be at least 1", c.File.MaxSizeMB)
+	}
+	if c.File.Retain < 1 {
+		p.bad("file.retain", "%d must be at least 1", c.File.Retain)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+		p.bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
-	return errors.Join(errs...)
+}
+
+// validateKafka checks the Kafka sink's settings when brokers are set.
+func (c *Config) validateKafka(p *problems) {
+	if c.Kafka.Topic == "" {
+		p.bad("kafka.topic", "required when kafka.brokers is set")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			p.bad("kafka.brokers", "%q is not HOST:PORT", b)
+		}
+	}
+	switch c.Kafka.Compression {
+	case "", "none", "zstd", "lz4", "snappy", "gzip":
+	default:
+		p.bad("kafka.compression", "%q is not one of none, zstd, lz4, snappy, gzip", c.Kafka.Compression)
+	}
+	switch strings.ToUpper(c.Kafka.SASL.Mechanism) {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		p.bad("kafka.sasl.mechanism", "%q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.Kafka.SASL.Mechanism)
+	}
+	if c.Kafka.Spool.Dir == "" {
+		p.bad("kafka.spool.dir", "required with Kafka: events wait there while the brokers are unreachable")
+	}
+	if c.Kafka.Spool.MaxBytes < 1<<20 {
+		p.bad("kafka.spool.max_bytes", "%d is below the 1 MiB minimum", c.Kafka.Spool.MaxBytes)
+	}
+}
+
+// validateBounds checks the sizes of the kernel side, the process table and
+// the hashing pool.
+func (c *Config) validateBounds(p *problems) {
+	if n := c.Sensor.RingBufferBytes; n < 4096 || n&(n-1) != 0 {
+		p.bad("sensor.ring_buffer_bytes", "%d must be a power of two of at least 4096", n)
+	}
+	if c.Sensor.QueueSize < 1 {
+		p.bad("sensor.queue_size", "%d must be at least 1", c.Sensor.QueueSize)
+	}
+	if c.Sensor.SessionMapSize < 1 {
+		p.bad("sensor.session_map_size", "%d must be at least 1", c.Sensor.SessionMapSize)
+	}
+	if c.Lineage.MaxProcesses < 64 {
+		p.bad("lineage.max_processes", "%d is below the minimum of 64", c.Lineage.MaxProcesses)
+	}
+	if c.Hashing.Workers < 1 {
+		p.bad("hashing.workers", "%d must be at least 1", c.Hashing.Workers)
+	}
 }
