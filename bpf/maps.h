@@ -11,7 +11,16 @@
 
 #include "lineaged.h"
 
-/* tgid -> session. max_entries is overridden from config at load. */
+/*
+ * tgid -> session. max_entries is overridden from config at load.
+ *
+ * Test the result of bpf_map_update_elem and bpf_map_delete_elem with != 0,
+ * never < 0. Before 6.4 the verifier turns these helpers into direct calls
+ * of the map's update/delete op, which returned int: on x86-64 nothing
+ * sign-extends it into r0, whose upper half is in practice zero, so -E2BIG
+ * reads as a large positive number and a `< 0` test never sees the failure. On 5.10 and 6.1 a full
+ * sessions map was never counted that way. (6.4 made the ops return long.)
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);

@@ -446,8 +446,8 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		nsess.root_pid = tgid;
 		nsess.agent = agent;
 		nsess.root_start = leader_start(task);
-		if (bpf_map_update_elem(&sessions, &tgid, &nsess, BPF_ANY) < 0)
-			count_lost(LOST_SESSIONS_FULL);
+		if (bpf_map_update_elem(&sessions, &tgid, &nsess, BPF_ANY) != 0)
+			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
 		nested = had;
 		cur = &nsess;
 	}
@@ -558,8 +558,8 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	struct session copy;
 	if (s) {
 		copy = *s;
-		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) < 0)
-			count_lost(LOST_SESSIONS_FULL);
+		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0)
+			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
 		s = &copy;
 	} else if (!scope_all) {
 		return 0;

@@ -895,11 +895,14 @@ func TestRootKernelRecognisersAgreeWithGo(t *testing.T) {
 }
 
 func TestRootSessionsMapFullIsCounted(t *testing.T) {
-	// A small sessions map. Older kernels preallocate a few spare hash
-	// elements, so the exact capacity varies: the agent keeps adding
-	// children that stay alive (exited members free their slot) until the
-	// kernel reports one it could not track.
-	h := startSensor(t, Config{SessionMapSize: 4})
+	// A 4-entry sessions map: the agent and its first three children fill
+	// it, and the fourth child is the first the kernel cannot track. The
+	// children stay alive (an exited member frees its slot). The loop's
+	// bound only keeps a broken count from running forever: on 5.10 and 6.1
+	// a `< 0` test of the update's result never saw the failure (see
+	// bpf/maps.h), and 1024 untracked children went uncounted.
+	const size = 4
+	h := startSensor(t, Config{SessionMapSize: size})
 	m := marker(t)
 	// The agent: this test binary at an install path, "fill" helper.
 	agent := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
@@ -932,6 +935,10 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	}
 	if st := h.s.Stats(); st.SessionsFull == 0 {
 		t.Fatalf("no sessions-full count after %d children: %+v", children, st)
+	}
+	if children != size {
+		t.Errorf("first sessions-full count after %d children, want %d (the agent and %d children fill the map)",
+			children, size, size-1)
 	}
 	// The agent itself stays tracked: its last exec is the marker.
 	ev, _ := h.untilExecArg(m)

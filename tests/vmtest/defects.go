@@ -29,13 +29,9 @@ type knownDefect struct {
 // docs/kernels.md under "Known defects" (TestKnownDefectsDocumented checks
 // that the test names and series appear there).
 func knownDefects() []knownDefect {
-	return []knownDefect{
-		{
-			Test:   "TestRootSessionsMapFullIsCounted",
-			Series: []string{"5.10", "6.1"},
-			Reason: "a full sessions map is never counted: 1024 live members fit in a 4-entry map and no update fails",
-		},
-	}
+	// None at present. The last one, TestRootSessionsMapFullIsCounted on
+	// 5.10 and 6.1, was fixed (docs/kernels.md says how).
+	return []knownDefect{}
 }
 
 // seriesRE takes the series (major.minor) from a kernel release or a
