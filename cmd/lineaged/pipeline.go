@@ -102,8 +102,20 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		QueueSize:      cfg.Sensor.QueueSize,
 		Recognisers:    agents.Kernel(),
 		// The policy owns the deny list; the kernel loads its keys.
-		DenyKeys: policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
+		DenyKeys:   policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
+		DenyInodes: denyInodes(cfg.Policy.DenyExec),
 	}
+}
+
+// denyInodes hands the kernel the identity of each denied file, so a hard
+// link or bind mount of it is denied too.
+func denyInodes(entries []string) map[kernel.DenyInode]uint32 {
+	files := policy.DenyInodes(entries, policy.StatFile)
+	m := make(map[kernel.DenyInode]uint32, len(files))
+	for f, i := range files {
+		m[kernel.DenyInode(f)] = i
+	}
+	return m
 }
 
 // start builds every stage. Order matters: the sink first (a wrong broker,

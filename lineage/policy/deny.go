@@ -2,8 +2,11 @@ package policy
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/lineage/event"
 )
@@ -83,6 +86,48 @@ func DenyKeys(entries []string, resolve func(string) (string, error)) map[string
 		}
 	}
 	return keys
+}
+
+// DenyFile is the identity of a file deny-exec refuses whatever its path:
+// st_dev and st_ino as stat(2) returns them. It converts to sensor/kernel
+// DenyInode, which cmd/lineaged hands the kernel.
+type DenyFile struct {
+	Dev   uint64
+	Inode uint64
+}
+
+// StatFile returns the identity of the file at path, following symlinks.
+func StatFile(path string) (DenyFile, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return DenyFile{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return DenyFile{}, fmt.Errorf("%s: not a regular file", path)
+	}
+	return DenyFile{Dev: uint64(st.Dev), Inode: st.Ino}, nil
+}
+
+// DenyInodes returns the identity of each validated exact-path entry's file,
+// valued with the entry's index, so the kernel also refuses the file under
+// any other name: a hard link, a bind mount. Directory entries ("/opt/x/")
+// and entries whose file does not exist (yet) are matched by path only.
+// stat is StatFile outside tests.
+func DenyInodes(entries []string, stat func(string) (DenyFile, error)) map[DenyFile]uint32 {
+	files := make(map[DenyFile]uint32, len(entries))
+	for i, e := range entries {
+		if !strings.HasPrefix(e, "/") || strings.HasSuffix(e, "/") {
+			continue
+		}
+		f, err := stat(e)
+		if err != nil || f.Inode == 0 {
+			continue
+		}
+		if _, ok := files[f]; !ok {
+			files[f] = uint32(i)
+		}
+	}
+	return files
 }
 
 // denyWhat says what the kernel's action meant for the process.

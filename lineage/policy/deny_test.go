@@ -126,3 +126,36 @@ func TestDenyBecomesAlertAndAction(t *testing.T) {
 		t.Errorf("pass-through: %v %q", out, ev.Process.Argv)
 	}
 }
+
+// TestDenyInodes: exact entries whose file exists give its identity with
+// the entry's index (the first entry wins for one file); directories,
+// missing files and sha256 entries give none.
+func TestDenyInodes(t *testing.T) {
+	files := map[string]DenyFile{"/usr/bin/curl": {1, 10}, "/bin/curl": {1, 10}, "/usr/bin/wget": {1, 11}}
+	stat := func(p string) (DenyFile, error) {
+		if f, ok := files[p]; ok {
+			return f, nil
+		}
+		return DenyFile{}, os.ErrNotExist
+	}
+	got := DenyInodes([]string{"/opt/tools/", "/usr/bin/curl", "/bin/curl", "/nope", "/usr/bin/wget"}, stat)
+	want := map[DenyFile]uint32{{1, 10}: 1, {1, 11}: 4}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestStatFile(t *testing.T) {
+	f, err := StatFile("/proc/self/exe")
+	if err != nil || f.Inode == 0 {
+		t.Fatalf("StatFile: %+v %v", f, err)
+	}
+	if _, err := StatFile(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+}

@@ -92,9 +92,23 @@ func TestRootDenyExec(t *testing.T) {
 	// name extends the prefix's directory name: neither is denied.
 	allowed := testutil.CopyFile(t, trueBin, filepath.Join(dir, "allowed", "true-denied"), 0o700)
 	lookalike := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denydir-not", "tool"), 0o700)
+	// A hard link to the denied file: the same inode under a name no path
+	// rule holds, denied by the file's identity on its first exec.
+	hardlink := filepath.Join(dir, "elsewhere", "linked")
+	if err := os.MkdirAll(filepath.Dir(hardlink), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(denied, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	entries := []string{denied, prefix}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyKeys: policy.DenyKeys([]string{denied, prefix}, filepath.EvalSymlinks)}, log)
+	s, err := kernel.New(kernel.Config{
+		Scope:      kernel.ScopeAll,
+		DenyKeys:   policy.DenyKeys(entries, filepath.EvalSymlinks),
+		DenyInodes: denyInodes(entries),
+	}, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -132,11 +146,11 @@ func TestRootDenyExec(t *testing.T) {
 		t.Fatalf("unknown enforcement path %q", hooks)
 	}
 	t.Run(hooks, func(t *testing.T) {
-		cases(t, s, out, hooks, denied, prefix, underPrefix, allowed, lookalike)
+		cases(t, s, out, hooks, denied, hardlink, underPrefix, allowed, lookalike)
 	})
 }
 
-func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denied, prefix, underPrefix, allowed, lookalike string) {
+func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denied, hardlink, underPrefix, allowed, lookalike string) {
 	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
 
 	type deniedRun struct {
@@ -148,7 +162,7 @@ func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denie
 	for _, c := range []struct {
 		path string
 		rule uint32
-	}{{denied, 0}, {underPrefix, 1}} {
+	}{{denied, 0}, {underPrefix, 1}, {hardlink, 0}} {
 		m := startMember(t, s, ref, c.path)
 		err := m.run()
 		denies = append(denies, deniedRun{c.path, c.rule, m.pid()})
@@ -258,6 +272,15 @@ wait:
 			t.Errorf("exit of allowed pid %d: %+v", pid, e)
 		}
 	}
+}
+
+// denyInodes is what cmd/lineaged hands the kernel for entries.
+func denyInodes(entries []string) map[kernel.DenyInode]uint32 {
+	m := map[kernel.DenyInode]uint32{}
+	for f, i := range policy.DenyInodes(entries, policy.StatFile) {
+		m[kernel.DenyInode(f)] = i
+	}
+	return m
 }
 
 // TestRootDoctorEnforcement: doctor's enforcement row names the path a
