@@ -104,6 +104,7 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		// The policy owns the deny list; the kernel loads its keys.
 		DenyKeys:   policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
 		DenyInodes: denyInodes(cfg.Policy.DenyExec),
+		DenyLater:  policy.DenyByHash(cfg.Policy.DenyExec),
 	}
 }
 
@@ -182,6 +183,11 @@ func (p *pipeline) startPolicy(boot time.Time, act *actuator) (err error) {
 		Rules:    rules,
 		Kill:     p.killer,
 		Redact:   rc,
+		// Copies of a binary denied by SHA-256, once hashed; the sensor
+		// is loaded before any event reaches the stage.
+		DenyFile: func(f policy.DenyFile, idx uint32) error {
+			return p.sensor.DenyInode(kernel.DenyInode(f), idx)
+		},
 	})
 	if err != nil {
 		return &exitError{exitUsage, err}

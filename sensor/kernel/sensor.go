@@ -91,8 +91,9 @@ type Config struct {
 	// (bpf/enforce.h). Each key maps to the index of its rule, which the
 	// KindDeny event reports (sensor.Deny.RuleIndex). Where the kernel runs
 	// BPF LSM programs the exec fails with EPERM; elsewhere the image is
-	// killed with SIGKILL before it runs (Hooks says which). Empty: nothing
-	// is enforced and no enforcement program is loaded.
+	// killed with SIGKILL before it runs (Hooks says which). With
+	// DenyKeys and DenyInodes empty and DenyLater unset, nothing is
+	// enforced and no enforcement program is loaded.
 	DenyKeys map[string]uint32
 	// DenyInodes are files session members must not run, by identity
 	// (DenyInode), whatever path names them; each maps to the index of its
