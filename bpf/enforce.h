@@ -29,9 +29,17 @@
  * outside the member's root (PATH_OUTSIDE_ROOT: opened before a chroot and
  * exec'd through its fd) is matched by its path from the namespace's
  * root, so fexecve cannot carry a denied file into a chroot unmatched.
- * A path-based rule does not follow a file to another path: a copy, a
- * hard link or a bind mount (in a user namespace of its own, also a
- * chroot) runs it under a name no rule holds.
+ * A path rule alone does not follow a file to another path, so:
+ *
+ *  4. Identity rules: the executed file's (s_dev, i_ino) is looked up in
+ *     the deny_inodes hash map first, one lookup. Userspace fills it with
+ *     the identity of every exact path rule's file (a hard link or a bind
+ *     mount of it is the same inode under another name) and, at run time,
+ *     with the identity of every copy whose SHA-256 a rule denies, once
+ *     the copy has been hashed (lineage/policy deny.go): a copy's first
+ *     exec runs until userspace kills it, every later exec is refused
+ *     here. An identity match is reported with the path the walk found,
+ *     even where a path rule would fail open (no path, unreachable).
  *
  * Bounds: DENY_WALK components. Any path of at most DENY_PATH_MAX - 1
  * bytes has fewer components than that (each costs at least 2 bytes), so
@@ -62,11 +70,21 @@ struct {
 	__type(value, struct deny_rule);
 } deny_exec SEC(".maps");
 
+/* Identity rules, filled by userspace before attach and at run time
+ * (copies found by hash). Fixed size: entries are added while it runs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct deny_inode);
+	__type(value, struct deny_rule);
+} deny_inodes SEC(".maps");
+
 /* Per-CPU scratch: neither program sleeps or is preempted by another exec
  * on the same CPU between filling and using it. The path is in the
  * walker's slot. */
 struct deny_scratch {
 	struct deny_key key;
+	struct deny_inode ino;
 	struct deny_event ev;
 };
 
@@ -105,6 +123,11 @@ static __always_inline int deny_match(struct deny_scratch *x, struct path_walk *
 	if (!file)
 		return -1;
 	path_walk_file(w, DENY_SLOT, PATH_BUF, file, t);
+	x->ino.dev = BPF_CORE_READ(file, f_inode, i_sb, s_dev);
+	x->ino.ino = BPF_CORE_READ(file, f_inode, i_ino);
+	struct deny_rule *ir = bpf_map_lookup_elem(&deny_inodes, &x->ino);
+	if (ir)
+		return (int)ir->index;
 	if (DENY_READ(w->flags) & (PATH_UNREACHABLE | PATH_PSEUDO))
 		return -1;
 	__u32 pos = DENY_READ(w->pos);

@@ -25,6 +25,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const struct deny_event *unused_deny_event __attribute__((unused));
 const struct deny_key *unused_deny_key __attribute__((unused));
 const struct deny_rule *unused_deny_rule __attribute__((unused));
+const struct deny_inode *unused_deny_inode __attribute__((unused));
 
 #define EPERM 1
 

@@ -202,6 +202,16 @@ struct deny_rule {
 	__u32 _pad0;
 };
 
+/* Key of the deny_inodes hash map: the executed file's identity, so a hard
+ * link or a bind mount of a denied file (same inode, other path) is denied
+ * too, and so is a copy once userspace has hashed it (bpf/enforce.h). dev
+ * is the kernel-internal dev_t of the file's superblock (s_dev:
+ * major<<20 | minor), which userspace converts from stat(2)'s st_dev. */
+struct deny_inode {
+	__u64 dev;
+	__u64 ino;
+};
+
 /* What the kernel did about a denied exec (sensor.DenyAction). */
 enum deny_action {
 	DENY_BLOCKED = 1,     /* LSM: the exec failed with EPERM, nothing ran */

@@ -102,8 +102,21 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		QueueSize:      cfg.Sensor.QueueSize,
 		Recognisers:    agents.Kernel(),
 		// The policy owns the deny list; the kernel loads its keys.
-		DenyKeys: policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
+		DenyKeys:   policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
+		DenyInodes: denyInodes(cfg.Policy.DenyExec),
+		DenyLater:  policy.DenyByHash(cfg.Policy.DenyExec),
 	}
+}
+
+// denyInodes hands the kernel the identity of each denied file, so a hard
+// link or bind mount of it is denied too.
+func denyInodes(entries []string) map[kernel.DenyInode]uint32 {
+	files := policy.DenyInodes(entries, policy.StatFile)
+	m := make(map[kernel.DenyInode]uint32, len(files))
+	for f, i := range files {
+		m[kernel.DenyInode(f)] = i
+	}
+	return m
 }
 
 // start builds every stage. Order matters: the sink first (a wrong broker,
@@ -170,6 +183,11 @@ func (p *pipeline) startPolicy(boot time.Time, act *actuator) (err error) {
 		Rules:    rules,
 		Kill:     p.killer,
 		Redact:   rc,
+		// Copies of a binary denied by SHA-256, once hashed; the sensor
+		// is loaded before any event reaches the stage.
+		DenyFile: func(f policy.DenyFile, idx uint32) error {
+			return p.sensor.DenyInode(kernel.DenyInode(f), idx)
+		},
 	})
 	if err != nil {
 		return &exitError{exitUsage, err}

@@ -1,9 +1,14 @@
 package policy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/lineage/event"
 )
@@ -20,9 +25,18 @@ const DenyPathMax = 255
 // RuleDenyExec names the deny_exec rule set in alert.rule.
 const RuleDenyExec = "deny_exec"
 
+// SHA256Prefix marks a deny_exec entry that names a binary by content:
+// "sha256:" and 64 hex digits. Any copy of that binary is denied.
+const SHA256Prefix = "sha256:"
+
+// ActionDenyExec names, in the policy.action of a copy found by hash, the
+// addition of its file to the kernel's deny map.
+const ActionDenyExec = "deny-exec"
+
 // ValidateDenyExec checks deny-exec entries: each is an absolute, clean
 // path of an executable ("/usr/bin/curl") or of a directory ending in '/'
-// ("/opt/tools/": everything below it), at most 255 bytes. Errors name the
+// ("/opt/tools/": everything below it), at most 255 bytes, or a binary's
+// SHA-256 ("sha256:" and 64 hex digits, either case). Errors name the
 // entry.
 func ValidateDenyExec(entries []string) error {
 	if len(entries) > DenyExecMax {
@@ -31,6 +45,17 @@ func ValidateDenyExec(entries []string) error {
 	seen := make(map[string]bool, len(entries))
 	for i, e := range entries {
 		bad := func(why string) error { return fmt.Errorf("deny_exec entry %d %q: %s", i, e, why) }
+		if h, ok := strings.CutPrefix(e, SHA256Prefix); ok {
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != sha256.Size {
+				return bad("not a SHA-256: want sha256: and 64 hex digits")
+			}
+			if seen[strings.ToLower(e)] {
+				return bad("listed twice")
+			}
+			seen[strings.ToLower(e)] = true
+			continue
+		}
 		switch {
 		case e == "":
 			return bad("empty")
@@ -64,6 +89,9 @@ func ValidateDenyExec(entries []string) error {
 func DenyKeys(entries []string, resolve func(string) (string, error)) map[string]uint32 {
 	keys := make(map[string]uint32, 2*len(entries))
 	for i, e := range entries {
+		if strings.HasPrefix(e, SHA256Prefix) {
+			continue // matched by file identity, once a copy is hashed
+		}
 		if _, ok := keys[e]; !ok {
 			keys[e] = uint32(i)
 		}
@@ -83,6 +111,48 @@ func DenyKeys(entries []string, resolve func(string) (string, error)) map[string
 		}
 	}
 	return keys
+}
+
+// DenyFile is the identity of a file deny-exec refuses whatever its path:
+// st_dev and st_ino as stat(2) returns them. It converts to sensor/kernel
+// DenyInode, which cmd/lineaged hands the kernel.
+type DenyFile struct {
+	Dev   uint64
+	Inode uint64
+}
+
+// StatFile returns the identity of the file at path, following symlinks.
+func StatFile(path string) (DenyFile, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return DenyFile{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return DenyFile{}, fmt.Errorf("%s: not a regular file", path)
+	}
+	return DenyFile{Dev: uint64(st.Dev), Inode: st.Ino}, nil
+}
+
+// DenyInodes returns the identity of each validated exact-path entry's file,
+// valued with the entry's index, so the kernel also refuses the file under
+// any other name: a hard link, a bind mount. Directory entries ("/opt/x/")
+// and entries whose file does not exist (yet) are matched by path only.
+// stat is StatFile outside tests.
+func DenyInodes(entries []string, stat func(string) (DenyFile, error)) map[DenyFile]uint32 {
+	files := make(map[DenyFile]uint32, len(entries))
+	for i, e := range entries {
+		if !strings.HasPrefix(e, "/") || strings.HasSuffix(e, "/") {
+			continue
+		}
+		f, err := stat(e)
+		if err != nil || f.Inode == 0 {
+			continue
+		}
+		if _, ok := files[f]; !ok {
+			files[f] = uint32(i)
+		}
+	}
+	return files
 }
 
 // denyWhat says what the kernel's action meant for the process.
@@ -123,4 +193,82 @@ func (s *Stage) deny(dst []*event.Event, ev *event.Event) []*event.Event {
 		Trigger:  ev,
 	}
 	return append(dst, &alert, ev)
+}
+
+// DenyByHash reports whether any entry names a binary by SHA-256: the
+// kernel enforcement must then be loaded even with no path to match, for
+// the copies the stage finds at run time (Config.DenyFile).
+func DenyByHash(entries []string) bool { return len(denyHashes(entries)) > 0 }
+
+// denyHashes maps each SHA-256 entry's lowercase hex digest to its index.
+func denyHashes(entries []string) map[string]uint32 {
+	m := map[string]uint32{}
+	for i, e := range entries {
+		if h, ok := strings.CutPrefix(e, SHA256Prefix); ok {
+			h = strings.ToLower(h)
+			if _, dup := m[h]; !dup {
+				m[h] = uint32(i)
+			}
+		}
+	}
+	return m
+}
+
+// denyByHash handles an exec, in an agent session, of a binary whose SHA-256
+// a deny_exec entry names. The kernel matches files, not contents, and a
+// binary's hash is known only once it has been executed and read: the first
+// exec of a copy unknown to the kernel runs. So the stage alerts, kills
+// that process (as kill-process would) and adds the file's (dev, inode) to
+// the kernel's deny map (Config.DenyFile), so every later exec of that copy
+// by a session member is refused in the kernel, whatever its name. Each
+// file is added once; the kernel reports its later execs itself.
+func (s *Stage) denyByHash(dst []*event.Event, ev *event.Event) []*event.Event {
+	if len(s.denyHash) == 0 || ev.Kind != event.KindProcessExec || ev.Agent == nil || ev.Agent.RootExecID == "" ||
+		ev.Process == nil || ev.Process.Binary == nil || ev.Process.Binary.SHA256 == "" {
+		return dst
+	}
+	b := ev.Process.Binary
+	idx, ok := s.denyHash[b.SHA256]
+	if !ok {
+		return dst
+	}
+	entry := s.denyExec[idx]
+	f := DenyFile{Dev: b.Dev, Inode: b.Inode}
+	s.counts.alert(RuleDenyExec, "high")
+	alert := *ev
+	alert.Kind = event.KindPolicyAlert
+	alert.Seq, alert.EventID = 0, ""
+	alert.Alert = &event.Alert{
+		Rule:     RuleDenyExec,
+		Severity: "high",
+		Message:  fmt.Sprintf("an agent session ran %q, whose SHA-256 deny_exec entry %q denies", b.Path, entry),
+		Trigger:  ev,
+	}
+	dst = append(dst, &alert)
+	dst = s.kill(dst, s.denyRule, ActionKillProcess, ev)
+	if s.denied[f] {
+		return dst
+	}
+	act := *ev
+	act.Kind = event.KindPolicyAction
+	act.Seq, act.EventID = 0, ""
+	act.Alert = &event.Alert{Rule: RuleDenyExec, Severity: "high", Action: ActionDenyExec, Trigger: ev}
+	switch {
+	case s.denyFile == nil:
+		act.Alert.Result = ResultFailed
+		act.Alert.Message = fmt.Sprintf("%q (dev %d, inode %d) not added to the kernel deny map: no kernel enforcement", b.Path, b.Dev, b.Inode)
+	case f.Inode == 0:
+		act.Alert.Result = ResultFailed
+		act.Alert.Message = fmt.Sprintf("%q not added to the kernel deny map: no inode", b.Path)
+	default:
+		if err := s.denyFile(f, idx); err != nil {
+			act.Alert.Result = ResultFailed
+			act.Alert.Message = fmt.Sprintf("%q (dev %d, inode %d) not added to the kernel deny map: %v", b.Path, b.Dev, b.Inode, err)
+		} else {
+			s.denied[f] = true
+			act.Alert.Result = ResultDone
+			act.Alert.Message = fmt.Sprintf("%q (dev %d, inode %d) added to the kernel deny map: later execs by session members are refused", b.Path, b.Dev, b.Inode)
+		}
+	}
+	return append(dst, &act)
 }

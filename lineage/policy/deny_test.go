@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -124,5 +126,136 @@ func TestDenyBecomesAlertAndAction(t *testing.T) {
 	ev := &event.Event{Kind: event.KindProcessExec, Process: &event.Process{ExecID: "x", Argv: []string{"a", "--password=hunter22"}}}
 	if out := s.Process(ev); len(out) != 1 || out[0] != ev || strings.Contains(ev.Process.Argv[1], "hunter22") {
 		t.Errorf("pass-through: %v %q", out, ev.Process.Argv)
+	}
+}
+
+// TestDenyInodes: exact entries whose file exists give its identity with
+// the entry's index (the first entry wins for one file); directories,
+// missing files and sha256 entries give none.
+func TestDenyInodes(t *testing.T) {
+	files := map[string]DenyFile{"/usr/bin/curl": {1, 10}, "/bin/curl": {1, 10}, "/usr/bin/wget": {1, 11}}
+	stat := func(p string) (DenyFile, error) {
+		if f, ok := files[p]; ok {
+			return f, nil
+		}
+		return DenyFile{}, os.ErrNotExist
+	}
+	got := DenyInodes([]string{"/opt/tools/", "/usr/bin/curl", "/bin/curl", "/nope", "/usr/bin/wget"}, stat)
+	want := map[DenyFile]uint32{{1, 10}: 1, {1, 11}: 4}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("got %v, want %v", got, want)
+		}
+	}
+}
+
+func TestStatFile(t *testing.T) {
+	f, err := StatFile("/proc/self/exe")
+	if err != nil || f.Inode == 0 {
+		t.Fatalf("StatFile: %+v %v", f, err)
+	}
+	if _, err := StatFile(t.TempDir()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: %v", err)
+	}
+}
+
+// TestDenyExecSHA256Entries: sha256 entries validate (either case), name
+// themselves in errors when malformed, and are not path keys.
+func TestDenyExecSHA256Entries(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	if err := ValidateDenyExec([]string{"/usr/bin/curl", "sha256:" + h, "sha256:" + strings.ToUpper(h[:2]) + h[2:63] + "c"}); err != nil {
+		t.Fatalf("valid: %v", err)
+	}
+	for _, c := range []struct{ entry, want string }{
+		{"sha256:" + h[:63], "not a SHA-256"},
+		{"sha256:" + h[:62] + "zz", "not a SHA-256"},
+		{"sha256:", "not a SHA-256"},
+		{"sha256:" + strings.ToUpper(h), "listed twice"},
+	} {
+		err := ValidateDenyExec([]string{"sha256:" + h, c.entry})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), fmt.Sprintf("%q", c.entry)) {
+			t.Errorf("%q: %v, want %q naming the entry", c.entry, err, c.want)
+		}
+	}
+	keys := DenyKeys([]string{"sha256:" + h, "/usr/bin/curl"}, func(p string) (string, error) { return p, nil })
+	if len(keys) != 1 || keys["/usr/bin/curl"] != 1 {
+		t.Errorf("keys %v", keys)
+	}
+}
+
+// TestDenyByHash: an agent-session exec of a binary a sha256 entry denies
+// is alerted on, killed, and its file added to the kernel's deny map once;
+// the same binary outside a session, or another binary, is left alone.
+func TestDenyByHash(t *testing.T) {
+	h := strings.Repeat("0f", 32)
+	f := &fakeActuator{}
+	c := &collector{}
+	k, err := NewKiller(KillConfig{Actuator: f, Boot: boot, Emit: c.emit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	type add struct {
+		f   DenyFile
+		idx uint32
+	}
+	var adds []add
+	var addErr error
+	st, err := New(Config{DenyExec: []string{"/opt/x", "sha256:" + strings.ToUpper(h)}, Kill: k,
+		DenyFile: func(f DenyFile, idx uint32) error { adds = append(adds, add{f, idx}); return addErr }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(inSession bool, sum string, ino uint64) *event.Event {
+		ev := sessionExec("/tmp/copy")
+		if !inSession {
+			ev.Agent = nil
+		}
+		ev.Process.Binary = &event.Binary{Path: "/tmp/copy", SHA256: sum, Dev: 2049, Inode: ino}
+		return ev
+	}
+	if out := st.Process(exec(false, h, 7)); len(out) != 1 {
+		t.Errorf("outside a session: %d events", len(out))
+	}
+	if out := st.Process(exec(true, strings.Repeat("11", 32), 7)); len(out) != 1 {
+		t.Errorf("other binary: %d events", len(out))
+	}
+	trig := exec(true, h, 7)
+	out := st.Process(trig)
+	if len(out) != 3 || out[0] != trig {
+		t.Fatalf("%d events, want the exec, its alert and the deny-exec action", len(out))
+	}
+	al, act := out[1], out[2]
+	if al.Kind != event.KindPolicyAlert || al.Alert.Rule != RuleDenyExec || !strings.Contains(al.Alert.Message, "sha256:") {
+		t.Errorf("alert %+v", al.Alert)
+	}
+	if act.Kind != event.KindPolicyAction || act.Alert.Action != ActionDenyExec || act.Alert.Result != ResultDone ||
+		!strings.Contains(act.Alert.Message, "inode 7") {
+		t.Errorf("action %+v", act.Alert)
+	}
+	if len(adds) != 1 || adds[0] != (add{DenyFile{2049, 7}, 1}) {
+		t.Errorf("kernel adds %+v", adds)
+	}
+	// The same file again (a kill that lost the race, the tracepoint
+	// path): alert and kill, no second add.
+	if out := st.Process(exec(true, h, 7)); len(out) != 2 || len(adds) != 1 {
+		t.Errorf("again: %d events, %d adds", len(out), len(adds))
+	}
+	// A failed add is reported and retried next time.
+	addErr = errors.New("map full")
+	if out := st.Process(exec(true, h, 8)); len(out) != 3 || out[2].Alert.Result != ResultFailed || !strings.Contains(out[2].Alert.Message, "map full") {
+		t.Errorf("failed add: %+v", out[len(out)-1].Alert)
+	}
+	k.Close()
+	if len(f.procs) != 3 {
+		t.Errorf("%d kills, want 3", len(f.procs))
+	}
+	for _, ev := range c.all() {
+		if ev.Alert.Action != ActionKillProcess || ev.Alert.Rule != RuleDenyExec || ev.Alert.Result != ResultDone {
+			t.Errorf("kill action %+v", ev.Alert)
+		}
 	}
 }

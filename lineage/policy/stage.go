@@ -29,6 +29,12 @@ type Config struct {
 	// Kill carries out the kill actions (NewKiller); nil: they are
 	// reported as not carried out.
 	Kill *Killer
+	// DenyFile adds a file, by identity, to the kernel's deny map, with the
+	// index of the deny_exec entry that denies it (sensor/kernel
+	// Sensor.DenyInode, wired by cmd/lineaged): called for a copy of a
+	// binary a SHA-256 entry denies, once it has been hashed. nil: such
+	// copies are alerted on and killed, never added.
+	DenyFile func(f DenyFile, index uint32) error
 }
 
 // Stage applies the policy to the enriched events. Process is not safe for
@@ -44,6 +50,13 @@ type Stage struct {
 	counts   ruleCounts
 	sessions map[string]struct{}
 	killer   *Killer
+
+	// denyHash maps the SHA-256 entries' digests to their index; denied
+	// holds the files denyFile has added to the kernel's map.
+	denyHash map[string]uint32
+	denyFile func(DenyFile, uint32) error
+	denied   map[DenyFile]bool
+	denyRule *Rule
 
 	// first is the time of the first event seen, where the first loss
 	// window opens; lossAt the time of the last report of each loss.
@@ -68,6 +81,10 @@ func New(cfg Config) (*Stage, error) {
 		lossAt:   make(map[lossKey]time.Time),
 		sessions: make(map[string]struct{}),
 		killer:   cfg.Kill,
+		denyHash: denyHashes(cfg.DenyExec),
+		denyFile: cfg.DenyFile,
+		denied:   make(map[DenyFile]bool),
+		denyRule: &Rule{ID: RuleDenyExec, Severity: "high"},
 	}
 	s.rules.Store(cfg.Rules)
 	return s, nil
@@ -90,6 +107,7 @@ func (s *Stage) Process(ev *event.Event) []*event.Event {
 		out = s.evaluate(out, ev)
 	default:
 		out = s.evaluate(out, ev)
+		out = s.denyByHash(out, ev)
 	}
 	for _, o := range out {
 		s.redactor.Event(o)

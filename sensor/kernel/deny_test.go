@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/procfs"
+	"golang.org/x/sys/unix"
 )
 
 func TestValidateDenyKeys(t *testing.T) {
@@ -112,4 +114,29 @@ func FuzzDecodeDeny(f *testing.F) {
 			t.Fatalf("decoded %+v", ev.Deny)
 		}
 	})
+}
+
+// TestKernelDev: the loader's conversion of stat(2)'s st_dev to the
+// kernel's s_dev is the inverse of procfs.KernelDev, for small and large
+// major and minor numbers.
+func TestKernelDev(t *testing.T) {
+	for _, c := range []struct{ major, minor uint32 }{{0, 0}, {8, 1}, {259, 3}, {0, 0x1234}, {0xfff, 0xfffff}} {
+		user := unix.Mkdev(c.major, c.minor)
+		want := uint64(c.major)<<20 | uint64(c.minor)
+		if got := kernelDev(user); got != want {
+			t.Errorf("kernelDev(%d:%d) = %#x, want %#x", c.major, c.minor, got, want)
+		}
+		if back := procfs.KernelDev(kernelDev(user)); back != user {
+			t.Errorf("procfs.KernelDev(kernelDev(%#x)) = %#x", user, back)
+		}
+	}
+}
+
+func TestValidateDenyInodes(t *testing.T) {
+	if err := validateDenyInodes(map[DenyInode]uint32{{Dev: 1, Inode: 2}: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := validateDenyInodes(map[DenyInode]uint32{{Dev: 1}: 0}); err == nil || !strings.Contains(err.Error(), "inode 0") {
+		t.Errorf("inode 0: %v", err)
+	}
 }

@@ -61,7 +61,7 @@ func (e *enforcement) program() (string, *ebpf.Program) {
 // reason. Both share the sessions map, ring buffer and loss counters, and
 // are given the deny keys before they attach, so no exec is checked
 // against a partial list.
-func loadEnforcement(m sharedMaps, keys map[string]uint32, lsmFile string) (*enforcement, error) {
+func loadEnforcement(m sharedMaps, keys denyRules, lsmFile string) (*enforcement, error) {
 	why := ""
 	lsmSpec, err := loadEnforceLsm()
 	if err != nil {
@@ -95,15 +95,22 @@ func loadEnforcement(m sharedMaps, keys map[string]uint32, lsmFile string) (*enf
 	return &enforcement{coll: coll, link: l, hooks: HooksTracepoint, reason: why}, nil
 }
 
+// denyRules are what the enforcement objects are loaded with: path keys
+// and file identities (Config.DenyKeys, Config.DenyInodes).
+type denyRules struct {
+	paths  map[string]uint32
+	inodes map[DenyInode]uint32
+}
+
 // loadDenyObject loads one enforcement object with the shared maps, fills
-// its deny map and attaches its one program. Both objects declare their
+// its deny maps and attaches its one program. Both objects declare their
 // maps from the same headers (bpf/maps.h, bpf/enforce.h), so the
 // enforceLsm names and key/value types serve for either.
-func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys map[string]uint32, prog string,
+func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys denyRules, prog string,
 	attach func(*ebpf.Program) (link.Link, error)) (*ebpf.Collection, link.Link, error) {
 	spec.Maps[enforceLsmMapSessions].MaxEntries = m.Sessions.MaxEntries()
 	spec.Maps[enforceLsmMapEvents].MaxEntries = m.Events.MaxEntries()
-	spec.Maps[enforceLsmMapDenyExec].MaxEntries = uint32(max(len(keys), 1))
+	spec.Maps[enforceLsmMapDenyExec].MaxEntries = uint32(max(len(keys.paths), 1))
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		MapReplacements: map[string]*ebpf.Map{
 			enforceLsmMapSessions:    m.Sessions,
@@ -115,7 +122,7 @@ func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys map[string]uin
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}
 	deny := coll.Maps[enforceLsmMapDenyExec]
-	for path, idx := range keys {
+	for path, idx := range keys.paths {
 		var k enforceLsmDenyKey
 		for i := range len(path) {
 			k.Path[i] = int8(path[i])
@@ -123,6 +130,12 @@ func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys map[string]uin
 		if err := deny.Update(&k, &enforceLsmDenyRule{Index: idx}, ebpf.UpdateAny); err != nil {
 			coll.Close()
 			return nil, nil, fmt.Errorf("deny entry %q: %w", path, err)
+		}
+	}
+	for ino, idx := range keys.inodes {
+		if err := addDenyInode(coll.Maps[enforceLsmMapDenyInodes], ino, idx); err != nil {
+			coll.Close()
+			return nil, nil, err
 		}
 	}
 	l, err := attach(coll.Programs[prog])
@@ -213,11 +226,36 @@ func probeEnforcement() (name, reason string, err error) {
 		defer mp.Close()
 		*p.dst = mp
 	}
-	keys := map[string]uint32{"/nonexistent/lineaged-doctor-probe": 0}
+	keys := denyRules{paths: map[string]uint32{"/nonexistent/lineaged-doctor-probe": 0}}
 	e, err := loadEnforcement(m, keys, lsmListFile)
 	if err != nil {
 		return "", "", err
 	}
 	defer e.Close()
 	return e.hooks, e.reason, nil
+}
+
+// addDenyInode adds one identity rule to the deny_inodes map.
+func addDenyInode(m *ebpf.Map, ino DenyInode, idx uint32) error {
+	k := enforceLsmDenyInode{Dev: kernelDev(ino.Dev), Ino: ino.Inode}
+	if err := m.Update(&k, &enforceLsmDenyRule{Index: idx}, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("deny inode dev %d:%d inode %d: %w", unix.Major(ino.Dev), unix.Minor(ino.Dev), ino.Inode, err)
+	}
+	return nil
+}
+
+// DenyInode adds a file, by identity, to the files session members must
+// not run, while the sensor runs: every later exec of it by a member is
+// refused (or killed) in the kernel, reported with rule index idx. For
+// rules that find files at run time (a copy of a binary denied by SHA-256,
+// once hashed). Needs the enforcement loaded (Config.DenyLater or any deny
+// rule); adding a file already present updates its index.
+func (s *Sensor) DenyInode(ino DenyInode, idx uint32) error {
+	if s.enf == nil {
+		return errors.New("deny inode: no deny-exec enforcement loaded (Config.DenyLater unset)")
+	}
+	if ino.Inode == 0 {
+		return fmt.Errorf("deny inode %+v: inode 0", ino)
+	}
+	return addDenyInode(s.enf.coll.Maps[enforceLsmMapDenyInodes], ino, idx)
 }

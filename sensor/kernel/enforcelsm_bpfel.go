@@ -36,6 +36,12 @@ type enforceLsmDenyEvent struct {
 	Path    [256]int8
 }
 
+type enforceLsmDenyInode struct {
+	_   structs.HostLayout
+	Dev uint64
+	Ino uint64
+}
+
 type enforceLsmDenyKey struct {
 	_    structs.HostLayout
 	Path [256]int8
@@ -50,6 +56,7 @@ type enforceLsmDenyRule struct {
 type enforceLsmDenyScratch struct {
 	_   structs.HostLayout
 	Key enforceLsmDenyKey
+	Ino enforceLsmDenyInode
 	Ev  enforceLsmDenyEvent
 }
 
@@ -82,12 +89,14 @@ type enforceLsmSession struct {
 const (
 	enforceLsmMapDenyExec          = "deny_exec"
 	enforceLsmMapDenyHeap          = "deny_heap"
+	enforceLsmMapDenyInodes        = "deny_inodes"
 	enforceLsmMapEvents            = "events"
 	enforceLsmMapPathWalks         = "path_walks"
 	enforceLsmMapRingbufLost       = "ringbuf_lost"
 	enforceLsmMapSessions          = "sessions"
 	enforceLsmProgEnforceBprmCheck = "enforce_bprm_check"
 	enforceLsmVarUnusedDenyEvent   = "unused_deny_event"
+	enforceLsmVarUnusedDenyInode   = "unused_deny_inode"
 	enforceLsmVarUnusedDenyKey     = "unused_deny_key"
 	enforceLsmVarUnusedDenyRule    = "unused_deny_rule"
 )
@@ -143,6 +152,7 @@ type enforceLsmProgramSpecs struct {
 type enforceLsmMapSpecs struct {
 	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
+	DenyInodes  *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -154,6 +164,7 @@ type enforceLsmMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceLsmVariableSpecs struct {
 	UnusedDenyEvent *ebpf.VariableSpec `ebpf:"unused_deny_event"`
+	UnusedDenyInode *ebpf.VariableSpec `ebpf:"unused_deny_inode"`
 	UnusedDenyKey   *ebpf.VariableSpec `ebpf:"unused_deny_key"`
 	UnusedDenyRule  *ebpf.VariableSpec `ebpf:"unused_deny_rule"`
 }
@@ -180,6 +191,7 @@ func (o *enforceLsmObjects) Close() error {
 type enforceLsmMaps struct {
 	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
+	DenyInodes  *ebpf.Map `ebpf:"deny_inodes"`
 	Events      *ebpf.Map `ebpf:"events"`
 	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -190,6 +202,7 @@ func (m *enforceLsmMaps) Close() error {
 	return _EnforceLsmClose(
 		m.DenyExec,
 		m.DenyHeap,
+		m.DenyInodes,
 		m.Events,
 		m.PathWalks,
 		m.RingbufLost,
@@ -202,6 +215,7 @@ func (m *enforceLsmMaps) Close() error {
 // It can be passed to loadEnforceLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceLsmVariables struct {
 	UnusedDenyEvent *ebpf.Variable `ebpf:"unused_deny_event"`
+	UnusedDenyInode *ebpf.Variable `ebpf:"unused_deny_inode"`
 	UnusedDenyKey   *ebpf.Variable `ebpf:"unused_deny_key"`
 	UnusedDenyRule  *ebpf.Variable `ebpf:"unused_deny_rule"`
 }

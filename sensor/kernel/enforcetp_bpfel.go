@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type enforceTpDenyInode struct {
+	_   structs.HostLayout
+	Dev uint64
+	Ino uint64
+}
+
 type enforceTpDenyKey struct {
 	_    structs.HostLayout
 	Path [256]int8
@@ -27,6 +33,7 @@ type enforceTpDenyRule struct {
 type enforceTpDenyScratch struct {
 	_   structs.HostLayout
 	Key enforceTpDenyKey
+	Ino enforceTpDenyInode
 	Ev  struct {
 		_ structs.HostLayout
 		H struct {
@@ -80,6 +87,7 @@ type enforceTpSession struct {
 const (
 	enforceTpMapDenyExec     = "deny_exec"
 	enforceTpMapDenyHeap     = "deny_heap"
+	enforceTpMapDenyInodes   = "deny_inodes"
 	enforceTpMapEvents       = "events"
 	enforceTpMapPathWalks    = "path_walks"
 	enforceTpMapRingbufLost  = "ringbuf_lost"
@@ -138,6 +146,7 @@ type enforceTpProgramSpecs struct {
 type enforceTpMapSpecs struct {
 	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
+	DenyInodes  *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -172,6 +181,7 @@ func (o *enforceTpObjects) Close() error {
 type enforceTpMaps struct {
 	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
 	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
+	DenyInodes  *ebpf.Map `ebpf:"deny_inodes"`
 	Events      *ebpf.Map `ebpf:"events"`
 	PathWalks   *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -182,6 +192,7 @@ func (m *enforceTpMaps) Close() error {
 	return _EnforceTpClose(
 		m.DenyExec,
 		m.DenyHeap,
+		m.DenyInodes,
 		m.Events,
 		m.PathWalks,
 		m.RingbufLost,

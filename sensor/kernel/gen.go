@@ -22,5 +22,5 @@ package kernel
 //
 // Deny-exec enforcement (bpf/enforce.h): the LSM program where the kernel
 // runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule -type deny_inode enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel enforceTp ../../bpf/enforce_tp.bpf.c -- -I../../bpf

@@ -91,9 +91,18 @@ type Config struct {
 	// (bpf/enforce.h). Each key maps to the index of its rule, which the
 	// KindDeny event reports (sensor.Deny.RuleIndex). Where the kernel runs
 	// BPF LSM programs the exec fails with EPERM; elsewhere the image is
-	// killed with SIGKILL before it runs (Hooks says which). Empty: nothing
-	// is enforced and no enforcement program is loaded.
+	// killed with SIGKILL before it runs (Hooks says which). With
+	// DenyKeys and DenyInodes empty and DenyLater unset, nothing is
+	// enforced and no enforcement program is loaded.
 	DenyKeys map[string]uint32
+	// DenyInodes are files session members must not run, by identity
+	// (DenyInode), whatever path names them; each maps to the index of its
+	// rule, as in DenyKeys. Matched before DenyKeys.
+	DenyInodes map[DenyInode]uint32
+	// DenyLater loads the enforcement even when DenyKeys and DenyInodes
+	// are empty, so that DenyInode can add files at run time (rules by
+	// SHA-256, whose copies are found only once hashed).
+	DenyLater bool
 }
 
 // Defaults.
@@ -147,6 +156,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
 	if err := validateDenyKeys(c.DenyKeys); err != nil {
+		return c, fmt.Errorf("sensor config: %w", err)
+	}
+	if err := validateDenyInodes(c.DenyInodes); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)
 	}
 	return c, nil
@@ -265,7 +277,7 @@ func (s *Sensor) load() error {
 			return err
 		}
 	}
-	if len(s.cfg.DenyKeys) > 0 {
+	if len(s.cfg.DenyKeys) > 0 || len(s.cfg.DenyInodes) > 0 || s.cfg.DenyLater {
 		if err := s.loadDenyExec(); err != nil {
 			return err
 		}
@@ -363,12 +375,12 @@ func (s *Sensor) loadExtras() error {
 // which hooks enforce it (they differ by kernel) and registers the decoder
 // of its KindDeny records.
 func (s *Sensor) loadDenyExec() error {
-	enf, err := loadEnforcement(s.maps, s.cfg.DenyKeys, lsmListFile)
+	enf, err := loadEnforcement(s.maps, denyRules{s.cfg.DenyKeys, s.cfg.DenyInodes}, lsmListFile)
 	if err != nil {
 		return fmt.Errorf("sensor: %w", err)
 	}
 	s.enf = enf
-	s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "keys", len(s.cfg.DenyKeys))
+	s.log.Info("deny-exec enforcement", "hooks", s.enf.hooks, "reason", s.enf.reason, "keys", len(s.cfg.DenyKeys), "inodes", len(s.cfg.DenyInodes))
 	s.decoder[sensor.KindDeny] = decodeDeny
 	return nil
 }

@@ -11,6 +11,8 @@ package denyexec
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,10 +22,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
@@ -46,9 +50,9 @@ type member struct {
 	stderr strings.Builder
 }
 
-func startMember(t *testing.T, s *kernel.Sensor, ref sensor.SessionRef, path string) *member {
+func startMember(t *testing.T, s *kernel.Sensor, ref sensor.SessionRef, path string, args ...string) *member {
 	t.Helper()
-	m := &member{cmd: exec.Command("/bin/sh", "-c", `read go; exec "$0"`, path)}
+	m := &member{cmd: exec.Command("/bin/sh", append([]string{"-c", `read go; exec "$0" "$@"`, path}, args...)...)}
 	m.cmd.Stderr = &m.stderr
 	var err error
 	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
@@ -92,9 +96,23 @@ func TestRootDenyExec(t *testing.T) {
 	// name extends the prefix's directory name: neither is denied.
 	allowed := testutil.CopyFile(t, trueBin, filepath.Join(dir, "allowed", "true-denied"), 0o700)
 	lookalike := testutil.CopyFile(t, trueBin, filepath.Join(dir, "denydir-not", "tool"), 0o700)
+	// A hard link to the denied file: the same inode under a name no path
+	// rule holds, denied by the file's identity on its first exec.
+	hardlink := filepath.Join(dir, "elsewhere", "linked")
+	if err := os.MkdirAll(filepath.Dir(hardlink), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(denied, hardlink); err != nil {
+		t.Fatal(err)
+	}
+	entries := []string{denied, prefix}
 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := kernel.New(kernel.Config{Scope: kernel.ScopeAll, DenyKeys: policy.DenyKeys([]string{denied, prefix}, filepath.EvalSymlinks)}, log)
+	s, err := kernel.New(kernel.Config{
+		Scope:      kernel.ScopeAll,
+		DenyKeys:   policy.DenyKeys(entries, filepath.EvalSymlinks),
+		DenyInodes: denyInodes(entries),
+	}, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -132,11 +150,11 @@ func TestRootDenyExec(t *testing.T) {
 		t.Fatalf("unknown enforcement path %q", hooks)
 	}
 	t.Run(hooks, func(t *testing.T) {
-		cases(t, s, out, hooks, denied, prefix, underPrefix, allowed, lookalike)
+		cases(t, s, out, hooks, denied, hardlink, underPrefix, allowed, lookalike)
 	})
 }
 
-func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denied, prefix, underPrefix, allowed, lookalike string) {
+func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denied, hardlink, underPrefix, allowed, lookalike string) {
 	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
 
 	type deniedRun struct {
@@ -148,7 +166,7 @@ func cases(t *testing.T, s *kernel.Sensor, out <-chan sensor.Event, hooks, denie
 	for _, c := range []struct {
 		path string
 		rule uint32
-	}{{denied, 0}, {underPrefix, 1}} {
+	}{{denied, 0}, {underPrefix, 1}, {hardlink, 0}} {
 		m := startMember(t, s, ref, c.path)
 		err := m.run()
 		denies = append(denies, deniedRun{c.path, c.rule, m.pid()})
@@ -260,6 +278,15 @@ wait:
 	}
 }
 
+// denyInodes is what cmd/lineaged hands the kernel for entries.
+func denyInodes(entries []string) map[kernel.DenyInode]uint32 {
+	m := map[kernel.DenyInode]uint32{}
+	for f, i := range policy.DenyInodes(entries, policy.StatFile) {
+		m[kernel.DenyInode(f)] = i
+	}
+	return m
+}
+
 // TestRootDoctorEnforcement: doctor's enforcement row names the path a
 // sensor with a deny list really takes, and its fentry row is there. A
 // kernel that runs BPF LSM programs has BPF trampolines, so fentry must
@@ -309,4 +336,196 @@ func bpfLSMActive() (active bool, list string) {
 	}
 	list = strings.TrimSpace(string(b))
 	return slices.Contains(strings.Split(list, ","), "bpf"), list
+}
+
+// actuator kills through the sensor, as cmd/lineaged's does.
+type actuator struct{ s *kernel.Sensor }
+
+func (a actuator) KillProcess(key sensor.ProcKey) error { return a.s.KillProcess("/proc", key) }
+func (a actuator) KillSession(root sensor.ProcKey) (int, error) {
+	return a.s.KillSession("/proc", root)
+}
+
+// TestRootDenyExecCopyByHash: a renamed copy of a binary denied by SHA-256
+// (a new inode no rule names) runs on its first exec in a session until
+// the policy stage sees its hash, kills it and adds its (dev, inode) to the
+// kernel map; its second exec is then refused in the kernel. Outside the
+// session it runs. The exec event the stage judges is built here as
+// lineage builds it: the kernel's exec record with binid's identity of
+// /proc/<pid>/exe (SHA-256 of the file, stat(2) dev and inode).
+func TestRootDenyExecCopyByHash(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	sleepBin, err := filepath.EvalSymlinks("/bin/sleep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := testutil.CopyFile(t, sleepBin, filepath.Join(dir, "renamed", "snooze"), 0o700)
+	sum, err := fileSHA256(sleepBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []string{"/nonexistent/other", policy.SHA256Prefix + sum}
+	if err := policy.ValidateDenyExec(entries); err != nil {
+		t.Fatal(err)
+	}
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := kernel.New(kernel.Config{
+		Scope:      kernel.ScopeAll,
+		DenyKeys:   policy.DenyKeys(entries, filepath.EvalSymlinks),
+		DenyInodes: denyInodes(entries),
+		DenyLater:  policy.DenyByHash(entries),
+	}, log)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	}()
+	hooks, reason := s.Hooks()
+	t.Logf("enforcement: %s", kernel.HooksDetail(hooks, reason))
+
+	boot := time.Unix(1_700_000_000, 0)
+	var actions []*event.Event
+	var mu sync.Mutex
+	killer, err := policy.NewKiller(policy.KillConfig{Actuator: actuator{s}, Boot: boot, Emit: func(ev *event.Event) {
+		mu.Lock()
+		actions = append(actions, ev)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close()
+	stage, err := policy.New(policy.Config{DenyExec: entries, Kill: killer,
+		DenyFile: func(f policy.DenyFile, idx uint32) error { return s.DenyInode(kernel.DenyInode(f), idx) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
+	execOf := func(pid uint32) sensor.Event {
+		t.Helper()
+		timer := time.NewTimer(guard)
+		defer timer.Stop()
+		for {
+			select {
+			case ev := <-out:
+				if ev.Exec != nil && ev.Proc.PID == pid && ev.Exec.Exe == copied {
+					return ev
+				}
+			case <-timer.C:
+				t.Fatalf("no exec record of pid %d within %s", pid, guard)
+			}
+		}
+	}
+
+	// First exec in the session: the copy runs until the stage, given its
+	// hash, kills it.
+	first := startMember(t, s, ref, copied, "30")
+	io.WriteString(first.stdin, "go\n")
+	first.stdin.Close()
+	rec := execOf(first.pid())
+	st, err := os.Stat(fmt.Sprintf("/proc/%d/exe", first.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys := st.Sys().(*syscall.Stat_t)
+	exeSum, err := fileSHA256(fmt.Sprintf("/proc/%d/exe", first.pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &event.Event{
+		Kind: event.KindProcessExec,
+		Process: &event.Process{PID: rec.Proc.PID, ExecID: "copy-1", StartTime: boot.Add(time.Duration(rec.Proc.StartNs)),
+			Exe: copied, Binary: &event.Binary{Path: copied, SHA256: exeSum, Dev: uint64(sys.Dev), Inode: sys.Ino}},
+		Agent: &event.Agent{Name: "claude-code", RootExecID: "root", Role: event.RoleTool},
+	}
+	res := stage.Process(ev)
+	var kinds []string
+	for _, r := range res[1:] {
+		kinds = append(kinds, r.Kind+"/"+r.Alert.Action+"/"+r.Alert.Result)
+	}
+	t.Logf("stage: %v", kinds)
+	if len(res) != 3 || res[1].Kind != event.KindPolicyAlert || res[2].Alert.Action != policy.ActionDenyExec || res[2].Alert.Result != policy.ResultDone {
+		t.Fatalf("stage gave %v, want the alert and a done deny-exec action", kinds)
+	}
+	err = first.cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("first exec of the copy: %v, want it killed by the stage", err)
+	}
+	killer.Close()
+	mu.Lock()
+	if len(actions) != 1 || actions[0].Alert.Action != policy.ActionKillProcess || actions[0].Alert.Result != policy.ResultDone {
+		t.Errorf("kill actions %d: %+v", len(actions), actions)
+	}
+	mu.Unlock()
+
+	// Second exec in the session: refused in the kernel by the copy's
+	// identity, reported with the sha256 entry's index.
+	second := startMember(t, s, ref, copied, "0")
+	err = second.run()
+	if !errors.As(err, &ee) {
+		t.Fatalf("second exec of the copy: %v, want it denied in the kernel", err)
+	}
+	ws := ee.Sys().(syscall.WaitStatus)
+	switch hooks {
+	case kernel.HooksLSM:
+		if ws.Signaled() || ws.ExitStatus() != 126 {
+			t.Errorf("second exec: %v, stderr %q; want exit 126 (EPERM)", ws, second.stderr.String())
+		}
+	case kernel.HooksTracepoint:
+		if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Errorf("second exec: %v, want SIGKILL", ws)
+		}
+	}
+	// Outside the session the copy runs.
+	outside := startMember(t, s, sensor.SessionRef{}, copied, "0")
+	if err := outside.run(); err != nil {
+		t.Errorf("non-member exec of the copy: %v %s, want it to run", err, outside.stderr.String())
+	}
+	timer := time.NewTimer(guard)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-out:
+			if ev.Kind != sensor.KindDeny {
+				continue
+			}
+			if ev.Proc.PID != second.pid() || ev.Deny.Path != copied || ev.Deny.RuleIndex != 1 {
+				t.Errorf("deny record pid %d %+v, want pid %d path %q rule 1", ev.Proc.PID, *ev.Deny, second.pid(), copied)
+			}
+			return
+		case <-timer.C:
+			t.Fatalf("no deny record within %s", guard)
+		}
+	}
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
