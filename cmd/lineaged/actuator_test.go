@@ -61,11 +61,21 @@ func TestRunKillSession(t *testing.T) {
 (setsid /bin/sh -c 'echo $$ > ` + daemonPID + `.tmp; mv ` + daemonPID + `.tmp ` + daemonPID + `; exec /bin/sleep 1000' </dev/null >/dev/null 2>&1 &)
 while [ ! -s ` + daemonPID + ` ]; do /bin/sleep 0.05; done
 /bin/true lineaged-kill-trigger
-/bin/sleep 1000`
+read x`
+	// The agent waits in the shell's builtin read on a pipe the test keeps
+	// open, not on a child: a child killed first must not end the agent by
+	// itself (dash would exit 137), only the kill of the agent may.
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdinW.Close()
 	agent := exec.Command(agentPath, "-c", script)
+	agent.Stdin = stdinR
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stdinR.Close()
 	defer agent.Process.Kill()
 	done := make(chan error, 1)
 	go func() { done <- agent.Wait() }()
