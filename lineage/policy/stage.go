@@ -43,7 +43,10 @@ type Stage struct {
 	act      activation
 	counts   ruleCounts
 	sessions map[string]struct{}
-	killer   *Killer
+	// nsessions is len(sessions) for DecideTool, which runs on other
+	// goroutines.
+	nsessions atomic.Int64
+	killer    *Killer
 
 	// first is the time of the first event seen, where the first loss
 	// window opens; lossAt the time of the last report of each loss.
