@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
 )
 
 // DefaultHookSocket is where the sensor answers the agent hooks: the
@@ -24,9 +25,13 @@ const DefaultHookSocket = "/run/lineaged/hook.sock"
 // it the hook applies hook.fail_closed.
 const DefaultHookTimeout = 200 * time.Millisecond
 
-// maxHookInput bounds what a hook reads from the agent on stdin, and what
-// the sensor reads from a hook.
-const maxHookInput = 1 << 20
+// maxHookInput bounds what the sensor reads from a hook; maxHookStdin what
+// a hook reads from the agent (a PostToolUse input carries the tool's
+// whole output, which the hook does not send on).
+const (
+	maxHookInput = 1 << 20
+	maxHookStdin = 64 << 20
+)
 
 // HookConfig is the hook socket and what a hook does without an answer
 // (docs/hooks.md).
@@ -62,6 +67,11 @@ type hookInput struct {
 	ToolName       string         `json:"tool_name"`
 	ToolInput      map[string]any `json:"tool_input"`
 	ToolUseID      string         `json:"tool_use_id"`
+	// PostToolUseFailure: whether the user interrupted the call. Both
+	// post-call events: its duration as Claude Code measured it. The
+	// call's output (tool_response) and error text are not sent on.
+	IsInterrupt bool    `json:"is_interrupt,omitempty"`
+	DurationMS  *uint64 `json:"duration_ms,omitempty"`
 }
 
 // hookAnswer is the sensor's answer on the socket: one JSON line.
@@ -125,10 +135,10 @@ func cmdHook(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // runHook answers one hook call: it never fails the agent for a reason of
 // its own; without the sensor's answer it applies hc.FailClosed.
 func runHook(hc HookConfig, stdin io.Reader, stdout, stderr io.Writer) error {
-	raw, err := io.ReadAll(io.LimitReader(stdin, maxHookInput+1))
+	raw, err := io.ReadAll(io.LimitReader(stdin, maxHookStdin+1))
 	var in hookInput
-	if err == nil && len(raw) > maxHookInput {
-		err = fmt.Errorf("hook input above %d bytes", maxHookInput)
+	if err == nil && len(raw) > maxHookStdin {
+		err = fmt.Errorf("hook input above %d bytes", maxHookStdin)
 	}
 	if err == nil {
 		err = json.Unmarshal(raw, &in)
@@ -136,15 +146,26 @@ func runHook(hc HookConfig, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return hookFallback(hc, fmt.Errorf("reading the hook input: %w", err), stdout, stderr)
 	}
-	if in.HookEventName != "" && in.HookEventName != "PreToolUse" {
-		// Only PreToolUse is decided; other events pass.
-		return nil
-	}
-	ans, err := askSensor(hc, raw)
+	// Only the fields the sensor reads are sent on.
+	q, err := json.Marshal(&in)
 	if err != nil {
 		return hookFallback(hc, err, stdout, stderr)
 	}
-	return writeDecision(ans, stdout)
+	switch in.HookEventName {
+	case "", policy.HookPreToolUse:
+		ans, err := askSensor(hc, q)
+		if err != nil {
+			return hookFallback(hc, err, stdout, stderr)
+		}
+		return writeDecision(ans, stdout)
+	case policy.HookPostToolUse, policy.HookPostToolUseFailure:
+		// The call has run: the sensor records how it ended, and the
+		// hook has nothing to decide.
+		if _, err := askSensor(hc, q); err != nil {
+			fmt.Fprintf(stderr, "lineaged hook: %s of %s not recorded: %v\n", in.HookEventName, in.ToolUseID, err)
+		}
+	}
+	return nil
 }
 
 // askSensor sends the hook input to the sensor and reads its answer,

@@ -53,17 +53,22 @@ func cmdHookInstall(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if changed {
-		fmt.Fprintf(stdout, "installed the PreToolUse hook %q in %s\n", command, *settings)
+		fmt.Fprintf(stdout, "installed the hook %q (%s) in %s\n", command, strings.Join(hookEvents, ", "), *settings)
 	} else {
 		fmt.Fprintf(stdout, "%s already runs %q\n", *settings, command)
 	}
 	return nil
 }
 
-// installHook adds a PreToolUse entry running command, for every tool, to
+// hookEvents are the Claude Code hook events lineaged hook answers: the
+// decision before a tool call, and how the call ended.
+var hookEvents = []string{"PreToolUse", "PostToolUse", "PostToolUseFailure"}
+
+// installHook adds, for each of hookEvents, an entry running command for
+// every tool to
 // the Claude Code settings file at path, keeping everything else in it.
-// It is idempotent: when an entry already runs command, the file is left
-// as it is and changed is false. The file is written 0644 (every user's
+// It is idempotent: when every event already runs command, the file is
+// left as it is and changed is false. The file is written 0644 (every user's
 // Claude Code reads it) through a temporary file renamed into place.
 func installHook(path, command string) (changed bool, err error) {
 	settings := map[string]any{}
@@ -84,17 +89,23 @@ func installHook(path, command string) (changed bool, err error) {
 		}
 		hooks = map[string]any{}
 	}
-	pre, ok := hooks["PreToolUse"].([]any)
-	if !ok && hooks["PreToolUse"] != nil {
-		return false, fmt.Errorf("%s: \"hooks.PreToolUse\" is not a list, left as it is", path)
+	for _, name := range hookEvents {
+		list, ok := hooks[name].([]any)
+		if !ok && hooks[name] != nil {
+			return false, fmt.Errorf("%s: \"hooks.%s\" is not a list, left as it is", path, name)
+		}
+		if hasHookCommand(list, command) {
+			continue
+		}
+		hooks[name] = append(list, map[string]any{
+			"matcher": "*",
+			"hooks":   []any{map[string]any{"type": "command", "command": command}},
+		})
+		changed = true
 	}
-	if hasHookCommand(pre, command) {
+	if !changed {
 		return false, nil
 	}
-	hooks["PreToolUse"] = append(pre, map[string]any{
-		"matcher": "*",
-		"hooks":   []any{map[string]any{"type": "command", "command": command}},
-	})
 	settings["hooks"] = hooks
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {

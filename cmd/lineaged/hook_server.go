@@ -227,6 +227,11 @@ func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
 	if in.SessionID == "" || in.ToolName == "" {
 		return errors.New("the hook input names no session or no tool")
 	}
+	switch in.HookEventName {
+	case "", policy.HookPreToolUse, policy.HookPostToolUse, policy.HookPostToolUseFailure:
+	default:
+		return fmt.Errorf("hook event %q is not answered", in.HookEventName)
+	}
 	if !p.sensor.InSession(peer.PID) {
 		return fmt.Errorf("pid %d is not a member of an agent session", peer.PID)
 	}
@@ -245,11 +250,19 @@ func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
 func (p *pipeline) decideHook(peer hookPeer, in *hookInput) *event.Event {
 	ev := &event.Event{
 		Time:     time.Now().UTC(),
-		Agent:    &event.Agent{Name: "claude-code", SessionID: in.SessionID, Role: event.RoleHook},
 		Identity: &event.Identity{UID: peer.UID},
 		Posture:  p.postureNow.Latest(),
 	}
-	return p.policy.DecideTool(ev, policy.ToolRequest{
-		SessionID: in.SessionID, ToolUseID: in.ToolUseID, ToolName: in.ToolName, Cwd: in.Cwd, Input: in.ToolInput,
-	})
+	return hookEvent(p.policy, ev, in)
+}
+
+// hookEvent is the agent.tool_call of a hook call: decided for PreToolUse,
+// the outcome for the post-call events.
+func hookEvent(st *policy.Stage, ev *event.Event, in *hookInput) *event.Event {
+	req := policy.ToolRequest{SessionID: in.SessionID, ToolUseID: in.ToolUseID, ToolName: in.ToolName, Cwd: in.Cwd, Input: in.ToolInput}
+	switch in.HookEventName {
+	case policy.HookPostToolUse, policy.HookPostToolUseFailure:
+		return st.ToolOutcome(ev, req, in.HookEventName, in.IsInterrupt, in.DurationMS)
+	}
+	return st.DecideTool(ev, req)
 }

@@ -68,7 +68,7 @@ func startTestHookServer(t testing.TB, posture *event.Posture, refuse error) *te
 		check: func(hookPeer, *hookInput) error { return refuse },
 		decide: func(peer hookPeer, in *hookInput) *event.Event {
 			ev := &event.Event{Time: time.Now(), Identity: &event.Identity{UID: peer.UID}, Posture: posture}
-			return stage.DecideTool(ev, policy.ToolRequest{SessionID: in.SessionID, ToolUseID: in.ToolUseID, ToolName: in.ToolName, Input: in.ToolInput})
+			return hookEvent(stage, ev, in)
 		},
 		emit: func(ev *event.Event) {
 			ts.mu.Lock()
@@ -244,6 +244,11 @@ func TestInstallHookMergesAndIsIdempotent(t *testing.T) {
 	if len(pre) != 2 || !hasHookCommand(pre[:1], "/opt/other") || !hasHookCommand(pre[1:], cmd) || hooks["Stop"] == nil {
 		t.Errorf("hooks: %s", first)
 	}
+	for _, name := range []string{"PostToolUse", "PostToolUseFailure"} {
+		if l, _ := hooks[name].([]any); len(l) != 1 || !hasHookCommand(l, cmd) {
+			t.Errorf("%s: %s", name, first)
+		}
+	}
 	st, _ := os.Stat(path)
 	if st.Mode().Perm() != 0o644 {
 		t.Errorf("mode %v, want 0644 (every user's Claude Code reads it)", st.Mode().Perm())
@@ -315,4 +320,55 @@ func BenchmarkHookRoundTrip(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// The post-call hooks are recorded with their outcome and duration; the
+// hook prints nothing, whatever the policy, and the tool's output is not
+// sent on.
+func TestHookRecordsTheOutcome(t *testing.T) {
+	ts := startTestHookServer(t, noncompliantPosture, nil)
+	for _, c := range []struct {
+		in      string
+		outcome string
+	}{
+		{`{"session_id":"s","hook_event_name":"PostToolUse","tool_name":"Bash","tool_input":{"command":"ls"},"tool_response":{"stdout":"SECRET-OUTPUT"},"tool_use_id":"p1","duration_ms":42}`, event.OutcomeSuccess},
+		{`{"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"false"},"tool_use_id":"p2","error":"exit 1","is_interrupt":false,"duration_ms":7}`, event.OutcomeFailure},
+		{`{"session_id":"s","hook_event_name":"PostToolUseFailure","tool_name":"Bash","tool_input":{"command":"sleep 9"},"tool_use_id":"p3","error":"interrupted","is_interrupt":true,"duration_ms":900}`, event.OutcomeInterrupted},
+	} {
+		var out, errb bytes.Buffer
+		if err := runHook(ts.hc, strings.NewReader(c.in), &out, &errb); err != nil {
+			t.Fatal(err)
+		}
+		if out.Len() != 0 || errb.Len() != 0 {
+			t.Errorf("%s: stdout %q stderr %q", c.outcome, out.String(), errb.String())
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for len(ts.emitted()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	evs := ts.emitted()
+	if len(evs) != 3 {
+		t.Fatalf("%d events recorded, want 3", len(evs))
+	}
+	want := map[string]string{"p1": event.OutcomeSuccess, "p2": event.OutcomeFailure, "p3": event.OutcomeInterrupted}
+	dur := map[string]uint64{"p1": 42, "p2": 7, "p3": 900}
+	for _, ev := range evs {
+		tc := ev.Tool
+		if tc.Outcome != want[tc.ID] || tc.DurationMS == nil || *tc.DurationMS != dur[tc.ID] || tc.Decision != event.DecisionAllow {
+			t.Errorf("%s: %+v", tc.ID, tc)
+		}
+		if strings.Contains(fmt.Sprint(tc.Input), "SECRET-OUTPUT") {
+			t.Errorf("%s: the tool's output was recorded", tc.ID)
+		}
+	}
+	// Sensor down: a post-call hook logs a line and never denies.
+	hc := HookConfig{Socket: filepath.Join(t.TempDir(), "none.sock"), Timeout: 50 * time.Millisecond, FailClosed: true}
+	var out, errb bytes.Buffer
+	if err := runHook(hc, strings.NewReader(`{"session_id":"s","hook_event_name":"PostToolUse","tool_name":"Bash","tool_use_id":"p4"}`), &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 || !strings.Contains(errb.String(), "PostToolUse of p4 not recorded") {
+		t.Errorf("post-call hook without the sensor: stdout %q stderr %q", out.String(), errb.String())
+	}
 }

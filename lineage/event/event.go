@@ -193,7 +193,19 @@ type ToolCall struct {
 	Decision string `json:"decision"`
 	Rule     string `json:"rule,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Outcome is how the call ended, reported after it ran (hook
+	// PostToolUse: success; PostToolUseFailure: failure or interrupted);
+	// DurationMS how long it took, as the agent measured it.
+	Outcome    string  `json:"outcome,omitempty"`
+	DurationMS *uint64 `json:"duration_ms,omitempty"`
 }
+
+// Tool-call outcomes.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeFailure     = "failure"
+	OutcomeInterrupted = "interrupted"
+)
 
 // Identity is who is behind the event.
 type Identity struct {

@@ -15,8 +15,13 @@ import (
 // agent is given, after the rule id.
 const ActionDenyTool = "deny-tool"
 
-// HookPreToolUse is the hook event a tool call is decided on.
-const HookPreToolUse = "PreToolUse"
+// Hook events: a tool call is decided on PreToolUse; PostToolUse and
+// PostToolUseFailure report how it ended.
+const (
+	HookPreToolUse         = "PreToolUse"
+	HookPostToolUse        = "PostToolUse"
+	HookPostToolUseFailure = "PostToolUseFailure"
+)
 
 // maxInputValue bounds each value of a tool call's input summary.
 const maxInputValue = 256
@@ -166,4 +171,26 @@ func (s *Stage) denyTool(dst []*event.Event, r *Rule, ev *event.Event) []*event.
 		Message: ev.Tool.Reason, Trigger: ev,
 	}
 	return append(dst, &out)
+}
+
+// ToolOutcome returns the agent.tool_call event that records how a call
+// ended, reported by the agent's PostToolUse (success) or
+// PostToolUseFailure (failure, or interrupted) hook, with the duration the
+// agent measured. Nothing is decided: the call ran, so its decision is
+// allow. Safe for concurrent use with Process.
+func (s *Stage) ToolOutcome(ev *event.Event, req ToolRequest, hook string, interrupted bool, durationMS *uint64) *event.Event {
+	ev.Kind = event.KindAgentToolCall
+	outcome := event.OutcomeSuccess
+	if hook == HookPostToolUseFailure {
+		outcome = event.OutcomeFailure
+		if interrupted {
+			outcome = event.OutcomeInterrupted
+		}
+	}
+	ev.Tool = &event.ToolCall{
+		ID: req.ToolUseID, Name: req.ToolName, Hook: hook, SessionID: req.SessionID,
+		Input: s.inputSummary(req.Input), Decision: event.DecisionAllow,
+		Outcome: outcome, DurationMS: durationMS,
+	}
+	return ev
 }

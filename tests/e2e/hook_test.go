@@ -94,7 +94,7 @@ func TestClaudeCodeHook(t *testing.T) {
 			var call, action *event.Event
 			for _, e := range evs {
 				switch {
-				case e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id:
+				case e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id && e.Tool.Hook == "PreToolUse":
 					call = e
 				case e.Kind == event.KindPolicyAction && e.Tool != nil && e.Tool.ID == id:
 					action = e
@@ -129,6 +129,18 @@ func TestClaudeCodeHook(t *testing.T) {
 				}
 				if statErr != nil {
 					t.Errorf("the allowed call did not run: %v", statErr)
+				}
+				// The PostToolUse hook recorded how the call ended.
+				var post *event.ToolCall
+				for _, e := range evs {
+					if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id && e.Tool.Hook == "PostToolUse" {
+						post = e.Tool
+					}
+				}
+				if post == nil || post.Outcome != event.OutcomeSuccess || post.DurationMS == nil {
+					t.Errorf("PostToolUse record %+v", post)
+				} else {
+					t.Logf("%s: outcome %s in %d ms", id, post.Outcome, *post.DurationMS)
 				}
 				return
 			}

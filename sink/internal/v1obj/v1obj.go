@@ -172,6 +172,10 @@ func Tool(m *Marks, dst []byte, prefix string, t *event.ToolCall) []byte {
 	dst = m.Str(dst, "decision", prefix, t.Decision)
 	dst = m.OptStr(dst, "rule", prefix, t.Rule)
 	dst = m.OptStr(dst, "reason", prefix, t.Reason)
+	dst = m.OptStr(dst, "outcome", prefix, t.Outcome)
+	if t.DurationMS != nil {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "duration_ms"), *t.DurationMS)
+	}
 	return append(dst, '}')
 }
 
