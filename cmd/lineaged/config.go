@@ -50,6 +50,7 @@ type Config struct {
 	Posture posture.Config         `mapstructure:"posture"`
 	Policy  PolicyConfig           `mapstructure:"policy"`
 	Metrics MetricsConfig          `mapstructure:"metrics"`
+	Hook    HookConfig             `mapstructure:"hook"`
 	Log     LogConfig              `mapstructure:"log"`
 }
 
@@ -150,6 +151,10 @@ var defaults = map[string]any{
 	"kafka.allow_start_offline": false,
 	"policy.deny_exec":          []string{},
 	"policy.rules":              DefaultRulesPath,
+	"hook.socket":               DefaultHookSocket,
+	"hook.group":                "",
+	"hook.fail_closed":          false,
+	"hook.timeout":              DefaultHookTimeout,
 }
 
 // flagKeys maps command-line flags to configuration keys.
@@ -263,6 +268,7 @@ func (c *Config) validate() error {
 	if err := policy.ValidateDenyExec(c.Policy.DenyExec); err != nil {
 		p.bad("policy.deny_exec", "%v", err)
 	}
+	c.Hook.validate(&p)
 	return errors.Join(p.errs...)
 }
 

@@ -28,6 +28,7 @@ Usage:
   lineaged run [flags]       run the sensor (events to stdout by default)
   lineaged doctor [flags]    check that this host can run the sensor
   lineaged rules check|test  validate rules, or run them over recorded events
+  lineaged hook [install]    Claude Code's PreToolUse hook, and its installer
   lineaged version           print the version
 
 Run "lineaged run --help" for the flags, "lineaged rules help" for rules.
@@ -66,6 +67,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdDoctor(args[1:], stdout, stderr)
 	case "rules":
 		err = cmdRules(args[1:], stdout, stderr)
+	case "hook":
+		err = cmdHook(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "lineaged %s\n", version)
 	case "help", "-h", "--help":

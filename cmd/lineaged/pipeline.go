@@ -57,6 +57,10 @@ type pipeline struct {
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
 	killer   *policy.Killer
+	// postureNow is the latest posture as an event part, for lineage and
+	// the hook decisions; hooks answers the agent hooks (nil: off).
+	postureNow *lineage.LatestPosture
+	hooks      *hookServer
 
 	writeErrs uint64      // sink writes that failed (run's goroutine only)
 	reloads   ruleReloads // SIGHUP reloads of policy.rules
@@ -161,6 +165,7 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if err := p.startLineage(boot); err != nil {
 		return p, err
 	}
+	p.startHooks()
 	return p, p.seed()
 }
 
@@ -228,6 +233,7 @@ func (p *pipeline) startPosture() (err error) {
 // startLineage builds the engine with its fact sources and the agent
 // integrations.
 func (p *pipeline) startLineage(boot time.Time) (err error) {
+	p.postureNow = &lineage.LatestPosture{Sampler: p.posture}
 	p.observer = claude.New(claude.Config{Table: p.agents, Proc: lineage.ProcFS{Root: procRoot}}, p.log)
 	// One integration per agent that has one; the router gives the others
 	// the generic attribution. A new agent integration is one more entry.
@@ -249,7 +255,7 @@ func (p *pipeline) startLineage(boot time.Time) (err error) {
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
 		Observer: router,
-		Posture:  &lineage.LatestPosture{Sampler: p.posture},
+		Posture:  p.postureNow,
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
 	}, p.log.With("component", "lineage"))
@@ -312,6 +318,9 @@ func (p *pipeline) close() error {
 	if p.killer != nil {
 		p.killer.Close()
 	}
+	if p.hooks != nil {
+		p.hooks.close()
+	}
 	if p.source != nil {
 		errs = append(errs, p.source.Close())
 	}
@@ -336,6 +345,9 @@ func (p *pipeline) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var srcErr, engErr error
 	wg.Add(3)
+	if p.hooks != nil {
+		go p.hooks.serve(ctx)
+	}
 	go func() {
 		defer wg.Done()
 		srcErr = p.source.Run(ctx, raw)
@@ -344,6 +356,11 @@ func (p *pipeline) run(ctx context.Context) error {
 			reason = srcErr.Error()
 		}
 		cancel()
+		// The hook calls in flight are answered and recorded while
+		// lineage still takes events in.
+		if p.hooks != nil {
+			p.hooks.close()
+		}
 		// Kills still queued are carried out and reported while
 		// lineage still takes events in.
 		p.killer.Close()

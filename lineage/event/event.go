@@ -37,6 +37,9 @@ const (
 	KindSensorStart   = "sensor.start"
 	KindSensorStop    = "sensor.stop"
 	KindSensorLoss    = "sensor.loss"
+	// KindAgentToolCall is one tool call an agent's hook asked the sensor
+	// about (docs/hooks.md), allowed or denied.
+	KindAgentToolCall = "agent.tool_call"
 )
 
 // Event is one enriched event.
@@ -58,6 +61,7 @@ type Event struct {
 	Loss     *Loss     `json:"loss,omitempty"`
 	Sensor   *Sensor   `json:"sensor,omitempty"`
 	Alert    *Alert    `json:"alert,omitempty"`
+	Tool     *ToolCall `json:"tool,omitempty"`
 	// Partial names the parts enrichment could not complete ("process",
 	// "ancestry", "binary"): the event was emitted with what was known
 	// rather than held back or dropped.
@@ -162,6 +166,46 @@ type ToolUse struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 }
+
+// Tool-call decisions.
+const (
+	DecisionAllow = "allow"
+	DecisionDeny  = "deny"
+)
+
+// ToolCall is a tool call as the agent's hook reported it (agent.tool_call,
+// and the policy.action of a deny-tool).
+type ToolCall struct {
+	// ID is the agent's tool_use id; Name the tool (Bash, Write, an MCP
+	// tool's mcp__server__tool name).
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Hook is the hook event that reported it (PreToolUse).
+	Hook string `json:"hook"`
+	// SessionID is the agent's own session id, as the hook reported it
+	// (agent.session_id of the session's other events).
+	SessionID string `json:"session_id,omitempty"`
+	// Input is a redacted summary of the tool's input: its keys, each
+	// value shortened and redacted.
+	Input map[string]string `json:"input,omitempty"`
+	// Decision is allow or deny; Rule the rule that denied it and Reason
+	// the text the agent was given.
+	Decision string `json:"decision"`
+	Rule     string `json:"rule,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	// Outcome is how the call ended, reported after it ran (hook
+	// PostToolUse: success; PostToolUseFailure: failure or interrupted);
+	// DurationMS how long it took, as the agent measured it.
+	Outcome    string  `json:"outcome,omitempty"`
+	DurationMS *uint64 `json:"duration_ms,omitempty"`
+}
+
+// Tool-call outcomes.
+const (
+	OutcomeSuccess     = "success"
+	OutcomeFailure     = "failure"
+	OutcomeInterrupted = "interrupted"
+)
 
 // Identity is who is behind the event.
 type Identity struct {

@@ -101,6 +101,8 @@ func (s *Stage) evaluate(dst []*event.Event, ev *event.Event) []*event.Event {
 				dst = append(dst, s.alertFor(r, ev))
 			case ActionKillProcess, ActionKillSession:
 				dst = s.kill(dst, r, act.Name, ev)
+			case ActionDenyTool:
+				dst = s.denyTool(dst, r, ev)
 			}
 		}
 	}
@@ -162,6 +164,7 @@ func (s *Stage) trackSession(ev *event.Event) string {
 	}
 	if _, ok := s.sessions[ag.RootExecID]; !ok && len(s.sessions) < maxSessions {
 		s.sessions[ag.RootExecID] = struct{}{}
+		s.nsessions.Store(int64(len(s.sessions)))
 	}
 	if ev.Kind == event.KindProcessExit && ev.Process != nil && ev.Process.ExecID == ag.RootExecID {
 		return ag.RootExecID
@@ -172,5 +175,6 @@ func (s *Stage) trackSession(ev *event.Event) string {
 func (s *Stage) endSession(root string) {
 	if root != "" {
 		delete(s.sessions, root)
+		s.nsessions.Store(int64(len(s.sessions)))
 	}
 }

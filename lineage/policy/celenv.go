@@ -31,6 +31,7 @@ const (
 	varFile     = "file"
 	varNet      = "net"
 	varSessions = "sessions"
+	varTool     = "tool"
 )
 
 // newEnv builds the CEL environment of the rules.
@@ -58,6 +59,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable(varFile, obj(&event.File{})),
 		cel.Variable(varNet, obj(&event.Net{})),
 		cel.Variable(varSessions, cel.IntType),
+		cel.Variable(varTool, cel.MapType(cel.StringType, cel.DynType)),
 	)
 }
 
@@ -73,6 +75,7 @@ const (
 	slotFile
 	slotNet
 	slotSessions
+	slotTool
 	nSlots
 )
 
@@ -83,9 +86,12 @@ const (
 type activation struct {
 	ev       *event.Event
 	sessions int64
-	adapter  types.Adapter
-	cache    [nSlots]ref.Val
-	empty    struct {
+	// tool is the tool variable when DecideTool judges a call before it
+	// is an event; nil: it is read from the event.
+	tool    map[string]any
+	adapter types.Adapter
+	cache   [nSlots]ref.Val
+	empty   struct {
 		process  event.Process
 		binary   event.Binary
 		agent    event.Agent
@@ -101,6 +107,7 @@ var _ interpreter.Activation = (*activation)(nil)
 // bind makes ev the event the rules see.
 func (a *activation) bind(ev *event.Event, sessions int, adapter types.Adapter) {
 	a.ev, a.sessions, a.adapter = ev, int64(sessions), adapter
+	a.tool = nil
 	a.cache = [nSlots]ref.Val{}
 }
 
@@ -128,6 +135,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		slot = slotNet
 	case varSessions:
 		slot = slotSessions
+	case varTool:
+		slot = slotTool
 	default:
 		return nil, false
 	}
@@ -150,6 +159,8 @@ func (a *activation) value(slot int) ref.Val {
 		return types.Int(a.sessions)
 	case slotAncestry:
 		return a.adapter.NativeToValue(ev.Ancestry)
+	case slotTool:
+		return a.adapter.NativeToValue(a.toolOf())
 	}
 	var raw any
 	switch slot {
@@ -184,3 +195,20 @@ func orEmpty[T any](p, empty *T) *T {
 
 // Parent implements interpreter.Activation.
 func (a *activation) Parent() interpreter.Activation { return nil }
+
+// toolOf is the tool variable: the call being decided, or the tool call
+// the event records (its input is then the redacted summary), or empty.
+func (a *activation) toolOf() map[string]any {
+	if a.tool != nil {
+		return a.tool
+	}
+	t := a.ev.Tool
+	if t == nil {
+		return map[string]any{"name": "", "id": "", "input": map[string]any{}}
+	}
+	in := make(map[string]any, len(t.Input))
+	for k, v := range t.Input {
+		in[k] = v
+	}
+	return map[string]any{"name": t.Name, "id": t.ID, "input": in}
+}

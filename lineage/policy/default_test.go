@@ -67,6 +67,14 @@ func exec(bin, cwd, verdict string, argv ...string) *event.Event {
 	return ev
 }
 
+// toolCall is the agent.tool_call event of a hook call for tool name.
+func toolCall(name string) *event.Event {
+	ev := session(event.KindAgentToolCall, "/usr/bin/lineaged", "/home/dev/proj")
+	ev.Agent.Role = event.RoleHook
+	ev.Tool = &event.ToolCall{ID: "toolu_1", Name: name, Hook: HookPreToolUse, Decision: event.DecisionAllow}
+	return ev
+}
+
 func with(ev *event.Event, f func(*event.Event)) *event.Event { f(ev); return ev }
 
 // defaultCases are scripted events and the default rule each must fire
@@ -94,6 +102,18 @@ var defaultCases = []struct {
 	}, ""},
 	{"a tool runs on a non-compliant device", func() *event.Event {
 		return with(exec("/usr/bin/ls", "/home/dev/proj", event.VerdictPackageVerified), func(ev *event.Event) { ev.Posture = noncompliant })
+	}, ""},
+
+	// posture-noncompliant-deny-tool (hook_test.go checks the denial)
+	{"a Bash tool call on a non-compliant device", func() *event.Event {
+		return with(toolCall("Bash"), func(ev *event.Event) { ev.Posture = noncompliant })
+	}, "posture-noncompliant-deny-tool"},
+	{"an Edit tool call on a non-compliant device", func() *event.Event {
+		return with(toolCall("Edit"), func(ev *event.Event) { ev.Posture = noncompliant })
+	}, "posture-noncompliant-deny-tool"},
+	{"a Bash tool call on a compliant device", func() *event.Event { return toolCall("Bash") }, ""},
+	{"a Read tool call on a non-compliant device", func() *event.Event {
+		return with(toolCall("Read"), func(ev *event.Event) { ev.Posture = noncompliant })
 	}, ""},
 
 	// agent-reads-credentials

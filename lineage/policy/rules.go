@@ -37,6 +37,7 @@ var actionParams = map[string]func(params map[string]any) error{
 	ActionAlert:       noParams,
 	ActionKillProcess: noParams,
 	ActionKillSession: noParams,
+	ActionDenyTool:    denyToolParams,
 }
 
 func noParams(params map[string]any) error {
@@ -116,6 +117,8 @@ type Rule struct {
 	Mitre       []string
 	Actions     []Action
 	Source      string
+	// Condition is the condition as written.
+	Condition string
 
 	cond       cel.Program
 	kinds      kindSet // the event kinds cond can match
@@ -308,6 +311,7 @@ func compileRule(env *cel.Env, s *RuleSpec) (*Rule, error) {
 		Mitre:       slices.Clone(s.Mitre),
 		Actions:     slices.Clone(s.Actions),
 		Source:      s.Source,
+		Condition:   s.Condition,
 	}
 	if strings.TrimSpace(s.Condition) == "" {
 		bad("no condition")

@@ -80,7 +80,7 @@ func TestLoadRulesReportsEveryBadRule(t *testing.T) {
 		a + ": rule not-bool: condition: yields uint, want bool",
 		a + `: rule bad-bits: severity "urgent": want one of info, low, medium, high, critical`,
 		a + `: rule bad-bits: mitre "T12" is not an ATT&CK technique id`,
-		a + `: rule bad-bits: unknown action "kill-everything" (known: alert, kill-process, kill-session)`,
+		a + `: rule bad-bits: unknown action "kill-everything" (known: alert, deny-tool, kill-process, kill-session)`,
 		a + `: rule bad-bits: exception 1: ERROR:`,
 		b + ": rule curl-in-session: id already used in " + a,
 	} {

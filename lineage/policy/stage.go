@@ -49,7 +49,10 @@ type Stage struct {
 	act      activation
 	counts   ruleCounts
 	sessions map[string]struct{}
-	killer   *Killer
+	// nsessions is len(sessions) for DecideTool, which runs on other
+	// goroutines.
+	nsessions atomic.Int64
+	killer    *Killer
 
 	// denyHash maps the SHA-256 entries' digests to their index; denied
 	// holds the files denyFile has added to the kernel's map.

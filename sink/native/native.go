@@ -204,6 +204,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.OptStr(dst, "trigger_event_id", "alert", a.TriggerEventID)
 		dst = append(dst, '}')
 	}
+	if t := ev.Tool; t != nil {
+		dst = v1obj.Tool(&st, dst, "tool", t)
+	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "", ev.Partial)
 	}

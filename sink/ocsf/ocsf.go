@@ -95,6 +95,12 @@ func classify(ev *event.Event) (class, error) {
 		c = class{uid: 6002, category: 6, name: "Application Lifecycle", categoryName: "Application Activity", activity: 3, activityName: "Start"}
 	case event.KindSensorStop:
 		c = class{uid: 6002, category: 6, name: "Application Lifecycle", categoryName: "Application Activity", activity: 4, activityName: "Stop"}
+	case event.KindAgentToolCall:
+		// An agent's tool call, allowed or denied before it ran. OCSF
+		// 1.8.0 has no class for it (API Activity needs an API endpoint
+		// and a network source): a Base Event, the call under
+		// unmapped.lineaged.tool (docs/ocsf.md).
+		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
 	case event.KindSensorLoss:
 		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
 	default:
@@ -767,6 +773,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = st.OptStr(dst, "source", "unmapped.lineaged.sensor", s.Source)
 		dst = st.OptStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
 		dst = append(dst, '}')
+	}
+	if t := ev.Tool; t != nil {
+		dst = v1obj.Tool(st, dst, "unmapped.lineaged.tool", t)
 	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "unmapped.lineaged", ev.Partial)

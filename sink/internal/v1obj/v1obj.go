@@ -9,6 +9,8 @@
 package v1obj
 
 import (
+	"slices"
+
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
 )
@@ -135,6 +137,45 @@ func Agent(m *Marks, dst []byte, prefix string, a *event.Agent) []byte {
 		dst = append(dst, '}')
 	}
 	dst = m.OptStr(dst, "parent_root_exec_id", prefix, a.ParentRootExecID)
+	return append(dst, '}')
+}
+
+// Tool writes "tool":{...}, a tool call and its decision; prefix is the
+// object's path (tool, unmapped.lineaged.tool). The input summary's keys
+// are sorted, so the same call always encodes to the same bytes.
+func Tool(m *Marks, dst []byte, prefix string, t *event.ToolCall) []byte {
+	dst = append(jsonw.AppendKey(dst, "tool"), '{')
+	dst = m.Str(dst, "id", prefix, t.ID)
+	dst = m.Str(dst, "name", prefix, t.Name)
+	dst = m.Str(dst, "hook", prefix, t.Hook)
+	dst = m.OptStr(dst, "session_id", prefix, t.SessionID)
+	if len(t.Input) > 0 {
+		keys := make([]string, 0, len(t.Input))
+		for k := range t.Input {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(jsonw.AppendKey(dst, "input"), '{')
+		for _, k := range keys {
+			dst = jsonw.Comma(dst)
+			var bad bool
+			if dst, bad = jsonw.AppendString(dst, k); bad {
+				m.Mark(prefix, "input")
+			}
+			dst = append(dst, ':')
+			if dst, bad = jsonw.AppendString(dst, t.Input[k]); bad {
+				m.Mark(prefix, "input")
+			}
+		}
+		dst = append(dst, '}')
+	}
+	dst = m.Str(dst, "decision", prefix, t.Decision)
+	dst = m.OptStr(dst, "rule", prefix, t.Rule)
+	dst = m.OptStr(dst, "reason", prefix, t.Reason)
+	dst = m.OptStr(dst, "outcome", prefix, t.Outcome)
+	if t.DurationMS != nil {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "duration_ms"), *t.DurationMS)
+	}
 	return append(dst, '}')
 }
 

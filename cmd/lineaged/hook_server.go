@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
+)
+
+// hookConnTimeout bounds one hook connection on the sensor's side.
+const hookConnTimeout = 2 * time.Second
+
+// hookPeer is the process at the other end of a hook connection, from
+// SO_PEERCRED.
+type hookPeer struct {
+	PID      int32
+	UID, GID uint32
+}
+
+// hookServer answers the agent hooks on a unix socket: it checks the
+// caller (check), decides (decide), answers, and only then hands the
+// decision's event to the pipeline (emit), so the answer never waits for
+// the pipeline.
+type hookServer struct {
+	ln     *net.UnixListener
+	path   string
+	check  func(hookPeer, *hookInput) error
+	decide func(hookPeer, *hookInput) *event.Event
+	emit   func(*event.Event)
+	log    *slog.Logger
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// listenHook opens the hook socket at hc.Socket, mode 0660, group
+// hc.Group. The socket is bound under a temporary name and renamed into
+// place once its owner and mode are set, so it is never reachable with
+// other permissions. A socket left by a sensor that is gone is replaced;
+// one a live sensor answers on is an error.
+func listenHook(hc HookConfig) (*net.UnixListener, error) {
+	gid := 0
+	if hc.Group != "" {
+		g, err := user.LookupGroup(hc.Group)
+		if err != nil {
+			return nil, fmt.Errorf("hook.group: %w", err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("hook.group %s: gid %q: %w", hc.Group, g.Gid, err)
+		}
+	}
+	dir := filepath.Dir(hc.Socket)
+	// The RuntimeDirectory systemd makes is 0755; made here when run by hand.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("hook.socket: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", hc.Socket, 100*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("hook.socket %s: another sensor is answering on it", hc.Socket)
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", hc.Socket, os.Getpid())
+	_ = os.Remove(tmp)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("hook.socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	fail := func(err error) (*net.UnixListener, error) {
+		ln.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("hook.socket %s: %w", hc.Socket, err)
+	}
+	if err := os.Chown(tmp, 0, gid); err != nil {
+		return fail(err)
+	}
+	if err := os.Chmod(tmp, 0o660); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, hc.Socket); err != nil {
+		return fail(err)
+	}
+	return ln, nil
+}
+
+// serve accepts hook connections until ctx ends or close is called.
+func (s *hookServer) serve(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		s.close()
+	}()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("hook socket accept", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// close stops accepting, removes the socket and waits for the calls in
+// flight.
+func (s *hookServer) close() {
+	s.once.Do(func() {
+		s.ln.Close()
+		os.Remove(s.path)
+	})
+	s.wg.Wait()
+}
+
+func (s *hookServer) handle(c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(hookConnTimeout))
+	answer := func(a hookAnswer) {
+		b, _ := json.Marshal(a)
+		_, _ = c.Write(append(b, '\n'))
+	}
+	peer, err := peerOf(c)
+	if err != nil {
+		s.log.Warn("hook caller", "err", err)
+		answer(hookAnswer{Error: "no peer credentials"})
+		return
+	}
+	line, err := bufio.NewReader(io.LimitReader(c, maxHookInput+1)).ReadBytes('\n')
+	var in hookInput
+	if err == nil {
+		err = json.Unmarshal(line, &in)
+	}
+	if err != nil {
+		answer(hookAnswer{Error: "malformed hook input"})
+		return
+	}
+	if err := s.check(peer, &in); err != nil {
+		s.log.Warn("hook caller refused", "pid", peer.PID, "uid", peer.UID, "err", err)
+		answer(hookAnswer{Error: err.Error()})
+		return
+	}
+	ev := s.decide(peer, &in)
+	answer(hookAnswer{Decision: ev.Tool.Decision, Reason: ev.Tool.Reason})
+	s.emit(ev)
+}
+
+// peerOf reads the caller's credentials, as the kernel recorded them at
+// connect (SO_PEERCRED).
+func peerOf(c *net.UnixConn) (hookPeer, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return hookPeer{}, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return hookPeer{}, err
+	}
+	if serr != nil {
+		return hookPeer{}, fmt.Errorf("SO_PEERCRED: %w", serr)
+	}
+	return hookPeer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
+}
+
+// sameExecutable reports whether the process pid runs the same executable
+// file (device and inode) as this one.
+func sameExecutable(procRoot string, pid int32) (bool, error) {
+	var self, other syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(procRoot, "self", "exe"), &self); err != nil {
+		return false, err
+	}
+	if err := syscall.Stat(filepath.Join(procRoot, strconv.Itoa(int(pid)), "exe"), &other); err != nil {
+		return false, err
+	}
+	return self.Dev == other.Dev && self.Ino == other.Ino, nil
+}
+
+// startHooks opens the hook socket (hook.socket). A socket that cannot be
+// opened does not stop the sensor: the hooks then apply hook.fail_closed,
+// and the log says why.
+func (p *pipeline) startHooks() {
+	hc := p.cfg.Hook
+	if hc.Socket == "" {
+		return
+	}
+	log := p.log.With("component", "hook")
+	ln, err := listenHook(hc)
+	if err != nil {
+		log.Error("hook socket not opened: agent hooks get no answer", "err", err)
+		return
+	}
+	p.hooks = &hookServer{
+		ln: ln, path: hc.Socket, log: log,
+		check:  p.checkHookPeer,
+		decide: p.decideHook,
+		emit:   p.engine.Emit,
+	}
+	log.Info("answering agent hooks", "socket", hc.Socket, "group", hc.Group)
+}
+
+// checkHookPeer admits a caller that is a member of an agent session in
+// the kernel's session map and runs this very lineaged executable (same
+// device and inode): a hook process Claude Code started, not any process
+// that can reach the socket.
+func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
+	if in.SessionID == "" || in.ToolName == "" {
+		return errors.New("the hook input names no session or no tool")
+	}
+	switch in.HookEventName {
+	case "", policy.HookPreToolUse, policy.HookPostToolUse, policy.HookPostToolUseFailure:
+	default:
+		return fmt.Errorf("hook event %q is not answered", in.HookEventName)
+	}
+	if !p.sensor.InSession(peer.PID) {
+		return fmt.Errorf("pid %d is not a member of an agent session", peer.PID)
+	}
+	same, err := sameExecutable(procRoot, peer.PID)
+	if err != nil {
+		return fmt.Errorf("pid %d: %w", peer.PID, err)
+	}
+	if !same {
+		return fmt.Errorf("pid %d does not run lineaged", peer.PID)
+	}
+	return nil
+}
+
+// decideHook builds the agent.tool_call event of a hook call and has the
+// policy decide it.
+func (p *pipeline) decideHook(peer hookPeer, in *hookInput) *event.Event {
+	ev := &event.Event{
+		Time:     time.Now().UTC(),
+		Identity: &event.Identity{UID: peer.UID},
+		Posture:  p.postureNow.Latest(),
+	}
+	return hookEvent(p.policy, ev, in)
+}
+
+// hookEvent is the agent.tool_call of a hook call: decided for PreToolUse,
+// the outcome for the post-call events.
+func hookEvent(st *policy.Stage, ev *event.Event, in *hookInput) *event.Event {
+	req := policy.ToolRequest{SessionID: in.SessionID, ToolUseID: in.ToolUseID, ToolName: in.ToolName, Cwd: in.Cwd, Input: in.ToolInput}
+	switch in.HookEventName {
+	case policy.HookPostToolUse, policy.HookPostToolUseFailure:
+		return st.ToolOutcome(ev, req, in.HookEventName, in.IsInterrupt, in.DurationMS)
+	}
+	return st.DecideTool(ev, req)
+}
