@@ -49,3 +49,24 @@ func TestEmitAndPosture(t *testing.T) {
 		t.Fatalf("sensor.start not emitted: %v", kinds)
 	}
 }
+
+// The stream opens with what was emitted before Run (sensor.start, the
+// first posture sample), however many kernel events are already waiting:
+// consumers and the sessions view read the first event as the run's start.
+func TestEmittedBeforeRunComeFirst(t *testing.T) {
+	for i := range 20 {
+		r := newRig(t, Config{}, nil)
+		seedBase(r)
+		r.e.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: &event.Sensor{Version: "t"}})
+		r.e.Emit(&event.Event{Kind: event.KindPostureSample, Posture: &event.Posture{SampledAt: bootWall}})
+		got := r.run(claudeRoot(1000*ms), openEv(key(50, 500), 1001*ms, sess, "/x", 0),
+			openEv(key(50, 500), 1002*ms, sess, "/y", 0))
+		if len(got) < 2 || got[0].Kind != event.KindSensorStart || got[1].Kind != event.KindPostureSample {
+			var kinds []string
+			for _, ev := range got {
+				kinds = append(kinds, ev.Kind)
+			}
+			t.Fatalf("run %d: stream opens %v, want sensor.start then posture.sample", i, kinds)
+		}
+	}
+}

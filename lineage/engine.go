@@ -190,6 +190,17 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 			}
 		}
 	}
+	// What was emitted before Run (sensor.start, the first posture sample)
+	// opens the stream, ahead of kernel events already waiting: select
+	// below would pick between the two at random.
+	for queued := true; queued; {
+		select {
+		case ev := <-e.ext:
+			push(e.external(ev))
+		default:
+			queued = false
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
