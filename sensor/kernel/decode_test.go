@@ -301,3 +301,19 @@ func BenchmarkDecodeFork(b *testing.B) {
 func offsetOf[T, F any](base *T, field *F) uintptr {
 	return uintptr(unsafe.Pointer(field)) - uintptr(unsafe.Pointer(base))
 }
+
+// A repeated exit of the same process is recognised; the memory is bounded
+// and a reused pid (another start time) is a new process.
+func TestRecentKeys(t *testing.T) {
+	r := newRecentKeys(2)
+	a, b, c := sensor.ProcKey{PID: 1, StartNs: 1}, sensor.ProcKey{PID: 2, StartNs: 1}, sensor.ProcKey{PID: 1, StartNs: 2}
+	if r.seen(a) || !r.seen(a) {
+		t.Fatal("a repeat of a must be seen")
+	}
+	if r.seen(c) {
+		t.Fatal("pid 1 with another start time is another process")
+	}
+	if r.seen(b) || r.seen(a) {
+		t.Fatal("a must have been forgotten after two newer keys")
+	}
+}

@@ -441,6 +441,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 	}
 
 	var lastKernel, lastQueue [EventKindMax]uint64
+	exits := newRecentKeys(recentExits)
 	tick := time.NewTicker(s.cfg.LossInterval)
 	defer tick.Stop()
 	send := func(ev sensor.Event) bool {
@@ -463,6 +464,9 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 			}
 			return nil
 		case ev := <-q:
+			if ev.Kind == sensor.KindExit && exits.seen(ev.Proc) {
+				continue
+			}
 			if !send(ev) {
 				return stop()
 			}
@@ -664,4 +668,39 @@ func (s *Sensor) Close() error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// recentExits bounds the exits remembered to drop a repeated one.
+const recentExits = 4096
+
+// recentKeys remembers the last n process keys it was shown. The exit
+// program reports a process when its last thread exits, read from
+// signal->live; two threads of a group exiting at once on two CPUs can both
+// read 0. For session members the kernel's map delete decides who reports;
+// for other processes (scope all) the repeat is dropped here. A key
+// includes the start time, so a reused pid is never mistaken for a repeat.
+type recentKeys struct {
+	set  map[sensor.ProcKey]struct{}
+	ring []sensor.ProcKey
+	next int
+}
+
+func newRecentKeys(n int) *recentKeys {
+	return &recentKeys{set: make(map[sensor.ProcKey]struct{}, n), ring: make([]sensor.ProcKey, 0, n)}
+}
+
+// seen reports whether k was shown before, and remembers it.
+func (r *recentKeys) seen(k sensor.ProcKey) bool {
+	if _, ok := r.set[k]; ok {
+		return true
+	}
+	if len(r.ring) < cap(r.ring) {
+		r.ring = append(r.ring, k)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = k
+		r.next = (r.next + 1) % len(r.ring)
+	}
+	r.set[k] = struct{}{}
+	return false
 }
