@@ -111,7 +111,10 @@ func TestRootKillSessionKillsMembersOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KillSession: %v", err)
 	}
-	if killed != len(members) || killed < 3 {
+	// A member may end on its own between the listing and the kill (the
+	// subshell that forked the daemon exits as it likes): it is not
+	// counted as killed, so the count is bounded, not exact.
+	if killed < 3 || killed > len(members) {
 		t.Errorf("killed %d, members %v", killed, members)
 	}
 	for _, pid := range []uint32{agent.pid(), uint32(child), uint32(daemon)} {
