@@ -32,19 +32,7 @@ func EnableProgramStats() (io.Closer, error) {
 // ProgramStats reports each loaded program's run count and accumulated run
 // time, so a benchmark can state what the kernel side costs per event.
 func (s *Sensor) ProgramStats() ([]ProgramStat, error) {
-	progs := map[string]*ebpf.Program{}
-	for name, p := range s.coll.Programs {
-		progs[name] = p
-	}
-	for _, c := range s.extras {
-		if o, ok := c.(interface {
-			programs() map[string]*ebpf.Program
-		}); ok {
-			for name, p := range o.programs() {
-				progs[name] = p
-			}
-		}
-	}
+	progs := s.loadedPrograms()
 	var out []ProgramStat
 	for name, p := range progs {
 		st, err := p.Stats()
