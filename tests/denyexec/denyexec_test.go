@@ -107,28 +107,11 @@ func TestRootDenyExec(t *testing.T) {
 	}
 	entries := []string{denied, prefix}
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := kernel.New(kernel.Config{
+	s, out := runSensor(t, kernel.Config{
 		Scope:      kernel.ScopeAll,
 		DenyKeys:   policy.DenyKeys(entries, filepath.EvalSymlinks),
 		DenyInodes: denyInodes(entries),
-	}, log)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event, 4096)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}()
+	})
 
 	hooks, reason := s.Hooks()
 	t.Logf("enforcement: %s", kernel.HooksDetail(hooks, reason))
@@ -373,29 +356,12 @@ func TestRootDenyExecCopyByHash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := kernel.New(kernel.Config{
+	s, out := runSensor(t, kernel.Config{
 		Scope:      kernel.ScopeAll,
 		DenyKeys:   policy.DenyKeys(entries, filepath.EvalSymlinks),
 		DenyInodes: denyInodes(entries),
 		DenyLater:  policy.DenyByHash(entries),
-	}, log)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event, 4096)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	}()
+	})
 	hooks, reason := s.Hooks()
 	t.Logf("enforcement: %s", kernel.HooksDetail(hooks, reason))
 
@@ -528,4 +494,28 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// runSensor loads the sensor with cfg and runs it until the test ends,
+// when it is stopped and closed; out receives its events.
+func runSensor(t *testing.T, cfg kernel.Config) (*kernel.Sensor, chan sensor.Event) {
+	t.Helper()
+	s, err := kernel.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event, 4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, out
 }
