@@ -70,7 +70,7 @@ func startTestHookServer(t testing.TB, posture *event.Posture, refuse error) *te
 			ev := &event.Event{Time: time.Now(), Identity: &event.Identity{UID: peer.UID}, Posture: posture}
 			return hookEvent(stage, ev, in)
 		},
-		emit: func(ev *event.Event) {
+		emit: func(_ hookPeer, ev *event.Event) {
 			ts.mu.Lock()
 			ts.events = append(ts.events, ev)
 			ts.mu.Unlock()
