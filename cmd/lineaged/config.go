@@ -144,6 +144,7 @@ var defaults = map[string]any{
 	"posture.checks":                  []string{},
 	"posture.required":                []string{},
 	"posture.root":                    "/",
+	"posture.managed_settings":        posture.DefaultManagedSettings,
 	"posture.endpoint_protection":     posture.DefaultEndpointProtection(),
 	"posture.updates.max_index_age":   posture.DefaultMaxIndexAge,
 	"posture.updates.max_upgrade_age": posture.DefaultMaxUpgradeAge,
