@@ -17,7 +17,7 @@ type forProc struct {
 // forProcWait bounds how long an event for a process the table does not
 // know yet waits for it: the hook process connects a few milliseconds
 // after its exec, whose record may still be in the ring.
-const forProcWait = 250 * time.Millisecond
+const forProcWait = 2 * time.Second
 
 // EmitFor queues ev, an event about the live process pid (the agent hook
 // process that reported a tool call), to be emitted in line with the

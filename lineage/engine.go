@@ -251,7 +251,7 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 	}
 	out = append(out, e.emitNow(ev, false)...)
 	out = append(out, e.flushPending(false, false)...)
-	if len(e.forWait) > 0 && ev.Kind == sensor.KindExec {
+	if len(e.forWait) > 0 {
 		out = append(out, e.retryFor(false)...)
 	}
 	e.bump(func(*Stats) {}) // table gauges

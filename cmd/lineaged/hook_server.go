@@ -186,17 +186,26 @@ func peerOf(c *net.UnixConn) (hookPeer, error) {
 	return hookPeer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
 }
 
-// sameExecutable reports whether the process pid runs the same executable
-// file (device and inode) as this one.
-func sameExecutable(procRoot string, pid int32) (bool, error) {
-	var self, other syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(procRoot, "self", "exe"), &self); err != nil {
-		return false, err
-	}
+// hookExecutable reports whether the process pid runs this lineaged
+// executable, or the lineaged-hook binary installed beside it (same
+// device and inode).
+func hookExecutable(procRoot string, pid int32) (bool, error) {
+	var other syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(procRoot, strconv.Itoa(int(pid)), "exe"), &other); err != nil {
 		return false, err
 	}
-	return self.Dev == other.Dev && self.Ino == other.Ino, nil
+	self := filepath.Join(procRoot, "self", "exe")
+	candidates := []string{self}
+	if p, err := os.Readlink(self); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(p), HookBinary))
+	}
+	for _, c := range candidates {
+		var st syscall.Stat_t
+		if syscall.Stat(c, &st) == nil && st.Dev == other.Dev && st.Ino == other.Ino {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // startHooks opens the hook socket (hook.socket). A socket that cannot be
@@ -223,7 +232,7 @@ func (p *pipeline) startHooks() {
 }
 
 // checkHookPeer admits a caller that runs this very lineaged executable
-// (same device and inode) and is a hook the agent of an agent session in
+// or the lineaged-hook beside it (same device and inode) and is a hook the agent of an agent session in
 // the kernel's session map started for the session the input names
 // (verifyHookCaller): not any process that can reach the socket, not a
 // tool call's process running the hook binary, not another session's
@@ -241,12 +250,12 @@ func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
 	if !ok {
 		return fmt.Errorf("pid %d is not a member of an agent session", peer.PID)
 	}
-	same, err := sameExecutable(procRoot, peer.PID)
+	same, err := hookExecutable(procRoot, peer.PID)
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", peer.PID, err)
 	}
 	if !same {
-		return fmt.Errorf("pid %d does not run lineaged", peer.PID)
+		return fmt.Errorf("pid %d runs neither lineaged nor %s", peer.PID, HookBinary)
 	}
 	return verifyHookCaller(lineage.ProcFS{Root: procRoot}, uint32(peer.PID), root, in.SessionID)
 }

@@ -45,7 +45,7 @@ func (c AgentHooks) Run(_ context.Context, root Root) Result {
 		return failErr(err)
 	}
 	var s struct {
-		DisableAllHooks bool                    `json:"disableAllHooks"`
+		DisableAllHooks bool                   `json:"disableAllHooks"`
 		Hooks           map[string][]hookMatch `json:"hooks"`
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -83,21 +83,27 @@ func (m hookMatch) runsLineaged() bool {
 		return false
 	}
 	for _, h := range m.Hooks {
-		if h.Type == "command" && isLineagedHook(h.Command) {
+		if h.Type == "command" && IsLineagedHook(h.Command) {
 			return true
 		}
 	}
 	return false
 }
 
-// isLineagedHook reports a command whose program is a lineaged binary
-// (optionally single-quoted, as hook install writes it) and whose first
-// argument is "hook".
-func isLineagedHook(cmd string) bool {
+// IsLineagedHook reports a hook command that runs lineaged's hook: the
+// lineaged-hook binary, or a lineaged binary whose first argument is
+// "hook" (the program optionally single-quoted, as hook install writes
+// it).
+func IsLineagedHook(cmd string) bool {
 	f := strings.Fields(cmd)
-	if len(f) < 2 || f[1] != "hook" {
+	if len(f) == 0 {
 		return false
 	}
-	prog := strings.Trim(f[0], `'"`)
-	return filepath.Base(prog) == "lineaged"
+	switch filepath.Base(strings.Trim(f[0], `'"`)) {
+	case "lineaged-hook":
+		return true
+	case "lineaged":
+		return len(f) >= 2 && f[1] == "hook"
+	}
+	return false
 }

@@ -27,6 +27,8 @@ func TestAgentHooks(t *testing.T) {
 		{"post only", `{"hooks":{"PostToolUse":[{"matcher":"*","hooks":[{"type":"command","command":"/usr/bin/lineaged hook"}]}]}}`, false, "no lineaged hook before every tool call"},
 		{"bash only", `{"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"/usr/bin/lineaged hook"}]}]}}`, false, "no lineaged hook"},
 		{"other program", `{"hooks":{"PreToolUse":[{"matcher":"*","hooks":[{"type":"command","command":"/usr/bin/true hook"}]}]}}`, false, "no lineaged hook"},
+		{"small hook binary", `{"hooks":{"PreToolUse":[{"matcher":"*","hooks":[{"type":"command","command":"'/usr/lib/lineaged/lineaged-hook' --socket '/run/lineaged/hook.sock' --timeout 200ms"}]}]}}`, true, "PreToolUse"},
+		{"lineaged without hook", `{"hooks":{"PreToolUse":[{"matcher":"*","hooks":[{"type":"command","command":"/usr/bin/lineaged version"}]}]}}`, false, "no lineaged hook"},
 		{"empty matcher", `{"hooks":{"PreToolUse":[{"hooks":[{"type":"command","command":"/opt/lineaged/bin/lineaged hook"}]}]}}`, true, "PreToolUse"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
