@@ -73,8 +73,10 @@ func TestFileSinkFlushesWhenIdle(t *testing.T) {
 	if len(got) != n {
 		t.Fatalf("%d of %d lines in the file after %v without Close", len(got), n, took)
 	}
-	// The window plus scheduling slack on a loaded machine.
-	if took > FlushAfter+250*time.Millisecond {
+	// The window plus scheduling slack on a loaded machine (under -race,
+	// with other tests running): what fails is a flush that waits for
+	// more events or for Close.
+	if took > FlushAfter+time.Second {
 		t.Errorf("the lines took %v to reach the file, the window is %v", took, FlushAfter)
 	}
 	if v := testutil.ToFloat64(s.(*writerSink).m.events.WithLabelValues("file")); v != n {
