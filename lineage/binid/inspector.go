@@ -122,8 +122,10 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 	}
 	if cfg.CacheDir != "" {
 		// Each record is kept under two keys (both dev_t encodings), and
-		// MaxCached bounds the keys.
-		st, err := openStore(cfg.CacheDir, max(cfg.MaxCached/2, 1), cfg.CacheBytes, in.log)
+		// MaxCached bounds the keys: records fill at most half of it, so
+		// a full file is not wiped by the reset the next hash would
+		// trigger at the bound.
+		st, err := openStore(cfg.CacheDir, max(cfg.MaxCached/4, 1), cfg.CacheBytes, in.log)
 		if err != nil {
 			// Only slower: every binary is hashed again after a restart.
 			in.log.Error("binary hash cache not kept across restarts", "err", err)

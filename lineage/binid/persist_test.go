@@ -242,12 +242,13 @@ func TestCorruptCacheDiscarded(t *testing.T) {
 	}
 }
 
-// The file holds at most MaxCached/2 records (each is kept under two
-// keys in memory) and at most CacheBytes of them.
+// The file holds at most MaxCached/4 records (each is kept under two
+// keys in memory, and fills at most half of it) and at most CacheBytes of
+// them.
 func TestCacheFileBounded(t *testing.T) {
 	dir := t.TempDir()
 	bins := t.TempDir()
-	in := cachedInspector(t, Config{CacheDir: dir, MaxCached: 100}, nil)
+	in := cachedInspector(t, Config{CacheDir: dir, MaxCached: 400}, nil)
 	for _, name := range []string{"a", "b", "c", "d"} {
 		bin := filepath.Join(bins, name)
 		copyFile(t, "/usr/bin/sleep", bin, []byte(name))
@@ -255,7 +256,7 @@ func TestCacheFileBounded(t *testing.T) {
 		in.Inspect(context.Background(), request(p))
 	}
 	count := func(maxCached, maxBytes int) int {
-		in.store.maxEntries, in.store.maxBytes = maxCached/2, maxBytes
+		in.store.maxEntries, in.store.maxBytes = maxCached/4, maxBytes
 		if err := in.saveCache(); err != nil {
 			t.Fatal(err)
 		}
@@ -266,14 +267,14 @@ func TestCacheFileBounded(t *testing.T) {
 		}
 		return len(recs)
 	}
-	if n := count(100, defaultCacheBytes); n != 4 {
+	if n := count(400, defaultCacheBytes); n != 4 {
 		t.Fatalf("%d records of 4", n)
 	}
-	if n := count(4, defaultCacheBytes); n != 2 {
-		t.Fatalf("%d records with MaxCached 4", n)
+	if n := count(8, defaultCacheBytes); n != 2 {
+		t.Fatalf("%d records with MaxCached 8", n)
 	}
 	one := 6*8 + 1 + 32 + 2 + len(filepath.Join(bins, "a"))
-	if n := count(100, 2*one+one/2); n != 2 {
+	if n := count(400, 2*one+one/2); n != 2 {
 		t.Fatalf("%d records in %d bytes", n, 2*one+one/2)
 	}
 }
