@@ -62,6 +62,9 @@ func TestOCSFFormat(t *testing.T) {
 	if err := s.Write(context.Background(), testevents.New(event.KindProcessExec, 1, "s")); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var m struct {
 		ClassUID int `json:"class_uid"`
 		Metadata struct {

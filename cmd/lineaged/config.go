@@ -132,6 +132,7 @@ var defaults = map[string]any{
 	"hashing.workers":          2,
 	"hashing.max_bytes":        int64(1 << 30),
 	"hashing.timeout":          10 * time.Second,
+	"hashing.cache_dir":        "/var/lib/lineaged/binid",
 	"trust.keys":               []string{},
 	"trust.signature_dir":      "",
 	"humans":                   map[string]any{},
