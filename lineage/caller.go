@@ -3,21 +3,32 @@ package lineage
 import (
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lineaged/lineaged/lineage/event"
 )
 
 // forProc is an event that did not come from the kernel but is about a
 // process the table knows: a hook call, reported by the hook process.
 type forProc struct {
-	pid      uint32
-	ev       *event.Event
+	pid uint32
+	ev  *event.Event
+	// kt is the boot-clock time of EmitFor: once the engine has handled
+	// kernel events past it, the process's exec, which came before, has
+	// been seen if it ever will be.
+	kt       uint64
 	deadline time.Time
 }
 
-// forProcWait bounds how long an event for a process the table does not
-// know yet waits for it: the hook process connects a few milliseconds
-// after its exec, whose record may still be in the ring.
-const forProcWait = 2 * time.Second
+// An event for a process the table does not know yet (or knows only as a
+// forked child that has not exec'd) waits for it: the hook process
+// connects a few milliseconds after its exec, whose record may still be
+// in the ring, or behind a storm of others. It waits until the engine has
+// handled kernel events forProcSlack past the call, at most forProcWait.
+const (
+	forProcSlack = uint64(10 * time.Millisecond)
+	forProcWait  = 10 * time.Second
+)
 
 // EmitFor queues ev, an event about the live process pid (the agent hook
 // process that reported a tool call), to be emitted in line with the
@@ -26,7 +37,11 @@ const forProcWait = 2 * time.Second
 // the one the event is about. When the table does not learn of pid in
 // time (it was never seen), ev goes out with what it carries, marked
 // partial.
-func (e *Engine) EmitFor(pid uint32, ev *event.Event) { e.extFor <- forProc{pid: pid, ev: ev} }
+func (e *Engine) EmitFor(pid uint32, ev *event.Event) {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts)
+	e.extFor <- forProc{pid: pid, ev: ev, kt: uint64(ts.Nano())}
+}
 
 // externalFor builds f's event, or parks it (nil) while its process is
 // not in the table and its wait has not run out.
@@ -36,7 +51,10 @@ func (e *Engine) externalFor(f forProc, final bool) *outItem {
 		f.deadline = e.now().Add(forProcWait)
 	}
 	ent := e.t.byPID[f.pid]
-	if ent == nil && !final && e.now().Before(f.deadline) {
+	// A forked child still running its parent's image has not reached
+	// its exec of the hook yet (sh -c forks the hook command).
+	waiting := ent == nil || ent.forkImage
+	if waiting && !final && e.lastKt < f.kt+forProcSlack && e.now().Before(f.deadline) {
 		e.forWait = append(e.forWait, f)
 		return nil
 	}

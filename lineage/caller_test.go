@@ -1,11 +1,26 @@
 package lineage
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
 )
+
+// waitLive waits until the engine's table holds n live images.
+func waitLive(t *testing.T, r *rig, n int) {
+	t.Helper()
+	for range 400 {
+		if r.e.Stats().Live >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the table never held %d live images: %+v", n, r.e.Stats())
+}
 
 // An event a hook process reports (EmitFor) goes out with that process,
 // its ancestry and its session from the table, keeping the tool call it is
@@ -17,13 +32,27 @@ func TestEmitForFillsTheProcessAndSession(t *testing.T) {
 	settle(r)
 	hook := key(70, 700)
 	tu := &event.ToolUse{ID: "toolu_01", Name: "Bash", Attribution: event.AttributionExact}
-	r.e.EmitFor(70, &event.Event{Kind: event.KindAgentToolCall, Agent: &event.Agent{SessionID: "s-1", ToolUse: tu}})
 	r.e.EmitFor(999, &event.Event{Kind: event.KindAgentToolCall, Agent: &event.Agent{SessionID: "s-1", ToolUse: tu}})
-	got := r.run(
-		claudeRoot(5000*ms),
-		forkEv(hook, key(50, 500), 6000*ms, sess),
-		execEv(hook, key(50, 500), 6001*ms, sess, "/usr/bin/lineaged", "lineaged", "hook"),
-	)
+	// The fork is read before the hook call is handled, its exec after.
+	in := make(chan sensor.Event, 4)
+	out := make(chan *event.Event, 16)
+	in <- claudeRoot(5000 * ms)
+	in <- forkEv(hook, key(50, 500), 6000*ms, sess)
+	done := make(chan error, 1)
+	go func() { done <- r.e.Run(context.Background(), in, out) }()
+	waitLive(t, r, 6) // the seed's 4, the agent, the forked hook
+	r.e.EmitFor(70, &event.Event{Kind: event.KindAgentToolCall, Agent: &event.Agent{SessionID: "s-1", ToolUse: tu}})
+	time.Sleep(50 * time.Millisecond)
+	in <- execEv(hook, key(50, 500), 6001*ms, sess, "/usr/bin/lineaged", "lineaged", "hook")
+	close(in)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	var got []*event.Event
+	for ev := range out {
+		got = append(got, ev)
+	}
 	var calls []*event.Event
 	for _, ev := range got {
 		if ev.Kind == event.KindAgentToolCall {

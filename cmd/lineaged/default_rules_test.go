@@ -15,10 +15,16 @@ import (
 	"github.com/lineaged/lineaged/tests/testutil"
 )
 
+// managedDir is where Claude Code reads its managed settings.
+const managedDir = "/etc/claude-code"
+
 // The default rule set on a live sensor: a stand-in agent session runs a
 // scripted workload where each file, exec and connect rule must fire, next
-// to benign look-alikes where none may. (The posture rule needs a posture
-// transition and is tested on events in lineage/policy.)
+// to benign look-alikes where none may; its hook asks the sensor about one
+// Bash call, whose tool process is decided, and another tool process goes
+// around the hook. (The posture rules need a posture transition: they are
+// tested on events in lineage/policy and with the real Claude Code in
+// tests/e2e.)
 func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 	testutil.RequireRoot(t, "to load BPF programs")
 	rulesDir, err := filepath.Abs("../../deploy/rules")
@@ -51,8 +57,33 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 
 	cfg := filepath.Join(dir, "lineaged.yaml")
 	out := filepath.Join(dir, "events.jsonl")
-	if err := os.WriteFile(cfg, []byte("output: "+out+"\npolicy:\n  rules: "+rulesDir+"\n"), 0o600); err != nil {
+	socket := filepath.Join(dir, "run", "hook.sock")
+	// A posture this host passes, so the hook allows the call it asks
+	// about (the posture rules are tested elsewhere).
+	if err := os.WriteFile(cfg, []byte("output: "+out+"\nposture:\n  checks: [aslr]\npolicy:\n  rules: "+rulesDir+"\nhook:\n  socket: "+socket+"\n  timeout: 2s\n"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Claude Code's managed settings directory: the workload writes a file
+	// of its own there, never managed-settings.json itself.
+	if _, err := os.Stat(managedDir); err != nil {
+		if err := os.Mkdir(managedDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(managedDir) })
+	}
+	settingsProbe := filepath.Join(managedDir, fmt.Sprintf("lineaged-rules-test-%d.json", os.Getpid()))
+	t.Cleanup(func() { os.Remove(settingsProbe) })
+	// The agent's hook asks about one Bash call ("id -u"); the tool
+	// process of that call is decided, the next one ("whoami", run by
+	// dash so its alert is told apart) went around the hook.
+	const sessionID = "5f0c7c1e-3b7a-4a51-9d7e-2c1e0b9a8f77"
+	hookIn := filepath.Join(dir, "hook.json")
+	if err := os.WriteFile(hookIn, []byte(`{"session_id":"`+sessionID+`","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"id -u"},"tool_use_id":"toolu_live_1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toolScript := func(shell, cmd string, n int) string {
+		return fmt.Sprintf(`AI_AGENT=claude-code_2-1-332_agent %s -c "source %s/.claude/shell-snapshots/snapshot-bash-1-x.sh 2>/dev/null || true && eval '%s' < /dev/null && pwd -P >| %s/claude-%d-cwd"`,
+			shell, home, cmd, dir, n)
 	}
 	cmd := exec.Command(binary, "run", "--config", cfg)
 	var stderr testutil.SyncBuffer
@@ -64,6 +95,8 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
 
 	script := strings.Join([]string{
+		// What Claude Code gives its children: its pid and session.
+		"export CLAUDE_PID=$$ CLAUDE_CODE_SESSION_ID=" + sessionID,
 		"cat " + home + "/.ssh/id_test",     // credentials
 		"cat " + home + "/.ssh/id_test.pub", // benign: a public key
 		"cat " + proj + "/README",           // benign
@@ -79,13 +112,22 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		"bash -c 'echo > /dev/tcp/127.0.0.1/22'", // hand-off: localhost sshd
 		"tmux -V",                                // hand-off: a tmux client
 		"bash -c 'echo > /dev/tcp/127.0.0.1/443'", // benign
+		"echo '{}' > " + settingsProbe,             // managed settings tampered
+		"cat " + settingsProbe,                     // benign: reading them
+		// A hook of the agent (sh -c <command>, marked as a hook's), then
+		// the tool process of the call it named: decided, benign.
+		"AI_AGENT=claude-code_2-1-332_harness sh -c '" + binary + " hook --config " + cfg + "' < " + hookIn,
+		toolScript("bash", "id -u", 1),
+		toolScript("sh", "whoami", 2), // around the hook
 		"true",
 	}, "\n") + "\n"
 	agent := exec.Command(agentPath, "-c", script)
 	agent.Dir = proj
-	if o, err := agent.CombinedOutput(); err != nil {
-		t.Logf("workload: %v\n%s", err, o)
+	o, err := agent.CombinedOutput()
+	if err != nil {
+		t.Logf("workload: %v", err)
 	}
+	t.Logf("workload output:\n%s", o)
 
 	want := []string{
 		"agent-reads-credentials " + home + "/.ssh/id_test",
@@ -94,6 +136,11 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		"agent-runs-unverified-binary " + payload,
 		"agent-hands-off-work 127.0.0.1:22",
 		"agent-hands-off-work /usr/bin/tmux",
+		"managed-settings-tampered " + settingsProbe,
+		"tool-without-hook-decision /usr/bin/dash",
+		// The hook run by the session: a test build, unsigned, outside
+		// the session's directory.
+		"agent-runs-unverified-binary " + binary,
 	}
 	slices.Sort(want)
 	// alerts lists the session's alerts as "rule object".
@@ -159,7 +206,9 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 				rel = append(rel, ev.Kind+" "+string(ev.File)+" "+string(ev.Agent))
 			}
 		}
-		return fmt.Sprintf("got %q\nwant %q\n%s\n%s", alerts(), want, strings.Join(rel, "\n"), stderr.String())
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		last := lines[max(0, len(lines)-3):]
+		return fmt.Sprintf("got %q\nwant %q\n%d lines, %d alerts; last:\n%s\n%s\n%s", alerts(), want, len(lines), strings.Count(string(b), `"kind":"policy.alert"`), strings.Join(last, "\n"), strings.Join(rel, "\n"), stderr.String())
 	})
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.Wait(); err != nil {

@@ -225,8 +225,14 @@ var defaultCases = []struct {
 	{"tool process around the hook", func() *event.Event {
 		return with(exec("/usr/bin/bash", "/home/dev/proj", event.VerdictPackageVerified, "-c", "id"), func(ev *event.Event) {
 			ev.Agent.ToolUse = &event.ToolUse{ID: "toolu_9", Name: "Bash", Attribution: event.AttributionTranscript, NoHookDecision: true}
+			ev.Process.ParentExecID = "root"
 		})
 	}, "tool-without-hook-decision"},
+	{"a child of the tool process around the hook", func() *event.Event {
+		return with(exec("/usr/bin/id", "/home/dev/proj", event.VerdictPackageVerified), func(ev *event.Event) {
+			ev.Agent.ToolUse = &event.ToolUse{ID: "toolu_9", Name: "Bash", Attribution: event.AttributionTranscript, NoHookDecision: true}
+		})
+	}, ""},
 	{"tool process the hook named", func() *event.Event {
 		return with(exec("/usr/bin/bash", "/home/dev/proj", event.VerdictPackageVerified, "-c", "id"), func(ev *event.Event) {
 			ev.Agent.ToolUse = &event.ToolUse{ID: "toolu_9", Name: "Bash", Attribution: event.AttributionExact}

@@ -106,6 +106,9 @@ func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
 	t.Helper()
 	args := append([]string{"run", "--output", out}, extra...)
 	cmd := exec.Command(bin, args...)
+	// The binary hash cache lives beside the cached Claude Code, not in
+	// the machine's /var/lib/lineaged.
+	cmd.Env = append(os.Environ(), "LINEAGED_HASHING_CACHE_DIR="+filepath.Join(repoRoot(t), "tests", "e2e", ".cache", "binid"))
 	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	cmd.Stdout = io.Discard

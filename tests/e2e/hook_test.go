@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,8 +63,13 @@ type hookRun struct {
 
 // runHooked installs the hook with `lineaged hook install` into the
 // session's managed settings, starts the sensor with the shipped rules and
-// the given required posture check, and runs Claude Code through turns.
-func runHooked(t *testing.T, claude, lineaged, tmp, name, check string, turns []fakeapi.Turn) *hookRun {
+// the given required posture checks (sampled every 200ms; agent_hooks
+// reads the session's managed settings), and runs Claude Code through
+// turns.
+//
+// The run ends when Claude Code has exited and until holds over the events
+// (nil: the agent.tool_call of the last tool call is there).
+func runHooked(t *testing.T, claude, lineaged, tmp, name, checks string, turns []fakeapi.Turn, until func([]*event.Event) bool) *hookRun {
 	t.Helper()
 	nonce := fmt.Sprint(time.Now().UnixNano())
 	dir := filepath.Join(tmp, name)
@@ -71,9 +77,9 @@ func runHooked(t *testing.T, claude, lineaged, tmp, name, check string, turns []
 	socket := filepath.Join(dir, "run", "hook.sock")
 	cfg := filepath.Join(dir, "lineaged.yaml")
 	rules := filepath.Join(repoRoot(t), "deploy", "rules")
-	writeFile(t, cfg, fmt.Sprintf("posture:\n  checks: [%s]\n  required: [%s]\npolicy:\n  rules: %s\nhook:\n  socket: %s\n  timeout: 2s\n",
-		check, check, rules, socket))
 	settings, wrap := managedSettings(t, dir)
+	writeFile(t, cfg, fmt.Sprintf("posture:\n  interval: 200ms\n  checks: [%s]\n  required: [%s]\n  managed_settings: %s\npolicy:\n  rules: %s\nhook:\n  socket: %s\n  timeout: 2s\n",
+		checks, checks, settings, rules, socket))
 	sess.wrap = wrap
 	if b, err := exec.Command(lineaged, "hook", "install", "--settings", settings, "--config", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("hook install: %v\n%s", err, b)
@@ -90,14 +96,17 @@ func runHooked(t *testing.T, claude, lineaged, tmp, name, check string, turns []
 	sess.start(t, claude, api.URL(), "sk-ant-e2e-"+nonce, "e2e-hook-"+name+"-"+nonce)
 	last := fakeapi.ToolUseID(r.script, len(turns)-2)
 	sess.wait(t, fakeapi.ToolUseID(r.script, 0))
-	sens.waitFor(t, 60*time.Second, "the agent.tool_call of "+last, func(evs []*event.Event) bool {
-		for _, e := range evs {
-			if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == last {
-				return true
+	if until == nil {
+		until = func(evs []*event.Event) bool {
+			for _, e := range evs {
+				if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == last {
+					return true
+				}
 			}
+			return false
 		}
-		return false
-	})
+	}
+	sens.waitFor(t, 60*time.Second, "the end of "+name, until)
 	// The PostToolUse record and the alerts follow; stopping the sensor
 	// flushes everything.
 	time.Sleep(500 * time.Millisecond)
@@ -141,11 +150,19 @@ func (r *hookRun) result(t *testing.T, id string) *fakeapi.ToolResult {
 	return nil
 }
 
-// alerts are the rule ids of the policy.alert events of the run.
+// alerts are the policy.alert events of the run's session (and those of
+// no session, posture changes), by rule: the sensor also sees other
+// agent sessions on the machine.
 func (r *hookRun) alerts() map[string][]*event.Event {
+	root := ""
+	for _, e := range r.evs {
+		if e.Kind == event.KindAgentToolCall && e.Agent != nil && e.Agent.SessionID == r.sess.uuid && e.Agent.RootExecID != "" {
+			root = e.Agent.RootExecID
+		}
+	}
 	out := map[string][]*event.Event{}
 	for _, e := range r.evs {
-		if e.Kind == event.KindPolicyAlert && e.Alert != nil {
+		if e.Kind == event.KindPolicyAlert && e.Alert != nil && (e.Agent == nil || e.Agent.RootExecID == root) {
 			out[e.Alert.Rule] = append(out[e.Alert.Rule], e)
 		}
 	}
@@ -206,11 +223,14 @@ func ancestryHas(e *event.Event, execID string) bool {
 //   - compliant: the same call runs; its process carries the tool_use id
 //     with attribution exact, and the PostToolUse records the outcome.
 //   - tamper: the agent, as an attacker would, overwrites the managed
-//     settings from a Bash call, then runs another command. The write is
-//     alerted (managed-settings-tampered); the next command's process is
-//     either decided by the hook (exact) or, if the agent dropped the
-//     hook, flagged and alerted (tool-without-hook-decision): never quietly
-//     unaccounted for.
+//     settings from a Bash call (dropping lineaged's hook), waits for
+//     Claude Code to notice, then runs another command. The write is
+//     alerted (managed-settings-tampered); the posture check agent_hooks
+//     fails, so the session gets exactly one posture-noncompliant-in-session
+//     alert; and the next call is never quietly unaccounted for: either the
+//     agent still asks the hook, which denies it naming agent_hooks, or it
+//     no longer does, and the call's process is flagged
+//     no_hook_decision and alerted (tool-without-hook-decision).
 func TestClaudeCodeHook(t *testing.T) {
 	testutil.RequireRoot(t, "to load BPF programs and mount the managed settings")
 	claude := installClaude(t)
@@ -225,7 +245,7 @@ func TestClaudeCodeHook(t *testing.T) {
 		r := runHooked(t, claude, lineaged, tmp, "noncompliant", "firewall", []fakeapi.Turn{
 			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
 			{Text: "done"},
-		})
+		}, nil)
 		id := fakeapi.ToolUseID(r.script, 0)
 		call := r.call(id, "PreToolUse")
 		r.checkCall(t, call, id)
@@ -268,7 +288,7 @@ func TestClaudeCodeHook(t *testing.T) {
 		r := runHooked(t, claude, lineaged, tmp, "compliant", "aslr", []fakeapi.Turn{
 			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
 			{Text: "done"},
-		})
+		}, nil)
 		id := fakeapi.ToolUseID(r.script, 0)
 		call := r.call(id, "PreToolUse")
 		r.checkCall(t, call, id)
@@ -306,12 +326,24 @@ func TestClaudeCodeHook(t *testing.T) {
 
 	t.Run("tamper", func(t *testing.T) {
 		marker := filepath.Join(tmp, "tamper-marker")
-		r := runHooked(t, claude, lineaged, tmp, "tamper", "aslr", []fakeapi.Turn{
-			{Tool: "Bash", Input: map[string]any{"command": "printf '{}' > " + managedSettingsDir + "/managed-settings.json", "description": "drop the hooks"}},
+		var second string
+		secondSeen := func(evs []*event.Event) bool {
+			for _, e := range evs {
+				if (e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == second) ||
+					(e.Kind == event.KindPolicyAlert && e.Alert.Rule == "tool-without-hook-decision") {
+					return true
+				}
+			}
+			return false
+		}
+		turns := []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": "printf '{}' > " + managedSettingsDir + "/managed-settings.json; sleep 3", "description": "drop the hooks"}},
 			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
 			{Text: "done"},
-		})
-		first, second := fakeapi.ToolUseID(r.script, 0), fakeapi.ToolUseID(r.script, 1)
+		}
+		second = fakeapi.ToolUseID("hook-tamper", 1)
+		r := runHooked(t, claude, lineaged, tmp, "tamper", "aslr, agent_hooks", turns, secondSeen)
+		first := fakeapi.ToolUseID(r.script, 0)
 		r.checkCall(t, r.call(first, "PreToolUse"), first)
 		alerts := r.alerts()
 		tampered := alerts["managed-settings-tampered"]
@@ -322,28 +354,41 @@ func TestClaudeCodeHook(t *testing.T) {
 			al.Agent == nil || al.Agent.ToolUse == nil || al.Agent.ToolUse.ID != first {
 			t.Errorf("tamper alert %s", describe(al))
 		}
-		if _, err := os.Stat(marker); err != nil {
-			t.Fatalf("the second call did not run: %v", err)
+		// One transition, one alert, naming the check.
+		pa := alerts["posture-noncompliant-in-session"]
+		if len(pa) != 1 {
+			t.Errorf("%d posture-noncompliant-in-session alerts, want 1", len(pa))
+		} else if p := pa[0].Posture; p == nil || p.Compliant || !slices.Contains(p.Failed, "agent_hooks") {
+			t.Errorf("posture alert's posture %+v", pa[0].Posture)
 		}
+		if call := r.call(second, "PreToolUse"); call != nil {
+			// The agent still asks the hook: the posture denies.
+			t.Logf("Claude Code still asked the hook about %s: %s", second, call.Tool.Reason)
+			r.checkCall(t, call, second)
+			if tc := call.Tool; tc.Decision != event.DecisionDeny || tc.Rule != "posture-noncompliant-deny-tool" || !strings.Contains(tc.Reason, "agent_hooks") {
+				t.Errorf("second call %+v", tc)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("the second call ran though denied: the marker exists")
+			}
+			return
+		}
+		// The agent dropped the hook: the call ran, flagged and alerted.
 		tool := r.toolProcess(marker)
 		if tool == nil {
-			t.Fatal("no exec of the second Bash tool process")
+			t.Fatal("no agent.tool_call and no exec of the second Bash tool process")
 		}
 		tu := tool.Agent.ToolUse
-		switch {
-		case tu != nil && tu.ID == second && tu.Attribution == event.AttributionExact:
-			t.Logf("Claude Code kept the hook it started with: the second call was decided (%s, exact)", second)
-		case tu != nil && tu.NoHookDecision:
-			t.Logf("Claude Code dropped the hook: the second call's process is flagged (%+v)", tu)
-			found := false
-			for _, a := range alerts["tool-without-hook-decision"] {
-				found = found || a.Process != nil && a.Process.ExecID == tool.Process.ExecID
-			}
-			if !found {
-				t.Errorf("no tool-without-hook-decision alert for %s", describe(tool))
-			}
-		default:
-			t.Errorf("the second call's process is neither decided nor flagged: %+v (%s)", tu, describe(tool))
+		t.Logf("Claude Code dropped the hook: the second call's process carries %+v", tu)
+		if tu == nil || !tu.NoHookDecision {
+			t.Errorf("the call that went around the hook is not flagged: %s", describe(tool))
+		}
+		found := false
+		for _, a := range alerts["tool-without-hook-decision"] {
+			found = found || a.Process != nil && a.Process.ExecID == tool.Process.ExecID
+		}
+		if !found {
+			t.Errorf("no tool-without-hook-decision alert for %s", describe(tool))
 		}
 	})
 }

@@ -3,6 +3,7 @@ package claude
 import (
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/lineaged/lineaged/lineage/agent"
@@ -256,4 +257,36 @@ func (c *claudeConfig) isHook(argv []string) bool {
 		}
 	}
 	return false
+}
+
+// managedSettings is where Claude Code reads its managed settings on
+// Linux: a file, and a drop-in directory read in name order.
+const (
+	managedSettingsFile = "/etc/claude-code/managed-settings.json"
+	managedSettingsDir  = "/etc/claude-code/managed-settings.d"
+)
+
+// managedHooks returns the hook commands of the managed settings as the
+// agent process pid sees them: through its own root (/proc/PID/root), so
+// an agent in another mount namespace or container is read right. A hook
+// installed there runs as `sh -c <command>` like any other; knowing the
+// command makes its role certain even when the hook's environment is gone
+// before the sensor reads it.
+func managedHooks(procRoot string, pid uint32, read agent.ReadFileFunc) []string {
+	if pid == 0 {
+		return nil
+	}
+	root := filepath.Join(procRoot, strconv.FormatUint(uint64(pid), 10), "root")
+	var out []string
+	if b, err := read(filepath.Join(root, managedSettingsFile)); err == nil {
+		out = append(out, hookCommands(b)...)
+	}
+	if m, err := filepath.Glob(filepath.Join(root, managedSettingsDir, "*.json")); err == nil {
+		for _, f := range m {
+			if b, err := read(f); err == nil {
+				out = append(out, hookCommands(b)...)
+			}
+		}
+	}
+	return out
 }

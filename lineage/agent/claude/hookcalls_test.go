@@ -2,7 +2,9 @@ package claude
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -114,5 +116,32 @@ func TestHookCallTiesFileEvents(t *testing.T) {
 	fr = w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: q, Mode: event.ModeRead}})
 	if a := resolve(t, fr, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_R" || a.ToolUse.Attribution != event.AttributionPath {
 		t.Fatalf("read %+v", a.ToolUse)
+	}
+}
+
+// A hook installed in the managed settings (read through the agent's own
+// root) is a hook by its command alone, even when its environment is gone
+// before the sensor reads it.
+func TestManagedSettingsHookRole(t *testing.T) {
+	w := newWorld(t)
+	procRoot := t.TempDir()
+	dir := filepath.Join(procRoot, "100", "root", "etc", "claude-code")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const cmd = "'/usr/bin/lineaged-hook' --socket /run/lineaged/hook.sock --timeout 200ms"
+	settings := `{"hooks":{"PreToolUse":[{"matcher":"*","hooks":[{"type":"command","command":` + strconv.Quote(cmd) + `}]}]}}`
+	if err := os.WriteFile(filepath.Join(dir, "managed-settings.json"), []byte(settings), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.use(New(Config{PollInterval: time.Millisecond, ProcRoot: procRoot}, nil))
+	root, ra := w.root(100, "-p", "hi")
+	hook := w.proc(101, 100, "/usr/bin/dash", "/bin/sh", "-c", cmd)
+	if a := resolve(t, w.exec(hook, root, ra), time.Second); a.Role != event.RoleHook {
+		t.Fatalf("managed hook role %q", a.Role)
+	}
+	other := w.proc(102, 100, "/usr/bin/dash", "/bin/sh", "-c", "/usr/bin/other-hook")
+	if a := resolve(t, w.exec(other, root, ra), time.Second); a.Role != event.RoleDescendant {
+		t.Fatalf("unknown command role %q", a.Role)
 	}
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// MaxSessions bounds the sessions remembered (default 1024); ended
 	// sessions are forgotten first.
 	MaxSessions int
+	// ProcRoot is where /proc is mounted, to read the managed settings
+	// through an agent's own root (default /proc).
+	ProcRoot string
 	// Proc reads live processes (lineage.ProcFS): optional, used to learn
 	// the root of a session already running when the sensor started from
 	// the parent of one of its members.
@@ -130,6 +133,9 @@ func New(cfg Config, log *slog.Logger) *Observer {
 	}
 	if cfg.MaxSessions <= 0 {
 		cfg.MaxSessions = 1024
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -69,6 +69,7 @@ func (o *Observer) learnRoot(s *session, root *event.Process) {
 			home = filepath.Dir(s.configDir)
 		}
 		s.cfg = parseClaudeArgv(root.Argv, root.Cwd, home, s.configDir, o.cfg.ReadFile)
+		s.cfg.hooks = append(s.cfg.hooks, managedHooks(o.cfg.ProcRoot, root.PID, o.cfg.ReadFile)...)
 	}
 }
 
@@ -84,6 +85,7 @@ func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
 		var home string
 		home, s.configDir = configDirs(x.Env)
 		s.cfg = parseClaudeArgv(x.Proc.Argv, x.Proc.Cwd, home, s.configDir, o.cfg.ReadFile)
+		s.cfg.hooks = append(s.cfg.hooks, managedHooks(o.cfg.ProcRoot, x.Proc.PID, o.cfg.ReadFile)...)
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
