@@ -288,7 +288,8 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 
 // ancestor writes one ancestor of compact ancestry: the identity that names
 // it (its own process.exec event has the rest), argv bounded to
-// event.MaxAncestorArgvBytes, and the verdict on its binary.
+// event.MaxAncestorArgvBytes, its user (its uid when the name is unknown)
+// and the verdict on its binary.
 func (e Encoder) ancestor(st *v1obj.Marks, dst []byte, p *event.Process) []byte {
 	dst = append(dst, '{')
 	dst = st.Str(dst, "exec_id", "ancestry", p.ExecID)
@@ -298,8 +299,11 @@ func (e Encoder) ancestor(st *v1obj.Marks, dst []byte, p *event.Process) []byte 
 	if len(p.Argv) > 0 || p.ArgvTruncated {
 		dst = e.argv(st, dst, "ancestry", p, event.MaxAncestorArgvBytes)
 	}
-	dst = uintField(dst, "uid", uint64(p.UID))
-	dst = st.OptStr(dst, "user", "ancestry", p.User)
+	if p.User != "" {
+		dst = st.Str(dst, "user", "ancestry", p.User)
+	} else {
+		dst = uintField(dst, "uid", uint64(p.UID)) // no name for it
+	}
 	if b := p.Binary; b != nil {
 		dst = append(jsonw.AppendKey(dst, "binary"), '{')
 		dst = st.OptStr(dst, "sha256", "ancestry.binary", b.SHA256)

@@ -68,8 +68,8 @@ func TestEveryKindValidatesAgainstSchema(t *testing.T) {
 // shaped is what enc's output of ev decodes to, as the contract states it
 // (docs/schema.md): lineaged/v1 keeps everything; lineaged/v2 keeps the
 // posture checks only on posture events and, compact, keeps of each
-// ancestor exec_id, pid, start_time, exe, argv (bounded), uid, user and its
-// binary's sha256, verdict and signer.
+// ancestor exec_id, pid, start_time, exe, argv (bounded), user (uid when
+// the name is unknown) and its binary's sha256, verdict and signer.
 func shaped(t *testing.T, ev *event.Event, enc Encoder) *event.Event {
 	t.Helper()
 	raw, _ := json.Marshal(ev)
@@ -90,7 +90,10 @@ func shaped(t *testing.T, ev *event.Event, enc Encoder) *event.Event {
 	}
 	for i, a := range out.Ancestry {
 		c := event.Process{ExecID: a.ExecID, PID: a.PID, StartTime: a.StartTime, Exe: a.Exe,
-			Argv: a.Argv, ArgvTruncated: a.ArgvTruncated, UID: a.UID, User: a.User}
+			Argv: a.Argv, ArgvTruncated: a.ArgvTruncated, User: a.User}
+		if a.User == "" {
+			c.UID = a.UID
+		}
 		if b := a.Binary; b != nil {
 			c.Binary = &event.Binary{SHA256: b.SHA256, Verdict: b.Verdict, Signer: b.Signer}
 		}
