@@ -564,9 +564,17 @@ func checkAncestry(t *testing.T, e *event.Event, root string, h *hasher, idx has
 		}
 	}
 	procs := append([]event.Process{*e.Process}, e.Ancestry...)
-	for _, p := range procs {
+	for i, p := range procs {
+		// A compact ancestor (the default) names its binary by sha256 and
+		// verdict only: the file is its exe, and an error has no reason.
+		compact := i > 0 && p.Binary != nil && p.Binary.Path == ""
+		if compact {
+			b := *p.Binary
+			b.Path = p.Exe
+			p.Binary = &b
+		}
 		if p.Binary == nil || p.Binary.SHA256 == "" {
-			if p.Binary != nil && p.Binary.Verdict == event.VerdictError && strings.Contains(p.Binary.Reason, "did not finish") {
+			if p.Binary != nil && p.Binary.Verdict == event.VerdictError && (compact || strings.Contains(p.Binary.Reason, "did not finish")) {
 				// Emitted before a cold hash finished (the engine's time
 				// limit): a later event must carry it, and right.
 				if sum, ok := idx[p.ExecID]; !ok {
