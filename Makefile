@@ -30,9 +30,10 @@ tidy-check:
 	$(GO) mod tidy
 	git diff --exit-code -- go.mod go.sum
 
-## build: the lineaged binary (no clang needed: generated files are committed)
+## build: the lineaged binary and, beside it, the small lineaged-hook (no clang needed: generated files are committed)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lineaged
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))lineaged-hook ./cmd/lineaged-hook
 
 ## test: every test, as root (real BPF, a Kafka-protocol broker, the real Claude Code)
 test:

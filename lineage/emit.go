@@ -50,10 +50,13 @@ func (e *Engine) external(ev *event.Event) *outItem {
 // those kept for the end.
 func (e *Engine) atEnd() []*outItem {
 	tail := e.flushPending(true, false)
+	tail = append(tail, e.retryFor(true)...)
 	for drained := false; !drained; {
 		select {
 		case ev := <-e.ext:
 			tail = append(tail, e.external(ev))
+		case f := <-e.extFor:
+			tail = append(tail, e.externalFor(f, true))
 		default:
 			drained = true
 		}

@@ -74,6 +74,8 @@ type Engine struct {
 	// posture samples) into Run, which orders them in line with the rest;
 	// final is emitted after everything else when the input ends.
 	ext     chan *event.Event
+	extFor  chan forProc
+	forWait []forProc // EmitFor events waiting for their process
 	finalMu sync.Mutex
 	final   []*event.Event
 }
@@ -117,6 +119,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 		pending: newPendingQueue(),
 		bins:    newBinaries(deps.Binaries),
 		ext:     make(chan *event.Event, 64),
+		extFor:  make(chan forProc, 64),
 	}, nil
 }
 
@@ -209,8 +212,13 @@ func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *ev
 			return ctx.Err()
 		case <-tick.C:
 			push(e.flushPending(false, true)...)
+			push(e.retryFor(false)...)
 		case ev := <-e.ext:
 			push(e.external(ev))
+		case f := <-e.extFor:
+			if it := e.externalFor(f, false); it != nil {
+				push(it)
+			}
 		case ev, ok := <-in:
 			if !ok {
 				push(e.atEnd()...)
@@ -243,6 +251,9 @@ func (e *Engine) handle(ev sensor.Event) []*outItem {
 	}
 	out = append(out, e.emitNow(ev, false)...)
 	out = append(out, e.flushPending(false, false)...)
+	if len(e.forWait) > 0 {
+		out = append(out, e.retryFor(false)...)
+	}
 	e.bump(func(*Stats) {}) // table gauges
 	return out
 }

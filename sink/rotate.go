@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -74,22 +75,49 @@ func (r *Rotating) open() error {
 	return nil
 }
 
-// Write appends p, rotating first if p would take the file past MaxBytes.
-// A single record larger than MaxBytes still goes into a file of its own.
+// Write appends p, which holds whole lines (one event each), rotating
+// whenever the next line would take the file past MaxBytes: a batch of
+// lines is split between files at a line boundary, never inside a line,
+// and every line lands in exactly one file. A single line larger than
+// MaxBytes still goes into a file of its own. The int is the bytes of p
+// written, in whichever file.
 func (r *Rotating) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return 0, os.ErrClosed
 	}
-	if r.size > 0 && r.size+int64(len(p)) > r.cfg.MaxBytes {
-		if err := r.rotate(); err != nil {
-			return 0, err
+	written := 0
+	for len(p) > 0 {
+		chunk := p
+		if room := r.cfg.MaxBytes - r.size; int64(len(p)) > room {
+			cut := 0
+			if room > 0 {
+				cut = bytes.LastIndexByte(p[:room], '\n') + 1
+			}
+			if cut == 0 && r.size > 0 {
+				if err := r.rotate(); err != nil {
+					return written, err
+				}
+				continue
+			}
+			if cut == 0 {
+				// An empty file and a first line over MaxBytes: alone.
+				if cut = bytes.IndexByte(p, '\n') + 1; cut == 0 {
+					cut = len(p)
+				}
+			}
+			chunk = p[:cut]
 		}
+		n, err := r.f.Write(chunk)
+		r.size += int64(n)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
 	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
-	return n, err
+	return written, nil
 }
 
 func (r *Rotating) rotate() error {

@@ -49,7 +49,7 @@ type Config struct {
 	// Format is native (default) or ocsf.
 	Format string
 	// Output is "-" or "" for stdout, or a file path. Ignored when
-	// Kafka.Brokers is set.
+	// Kafka.Brokers is set. Both are buffered: see FlushAfter.
 	Output string
 	// File rotates the output file.
 	File FileConfig
@@ -112,13 +112,13 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (Sink, error) 
 		if w == nil {
 			w = os.Stdout
 		}
-		return newWriterSink(enc, nopCloser{w}, m, "stdout"), nil
+		return newWriterSink(enc, nopCloser{w}, m, "stdout", writerOptions{}), nil
 	}
 	f, err := OpenRotating(cfg.Output, cfg.File)
 	if err != nil {
 		return nil, err
 	}
-	return newWriterSink(enc, f, m, "file"), nil
+	return newWriterSink(enc, f, m, "file", writerOptions{}), nil
 }
 
 type nopCloser struct{ io.Writer }

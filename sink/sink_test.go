@@ -93,6 +93,9 @@ func TestV1CompatibilityOutput(t *testing.T) {
 	if err := s.Write(context.Background(), testevents.New(event.KindProcessExec, 1, "s")); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(out.String(), `"log_name":"lineaged/v1"`) {
 		t.Errorf("OCSF with events.schema v1 does not name lineaged/v1: %.300s", out.String())
 	}
@@ -105,6 +108,9 @@ func TestOCSFFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.Write(context.Background(), testevents.New(event.KindProcessExec, 1, "s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	var m struct {

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/pflag"
 
-	"github.com/lineaged/lineaged/lineage/event"
-	"github.com/lineaged/lineaged/lineage/policy"
+	"github.com/lineaged/lineaged/cmd/internal/hookclient"
 )
 
 // DefaultHookSocket is where the sensor answers the agent hooks: the
@@ -25,13 +21,8 @@ const DefaultHookSocket = "/run/lineaged/hook.sock"
 // it the hook applies hook.fail_closed.
 const DefaultHookTimeout = 200 * time.Millisecond
 
-// maxHookInput bounds what the sensor reads from a hook; maxHookStdin what
-// a hook reads from the agent (a PostToolUse input carries the tool's
-// whole output, which the hook does not send on).
-const (
-	maxHookInput = 1 << 20
-	maxHookStdin = 64 << 20
-)
+// maxHookInput bounds what the sensor reads from a hook.
+const maxHookInput = hookclient.MaxInput
 
 // HookConfig is the hook socket and what a hook does without an answer
 // (docs/hooks.md).
@@ -58,40 +49,13 @@ func (h *HookConfig) validate(p *problems) {
 	}
 }
 
-// hookInput is what Claude Code writes on a command hook's stdin.
-type hookInput struct {
-	SessionID      string         `json:"session_id"`
-	TranscriptPath string         `json:"transcript_path"`
-	Cwd            string         `json:"cwd"`
-	HookEventName  string         `json:"hook_event_name"`
-	ToolName       string         `json:"tool_name"`
-	ToolInput      map[string]any `json:"tool_input"`
-	ToolUseID      string         `json:"tool_use_id"`
-	// PostToolUseFailure: whether the user interrupted the call. Both
-	// post-call events: its duration as Claude Code measured it. The
-	// call's output (tool_response) and error text are not sent on.
-	IsInterrupt bool    `json:"is_interrupt,omitempty"`
-	DurationMS  *uint64 `json:"duration_ms,omitempty"`
-}
-
-// hookAnswer is the sensor's answer on the socket: one JSON line.
-type hookAnswer struct {
-	Decision string `json:"decision,omitempty"` // allow or deny
-	Reason   string `json:"reason,omitempty"`
-	// Error says why the sensor did not decide (the caller is not a hook
-	// of an agent session, a malformed question): the hook then applies
-	// hook.fail_closed as if the sensor were down.
-	Error string `json:"error,omitempty"`
-}
-
-// preToolUseOutput is Claude Code's documented PreToolUse decision output.
-type preToolUseOutput struct {
-	HookSpecificOutput struct {
-		HookEventName            string `json:"hookEventName"`
-		PermissionDecision       string `json:"permissionDecision"`
-		PermissionDecisionReason string `json:"permissionDecisionReason"`
-	} `json:"hookSpecificOutput"`
-}
+// The wire types are the hook client's (cmd/internal/hookclient), shared
+// by `lineaged hook` and the lineaged-hook binary.
+type (
+	hookInput        = hookclient.Input
+	hookAnswer       = hookclient.Answer
+	preToolUseOutput = hookclient.PreToolUseOutput
+)
 
 const hookUsage = `Usage:
   lineaged hook [--config FILE] [--socket PATH]
@@ -132,101 +96,19 @@ func cmdHook(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return runHook(hc, stdin, stdout, stderr)
 }
 
+// options are the hook client's settings from hc.
+func (hc HookConfig) options() hookclient.Options {
+	return hookclient.Options{Socket: hc.Socket, Timeout: hc.Timeout, FailClosed: hc.FailClosed}
+}
+
 // runHook answers one hook call: it never fails the agent for a reason of
 // its own; without the sensor's answer it applies hc.FailClosed.
 func runHook(hc HookConfig, stdin io.Reader, stdout, stderr io.Writer) error {
-	raw, err := io.ReadAll(io.LimitReader(stdin, maxHookStdin+1))
-	var in hookInput
-	if err == nil && len(raw) > maxHookStdin {
-		err = fmt.Errorf("hook input above %d bytes", maxHookStdin)
-	}
-	if err == nil {
-		err = json.Unmarshal(raw, &in)
-	}
-	if err != nil {
-		return hookFallback(hc, fmt.Errorf("reading the hook input: %w", err), stdout, stderr)
-	}
-	// Only the fields the sensor reads are sent on.
-	q, err := json.Marshal(&in)
-	if err != nil {
-		return hookFallback(hc, err, stdout, stderr)
-	}
-	switch in.HookEventName {
-	case "", policy.HookPreToolUse:
-		ans, err := askSensor(hc, q)
-		if err != nil {
-			return hookFallback(hc, err, stdout, stderr)
-		}
-		return writeDecision(ans, stdout)
-	case policy.HookPostToolUse, policy.HookPostToolUseFailure:
-		// The call has run: the sensor records how it ended, and the
-		// hook has nothing to decide.
-		if _, err := askSensor(hc, q); err != nil {
-			fmt.Fprintf(stderr, "lineaged hook: %s of %s not recorded: %v\n", in.HookEventName, in.ToolUseID, err)
-		}
-	}
-	return nil
+	return hookclient.Run(hc.options(), stdin, stdout, stderr)
 }
 
 // askSensor sends the hook input to the sensor and reads its answer,
 // within hc.Timeout.
 func askSensor(hc HookConfig, raw []byte) (hookAnswer, error) {
-	var ans hookAnswer
-	deadline := time.Now().Add(hc.Timeout)
-	c, err := net.DialTimeout("unix", hc.Socket, hc.Timeout)
-	if err != nil {
-		return ans, fmt.Errorf("sensor not reachable: %w", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(deadline)
-	if _, err := c.Write(append(raw, '\n')); err != nil {
-		return ans, fmt.Errorf("asking the sensor: %w", err)
-	}
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	if err != nil {
-		return ans, fmt.Errorf("reading the sensor's answer: %w", err)
-	}
-	if err := json.Unmarshal(line, &ans); err != nil {
-		return ans, fmt.Errorf("the sensor's answer: %w", err)
-	}
-	if ans.Error != "" {
-		return ans, fmt.Errorf("the sensor did not decide: %s", ans.Error)
-	}
-	switch ans.Decision {
-	case event.DecisionAllow, event.DecisionDeny:
-	default:
-		return ans, fmt.Errorf("the sensor's answer: unknown decision %q", ans.Decision)
-	}
-	return ans, nil
-}
-
-// writeDecision prints Claude Code's decision. An allow prints nothing: the
-// call goes on to Claude Code's own permission checks, which an explicit
-// "allow" would skip.
-func writeDecision(ans hookAnswer, stdout io.Writer) error {
-	if ans.Decision != event.DecisionDeny {
-		return nil
-	}
-	var out preToolUseOutput
-	out.HookSpecificOutput.HookEventName = "PreToolUse"
-	out.HookSpecificOutput.PermissionDecision = event.DecisionDeny
-	out.HookSpecificOutput.PermissionDecisionReason = ans.Reason
-	b, err := json.Marshal(out)
-	if err != nil {
-		return err
-	}
-	_, err = stdout.Write(append(b, '\n'))
-	return err
-}
-
-// hookFallback applies the admin's choice when the sensor gave no answer:
-// fail-open (the default) logs a line and allows, fail-closed denies.
-func hookFallback(hc HookConfig, why error, stdout, stderr io.Writer) error {
-	if !hc.FailClosed {
-		fmt.Fprintf(stderr, "lineaged hook: %v; allowing (hook.fail_closed is off)\n", why)
-		return nil
-	}
-	fmt.Fprintf(stderr, "lineaged hook: %v; denying (hook.fail_closed)\n", why)
-	return writeDecision(hookAnswer{Decision: event.DecisionDeny,
-		Reason: fmt.Sprintf("lineaged: the security sensor did not answer (%v) and policy denies tool calls without it", why)}, stdout)
+	return hookclient.Ask(hc.options(), raw)
 }

@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/lineaged/lineaged/sensor/posture"
 )
 
 // DefaultManagedSettings is Claude Code's managed settings file on Linux:
 // settings an administrator sets and users cannot override.
-const DefaultManagedSettings = "/etc/claude-code/managed-settings.json"
+const DefaultManagedSettings = posture.DefaultManagedSettings
 
 func cmdHookInstall(args []string, stdout, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("hook install", pflag.ContinueOnError)
@@ -24,6 +27,7 @@ func cmdHookInstall(args []string, stdout, stderr io.Writer) error {
 	settings := fs.String("settings", DefaultManagedSettings, "Claude Code managed settings file to write or merge")
 	config := fs.String("config", "", "configuration file the hook reads (passed as --config in the hook's command)")
 	exe := fs.String("lineaged", "", "path of the lineaged binary the hook runs (default: this one)")
+	small := fs.Bool("small", true, "run the lineaged-hook binary installed beside lineaged, when there is one, with hook.* from the configuration as flags")
 	fs.Usage = func() { fmt.Fprintf(stderr, "%s\nFlags:\n%s", hookUsage, fs.FlagUsages()) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -48,6 +52,15 @@ func cmdHookInstall(args []string, stdout, stderr io.Writer) error {
 	if *config != "" {
 		command += " --config " + shellQuote(*config)
 	}
+	if hb := filepath.Join(filepath.Dir(path), HookBinary); *small && isRegular(hb) {
+		// The small hook binary takes its settings as flags, from the
+		// configuration as it is now.
+		cfg, err := loadConfig(fs, os.Getenv)
+		if err != nil {
+			return err
+		}
+		command = hookBinaryCommand(hb, cfg.Hook)
+	}
 	changed, err := installHook(*settings, command)
 	if err != nil {
 		return err
@@ -58,6 +71,24 @@ func cmdHookInstall(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s already runs %q\n", *settings, command)
 	}
 	return nil
+}
+
+// HookBinary is the small hook program installed beside lineaged.
+const HookBinary = "lineaged-hook"
+
+// hookBinaryCommand is the hook command running the small hook binary at
+// path with the settings of hc.
+func hookBinaryCommand(path string, hc HookConfig) string {
+	c := shellQuote(path) + " --socket " + shellQuote(hc.Socket) + " --timeout " + hc.Timeout.String()
+	if hc.FailClosed {
+		c += " --fail-closed"
+	}
+	return c
+}
+
+func isRegular(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
 }
 
 // hookEvents are the Claude Code hook events lineaged hook answers: the
@@ -93,6 +124,10 @@ func installHook(path, command string) (changed bool, err error) {
 		list, ok := hooks[name].([]any)
 		if !ok && hooks[name] != nil {
 			return false, fmt.Errorf("%s: \"hooks.%s\" is not a list, left as it is", path, name)
+		}
+		list, dropped := dropOtherLineagedHooks(list, command)
+		if dropped {
+			hooks[name], changed = list, true
 		}
 		if hasHookCommand(list, command) {
 			continue
@@ -133,6 +168,43 @@ func installHook(path, command string) (changed bool, err error) {
 		return false, err
 	}
 	return true, os.Rename(tmp.Name(), path)
+}
+
+// dropOtherLineagedHooks removes from a hook list the lineaged hooks that
+// are not command (an earlier install's, with another binary or other
+// settings), so a tool call is asked about once; entries left with no
+// hook go too. Everything else stays.
+func dropOtherLineagedHooks(entries []any, command string) ([]any, bool) {
+	dropped := false
+	out := entries[:0:0]
+	for _, e := range entries {
+		m, _ := e.(map[string]any)
+		hs, ok := m["hooks"].([]any)
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		keep := hs[:0:0]
+		for _, h := range hs {
+			hm, _ := h.(map[string]any)
+			c, _ := hm["command"].(string)
+			if c != command && posture.IsLineagedHook(c) {
+				dropped = true
+				continue
+			}
+			keep = append(keep, h)
+		}
+		if len(keep) == 0 {
+			continue
+		}
+		if len(keep) != len(hs) {
+			cp := maps.Clone(m)
+			cp["hooks"] = keep
+			e = cp
+		}
+		out = append(out, e)
+	}
+	return out, dropped
 }
 
 // hasHookCommand reports whether a PreToolUse list already runs command.

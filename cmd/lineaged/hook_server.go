@@ -13,12 +13,15 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/agent/claude"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
 )
@@ -42,7 +45,7 @@ type hookServer struct {
 	path   string
 	check  func(hookPeer, *hookInput) error
 	decide func(hookPeer, *hookInput) *event.Event
-	emit   func(*event.Event)
+	emit   func(hookPeer, *event.Event)
 	log    *slog.Logger
 	wg     sync.WaitGroup
 	once   sync.Once
@@ -160,7 +163,7 @@ func (s *hookServer) handle(c *net.UnixConn) {
 	}
 	ev := s.decide(peer, &in)
 	answer(hookAnswer{Decision: ev.Tool.Decision, Reason: ev.Tool.Reason})
-	s.emit(ev)
+	s.emit(peer, ev)
 }
 
 // peerOf reads the caller's credentials, as the kernel recorded them at
@@ -183,17 +186,26 @@ func peerOf(c *net.UnixConn) (hookPeer, error) {
 	return hookPeer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
 }
 
-// sameExecutable reports whether the process pid runs the same executable
-// file (device and inode) as this one.
-func sameExecutable(procRoot string, pid int32) (bool, error) {
-	var self, other syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(procRoot, "self", "exe"), &self); err != nil {
-		return false, err
-	}
+// hookExecutable reports whether the process pid runs this lineaged
+// executable, or the lineaged-hook binary installed beside it (same
+// device and inode).
+func hookExecutable(procRoot string, pid int32) (bool, error) {
+	var other syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(procRoot, strconv.Itoa(int(pid)), "exe"), &other); err != nil {
 		return false, err
 	}
-	return self.Dev == other.Dev && self.Ino == other.Ino, nil
+	self := filepath.Join(procRoot, "self", "exe")
+	candidates := []string{self}
+	if p, err := os.Readlink(self); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(p), HookBinary))
+	}
+	for _, c := range candidates {
+		var st syscall.Stat_t
+		if syscall.Stat(c, &st) == nil && st.Dev == other.Dev && st.Ino == other.Ino {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // startHooks opens the hook socket (hook.socket). A socket that cannot be
@@ -214,15 +226,17 @@ func (p *pipeline) startHooks() {
 		ln: ln, path: hc.Socket, log: log,
 		check:  p.checkHookPeer,
 		decide: p.decideHook,
-		emit:   p.engine.Emit,
+		emit:   func(peer hookPeer, ev *event.Event) { p.engine.EmitFor(uint32(peer.PID), ev) },
 	}
 	log.Info("answering agent hooks", "socket", hc.Socket, "group", hc.Group)
 }
 
-// checkHookPeer admits a caller that is a member of an agent session in
-// the kernel's session map and runs this very lineaged executable (same
-// device and inode): a hook process Claude Code started, not any process
-// that can reach the socket.
+// checkHookPeer admits a caller that runs this very lineaged executable
+// or the lineaged-hook beside it (same device and inode) and is a hook the agent of an agent session in
+// the kernel's session map started for the session the input names
+// (verifyHookCaller): not any process that can reach the socket, not a
+// tool call's process running the hook binary, not another session's
+// hook.
 func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
 	if in.SessionID == "" || in.ToolName == "" {
 		return errors.New("the hook input names no session or no tool")
@@ -232,28 +246,47 @@ func (p *pipeline) checkHookPeer(peer hookPeer, in *hookInput) error {
 	default:
 		return fmt.Errorf("hook event %q is not answered", in.HookEventName)
 	}
-	if !p.sensor.InSession(peer.PID) {
+	root, ok := p.sensor.SessionRoot(peer.PID)
+	if !ok {
 		return fmt.Errorf("pid %d is not a member of an agent session", peer.PID)
 	}
-	same, err := sameExecutable(procRoot, peer.PID)
+	same, err := hookExecutable(procRoot, peer.PID)
 	if err != nil {
 		return fmt.Errorf("pid %d: %w", peer.PID, err)
 	}
 	if !same {
-		return fmt.Errorf("pid %d does not run lineaged", peer.PID)
+		return fmt.Errorf("pid %d runs neither lineaged nor %s", peer.PID, HookBinary)
 	}
-	return nil
+	return verifyHookCaller(lineage.ProcFS{Root: procRoot}, uint32(peer.PID), root, in.SessionID)
 }
 
 // decideHook builds the agent.tool_call event of a hook call and has the
-// policy decide it.
+// policy decide it. An allowed PreToolUse is told to the agent
+// integration before the answer goes back, so the process the agent
+// starts for the call is tied to it exactly; a PostToolUse ends it.
 func (p *pipeline) decideHook(peer hookPeer, in *hookInput) *event.Event {
 	ev := &event.Event{
 		Time:     time.Now().UTC(),
 		Identity: &event.Identity{UID: peer.UID},
 		Posture:  p.postureNow.Latest(),
+		Agent:    &event.Agent{Name: "claude-code", SessionID: strings.ToLower(in.SessionID), Role: event.RoleHook},
 	}
-	return hookEvent(p.policy, ev, in)
+	ev = hookEvent(p.policy, ev, in)
+	if p.observer == nil {
+		return ev
+	}
+	switch {
+	case ev.Tool.Hook == policy.HookPreToolUse && ev.Tool.Decision == event.DecisionAllow:
+		c := claude.HookCall{SessionID: in.SessionID, ToolUseID: in.ToolUseID, ToolName: in.ToolName}
+		c.Command, _ = in.ToolInput["command"].(string)
+		if c.Path, _ = in.ToolInput["file_path"].(string); c.Path == "" {
+			c.Path, _ = in.ToolInput["notebook_path"].(string)
+		}
+		p.observer.HookCall(c)
+	case ev.Tool.Hook != policy.HookPreToolUse:
+		p.observer.HookDone(in.SessionID, in.ToolUseID)
+	}
+	return ev
 }
 
 // hookEvent is the agent.tool_call of a hook call: decided for PreToolUse,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,7 +71,7 @@ func startTestHookServer(t testing.TB, posture *event.Posture, refuse error) *te
 			ev := &event.Event{Time: time.Now(), Identity: &event.Identity{UID: peer.UID}, Posture: posture}
 			return hookEvent(stage, ev, in)
 		},
-		emit: func(ev *event.Event) {
+		emit: func(_ hookPeer, ev *event.Event) {
 			ts.mu.Lock()
 			ts.events = append(ts.events, ev)
 			ts.mu.Unlock()
@@ -370,5 +371,130 @@ func TestHookRecordsTheOutcome(t *testing.T) {
 	}
 	if out.Len() != 0 || !strings.Contains(errb.String(), "PostToolUse of p4 not recorded") {
 		t.Errorf("post-call hook without the sensor: stdout %q stderr %q", out.String(), errb.String())
+	}
+}
+
+// With lineaged-hook installed beside lineaged, hook install puts the
+// small binary in the settings with hook.* from the configuration as
+// flags, and replaces an earlier install's lineaged hook instead of
+// adding a second one.
+func TestHookInstallPrefersTheHookBinary(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	for _, n := range []string{"lineaged", HookBinary} {
+		if err := os.MkdirAll(bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/true\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "l.yaml")
+	if err := os.WriteFile(cfg, []byte("hook:\n  socket: /run/x/hook.sock\n  timeout: 150ms\n  fail_closed: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := filepath.Join(dir, "managed-settings.json")
+	old := `{"hooks":{"PreToolUse":[{"matcher":"*","hooks":[{"type":"command","command":"/usr/bin/lineaged hook"},{"type":"command","command":"/opt/audit"}]}]}}`
+	if err := os.WriteFile(settings, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := realMain([]string{"hook", "install", "--settings", settings, "--lineaged", filepath.Join(bin, "lineaged"), "--config", cfg}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := filepath.Join(bin, HookBinary) + " --socket /run/x/hook.sock --timeout 150ms --fail-closed"
+	b, _ := os.ReadFile(settings)
+	var got struct {
+		Hooks map[string][]struct {
+			Hooks []struct{ Command string } `json:"hooks"`
+		} `json:"hooks"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range hookEvents {
+		var cmds []string
+		for _, e := range got.Hooks[ev] {
+			for _, h := range e.Hooks {
+				cmds = append(cmds, h.Command)
+			}
+		}
+		wantCmds := []string{want}
+		if ev == "PreToolUse" {
+			wantCmds = []string{"/opt/audit", want}
+		}
+		if !slices.Equal(cmds, wantCmds) {
+			t.Errorf("%s runs %q, want %q", ev, cmds, wantCmds)
+		}
+	}
+	// --small=false keeps `lineaged hook`.
+	if code := realMain([]string{"hook", "install", "--settings", settings, "--lineaged", filepath.Join(bin, "lineaged"), "--small=false"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if b, _ := os.ReadFile(settings); strings.Contains(string(b), HookBinary) || !strings.Contains(string(b), filepath.Join(bin, "lineaged")+" hook") {
+		t.Errorf("--small=false: %s", b)
+	}
+}
+
+// BenchmarkHookProcess measures what Claude Code waits for at each tool
+// call: a whole hook process, started, asking a live hook server and
+// answering, for lineaged-hook and for `lineaged hook`, with /bin/true as
+// the baseline of process start on this machine in the same run. It
+// reports p50 and p99 of each (ms) and their ratios to /bin/true's.
+func BenchmarkHookProcess(b *testing.B) {
+	dir := b.TempDir()
+	build := func(pkg, name string) string {
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("go build %s: %v\n%s", pkg, err, o)
+		}
+		return out
+	}
+	small := build("../lineaged-hook", HookBinary)
+	big := build(".", "lineaged")
+	ts := startTestHookServer(b, noncompliantPosture, nil)
+	cfg := filepath.Join(dir, "l.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("hook:\n  socket: %s\n  timeout: 2s\n", ts.hc.Socket)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	input := hookJSON("Bash", "toolu_bench")
+	runs := []struct {
+		name string
+		argv []string
+		deny bool
+	}{
+		{"true", []string{"/bin/true"}, false},
+		{"lineaged-hook", []string{small, "--socket", ts.hc.Socket, "--timeout", "2s"}, true},
+		{"lineaged-hook-cmd", []string{big, "hook", "--config", cfg}, true},
+	}
+	lat := make([][]time.Duration, len(runs))
+	b.ResetTimer()
+	for range b.N {
+		// Interleaved, so load on a shared host hits each alike.
+		for i, r := range runs {
+			cmd := exec.Command(r.argv[0], r.argv[1:]...)
+			cmd.Stdin = strings.NewReader(input)
+			start := time.Now()
+			out, err := cmd.Output()
+			lat[i] = append(lat[i], time.Since(start))
+			if err != nil || r.deny != strings.Contains(string(out), `"deny"`) {
+				b.Fatalf("%s: %v %s", r.name, err, out)
+			}
+		}
+	}
+	b.StopTimer()
+	q := func(l []time.Duration, p float64) float64 {
+		s := slices.Clone(l)
+		slices.Sort(s)
+		return float64(s[int(float64(len(s)-1)*p)].Microseconds()) / 1000
+	}
+	for i, r := range runs {
+		b.ReportMetric(q(lat[i], 0.5), r.name+"-p50-ms")
+		b.ReportMetric(q(lat[i], 0.99), r.name+"-p99-ms")
+		if i > 0 {
+			b.ReportMetric(q(lat[i], 0.99)/q(lat[0], 0.99), r.name+"-p99/true")
+		}
 	}
 }

@@ -332,6 +332,9 @@ func (p *pipeline) close() error {
 	if p.sink != nil {
 		errs = append(errs, p.sink.Close())
 	}
+	if p.inspect != nil {
+		p.inspect.Close() // saves the hash cache; logs its own failure
+	}
 	return errors.Join(errs...)
 }
 

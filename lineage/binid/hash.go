@@ -1,6 +1,7 @@
 // Package binid is binary identity: the SHA-256 of the exact file a process
 // executed (read through /proc/<pid>/exe, never by reopening its path),
-// cached by (dev, inode, size, mtime, ctime), and a verdict on it from
+// cached by (dev, inode, size, mtime, ctime) in memory and, with its birth
+// time, across restarts in a state directory (persist.go), and a verdict on it from
 // detached signatures (sigstore) and package databases (dpkg).
 package binid
 
@@ -31,6 +32,10 @@ type Digests struct {
 	MD5    []byte // only when a package claims the path
 	SHA512 []byte // only when an Ed25519 key is trusted (Ed25519ph)
 	Stat   sensor.FileStat
+	// id and where are the identity and host path of the file for the
+	// persisted cache; where is "" when it is not kept there.
+	id    fileID
+	where string
 }
 
 // sameFile compares the identity of the exec (want, possibly with the

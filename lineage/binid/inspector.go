@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,6 +35,15 @@ type Config struct {
 	// MaxCached bounds each cache (hashes by file identity, verdicts);
 	// default 16384.
 	MaxCached int `mapstructure:"-"`
+	// CacheDir keeps the hash cache across restarts (persist.go): a
+	// directory of its own, 0700, holding one 0600 file; "" keeps it in
+	// memory only.
+	CacheDir string `mapstructure:"cache_dir"`
+	// SaveInterval is how often a changed cache is saved; default 1m.
+	// It is always saved at Close.
+	SaveInterval time.Duration `mapstructure:"-"`
+	// CacheBytes bounds the cache file's records; default 8 MiB.
+	CacheBytes int `mapstructure:"-"`
 }
 
 // Inspector implements lineage.BinaryInspector.
@@ -53,6 +63,12 @@ type Inspector struct {
 	// exec'd in a loop is not read again each time.
 	limited  map[sensor.FileStat]*event.Binary
 	verdicts map[verdictKey]*event.Binary
+
+	// store persists the hashes (nil: memory only); hashed counts files
+	// read and hashed.
+	store     *store
+	closeOnce sync.Once
+	hashed    atomic.Uint64
 }
 
 type verdictKey struct {
@@ -84,20 +100,63 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 	if cfg.MaxCached == 0 {
 		cfg.MaxCached = 16384
 	}
-	if cfg.Workers < 0 || cfg.MaxBytes < 0 || cfg.Timeout < 0 || cfg.MaxCached < 0 {
+	if cfg.SaveInterval == 0 {
+		cfg.SaveInterval = defaultSaveInterval
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = defaultCacheBytes
+	}
+	if cfg.Workers < 0 || cfg.MaxBytes < 0 || cfg.Timeout < 0 || cfg.MaxCached < 0 || cfg.SaveInterval < 0 || cfg.CacheBytes < 0 {
 		return nil, fmt.Errorf("binid: negative limit in %+v", cfg)
 	}
 	if policy == nil {
 		policy = &TrustPolicy{Version: "none", MaxSigBytes: 1 << 20}
 	}
-	return &Inspector{
+	in := &Inspector{
 		cfg: cfg, policy: policy, pkgs: pkgs, log: log.With("component", "binid"),
 		sem:      make(chan struct{}, cfg.Workers),
 		bgSem:    make(chan struct{}, 1),
 		hashes:   make(map[sensor.FileStat]*Digests),
 		limited:  make(map[sensor.FileStat]*event.Binary),
 		verdicts: make(map[verdictKey]*event.Binary),
-	}, nil
+	}
+	if cfg.CacheDir != "" {
+		// Each record is kept under two keys (both dev_t encodings), and
+		// MaxCached bounds the keys: records fill at most half of it, so
+		// a full file is not wiped by the reset the next hash would
+		// trigger at the bound.
+		st, err := openStore(cfg.CacheDir, max(cfg.MaxCached/4, 1), cfg.CacheBytes, in.log)
+		if err != nil {
+			// Only slower: every binary is hashed again after a restart.
+			in.log.Error("binary hash cache not kept across restarts", "err", err)
+		} else {
+			in.store = st
+			in.loadCache() // drops the store when its directory is unfit
+		}
+		if in.store != nil {
+			go in.persist(cfg.SaveInterval)
+		}
+	}
+	return in, nil
+}
+
+// Close saves the hash cache when it changed (kept in CacheDir) and
+// stops its periodic save; a failure is logged, as the cache only saves
+// work.
+func (in *Inspector) Close() {
+	in.closeOnce.Do(func() {
+		if in.store == nil {
+			return
+		}
+		close(in.store.stop)
+		<-in.store.done
+		if !in.store.dirty.Load() {
+			return
+		}
+		if err := in.saveCache(); err != nil {
+			in.log.Error("saving the binary hash cache", "err", err)
+		}
+	})
 }
 
 var _ lineage.BinaryInspector = (*Inspector)(nil)
@@ -201,6 +260,8 @@ func (in *Inspector) hash(ctx context.Context, req lineage.BinaryRequest, needMD
 	if err != nil {
 		return nil, in.hashFailed(ctx, req, err)
 	}
+	in.hashed.Add(1)
+	in.remember(d, req.Path)
 	in.mu.Lock()
 	if len(in.hashes) >= in.cfg.MaxCached {
 		clear(in.hashes) // rare; a full reset keeps the bound simple

@@ -196,7 +196,26 @@ type Agent struct {
 type ToolUse struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+	// Attribution is how the tie was made (AttributionExact...); empty on
+	// a placeholder still waiting for its tool_use id.
+	Attribution string `json:"attribution,omitempty"`
+	// NoHookDecision marks a tool process of a session whose agent asks
+	// lineaged's hook about its tool calls, started with no hook decision
+	// naming it: the call went around the hook.
+	NoHookDecision bool `json:"no_hook_decision,omitempty"`
 }
+
+// How a tool call was tied to a process or file event.
+const (
+	// AttributionExact: the agent's PreToolUse hook named the call (its
+	// tool_use id and input) before the process started.
+	AttributionExact = "exact"
+	// AttributionTranscript: the session transcript's tool_use record
+	// whose command (Bash) equals the process's.
+	AttributionTranscript = "transcript"
+	// AttributionPath: a Read, Write or Edit call naming the file's path.
+	AttributionPath = "path"
+)
 
 // Tool-call decisions.
 const (

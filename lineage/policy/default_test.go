@@ -220,6 +220,40 @@ var defaultCases = []struct {
 	{"docker outside any session", func() *event.Event {
 		return outside(exec("/usr/bin/docker", "/home/dev/proj", event.VerdictPackageVerified, "ps"))
 	}, ""},
+
+	// tool-without-hook-decision
+	{"tool process around the hook", func() *event.Event {
+		return with(exec("/usr/bin/bash", "/home/dev/proj", event.VerdictPackageVerified, "-c", "id"), func(ev *event.Event) {
+			ev.Agent.ToolUse = &event.ToolUse{ID: "toolu_9", Name: "Bash", Attribution: event.AttributionTranscript, NoHookDecision: true}
+		})
+	}, "tool-without-hook-decision"},
+	{"tool process the hook named", func() *event.Event {
+		return with(exec("/usr/bin/bash", "/home/dev/proj", event.VerdictPackageVerified, "-c", "id"), func(ev *event.Event) {
+			ev.Agent.ToolUse = &event.ToolUse{ID: "toolu_9", Name: "Bash", Attribution: event.AttributionExact}
+		})
+	}, ""},
+	{"descendant without a tool call", func() *event.Event {
+		return with(exec("/usr/bin/bash", "/home/dev/proj", event.VerdictPackageVerified, "-c", "id"), func(ev *event.Event) {
+			ev.Agent.ToolUse, ev.Agent.Role = nil, event.RoleDescendant
+		})
+	}, ""},
+
+	// managed-settings-tampered
+	{"write managed settings", func() *event.Event {
+		return open("/etc/claude-code/managed-settings.json", event.ModeWrite)
+	}, "managed-settings-tampered"},
+	{"rename over managed settings", func() *event.Event {
+		return rename("/tmp/x.json", "/etc/claude-code/managed-settings.json")
+	}, "managed-settings-tampered"},
+	{"delete managed settings", func() *event.Event {
+		return with(open("/etc/claude-code/managed-settings.json", event.ModeWrite), func(ev *event.Event) { ev.Kind = event.KindFileDelete })
+	}, "managed-settings-tampered"},
+	{"read managed settings", func() *event.Event {
+		return open("/etc/claude-code/managed-settings.json", event.ModeRead)
+	}, ""},
+	{"write a project's settings", func() *event.Event {
+		return open("/home/dev/proj/.claude/settings.json", event.ModeWrite)
+	}, ""},
 }
 
 // Each default rule fires on its scripted events and no rule fires on the

@@ -70,7 +70,7 @@ func (s *Stage) DecideTool(ev *event.Event, req ToolRequest) *event.Event {
 	}
 	if ev.Agent != nil && req.ToolUseID != "" {
 		ag := *ev.Agent
-		ag.ToolUse = &event.ToolUse{ID: req.ToolUseID, Name: req.ToolName}
+		ag.ToolUse = &event.ToolUse{ID: req.ToolUseID, Name: req.ToolName, Attribution: event.AttributionExact}
 		ev.Agent = &ag
 	}
 	rs := s.rules.Load()

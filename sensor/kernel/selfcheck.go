@@ -77,9 +77,20 @@ func (s *Sensor) loadedPrograms() map[string]*ebpf.Program {
 // InSession reports whether the kernel's session map holds pid, that is
 // whether the process belongs to an agent session. One map lookup.
 func (s *Sensor) InSession(pid int32) bool {
+	_, ok := s.SessionRoot(pid)
+	return ok
+}
+
+// SessionRoot returns the pid of the root of the agent session the
+// kernel's session map files pid under; false when pid is in no session.
+// One map lookup.
+func (s *Sensor) SessionRoot(pid int32) (uint32, bool) {
 	if pid <= 0 || s.maps.Sessions == nil {
-		return false
+		return 0, false
 	}
 	var v processSession
-	return s.maps.Sessions.Lookup(uint32(pid), &v) == nil
+	if s.maps.Sessions.Lookup(uint32(pid), &v) != nil {
+		return 0, false
+	}
+	return v.RootPid, true
 }

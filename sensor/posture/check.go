@@ -35,6 +35,7 @@ const (
 	CheckUpdatesFresh    = "os_updates_fresh"
 	CheckSensorAttached  = "sensor_attached"
 	CheckNoAgentListener = "no_agent_listener"
+	CheckAgentHooks      = "agent_hooks"
 )
 
 // builtin returns a fresh instance of every built-in check, in report order,
@@ -56,6 +57,7 @@ func builtin(cfg Config, clock func() time.Time) []Check {
 		UpdatesFresh{MaxIndexAge: cfg.Updates.MaxIndexAge, MaxUpgradeAge: cfg.Updates.MaxUpgradeAge, Now: clock},
 		SensorAttached{Attached: cfg.Attached},
 		NoAgentListener{InSession: cfg.InSession},
+		AgentHooks{Path: cfg.ManagedSettings},
 	}
 }
 

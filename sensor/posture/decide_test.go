@@ -405,14 +405,18 @@ func TestRequiredDecidesCompliance(t *testing.T) {
 }
 
 func TestDefaultChecksNeedTheirFacts(t *testing.T) {
-	s, err := New(Config{}, nil, nil)
+	s, err := New(Config{ManagedSettings: "/nonexistent/managed-settings.json"}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.Checks(); slices.Contains(got, CheckSensorAttached) || slices.Contains(got, CheckNoAgentListener) || len(got) != len(CheckNames())-2 {
-		t.Errorf("default checks without Attached/InSession: %v", got)
+	if got := s.Checks(); slices.Contains(got, CheckSensorAttached) || slices.Contains(got, CheckNoAgentListener) || slices.Contains(got, CheckAgentHooks) || len(got) != len(CheckNames())-3 {
+		t.Errorf("default checks without Attached/InSession/managed settings: %v", got)
 	}
-	s, err = New(Config{Attached: func() ([]string, []string, error) { return nil, nil, nil }, InSession: func(int32) bool { return false }}, nil, nil)
+	settings := filepath.Join(t.TempDir(), "managed-settings.json")
+	if err := os.WriteFile(settings, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = New(Config{Attached: func() ([]string, []string, error) { return nil, nil, nil }, InSession: func(int32) bool { return false }, ManagedSettings: settings}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,12 @@ type Config struct {
 	// Nil leaves no_agent_listener out of the default set (named
 	// explicitly, it fails with "cannot determine").
 	InSession func(pid int32) bool `mapstructure:"-"`
+	// ManagedSettings is Claude Code's managed settings file agent_hooks
+	// reads (under Root); empty means DefaultManagedSettings. With Checks
+	// empty, agent_hooks runs only when the file exists at start: a host
+	// that never installed the hook is not non-compliant for it, one that
+	// did is, once the hook is gone. Name it in checks to require it.
+	ManagedSettings string `mapstructure:"managed_settings"`
 }
 
 // UpdatesConfig bounds the age of the package manager's last index update
@@ -112,6 +118,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Root == "" {
 		c.Root = "/"
+	}
+	if c.ManagedSettings == "" {
+		c.ManagedSettings = DefaultManagedSettings
+	}
+	if !filepath.IsAbs(c.ManagedSettings) {
+		return fmt.Errorf("posture.managed_settings: %q is not an absolute path", c.ManagedSettings)
 	}
 	if !filepath.IsAbs(c.Root) {
 		return fmt.Errorf("posture.root: %q is not an absolute path", c.Root)
@@ -260,6 +272,13 @@ func enabled(cfg Config, name string) bool {
 		return cfg.Attached != nil
 	case CheckNoAgentListener:
 		return cfg.InSession != nil
+	case CheckAgentHooks:
+		p := cfg.ManagedSettings
+		if p == "" {
+			p = DefaultManagedSettings
+		}
+		_, err := os.Stat(Root(cfg.Root).Path(p))
+		return err == nil
 	}
 	return true
 }

@@ -23,10 +23,13 @@ import (
 // session is one Claude Code run of the test.
 type session struct {
 	name, home, work string
-	cmd              *exec.Cmd
-	done             chan error
-	uuid             string
-	rootExecID       string
+	// wrap, when set, runs Claude Code through this command line (the
+	// agent's argv is appended).
+	wrap       []string
+	cmd        *exec.Cmd
+	done       chan error
+	uuid       string
+	rootExecID string
 }
 
 func newSession(t *testing.T, base, name string) *session {
@@ -44,7 +47,11 @@ func (s *session) start(t *testing.T, claude, apiURL, apiKey, prompt string, arg
 	argv := append([]string{"-p", prompt, "--dangerously-skip-permissions"}, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	s.cmd = exec.CommandContext(ctx, claude, argv...)
+	argv = append([]string{claude}, argv...)
+	if len(s.wrap) > 0 {
+		argv = append(append([]string(nil), s.wrap...), argv...)
+	}
+	s.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
 	s.cmd.Dir = s.work
 	s.cmd.Env = claudeEnv(s.home, apiURL, apiKey)
 	out, err := os.Create(filepath.Join(s.home, "claude.out"))

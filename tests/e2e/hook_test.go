@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,157 +16,334 @@ import (
 	"github.com/lineaged/lineaged/tests/testutil"
 )
 
-// TestClaudeCodeHook runs the real Claude Code with lineaged's PreToolUse
-// hook under the real sensor, twice: with the posture failing, the shipped
-// rule posture-noncompliant-deny-tool denies a Bash tool call, which never
-// runs, and the model receives the denial as the tool's result; with the
-// posture passing, the same call runs.
+// managedSettingsDir is where Claude Code reads its managed settings on
+// Linux, a fixed path.
+const managedSettingsDir = "/etc/claude-code"
+
+// managedSettings gives a Claude Code run its own managed settings: a
+// directory of the test bind-mounted over /etc/claude-code in a private
+// mount namespace of that run only (unshare), so the hook is installed
+// where administrators install it, `lineaged hook install` writes it, and
+// no other Claude Code on the machine sees it. It returns the settings
+// file (outside the namespace) and the wrapper command for session.wrap.
+func managedSettings(t *testing.T, dir string) (file string, wrap []string) {
+	t.Helper()
+	for _, tool := range []string{"unshare", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s (util-linux) is needed to give Claude Code its own managed settings: %v", tool, err)
+		}
+	}
+	if _, err := os.Stat(managedSettingsDir); errors.Is(err, fs.ErrNotExist) {
+		// The mount point must exist; an empty directory is what Claude
+		// Code finds outside the namespace.
+		if err := os.Mkdir(managedSettingsDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(managedSettingsDir) })
+	}
+	own := filepath.Join(dir, "etc-claude-code")
+	if err := os.MkdirAll(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(own, "managed-settings.json"), []string{
+		"unshare", "--mount", "--propagation", "private", "--",
+		"/bin/sh", "-c", `mount --bind "$0" ` + managedSettingsDir + ` && exec "$@"`, own,
+	}
+}
+
+// hookRun is one Claude Code session under the sensor with lineaged's
+// hooks installed in its managed settings.
+type hookRun struct {
+	sess   *session
+	api    *fakeapi.Server
+	evs    []*event.Event
+	script string
+}
+
+// runHooked installs the hook with `lineaged hook install` into the
+// session's managed settings, starts the sensor with the shipped rules and
+// the given required posture check, and runs Claude Code through turns.
+func runHooked(t *testing.T, claude, lineaged, tmp, name, check string, turns []fakeapi.Turn) *hookRun {
+	t.Helper()
+	nonce := fmt.Sprint(time.Now().UnixNano())
+	dir := filepath.Join(tmp, name)
+	sess := newSession(t, tmp, name)
+	socket := filepath.Join(dir, "run", "hook.sock")
+	cfg := filepath.Join(dir, "lineaged.yaml")
+	rules := filepath.Join(repoRoot(t), "deploy", "rules")
+	writeFile(t, cfg, fmt.Sprintf("posture:\n  checks: [%s]\n  required: [%s]\npolicy:\n  rules: %s\nhook:\n  socket: %s\n  timeout: 2s\n",
+		check, check, rules, socket))
+	settings, wrap := managedSettings(t, dir)
+	sess.wrap = wrap
+	if b, err := exec.Command(lineaged, "hook", "install", "--settings", settings, "--config", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("hook install: %v\n%s", err, b)
+	}
+	r := &hookRun{sess: sess, script: "hook-" + name}
+	api, err := fakeapi.Start([]fakeapi.Script{{Name: r.script, Match: "e2e-hook-" + name + "-" + nonce, Turns: turns}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { api.Close() })
+	r.api = api
+	out := filepath.Join(dir, "events.jsonl")
+	sens := startSensor(t, lineaged, out, "--config", cfg)
+	sess.start(t, claude, api.URL(), "sk-ant-e2e-"+nonce, "e2e-hook-"+name+"-"+nonce)
+	last := fakeapi.ToolUseID(r.script, len(turns)-2)
+	sess.wait(t, fakeapi.ToolUseID(r.script, 0))
+	sens.waitFor(t, 60*time.Second, "the agent.tool_call of "+last, func(evs []*event.Event) bool {
+		for _, e := range evs {
+			if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == last {
+				return true
+			}
+		}
+		return false
+	})
+	// The PostToolUse record and the alerts follow; stopping the sensor
+	// flushes everything.
+	time.Sleep(500 * time.Millisecond)
+	sens.stop(t)
+	r.evs = sens.events(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, e := range r.evs {
+				if e.Agent != nil && (e.Kind == event.KindProcessExec || e.Kind == event.KindAgentToolCall || e.Kind == event.KindPolicyAlert) {
+					t.Logf("event: %s", describe(e))
+				}
+			}
+			b, _ := os.ReadFile(filepath.Join(sess.home, "claude.out"))
+			t.Logf("claude output:\n%s\nsensor stderr:\n%s", b, tail(sens.stderrString(), 3000))
+		}
+	})
+	return r
+}
+
+// call is the agent.tool_call of hook for id.
+func (r *hookRun) call(id, hook string) *event.Event {
+	for _, e := range r.evs {
+		if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id && e.Tool.Hook == hook {
+			return e
+		}
+	}
+	return nil
+}
+
+// result is the tool result the scripted API received for id.
+func (r *hookRun) result(t *testing.T, id string) *fakeapi.ToolResult {
+	t.Helper()
+	for _, q := range r.api.Requests() {
+		for i := range q.ToolResults {
+			if q.ToolResults[i].ToolUseID == id {
+				return &q.ToolResults[i]
+			}
+		}
+	}
+	t.Fatalf("the API never received the result of %s", id)
+	return nil
+}
+
+// alerts are the rule ids of the policy.alert events of the run.
+func (r *hookRun) alerts() map[string][]*event.Event {
+	out := map[string][]*event.Event{}
+	for _, e := range r.evs {
+		if e.Kind == event.KindPolicyAlert && e.Alert != nil {
+			out[e.Alert.Rule] = append(out[e.Alert.Rule], e)
+		}
+	}
+	return out
+}
+
+// toolProcess is the exec of the Bash tool process whose argv names s.
+func (r *hookRun) toolProcess(s string) *event.Event {
+	for _, e := range r.evs {
+		if e.Kind == event.KindProcessExec && e.Agent != nil && e.Agent.Role == event.RoleTool && argvHas(e.Process, s) && strings.Contains(strings.Join(e.Process.Argv, " "), "eval ") {
+			return e
+		}
+	}
+	return nil
+}
+
+// checkCall checks the agent.tool_call of a PreToolUse: the tool, the
+// session, the hook process with the agent above it, the agent block.
+func (r *hookRun) checkCall(t *testing.T, call *event.Event, id string) {
+	t.Helper()
+	if call == nil {
+		t.Fatalf("no agent.tool_call for %s", id)
+	}
+	tc := call.Tool
+	if tc.Name != "Bash" || tc.SessionID != r.sess.uuid {
+		t.Errorf("tool call %+v (session %s)", tc, r.sess.uuid)
+	}
+	if call.Process == nil || !strings.HasSuffix(call.Process.Exe, "/lineaged-hook") {
+		t.Errorf("tool call process %+v", call.Process)
+	}
+	a := call.Agent
+	if a == nil || a.Name != "claude-code" || a.SessionID != r.sess.uuid || a.RootExecID == "" || a.Role != event.RoleHook ||
+		a.ToolUse == nil || a.ToolUse.ID != id || a.ToolUse.Attribution != event.AttributionExact {
+		t.Errorf("tool call agent %+v tool_use %+v", a, a.ToolUse)
+	} else if !ancestryHas(call, a.RootExecID) {
+		t.Errorf("the hook's ancestry does not reach the agent %s: %s", a.RootExecID, describe(call))
+	}
+}
+
+func ancestryHas(e *event.Event, execID string) bool {
+	for _, p := range e.Ancestry {
+		if p.ExecID == execID {
+			return true
+		}
+	}
+	return false
+}
+
+// TestClaudeCodeHook runs the real Claude Code with lineaged's hooks
+// installed by `lineaged hook install` in its managed settings
+// (/etc/claude-code/managed-settings.json, in a mount namespace of its
+// own), under the real sensor with the shipped rules.
 //
-// The hook is installed by `lineaged hook install` into a settings file
-// given to Claude Code with --settings, not into
-// /etc/claude-code/managed-settings.json: Claude Code 2.1.332 reads managed
-// settings only from that fixed path (its override hook is compiled out),
-// and writing it would put the hook in every Claude Code run on this
-// machine, other tests' included.
+//   - noncompliant: the posture fails; the shipped rule
+//     posture-noncompliant-deny-tool denies a Bash call, which never runs
+//     (no process, no marker), the model receives the denial as the tool
+//     result, and a policy.action carries the tool_use id.
+//   - compliant: the same call runs; its process carries the tool_use id
+//     with attribution exact, and the PostToolUse records the outcome.
+//   - tamper: the agent, as an attacker would, overwrites the managed
+//     settings from a Bash call, then runs another command. The write is
+//     alerted (managed-settings-tampered); the next command's process is
+//     either decided by the hook (exact) or, if the agent dropped the
+//     hook, flagged and alerted (tool-without-hook-decision): never quietly
+//     unaccounted for.
 func TestClaudeCodeHook(t *testing.T) {
-	testutil.RequireRoot(t, "to load BPF programs")
+	testutil.RequireRoot(t, "to load BPF programs and mount the managed settings")
 	claude := installClaude(t)
 	tmp := t.TempDir()
 	lineaged := goBuild(t, tmp, "./cmd/lineaged", "lineaged")
-	nonce := fmt.Sprint(time.Now().UnixNano())
-	apiKey := "sk-ant-e2e-" + nonce
-	rules := filepath.Join(repoRoot(t), "deploy", "rules")
+	// Beside it, the small hook binary hook install puts in the settings.
+	goBuild(t, tmp, "./cmd/lineaged-hook", "lineaged-hook")
 
-	for _, c := range []struct {
-		name   string
-		checks string // posture.checks, all required
-		deny   bool
-	}{
+	t.Run("noncompliant", func(t *testing.T) {
+		marker := filepath.Join(tmp, "noncompliant-marker")
 		// No firewall rule set on this test host: non-compliant.
-		{"noncompliant", "firewall", true},
-		{"compliant", "aslr", false},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(tmp, c.name)
-			sess := newSession(t, tmp, c.name)
-			marker := filepath.Join(sess.work, "marker")
-			socket := filepath.Join(dir, "run", "hook.sock")
-			cfg := filepath.Join(dir, "lineaged.yaml")
-			writeFile(t, cfg, fmt.Sprintf("posture:\n  checks: [%s]\n  required: [%s]\npolicy:\n  rules: %s\nhook:\n  socket: %s\n  timeout: 2s\n",
-				c.checks, c.checks, rules, socket))
-			settings := filepath.Join(dir, "managed-settings.json")
-			if b, err := exec.Command(lineaged, "hook", "install", "--settings", settings, "--config", cfg).CombinedOutput(); err != nil {
-				t.Fatalf("hook install: %v\n%s", err, b)
-			}
-
-			script := "hook-" + c.name
-			id := fakeapi.ToolUseID(script, 0)
-			api, err := fakeapi.Start([]fakeapi.Script{{Name: script, Match: "e2e-hook-" + c.name + "-" + nonce, Turns: []fakeapi.Turn{
-				{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
-				{Text: "done"},
-			}}}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer api.Close()
-
-			out := filepath.Join(dir, "events.jsonl")
-			sens := startSensor(t, lineaged, out, "--config", cfg)
-			sess.start(t, claude, api.URL(), apiKey, "e2e-hook-"+c.name+"-"+nonce, "--settings", settings)
-			sess.wait(t, id)
-			evs := sens.waitFor(t, 60*time.Second, "the agent.tool_call of "+id, func(evs []*event.Event) bool {
-				for _, e := range evs {
-					if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id {
-						return true
-					}
-				}
-				return false
-			})
-			// The policy.action follows its tool call at once; give the
-			// sink a moment by stopping the sensor (it flushes).
-			sens.stop(t)
-			evs = sens.events(t)
-			defer func() {
-				if t.Failed() {
-					b, _ := os.ReadFile(filepath.Join(sess.home, "claude.out"))
-					t.Logf("claude output:\n%s\nsensor stderr:\n%s", b, tail(sens.stderrString(), 3000))
-				}
-			}()
-
-			var call, action *event.Event
-			for _, e := range evs {
-				switch {
-				case e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id && e.Tool.Hook == "PreToolUse":
-					call = e
-				case e.Kind == event.KindPolicyAction && e.Tool != nil && e.Tool.ID == id:
-					action = e
-				}
-			}
-			if call == nil {
-				t.Fatalf("no agent.tool_call for %s", id)
-			}
-			tc := call.Tool
-			if tc.Name != "Bash" || tc.Hook != "PreToolUse" || tc.SessionID != sess.uuid || !strings.Contains(tc.Input["command"], marker) {
-				t.Errorf("tool call %+v (session %s)", tc, sess.uuid)
-			}
-			if call.Posture == nil || call.Posture.Compliant == c.deny {
-				t.Errorf("tool call posture %+v", call.Posture)
-			}
-			var result *fakeapi.ToolResult
-			for _, r := range api.Requests() {
-				for i := range r.ToolResults {
-					if r.ToolResults[i].ToolUseID == id {
-						result = &r.ToolResults[i]
-					}
-				}
-			}
-			if result == nil {
-				t.Fatalf("the API never received the result of %s", id)
-			}
-			t.Logf("%s: decision %s, tool result the model got (is_error %v): %q", id, tc.Decision, result.IsError, result.Content)
-			_, statErr := os.Stat(marker)
-			if !c.deny {
-				if tc.Decision != event.DecisionAllow || action != nil {
-					t.Errorf("compliant: decision %s, policy.action %v", tc.Decision, action != nil)
-				}
-				if statErr != nil {
-					t.Errorf("the allowed call did not run: %v", statErr)
-				}
-				// The PostToolUse hook recorded how the call ended.
-				var post *event.ToolCall
-				for _, e := range evs {
-					if e.Kind == event.KindAgentToolCall && e.Tool != nil && e.Tool.ID == id && e.Tool.Hook == "PostToolUse" {
-						post = e.Tool
-					}
-				}
-				if post == nil || post.Outcome != event.OutcomeSuccess || post.DurationMS == nil {
-					t.Errorf("PostToolUse record %+v", post)
-				} else {
-					t.Logf("%s: outcome %s in %d ms", id, post.Outcome, *post.DurationMS)
-				}
-				return
-			}
-			if tc.Decision != event.DecisionDeny || tc.Rule != "posture-noncompliant-deny-tool" ||
-				!strings.Contains(tc.Reason, "failed checks: firewall") {
-				t.Errorf("decision %+v", tc)
-			}
-			if statErr == nil {
-				t.Error("the denied call ran: the marker exists")
-			}
-			for _, e := range evs {
-				if e.Kind == event.KindProcessExec && e.Process != nil && argvHas(e.Process, marker) {
-					t.Errorf("the denied call started a process: %s", describe(e))
-				}
-			}
-			if !strings.Contains(result.Content, "posture-noncompliant-deny-tool") || !strings.Contains(result.Content, "firewall") {
-				t.Errorf("tool result the model got: %+v", result)
-			}
-			if action == nil {
-				t.Fatalf("no policy.action with tool_use id %s", id)
-			}
-			if a := action.Alert; a == nil || a.Action != "deny-tool" || a.Result != "done" || a.Rule != "posture-noncompliant-deny-tool" {
-				t.Errorf("policy.action %+v", action.Alert)
-			}
+		r := runHooked(t, claude, lineaged, tmp, "noncompliant", "firewall", []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
+			{Text: "done"},
 		})
-	}
+		id := fakeapi.ToolUseID(r.script, 0)
+		call := r.call(id, "PreToolUse")
+		r.checkCall(t, call, id)
+		tc := call.Tool
+		if call.Posture == nil || call.Posture.Compliant {
+			t.Errorf("tool call posture %+v", call.Posture)
+		}
+		if tc.Decision != event.DecisionDeny || tc.Rule != "posture-noncompliant-deny-tool" || !strings.Contains(tc.Reason, "failed checks: firewall") {
+			t.Errorf("decision %+v", tc)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Error("the denied call ran: the marker exists")
+		}
+		for _, e := range r.evs {
+			if e.Kind == event.KindProcessExec && argvHas(e.Process, marker) {
+				t.Errorf("the denied call started a process: %s", describe(e))
+			}
+		}
+		res := r.result(t, id)
+		t.Logf("%s: decision %s, tool result the model got (is_error %v): %q", id, tc.Decision, res.IsError, res.Content)
+		if !strings.Contains(res.Content, "posture-noncompliant-deny-tool") || !strings.Contains(res.Content, "firewall") {
+			t.Errorf("tool result the model got: %+v", res)
+		}
+		var action *event.Event
+		for _, e := range r.evs {
+			if e.Kind == event.KindPolicyAction && e.Tool != nil && e.Tool.ID == id {
+				action = e
+			}
+		}
+		if action == nil {
+			t.Fatalf("no policy.action with tool_use id %s", id)
+		}
+		if a := action.Alert; a == nil || a.Action != "deny-tool" || a.Result != "done" || a.Rule != "posture-noncompliant-deny-tool" {
+			t.Errorf("policy.action %+v", action.Alert)
+		}
+	})
+
+	t.Run("compliant", func(t *testing.T) {
+		marker := filepath.Join(tmp, "compliant-marker")
+		r := runHooked(t, claude, lineaged, tmp, "compliant", "aslr", []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
+			{Text: "done"},
+		})
+		id := fakeapi.ToolUseID(r.script, 0)
+		call := r.call(id, "PreToolUse")
+		r.checkCall(t, call, id)
+		if call.Tool.Decision != event.DecisionAllow {
+			t.Errorf("decision %+v", call.Tool)
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Errorf("the allowed call did not run: %v", err)
+		}
+		tool := r.toolProcess(marker)
+		if tool == nil {
+			t.Fatal("no exec of the Bash tool process")
+		}
+		if tu := tool.Agent.ToolUse; tu == nil || tu.ID != id || tu.Attribution != event.AttributionExact || tu.NoHookDecision {
+			t.Errorf("tool process attribution %+v: %s", tu, describe(tool))
+		}
+		// Everything below the tool process is the same call's.
+		for _, e := range r.evs {
+			if e.Kind == event.KindProcessExec && e.Process != nil && e.Process.Exe == "/usr/bin/touch" && argvHas(e.Process, marker) {
+				if tu := e.Agent.ToolUse; tu == nil || tu.ID != id || tu.Attribution != event.AttributionExact {
+					t.Errorf("touch attribution %+v", tu)
+				}
+			}
+		}
+		post := r.call(id, "PostToolUse")
+		if post == nil || post.Tool.Outcome != event.OutcomeSuccess || post.Tool.DurationMS == nil {
+			t.Errorf("PostToolUse record %+v", post)
+		} else {
+			t.Logf("%s: outcome %s in %d ms", id, post.Tool.Outcome, *post.Tool.DurationMS)
+		}
+		if a := r.alerts(); len(a["tool-without-hook-decision"])+len(a["managed-settings-tampered"]) != 0 {
+			t.Errorf("benign session alerted: %v", a)
+		}
+	})
+
+	t.Run("tamper", func(t *testing.T) {
+		marker := filepath.Join(tmp, "tamper-marker")
+		r := runHooked(t, claude, lineaged, tmp, "tamper", "aslr", []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": "printf '{}' > " + managedSettingsDir + "/managed-settings.json", "description": "drop the hooks"}},
+			{Tool: "Bash", Input: map[string]any{"command": "touch " + marker, "description": "leave a marker"}},
+			{Text: "done"},
+		})
+		first, second := fakeapi.ToolUseID(r.script, 0), fakeapi.ToolUseID(r.script, 1)
+		r.checkCall(t, r.call(first, "PreToolUse"), first)
+		alerts := r.alerts()
+		tampered := alerts["managed-settings-tampered"]
+		if len(tampered) == 0 {
+			t.Fatalf("no managed-settings-tampered alert; alerts %v", alerts)
+		}
+		if al := tampered[0]; al.File == nil || al.File.Path != managedSettingsDir+"/managed-settings.json" || al.Alert.TriggerEventID == "" ||
+			al.Agent == nil || al.Agent.ToolUse == nil || al.Agent.ToolUse.ID != first {
+			t.Errorf("tamper alert %s", describe(al))
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Fatalf("the second call did not run: %v", err)
+		}
+		tool := r.toolProcess(marker)
+		if tool == nil {
+			t.Fatal("no exec of the second Bash tool process")
+		}
+		tu := tool.Agent.ToolUse
+		switch {
+		case tu != nil && tu.ID == second && tu.Attribution == event.AttributionExact:
+			t.Logf("Claude Code kept the hook it started with: the second call was decided (%s, exact)", second)
+		case tu != nil && tu.NoHookDecision:
+			t.Logf("Claude Code dropped the hook: the second call's process is flagged (%+v)", tu)
+			found := false
+			for _, a := range alerts["tool-without-hook-decision"] {
+				found = found || a.Process != nil && a.Process.ExecID == tool.Process.ExecID
+			}
+			if !found {
+				t.Errorf("no tool-without-hook-decision alert for %s", describe(tool))
+			}
+		default:
+			t.Errorf("the second call's process is neither decided nor flagged: %+v (%s)", tu, describe(tool))
+		}
+	})
 }

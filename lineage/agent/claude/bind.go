@@ -27,6 +27,23 @@ func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent, see
 		if b == nil {
 			tu := &event.ToolUse{Name: "Bash"}
 			b = &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
+			if !seeded {
+				// The hook named the call before it ran (exact), or the
+				// session's agent asks the hook and this call went
+				// around it. A process running before the sensor
+				// started had its hook call before the sensor listened.
+				switch c, hooked := o.hookBash(s, payload); {
+				case c != nil:
+					b.id = c.ToolUseID
+					b.tu = &event.ToolUse{ID: c.ToolUseID, Name: c.ToolName, Attribution: event.AttributionExact}
+					b.closed = true
+					close(b.done)
+					o.stats.ToolsBoundExact++
+				case hooked:
+					b.unhooked, tu.NoHookDecision = true, true
+					o.stats.ToolsNoHook++
+				}
+			}
 			o.addBinding(tu, b)
 			if seeded {
 				o.indexExec(seedKey, b)
@@ -35,7 +52,7 @@ func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent, see
 		o.indexExec(tool.ExecID, b)
 	}
 	if b.id != "" {
-		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+		a.ToolUse = b.toolUse()
 		if a.SessionID == "" {
 			return agent.Result{Agent: a, Resolve: o.resolveSession(s)}
 		}
@@ -67,7 +84,7 @@ func (o *Observer) inherit(s *session, a *event.Agent) func(context.Context, *ev
 			if b.id == "" {
 				return o.resolveInherited(b)
 			}
-			a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+			a.ToolUse = b.toolUse()
 		}
 	}
 	if a.SessionID == "" {
@@ -137,7 +154,7 @@ func (o *Observer) resolveTool(b *binding) func(context.Context, *event.Agent) {
 // so whatever inherits a can still be resolved later; o.mu is held.
 func (o *Observer) unresolved(b *binding, a *event.Agent) {
 	if b.id != "" {
-		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+		a.ToolUse = b.toolUse()
 		o.addBinding(a.ToolUse, b)
 	} else {
 		a.ToolUse = b.tu
@@ -167,7 +184,7 @@ func (o *Observer) addBinding(tu *event.ToolUse, b *binding) {
 func (o *Observer) finishAgent(b *binding, a *event.Agent, id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	tu := &event.ToolUse{ID: id, Name: b.tu.Name}
+	tu := b.toolUse()
 	a.ToolUse = tu
 	o.addBinding(tu, b)
 	if a.SessionID == "" {
@@ -208,7 +225,7 @@ func (o *Observer) tryBind(b *binding) (string, bool) {
 	}
 	b.sess.bound[c.ID] = true
 	b.id = c.ID
-	b.tu = &event.ToolUse{ID: c.ID, Name: c.Name}
+	b.tu = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: event.AttributionTranscript, NoHookDecision: b.unhooked}
 	if !b.closed {
 		b.closed = true
 		close(b.done)

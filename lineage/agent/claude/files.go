@@ -87,6 +87,19 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 	return func(ctx context.Context, a *event.Agent) {
 		ctx, cancel := context.WithTimeout(ctx, o.cfg.FileWait)
 		defer cancel()
+		o.mu.Lock()
+		h := o.hookFile(s, path, newPath)
+		if h != nil {
+			a.ToolUse = &event.ToolUse{ID: h.ToolUseID, Name: h.ToolName, Attribution: event.AttributionExact}
+			if a.SessionID == "" {
+				a.SessionID = s.uuid
+			}
+			o.stats.FilesBound++
+		}
+		o.mu.Unlock()
+		if h != nil {
+			return
+		}
 		for {
 			if t := o.transcriptOf(s); t != nil {
 				_ = t.Poll()
@@ -121,7 +134,7 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 				})
 				if ok {
 					o.mu.Lock()
-					a.ToolUse = &event.ToolUse{ID: c.ID, Name: c.Name}
+					a.ToolUse = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: event.AttributionPath}
 					if a.SessionID == "" {
 						a.SessionID = s.uuid
 					}

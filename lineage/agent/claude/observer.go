@@ -58,6 +58,8 @@ type Config struct {
 type Stats struct {
 	Sessions        int
 	ToolsBound      uint64 // Bash tool processes tied to their tool_use
+	ToolsBoundExact uint64 // of which through the hook (exact)
+	ToolsNoHook     uint64 // Bash tool processes of a hooked session with no hook decision
 	ToolsUnbound    uint64 // Bash tool processes whose tool_use never appeared in time
 	FilesBound      uint64 // agent-process file events tied to a tool_use
 	Transcript      TranscriptStats
@@ -79,7 +81,10 @@ type Observer struct {
 	// embedded helper exec to the attribution it should have had.
 	helpers     map[string]*event.Agent
 	byExecOrder []string
-	stats       Stats
+	// hooks is what the agents' hooks reported, by session UUID.
+	hooks     map[string]*hookLog
+	hookOrder []string
+	stats     Stats
 }
 
 type session struct {
@@ -104,6 +109,9 @@ type binding struct {
 	done    chan struct{}
 	id      string
 	closed  bool
+	// unhooked: the session's agent calls the hook, and no hook decision
+	// named this call.
+	unhooked bool
 }
 
 // New returns an observer.
@@ -134,6 +142,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 			}
 		}),
 		bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{},
+		hooks: map[string]*hookLog{},
 	}
 }
 
@@ -242,7 +251,7 @@ func (o *Observer) helperOf(x *agent.Exec) *event.Agent {
 	s := b.sess
 	a := &event.Agent{Name: s.match.Name, Version: s.match.Version, SessionID: s.uuid, RootExecID: s.rootExecID, Role: event.RoleTool}
 	if b.id != "" {
-		a.ToolUse = &event.ToolUse{ID: b.id, Name: b.tu.Name}
+		a.ToolUse = b.toolUse()
 	} else {
 		a.ToolUse = b.tu
 	}

@@ -66,7 +66,7 @@ func Agent(session string) *event.Agent {
 		SessionID:  session,
 		RootExecID: event.ExecID(Host().BootID, 4100, 4100*1e7, 4100*1e7),
 		Role:       event.RoleTool,
-		ToolUse:    &event.ToolUse{ID: "toolu_01ABCdef", Name: "Bash"},
+		ToolUse:    &event.ToolUse{ID: "toolu_01ABCdef", Name: "Bash", Attribution: event.AttributionExact},
 	}
 }
 

@@ -140,6 +140,12 @@ func Agent(m *Marks, dst []byte, prefix string, a *event.Agent) []byte {
 		dst = append(jsonw.AppendKey(dst, "tool_use"), '{')
 		dst = m.StrAs(dst, "id", prefix, "tool_use.id", t.ID)
 		dst = m.StrAs(dst, "name", prefix, "tool_use.name", t.Name)
+		if t.Attribution != "" {
+			dst = m.StrAs(dst, "attribution", prefix, "tool_use.attribution", t.Attribution)
+		}
+		if t.NoHookDecision {
+			dst = append(jsonw.AppendKey(dst, "no_hook_decision"), "true"...)
+		}
 		dst = append(dst, '}')
 	}
 	dst = m.OptStr(dst, "parent_root_exec_id", prefix, a.ParentRootExecID)
