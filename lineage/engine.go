@@ -1,4 +1,4 @@
-// Package lineage turns raw sensor events into enriched lineaged/v1 events:
+// Package lineage turns raw sensor events into enriched lineaged events:
 // a process table keyed by exec identity, ancestry up to pid 1, agent
 // attribution, binary identity and user identity.
 //

@@ -1,5 +1,5 @@
 // Package sink writes enriched events out: it picks an encoder (native
-// lineaged/v1 or OCSF 1.8.0) and a destination (stdout, a rotated file, or
+// lineaged/v2 or OCSF 1.8.0) and a destination (stdout, a rotated file, or
 // Kafka behind a durable disk spool) from a Config.
 package sink
 
@@ -33,7 +33,7 @@ type Encoder interface {
 	Append(dst []byte, ev *event.Event) ([]byte, error)
 	// ContentType is the media type of one message.
 	ContentType() string
-	// Schema names the format, e.g. lineaged/v1 or ocsf/1.8.0.
+	// Schema names the format, e.g. lineaged/v2 or ocsf/1.8.0.
 	Schema() string
 }
 
@@ -59,7 +59,8 @@ type Config struct {
 	// SensorVersion is carried in the Kafka sensor-version header and the
 	// OCSF metadata.product.version.
 	SensorVersion string
-	// Native bounds argv in the native format.
+	// Native bounds argv in the native format and shapes the output of
+	// both formats: compact or full ancestry, lineaged/v2 or v1.
 	Native native.Encoder
 	// Stdout replaces os.Stdout (tests).
 	Stdout io.Writer
@@ -74,7 +75,7 @@ func NewEncoder(format string, nat native.Encoder, sensorVersion string) (Encode
 	case "", FormatNative:
 		return nat, nil
 	case FormatOCSF:
-		return ocsf.Encoder{ProductVersion: sensorVersion}, nil
+		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1}, nil
 	default:
 		return nil, fmt.Errorf("sink: format %q is not one of %s, %s", format, FormatNative, FormatOCSF)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/internal/testevents"
 	"github.com/lineaged/lineaged/sink/kafka"
+	"github.com/lineaged/lineaged/sink/native"
 )
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -50,6 +51,53 @@ func TestStdoutIsDefault(t *testing.T) {
 		if err := schematest.Validate(schema, l); err != nil {
 			t.Fatalf("line %d: %v", i, err)
 		}
+	}
+}
+
+// events.schema: v1 reaches both encoders through Config.Native: native
+// events valid against the v1 JSON Schema, OCSF naming lineaged/v1.
+func TestV1CompatibilityOutput(t *testing.T) {
+	v1 := native.Encoder{V1: true, Ancestry: event.AncestryFull}
+	var out bytes.Buffer
+	s, err := New(Config{Stdout: &out, Native: v1}, nil, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := testevents.All()
+	for _, ev := range evs {
+		if err := s.Write(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := schematest.NativeV1()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
+	if len(lines) != len(evs) {
+		t.Fatalf("%d lines for %d events", len(lines), len(evs))
+	}
+	for i, l := range lines {
+		if err := schematest.Validate(schema, l); err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+	}
+	out.Reset()
+	s, err = New(Config{Format: FormatOCSF, Stdout: &out, Native: v1}, nil, discard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), testevents.New(event.KindProcessExec, 1, "s")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"log_name":"lineaged/v1"`) {
+		t.Errorf("OCSF with events.schema v1 does not name lineaged/v1: %.300s", out.String())
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/binid"
+	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor/posture"
@@ -39,6 +40,7 @@ type Config struct {
 	Output string `mapstructure:"output"`
 	Format string `mapstructure:"format"`
 
+	Events  EventsConfig           `mapstructure:"events"`
 	File    FileConfig             `mapstructure:"file"`
 	Kafka   kafka.Config           `mapstructure:"kafka"`
 	Sensor  SensorConfig           `mapstructure:"sensor"`
@@ -52,6 +54,17 @@ type Config struct {
 	Metrics MetricsConfig          `mapstructure:"metrics"`
 	Hook    HookConfig             `mapstructure:"hook"`
 	Log     LogConfig              `mapstructure:"log"`
+}
+
+// EventsConfig shapes the events written, in either format.
+type EventsConfig struct {
+	// Ancestry is compact (each ancestor's identity, bounded argv and
+	// binary verdict) or full (whole process objects).
+	Ancestry string `mapstructure:"ancestry"`
+	// Schema is v2 (lineaged/v2) or v1, the previous contract, kept for
+	// one release: whole ancestors (ancestry must be full) and every
+	// posture check on every event.
+	Schema string `mapstructure:"schema"`
 }
 
 // FileConfig controls the file sink. It is not sink.FileConfig because the
@@ -104,6 +117,8 @@ var defaults = map[string]any{
 	"scope":                    "agents",
 	"output":                   "-",
 	"format":                   "native",
+	"events.ancestry":          event.AncestryCompact,
+	"events.schema":            "v2",
 	"file.max_size_mb":         100,
 	"file.retain":              5,
 	"kafka.brokers":            []string{},
@@ -176,7 +191,7 @@ func addRunFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "configuration file (YAML); default "+DefaultConfigPath+" when it exists")
 	fs.String("scope", "agents", "which processes to report: agents (agent sessions only) or all")
 	fs.StringP("output", "o", "-", "write events to FILE (rotated, 0600) or - for stdout")
-	fs.String("format", "native", "event format: native (lineaged/v1) or ocsf (OCSF 1.8.0)")
+	fs.String("format", "native", "event format: native (lineaged/v2) or ocsf (OCSF 1.8.0)")
 	fs.StringSlice("kafka-brokers", nil, "publish to Kafka: HOST:PORT[,HOST:PORT...] (overrides --output)")
 	fs.String("kafka-topic", "", "Kafka topic (required with --kafka-brokers)")
 	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT (off when empty)")
@@ -299,6 +314,20 @@ func (c *Config) validateOutput(p *problems) {
 	}
 	if c.Output == "" {
 		p.bad("output", "empty: use - for stdout or a file path")
+	}
+	switch c.Events.Ancestry {
+	case event.AncestryCompact, event.AncestryFull:
+	default:
+		p.bad("events.ancestry", "%q is not one of %s, %s", c.Events.Ancestry, event.AncestryCompact, event.AncestryFull)
+	}
+	switch c.Events.Schema {
+	case "v2":
+	case "v1":
+		if c.Events.Ancestry != event.AncestryFull {
+			p.bad("events.schema", "v1 writes whole ancestors: set events.ancestry: full with it")
+		}
+	default:
+		p.bad("events.schema", "%q is not one of v2, v1", c.Events.Schema)
 	}
 	if c.File.MaxSizeMB < 1 {
 		p.bad("file.max_size_mb", "%d must be at least 1", c.File.MaxSizeMB)

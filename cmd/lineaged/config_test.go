@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/spf13/pflag"
 )
@@ -110,6 +111,9 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{"bad duration", "lineage:\n  exit_grace: soon\n", nil, "exit_grace"},
 		{"bad regexp", "redact:\n  patterns: ['(']\n", nil, "redact.patterns"},
 		{"bad yaml", "scope: [\n", nil, "lineaged.yaml"},
+		{"bad ancestry", "events:\n  ancestry: short\n", nil, `events.ancestry: "short"`},
+		{"bad schema", "events:\n  schema: v3\n", nil, `events.schema: "v3"`},
+		{"v1 with compact ancestry", "events:\n  schema: v1\n", nil, "events.ancestry: full"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -122,6 +126,29 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, c.want)
 			}
 		})
+	}
+}
+
+// The event shape reaches the encoder: compact lineaged/v2 by default,
+// events.schema v1 with full ancestry for the previous contract, from the
+// file or the environment.
+func TestConfigEventShape(t *testing.T) {
+	cfg, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nat := sinkConfig(cfg, nil, nil).Native
+	if nat.V1 || nat.Ancestry != event.AncestryCompact || nat.Schema() != event.Schema {
+		t.Errorf("default encoder %+v writes %s, want compact %s", nat, nat.Schema(), event.Schema)
+	}
+	cfg, err = parse(t, []string{"--config", writeFile(t, "events:\n  ancestry: full\n")},
+		map[string]string{"LINEAGED_EVENTS_SCHEMA": "v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nat = sinkConfig(cfg, nil, nil).Native
+	if !nat.V1 || nat.Ancestry != event.AncestryFull || nat.Schema() != event.SchemaV1 {
+		t.Errorf("v1 encoder %+v writes %s, want full %s", nat, nat.Schema(), event.SchemaV1)
 	}
 }
 

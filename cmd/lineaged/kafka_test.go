@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/tests/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -62,7 +63,7 @@ func TestRunToKafkaReadByKcat(t *testing.T) {
 		if !ok {
 			t.Fatalf("kcat line without headers: %q", line)
 		}
-		if !strings.Contains(headers, "content-type=application/json") || !strings.Contains(headers, "schema=lineaged/v1") {
+		if !strings.Contains(headers, "content-type=application/json") || !strings.Contains(headers, "schema="+event.Schema) {
 			t.Errorf("headers %q lack content-type or schema", headers)
 		}
 		var ev struct {

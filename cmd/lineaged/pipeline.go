@@ -29,6 +29,7 @@ import (
 	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/sink"
+	"github.com/lineaged/lineaged/sink/native"
 )
 
 const procRoot = "/proc"
@@ -90,7 +91,11 @@ func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Co
 		},
 		Kafka:         k,
 		SensorVersion: version,
-		Stdout:        stdout,
+		Native: native.Encoder{
+			Ancestry: cfg.Events.Ancestry,
+			V1:       cfg.Events.Schema == "v1",
+		},
+		Stdout: stdout,
 	}
 }
 

@@ -25,7 +25,7 @@ const rulesUsage = `Usage:
   lineaged rules check RULES
       validate a rule file or directory: exit 0, or 1 with every error
   lineaged rules test RULES EVENTS.jsonl [--expect EXPECTED.jsonl]
-      run the rules over lineaged's own output (lineaged/v1 JSON lines) and
+      run the rules over lineaged's own output (lineaged/v2 or v1 JSON lines) and
       print one JSON line per alert that would have fired; with --expect,
       exit 1 on any difference from EXPECTED.jsonl, printing the difference
 
@@ -123,7 +123,7 @@ func rulesTest(args []string, stdout, stderr io.Writer) error {
 }
 
 // testRules runs rs through the policy stage, as the sensor would, over
-// the events in r (lineaged/v1 JSON lines; name names it in errors), and
+// the events in r (lineaged/v2 or v1 JSON lines; name names it in errors), and
 // returns the alerts the rules raised, in order. Policy events already in
 // the input (alerts and actions of the run that wrote it) are not judged.
 func testRules(rs *policy.Rules, r io.Reader, name string) ([]firing, error) {
@@ -149,8 +149,10 @@ func testRules(rs *policy.Rules, r io.Reader, name string) ([]firing, error) {
 	return out, nil
 }
 
-// decodeNative reads lineaged/v1 JSON lines (the native encoder's output)
-// back into events and hands each to fn with its line number. The
+// decodeNative reads lineaged/v2 or v1 JSON lines (the native encoder's
+// output) back into events and hands each to fn with its line number. The
+// events hold what the output kept: in v2, compact ancestors and posture
+// checks only on posture events (docs/rules.md, "Testing rules"). The
 // lineage/event structs carry the contract's JSON names, so encoding/json
 // reads them back; the encoder's own bookkeeping (argc, invalid_utf8) is
 // ignored, and a byte that was not valid UTF-8 (written as \udcXX) reads
@@ -170,8 +172,8 @@ func decodeNative(r io.Reader, fn func(line int, ev *event.Event) error) error {
 		if err := json.Unmarshal(b, ev); err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		if ev.Schema != event.Schema {
-			return fmt.Errorf("line %d: schema %q, want %q (rules test reads the native format)", n, ev.Schema, event.Schema)
+		if ev.Schema != event.Schema && ev.Schema != event.SchemaV1 {
+			return fmt.Errorf("line %d: schema %q, want %q or %q (rules test reads the native format)", n, ev.Schema, event.Schema, event.SchemaV1)
 		}
 		if err := fn(n, ev); err != nil {
 			return err

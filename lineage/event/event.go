@@ -1,7 +1,12 @@
-// Package event defines the enriched event of the lineaged/v1 contract: what
-// lineage builds and what the encoders in sink/ write. Field names are a
-// contract with SIEM users (docs/schema.md): add freely, rename or drop only
-// with a schema version bump.
+// Package event defines the enriched event of the lineaged contract: what
+// lineage builds, what the policy stage judges and what the encoders in sink/
+// write. Field names are a contract with SIEM users (docs/schema.md): add
+// freely, rename or drop only with a schema version bump.
+//
+// The model is always whole: every ancestor with every field, every posture
+// check. The output shape (lineaged/v2's compact ancestry and posture by
+// reference, or lineaged/v1's whole objects) is the encoders' choice, so
+// rules see the same event whatever the output.
 //
 // Strings hold raw bytes as the kernel reported them; they are not
 // necessarily valid UTF-8. Encoders are responsible for lossless, marked
@@ -17,8 +22,34 @@ import (
 	"github.com/google/uuid"
 )
 
-// Schema is the value of the schema field.
-const Schema = "lineaged/v1"
+// Schema is the value of the schema field: the current contract.
+const Schema = "lineaged/v2"
+
+// SchemaV1 is the previous contract, still written for one release when the
+// output asks for it (events.schema: v1): whole ancestors and every posture
+// check on every event.
+const SchemaV1 = "lineaged/v1"
+
+// Shapes of the ancestry list in the output (events.ancestry).
+const (
+	// AncestryCompact keeps every ancestor with its identity (exec_id,
+	// pid, start_time, exe, uid, user), its binary's sha256, verdict and
+	// signer, and argv bounded to MaxAncestorArgvBytes. The default.
+	AncestryCompact = "compact"
+	// AncestryFull writes every ancestor as a whole process object.
+	AncestryFull = "full"
+)
+
+// MaxAncestorArgvBytes bounds the argv of each ancestor in compact
+// ancestry; a longer one is cut and flagged argv_truncated.
+const MaxAncestorArgvBytes = 256
+
+// PostureDetailed reports whether events of kind carry the posture's
+// per-check results in lineaged/v2: only the posture events do; the others
+// carry the sample's time, compliant and failed.
+func PostureDetailed(kind string) bool {
+	return kind == KindPostureSample || kind == KindPostureChange
+}
 
 // Kinds of enriched events.
 const (

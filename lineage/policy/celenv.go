@@ -15,8 +15,9 @@ import (
 // The variables a rule sees (docs/rules.md documents each with examples).
 // The event's parts are the lineage/event structs themselves, exposed
 // through CEL's native Go types with their JSON names, so a rule reads
-// exactly what the lineaged/v1 output shows: process.binary.verdict,
-// file.path, agent.session_id. A part the event does not carry reads as
+// what the native output shows, by the same names: process.binary.verdict,
+// file.path, agent.session_id. The event is whole (every ancestor's every
+// field, every posture check) whatever shape the output writes. A part the event does not carry reads as
 // its empty value ("" , 0, false, []), never as an error; has() on a field
 // tells whether it is set (has(agent.root_exec_id): the event belongs to
 // an agent session).

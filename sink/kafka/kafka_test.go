@@ -124,7 +124,7 @@ func TestProduceConsumeEachCompression(t *testing.T) {
 				if err := schematest.Validate(schema, m.Value); err != nil {
 					t.Fatalf("offset %d: %v", m.Offset, err)
 				}
-				want := map[string]string{"content-type": "application/json", "schema": "lineaged/v1", "sensor-version": "0.1.0-test", "host-id": evs[0].Host.MachineID}
+				want := map[string]string{"content-type": "application/json", "schema": event.Schema, "sensor-version": "0.1.0-test", "host-id": evs[0].Host.MachineID}
 				for k, v := range want {
 					if m.Headers[k] != v {
 						t.Fatalf("header %s = %q, want %q", k, m.Headers[k], v)

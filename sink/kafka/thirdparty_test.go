@@ -86,7 +86,7 @@ func TestKcatConsumesEveryEvent(t *testing.T) {
 				if err := schematest.Validate(schema, []byte(env.Payload)); err != nil {
 					t.Fatalf("payload from kcat: %v", err)
 				}
-				if !strings.Contains(strings.Join(env.Headers, ","), "schema,lineaged/v1") {
+				if !strings.Contains(strings.Join(env.Headers, ","), "schema,"+event.Schema) {
 					t.Fatalf("headers %v", env.Headers)
 				}
 				var ev struct {

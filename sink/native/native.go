@@ -1,5 +1,6 @@
-// Package native encodes events in the lineaged/v1 JSON format documented in
-// docs/schema.md and described by docs/lineaged-v1.schema.json.
+// Package native encodes events in the lineaged/v2 JSON format documented in
+// docs/schema.md and described by docs/lineaged-v2.schema.json, or, for one
+// release, in the lineaged/v1 format (docs/lineaged-v1.schema.json).
 //
 // The encoder is a hand-written appender: it writes into a caller-owned
 // buffer, allocates nothing for ordinary events and writes every field of
@@ -27,8 +28,9 @@ const (
 	DefaultMaxArgvBytes = 64 << 10
 )
 
-// Encoder writes lineaged/v1 events. The zero value uses the default bounds.
-// An Encoder is immutable and safe for concurrent use.
+// Encoder writes lineaged/v2 events: compact ancestry and posture by
+// reference. The zero value uses the default bounds and shape. An Encoder is
+// immutable and safe for concurrent use.
 type Encoder struct {
 	// MaxArgs bounds the number of argv elements written.
 	MaxArgs int
@@ -36,13 +38,30 @@ type Encoder struct {
 	MaxArgBytes int
 	// MaxArgvBytes bounds the sum of the argv elements written.
 	MaxArgvBytes int
+	// Ancestry is event.AncestryCompact ("" too, the default) or
+	// event.AncestryFull, whole process objects.
+	Ancestry string
+	// V1 writes the lineaged/v1 contract instead: schema "lineaged/v1",
+	// whole ancestors whatever Ancestry says, and every posture check on
+	// every event.
+	V1 bool
 }
 
 // ContentType returns the media type of the output.
 func (Encoder) ContentType() string { return ContentType }
 
 // Schema returns the schema name carried by every event.
-func (Encoder) Schema() string { return event.Schema }
+func (e Encoder) Schema() string {
+	if e.V1 {
+		return event.SchemaV1
+	}
+	return event.Schema
+}
+
+// compact reports whether ancestors are written compact.
+func (e Encoder) compact() bool {
+	return !e.V1 && e.Ancestry != event.AncestryFull
+}
 
 // Errors returned for events that cannot be encoded.
 var (
@@ -78,11 +97,11 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	if ev.Kind == "" {
 		return dst, ErrNoKind
 	}
-	if ev.Schema != "" && ev.Schema != event.Schema {
-		return dst, fmt.Errorf("native: event %s has schema %q, encoder writes %q", ev.EventID, ev.Schema, event.Schema)
+	if ev.Schema != "" && ev.Schema != event.Schema && ev.Schema != event.SchemaV1 {
+		return dst, fmt.Errorf("native: event %s has schema %q, encoder writes %q", ev.EventID, ev.Schema, e.Schema())
 	}
 	var st v1obj.Marks
-	dst = v1obj.Header(&st, append(dst, '{'), "", ev)
+	dst = v1obj.Header(&st, append(dst, '{'), "", e.V1, ev)
 	if h := ev.Host; h != nil {
 		dst = append(jsonw.AppendKey(dst, "host"), '{')
 		dst = st.Str(dst, "hostname", "host", h.Hostname)
@@ -98,9 +117,14 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	}
 	if len(ev.Ancestry) > 0 {
 		dst = append(jsonw.AppendKey(dst, "ancestry"), '[')
+		compact := e.compact()
 		for i := range ev.Ancestry {
 			dst = jsonw.Comma(dst)
-			dst = e.process(&st, dst, "ancestry", &ev.Ancestry[i])
+			if compact {
+				dst = e.ancestor(&st, dst, &ev.Ancestry[i])
+			} else {
+				dst = e.process(&st, dst, "ancestry", &ev.Ancestry[i])
+			}
 		}
 		dst = append(dst, ']')
 	}
@@ -125,7 +149,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	if p := ev.Posture; p != nil {
-		dst = appendPosture(&st, dst, p)
+		dst = appendPosture(&st, dst, p, e.V1 || event.PostureDetailed(ev.Kind))
 	}
 	if f := ev.File; f != nil {
 		dst = append(jsonw.AppendKey(dst, "file"), '{')
@@ -224,7 +248,7 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 	dst = timeField(dst, "start_time", p.StartTime)
 	dst = st.OptStr(dst, "exe", prefix, p.Exe)
 	if len(p.Argv) > 0 || p.ArgvTruncated {
-		dst = e.argv(st, dst, prefix, p)
+		dst = e.argv(st, dst, prefix, p, 0)
 	}
 	dst = st.OptStr(dst, "cwd", prefix, p.Cwd)
 	dst = uintField(dst, "uid", uint64(p.UID))
@@ -262,9 +286,38 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 	return append(dst, '}')
 }
 
-// argv writes the argument list within the encoder's bounds. When a bound
-// cuts it, argv_truncated is set and argc carries the original count.
-func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Process) []byte {
+// ancestor writes one ancestor of compact ancestry: the identity that names
+// it (its own process.exec event has the rest), argv bounded to
+// event.MaxAncestorArgvBytes, its user (its uid when the name is unknown)
+// and the verdict on its binary.
+func (e Encoder) ancestor(st *v1obj.Marks, dst []byte, p *event.Process) []byte {
+	dst = append(dst, '{')
+	dst = st.Str(dst, "exec_id", "ancestry", p.ExecID)
+	dst = uintField(dst, "pid", uint64(p.PID))
+	dst = timeField(dst, "start_time", p.StartTime)
+	dst = st.OptStr(dst, "exe", "ancestry", p.Exe)
+	if len(p.Argv) > 0 || p.ArgvTruncated {
+		dst = e.argv(st, dst, "ancestry", p, event.MaxAncestorArgvBytes)
+	}
+	if p.User != "" {
+		dst = st.Str(dst, "user", "ancestry", p.User)
+	} else {
+		dst = uintField(dst, "uid", uint64(p.UID)) // no name for it
+	}
+	if b := p.Binary; b != nil {
+		dst = append(jsonw.AppendKey(dst, "binary"), '{')
+		dst = st.OptStr(dst, "sha256", "ancestry.binary", b.SHA256)
+		dst = st.Str(dst, "verdict", "ancestry.binary", b.Verdict)
+		dst = st.OptStr(dst, "signer", "ancestry.binary", b.Signer)
+		dst = append(dst, '}')
+	}
+	return append(dst, '}')
+}
+
+// argv writes the argument list within the encoder's bounds, and within
+// limit bytes in all when limit is positive and tighter. When a bound cuts
+// it, argv_truncated is set and argc carries the original count.
+func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Process, limit int) []byte {
 	maxArgs, maxArg, maxTotal := e.MaxArgs, e.MaxArgBytes, e.MaxArgvBytes
 	if maxArgs <= 0 {
 		maxArgs = DefaultMaxArgs
@@ -274,6 +327,9 @@ func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Proce
 	}
 	if maxTotal <= 0 {
 		maxTotal = DefaultMaxArgvBytes
+	}
+	if limit > 0 && limit < maxTotal {
+		maxTotal = limit
 	}
 	cut := false
 	total := 0
@@ -307,14 +363,16 @@ func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Proce
 	return dst
 }
 
-func appendPosture(st *v1obj.Marks, dst []byte, p *event.Posture) []byte {
+// appendPosture writes the posture: the sample's time, compliant and
+// failed, and with detailed every check's result.
+func appendPosture(st *v1obj.Marks, dst []byte, p *event.Posture, detailed bool) []byte {
 	dst = append(jsonw.AppendKey(dst, "posture"), '{')
 	dst = timeField(dst, "sampled_at", p.SampledAt)
 	dst = boolField(dst, "compliant", p.Compliant)
 	if len(p.Failed) > 0 {
 		dst = st.StrList(dst, "failed", "posture", p.Failed)
 	}
-	if len(p.Checks) > 0 {
+	if detailed && len(p.Checks) > 0 {
 		// Sorted so the same sample always encodes to the same bytes.
 		var buf [32]string
 		names := buf[:0]

@@ -10,41 +10,96 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/internal/testevents"
 )
 
+// shapes are the outputs the encoder offers, each with the JSON Schema it
+// must validate against.
+var shapes = []struct {
+	name   string
+	enc    Encoder
+	schema func() (*jsonschema.Schema, error)
+}{
+	{"v2 compact", Encoder{}, schematest.Native},
+	{"v2 full ancestry", Encoder{Ancestry: event.AncestryFull}, schematest.Native},
+	{"v1", Encoder{V1: true}, schematest.NativeV1},
+}
+
 func TestEveryKindValidatesAgainstSchema(t *testing.T) {
-	s, err := schematest.Native()
-	if err != nil {
+	for _, sh := range shapes {
+		t.Run(sh.name, func(t *testing.T) {
+			s, err := sh.schema()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, ev := range testevents.All() {
+				out, err := sh.enc.Append(nil, ev)
+				if err != nil {
+					t.Fatalf("%s: %v", ev.Kind, err)
+				}
+				if err := schematest.Validate(s, out); err != nil {
+					t.Errorf("%s: %v\n%s", ev.Kind, err, out)
+				}
+				// Every populated field the shape keeps must come
+				// back out.
+				var back event.Event
+				if err := json.Unmarshal(out, &back); err != nil {
+					t.Fatalf("%s: %v", ev.Kind, err)
+				}
+				want, _ := json.Marshal(shaped(t, ev, sh.enc))
+				got, _ := json.Marshal(&back)
+				if !bytes.Equal(want, got) {
+					t.Errorf("%s: round trip differs\nwant %s\ngot  %s", ev.Kind, want, got)
+				}
+				seen[ev.Kind] = true
+			}
+			if len(seen) != len(testevents.Kinds) {
+				t.Fatalf("covered %d kinds, contract has %d", len(seen), len(testevents.Kinds))
+			}
+		})
+	}
+}
+
+// shaped is what enc's output of ev decodes to, as the contract states it
+// (docs/schema.md): lineaged/v1 keeps everything; lineaged/v2 keeps the
+// posture checks only on posture events and, compact, keeps of each
+// ancestor exec_id, pid, start_time, exe, argv (bounded), user (uid when
+// the name is unknown) and its binary's sha256, verdict and signer.
+func shaped(t *testing.T, ev *event.Event, enc Encoder) *event.Event {
+	t.Helper()
+	raw, _ := json.Marshal(ev)
+	var out event.Event
+	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatal(err)
 	}
-	var enc Encoder
-	seen := map[string]bool{}
-	for _, ev := range testevents.All() {
-		out, err := enc.Append(nil, ev)
-		if err != nil {
-			t.Fatalf("%s: %v", ev.Kind, err)
-		}
-		if err := schematest.Validate(s, out); err != nil {
-			t.Errorf("%s: %v\n%s", ev.Kind, err, out)
-		}
-		// Every populated field of the contract must come back out.
-		var back event.Event
-		if err := json.Unmarshal(out, &back); err != nil {
-			t.Fatalf("%s: %v", ev.Kind, err)
-		}
-		want, _ := json.Marshal(ev)
-		got, _ := json.Marshal(&back)
-		if !bytes.Equal(want, got) {
-			t.Errorf("%s: round trip differs\nwant %s\ngot  %s", ev.Kind, want, got)
-		}
-		seen[ev.Kind] = true
+	if enc.V1 {
+		out.Schema = event.SchemaV1
+		return &out
 	}
-	if len(seen) != len(testevents.Kinds) {
-		t.Fatalf("covered %d kinds, contract has %d", len(seen), len(testevents.Kinds))
+	out.Schema = event.Schema
+	if out.Posture != nil && !event.PostureDetailed(out.Kind) {
+		out.Posture.Checks = nil
 	}
+	if enc.Ancestry == event.AncestryFull {
+		return &out
+	}
+	for i, a := range out.Ancestry {
+		c := event.Process{ExecID: a.ExecID, PID: a.PID, StartTime: a.StartTime, Exe: a.Exe,
+			Argv: a.Argv, ArgvTruncated: a.ArgvTruncated, User: a.User}
+		if a.User == "" {
+			c.UID = a.UID
+		}
+		if b := a.Binary; b != nil {
+			c.Binary = &event.Binary{SHA256: b.SHA256, Verdict: b.Verdict, Signer: b.Signer}
+		}
+		out.Ancestry[i] = c
+	}
+	return &out
 }
 
 // The schema must reject what the contract forbids, or the test above proves

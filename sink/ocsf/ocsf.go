@@ -37,6 +37,20 @@ type Encoder struct {
 	ProductVersion string
 	// Argv bounds cmd_line the way the native format bounds argv.
 	Argv native.Encoder
+	// Ancestry is event.AncestryCompact ("" too, the default) or
+	// event.AncestryFull. Compact bounds the command line of
+	// parent_process and of each ancestry entry to
+	// event.MaxAncestorArgvBytes and keeps only sha256, verdict and signer
+	// of the ancestors' binaries under unmapped.lineaged.binaries.
+	Ancestry string
+	// V1 names lineaged/v1 in metadata.log_name and unmapped.lineaged, and
+	// writes the ancestry whole, as the release before lineaged/v2 did.
+	V1 bool
+}
+
+// compact reports whether the ancestry is written compact.
+func (e Encoder) compact() bool {
+	return !e.V1 && e.Ancestry != event.AncestryFull
 }
 
 // ContentType returns the media type of the output.
@@ -206,7 +220,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			}
 			dst = e.actor(&st, dst, ev, actor, false)
 			dst = jsonw.AppendKey(dst, "process")
-			dst = e.process(&st, dst, "process", ev.Process, ev.Ancestry, true)
+			dst = e.process(&st, dst, "process", ev.Process, ev.Ancestry, true, 0)
 		}
 		if ev.Exit != nil {
 			dst = intField(dst, "exit_code", int64(ev.Exit.Code))
@@ -324,7 +338,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = append(jsonw.AppendKey(dst, "evidences"), '[', '{')
 			dst = e.actor(&st, dst, ev, ev.Process, false)
 			dst = jsonw.AppendKey(dst, "process")
-			dst = e.process(&st, dst, "evidences.process", ev.Process, ev.Ancestry, true)
+			dst = e.process(&st, dst, "evidences.process", ev.Process, ev.Ancestry, true, 0)
 			if f := ev.File; f != nil {
 				dst = append(jsonw.AppendKey(dst, "file"), '{')
 				dst = st.Str(dst, "name", "evidences.file", base(f.Path))
@@ -390,7 +404,11 @@ func (e Encoder) metadata(st *v1obj.Marks, dst []byte, ev *event.Event, c class)
 	dst = append(dst, '}')
 	dst = st.Str(dst, "uid", "metadata", ev.EventID)
 	dst = st.Str(dst, "event_code", "metadata", ev.Kind)
-	dst = rawField(dst, "log_name", `"lineaged/v1"`)
+	if e.V1 {
+		dst = rawField(dst, "log_name", `"`+event.SchemaV1+`"`)
+	} else {
+		dst = rawField(dst, "log_name", `"`+event.Schema+`"`)
+	}
 	dst = append(jsonw.AppendKey(dst, "profiles"), '[')
 	dst = append(dst, `"host","linux/linux_users"`...)
 	if c.uid == 1007 && ev.Agent != nil {
@@ -463,7 +481,11 @@ func (e Encoder) actor(st *v1obj.Marks, dst []byte, ev *event.Event, p *event.Pr
 		if withLineage {
 			anc = ev.Ancestry
 		}
-		dst = e.process(st, dst, "actor.process", p, anc, withLineage)
+		limit := 0
+		if p != ev.Process && e.compact() {
+			limit = event.MaxAncestorArgvBytes // the parent, as actor of an exec
+		}
+		dst = e.process(st, dst, "actor.process", p, anc, withLineage, limit)
 	}
 	dst = user(st, dst, ev, p)
 	if a := ev.Agent; a != nil {
@@ -503,7 +525,9 @@ func user(st *v1obj.Marks, dst []byte, ev *event.Event, p *event.Process) []byte
 
 // process writes an OCSF process object. With lineage, it also carries
 // parent_process (the first ancestor, with its file hashes) and ancestry.
-func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Process, anc []event.Process, lineage bool) []byte {
+// A positive limit bounds its own cmd_line (an ancestor's, in compact
+// ancestry).
+func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Process, anc []event.Process, lineage bool, limit int) []byte {
 	dst = append(dst, '{')
 	dst = intField(dst, "pid", int64(p.PID))
 	dst = st.StrAs(dst, "uid", path, "uid", p.ExecID)
@@ -516,7 +540,7 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 	if len(p.Argv) > 0 {
 		dst = jsonw.AppendKey(dst, "cmd_line")
 		var bad bool
-		dst, bad = jsonw.AppendJoined(dst, e.boundArgv(p.Argv), ' ')
+		dst, bad = e.cmdLine(dst, p.Argv, limit)
 		if bad {
 			st.Mark("", path+".cmd_line") // rare: invalid UTF-8
 		}
@@ -560,8 +584,12 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 		dst = append(dst, '}')
 	}
 	if lineage && len(anc) > 0 {
+		ancLimit := 0
+		if e.compact() {
+			ancLimit = event.MaxAncestorArgvBytes
+		}
 		dst = jsonw.AppendKey(dst, "parent_process")
-		dst = e.process(st, dst, parentPath(path), &anc[0], nil, false)
+		dst = e.process(st, dst, parentPath(path), &anc[0], nil, false, ancLimit)
 		dst = append(jsonw.AppendKey(dst, "ancestry"), '[')
 		for i := range anc {
 			a := &anc[i]
@@ -577,7 +605,7 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 			if len(a.Argv) > 0 {
 				dst = jsonw.AppendKey(dst, "cmd_line")
 				var bad bool
-				dst, bad = jsonw.AppendJoined(dst, e.boundArgv(a.Argv), ' ')
+				dst, bad = e.cmdLine(dst, a.Argv, ancLimit)
 				if bad {
 					st.Mark("", path+".ancestry.cmd_line")
 				}
@@ -590,6 +618,37 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 		dst = append(dst, ']')
 	}
 	return append(dst, '}')
+}
+
+// cmdLine writes argv as one command line within the argv bounds and, when
+// limit is positive, within limit bytes; the cut is flagged in unmapped.
+func (e Encoder) cmdLine(dst []byte, argv []string, limit int) ([]byte, bool) {
+	if limit <= 0 {
+		return jsonw.AppendJoined(dst, e.boundArgv(argv), ' ')
+	}
+	dst, bad, _ := jsonw.AppendJoinedMax(dst, e.boundArgv(argv), ' ', limit)
+	return dst, bad
+}
+
+// ancestryCut reports whether compact ancestry cuts the command line of an
+// ancestor, or one came cut from the kernel.
+func (e Encoder) ancestryCut(anc []event.Process) bool {
+	if !e.compact() {
+		return false
+	}
+	for i := range anc {
+		if e.argvCut(&anc[i]) {
+			return true
+		}
+		n := 0
+		for _, a := range anc[i].Argv {
+			n += len(a)
+		}
+		if n > event.MaxAncestorArgvBytes {
+			return true
+		}
+	}
+	return false
 }
 
 // boundArgv applies the argv bounds; the cut is flagged in unmapped.
@@ -677,7 +736,7 @@ func sortStrings(s []string) {
 func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 	dst = append(jsonw.AppendKey(dst, "unmapped"), '{')
 	dst = append(jsonw.AppendKey(dst, "lineaged"), '{')
-	dst = v1obj.Header(st, dst, "unmapped.lineaged", ev)
+	dst = v1obj.Header(st, dst, "unmapped.lineaged", e.V1, ev)
 	if a := ev.Agent; a != nil {
 		dst = v1obj.Agent(st, dst, "unmapped.lineaged.agent", a)
 	}
@@ -702,12 +761,20 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		if ev.Process != nil && ev.Process.Binary != nil {
 			dst = binary(st, dst, ev.Process)
 		}
+		compact := e.compact()
 		for i := range ev.Ancestry {
-			if ev.Ancestry[i].Binary != nil {
+			switch {
+			case ev.Ancestry[i].Binary == nil:
+			case compact:
+				dst = ancestorBinary(st, dst, &ev.Ancestry[i])
+			default:
 				dst = binary(st, dst, &ev.Ancestry[i])
 			}
 		}
 		dst = append(dst, ']')
+	}
+	if e.ancestryCut(ev.Ancestry) {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "ancestry_argv_truncated"), true)
 	}
 	if id := ev.Identity; id != nil {
 		dst = append(jsonw.AppendKey(dst, "identity"), '{')
@@ -797,6 +864,18 @@ func binary(st *v1obj.Marks, dst []byte, p *event.Process) []byte {
 	dst = st.OptStr(dst, "signer", "unmapped.lineaged.binaries", b.Signer)
 	dst = st.OptStr(dst, "key_id", "unmapped.lineaged.binaries", b.KeyID)
 	dst = st.OptStr(dst, "reason", "unmapped.lineaged.binaries", b.Reason)
+	return append(dst, '}')
+}
+
+// ancestorBinary is an ancestor's entry of compact ancestry: the verdict
+// on its binary; its own process.exec event has the rest.
+func ancestorBinary(st *v1obj.Marks, dst []byte, p *event.Process) []byte {
+	b := p.Binary
+	dst = append(jsonw.Comma(dst), '{')
+	dst = st.Str(dst, "exec_id", "unmapped.lineaged.binaries", p.ExecID)
+	dst = st.OptStr(dst, "sha256", "unmapped.lineaged.binaries", b.SHA256)
+	dst = st.Str(dst, "verdict", "unmapped.lineaged.binaries", b.Verdict)
+	dst = st.OptStr(dst, "signer", "unmapped.lineaged.binaries", b.Signer)
 	return append(dst, '}')
 }
 

@@ -534,14 +534,22 @@ func checkAgent(t *testing.T, e *event.Event, s *session, role, toolUse string) 
 
 // checkAncestry: parent first, ending at pid 1, through the session root
 // (when root is set), every binary hash equal to what the test computes.
-// hashIndex maps exec_id to the first SHA-256 any event reports for it.
-type hashIndex map[string]string
+// hashIndex maps exec_id to the first SHA-256 any event reports for it,
+// and to the path its binary was hashed from, from the whole process
+// objects (a compact ancestor, the default, names its binary by sha256 and
+// verdict only).
+type hashIndex struct {
+	sum, path map[string]string
+}
 
 func indexHashes(evs []*event.Event) hashIndex {
-	idx := hashIndex{}
+	idx := hashIndex{sum: map[string]string{}, path: map[string]string{}}
 	add := func(p *event.Process) {
-		if p != nil && p.Binary != nil && p.Binary.SHA256 != "" && idx[p.ExecID] == "" {
-			idx[p.ExecID] = p.Binary.SHA256
+		if p != nil && p.Binary != nil && p.Binary.SHA256 != "" && idx.sum[p.ExecID] == "" {
+			idx.sum[p.ExecID] = p.Binary.SHA256
+		}
+		if p != nil && p.Binary != nil && p.Binary.Path != "" && idx.path[p.ExecID] == "" {
+			idx.path[p.ExecID] = p.Binary.Path
 		}
 	}
 	for _, e := range evs {
@@ -571,12 +579,28 @@ func checkAncestry(t *testing.T, e *event.Event, root string, h *hasher, idx has
 		}
 	}
 	procs := append([]event.Process{*e.Process}, e.Ancestry...)
-	for _, p := range procs {
+	for i, p := range procs {
+		// A compact ancestor (the default) names its binary by sha256 and
+		// verdict only (an error has no reason): its file is the one its
+		// own process.exec hashed or, for an ancestor older than the
+		// sensor, its live /proc/PID/exe.
+		compact := i > 0 && p.Binary != nil && p.Binary.Path == ""
+		if compact {
+			b := *p.Binary
+			b.Path = idx.path[p.ExecID]
+			if b.Path == "" {
+				b.Path = fmt.Sprintf("/proc/%d/exe", p.PID)
+				if _, err := os.Stat(b.Path); err != nil {
+					continue // gone, and never seen whole: nothing to hash
+				}
+			}
+			p.Binary = &b
+		}
 		if p.Binary == nil || p.Binary.SHA256 == "" {
-			if p.Binary != nil && p.Binary.Verdict == event.VerdictError && strings.Contains(p.Binary.Reason, "did not finish") {
+			if p.Binary != nil && p.Binary.Verdict == event.VerdictError && (compact || strings.Contains(p.Binary.Reason, "did not finish")) {
 				// Emitted before a cold hash finished (the engine's time
 				// limit): a later event must carry it, and right.
-				if sum, ok := idx[p.ExecID]; !ok {
+				if sum, ok := idx.sum[p.ExecID]; !ok {
 					t.Errorf("pid %d %s never hashed: %s", p.PID, p.Exe, p.Binary.Reason)
 				} else if want := h.sum(t, p.Binary.Path); sum != want {
 					t.Errorf("pid %d %s: sha256 %s, recomputed %s", p.PID, p.Binary.Path, sum, want)

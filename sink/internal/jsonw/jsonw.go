@@ -148,3 +148,29 @@ func AppendJoined(dst []byte, parts []string, sep byte) ([]byte, bool) {
 	}
 	return append(dst, '"'), invalid
 }
+
+// AppendJoinedMax is AppendJoined within limit bytes of parts (separators
+// not counted): the part that crosses the limit is cut on a rune boundary
+// and the rest are left out. cut reports whether anything was.
+func AppendJoinedMax(dst []byte, parts []string, sep byte, limit int) (out []byte, invalid, cut bool) {
+	dst = append(dst, '"')
+	total := 0
+	for i, p := range parts {
+		if total >= limit {
+			cut = true
+			break
+		}
+		if total+len(p) > limit {
+			p = TruncateUTF8(p, limit-total)
+			cut = true
+		}
+		total += len(p)
+		if i > 0 {
+			dst = append(dst, sep)
+		}
+		var bad bool
+		dst, bad = AppendStringBody(dst, p)
+		invalid = invalid || bad
+	}
+	return append(dst, '"'), invalid, cut
+}

@@ -1,5 +1,7 @@
-// Package schematest loads docs/lineaged-v1.schema.json for tests that
-// validate real encoder output against the published schema.
+// Package schematest loads the native JSON Schemas,
+// docs/lineaged-v2.schema.json and, for the v1 compatibility output,
+// docs/lineaged-v1.schema.json, for tests that validate real encoder output
+// against the published schema.
 package schematest
 
 import (
@@ -19,14 +21,23 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
-// SchemaPath is the path of the native JSON Schema.
+// SchemaPath is the path of the native JSON Schema (lineaged/v2).
 func SchemaPath() string {
+	return filepath.Join(RepoRoot(), "docs", "lineaged-v2.schema.json")
+}
+
+// SchemaPathV1 is the path of the lineaged/v1 JSON Schema.
+func SchemaPathV1() string {
 	return filepath.Join(RepoRoot(), "docs", "lineaged-v1.schema.json")
 }
 
-// Native compiles the lineaged/v1 JSON Schema.
-func Native() (*jsonschema.Schema, error) {
-	path := SchemaPath()
+// Native compiles the lineaged/v2 JSON Schema.
+func Native() (*jsonschema.Schema, error) { return compile(SchemaPath()) }
+
+// NativeV1 compiles the lineaged/v1 JSON Schema.
+func NativeV1() (*jsonschema.Schema, error) { return compile(SchemaPathV1()) }
+
+func compile(path string) (*jsonschema.Schema, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

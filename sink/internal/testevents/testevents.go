@@ -1,4 +1,4 @@
-// Package testevents builds realistic lineaged/v1 events of every kind for
+// Package testevents builds realistic lineaged events of every kind for
 // the encoder and sink tests.
 package testevents
 

@@ -1,7 +1,8 @@
-// Package v1obj writes the lineaged/v1 objects that more than one encoder
-// embeds with the same shape: the native encoder writes them at the top of
-// an event, the OCSF encoder under unmapped.lineaged. Both get the same
-// bytes from the same code; only the path their invalid_utf8 marks carry
+// Package v1obj writes the lineaged objects (named for the contract's first
+// version; it writes lineaged/v2 and, where they differ, v1) that more than
+// one encoder embeds with the same shape: the native encoder writes them at
+// the top of an event, the OCSF encoder under unmapped.lineaged. Both get the
+// same bytes from the same code; only the path their invalid_utf8 marks carry
 // differs, by the prefix passed in.
 //
 // Like jsonw, every writer appends to a caller-owned buffer and allocates
@@ -113,8 +114,13 @@ func (m *Marks) AppendList(dst []byte) []byte {
 }
 
 // Header writes the event's identity: schema, event_id, seq, time, kind.
-func Header(m *Marks, dst []byte, prefix string, ev *event.Event) []byte {
-	dst = append(jsonw.AppendKey(dst, "schema"), `"`+event.Schema+`"`...)
+// v1 writes the schema lineaged/v1 instead of the current one.
+func Header(m *Marks, dst []byte, prefix string, v1 bool, ev *event.Event) []byte {
+	if v1 {
+		dst = append(jsonw.AppendKey(dst, "schema"), `"`+event.SchemaV1+`"`...)
+	} else {
+		dst = append(jsonw.AppendKey(dst, "schema"), `"`+event.Schema+`"`...)
+	}
 	dst = m.Str(dst, "event_id", prefix, ev.EventID)
 	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "seq"), ev.Seq)
 	dst = jsonw.AppendTime(jsonw.AppendKey(dst, "time"), ev.Time)

@@ -1,4 +1,4 @@
-// Command prettyevents prints lineaged/v1 events (JSON lines on stdin or
+// Command prettyevents prints lineaged events (JSON lines on stdin or
 // in the named file) one per line, for people: kind, process, agent role and
 // tool call, and what the event touched. Used by `make demo`.
 //
