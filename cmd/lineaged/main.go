@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/cilium/ebpf/rlimit"
@@ -144,9 +145,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log.Level, stderr)
 	liftMemlock(log)
+	if path := os.Getenv("LINEAGED_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return runPipeline(ctx, cfg, stdout, log)
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path (0600),
+// for `go tool pprof` (LINEAGED_CPUPROFILE, docs/performance.md).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("LINEAGED_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("LINEAGED_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {

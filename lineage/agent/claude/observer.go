@@ -102,6 +102,9 @@ type session struct {
 	uuidFirm   bool // learned from the environment or the transcript, not argv
 	transcript *Transcript
 	bound      map[string]bool // tool_use ids already tied to a process
+	// envTried is when an exec below the agent's direct children last had
+	// its environment read for the session's ids.
+	envTried time.Time
 }
 
 // binding is a Bash tool process waiting for its tool_use.
@@ -190,7 +193,7 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := o.session(&a, x.Proc, x.Parent, x.Env)
-	if s.uuid == "" || s.match.Version == "" {
+	if (s.uuid == "" || s.match.Version == "") && o.tryEnv(s, &x) {
 		o.learnEnvSession(s, &x)
 	}
 	if a.Version == "" {

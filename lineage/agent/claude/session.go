@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
@@ -138,6 +139,28 @@ func (o *Observer) setUUID(s *session, uuid string, firm bool) {
 			s.transcript = NewTranscript(m[0], o.cfg.MaxTranscriptLine)
 		}
 	}
+}
+
+// envRetry bounds how often the environment of an exec deeper than the
+// agent's direct children is read while a session's ids are unknown: in a
+// session whose agent never says its id (an exec storm in a tool call of
+// an agent the sensor found running), reading /proc/PID/environ at every
+// exec would cost more than the rest of the event.
+const envRetry = time.Second
+
+// tryEnv reports whether x's environment is worth reading for the
+// session's ids: always for a direct child of the agent (where Claude
+// Code sets them), else at most once per envRetry. o.mu is held.
+func (o *Observer) tryEnv(s *session, x *agent.Exec) bool {
+	if x.Parent != nil && x.Parent.ExecID == s.rootExecID {
+		return true
+	}
+	now := time.Now()
+	if now.Sub(s.envTried) < envRetry {
+		return false
+	}
+	s.envTried = now
+	return true
 }
 
 // learnEnvSession reads CLAUDE_CODE_SESSION_ID from a direct child of the
