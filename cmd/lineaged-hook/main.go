@@ -15,7 +15,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/lineaged/lineaged/cmd/internal/hookclient"
+	"github.com/lineaged/lineaged/lineage/policy/hookclient"
 )
 
 // Defaults, as the sensor's configuration has them (hook.socket,

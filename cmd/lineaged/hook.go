@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/lineaged/lineaged/cmd/internal/hookclient"
+	"github.com/lineaged/lineaged/lineage/policy/hookclient"
 )
 
 // DefaultHookSocket is where the sensor answers the agent hooks: the
