@@ -49,6 +49,7 @@
 #include "lib/header.h"
 #define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
+#include "lib/wakeup.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -258,7 +259,7 @@ static __always_inline int emit_file(struct file_event *ev)
 
 	if (size > sizeof(*ev))
 		return 0;
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);
 	return 0;
 }
@@ -554,7 +555,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 					   __sk_common.skc_v6_rcv_saddr);
 		}
 	}
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, ringbuf_flags());
 	return 0;
 }
 

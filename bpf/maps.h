@@ -34,6 +34,15 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/* Boot-clock time of the last forced ring-buffer wakeup, for every object
+ * (bpf/lib/wakeup.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ringbuf_wakeup SEC(".maps");
+
 /* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Slot
  * LOST_SESSIONS_FULL counts session members that found the sessions map
  * full (their events, and their descendants', are then not reported). */

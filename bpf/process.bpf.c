@@ -18,6 +18,7 @@
 #include "maps.h"
 #include "lib/header.h"
 #include "lib/path.h"
+#include "lib/wakeup.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -30,35 +31,6 @@ const enum exec_flags *unused_exec_flags __attribute__((unused));
 
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
-
-/*
- * Ring-buffer wakeups. A wakeup per record costs an irq_work (a self-IPI,
- * a VM exit under virtualisation) in the producing task plus an epoll
- * round trip and several syscalls in the reader. With flush_ns set, the
- * reader polls every flush_ns while records keep coming, so only the first
- * record after a quiet period (or a ring filling past wakeup_bytes) needs
- * to wake it. last_wakeup_ns is shared by all CPUs without atomics: a lost
- * update only causes an extra wakeup. The reader also polls every 250 ms
- * when idle, which bounds the delay of a record that raced its decision to
- * stop polling. flush_ns == 0 keeps the kernel's default (wake when the
- * reader has caught up). Set by userspace before load.
- */
-const volatile __u64 flush_ns = 0;
-const volatile __u64 wakeup_bytes = 0;
-__u64 last_wakeup_ns = 0;
-
-static __always_inline __u64 ringbuf_flags(void)
-{
-	if (!flush_ns)
-		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	if (now - last_wakeup_ns >= flush_ns ||
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
-		last_wakeup_ns = now;
-		return BPF_RB_FORCE_WAKEUP;
-	}
-	return BPF_RB_NO_WAKEUP;
-}
 
 /* Recogniser table, filled by userspace after load and before attach. */
 struct {

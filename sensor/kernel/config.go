@@ -52,7 +52,8 @@ type Config struct {
 	// FlushInterval batches reads (default 4ms): while records keep
 	// coming the reader collects them every FlushInterval and the kernel
 	// does not wake it per record; the first record after a quiet period
-	// wakes it at once. A wakeup per record costs the producing task an
+	// wakes it at once. Every object's records follow it (process, file
+	// and network, deny-exec: bpf/lib/wakeup.h). A wakeup per record costs the producing task an
 	// irq_work and the reader several syscalls (measured by the exec
 	// storm: 170µs of BPF time per exec inside a session without batching,
 	// 68µs with). Negative: a wakeup per record (the kernel's default).
@@ -99,7 +100,7 @@ const (
 	DefaultLossInterval   = time.Second
 	DefaultFlushInterval  = 4 * time.Millisecond
 	// idleFlush bounds the delay of a record that raced the reader's
-	// decision to stop polling (see bpf/process.bpf.c ringbuf_flags).
+	// decision to stop polling (see bpf/lib/wakeup.h).
 	idleFlush = 250 * time.Millisecond
 )
 

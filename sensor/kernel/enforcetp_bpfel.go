@@ -85,14 +85,17 @@ type enforceTpSession struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	enforceTpMapDenyExec     = "deny_exec"
-	enforceTpMapDenyHeap     = "deny_heap"
-	enforceTpMapDenyInodes   = "deny_inodes"
-	enforceTpMapEvents       = "events"
-	enforceTpMapPathWalks    = "path_walks"
-	enforceTpMapRingbufLost  = "ringbuf_lost"
-	enforceTpMapSessions     = "sessions"
-	enforceTpProgEnforceExec = "enforce_exec"
+	enforceTpMapDenyExec      = "deny_exec"
+	enforceTpMapDenyHeap      = "deny_heap"
+	enforceTpMapDenyInodes    = "deny_inodes"
+	enforceTpMapEvents        = "events"
+	enforceTpMapPathWalks     = "path_walks"
+	enforceTpMapRingbufLost   = "ringbuf_lost"
+	enforceTpMapRingbufWakeup = "ringbuf_wakeup"
+	enforceTpMapSessions      = "sessions"
+	enforceTpProgEnforceExec  = "enforce_exec"
+	enforceTpVarFlushNs       = "flush_ns"
+	enforceTpVarWakeupBytes   = "wakeup_bytes"
 )
 
 // loadEnforceTp returns the embedded CollectionSpec for enforceTp.
@@ -144,19 +147,22 @@ type enforceTpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceTpMapSpecs struct {
-	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.MapSpec `ebpf:"deny_inodes"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	DenyExec      *ebpf.MapSpec `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // enforceTpVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceTpVariableSpecs struct {
+	FlushNs     *ebpf.VariableSpec `ebpf:"flush_ns"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // enforceTpObjects contains all objects after they have been loaded into the kernel.
@@ -179,13 +185,14 @@ func (o *enforceTpObjects) Close() error {
 //
 // It can be passed to loadEnforceTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceTpMaps struct {
-	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.Map `ebpf:"deny_inodes"`
-	Events      *ebpf.Map `ebpf:"events"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	DenyExec      *ebpf.Map `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
+	Events        *ebpf.Map `ebpf:"events"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *enforceTpMaps) Close() error {
@@ -196,6 +203,7 @@ func (m *enforceTpMaps) Close() error {
 		m.Events,
 		m.PathWalks,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -204,6 +212,8 @@ func (m *enforceTpMaps) Close() error {
 //
 // It can be passed to loadEnforceTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceTpVariables struct {
+	FlushNs     *ebpf.Variable `ebpf:"flush_ns"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // enforceTpPrograms contains all programs after they have been loaded into the kernel.

@@ -118,10 +118,13 @@ const (
 	fileioMapFioScratch         = "fio_scratch"
 	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
+	fileioMapRingbufWakeup      = "ringbuf_wakeup"
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
 	fileioProgFileioSysExit     = "fileio_sys_exit"
+	fileioVarFlushNs            = "flush_ns"
 	fileioVarUnusedConnectEvent = "unused_connect_event"
+	fileioVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadFileio returns the embedded CollectionSpec for fileio.
@@ -174,20 +177,23 @@ type fileioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioMapSpecs struct {
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	FioArgs     *ebpf.MapSpec `ebpf:"fio_args"`
-	FioPending  *ebpf.MapSpec `ebpf:"fio_pending"`
-	FioScratch  *ebpf.MapSpec `ebpf:"fio_scratch"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
+	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
+	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // fileioVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioVariableSpecs struct {
+	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.VariableSpec `ebpf:"unused_connect_event"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // fileioObjects contains all objects after they have been loaded into the kernel.
@@ -210,13 +216,14 @@ func (o *fileioObjects) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioMaps struct {
-	Events      *ebpf.Map `ebpf:"events"`
-	FioArgs     *ebpf.Map `ebpf:"fio_args"`
-	FioPending  *ebpf.Map `ebpf:"fio_pending"`
-	FioScratch  *ebpf.Map `ebpf:"fio_scratch"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FioArgs       *ebpf.Map `ebpf:"fio_args"`
+	FioPending    *ebpf.Map `ebpf:"fio_pending"`
+	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *fileioMaps) Close() error {
@@ -227,6 +234,7 @@ func (m *fileioMaps) Close() error {
 		m.FioScratch,
 		m.PathWalks,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -235,7 +243,9 @@ func (m *fileioMaps) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioVariables struct {
+	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.Variable `ebpf:"unused_connect_event"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // fileioPrograms contains all programs after they have been loaded into the kernel.

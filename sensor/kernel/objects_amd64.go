@@ -15,7 +15,7 @@ func archObjects() []objectLoader {
 	return []objectLoader{{
 		name: "fileio",
 		load: func(m sharedMaps, _ Config) (io.Closer, error) {
-			return loadFileIO(fileIOMaps{Sessions: m.Sessions, Events: m.Events, Lost: m.Lost}, fileIOConfig{})
+			return loadFileIO(m, fileIOConfig{})
 		},
 		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect},
 		decode: decodeFileIO,

@@ -156,12 +156,12 @@ const (
 	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
+	processMapRingbufWakeup     = "ringbuf_wakeup"
 	processMapSessions          = "sessions"
 	processProgHandleExec       = "handle_exec"
 	processProgHandleExit       = "handle_exit"
 	processProgHandleFork       = "handle_fork"
 	processVarFlushNs           = "flush_ns"
-	processVarLastWakeupNs      = "last_wakeup_ns"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExecFlags   = "unused_exec_flags"
@@ -221,12 +221,13 @@ type processProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processMapSpecs struct {
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	ExecHeap    *ebpf.MapSpec `ebpf:"exec_heap"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	Recognisers *ebpf.MapSpec `ebpf:"recognisers"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExecHeap      *ebpf.MapSpec `ebpf:"exec_heap"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // processVariableSpecs contains global variables before they are loaded into the kernel.
@@ -234,7 +235,6 @@ type processMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
 	FlushNs           *ebpf.VariableSpec `ebpf:"flush_ns"`
-	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
@@ -263,12 +263,13 @@ func (o *processObjects) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processMaps struct {
-	Events      *ebpf.Map `ebpf:"events"`
-	ExecHeap    *ebpf.Map `ebpf:"exec_heap"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	Recognisers *ebpf.Map `ebpf:"recognisers"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExecHeap      *ebpf.Map `ebpf:"exec_heap"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	Recognisers   *ebpf.Map `ebpf:"recognisers"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *processMaps) Close() error {
@@ -278,6 +279,7 @@ func (m *processMaps) Close() error {
 		m.PathWalks,
 		m.Recognisers,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -287,7 +289,6 @@ func (m *processMaps) Close() error {
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
 	FlushNs           *ebpf.Variable `ebpf:"flush_ns"`
-	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`
