@@ -50,6 +50,7 @@
 #define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
 #include "lib/wakeup.h"
+#include "lib/forks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -259,6 +260,7 @@ static __always_inline int emit_file(struct file_event *ev)
 
 	if (size > sizeof(*ev))
 		return 0;
+	unpark_fork(bpf_get_current_pid_tgid() >> 32);
 	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);
 	return 0;
@@ -501,6 +503,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
+	unpark_fork(bpf_get_current_pid_tgid() >> 32);
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count_lost(EV_CONNECT);

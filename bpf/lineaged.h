@@ -112,7 +112,8 @@ struct exec_event {
 	char comm[16];
 };
 
-/* PROCESS_FORK: a new thread group. Header names the child. */
+/* PROCESS_FORK: a new thread group. Header names the child. Not sent for
+ * a child whose exec names the same parent (bpf/lib/forks.h). */
 struct fork_event {
 	struct event_header h;
 	__u32 ppid;          /* real_parent's tgid */

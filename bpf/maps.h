@@ -43,6 +43,19 @@ struct {
 	__type(value, __u64);
 } ringbuf_wakeup SEC(".maps");
 
+/*
+ * tgid -> the fork record of a child that has not yet exec'd nor done
+ * anything else reported (bpf/lib/forks.h). Its exec drops the record (the
+ * exec names the same parent); any other record of the child, a fork by it
+ * or its exit sends it first. A full map sends the record at fork.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct fork_event);
+} parked_forks SEC(".maps");
+
 /* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Slot
  * LOST_SESSIONS_FULL counts session members that found the sessions map
  * full (their events, and their descendants', are then not reported). */

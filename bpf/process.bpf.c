@@ -19,6 +19,7 @@
 #include "lib/header.h"
 #include "lib/path.h"
 #include "lib/wakeup.h"
+#include "lib/forks.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -502,6 +503,13 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->_pad1 = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
+	/* The child's parked fork record: the exec names its parent, so the
+	 * fork record is dropped, unless the child was reparented since. */
+	struct fork_event parked;
+	if (take_parked_fork(tgid, &parked) &&
+	    (parked.ppid != e->ppid || parked.parent_start != e->parent_start))
+		send_fork(&parked);
+
 	__u32 size = sizeof(*e) + aoff + alen;
 	if (size > sizeof(*e) + DATA_SIZE)
 		size = sizeof(*e) + DATA_SIZE;
@@ -528,29 +536,35 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	struct session *s = bpf_map_lookup_elem(&sessions, &ptgid);
 	struct session copy;
+	bool parked_ok = true;
 	if (s) {
 		copy = *s;
-		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0)
+		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0) {
 			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
+			parked_ok = scope_all;
+		}
 		s = &copy;
 	} else if (!scope_all) {
 		return 0;
 	}
 
-	struct fork_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(EV_FORK);
-		return 0;
-	}
-	fill_header(&e->h, EV_FORK, child, s);
+	/* The forking process's own parked record goes first. */
+	unpark_fork(ptgid);
+
+	struct fork_event rec;
+	fill_header(&rec.h, EV_FORK, child, s);
 	/* The child's start_boottime was set in copy_process(); its
 	 * group_leader is itself. real_parent differs from the forker only
 	 * with CLONE_PARENT. */
 	struct task_struct *rp = BPF_CORE_READ(child, real_parent);
-	e->ppid = BPF_CORE_READ(rp, tgid);
-	e->_pad0 = 0;
-	e->parent_start = leader_start(rp);
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	rec.ppid = BPF_CORE_READ(rp, tgid);
+	rec._pad0 = 0;
+	rec.parent_start = leader_start(rp);
+	/* Parked until the child execs or does anything else reported
+	 * (bpf/lib/forks.h). A member the sessions map could not hold is
+	 * not parked: nothing of it would take the record. */
+	if (!parked_ok || bpf_map_update_elem(&parked_forks, &ctgid, &rec, BPF_ANY) != 0)
+		send_fork(&rec);
 	return 0;
 }
 
@@ -569,6 +583,9 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 
 	__u32 tgid = BPF_CORE_READ(task, tgid);
+	/* A child that never exec'd nor did anything reported: its fork
+	 * record first (and never left behind in the map). */
+	unpark_fork(tgid);
 	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
 	struct session copy;
 	if (s) {

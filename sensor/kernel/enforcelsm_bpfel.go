@@ -60,6 +60,27 @@ type enforceLsmDenyScratch struct {
 	Ev  enforceLsmDenyEvent
 }
 
+type enforceLsmForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
 type enforceLsmPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -91,6 +112,7 @@ const (
 	enforceLsmMapDenyHeap          = "deny_heap"
 	enforceLsmMapDenyInodes        = "deny_inodes"
 	enforceLsmMapEvents            = "events"
+	enforceLsmMapParkedForks       = "parked_forks"
 	enforceLsmMapPathWalks         = "path_walks"
 	enforceLsmMapRingbufLost       = "ringbuf_lost"
 	enforceLsmMapRingbufWakeup     = "ringbuf_wakeup"
@@ -157,6 +179,7 @@ type enforceLsmMapSpecs struct {
 	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
@@ -199,6 +222,7 @@ type enforceLsmMaps struct {
 	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
 	Events        *ebpf.Map `ebpf:"events"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
@@ -211,6 +235,7 @@ func (m *enforceLsmMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
 		m.RingbufWakeup,

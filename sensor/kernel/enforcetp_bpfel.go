@@ -58,6 +58,27 @@ type enforceTpDenyScratch struct {
 	}
 }
 
+type enforceTpForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
 type enforceTpPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -89,6 +110,7 @@ const (
 	enforceTpMapDenyHeap      = "deny_heap"
 	enforceTpMapDenyInodes    = "deny_inodes"
 	enforceTpMapEvents        = "events"
+	enforceTpMapParkedForks   = "parked_forks"
 	enforceTpMapPathWalks     = "path_walks"
 	enforceTpMapRingbufLost   = "ringbuf_lost"
 	enforceTpMapRingbufWakeup = "ringbuf_wakeup"
@@ -151,6 +173,7 @@ type enforceTpMapSpecs struct {
 	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
@@ -189,6 +212,7 @@ type enforceTpMaps struct {
 	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
 	Events        *ebpf.Map `ebpf:"events"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
@@ -201,6 +225,7 @@ func (m *enforceTpMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
 		m.RingbufWakeup,

@@ -78,6 +78,27 @@ type fileioFioArgs struct {
 	Pad0     uint32
 }
 
+type fileioForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
 type fileioPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -116,6 +137,7 @@ const (
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioPending         = "fio_pending"
 	fileioMapFioScratch         = "fio_scratch"
+	fileioMapParkedForks        = "parked_forks"
 	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
 	fileioMapRingbufWakeup      = "ringbuf_wakeup"
@@ -181,6 +203,7 @@ type fileioMapSpecs struct {
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
 	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
@@ -220,6 +243,7 @@ type fileioMaps struct {
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
 	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
@@ -232,6 +256,7 @@ func (m *fileioMaps) Close() error {
 		m.FioArgs,
 		m.FioPending,
 		m.FioScratch,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
 		m.RingbufWakeup,

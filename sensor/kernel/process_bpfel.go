@@ -153,6 +153,7 @@ type processSession struct {
 const (
 	processMapEvents            = "events"
 	processMapExecHeap          = "exec_heap"
+	processMapParkedForks       = "parked_forks"
 	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
@@ -223,6 +224,7 @@ type processProgramSpecs struct {
 type processMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExecHeap      *ebpf.MapSpec `ebpf:"exec_heap"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -265,6 +267,7 @@ func (o *processObjects) Close() error {
 type processMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	ExecHeap      *ebpf.Map `ebpf:"exec_heap"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	Recognisers   *ebpf.Map `ebpf:"recognisers"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -276,6 +279,7 @@ func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
 		m.ExecHeap,
+		m.ParkedForks,
 		m.PathWalks,
 		m.Recognisers,
 		m.RingbufLost,

@@ -18,6 +18,8 @@ type sharedMaps struct {
 	// Wakeup holds the time of the last forced wakeup, so the objects
 	// share one budget of wakeups.
 	Wakeup *ebpf.Map
+	// Forks holds the parked fork records (bpf/lib/forks.h).
+	Forks *ebpf.Map
 	// Wake is the wakeup policy: zero FlushNs is the kernel's default.
 	Wake wakeupPolicy
 }
@@ -49,6 +51,7 @@ func (m *sharedMaps) slots() []struct {
 		{processMapEvents, &m.Events},
 		{processMapRingbufLost, &m.Lost},
 		{processMapRingbufWakeup, &m.Wakeup},
+		{processMapParkedForks, &m.Forks},
 	}
 }
 

@@ -1,0 +1,73 @@
+//go:build linux
+
+package kernel
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// A forked child that never execs is reported as before: its fork record,
+// parked at fork (bpf/lib/forks.h), is sent ahead of the child's first
+// record of its own (here a file record and its exit), and ahead of a fork
+// by the child. A child that execs is named by its exec alone.
+func TestRootParkedForkSentBeforeChildRecords(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	// ( ... ) forks a subshell that runs builtins only: it opens data
+	// (a redirection), forks a grandchild subshell that exits 6, and
+	// exits 5. /bin/true is forked and exec'd.
+	script := fmt.Sprintf(`( read x < '%s'; ( exit 6 ); exit 5 ); /bin/true; exec /bin/true %s`, data, m)
+	cmd := shellCmd(agent, "-c", script)
+	cmd.Run() // exits with the marker's status
+	root := uint32(cmd.Process.Pid)
+	_, evs := h.untilExecArg(m)
+
+	exitCode := func(code int32) sensor.Event {
+		t.Helper()
+		ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == code && inSession(ev, root) })
+		if len(ex) != 1 {
+			t.Fatalf("exits with code %d in the session: %+v", code, ex)
+		}
+		return ex[0]
+	}
+	sub, grand := exitCode(5), exitCode(6)
+	index := func(pred func(sensor.Event) bool) int { return slices.IndexFunc(evs, pred) }
+	forkOf := func(pid uint32) func(sensor.Event) bool {
+		return func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == pid }
+	}
+	subFork := index(forkOf(sub.Proc.PID))
+	if subFork < 0 {
+		t.Fatalf("no fork record of the subshell %d", sub.Proc.PID)
+	}
+	if f := evs[subFork]; f.Fork.Parent.PID != root || f.Proc != sub.Proc || !inSession(f, root) {
+		t.Errorf("subshell fork record %+v, want parent %d, process %+v", f, root, sub.Proc)
+	}
+	open := index(func(ev sensor.Event) bool {
+		return ev.File != nil && ev.Proc.PID == sub.Proc.PID && ev.File.Path == data
+	})
+	grandFork := index(forkOf(grand.Proc.PID))
+	if open < 0 || grandFork < 0 {
+		t.Fatalf("subshell's open at %d, grandchild's fork at %d", open, grandFork)
+	}
+	if !(subFork < open && subFork < grandFork && grandFork < index(exitOf(grand.Proc.PID))) {
+		t.Errorf("order: subshell fork %d, its open %d, grandchild fork %d", subFork, open, grandFork)
+	}
+	if evs[grandFork].Fork.Parent != sub.Proc {
+		t.Errorf("grandchild's parent %+v, want the subshell %+v", evs[grandFork].Fork.Parent, sub.Proc)
+	}
+	trues := find(evs, func(ev sensor.Event) bool {
+		return ev.Exec != nil && ev.Exec.Filename == "/bin/true" && ev.Proc.PID != root
+	})
+	if len(trues) != 1 || trues[0].Exec.Parent.PID != root {
+		t.Fatalf("the forked /bin/true: %+v", trues)
+	}
+	if f := find(evs, forkOf(trues[0].Proc.PID)); len(f) != 0 {
+		t.Errorf("fork record of a child that exec'd: %+v", f)
+	}
+}
