@@ -20,6 +20,7 @@
 #include "lib/path.h"
 #include "lib/wakeup.h"
 #include "lib/forks.h"
+#include "lib/repeats.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -597,6 +598,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 	}
 
+	__u32 repeats = take_repeats(tgid, leader_start(task));
 	struct exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(EV_EXIT);
@@ -604,7 +606,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	}
 	fill_header(&e->h, EV_EXIT, task, s);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
-	e->_pad0 = 0;
+	e->repeated_opens = repeats;
 	bpf_ringbuf_submit(e, ringbuf_flags());
 	return 0;
 }

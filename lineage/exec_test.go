@@ -165,3 +165,20 @@ func TestExecWithoutForkRecordEqualsForkThenExec(t *testing.T) {
 		}
 	}
 }
+
+// The kernel's count of unreported repeat opens reaches the exit event.
+func TestExitCarriesRepeatedOpens(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	seedBase(r)
+	exit := exitEv(key(50, 500), 6000*ms, sess, 0)
+	exit.Exit.RepeatedOpens = 4
+	for _, ev := range r.run(claudeRoot(5000*ms), exit) {
+		if ev.Kind == event.KindProcessExit {
+			if ev.Exit == nil || ev.Exit.RepeatedOpens != 4 {
+				t.Errorf("exit %+v, want 4 repeated opens", ev.Exit)
+			}
+			return
+		}
+	}
+	t.Fatal("no exit event")
+}

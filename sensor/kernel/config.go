@@ -61,6 +61,13 @@ type Config struct {
 	// WakeupBytes is the pending-data threshold for an early wakeup when
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
+	// RepeatOpens reports every read-only open. Unset (the default), a
+	// process image's read-only open of a file it already opened with the
+	// same flags is not reported but counted, on its exit
+	// (sensor.Exit.RepeatedOpens): per process image, never per session,
+	// so a new process's open of the same file is always reported
+	// (bpf/fileio.bpf.c).
+	RepeatOpens bool
 	// Recognisers is the agent recogniser table loaded into the kernel:
 	// the execs that start a session (lineage/agent's table, compiled by
 	// its Kernel method). Empty, no exec starts one: sessions then come

@@ -81,6 +81,12 @@ type enforceLsmForkEvent struct {
 	ParentStart uint64
 }
 
+type enforceLsmOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type enforceLsmPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -112,6 +118,7 @@ const (
 	enforceLsmMapDenyHeap          = "deny_heap"
 	enforceLsmMapDenyInodes        = "deny_inodes"
 	enforceLsmMapEvents            = "events"
+	enforceLsmMapOpenRepeats       = "open_repeats"
 	enforceLsmMapParkedForks       = "parked_forks"
 	enforceLsmMapPathWalks         = "path_walks"
 	enforceLsmMapRingbufLost       = "ringbuf_lost"
@@ -179,6 +186,7 @@ type enforceLsmMapSpecs struct {
 	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -222,6 +230,7 @@ type enforceLsmMaps struct {
 	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
 	Events        *ebpf.Map `ebpf:"events"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -235,6 +244,7 @@ func (m *enforceLsmMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.OpenRepeats,
 		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,

@@ -79,6 +79,12 @@ type enforceTpForkEvent struct {
 	ParentStart uint64
 }
 
+type enforceTpOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type enforceTpPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -110,6 +116,7 @@ const (
 	enforceTpMapDenyHeap      = "deny_heap"
 	enforceTpMapDenyInodes    = "deny_inodes"
 	enforceTpMapEvents        = "events"
+	enforceTpMapOpenRepeats   = "open_repeats"
 	enforceTpMapParkedForks   = "parked_forks"
 	enforceTpMapPathWalks     = "path_walks"
 	enforceTpMapRingbufLost   = "ringbuf_lost"
@@ -173,6 +180,7 @@ type enforceTpMapSpecs struct {
 	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -212,6 +220,7 @@ type enforceTpMaps struct {
 	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
 	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
 	Events        *ebpf.Map `ebpf:"events"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -225,6 +234,7 @@ func (m *enforceTpMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.OpenRepeats,
 		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,

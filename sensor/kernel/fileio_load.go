@@ -21,6 +21,9 @@ type fileIOConfig struct {
 	// PendingEntries bounds the threads of session members that can be
 	// inside unlink/rename/chmod at once (8 KiB of kernel memory each).
 	PendingEntries uint32
+	// DedupeOpens reports a read-only open once per process image, file
+	// and flags; repeats are counted on the exit record (Config.RepeatOpens).
+	DedupeOpens bool
 	// ArgsEntries bounds the threads of session members that can be inside
 	// open/fchmod/connect at once.
 	ArgsEntries uint32
@@ -53,6 +56,11 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	}
 	if cfg.ArgsEntries > 0 {
 		spec.Maps[fileioMapFioArgs].MaxEntries = cfg.ArgsEntries
+	}
+	if cfg.DedupeOpens {
+		if err := spec.Variables[fileioVarDedupeOpens].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("fileio: %w", err)
+		}
 	}
 	f := &fileIO{}
 	opts := &ebpf.CollectionOptions{MapReplacements: repl}

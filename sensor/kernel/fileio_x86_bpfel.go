@@ -99,6 +99,22 @@ type fileioForkEvent struct {
 	ParentStart uint64
 }
 
+type fileioOpenKey struct {
+	_       structs.HostLayout
+	Tgid    uint32
+	Flags   uint32
+	StartNs uint64
+	ExecId  uint64
+	Dev     uint64
+	Ino     uint64
+}
+
+type fileioOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type fileioPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -137,6 +153,8 @@ const (
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioPending         = "fio_pending"
 	fileioMapFioScratch         = "fio_scratch"
+	fileioMapOpenRepeats        = "open_repeats"
+	fileioMapOpenSeen           = "open_seen"
 	fileioMapParkedForks        = "parked_forks"
 	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
@@ -144,6 +162,7 @@ const (
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
 	fileioProgFileioSysExit     = "fileio_sys_exit"
+	fileioVarDedupeOpens        = "dedupe_opens"
 	fileioVarFlushNs            = "flush_ns"
 	fileioVarUnusedConnectEvent = "unused_connect_event"
 	fileioVarWakeupBytes        = "wakeup_bytes"
@@ -203,6 +222,8 @@ type fileioMapSpecs struct {
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
 	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	OpenSeen      *ebpf.MapSpec `ebpf:"open_seen"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
@@ -214,6 +235,7 @@ type fileioMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioVariableSpecs struct {
+	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.VariableSpec `ebpf:"unused_connect_event"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -243,6 +265,8 @@ type fileioMaps struct {
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
 	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	OpenSeen      *ebpf.Map `ebpf:"open_seen"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
@@ -256,6 +280,8 @@ func (m *fileioMaps) Close() error {
 		m.FioArgs,
 		m.FioPending,
 		m.FioScratch,
+		m.OpenRepeats,
+		m.OpenSeen,
 		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
@@ -268,6 +294,7 @@ func (m *fileioMaps) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioVariables struct {
+	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.Variable `ebpf:"unused_connect_event"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`

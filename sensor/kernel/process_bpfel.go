@@ -86,10 +86,10 @@ type processExecScratch struct {
 }
 
 type processExitEvent struct {
-	_        structs.HostLayout
-	H        processEventHeader
-	ExitCode uint32
-	Pad0     uint32
+	_             structs.HostLayout
+	H             processEventHeader
+	ExitCode      uint32
+	RepeatedOpens uint32
 }
 
 type processForkEvent struct {
@@ -98,6 +98,12 @@ type processForkEvent struct {
 	Ppid        uint32
 	Pad0        uint32
 	ParentStart uint64
+}
+
+type processOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
 }
 
 type processPathWalk struct {
@@ -153,6 +159,7 @@ type processSession struct {
 const (
 	processMapEvents            = "events"
 	processMapExecHeap          = "exec_heap"
+	processMapOpenRepeats       = "open_repeats"
 	processMapParkedForks       = "parked_forks"
 	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
@@ -224,6 +231,7 @@ type processProgramSpecs struct {
 type processMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExecHeap      *ebpf.MapSpec `ebpf:"exec_heap"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
@@ -267,6 +275,7 @@ func (o *processObjects) Close() error {
 type processMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	ExecHeap      *ebpf.Map `ebpf:"exec_heap"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	Recognisers   *ebpf.Map `ebpf:"recognisers"`
@@ -279,6 +288,7 @@ func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
 		m.ExecHeap,
+		m.OpenRepeats,
 		m.ParkedForks,
 		m.PathWalks,
 		m.Recognisers,

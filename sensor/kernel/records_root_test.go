@@ -4,6 +4,7 @@ package kernel
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 
@@ -69,5 +70,66 @@ func TestRootParkedForkSentBeforeChildRecords(t *testing.T) {
 	}
 	if f := find(evs, forkOf(trues[0].Proc.PID)); len(f) != 0 {
 		t.Errorf("fork record of a child that exec'd: %+v", f)
+	}
+}
+
+// A process image reports a read-only open of a file once; its repeats are
+// counted on its exit. Another process's open of the same file, and every
+// write open, are reported.
+func TestRootRepeatedReadOnlyOpensCounted(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	// Three reads by one image (the subshell, builtins only), then one
+	// by another process, then two appends by the first.
+	script := fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; read x < '%[1]s'; echo a >> '%[1]s'; echo b >> '%[1]s'; exit 3 ); ( read x < '%[1]s'; exit 4 ); exec /bin/true %[2]s`, data, m)
+	cmd := shellCmd(agent, "-c", script)
+	cmd.Run()
+	root := uint32(cmd.Process.Pid)
+	_, evs := h.untilExecArg(m)
+
+	check := func(code int32, reads, writes int, repeats uint32) {
+		t.Helper()
+		ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == code && inSession(ev, root) })
+		if len(ex) != 1 {
+			t.Fatalf("exits with code %d: %+v", code, ex)
+		}
+		pid := ex[0].Proc.PID
+		var r, w int
+		for _, ev := range find(evs, func(ev sensor.Event) bool {
+			return ev.File != nil && ev.Proc.PID == pid && ev.File.Path == data
+		}) {
+			if ev.File.Flags&uint32(os.O_WRONLY|os.O_RDWR) == 0 {
+				r++
+			} else {
+				w++
+			}
+		}
+		if r != reads || w != writes || ex[0].Exit.RepeatedOpens != repeats {
+			t.Errorf("process exiting %d: %d read opens, %d write opens, %d repeats; want %d, %d, %d",
+				code, r, w, ex[0].Exit.RepeatedOpens, reads, writes, repeats)
+		}
+	}
+	check(3, 1, 2, 2)
+	check(4, 1, 0, 0)
+}
+
+// RepeatOpens reports every open.
+func TestRootRepeatOpensReportsEvery(t *testing.T) {
+	h := startSensor(t, Config{RepeatOpens: true})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	cmd := shellCmd(agent, "-c", fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; exit 3 ); exec /bin/true %[2]s`, data, m))
+	cmd.Run()
+	_, evs := h.untilExecArg(m)
+	opens := find(evs, func(ev sensor.Event) bool { return ev.File != nil && ev.File.Path == data })
+	if len(opens) != 2 {
+		t.Errorf("%d opens of %s, want 2: %+v", len(opens), data, opens)
+	}
+	ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == 3 })
+	if len(ex) != 1 || ex[0].Exit.RepeatedOpens != 0 {
+		t.Errorf("exit: %+v", ex)
 	}
 }

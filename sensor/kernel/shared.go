@@ -20,6 +20,9 @@ type sharedMaps struct {
 	Wakeup *ebpf.Map
 	// Forks holds the parked fork records (bpf/lib/forks.h).
 	Forks *ebpf.Map
+	// Repeats counts the read-only opens not reported, per process
+	// (bpf/lib/repeats.h).
+	Repeats *ebpf.Map
 	// Wake is the wakeup policy: zero FlushNs is the kernel's default.
 	Wake wakeupPolicy
 }
@@ -52,6 +55,7 @@ func (m *sharedMaps) slots() []struct {
 		{processMapRingbufLost, &m.Lost},
 		{processMapRingbufWakeup, &m.Wakeup},
 		{processMapParkedForks, &m.Forks},
+		{processMapOpenRepeats, &m.Repeats},
 	}
 }
 
