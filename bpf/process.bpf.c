@@ -367,6 +367,11 @@ static __always_inline __u8 recognise(struct exec_scratch *x, unsigned long arg_
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
+	/* Children forked by the image this exec replaces go first. A
+	 * process that execs with children is rare; one without costs a
+	 * call and two reads. */
+	unpark_children(bpf_get_current_task());
+
 	__u32 zero = 0;
 	struct exec_scratch *x = bpf_map_lookup_elem(&exec_heap, &zero);
 	if (!x)
@@ -598,6 +603,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 	}
 
+	unpark_children(bpf_get_current_task());
 	__u32 repeats = take_repeats(tgid, leader_start(task));
 	struct exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {

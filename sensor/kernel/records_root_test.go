@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/lineaged/lineaged/sensor"
 )
@@ -131,5 +135,88 @@ func TestRootRepeatOpensReportsEvery(t *testing.T) {
 	ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == 3 })
 	if len(ex) != 1 || ex[0].Exit.RepeatedOpens != 0 {
 		t.Errorf("exit: %+v", ex)
+	}
+}
+
+// forkQuietHelper forks a child with a raw clone (a Go process cannot
+// otherwise fork without exec) that does nothing reported until its
+// parent execs (FORKQUIET=exec: /bin/true with argv[1]) or exits
+// (FORKQUIET=exit): it waits for the end of a pipe whose write end only
+// the parent holds, close-on-exec, then opens argv[2] and exits 5. Prints
+// the child's pid first.
+func forkQuietHelper() int {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return 2
+	}
+	path, err := syscall.BytePtrFromString(os.Args[2])
+	if err != nil {
+		return 2
+	}
+	var buf [1]byte
+	dirfd := atFDCWD
+	pid, _, errno := syscall.RawSyscall(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0)
+	if errno != 0 {
+		return 2
+	}
+	if pid == 0 {
+		// Raw system calls only: the child has no Go runtime threads.
+		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(p[1]), 0, 0)
+		syscall.RawSyscall(syscall.SYS_READ, uintptr(p[0]), uintptr(unsafe.Pointer(&buf[0])), 1)
+		syscall.RawSyscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(path)), syscall.O_RDONLY, 0, 0, 0)
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 5, 0, 0)
+	}
+	fmt.Println(pid)
+	if os.Getenv("FORKQUIET") == "exec" {
+		err := syscall.Exec("/bin/true", []string{"true", os.Args[1]}, nil)
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		return 1
+	}
+	return 0
+}
+
+const atFDCWD = -0x64
+
+// A parked child's fork record goes out before its parent's exec or exit
+// record: lineage must see the fork while the image it was forked from is
+// the current one, and before it forgets the parent.
+func TestRootParkedChildrenSentBeforeParentExecOrExit(t *testing.T) {
+	for _, mode := range []string{"exec", "exit"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startSensor(t, Config{})
+			data := dataFile(t)
+			m := marker(t)
+			cmd := shellCmd(fakeAgentPath(t), "-c", `exec "$0" "$1" "$2"`, testBinary(t), m, data)
+			cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=forkquiet", "FORKQUIET="+mode)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("helper: %v", err)
+			}
+			child, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 32)
+			if err != nil {
+				t.Fatalf("helper output %q", out)
+			}
+			parent := uint32(cmd.Process.Pid)
+			evs := h.until(func(ev sensor.Event) bool { return ev.Exit != nil && ev.Proc.PID == uint32(child) })
+			fork := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == uint32(child) })
+			open := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.File != nil && ev.Proc.PID == uint32(child) })
+			var then int
+			if mode == "exec" {
+				then = slices.IndexFunc(evs, func(ev sensor.Event) bool {
+					return ev.Exec != nil && ev.Proc.PID == parent && ev.Exec.Filename == "/bin/true"
+				})
+			} else {
+				then = slices.IndexFunc(evs, exitOf(parent))
+			}
+			if fork < 0 || then < 0 || open < 0 {
+				t.Fatalf("child's fork at %d, its open at %d, parent's %s at %d", fork, open, mode, then)
+			}
+			if fork > then || then > open {
+				t.Errorf("child's fork at %d, parent's %s at %d, child's open at %d: want that order", fork, mode, then, open)
+			}
+			if p := evs[fork].Fork.Parent.PID; p != parent {
+				t.Errorf("fork parent %d, want %d", p, parent)
+			}
+		})
 	}
 }

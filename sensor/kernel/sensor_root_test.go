@@ -378,6 +378,8 @@ func TestMain(m *testing.M) {
 		fillHelper()
 	case "exe": // exec in the ways the exe path root rule covers
 		os.Exit(exeHelper())
+	case "forkquiet":
+		os.Exit(forkQuietHelper())
 	case "daemon1":
 		daemon1Helper()
 	case "daemon2":
