@@ -66,7 +66,7 @@ type Config struct {
 	// same flags is not reported but counted, on its exit
 	// (sensor.Exit.RepeatedOpens): per process image, never per session,
 	// so a new process's open of the same file is always reported
-	// (bpf/fileio.bpf.c).
+	// (bpf/lib/opens.h).
 	RepeatOpens bool
 	// Recognisers is the agent recogniser table loaded into the kernel:
 	// the execs that start a session (lineage/agent's table, compiled by
