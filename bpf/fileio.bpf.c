@@ -474,7 +474,7 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 			ev->fflags |= FILE_F_UNRESOLVED;
 			return emit_file(ev);
 		}
-		if (name && repeat_open(f, task, ev->flags))
+		if (name && repeat_open(f, task, ev->flags, a->sess.root_pid))
 			return 0;
 		ev->fmode = BPF_CORE_READ(f, f_mode);
 		if (name && (ev->fmode & FMODE_CREATED))

@@ -7,10 +7,11 @@
  * self_exec_id, which every exec increments and threads inherit) and the
  * file (s_dev, i_ino) with the open flags. A repeat is counted here and in
  * the process's open_repeats (reported by its exit record), not sent. A
- * new process, a new image of the same process, other flags or a write
- * open are always reported, so a later tool call's read of a file is never
- * hidden by an earlier one's. An LRU: an evicted key only means the next
- * repeat is reported again.
+ * new process, a new image of the same process, other flags and write
+ * opens are always reported, so a later tool call's read of a file is
+ * never hidden by an earlier one's; so is every open of the session's root
+ * (the agent, which runs its file tools itself). An LRU: an evicted key
+ * only means the next repeat is reported again.
  */
 #ifndef LINEAGED_LIB_OPENS_H
 #define LINEAGED_LIB_OPENS_H
@@ -43,9 +44,11 @@ struct {
 #define OPEN_NOT_READ (03 | 0100 | 01000 | 020000000)
 
 /* Whether this successful open of f repeats a read-only open the same
- * image already reported; counts it when it does. */
+ * image already reported; counts it when it does. Never for the session's
+ * root, the agent itself: its own tools (Claude Code's Read, Edit, ...)
+ * run inside it, so its repeat of an open can be another tool call's. */
 static __always_inline bool repeat_open(struct file *f, struct task_struct *task,
-					__u32 flags)
+					__u32 flags, __u32 root_pid)
 {
 	struct open_key k = {};
 	__u64 zero = 0, *n;
@@ -53,6 +56,8 @@ static __always_inline bool repeat_open(struct file *f, struct task_struct *task
 	if (!dedupe_opens || (flags & OPEN_NOT_READ))
 		return false;
 	k.tgid = BPF_CORE_READ(task, tgid);
+	if (k.tgid == root_pid)
+		return false;
 	k.flags = flags;
 	k.start_ns = leader_start(task);
 	k.exec_id = BPF_CORE_READ(task, self_exec_id);

@@ -65,8 +65,9 @@ type Config struct {
 	// process image's read-only open of a file it already opened with the
 	// same flags is not reported but counted, on its exit
 	// (sensor.Exit.RepeatedOpens): per process image, never per session,
-	// so a new process's open of the same file is always reported
-	// (bpf/lib/opens.h).
+	// so a new process's open of the same file is always reported, and
+	// never for a session's root, the agent, whose file tools run inside
+	// it (bpf/lib/opens.h).
 	RepeatOpens bool
 	// Recognisers is the agent recogniser table loaded into the kernel:
 	// the execs that start a session (lineage/agent's table, compiled by

@@ -86,8 +86,9 @@ func TestRootRepeatedReadOnlyOpensCounted(t *testing.T) {
 	data := dataFile(t)
 	m := marker(t)
 	// Three reads by one image (the subshell, builtins only), then one
-	// by another process, then two appends by the first.
-	script := fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; read x < '%[1]s'; echo a >> '%[1]s'; echo b >> '%[1]s'; exit 3 ); ( read x < '%[1]s'; exit 4 ); exec /bin/true %[2]s`, data, m)
+	// by another process, then two appends by the first. The agent (the
+	// session's root) reads twice: both reported, its file tools run in it.
+	script := fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; read x < '%[1]s'; echo a >> '%[1]s'; echo b >> '%[1]s'; exit 3 ); ( read x < '%[1]s'; exit 4 ); read x < '%[1]s'; read x < '%[1]s'; exec /bin/true %[2]s`, data, m)
 	cmd := shellCmd(agent, "-c", script)
 	cmd.Run()
 	root := uint32(cmd.Process.Pid)
@@ -117,6 +118,11 @@ func TestRootRepeatedReadOnlyOpensCounted(t *testing.T) {
 	}
 	check(3, 1, 2, 2)
 	check(4, 1, 0, 0)
+	if n := len(find(evs, func(ev sensor.Event) bool {
+		return ev.File != nil && ev.Proc.PID == root && ev.File.Path == data
+	})); n != 2 {
+		t.Errorf("the session root's reads: %d reported, want 2", n)
+	}
 }
 
 // RepeatOpens reports every open.
