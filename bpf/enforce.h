@@ -57,6 +57,8 @@
 #include "maps.h"
 #include "lib/header.h"
 #include "lib/path.h"
+#include "lib/wakeup.h"
+#include "lib/forks.h"
 
 #define DENY_WALK 128 /* < PATH_DEPTH */
 /* The path_walks slot: one program per object, never nested on a CPU. */
@@ -157,6 +159,8 @@ static __always_inline void deny_record(struct deny_scratch *x, struct path_walk
 {
 	struct deny_event *e = &x->ev;
 
+	/* A child denied before it ever exec'd: its fork record first. */
+	unpark_fork(BPF_CORE_READ(t, tgid));
 	fill_header(&e->h, EV_DENY, t, s);
 	e->rule = rule;
 	e->action = action;
@@ -175,7 +179,7 @@ static __always_inline void deny_record(struct deny_scratch *x, struct path_walk
 	len &= DENY_PATH_MAX - 1;
 	bpf_probe_read_kernel(e->path, len, &w->buf[pos]);
 	e->path_len = len;
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0) < 0)
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), ringbuf_flags()) < 0)
 		count_lost(EV_DENY);
 }
 

@@ -49,6 +49,9 @@
 #include "lib/header.h"
 #define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
+#include "lib/wakeup.h"
+#include "lib/forks.h"
+#include "lib/opens.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -258,7 +261,8 @@ static __always_inline int emit_file(struct file_event *ev)
 
 	if (size > sizeof(*ev))
 		return 0;
-	if (bpf_ringbuf_output(&events, ev, size, 0))
+	unpark_fork(bpf_get_current_pid_tgid() >> 32);
+	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);
 	return 0;
 }
@@ -470,6 +474,8 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 			ev->fflags |= FILE_F_UNRESOLVED;
 			return emit_file(ev);
 		}
+		if (name && repeat_open(f, task, ev->flags, a->sess.root_pid))
+			return 0;
 		ev->fmode = BPF_CORE_READ(f, f_mode);
 		if (name && (ev->fmode & FMODE_CREATED))
 			ev->fflags |= FILE_F_CREATED;
@@ -500,6 +506,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 	if (family != AF_INET && family != AF_INET6)
 		return 0;
 
+	unpark_fork(bpf_get_current_pid_tgid() >> 32);
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {
 		count_lost(EV_CONNECT);
@@ -554,7 +561,7 @@ static __always_inline int exit_connect(struct fio_args *a, long ret,
 					   __sk_common.skc_v6_rcv_saddr);
 		}
 	}
-	bpf_ringbuf_submit(ev, 0);
+	bpf_ringbuf_submit(ev, ringbuf_flags());
 	return 0;
 }
 

@@ -112,7 +112,8 @@ struct exec_event {
 	char comm[16];
 };
 
-/* PROCESS_FORK: a new thread group. Header names the child. */
+/* PROCESS_FORK: a new thread group. Header names the child. Not sent for
+ * a child whose exec names the same parent (bpf/lib/forks.h). */
 struct fork_event {
 	struct event_header h;
 	__u32 ppid;          /* real_parent's tgid */
@@ -124,7 +125,9 @@ struct fork_event {
 struct exit_event {
 	struct event_header h;
 	__u32 exit_code;     /* task->exit_code: (status << 8) | signal | 0x80 core */
-	__u32 _pad0;
+	/* read-only opens not reported: the same image had opened the same
+	 * file with the same flags before (bpf/fileio.bpf.c), saturated */
+	__u32 repeated_opens;
 };
 
 /*

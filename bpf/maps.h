@@ -34,6 +34,44 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
+/* Boot-clock time of the last forced ring-buffer wakeup, for every object
+ * (bpf/lib/wakeup.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} ringbuf_wakeup SEC(".maps");
+
+/*
+ * tgid -> the fork record of a child that has not yet exec'd nor done
+ * anything else reported (bpf/lib/forks.h). Its exec drops the record (the
+ * exec names the same parent); any other record of the child, a fork by it
+ * or its exit sends it first. A full map sends the record at fork.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct fork_event);
+} parked_forks SEC(".maps");
+
+/* tgid -> read-only opens the file program did not report because the
+ * same image of the process had reported the same file (bpf/fileio.bpf.c),
+ * summed over the process's images and taken by its exit record
+ * (bpf/lib/repeats.h). An LRU: an evicted count is lost, never an open. */
+struct open_repeats {
+	__u64 start_ns; /* the process's leader start_boottime */
+	__u64 count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct open_repeats);
+} open_repeats SEC(".maps");
+
 /* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Slot
  * LOST_SESSIONS_FULL counts session members that found the sessions map
  * full (their events, and their descendants', are then not reported). */

@@ -18,6 +18,9 @@
 #include "maps.h"
 #include "lib/header.h"
 #include "lib/path.h"
+#include "lib/wakeup.h"
+#include "lib/forks.h"
+#include "lib/repeats.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -30,35 +33,6 @@ const enum exec_flags *unused_exec_flags __attribute__((unused));
 
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
-
-/*
- * Ring-buffer wakeups. A wakeup per record costs an irq_work (a self-IPI,
- * a VM exit under virtualisation) in the producing task plus an epoll
- * round trip and several syscalls in the reader. With flush_ns set, the
- * reader polls every flush_ns while records keep coming, so only the first
- * record after a quiet period (or a ring filling past wakeup_bytes) needs
- * to wake it. last_wakeup_ns is shared by all CPUs without atomics: a lost
- * update only causes an extra wakeup. The reader also polls every 250 ms
- * when idle, which bounds the delay of a record that raced its decision to
- * stop polling. flush_ns == 0 keeps the kernel's default (wake when the
- * reader has caught up). Set by userspace before load.
- */
-const volatile __u64 flush_ns = 0;
-const volatile __u64 wakeup_bytes = 0;
-__u64 last_wakeup_ns = 0;
-
-static __always_inline __u64 ringbuf_flags(void)
-{
-	if (!flush_ns)
-		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	if (now - last_wakeup_ns >= flush_ns ||
-	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes) {
-		last_wakeup_ns = now;
-		return BPF_RB_FORCE_WAKEUP;
-	}
-	return BPF_RB_NO_WAKEUP;
-}
 
 /* Recogniser table, filled by userspace after load and before attach. */
 struct {
@@ -393,6 +367,11 @@ static __always_inline __u8 recognise(struct exec_scratch *x, unsigned long arg_
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
+	/* Children forked by the image this exec replaces go first. A
+	 * process that execs with children is rare; one without costs a
+	 * call and two reads. */
+	unpark_children(bpf_get_current_task());
+
 	__u32 zero = 0;
 	struct exec_scratch *x = bpf_map_lookup_elem(&exec_heap, &zero);
 	if (!x)
@@ -530,6 +509,13 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->_pad1 = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
+	/* The child's parked fork record: the exec names its parent, so the
+	 * fork record is dropped, unless the child was reparented since. */
+	struct fork_event parked;
+	if (take_parked_fork(tgid, &parked) &&
+	    (parked.ppid != e->ppid || parked.parent_start != e->parent_start))
+		send_fork(&parked);
+
 	__u32 size = sizeof(*e) + aoff + alen;
 	if (size > sizeof(*e) + DATA_SIZE)
 		size = sizeof(*e) + DATA_SIZE;
@@ -556,29 +542,35 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
 	struct session *s = bpf_map_lookup_elem(&sessions, &ptgid);
 	struct session copy;
+	bool parked_ok = true;
 	if (s) {
 		copy = *s;
-		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0)
+		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0) {
 			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
+			parked_ok = scope_all;
+		}
 		s = &copy;
 	} else if (!scope_all) {
 		return 0;
 	}
 
-	struct fork_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost(EV_FORK);
-		return 0;
-	}
-	fill_header(&e->h, EV_FORK, child, s);
+	/* The forking process's own parked record goes first. */
+	unpark_fork(ptgid);
+
+	struct fork_event rec;
+	fill_header(&rec.h, EV_FORK, child, s);
 	/* The child's start_boottime was set in copy_process(); its
 	 * group_leader is itself. real_parent differs from the forker only
 	 * with CLONE_PARENT. */
 	struct task_struct *rp = BPF_CORE_READ(child, real_parent);
-	e->ppid = BPF_CORE_READ(rp, tgid);
-	e->_pad0 = 0;
-	e->parent_start = leader_start(rp);
-	bpf_ringbuf_submit(e, ringbuf_flags());
+	rec.ppid = BPF_CORE_READ(rp, tgid);
+	rec._pad0 = 0;
+	rec.parent_start = leader_start(rp);
+	/* Parked until the child execs or does anything else reported
+	 * (bpf/lib/forks.h). A member the sessions map could not hold is
+	 * not parked: nothing of it would take the record. */
+	if (!parked_ok || bpf_map_update_elem(&parked_forks, &ctgid, &rec, BPF_ANY) != 0)
+		send_fork(&rec);
 	return 0;
 }
 
@@ -597,6 +589,9 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 
 	__u32 tgid = BPF_CORE_READ(task, tgid);
+	/* A child that never exec'd nor did anything reported: its fork
+	 * record first (and never left behind in the map). */
+	unpark_fork(tgid);
 	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
 	struct session copy;
 	if (s) {
@@ -608,6 +603,8 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 	}
 
+	unpark_children(bpf_get_current_task());
+	__u32 repeats = take_repeats(tgid, leader_start(task));
 	struct exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost(EV_EXIT);
@@ -615,7 +612,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	}
 	fill_header(&e->h, EV_EXIT, task, s);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
-	e->_pad0 = 0;
+	e->repeated_opens = repeats;
 	bpf_ringbuf_submit(e, ringbuf_flags());
 	return 0;
 }

@@ -67,7 +67,12 @@ func (e *Engine) execImage(ev sensor.Event, prev, birth *entry) *entry {
 		ent.proc.Cgroup = prev.proc.Cgroup
 		ent.proc.Cwd = prev.proc.Cwd
 	} else if birth != nil {
+		// No fork image (the kernel sends no fork record for a child
+		// that execs under its parent): inherited from the parent, as
+		// the fork image would have.
 		ent.proc.TTY = birth.proc.TTY
+		ent.proc.Cgroup = birth.proc.Cgroup
+		ent.proc.Cwd = birth.proc.Cwd
 	}
 	e.readLive(&ent.proc, x)
 	e.fillUsers(&ent.proc, x.LoginUID)

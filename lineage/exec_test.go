@@ -124,3 +124,61 @@ func TestKernelStartedProcess(t *testing.T) {
 		t.Errorf("usermode helper: partial %v ancestry %v", ev.Partial, pids(ev.Ancestry))
 	}
 }
+
+// The kernel sends no fork record for a child that execs under the parent
+// it was forked by (bpf/lib/forks.h): the exec alone must build the same
+// process, ancestry and attribution as fork then exec, including what the
+// fork image inherited (cwd, cgroup) when the child is gone before /proc
+// can be read.
+func TestExecWithoutForkRecordEqualsForkThenExec(t *testing.T) {
+	child := key(60, 600)
+	build := func(withFork bool) *event.Event {
+		r := newRig(t, Config{}, nil)
+		r.procs.cwd = map[uint32]string{50: "/home/alice/project"} // the child's /proc is gone
+		seedBase(r)
+		settle(r)
+		evs := []sensor.Event{claudeRoot(5000 * ms)}
+		if withFork {
+			evs = append(evs, forkEv(child, key(50, 500), 6000*ms, sess))
+		}
+		evs = append(evs, execEv(child, key(50, 500), 6001*ms, sess, "/usr/bin/true", "true"))
+		for _, ev := range r.run(evs...) {
+			if ev.Kind == event.KindProcessExec && ev.Process.PID == child.PID {
+				return ev
+			}
+		}
+		t.Fatalf("no exec of the child (fork record %v)", withFork)
+		return nil
+	}
+	with, without := build(true), build(false)
+	if without.Process.Cwd != "/home/alice/project" {
+		t.Errorf("cwd %q, want the parent's", without.Process.Cwd)
+	}
+	for name, pair := range map[string][2]any{
+		"process":  {with.Process, without.Process},
+		"ancestry": {with.Ancestry, without.Ancestry},
+		"agent":    {with.Agent, without.Agent},
+		"partial":  {with.Partial, without.Partial},
+	} {
+		if !reflect.DeepEqual(pair[0], pair[1]) {
+			t.Errorf("%s differs:\nfork+exec %+v\nexec      %+v", name, pair[0], pair[1])
+		}
+	}
+}
+
+// The kernel's count of unreported repeat opens reaches the exit event.
+func TestExitCarriesRepeatedOpens(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	seedBase(r)
+	exit := exitEv(key(50, 500), 6000*ms, sess, 0)
+	exit.Exit.RepeatedOpens = 4
+	for _, ev := range r.run(claudeRoot(5000*ms), exit) {
+		if ev.Kind == event.KindProcessExit {
+			if ev.Exit == nil || ev.Exit.RepeatedOpens != 4 {
+				t.Errorf("exit %+v, want 4 repeated opens", ev.Exit)
+			}
+			return
+		}
+	}
+	t.Fatal("no exit event")
+}

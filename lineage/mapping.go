@@ -20,7 +20,7 @@ func mapKind(ev sensor.Event, out *event.Event) bool {
 			return false
 		}
 		out.Kind = event.KindProcessExit
-		out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped}
+		out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped, RepeatedOpens: ev.Exit.RepeatedOpens}
 	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
 		if ev.File == nil {
 			return false

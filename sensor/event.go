@@ -206,6 +206,10 @@ type Exit struct {
 	Code       int32 // exit status (0-255) when not signalled
 	Signal     int32 // terminating signal, 0 when exited normally
 	CoreDumped bool
+	// RepeatedOpens counts the process's read-only opens that were not
+	// reported because the same image had opened the same file with the
+	// same flags before (one File event each first time).
+	RepeatedOpens uint32
 }
 
 // FileOp is the file operation of a File event.

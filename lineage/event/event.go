@@ -322,6 +322,10 @@ type Exit struct {
 	Code       int32 `json:"code"`
 	Signal     int32 `json:"signal,omitempty"`
 	CoreDumped bool  `json:"core_dumped,omitempty"`
+	// RepeatedOpens counts the process's read-only opens not reported
+	// because the same image had opened the same file with the same
+	// flags before (sensor.Exit.RepeatedOpens).
+	RepeatedOpens uint32 `json:"repeated_opens,omitempty"`
 }
 
 // Loss reports events that were lost before reaching this output.

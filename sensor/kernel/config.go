@@ -52,7 +52,8 @@ type Config struct {
 	// FlushInterval batches reads (default 4ms): while records keep
 	// coming the reader collects them every FlushInterval and the kernel
 	// does not wake it per record; the first record after a quiet period
-	// wakes it at once. A wakeup per record costs the producing task an
+	// wakes it at once. Every object's records follow it (process, file
+	// and network, deny-exec: bpf/lib/wakeup.h). A wakeup per record costs the producing task an
 	// irq_work and the reader several syscalls (measured by the exec
 	// storm: 170µs of BPF time per exec inside a session without batching,
 	// 68µs with). Negative: a wakeup per record (the kernel's default).
@@ -60,6 +61,14 @@ type Config struct {
 	// WakeupBytes is the pending-data threshold for an early wakeup when
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
+	// RepeatOpens reports every read-only open. Unset (the default), a
+	// process image's read-only open of a file it already opened with the
+	// same flags is not reported but counted, on its exit
+	// (sensor.Exit.RepeatedOpens): per process image, never per session,
+	// so a new process's open of the same file is always reported, and
+	// never for a session's root, the agent, whose file tools run inside
+	// it (bpf/lib/opens.h).
+	RepeatOpens bool
 	// Recognisers is the agent recogniser table loaded into the kernel:
 	// the execs that start a session (lineage/agent's table, compiled by
 	// its Kernel method). Empty, no exec starts one: sessions then come
@@ -99,7 +108,7 @@ const (
 	DefaultLossInterval   = time.Second
 	DefaultFlushInterval  = 4 * time.Millisecond
 	// idleFlush bounds the delay of a record that raced the reader's
-	// decision to stop polling (see bpf/process.bpf.c ringbuf_flags).
+	// decision to stop polling (see bpf/lib/wakeup.h).
 	idleFlush = 250 * time.Millisecond
 )
 

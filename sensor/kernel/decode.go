@@ -96,9 +96,10 @@ func Decode(b []byte, ev *sensor.Event) error {
 		ev.Header = decodeHeader(&r.H)
 		ev.Exit = &sensor.Exit{
 			// wait(2) status layout: (code << 8) | 0x80 core | signal.
-			Code:       int32(r.ExitCode>>8) & 0xff,
-			Signal:     int32(r.ExitCode & 0x7f),
-			CoreDumped: r.ExitCode&0x80 != 0,
+			Code:          int32(r.ExitCode>>8) & 0xff,
+			Signal:        int32(r.ExitCode & 0x7f),
+			CoreDumped:    r.ExitCode&0x80 != 0,
+			RepeatedOpens: r.RepeatedOpens,
 		}
 		return nil
 	}

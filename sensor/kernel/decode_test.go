@@ -192,17 +192,18 @@ func TestDecodeForkExit(t *testing.T) {
 		status       uint32
 		code, signal int32
 		core         bool
+		repeats      uint32
 	}{
-		{7 << 8, 7, 0, false},
-		{0, 0, 0, false},
-		{9, 0, 9, false},
-		{11 | 0x80, 0, 11, true},
+		{7 << 8, 7, 0, false, 0},
+		{0, 0, 0, false, 3},
+		{9, 0, 9, false, 0},
+		{11 | 0x80, 0, 11, true, 0xffffffff},
 	} {
-		x := processExitEvent{H: header(sensor.KindExit), ExitCode: c.status}
+		x := processExitEvent{H: header(sensor.KindExit), ExitCode: c.status, RepeatedOpens: c.repeats}
 		if err := Decode(record(t, x), &ev); err != nil {
 			t.Fatal(err)
 		}
-		if ev.Fork != nil || ev.Exit == nil || *ev.Exit != (sensor.Exit{Code: c.code, Signal: c.signal, CoreDumped: c.core}) {
+		if ev.Fork != nil || ev.Exit == nil || *ev.Exit != (sensor.Exit{Code: c.code, Signal: c.signal, CoreDumped: c.core, RepeatedOpens: c.repeats}) {
 			t.Errorf("status %#x: %+v", c.status, ev.Exit)
 		}
 	}

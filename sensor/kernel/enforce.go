@@ -108,16 +108,12 @@ type denyRules struct {
 // enforceLsm names and key/value types serve for either.
 func loadDenyObject(spec *ebpf.CollectionSpec, m sharedMaps, keys denyRules, prog string,
 	attach func(*ebpf.Program) (link.Link, error)) (*ebpf.Collection, link.Link, error) {
-	spec.Maps[enforceLsmMapSessions].MaxEntries = m.Sessions.MaxEntries()
-	spec.Maps[enforceLsmMapEvents].MaxEntries = m.Events.MaxEntries()
+	repl, err := m.prepare(spec)
+	if err != nil {
+		return nil, nil, err
+	}
 	spec.Maps[enforceLsmMapDenyExec].MaxEntries = uint32(max(len(keys.paths), 1))
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{
-			enforceLsmMapSessions:    m.Sessions,
-			enforceLsmMapEvents:      m.Events,
-			enforceLsmMapRingbufLost: m.Lost,
-		},
-	})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}

@@ -60,6 +60,33 @@ type enforceLsmDenyScratch struct {
 	Ev  enforceLsmDenyEvent
 }
 
+type enforceLsmForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
+type enforceLsmOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type enforceLsmPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -91,14 +118,19 @@ const (
 	enforceLsmMapDenyHeap          = "deny_heap"
 	enforceLsmMapDenyInodes        = "deny_inodes"
 	enforceLsmMapEvents            = "events"
+	enforceLsmMapOpenRepeats       = "open_repeats"
+	enforceLsmMapParkedForks       = "parked_forks"
 	enforceLsmMapPathWalks         = "path_walks"
 	enforceLsmMapRingbufLost       = "ringbuf_lost"
+	enforceLsmMapRingbufWakeup     = "ringbuf_wakeup"
 	enforceLsmMapSessions          = "sessions"
 	enforceLsmProgEnforceBprmCheck = "enforce_bprm_check"
+	enforceLsmVarFlushNs           = "flush_ns"
 	enforceLsmVarUnusedDenyEvent   = "unused_deny_event"
 	enforceLsmVarUnusedDenyInode   = "unused_deny_inode"
 	enforceLsmVarUnusedDenyKey     = "unused_deny_key"
 	enforceLsmVarUnusedDenyRule    = "unused_deny_rule"
+	enforceLsmVarWakeupBytes       = "wakeup_bytes"
 )
 
 // loadEnforceLsm returns the embedded CollectionSpec for enforceLsm.
@@ -150,23 +182,28 @@ type enforceLsmProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceLsmMapSpecs struct {
-	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.MapSpec `ebpf:"deny_inodes"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	DenyExec      *ebpf.MapSpec `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // enforceLsmVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceLsmVariableSpecs struct {
+	FlushNs         *ebpf.VariableSpec `ebpf:"flush_ns"`
 	UnusedDenyEvent *ebpf.VariableSpec `ebpf:"unused_deny_event"`
 	UnusedDenyInode *ebpf.VariableSpec `ebpf:"unused_deny_inode"`
 	UnusedDenyKey   *ebpf.VariableSpec `ebpf:"unused_deny_key"`
 	UnusedDenyRule  *ebpf.VariableSpec `ebpf:"unused_deny_rule"`
+	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // enforceLsmObjects contains all objects after they have been loaded into the kernel.
@@ -189,13 +226,16 @@ func (o *enforceLsmObjects) Close() error {
 //
 // It can be passed to loadEnforceLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceLsmMaps struct {
-	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.Map `ebpf:"deny_inodes"`
-	Events      *ebpf.Map `ebpf:"events"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	DenyExec      *ebpf.Map `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
+	Events        *ebpf.Map `ebpf:"events"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *enforceLsmMaps) Close() error {
@@ -204,8 +244,11 @@ func (m *enforceLsmMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.OpenRepeats,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -214,10 +257,12 @@ func (m *enforceLsmMaps) Close() error {
 //
 // It can be passed to loadEnforceLsmObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceLsmVariables struct {
+	FlushNs         *ebpf.Variable `ebpf:"flush_ns"`
 	UnusedDenyEvent *ebpf.Variable `ebpf:"unused_deny_event"`
 	UnusedDenyInode *ebpf.Variable `ebpf:"unused_deny_inode"`
 	UnusedDenyKey   *ebpf.Variable `ebpf:"unused_deny_key"`
 	UnusedDenyRule  *ebpf.Variable `ebpf:"unused_deny_rule"`
+	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // enforceLsmPrograms contains all programs after they have been loaded into the kernel.

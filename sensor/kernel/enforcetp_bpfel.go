@@ -58,6 +58,33 @@ type enforceTpDenyScratch struct {
 	}
 }
 
+type enforceTpForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
+type enforceTpOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type enforceTpPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -85,14 +112,19 @@ type enforceTpSession struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	enforceTpMapDenyExec     = "deny_exec"
-	enforceTpMapDenyHeap     = "deny_heap"
-	enforceTpMapDenyInodes   = "deny_inodes"
-	enforceTpMapEvents       = "events"
-	enforceTpMapPathWalks    = "path_walks"
-	enforceTpMapRingbufLost  = "ringbuf_lost"
-	enforceTpMapSessions     = "sessions"
-	enforceTpProgEnforceExec = "enforce_exec"
+	enforceTpMapDenyExec      = "deny_exec"
+	enforceTpMapDenyHeap      = "deny_heap"
+	enforceTpMapDenyInodes    = "deny_inodes"
+	enforceTpMapEvents        = "events"
+	enforceTpMapOpenRepeats   = "open_repeats"
+	enforceTpMapParkedForks   = "parked_forks"
+	enforceTpMapPathWalks     = "path_walks"
+	enforceTpMapRingbufLost   = "ringbuf_lost"
+	enforceTpMapRingbufWakeup = "ringbuf_wakeup"
+	enforceTpMapSessions      = "sessions"
+	enforceTpProgEnforceExec  = "enforce_exec"
+	enforceTpVarFlushNs       = "flush_ns"
+	enforceTpVarWakeupBytes   = "wakeup_bytes"
 )
 
 // loadEnforceTp returns the embedded CollectionSpec for enforceTp.
@@ -144,19 +176,24 @@ type enforceTpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceTpMapSpecs struct {
-	DenyExec    *ebpf.MapSpec `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.MapSpec `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.MapSpec `ebpf:"deny_inodes"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	DenyExec      *ebpf.MapSpec `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.MapSpec `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.MapSpec `ebpf:"deny_inodes"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // enforceTpVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type enforceTpVariableSpecs struct {
+	FlushNs     *ebpf.VariableSpec `ebpf:"flush_ns"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // enforceTpObjects contains all objects after they have been loaded into the kernel.
@@ -179,13 +216,16 @@ func (o *enforceTpObjects) Close() error {
 //
 // It can be passed to loadEnforceTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceTpMaps struct {
-	DenyExec    *ebpf.Map `ebpf:"deny_exec"`
-	DenyHeap    *ebpf.Map `ebpf:"deny_heap"`
-	DenyInodes  *ebpf.Map `ebpf:"deny_inodes"`
-	Events      *ebpf.Map `ebpf:"events"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	DenyExec      *ebpf.Map `ebpf:"deny_exec"`
+	DenyHeap      *ebpf.Map `ebpf:"deny_heap"`
+	DenyInodes    *ebpf.Map `ebpf:"deny_inodes"`
+	Events        *ebpf.Map `ebpf:"events"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *enforceTpMaps) Close() error {
@@ -194,8 +234,11 @@ func (m *enforceTpMaps) Close() error {
 		m.DenyHeap,
 		m.DenyInodes,
 		m.Events,
+		m.OpenRepeats,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -204,6 +247,8 @@ func (m *enforceTpMaps) Close() error {
 //
 // It can be passed to loadEnforceTpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type enforceTpVariables struct {
+	FlushNs     *ebpf.Variable `ebpf:"flush_ns"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // enforceTpPrograms contains all programs after they have been loaded into the kernel.

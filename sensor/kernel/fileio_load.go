@@ -10,13 +10,10 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// fileIOMaps are the maps the file/network object shares with the process
-// object (bpf/maps.h). The loader creates them once and passes them here.
-type fileIOMaps struct {
-	Sessions *ebpf.Map
-	Events   *ebpf.Map
-	Lost     *ebpf.Map
-}
+// fileIOMaps are the maps (and the wakeup policy) the file/network object
+// shares with the process object (bpf/maps.h). The loader creates them once
+// and passes them here.
+type fileIOMaps = sharedMaps
 
 // fileIOConfig sizes the object's private maps; zero keeps the compiled
 // default.
@@ -24,6 +21,9 @@ type fileIOConfig struct {
 	// PendingEntries bounds the threads of session members that can be
 	// inside unlink/rename/chmod at once (8 KiB of kernel memory each).
 	PendingEntries uint32
+	// DedupeOpens reports a read-only open once per process image, file
+	// and flags; repeats are counted on the exit record (Config.RepeatOpens).
+	DedupeOpens bool
 	// ArgsEntries bounds the threads of session members that can be inside
 	// open/fchmod/connect at once.
 	ArgsEntries uint32
@@ -46,22 +46,24 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fileio: %w", err)
 	}
-	// The shared maps were sized from config by whoever created them; a
-	// replacement must match its spec.
-	spec.Maps[fileioMapSessions].MaxEntries = shared.Sessions.MaxEntries()
-	spec.Maps[fileioMapEvents].MaxEntries = shared.Events.MaxEntries()
+	// The shared maps were sized from config by whoever created them.
+	repl, err := shared.prepare(spec)
+	if err != nil {
+		return nil, fmt.Errorf("fileio: %w", err)
+	}
 	if cfg.PendingEntries > 0 {
 		spec.Maps[fileioMapFioPending].MaxEntries = cfg.PendingEntries
 	}
 	if cfg.ArgsEntries > 0 {
 		spec.Maps[fileioMapFioArgs].MaxEntries = cfg.ArgsEntries
 	}
+	if cfg.DedupeOpens {
+		if err := spec.Variables[fileioVarDedupeOpens].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("fileio: %w", err)
+		}
+	}
 	f := &fileIO{}
-	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
-		fileioMapSessions:    shared.Sessions,
-		fileioMapEvents:      shared.Events,
-		fileioMapRingbufLost: shared.Lost,
-	}}
+	opts := &ebpf.CollectionOptions{MapReplacements: repl}
 	if err := spec.LoadAndAssign(&f.objs, opts); err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {

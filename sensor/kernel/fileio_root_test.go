@@ -65,6 +65,12 @@ func newFIOEnvB(b *testing.B) *fioEnv { return loadFIOEnv(b, 0) }
 
 func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
 	t.Helper()
+	return loadFIOEnvWake(t, ringBytes, wakeupPolicy{})
+}
+
+// loadFIOEnvWake loads the object with ring-buffer wakeup policy w.
+func loadFIOEnvWake(t testing.TB, ringBytes uint32, w wakeupPolicy) *fioEnv {
+	t.Helper()
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
@@ -88,6 +94,7 @@ func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
 		t.Cleanup(func() { m.Close() })
 		*dst = m
 	}
+	e.maps.Wake = w
 	e.obj, err = loadFileIO(e.maps, fileIOConfig{})
 	if err != nil {
 		t.Fatal(err)

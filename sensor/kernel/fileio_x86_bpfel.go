@@ -78,6 +78,43 @@ type fileioFioArgs struct {
 	Pad0     uint32
 }
 
+type fileioForkEvent struct {
+	_ structs.HostLayout
+	H struct {
+		_            structs.HostLayout
+		Kind         uint8
+		Agent        uint8
+		Flags        uint16
+		Cpu          uint32
+		Ktime        uint64
+		Pid          uint32
+		Tid          uint32
+		StartNs      uint64
+		SessionPid   uint32
+		Pad0         uint32
+		SessionStart uint64
+	}
+	Ppid        uint32
+	Pad0        uint32
+	ParentStart uint64
+}
+
+type fileioOpenKey struct {
+	_       structs.HostLayout
+	Tgid    uint32
+	Flags   uint32
+	StartNs uint64
+	ExecId  uint64
+	Dev     uint64
+	Ino     uint64
+}
+
+type fileioOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
+}
+
 type fileioPathWalk struct {
 	_          structs.HostLayout
 	Dentry     uint64
@@ -116,12 +153,19 @@ const (
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioPending         = "fio_pending"
 	fileioMapFioScratch         = "fio_scratch"
+	fileioMapOpenRepeats        = "open_repeats"
+	fileioMapOpenSeen           = "open_seen"
+	fileioMapParkedForks        = "parked_forks"
 	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
+	fileioMapRingbufWakeup      = "ringbuf_wakeup"
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
 	fileioProgFileioSysExit     = "fileio_sys_exit"
+	fileioVarDedupeOpens        = "dedupe_opens"
+	fileioVarFlushNs            = "flush_ns"
 	fileioVarUnusedConnectEvent = "unused_connect_event"
+	fileioVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadFileio returns the embedded CollectionSpec for fileio.
@@ -174,20 +218,27 @@ type fileioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioMapSpecs struct {
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	FioArgs     *ebpf.MapSpec `ebpf:"fio_args"`
-	FioPending  *ebpf.MapSpec `ebpf:"fio_pending"`
-	FioScratch  *ebpf.MapSpec `ebpf:"fio_scratch"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
+	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
+	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	OpenSeen      *ebpf.MapSpec `ebpf:"open_seen"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // fileioVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioVariableSpecs struct {
+	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
+	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.VariableSpec `ebpf:"unused_connect_event"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // fileioObjects contains all objects after they have been loaded into the kernel.
@@ -210,13 +261,17 @@ func (o *fileioObjects) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioMaps struct {
-	Events      *ebpf.Map `ebpf:"events"`
-	FioArgs     *ebpf.Map `ebpf:"fio_args"`
-	FioPending  *ebpf.Map `ebpf:"fio_pending"`
-	FioScratch  *ebpf.Map `ebpf:"fio_scratch"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	Events        *ebpf.Map `ebpf:"events"`
+	FioArgs       *ebpf.Map `ebpf:"fio_args"`
+	FioPending    *ebpf.Map `ebpf:"fio_pending"`
+	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	OpenSeen      *ebpf.Map `ebpf:"open_seen"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *fileioMaps) Close() error {
@@ -225,8 +280,12 @@ func (m *fileioMaps) Close() error {
 		m.FioArgs,
 		m.FioPending,
 		m.FioScratch,
+		m.OpenRepeats,
+		m.OpenSeen,
+		m.ParkedForks,
 		m.PathWalks,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -235,7 +294,10 @@ func (m *fileioMaps) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioVariables struct {
+	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
+	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	UnusedConnectEvent *ebpf.Variable `ebpf:"unused_connect_event"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // fileioPrograms contains all programs after they have been loaded into the kernel.

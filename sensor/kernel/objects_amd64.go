@@ -14,8 +14,8 @@ import (
 func archObjects() []objectLoader {
 	return []objectLoader{{
 		name: "fileio",
-		load: func(m sharedMaps, _ Config) (io.Closer, error) {
-			return loadFileIO(fileIOMaps{Sessions: m.Sessions, Events: m.Events, Lost: m.Lost}, fileIOConfig{})
+		load: func(m sharedMaps, cfg Config) (io.Closer, error) {
+			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens})
 		},
 		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect},
 		decode: decodeFileIO,

@@ -86,10 +86,10 @@ type processExecScratch struct {
 }
 
 type processExitEvent struct {
-	_        structs.HostLayout
-	H        processEventHeader
-	ExitCode uint32
-	Pad0     uint32
+	_             structs.HostLayout
+	H             processEventHeader
+	ExitCode      uint32
+	RepeatedOpens uint32
 }
 
 type processForkEvent struct {
@@ -98,6 +98,12 @@ type processForkEvent struct {
 	Ppid        uint32
 	Pad0        uint32
 	ParentStart uint64
+}
+
+type processOpenRepeats struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Count   uint64
 }
 
 type processPathWalk struct {
@@ -153,15 +159,17 @@ type processSession struct {
 const (
 	processMapEvents            = "events"
 	processMapExecHeap          = "exec_heap"
+	processMapOpenRepeats       = "open_repeats"
+	processMapParkedForks       = "parked_forks"
 	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
+	processMapRingbufWakeup     = "ringbuf_wakeup"
 	processMapSessions          = "sessions"
 	processProgHandleExec       = "handle_exec"
 	processProgHandleExit       = "handle_exit"
 	processProgHandleFork       = "handle_fork"
 	processVarFlushNs           = "flush_ns"
-	processVarLastWakeupNs      = "last_wakeup_ns"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExecFlags   = "unused_exec_flags"
@@ -221,12 +229,15 @@ type processProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processMapSpecs struct {
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	ExecHeap    *ebpf.MapSpec `ebpf:"exec_heap"`
-	PathWalks   *ebpf.MapSpec `ebpf:"path_walks"`
-	Recognisers *ebpf.MapSpec `ebpf:"recognisers"`
-	RingbufLost *ebpf.MapSpec `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.MapSpec `ebpf:"sessions"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExecHeap      *ebpf.MapSpec `ebpf:"exec_heap"`
+	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
+	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
+	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
+	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
 // processVariableSpecs contains global variables before they are loaded into the kernel.
@@ -234,7 +245,6 @@ type processMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
 	FlushNs           *ebpf.VariableSpec `ebpf:"flush_ns"`
-	LastWakeupNs      *ebpf.VariableSpec `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
@@ -263,21 +273,27 @@ func (o *processObjects) Close() error {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processMaps struct {
-	Events      *ebpf.Map `ebpf:"events"`
-	ExecHeap    *ebpf.Map `ebpf:"exec_heap"`
-	PathWalks   *ebpf.Map `ebpf:"path_walks"`
-	Recognisers *ebpf.Map `ebpf:"recognisers"`
-	RingbufLost *ebpf.Map `ebpf:"ringbuf_lost"`
-	Sessions    *ebpf.Map `ebpf:"sessions"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExecHeap      *ebpf.Map `ebpf:"exec_heap"`
+	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
+	PathWalks     *ebpf.Map `ebpf:"path_walks"`
+	Recognisers   *ebpf.Map `ebpf:"recognisers"`
+	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
+	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
 		m.ExecHeap,
+		m.OpenRepeats,
+		m.ParkedForks,
 		m.PathWalks,
 		m.Recognisers,
 		m.RingbufLost,
+		m.RingbufWakeup,
 		m.Sessions,
 	)
 }
@@ -287,7 +303,6 @@ func (m *processMaps) Close() error {
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
 	FlushNs           *ebpf.Variable `ebpf:"flush_ns"`
-	LastWakeupNs      *ebpf.Variable `ebpf:"last_wakeup_ns"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`

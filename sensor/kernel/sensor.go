@@ -22,13 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// sharedMaps are created once and handed to every object (bpf/maps.h).
-type sharedMaps struct {
-	Sessions *ebpf.Map
-	Events   *ebpf.Map
-	Lost     *ebpf.Map
-}
-
 // objectLoader is a BPF object loaded after process.bpf.c, sharing its maps
 // through MapReplacements, with the decoder for the record kinds it emits.
 // extraObjects (per architecture) lists them.
@@ -113,13 +106,11 @@ func (s *Sensor) load() error {
 	if err := s.createSharedMaps(spec); err != nil {
 		return err
 	}
-	s.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
-		MapReplacements: map[string]*ebpf.Map{
-			processMapSessions:    s.maps.Sessions,
-			processMapEvents:      s.maps.Events,
-			processMapRingbufLost: s.maps.Lost,
-		},
-	})
+	repl, err := s.maps.prepare(spec)
+	if err != nil {
+		return fmt.Errorf("sensor: process object: %w", err)
+	}
+	s.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	if err != nil {
 		return fmt.Errorf("sensor: load process programs: %w", oneLine(err))
 	}
@@ -151,8 +142,8 @@ func (s *Sensor) load() error {
 }
 
 // processSpec is the process object's spec sized and set from the config:
-// map sizes, scope and ring-buffer batching are fixed at load time, in the
-// object's maps and read-only variables.
+// map sizes and scope are fixed at load time, in the object's maps and
+// read-only variables (ring-buffer batching: sharedMaps.prepare).
 func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 	spec, err := loadProcess()
 	if err != nil {
@@ -165,14 +156,6 @@ func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 			return nil, fmt.Errorf("sensor: set scope: %w", err)
 		}
 	}
-	if s.cfg.FlushInterval > 0 {
-		if err := spec.Variables[processVarWakeupBytes].Set(uint64(s.cfg.WakeupBytes)); err != nil {
-			return nil, fmt.Errorf("sensor: set wakeup threshold: %w", err)
-		}
-		if err := spec.Variables[processVarFlushNs].Set(uint64(s.cfg.FlushInterval)); err != nil {
-			return nil, fmt.Errorf("sensor: set flush interval: %w", err)
-		}
-	}
 	return spec, nil
 }
 
@@ -180,21 +163,8 @@ func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 // the process object's spec: they are made here, not by the collection, so
 // that the later objects can be handed the same maps.
 func (s *Sensor) createSharedMaps(spec *ebpf.CollectionSpec) error {
-	for _, name := range []string{processMapSessions, processMapEvents, processMapRingbufLost} {
-		m, err := ebpf.NewMap(spec.Maps[name])
-		if err != nil {
-			return fmt.Errorf("sensor: create map %s: %w", name, err)
-		}
-		switch name {
-		case processMapSessions:
-			s.maps.Sessions = m
-		case processMapEvents:
-			s.maps.Events = m
-		case processMapRingbufLost:
-			s.maps.Lost = m
-		}
-	}
-	return nil
+	s.maps.Wake = newWakeupPolicy(s.cfg)
+	return s.maps.create(spec)
 }
 
 // fillRecognisers writes the agent recogniser table (Config.Recognisers)
@@ -348,11 +318,7 @@ func (s *Sensor) Close() error {
 		if s.coll != nil {
 			s.coll.Close()
 		}
-		for _, m := range []*ebpf.Map{s.maps.Sessions, s.maps.Events, s.maps.Lost} {
-			if m != nil {
-				errs = append(errs, m.Close())
-			}
-		}
+		errs = append(errs, s.maps.close()...)
 	})
 	return errors.Join(errs...)
 }

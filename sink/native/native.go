@@ -197,6 +197,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		if x.CoreDumped {
 			dst = boolField(dst, "core_dumped", true)
 		}
+		if x.RepeatedOpens != 0 {
+			dst = uintField(dst, "repeated_opens", uint64(x.RepeatedOpens))
+		}
 		dst = append(dst, '}')
 	}
 	if l := ev.Loss; l != nil {

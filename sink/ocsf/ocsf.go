@@ -811,11 +811,14 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		}
 		dst = append(dst, '}')
 	}
-	if x := ev.Exit; x != nil && (x.Signal != 0 || x.CoreDumped) {
+	if x := ev.Exit; x != nil && (x.Signal != 0 || x.CoreDumped || x.RepeatedOpens != 0) {
 		dst = append(jsonw.AppendKey(dst, "exit"), '{')
 		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "signal"), int64(x.Signal))
 		if x.CoreDumped {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "core_dumped"), true)
+		}
+		if x.RepeatedOpens != 0 {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "repeated_opens"), uint64(x.RepeatedOpens))
 		}
 		dst = append(dst, '}')
 	}

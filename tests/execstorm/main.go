@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -59,6 +60,10 @@ type result struct {
 	// BPF statistics): what the sensor adds to the exec'ing tasks,
 	// measured without the noise of a shared host.
 	bpf time.Duration
+	// For -v: ring-buffer records read, voluntary context switches of
+	// this process (the reader blocking and being woken) and irq_work
+	// interrupts host-wide (a ring-buffer wakeup is one), during the storm.
+	records, nvcsw, irqWork uint64
 }
 
 func main() {
@@ -222,6 +227,8 @@ func (b *bench) round(m mode, r int) (result, error) {
 	}
 	if b.verbose {
 		printProgramStats(s, m, r)
+		fmt.Fprintf(os.Stderr, "  %s round %d: records %d, sensor CPU %s, voluntary switches %d, irq_work interrupts %d\n",
+			m, r, res.records, res.sensorCPU.Round(time.Millisecond), res.nvcsw, res.irqWork)
 	}
 	cancel()
 	<-d.done
@@ -258,6 +265,7 @@ func (b *bench) storm(m mode, marker string) (result, error) {
 // for the marker, so the time includes draining every event.
 func (b *bench) measure(s *kernel.Sensor, m mode, marker string, d *drainer) (result, error) {
 	cpu0 := cpuTime()
+	rec0, csw0, iwi0 := s.Stats().Records, nvcsw(), irqWork()
 	bpf0, err := bpfTime(s)
 	if err != nil {
 		return result{}, err
@@ -274,6 +282,7 @@ func (b *bench) measure(s *kernel.Sensor, m mode, marker string, d *drainer) (re
 		}
 	}
 	res.sensorCPU = cpuTime() - cpu0
+	res.records, res.nvcsw, res.irqWork = s.Stats().Records-rec0, nvcsw()-csw0, irqWork()-iwi0
 	bpf1, err := bpfTime(s)
 	if err != nil {
 		return res, err
@@ -352,6 +361,40 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// nvcsw is this process's voluntary context switches.
+func nvcsw() uint64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return uint64(ru.Nvcsw)
+}
+
+// irqWork sums the "IWI" (irq work interrupts) row of /proc/interrupts
+// over every CPU; 0 when there is none.
+func irqWork() uint64 {
+	b, err := os.ReadFile("/proc/interrupts")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "IWI:" {
+			continue
+		}
+		var n uint64
+		for _, x := range f[1:] {
+			v, err := strconv.ParseUint(x, 10, 64)
+			if err != nil {
+				break
+			}
+			n += v
+		}
+		return n
+	}
+	return 0
 }
 
 func median(rs []result, f func(result) float64) float64 {

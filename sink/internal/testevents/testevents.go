@@ -122,7 +122,7 @@ func New(kind string, seq uint64, session string) *event.Event {
 		withProc()
 	case event.KindProcessExit:
 		withProc()
-		ev.Exit = &event.Exit{Code: 1, Signal: 0}
+		ev.Exit = &event.Exit{Code: 1, Signal: 0, RepeatedOpens: 2}
 		ev.Partial = []string{event.PartialBinary}
 	case event.KindFileOpen:
 		withProc()

@@ -1,0 +1,228 @@
+//go:build linux
+
+package kernel
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"github.com/lineaged/lineaged/sensor"
+)
+
+// A forked child that never execs is reported as before: its fork record,
+// parked at fork (bpf/lib/forks.h), is sent ahead of the child's first
+// record of its own (here a file record and its exit), and ahead of a fork
+// by the child. A child that execs is named by its exec alone.
+func TestRootParkedForkSentBeforeChildRecords(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	// ( ... ) forks a subshell that runs builtins only: it opens data
+	// (a redirection), forks a grandchild subshell that exits 6, and
+	// exits 5. /bin/true is forked and exec'd.
+	script := fmt.Sprintf(`( read x < '%s'; ( exit 6 ); exit 5 ); /bin/true; exec /bin/true %s`, data, m)
+	cmd := shellCmd(agent, "-c", script)
+	cmd.Run() // exits with the marker's status
+	root := uint32(cmd.Process.Pid)
+	_, evs := h.untilExecArg(m)
+
+	exitCode := func(code int32) sensor.Event {
+		t.Helper()
+		ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == code && inSession(ev, root) })
+		if len(ex) != 1 {
+			t.Fatalf("exits with code %d in the session: %+v", code, ex)
+		}
+		return ex[0]
+	}
+	sub, grand := exitCode(5), exitCode(6)
+	index := func(pred func(sensor.Event) bool) int { return slices.IndexFunc(evs, pred) }
+	forkOf := func(pid uint32) func(sensor.Event) bool {
+		return func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == pid }
+	}
+	subFork := index(forkOf(sub.Proc.PID))
+	if subFork < 0 {
+		t.Fatalf("no fork record of the subshell %d", sub.Proc.PID)
+	}
+	if f := evs[subFork]; f.Fork.Parent.PID != root || f.Proc != sub.Proc || !inSession(f, root) {
+		t.Errorf("subshell fork record %+v, want parent %d, process %+v", f, root, sub.Proc)
+	}
+	open := index(func(ev sensor.Event) bool {
+		return ev.File != nil && ev.Proc.PID == sub.Proc.PID && ev.File.Path == data
+	})
+	grandFork := index(forkOf(grand.Proc.PID))
+	if open < 0 || grandFork < 0 {
+		t.Fatalf("subshell's open at %d, grandchild's fork at %d", open, grandFork)
+	}
+	if !(subFork < open && subFork < grandFork && grandFork < index(exitOf(grand.Proc.PID))) {
+		t.Errorf("order: subshell fork %d, its open %d, grandchild fork %d", subFork, open, grandFork)
+	}
+	if evs[grandFork].Fork.Parent != sub.Proc {
+		t.Errorf("grandchild's parent %+v, want the subshell %+v", evs[grandFork].Fork.Parent, sub.Proc)
+	}
+	trues := find(evs, func(ev sensor.Event) bool {
+		return ev.Exec != nil && ev.Exec.Filename == "/bin/true" && ev.Proc.PID != root
+	})
+	if len(trues) != 1 || trues[0].Exec.Parent.PID != root {
+		t.Fatalf("the forked /bin/true: %+v", trues)
+	}
+	if f := find(evs, forkOf(trues[0].Proc.PID)); len(f) != 0 {
+		t.Errorf("fork record of a child that exec'd: %+v", f)
+	}
+}
+
+// A process image reports a read-only open of a file once; its repeats are
+// counted on its exit. Another process's open of the same file, and every
+// write open, are reported.
+func TestRootRepeatedReadOnlyOpensCounted(t *testing.T) {
+	h := startSensor(t, Config{})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	// Three reads by one image (the subshell, builtins only), then one
+	// by another process, then two appends by the first. The agent (the
+	// session's root) reads twice: both reported, its file tools run in it.
+	script := fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; read x < '%[1]s'; echo a >> '%[1]s'; echo b >> '%[1]s'; exit 3 ); ( read x < '%[1]s'; exit 4 ); read x < '%[1]s'; read x < '%[1]s'; exec /bin/true %[2]s`, data, m)
+	cmd := shellCmd(agent, "-c", script)
+	cmd.Run()
+	root := uint32(cmd.Process.Pid)
+	_, evs := h.untilExecArg(m)
+
+	check := func(code int32, reads, writes int, repeats uint32) {
+		t.Helper()
+		ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == code && inSession(ev, root) })
+		if len(ex) != 1 {
+			t.Fatalf("exits with code %d: %+v", code, ex)
+		}
+		pid := ex[0].Proc.PID
+		var r, w int
+		for _, ev := range find(evs, func(ev sensor.Event) bool {
+			return ev.File != nil && ev.Proc.PID == pid && ev.File.Path == data
+		}) {
+			if ev.File.Flags&uint32(os.O_WRONLY|os.O_RDWR) == 0 {
+				r++
+			} else {
+				w++
+			}
+		}
+		if r != reads || w != writes || ex[0].Exit.RepeatedOpens != repeats {
+			t.Errorf("process exiting %d: %d read opens, %d write opens, %d repeats; want %d, %d, %d",
+				code, r, w, ex[0].Exit.RepeatedOpens, reads, writes, repeats)
+		}
+	}
+	check(3, 1, 2, 2)
+	check(4, 1, 0, 0)
+	if n := len(find(evs, func(ev sensor.Event) bool {
+		return ev.File != nil && ev.Proc.PID == root && ev.File.Path == data
+	})); n != 2 {
+		t.Errorf("the session root's reads: %d reported, want 2", n)
+	}
+}
+
+// RepeatOpens reports every open.
+func TestRootRepeatOpensReportsEvery(t *testing.T) {
+	h := startSensor(t, Config{RepeatOpens: true})
+	agent := fakeAgentPath(t)
+	data := dataFile(t)
+	m := marker(t)
+	cmd := shellCmd(agent, "-c", fmt.Sprintf(`( read x < '%[1]s'; read x < '%[1]s'; exit 3 ); exec /bin/true %[2]s`, data, m))
+	cmd.Run()
+	_, evs := h.untilExecArg(m)
+	opens := find(evs, func(ev sensor.Event) bool { return ev.File != nil && ev.File.Path == data })
+	if len(opens) != 2 {
+		t.Errorf("%d opens of %s, want 2: %+v", len(opens), data, opens)
+	}
+	ex := find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == 3 })
+	if len(ex) != 1 || ex[0].Exit.RepeatedOpens != 0 {
+		t.Errorf("exit: %+v", ex)
+	}
+}
+
+// forkQuietHelper forks a child with a raw clone (a Go process cannot
+// otherwise fork without exec) that does nothing reported until its
+// parent execs (FORKQUIET=exec: /bin/true with argv[1]) or exits
+// (FORKQUIET=exit): it waits for the end of a pipe whose write end only
+// the parent holds, close-on-exec, then opens argv[2] and exits 5. Prints
+// the child's pid first.
+func forkQuietHelper() int {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return 2
+	}
+	path, err := syscall.BytePtrFromString(os.Args[2])
+	if err != nil {
+		return 2
+	}
+	var buf [1]byte
+	dirfd := atFDCWD
+	pid, _, errno := syscall.RawSyscall(syscall.SYS_CLONE, uintptr(syscall.SIGCHLD), 0, 0)
+	if errno != 0 {
+		return 2
+	}
+	if pid == 0 {
+		// Raw system calls only: the child has no Go runtime threads.
+		syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(p[1]), 0, 0)
+		syscall.RawSyscall(syscall.SYS_READ, uintptr(p[0]), uintptr(unsafe.Pointer(&buf[0])), 1)
+		syscall.RawSyscall6(syscall.SYS_OPENAT, uintptr(dirfd), uintptr(unsafe.Pointer(path)), syscall.O_RDONLY, 0, 0, 0)
+		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 5, 0, 0)
+	}
+	fmt.Println(pid)
+	if os.Getenv("FORKQUIET") == "exec" {
+		err := syscall.Exec("/bin/true", []string{"true", os.Args[1]}, nil)
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		return 1
+	}
+	return 0
+}
+
+const atFDCWD = -0x64
+
+// A parked child's fork record goes out before its parent's exec or exit
+// record: lineage must see the fork while the image it was forked from is
+// the current one, and before it forgets the parent.
+func TestRootParkedChildrenSentBeforeParentExecOrExit(t *testing.T) {
+	for _, mode := range []string{"exec", "exit"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startSensor(t, Config{})
+			data := dataFile(t)
+			m := marker(t)
+			cmd := shellCmd(fakeAgentPath(t), "-c", `exec "$0" "$1" "$2"`, testBinary(t), m, data)
+			cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=forkquiet", "FORKQUIET="+mode)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("helper: %v", err)
+			}
+			child, err := strconv.ParseUint(strings.TrimSpace(string(out)), 10, 32)
+			if err != nil {
+				t.Fatalf("helper output %q", out)
+			}
+			parent := uint32(cmd.Process.Pid)
+			evs := h.until(func(ev sensor.Event) bool { return ev.Exit != nil && ev.Proc.PID == uint32(child) })
+			fork := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == uint32(child) })
+			open := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.File != nil && ev.Proc.PID == uint32(child) })
+			var then int
+			if mode == "exec" {
+				then = slices.IndexFunc(evs, func(ev sensor.Event) bool {
+					return ev.Exec != nil && ev.Proc.PID == parent && ev.Exec.Filename == "/bin/true"
+				})
+			} else {
+				then = slices.IndexFunc(evs, exitOf(parent))
+			}
+			if fork < 0 || then < 0 || open < 0 {
+				t.Fatalf("child's fork at %d, its open at %d, parent's %s at %d", fork, open, mode, then)
+			}
+			if fork > then || then > open {
+				t.Errorf("child's fork at %d, parent's %s at %d, child's open at %d: want that order", fork, mode, then, open)
+			}
+			if p := evs[fork].Fork.Parent.PID; p != parent {
+				t.Errorf("fork parent %d, want %d", p, parent)
+			}
+		})
+	}
+}
