@@ -585,6 +585,12 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(handle_exit, struct task_struct *task)
 {
+	/* Children are linked to the thread that forked them. Every exiting
+	 * thread sends its own parked children first: after this tracepoint
+	 * its exit hands them to another live thread, or, when the whole
+	 * group is exiting at once (exit_group), to the reaper, where the
+	 * last thread's walk below would miss them. */
+	unpark_children(bpf_get_current_task());
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 
@@ -603,7 +609,6 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 		return 0;
 	}
 
-	unpark_children(bpf_get_current_task());
 	__u32 repeats = take_repeats(tgid, leader_start(task));
 	struct exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
