@@ -65,6 +65,7 @@ type Transcript struct {
 	off      int64  // bytes read from f
 	partial  []byte // bytes of an incomplete last line
 	skipping bool   // inside an oversized line: drop bytes until '\n'
+	buf      []byte // Poll's read buffer, kept: a session's file events poll often
 	calls    []*ToolCall
 	byID     map[string]*ToolCall
 	stats    TranscriptStats
@@ -124,14 +125,25 @@ func (t *Transcript) Poll() error {
 		}
 		t.f = f
 	}
-	if st, err := t.f.Stat(); err == nil && st.Size() < t.off {
-		// Truncated or rewritten in place: start over; tool calls already
-		// read are kept (ids are unique, duplicates are ignored).
-		if _, err := t.f.Seek(0, io.SeekStart); err == nil {
-			t.off, t.partial, t.skipping = 0, t.partial[:0], false
+	if st, err := t.f.Stat(); err == nil {
+		switch {
+		case st.Size() == t.off:
+			// Nothing appended since the last poll (the common case:
+			// every file event of the agent process polls).
+			return nil
+		case st.Size() < t.off:
+			// Truncated or rewritten in place: start over; tool calls
+			// already read are kept (ids are unique, duplicates are
+			// ignored).
+			if _, err := t.f.Seek(0, io.SeekStart); err == nil {
+				t.off, t.partial, t.skipping = 0, t.partial[:0], false
+			}
 		}
 	}
-	buf := make([]byte, 64<<10)
+	if t.buf == nil {
+		t.buf = make([]byte, 64<<10)
+	}
+	buf := t.buf
 	for {
 		n, err := t.f.Read(buf)
 		if n > 0 {

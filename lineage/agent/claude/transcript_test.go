@@ -205,3 +205,21 @@ func FuzzTranscript(f *testing.F) {
 		}
 	})
 }
+
+// Every file event of the agent process polls the transcript, often many
+// times while it waits for a tool call: a poll that finds nothing new
+// reads nothing and allocates nothing.
+func TestTranscriptIdlePollAllocatesNothing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.jsonl")
+	if err := os.WriteFile(p, []byte(`{"type":"user"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTranscript(p, 0)
+	defer tr.Close()
+	if err := tr.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(200, func() { _ = tr.Poll() }); n > 1 {
+		t.Errorf("an idle poll allocates %.0f times", n)
+	}
+}
