@@ -1,13 +1,15 @@
 package binid
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // PackageDB answers which package owns a path and the digest it recorded.
@@ -100,7 +102,7 @@ func loadDpkg(info string) (map[string]PackageFile, error) {
 			return nil, fmt.Errorf("dpkg database: %w", err)
 		}
 	}
-	files := make(map[string]PackageFile, len(names)*64)
+	files := make(map[string]PackageFile, len(names)*128)
 	for _, n := range names {
 		pkg := strings.TrimSuffix(filepath.Base(n), ".md5sums")
 		pkg, _, _ = strings.Cut(pkg, ":") // multiarch "libc6:amd64"
@@ -108,33 +110,61 @@ func loadDpkg(info string) (map[string]PackageFile, error) {
 			return files, err
 		}
 	}
+	// A load's garbage (the files read, the map's growth) is about twice
+	// what it keeps, at start and at every package change: hand it back
+	// to the system now rather than carry it as resident memory.
+	debug.FreeOSMemory()
 	return files, nil
 }
 
 // parseMD5Sums reads "<32 hex>  <path relative to />" lines; malformed lines
-// are skipped (dpkg itself never writes them).
+// are skipped (dpkg itself never writes them). A host has around 100,000 of
+// them, read at start and at every package change: the paths of one file
+// share one string and the digests one array, so loading costs a few
+// allocations per file, not several per line (the garbage of a load is
+// what sets the sensor's resident size).
 func parseMD5Sums(name, pkg string, into map[string]PackageFile) error {
-	f, err := os.Open(name)
+	b, err := os.ReadFile(name)
 	if err != nil {
 		return fmt.Errorf("dpkg %s: %w", name, err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	type rec struct {
+		off, end int
+		sum      [16]byte
+	}
+	// Sized once: a line is longer than its path, and there are at most
+	// as many records as lines.
+	recs := make([]rec, 0, bytes.Count(b, []byte{'\n'})+1)
+	paths := make([]byte, 0, len(b))
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimRight(line, "\n")
 		if len(line) < 35 || line[32] != ' ' {
 			continue
 		}
-		sum, err := hex.DecodeString(line[:32])
-		if err != nil {
+		var r rec
+		if _, err := hex.Decode(r.sum[:], line[:32]); err != nil {
 			continue
 		}
-		p := "/" + strings.TrimLeft(line[34:], "/")
+		rel := line[34:]
 		if line[33] != ' ' {
-			p = "/" + strings.TrimLeft(line[33:], " /")
+			rel = bytes.TrimLeft(line[33:], " ")
 		}
-		into[p] = PackageFile{Package: pkg, Algo: "md5", Digest: sum}
+		rel = bytes.TrimLeft(rel, "/")
+		r.off = len(paths)
+		paths = append(append(paths, '/'), rel...)
+		r.end = len(paths)
+		recs = append(recs, r)
 	}
-	return sc.Err()
+	if len(recs) == 0 {
+		return nil
+	}
+	// paths is never written again: the keys share its bytes.
+	all := unsafe.String(unsafe.SliceData(paths), len(paths))
+	sums := make([]byte, 16*len(recs))
+	for i, r := range recs {
+		d := sums[16*i : 16*i+16 : 16*i+16]
+		copy(d, r.sum[:])
+		into[all[r.off:r.end]] = PackageFile{Package: pkg, Algo: "md5", Digest: d}
+	}
+	return nil
 }
