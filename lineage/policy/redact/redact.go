@@ -44,12 +44,7 @@ type Redactor struct {
 	// cache holds the redacted argv of each image by exec_id: an image's
 	// argv never changes, and the same ancestors recur in every event.
 	mu    sync.Mutex
-	cache map[cacheKey][]string
-}
-
-type cacheKey struct {
-	execID string
-	agent  bool
+	cache map[string][]string
 }
 
 // maxCache bounds the per-image cache; it is cleared when full.
@@ -290,38 +285,39 @@ func (r *Redactor) Event(e *event.Event) {
 	if e == nil {
 		return
 	}
-	roots := map[string]bool{}
+	var root, parentRoot string
 	if e.Agent != nil {
-		roots[e.Agent.RootExecID] = true
-		if e.Agent.ParentRootExecID != "" {
-			roots[e.Agent.ParentRootExecID] = true
-		}
+		root, parentRoot = e.Agent.RootExecID, e.Agent.ParentRootExecID
 	}
 	do := func(p *event.Process) {
 		if p == nil || p.Argv == nil {
 			return
 		}
-		k := cacheKey{execID: p.ExecID, agent: roots[p.ExecID] || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv))}
-		if k.execID != "" {
+		// An image's argv is redacted once: ancestors come back in
+		// every event of their descendants. Whether it is an agent's
+		// (its own options are kept) does not change for an exec_id, so
+		// it is decided on a miss only.
+		if p.ExecID != "" {
 			r.mu.Lock()
-			out, ok := r.cache[k]
+			out, ok := r.cache[p.ExecID]
 			r.mu.Unlock()
 			if ok {
 				p.Argv = out
 				return
 			}
 		}
-		if k.agent {
+		isAgent := p.ExecID != "" && (p.ExecID == root || p.ExecID == parentRoot)
+		if isAgent || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv)) {
 			p.Argv = r.AgentArgv(p.Argv)
 		} else {
 			p.Argv = r.Argv(p.Argv)
 		}
-		if k.execID != "" {
+		if p.ExecID != "" {
 			r.mu.Lock()
 			if r.cache == nil || len(r.cache) >= maxCache {
-				r.cache = make(map[cacheKey][]string)
+				r.cache = make(map[string][]string)
 			}
-			r.cache[k] = p.Argv
+			r.cache[p.ExecID] = p.Argv
 			r.mu.Unlock()
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 )
 
@@ -201,5 +202,25 @@ func BenchmarkEvent(b *testing.B) {
 		n++
 		e := &event.Event{Process: &event.Process{ExecID: fmt.Sprint("p", n), Exe: "/usr/bin/cc", Argv: []string{"cc", "-c", "x.c"}}, Ancestry: append([]event.Process(nil), anc...)}
 		r.Event(e)
+	}
+}
+
+// BenchmarkEventCachedAncestry is the redaction of an in-session exec whose
+// ancestors were all seen before: the common case in a storm.
+func BenchmarkEventCachedAncestry(b *testing.B) {
+	r, err := New(Config{IsAgent: agent.DefaultTable().IsAgent})
+	if err != nil {
+		b.Fatal(err)
+	}
+	anc := make([]event.Process, 10)
+	for i := range anc {
+		anc[i] = event.Process{ExecID: fmt.Sprintf("anc-%d", i), Exe: "/usr/bin/bash", Argv: []string{"/bin/bash", "-c", "source x && eval 'make test' && pwd -P"}}
+	}
+	ev := &event.Event{Agent: &event.Agent{RootExecID: "anc-9"}}
+	b.ReportAllocs()
+	for i := range b.N {
+		ev.Process = &event.Process{ExecID: fmt.Sprint(i), Exe: "/usr/bin/true", Argv: []string{"/bin/true"}}
+		ev.Ancestry = append(ev.Ancestry[:0], anc...)
+		r.Event(ev)
 	}
 }
