@@ -106,9 +106,36 @@ func AppendBool(dst []byte, v bool) []byte { return strconv.AppendBool(dst, v) }
 
 // AppendTime appends t as a quoted RFC 3339 UTC timestamp with nanoseconds.
 func AppendTime(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	y, mo, d := t.Date()
+	if y < 0 || y > 9999 {
+		dst = append(dst, '"')
+		dst = t.AppendFormat(dst, TimeLayout)
+		return append(dst, '"')
+	}
+	// TimeLayout by hand: time.Format interprets its layout at every
+	// call, and every event carries several times (its own, the start of
+	// each process in it, the posture's).
+	h, mi, sec := t.Clock()
 	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, TimeLayout)
-	return append(dst, '"')
+	dst = appendDigits(dst, y, 4)
+	dst = appendDigits(append(dst, '-'), int(mo), 2)
+	dst = appendDigits(append(dst, '-'), d, 2)
+	dst = appendDigits(append(dst, 'T'), h, 2)
+	dst = appendDigits(append(dst, ':'), mi, 2)
+	dst = appendDigits(append(dst, ':'), sec, 2)
+	dst = appendDigits(append(dst, '.'), t.Nanosecond(), 9)
+	return append(dst, 'Z', '"')
+}
+
+// appendDigits appends v (non-negative) as exactly n decimal digits.
+func appendDigits(dst []byte, v, n int) []byte {
+	var b [9]byte
+	for i := n - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:n]...)
 }
 
 // TruncateUTF8 returns the longest prefix of s of at most n bytes that does
