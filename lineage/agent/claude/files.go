@@ -45,6 +45,15 @@ func (o *Observer) File(x agent.File) agent.Result {
 			return agent.Result{Agent: &a}
 		}
 		if s.match.Kind == sensor.AgentClaudeCode {
+			if h := o.hookFile(s, x.File.Path, x.File.NewPath); h != nil {
+				a.ToolUse = &event.ToolUse{ID: h.ToolUseID, Name: h.ToolName, Attribution: event.AttributionExact}
+				o.stats.FilesBound++
+				return agent.Result{Agent: &a}
+			}
+			if housekeeping(s, x.File) {
+				o.stats.FilesHousekeeping++
+				return agent.Result{Agent: &a}
+			}
 			return agent.Result{Agent: &a, Resolve: o.resolveFile(s, x.File)}
 		}
 	}
@@ -74,6 +83,38 @@ func (o *Observer) File(x agent.File) agent.Result {
 		return agent.Result{Agent: &a, Resolve: r}
 	}
 	return agent.Result{Agent: &a}
+}
+
+// oDirectory is open(2)'s O_DIRECTORY on Linux.
+const oDirectory = 0o200000
+
+// housekeeping reports a file event of the agent process that is its own
+// upkeep, not a Read/Write/Edit tool call's: a directory, a kernel
+// pseudo-file (/proc/N/statm, polled all along), its managed settings, its
+// own state (~/.claude/..., ~/.claude.json). About half of an agent's file
+// events during a tool call are these; each would otherwise wait up to
+// FileWait for a tool call naming it. A Read tool call of such a file is
+// still tied exactly through the hook (docs/agents.md).
+func housekeeping(s *session, f *event.File) bool {
+	if f.NewPath != "" {
+		return false
+	}
+	if f.Flags&oDirectory != 0 {
+		return true
+	}
+	p := f.Path
+	for _, pre := range []string{"/proc/", "/sys/", "/dev/", "/etc/claude-code/"} {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	if s.configDir != "" && (strings.HasPrefix(p, s.configDir+"/") || p == s.configDir) {
+		return true
+	}
+	if s.configDir != "" && filepath.Base(s.configDir) == ".claude" && p == filepath.Dir(s.configDir)+"/.claude.json" {
+		return true
+	}
+	return false
 }
 
 // fileTools are the tools that run inside the agent process and name one

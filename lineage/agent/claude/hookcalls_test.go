@@ -145,3 +145,28 @@ func TestManagedSettingsHookRole(t *testing.T) {
 		t.Fatalf("unknown command role %q", a.Role)
 	}
 }
+
+// The agent's own upkeep (directories, /proc, its state under ~/.claude)
+// is not waited on for a tool call; a file of the work tree is.
+func TestAgentHousekeepingIsNotWaitedOn(t *testing.T) {
+	w := newWorld(t)
+	root, ra, _ := hookedSession(t, w)
+	for _, c := range []struct {
+		f    event.File
+		wait bool
+	}{
+		{event.File{Path: "/proc/100/statm", Mode: event.ModeRead}, false},
+		{event.File{Path: w.cwd, Mode: event.ModeRead, Flags: oDirectory}, false},
+		{event.File{Path: filepath.Join(w.home, ".claude", "sessions", "100.json"), Mode: event.ModeWrite}, false},
+		{event.File{Path: filepath.Join(w.home, ".claude.json"), Mode: event.ModeRead}, false},
+		{event.File{Path: "/etc/claude-code/managed-settings.json", Mode: event.ModeRead}, false},
+		{event.File{Path: filepath.Join(w.cwd, "main.go"), Mode: event.ModeRead}, true},
+		{event.File{Path: "/proc/self/fd/14/x.tmp.1", NewPath: "/proc/self/fd/14/x"}, true},
+	} {
+		f := c.f
+		r := w.in.File(agent.File{Proc: root, Agent: ra, File: &f})
+		if got := r.Resolve != nil; got != c.wait {
+			t.Errorf("%s (flags %#o): waits %v, want %v", f.Path, f.Flags, got, c.wait)
+		}
+	}
+}

@@ -65,8 +65,11 @@ type Stats struct {
 	ToolsNoHook     uint64 // Bash tool processes of a hooked session with no hook decision
 	ToolsUnbound    uint64 // Bash tool processes whose tool_use never appeared in time
 	FilesBound      uint64 // agent-process file events tied to a tool_use
-	Transcript      TranscriptStats
-	TranscriptPaths int
+	// FilesHousekeeping counts agent-process file events taken for its
+	// own upkeep, not waited on (housekeeping).
+	FilesHousekeeping uint64
+	Transcript        TranscriptStats
+	TranscriptPaths   int
 }
 
 // Observer is the Claude Code agent.Integration.
