@@ -5,6 +5,7 @@
 package jsonw
 
 import (
+	"encoding/binary"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -29,11 +30,38 @@ func AppendString(dst []byte, s string) ([]byte, bool) {
 	return append(dst, '"'), invalid
 }
 
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plain8 reports whether none of the 8 bytes of s needs escaping: each is
+// ASCII from 0x20 to 0x7e and neither '"' nor '\\'. Word-at-a-time tests
+// (a byte below n: (x - n*ones) &^ x & highs); one that fires without
+// cause only sends the bytes through the byte loop.
+func plain8(s string) bool {
+	x := binary.LittleEndian.Uint64([]byte(s[:8]))
+	q, bs := x^('"'*ones), x^('\\'*ones)
+	special := (x - 0x20*ones) &^ x // a byte below 0x20
+	special |= x | (x + ones)       // a byte of 0x7f or above
+	special |= (q - ones) &^ q      // a '"'
+	special |= (bs - ones) &^ bs    // a '\\'
+	return special&highs == 0
+}
+
 // AppendStringBody is AppendString without the surrounding quotes.
 func AppendStringBody(dst []byte, s string) ([]byte, bool) {
 	invalid := false
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs escaping: argv elements
+		// and paths are mostly plain ASCII.
+		for i+8 <= len(s) && plain8(s[i:i+8]) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
