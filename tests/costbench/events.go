@@ -1,0 +1,159 @@
+//go:build linux
+
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// tally is what the benchmark reads from the events a sensor run wrote.
+type tally struct {
+	events         int
+	bytes          int64 // encoded size of every event
+	stormExecs     int   // process.exec of the storms' /bin/true (not the markers)
+	execSizes      []int // their encoded sizes, in bytes
+	lossEvents     int   // sensor.loss events
+	lossCount      int64 // the events they say were lost
+	partialAncestr int   // events whose partial names "ancestry"
+	undecodable    int
+}
+
+// wireEvent is the part of an event the benchmark reads: fields that every
+// schema version has.
+type wireEvent struct {
+	Kind    string `json:"kind"`
+	Process *struct {
+		Exe  string   `json:"exe"`
+		Argv []string `json:"argv"`
+	} `json:"process"`
+	Partial []string `json:"partial"`
+	Loss    *struct {
+		Count int64 `json:"count"`
+	} `json:"loss"`
+}
+
+// add counts one encoded event.
+func (t *tally) add(line []byte) {
+	if len(bytes.TrimSpace(line)) == 0 {
+		return
+	}
+	var e wireEvent
+	if err := json.Unmarshal(line, &e); err != nil {
+		t.undecodable++
+		return
+	}
+	t.events++
+	t.bytes += int64(len(line))
+	if slices.Contains(e.Partial, "ancestry") {
+		t.partialAncestr++
+	}
+	if e.Kind == "sensor.loss" {
+		t.lossEvents++
+		if e.Loss != nil {
+			t.lossCount += e.Loss.Count
+		}
+	}
+	if e.Kind == "process.exec" && e.Process != nil && isStormExec(e.Process.Exe, e.Process.Argv) {
+		t.stormExecs++
+		t.execSizes = append(t.execSizes, len(line))
+	}
+}
+
+// isStormExec tells a storm's /bin/true (argv just the path) from its
+// marker and from anything else.
+func isStormExec(exe string, argv []string) bool {
+	return len(argv) == 1 && argv[0] == "/bin/true" && (exe == "/bin/true" || exe == "/usr/bin/true")
+}
+
+// tallyFile reads the output file (the sensor rotates at its size limit:
+// the rotated files count too).
+func tallyFile(path string) (*tally, error) {
+	t := &tally{}
+	files, _ := filepath.Glob(path + ".*")
+	for _, p := range append(files, path) {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for sc.Scan() {
+			t.add(sc.Bytes())
+		}
+		err = sc.Err()
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return t, nil
+}
+
+// broker is a Kafka-protocol broker (kfake) on loopback with one topic.
+type broker struct {
+	c     *kfake.Cluster
+	topic string
+}
+
+func startBroker() (*broker, error) {
+	const topic = "lineaged-costbench"
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		return nil, fmt.Errorf("kfake: %w", err)
+	}
+	return &broker{c: c, topic: topic}, nil
+}
+
+func (b *broker) addr() string { return b.c.ListenAddrs()[0] }
+func (b *broker) close()       { b.c.Close() }
+
+// consumer reads the topic from its start into a tally.
+type consumer struct {
+	cl *kgo.Client
+	t  tally
+}
+
+func (b *broker) consumer() (*consumer, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr()), kgo.ConsumeTopics(b.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(64<<20))
+	if err != nil {
+		return nil, err
+	}
+	return &consumer{cl: cl}, nil
+}
+
+func (c *consumer) close() { c.cl.Close() }
+
+// until consumes until a record holds want or d passes.
+func (c *consumer) until(ctx context.Context, want string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	for {
+		fs := c.cl.PollFetches(ctx)
+		found := false
+		fs.EachRecord(func(r *kgo.Record) {
+			c.t.add(r.Value)
+			if strings.Contains(string(r.Value), want) {
+				found = true
+			}
+		})
+		if found {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("no record with %q from Kafka within %v", want, d)
+		}
+	}
+}

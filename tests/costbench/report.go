@@ -1,0 +1,237 @@
+//go:build linux
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The targets of issue 11.
+const (
+	maxInsideFile   = 1.10
+	maxInsideKafka  = 1.15
+	maxOutside      = 1.02
+	maxCPUPerExec   = 100 * time.Microsecond
+	maxPeakRSS      = 64 << 20
+	maxExecMedian   = 3000 // bytes
+	maxExecP99      = 6000 // bytes
+	maxLost         = 0
+	maxPartialAnces = 0
+)
+
+func medianDur(v []time.Duration) time.Duration {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// percentile is the nearest-rank p-th percentile of v.
+func percentile(v []int, p float64) int {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func walls(rs []stormResult) []time.Duration {
+	var v []time.Duration
+	for _, r := range rs {
+		v = append(v, r.wall)
+	}
+	return v
+}
+
+func cpus(rs []stormResult) []time.Duration {
+	var v []time.Duration
+	for _, r := range rs {
+		v = append(v, r.cpu)
+	}
+	return v
+}
+
+func ratio(on, base []stormResult, f func([]stormResult) []time.Duration) float64 {
+	b := medianDur(f(base))
+	if b == 0 {
+		return math.NaN()
+	}
+	return float64(medianDur(f(on))) / float64(b)
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "NO"
+}
+
+// losses sums, over every sensor run, the loss events, the loss counters,
+// and the storm execs that were not delivered.
+func (b *bench) losses() (events int64, counters float64, missing int, names []string) {
+	seen := map[string]bool{}
+	add := func(sr *sensorRun, storms int) {
+		events += sr.tally.lossCount
+		if sr.tally.lossEvents > 0 && sr.tally.lossCount == 0 {
+			events += int64(sr.tally.lossEvents)
+		}
+		for k, v := range sr.counters {
+			counters += v
+			if v > 0 && !seen[k] {
+				seen[k] = true
+				names = append(names, k)
+			}
+		}
+		missing += max(0, b.o.n*storms-sr.tally.stormExecs)
+	}
+	for _, p := range []phase{file, kafka} {
+		for i := range b.runs[p] {
+			add(&b.runs[p][i], 1)
+		}
+	}
+	if b.both != nil {
+		add(b.both, 2)
+	}
+	sort.Strings(names)
+	return events, counters, missing, names
+}
+
+// report prints the targets next to the measurements, then the details,
+// and returns whether every target is met.
+func (b *bench) report(w io.Writer, took time.Duration) bool {
+	inFile := ratio(b.inside[file], b.inside[off], walls)
+	inKafka := ratio(b.inside[kafka], b.inside[off], walls)
+	outFile := ratio(b.outside[file], b.outside[off], walls)
+	var cpu []time.Duration
+	var peak int64
+	var sizes []int
+	for _, sr := range b.runs[file] {
+		cpu = append(cpu, sr.cpuPerExec)
+		sizes = append(sizes, sr.tally.execSizes...)
+	}
+	for _, p := range []phase{file, kafka} {
+		for _, sr := range b.runs[p] {
+			peak = max(peak, sr.peakRSS)
+		}
+	}
+	if b.both != nil {
+		peak = max(peak, b.both.peakRSS)
+	}
+	cpuExec := medianDur(cpu)
+	med, p99 := percentile(sizes, 50), percentile(sizes, 99)
+	lossEvents, lossCounters, missing, names := b.losses()
+	lost := lossEvents + int64(lossCounters) + int64(missing)
+	partial := 0
+	if b.both != nil {
+		partial = b.both.tally.partialAncestr
+	}
+
+	fmt.Fprintf(w, "\nlineaged cost: exec storm of %d fork+exec of /bin/true, %d rounds, medians, one run (%s, nice %d, %d CPUs, load average %s at the start, %s at the end)\n\n",
+		b.o.n, b.o.rounds, took.Round(time.Second), b.o.nice, runtime.NumCPU(), b.load0, b.load1)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\tvalue\tmeasured\tmet?")
+	fmt.Fprintln(tw, "------\t-----\t--------\t----")
+	met := true
+	row := func(name, target, got string, ok bool) {
+		met = met && ok
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, target, got, yes(ok))
+	}
+	row("exec storm inside a Claude Code session, native output to a file", fmt.Sprintf("<= %.2fx", maxInsideFile),
+		fmt.Sprintf("%.3fx", inFile), inFile <= maxInsideFile)
+	row("the same, to Kafka through the spool (kfake on loopback)", fmt.Sprintf("<= %.2fx", maxInsideKafka),
+		fmt.Sprintf("%.3fx", inKafka), inKafka <= maxInsideKafka)
+	row("sensor CPU per in-session exec (with its opens and exit)", fmt.Sprintf("<= %d us", maxCPUPerExec.Microseconds()),
+		fmt.Sprintf("%d us", cpuExec.Microseconds()), cpuExec <= maxCPUPerExec)
+	row("peak RSS of the sensor during the storm (VmHWM)", fmt.Sprintf("<= %d MiB", maxPeakRSS>>20),
+		fmt.Sprintf("%.1f MiB", float64(peak)/(1<<20)), peak <= maxPeakRSS)
+	row("process.exec in a session, default settings: median", fmt.Sprintf("<= %d B", maxExecMedian),
+		fmt.Sprintf("%d B", med), len(sizes) > 0 && med <= maxExecMedian)
+	row("process.exec in a session, default settings: p99", fmt.Sprintf("<= %d B", maxExecP99),
+		fmt.Sprintf("%d B", p99), len(sizes) > 0 && p99 <= maxExecP99)
+	row("events lost in the benchmark", fmt.Sprintf("= %d", maxLost),
+		fmt.Sprintf("%d", lost), lost <= maxLost)
+	row("events with partial ancestry, two sessions storming at once", fmt.Sprintf("= %d", maxPartialAnces),
+		fmt.Sprintf("%d", partial), b.both != nil && partial <= maxPartialAnces)
+	row("exec storm outside sessions", fmt.Sprintf("<= %.2fx", maxOutside),
+		fmt.Sprintf("%.3fx", outFile), outFile <= maxOutside)
+	tw.Flush()
+
+	b.details(w, lossEvents, lossCounters, missing, names)
+	return met
+}
+
+// details prints the medians behind the ratios and what each sensor run
+// wrote.
+func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, missing int, names []string) {
+	fmt.Fprintln(w, "\ndetails (medians over rounds; ratios against the same storm with the sensor off):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "storm\twall\tratio\tstorm CPU\tratio\texec/s\tsensor CPU/exec\tpeak RSS\tevents\tMB written\t")
+	line := func(name string, rs []stormResult, base []stormResult, runs []sensorRun) {
+		if len(rs) == 0 {
+			return
+		}
+		wall := medianDur(walls(rs))
+		cpuExec, rss, events, bytes := "-", "-", "-", "-"
+		if len(runs) > 0 {
+			var c []time.Duration
+			var r []time.Duration
+			var e, by []time.Duration // medians of ints, as durations
+			for _, sr := range runs {
+				c = append(c, sr.cpuPerExec)
+				r = append(r, time.Duration(sr.peakRSS))
+				e = append(e, time.Duration(sr.tally.events))
+				by = append(by, time.Duration(sr.tally.bytes))
+			}
+			cpuExec = fmt.Sprintf("%d us", medianDur(c).Microseconds())
+			rss = fmt.Sprintf("%.1f MiB", float64(medianDur(r))/(1<<20))
+			events = fmt.Sprint(int64(medianDur(e)))
+			bytes = fmt.Sprintf("%.1f", float64(medianDur(by))/1e6)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%.3f\t%.0f\t%s\t%s\t%s\t%s\t\n", name,
+			wall.Round(time.Millisecond), ratio(rs, base, walls), medianDur(cpus(rs)).Round(time.Millisecond),
+			ratio(rs, base, cpus), float64(b.o.n)/wall.Seconds(), cpuExec, rss, events, bytes)
+	}
+	line("in session, sensor off", b.inside[off], b.inside[off], nil)
+	line("in session, to a file", b.inside[file], b.inside[off], b.runs[file])
+	line("in session, to Kafka", b.inside[kafka], b.inside[off], b.runs[kafka])
+	line("outside, sensor off", b.outside[off], b.outside[off], nil)
+	line("outside, to a file", b.outside[file], b.outside[off], nil)
+	tw.Flush()
+	if len(b.outsideCPU) > 0 {
+		fmt.Fprintf(w, "sensor CPU per exec outside sessions (to a file): %d us\n", medianDur(b.outsideCPU).Microseconds())
+	}
+	if b.both != nil {
+		t := b.both.tally
+		fmt.Fprintf(w, "two sessions at once: %d events, %d with partial ancestry, %d storm execs of %d, sensor CPU/exec %d us, peak RSS %.1f MiB\n",
+			t.events, t.partialAncestr, t.stormExecs, 2*b.o.n, b.both.cpuPerExec.Microseconds(), float64(b.both.peakRSS)/(1<<20))
+	}
+	partialAll := 0
+	for _, p := range []phase{file, kafka} {
+		for _, sr := range b.runs[p] {
+			partialAll += sr.tally.partialAncestr
+		}
+	}
+	fmt.Fprintf(w, "partial ancestry in the single-session runs: %d events\n", partialAll)
+	fmt.Fprintf(w, "lost: %d in sensor.loss events, %.0f in loss counters", lossEvents, lossCounters)
+	if len(names) > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(names, ", "))
+	}
+	fmt.Fprintf(w, ", %d storm execs not delivered\n", missing)
+	fmt.Fprintln(w, "sensor: bin/lineaged run, default settings, the shipped rules (deploy/rules), no file rotation;"+
+		" CPU is utime+stime from the storm's start to its end marker in the output; storm CPU is the loop's children (bash times).")
+}
