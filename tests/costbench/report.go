@@ -212,6 +212,22 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 	line("outside, sensor off", b.outside[off], b.outside[off], nil)
 	line("outside, to a file", b.outside[file], b.outside[off], nil)
 	tw.Flush()
+	for _, base := range []struct {
+		name string
+		rs   []stormResult
+	}{{"in session", b.inside[off]}, {"outside", b.outside[off]}} {
+		v := walls(base.rs)
+		if len(v) < 2 {
+			continue
+		}
+		lo, hi := slices.Min(v), slices.Max(v)
+		spread := float64(hi) / float64(lo)
+		fmt.Fprintf(w, "sensor-off storm walls %s: %s to %s (spread %.2fx)", base.name, lo.Round(time.Millisecond), hi.Round(time.Millisecond), spread)
+		if spread > 1.15 {
+			fmt.Fprint(w, ": the host was busy with other work; the wall ratios are noisy (more -rounds, a quieter host)")
+		}
+		fmt.Fprintln(w)
+	}
 	if len(b.outsideCPU) > 0 {
 		fmt.Fprintf(w, "sensor CPU per exec outside sessions (to a file): %d us\n", medianDur(b.outsideCPU).Microseconds())
 	}
