@@ -116,7 +116,7 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &bench{o: o, claude: claude, dir: dir, load0: loadavg()}
+	b := &bench{o: o, claude: claude, dir: dir, load0: loadavg(), others0: otherSensors()}
 	start := time.Now()
 	for r := range o.rounds {
 		for i := range int(nPhases) {
@@ -131,7 +131,7 @@ func run(ctx context.Context, o options) error {
 	if err := b.concurrent(ctx); err != nil {
 		return fmt.Errorf("two sessions at once: %w", err)
 	}
-	b.load1 = loadavg()
+	b.load1, b.others1 = loadavg(), otherSensors()
 	met := b.report(os.Stdout, time.Since(start))
 	if left := leftovers(o.bin, claude, dir); len(left) > 0 {
 		return fmt.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))

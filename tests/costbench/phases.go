@@ -51,6 +51,9 @@ type bench struct {
 	// load0 and load1 are the host's load average at the start and the
 	// end of the run: on a shared host, what else was running.
 	load0, load1 string
+	// others0 and others1 count the other sensors and Go test binaries
+	// running on the host at the start and the end.
+	others0, others1 int
 }
 
 // newStorm makes a fresh directory and nonce for one storm.

@@ -141,8 +141,10 @@ func (b *bench) report(w io.Writer, took time.Duration) bool {
 		partial = b.both.tally.partialAncestr
 	}
 
-	fmt.Fprintf(w, "\nlineaged cost: exec storm of %d fork+exec of /bin/true, %d rounds, medians, one run (%s, nice %d, %d CPUs, load average %s at the start, %s at the end)\n\n",
-		b.o.n, b.o.rounds, took.Round(time.Second), b.o.nice, runtime.NumCPU(), b.load0, b.load1)
+	fmt.Fprintf(w, "\nlineaged cost: exec storm of %d fork+exec of /bin/true, %d rounds, medians, one run (%s, nice %d)\n",
+		b.o.n, b.o.rounds, took.Round(time.Second), b.o.nice)
+	fmt.Fprintf(w, "host: %d CPUs, load average %s at the start and %s at the end; other sensors or Go tests running: %d at the start, %d at the end\n\n",
+		runtime.NumCPU(), b.load0, b.load1, b.others0, b.others1)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tvalue\tmeasured\tmet?")
 	fmt.Fprintln(tw, "------\t-----\t--------\t----")
