@@ -105,6 +105,7 @@ type stormResult struct {
 	// sensorCPU0 is the sensor's utime+stime in clock ticks when the storm
 	// began (-1 when the sensor was off).
 	sensorCPU0 int64
+	pid        int // the process the benchmark started: Claude Code, or bash
 }
 
 // readStorm reads what the storm wrote in its directory.
@@ -205,6 +206,7 @@ func runCmd(ctx context.Context, cmd *exec.Cmd, s storm, logPath string, wait se
 	if err != nil {
 		return r, fmt.Errorf("%w; output:\n%s", err, tail(string(out), 2000))
 	}
+	r.pid = cmd.Process.Pid
 	return r, nil
 }
 

@@ -58,18 +58,24 @@ func TestScriptHidesMarker(t *testing.T) {
 
 func TestTally(t *testing.T) {
 	var tl tally
-	exec := `{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true"]}}`
+	exec := `{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r1","role":"tool"}}`
 	for _, l := range []string{
+		`{"kind":"process.exec","process":{"exec_id":"r1","pid":42,"exe":"/c/claude.exe","argv":["claude"]},"agent":{"root_exec_id":"r1","role":"root"}}`,
 		exec,
-		`{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true","costbench-end-1"]}}`,
-		`{"kind":"file.open","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"partial":["ancestry"]}`,
+		`{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true","costbench-end-1"]},"agent":{"root_exec_id":"r1","role":"tool"}}`,
+		`{"kind":"file.open","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r1","role":"tool"},"partial":["ancestry"]}`,
+		// Another session on the host: not counted as the storm's.
+		`{"kind":"process.exec","process":{"exec_id":"r2","pid":43,"exe":"/c/claude.exe","argv":["claude"]},"agent":{"root_exec_id":"r2","role":"root"}}`,
+		`{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r2","role":"tool"},"partial":["ancestry"]}`,
 		`{"kind":"sensor.loss","loss":{"where":"ringbuf","count":7}}`,
 		`not json`,
 		``,
 	} {
 		tl.add([]byte(l))
 	}
-	if tl.events != 4 || tl.stormExecs != 1 || tl.partialAncestr != 1 || tl.lossEvents != 1 || tl.lossCount != 7 || tl.undecodable != 1 {
+	tl.summarize([]int{42})
+	if tl.events != 7 || tl.stormExecs != 1 || tl.partialAncestr != 1 || tl.lossEvents != 1 || tl.lossCount != 7 ||
+		tl.undecodable != 1 || tl.otherSessions != 1 || tl.otherEvents != 2 {
 		t.Fatalf("tally = %+v", tl)
 	}
 	if len(tl.execSizes) != 1 || tl.execSizes[0] != len(exec) {

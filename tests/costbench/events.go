@@ -19,15 +19,34 @@ import (
 )
 
 // tally is what the benchmark reads from the events a sensor run wrote.
+// The sensor reports every agent session on the host; on a shared host
+// other sessions run too, so the storm's counts, sizes and partial
+// ancestry are taken from the benchmark's own sessions only (by the
+// agent's root_exec_id, learnt from the root's own exec event), and the
+// rest is counted apart.
 type tally struct {
 	events         int
 	bytes          int64 // encoded size of every event
-	stormExecs     int   // process.exec of the storms' /bin/true (not the markers)
+	stormExecs     int   // process.exec of our storms' /bin/true (not the markers)
 	execSizes      []int // their encoded sizes, in bytes
 	lossEvents     int   // sensor.loss events
 	lossCount      int64 // the events they say were lost
-	partialAncestr int   // events whose partial names "ancestry"
+	partialAncestr int   // events of our sessions whose partial names "ancestry"
+	otherSessions  int   // agent sessions on the host that are not ours
+	otherEvents    int   // their events
 	undecodable    int
+
+	recs []rec // what summarize needs, one per session event
+}
+
+// rec is what summarize keeps of one event of an agent session.
+type rec struct {
+	root       string // agent.root_exec_id
+	size       int
+	stormExec  bool
+	partialAnc bool
+	rootPID    int    // the pid of an agent root's own process.exec, else 0
+	execID     string // with rootPID: its exec_id
 }
 
 // wireEvent is the part of an event the benchmark reads: fields that every
@@ -35,9 +54,15 @@ type tally struct {
 type wireEvent struct {
 	Kind    string `json:"kind"`
 	Process *struct {
-		Exe  string   `json:"exe"`
-		Argv []string `json:"argv"`
+		ExecID string   `json:"exec_id"`
+		PID    int      `json:"pid"`
+		Exe    string   `json:"exe"`
+		Argv   []string `json:"argv"`
 	} `json:"process"`
+	Agent *struct {
+		RootExecID string `json:"root_exec_id"`
+		Role       string `json:"role"`
+	} `json:"agent"`
 	Partial []string `json:"partial"`
 	Loss    *struct {
 		Count int64 `json:"count"`
@@ -56,19 +81,51 @@ func (t *tally) add(line []byte) {
 	}
 	t.events++
 	t.bytes += int64(len(line))
-	if slices.Contains(e.Partial, "ancestry") {
-		t.partialAncestr++
-	}
 	if e.Kind == "sensor.loss" {
 		t.lossEvents++
 		if e.Loss != nil {
 			t.lossCount += e.Loss.Count
 		}
 	}
-	if e.Kind == "process.exec" && e.Process != nil && isStormExec(e.Process.Exe, e.Process.Argv) {
-		t.stormExecs++
-		t.execSizes = append(t.execSizes, len(line))
+	if e.Agent == nil {
+		return
 	}
+	r := rec{root: e.Agent.RootExecID, size: len(line), partialAnc: slices.Contains(e.Partial, "ancestry")}
+	if e.Process != nil {
+		r.stormExec = e.Kind == "process.exec" && isStormExec(e.Process.Exe, e.Process.Argv)
+		if e.Kind == "process.exec" && e.Agent.Role == "root" {
+			r.rootPID, r.execID = e.Process.PID, e.Process.ExecID
+		}
+	}
+	t.recs = append(t.recs, r)
+}
+
+// summarize counts the events of the sessions whose agent process had one
+// of pids, and the others apart.
+func (t *tally) summarize(pids []int) {
+	ours := map[string]bool{}
+	for _, r := range t.recs {
+		if r.rootPID != 0 && slices.Contains(pids, r.rootPID) {
+			ours[r.execID] = true
+		}
+	}
+	others := map[string]bool{}
+	for _, r := range t.recs {
+		if !ours[r.root] {
+			others[r.root] = true
+			t.otherEvents++
+			continue
+		}
+		if r.stormExec {
+			t.stormExecs++
+			t.execSizes = append(t.execSizes, r.size)
+		}
+		if r.partialAnc {
+			t.partialAncestr++
+		}
+	}
+	t.otherSessions = len(others)
+	t.recs = nil
 }
 
 // isStormExec tells a storm's /bin/true (argv just the path) from its

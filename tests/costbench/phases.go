@@ -29,7 +29,8 @@ func (p phase) String() string {
 // the storm's own times.
 type sensorRun struct {
 	cpuPerExec time.Duration // sensor CPU from the storm's start to its end marker, per exec
-	peakRSS    int64         // VmHWM at the end of the phase
+	peakRSS    int64         // VmHWM from the storm's start to its end marker
+	prePeak    int64         // VmHWM before the storm (the sensor's start, the session's)
 	counters   map[string]float64
 	tally      *tally
 }
@@ -187,6 +188,7 @@ func (b *bench) finish(ctx context.Context, sens *sensorProc, brk *broker, storm
 	if sr.peakRSS, err = sens.peakRSS(); err != nil {
 		return nil, err
 	}
+	sr.prePeak = sens.prePeak
 	if sr.counters, err = sens.lostCounters(); err != nil {
 		return nil, err
 	}
@@ -201,6 +203,11 @@ func (b *bench) finish(ctx context.Context, sens *sensorProc, brk *broker, storm
 	} else if sr.tally, err = tallyFile(sens.out); err != nil {
 		return nil, err
 	}
+	var pids []int
+	for _, r := range results {
+		pids = append(pids, r.pid)
+	}
+	sr.tally.summarize(pids)
 	return sr, nil
 }
 

@@ -245,6 +245,26 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 		}
 	}
 	fmt.Fprintf(w, "partial ancestry in the single-session runs: %d events\n", partialAll)
+	otherS, otherE := 0, 0
+	for _, p := range []phase{file, kafka} {
+		for _, sr := range b.runs[p] {
+			otherS += sr.tally.otherSessions
+			otherE += sr.tally.otherEvents
+		}
+	}
+	if b.both != nil {
+		otherS += b.both.tally.otherSessions
+		otherE += b.both.tally.otherEvents
+	}
+	fmt.Fprintf(w, "other agent sessions on the host while the sensor ran: %d, with %d events"+
+		" (left out of the counts above, but not out of the sensor's CPU and RSS)\n", otherS, otherE)
+	var pre int64
+	for _, p := range []phase{file, kafka} {
+		for _, sr := range b.runs[p] {
+			pre = max(pre, sr.prePeak)
+		}
+	}
+	fmt.Fprintf(w, "peak RSS before the storms (the sensor's start and the session's, before VmHWM was reset at the storm's start): %.1f MiB\n", float64(pre)/(1<<20))
 	fmt.Fprintf(w, "lost: %d in sensor.loss events, %.0f in loss counters", lossEvents, lossCounters)
 	if len(names) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(names, ", "))

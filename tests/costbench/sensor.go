@@ -30,6 +30,7 @@ type sensorProc struct {
 	done    chan error
 	metrics string // the Prometheus endpoint's URL
 	out     string // the output file; "" with Kafka
+	prePeak int64  // the peak RSS before the storms (VmHWM before its reset)
 }
 
 // startSensor starts the binary with env added to a minimal environment and
@@ -137,12 +138,24 @@ func (s *sensorProc) settle(ctx context.Context) error {
 			return err
 		}
 		if cur-prev <= 2 {
-			return nil
+			return s.resetPeak()
 		}
 		prev = cur
 	}
 	fmt.Fprintln(os.Stderr, "costbench: the sensor did not become idle within a minute; storming anyway")
-	return nil
+	return s.resetPeak()
+}
+
+// resetPeak keeps the sensor's peak RSS so far in prePeak and resets its
+// VmHWM (clear_refs 5), so that what is read after the storm is the peak
+// during the storm.
+func (s *sensorProc) resetPeak() error {
+	p, err := s.peakRSS()
+	if err != nil {
+		return err
+	}
+	s.prePeak = max(s.prePeak, p)
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid()), []byte("5"), 0)
 }
 
 // clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
