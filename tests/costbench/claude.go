@@ -105,7 +105,8 @@ type stormResult struct {
 	// sensorCPU0 is the sensor's utime+stime in clock ticks when the storm
 	// began (-1 when the sensor was off).
 	sensorCPU0 int64
-	pid        int // the process the benchmark started: Claude Code, or bash
+	pid        int       // the process the benchmark started: Claude Code, or bash
+	start, end time.Time // the loop's start and end, by bash's clock
 }
 
 // readStorm reads what the storm wrote in its directory.
@@ -125,6 +126,8 @@ func readStorm(s storm) (stormResult, error) {
 		return r, fmt.Errorf("storm timing %q (needs bash 5's EPOCHREALTIME)", w)
 	}
 	r.wall = time.Duration((b - a) * float64(time.Second))
+	r.start = time.Unix(0, int64(a*1e9))
+	r.end = time.Unix(0, int64(b*1e9))
 	t, err := os.ReadFile(filepath.Join(s.dir, "times"))
 	if err != nil {
 		return r, err

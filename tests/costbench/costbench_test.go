@@ -73,7 +73,7 @@ func TestTally(t *testing.T) {
 	} {
 		tl.add([]byte(l))
 	}
-	tl.summarize([]int{42})
+	tl.summarize([]stormResult{{pid: 42}})
 	if tl.events != 7 || tl.stormExecs != 1 || tl.partialAncestr != 1 || tl.lossEvents != 1 || tl.lossCount != 7 ||
 		tl.undecodable != 1 || tl.otherSessions != 1 || tl.otherEvents != 2 {
 		t.Fatalf("tally = %+v", tl)
@@ -115,5 +115,22 @@ func TestLossMetric(t *testing.T) {
 		if got != want {
 			t.Errorf("%q: matched %q, want %q", line, got, want)
 		}
+	}
+}
+
+func TestTallyWindow(t *testing.T) {
+	var tl tally
+	for _, l := range []string{
+		`{"kind":"process.exec","time":"2026-01-01T00:00:00Z","process":{"exec_id":"r1","pid":42,"exe":"/c/claude.exe"},"agent":{"root_exec_id":"r1","role":"root"}}`,
+		`{"kind":"process.exec","time":"2026-01-01T00:00:05Z","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r1","role":"tool"}}`,
+		`{"kind":"file.open","time":"2026-01-01T00:00:06Z","process":{"exe":"/x"},"agent":{"root_exec_id":"r2","role":"tool"}}`,
+		`{"kind":"file.open","time":"2026-01-01T00:00:20Z","process":{"exe":"/x"},"agent":{"root_exec_id":"r2","role":"tool"}}`,
+	} {
+		tl.add([]byte(l))
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 1, 0, time.UTC)
+	tl.summarize([]stormResult{{pid: 42, start: start, end: start.Add(9 * time.Second)}})
+	if tl.inWindow != 1 || tl.otherInWindow != 1 || tl.otherEvents != 2 || tl.stormExecs != 1 {
+		t.Fatalf("tally = %+v", tl)
 	}
 }

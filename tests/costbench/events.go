@@ -34,7 +34,11 @@ type tally struct {
 	partialAncestr int   // events of our sessions whose partial names "ancestry"
 	otherSessions  int   // agent sessions on the host that are not ours
 	otherEvents    int   // their events
-	undecodable    int
+	// inWindow and otherInWindow count the events of our sessions and of
+	// the others that happened while a storm ran: the sensor's CPU over
+	// a storm is spent on both.
+	inWindow, otherInWindow int
+	undecodable             int
 
 	recs []rec // what summarize needs, one per session event
 }
@@ -42,6 +46,7 @@ type tally struct {
 // rec is what summarize keeps of one event of an agent session.
 type rec struct {
 	root       string // agent.root_exec_id
+	time       time.Time
 	size       int
 	stormExec  bool
 	partialAnc bool
@@ -52,7 +57,8 @@ type rec struct {
 // wireEvent is the part of an event the benchmark reads: fields that every
 // schema version has.
 type wireEvent struct {
-	Kind    string `json:"kind"`
+	Kind    string    `json:"kind"`
+	Time    time.Time `json:"time"`
 	Process *struct {
 		ExecID string   `json:"exec_id"`
 		PID    int      `json:"pid"`
@@ -90,7 +96,7 @@ func (t *tally) add(line []byte) {
 	if e.Agent == nil {
 		return
 	}
-	r := rec{root: e.Agent.RootExecID, size: len(line), partialAnc: slices.Contains(e.Partial, "ancestry")}
+	r := rec{root: e.Agent.RootExecID, time: e.Time, size: len(line), partialAnc: slices.Contains(e.Partial, "ancestry")}
 	if e.Process != nil {
 		r.stormExec = e.Kind == "process.exec" && isStormExec(e.Process.Exe, e.Process.Argv)
 		if e.Kind == "process.exec" && e.Agent.Role == "root" {
@@ -101,8 +107,20 @@ func (t *tally) add(line []byte) {
 }
 
 // summarize counts the events of the sessions whose agent process had one
-// of pids, and the others apart.
-func (t *tally) summarize(pids []int) {
+// of the storms' pids, and the others apart.
+func (t *tally) summarize(storms []stormResult) {
+	var pids []int
+	for _, s := range storms {
+		pids = append(pids, s.pid)
+	}
+	during := func(tm time.Time) bool {
+		for _, s := range storms {
+			if !tm.Before(s.start) && !tm.After(s.end) {
+				return true
+			}
+		}
+		return false
+	}
 	ours := map[string]bool{}
 	for _, r := range t.recs {
 		if r.rootPID != 0 && slices.Contains(pids, r.rootPID) {
@@ -114,7 +132,13 @@ func (t *tally) summarize(pids []int) {
 		if !ours[r.root] {
 			others[r.root] = true
 			t.otherEvents++
+			if during(r.time) {
+				t.otherInWindow++
+			}
 			continue
+		}
+		if during(r.time) {
+			t.inWindow++
 		}
 		if r.stormExec {
 			t.stormExecs++

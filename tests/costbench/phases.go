@@ -203,11 +203,7 @@ func (b *bench) finish(ctx context.Context, sens *sensorProc, brk *broker, storm
 	} else if sr.tally, err = tallyFile(sens.out); err != nil {
 		return nil, err
 	}
-	var pids []int
-	for _, r := range results {
-		pids = append(pids, r.pid)
-	}
-	sr.tally.summarize(pids)
+	sr.tally.summarize(results)
 	return sr, nil
 }
 

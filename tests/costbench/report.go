@@ -258,6 +258,24 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 	}
 	fmt.Fprintf(w, "other agent sessions on the host while the sensor ran: %d, with %d events"+
 		" (left out of the counts above, but not out of the sensor's CPU and RSS)\n", otherS, otherE)
+	// The sensor's CPU over a storm went to every session's events of
+	// that time: the share of the storm's own is an estimate of what the
+	// storm alone would have cost.
+	var est []time.Duration
+	ours, theirs := 0, 0
+	for _, sr := range b.runs[file] {
+		t := sr.tally
+		ours += t.inWindow
+		theirs += t.otherInWindow
+		if t.inWindow > 0 {
+			est = append(est, time.Duration(float64(sr.cpuPerExec)*float64(t.inWindow)/float64(t.inWindow+t.otherInWindow)))
+		}
+	}
+	if theirs > 0 {
+		fmt.Fprintf(w, "events during the file phase's storms: %d of the storm's sessions, %d of other sessions;"+
+			" sensor CPU per in-session exec scaled to the storm's share of them: %d us (an estimate)\n",
+			ours, theirs, medianDur(est).Microseconds())
+	}
 	var pre int64
 	for _, p := range []phase{file, kafka} {
 		for _, sr := range b.runs[p] {
