@@ -188,7 +188,7 @@ func runCmd(ctx context.Context, cmd *exec.Cmd, s storm, logPath string, wait se
 	// holding the pipe would keep Wait from returning. A process group of
 	// its own: whatever it leaves behind is ended with it.
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if err := cmd.Start(); err != nil {
 		return stormResult{}, err

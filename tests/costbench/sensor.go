@@ -50,6 +50,8 @@ func startSensor(bin, dir string, env []string, args ...string) (*sensorProc, er
 	cmd := exec.Command(bin, append([]string{"run", "--config", cfg, "--metrics-listen", addr}, args...)...)
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, env...)
 	s := &sensorProc{cmd: cmd, stderr: &testutil.SyncBuffer{}, done: make(chan error, 1), metrics: "http://" + addr + "/metrics"}
+	// Should the benchmark die, the sensor stops too, as on SIGTERM.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Stderr = s.stderr
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
