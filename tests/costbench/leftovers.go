@@ -62,3 +62,25 @@ func otherSensors() int {
 	}
 	return n
 }
+
+// cpuPressure is the total time, in microseconds, that some task on the
+// host waited for a CPU (/proc/pressure/cpu "some"), or -1 without PSI.
+func cpuPressure() int64 {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "some ") {
+			continue
+		}
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "total="); ok {
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
+}

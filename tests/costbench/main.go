@@ -119,7 +119,7 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &bench{o: o, claude: claude, dir: dir, load0: loadavg(), others0: otherSensors()}
+	b := &bench{o: o, claude: claude, dir: dir, load0: loadavg(), others0: otherSensors(), psi0: cpuPressure()}
 	start := time.Now()
 	for r := range o.rounds {
 		for i := range int(nPhases) {
@@ -134,7 +134,7 @@ func run(ctx context.Context, o options) error {
 	if err := b.concurrent(ctx); err != nil {
 		return fmt.Errorf("two sessions at once: %w", err)
 	}
-	b.load1, b.others1 = loadavg(), otherSensors()
+	b.load1, b.others1, b.psi1 = loadavg(), otherSensors(), cpuPressure()
 	met := b.report(os.Stdout, time.Since(start))
 	if left := leftovers(o.bin, claude, dir); len(left) > 0 {
 		return fmt.Errorf("left behind:\n  %s", strings.Join(left, "\n  "))

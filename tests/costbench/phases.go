@@ -55,6 +55,8 @@ type bench struct {
 	// others0 and others1 count the other sensors and Go test binaries
 	// running on the host at the start and the end.
 	others0, others1 int
+	// psi0 and psi1 are the host's CPU pressure totals (cpuPressure).
+	psi0, psi1 int64
 }
 
 // newStorm makes a fresh directory and nonce for one storm.

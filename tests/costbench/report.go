@@ -143,8 +143,13 @@ func (b *bench) report(w io.Writer, took time.Duration) bool {
 
 	fmt.Fprintf(w, "\nlineaged cost: exec storm of %d fork+exec of /bin/true, %d rounds, medians, one run (%s, nice %d)\n",
 		b.o.n, b.o.rounds, took.Round(time.Second), b.o.nice)
-	fmt.Fprintf(w, "host: %d CPUs, load average %s at the start and %s at the end; other sensors or Go tests running: %d at the start, %d at the end\n\n",
+	fmt.Fprintf(w, "host: %d CPUs, load average %s at the start and %s at the end; other sensors or Go tests running: %d at the start, %d at the end\n",
 		runtime.NumCPU(), b.load0, b.load1, b.others0, b.others1)
+	if b.psi0 >= 0 && b.psi1 >= b.psi0 {
+		fmt.Fprintf(w, "CPU pressure over the run: some task waited for a CPU %.0f%% of the time (/proc/pressure/cpu; the storms and the sensor count too)\n",
+			100*float64(b.psi1-b.psi0)/float64(took.Microseconds()))
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "target\tvalue\tmeasured\tmet?")
 	fmt.Fprintln(tw, "------\t-----\t--------\t----")
