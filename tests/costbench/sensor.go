@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ type sensorProc struct {
 	metrics string // the Prometheus endpoint's URL
 	out     string // the output file; "" with Kafka
 	prePeak int64  // the peak RSS before the storms (VmHWM before its reset)
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // startSensor starts the binary with env added to a minimal environment and
@@ -79,18 +83,17 @@ func (s *sensorProc) pid() int { return s.cmd.Process.Pid }
 // stop ends the sensor with SIGINT, as a service manager would (it flushes
 // what it holds), and waits; it kills it after a minute.
 func (s *sensorProc) stop() error {
-	if s.cmd.ProcessState != nil {
-		return nil
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-s.done:
-		return err
-	case <-time.After(time.Minute):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		return errors.New("lineaged did not stop on SIGINT within a minute")
-	}
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case s.stopErr = <-s.done:
+		case <-time.After(time.Minute):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+			s.stopErr = errors.New("lineaged did not stop on SIGINT within a minute")
+		}
+	})
+	return s.stopErr
 }
 
 // cpuTicks is the sensor's utime+stime so far, in clock ticks.
