@@ -234,7 +234,7 @@ func (c *consumer) until(ctx context.Context, want string, d time.Duration) erro
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("no record with %q from Kafka within %v", want, d)
+			return fmt.Errorf("no Kafka record with %q within %v", want, d)
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (b *bench) losses() (events int64, counters float64, missing int, names []s
 				names = append(names, k)
 			}
 		}
-		missing += max(0, b.o.n*storms-sr.tally.stormExecs)
+		missing += max(0, b.o.n*storms-sr.tally.stormExecs) + sr.missingMarkers
 	}
 	for _, p := range []phase{file, kafka} {
 		for i := range b.runs[p] {
@@ -295,7 +295,7 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 	if len(names) > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(names, ", "))
 	}
-	fmt.Fprintf(w, ", %d storm execs not delivered\n", missing)
+	fmt.Fprintf(w, ", %d storm execs (end markers included) not delivered\n", missing)
 	fmt.Fprintln(w, "sensor: bin/lineaged run, default settings, the shipped rules (deploy/rules), no file rotation;"+
 		" CPU is utime+stime from the storm's start to its end marker in the output; storm CPU is the loop's children (bash times).")
 }

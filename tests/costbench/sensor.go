@@ -212,7 +212,7 @@ func (s *sensorProc) lostCounters() (map[string]float64, error) {
 func (s *sensorProc) waitFile(ctx context.Context, marker string) error {
 	var off int64
 	var carry []byte
-	return waitUntil(ctx, 2*time.Minute, "the storm's end marker in the output file", func() (bool, error) {
+	return waitUntil(ctx, 2*time.Minute, "storm end marker in the output file", func() (bool, error) {
 		f, err := os.Open(s.out)
 		if os.IsNotExist(err) {
 			return false, nil
