@@ -4,6 +4,7 @@ BIN       ?= bin/lineaged
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 ARGS      ?=
+BENCH_ARGS ?=
 # 6.12-nolsm boots without the BPF LSM: the tracepoint fallback path.
 KERNELS   ?= 5.10,6.1,6.12,6.18,newest,6.12-nolsm
 
@@ -39,9 +40,11 @@ build:
 test:
 	$(GO) test -count=1 -timeout 20m ./...
 
-## bench: benchmarks, reported as ratios against a baseline in the same run
+## bench: the cost table (tests/costbench: an exec storm as a tool call of the real Claude Code,
+## under the real binary, targets next to measured values, ratios against the sensor off in the
+## same run), then the Go micro-benchmarks. BENCH_ARGS="-quick" for a smoke run; docs/performance.md
 bench: build
-	$(GO) run ./tests/execstorm
+	$(GO) run ./tests/costbench $(BENCH_ARGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sensor/... ./lineage/... ./sink/...
 
 ## lint: formatting and vet

@@ -9,6 +9,10 @@
 // hits all of them alike; it reports medians and ratios against "off" from
 // the same run, plus the events lost (which must be 0). Needs root.
 //
+// It loads the kernel side in-process and breaks down the kernel programs'
+// run time per exec; what users pay (the real binary, the real Claude Code,
+// every sink) is measured by tests/costbench, which `make bench` runs.
+//
 //	go run ./tests/execstorm -n 3000 -rounds 7
 package main
 
