@@ -437,9 +437,11 @@ func (s *Spool) writer() {
 	defer tick.Stop()
 	var buf []byte
 	for {
+		ack := false
 		select {
 		case <-s.kick:
 		case <-tick.C:
+			ack = true
 		}
 		s.mu.Lock()
 		buf, s.pend = s.pend, buf[:0]
@@ -455,7 +457,11 @@ func (s *Spool) writer() {
 				s.mu.Unlock()
 			}
 		}
-		s.persistAck()
+		if ack {
+			// Every AckInterval, not at every append: each save is an
+			// fsync, and appends come at the event rate.
+			s.persistAck()
+		}
 		if closed {
 			s.mu.Lock()
 			more := s.pendN > 0

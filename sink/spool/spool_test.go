@@ -374,3 +374,27 @@ func TestDamageFoundWhileReading(t *testing.T) {
 		t.Fatalf("read error does not name %s and the problem:\n%s", victim, log)
 	}
 }
+
+// The acknowledgement point is saved (an fsync) every AckInterval and at
+// Close, not at every append: appends come at the event rate.
+func TestAckSavedEveryIntervalNotEveryAppend(t *testing.T) {
+	dir := t.TempDir()
+	var lb testutil.SyncBuffer
+	s := open(t, dir, &lb, func(o *Options) { o.AckInterval = time.Hour })
+	appendN(t, s, 0, 100)
+	readN(t, s, 60)
+	s.Ack(60)
+	appendN(t, s, 100, 100) // kicks the writer again
+	time.Sleep(100 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(dir, ackName)); err == nil {
+		t.Fatal("the acknowledgement was saved before its interval")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, &lb)
+	defer s.Close()
+	if st := s.Stats(); st.Pending != 140 {
+		t.Fatalf("after Close the acknowledgement is saved: %+v", st)
+	}
+}

@@ -39,6 +39,7 @@ type options struct {
 	cache     string // where Claude Code is installed
 	keep      bool   // keep the working directory
 	strict    bool   // fail when a target is not met
+	profiles  string // write the sensor's CPU profiles here
 	nice      int    // the niceness of the benchmark and all it starts
 }
 
@@ -52,6 +53,7 @@ func main() {
 	flag.StringVar(&o.cache, "cache", "", "Claude Code install cache (default $LINEAGED_E2E_CACHE or tests/e2e/.cache, shared with the end-to-end tests)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (outputs, spool) and print its path")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 1 when a target is not met")
+	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile of each sensor run into this directory (LINEAGED_CPUPROFILE), for go tool pprof")
 	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark, the sensor, Claude Code and the storms alike,"+
 		" so other work on a shared host disturbs them less (0: unchanged)")
 	flag.Parse()

@@ -74,11 +74,17 @@ func (b *bench) newStorm(sensor int) (storm, string, error) {
 // shipped rule set, and no output file rotation (a rotated-out file would
 // read as lost events).
 func (b *bench) sensorEnv(dir string) []string {
-	return []string{
+	env := []string{
 		"LINEAGED_POLICY_RULES=" + b.o.rules,
 		"LINEAGED_FILE_MAX_SIZE_MB=100000",
 		"LINEAGED_KAFKA_SPOOL_DIR=" + filepath.Join(dir, "spool"),
 	}
+	if b.o.profiles != "" {
+		// One CPU profile per sensor run, named after its phase
+		// directory (round<r>-<phase>, twosessions).
+		env = append(env, "LINEAGED_CPUPROFILE="+filepath.Join(b.o.profiles, filepath.Base(dir)+".prof"))
+	}
+	return env
 }
 
 func (b *bench) runPhase(ctx context.Context, p phase, r int) error {
