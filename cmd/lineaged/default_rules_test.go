@@ -112,8 +112,8 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		"bash -c 'echo > /dev/tcp/127.0.0.1/22'", // hand-off: localhost sshd
 		"tmux -V",                                // hand-off: a tmux client
 		"bash -c 'echo > /dev/tcp/127.0.0.1/443'", // benign
-		"echo '{}' > " + settingsProbe,             // managed settings tampered
-		"cat " + settingsProbe,                     // benign: reading them
+		"echo '{}' > " + settingsProbe,            // managed settings tampered
+		"cat " + settingsProbe,                    // benign: reading them
 		// A hook of the agent (sh -c <command>, marked as a hook's), then
 		// the tool process of the call it named: decided, benign.
 		"AI_AGENT=claude-code_2-1-332_harness sh -c '" + binary + " hook --config " + cfg + "' < " + hookIn,

@@ -1,8 +1,8 @@
 package posture
 
 import (
-	"os"
 	"context"
+	"os"
 	"testing"
 	"time"
 )
