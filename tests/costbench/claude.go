@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,55 +15,8 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/tests/fakeapi"
+	"github.com/lineaged/lineaged/tests/testutil"
 )
-
-// claudeVersion is the Claude Code release the benchmark runs: the one the
-// end-to-end tests pin (tests/e2e), installed into the same cache.
-const claudeVersion = "2.1.332"
-
-// installClaude installs the pinned Claude Code from npm into cache once
-// (npm answers from its cache or mirror when offline) and returns the
-// native binary the package runs.
-func installClaude(ctx context.Context, cache string) (string, error) {
-	dir := filepath.Join(cache, "claude-code-"+claudeVersion)
-	bin := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
-	alt := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
-	for _, p := range []string{bin, alt} {
-		if isELF(p) {
-			return p, nil
-		}
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		return "", fmt.Errorf("Claude Code %s is not installed in %s and npm is not on PATH to install it", claudeVersion, dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "@anthropic-ai/claude-code@"+claudeVersion)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("cannot install Claude Code: npm install @anthropic-ai/claude-code@%s: %v\n%s", claudeVersion, err, out)
-	}
-	for _, p := range []string{bin, alt} {
-		if isELF(p) {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("npm install @anthropic-ai/claude-code@%s left no native binary at %s or %s", claudeVersion, bin, alt)
-}
-
-func isELF(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4]byte
-	_, err = io.ReadFull(f, b[:])
-	return err == nil && string(b[:]) == "\x7fELF"
-}
 
 // storm is one exec storm: the bash loop, where it reports, and the end
 // marker the sensor's output is drained up to.
@@ -279,17 +231,7 @@ func runClaude(ctx context.Context, claude, base string, s storm, wait settle) (
 	defer cancel()
 	cmd := exec.CommandContext(ctx, claude, "-p", prompt, "--dangerously-skip-permissions")
 	cmd.Dir = work
-	cmd.Env = []string{
-		"HOME=" + home,
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"ANTHROPIC_BASE_URL=" + api.URL(),
-		"ANTHROPIC_API_KEY=sk-ant-costbench-" + s.nonce,
-		"IS_SANDBOX=1",
-		"DISABLE_TELEMETRY=1",
-		"DISABLE_AUTOUPDATER=1",
-		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-		"TERM=dumb",
-	}
+	cmd.Env = testutil.ClaudeEnv(home, api.URL(), "sk-ant-costbench-"+s.nonce)
 	return runCmd(ctx, cmd, s, filepath.Join(base, "claude.out"), wait)
 }
 

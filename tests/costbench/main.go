@@ -30,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 type options struct {
@@ -108,7 +110,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("setpriority %d: %w", o.nice, err)
 		}
 	}
-	claude, err := installClaude(ctx, o.cache)
+	claude, err := testutil.InstallClaude(ctx, o.cache)
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ import (
 )
 
 // ClaudeVersion is the Claude Code release the tests pin.
-const ClaudeVersion = "2.1.332"
+const ClaudeVersion = testutil.ClaudeVersion
 
 // repoRoot is the module root (tests/e2e/../..).
 func repoRoot(t testing.TB) string {
@@ -36,48 +36,17 @@ func repoRoot(t testing.TB) string {
 // installClaude installs the pinned Claude Code from npm into a cache
 // directory (tests/e2e/.cache, or $LINEAGED_E2E_CACHE) once, and returns
 // the path of the native binary the npm package runs.
-func installClaude(t testing.TB) (bin string) {
+func installClaude(t testing.TB) string {
 	t.Helper()
 	cache := os.Getenv("LINEAGED_E2E_CACHE")
 	if cache == "" {
 		cache = filepath.Join(repoRoot(t), "tests", "e2e", ".cache")
 	}
-	dir := filepath.Join(cache, "claude-code-"+ClaudeVersion)
-	bin = filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code", "bin", "claude.exe")
-	if isELF(bin) {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	bin, err := testutil.InstallClaude(context.Background(), cache)
+	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", dir, "@anthropic-ai/claude-code@"+ClaudeVersion)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm install @anthropic-ai/claude-code@%s: %v\n%s", ClaudeVersion, err, out)
-	}
-	if !isELF(bin) {
-		// The postinstall step copies the platform package's binary over
-		// the placeholder; without it, use the platform package directly.
-		alt := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
-		if !isELF(alt) {
-			t.Fatalf("npm install left no native binary at %s or %s\n%s", bin, alt, out)
-		}
-		return alt
-	}
 	return bin
-}
-
-func isELF(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4]byte
-	_, err = io.ReadFull(f, b[:])
-	return err == nil && string(b[:]) == "\x7fELF"
 }
 
 // goBuild builds a package of this module into dir.
@@ -205,19 +174,7 @@ func tail(s string, n int) string {
 }
 
 // claudeEnv is the environment for Claude Code against the fake API.
-func claudeEnv(home, apiURL, apiKey string) []string {
-	return []string{
-		"HOME=" + home,
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"ANTHROPIC_BASE_URL=" + apiURL,
-		"ANTHROPIC_API_KEY=" + apiKey,
-		"IS_SANDBOX=1",
-		"DISABLE_TELEMETRY=1",
-		"DISABLE_AUTOUPDATER=1",
-		"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
-		"TERM=dumb",
-	}
-}
+func claudeEnv(home, apiURL, apiKey string) []string { return testutil.ClaudeEnv(home, apiURL, apiKey) }
 
 // transcriptWith finds the transcript Claude Code wrote under home that
 // holds the tool_use id: its name is the session UUID.
