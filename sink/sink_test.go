@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/kafkatest"
@@ -25,8 +26,20 @@ import (
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func TestStdoutIsDefault(t *testing.T) {
+	schema, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	validLines(t, schema, writeAll(t, Config{}, prometheus.NewRegistry()))
+}
+
+// writeAll writes every test event through a sink built from cfg, to
+// stdout (a buffer), and returns the lines, one per event.
+func writeAll(t *testing.T, cfg Config, reg prometheus.Registerer) [][]byte {
+	t.Helper()
 	var out bytes.Buffer
-	s, err := New(Config{Stdout: &out}, prometheus.NewRegistry(), discard())
+	cfg.Stdout = &out
+	s, err := New(cfg, reg, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,14 +52,16 @@ func TestStdoutIsDefault(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	schema, err := schematest.Native()
-	if err != nil {
-		t.Fatal(err)
-	}
 	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
 	if len(lines) != len(evs) {
 		t.Fatalf("%d lines for %d events", len(lines), len(evs))
 	}
+	return lines
+}
+
+// validLines validates each line against schema.
+func validLines(t *testing.T, schema *jsonschema.Schema, lines [][]byte) {
+	t.Helper()
 	for i, l := range lines {
 		if err := schematest.Validate(schema, l); err != nil {
 			t.Fatalf("line %d: %v", i, err)
@@ -58,35 +73,13 @@ func TestStdoutIsDefault(t *testing.T) {
 // events valid against the v1 JSON Schema, OCSF naming lineaged/v1.
 func TestV1CompatibilityOutput(t *testing.T) {
 	v1 := native.Encoder{V1: true, Ancestry: event.AncestryFull}
-	var out bytes.Buffer
-	s, err := New(Config{Stdout: &out, Native: v1}, nil, discard())
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := testevents.All()
-	for _, ev := range evs {
-		if err := s.Write(context.Background(), ev); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
 	schema, err := schematest.NativeV1()
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
-	if len(lines) != len(evs) {
-		t.Fatalf("%d lines for %d events", len(lines), len(evs))
-	}
-	for i, l := range lines {
-		if err := schematest.Validate(schema, l); err != nil {
-			t.Fatalf("line %d: %v", i, err)
-		}
-	}
-	out.Reset()
-	s, err = New(Config{Format: FormatOCSF, Stdout: &out, Native: v1}, nil, discard())
+	validLines(t, schema, writeAll(t, Config{Native: v1}, nil))
+	var out bytes.Buffer
+	s, err := New(Config{Format: FormatOCSF, Stdout: &out, Native: v1}, nil, discard())
 	if err != nil {
 		t.Fatal(err)
 	}
