@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy/hookclient"
 )
 
 // ActionDenyTool answers the agent's PreToolUse hook with a denial
@@ -18,9 +19,9 @@ const ActionDenyTool = "deny-tool"
 // Hook events: a tool call is decided on PreToolUse; PostToolUse and
 // PostToolUseFailure report how it ended.
 const (
-	HookPreToolUse         = "PreToolUse"
-	HookPostToolUse        = "PostToolUse"
-	HookPostToolUseFailure = "PostToolUseFailure"
+	HookPreToolUse         = hookclient.PreToolUse
+	HookPostToolUse        = hookclient.PostToolUse
+	HookPostToolUseFailure = hookclient.PostToolUseFailure
 )
 
 // maxInputValue bounds each value of a tool call's input summary.
