@@ -568,7 +568,13 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	rec.parent_start = leader_start(rp);
 	/* Parked until the child execs or does anything else reported
 	 * (bpf/lib/forks.h). A member the sessions map could not hold is
-	 * not parked: nothing of it would take the record. */
+	 * not parked: nothing of it would take the record. Nor is the child
+	 * of a multi-threaded parent: when such a group exits at once, the
+	 * forking thread can reach its exit tracepoint, which sends its
+	 * parked children, after the last thread has sent the group's exit
+	 * record. Shells, which start most children, have one thread. */
+	if (BPF_CORE_READ(parent, signal, nr_threads) > 1)
+		parked_ok = false;
 	if (!parked_ok || bpf_map_update_elem(&parked_forks, &ctgid, &rec, BPF_ANY) != 0)
 		send_fork(&rec);
 	return 0;
