@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
@@ -117,6 +118,11 @@ func housekeeping(s *session, f *event.File) bool {
 	return false
 }
 
+// bashFallbackAfter is how long a file event of the agent waits for a
+// Read/Write/Edit record naming its file before a Bash call in flight
+// that names it may take it (the agent's vetting opens); below FileWait.
+const bashFallbackAfter = 100 * time.Millisecond
+
 // fileTools are the tools that run inside the agent process and name one
 // file in their input.
 var fileTools = map[string]bool{"Read": true, "Write": true, "Edit": true, "MultiEdit": true, "NotebookEdit": true}
@@ -141,9 +147,16 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 		if h != nil {
 			return
 		}
+		start := time.Now()
 		for {
 			if t := o.transcriptOf(s); t != nil {
 				_ = t.Poll()
+				// A Bash call that names the path wins only once the
+				// file tool's own record had time to come: the agent
+				// writes a Read call's record after a Bash call's
+				// result may still be missing, and the Read's open would
+				// go to the Bash call.
+				bashOK := time.Since(start) >= bashFallbackAfter
 				c, ok := t.find(func(calls []*ToolCall) *ToolCall {
 					var best *ToolCall
 					for i := len(calls) - 1; i >= 0; i-- {
@@ -166,7 +179,7 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 					// The agent also opens the files a Bash command names
 					// while it vets the command, before and after running
 					// it: tie those to the call still in flight.
-					for i := len(calls) - 1; i >= 0; i-- {
+					for i := len(calls) - 1; bashOK && i >= 0; i-- {
 						if c := calls[i]; c.Command != "" && !c.Done && commandNames(c.Command, path) {
 							return c
 						}

@@ -170,3 +170,21 @@ func TestAgentHousekeepingIsNotWaitedOn(t *testing.T) {
 		}
 	}
 }
+
+// An open of the agent's whose Read record comes a moment after it goes to
+// the Read call, not to a Bash call still without its result that names
+// the same file.
+func TestReadRecordLateWinsOverBashInFlight(t *testing.T) {
+	w := newWorld(t)
+	root, ra, _ := hookedSession(t, w)
+	p := filepath.Join(w.cwd, "in.txt")
+	w.append(toolUse("toolu_B", "Bash", fmt.Sprintf(`{"command":"cat %s"}`, p)))
+	r := w.in.File(agent.File{Proc: root, Agent: ra, File: &event.File{Path: p, Mode: event.ModeRead}})
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		w.append(toolUse("toolu_R", "Read", fmt.Sprintf(`{"file_path":%q}`, p)))
+	}()
+	if a := resolve(t, r, time.Second); a.ToolUse == nil || a.ToolUse.ID != "toolu_R" {
+		t.Fatalf("the Read's open went to %+v", a.ToolUse)
+	}
+}
