@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+
+	"github.com/lineaged/lineaged/capture"
+	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/agent"
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/lineage/policy"
+	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sink"
+)
+
+// replayInfo is what a replayed pipeline takes from the capture instead of
+// the kernel.
+type replayInfo struct {
+	header        capture.Header
+	hooks, reason string
+	stop          string // why the live sensor stopped
+}
+
+// hooksInfo is the hook path for sensor.start and sensor.stop.
+func (p *pipeline) hooksInfo() (string, string) {
+	if p.replay != nil {
+		return p.replay.hooks, p.replay.reason
+	}
+	return p.sensor.Hooks()
+}
+
+// sourceName is sensor.source: live, or replay.
+func (p *pipeline) sourceName() string {
+	if p.replay != nil {
+		return "replay"
+	}
+	return "live"
+}
+
+func (p *pipeline) liveCaptureMeta() map[string]string {
+	m := captureMeta(p)
+	m[metaHooks], m[metaReason] = p.sensor.Hooks()
+	return m
+}
+
+// replayOpts are replay's own flags.
+type replayOpts struct {
+	speed       string
+	session     string
+	since       time.Time
+	until       time.Time
+	rules       string
+	skipCorrupt bool
+}
+
+// loaded is one capture read whole: the engine's inputs in order and the
+// facts it looked up.
+type loaded struct {
+	info   replayInfo
+	steps  []lineage.Step
+	book   *lineage.FactBook
+	stats  capture.Stats
+	endErr error // the file stopped early (truncated); nil at a clean end
+	// undecodable counts records whose checksum held but whose payload
+	// did not decode (skipped with --skip-corrupt).
+	undecodable int
+	// reloads counts the live run's rule reloads (SIGHUP).
+	reloads int
+}
+
+// loadCapture reads a capture. A truncated file keeps every whole record
+// and says where it stopped in endErr; other damage fails unless skipped.
+func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := capture.NewReader(f, capture.ReaderConfig{SkipCorrupt: skipCorrupt})
+	if err != nil {
+		if errors.Is(err, capture.ErrNotCapture) {
+			return nil, fmt.Errorf("%s: not a lineaged capture file", path)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer r.Close()
+	h := r.Header()
+	l := &loaded{book: lineage.NewFactBook(), info: replayInfo{header: h, hooks: h.Meta[metaHooks], reason: h.Meta[metaReason]}}
+	var recs []capture.Record
+	var slab []byte
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if errors.Is(err, capture.ErrTruncated) {
+			l.endErr = fmt.Errorf("%s: %w", path, err)
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (--skip-corrupt skips damaged records)", path, err)
+		}
+		// Payloads are copied into shared slabs, not one allocation each.
+		if len(slab)+len(rec.Payload) > cap(slab) {
+			slab = make([]byte, 0, max(1<<20, len(rec.Payload)))
+		}
+		n := len(slab)
+		slab = append(slab, rec.Payload...)
+		recs = append(recs, capture.Record{Type: rec.Type, Payload: slab[n:len(slab):len(slab)]})
+	}
+	l.stats = r.Stats()
+	items := decodeAll(recs)
+	steps, facts := 0, map[string]int{}
+	for _, it := range items {
+		switch {
+		case it.step != nil:
+			steps++
+		case it.fact != nil:
+			facts[it.fact.Kind]++
+		}
+	}
+	l.steps = make([]lineage.Step, 0, steps)
+	l.book.Reserve(facts)
+	for i, it := range items {
+		if it.err != nil {
+			if !skipCorrupt {
+				return nil, fmt.Errorf("%s: record %d: %w", path, i, it.err)
+			}
+			l.undecodable++
+			continue
+		}
+		switch {
+		case it.step != nil:
+			l.steps = append(l.steps, *it.step)
+		case it.fact != nil:
+			l.book.Add(*it.fact)
+		case it.stop != "":
+			l.info.stop = it.stop
+		case it.reload:
+			l.reloads++
+		}
+	}
+	return l, nil
+}
+
+// item is one decoded record.
+type item struct {
+	step   *lineage.Step
+	fact   *lineage.Fact
+	stop   string
+	reload bool
+	err    error
+}
+
+// decodeAll decodes the records on every CPU; the order is kept.
+func decodeAll(recs []capture.Record) []item {
+	out := make([]item, len(recs))
+	workers := runtime.GOMAXPROCS(0)
+	chunk := (len(recs) + workers - 1) / max(workers, 1)
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(recs); lo += max(chunk, 1) {
+		hi := min(lo+max(chunk, 1), len(recs))
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				out[i] = decode(recs[i])
+			}
+		}(lo, hi)
+	}
+	wg.Wait()
+	return out
+}
+
+func decode(rec capture.Record) (it item) {
+	switch rec.Type {
+	case capture.TypeEvent:
+		ev, err := decodeEvent(rec.Payload)
+		if err != nil {
+			return item{err: fmt.Errorf("event: %w", err)}
+		}
+		it.step = &lineage.Step{Kind: lineage.StepRaw, Raw: ev}
+	case capture.TypeStep:
+		var s lineage.Step
+		if err := json.Unmarshal(rec.Payload, &s); err != nil {
+			return item{err: fmt.Errorf("step: %w", err)}
+		}
+		if s.Ev != nil && s.Ev.Sensor != nil && s.Ev.Sensor.Source == "live" {
+			s.Ev.Sensor.Source = "replay"
+		}
+		it.step = &s
+	case capture.TypeFact:
+		f, err := decodeFact(rec.Payload)
+		if err != nil {
+			return item{err: fmt.Errorf("fact: %w", err)}
+		}
+		it.fact = &f
+	case capture.TypeMark:
+		var m stopMark
+		if err := json.Unmarshal(rec.Payload, &m); err != nil {
+			return item{err: fmt.Errorf("mark: %w", err)}
+		}
+		it.stop, it.reload = m.Stop, !m.Reload.IsZero()
+	}
+	// Unknown types of the same format version are skipped.
+	return it
+}
+
+func cmdReplay(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("replay", stderr)
+	var o replayOpts
+	var since, until string
+	fs.StringVar(&o.speed, "speed", "max", "pace: max, realtime, or Nx (e.g. 10x)")
+	fs.StringVar(&o.session, "session", "", "write only the events of this agent session id (or root exec id)")
+	fs.StringVar(&since, "since", "", "write only events at or after this time (RFC 3339)")
+	fs.StringVar(&until, "until", "", "write only events before this time (RFC 3339)")
+	fs.StringVar(&o.rules, "rules", "", "run this rule file or directory instead of policy.rules")
+	fs.BoolVar(&o.skipCorrupt, "skip-corrupt", false, "skip damaged records, count them, go on")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lineaged replay [flags] FILE...\n\nRuns the pipeline over captures (docs/capture.md).\n\nFlags:\n%s", fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return &exitError{exitUsage, err}
+	}
+	if fs.NArg() == 0 {
+		return &exitError{exitUsage, errors.New("replay needs at least one capture file")}
+	}
+	var err error
+	for _, t := range []struct {
+		s   string
+		dst *time.Time
+	}{{since, &o.since}, {until, &o.until}} {
+		if t.s != "" {
+			if *t.dst, err = time.Parse(time.RFC3339Nano, t.s); err != nil {
+				return &exitError{exitUsage, fmt.Errorf("bad time %q: %w", t.s, err)}
+			}
+		}
+	}
+	pace, err := parseSpeed(o.speed)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	cfg, err := loadConfig(fs, os.Getenv)
+	if err != nil {
+		return &exitError{exitUsage, err}
+	}
+	if o.rules != "" {
+		cfg.Policy.Rules = o.rules
+	}
+	log := newLogger(cfg.Log.Level, stderr)
+	if path := os.Getenv("LINEAGED_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
+	replayGC()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var errs []error
+	for _, path := range fs.Args() {
+		l, err := loadCapture(path, o.skipCorrupt)
+		if err != nil {
+			return &exitError{exitRuntime, err}
+		}
+		if l.reloads > 0 {
+			fmt.Fprintf(stderr, "lineaged: %s: the live run reloaded its rules %d times; replay runs one rule set throughout\n", path, l.reloads)
+		}
+		if err := replayOne(ctx, cfg, l, o, pace, stdout, stderr, log); err != nil {
+			return err
+		}
+		if s := l.stats; s.CorruptBlocks+s.CorruptRecords+l.undecodable > 0 {
+			fmt.Fprintf(stderr, "lineaged: %s: skipped %d corrupt blocks and %d corrupt records (%d bytes passed over)\n",
+				path, s.CorruptBlocks, s.CorruptRecords+l.undecodable, s.SkippedBytes)
+		}
+		if l.endErr != nil {
+			errs = append(errs, fmt.Errorf("replayed up to the last whole record: %w", l.endErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// replayGC lets the heap grow to five times the live data before a
+// collection, unless GOGC says otherwise: a replay holds its whole capture
+// decoded and allocates per event, and at the default the collector took
+// about a fifth of its CPU. Live data is the capture (tens of MB for a
+// 100k-event storm), so the price is a larger peak heap, not a growing one.
+func replayGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+}
+
+// parseSpeed: 0 is as fast as possible, else the factor over real time.
+func parseSpeed(s string) (float64, error) {
+	switch s {
+	case "max", "":
+		return 0, nil
+	case "realtime":
+		return 1, nil
+	}
+	f, err := strconv.ParseFloat(strings.TrimSuffix(s, "x"), 64)
+	if err != nil || f <= 0 || !strings.HasSuffix(s, "x") {
+		return 0, fmt.Errorf("--speed %q: want max, realtime or Nx (e.g. 10x)", s)
+	}
+	return f, nil
+}
+
+// replayOne runs the pipeline over one loaded capture.
+func replayOne(ctx context.Context, cfg *Config, l *loaded, o replayOpts, pace float64, stdout, stderr io.Writer, log *slog.Logger) (err error) {
+	meta := l.info.header.Meta
+	p := &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), agents: agent.DefaultTable(), replay: &l.info}
+	p.instance = meta[metaInstance]
+	if p.instance == "" {
+		return fmt.Errorf("capture header names no instance id")
+	}
+	if o.session == "" {
+		o.session = meta[metaTeeSession] // a tee of one session
+	}
+	after, _ := strconv.ParseUint(meta[metaSeqAfter], 10, 64)
+	p.seq = policy.NewSequencerAfter(p.instance, after, nil)
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if p.sink, err = sink.New(sinkConfig(cfg, stdout, p.seq.Stamp, nil), p.reg, log.With("component", "sink")); err != nil {
+		return err
+	}
+	deps := l.book.Deps()
+	boot, err := deps.Boot.BootTime()
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	if err := p.startPolicy(boot, replayActuator{}); err != nil {
+		return err
+	}
+	humans := make(map[string]event.Human, len(cfg.Humans))
+	for user, h := range cfg.Humans {
+		humans[user] = event.Human{Name: h.Name, Email: h.Email}
+	}
+	lc := cfg.Lineage
+	lc.Scope = cfg.Scope
+	lc.Humans = humans
+	if lc.AgentReleases, err = cfg.Agents.agentReleases(); err != nil {
+		return err
+	}
+	if p.engine, err = lineage.New(lc, deps, log.With("component", "lineage")); err != nil {
+		return err
+	}
+	p.engine.ReplayWaits(l.book.Wait)
+	if procs, ok := l.book.Seed(); ok {
+		p.engine.Seed(procs)
+	}
+	return p.runReplay(ctx, l, o, pace, stderr)
+}
+
+// replayActuator carries out no kill: the capture holds the outcome of the
+// live ones (policy.action), and the processes are not here.
+type replayActuator struct{}
+
+func (replayActuator) KillProcess(sensor.ProcKey) error {
+	return errors.New("replay: no processes to kill")
+}
+
+func (replayActuator) KillSession(sensor.ProcKey) (int, error) {
+	return 0, errors.New("replay: no processes to kill")
+}
