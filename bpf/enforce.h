@@ -44,10 +44,11 @@
  * Bounds: DENY_WALK components. Any path of at most DENY_PATH_MAX - 1
  * bytes has fewer components than that (each costs at least 2 bytes), so
  * every path a rule can name is walked completely. A longer path, a path
- * whose walk does not reach a root (PATH_UNREACHABLE) and a file with no
- * path (PATH_PSEUDO: a memfd) match nothing (fail open: killing every exec
- * of very deep paths would break members for a rule they cannot match
- * anyway). A prefix longer than DENY_PATH_MAX - 1 bytes cannot be a key
+ * whose walk does not reach a root (PATH_UNREACHABLE) match nothing (fail
+ * open: killing every exec of very deep paths would break members for a
+ * rule they cannot match anyway). A file with no path (PATH_PSEUDO: a
+ * memfd) matches only the pseudo key, which the deny_exec entry "memfd"
+ * puts in the map: every such exec by a member is then refused. A prefix longer than DENY_PATH_MAX - 1 bytes cannot be a key
  * and is skipped.
  */
 #ifndef LINEAGED_ENFORCE_H
@@ -61,6 +62,9 @@
 #include "lib/forks.h"
 
 #define DENY_WALK 128 /* < PATH_DEPTH */
+/* The key of the rule for images with no path (a memfd): a first byte no
+ * path has (sensor.DenyKeyPseudo). */
+#define DENY_KEY_PSEUDO 1
 /* The path_walks slot: one program per object, never nested on a CPU. */
 #define DENY_SLOT 0
 
@@ -130,7 +134,17 @@ static __always_inline int deny_match(struct deny_scratch *x, struct path_walk *
 	struct deny_rule *ir = bpf_map_lookup_elem(&deny_inodes, &x->ino);
 	if (ir)
 		return (int)ir->index;
-	if (DENY_READ(w->flags) & (PATH_UNREACHABLE | PATH_PSEUDO))
+	if (DENY_READ(w->flags) & PATH_PSEUDO) {
+		/* No path (a memfd): the one pseudo key, when the policy
+		 * denies such images (sensor.DenyKeyPseudo). */
+		__u64 *k = (__u64 *)x->key.path;
+		for (int i = 0; i < DENY_PATH_MAX / 8; i++)
+			k[i] = 0;
+		x->key.path[0] = DENY_KEY_PSEUDO;
+		struct deny_rule *pr = bpf_map_lookup_elem(&deny_exec, &x->key);
+		return pr ? (int)pr->index : -1;
+	}
+	if (DENY_READ(w->flags) & PATH_UNREACHABLE)
 		return -1;
 	__u32 pos = DENY_READ(w->pos);
 	if (pos >= PATH_BUF)
@@ -186,8 +200,7 @@ static __always_inline void deny_record(struct deny_scratch *x, struct path_walk
 /* The session of the current process, copied (the map element may go). */
 static __always_inline bool deny_session(struct session *out)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
+	struct session *s = current_session(); /* checked by start time */
 	if (!s)
 		return false;
 	*out = *s;

@@ -11,9 +11,11 @@
  * Differences from the LSM path: only the final image is seen (for a #!
  * script, the interpreter, not the script), and the exec record of the
  * denied image is still reported (then its exit, signal 9). The signal is
- * not forced: a member that is the init of a pid namespace ignores it, and
- * its denied image runs (the record then still says "killed"; the LSM path
- * has no such gap).
+ * forced: bpf_send_signal sends it as the kernel (SEND_SIG_PRIV), and the
+ * kernel delivers a forced SIGKILL even to the init of a pid namespace, which
+ * ignores default-disposition signals from its own namespace. A member that
+ * makes itself such an init (unshare --pid --fork) and execs a denied image
+ * dies of it too (tests/evasion/exec TestDeniedExecByPidNamespaceInit).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

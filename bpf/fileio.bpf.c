@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * File and network events of agent-session members: open, openat, openat2,
- * creat, unlink, unlinkat, rename, renameat, renameat2, chmod, fchmod,
- * fchmodat, fchmodat2 and connect.
+ * creat, open_by_handle_at, unlink, rmdir, unlinkat, rename, renameat,
+ * renameat2, chmod, fchmod, fchmodat and fchmodat2 (fileio_files.h);
+ * truncate, utimes, chown, link, symlink, mknod, mkdir and the xattr calls
+ * (fileio_modify.h);
+ * connect, addressed sends and listen (fileio_net.h).
  *
  * Why tp_btf sys_enter/sys_exit with a syscall-number switch, and not the
  * per-syscall tracepoints (tracepoint/syscalls/sys_enter_openat, ...):
@@ -18,8 +21,9 @@
  *    perf record. BenchmarkFileIOOverhead measures it;
  *  - tp_btf gives typed, directly readable pt_regs (no probe_read per arg).
  * The numbers are x86_64's: this object is built for amd64 only. 32-bit
- * (ia32 compat, TS_COMPAT) and x32 syscalls are not decoded, as with the
- * kernel's own syscall tracepoints. io_uring opens bypass syscalls and are
+ * (ia32 compat, TS_COMPAT) calls are decoded too: the file ones translated
+ * to x86_64 (fileio_compat.h), the network ones in fileio_net.h. x32 is not
+ * built into the kernels we know. io_uring opens bypass syscalls and are
  * not seen.
  *
  * Cost outside sessions: the switch, then one lookup of the tgid in
@@ -33,7 +37,9 @@
  *    given, joined to the dirfd's or cwd's walked path when relative, and
  *    marked FILE_F_UNRESOLVED. unlink/rename/chmod build their record at
  *    enter: the object is gone at exit, and a rename can move the very
- *    directory a relative name is resolved against.
+ *    directory a relative name is resolved against. They read the name
+ *    again at exit and resolve /proc links (fileio_files.h);
+ *  - an open_by_handle_at reports the file it opened (fileio_files.h).
  * A file of an internal mount (a memfd, pipe or anonymous inode reopened
  * through /proc/<pid>/fd) has no path: its dentry name alone is reported,
  * without a leading "/" ("memfd:name", "" for a pipe).
@@ -50,6 +56,7 @@
 #define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
 #include "lib/wakeup.h"
+#include "lib/shed.h"
 #include "lib/forks.h"
 #include "lib/opens.h"
 
@@ -70,6 +77,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_renameat2 316
 #define NR_openat2 437
 #define NR_fchmodat2 452
+#define NR_open_by_handle_at 304
+#define NR_rmdir 84
 
 #define AT_FDCWD -100
 #define O_WRONLY 01
@@ -88,7 +97,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define DATA_MASK (FIO_DATA_MAX - 1)
 
-#define FILE_EVENT_FIXED (sizeof(struct file_event) - FIO_DATA_MAX)
+#define FILE_EVENT_FIXED __builtin_offsetof(struct file_event, data)
 
 /* Syscall arguments saved at enter for the exit program, per thread. */
 struct fio_args {
@@ -101,7 +110,7 @@ struct fio_args {
 };
 
 /*
- * tid -> arguments of the syscall in flight (opens, fchmod, connect).
+ * tid -> arguments of the syscall in flight (opens, fchmod).
  * A plain preallocated hash, not an LRU: an LRU would silently evict the
  * entry of a thread still inside its syscall (its per-CPU free lists make
  * that happen well before the map is full on many-CPU hosts); a full hash
@@ -115,16 +124,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fio_args);
 } fio_args SEC(".maps");
-
-/* tid -> record built at enter (unlink, rename, chmod), completed at exit
- * with the result. Big values (8 KiB): max_entries bounds the session
- * members' threads inside these syscalls at once (fileIOConfig). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, struct file_event);
-} fio_pending SEC(".maps");
 
 /* The walker's buffer holds FIO_PATH_MAX bytes walked backwards, then
  * room for a caller's name read right after its directory. */
@@ -151,6 +150,18 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } fio_scratch SEC(".maps");
+
+/* The syscall's arguments where x86_64 passes them (an ia32 call's
+ * translated, fileio_compat.h), per CPU like the scratch records: a
+ * struct pt_regs on sys_enter's stack, with the handlers' frames, passes
+ * the 512-byte stack budget on kernels that count subprograms' frames
+ * together (6.12 refused 576 bytes). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pt_regs);
+} fio_regs SEC(".maps");
 
 /* connect_event is only reserved, never a map value: name it once so its
  * BTF (and the generated Go type) exist. */
@@ -195,7 +206,7 @@ static __always_inline __u32 file_path(struct path_walk *w, __u32 slot,
 static __always_inline __u32 user_path(struct path_walk *w, __u32 slot, long dfd,
 				       const char *uname,
 				       struct task_struct *task, __u32 *pos,
-				       __u8 *trunc)
+				       __u8 *trunc, __u32 *nread)
 {
 	long n = bpf_probe_read_user_str(&w->buf[FIO_PATH_MAX],
 					 FIO_PATH_MAX - 1, uname);
@@ -204,6 +215,7 @@ static __always_inline __u32 user_path(struct path_walk *w, __u32 slot, long dfd
 	__u32 p;
 
 	*pos = FIO_PATH_MAX;
+	*nread = n > 0 ? n : 0;
 	if (n <= 0)
 		return 0;
 	if (n >= FIO_PATH_MAX - 1)
@@ -261,7 +273,14 @@ static __always_inline int emit_file(struct file_event *ev)
 
 	if (size > sizeof(*ev))
 		return 0;
+	/* An ia32 call (translated, fileio_compat.h): TS_COMPAT holds for
+	 * the whole call, at enter and at exit. */
+	if (BPF_CORE_READ((struct task_struct *)bpf_get_current_task(),
+			  thread_info.status) & TS_COMPAT)
+		ev->syscall |= FIO_SYSCALL_IA32;
 	unpark_fork(bpf_get_current_pid_tgid() >> 32);
+	if (shed(ev->hdr.kind))
+		return 0;
 	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);
 	return 0;
@@ -272,90 +291,9 @@ static __always_inline struct scratch *get_scratch(__u32 slot)
 	return bpf_map_lookup_elem(&fio_scratch, &slot);
 }
 
-/* unlink, rename, chmod: the record is built at enter, completed at exit. */
-static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
-					 const struct session *s,
-					 struct task_struct *task)
-{
-	struct scratch *sc = get_scratch(SLOT_ENTER);
-	struct path_walk *w = path_slot(SLOT_ENTER);
-	struct file_event *ev;
-	__u8 kind;
-	long dfd = AT_FDCWD, ndfd = AT_FDCWD;
-	const char *name, *nname = NULL;
-	__u32 pos, len;
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+#include "fileio_files.h"
 
-	if (!sc || !w)
-		return 0;
-	ev = &sc->ev;
-	ev->flags = 0;
-	ev->mode = 0;
-	switch (nr) {
-	case NR_unlink:
-		kind = EV_UNLINK;
-		name = (const char *)regs->di;
-		break;
-	case NR_unlinkat:
-		kind = EV_UNLINK;
-		dfd = (int)regs->di;
-		name = (const char *)regs->si;
-		ev->flags = (__u32)regs->dx;
-		break;
-	case NR_rename:
-		kind = EV_RENAME;
-		name = (const char *)regs->di;
-		nname = (const char *)regs->si;
-		break;
-	case NR_renameat:
-	case NR_renameat2:
-		kind = EV_RENAME;
-		dfd = (int)regs->di;
-		name = (const char *)regs->si;
-		ndfd = (int)regs->dx;
-		nname = (const char *)regs->r10;
-		if (nr == NR_renameat2)
-			ev->flags = (__u32)regs->r8;
-		break;
-	case NR_chmod:
-		kind = EV_CHMOD;
-		name = (const char *)regs->di;
-		ev->mode = (__u32)regs->si;
-		break;
-	default: /* fchmodat, fchmodat2 */
-		kind = EV_CHMOD;
-		dfd = (int)regs->di;
-		name = (const char *)regs->si;
-		ev->mode = (__u32)regs->dx;
-		if (nr == NR_fchmodat2)
-			ev->flags = (__u32)regs->r10;
-		break;
-	}
-	fill_header(&ev->hdr, kind, task, s);
-	ev->result = 0;
-	ev->fmode = 0;
-	ev->syscall = nr;
-	ev->_pad0 = 0;
-	ev->fflags = FILE_F_UNRESOLVED;
-	ev->new_path_len = 0;
-
-	sc->trunc = 0;
-	len = user_path(w, SLOT_ENTER, dfd, name, task, &pos, &sc->trunc);
-	ev->path_len = put_path(ev, 0, w, pos, len, &sc->trunc);
-	if (sc->trunc)
-		ev->fflags |= FILE_F_TRUNCATED;
-	if (nname) {
-		sc->trunc = 0;
-		len = user_path(w, SLOT_ENTER, ndfd, nname, task, &pos, &sc->trunc);
-		ev->new_path_len = put_path(ev, ev->path_len, w, pos, len, &sc->trunc);
-		ev->fflags |= FILE_F_NEW_UNRESOLVED;
-		if (sc->trunc)
-			ev->fflags |= FILE_F_NEW_TRUNCATED;
-	}
-	if (bpf_map_update_elem(&fio_pending, &tid, ev, BPF_ANY))
-		count_lost(kind);
-	return 0;
-}
+#include "fileio_compat.h"
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
@@ -363,33 +301,53 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	struct task_struct *task;
 	struct session *s;
 	struct fio_args a = {};
+	struct pt_regs *cregs;
+	__u32 zero = 0;
 	__u32 tgid, tid;
 	__u64 id;
 
 	switch (nr) {
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
-	case NR_fchmod: case NR_connect:
-	case NR_unlink: case NR_unlinkat:
+	case NR_open_by_handle_at:
+	case NR_fchmod:
+	case NR_unlink: case NR_unlinkat: case NR_rmdir:
 	case NR_rename: case NR_renameat: case NR_renameat2:
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
+	FILEMOD_CASES:
 		break;
 	default:
-		return 0;
+		if (!compat_file_nr(nr) || !current_compat())
+			return 0;
 	}
 	id = bpf_get_current_pid_tgid();
 	tgid = id >> 32;
-	s = bpf_map_lookup_elem(&sessions, &tgid);
-	if (!s)
-		return 0;
 	/* bpf_get_current_task, not _btf: kernels before 5.11 lack it. */
 	task = (struct task_struct *)bpf_get_current_task();
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+	s = session_of(task, tgid);
+	if (!s)
 		return 0;
+	/* The arguments, copied: the handlers read one kind of pointer. */
+	cregs = bpf_map_lookup_elem(&fio_regs, &zero);
+	if (!cregs)
+		return 0;
+	if (task_compat(task)) {
+		long inr = nr;
+
+		nr = compat_file_nr(nr);
+		if (!nr)
+			return 0;
+		compat_regs(cregs, regs);
+		compat_fix_args(inr, cregs);
+	} else {
+		native_regs(cregs, regs);
+	}
+	regs = cregs;
 
 	switch (nr) {
-	case NR_unlink: case NR_unlinkat:
+	case NR_unlink: case NR_unlinkat: case NR_rmdir:
 	case NR_rename: case NR_renameat: case NR_renameat2:
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
+	FILEMOD_CASES:
 		return enter_path_op(nr, regs, s, task);
 	}
 
@@ -408,8 +366,7 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	}
 	tid = (__u32)id;
 	if (bpf_map_update_elem(&fio_args, &tid, &a, BPF_ANY))
-		count_lost(nr == NR_connect ? EV_CONNECT :
-			   nr == NR_fchmod ? EV_CHMOD : EV_OPEN);
+		count_lost(nr == NR_fchmod ? EV_CHMOD : EV_OPEN);
 	return 0;
 }
 
@@ -433,8 +390,14 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 	ev->syscall = a->nr;
 	ev->fmode = 0;
 	ev->fflags = 0;
+	ev->xflags = 0;
+	ev->split = 0;
+	ev->new_split = 0;
+	ev->raw_len = 0;
+	ev->new_raw_len = 0;
 	ev->_pad0 = 0;
 	ev->new_path_len = 0;
+	file_ident(ev, NULL);
 	switch (a->nr) {
 	case NR_open:
 		name = (const char *)a->arg[0];
@@ -458,6 +421,12 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		ev->flags = a->how_flags;
 		ev->mode = a->how_mode;
 		break;
+	case NR_open_by_handle_at:
+		/* No name: the file actually opened, from the returned fd. */
+		if (!by_handle_open(ev, a, ret, task))
+			return 0;
+		name = NULL;
+		break;
 	default: /* fchmod(fd, mode) */
 		name = NULL;
 		ev->flags = 0;
@@ -466,7 +435,7 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 	}
 
 	if (ret >= 0 || !name) {
-		long fd = name ? ret : (int)a->arg[0];
+		long fd = name || a->nr == NR_open_by_handle_at ? ret : (int)a->arg[0];
 		struct file *f = fd_file(task, fd);
 
 		if (!f) {
@@ -477,6 +446,7 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		if (name && repeat_open(f, task, ev->flags, a->sess.root_pid))
 			return 0;
 		ev->fmode = BPF_CORE_READ(f, f_mode);
+		file_ident(ev, f);
 		if (name && (ev->fmode & FMODE_CREATED))
 			ev->fflags |= FILE_F_CREATED;
 		len = file_path(w, SLOT_EXIT, f, task, &pos);
@@ -484,7 +454,9 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 			sc->trunc = 1;
 	} else {
 		ev->fflags |= FILE_F_UNRESOLVED;
-		len = user_path(w, SLOT_EXIT, dfd, name, task, &pos, &sc->trunc);
+		__u32 nread;
+
+		len = user_path(w, SLOT_EXIT, dfd, name, task, &pos, &sc->trunc, &nread);
 	}
 	ev->path_len = put_path(ev, 0, w, pos, len, &sc->trunc);
 	if (sc->trunc)
@@ -492,78 +464,7 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 	return emit_file(ev);
 }
 
-static __always_inline int exit_connect(struct fio_args *a, long ret,
-					struct task_struct *task)
-{
-	struct connect_event *ev;
-	struct file *f;
-	struct sock *sk = NULL;
-	struct inode *inode;
-	__u16 family = 0;
-
-	bpf_probe_read_user(&family, sizeof(family), (void *)a->arg[1]);
-	/* Only internet sockets; AF_UNSPEC is a UDP disconnect. */
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-
-	unpark_fork(bpf_get_current_pid_tgid() >> 32);
-	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-	if (!ev) {
-		count_lost(EV_CONNECT);
-		return 0;
-	}
-	fill_header(&ev->hdr, EV_CONNECT, task, &a->sess);
-	ev->result = ret;
-	ev->family = family;
-	ev->protocol = 0;
-	ev->sock_type = 0;
-	ev->sport = 0;
-	ev->sk_family = 0;
-	__builtin_memset(ev->daddr, 0, sizeof(ev->daddr));
-	__builtin_memset(ev->saddr, 0, sizeof(ev->saddr));
-
-	if (family == AF_INET) {
-		struct sockaddr_in sin = {};
-
-		bpf_probe_read_user(&sin, sizeof(sin), (void *)a->arg[1]);
-		ev->dport = bpf_ntohs(sin.sin_port);
-		__builtin_memcpy(ev->daddr, &sin.sin_addr, 4);
-	} else {
-		struct sockaddr_in6 sin6 = {};
-
-		bpf_probe_read_user(&sin6, sizeof(sin6), (void *)a->arg[1]);
-		ev->dport = bpf_ntohs(sin6.sin6_port);
-		__builtin_memcpy(ev->daddr, &sin6.sin6_addr, 16);
-	}
-
-	f = fd_file(task, (int)a->arg[0]);
-	inode = f ? BPF_CORE_READ(f, f_inode) : NULL;
-	if (inode && (BPF_CORE_READ(inode, i_mode) & S_IFMT) == S_IFSOCK) {
-		struct socket *sock = BPF_CORE_READ(f, private_data);
-
-		sk = BPF_CORE_READ(sock, sk);
-	}
-	if (sk) {
-		__u16 skfam = BPF_CORE_READ(sk, __sk_common.skc_family);
-
-		ev->sk_family = skfam;
-		ev->protocol = BPF_CORE_READ(sk, sk_protocol);
-		ev->sock_type = BPF_CORE_READ(sk, sk_type);
-		/* skc_num: local port in host order, set by bind or by the
-		 * autobind connect does, also when it returns EINPROGRESS. */
-		ev->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		if (skfam == AF_INET) {
-			__u32 saddr = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-
-			__builtin_memcpy(ev->saddr, &saddr, 4);
-		} else if (skfam == AF_INET6) {
-			BPF_CORE_READ_INTO(&ev->saddr, sk,
-					   __sk_common.skc_v6_rcv_saddr);
-		}
-	}
-	bpf_ringbuf_submit(ev, ringbuf_flags());
-	return 0;
-}
+#include "fileio_net.h"
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
@@ -572,9 +473,15 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 	struct task_struct *task;
 	__u32 tid;
 
+	/* An ia32 file call: its x86_64 number, as at enter. */
+	if (compat_file_nr(nr) && current_compat())
+		nr = compat_file_nr(nr);
 	switch (nr) {
+	NET_EXIT_CASES:
+		return net_sys_exit(regs, nr, ret);
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
-	case NR_fchmod: case NR_connect: {
+	case NR_open_by_handle_at:
+	case NR_fchmod: {
 		struct fio_args *a;
 
 		/* Only session members have an entry: this lookup is the
@@ -584,33 +491,16 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 		if (!a)
 			return 0;
 		task = (struct task_struct *)bpf_get_current_task();
-		if (a->nr == nr) {
-			if (nr == NR_connect)
-				exit_connect(a, ret, task);
-			else
-				exit_open(a, ret, task);
-		}
+		if (a->nr == nr)
+			exit_open(a, ret, task);
 		bpf_map_delete_elem(&fio_args, &tid);
 		return 0;
 	}
-	case NR_unlink: case NR_unlinkat:
+	case NR_unlink: case NR_unlinkat: case NR_rmdir:
 	case NR_rename: case NR_renameat: case NR_renameat2:
-	case NR_chmod: case NR_fchmodat: case NR_fchmodat2: {
-		struct file_event *ev;
-
-		tid = (__u32)bpf_get_current_pid_tgid();
-		ev = bpf_map_lookup_elem(&fio_pending, &tid);
-		if (!ev)
-			return 0;
-		if (ev->syscall == nr) {
-			ev->result = ret;
-			ev->hdr.ktime = bpf_ktime_get_boot_ns();
-			ev->hdr.cpu = bpf_get_smp_processor_id();
-			emit_file(ev);
-		}
-		bpf_map_delete_elem(&fio_pending, &tid);
-		return 0;
-	}
+	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
+	FILEMOD_CASES:
+		return exit_path_op(nr, ret);
 	}
 	return 0;
 }

@@ -22,6 +22,11 @@ enum event_kind {
 	EV_CONNECT = 8,
 	/* 9 is KindLoss, synthesised in userspace */
 	EV_DENY = 10,
+	/* truncate, utimes, chown, link, symlink, mknod, mkdir, setxattr,
+	 * removexattr (bpf/fileio_modify.h): the op is the syscall */
+	EV_FILEMOD = 11,
+	/* 12 left for other record kinds */
+	EV_TAMPER = 13, /* bpf/tamper.h */
 	EV_KIND_MAX = 16,
 };
 
@@ -53,10 +58,24 @@ struct event_header {
 struct session {
 	__u32 root_pid;
 	__u8 agent;
-	__u8 flags;
+	__u8 flags;         /* SESSION_F_* */
 	__u16 _pad0;
 	__u64 root_start;
+	/* The member's own group-leader start_boottime: a key whose process
+	 * is not the one that holds the pid now is stale (bpf/maps.h
+	 * session_of). In clock ticks' resolution (a multiple of
+	 * SESSION_TICK_NS) when SESSION_F_START_TICKS is set (/proc seed). */
+	__u64 member_start;
 };
+
+#define SESSION_F_START_TICKS 1
+/* The member is a usermode helper the kernel ran on a member's behalf, or
+ * its descendant (bpf/umh.h). */
+#define SESSION_F_UMH 2
+/* Never in the map: set on a local copy whose insert failed (the map was
+ * full), so the exec record says EXEC_UNTRACKED. */
+#define SESSION_F_UNTRACKED 4
+#define SESSION_TICK_NS 10000000ULL /* USER_HZ 100: /proc start times */
 
 /* Exec record flags (struct exec_event.flags). */
 enum exec_flags {
@@ -69,6 +88,11 @@ enum exec_flags {
 	EXEC_EXE_DELETED = 1 << 4,        /* the file was unlinked: exe is its last path */
 	EXEC_EXE_PSEUDO = 1 << 5,         /* no path (memfd): exe is the name, no leading '/' */
 	EXEC_EXE_OUTSIDE_ROOT = 1 << 6,   /* not under the task's root: exe is from the namespace's root */
+	EXEC_VIA_UMH = 1 << 7,            /* in its session as a usermode helper (bpf/umh.h) */
+	/* The header names the session this exec starts (a recognised agent)
+	 * or joins (a usermode helper), but the sessions map was full: the
+	 * process is no member of it. Counted in LOST_SESSIONS_FULL_EXEC. */
+	EXEC_UNTRACKED = 1 << 8,
 };
 
 /* Bounds of the variable part of an exec record. */
@@ -112,8 +136,19 @@ struct exec_event {
 	char comm[16];
 };
 
+/* Fork record flags (struct fork_event.h.flags; no other fork flag). */
+enum fork_flags {
+	/* The forker is a session member and the header names its session,
+	 * but the child found the sessions map full: it is no member, and
+	 * neither is anything it starts. Counted in LOST_SESSIONS_FULL too
+	 * (bpf/maps.h), once per such record, and nothing else is. Never
+	 * parked. */
+	FORK_UNTRACKED = 1 << 0,
+};
+
 /* PROCESS_FORK: a new thread group. Header names the child. Not sent for
- * a child whose exec names the same parent (bpf/lib/forks.h). */
+ * a child whose exec names the same parent (bpf/lib/forks.h), unless it
+ * is FORK_UNTRACKED. */
 struct fork_event {
 	struct event_header h;
 	__u32 ppid;          /* real_parent's tgid */
@@ -234,6 +269,15 @@ struct deny_event {
 	__u8 _pad0;
 	__u16 path_len;  /* bytes used in path, no NUL counted */
 	char path[DENY_PATH_MAX];
+};
+
+/* Usermode helpers registered with a member's session (bpf/umh.h): the
+ * path as the kernel passes it to exec, zero-padded. */
+#define UMH_PATH_MAX 256
+#define UMH_MAX 64
+
+struct umh_key {
+	char path[UMH_PATH_MAX];
 };
 
 #endif /* LINEAGED_H */

@@ -72,14 +72,22 @@ struct {
 	__type(value, struct open_repeats);
 } open_repeats SEC(".maps");
 
-/* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Slot
- * LOST_SESSIONS_FULL counts session members that found the sessions map
- * full (their events, and their descendants', are then not reported). */
+/* Failed bpf_ringbuf_reserve, per CPU, indexed by enum event_kind. Two
+ * slots count processes that found the sessions map full (their events,
+ * and their descendants', are then not reported in the session):
+ * LOST_SESSIONS_FULL the children of members (each a FORK_UNTRACKED fork
+ * record), LOST_SESSIONS_FULL_EXEC the session roots and usermode helpers
+ * an exec would have made members (each an EXEC_UNTRACKED exec record).
+ * The upper half counts file and network records shed to keep room for
+ * process records (bpf/lib/shed.h), at SHED_SLOT(kind). */
 #define LOST_SESSIONS_FULL (EV_KIND_MAX - 1)
+#define LOST_SESSIONS_FULL_EXEC (EV_KIND_MAX - 2)
+_Static_assert(EV_TAMPER < LOST_SESSIONS_FULL_EXEC, "loss slots overlap record kinds");
+#define SHED_SLOT(kind) (EV_KIND_MAX + ((kind) & (EV_KIND_MAX - 1)))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, EV_KIND_MAX);
+	__uint(max_entries, 2 * EV_KIND_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } ringbuf_lost SEC(".maps");
@@ -89,6 +97,37 @@ static __always_inline void count_lost(__u32 kind)
 	__u64 *n = bpf_map_lookup_elem(&ringbuf_lost, &kind);
 	if (n)
 		(*n)++; /* per-CPU slot: no atomics needed */
+}
+
+/*
+ * The session of task t's process, or NULL. Every membership lookup goes
+ * through here. The entry must name t's process by start time too: a pid
+ * whose member exited unseen (a /proc seed racing the exit, a key left by
+ * some path that missed the exit) and that was then reused must not make
+ * the new holder a member. Such a stale key is deleted on sight. Outside
+ * sessions this costs exactly the one lookup it replaces.
+ */
+static __always_inline struct session *session_of(struct task_struct *t, __u32 tgid)
+{
+	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
+	if (!s)
+		return NULL;
+	__u64 start = BPF_CORE_READ(t, group_leader, start_boottime);
+	__u64 want = s->member_start;
+	if (s->flags & SESSION_F_START_TICKS)
+		start = start / SESSION_TICK_NS * SESSION_TICK_NS;
+	if (start != want) {
+		bpf_map_delete_elem(&sessions, &tgid);
+		return NULL;
+	}
+	return s;
+}
+
+/* The current process's session (session_of). */
+static __always_inline struct session *current_session(void)
+{
+	return session_of((struct task_struct *)bpf_get_current_task(),
+			  bpf_get_current_pid_tgid() >> 32);
 }
 
 #endif /* LINEAGED_MAPS_H */

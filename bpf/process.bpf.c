@@ -21,6 +21,8 @@
 #include "lib/wakeup.h"
 #include "lib/forks.h"
 #include "lib/repeats.h"
+#include "tamper.h"
+#include "umh.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -30,6 +32,8 @@ const struct fork_event *unused_fork_event __attribute__((unused));
 const struct exit_event *unused_exit_event __attribute__((unused));
 const struct event_header *unused_event_header __attribute__((unused));
 const enum exec_flags *unused_exec_flags __attribute__((unused));
+const enum fork_flags *unused_fork_flags __attribute__((unused));
+const struct tamper_event *unused_tamper_event __attribute__((unused));
 
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
@@ -67,6 +71,7 @@ struct exec_scratch {
 	 * script[RECOG_SCRIPT_LEN..2 * RECOG_SCRIPT_LEN). */
 	char argbuf[RECOG_SCRIPT_ARG_MAX + 2 * RECOG_SCRIPT_LEN];
 	char script[4 * RECOG_SCRIPT_LEN]; /* masked offset + masked size fit */
+	struct umh_key umh; /* bpf/umh.h lookup key */
 };
 
 struct {
@@ -409,7 +414,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	struct session prev = {};
 	bool had = false;
-	struct session *found = bpf_map_lookup_elem(&sessions, &tgid);
+	struct session *found = session_of(task, tgid);
 	if (found) {
 		/* Copy now: the update below may free the element. */
 		bpf_probe_read_kernel(&prev, sizeof(prev), found);
@@ -418,6 +423,9 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	struct session nsess = {};
 	struct session *cur = had ? &prev : NULL;
 	bool nested = false;
+	/* A usermode helper a member registered joins its session. */
+	if (!had && agent == AGENT_NONE && umh_join(&x->umh, task, bprm, tgid, &nsess))
+		cur = &nsess;
 	if (agent != AGENT_NONE && !(had && prev.root_pid == tgid && prev.agent == agent)) {
 		/* A new session, nested when the exec'ing task already was a
 		 * member: the record carries the enclosing session. (A root
@@ -425,8 +433,11 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		nsess.root_pid = tgid;
 		nsess.agent = agent;
 		nsess.root_start = leader_start(task);
-		if (bpf_map_update_elem(&sessions, &tgid, &nsess, BPF_ANY) != 0)
-			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
+		nsess.member_start = nsess.root_start;
+		if (bpf_map_update_elem(&sessions, &tgid, &nsess, BPF_ANY) != 0) {
+			count_lost(LOST_SESSIONS_FULL_EXEC); /* != 0: see maps.h */
+			nsess.flags |= SESSION_F_UNTRACKED;
+		}
 		nested = had;
 		cur = &nsess;
 	}
@@ -467,6 +478,10 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		alen = 0;
 
 	fill_header(&e->h, EV_EXEC, task, cur);
+	if (cur && (cur->flags & SESSION_F_UMH))
+		e->flags |= EXEC_VIA_UMH;
+	if (cur && (cur->flags & SESSION_F_UNTRACKED))
+		e->flags |= EXEC_UNTRACKED;
 	struct task_struct *rp = BPF_CORE_READ(task, real_parent);
 	e->ppid = BPF_CORE_READ(rp, tgid);
 	e->parent_start = leader_start(rp);
@@ -533,6 +548,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 {
+	beat(); /* bpf/tamper.h: the programs are firing */
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (BPF_CORE_READ(child, pid) != ctgid)
 		return 0; /* a thread */
@@ -540,18 +556,27 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	/* Inherit from the forking process (current), which is what a
 	 * daemonising double fork or setsid cannot shed. */
 	__u32 ptgid = BPF_CORE_READ(parent, tgid);
-	struct session *s = bpf_map_lookup_elem(&sessions, &ptgid);
+	struct session *s = session_of(parent, ptgid);
 	struct session copy;
 	bool parked_ok = true;
+	bool untracked = false;
 	if (s) {
 		copy = *s;
+		/* The child's own start: its key is checked against it. */
+		copy.member_start = BPF_CORE_READ(child, start_boottime);
+		copy.flags &= ~SESSION_F_START_TICKS;
 		if (bpf_map_update_elem(&sessions, &ctgid, &copy, BPF_ANY) != 0) {
 			count_lost(LOST_SESSIONS_FULL); /* != 0: see maps.h */
-			parked_ok = scope_all;
+			untracked = true;
 		}
 		s = &copy;
-	} else if (!scope_all) {
-		return 0;
+	} else {
+		/* A key the child's pid still has from a process whose exit
+		 * was not seen: the child is no member. (session_of would
+		 * reject it by start time; this frees the slot at once.) */
+		bpf_map_delete_elem(&sessions, &ctgid);
+		if (!scope_all)
+			return 0;
 	}
 
 	/* The forking process's own parked record goes first. */
@@ -559,6 +584,10 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 
 	struct fork_event rec;
 	fill_header(&rec.h, EV_FORK, child, s);
+	/* The header names the session the child was born in; the flag says
+	 * the child is no member of it (enum fork_flags). */
+	if (untracked)
+		rec.h.flags |= FORK_UNTRACKED;
 	/* The child's start_boottime was set in copy_process(); its
 	 * group_leader is itself. real_parent differs from the forker only
 	 * with CLONE_PARENT. */
@@ -568,12 +597,14 @@ int BPF_PROG(handle_fork, struct task_struct *parent, struct task_struct *child)
 	rec.parent_start = leader_start(rp);
 	/* Parked until the child execs or does anything else reported
 	 * (bpf/lib/forks.h). A member the sessions map could not hold is
-	 * not parked: nothing of it would take the record. Nor is the child
-	 * of a multi-threaded parent: when such a group exits at once, the
-	 * forking thread can reach its exit tracepoint, which sends its
-	 * parked children, after the last thread has sent the group's exit
-	 * record. Shells, which start most children, have one thread. */
-	if (BPF_CORE_READ(parent, signal, nr_threads) > 1)
+	 * not parked: in session scope nothing of it would take the record,
+	 * and in scope all its exec would drop the one record that says it
+	 * is untracked. Nor is the child of a multi-threaded parent: when
+	 * such a group exits at once, the forking thread can reach its exit
+	 * tracepoint, which sends its parked children, after the last thread
+	 * has sent the group's exit record. Shells, which start most
+	 * children, have one thread. */
+	if (untracked || BPF_CORE_READ(parent, signal, nr_threads) > 1)
 		parked_ok = false;
 	if (!parked_ok || bpf_map_update_elem(&parked_forks, &ctgid, &rec, BPF_ANY) != 0)
 		send_fork(&rec);
@@ -597,6 +628,10 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	 * group is exiting at once (exit_group), to the reaper, where the
 	 * last thread's walk below would miss them. */
 	unpark_children(bpf_get_current_task());
+	beat(); /* bpf/tamper.h: every exiting thread */
+	/* The sensor killed or crashed: its first exiting thread reports it
+	 * (bpf/tamper.h; a graceful stop unregisters first). */
+	tamper_exit(task, BPF_CORE_READ(task, tgid));
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 
@@ -604,7 +639,7 @@ int BPF_PROG(handle_exit, struct task_struct *task)
 	/* A child that never exec'd nor did anything reported: its fork
 	 * record first (and never left behind in the map). */
 	unpark_fork(tgid);
-	struct session *s = bpf_map_lookup_elem(&sessions, &tgid);
+	struct session *s = session_of(task, tgid);
 	struct session copy;
 	if (s) {
 		copy = *s;

@@ -27,6 +27,14 @@ const (
 	// KindDeny: a session member exec'd an executable on the deny list
 	// (policy.deny_exec) and the kernel blocked or killed it.
 	KindDeny Kind = 10
+	// KindTamper: something was done to the sensor itself: a signal, its
+	// death, ptrace, a write to its memory, a bpf() command on its objects
+	// (Tamper; bpf/tamper.h).
+	KindTamper Kind = 13
+	// KindFileModify: truncate, utimes, chown, link, symlink, mknod,
+	// mkdir, setxattr or removexattr by a session member (File, its Op
+	// says which; bpf/fileio_modify.h).
+	KindFileModify Kind = 11
 )
 
 func (k Kind) String() string {
@@ -51,6 +59,10 @@ func (k Kind) String() string {
 		return "loss"
 	case KindDeny:
 		return "deny"
+	case KindTamper:
+		return "tamper"
+	case KindFileModify:
+		return "filemod"
 	}
 	return "unknown"
 }
@@ -127,6 +139,7 @@ type Event struct {
 	Connect *Connect
 	Loss    *Loss
 	Deny    *Deny
+	Tamper  *Tamper
 }
 
 // FileStat is the identity of the executable as the kernel saw it at exec
@@ -194,11 +207,27 @@ const (
 	// chrooted process exec'd a file it opened before the chroot): Exe is
 	// its path from the mount namespace's root instead.
 	ExecExeOutsideRoot ExecFlags = 1 << 6
+	// ExecViaUsermodeHelper: the process is in its session as a usermode
+	// helper the kernel ran (its parent a kernel thread) after a session
+	// member set the setting naming it (core_pattern, modprobe, hotplug,
+	// uevent_helper), or as such a helper's descendant.
+	ExecViaUsermodeHelper ExecFlags = 1 << 7
+	// ExecUntracked: Header.Session is the session this exec starts (a
+	// recognised agent) or joins (a usermode helper), but the kernel's
+	// sessions map was full: the process is no member of it, and its
+	// later records do not carry it. Each is one of the Loss "sessions"
+	// count of KindExec.
+	ExecUntracked ExecFlags = 1 << 8
 )
 
 // Fork is a new process (not a thread). Header.Proc is the child.
 type Fork struct {
 	Parent ProcKey
+	// Untracked: Header.Session is the forker's, but the kernel could not
+	// make the child a member (its sessions map was full): none of the
+	// child's records, nor its descendants', carry the session. Each
+	// such fork is also one of the Loss "sessions" count of KindFork.
+	Untracked bool
 }
 
 // Exit is the end of a thread group (the last thread).
@@ -221,6 +250,16 @@ const (
 	FileUnlink
 	FileRename
 	FileChmod
+	// The ops of a KindFileModify record.
+	FileTruncate
+	FileUtimes
+	FileChown
+	FileLink
+	FileSymlink
+	FileMknod
+	FileMkdir
+	FileSetxattr
+	FileRemovexattr
 )
 
 // File is an open, unlink, rename or chmod by a session member.
@@ -241,28 +280,142 @@ type File struct {
 	Mode           uint32 // create mode or chmod mode
 	Created        bool   // open created the file
 	Result         int32  // 0 or -errno
+	// IA32: made through ia32 emulation (int $0x80); Op is the x86_64
+	// equivalent of the i386 call.
+	IA32 bool
+	// RawPath (NewRawPath) is the name as the caller gave it, when the
+	// kernel replaced a /proc link at its start (/proc/self/fd/N/...,
+	// /proc/<pid>/cwd/..., /proc/self/root/...) by what the link names.
+	RawPath    string
+	NewRawPath string
+	// PathAsGiven is set when Path or NewPath begins with a /proc link the
+	// kernel could not resolve (another process's, a file with no path):
+	// it is the literal name.
+	PathAsGiven bool
+	// NameChanged: the name in the caller's memory differed between the
+	// start and the end of the call (another thread rewrote it); Path may
+	// not be the name the kernel used. NameUnreadable: the name could not
+	// be read at the start (a page not resident); Path was read at the end
+	// of the call, and is empty when that failed too.
+	NameChanged    bool
+	NameUnreadable bool
+	// AtEntry: the record was sent when the call began, because the
+	// kernel's table of calls in flight was full (members' threads parked
+	// inside unlink, rename or chmod); Result is unknown (0).
+	AtEntry bool
+	// ByHandle: an open_by_handle_at, which names no path; Path is the
+	// file it opened.
+	ByHandle bool
+	// Dev, Ino and MountID identify the opened file (opens and fchmod; 0
+	// when there is none): Dev in stat(2)'s encoding, MountID as
+	// /proc/<pid>/mountinfo and statx(STATX_MNT_ID) number mounts.
+	Dev     uint64
+	Ino     uint64
+	MountID int32
+
+	// The rest is set by the ops of a KindFileModify record only.
+	// Syscall is the x86_64 number of the call (its i386 twin's with
+	// IA32). Length: truncate's new size. UID and GID: chown's new owner,
+	// -1 when left as is. Rdev: mknod's device (the kernel's encoding).
+	// Target: a symlink's content, as given (NewPath is unused). Xattr:
+	// the extended attribute's name, as given. Mode carries mkdir's and
+	// mknod's mode; NewPath link's new name.
+	Syscall uint16
+	Length  int64
+	UID     int64
+	GID     int64
+	Rdev    uint32
+	Target  string
+	Xattr   string
 }
 
-// Connect is a connect(2) by a session member.
+// Connect is a network operation by a session member: a connect(2), a
+// send naming a destination, or a listen(2) (Op).
 type Connect struct {
-	Protocol uint8 // IPPROTO_TCP, IPPROTO_UDP
+	Protocol uint8 // IPPROTO_TCP, IPPROTO_UDP; 0 for AF_UNIX
 	Family   uint16
-	Dst      netip.AddrPort
+	Dst      netip.AddrPort // invalid for AF_UNIX and listen
 	Src      netip.AddrPort // may be invalid when not yet bound
-	Result   int32          // 0, -EINPROGRESS or -errno
+	// Result: connect 0, -EINPROGRESS or -errno; sends: bytes (sendmmsg:
+	// messages) sent or -errno; listen 0 or -errno.
+	Result int32
+
+	// The rest is set by kernels records since the network operations
+	// (bpf/fileio_net.h); all zero in a connect record from before.
+	Op       NetOp
+	SockType uint16 // SOCK_STREAM, SOCK_DGRAM, ...
+	// Path is the AF_UNIX destination (listen: the bound name): the socket
+	// file's path resolved in the kernel, or with PathAsGiven the name as
+	// bound or given; an abstract name (Abstract) without its leading NUL.
+	// Raw bytes.
+	Path          string
+	Abstract      bool
+	PathAsGiven   bool
+	PathTruncated bool
+	// FromCaller: the destination is what the caller's memory held at
+	// syscall exit (a failed connect, a send on a socket that keeps no
+	// destination), not the kernel's copy.
+	FromCaller bool
+	// Rewritten: the destination is the socket's, and the caller's
+	// sockaddr at exit named something else: it changed during the call.
+	Rewritten  bool
+	Unreadable bool   // the caller's sockaddr could not be read at exit
+	IA32       bool   // made through ia32 emulation (int $0x80)
+	Socketcall bool   // made through socketcall(2)
+	FastOpen   bool   // a send with MSG_FASTOPEN (TCP Fast Open)
+	Syscall    uint16 // the syscall number as made (ia32's with IA32)
+	Count      uint32 // listen: backlog; sendmmsg: vector length
+}
+
+// NetOp is the network operation of a Connect record.
+type NetOp uint8
+
+// Network operations (bpf/fileio.h enum net_op).
+const (
+	NetConnect NetOp = 0
+	NetSend    NetOp = 1
+	NetListen  NetOp = 2
+)
+
+func (o NetOp) String() string {
+	switch o {
+	case NetConnect:
+		return "connect"
+	case NetSend:
+		return "send"
+	case NetListen:
+		return "listen"
+	}
+	return "unknown"
 }
 
 // Loss reports events that never reached the pipeline.
 type Loss struct {
 	// Where: "ringbuf" (kernel reservation failures), "queue" (reader
 	// hand-off overflow), "sessions" (session members the kernel could
-	// not track: the sessions map was full; Of is KindFork), or another
-	// stage name.
+	// not track: the sessions map was full; Of is KindFork for children
+	// of members, each also a Fork.Untracked record, and KindExec for
+	// session roots and usermode helpers, each an ExecUntracked record),
+	// "skipped" (runs of a program the kernel skipped because it was
+	// already running on that CPU), or another stage name.
 	Where string
 	// Of is the raw kind lost, when known.
-	Of    Kind
+	Of Kind
+	// What says what was lost when no one kind does (Where "skipped":
+	// the records of one program); "" otherwise.
+	What  string
 	Count uint64
+	// FromNs and ToNs bound, in boot-clock nanoseconds, a window in which
+	// events were not seen when their count is unknown (Where
+	// "detached": a program was detached); 0 when not given.
+	FromNs, ToNs uint64
 }
+
+// DenyKeyPseudo is the deny key (Config.DenyKeys of sensor/kernel) that
+// makes the kernel refuse a member's exec of an image with no path: a
+// memfd (the deny_exec entry "memfd"). It cannot be a path: paths start
+// with '/'.
+const DenyKeyPseudo = "\x01"
 
 // DenyAction is what the kernel did about a denied exec (bpf/lineaged.h).
 type DenyAction uint8
@@ -358,4 +511,98 @@ func (f *File) Access() FileAccess {
 		return AccessReadWrite
 	}
 	return AccessNone
+}
+
+// TamperOp is what was done to the sensor (bpf/tamper.h enum tamper_op).
+type TamperOp uint8
+
+// Tamper operations.
+const (
+	TamperSignal     TamperOp = 1 // a signal sent to the sensor
+	TamperSensorExit TamperOp = 2 // the sensor died while registered: killed or crashed
+	TamperPtrace     TamperOp = 3 // ptrace aimed at the sensor
+	TamperVMWrite    TamperOp = 4 // process_vm_writev into the sensor
+	TamperPidfdGetfd TamperOp = 5 // pidfd_getfd on a pidfd of the sensor
+	TamperBPF        TamperOp = 6 // a bpf() command on the sensor's map, program or link
+	// Found by the sensor's self-check (userspace), not by the kernel:
+	TamperDetached    TamperOp = 7 // one of its programs was found detached; attached again
+	TamperRecognisers TamperOp = 8 // the recognisers map was changed; restored
+	TamperMembership  TamperOp = 9 // a session member's entry was deleted from the sessions map; restored
+	// TamperLoginUID: a session member's login uid is not the one its
+	// session started with (a write to /proc/<pid>/loginuid). Arg is the
+	// new value, Code the session's.
+	TamperLoginUID TamperOp = 10
+	// TamperTrustAnchor: a process other than the package manager wrote
+	// one of the files the sensor's verdicts and the host's trust rest on
+	// (sensor/trustwatch): Path is the file, Anchor its class. Seen by a
+	// fanotify watch in userspace, for every process.
+	TamperTrustAnchor TamperOp = 11
+	// TamperProcMem: a session member opened the sensor's
+	// /proc/<pid>/mem (or a thread's) for writing: Path is the file,
+	// Code the open's result (0 or -errno). Seen in the member's open
+	// record.
+	TamperProcMem TamperOp = 12
+)
+
+func (o TamperOp) String() string {
+	switch o {
+	case TamperSignal:
+		return "signal"
+	case TamperSensorExit:
+		return "sensor-exit"
+	case TamperPtrace:
+		return "ptrace"
+	case TamperVMWrite:
+		return "process-vm-write"
+	case TamperPidfdGetfd:
+		return "pidfd-getfd"
+	case TamperBPF:
+		return "bpf"
+	case TamperDetached:
+		return "detached"
+	case TamperRecognisers:
+		return "recognisers-changed"
+	case TamperMembership:
+		return "membership-deleted"
+	case TamperLoginUID:
+		return "loginuid"
+	case TamperTrustAnchor:
+		return "trust-anchor"
+	case TamperProcMem:
+		return "proc-mem-write"
+	}
+	return "unknown"
+}
+
+// Tamper is something done to the sensor. Header.Proc is who did it (for
+// TamperSensorExit, the sensor itself) and Header.Session its session.
+type Tamper struct {
+	Op TamperOp
+	// Target is the sensor process acted on (StartNs at /proc's
+	// clock-tick resolution).
+	Target ProcKey
+	// Arg: the signal (TamperSignal), the ptrace request, the target fd
+	// (TamperPidfdGetfd) or the bpf command (TamperBPF).
+	Arg uint32
+	// Code: the signal's si_code, or the sensor's exit status
+	// (TamperSensorExit, as wait(2) encodes it).
+	Code int32
+	// Result is the kernel's signal_generate result (0 delivered, 1
+	// ignored, ...).
+	Result int32
+	// Object ("map", "prog", "link") and ObjectID name the BPF object of
+	// a TamperBPF.
+	Object   string
+	ObjectID uint32
+	// Comm is the actor's command name.
+	Comm string
+	// Program is the sensor's program found detached (TamperDetached).
+	Program string
+	// Refused: the kernel denied the operation (BPF LSM).
+	Refused bool
+	// Path and Anchor name the file written and its class
+	// (TamperTrustAnchor: package-db, signatures, trusted-key, lineaged,
+	// ld-preload, sudoers).
+	Path   string
+	Anchor string
 }

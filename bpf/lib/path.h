@@ -80,8 +80,9 @@ struct path_walk {
 	/* [0, PATH_BUF): written backwards. Twice the size so a masked
 	 * offset plus a bounded length is always in bounds; callers may use
 	 * [PATH_BUF, ...) for a name they append (fileio: the caller's
-	 * relative name, read right after its directory). */
-	char buf[2 * PATH_BUF];
+	 * relative name, read right after its directory); 32 bytes of slack
+	 * let a caller clear a block past its end. */
+	char buf[2 * PATH_BUF + 32];
 };
 
 struct {

@@ -61,6 +61,13 @@ type Config struct {
 	// WakeupBytes is the pending-data threshold for an early wakeup when
 	// batching (default: an eighth of the ring buffer).
 	WakeupBytes uint32
+	// ShedBytes is the ring priority's threshold (bpf/lib/shed.h): with
+	// more unread data than this in the ring, file and network records
+	// are dropped and counted (sensor.loss where "shed"), so the rest of
+	// the ring stays for exec, fork, exit, deny and tamper records
+	// (default: three quarters of the ring buffer; the ring's size turns
+	// shedding off).
+	ShedBytes uint32
 	// RepeatOpens reports every read-only open. Unset (the default), a
 	// process image's read-only open of a file it already opened with the
 	// same flags is not reported but counted, on its exit
@@ -98,6 +105,15 @@ type Config struct {
 	// are empty, so that DenyInode can add files at run time (rules by
 	// SHA-256, whose copies are found only once hashed).
 	DenyLater bool
+	// PinPath is the bpffs directory where the programs, links, maps and
+	// ring buffer are pinned so that they outlive the sensor (pin.go);
+	// empty, nothing is pinned. It is locked: one sensor per path.
+	PinPath string
+	// SelfCheckInterval is how often the sensor checks that its programs
+	// are attached and firing, its recognisers unchanged and its session
+	// members still in the kernel's map, repairing and reporting what is
+	// not (integrity.go; default 2s, negative: never).
+	SelfCheckInterval time.Duration
 }
 
 // Defaults.
@@ -141,11 +157,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.FlushInterval == 0 {
 		c.FlushInterval = DefaultFlushInterval
 	}
+	if c.SelfCheckInterval == 0 {
+		c.SelfCheckInterval = DefaultSelfCheckInterval
+	}
 	if c.WakeupBytes == 0 {
 		c.WakeupBytes = c.RingBufferSize / 8
 	}
 	if c.WakeupBytes > c.RingBufferSize {
 		return c, fmt.Errorf("sensor config: wakeup bytes %d exceed the ring buffer size %d", c.WakeupBytes, c.RingBufferSize)
+	}
+	if c.ShedBytes == 0 {
+		c.ShedBytes = c.RingBufferSize / 4 * 3
+	}
+	if c.ShedBytes > c.RingBufferSize {
+		return c, fmt.Errorf("sensor config: shed bytes %d exceed the ring buffer size %d", c.ShedBytes, c.RingBufferSize)
 	}
 	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)

@@ -82,9 +82,12 @@ func Decode(b []byte, ev *sensor.Event) error {
 			return short(sensor.KindFork, len(b), sizeFork)
 		}
 		ev.Header = decodeHeader(&r.H)
-		ev.Fork = &sensor.Fork{Parent: key(r.Ppid, r.ParentStart)}
+		ev.Fork = &sensor.Fork{
+			Parent:    key(r.Ppid, r.ParentStart),
+			Untracked: r.H.Flags&uint16(processForkFlagsFORK_UNTRACKED) != 0,
+		}
 		return nil
-	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify:
 		return decodeFileIO(b, ev)
 	case sensor.KindDeny:
 		return decodeDeny(b, ev)

@@ -139,6 +139,8 @@ func TestExecFlagsAreTheKernels(t *testing.T) {
 		{"exe deleted", processExecFlagsEXEC_EXE_DELETED, sensor.ExecExeDeleted},
 		{"exe pseudo", processExecFlagsEXEC_EXE_PSEUDO, sensor.ExecExePseudo},
 		{"exe outside root", processExecFlagsEXEC_EXE_OUTSIDE_ROOT, sensor.ExecExeOutsideRoot},
+		{"via usermode helper", processExecFlagsEXEC_VIA_UMH, sensor.ExecViaUsermodeHelper},
+		{"untracked", processExecFlagsEXEC_UNTRACKED, sensor.ExecUntracked},
 	} {
 		if uint32(c.c) != uint32(c.want) {
 			t.Errorf("%s: kernel %#x, sensor %#x", c.name, c.c, c.want)
@@ -185,8 +187,16 @@ func TestDecodeForkExit(t *testing.T) {
 	if err := Decode(record(t, f), &ev); err != nil {
 		t.Fatal(err)
 	}
-	if ev.Fork == nil || ev.Fork.Parent != (sensor.ProcKey{PID: 17, StartNs: 3_000_000_000}) || ev.Kind != sensor.KindFork {
+	if ev.Fork == nil || ev.Fork.Parent != (sensor.ProcKey{PID: 17, StartNs: 3_000_000_000}) || ev.Kind != sensor.KindFork || ev.Fork.Untracked {
 		t.Errorf("fork %+v", ev)
+	}
+	// A child the sessions map could not hold.
+	f.H.Flags = uint16(processForkFlagsFORK_UNTRACKED)
+	if err := Decode(record(t, f), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Fork == nil || !ev.Fork.Untracked || ev.Fork.Parent.PID != 17 {
+		t.Errorf("untracked fork %+v", ev.Fork)
 	}
 	for _, c := range []struct {
 		status       uint32

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/lineaged/lineaged/sensor"
 	"golang.org/x/sys/unix"
 )
 
@@ -45,6 +46,7 @@ func validateDenyKeys(keys map[string]uint32) error {
 	}
 	for k := range keys {
 		switch {
+		case k == sensor.DenyKeyPseudo:
 		case !strings.HasPrefix(k, "/") || k == "/":
 			return fmt.Errorf("deny key %q: not an absolute path below /", k)
 		case len(k) > denyPathMax:

@@ -16,7 +16,7 @@ import (
 )
 
 func TestValidateDenyKeys(t *testing.T) {
-	good := map[string]uint32{"/usr/bin/curl": 0, "/opt/tools/": 1, "/a b/\xffname": 2, "/" + strings.Repeat("x", 254): 3}
+	good := map[string]uint32{"/usr/bin/curl": 0, "/opt/tools/": 1, "/a b/\xffname": 2, "/" + strings.Repeat("x", 254): 3, sensor.DenyKeyPseudo: 4}
 	if err := validateDenyKeys(good); err != nil {
 		t.Fatalf("valid keys: %v", err)
 	}

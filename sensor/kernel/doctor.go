@@ -121,11 +121,26 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	pinPath := cfg.PinPath
+	cfg.PinPath = "" // the load check must not touch the pinned state
 	s, err := New(cfg, log)
+	tamper := ""
 	if err == nil {
+		hooks, why := s.TamperHooks()
+		tamper = "tampering with the sensor is refused (bpf LSM) and reported"
+		if hooks != HooksLSM {
+			tamper = "tampering with the sensor is reported, not refused: " + why
+		}
 		s.Close()
 	}
 	add("load and attach programs", true, err, "process programs verified and attached")
+	if err == nil {
+		add("tamper", false, nil, tamper)
+	}
+	if pinPath != "" {
+		cfg.PinPath = pinPath
+		add("pinned state", false, nil, PinStatus(cfg))
+	}
 	return r
 }
 

@@ -34,6 +34,8 @@ type enforcement struct {
 	link   link.Link
 	hooks  string
 	reason string
+	// attach attaches the program again (the self-check's repair).
+	attach func(*ebpf.Program) (link.Link, error)
 }
 
 func (e *enforcement) Close() error {
@@ -67,9 +69,10 @@ func loadEnforcement(m sharedMaps, keys denyRules, lsmFile string) (*enforcement
 	if err != nil {
 		return nil, fmt.Errorf("enforce_lsm object: %w", err)
 	}
-	coll, l, err := loadDenyObject(lsmSpec, m, keys, enforceLsmProgEnforceBprmCheck, func(p *ebpf.Program) (link.Link, error) {
+	attachLSM := func(p *ebpf.Program) (link.Link, error) {
 		return link.AttachLSM(link.LSMOptions{Program: p})
-	})
+	}
+	coll, l, err := loadDenyObject(lsmSpec, m, keys, enforceLsmProgEnforceBprmCheck, attachLSM)
 	if err != nil {
 		why = "LSM refused: " + refusal(err)
 	} else if active, lerr := bpfLSMActive(lsmFile); !active {
@@ -79,20 +82,21 @@ func loadEnforcement(m sharedMaps, keys denyRules, lsmFile string) (*enforcement
 		coll.Close()
 		why = "bpf LSM not active: " + lerr.Error()
 	} else {
-		return &enforcement{coll: coll, link: l, hooks: HooksLSM, reason: "bprm_check_security"}, nil
+		return &enforcement{coll: coll, link: l, hooks: HooksLSM, reason: "bprm_check_security", attach: attachLSM}, nil
 	}
 
 	tpSpec, err := loadEnforceTp()
 	if err != nil {
 		return nil, fmt.Errorf("enforce_tp object: %w", err)
 	}
-	coll, l, err = loadDenyObject(tpSpec, m, keys, enforceTpProgEnforceExec, func(p *ebpf.Program) (link.Link, error) {
+	attachTp := func(p *ebpf.Program) (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceRawTp})
-	})
+	}
+	coll, l, err = loadDenyObject(tpSpec, m, keys, enforceTpProgEnforceExec, attachTp)
 	if err != nil {
 		return nil, fmt.Errorf("deny-exec: %s; tracepoint fallback: %w", why, oneLine(err))
 	}
-	return &enforcement{coll: coll, link: l, hooks: HooksTracepoint, reason: why}, nil
+	return &enforcement{coll: coll, link: l, hooks: HooksTracepoint, reason: why, attach: attachTp}, nil
 }
 
 // denyRules are what the enforcement objects are loaded with: path keys

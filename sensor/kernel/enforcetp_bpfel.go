@@ -96,16 +96,17 @@ type enforceTpPathWalk struct {
 	N          uint32
 	Flags      uint32
 	Slash      [160]uint32
-	Buf        [8192]int8
+	Buf        [8224]int8
 }
 
 type enforceTpSession struct {
-	_         structs.HostLayout
-	RootPid   uint32
-	Agent     uint8
-	Flags     uint8
-	Pad0      uint16
-	RootStart uint64
+	_           structs.HostLayout
+	RootPid     uint32
+	Agent       uint8
+	Flags       uint8
+	Pad0        uint16
+	RootStart   uint64
+	MemberStart uint64
 }
 
 // Names of all BPF objects in the ELF.

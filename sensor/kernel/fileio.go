@@ -16,7 +16,7 @@ import (
 // generated structs exist only where the programs do, and
 // TestFileIOWireLayout checks these numbers against them.
 const (
-	fileFixedSize    = 72
+	fileFixedSize    = 96
 	fileOffResult    = 48
 	fileOffFlags     = 52
 	fileOffMode      = 56
@@ -25,7 +25,7 @@ const (
 	fileOffNewLen    = 66
 	fileOffSyscall   = 68
 	fileOffFflags    = 70
-	connectSize      = 96
+	connectSize      = 368 // since the network operations; connectSizeV0 before (decode_net.go)
 	connOffResult    = 48
 	connOffFamily    = 52
 	connOffProtocol  = 54
@@ -46,7 +46,8 @@ const (
 )
 
 // decodeFileIO parses one record of the file and network programs
-// (bpf/fileio.bpf.c: kinds open, unlink, rename, chmod, connect) into ev,
+// (bpf/fileio.bpf.c: kinds open, unlink, rename, chmod; connect, which also
+// carries addressed sends and listen, decode_net.go) into ev,
 // replacing its contents. It copies what it keeps, so b may be reused.
 // Errors wrap ErrRecord and name what is wrong.
 func decodeFileIO(b []byte, ev *sensor.Event) error {
@@ -56,7 +57,7 @@ func decodeFileIO(b []byte, ev *sensor.Event) error {
 	*ev = sensor.Event{}
 	k := sensor.Kind(b[0])
 	switch k {
-	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindFileModify:
 		return decodeFile(k, b, ev)
 	case sensor.KindConnect:
 		return decodeConnect(b, ev)
@@ -89,16 +90,23 @@ func decodeFile(k sensor.Kind, b []byte, ev *sensor.Event) error {
 	if pl >= filePathMax || nl >= filePathMax {
 		return fmt.Errorf("%w: %s record path lengths %d and %d, longer than %d", ErrRecord, k, pl, nl, filePathMax-1)
 	}
-	if nl != 0 && k != sensor.KindRename {
+	if nl != 0 && k != sensor.KindRename && k != sensor.KindFileModify {
 		return fmt.Errorf("%w: %s record carries a new path", ErrRecord, k)
 	}
 	if need := fileFixedSize + pl + nl; len(b) < need {
 		return fmt.Errorf("%w: %s record of %d bytes, its paths need %d", ErrRecord, k, len(b), need)
 	}
+	if err := checkFileExtras(k, b, pl, nl); err != nil {
+		return err
+	}
 	ff := b[fileOffFflags]
 	data := b[fileFixedSize:]
+	op, err := fileOp(k, b)
+	if err != nil {
+		return err
+	}
 	f := &sensor.File{
-		Op:             fileOps[k],
+		Op:             op,
 		Path:           string(data[:pl]),
 		PathTruncated:  ff&(fileFlagTrunc|fileFlagNewTrunc) != 0,
 		PathUnresolved: ff&(fileFlagUnres|fileFlagNewUnres) != 0,
@@ -106,47 +114,17 @@ func decodeFile(k sensor.Kind, b []byte, ev *sensor.Event) error {
 		Mode:           le.Uint32(b[fileOffMode:]),
 		Created:        ff&fileFlagCreated != 0,
 		Result:         int32(le.Uint32(b[fileOffResult:])),
+		IA32:           le.Uint16(b[fileOffSyscall:])&fileSyscallIA32 != 0,
 	}
 	if k == sensor.KindRename {
 		f.NewPath = string(data[pl : pl+nl])
 	}
+	decodeFileExtras(b, pl, nl, f)
+	if k == sensor.KindFileModify {
+		decodeFileModify(b, string(data[pl:pl+nl]), f)
+	}
 	ev.Header = fileIOHeader(b)
 	ev.File = f
-	return nil
-}
-
-func decodeConnect(b []byte, ev *sensor.Event) error {
-	if len(b) < connectSize {
-		return short(sensor.KindConnect, len(b), connectSize)
-	}
-	le := binary.LittleEndian
-	c := &sensor.Connect{
-		Family: le.Uint16(b[connOffFamily:]),
-		Result: int32(le.Uint32(b[connOffResult:])),
-	}
-	switch p := le.Uint16(b[connOffProtocol:]); {
-	case p == ipprotoMPTCP:
-		// Multipath TCP is TCP on the wire; Protocol is a byte.
-		c.Protocol = unix.IPPROTO_TCP
-	case p > 0xff:
-		return fmt.Errorf("%w: connect record protocol %d", ErrRecord, p)
-	default:
-		c.Protocol = uint8(p)
-	}
-	daddr, ok := inetAddr(c.Family, b[connOffDaddr:connOffDaddr+16])
-	if !ok {
-		return fmt.Errorf("%w: connect record family %d is neither AF_INET nor AF_INET6", ErrRecord, c.Family)
-	}
-	c.Dst = netip.AddrPortFrom(daddr, le.Uint16(b[connOffDport:]))
-	// The source exists once the socket is bound: explicitly, or by the
-	// autobind connect does (also when it returns EINPROGRESS).
-	if sport := le.Uint16(b[connOffSport:]); sport != 0 {
-		if saddr, ok := inetAddr(le.Uint16(b[connOffSkFamily:]), b[connOffSaddr:connOffSaddr+16]); ok {
-			c.Src = netip.AddrPortFrom(saddr, sport)
-		}
-	}
-	ev.Header = fileIOHeader(b)
-	ev.Connect = c
 	return nil
 }
 

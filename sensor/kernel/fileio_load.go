@@ -25,7 +25,8 @@ type fileIOConfig struct {
 	// and flags; repeats are counted on the exit record (Config.RepeatOpens).
 	DedupeOpens bool
 	// ArgsEntries bounds the threads of session members that can be inside
-	// open/fchmod/connect at once.
+	// open/fchmod at once. The network calls keep no per-thread state
+	// (bpf/fileio_net.h).
 	ArgsEntries uint32
 }
 
@@ -56,6 +57,9 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	}
 	if cfg.ArgsEntries > 0 {
 		spec.Maps[fileioMapFioArgs].MaxEntries = cfg.ArgsEntries
+	}
+	if err := setNameHashKey(spec); err != nil {
+		return nil, fmt.Errorf("fileio: %w", err)
 	}
 	if cfg.DedupeOpens {
 		if err := spec.Variables[fileioVarDedupeOpens].Set(uint8(1)); err != nil {

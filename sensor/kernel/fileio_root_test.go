@@ -159,7 +159,9 @@ func (e *fioEnv) startChild(mode, dir, markerPath string, extraEnv ...string) *f
 // join puts the child in the sessions map as the root of its own session.
 func (e *fioEnv) join(c *fioChild) {
 	e.t.Helper()
-	s := fileioSession{RootPid: c.pid, Agent: uint8(sensor.AgentClaudeCode), RootStart: c.start}
+	// The member is named by its start time, which /proc gives in ticks.
+	s := fileioSession{RootPid: c.pid, Agent: uint8(sensor.AgentClaudeCode), RootStart: c.start,
+		Flags: sessionStartTicks, MemberStart: c.start / tickNs * tickNs}
 	if err := e.maps.Sessions.Put(c.pid, s); err != nil {
 		e.t.Fatal(err)
 	}
@@ -944,9 +946,13 @@ func TestFileIOVerifierBudget(t *testing.T) {
 			t.Skipf("%s: this kernel does not report verified instructions (5.16+)", name)
 		}
 		t.Logf("%s: %d instructions verified", name, n)
-		// A tenth of the 1M limit: room for older, less precise verifiers.
-		if n > 100_000 {
-			t.Errorf("%s: %d verified instructions, budget 100000", name, n)
+		// Two fifths of the 1M limit. The count depends on the kernel's
+		// verifier more than on the program: with the network and the
+		// file-name handlers, sys_exit verifies in 79k instructions on
+		// 6.18 and 312k on 6.1, whose pruning is less precise. The budget
+		// keeps that far from the limit, where a load would fail.
+		if n > 400_000 {
+			t.Errorf("%s: %d verified instructions, budget 400000", name, n)
 		}
 	}
 }
@@ -968,6 +974,9 @@ func BenchmarkFileIOOverhead(b *testing.B) {
 		unix.Close(fd)
 	}
 	getpid := func() { unix.Getpid() }
+	// lseek is 8 in x86_64 and creat in i386: the programs test the
+	// task's TS_COMPAT before letting it go (bpf/fileio_compat.h).
+	lseek := func() { unix.Seek(0, 0, 1) }
 	for _, sc := range []struct {
 		name   string
 		member bool
@@ -975,13 +984,16 @@ func BenchmarkFileIOOverhead(b *testing.B) {
 	}{
 		{"openat-outside", false, openClose},
 		{"getpid-outside", false, getpid},
+		{"lseek-outside", false, lseek},
 		{"openat-member", true, openClose},
 	} {
 		b.Run(sc.name, func(b *testing.B) {
 			e := newFIOEnvB(b)
 			if sc.member {
 				pid := uint32(os.Getpid())
-				if err := e.maps.Sessions.Put(pid, fileioSession{RootPid: pid, Agent: uint8(sensor.AgentClaudeCode)}); err != nil {
+				start := procStartNs(b, pid)
+				if err := e.maps.Sessions.Put(pid, fileioSession{RootPid: pid, Agent: uint8(sensor.AgentClaudeCode),
+					RootStart: start, Flags: sessionStartTicks, MemberStart: start / tickNs * tickNs}); err != nil {
 					b.Fatal(err)
 				}
 				go func() {

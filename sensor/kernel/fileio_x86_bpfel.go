@@ -38,6 +38,13 @@ type fileioConnectEvent struct {
 	SkFamily uint16
 	Daddr    [16]uint8
 	Saddr    [16]uint8
+	Op       uint16
+	Nflags   uint16
+	Syscall  uint16
+	PathLen  uint16
+	Count    uint32
+	Pad1     uint32
+	Path     [256]int8
 }
 
 type fileioFileEvent struct {
@@ -64,8 +71,16 @@ type fileioFileEvent struct {
 	NewPathLen uint16
 	Syscall    uint16
 	Fflags     uint8
-	Pad0       uint8
-	Data       [8192]int8
+	Xflags     uint8
+	Split      uint16
+	NewSplit   uint16
+	RawLen     uint8
+	NewRawLen  uint8
+	Pad0       uint16
+	Ino        uint64
+	Dev        uint32
+	MntId      int32
+	Data       [8256]int8
 }
 
 type fileioFioArgs struct {
@@ -76,6 +91,48 @@ type fileioFioArgs struct {
 	HowMode  uint64
 	Nr       uint32
 	Pad0     uint32
+}
+
+type fileioFioHash struct {
+	_    structs.HostLayout
+	N    uint32
+	Pad0 uint32
+	H    uint64
+}
+
+type fileioFioPend struct {
+	_  structs.HostLayout
+	Nm struct {
+		_     structs.HostLayout
+		Uname [2]uint64
+		Dfd   [2]int64
+		Hash  [2]uint64
+		Raw   [2][32]int8
+		Byfd  uint32
+		Lit1  uint32
+	}
+	Ev fileioFileEvent
+}
+
+type fileioFioProc struct {
+	_     structs.HostLayout
+	S     [32]int8
+	Len   uint32
+	Ci    uint32
+	Clen  uint32
+	Isnum uint32
+	Num   uint64
+	W0    uint64
+	W1    uint64
+	Comp  [8]struct {
+		_     structs.HostLayout
+		W     [2]uint64
+		Num   uint64
+		Len   uint32
+		Isnum uint32
+		End   uint32
+		Pad0  uint32
+	}
 }
 
 type fileioForkEvent struct {
@@ -97,6 +154,16 @@ type fileioForkEvent struct {
 	Ppid        uint32
 	Pad0        uint32
 	ParentStart uint64
+}
+
+type fileioNetSent struct {
+	_        structs.HostLayout
+	Daddr    [16]uint8
+	Dport    uint16
+	Family   uint16
+	PathLen  uint16
+	Pad      uint16
+	PathHash uint64
 }
 
 type fileioOpenKey struct {
@@ -126,7 +193,34 @@ type fileioPathWalk struct {
 	N          uint32
 	Flags      uint32
 	Slash      [160]uint32
-	Buf        [8192]int8
+	Buf        [8224]int8
+}
+
+type fileioPtRegs struct {
+	_      structs.HostLayout
+	R15    uint64
+	R14    uint64
+	R13    uint64
+	R12    uint64
+	Bp     uint64
+	Bx     uint64
+	R11    uint64
+	R10    uint64
+	R9     uint64
+	R8     uint64
+	Ax     uint64
+	Cx     uint64
+	Dx     uint64
+	Si     uint64
+	Di     uint64
+	OrigAx uint64
+	Ip     uint64
+	Cs     uint16
+	_      [6]byte
+	Flags  uint64
+	Sp     uint64
+	Ss     uint16
+	_      [6]byte
 }
 
 type fileioScratch struct {
@@ -137,12 +231,13 @@ type fileioScratch struct {
 }
 
 type fileioSession struct {
-	_         structs.HostLayout
-	RootPid   uint32
-	Agent     uint8
-	Flags     uint8
-	Pad0      uint16
-	RootStart uint64
+	_           structs.HostLayout
+	RootPid     uint32
+	Agent       uint8
+	Flags       uint8
+	Pad0        uint16
+	RootStart   uint64
+	MemberStart uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -151,8 +246,13 @@ type fileioSession struct {
 const (
 	fileioMapEvents             = "events"
 	fileioMapFioArgs            = "fio_args"
+	fileioMapFioHashes          = "fio_hashes"
 	fileioMapFioPending         = "fio_pending"
+	fileioMapFioProcs           = "fio_procs"
+	fileioMapFioPscratch        = "fio_pscratch"
+	fileioMapFioRegs            = "fio_regs"
 	fileioMapFioScratch         = "fio_scratch"
+	fileioMapNetSends           = "net_sends"
 	fileioMapOpenRepeats        = "open_repeats"
 	fileioMapOpenSeen           = "open_seen"
 	fileioMapParkedForks        = "parked_forks"
@@ -164,6 +264,8 @@ const (
 	fileioProgFileioSysExit     = "fileio_sys_exit"
 	fileioVarDedupeOpens        = "dedupe_opens"
 	fileioVarFlushNs            = "flush_ns"
+	fileioVarNameHashKey        = "name_hash_key"
+	fileioVarShedBytes          = "shed_bytes"
 	fileioVarUnusedConnectEvent = "unused_connect_event"
 	fileioVarWakeupBytes        = "wakeup_bytes"
 )
@@ -220,8 +322,13 @@ type fileioProgramSpecs struct {
 type fileioMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
+	FioHashes     *ebpf.MapSpec `ebpf:"fio_hashes"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
+	FioProcs      *ebpf.MapSpec `ebpf:"fio_procs"`
+	FioPscratch   *ebpf.MapSpec `ebpf:"fio_pscratch"`
+	FioRegs       *ebpf.MapSpec `ebpf:"fio_regs"`
 	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
+	NetSends      *ebpf.MapSpec `ebpf:"net_sends"`
 	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	OpenSeen      *ebpf.MapSpec `ebpf:"open_seen"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
@@ -237,6 +344,8 @@ type fileioMapSpecs struct {
 type fileioVariableSpecs struct {
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
+	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
+	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedConnectEvent *ebpf.VariableSpec `ebpf:"unused_connect_event"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -263,8 +372,13 @@ func (o *fileioObjects) Close() error {
 type fileioMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
+	FioHashes     *ebpf.Map `ebpf:"fio_hashes"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
+	FioProcs      *ebpf.Map `ebpf:"fio_procs"`
+	FioPscratch   *ebpf.Map `ebpf:"fio_pscratch"`
+	FioRegs       *ebpf.Map `ebpf:"fio_regs"`
 	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
+	NetSends      *ebpf.Map `ebpf:"net_sends"`
 	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	OpenSeen      *ebpf.Map `ebpf:"open_seen"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
@@ -278,8 +392,13 @@ func (m *fileioMaps) Close() error {
 	return _FileioClose(
 		m.Events,
 		m.FioArgs,
+		m.FioHashes,
 		m.FioPending,
+		m.FioProcs,
+		m.FioPscratch,
+		m.FioRegs,
 		m.FioScratch,
+		m.NetSends,
 		m.OpenRepeats,
 		m.OpenSeen,
 		m.ParkedForks,
@@ -296,6 +415,8 @@ func (m *fileioMaps) Close() error {
 type fileioVariables struct {
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
+	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`
+	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedConnectEvent *ebpf.Variable `ebpf:"unused_connect_event"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

@@ -15,7 +15,7 @@ package kernel
 // bpf/fileio.h define once for C and Go.
 //
 // process: exec, fork and exit, and the agent recognisers.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type session -type recogniser -type recog_matcher process ../../bpf/process.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type fork_flags -type session -type recogniser -type recog_matcher -type tamper_event -type sensor_proc -type own_key process ../../bpf/process.bpf.c -- -I../../bpf
 //
 // fileio: file and network events of session members.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
@@ -24,3 +24,7 @@ package kernel
 // runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule -type deny_inode enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel enforceTp ../../bpf/enforce_tp.bpf.c -- -I../../bpf
+//
+// Tamper refusal (bpf/tamper_lsm.bpf.c): LSM programs, loaded where the
+// kernel runs them.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel tamperLsm ../../bpf/tamper_lsm.bpf.c -- -I../../bpf

@@ -5,6 +5,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -58,9 +59,16 @@ func sameRoot(v processSession, root sensor.ProcKey) bool {
 	return v.RootPid == root.PID && v.RootStart/tickNs*tickNs == root.StartNs
 }
 
-// memberOf reports whether the kernel holds pid in the session rooted at
-// root now.
-func (s *Sensor) memberOf(pid uint32, root sensor.ProcKey) (bool, error) {
+// sameMember reports whether a sessions-map value was made for the process
+// that started at startNs (clock-tick resolution, as /proc gives it), and
+// not for an earlier holder of its pid.
+func sameMember(v processSession, startNs uint64) bool {
+	return v.MemberStart/tickNs*tickNs == startNs/tickNs*tickNs
+}
+
+// memberOf reports whether the kernel holds pid, the process that started
+// at startNs, in the session rooted at root now.
+func (s *Sensor) memberOf(pid uint32, startNs uint64, root sensor.ProcKey) (bool, error) {
 	var v processSession
 	err := s.maps.Sessions.Lookup(pid, &v)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -69,8 +77,59 @@ func (s *Sensor) memberOf(pid uint32, root sensor.ProcKey) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("sessions map lookup of %d: %w", pid, err)
 	}
-	return sameRoot(v, root), nil
+	return sameRoot(v, root) && sameMember(v, startNs), nil
 }
+
+// AddSessionMembers puts already-running processes into the kernel session
+// table, each with the start time /proc gives it now. A seed from a scan
+// uses AddSessionProcs, which keeps the scan's start times.
+func (s *Sensor) AddSessionMembers(members map[uint32]sensor.SessionRef) error {
+	procs := make(map[sensor.ProcKey]sensor.SessionRef, len(members))
+	var errs []error
+	for pid, ref := range members {
+		p, err := procfs.Read("/proc", pid)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session member %d: %w", pid, err))
+			continue
+		}
+		procs[sensor.ProcKey{PID: pid, StartNs: p.StartTicks * procfs.TicksToNs}] = ref
+	}
+	return errors.Join(append(errs, s.AddSessionProcs(procs))...)
+}
+
+// AddSessionProcs puts already-running processes (from a /proc seed) into
+// the kernel session table, oldest first, so a parent is in before its
+// children: one forked after its parent went in is inherited by the kernel.
+// Each entry names its process by start time (clock-tick resolution), and
+// the kernel honours it only for that process: a member that exited before
+// its entry went in leaves a key no later holder of the pid matches. An
+// entry the kernel already holds is kept: it is at least as recent (a
+// member that exec'd a nested agent after attach).
+func (s *Sensor) AddSessionProcs(members map[sensor.ProcKey]sensor.SessionRef) error {
+	keys := make([]sensor.ProcKey, 0, len(members))
+	for k, ref := range members {
+		if ref.InSession() {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].StartNs < keys[j].StartNs })
+	var errs []error
+	for _, k := range keys {
+		ref := members[k]
+		v := processSession{RootPid: ref.Root.PID, Agent: uint8(ref.Agent), RootStart: ref.Root.StartNs,
+			Flags: sessionStartTicks, MemberStart: k.StartNs / tickNs * tickNs}
+		s.shadow.add(k.PID, k.StartNs, ref)
+		err := s.maps.Sessions.Update(k.PID, &v, ebpf.UpdateNoExist)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
+			errs = append(errs, fmt.Errorf("session member %d: %w", k.PID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sessionStartTicks is SESSION_F_START_TICKS (bpf/lineaged.h): the entry's
+// member start has /proc's clock-tick resolution.
+const sessionStartTicks = 1
 
 // KillSession sends SIGKILL to every live member of the session rooted at
 // root, the root included, as the kernel's sessions map lists them
@@ -120,19 +179,19 @@ func (s *Sensor) killMember(procRoot string, pid uint32, root sensor.ProcKey) er
 	}
 	defer unix.Close(fd)
 	// The pidfd now names one process for good. If the pid was reused
-	// before it was opened, the map no longer holds it for this session
-	// (the kernel deletes a member's entry when it exits), unless the new
+	// before it was opened, the map's entry names the earlier holder by
+	// start time (or the kernel deleted it at the exit), unless the new
 	// holder was forked into the same session.
-	in, err := s.memberOf(pid, root)
+	start, err := startTicks(procRoot, pid)
+	if err != nil {
+		return err
+	}
+	in, err := s.memberOf(pid, start*procfs.TicksToNs, root)
 	if err != nil {
 		return err
 	}
 	if !in {
 		return fmt.Errorf("pid %d: %w", pid, ErrNotSameProcess)
-	}
-	start, err := startTicks(procRoot, pid)
-	if err != nil {
-		return err
 	}
 	if start*procfs.TicksToNs < root.StartNs {
 		return fmt.Errorf("pid %d started before its session root: %w", pid, ErrNotSameProcess)
@@ -165,6 +224,9 @@ func (s *Sensor) KillProcess(procRoot string, key sensor.ProcKey) error {
 		return fmt.Errorf("pid %d: %w", key.PID, ErrNotInSession)
 	case err != nil:
 		return fmt.Errorf("sessions map lookup of %d: %w", key.PID, err)
+	case !sameMember(v, key.StartNs):
+		// a key left by an earlier holder of the pid
+		return fmt.Errorf("pid %d: %w", key.PID, ErrNotInSession)
 	}
 	return pidfdKill(fd, key.PID)
 }

@@ -5,6 +5,8 @@ package kernel
 import (
 	"io"
 
+	"github.com/cilium/ebpf/link"
+
 	"github.com/lineaged/lineaged/sensor"
 )
 
@@ -17,7 +19,16 @@ func archObjects() []objectLoader {
 		load: func(m sharedMaps, cfg Config) (io.Closer, error) {
 			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens})
 		},
-		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect},
+		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify},
 		decode: decodeFileIO,
+		bytes:  _FileioBytes,
+		progs:  []string{fileioProgFileioSysEnter, fileioProgFileioSysExit},
+		links: func(c io.Closer) map[string]link.Link {
+			f, ok := c.(*fileIO)
+			if !ok || len(f.links) != 2 {
+				return nil
+			}
+			return map[string]link.Link{fileioProgFileioSysEnter: f.links[0], fileioProgFileioSysExit: f.links[1]}
+		},
 	}}
 }

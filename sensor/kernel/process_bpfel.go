@@ -68,6 +68,8 @@ const (
 	processExecFlagsEXEC_EXE_DELETED        processExecFlags = 16
 	processExecFlagsEXEC_EXE_PSEUDO         processExecFlags = 32
 	processExecFlagsEXEC_EXE_OUTSIDE_ROOT   processExecFlags = 64
+	processExecFlagsEXEC_VIA_UMH            processExecFlags = 128
+	processExecFlagsEXEC_UNTRACKED          processExecFlags = 256
 )
 
 type processExecScratch struct {
@@ -83,6 +85,7 @@ type processExecScratch struct {
 	Argv0     [32]int8
 	Argbuf    [384]int8
 	Script    [256]int8
+	Umh       processUmhKey
 }
 
 type processExitEvent struct {
@@ -100,10 +103,22 @@ type processForkEvent struct {
 	ParentStart uint64
 }
 
+type processForkFlags uint32
+
+const (
+	processForkFlagsFORK_UNTRACKED processForkFlags = 1
+)
+
 type processOpenRepeats struct {
 	_       structs.HostLayout
 	StartNs uint64
 	Count   uint64
+}
+
+type processOwnKey struct {
+	_    structs.HostLayout
+	Type uint32
+	Id   uint32
 }
 
 type processPathWalk struct {
@@ -117,7 +132,7 @@ type processPathWalk struct {
 	N          uint32
 	Flags      uint32
 	Slash      [160]uint32
-	Buf        [8192]int8
+	Buf        [8224]int8
 }
 
 type processRecogMatcher struct {
@@ -144,13 +159,61 @@ type processRecogniser struct {
 	DenyArgv0  [6][4]uint64
 }
 
+type processSensorProc struct {
+	_                  structs.HostLayout
+	Tgid               uint32
+	Flags              uint32
+	StartNs            uint64
+	KillerTgid         uint32
+	KillerSig          uint32
+	KillerStart        uint64
+	KillerSessionStart uint64
+	KillerSessionPid   uint32
+	KillerAgent        uint8
+	Pad1               uint8
+	Pad2               uint16
+	DeadTgid           uint32
+	DeadCode           int32
+	DeadStart          uint64
+	DeadKtime          uint64
+}
+
 type processSession struct {
-	_         structs.HostLayout
-	RootPid   uint32
-	Agent     uint8
-	Flags     uint8
-	Pad0      uint16
-	RootStart uint64
+	_           structs.HostLayout
+	RootPid     uint32
+	Agent       uint8
+	Flags       uint8
+	Pad0        uint16
+	RootStart   uint64
+	MemberStart uint64
+}
+
+type processTamperEvent struct {
+	_           structs.HostLayout
+	H           processEventHeader
+	Op          uint8
+	ObjType     uint8
+	Pad0        uint16
+	TargetPid   uint32
+	TargetStart uint64
+	Arg         uint32
+	Code        int32
+	Result      int32
+	ObjId       uint32
+	Comm        [16]int8
+}
+
+type processTamperSeenKey struct {
+	_       structs.HostLayout
+	Tgid    uint32
+	Arg     uint32
+	ObjType uint32
+	ObjId   uint32
+}
+
+type processUmhKey struct {
+	_    structs.HostLayout
+	Path [256]int8
 }
 
 // Names of all BPF objects in the ELF.
@@ -159,22 +222,34 @@ type processSession struct {
 const (
 	processMapEvents            = "events"
 	processMapExecHeap          = "exec_heap"
+	processMapHeartbeat         = "heartbeat"
 	processMapOpenRepeats       = "open_repeats"
+	processMapOwnObjects        = "own_objects"
 	processMapParkedForks       = "parked_forks"
 	processMapPathWalks         = "path_walks"
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
 	processMapRingbufWakeup     = "ringbuf_wakeup"
+	processMapSensorSelf        = "sensor_self"
 	processMapSessions          = "sessions"
+	processMapTamperSeen        = "tamper_seen"
+	processMapUmhHelpers        = "umh_helpers"
 	processProgHandleExec       = "handle_exec"
 	processProgHandleExit       = "handle_exit"
 	processProgHandleFork       = "handle_fork"
+	processProgTamperBpf        = "tamper_bpf"
+	processProgTamperPidfdGetfd = "tamper_pidfd_getfd"
+	processProgTamperPtrace     = "tamper_ptrace"
+	processProgTamperSignal     = "tamper_signal"
+	processProgTamperVmWrite    = "tamper_vm_write"
 	processVarFlushNs           = "flush_ns"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExecFlags   = "unused_exec_flags"
 	processVarUnusedExitEvent   = "unused_exit_event"
 	processVarUnusedForkEvent   = "unused_fork_event"
+	processVarUnusedForkFlags   = "unused_fork_flags"
+	processVarUnusedTamperEvent = "unused_tamper_event"
 	processVarWakeupBytes       = "wakeup_bytes"
 )
 
@@ -220,9 +295,14 @@ type processSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type processProgramSpecs struct {
-	HandleExec *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleExit *ebpf.ProgramSpec `ebpf:"handle_exit"`
-	HandleFork *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	HandleExec       *ebpf.ProgramSpec `ebpf:"handle_exec"`
+	HandleExit       *ebpf.ProgramSpec `ebpf:"handle_exit"`
+	HandleFork       *ebpf.ProgramSpec `ebpf:"handle_fork"`
+	TamperBpf        *ebpf.ProgramSpec `ebpf:"tamper_bpf"`
+	TamperPidfdGetfd *ebpf.ProgramSpec `ebpf:"tamper_pidfd_getfd"`
+	TamperPtrace     *ebpf.ProgramSpec `ebpf:"tamper_ptrace"`
+	TamperSignal     *ebpf.ProgramSpec `ebpf:"tamper_signal"`
+	TamperVmWrite    *ebpf.ProgramSpec `ebpf:"tamper_vm_write"`
 }
 
 // processMapSpecs contains maps before they are loaded into the kernel.
@@ -231,13 +311,18 @@ type processProgramSpecs struct {
 type processMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	ExecHeap      *ebpf.MapSpec `ebpf:"exec_heap"`
+	Heartbeat     *ebpf.MapSpec `ebpf:"heartbeat"`
 	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
+	OwnObjects    *ebpf.MapSpec `ebpf:"own_objects"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	SensorSelf    *ebpf.MapSpec `ebpf:"sensor_self"`
 	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
+	TamperSeen    *ebpf.MapSpec `ebpf:"tamper_seen"`
+	UmhHelpers    *ebpf.MapSpec `ebpf:"umh_helpers"`
 }
 
 // processVariableSpecs contains global variables before they are loaded into the kernel.
@@ -250,6 +335,8 @@ type processVariableSpecs struct {
 	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
 	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedForkFlags   *ebpf.VariableSpec `ebpf:"unused_fork_flags"`
+	UnusedTamperEvent *ebpf.VariableSpec `ebpf:"unused_tamper_event"`
 	WakeupBytes       *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -275,26 +362,36 @@ func (o *processObjects) Close() error {
 type processMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	ExecHeap      *ebpf.Map `ebpf:"exec_heap"`
+	Heartbeat     *ebpf.Map `ebpf:"heartbeat"`
 	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
+	OwnObjects    *ebpf.Map `ebpf:"own_objects"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	Recognisers   *ebpf.Map `ebpf:"recognisers"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	SensorSelf    *ebpf.Map `ebpf:"sensor_self"`
 	Sessions      *ebpf.Map `ebpf:"sessions"`
+	TamperSeen    *ebpf.Map `ebpf:"tamper_seen"`
+	UmhHelpers    *ebpf.Map `ebpf:"umh_helpers"`
 }
 
 func (m *processMaps) Close() error {
 	return _ProcessClose(
 		m.Events,
 		m.ExecHeap,
+		m.Heartbeat,
 		m.OpenRepeats,
+		m.OwnObjects,
 		m.ParkedForks,
 		m.PathWalks,
 		m.Recognisers,
 		m.RingbufLost,
 		m.RingbufWakeup,
+		m.SensorSelf,
 		m.Sessions,
+		m.TamperSeen,
+		m.UmhHelpers,
 	)
 }
 
@@ -308,6 +405,8 @@ type processVariables struct {
 	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`
 	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`
 	UnusedForkEvent   *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedForkFlags   *ebpf.Variable `ebpf:"unused_fork_flags"`
+	UnusedTamperEvent *ebpf.Variable `ebpf:"unused_tamper_event"`
 	WakeupBytes       *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
@@ -315,9 +414,14 @@ type processVariables struct {
 //
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processPrograms struct {
-	HandleExec *ebpf.Program `ebpf:"handle_exec"`
-	HandleExit *ebpf.Program `ebpf:"handle_exit"`
-	HandleFork *ebpf.Program `ebpf:"handle_fork"`
+	HandleExec       *ebpf.Program `ebpf:"handle_exec"`
+	HandleExit       *ebpf.Program `ebpf:"handle_exit"`
+	HandleFork       *ebpf.Program `ebpf:"handle_fork"`
+	TamperBpf        *ebpf.Program `ebpf:"tamper_bpf"`
+	TamperPidfdGetfd *ebpf.Program `ebpf:"tamper_pidfd_getfd"`
+	TamperPtrace     *ebpf.Program `ebpf:"tamper_ptrace"`
+	TamperSignal     *ebpf.Program `ebpf:"tamper_signal"`
+	TamperVmWrite    *ebpf.Program `ebpf:"tamper_vm_write"`
 }
 
 func (p *processPrograms) Close() error {
@@ -325,6 +429,11 @@ func (p *processPrograms) Close() error {
 		p.HandleExec,
 		p.HandleExit,
 		p.HandleFork,
+		p.TamperBpf,
+		p.TamperPidfdGetfd,
+		p.TamperPtrace,
+		p.TamperSignal,
+		p.TamperVmWrite,
 	)
 }
 

@@ -20,6 +20,10 @@ type ProgramStat struct {
 	Name     string
 	RunCount uint64
 	Runtime  time.Duration
+	// Misses counts the runs the kernel skipped because the program was
+	// already running on that CPU (counted whether or not statistics are
+	// enabled, from Linux 5.12): each is an event the program never saw.
+	Misses uint64
 }
 
 // EnableProgramStats turns on the kernel's BPF run-time statistics until
@@ -39,8 +43,24 @@ func (s *Sensor) ProgramStats() ([]ProgramStat, error) {
 		if err != nil {
 			return nil, fmt.Errorf("stats of %s: %w", name, err)
 		}
-		out = append(out, ProgramStat{Name: name, RunCount: st.RunCount, Runtime: st.Runtime})
+		out = append(out, ProgramStat{Name: name, RunCount: st.RunCount, Runtime: st.Runtime, Misses: st.RecursionMisses})
 	}
 	slices.SortFunc(out, func(a, b ProgramStat) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// MissedRuns returns, for each loaded program the kernel skipped at least
+// once, how many runs it skipped (ProgramStat.Misses).
+func (s *Sensor) MissedRuns() map[string]uint64 {
+	st, err := s.ProgramStats()
+	if err != nil {
+		return nil
+	}
+	m := map[string]uint64{}
+	for _, p := range st {
+		if p.Misses > 0 {
+			m[p.Name] = p.Misses
+		}
+	}
+	return m
 }

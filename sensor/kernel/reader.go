@@ -25,19 +25,39 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 		return errors.New("sensor: Run called twice")
 	}
 	q := make(chan sensor.Event, s.cfg.QueueSize)
+	s.readStop = make(chan struct{})
+	if s.pinState == PinReused {
+		// What the earlier instance shed it reported, or lost with it.
+		s.shedReported, _ = s.shedLost()
+	}
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.read(q) }()
 	stop := func() error {
-		// Closing the reader interrupts ReadInto.
+		// Closing the reader interrupts ReadInto; readStop a wait for
+		// room in q.
+		close(s.readStop)
 		err := s.rd.Close()
 		<-readErr
 		return err
 	}
 
-	var lastKernel, lastQueue [EventKindMax]uint64
+	var lastQueue [EventKindMax]uint64
+	// What an earlier instance on the same pinned maps reported is not
+	// reported again (pin.go).
+	lastKernel := s.lossBase
+	lastSkipped := s.skippedBase()
 	exits := newRecentKeys(recentExits)
 	tick := time.NewTicker(s.cfg.LossInterval)
 	defer tick.Stop()
+	// The self-check (integrity.go); a nil channel never fires.
+	var checks <-chan time.Time
+	if s.cfg.SelfCheckInterval > 0 {
+		ct := time.NewTicker(s.cfg.SelfCheckInterval)
+		defer ct.Stop()
+		checks = ct.C
+	}
+	var integrity integrityState
+	integrity.lastCheck = bootNs()
 	send := func(ev sensor.Event) bool {
 		select {
 		case out <- ev:
@@ -47,6 +67,12 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 			return false
 		}
 	}
+	for _, ev := range s.pending {
+		if !send(ev) {
+			return stop()
+		}
+	}
+	s.pending = nil
 	for {
 		select {
 		case <-ctx.Done():
@@ -61,11 +87,31 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 			if ev.Kind == sensor.KindExit && exits.seen(ev.Proc) {
 				continue
 			}
+			s.shadow.note(ev)
+			s.umh.note(ev)
+			if te := procMemTamper(&ev, s.selfKey, s.tamperLSM != nil); te != nil {
+				if !send(*te) {
+					return stop()
+				}
+			}
+			if te := s.shadow.loginCheck(&ev, "/proc"); te != nil {
+				te.Tamper.Target = s.selfKey
+				if !send(*te) {
+					return stop()
+				}
+			}
 			if !send(ev) {
 				return stop()
 			}
 		case <-tick.C:
-			for _, ev := range s.lossEvents(&lastKernel, &lastQueue) {
+			for _, ev := range append(s.lossEvents(&lastKernel, &lastQueue), s.skippedLoss(lastSkipped, bootNs())...) {
+				if !send(ev) {
+					return stop()
+				}
+			}
+			s.saveLossBase(lastKernel)
+		case <-checks:
+			for _, ev := range s.selfCheck(&integrity) {
 				if !send(ev) {
 					return stop()
 				}
@@ -129,18 +175,49 @@ func (s *Sensor) read(q chan<- sensor.Event) error {
 		select {
 		case q <- ev:
 		default:
-			s.queueDrops[ev.Kind].Add(1)
+			if !priority(ev.Kind) {
+				s.queueDrops[ev.Kind].Add(1)
+				continue
+			}
+			// A process record waits for room: the ring fills
+			// meanwhile, and the kernel sheds file and network
+			// records above Config.ShedBytes, keeping the rest of
+			// the ring for these (bpf/lib/shed.h).
+			select {
+			case q <- ev:
+			case <-s.readStop:
+				return nil
+			}
 		}
 	}
 }
 
+// priority reports whether records of kind are kept when the reader's
+// queue is full: process records and what the kernel reports about
+// enforcement and tampering.
+func priority(k sensor.Kind) bool {
+	switch k {
+	case sensor.KindExec, sensor.KindFork, sensor.KindExit, sensor.KindDeny, sensor.KindTamper:
+		return true
+	}
+	return false
+}
+
 // kernelLost sums the per-CPU reservation-failure counters, by kind.
-func (s *Sensor) kernelLost() ([EventKindMax]uint64, error) {
+func (s *Sensor) kernelLost() ([EventKindMax]uint64, error) { return s.lostSlots(0) }
+
+// shedLost sums the per-CPU counters of shed file and network records, by
+// kind (bpf/lib/shed.h SHED_SLOT).
+func (s *Sensor) shedLost() ([EventKindMax]uint64, error) { return s.lostSlots(EventKindMax) }
+
+// lostSlots sums EventKindMax per-CPU counters of the loss map from slot
+// first on.
+func (s *Sensor) lostSlots(first uint32) ([EventKindMax]uint64, error) {
 	var sum [EventKindMax]uint64
 	var perCPU []uint64
 	for k := range uint32(EventKindMax) {
-		if err := s.maps.Lost.Lookup(k, &perCPU); err != nil {
-			return sum, fmt.Errorf("read loss counter %d: %w", k, err)
+		if err := s.maps.Lost.Lookup(first+k, &perCPU); err != nil {
+			return sum, fmt.Errorf("read loss counter %d: %w", first+k, err)
 		}
 		for _, v := range perCPU {
 			sum[k] += v
@@ -164,13 +241,24 @@ func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []senso
 	} else {
 		for k, v := range kernel {
 			if v > lastKernel[k] {
-				if k == lostSessionsFull {
+				switch k {
+				case lostSessionsFull:
 					// Members not tracked: their future events.
 					evs = append(evs, mk("sessions", int(sensor.KindFork), v-lastKernel[k]))
-				} else {
+				case lostSessionsFullExec:
+					evs = append(evs, mk("sessions", int(sensor.KindExec), v-lastKernel[k]))
+				default:
 					evs = append(evs, mk("ringbuf", k, v-lastKernel[k]))
 				}
 				lastKernel[k] = v
+			}
+		}
+	}
+	if shed, err := s.shedLost(); err == nil {
+		for k, v := range shed {
+			if v > s.shedReported[k] {
+				evs = append(evs, mk("shed", k, v-s.shedReported[k]))
+				s.shedReported[k] = v
 			}
 		}
 	}

@@ -3,6 +3,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -18,7 +19,11 @@ import (
 // have. It walks every link on the host, which needs CAP_SYS_ADMIN.
 func (s *Sensor) AttachedPrograms() (want, have []string, err error) {
 	ours := map[ebpf.ProgramID]string{}
+	unlisted := s.unlisted()
 	for name, p := range s.loadedPrograms() {
+		if unlisted[name] {
+			continue
+		}
 		info, err := p.Info()
 		if err != nil {
 			return nil, nil, fmt.Errorf("program %s: %w", name, err)
@@ -93,4 +98,24 @@ func (s *Sensor) SessionRoot(pid int32) (uint32, bool) {
 		return 0, false
 	}
 	return v.RootPid, true
+}
+
+// unlisted names the programs this start attached through a perf event
+// rather than a BPF link (classic tracepoints on kernels before 5.15):
+// the kernel's link list cannot show them, so neither the list nor the
+// self-check can tell whether they still run.
+func (s *Sensor) unlisted() map[string]bool {
+	out := map[string]bool{}
+	for i, l := range s.links {
+		if i >= len(s.linkNames) {
+			break
+		}
+		// ErrNotSupported is the perf-event attachment's answer; a link
+		// whose descriptor someone closed answers otherwise, and stays
+		// looked for.
+		if _, err := l.Info(); errors.Is(err, link.ErrNotSupported) {
+			out[s.linkNames[i]] = true
+		}
+	}
+	return out
 }

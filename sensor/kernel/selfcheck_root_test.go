@@ -7,8 +7,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/cilium/ebpf/link"
-
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
@@ -35,22 +33,16 @@ func TestRootAttachedPrograms(t *testing.T) {
 	// The kernel refuses BPF_LINK_DETACH on these links (raw tracepoint
 	// links do not implement it), so losing one means its last reference
 	// was closed: stage that for handle_fork.
-	i := slices.IndexFunc(h.s.links, func(l link.Link) bool {
-		info, err := l.Info()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, _ := h.s.coll.Programs[processProgHandleFork].Info()
-		id, _ := p.ID()
-		return info.Program == id
-	})
+	i := slices.Index(h.s.linkNames, processProgHandleFork)
 	if i < 0 {
 		t.Fatal("no link runs handle_fork")
 	}
 	if err := h.s.links[i].Close(); err != nil {
 		t.Fatal(err)
 	}
+	// links and linkNames stay side by side, as integrity.go keeps them.
 	h.s.links = slices.Delete(slices.Clone(h.s.links), i, i+1)
+	h.s.linkNames = slices.Delete(slices.Clone(h.s.linkNames), i, i+1)
 	want, have, err = h.s.AttachedPrograms()
 	if err != nil {
 		t.Fatal(err)

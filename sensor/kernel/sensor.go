@@ -30,6 +30,13 @@ type objectLoader struct {
 	load   func(m sharedMaps, cfg Config) (io.Closer, error)
 	kinds  []sensor.Kind
 	decode func(b []byte, ev *sensor.Event) error
+	// bytes is the object file, hashed into the pin version (pin.go).
+	bytes []byte
+	// progs names the object's programs, each attached once by load
+	// (tp_btf); links returns their links from what load returned, by
+	// program name, for pinning.
+	progs []string
+	links func(io.Closer) map[string]link.Link
 }
 
 // Stats are the sensor's counters since New.
@@ -43,23 +50,59 @@ type Stats struct {
 	// SessionsFull counts session members the kernel could not track
 	// because the sessions map was full (Config.SessionMapSize).
 	SessionsFull uint64
-	Delivered    uint64 // events handed to Run's out channel
+	// Skipped sums the runs the kernel skipped because the program was
+	// already running on that CPU (skipped.go), since the programs were
+	// loaded.
+	Skipped uint64
+	// Shed counts file and network records the kernel dropped to keep
+	// room in the ring for process records (Config.ShedBytes).
+	Shed      uint64
+	Delivered uint64 // events handed to Run's out channel
 }
 
 // Sensor is the live BPF source.
 type Sensor struct {
-	cfg     Config
-	log     *slog.Logger
-	maps    sharedMaps
-	coll    *ebpf.Collection
-	extras  []io.Closer
-	enf     *enforcement
-	links   []link.Link
-	rd      *ringbuf.Reader
+	cfg    Config
+	log    *slog.Logger
+	maps   sharedMaps
+	coll   *ebpf.Collection
+	extras []io.Closer
+	enf    *enforcement
+	links  []link.Link
+	// linkNames names the program of each of links, for pinning.
+	linkNames []string
+	rd        *ringbuf.Reader
+	// pins is the locked pin directory (Config.PinPath), nil when off;
+	// pinState says how this start found it.
+	pins     *pinDir
+	pinState PinState
+	// lossBase are the kernel loss counts a previous instance already
+	// reported (pin.go); selfKey is this process, as registered with
+	// the tamper programs (tamper.go).
+	lossBase [EventKindMax]uint64
+	selfKey  sensor.ProcKey
+	// shadow is the sessions map as the sensor knows it (integrity.go).
+	shadow membership
+	// self is what the self-check last found wrong (selfstate.go).
+	self selfState
+	// umh registers members' usermode helpers (umh.go); made by New,
+	// used by Run's goroutine only.
+	umh *umhRegistry
+	// tamperLSM refuses tampering where the bpf LSM runs, else
+	// tamperWhy says why not (tamper_lsm.go).
+	tamperLSM *tamperLSM
+	tamperWhy string
+	// pending are events Run sends first (a previous instance's death).
+	pending []sensor.Event
 	decoder [EventKindMax]func(b []byte, ev *sensor.Event) error
 
 	records, decodeErrs, delivered atomic.Uint64
 	queueDrops                     [EventKindMax]atomic.Uint64
+	// readStop ends the reader's wait for room (reader.go);
+	// shedReported is the shed records reported so far, by kind (Run's
+	// goroutine only).
+	readStop     chan struct{}
+	shedReported [EventKindMax]uint64
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -68,9 +111,15 @@ type Sensor struct {
 // EventKindMax bounds raw kinds (bpf/lineaged.h EV_KIND_MAX).
 const EventKindMax = 16
 
-// lostSessionsFull is the loss-counter slot of processes that found the
-// sessions map full (bpf/maps.h LOST_SESSIONS_FULL).
-const lostSessionsFull = EventKindMax - 1
+// lostSessionsFull and lostSessionsFullExec are the loss-counter slots of
+// processes that found the sessions map full (bpf/maps.h
+// LOST_SESSIONS_FULL, LOST_SESSIONS_FULL_EXEC): children of members (each
+// an untracked fork record), and session roots and usermode helpers (each
+// an untracked exec record).
+const (
+	lostSessionsFull     = EventKindMax - 1
+	lostSessionsFullExec = EventKindMax - 2
+)
 
 // New checks the host, loads and attaches the programs. Errors about the
 // host (privileges, BTF) are one line naming what is missing.
@@ -90,19 +139,60 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 		s.Close()
 		return nil, err
 	}
+	// The settings' values now, before any event of a member is read.
+	s.umh = newUMHRegistry(s.coll.Maps[processMapUmhHelpers], s.log)
 	return s, nil
 }
 
-// load brings the BPF side up, each step a helper: the maps every object
-// shares, the process programs and their recogniser table, the file and
-// network object, the deny-exec enforcement, and last the process programs'
-// attachments and the ring-buffer reader. On error New closes whatever was
-// made.
+// load brings the BPF side up, each step a helper. With a pin path
+// (pin.go) it first looks there: pinned objects of this version are taken
+// as they are, attachments included (pinload.go); otherwise the objects are
+// loaded afresh (loadFresh) and pinned. Then the deny-exec enforcement, the
+// ring-buffer reader, and the sensor's registration with its tamper
+// programs (tamper.go). On error New closes whatever was made.
 func (s *Sensor) load() error {
 	spec, err := s.processSpec()
 	if err != nil {
 		return err
 	}
+	for _, k := range []sensor.Kind{sensor.KindExec, sensor.KindFork, sensor.KindExit} {
+		s.decoder[k] = Decode
+	}
+	s.decoder[sensor.KindTamper] = decodeTamper
+	s.pinState = PinOff
+	reused := false
+	if s.cfg.PinPath != "" {
+		if reused, err = s.openPins(spec); err != nil {
+			return err
+		}
+	}
+	if !reused {
+		if err := s.loadFresh(spec); err != nil {
+			return err
+		}
+	} else if len(s.cfg.DenyKeys) > 0 || len(s.cfg.DenyInodes) > 0 || s.cfg.DenyLater {
+		if err := s.loadDenyExec(); err != nil {
+			return err
+		}
+	}
+	if s.pins != nil && !reused {
+		if err := s.pinAll(); err != nil {
+			return err
+		}
+	}
+	s.rd, err = ringbuf.NewReader(s.maps.Events)
+	if err != nil {
+		return fmt.Errorf("sensor: ring buffer reader: %w", err)
+	}
+	s.loadTamperLSM()
+	return s.registerSelf()
+}
+
+// loadFresh loads and attaches every object: the maps every object
+// shares, the process programs and their recogniser table, the file and
+// network object, the deny-exec enforcement, and last the process
+// programs' attachments.
+func (s *Sensor) loadFresh(spec *ebpf.CollectionSpec) error {
 	if err := s.createSharedMaps(spec); err != nil {
 		return err
 	}
@@ -118,9 +208,6 @@ func (s *Sensor) load() error {
 	if err := s.fillRecognisers(); err != nil {
 		return err
 	}
-	for _, k := range []sensor.Kind{sensor.KindExec, sensor.KindFork, sensor.KindExit} {
-		s.decoder[k] = Decode
-	}
 	if !s.cfg.ProcessOnly {
 		if err := s.loadExtras(); err != nil {
 			return err
@@ -131,14 +218,7 @@ func (s *Sensor) load() error {
 			return err
 		}
 	}
-	if err := s.attachProcess(); err != nil {
-		return err
-	}
-	s.rd, err = ringbuf.NewReader(s.maps.Events)
-	if err != nil {
-		return fmt.Errorf("sensor: ring buffer reader: %w", err)
-	}
-	return nil
+	return s.attachProcess()
 }
 
 // processSpec is the process object's spec sized and set from the config:
@@ -169,11 +249,12 @@ func (s *Sensor) createSharedMaps(spec *ebpf.CollectionSpec) error {
 
 // fillRecognisers writes the agent recogniser table (Config.Recognisers)
 // into the kernel's recognisers map, which the exec program reads to start
-// sessions.
+// sessions. Every slot is written, those past the table zero (the end
+// marker), so a table someone changed is restored whole.
 func (s *Sensor) fillRecognisers() error {
-	table, err := kernelRecognisers(s.cfg.Recognisers)
+	table, err := s.recogniserTable()
 	if err != nil {
-		return fmt.Errorf("sensor: %w", err)
+		return err
 	}
 	for i := range table {
 		if err := s.coll.Maps[processMapRecognisers].Update(uint32(i), &table[i], ebpf.UpdateAny); err != nil {
@@ -181,6 +262,18 @@ func (s *Sensor) fillRecognisers() error {
 		}
 	}
 	return nil
+}
+
+// recogniserTable is the recognisers map's whole content: the encoded
+// table, then zero slots.
+func (s *Sensor) recogniserTable() ([]processRecogniser, error) {
+	table, err := kernelRecognisers(s.cfg.Recognisers)
+	if err != nil {
+		return nil, fmt.Errorf("sensor: %w", err)
+	}
+	full := make([]processRecogniser, s.coll.Maps[processMapRecognisers].MaxEntries())
+	copy(full, table)
+	return full, nil
 }
 
 // loadExtras loads the objects after the process one (extraObjects: file
@@ -213,19 +306,51 @@ func (s *Sensor) loadDenyExec() error {
 	return nil
 }
 
+// processAttached are the process programs attached at tp_btf, in order;
+// the tamper programs on syscall tracepoints follow (tamperTracepoints).
+var processAttached = []string{processProgHandleExec, processProgHandleFork, processProgHandleExit, processProgTamperSignal}
+
 // attachProcess attaches the exec, fork and exit programs to their
-// tracepoints (tp_btf); from here on the kernel emits events.
+// tracepoints (tp_btf), then the tamper programs (tamper.go); from here on
+// the kernel emits events.
 func (s *Sensor) attachProcess() error {
-	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
-		l, err := link.AttachTracing(link.TracingOptions{
+	for _, name := range processAttached {
+		if err := s.attachOne(name); err != nil {
+			if name == processProgTamperSignal {
+				s.log.Warn("signals to the sensor are not reported", "err", err)
+				continue
+			}
+			return err
+		}
+	}
+	for name := range tamperTracepoints {
+		if err := s.attachOne(name); err != nil {
+			s.log.Warn("tamper program not attached", "program", name, "err", err)
+		}
+	}
+	return nil
+}
+
+// attachOne attaches the process program name where it belongs (tp_btf,
+// or its syscall tracepoint) and keeps the link.
+func (s *Sensor) attachOne(name string) error {
+	var (
+		l   link.Link
+		err error
+	)
+	if tp, ok := tamperTracepoints[name]; ok {
+		l, err = link.Tracepoint("syscalls", tp, s.coll.Programs[name], nil)
+	} else {
+		l, err = link.AttachTracing(link.TracingOptions{
 			Program:    s.coll.Programs[name],
 			AttachType: ebpf.AttachTraceRawTp,
 		})
-		if err != nil {
-			return fmt.Errorf("sensor: attach %s (tp_btf): %w", name, err)
-		}
-		s.links = append(s.links, l)
 	}
+	if err != nil {
+		return fmt.Errorf("sensor: attach %s: %w", name, err)
+	}
+	s.links = append(s.links, l)
+	s.linkNames = append(s.linkNames, name)
 	return nil
 }
 
@@ -268,7 +393,7 @@ func (s *Sensor) Stats() Stats {
 	if s.maps.Lost != nil {
 		if kl, err := s.kernelLost(); err == nil {
 			for k, v := range kl {
-				if k == lostSessionsFull {
+				if k == lostSessionsFull || k == lostSessionsFullExec {
 					st.SessionsFull += v
 				} else {
 					st.KernelLost += v
@@ -276,33 +401,28 @@ func (s *Sensor) Stats() Stats {
 			}
 		}
 	}
+	for _, v := range s.missedRuns() {
+		st.Skipped += v
+	}
+	if s.maps.Lost != nil {
+		if shed, err := s.shedLost(); err == nil {
+			for _, v := range shed {
+				st.Shed += v
+			}
+		}
+	}
 	return st
 }
 
-// AddSessionMembers puts already-running processes into the kernel session
-// table (from a /proc seed). From then on the kernel inherits membership at
-// fork. An entry the kernel already holds is kept: it is at least as recent
-// (a member that exec'd a nested agent after attach).
-func (s *Sensor) AddSessionMembers(members map[uint32]sensor.SessionRef) error {
-	var errs []error
-	for pid, ref := range members {
-		if !ref.InSession() {
-			continue
-		}
-		v := processSession{RootPid: ref.Root.PID, Agent: uint8(ref.Agent), RootStart: ref.Root.StartNs}
-		err := s.maps.Sessions.Update(pid, &v, ebpf.UpdateNoExist)
-		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			errs = append(errs, fmt.Errorf("session member %d: %w", pid, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Close detaches the programs and frees the maps. It is safe to call more
-// than once and after a failed New.
+// Close detaches the programs and frees the maps, except what is pinned
+// (Config.PinPath), which keeps running for the next instance; Unpin
+// removes that. It is safe to call more than once and after a failed New.
 func (s *Sensor) Close() error {
 	var errs []error
 	s.closeOnce.Do(func() {
+		// A graceful stop is not a kill: the exit program must not
+		// report it (tamper.go).
+		s.unregisterSelf()
 		for _, l := range s.links {
 			errs = append(errs, l.Close())
 		}
@@ -319,6 +439,7 @@ func (s *Sensor) Close() error {
 			s.coll.Close()
 		}
 		errs = append(errs, s.maps.close()...)
+		errs = append(errs, s.pins.close())
 	})
 	return errors.Join(errs...)
 }

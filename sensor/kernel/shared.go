@@ -27,19 +27,26 @@ type sharedMaps struct {
 	Wake wakeupPolicy
 }
 
-// wakeupPolicy is Config.FlushInterval and Config.WakeupBytes as the BPF
-// objects' read-only variables hold them.
+// wakeupPolicy is Config.FlushInterval, Config.WakeupBytes and
+// Config.ShedBytes as the BPF objects' read-only variables hold them.
 type wakeupPolicy struct {
 	FlushNs uint64
 	Bytes   uint64
+	// Shed is shed_bytes (bpf/lib/shed.h), set in the objects that
+	// declare it (the file and network object).
+	Shed uint64
 }
 
 func newWakeupPolicy(cfg Config) wakeupPolicy {
-	if cfg.FlushInterval <= 0 {
-		return wakeupPolicy{}
+	w := wakeupPolicy{Shed: uint64(cfg.ShedBytes)}
+	if cfg.FlushInterval > 0 {
+		w.FlushNs, w.Bytes = uint64(cfg.FlushInterval), uint64(cfg.WakeupBytes)
 	}
-	return wakeupPolicy{FlushNs: uint64(cfg.FlushInterval), Bytes: uint64(cfg.WakeupBytes)}
+	return w
 }
+
+// varShedBytes is the ring-priority threshold variable (bpf/lib/shed.h).
+const varShedBytes = "shed_bytes"
 
 // slots names the shared maps as every object declares them.
 func (m *sharedMaps) slots() []struct {
@@ -97,6 +104,11 @@ func (m *sharedMaps) prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, e
 			if err := vs.Set(v); err != nil {
 				return nil, fmt.Errorf("set %s: %w", name, err)
 			}
+		}
+	}
+	if vs, ok := spec.Variables[varShedBytes]; ok {
+		if err := vs.Set(m.Wake.Shed); err != nil {
+			return nil, fmt.Errorf("set %s: %w", varShedBytes, err)
 		}
 	}
 	return repl, nil

@@ -55,7 +55,7 @@ func builtin(cfg Config, clock func() time.Time) []Check {
 		EndpointProtection{Names: cfg.EndpointProtection},
 		MACEnforcing{},
 		UpdatesFresh{MaxIndexAge: cfg.Updates.MaxIndexAge, MaxUpgradeAge: cfg.Updates.MaxUpgradeAge, Now: clock},
-		SensorAttached{Attached: cfg.Attached},
+		SensorAttached{Attached: cfg.Attached, SelfCheck: cfg.SelfCheck},
 		NoAgentListener{InSession: cfg.InSession},
 		AgentHooks{Path: cfg.ManagedSettings},
 	}

@@ -86,6 +86,11 @@ type Config struct {
 	// the kernel's link list. Nil leaves sensor_attached out of the
 	// default set (named explicitly, it fails with "cannot determine").
 	Attached func() (want, have []string, err error) `mapstructure:"-"`
+	// SelfCheck is what the sensor's self-check last found wrong with
+	// it (programs found detached or not firing), empty when sound. It
+	// stays set from the finding until a later self-check finds the
+	// repair holding. Non-empty fails sensor_attached. Nil: not asked.
+	SelfCheck func() string `mapstructure:"-"`
 	// InSession reports whether a process belongs to an agent session.
 	// Nil leaves no_agent_listener out of the default set (named
 	// explicitly, it fails with "cannot determine").
@@ -230,13 +235,27 @@ func (r Report) String() string {
 type Sampler struct {
 	interval time.Duration
 	root     Root
-	checks   []Check
-	required map[string]bool
-	clock    func() time.Time
-	log      *slog.Logger
-	latest   atomic.Pointer[Sample]
+	// set is the enabled checks and the required ones, swapped whole by
+	// SetChecks.
+	set    atomic.Pointer[checkSet]
+	clock  func() time.Time
+	log    *slog.Logger
+	latest atomic.Pointer[Sample]
 	// newTicker makes the Run loop's tick source; tests drive it by hand.
 	newTicker func(time.Duration) (<-chan time.Time, func())
+	// poke asks Run for a sample now (Resample).
+	poke chan struct{}
+}
+
+// Resample asks Run to take a sample now rather than at its next tick:
+// a fact a check reads changed (the sensor's self-check found it tampered
+// with, or repaired). It never blocks; requests made while one is pending
+// are one.
+func (s *Sampler) Resample() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
 }
 
 // New validates cfg and returns a Sampler with the enabled built-in checks.
@@ -249,13 +268,18 @@ func New(cfg Config, clock func() time.Time, log *slog.Logger) (*Sampler, error)
 	if clock == nil {
 		clock = time.Now
 	}
+	return newSampler(cfg, enabledChecks(cfg, clock), clock, log), nil
+}
+
+// enabledChecks are the built-in checks cfg enables, in run order.
+func enabledChecks(cfg Config, clock func() time.Time) []Check {
 	var checks []Check
 	for _, c := range builtin(cfg, clock) {
 		if enabled(cfg, c.Name()) {
 			checks = append(checks, c)
 		}
 	}
-	return newSampler(cfg, checks, clock, log), nil
+	return checks
 }
 
 // enabled: a check named in Checks or Required runs; with Checks empty,
@@ -291,31 +315,61 @@ func newSampler(cfg Config, checks []Check, clock func() time.Time, log *slog.Lo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var required map[string]bool
-	if len(cfg.Required) > 0 {
-		required = make(map[string]bool, len(cfg.Required))
-		for _, n := range cfg.Required {
-			required[n] = true
-		}
-	}
-	return &Sampler{
+	required := requiredSet(cfg)
+	s := &Sampler{
 		interval: cfg.Interval,
 		root:     Root(cfg.Root),
-		checks:   checks,
-		required: required,
 		clock:    clock,
 		log:      log.With("component", "posture"),
 		newTicker: func(d time.Duration) (<-chan time.Time, func()) {
 			t := time.NewTicker(d)
 			return t.C, t.Stop
 		},
+		poke: make(chan struct{}, 1),
 	}
+	s.set.Store(&checkSet{checks: checks, required: required})
+	return s
+}
+
+// requiredSet is cfg.Required as a set; nil when every check decides.
+func requiredSet(cfg Config) map[string]bool {
+	if len(cfg.Required) == 0 {
+		return nil
+	}
+	required := make(map[string]bool, len(cfg.Required))
+	for _, n := range cfg.Required {
+		required[n] = true
+	}
+	return required
+}
+
+// checkSet is the checks a Sampler runs, and those that decide
+// compliance (nil: every one).
+type checkSet struct {
+	checks   []Check
+	required map[string]bool
+}
+
+func (cs *checkSet) isRequired(name string) bool {
+	return cs.required == nil || cs.required[name]
+}
+
+// SetChecks puts cfg's checks and required list in force from the next
+// sample on (a SIGHUP reload); the interval and root stay. A cfg that does
+// not validate changes nothing. Safe for concurrent use with Run.
+func (s *Sampler) SetChecks(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	s.set.Store(&checkSet{checks: enabledChecks(cfg, s.clock), required: requiredSet(cfg)})
+	return nil
 }
 
 // Checks returns the names of the enabled checks, in run order.
 func (s *Sampler) Checks() []string {
-	names := make([]string, len(s.checks))
-	for i, c := range s.checks {
+	cs := s.set.Load()
+	names := make([]string, len(cs.checks))
+	for i, c := range cs.checks {
 		names[i] = c.Name()
 	}
 	return names
@@ -325,17 +379,13 @@ func (s *Sampler) Checks() []string {
 // order.
 func (s *Sampler) Required() []string {
 	var names []string
-	for _, c := range s.checks {
-		if s.isRequired(c.Name()) {
+	cs := s.set.Load()
+	for _, c := range cs.checks {
+		if cs.isRequired(c.Name()) {
 			names = append(names, c.Name())
 		}
 	}
 	return names
-}
-
-// isRequired: with no Required list, every enabled check decides.
-func (s *Sampler) isRequired(name string) bool {
-	return s.required == nil || s.required[name]
 }
 
 // Sample runs every enabled check now, stores the result as the latest
@@ -347,15 +397,16 @@ func (s *Sampler) Sample(ctx context.Context) Sample {
 }
 
 func (s *Sampler) sample(ctx context.Context) *Sample {
+	cs := s.set.Load()
 	p := &Sample{
 		SampledAt: s.clock().UTC(),
 		Compliant: true,
-		Checks:    make(map[string]Result, len(s.checks)),
+		Checks:    make(map[string]Result, len(cs.checks)),
 	}
-	for _, c := range s.checks {
+	for _, c := range cs.checks {
 		r := s.runCheck(ctx, c)
 		p.Checks[c.Name()] = r
-		if !r.OK && s.isRequired(c.Name()) {
+		if !r.OK && cs.isRequired(c.Name()) {
 			p.Compliant = false
 			p.Failed = append(p.Failed, c.Name())
 		}
@@ -413,6 +464,7 @@ func (s *Sampler) Run(ctx context.Context, emit func(kind Report, p *Sample)) er
 		case <-ctx.Done():
 			return nil
 		case <-tick:
+		case <-s.poke:
 		}
 	}
 	for {
@@ -430,6 +482,7 @@ func (s *Sampler) Run(ctx context.Context, emit func(kind Report, p *Sample)) er
 		case <-ctx.Done():
 			return nil
 		case <-tick:
+		case <-s.poke:
 		}
 	}
 }

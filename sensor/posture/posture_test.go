@@ -396,3 +396,33 @@ func BenchmarkSampleHost(b *testing.B) {
 		s.Sample(b.Context())
 	}
 }
+
+// SetChecks swaps the checks and the required list from the next sample
+// on; a list that does not validate changes nothing.
+func TestSamplerSetChecks(t *testing.T) {
+	s, err := New(Config{Checks: []string{CheckASLR}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Checks(); !slices.Equal(got, []string{CheckASLR}) {
+		t.Fatalf("checks %v", got)
+	}
+	if err := s.SetChecks(Config{Checks: []string{CheckASLR, CheckKptrRestrict}, Required: []string{CheckKptrRestrict}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Checks(); !slices.Equal(got, []string{CheckASLR, CheckKptrRestrict}) {
+		t.Fatalf("after SetChecks: checks %v", got)
+	}
+	if got := s.Required(); !slices.Equal(got, []string{CheckKptrRestrict}) {
+		t.Fatalf("after SetChecks: required %v", got)
+	}
+	if _, ok := s.Sample(context.Background()).Checks[CheckKptrRestrict]; !ok {
+		t.Fatal("the new check did not run")
+	}
+	if err := s.SetChecks(Config{Checks: []string{"nope"}}); err == nil {
+		t.Fatal("an unknown check was accepted")
+	}
+	if got := s.Checks(); len(got) != 2 {
+		t.Fatalf("a refused SetChecks changed the checks: %v", got)
+	}
+}

@@ -17,9 +17,16 @@ import (
 // sensor whose programs were detached records nothing, and the events it
 // does not emit would otherwise look like a quiet machine. The facts come
 // from Attached, which the kernel side of the sensor provides.
+//
+// It also fails while the sensor's self-check has found its programs
+// detached or not firing (SelfCheck), from the finding until a later
+// self-check finds the repair holding: events of that time carry
+// compliant false.
 type SensorAttached struct {
 	// Attached is Config.Attached.
 	Attached func() (want, have []string, err error)
+	// SelfCheck is Config.SelfCheck.
+	SelfCheck func() string
 }
 
 // Name implements Check.
@@ -29,6 +36,11 @@ func (SensorAttached) Name() string { return CheckSensorAttached }
 func (s SensorAttached) Run(context.Context, Root) Result {
 	if s.Attached == nil {
 		return fail("cannot determine: no kernel sensor to ask (the check runs inside lineaged only)")
+	}
+	if s.SelfCheck != nil {
+		if problem := s.SelfCheck(); problem != "" {
+			return fail("self-check: %s", problem)
+		}
 	}
 	want, have, err := s.Attached()
 	if err != nil {

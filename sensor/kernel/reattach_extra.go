@@ -1,0 +1,71 @@
+//go:build linux
+
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cilium/ebpf/link"
+)
+
+// The self-check repairs the programs attached outside the process
+// object too: the tamper refusal programs (tamper_lsm.go) and the
+// deny-exec enforcement (enforce.go). Neither is pinned: a start loads
+// them anew, so a repair attaches the same program again and keeps the new
+// link in place of the lost one. The lost link object is dropped, not
+// closed, as in reattach: its descriptor was closed by whoever detached it.
+
+// extraAttached names the programs of the tamper refusal and deny-exec
+// objects this start attached. A link the kernel's link list cannot show
+// (a perf-event attachment: its Info is ErrNotSupported) is left out, as
+// unlisted does.
+func (s *Sensor) extraAttached() []string {
+	var names []string
+	if t := s.tamperLSM; t != nil {
+		for i, name := range t.names {
+			if listed(t.links[i]) {
+				names = append(names, name)
+			}
+		}
+	}
+	if e := s.enf; e != nil && e.link != nil && e.attach != nil && listed(e.link) {
+		if name, _ := e.program(); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// listed reports whether l is a link the kernel's link list shows.
+func listed(l link.Link) bool {
+	_, err := l.Info()
+	return !errors.Is(err, link.ErrNotSupported)
+}
+
+// reattachExtra attaches name again when it is one of extraAttached;
+// handled is false for any other program.
+func (s *Sensor) reattachExtra(name string) (handled bool, err error) {
+	if t := s.tamperLSM; t != nil {
+		if i := slices.Index(t.names, name); i >= 0 {
+			l, err := link.AttachLSM(link.LSMOptions{Program: t.coll.Programs[name]})
+			if err != nil {
+				return true, fmt.Errorf("attach %s: %w", name, err)
+			}
+			t.links[i] = l
+			return true, s.refreshOwn()
+		}
+	}
+	if e := s.enf; e != nil && e.attach != nil {
+		if n, p := e.program(); n == name {
+			l, err := e.attach(p)
+			if err != nil {
+				return true, fmt.Errorf("attach %s: %w", name, err)
+			}
+			e.link = l
+			return true, s.refreshOwn()
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,170 @@
+//go:build linux && amd64
+
+package files
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/testutil"
+)
+
+func init() {
+	helpers["flood-opens"] = floodOpens
+	helpers["exec-true"] = execTrue
+}
+
+// floodFor is how long the flooding member opens a missing file.
+const floodFor = 4 * time.Second
+
+// floodOpens opens a file that does not exist, as fast as it can, for
+// floodFor, and prints how many times.
+func floodOpens(dir string) error {
+	p := filepath.Join(dir, "missing")
+	n := 0
+	for end := time.Now().Add(floodFor); time.Now().Before(end); {
+		for range 1000 {
+			if fd, err := unix.Open(p, unix.O_RDONLY, 0); err == nil {
+				unix.Close(fd)
+				return fmt.Errorf("%s exists", p)
+			}
+		}
+		n += 1000
+	}
+	fmt.Println(n)
+	return nil
+}
+
+// execTruePrograms is how many /bin/true the exec member runs.
+const execTruePrograms = 100
+
+// execTrue runs /bin/true execTruePrograms times, one after another.
+func execTrue(string) error {
+	for range execTruePrograms {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			return err
+		}
+	}
+	fmt.Println(execTruePrograms)
+	return nil
+}
+
+// TestRootFileFloodKeepsProcessRecords: one session floods failed opens
+// while nothing reads the sensor's output, so its ring fills; a second
+// session runs 100 programs meanwhile. Every exec, fork and exit record of
+// the second session must come through, and the file records that made
+// way for them must be reported as shed. Before ring priority the
+// reader's full queue dropped records of every kind alike.
+func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event) // read only once both members are done
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+
+	dir := tempDir(t)
+	none := &records{byPID: map[uint32][]*sensor.File{}}
+	flooder := startMember(t, s, none, "flood-opens", dir)
+	time.Sleep(300 * time.Millisecond)
+	runner := startMember(t, s, none, "exec-true", dir)
+	for _, h := range []*helper{runner, flooder} {
+		h.stdin.Close()
+		if err := h.cmd.Wait(); err != nil {
+			t.Fatalf("member: %v\nstderr: %s", err, h.stderr.String())
+		}
+	}
+	opens, err := strconv.Atoi(strings.TrimSpace(flooder.stdout.String()))
+	if err != nil {
+		t.Fatalf("the flooder's count %q: %v", flooder.stdout.String(), err)
+	}
+
+	// Now read: the runner's records up to its own exit, and the loss
+	// reports up to one that names shed open records.
+	var execs, forks, exits, floodOpens int
+	var shed, lostProcess, queueDrops uint64
+	runnerExited := false
+	deadline := time.After(guard)
+	for !runnerExited || shed == 0 {
+		var ev sensor.Event
+		select {
+		case ev = <-out:
+		case <-deadline:
+			t.Fatalf("after %s: runner exited %v, shed %d; %d execs, %d forks, %d exits of the runner's session; counters %+v",
+				guard, runnerExited, shed, execs, forks, exits, s.Stats())
+		}
+		if l := ev.Loss; l != nil {
+			switch {
+			case l.Where == "shed" && l.Of == sensor.KindOpen:
+				shed += l.Count
+			case l.Where == "ringbuf" && (l.Of == sensor.KindExec || l.Of == sensor.KindFork || l.Of == sensor.KindExit):
+				lostProcess += l.Count
+			case l.Where == "queue":
+				queueDrops += l.Count
+			}
+			continue
+		}
+		if ev.Proc.PID == flooder.pid && ev.File != nil {
+			floodOpens++
+		}
+		if ev.Session.Root.PID != runner.pid {
+			continue
+		}
+		switch {
+		case ev.Exec != nil:
+			// The runner's own exec can land in its session too
+			// (made a member while its exec was finishing): only
+			// its programs count.
+			if ev.Exec.Filename == "/bin/true" {
+				execs++
+			}
+		case ev.Fork != nil:
+			forks++
+		case ev.Exit != nil:
+			if ev.Proc.PID == runner.pid {
+				runnerExited = true
+			} else {
+				exits++
+			}
+		}
+	}
+	t.Logf("flooder: %d failed opens, %d reported, %d shed, %d dropped at the queue; runner: %d execs, %d exits; process records lost in the ring %d",
+		opens, floodOpens, shed, queueDrops, execs, exits, lostProcess)
+	if execs != execTruePrograms || exits < execTruePrograms {
+		t.Errorf("the runner's session: %d exec and %d exit records of its %d programs (forks %d)", execs, exits, execTruePrograms, forks)
+	}
+	if lostProcess != 0 {
+		t.Errorf("%d process records lost in the ring", lostProcess)
+	}
+	if st := s.Stats(); st.Shed < shed {
+		t.Errorf("Stats().Shed %d, reported %d", st.Shed, shed)
+	}
+	if shed == 0 {
+		t.Error("no shed open records reported")
+	}
+}
