@@ -20,12 +20,16 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 		res     *agent.Result
 		ok      bool
 	)
+	e.remapSession(&ev) // verify.go
 	switch ev.Kind {
 	case sensor.KindLoss:
 		mapKind(ev, out)
+		e.lossWindow(ev, out) // mapping_tamper.go
 		return []*outItem{e.finish(out, nil, nil, nil, nil)}
+	case sensor.KindTamper:
+		return e.tamperNow(ev, out) // mapping_tamper.go
 	case sensor.KindExec, sensor.KindFork:
-		ent, partial, ok = e.newImage(ev, out)
+		ent, partial, ok = e.newImage(&ev, out)
 	default:
 		ent, res, ok = e.processEvent(ev, out, partialOK)
 	}
@@ -43,17 +47,22 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 }
 
 // newImage records the image an exec or fork starts; false drops the event
-// (no payload, or a fork while forks are not reported).
-func (e *Engine) newImage(ev sensor.Event, out *event.Event) (*entry, []string, bool) {
+// (no payload, or a fork while forks are not reported). A fork whose child
+// the kernel could not track is always reported: it is the one event that
+// says the child's records are missing from its session. An exec the
+// kernel could not track in the session it starts or joins says so too.
+func (e *Engine) newImage(ev *sensor.Event, out *event.Event) (*entry, []string, bool) {
 	switch {
 	case ev.Kind == sensor.KindExec && ev.Exec != nil:
 		ent, partial := e.exec(ev)
 		out.Kind = event.KindProcessExec
+		out.Untracked = ev.Exec.Flags&sensor.ExecUntracked != 0
 		return ent, partial, true
 	case ev.Kind == sensor.KindFork && ev.Fork != nil:
-		ent, partial := e.fork(ev)
+		ent, partial := e.fork(*ev)
 		out.Kind = event.KindProcessFork
-		return ent, partial, e.cfg.EmitFork
+		out.Untracked = ev.Fork.Untracked
+		return ent, partial, e.cfg.EmitFork || ev.Fork.Untracked
 	}
 	return nil, nil, false
 }
@@ -79,7 +88,7 @@ func (e *Engine) processEvent(ev sensor.Event, out *event.Event, partialOK bool)
 	case sensor.KindExit:
 		e.t.exit(ent, ev.KtimeNs)
 		e.sess.exited(ent, ev.Session)
-	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindFileModify:
 		res = e.sess.file(ent, ev.Session, out.File)
 	}
 	return ent, res, true
@@ -133,6 +142,9 @@ func (e *Engine) ancestry(ent *entry, it *outItem) []event.Process {
 		if anc[i].Binary == nil && a.bin != nil {
 			it.fixes = append(it.fixes, binFix{dst: &anc[i], f: a.bin})
 		}
+		if anc[i].Loaded == nil && a.loaded != nil {
+			it.fixes = append(it.fixes, binFix{dst: &anc[i], f: a.loaded, loaded: true})
+		}
 	}
 	return anc
 }
@@ -154,6 +166,9 @@ func (e *Engine) snapshot(ent *entry, it *outItem) *event.Process {
 	if p.Binary == nil && ent.bin != nil {
 		it.fixes = append(it.fixes, binFix{dst: &p, f: ent.bin})
 	}
+	if p.Loaded == nil && ent.loaded != nil {
+		it.fixes = append(it.fixes, binFix{dst: &p, f: ent.loaded, loaded: true})
+	}
 	return &p
 }
 
@@ -161,6 +176,11 @@ func (e *Engine) snapshotValue(ent *entry) event.Process {
 	if ent.proc.Binary == nil && ent.bin != nil {
 		if b, ok := ent.bin.ready(); ok {
 			ent.proc.Binary = b
+		}
+	}
+	if ent.proc.Loaded == nil && ent.loaded != nil {
+		if b, ok := ent.loaded.ready(); ok {
+			ent.proc.Loaded = b
 		}
 	}
 	return ent.proc

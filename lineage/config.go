@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 )
 
@@ -38,6 +39,10 @@ type Config struct {
 	// Humans maps a login user name (or, without a login uid, the user)
 	// to the person behind it.
 	Humans map[string]event.Human `mapstructure:"-"`
+	// AgentReleases are the known agent releases a session root's binary
+	// is verified against (docs/agents.md, "Agent identity"); nil knows
+	// none, so every agent is agent-unverified.
+	AgentReleases *agent.Releases `mapstructure:"-"`
 }
 
 func (c *Config) withDefaults() (Config, error) {

@@ -83,6 +83,16 @@ type BinaryRequest struct {
 	// unknown (then /proc/<pid>/exe is trusted as is).
 	Stat    sensor.FileStat
 	HasStat bool
+	// ExeFlags are the exec's path flags: a memfd or deleted file that
+	// cannot be read once its process is gone was never hashed, and the
+	// error says so.
+	ExeFlags sensor.ExecFlags
+	// ByPath asks for the file at Path itself, not the process's image:
+	// the program a dynamic loader was asked to run (process.loaded),
+	// which the process maps but never exec'd. Path is opened as it is
+	// now (the loader follows symlinks, so does this), refusing anything
+	// but a regular file.
+	ByPath bool
 	// Background marks work no event is waiting for yet (the /proc seed at
 	// start): it must not delay the hashes of live events.
 	Background bool

@@ -20,6 +20,8 @@ type outItem struct {
 type binFix struct {
 	dst *event.Process
 	f   *binFuture
+	// loaded: the future is dst's Loaded, not its Binary.
+	loaded bool
 }
 
 // Emit queues an event that did not come from the kernel (sensor.start, a
@@ -51,6 +53,7 @@ func (e *Engine) external(ev *event.Event) *outItem {
 func (e *Engine) atEnd() []*outItem {
 	tail := e.flushPending(true, false)
 	tail = append(tail, e.retryFor(true)...)
+	tail = append(tail, e.lateItems()...)
 	for drained := false; !drained; {
 		select {
 		case ev := <-e.ext:
@@ -70,22 +73,89 @@ func (e *Engine) atEnd() []*outItem {
 	return tail
 }
 
-// emitLoop waits for each item's enrichment, bounded, and sends it on.
-func (e *Engine) emitLoop(ctx context.Context, items <-chan *outItem, out chan<- *event.Event) error {
+// itemBatcher hands the emitter what the engine built in batches: a batch
+// goes when nothing else is waiting for the engine (so a lone event waits
+// for nothing), or when it is full. One hand-off per batch instead of one
+// per event: in a storm the engine and the emitter no longer wake each
+// other for every event.
+type itemBatcher struct {
+	ctx   context.Context
+	ch    chan []*outItem
+	batch []*outItem
+}
+
+// maxItemBatch bounds a batch, and with the channel's capacity, how far the
+// engine runs ahead of the emitter (which may be waiting for a hash).
+const (
+	maxItemBatch  = 64
+	itemBatchesIn = 4
+)
+
+func newItemBatcher(ctx context.Context) *itemBatcher {
+	return &itemBatcher{ctx: ctx, ch: make(chan []*outItem, itemBatchesIn)}
+}
+
+// add queues items; a full batch is sent at once. It reports false once
+// ctx has ended.
+func (b *itemBatcher) add(its ...*outItem) bool {
+	for _, it := range its {
+		b.batch = append(b.batch, it)
+		if len(b.batch) >= maxItemBatch && !b.flush() {
+			return false
+		}
+	}
+	return true
+}
+
+// flush sends what is queued; false once ctx has ended.
+func (b *itemBatcher) flush() bool {
+	if len(b.batch) == 0 {
+		return true
+	}
+	select {
+	case b.ch <- b.batch:
+		b.batch = make([]*outItem, 0, maxItemBatch)
+		return true
+	case <-b.ctx.Done():
+		return false
+	}
+}
+
+// chanEmit sends each event on out until ctx ends.
+func chanEmit(ctx context.Context, out chan<- *event.Event) func(*event.Event) bool {
+	return func(ev *event.Event) bool {
+		select {
+		case out <- ev:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// emitLoop waits for each item's enrichment, bounded, and hands it to emit,
+// in order, on this one goroutine. emit returning false (its ctx ended)
+// stops the hand-offs; the items are still drained so the engine never
+// blocks.
+func (e *Engine) emitLoop(ctx context.Context, items <-chan []*outItem, emit func(*event.Event) bool) error {
 	dl := &deadline{ctx: ctx, timer: time.NewTimer(time.Hour)}
 	defer dl.timer.Stop()
 	var ctxErr error
-	for it := range items {
-		if ctxErr != nil {
-			continue // drain so the producer never blocks
-		}
-		dl.at = it.built.Add(e.cfg.EnrichWait)
-		e.complete(it, dl)
-		select {
-		case out <- it.ev:
+	for batch := range items {
+		for _, it := range batch {
+			if ctxErr != nil {
+				break // drain so the producer never blocks
+			}
+			dl.at = it.built.Add(e.cfg.EnrichWait)
+			e.complete(it, dl)
+			if !emit(it.ev) {
+				ctxErr = ctx.Err()
+				if ctxErr == nil {
+					ctxErr = context.Canceled
+				}
+				continue
+			}
 			e.add(func(s *Stats) { s.Emitted++ })
-		case <-ctx.Done():
-			ctxErr = ctx.Err()
 		}
 	}
 	return ctxErr
@@ -97,25 +167,48 @@ func (e *Engine) emitLoop(ctx context.Context, items <-chan *outItem, out chan<-
 // runs late).
 func (e *Engine) complete(it *outItem, dl *deadline) {
 	binLate := false
+	var own *binFuture // the exec's own binary, when it runs late
+	var late map[*event.Process]bool
 	for _, fx := range it.fixes {
-		if dl.wait(fx.f.done) {
+		if fx.loaded {
+			if e.wait(dl, fx.f.done, it, &fx.f.req) {
+				fx.dst.Loaded = fx.f.res
+			} else {
+				fx.dst.Loaded = errorBinary(fx.f.req, fmt.Sprintf("hashing did not finish within %v", e.cfg.EnrichWait))
+				binLate = true
+				e.add(func(s *Stats) { s.HashWaitTimeouts++ })
+			}
+			continue
+		}
+		if e.wait(dl, fx.f.done, it, &fx.f.req) {
 			fx.dst.Binary = fx.f.res
 		} else {
 			fx.dst.Binary = errorBinary(fx.f.req, fmt.Sprintf("hashing did not finish within %v", e.cfg.EnrichWait))
 			binLate = true
+			if late == nil {
+				late = map[*event.Process]bool{}
+			}
+			late[fx.dst] = true
 			e.add(func(s *Stats) { s.HashWaitTimeouts++ })
+			if fx.dst == it.ev.Process && it.ev.Kind == event.KindProcessExec {
+				own = fx.f
+			}
 		}
+	}
+	if own != nil {
+		defer e.followUp(it.ev, own)
 	}
 	if binLate {
 		it.ev.Partial = appendOnce(it.ev.Partial, event.PartialBinary)
 	}
 	if r := it.resolve; r != nil {
-		if dl.wait(r.job.done) {
+		if e.wait(dl, r.job.done, it, nil) {
 			it.ev.Agent = r.resolved()
 		} else {
 			e.add(func(s *Stats) { s.ResolveTimeouts++ })
 		}
 	}
+	e.verify.stamp(it.ev, late)
 }
 
 // deadline bounds the emitter's waits for one item, reusing one timer.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
@@ -42,6 +43,16 @@ type Stats struct {
 	HashWaitTimeouts uint64
 	// ResolveTimeouts counts agent resolutions that ran past EnrichWait.
 	ResolveTimeouts uint64
+	// BinaryFollowUps counts process.binary events queued for execs whose
+	// hash came late; BinaryFollowUpsDropped those not sent because too
+	// many were waiting. InspectionsRefused counts binaries given verdict
+	// error at once because too many inspections were in flight.
+	BinaryFollowUps        uint64
+	BinaryFollowUpsDropped uint64
+	InspectionsRefused     uint64
+	// AgentLookalikes counts execs the agent table recognised inside a
+	// session that stayed members of it, their binary not verified.
+	AgentLookalikes uint64
 }
 
 // Engine is the lineage stage of the pipeline. handle runs each raw event
@@ -53,12 +64,14 @@ type Stats struct {
 // identity.go naming people and mapping.go filling the payload; emit.go
 // waits for the parts that come late and sends events on in order.
 type Engine struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	host event.Host
-	boot time.Time
-	now  func() time.Time
+	cfg Config
+	// humans is cfg.Humans, swapped by SetHumans.
+	humans atomic.Pointer[map[string]event.Human]
+	deps   Deps
+	log    *slog.Logger
+	host   event.Host
+	boot   time.Time
+	now    func() time.Time
 
 	t       *table
 	sess    *sessions
@@ -66,6 +79,12 @@ type Engine struct {
 	lastKt  uint64
 
 	bins *binaries
+	// demoted are the look-alike agents that stay in their enclosing
+	// session; verify labels session roots (verify.go).
+	demoted demoted
+	verify  verifier
+	// late are the process.binary follow-ups waiting to go out.
+	late lateBinaries
 
 	statsMu sync.Mutex
 	stats   Stats
@@ -78,6 +97,14 @@ type Engine struct {
 	forWait []forProc // EmitFor events waiting for their process
 	finalMu sync.Mutex
 	final   []*event.Event
+
+	// steps, when set, is told each input Run takes, in order (a capture
+	// records them: steps.go).
+	steps func(Step)
+	// waitRec is told each enrichment wait's outcome; waitReplay, when
+	// set, decides them instead (steps.go).
+	waitRec    func(key string)
+	waitReplay func(key string, done <-chan struct{}) bool
 }
 
 // New builds an engine. Host, Boot, Proc, Binaries and Users are required.
@@ -108,7 +135,7 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 		now = time.Now
 	}
 	t := newTable(c.MaxProcesses)
-	return &Engine{
+	e := &Engine{
 		cfg: c, deps: deps, log: log.With("component", "lineage"),
 		host: host, boot: boot, now: now,
 		t: t,
@@ -117,10 +144,20 @@ func New(cfg Config, deps Deps, log *slog.Logger) (*Engine, error) {
 			bootID: host.BootID, obs: deps.Observer, proc: deps.Proc, wait: c.EnrichWait,
 		},
 		pending: newPendingQueue(),
+		demoted: demoted{max: c.MaxProcesses},
+		verify:  verifier{rel: c.AgentReleases},
 		bins:    newBinaries(deps.Binaries),
 		ext:     make(chan *event.Event, 64),
 		extFor:  make(chan forProc, 64),
-	}, nil
+	}
+	e.SetHumans(c.Humans)
+	return e, nil
+}
+
+// SetHumans puts a new login-user-to-person map in force from the next
+// event on (a SIGHUP reload). Safe for concurrent use with the engine.
+func (e *Engine) SetHumans(h map[string]event.Human) {
+	e.humans.Store(&h)
 }
 
 // missing names the required dependencies that are nil.
@@ -147,7 +184,9 @@ func (d Deps) missing() []string {
 func (e *Engine) Stats() Stats {
 	e.statsMu.Lock()
 	defer e.statsMu.Unlock()
-	return e.stats
+	s := e.stats
+	s.InspectionsRefused = e.bins.refused.Load()
+	return s
 }
 
 // add updates counters only; safe from any goroutine.
@@ -179,52 +218,67 @@ func (e *Engine) wall(kt uint64) time.Time { return e.boot.Add(time.Duration(kt)
 // cancelled or in is closed (then pending events are flushed with what is
 // known and Run returns nil). It never closes out.
 func (e *Engine) Run(ctx context.Context, in <-chan sensor.Event, out chan<- *event.Event) error {
-	items := make(chan *outItem, 256)
+	return e.run(ctx, in, chanEmit(ctx, out))
+}
+
+// RunFunc is Run handing each event to emit instead of a channel, on one
+// goroutine of Run's, in order: the pipeline's last stage runs there,
+// without a hand-off per event. emit may block (a slow sink): the engine
+// then waits, as it does for a full channel.
+func (e *Engine) RunFunc(ctx context.Context, in <-chan sensor.Event, emit func(*event.Event)) error {
+	return e.run(ctx, in, func(ev *event.Event) bool { emit(ev); return true })
+}
+
+func (e *Engine) run(ctx context.Context, in <-chan sensor.Event, emit func(*event.Event) bool) error {
+	b := newItemBatcher(ctx)
 	emitErr := make(chan error, 1)
-	go func() { emitErr <- e.emitLoop(ctx, items, out) }()
+	go func() { emitErr <- e.emitLoop(ctx, b.ch, emit) }()
 	tick := time.NewTicker(e.cfg.PendingTimeout)
 	defer tick.Stop()
-	push := func(its ...*outItem) {
-		for _, it := range its {
-			select {
-			case items <- it:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
+	push := func(its ...*outItem) { b.add(its...) }
 	// What was emitted before Run (sensor.start, the first posture sample)
 	// opens the stream, ahead of kernel events already waiting: select
 	// below would pick between the two at random.
 	for queued := true; queued; {
 		select {
 		case ev := <-e.ext:
+			e.step(Step{Kind: StepExternal, Ev: ev})
 			push(e.external(ev))
 		default:
 			queued = false
 		}
 	}
 	for {
+		// Nothing else waiting: what was built goes to the emitter now.
+		if len(in) == 0 && len(e.ext) == 0 && len(e.extFor) == 0 {
+			b.flush()
+		}
 		select {
 		case <-ctx.Done():
-			close(items)
+			close(b.ch)
 			<-emitErr
 			return ctx.Err()
 		case <-tick.C:
+			e.step(Step{Kind: StepTick})
 			push(e.flushPending(false, true)...)
 			push(e.retryFor(false)...)
+			push(e.lateItems()...)
 		case ev := <-e.ext:
+			e.step(Step{Kind: StepExternal, Ev: ev})
 			push(e.external(ev))
 		case f := <-e.extFor:
+			e.step(Step{Kind: StepFor, Ev: f.ev, PID: f.pid, Kt: f.kt})
 			if it := e.externalFor(f, false); it != nil {
 				push(it)
 			}
 		case ev, ok := <-in:
 			if !ok {
 				push(e.atEnd()...)
-				close(items)
+				b.flush()
+				close(b.ch)
 				return <-emitErr
 			}
+			e.step(Step{Kind: StepRaw, Raw: &ev})
 			push(e.handle(ev)...)
 		}
 	}

@@ -164,8 +164,10 @@ func TestEventKindsAndLoss(t *testing.T) {
 			File: &sensor.File{Op: sensor.FileOpen, Path: "/tmp/new", Flags: 0o102, Created: true, Mode: 0o644}},
 		sensor.Event{Header: sensor.Header{Kind: sensor.KindLoss, KtimeNs: 1007 * ms},
 			Loss: &sensor.Loss{Where: "ringbuf", Of: sensor.KindOpen, Count: 12}},
+		sensor.Event{Header: sensor.Header{Kind: sensor.KindLoss, KtimeNs: 1008 * ms},
+			Loss: &sensor.Loss{Where: "skipped", What: "file and network records of one call (fileio_sys_enter)", Count: 3}},
 	)
-	if len(got) != 8 {
+	if len(got) != 9 {
 		t.Fatalf("%d events", len(got))
 	}
 	n := got[1].Net
@@ -187,6 +189,9 @@ func TestEventKindsAndLoss(t *testing.T) {
 	l := got[7]
 	if l.Kind != event.KindSensorLoss || l.Loss.Where != "ringbuf" || l.Loss.Of != "open" || l.Loss.Count != 12 || l.Process != nil {
 		t.Errorf("loss = %+v %+v", l, l.Loss)
+	}
+	if l := got[8].Loss; l.Where != "skipped" || l.Of != "file and network records of one call (fileio_sys_enter)" || l.Count != 3 {
+		t.Errorf("skipped-run loss = %+v", l)
 	}
 }
 

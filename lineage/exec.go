@@ -1,18 +1,23 @@
 package lineage
 
 import (
+	"path"
+
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 )
 
 // exec records a new image of ev.Proc: it finds the image the new one
-// descends from, builds it, and attributes it to its session.
-func (e *Engine) exec(ev sensor.Event) (*entry, []string) {
+// descends from, builds it, and attributes it to its session. A look-alike
+// agent inside a session is put back into that session (ev is rewritten:
+// verify.go).
+func (e *Engine) exec(ev *sensor.Event) (*entry, []string) {
 	prev := e.t.get(ev.Proc)
-	birth, partial := e.birthOf(ev, prev)
-	ent := e.execImage(ev, prev, birth)
+	birth, partial := e.birthOf(*ev, prev)
+	ent := e.execImage(*ev, prev, birth)
+	e.demote(ev, ent)
 	e.t.put(ent)
-	e.sess.execed(ev, ent, prev, birth)
+	e.sess.execed(*ev, ent, prev, birth)
 	return ent, partial
 }
 
@@ -55,6 +60,7 @@ func (e *Engine) execImage(ev sensor.Event, prev, birth *entry) *entry {
 		PPID:          x.Parent.PID,
 		StartTime:     e.wall(ev.Proc.StartNs),
 		Exe:           exe,
+		ExeFlags:      exeFlags(x.Flags),
 		Argv:          x.Argv,
 		ArgvTruncated: x.ArgvTruncated,
 		UID:           x.UID,
@@ -74,26 +80,34 @@ func (e *Engine) execImage(ev sensor.Event, prev, birth *entry) *entry {
 		ent.proc.Cgroup = birth.proc.Cgroup
 		ent.proc.Cwd = birth.proc.Cwd
 	}
-	e.readLive(&ent.proc, x)
+	cwdLive := e.readLive(&ent.proc, x)
 	e.fillUsers(&ent.proc, x.LoginUID)
 	e.link(ent, birth)
 	e.setBirthParent(ent, x.Parent, prev)
-	ent.bin = e.bins.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true})
+	ent.bin = e.bins.inspect(BinaryRequest{PID: ev.Proc.PID, Path: exe, Stat: x.Binary, HasStat: true, ExeFlags: x.Flags})
+	if req := loadedRequest(&ent.proc, cwdLive); req != nil {
+		if path.IsAbs(req.Path) {
+			ent.loaded = e.bins.inspect(*req)
+		} else {
+			ent.proc.Loaded = errorBinary(*req, "not hashed: a name without a directory, which the loader looks for in its search path, or a relative path while the working directory at the exec is unknown (the process was gone before it was read)")
+		}
+	}
 	return ent
 }
 
 // readLive fills what only the live process can tell: the working
 // directory, read while the process is fresh (when it is already gone the
 // inherited value, if any, stays), and the cgroup path.
-func (e *Engine) readLive(p *event.Process, x *sensor.Exec) {
+func (e *Engine) readLive(p *event.Process, x *sensor.Exec) (cwdLive bool) {
 	if cwd, err := e.deps.Proc.Cwd(p.PID); err == nil {
-		p.Cwd = cwd
+		p.Cwd, cwdLive = cwd, true
 	}
 	if e.deps.Cgroups != nil && x.CgroupID != 0 {
 		if path, ok := e.deps.Cgroups.CgroupPath(x.CgroupID); ok {
 			p.Cgroup = path
 		}
 	}
+	return cwdLive
 }
 
 // setBirthParent records the process ent was forked from, constant across
@@ -110,6 +124,22 @@ func (e *Engine) setBirthParent(ent *entry, parent sensor.ProcKey, prev *entry) 
 			ent.proc.CurrentParentExecID = cur.proc.ExecID
 		}
 	}
+}
+
+// exeFlags names the exec's path flags that say the exe is no ordinary
+// path (event.Process.ExeFlags); nil for an ordinary one.
+func exeFlags(f sensor.ExecFlags) []string {
+	var out []string
+	if f&sensor.ExecExePseudo != 0 {
+		out = append(out, event.ExeMemfd)
+	}
+	if f&sensor.ExecExeDeleted != 0 {
+		out = append(out, event.ExeDeleted)
+	}
+	if f&sensor.ExecExeOutsideRoot != 0 {
+		out = append(out, event.ExeOutsideRoot)
+	}
+	return out
 }
 
 func exeOf(x *sensor.Exec) string {
@@ -138,6 +168,7 @@ func (e *Engine) fork(ev sensor.Event) (*entry, []string) {
 	if parent != nil {
 		pp := parent.proc
 		ent.proc.Exe, ent.proc.Argv, ent.proc.ArgvTruncated = pp.Exe, pp.Argv, pp.ArgvTruncated
+		ent.proc.ExeFlags = pp.ExeFlags
 		ent.proc.Cwd, ent.proc.UID, ent.proc.EUID, ent.proc.GID = pp.Cwd, pp.UID, pp.EUID, pp.GID
 		ent.proc.User, ent.proc.LoginUID, ent.proc.LoginUser = pp.User, pp.LoginUID, pp.LoginUser
 		ent.proc.TTY, ent.proc.Cgroup, ent.proc.Binary = pp.TTY, pp.Cgroup, pp.Binary

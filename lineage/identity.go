@@ -32,7 +32,7 @@ func (e *Engine) identity(p *event.Process, ancestry []event.Process) *event.Ide
 	if p.LoginUID == nil {
 		who = p.User
 	}
-	if h, ok := e.cfg.Humans[who]; ok && who != "" {
+	if h, ok := (*e.humans.Load())[who]; ok && who != "" {
 		hh := h
 		id.Human = &hh
 		id.VerifiedBy = "config"

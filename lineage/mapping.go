@@ -21,7 +21,7 @@ func mapKind(ev sensor.Event, out *event.Event) bool {
 		}
 		out.Kind = event.KindProcessExit
 		out.Exit = &event.Exit{Code: ev.Exit.Code, Signal: ev.Exit.Signal, CoreDumped: ev.Exit.CoreDumped, RepeatedOpens: ev.Exit.RepeatedOpens}
-	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindFileModify:
 		if ev.File == nil {
 			return false
 		}
@@ -30,7 +30,7 @@ func mapKind(ev sensor.Event, out *event.Event) bool {
 		if ev.Connect == nil {
 			return false
 		}
-		out.Kind, out.Net = event.KindNetConnect, netEvent(ev.Connect)
+		out.Kind, out.Net = netKind(ev.Connect), netEvent(ev.Connect)
 	case sensor.KindDeny:
 		if ev.Deny == nil {
 			return false
@@ -53,12 +53,15 @@ func lossEvent(l *sensor.Loss) *event.Loss {
 		if l.Of != 0 {
 			out.Of = l.Of.String()
 		}
+		if l.What != "" {
+			out.Of = l.What
+		}
 	}
 	return &out
 }
 
 func fileEvent(f *sensor.File) (string, *event.File) {
-	out := &event.File{Path: f.Path, PathTruncated: f.PathTruncated, Flags: f.Flags}
+	out := &event.File{Path: f.Path, PathTruncated: f.PathTruncated, Flags: f.Flags, SyscallABI: fileABI(f)}
 	if f.Result < 0 {
 		// A failure's negative errno; a successful open's descriptor
 		// number is not a result worth reporting.
@@ -91,8 +94,13 @@ func fileEvent(f *sensor.File) (string, *event.File) {
 		m := f.Mode
 		out.Perm = &m
 	default:
-		kind = event.KindFileOpen
+		if !fileModify(f, out) {
+			kind = event.KindFileOpen
+			break
+		}
+		kind = event.KindFileModify
 	}
+	fileSource(f, out)
 	return kind, out
 }
 
@@ -122,5 +130,6 @@ func netEvent(c *sensor.Connect) *event.Net {
 		n.SrcIP = c.Src.Addr().Unmap().String()
 		n.SrcPort = c.Src.Port()
 	}
+	netOpFields(c, n)
 	return n
 }

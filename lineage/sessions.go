@@ -32,6 +32,10 @@ type attribution struct {
 	agent *event.Agent
 	job   *resolveJob
 	role  string
+	// via is event.Agent.Via for every event of the image (and, through
+	// inherit, of its descendants); kept apart from agent, which the
+	// observer may replace.
+	via string
 }
 
 // resolveJob is an observer's Resolve running on a private copy of an
@@ -47,10 +51,20 @@ type resolveJob struct {
 type agentWait struct {
 	job  *resolveJob
 	role string
+	via  string
 }
 
 // resolved is the attribution once the job is done.
-func (w *agentWait) resolved() *event.Agent { return withRole(w.job.cp, w.role) }
+func (w *agentWait) resolved() *event.Agent { return withVia(withRole(w.job.cp, w.role), w.via) }
+
+func withVia(a *event.Agent, via string) *event.Agent {
+	if via == "" || a == nil || a.Via == via {
+		return a
+	}
+	c := *a
+	c.Via = via
+	return &c
+}
 
 func withRole(a *event.Agent, role string) *event.Agent {
 	if role == "" || a.Role == role {
@@ -90,6 +104,9 @@ func (ss *sessions) execed(ev sensor.Event, ent, prev, birth *entry) {
 	if ss.obs != nil {
 		ss.observeExec(ev, ent, birth)
 	}
+	if ev.Exec.Flags&sensor.ExecViaUsermodeHelper != 0 {
+		ent.att.via = event.ViaUsermodeHelper
+	}
 }
 
 // noteRoot records ent as its session's root when ev starts a session.
@@ -127,7 +144,7 @@ func (ss *sessions) observeExec(ev sensor.Event, ent, birth *entry) {
 		},
 	})
 	if res.Agent != nil {
-		ent.att = attribution{agent: res.Agent}
+		ent.att = attribution{agent: res.Agent, via: ent.att.via}
 	}
 	if res.Resolve != nil {
 		a := ss.agentOf(ent, ev.Session)
@@ -165,6 +182,12 @@ func (ss *sessions) forEvent(ent *entry, s sensor.SessionRef, res *agent.Result)
 	if res != nil && res.Resolve != nil && agent != nil {
 		wait = &agentWait{job: ss.startResolve(agent, res.Resolve)}
 	}
+	if v := ent.att.via; v != "" {
+		agent = withVia(agent, v)
+		if wait != nil {
+			wait.via = v
+		}
+	}
 	return agent, wait
 }
 
@@ -183,7 +206,7 @@ func (ss *sessions) agentOf(ent *entry, s sensor.SessionRef) *event.Agent {
 		role = event.RoleRoot
 	}
 	a := &event.Agent{Name: s.Agent.String(), RootExecID: root, Role: role}
-	ent.att = attribution{agent: a}
+	ent.att = attribution{agent: a, via: ent.att.via}
 	return a
 }
 
@@ -196,7 +219,7 @@ func (ss *sessions) current(ent *entry, s sensor.SessionRef) (*event.Agent, *age
 	}
 	select {
 	case <-ent.att.job.done:
-		ent.att = attribution{agent: withRole(ent.att.job.cp, ent.att.role)}
+		ent.att = attribution{agent: withRole(ent.att.job.cp, ent.att.role), via: ent.att.via}
 		return ent.att.agent, nil
 	default:
 		return a, &agentWait{job: ent.att.job, role: ent.att.role}

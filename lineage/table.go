@@ -18,6 +18,9 @@ type entry struct {
 	parent *entry // birth parent image (previous image for an exec chain)
 	depth  int
 	bin    *binFuture
+	// loaded is the identity of the program a loader exec runs
+	// (loader.go), nil for any other image.
+	loaded *binFuture
 	// att is the image's agent attribution (sessions owns it).
 	att attribution
 	// birthParent is the process this one was forked from (constant

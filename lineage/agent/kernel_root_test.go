@@ -222,7 +222,7 @@ func TestRootSeedFindsRunningAgent(t *testing.T) {
 	pid := uint32(agentCmd.Process.Pid)
 	sleepPID := waitChild(t, pid)
 
-	found, err := agent.DefaultTable().Seed("/proc", k.s.AddSessionMembers)
+	found, err := agent.DefaultTable().Seed("/proc", k.s.AddSessionProcs)
 	if err != nil {
 		t.Fatal(err)
 	}

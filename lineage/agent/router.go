@@ -134,6 +134,9 @@ func (r *Router) Exit(proc *event.Process) {
 // descendant.
 func (r *Router) genericExec(x *Exec) Result {
 	if x.ParentAgent == nil {
+		if x.Proc.AgentLookalike {
+			return Result{} // a member of its session, not a new one
+		}
 		m, ok := r.table.Identify(x.ExePath(), x.Proc.Argv, r.read)
 		if !ok {
 			if x.Raw == nil || x.Raw.Recognised == sensor.AgentNone || r.table.Vetoed(x.ExePath(), x.Proc.Argv) {

@@ -537,7 +537,7 @@ func TestOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := newSigner(t, dir, "k")
 	in, err := Open(LiveConfig{TrustedKeys: []string{s.pubPath}}, quiet())
-	if err != nil || in == nil || len(in.policy.Keys) != 1 || in.pkgs == nil {
+	if err != nil || in == nil || len(in.policy.Load().Keys) != 1 || in.pkgs == nil {
 		t.Fatalf("Open = %v, %v", in, err)
 	}
 	in, err = Open(LiveConfig{TrustedKeys: []string{filepath.Join(dir, "nope.pem")}, SignatureDir: filepath.Join(dir, "nodir"), DpkgDir: dir, RPMDir: filepath.Join(dir, "norpm")}, quiet())

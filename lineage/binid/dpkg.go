@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -38,7 +39,9 @@ type Dpkg struct {
 	Recheck time.Duration
 	Now     func() time.Time
 
-	db watched
+	db     watched
+	taints taints
+	sync   atomic.Pointer[func()]
 }
 
 // usrmerge aliases: on merged-/usr systems /bin is /usr/bin, and a package
@@ -77,7 +80,10 @@ func (d *Dpkg) Err() error { return d.db.lastErr(d.watch()) }
 
 func (d *Dpkg) watch() watchSpec {
 	return watchSpec{recheck: d.Recheck, now: d.Now, stamp: d.stampNow,
-		load: func() (map[string]PackageFile, error) { return loadDpkg(filepath.Join(d.Dir, "info")) }}
+		load: func() (map[string]PackageFile, error) {
+			runSync(&d.sync)
+			return loadDpkg(filepath.Join(d.Dir, "info"))
+		}}
 }
 
 func (d *Dpkg) stampNow() string {

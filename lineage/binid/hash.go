@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -65,6 +66,28 @@ func (e limitErr) Is(target error) bool { return target == errLimit }
 // file that was executed.
 var ErrVanished = errors.New("binary vanished")
 
+// errRefused means the executed file is there but the sensor may not read
+// it: /proc/<pid>/exe of another user's process needs CAP_SYS_PTRACE, a file
+// only its owner may read needs CAP_DAC_READ_SEARCH. Not a vanishing.
+var errRefused = errors.New("binary not readable by the sensor")
+
+// notOpened names why neither /proc/<pid>/exe (procErr) nor the path
+// (pathErr, nil when not tried) gave the executed file.
+func notOpened(procErr, pathErr error, detail string) error {
+	kind := ErrVanished
+	if errors.Is(procErr, fs.ErrPermission) || errors.Is(pathErr, fs.ErrPermission) {
+		kind = errRefused
+	}
+	msg := procErr.Error()
+	if pathErr != nil {
+		msg += "; " + pathErr.Error()
+	}
+	if detail != "" {
+		msg += "; " + detail
+	}
+	return fmt.Errorf("%w: %s", kind, msg)
+}
+
 // hashRequest is what to hash and how.
 type hashRequest struct {
 	procRoot string
@@ -72,6 +95,7 @@ type hashRequest struct {
 	path     string // d_path of the exec, may end in " (deleted)"
 	stat     sensor.FileStat
 	hasStat  bool
+	byPath   bool
 	md5      bool
 	sha512   bool
 	maxBytes int64
@@ -82,6 +106,9 @@ type hashRequest struct {
 // namespaces); when the process is gone or runs another image, the path,
 // but only if its stat still matches the exec's.
 func openExec(r hashRequest) (*os.File, sensor.FileStat, error) {
+	if r.byPath {
+		return openByPath(r.path)
+	}
 	exe := r.procRoot + "/" + strconv.FormatUint(uint64(r.pid), 10) + "/exe"
 	f, err := os.Open(exe)
 	if err == nil {
@@ -100,24 +127,41 @@ func openExec(r hashRequest) (*os.File, sensor.FileStat, error) {
 		}
 	}
 	if !r.hasStat {
-		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v", ErrVanished, err)
+		return nil, sensor.FileStat{}, notOpened(err, nil, "")
 	}
 	path, deleted := strings.CutSuffix(r.path, " (deleted)")
 	if deleted || path == "" || !strings.HasPrefix(path, "/") {
-		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v", ErrVanished, err)
+		return nil, sensor.FileStat{}, notOpened(err, nil, "")
 	}
 	// The path is user-controlled: a symlink or FIFO swapped in must neither
 	// redirect nor block the hashing worker.
 	pf, info, perr := safefile.OpenRegular(path, safefile.Options{NoFollow: true})
 	if perr != nil {
-		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v; %v", ErrVanished, err, perr)
+		return nil, sensor.FileStat{}, notOpened(err, perr, "")
 	}
 	st := procfs.FileStatOf(info.Sys().(*syscall.Stat_t))
 	if !sameFile(r.stat, st) {
 		pf.Close()
-		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v; %s is not the file that was executed", ErrVanished, err, path)
+		return nil, sensor.FileStat{}, notOpened(err, nil, path+" is not the file that was executed")
 	}
 	return pf, st, nil
+}
+
+// openByPath opens the regular file path names now, symlinks followed (as
+// the dynamic loader follows them), never blocking on a FIFO.
+func openByPath(path string) (*os.File, sensor.FileStat, error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, sensor.FileStat{}, fmt.Errorf("%w: %q is not an absolute path", ErrVanished, path)
+	}
+	f, info, err := safefile.OpenRegular(path, safefile.Options{})
+	if err != nil {
+		kind := ErrVanished
+		if errors.Is(err, fs.ErrPermission) {
+			kind = errRefused
+		}
+		return nil, sensor.FileStat{}, fmt.Errorf("%w: %v", kind, err)
+	}
+	return f, procfs.FileStatOf(info.Sys().(*syscall.Stat_t)), nil
 }
 
 func fstat(f *os.File) (sensor.FileStat, error) {
@@ -139,6 +183,11 @@ func hashFile(ctx context.Context, r hashRequest) (*Digests, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return hashOpen(ctx, f, st, r)
+}
+
+// hashOpen is hashFile on the file openExec opened.
+func hashOpen(ctx context.Context, f *os.File, st sensor.FileStat, r hashRequest) (*Digests, error) {
 	if r.maxBytes > 0 && st.Size > r.maxBytes {
 		return nil, limitErr{fmt.Sprintf("binary is %d bytes, over the hashing limit of %d", st.Size, r.maxBytes)}
 	}

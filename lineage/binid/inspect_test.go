@@ -59,7 +59,7 @@ func TestInspectBackground(t *testing.T) {
 	if b := in.Inspect(context.Background(), req); b.Verdict != event.VerdictUnsigned || b.SHA256 == "" {
 		t.Fatalf("background inspect = %+v", b)
 	}
-	if len(in.bgSem) != 0 || len(in.sem) != 0 {
+	if len(in.bgSem) != 0 || in.sched.free != in.cfg.Workers {
 		t.Fatal("background inspect did not release its slots")
 	}
 
@@ -71,7 +71,7 @@ func TestInspectBackground(t *testing.T) {
 	if b.Verdict != event.VerdictError || !strings.Contains(b.Reason, "hashing not started") {
 		t.Fatalf("background inspect with the slot taken and the caller gone = %+v", b)
 	}
-	if len(busy.sem) != 0 {
+	if busy.sched.free != busy.cfg.Workers {
 		t.Fatal("a worker slot was taken by a request that never started")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,17 @@ type Config struct {
 	// MaxBytes: larger binaries get verdict error instead of a hash;
 	// default 1 GiB.
 	MaxBytes int64 `mapstructure:"max_bytes"`
+	// MaxBytesUser is the lower limit for files that neither root nor a
+	// package owns (any user can make a large file cheaply); default
+	// 128 MiB, never above MaxBytes.
+	MaxBytesUser int64 `mapstructure:"max_bytes_user"`
 	// Timeout bounds one hash; default 10s.
 	Timeout time.Duration `mapstructure:"timeout"`
+	// Queue bounds the hashes waiting for a worker (default 256), and
+	// QueuePerUser those of one file owner other than root (default 32):
+	// a request beyond either gets verdict error at once.
+	Queue        int `mapstructure:"queue"`
+	QueuePerUser int `mapstructure:"queue_per_user"`
 	// MaxCached bounds each cache (hashes by file identity, verdicts);
 	// default 16384.
 	MaxCached int `mapstructure:"-"`
@@ -49,10 +59,10 @@ type Config struct {
 // Inspector implements lineage.BinaryInspector.
 type Inspector struct {
 	cfg    Config
-	policy *TrustPolicy
+	policy atomic.Pointer[TrustPolicy] // swapped by SetTrustPolicy
 	pkgs   PackageDB
 	log    *slog.Logger
-	sem    chan struct{}
+	sched  *sched
 	// bgSem lets background work (the seed) use one worker at a time, so
 	// hashes live events wait for are not queued behind it.
 	bgSem chan struct{}
@@ -62,13 +72,14 @@ type Inspector struct {
 	// limited remembers files over a size or time limit, so a huge binary
 	// exec'd in a loop is not read again each time.
 	limited  map[sensor.FileStat]*event.Binary
-	verdicts map[verdictKey]*event.Binary
+	verdicts map[verdictKey]*verdictEntry
 
 	// store persists the hashes (nil: memory only); hashed counts files
 	// read and hashed.
 	store     *store
 	closeOnce sync.Once
 	hashed    atomic.Uint64
+	queueFull atomic.Uint64
 }
 
 type verdictKey struct {
@@ -97,6 +108,16 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
+	if cfg.MaxBytesUser == 0 {
+		cfg.MaxBytesUser = 128 << 20
+	}
+	cfg.MaxBytesUser = min(cfg.MaxBytesUser, cfg.MaxBytes)
+	if cfg.Queue == 0 {
+		cfg.Queue = 256
+	}
+	if cfg.QueuePerUser == 0 {
+		cfg.QueuePerUser = 32
+	}
 	if cfg.MaxCached == 0 {
 		cfg.MaxCached = 16384
 	}
@@ -106,20 +127,21 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 	if cfg.CacheBytes == 0 {
 		cfg.CacheBytes = defaultCacheBytes
 	}
-	if cfg.Workers < 0 || cfg.MaxBytes < 0 || cfg.Timeout < 0 || cfg.MaxCached < 0 || cfg.SaveInterval < 0 || cfg.CacheBytes < 0 {
+	if cfg.Workers < 0 || cfg.MaxBytes < 0 || cfg.MaxBytesUser < 0 || cfg.Queue < 0 || cfg.QueuePerUser < 0 || cfg.Timeout < 0 || cfg.MaxCached < 0 || cfg.SaveInterval < 0 || cfg.CacheBytes < 0 {
 		return nil, fmt.Errorf("binid: negative limit in %+v", cfg)
 	}
 	if policy == nil {
 		policy = &TrustPolicy{Version: "none", MaxSigBytes: 1 << 20}
 	}
 	in := &Inspector{
-		cfg: cfg, policy: policy, pkgs: pkgs, log: log.With("component", "binid"),
-		sem:      make(chan struct{}, cfg.Workers),
+		cfg: cfg, pkgs: pkgs, log: log.With("component", "binid"),
+		sched:    newSched(cfg.Workers, cfg.Queue, cfg.QueuePerUser),
 		bgSem:    make(chan struct{}, 1),
 		hashes:   make(map[sensor.FileStat]*Digests),
 		limited:  make(map[sensor.FileStat]*event.Binary),
-		verdicts: make(map[verdictKey]*event.Binary),
+		verdicts: make(map[verdictKey]*verdictEntry),
 	}
+	in.policy.Store(policy)
 	if cfg.CacheDir != "" {
 		// Each record is kept under two keys (both dev_t encodings), and
 		// MaxCached bounds the keys: records fill at most half of it, so
@@ -134,6 +156,7 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 			in.loadCache() // drops the store when its directory is unfit
 		}
 		if in.store != nil {
+			in.loadTaints() // taint.go
 			go in.persist(cfg.SaveInterval)
 		}
 	}
@@ -184,14 +207,44 @@ func (in *Inspector) Cached(req lineage.BinaryRequest) (*event.Binary, bool) {
 	if d == nil {
 		return nil, false
 	}
-	b, ok := in.verdicts[in.vkey(d, req.Path, gen)]
-	return b, ok
+	v := in.verdicts[in.vkey(d, req.Path, gen)]
+	if v == nil || !in.sigsUnchanged(v, req.Path, d) {
+		return nil, false
+	}
+	return v.b, true
+}
+
+// verdictEntry is a cached verdict and the state of the signature files it
+// was judged on.
+type verdictEntry struct {
+	b       *event.Binary
+	sigs    string
+	checked time.Time
+}
+
+// sigRecheck is how long a cached verdict is used before its signature
+// files are looked at again: a hit costs no system call within it.
+const sigRecheck = time.Second
+
+// sigsUnchanged reports whether the signature files of a cached verdict
+// are still the ones it was judged on, looking again at most once per
+// sigRecheck; in.mu is held.
+func (in *Inspector) sigsUnchanged(v *verdictEntry, path string, d *Digests) bool {
+	now := time.Now()
+	if now.Sub(v.checked) < sigRecheck {
+		return true
+	}
+	if in.policy.Load().sigFingerprint(path, d.SHA256) != v.sigs {
+		return false
+	}
+	v.checked = now
+	return true
 }
 
 func (in *Inspector) vkey(d *Digests, path string, gen uint64) verdictKey {
 	var k verdictKey
 	copy(k.sha[:], d.SHA256)
-	k.path, k.policy, k.pkgGen = path, in.policy.Version, gen
+	k.path, k.policy, k.pkgGen = path, in.policy.Load().Version, gen
 	return k
 }
 
@@ -199,6 +252,14 @@ func (in *Inspector) vkey(d *Digests, path string, gen uint64) verdictKey {
 // cache when it has the ones needed, else hashed), then its verdict (from
 // the cache, else judged).
 func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *event.Binary {
+	if req.ByPath {
+		// The file the path names now, symlinks resolved as the loader
+		// resolves them: the package database and deny_exec know it by
+		// that path (/usr/bin/curl for /bin/curl on a merged /usr).
+		if r, err := filepath.EvalSymlinks(req.Path); err == nil && filepath.IsAbs(r) {
+			req.Path = r
+		}
+	}
 	gen := in.pkgGen()
 	var claim PackageFile
 	var claimed bool
@@ -206,7 +267,7 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 		claim, claimed = in.pkgs.Lookup(req.Path)
 	}
 	needMD5 := claimed && claim.Algo == "md5"
-	needSHA512 := in.policy.needsSHA512()
+	needSHA512 := in.policy.Load().needsSHA512()
 
 	d := in.cachedDigests(req, needMD5, needSHA512)
 	if d == nil {
@@ -221,7 +282,7 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 			}
 		}
 		var failed *event.Binary
-		if d, failed = in.hash(ctx, req, needMD5, needSHA512); failed != nil {
+		if d, failed = in.hash(ctx, req, needMD5, needSHA512, claimed); failed != nil {
 			return failed
 		}
 	}
@@ -243,20 +304,37 @@ func (in *Inspector) cachedDigests(req lineage.BinaryRequest, needMD5, needSHA51
 
 // hash hashes the file req names in a worker slot, within the hashing
 // timeout, and caches the digests. On failure it returns the error
-// binary to answer with instead.
-func (in *Inspector) hash(ctx context.Context, req lineage.BinaryRequest, needMD5, needSHA512 bool) (*Digests, *event.Binary) {
-	select {
-	case in.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, in.errorBinary(req, fmt.Sprintf("hashing not started: %v", ctx.Err()))
+// binary to answer with instead. The file is opened first: its owner
+// decides its place in the queue and its size limit.
+func (in *Inspector) hash(ctx context.Context, req lineage.BinaryRequest, needMD5, needSHA512, claimed bool) (*Digests, *event.Binary) {
+	r := hashRequest{
+		procRoot: in.cfg.ProcRoot, pid: req.PID, path: req.Path, stat: req.Stat, hasStat: req.HasStat, byPath: req.ByPath,
+		md5: needMD5, sha512: needSHA512, maxBytes: in.cfg.MaxBytes,
+	}
+	f, st, err := openExec(r)
+	if err != nil {
+		return nil, in.hashFailed(ctx, req, err)
+	}
+	defer f.Close()
+	uid, high := ownerOf(f), claimed
+	high = high || uid == 0
+	if !high {
+		r.maxBytes = in.cfg.MaxBytesUser
+	}
+	if r.maxBytes > 0 && st.Size > r.maxBytes {
+		return nil, in.hashFailed(ctx, req, limitErr{fmt.Sprintf("binary is %d bytes, over the hashing limit of %d for a file of uid %d", st.Size, r.maxBytes, uid)})
+	}
+	if err := in.sched.acquire(ctx, high, uid); err != nil {
+		if errors.Is(err, errQueueFull) {
+			in.queueFull.Add(1)
+			return nil, in.errorBinary(req, fmt.Sprintf("hashing not started: %v (file of uid %d)", err, uid))
+		}
+		return nil, in.errorBinary(req, fmt.Sprintf("hashing not started: %v", err))
 	}
 	hctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
-	d, err := hashFile(hctx, hashRequest{
-		procRoot: in.cfg.ProcRoot, pid: req.PID, path: req.Path, stat: req.Stat, hasStat: req.HasStat,
-		md5: needMD5, sha512: needSHA512, maxBytes: in.cfg.MaxBytes,
-	})
+	d, err := hashOpen(hctx, f, st, r)
 	cancel()
-	<-in.sem
+	in.sched.release(high)
 	if err != nil {
 		return nil, in.hashFailed(ctx, req, err)
 	}
@@ -274,11 +352,29 @@ func (in *Inspector) hash(ctx context.Context, req lineage.BinaryRequest, needMD
 	return d, nil
 }
 
+// ownerOf is the uid owning an open file (0 when fstat fails: the file is
+// then hashed under the general limit, never refused for it).
+func ownerOf(f *os.File) uint32 {
+	var st syscall.Stat_t
+	if syscall.Fstat(int(f.Fd()), &st) != nil {
+		return 0
+	}
+	return st.Uid
+}
+
+// QueueFull counts hash requests refused because the queue was full.
+func (in *Inspector) QueueFull() uint64 { return in.queueFull.Load() }
+
 // hashFailed turns a hashing error into the error binary, remembering it
 // when the file itself is over a limit so it is not read again each exec.
 // Only the file's own limits are remembered, not a caller that gave up.
 func (in *Inspector) hashFailed(ctx context.Context, req lineage.BinaryRequest, err error) *event.Binary {
 	b := in.errorBinary(req, err.Error())
+	if errors.Is(err, ErrVanished) {
+		if why := neverHashed(req.ExeFlags); why != "" {
+			b.Reason = why
+		}
+	}
 	if errors.Is(err, errLimit) && req.HasStat && ctx.Err() == nil {
 		in.mu.Lock()
 		if len(in.limited) >= in.cfg.MaxCached {
@@ -295,11 +391,12 @@ func (in *Inspector) hashFailed(ctx context.Context, req lineage.BinaryRequest, 
 func (in *Inspector) verdict(req lineage.BinaryRequest, d *Digests, gen uint64, claim PackageFile, claimed bool) *event.Binary {
 	k := in.vkey(d, req.Path, gen)
 	in.mu.Lock()
-	if b, ok := in.verdicts[k]; ok {
+	if v := in.verdicts[k]; v != nil && in.sigsUnchanged(v, req.Path, d) {
 		in.mu.Unlock()
-		return b
+		return v.b
 	}
 	in.mu.Unlock()
+	sigs := in.policy.Load().sigFingerprint(req.Path, d.SHA256)
 
 	b := &event.Binary{
 		Path: req.Path, SHA256: hexs(d.SHA256), Size: d.Stat.Size, Inode: d.Stat.Inode,
@@ -310,7 +407,7 @@ func (in *Inspector) verdict(req lineage.BinaryRequest, d *Digests, gen uint64, 
 	if len(in.verdicts) >= in.cfg.MaxCached {
 		clear(in.verdicts)
 	}
-	in.verdicts[k] = b
+	in.verdicts[k] = &verdictEntry{b: b, sigs: sigs, checked: time.Now()}
 	in.mu.Unlock()
 	return b
 }
@@ -318,7 +415,7 @@ func (in *Inspector) verdict(req lineage.BinaryRequest, d *Digests, gen uint64, 
 // judge fills the verdict: a signature decides when one exists, then the
 // package database, else unsigned.
 func (in *Inspector) judge(b *event.Binary, path string, d *Digests, claim PackageFile, claimed bool) {
-	if sv := in.policy.verify(path, d); sv.found {
+	if sv := in.policy.Load().verify(path, d); sv.found {
 		b.Verdict, b.Signer, b.KeyID, b.Reason = sv.verdict, sv.signer, sv.keyID, sv.reason
 		return
 	}
@@ -341,6 +438,10 @@ func (in *Inspector) judge(b *event.Binary, path string, d *Digests, claim Packa
 		}
 		if got != nil && bytes.Equal(got, claim.Digest) {
 			b.Verdict = event.VerdictPackageVerified
+			if u, ok := in.pkgs.(untrustedDB); ok && u.Untrusted(claim) {
+				b.Verdict = event.VerdictPackageUntrusted
+				b.Reason = fmt.Sprintf("package %s's record of %s was written outside the package manager", claim.Package, path)
+			}
 			return
 		}
 		b.Verdict = event.VerdictPackageModified
@@ -368,4 +469,27 @@ func hostFileIs(path string, st sensor.FileStat) bool {
 	}
 	sys, ok := info.Sys().(*syscall.Stat_t)
 	return ok && sameImage(st, procfs.FileStatOf(sys))
+}
+
+// SetTrustPolicy puts a new set of trusted keys and signature directory in
+// force (a SIGHUP reload). Verdicts are cached per policy version, so every
+// binary is judged again under the new one. Safe for concurrent use.
+func (in *Inspector) SetTrustPolicy(p *TrustPolicy) {
+	if p != nil {
+		in.policy.Store(p)
+	}
+}
+
+// neverHashed says why a binary that vanished before it was read was never
+// hashed, when its exec said it had no path or an unlinked one: only the
+// process held it, and the process was gone (a memfd exec that exits at
+// once). "" for an ordinary file.
+func neverHashed(f sensor.ExecFlags) string {
+	switch {
+	case f&sensor.ExecExePseudo != 0:
+		return "never hashed: the image was a memfd (a file with no path) and its process exited before it could be read"
+	case f&sensor.ExecExeDeleted != 0:
+		return "never hashed: the image was a deleted file and its process exited before it could be read"
+	}
+	return ""
 }

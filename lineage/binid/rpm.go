@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,7 +31,9 @@ type RPM struct {
 	Query   func(ctx context.Context) ([]byte, error)
 	Now     func() time.Time
 
-	db watched
+	db     watched
+	taints taints
+	sync   atomic.Pointer[func()]
 }
 
 func (r *RPM) query(ctx context.Context) ([]byte, error) {
@@ -62,6 +65,7 @@ func (r *RPM) watch() watchSpec {
 			return "-"
 		},
 		load: func() (map[string]PackageFile, error) {
+			runSync(&r.sync)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			out, err := r.query(ctx)

@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/lineaged/lineaged/lineage/internal/safefile"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -35,7 +37,10 @@ type TrustedKey struct {
 }
 
 // TrustPolicy is the set of trusted keys and where detached signatures are
-// looked up. Keys that could not be loaded are kept as errors: binaries
+// looked up: the admin's SignatureDir first, then <binary>.sig and
+// <binary>.sigstore.json beside the binary, which count only when root owns
+// them. No signature file is read through a symlink, and a malformed one
+// decides the verdict (error) only when no other signature verifies. Keys that could not be loaded are kept as errors: binaries
 // whose signature no good key verifies then get verdict error naming them.
 type TrustPolicy struct {
 	Keys   []*TrustedKey
@@ -124,44 +129,91 @@ type detached struct {
 	err    error  // malformed signature file
 }
 
-// findSignatures looks next to the binary and in the signature directory.
-// A missing file is not an error; an unreadable or malformed one is.
-func (p *TrustPolicy) findSignatures(path string, sha []byte) []detached {
-	var cands []string
-	if path != "" && !strings.HasSuffix(path, " (deleted)") && strings.HasPrefix(path, "/") {
-		cands = append(cands, path+".sig", path+".sigstore.json")
-	}
+// sigCandidate is a file a signature of a binary may be in; beside is set
+// for the files next to the binary, which must be root's to count.
+type sigCandidate struct {
+	path   string
+	beside bool
+}
+
+// sigCandidates lists where signatures of the binary at path with digest
+// sha are looked for: the admin's signature directory first, then beside
+// the binary.
+func (p *TrustPolicy) sigCandidates(path string, sha []byte) []sigCandidate {
+	var cands []sigCandidate
 	if p.SignatureDir != "" {
 		h := hex.EncodeToString(sha)
-		cands = append(cands, filepath.Join(p.SignatureDir, h+".sig"), filepath.Join(p.SignatureDir, h+".sigstore.json"))
+		cands = append(cands, sigCandidate{path: filepath.Join(p.SignatureDir, h+".sig")}, sigCandidate{path: filepath.Join(p.SignatureDir, h+".sigstore.json")})
 	}
+	if path != "" && !strings.HasSuffix(path, " (deleted)") && strings.HasPrefix(path, "/") {
+		cands = append(cands, sigCandidate{path: path + ".sig", beside: true}, sigCandidate{path: path + ".sigstore.json", beside: true})
+	}
+	return cands
+}
+
+// errNotRoot marks a signature file beside a binary that root does not own:
+// any user who can write that directory could have put it there.
+var errNotRoot = errors.New("not owned by root")
+
+// findSignatures looks in the signature directory, then next to the
+// binary. A missing file is not an error, nor is a file beside the binary
+// that root does not own (it is ignored); an unreadable or malformed one
+// is.
+func (p *TrustPolicy) findSignatures(path string, sha []byte) []detached {
 	var out []detached
-	for _, c := range cands {
-		b, err := p.readSig(c)
-		if errors.Is(err, fs.ErrNotExist) {
+	for _, c := range p.sigCandidates(path, sha) {
+		b, err := p.readSig(c.path, c.beside)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotRoot) {
 			continue
 		}
 		if err != nil {
-			out = append(out, detached{source: c, err: err})
+			out = append(out, detached{source: c.path, err: err})
 			continue
 		}
-		if strings.HasSuffix(c, ".sigstore.json") {
-			out = append(out, parseBundle(c, b, sha))
+		if strings.HasSuffix(c.path, ".sigstore.json") {
+			out = append(out, parseBundle(c.path, b, sha))
 		} else {
-			out = append(out, parseSig(c, b))
+			out = append(out, parseSig(c.path, b))
 		}
 	}
 	return out
 }
 
-func (p *TrustPolicy) readSig(path string) ([]byte, error) {
+// readSig reads a signature file, never through a symlink; beside a binary
+// only a root-owned file counts.
+func (p *TrustPolicy) readSig(path string, beside bool) ([]byte, error) {
 	// Signature files sit beside binaries that users control: a FIFO planted
-	// as <binary>.sig must not stall a hashing worker in open.
-	b, err := safefile.ReadRegular(path, safefile.Options{MaxBytes: p.MaxSigBytes})
+	// as <binary>.sig must not stall a hashing worker in open, and a symlink
+	// must not make the sensor read (and report on) another file.
+	f, info, err := safefile.OpenRegular(path, safefile.Options{NoFollow: true, MaxBytes: p.MaxSigBytes})
 	if err != nil {
 		return nil, fmt.Errorf("signature file %w", err)
 	}
+	defer f.Close()
+	if st, ok := info.Sys().(*syscall.Stat_t); beside && (!ok || st.Uid != 0) {
+		return nil, fmt.Errorf("signature file %s: %w", path, errNotRoot)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, p.MaxSigBytes))
+	if err != nil {
+		return nil, fmt.Errorf("signature file %s: %w", path, err)
+	}
 	return b, nil
+}
+
+// sigFingerprint identifies the signature files of a binary as they are
+// now (which exist, and each one's inode, size, times and owner), so a
+// verdict is judged again when one is added, replaced or removed.
+func (p *TrustPolicy) sigFingerprint(path string, sha []byte) string {
+	var b strings.Builder
+	for _, c := range p.sigCandidates(path, sha) {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(c.path, &st); err != nil {
+			b.WriteString("-;")
+			continue
+		}
+		fmt.Fprintf(&b, "%d:%d:%d:%d.%d:%d.%d:%d:%o;", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, st.Uid, st.Mode)
+	}
+	return b.String()
 }
 
 // parseSig decodes a cosign sign-blob signature: base64 of the raw
@@ -253,14 +305,17 @@ func (p *TrustPolicy) verify(path string, d *Digests) sigVerdict {
 	if len(sigs) == 0 {
 		return sigVerdict{}
 	}
-	var problems []string
+	var problems, malformed []string
 	for _, s := range sigs {
 		if s.err != nil {
 			if errors.Is(s.err, errDigestMismatch) {
 				problems = append(problems, fmt.Sprintf("%s: %v", s.source, s.err))
 				continue
 			}
-			return sigVerdict{found: true, verdict: "error", reason: s.err.Error()}
+			// A broken file does not hide a good signature found in
+			// another place: it decides only when none verifies.
+			malformed = append(malformed, s.err.Error())
+			continue
 		}
 		keys := p.Keys
 		if s.keyID != "" {
@@ -294,6 +349,9 @@ func (p *TrustPolicy) verify(path string, d *Digests) sigVerdict {
 		} else {
 			problems = append(problems, fmt.Sprintf("%s: no trusted keys configured", s.source))
 		}
+	}
+	if len(malformed) > 0 {
+		return sigVerdict{found: true, verdict: "error", reason: strings.Join(append(malformed, problems...), "; ")}
 	}
 	if len(p.Broken) > 0 {
 		// A key that failed to load might have been the one: say so

@@ -53,13 +53,16 @@ func PostureDetailed(kind string) bool {
 
 // Kinds of enriched events.
 const (
-	KindProcessExec   = "process.exec"
-	KindProcessExit   = "process.exit"
-	KindProcessFork   = "process.fork"
-	KindFileOpen      = "file.open"
-	KindFileDelete    = "file.delete"
-	KindFileRename    = "file.rename"
-	KindFileChmod     = "file.chmod"
+	KindProcessExec = "process.exec"
+	KindProcessExit = "process.exit"
+	KindProcessFork = "process.fork"
+	KindFileOpen    = "file.open"
+	KindFileDelete  = "file.delete"
+	KindFileRename  = "file.rename"
+	KindFileChmod   = "file.chmod"
+	// KindFileModify is any other change to a file by a session member:
+	// File.Op says which (FileOp* below).
+	KindFileModify    = "file.modify"
 	KindNetConnect    = "net.connect"
 	KindPostureSample = "posture.sample"
 	KindPostureChange = "posture.change"
@@ -71,6 +74,32 @@ const (
 	// KindAgentToolCall is one tool call an agent's hook asked the sensor
 	// about (docs/hooks.md), allowed or denied.
 	KindAgentToolCall = "agent.tool_call"
+	// KindProcessBinary follows a process.exec that went out before its
+	// binary was hashed (partial "binary"): the same exec_id, with the
+	// binary's identity once known.
+	KindProcessBinary = "process.binary"
+	// KindSensorCheckpoint is a signed checkpoint of the output's hash
+	// chain (docs/audit.md): at an interval, before a file rotation and at
+	// stop.
+	KindSensorCheckpoint = "sensor.checkpoint"
+	// KindAgentSessionStart and KindAgentSessionEnd summarise an agent
+	// session: its first event, and its end with what it did (Session).
+	KindAgentSessionStart = "agent.session_start"
+	KindAgentSessionEnd   = "agent.session_end"
+	// KindSensorTamper is something done to the sensor itself: a signal,
+	// its death, ptrace, a write to its memory, a bpf() command on its
+	// kernel objects (docs/threat-model.md, Tamper).
+	KindSensorTamper = "sensor.tamper"
+)
+
+// Kinds of the network operations beyond connect.
+const (
+	// KindNetSend is a send that named its destination (sendto, sendmsg,
+	// sendmmsg): unconnected UDP, TCP Fast Open, AF_UNIX datagrams.
+	KindNetSend = "net.send"
+	// KindNetListen is a listen(2): the process opened a listening port
+	// (or AF_UNIX socket).
+	KindNetListen = "net.listen"
 )
 
 // Event is one enriched event.
@@ -93,10 +122,22 @@ type Event struct {
 	Sensor   *Sensor   `json:"sensor,omitempty"`
 	Alert    *Alert    `json:"alert,omitempty"`
 	Tool     *ToolCall `json:"tool,omitempty"`
+	Session  *Session  `json:"session,omitempty"`
+	// Checkpoint is the body of a sensor.checkpoint, filled by the sink's
+	// chain stage (docs/audit.md).
+	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
+	Tamper     *Tamper     `json:"tamper,omitempty"`
 	// Partial names the parts enrichment could not complete ("process",
 	// "ancestry", "binary"): the event was emitted with what was known
 	// rather than held back or dropped.
 	Partial []string `json:"partial,omitempty"`
+	// Untracked is set on a process.fork whose child, or a process.exec
+	// (an agent starting a session, a usermode helper joining one) whose
+	// process, the kernel could not make a member of the session the event
+	// names: its sessions map was full. Nothing the process does later, nor
+	// anything it starts, is reported in that session (docs/schema.md).
+	// Policy events copying such an event keep it.
+	Untracked bool `json:"untracked,omitempty"`
 	// Deny is a kernel deny-exec record on its way from lineage to the
 	// policy stage, which turns it into policy events and clears it.
 	// Encoders never write it.
@@ -143,7 +184,32 @@ type Process struct {
 	// CurrentParentExecID is set when the process was reparented (to pid 1
 	// or a subreaper): ParentExecID stays the parent it was born with.
 	CurrentParentExecID string `json:"current_parent_exec_id,omitempty"`
+	// ExeFlags says when Exe is not an ordinary path (ExeMemfd,
+	// ExeDeleted, ExeOutsideRoot), as the kernel's path walk found it.
+	ExeFlags []string `json:"exe_flags,omitempty"`
+	// Loaded is the program a dynamic loader exec'd as a program
+	// (`ld-linux-x86-64.so.2 ./payload`) was asked to run: Exe and Binary
+	// are the loader's. Verdict error with a reason when it could not be
+	// read (a bare name the loader searches for is named as given).
+	Loaded *Binary `json:"loaded,omitempty"`
+	// AgentLookalike marks an image whose path the agent table recognises
+	// but that started inside an agent session without a verified binary:
+	// it is an ordinary member of that session, not a nested agent
+	// (docs/agents.md, "Agent identity").
+	AgentLookalike bool `json:"agent_lookalike,omitempty"`
 }
+
+// Values of Process.ExeFlags.
+const (
+	// ExeMemfd: the file has no path (a memfd or another pseudo file,
+	// fexecve'd): Exe is its name, with no leading '/'.
+	ExeMemfd = "memfd"
+	// ExeDeleted: the file had been unlinked: Exe is its last path.
+	ExeDeleted = "deleted"
+	// ExeOutsideRoot: the file is not under the process's root (chroot,
+	// or a file opened before pivot_root): Exe is from its mount's root.
+	ExeOutsideRoot = "outside-root"
+)
 
 // Verdicts of binary identity.
 const (
@@ -151,8 +217,11 @@ const (
 	VerdictSignedUntrusted = "signed-untrusted"
 	VerdictPackageVerified = "package-verified"
 	VerdictPackageModified = "package-modified"
-	VerdictUnsigned        = "unsigned"
-	VerdictError           = "error"
+	// VerdictPackageUntrusted: the package record the binary matches was
+	// written by a process other than the package manager.
+	VerdictPackageUntrusted = "package-untrusted"
+	VerdictUnsigned         = "unsigned"
+	VerdictError            = "error"
 )
 
 // Binary is the identity of an executable file.
@@ -187,10 +256,35 @@ type Agent struct {
 	RootExecID string   `json:"root_exec_id"`
 	Role       string   `json:"role"`
 	ToolUse    *ToolUse `json:"tool_use,omitempty"`
+	// SessionIDHint marks a session_id read from the environment of a
+	// process below the agent's direct children (memory a session member
+	// writes), not from the agent's argv, its direct children or its
+	// transcript: a hint, not established.
+	SessionIDHint bool `json:"session_id_hint,omitempty"`
 	// ParentSessionRootExecID links a nested agent session to the session
 	// whose tool started it.
 	ParentRootExecID string `json:"parent_root_exec_id,omitempty"`
+	// Via says how a process left its session's kernel lineage and was
+	// put back into it: ViaUsermodeHelper. Empty for an ordinary member.
+	Via string `json:"via,omitempty"`
+	// Verified, Verification and VerifiedAt say whether the session's root
+	// binary is the agent it looks like (docs/agents.md, "Agent
+	// identity"): Verification is "hash-list" or "signature" (Verified
+	// true), "unverified" (the path matched the agent table, the binary is
+	// no known release: agent-unverified) or "pending" (not known yet).
+	// VerifiedAt is when lineage settled it; nil while pending.
+	Verified     *bool      `json:"verified,omitempty"`
+	Verification string     `json:"verification,omitempty"`
+	VerifiedAt   *time.Time `json:"verified_at,omitempty"`
+	// Release is the known release the root binary matched.
+	Release string `json:"release,omitempty"`
 }
+
+// ViaUsermodeHelper: the kernel ran the process (or its ancestor) as a
+// usermode helper (core_pattern, modprobe, hotplug, uevent_helper) that a
+// member of the session had set; its parent is a kernel thread. Inferred
+// from the setting's value, not from a kernel lineage.
+const ViaUsermodeHelper = "usermode-helper"
 
 // ToolUse is the agent's tool call.
 type ToolUse struct {
@@ -215,6 +309,11 @@ const (
 	AttributionTranscript = "transcript"
 	// AttributionPath: a Read, Write or Edit call naming the file's path.
 	AttributionPath = "path"
+	// AttributionUntrusted: tied through the transcript (as transcript or
+	// path) while something other than the agent's own process wrote to
+	// the transcript (or it has another hard link): a session member may
+	// have forged the record.
+	AttributionUntrusted = "untrusted"
 )
 
 // Tool-call decisions.
@@ -304,7 +403,76 @@ type File struct {
 	Flags         uint32  `json:"flags,omitempty"`
 	Perm          *uint32 `json:"perm,omitempty"` // chmod / create mode bits
 	Result        int32   `json:"result,omitempty"`
+	// SyscallABI is "ia32" for a call made through 32-bit emulation
+	// (int $0x80, from a 32-bit program or a 64-bit one).
+	SyscallABI string `json:"syscall_abi,omitempty"`
+	// PathSource is where Path comes from (PathSource* below).
+	PathSource string `json:"path_source,omitempty"`
+	// RawPath (NewRawPath) is the name as the caller gave it when the
+	// kernel replaced a /proc link at its start by what the link names.
+	RawPath    string `json:"raw_path,omitempty"`
+	NewRawPath string `json:"new_raw_path,omitempty"`
+	// NameChanged: the name in the caller's memory differed between the
+	// start and the end of the call. NameUnreadable: it could not be read
+	// at the start; the path was read at the end.
+	NameChanged    bool `json:"name_changed,omitempty"`
+	NameUnreadable bool `json:"name_unreadable,omitempty"`
+	// AtEntry: sent when the call began (the kernel's table of calls in
+	// flight was full); the result is unknown.
+	AtEntry bool `json:"at_entry,omitempty"`
+	// ByHandle: opened by open_by_handle_at; the path is the file opened.
+	ByHandle bool `json:"by_handle,omitempty"`
+	// Exchange: a renameat2 with RENAME_EXCHANGE, which swaps path and
+	// new_path: both still exist.
+	Exchange bool `json:"exchange,omitempty"`
+	// Dev, Inode and MountID identify the opened file whatever name it
+	// was reached by (opens and fchmod; 0 when there is none).
+	Dev     uint64 `json:"dev,omitempty"`
+	Inode   uint64 `json:"inode,omitempty"`
+	MountID int32  `json:"mount_id,omitempty"`
+
+	// file.modify only (FileOp* below). Op is the change; Syscall the
+	// call's name. Length: truncate's new size. UID and GID: chown's new
+	// owner, -1 when left as is. Rdev: mknod's device number (major <<
+	// 20 | minor). Target: a symlink's content, as given (path is the
+	// link). Xattr: the extended attribute's name. Perm carries mkdir's
+	// and mknod's mode (with mknod's file type), new_path link's new name.
+	Op      string `json:"op,omitempty"`
+	Syscall string `json:"syscall,omitempty"`
+	Length  *int64 `json:"length,omitempty"`
+	UID     *int64 `json:"uid,omitempty"`
+	GID     *int64 `json:"gid,omitempty"`
+	Rdev    uint32 `json:"rdev,omitempty"`
+	Target  string `json:"target,omitempty"`
+	Xattr   string `json:"xattr,omitempty"`
 }
+
+// File.Op values of a file.modify event.
+const (
+	FileOpTruncate    = "truncate"
+	FileOpUtimes      = "utimes"
+	FileOpChown       = "chown"
+	FileOpLink        = "link"
+	FileOpSymlink     = "symlink"
+	FileOpMknod       = "mknod"
+	FileOpMkdir       = "mkdir"
+	FileOpSetxattr    = "setxattr"
+	FileOpRemovexattr = "removexattr"
+)
+
+// File.PathSource values.
+const (
+	// PathSourceKernel: walked from the opened file; relative names,
+	// symlinks and ".." resolved.
+	PathSourceKernel = "kernel"
+	// PathSourceName: the caller's name, joined in the kernel to the
+	// directory it is relative to (dirfd, cwd, or the fd, cwd or root a
+	// /proc link names); symlinks and ".." in the rest remain.
+	PathSourceName = "name"
+	// PathSourceAsGiven: the literal name; it begins with a /proc link the
+	// kernel could not resolve (another process's, a closed fd).
+	PathSourceAsGiven = "as-given"
+)
 
 // Net is the object of a network event.
 type Net struct {
@@ -315,6 +483,31 @@ type Net struct {
 	SrcIP    string `json:"src_ip,omitempty"`
 	SrcPort  uint16 `json:"src_port,omitempty"`
 	Result   int32  `json:"result,omitempty"`
+
+	// Set by kernels that report the network operations (docs/schema.md#net).
+
+	// SocketType: "stream", "dgram", "seqpacket", "raw".
+	SocketType string `json:"socket_type,omitempty"`
+	// UnixPath is an AF_UNIX destination (net.listen: the bound name):
+	// the socket file's path, or an abstract name (UnixAbstract).
+	UnixPath          string `json:"unix_path,omitempty"`
+	UnixAbstract      bool   `json:"unix_abstract,omitempty"`
+	UnixPathAsGiven   bool   `json:"unix_path_as_given,omitempty"`
+	UnixPathTruncated bool   `json:"unix_path_truncated,omitempty"`
+	// DstSource says where the destination was read: "socket" (the
+	// kernel's copy) or "caller" (the caller's memory at syscall exit).
+	DstSource string `json:"dst_source,omitempty"`
+	// DstRewritten: the caller's sockaddr at exit named another
+	// destination than the socket's (changed during the call).
+	DstRewritten bool `json:"dst_rewritten,omitempty"`
+	// SockaddrUnreadable: the caller's sockaddr could not be read at exit.
+	SockaddrUnreadable bool `json:"sockaddr_unreadable,omitempty"`
+	// SyscallABI is "ia32" for a call through 32-bit emulation (int $0x80).
+	SyscallABI string `json:"syscall_abi,omitempty"`
+	Socketcall bool   `json:"socketcall,omitempty"`
+	FastOpen   bool   `json:"fastopen,omitempty"`
+	Backlog    uint32 `json:"backlog,omitempty"`  // net.listen
+	Messages   uint32 `json:"messages,omitempty"` // net.send by sendmmsg: vector length
 }
 
 // Exit is how a process ended.
@@ -353,7 +546,54 @@ type Sensor struct {
 	Source     string `json:"source,omitempty"` // "live" or "replay:<file>"
 	Hooks      string `json:"hooks,omitempty"`  // "tracepoint" or the richer path in use
 	Reason     string `json:"reason,omitempty"`
+	// PreviousInstanceID and PreviousEnd describe the run before this one
+	// on sensor.start, from the audit state directory: how it ended, stop
+	// (a clean stop with its final checkpoint) or crash.
+	PreviousInstanceID string `json:"previous_instance_id,omitempty"`
+	PreviousEnd        string `json:"previous_end,omitempty"`
 }
+
+// How the previous run ended (Sensor.PreviousEnd).
+const (
+	PreviousEndStop  = "stop"
+	PreviousEndCrash = "crash"
+)
+
+// Checkpoint is what a sensor.checkpoint covers and commits to; the
+// signature itself is in the line's chain member (docs/audit.md).
+type Checkpoint struct {
+	// Reason is interval, rotation or stop.
+	Reason string `json:"reason"`
+	// Epoch numbers the signing keys: epoch N is signed by the key that
+	// checkpoint N-1 announced in NextKey (epoch 0: the key printed by
+	// lineaged key). It continues across runs.
+	Epoch      uint64 `json:"epoch"`
+	InstanceID string `json:"instance_id"`
+	// Head is the chain hash of the line before this checkpoint in the
+	// same output stream.
+	Head string `json:"head"`
+	// FirstSeq..LastSeq is the seq range of the events written since the
+	// previous checkpoint of this run (Events of them).
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+	LastSeq  uint64 `json:"last_seq,omitempty"`
+	Events   uint64 `json:"events"`
+	// Loss counts the events sensor.loss reported lost in this run so far,
+	// by where.
+	Loss map[string]uint64 `json:"loss,omitempty"`
+	// Algorithm is ed25519 or ecdsa-p256; KeyID the SHA-256 of the signing
+	// key's DER public key (hex); NextKey the next epoch's public key,
+	// base64 DER (SubjectPublicKeyInfo).
+	Algorithm string `json:"algorithm"`
+	KeyID     string `json:"key_id"`
+	NextKey   string `json:"next_key"`
+}
+
+// Checkpoint reasons.
+const (
+	CheckpointInterval = "interval"
+	CheckpointRotation = "rotation"
+	CheckpointStop     = "stop"
+)
 
 // Alert is a policy finding or action.
 type Alert struct {
@@ -377,6 +617,49 @@ type Alert struct {
 	// Trigger is that event while it has no event_id yet: the sequencer
 	// fills TriggerEventID from it and clears it. Never encoded.
 	Trigger *Event `json:"-"`
+}
+
+// Tamper is what a sensor.tamper reports. The event's process is who did
+// it (for action sensor-exit, the last process that signalled the sensor,
+// or the sensor itself after a crash), with its session and tool call when
+// it is an agent-session member.
+type Tamper struct {
+	// Action: signal, sensor-exit, ptrace, process-vm-write, pidfd-getfd
+	// or bpf (seen by the kernel), detached, recognisers-changed or
+	// membership-deleted (found and repaired by the sensor's self-check),
+	// loginuid (a session member changed its login uid).
+	Action string `json:"action"`
+	// SensorPID is the sensor process acted on.
+	SensorPID uint32 `json:"sensor_pid"`
+	// Signal is the signal sent (signal) or the one the sensor died of
+	// (sensor-exit).
+	Signal int `json:"signal,omitempty"`
+	// ExitCode is the sensor's exit code when it exited without a signal
+	// (sensor-exit).
+	ExitCode int `json:"exit_code,omitempty"`
+	// Request names the ptrace request or the bpf command
+	// (PTRACE_SEIZE, BPF_MAP_DELETE_ELEM), or the fd taken (pidfd-getfd).
+	Request string `json:"request,omitempty"`
+	// Object ("map", "prog", "link") and ObjectID name the sensor's BPF
+	// object of a bpf action.
+	Object   string `json:"object,omitempty"`
+	ObjectID uint32 `json:"object_id,omitempty"`
+	// Comm is the actor's command name as the kernel had it.
+	Comm string `json:"comm,omitempty"`
+	// Program is the sensor's program found detached (action detached).
+	Program string `json:"program,omitempty"`
+	// LoginUID is the login uid a session member set (action loginuid);
+	// SessionLoginUID the one its session started with, which the
+	// member's events keep.
+	LoginUID        *uint32 `json:"login_uid,omitempty"`
+	SessionLoginUID *uint32 `json:"session_login_uid,omitempty"`
+	// Refused is set when the kernel denied the operation (BPF LSM).
+	Refused bool `json:"refused,omitempty"`
+	// Path is the file written and Anchor its class (action
+	// trust-anchor: package-db, signatures, trusted-key, lineaged,
+	// ld-preload, sudoers; docs/threat-model.md, Trust anchors).
+	Path   string `json:"path,omitempty"`
+	Anchor string `json:"anchor,omitempty"`
 }
 
 // Deny is what the kernel reported for an exec it denied (sensor.Deny),
@@ -434,4 +717,41 @@ func NewEventID(t time.Time, instance string, seq uint64) string {
 	u[6] = (u[6] & 0x0f) | 0x70 // version 7
 	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
 	return u.String()
+}
+
+// Session is an agent session's summary (agent.session_start,
+// agent.session_end); the session itself is the event's agent block.
+type Session struct {
+	// Start is the session root's start time when known, else the time
+	// of the session's first event.
+	Start time.Time `json:"start"`
+	// End and EndReason are set on agent.session_end: the root exited
+	// (SessionEndExit) or the sensor stopped while it ran
+	// (SessionEndSensorStop).
+	End       time.Time `json:"end,omitzero"`
+	EndReason string    `json:"end_reason,omitempty"`
+	// Counts is what the session did (agent.session_end).
+	Counts *SessionCounts `json:"counts,omitempty"`
+}
+
+// Why an agent session's summary ended.
+const (
+	SessionEndExit       = "exit"
+	SessionEndSensorStop = "sensor-stop"
+)
+
+// SessionCounts is what an agent session did, counted over its events.
+type SessionCounts struct {
+	// Processes counts process.exec events; FilesWritten the distinct
+	// paths opened for writing, created, renamed to or deleted;
+	// Connections net.connect events.
+	Processes    uint64 `json:"processes"`
+	FilesWritten uint64 `json:"files_written"`
+	Connections  uint64 `json:"connections"`
+	// ToolCalls counts the tool calls the agent's hook asked about
+	// (agent.tool_call of PreToolUse); DeniedToolCalls those denied.
+	ToolCalls       uint64 `json:"tool_calls"`
+	DeniedToolCalls uint64 `json:"denied_tool_calls"`
+	// Alerts counts policy.alert events.
+	Alerts uint64 `json:"alerts"`
 }

@@ -33,6 +33,8 @@ const (
 	varNet      = "net"
 	varSessions = "sessions"
 	varTool     = "tool"
+	// varTamper is what a sensor.tamper reports (action, path, anchor).
+	varTamper = "tamper"
 )
 
 // newEnv builds the CEL environment of the rules.
@@ -46,6 +48,7 @@ func newEnv() (*cel.Env, error) {
 			reflect.TypeOf(&event.Posture{}),
 			reflect.TypeOf(&event.File{}),
 			reflect.TypeOf(&event.Net{}),
+			reflect.TypeOf(&event.Tamper{}),
 		),
 		ext.Strings(),
 		ext.Bindings(),
@@ -61,6 +64,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable(varNet, obj(&event.Net{})),
 		cel.Variable(varSessions, cel.IntType),
 		cel.Variable(varTool, cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable(varTamper, obj(&event.Tamper{})),
 	)
 }
 
@@ -77,6 +81,7 @@ const (
 	slotNet
 	slotSessions
 	slotTool
+	slotTamper
 	nSlots
 )
 
@@ -100,6 +105,7 @@ type activation struct {
 		posture  event.Posture
 		file     event.File
 		net      event.Net
+		tamper   event.Tamper
 	}
 }
 
@@ -138,6 +144,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		slot = slotSessions
 	case varTool:
 		slot = slotTool
+	case varTamper:
+		slot = slotTamper
 	default:
 		return nil, false
 	}
@@ -183,6 +191,8 @@ func (a *activation) value(slot int) ref.Val {
 		raw = orEmpty(ev.File, &a.empty.file)
 	case slotNet:
 		raw = orEmpty(ev.Net, &a.empty.net)
+	case slotTamper:
+		raw = orEmpty(ev.Tamper, &a.empty.tamper)
 	}
 	return a.adapter.NativeToValue(raw)
 }

@@ -54,6 +54,12 @@ func rename(from, to string) *event.Event {
 	return ev
 }
 
+func unixConnect(path string) *event.Event {
+	ev := session(event.KindNetConnect, "/usr/bin/python3.12", "/home/dev/proj")
+	ev.Net = &event.Net{Protocol: "unix", Family: "unix", UnixPath: path, SocketType: "stream", DstSource: "socket"}
+	return ev
+}
+
 func connect(ip string, port uint16) *event.Event {
 	ev := session(event.KindNetConnect, "/usr/bin/ssh", "/home/dev/proj")
 	ev.Net = &event.Net{Protocol: "tcp", Family: "inet", DstIP: ip, DstPort: port}
@@ -169,6 +175,49 @@ var defaultCases = []struct {
 			func(ev *event.Event) { ev.Agent.Role, ev.Process.ExecID = event.RoleRoot, "root" })
 	}, ""},
 
+	// agent-unverified
+	{"unverified agent root", func() *event.Event {
+		return with(exec("/tmp/x/claude/versions/9.9.9", "/tmp/x", event.VerdictUnsigned),
+			func(ev *event.Event) {
+				f := false
+				ev.Agent.Role, ev.Process.ExecID = event.RoleRoot, "root"
+				ev.Agent.Verified, ev.Agent.Verification, ev.Agent.VerifiedAt = &f, "unverified", &t0
+			})
+	}, "agent-unverified"},
+	{"unverified agent root settled by its binary follow-up", func() *event.Event {
+		return with(exec("/tmp/x/claude/versions/9.9.9", "/tmp/x", event.VerdictUnsigned),
+			func(ev *event.Event) {
+				f := false
+				ev.Kind, ev.Agent.Role, ev.Process.ExecID = event.KindProcessBinary, event.RoleRoot, "root"
+				ev.Agent.Verified, ev.Agent.Verification, ev.Agent.VerifiedAt = &f, "unverified", &t0
+			})
+	}, "agent-unverified"},
+	{"look-alike agent inside a session", func() *event.Event {
+		// Signed by an untrusted key: agent-runs-unverified-binary stays
+		// silent, this rule fires on the look-alike alone.
+		return with(exec("/tmp/x/claude/versions/9.9.9", "/tmp/x", event.VerdictSignedUntrusted),
+			func(ev *event.Event) {
+				ev.Process.AgentLookalike = true
+				ev.Process.Binary.Path = "/tmp/x/claude/versions/9.9.9"
+			})
+	}, "agent-unverified"},
+	{"verified agent root", func() *event.Event {
+		return with(exec("/home/dev/.local/share/claude/versions/2.1.332", "/home/dev/proj", event.VerdictUnsigned),
+			func(ev *event.Event) {
+				v := true
+				ev.Agent.Role, ev.Process.ExecID = event.RoleRoot, "root"
+				ev.Agent.Verified, ev.Agent.Verification, ev.Agent.VerifiedAt = &v, "hash-list", &t0
+			})
+	}, ""},
+	{"agent root still pending", func() *event.Event {
+		return with(exec("/home/dev/.local/share/claude/versions/2.1.332", "/home/dev/proj", event.VerdictUnsigned),
+			func(ev *event.Event) {
+				f := false
+				ev.Agent.Role, ev.Process.ExecID = event.RoleRoot, "root"
+				ev.Agent.Verified, ev.Agent.Verification = &f, "pending"
+			})
+	}, ""},
+
 	// agent-writes-persistence
 	{"bashrc", func() *event.Event { return open("/home/dev/.bashrc", "write") }, "agent-writes-persistence"},
 	// The sensor may report a successful open's result as the fd.
@@ -212,6 +261,11 @@ var defaultCases = []struct {
 	{"systemctl start", func() *event.Event {
 		return exec("/usr/bin/systemctl", "/home/dev/proj", event.VerdictPackageVerified, "--user", "start", "x")
 	}, "agent-hands-off-work"},
+	{"docker socket", func() *event.Event { return unixConnect("/run/docker.sock") }, "agent-hands-off-work"},
+	{"rootless docker socket", func() *event.Event { return unixConnect("/run/user/1000/docker.sock") }, "agent-hands-off-work"},
+	{"containerd socket", func() *event.Event { return unixConnect("/run/containerd/containerd.sock") }, "agent-hands-off-work"},
+	{"tmux server socket", func() *event.Event { return unixConnect("/tmp/tmux-1000/default") }, "agent-hands-off-work"},
+	{"a project's own socket", func() *event.Event { return unixConnect("/home/dev/proj/run/app.sock") }, ""},
 	{"ssh to a remote host", func() *event.Event { return connect("192.0.2.10", 22) }, ""},
 	{"https to localhost", func() *event.Event { return connect("127.0.0.1", 443) }, ""},
 	{"systemctl status", func() *event.Event {
@@ -260,6 +314,64 @@ var defaultCases = []struct {
 	{"write a project's settings", func() *event.Event {
 		return open("/home/dev/proj/.claude/settings.json", event.ModeWrite)
 	}, ""},
+	// trust-anchor-written
+	{"forged dpkg record", func() *event.Event {
+		return &event.Event{Kind: event.KindSensorTamper, Process: &event.Process{PID: 42, Exe: "/usr/bin/bash"},
+			Tamper: &event.Tamper{Action: "trust-anchor", Path: "/var/lib/dpkg/info/coreutils.md5sums", Anchor: "package-db"}}
+	}, "trust-anchor-written"},
+	{"a signal to the sensor", func() *event.Event {
+		return &event.Event{Kind: event.KindSensorTamper, Tamper: &event.Tamper{Action: "signal", Signal: 15}}
+	}, ""},
+	// agent-sets-usermode-helper
+	{"core_pattern pipe", func() *event.Event {
+		return open("/proc/sys/kernel/core_pattern", event.ModeWrite)
+	}, "agent-sets-usermode-helper"},
+	{"binfmt_misc register", func() *event.Event {
+		return open("/proc/sys/fs/binfmt_misc/register", event.ModeWrite)
+	}, "agent-sets-usermode-helper"},
+	{"read core_pattern", func() *event.Event {
+		return open("/proc/sys/kernel/core_pattern", event.ModeRead)
+	}, ""},
+
+	// agent-grants-privilege
+	{"chmod u+s", func() *event.Event { return chmod("/home/dev/proj/sh", 0o4755) }, "agent-grants-privilege"},
+	{"chmod g+s", func() *event.Event { return chmod("/home/dev/proj/sh", 0o2755) }, "agent-grants-privilege"},
+	{"chmod +x", func() *event.Event { return chmod("/home/dev/proj/run.sh", 0o755) }, ""},
+	{"file capabilities", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/proj/py", Op: event.FileOpSetxattr, Xattr: "security.capability"})
+	}, "agent-grants-privilege"},
+	{"user xattr", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/proj/a", Op: event.FileOpSetxattr, Xattr: "user.origin"})
+	}, ""},
+
+	// agent-links-sensitive-file
+	{"symlink to shadow", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/proj/s", Op: event.FileOpSymlink, Target: "/etc/shadow"})
+	}, "agent-links-sensitive-file"},
+	{"hard link to a key", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/.ssh/id_ed25519", NewPath: "/home/dev/proj/k", Op: event.FileOpLink})
+	}, "agent-links-sensitive-file"},
+	{"symlink into /etc", func() *event.Event {
+		return modify(&event.File{Path: "/etc/profile.d/x.sh", Op: event.FileOpSymlink, Target: "/home/dev/proj/x.sh"})
+	}, "agent-links-sensitive-file"},
+	{"symlink in a project", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/proj/node_modules/.bin/tsc", Op: event.FileOpSymlink, Target: "../typescript/bin/tsc"})
+	}, ""},
+	{"failed symlink to shadow", func() *event.Event {
+		return modify(&event.File{Path: "/home/dev/proj/s", Op: event.FileOpSymlink, Target: "/etc/shadow", Result: -13})
+	}, ""},
+}
+
+func chmod(path string, perm uint32) *event.Event {
+	ev := session(event.KindFileChmod, "/usr/bin/chmod", "/home/dev/proj")
+	ev.File = &event.File{Path: path, Perm: &perm}
+	return ev
+}
+
+func modify(f *event.File) *event.Event {
+	ev := session(event.KindFileModify, "/usr/bin/ln", "/home/dev/proj")
+	ev.File = f
+	return ev
 }
 
 // Each default rule fires on its scripted events and no rule fires on the

@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
 )
 
 // DenyExecMax bounds the deny_exec entries. The kernel map holds twice as
@@ -33,11 +35,16 @@ const SHA256Prefix = "sha256:"
 // addition of its file to the kernel's deny map.
 const ActionDenyExec = "deny-exec"
 
+// DenyMemfd is the deny_exec entry that denies every image with no path:
+// a memfd (memfd_create and fexecve, the way to run a program that was
+// never written to disk).
+const DenyMemfd = "memfd"
+
 // ValidateDenyExec checks deny-exec entries: each is an absolute, clean
 // path of an executable ("/usr/bin/curl") or of a directory ending in '/'
-// ("/opt/tools/": everything below it), at most 255 bytes, or a binary's
-// SHA-256 ("sha256:" and 64 hex digits, either case). Errors name the
-// entry.
+// ("/opt/tools/": everything below it), at most 255 bytes, a binary's
+// SHA-256 ("sha256:" and 64 hex digits, either case), or "memfd". Errors
+// name the entry.
 func ValidateDenyExec(entries []string) error {
 	if len(entries) > DenyExecMax {
 		return fmt.Errorf("deny_exec: %d entries, at most %d", len(entries), DenyExecMax)
@@ -56,11 +63,18 @@ func ValidateDenyExec(entries []string) error {
 			seen[strings.ToLower(e)] = true
 			continue
 		}
+		if e == DenyMemfd {
+			if seen[e] {
+				return bad("listed twice")
+			}
+			seen[e] = true
+			continue
+		}
 		switch {
 		case e == "":
 			return bad("empty")
 		case !strings.HasPrefix(e, "/"):
-			return bad("not an absolute path")
+			return bad(`not an absolute path, a sha256: entry or "memfd"`)
 		case e == "/":
 			return bad("would deny every executable")
 		case len(e) > DenyPathMax:
@@ -91,6 +105,10 @@ func DenyKeys(entries []string, resolve func(string) (string, error)) map[string
 	for i, e := range entries {
 		if strings.HasPrefix(e, SHA256Prefix) {
 			continue // matched by file identity, once a copy is hashed
+		}
+		if e == DenyMemfd {
+			keys[sensor.DenyKeyPseudo] = uint32(i)
+			continue
 		}
 		if _, ok := keys[e]; !ok {
 			keys[e] = uint32(i)
@@ -271,4 +289,61 @@ func (s *Stage) denyByHash(dst []*event.Event, ev *event.Event) []*event.Event {
 		}
 	}
 	return append(dst, &act)
+}
+
+// denyLoadedEntry returns the deny_exec entry that names the program a
+// dynamic loader ran (process.loaded, its path resolved by binid): by its
+// SHA-256, or by its path or a directory above it as the kernel matches
+// them (DenyKeys); -1 when none does.
+func (s *Stage) denyLoadedEntry(b *event.Binary) int {
+	if b.SHA256 != "" {
+		if idx, ok := s.denyHash[b.SHA256]; ok {
+			return int(idx)
+		}
+	}
+	if !strings.HasPrefix(b.Path, "/") {
+		return -1
+	}
+	if idx, ok := s.denyPaths[b.Path]; ok {
+		return int(idx)
+	}
+	for dir := path.Dir(b.Path); ; dir = path.Dir(dir) {
+		if idx, ok := s.denyPaths[strings.TrimSuffix(dir, "/")+"/"]; ok && dir != "/" {
+			return int(idx)
+		}
+		if dir == "/" || dir == "." {
+			return -1
+		}
+	}
+}
+
+// denyLoaded handles an exec, in an agent session, of a dynamic loader run
+// as a program (`ld-linux-x86-64.so.2 /usr/bin/curl`) whose program a
+// deny_exec entry names. The kernel saw, and let run, an exec of the
+// loader: the program itself is never exec'd, so neither the path keys nor
+// the (dev, inode) keys of the kernel's deny map can refuse it. The stage
+// alerts and kills the process, as kill-process would; it has run for as
+// long as enrichment took.
+func (s *Stage) denyLoaded(dst []*event.Event, ev *event.Event) []*event.Event {
+	if len(s.denyExec) == 0 || ev.Kind != event.KindProcessExec || ev.Agent == nil || ev.Agent.RootExecID == "" ||
+		ev.Process == nil || ev.Process.Loaded == nil {
+		return dst
+	}
+	b := ev.Process.Loaded
+	idx := s.denyLoadedEntry(b)
+	if idx < 0 {
+		return dst
+	}
+	s.counts.alert(RuleDenyExec, "high")
+	alert := *ev
+	alert.Kind = event.KindPolicyAlert
+	alert.Seq, alert.EventID = 0, ""
+	alert.Alert = &event.Alert{
+		Rule:     RuleDenyExec,
+		Severity: "high",
+		Message:  fmt.Sprintf("an agent session ran %q through the dynamic loader %q; deny_exec entry %q denies it", b.Path, ev.Process.Exe, s.denyExec[idx]),
+		Trigger:  ev,
+	}
+	dst = append(dst, &alert)
+	return s.kill(dst, s.denyRule, ActionKillProcess, ev)
 }

@@ -4,14 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor"
 )
 
 func TestValidateDenyExec(t *testing.T) {
-	good := []string{"/usr/bin/curl", "/opt/tools/", "/a b/\xffname", "/" + strings.Repeat("x", 254)}
+	good := []string{"/usr/bin/curl", "/opt/tools/", "/a b/\xffname", "/" + strings.Repeat("x", 254), "memfd"}
 	if err := ValidateDenyExec(good); err != nil {
 		t.Fatalf("valid entries: %v", err)
 	}
@@ -20,6 +23,7 @@ func TestValidateDenyExec(t *testing.T) {
 	}{
 		{"", "empty"},
 		{"usr/bin/curl", "not an absolute path"},
+		{"Memfd", `not an absolute path, a sha256: entry or "memfd"`},
 		{"/", "every executable"},
 		{"/usr//bin/curl", `not a clean path (want "/usr/bin/curl")`},
 		{"/usr/bin/../bin/curl", "not a clean path"},
@@ -34,6 +38,12 @@ func TestValidateDenyExec(t *testing.T) {
 	}
 	if err := ValidateDenyExec([]string{"/x", "/x"}); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("duplicate: %v", err)
+	}
+	if err := ValidateDenyExec([]string{"memfd", "/x", "memfd"}); err == nil || !strings.Contains(err.Error(), "entry 2") {
+		t.Errorf("memfd twice: %v", err)
+	}
+	if k := DenyKeys([]string{"/x", "memfd"}, func(p string) (string, error) { return p, nil }); k[sensor.DenyKeyPseudo] != 1 || len(k) != 2 {
+		t.Errorf("memfd entry's kernel keys: %v", k)
 	}
 	many := make([]string, DenyExecMax+1)
 	for i := range many {
@@ -257,5 +267,83 @@ func TestDenyByHash(t *testing.T) {
 		if ev.Alert.Action != ActionKillProcess || ev.Alert.Rule != RuleDenyExec || ev.Alert.Result != ResultDone {
 			t.Errorf("kill action %+v", ev.Alert)
 		}
+	}
+}
+
+// TestDenyLoadedMatchesAsTheKernelDoes: the program a dynamic loader runs
+// is matched against deny_exec as the kernel matches execs: an entry
+// written through a symlink (/bin/tool on a merged /usr) names the
+// resolved path binid reports, a directory entry names what is below it,
+// a SHA-256 entry the content. Outside a session, and for other programs,
+// nothing.
+func TestDenyLoadedMatchesAsTheKernelDoes(t *testing.T) {
+	root := t.TempDir()
+	real := filepath.Join(root, "usr", "bin")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("usr", "bin"), filepath.Join(root, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"tool", "other"} {
+		if err := os.WriteFile(filepath.Join(real, n), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := strings.Repeat("ab", 32)
+	boot := time.Unix(1_700_000_000, 0)
+	act := &fakeActuator{}
+	k, err := NewKiller(KillConfig{Actuator: act, Boot: boot, Emit: func(*event.Event) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	st, err := New(Config{DenyExec: []string{filepath.Join(root, "bin", "tool"), filepath.Join(root, "opt") + "/", "sha256:" + h}, Kill: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := func(inSession bool, path, sum string) *event.Event {
+		ev := sessionExec("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+		if !inSession {
+			ev.Agent = nil
+		}
+		ev.Process.Loaded = &event.Binary{Path: path, SHA256: sum, Verdict: event.VerdictUnsigned}
+		return ev
+	}
+	kills := 0
+	for _, tc := range []struct {
+		name   string
+		ev     *event.Event
+		entry  int
+		denied bool
+	}{
+		{"resolved path of a symlinked entry", loader(true, filepath.Join(real, "tool"), ""), 0, true},
+		{"under a directory entry", loader(true, filepath.Join(root, "opt", "x", "y"), ""), 1, true},
+		{"by content", loader(true, "/elsewhere/copy", h), 2, true},
+		{"another program", loader(true, filepath.Join(real, "other"), ""), 0, false},
+		{"outside a session", loader(false, filepath.Join(real, "tool"), ""), 0, false},
+	} {
+		out := st.Process(tc.ev)
+		if !tc.denied {
+			if len(out) != 1 {
+				t.Errorf("%s: %d events, want the exec alone", tc.name, len(out))
+			}
+			continue
+		}
+		// The kill is queued; its policy.action comes back later.
+		if len(out) != 2 || out[1].Kind != event.KindPolicyAlert || out[1].Alert.Rule != RuleDenyExec {
+			t.Errorf("%s: %d events, want the exec and the deny_exec alert", tc.name, len(out))
+			continue
+		}
+		kills++
+		if want := st.denyExec[tc.entry]; !strings.Contains(out[1].Alert.Message, want) {
+			t.Errorf("%s: alert %q does not name entry %q", tc.name, out[1].Alert.Message, want)
+		}
+	}
+	k.Close() // waits for the queued kills
+	act.mu.Lock()
+	defer act.mu.Unlock()
+	if len(act.procs) != kills {
+		t.Errorf("%d processes killed, want %d", len(act.procs), kills)
 	}
 }

@@ -139,7 +139,7 @@ func (s *Stage) inputSummary(in map[string]any) map[string]string {
 		default:
 			v = fmt.Sprint(x)
 		}
-		out[k] = shorten(s.redactor.String(v), maxInputValue)
+		out[k] = shorten(s.redactor.Load().String(v), maxInputValue)
 	}
 	return out
 }

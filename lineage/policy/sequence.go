@@ -14,8 +14,9 @@ import (
 type Sequencer struct {
 	instance string
 
-	mu  sync.Mutex
-	seq uint64
+	mu    sync.Mutex
+	seq   uint64
+	state *SeqState // nil: the seqs are not kept
 }
 
 // NewSequencer numbers the events of the sensor run named instance (the
@@ -24,6 +25,13 @@ type Sequencer struct {
 // instance yields the same ids.
 func NewSequencer(instance string) *Sequencer {
 	return &Sequencer{instance: instance}
+}
+
+// NewSequencerAfter numbers from after last (the last seq of the previous
+// run, so a restart never reuses one), recording every seq it gives out in
+// state (nil: not recorded).
+func NewSequencerAfter(instance string, last uint64, state *SeqState) *Sequencer {
+	return &Sequencer{instance: instance, seq: last, state: state}
 }
 
 // Stamp numbers one event.
@@ -51,6 +59,9 @@ func (s *Sequencer) stampLocked(ev *event.Event) {
 	s.seq++
 	ev.Seq = s.seq
 	ev.EventID = event.NewEventID(ev.Time, s.instance, s.seq)
+	if s.state != nil {
+		s.state.Stamped(s.seq, ev.Time)
+	}
 }
 
 // resolve fills an alert's trigger_event_id from its trigger, numbered by
@@ -60,4 +71,11 @@ func resolve(ev *event.Event) {
 		a.TriggerEventID = a.Trigger.EventID
 		a.Trigger = nil
 	}
+}
+
+// Last is the last seq given out (0 before the first).
+func (s *Sequencer) Last() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
 }

@@ -8,6 +8,7 @@ package policy
 
 import (
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,9 @@ type Config struct {
 	// binary a SHA-256 entry denies, once it has been hashed. nil: such
 	// copies are alerted on and killed, never added.
 	DenyFile func(f DenyFile, index uint32) error
+	// SessionSummaries adds agent.session_start and agent.session_end
+	// (summary.go) to the output.
+	SessionSummaries bool
 }
 
 // Stage applies the policy to the enriched events. Process is not safe for
@@ -42,7 +46,7 @@ type Config struct {
 // RuleStats may be called from any.
 type Stage struct {
 	denyExec []string
-	redactor *redact.Redactor
+	redactor atomic.Pointer[redact.Redactor] // swapped by SetRedaction
 	out      []*event.Event
 
 	rules    atomic.Pointer[Rules]
@@ -57,14 +61,22 @@ type Stage struct {
 	// denyHash maps the SHA-256 entries' digests to their index; denied
 	// holds the files denyFile has added to the kernel's map.
 	denyHash map[string]uint32
-	denyFile func(DenyFile, uint32) error
-	denied   map[DenyFile]bool
-	denyRule *Rule
+	// denyPaths are the path entries as the kernel matches them (DenyKeys:
+	// as written and symlink-resolved), for the program a dynamic loader
+	// runs (denyLoaded).
+	denyPaths map[string]uint32
+	denyFile  func(DenyFile, uint32) error
+	denied    map[DenyFile]bool
+	denyRule  *Rule
 
 	// first is the time of the first event seen, where the first loss
 	// window opens; lossAt the time of the last report of each loss.
 	first  time.Time
 	lossAt map[lossKey]time.Time
+
+	// summaries makes the agent session summaries (summary.go); nil:
+	// none.
+	summaries *summaries
 }
 
 type lossKey struct{ where, of string }
@@ -79,15 +91,19 @@ func New(cfg Config) (*Stage, error) {
 		return nil, fmt.Errorf("redact.patterns: %w", err)
 	}
 	s := &Stage{
-		denyExec: append([]string(nil), cfg.DenyExec...),
-		redactor: r,
-		lossAt:   make(map[lossKey]time.Time),
-		sessions: make(map[string]struct{}),
-		killer:   cfg.Kill,
-		denyHash: denyHashes(cfg.DenyExec),
-		denyFile: cfg.DenyFile,
-		denied:   make(map[DenyFile]bool),
-		denyRule: &Rule{ID: RuleDenyExec, Severity: "high"},
+		denyExec:  append([]string(nil), cfg.DenyExec...),
+		lossAt:    make(map[lossKey]time.Time),
+		sessions:  make(map[string]struct{}),
+		killer:    cfg.Kill,
+		denyHash:  denyHashes(cfg.DenyExec),
+		denyPaths: DenyKeys(cfg.DenyExec, filepath.EvalSymlinks),
+		denyFile:  cfg.DenyFile,
+		denied:    make(map[DenyFile]bool),
+		denyRule:  &Rule{ID: RuleDenyExec, Severity: "high"},
+	}
+	s.redactor.Store(r)
+	if cfg.SessionSummaries {
+		s.summaries = &summaries{}
 	}
 	s.rules.Store(cfg.Rules)
 	return s, nil
@@ -111,9 +127,13 @@ func (s *Stage) Process(ev *event.Event) []*event.Event {
 	default:
 		out = s.evaluate(out, ev)
 		out = s.denyByHash(out, ev)
+		out = s.denyLoaded(out, ev)
+	}
+	if s.summaries != nil {
+		out = s.summaries.observe(out)
 	}
 	for _, o := range out {
-		s.redactor.Event(o)
+		s.redactor.Load().Event(o)
 	}
 	s.out = out
 	return out
@@ -134,4 +154,16 @@ func (s *Stage) lossWindow(ev *event.Event) {
 	}
 	l.From, l.To = from, ev.Time
 	s.lossAt[k] = ev.Time
+}
+
+// SetRedaction puts a new redaction in force from the next event on (a
+// SIGHUP reload). A configuration that does not compile changes nothing;
+// the error names the pattern. Safe for concurrent use with Process.
+func (s *Stage) SetRedaction(cfg redact.Config) error {
+	r, err := redact.New(cfg)
+	if err != nil {
+		return fmt.Errorf("redact.patterns: %w", err)
+	}
+	s.redactor.Store(r)
+	return nil
 }

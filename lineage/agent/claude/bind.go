@@ -27,6 +27,7 @@ func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent, see
 		if b == nil {
 			tu := &event.ToolUse{Name: "Bash"}
 			b = &binding{sess: s, payload: payload, tu: tu, done: make(chan struct{})}
+			b.sum, b.trimSum = payloadSums(payload)
 			if !seeded {
 				// The hook named the call before it ran (exact), or the
 				// session's agent asks the hook and this call went
@@ -53,7 +54,7 @@ func (o *Observer) bindTool(s *session, tool *event.Process, a *event.Agent, see
 	}
 	if b.id != "" {
 		a.ToolUse = b.toolUse()
-		if a.SessionID == "" {
+		if a.SessionID == "" || a.SessionIDHint {
 			return agent.Result{Agent: a, Resolve: o.resolveSession(s)}
 		}
 		return agent.Result{Agent: a}
@@ -87,7 +88,7 @@ func (o *Observer) inherit(s *session, a *event.Agent) func(context.Context, *ev
 			a.ToolUse = b.toolUse()
 		}
 	}
-	if a.SessionID == "" {
+	if a.SessionID == "" || a.SessionIDHint {
 		return o.resolveSession(s)
 	}
 	return nil
@@ -98,8 +99,8 @@ func (o *Observer) resolveSession(s *session) func(context.Context, *event.Agent
 	return func(_ context.Context, a *event.Agent) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
-		if a.SessionID == "" {
-			a.SessionID = s.uuid
+		if a.SessionID == "" || a.SessionIDHint {
+			s.stamp(a)
 		}
 	}
 }
@@ -132,7 +133,7 @@ func (o *Observer) transcriptOf(s *session) *Transcript {
 func (o *Observer) resolveTool(b *binding) func(context.Context, *event.Agent) {
 	return func(ctx context.Context, a *event.Agent) {
 		for {
-			if id, ok := o.tryBind(b); ok {
+			if id, ok := o.tryBind(ctx, b); ok {
 				o.finishAgent(b, a, id)
 				return
 			}
@@ -159,8 +160,8 @@ func (o *Observer) unresolved(b *binding, a *event.Agent) {
 	} else {
 		a.ToolUse = b.tu
 	}
-	if a.SessionID == "" {
-		a.SessionID = b.sess.uuid
+	if a.SessionID == "" || a.SessionIDHint {
+		b.sess.stamp(a)
 	}
 }
 
@@ -187,14 +188,14 @@ func (o *Observer) finishAgent(b *binding, a *event.Agent, id string) {
 	tu := b.toolUse()
 	a.ToolUse = tu
 	o.addBinding(tu, b)
-	if a.SessionID == "" {
-		a.SessionID = b.sess.uuid
+	if a.SessionID == "" || a.SessionIDHint {
+		b.sess.stamp(a)
 	}
 }
 
 // tryBind polls the transcript once and binds b to the first unbound Bash
 // call with the same command.
-func (o *Observer) tryBind(b *binding) (string, bool) {
+func (o *Observer) tryBind(ctx context.Context, b *binding) (string, bool) {
 	o.mu.Lock()
 	if b.id != "" {
 		id := b.id
@@ -206,7 +207,7 @@ func (o *Observer) tryBind(b *binding) (string, bool) {
 	if t == nil {
 		return "", false
 	}
-	_ = t.Poll()
+	_ = t.Poll(ctx)
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if b.id != "" {
@@ -214,7 +215,9 @@ func (o *Observer) tryBind(b *binding) (string, bool) {
 	}
 	c, ok := t.find(func(calls []*ToolCall) *ToolCall {
 		for _, c := range calls {
-			if c.Command != "" && !b.sess.bound[c.ID] && commandMatches(c.Command, b.payload) {
+			// Only a Bash call runs a Bash tool process: another tool's
+			// record naming the same command is not this process's call.
+			if c.Name == "Bash" && !b.sess.bound[c.ID] && c.matches(b.sum, b.trimSum) {
 				return c
 			}
 		}
@@ -225,7 +228,12 @@ func (o *Observer) tryBind(b *binding) (string, bool) {
 	}
 	b.sess.bound[c.ID] = true
 	b.id = c.ID
-	b.tu = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: event.AttributionTranscript, NoHookDecision: b.unhooked}
+	attr := event.AttributionTranscript
+	if _, bad := t.Untrusted(); bad {
+		attr = event.AttributionUntrusted
+		o.stats.ToolsBoundUntrusted++
+	}
+	b.tu = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: attr, NoHookDecision: b.unhooked}
 	if !b.closed {
 		b.closed = true
 		close(b.done)
@@ -246,7 +254,7 @@ func commandMatches(cmd, payload string) bool {
 func (o *Observer) resolveInherited(b *binding) func(context.Context, *event.Agent) {
 	return func(ctx context.Context, a *event.Agent) {
 		for {
-			if id, ok := o.tryBind(b); ok {
+			if id, ok := o.tryBind(ctx, b); ok {
 				o.finishAgent(b, a, id)
 				return
 			}

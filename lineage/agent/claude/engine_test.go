@@ -74,7 +74,10 @@ func TestEngineAttribution(t *testing.T) {
 	tpath := filepath.Join(tdir, uuid+".jsonl")
 	os.WriteFile(tpath, []byte(`{"type":"queue-operation"}`+"\n"), 0o600)
 
-	obs := claude.New(claude.Config{PollInterval: time.Millisecond, FileWait: time.Second}, nil)
+	procRoot := filepath.Join(dir, "proc")
+	os.MkdirAll(filepath.Join(procRoot, "100"), 0o700)
+	os.Symlink("/", filepath.Join(procRoot, "100", "root"))
+	obs := claude.New(claude.Config{PollInterval: time.Millisecond, FileWait: time.Second, ProcRoot: procRoot}, nil)
 	eng, err := lineage.New(lineage.Config{EnrichWait: 3 * time.Second},
 		lineage.Deps{Host: host{}, Boot: boot{}, Proc: procs{env: map[uint32]map[string]string{
 			100: {"HOME": home},

@@ -27,9 +27,15 @@ func (o *Observer) File(x agent.File) agent.Result {
 		a.Version = s.match.Version
 	}
 	if s.uuid != "" {
-		a.SessionID = s.uuid
+		s.stamp(&a)
+	}
+	if x.Proc.ExecID != s.rootExecID {
+		o.foreignWrite(x.File, x.Proc)
 	}
 	if x.Proc.ExecID == s.rootExecID {
+		if !s.hasUID {
+			s.rootUID, s.hasUID = x.Proc.EUID, true
+		}
 		if uuid, ok := TranscriptSession(x.File.Path); ok && (x.File.Mode != event.ModeRead || s.uuid == "" || s.uuid == uuid) {
 			// The agent appends to its own transcript (opened for write on
 			// every append); it reads others only for --resume or listings.
@@ -39,10 +45,10 @@ func (o *Observer) File(x agent.File) agent.Result {
 					if s.transcript != nil {
 						s.transcript.Close()
 					}
-					s.transcript = NewTranscript(x.File.Path, o.cfg.MaxTranscriptLine)
+					s.transcript = o.newTranscript(s, x.File.Path)
 				}
 			}
-			a.SessionID = s.uuid
+			s.stamp(&a)
 			return agent.Result{Agent: &a}
 		}
 		if s.match.Kind == sensor.AgentClaudeCode {
@@ -138,8 +144,8 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 		h := o.hookFile(s, path, newPath)
 		if h != nil {
 			a.ToolUse = &event.ToolUse{ID: h.ToolUseID, Name: h.ToolName, Attribution: event.AttributionExact}
-			if a.SessionID == "" {
-				a.SessionID = s.uuid
+			if a.SessionID == "" || a.SessionIDHint {
+				s.stamp(a)
 			}
 			o.stats.FilesBound++
 		}
@@ -150,7 +156,7 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 		start := time.Now()
 		for {
 			if t := o.transcriptOf(s); t != nil {
-				_ = t.Poll()
+				_ = t.Poll(ctx)
 				// A Bash call that names the path wins only once the
 				// file tool's own record had time to come: the agent
 				// writes a Read call's record after a Bash call's
@@ -188,9 +194,13 @@ func (o *Observer) resolveFile(s *session, f *event.File) func(context.Context, 
 				})
 				if ok {
 					o.mu.Lock()
-					a.ToolUse = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: event.AttributionPath}
-					if a.SessionID == "" {
-						a.SessionID = s.uuid
+					attr := event.AttributionPath
+					if _, bad := t.Untrusted(); bad {
+						attr = event.AttributionUntrusted
+					}
+					a.ToolUse = &event.ToolUse{ID: c.ID, Name: c.Name, Attribution: attr}
+					if a.SessionID == "" || a.SessionIDHint {
+						s.stamp(a)
 					}
 					o.stats.FilesBound++
 					o.mu.Unlock()

@@ -45,6 +45,14 @@ type Config struct {
 	FileWait time.Duration
 	// MaxTranscriptLine bounds one transcript record (default 4 MiB).
 	MaxTranscriptLine int
+	// MaxTranscriptBytes refuses a larger transcript file (default
+	// DefaultTranscriptMaxBytes); TranscriptPollBytes bounds the bytes one
+	// poll reads (default DefaultTranscriptPollBytes); TranscriptRetain
+	// bounds the bytes all transcripts keep together (default
+	// DefaultRetainBytes).
+	MaxTranscriptBytes  int64
+	TranscriptPollBytes int64
+	TranscriptRetain    int64
 	// MaxSessions bounds the sessions remembered (default 1024); ended
 	// sessions are forgotten first.
 	MaxSessions int
@@ -64,7 +72,14 @@ type Stats struct {
 	ToolsBoundExact uint64 // of which through the hook (exact)
 	ToolsNoHook     uint64 // Bash tool processes of a hooked session with no hook decision
 	ToolsUnbound    uint64 // Bash tool processes whose tool_use never appeared in time
-	FilesBound      uint64 // agent-process file events tied to a tool_use
+	// ToolsBoundUntrusted counts bindings through a transcript something
+	// other than the agent wrote to; ForeignWrites such writes seen.
+	ToolsBoundUntrusted uint64
+	ForeignWrites       uint64
+	// SessionHints counts session UUIDs taken as a hint from the
+	// environment of a process below the agent's direct children.
+	SessionHints uint64
+	FilesBound   uint64 // agent-process file events tied to a tool_use
 	// FilesHousekeeping counts agent-process file events taken for its
 	// own upkeep, not waited on (housekeeping).
 	FilesHousekeeping uint64
@@ -91,18 +106,35 @@ type Observer struct {
 	hooks     map[string]*hookLog
 	hookOrder []string
 	stats     Stats
+	// retain is the transcripts' shared retained-bytes budget.
+	retain *RetainBudget
+	// foreign are transcript paths a process other than their agent
+	// opened for write (or renamed), with what did it, bounded.
+	foreign      map[string]string
+	foreignOrder []string
 }
 
 type session struct {
 	rootExecID string
 	rootPID    uint32
-	match      agent.Match
-	cfg        claudeConfig
+	// rootSharesOurs: the root, when learnt, saw the sensor's own file
+	// system (same mount namespace, same root directory): its transcript
+	// is read from "/" and stays readable once the root has exited.
+	rootSharesOurs bool
+	// rootUID is the agent's uid, when known (hasUID): its transcript
+	// must be the user's own file.
+	rootUID uint32
+	hasUID  bool
+	match   agent.Match
+	cfg     claudeConfig
 	// configDir is the agent's ~/.claude (or $CLAUDE_CONFIG_DIR).
 	configDir string
 
-	uuid       string
-	uuidFirm   bool // learned from the environment or the transcript, not argv
+	uuid     string
+	uuidFirm bool // learned from the environment or the transcript, not argv
+	// uuidHint: uuid came from the environment of a process below the
+	// agent's direct children, which a session member controls.
+	uuidHint   bool
 	transcript *Transcript
 	bound      map[string]bool // tool_use ids already tied to a process
 	// envTried is when an exec below the agent's direct children last had
@@ -121,6 +153,8 @@ type binding struct {
 	// unhooked: the session's agent calls the hook, and no hook decision
 	// named this call.
 	unhooked bool
+	// sum and trimSum are the digests of payload, whole and trimmed.
+	sum, trimSum [32]byte
 }
 
 // New returns an observer.
@@ -154,7 +188,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 			}
 		}),
 		bindings: map[*event.ToolUse]*binding{}, byExec: map[string]*binding{}, helpers: map[string]*event.Agent{},
-		hooks: map[string]*hookLog{},
+		hooks: map[string]*hookLog{}, retain: NewRetainBudget(cfg.TranscriptRetain), foreign: map[string]string{},
 	}
 }
 
@@ -173,6 +207,9 @@ func (o *Observer) Stats() Stats {
 			s.Transcript.Oversized += ts.Oversized
 			s.Transcript.ToolCalls += ts.ToolCalls
 			s.Transcript.OpenErrs += ts.OpenErrs
+			s.Transcript.Refused += ts.Refused
+			s.Transcript.Dropped += ts.Dropped
+			s.Transcript.Budgeted += ts.Budgeted
 		}
 	})
 	return s
@@ -185,7 +222,9 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 	}
 	argv := x.Proc.Argv
 	exe := x.ExePath()
-	if m, ok := o.cfg.Table.Identify(exe, argv, o.cfg.ReadFile); ok {
+	// A look-alike (recognised by path inside a session, binary not
+	// verified) is a member of the enclosing session, not a new one.
+	if m, ok := o.cfg.Table.Identify(exe, argv, o.cfg.ReadFile); ok && !x.Proc.AgentLookalike {
 		return o.newSession(&x, m)
 	}
 	if x.ParentAgent == nil {
@@ -196,14 +235,14 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	s := o.session(&a, x.Proc, x.Parent, x.Env)
-	if (s.uuid == "" || s.match.Version == "") && o.tryEnv(s, &x) {
+	if (s.uuid == "" || s.uuidHint || s.match.Version == "") && o.tryEnv(s, &x) {
 		o.learnEnvSession(s, &x)
 	}
 	if a.Version == "" {
 		a.Version = s.match.Version
 	}
 	if s.uuid != "" {
-		a.SessionID = s.uuid
+		s.stamp(&a)
 	}
 	if agent.Reparented(x.Proc, x.Parent) && a.Role != event.RoleRoot {
 		// A daemonized child keeps its session and the tool call that
@@ -218,6 +257,14 @@ func (o *Observer) Exec(x agent.Exec) agent.Result {
 		// it was running when the sensor started (seeded from /proc).
 		if a.Role != event.RoleDescendant || !agent.Reparented(x.Proc, x.Parent) {
 			a.Role = event.RoleTool
+		}
+		if s.uuid == "" || s.uuidHint {
+			// This child may be gone before its environment is read; the
+			// tool process, still running, has what the agent gave it.
+			o.learnSeededTool(s, x.Parent)
+			if s.uuid != "" {
+				s.stamp(&a)
+			}
 		}
 		return o.bindTool(s, x.Parent, &a, true)
 	}
@@ -261,7 +308,8 @@ func (o *Observer) helperOf(x *agent.Exec) *event.Agent {
 		return nil
 	}
 	s := b.sess
-	a := &event.Agent{Name: s.match.Name, Version: s.match.Version, SessionID: s.uuid, RootExecID: s.rootExecID, Role: event.RoleTool}
+	a := &event.Agent{Name: s.match.Name, Version: s.match.Version, RootExecID: s.rootExecID, Role: event.RoleTool}
+	s.stamp(a)
 	if b.id != "" {
 		a.ToolUse = b.toolUse()
 	} else {

@@ -27,11 +27,30 @@ type world struct {
 	in     agent.Integration // obs behind the router, as the engine calls it
 	nextID int
 	env    map[uint32]map[string]string
+	// procRoot holds <pid>/root links to "/" for the fake processes.
+	procRoot string
+}
+
+// linkRoots makes <procRoot>/<pid>/root a link to "/" for each pid, as
+// /proc/<pid>/root is for a process in the host's root.
+func linkRoots(t testing.TB, procRoot string, pids ...uint32) {
+	for _, pid := range pids {
+		d := filepath.Join(procRoot, fmt.Sprint(pid))
+		if _, err := os.Lstat(filepath.Join(d, "root")); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("/", filepath.Join(d, "root")); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func newWorld(t testing.TB) *world {
 	dir := t.TempDir()
-	w := &world{t: t, home: filepath.Join(dir, "home"), cwd: filepath.Join(dir, "work"), env: map[uint32]map[string]string{}}
+	w := &world{t: t, home: filepath.Join(dir, "home"), cwd: filepath.Join(dir, "work"), env: map[uint32]map[string]string{}, procRoot: filepath.Join(dir, "proc")}
 	pkg := filepath.Join(dir, "node_modules", "@anthropic-ai", "claude-code")
 	for _, d := range []string{w.cwd, filepath.Join(pkg, "bin"), filepath.Join(w.home, ".claude", "projects", "-work")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -41,7 +60,7 @@ func newWorld(t testing.TB) *world {
 	os.WriteFile(filepath.Join(pkg, "package.json"), []byte(`{"name":"@anthropic-ai/claude-code","version":"2.1.332"}`), 0o644)
 	w.exe = filepath.Join(pkg, "bin", "claude.exe")
 	w.tpath = filepath.Join(w.home, ".claude", "projects", "-work", sessUUID+".jsonl")
-	w.use(New(Config{PollInterval: time.Millisecond, FileWait: 200 * time.Millisecond}, nil))
+	w.use(New(Config{PollInterval: time.Millisecond, FileWait: 200 * time.Millisecond, ProcRoot: w.procRoot}, nil))
 	return w
 }
 
@@ -53,6 +72,7 @@ func (w *world) use(o *Observer) {
 
 func (w *world) proc(pid, ppid uint32, exe string, argv ...string) *event.Process {
 	w.nextID++
+	linkRoots(w.t, w.procRoot, pid)
 	return &event.Process{ExecID: fmt.Sprintf("exec-%d-%d", pid, w.nextID), PID: pid, PPID: ppid, Exe: exe, Argv: argv, Cwd: w.cwd}
 }
 
@@ -387,7 +407,7 @@ func TestOutsideSession(t *testing.T) {
 
 func TestEvictsEndedSessions(t *testing.T) {
 	w := newWorld(t)
-	w.use(New(Config{MaxSessions: 2}, nil))
+	w.use(New(Config{MaxSessions: 2, ProcRoot: w.procRoot}, nil))
 	var roots []*event.Process
 	for i := uint32(0); i < 3; i++ {
 		p, _ := w.root(800+i, "-p", "x")

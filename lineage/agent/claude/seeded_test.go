@@ -111,7 +111,8 @@ func TestSeededMCPAndHook(t *testing.T) {
 	mcp := filepath.Join(w.cwd, "mcp.json")
 	os.WriteFile(mcp, []byte(`{"mcpServers":{"lin":{"command":"/opt/srv","args":["-x"]}}}`), 0o644)
 	rootArgv := []string{"/usr/bin/claude", "--mcp-config", mcp, "--settings", `{"hooks":{"Stop":[{"hooks":[{"type":"command","command":"notify done"}]}]}}`, "-p", "x"}
-	w.use(New(Config{PollInterval: time.Millisecond, Proc: fakeProcs{
+	linkRoots(t, w.procRoot, 990)
+	w.use(New(Config{PollInterval: time.Millisecond, ProcRoot: w.procRoot, Proc: fakeProcs{
 		procs: map[uint32]*procfs.Proc{990: {PID: 990, Exe: w.exe, Argv: rootArgv, Cwd: w.cwd}},
 		env:   map[uint32]map[string]string{990: {"HOME": w.home}},
 	}}, nil))

@@ -37,7 +37,7 @@ func (o *Observer) session(a *event.Agent, p, parent *event.Process, env func(st
 			root = parent
 		case p != nil && p.ParentExecID == s.rootExecID && p.PPID > 1 && o.cfg.Proc != nil:
 			if rp, err := o.cfg.Proc.Proc(p.PPID); err == nil {
-				root = &event.Process{PID: rp.PID, Exe: rp.Exe, Argv: rp.Argv, Cwd: rp.Cwd}
+				root = &event.Process{PID: rp.PID, Exe: rp.Exe, Argv: rp.Argv, Cwd: rp.Cwd, UID: rp.UID, EUID: rp.EUID}
 			}
 		}
 		if root != nil {
@@ -58,6 +58,8 @@ func (o *Observer) learnRoot(s *session, root *event.Process) {
 		return
 	}
 	s.rootPID, s.match = root.PID, m
+	s.rootUID, s.hasUID = root.EUID, true
+	s.rootSharesOurs = o.sharesOurRoot(root.PID)
 	if s.configDir == "" && o.cfg.Proc != nil {
 		_, s.configDir = configDirs(func(k string) (string, bool) {
 			v, ok, err := o.cfg.Proc.Env(root.PID, k)
@@ -81,7 +83,7 @@ func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
 		// Otherwise the agent.Router links the session to its parent's.
 		a.ParentRootExecID = x.ParentAgent.RootExecID
 	}
-	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, match: m, bound: map[string]bool{}}
+	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, rootUID: x.Proc.EUID, hasUID: true, match: m, bound: map[string]bool{}}
 	if m.Kind == sensor.AgentClaudeCode {
 		var home string
 		home, s.configDir = configDirs(x.Env)
@@ -92,7 +94,7 @@ func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
 	defer o.mu.Unlock()
 	if s.cfg.sessionID != "" {
 		o.setUUID(s, strings.ToLower(s.cfg.sessionID), false)
-		a.SessionID = s.uuid
+		s.stamp(a)
 	}
 	o.sessions.Add(s.rootExecID, s)
 	return agent.Result{Agent: a}
@@ -130,15 +132,21 @@ func (o *Observer) setUUID(s *session, uuid string, firm bool) {
 	if s.uuidFirm && !firm {
 		return
 	}
-	s.uuid, s.uuidFirm = uuid, s.uuidFirm || firm
+	s.uuid, s.uuidFirm, s.uuidHint = uuid, s.uuidFirm || firm, false
 	if s.transcript == nil && s.configDir != "" {
 		// Without the agent's open of its transcript (a session already
 		// running when the sensor started, whose next append has not come
 		// yet), find the transcript by its name.
 		if m, _ := filepath.Glob(filepath.Join(s.configDir, "projects", "*", uuid+".jsonl")); len(m) == 1 {
-			s.transcript = NewTranscript(m[0], o.cfg.MaxTranscriptLine)
+			s.transcript = o.newTranscript(s, m[0])
 		}
 	}
+}
+
+// stamp writes the session's UUID into a, saying when it is only a hint.
+func (s *session) stamp(a *event.Agent) {
+	a.SessionID = s.uuid
+	a.SessionIDHint = s.uuidHint && s.uuid != ""
 }
 
 // envRetry bounds how often the environment of an exec deeper than the
@@ -166,6 +174,34 @@ func (o *Observer) tryEnv(s *session, x *agent.Exec) bool {
 // learnEnvSession reads CLAUDE_CODE_SESSION_ID from a direct child of the
 // agent: Claude Code sets it for tools, hooks and MCP servers. The root's
 // own environment is never used: a nested agent inherits its parent's.
+// learnSeededTool learns the session's UUID and configuration directory
+// from the environment of tool, a Bash tool process of the session that ran
+// before the sensor started (seeded from /proc, never seen exec): the agent
+// set CLAUDE_CODE_SESSION_ID and CLAUDE_PID in it. Without it, a session
+// already running when the sensor starts is anonymous until the agent next
+// writes its transcript, and the tool call's children cannot be tied to
+// it; o.mu is held.
+func (o *Observer) learnSeededTool(s *session, tool *event.Process) {
+	if o.cfg.Proc == nil || tool == nil || tool.ParentExecID != s.rootExecID {
+		return
+	}
+	if s.rootPID == 0 && tool.PPID > 1 {
+		// The tool process is a direct child of the root: the root, from
+		// /proc, whose file system view the transcript is read through.
+		if rp, err := o.cfg.Proc.Proc(tool.PPID); err == nil {
+			o.learnRoot(s, &event.Process{PID: rp.PID, Exe: rp.Exe, Argv: rp.Argv, Cwd: rp.Cwd, UID: rp.UID, EUID: rp.EUID})
+		}
+	}
+	env := func(k string) (string, bool) {
+		v, ok, err := o.cfg.Proc.Env(tool.PID, k)
+		return v, ok && err == nil
+	}
+	if s.configDir == "" {
+		_, s.configDir = configDirs(env)
+	}
+	o.learnEnvSession(s, &agent.Exec{Proc: tool, Parent: &event.Process{ExecID: tool.ParentExecID, PID: tool.PPID}, Env: env})
+}
+
 func (o *Observer) learnEnvSession(s *session, x *agent.Exec) {
 	if x.Env == nil || s.match.Kind != sensor.AgentClaudeCode {
 		return
@@ -180,8 +216,17 @@ func (o *Observer) learnEnvSession(s *session, x *agent.Exec) {
 		launched, _ := x.Env("CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS")
 		mine := (hasPID && (s.rootPID == 0 || pid == strconv.FormatUint(uint64(s.rootPID), 10))) ||
 			(launched != "" && strings.Contains(launched, v))
-		if ok && mine && isUUID(v) {
+		switch direct := x.Parent != nil && x.Parent.ExecID == s.rootExecID; {
+		case !ok || !mine || !isUUID(v):
+		case direct:
 			o.setUUID(s, strings.ToLower(v), true)
+		case s.uuid == "":
+			// Deeper down, the environment is whatever a member passed
+			// to execve: a hint until the agent's own child, argv or
+			// transcript says.
+			o.setUUID(s, strings.ToLower(v), false)
+			s.uuidHint = true
+			o.stats.SessionHints++
 		}
 	}
 	if s.match.Version == "" {

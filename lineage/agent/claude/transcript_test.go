@@ -2,6 +2,7 @@ package claude
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +14,7 @@ import (
 // against the scripted API; bulky attachment records dropped).
 func TestTranscriptCaptured(t *testing.T) {
 	tr := NewTranscript("testdata/transcript-2.1.332.jsonl", 0)
-	if err := tr.Poll(); err != nil {
+	if err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	calls := tr.Calls()
@@ -26,6 +27,10 @@ func TestTranscriptCaptured(t *testing.T) {
 		t.Fatalf("calls %+v", calls)
 	}
 	for i := range want {
+		if want[i].Command != "" {
+			want[i].CommandLen = len(want[i].Command)
+			want[i].cmdSum, want[i].cmdTrimSum = payloadSums(want[i].Command)
+		}
 		if calls[i] != want[i] {
 			t.Errorf("call %d = %+v, want %+v", i, calls[i], want[i])
 		}
@@ -35,7 +40,7 @@ func TestTranscriptCaptured(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 	// Polling again reads nothing new.
-	if err := tr.Poll(); err != nil || tr.Stats() != st {
+	if err := tr.Poll(context.Background()); err != nil || tr.Stats() != st {
 		t.Errorf("second poll changed stats: %v %+v", err, tr.Stats())
 	}
 }
@@ -85,7 +90,7 @@ func TestTranscriptMissingThenAppended(t *testing.T) {
 	p := filepath.Join(dir, "s.jsonl")
 	tr := NewTranscript(p, 0)
 	defer tr.Close()
-	if err := tr.Poll(); err == nil {
+	if err := tr.Poll(context.Background()); err == nil {
 		t.Fatal("missing file not reported")
 	}
 	if tr.Stats().OpenErrs != 1 {
@@ -97,14 +102,14 @@ func TestTranscriptMissingThenAppended(t *testing.T) {
 	}
 	defer f.Close()
 	f.WriteString(toolLine[:40])
-	if err := tr.Poll(); err != nil {
+	if err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Calls()) != 0 {
 		t.Fatal("half a line parsed")
 	}
 	f.WriteString(toolLine[40:] + "\n")
-	if err := tr.Poll(); err != nil {
+	if err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Calls()) != 1 {
@@ -117,12 +122,12 @@ func TestTranscriptTruncated(t *testing.T) {
 	os.WriteFile(p, []byte(toolLine+"\n"+strings.Repeat(" ", 500)+"\n"), 0o600)
 	tr := NewTranscript(p, 0)
 	defer tr.Close()
-	if err := tr.Poll(); err != nil || len(tr.Calls()) != 1 {
+	if err := tr.Poll(context.Background()); err != nil || len(tr.Calls()) != 1 {
 		t.Fatalf("%v %+v", err, tr.Calls())
 	}
 	other := strings.ReplaceAll(toolLine, "toolu_1", "toolu_2")
 	os.WriteFile(p, []byte(other+"\n"), 0o600) // shorter than what was read
-	if err := tr.Poll(); err != nil {
+	if err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if c := tr.Calls(); len(c) != 2 || c[1].ID != "toolu_2" {
@@ -136,7 +141,7 @@ func TestTranscriptRefusesFIFOAndSymlink(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := NewTranscript(fifo, 0).Poll(); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+	if err := NewTranscript(fifo, 0).Poll(context.Background()); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("fifo: %v", err)
 	}
 	target := filepath.Join(dir, "secret")
@@ -144,7 +149,7 @@ func TestTranscriptRefusesFIFOAndSymlink(t *testing.T) {
 	link := filepath.Join(dir, "link.jsonl")
 	os.Symlink(target, link)
 	tr := NewTranscript(link, 0)
-	if err := tr.Poll(); err == nil {
+	if err := tr.Poll(context.Background()); err == nil {
 		t.Error("symlink followed")
 	}
 	if len(tr.Calls()) != 0 {
@@ -216,10 +221,10 @@ func TestTranscriptIdlePollAllocatesNothing(t *testing.T) {
 	}
 	tr := NewTranscript(p, 0)
 	defer tr.Close()
-	if err := tr.Poll(); err != nil {
+	if err := tr.Poll(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := testing.AllocsPerRun(200, func() { _ = tr.Poll() }); n > 1 {
+	if n := testing.AllocsPerRun(200, func() { _ = tr.Poll(context.Background()) }); n > 1 {
 		t.Errorf("an idle poll allocates %.0f times", n)
 	}
 }

@@ -1,18 +1,23 @@
 // Package redact removes secrets and prompt text from argv before events
 // leave the sensor. Redaction is on by default: API-key shapes, the values
-// of --password/--token/--api-key style options (--x=v and --x v), and
-// Authorization/Bearer header values, with extra patterns from config. An
-// agent root's prompt is replaced by a placeholder unless configured.
+// of options named for a secret (--x=v and --x v), NAME=v assignments of
+// secret names, URL credentials and query tokens, the password conventions
+// of curl, mysql, sshpass and registry logins, and Authorization, Cookie
+// and API-key header values, with extra patterns from config
+// (docs/agents.md, "Privacy"). An agent's prompt is replaced by a
+// placeholder unless configured: in the agent's own argv and in that of a
+// wrapper or shell that starts it (embedded.go).
 // Environments are never exported at all, so they need no redaction.
 package redact
 
 import (
 	"fmt"
+	"path"
+	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/lineaged/lineaged/lineage/event"
-	"regexp"
-	"strings"
 )
 
 // Mask replaces a secret.
@@ -78,34 +83,116 @@ var builtin = []struct {
 	{`\bxox[abposr]-[A-Za-z0-9-]{8,}`, []string{"xox"}},
 	// JWT-like: three base64url parts, the first two JSON objects.
 	{`\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}`, []string{"eyj"}},
-	// --password=v, --token v, --api-key 'v' (also inside a shell string).
-	{`(?i)--?(?:password|passwd|pass|token|api[-_]?key|apikey|secret|client[-_]secret|access[-_]token|auth[-_]token|refresh[-_]token|private[-_]key)(?:=|\s+)(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`,
-		[]string{"pass", "token", "key", "secret"}},
-	// Authorization: Bearer v / Basic v / v ; X-Api-Key: v.
-	{`(?i)\b(?:proxy-)?authorization\s*:\s*(?:(?:bearer|basic|token|digest)\s+)?(?P<secret>[^\s'"]+)`, []string{"authorization"}},
-	{`(?i)\bx-api-key\s*:\s*(?P<secret>[^\s'"]+)`, []string{"x-api-key"}},
+	// --password=v, --token v, --api-key 'v', --db-password v (also
+	// inside a shell string): any option name ending in a secret word.
+	{`(?i)(?:^|[\s'"])--?[a-z0-9_-]*?(?:password|passwd|pass|token|api[-_]?key|apikey|secret|private[-_]key|credentials?)(?:=|\s+)(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`,
+		[]string{"pass", "token", "key", "secret", "credential"}},
+	// Generic assignments: NAME=v where NAME holds PASS, TOKEN, SECRET or
+	// KEY (AWS_SECRET_ACCESS_KEY=v, PGPASSWORD=v, GITHUB_TOKEN=v), and the
+	// lower-case names of connection strings (password=v, api_key=v).
+	{`(?:^|[\s'"(;&|])[A-Z_][A-Z0-9_]*(?:PASS|TOKEN|SECRET|KEY)[A-Z0-9_]*=(?P<secret>'[^']*'|"[^"]*"|[^\s'";&|]+)`,
+		[]string{"pass", "token", "secret", "key"}},
+	{`(?i)(?:^|[\s'"(;&|])(?:password|passwd|pwd|secret|token|api[-_]?key|apikey|access[-_]?token|auth[-_]?token|client[-_]?secret)=(?P<secret>'[^']*'|"[^"]*"|[^\s'";&|]+)`,
+		[]string{"pass", "pwd=", "secret", "token", "key"}},
+	// URL query parameters: ?access_token=v, &api_key=v, &sig=v.
+	{`(?i)[?&;](?:[a-z0-9_.-]*(?:token|secret|key|password|passwd|pass|signature|sig|auth|credential)[a-z0-9_.-]*)=(?P<secret>[^&#\s'"]+)`,
+		[]string{"token", "secret", "key", "pass", "sig", "auth", "credential"}},
+	// curl -u user:pass, --user user:pass (the password after the colon).
+	{`\bcurl\b[^;&|\n]*?\s(?:-[uU]\s*|--(?:proxy-)?user(?:=|\s+))['"]?[^\s:'"]*:(?P<secret>[^\s'"]+)`, []string{"curl"}},
+	// mysql -pX (the password attached), sshpass -p X, docker login -p X.
+	{`\b(?:mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mysqlpump|mariadb|mariadb-dump)\b[^;&|\n]*?\s-p(?P<secret>[^\s'"]+)`, []string{"mysql", "mariadb"}},
+	{`\bsshpass\b[^;&|\n]*?\s-p\s*(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`, []string{"sshpass"}},
+	{`\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|crane)\b[^;&|\n]*?\blogin\b[^;&|\n]*?\s-p\s*(?P<secret>'[^']*'|"[^"]*"|[^\s'"]+)`, []string{"login"}},
+	// Authorization: Bearer v / Basic v / v ; X-Api-Key: v; Cookie: v
+	// (also as "Authorization": "v" in JSON or a dict).
+	{`(?i)\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?(?:(?:bearer|basic|token|digest|negotiate|ntlm|aws4-hmac-sha256)\s+)?(?P<secret>[^\s'"](?:[^'"\n]|"[^"\n]*")*)`, []string{"authorization"}},
+	{`(?i)\bx-(?:api-key|auth-token|access-token)['"]?\s*:\s*['"]?(?P<secret>[^\s'"]+)`, []string{"x-api-key", "x-auth-token", "x-access-token"}},
+	{`(?i)\b(?:set-)?cookie['"]?\s*:\s*['"]?(?P<secret>[^\s'"][^'"\n]*)`, []string{"cookie"}},
 	{`(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})`, []string{"bearer"}},
-	// Credentials in URLs: scheme://user:password@host.
+	// Credentials in URLs: scheme://user:password@host, and
+	// scheme://token@host for every scheme but ssh's (git@host is a
+	// user name).
 	{`(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@'"]+:(?P<secret>[^@\s/'"]+)@`, []string{"://"}},
+	{`(?i)\b(?:https?|ftps?|wss?|redis|rediss|amqps?|mongodb(?:\+srv)?|postgres(?:ql)?|mysql|git\+https?)://(?P<secret>[^/\s:@'"]+)@`, []string{"://"}},
 }
 
 // valueOptions take the secret as the next argv element (--token v); keys
-// are option names lower-cased, without dashes, '_' as '-'.
+// are option names lower-cased, without dashes, '_' as '-'. Besides these,
+// any option whose name ends in one of secretWords does (--db-password v,
+// --api_token v), unless a suffix says the value only points at the secret
+// (--password-file f) or the option takes none (--password-stdin).
 var valueOptions = map[string]bool{
 	"password": true, "passwd": true, "pass": true, "token": true, "api-key": true, "apikey": true,
 	"secret": true, "client-secret": true, "access-token": true, "auth-token": true,
-	"refresh-token": true, "private-key": true,
+	"refresh-token": true, "private-key": true, "cookie": true,
 }
+
+var secretWords = []string{"password", "passwd", "pass", "token", "secret", "api-key", "apikey", "private-key", "credential", "credentials"}
 
 func isValueOption(a string) bool {
-	if !strings.HasPrefix(a, "-") || len(a) > 32 {
+	if !strings.HasPrefix(a, "-") || len(a) > 48 || strings.Contains(a, "=") {
 		return false
 	}
-	return valueOptions[strings.ReplaceAll(strings.ToLower(strings.TrimLeft(a, "-")), "_", "-")]
+	name := strings.ReplaceAll(strings.ToLower(strings.TrimLeft(a, "-")), "_", "-")
+	if valueOptions[name] {
+		return true
+	}
+	if !strings.HasPrefix(a, "--") {
+		return false
+	}
+	for _, w := range secretWords {
+		if strings.HasSuffix(name, "-"+w) || (strings.HasSuffix(name, w) && len(name) > len(w) && !strings.Contains(name, "-")) {
+			return true
+		}
+	}
+	return false
 }
 
-// headerOptions take a header as the next element (curl -H, wget --header).
-var headerOptions = map[string]bool{"-H": true, "--header": true}
+// commandSecret reports whether argv[i] is a secret by the conventions of
+// the command argv[0] names: curl's -u user:password, mysql's -pPASSWORD,
+// sshpass -p PASSWORD, docker login -p PASSWORD. It returns the masked
+// element, or "" when argv[i] is none of these.
+func commandSecret(argv []string, i int) string {
+	base := path.Base(argv[0])
+	a, prev := argv[i], argv[i-1]
+	switch {
+	case base == "curl" && (prev == "-u" || prev == "--user" || prev == "-U" || prev == "--proxy-user"):
+		if user, _, ok := strings.Cut(a, ":"); ok {
+			return user + ":" + Mask
+		}
+	case base == "curl" && (strings.HasPrefix(a, "-u") || strings.HasPrefix(a, "-U")) && len(a) > 2 && strings.Contains(a, ":"):
+		user, _, _ := strings.Cut(a[2:], ":")
+		return a[:2] + user + ":" + Mask
+	case mysqlish(base) && strings.HasPrefix(a, "-p") && len(a) > 2:
+		return "-p" + Mask
+	case base == "sshpass" && prev == "-p":
+		return Mask
+	case base == "sshpass" && strings.HasPrefix(a, "-p") && len(a) > 2:
+		return "-p" + Mask
+	case prev == "-p" && loginCommand(argv, i):
+		return Mask
+	}
+	return ""
+}
+
+func mysqlish(base string) bool {
+	return strings.HasPrefix(base, "mysql") || strings.HasPrefix(base, "mariadb")
+}
+
+// loginCommand: a container or registry tool's login subcommand before i.
+func loginCommand(argv []string, i int) bool {
+	switch path.Base(argv[0]) {
+	case "docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane":
+	default:
+		return false
+	}
+	for _, a := range argv[1:i] {
+		if a == "login" {
+			return true
+		}
+	}
+	return false
+}
 
 // New compiles the built-in and configured patterns. A bad pattern is an
 // error naming it.
@@ -136,8 +223,22 @@ func compile(re *regexp.Regexp) rule {
 	return rule{re: re, secret: re.SubexpIndex("secret")}
 }
 
-// String redacts one string.
+// String redacts one string: its secrets.
+//
+// Unless KeepPrompt, s is also read as a shell command line, and the prompt
+// of an agent it starts is hidden (timeout 60 claude -p <prompt>): an argv
+// element may be one (bash -c), and so may a tool's input (a Bash tool's
+// command, in agent.tool_call).
 func (r *Redactor) String(s string) string {
+	s = r.secretsOf(s)
+	if !r.keepPrompt && hasAgentHint(s) {
+		s = r.shellPrompts(s, 0)
+	}
+	return s
+}
+
+// secretsOf masks the secrets in one string.
+func (r *Redactor) secretsOf(s string) string {
 	lower := ""
 	for _, ru := range r.rules {
 		if ru.hints != nil {
@@ -184,21 +285,32 @@ func (ru rule) apply(s string) string {
 	return b.String()
 }
 
-// Argv returns a redacted copy of argv (nil stays nil).
+// Argv returns a redacted copy of argv (nil stays nil): secrets, and the
+// prompt of an agent that argv starts through a wrapper or a shell
+// (timeout 600 claude -p <prompt>, bash -c 'claude -p <prompt>'), unless
+// KeepPrompt.
 func (r *Redactor) Argv(argv []string) []string {
+	out := r.secrets(argv)
+	if out != nil && !r.keepPrompt {
+		r.embeddedPrompts(argv, out)
+	}
+	return out
+}
+
+// secrets returns a copy of argv with its secrets masked.
+func (r *Redactor) secrets(argv []string) []string {
 	if argv == nil {
 		return nil
 	}
 	out := make([]string, len(argv))
 	for i, a := range argv {
 		if i > 0 {
-			prev := argv[i-1]
-			if isValueOption(prev) {
+			if isValueOption(argv[i-1]) {
 				out[i] = Mask
 				continue
 			}
-			if headerOptions[prev] {
-				out[i] = r.String(a)
+			if m := commandSecret(argv, i); m != "" {
+				out[i] = m
 				continue
 			}
 		}
@@ -220,8 +332,22 @@ var agentValueFlags = map[string]bool{
 	"--allowedTools": true, "--allowed-tools": true, "--disallowedTools": true, "--disallowed-tools": true,
 	"--fallback-model": true, "--max-turns": true, "--setting-sources": true, "--plugin-dir": true,
 	"--tools": true, "--agent": true, "--mcp-config": true, "--permission-prompt-tool": true,
-	"--max-budget-usd": true, "--betas": true, "-c": true, "--config": true, "--sandbox": true,
+	"--max-budget-usd": true, "--betas": true, "--config": true, "--sandbox": true,
 	"-s": true, "--approval-mode": true, "--cd": true, "-C": true, "--profile": true,
+}
+
+// codexValueFlags take a value in Codex only: Claude Code's -c is
+// --continue, a boolean, so "claude -c <prompt>" has the prompt next.
+var codexValueFlags = map[string]bool{"-c": true, "-a": true, "--ask-for-approval": true}
+
+// isCodex: argv starts Codex (its binary, or node running its script).
+func isCodex(argv []string) bool {
+	for _, a := range argv[:min(2, len(argv))] {
+		if strings.Contains(path.Base(a), "codex") {
+			return true
+		}
+	}
+	return false
 }
 
 // AgentArgv redacts an agent root's argv: secrets as in Argv, and, unless
@@ -229,10 +355,18 @@ var agentValueFlags = map[string]bool{
 // system-prompt options, and positional arguments, which agent CLIs read as
 // the prompt) becomes PromptPlaceholder. argv[0] and option names stay.
 func (r *Redactor) AgentArgv(argv []string) []string {
-	out := r.Argv(argv)
+	out := r.secrets(argv)
 	if r.keepPrompt || len(out) == 0 {
 		return out
 	}
+	maskPrompts(argv, out)
+	return out
+}
+
+// maskPrompts sets out[i] to PromptPlaceholder (or --flag=PromptPlaceholder)
+// for every element of an agent's argv that is prompt text.
+func maskPrompts(argv, out []string) {
+	codex := isCodex(argv)
 	for i := 1; i < len(argv); i++ {
 		a := argv[i]
 		name, _, hasVal := strings.Cut(a, "=")
@@ -241,7 +375,7 @@ func (r *Redactor) AgentArgv(argv []string) []string {
 			for j := i + 1; j < len(argv); j++ {
 				out[j] = PromptPlaceholder
 			}
-			return out
+			return
 		case strings.HasPrefix(a, "-") && hasVal && strings.HasPrefix(a, "--"):
 			if promptFlags[name] {
 				out[i] = name + "=" + PromptPlaceholder
@@ -254,7 +388,7 @@ func (r *Redactor) AgentArgv(argv []string) []string {
 				i++
 				out[i] = PromptPlaceholder
 			}
-		case agentValueFlags[a]:
+		case agentValueFlags[a] || codex && codexValueFlags[a]:
 			i++
 		case strings.HasPrefix(a, "-"):
 		default:
@@ -266,7 +400,6 @@ func (r *Redactor) AgentArgv(argv []string) []string {
 			out[i] = PromptPlaceholder
 		}
 	}
-	return out
 }
 
 func isSubcommand(s string) bool {
@@ -280,7 +413,8 @@ func isSubcommand(s string) bool {
 // Event redacts the argv of an event's process and of every ancestor in
 // place (the redacted slices may be shared between events: treat them as
 // read-only). Agent roots (the event's session root, the session that started
-// it, or any process IsAgent recognises) get AgentArgv, everything else Argv.
+// it, or any process IsAgent recognises) get AgentArgv, everything else Argv;
+// an agent look-alike (Process.AgentLookalike) is no agent root.
 func (r *Redactor) Event(e *event.Event) {
 	if e == nil {
 		return
@@ -307,7 +441,11 @@ func (r *Redactor) Event(e *event.Event) {
 			}
 		}
 		isAgent := p.ExecID != "" && (p.ExecID == root || p.ExecID == parentRoot)
-		if isAgent || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv)) {
+		if p.AgentLookalike {
+			// Recognised by its path inside a session, binary not
+			// verified: a member like any other, no agent prompt.
+			p.Argv = r.Argv(p.Argv)
+		} else if isAgent || (r.isAgent != nil && r.isAgent(p.Exe, p.Argv)) {
 			p.Argv = r.AgentArgv(p.Argv)
 		} else {
 			p.Argv = r.Argv(p.Argv)
