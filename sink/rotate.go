@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // FileConfig rotates the output file by size.
@@ -20,9 +22,16 @@ type FileConfig struct {
 	Retain int
 }
 
-// Rotating is an append-only file, mode 0600, rotated by size: FILE is
-// renamed FILE.1, FILE.1 becomes FILE.2, and so on; files past Retain are
-// removed.
+// Rotating is an append-only file, rotated by size: FILE is renamed FILE.1,
+// FILE.1 becomes FILE.2, and so on; files past Retain are removed. Files it
+// creates are mode 0600; an existing FILE keeps its mode and owner (an
+// admin's choice, or not a file the sensor may change). It never follows a
+// symbolic link at FILE and refuses anything but a regular file there (a
+// FIFO would block the pipeline, a device is not a log).
+//
+// A rotation that fails (a full disk, a directory in the way) leaves the
+// live file open: lines keep going into it, past MaxBytes, Write reports
+// the failure, and rotation is tried again at most once a second.
 type Rotating struct {
 	mu     sync.Mutex
 	path   string
@@ -30,7 +39,21 @@ type Rotating struct {
 	f      *os.File
 	size   int64
 	closed bool
+	// retryAt is when a failed rotation may be tried again.
+	retryAt time.Time
+	now     func() time.Time
 }
+
+// rotateRetry is the least time between rotation attempts after a failure.
+const rotateRetry = time.Second
+
+// ErrRotate marks a Write error from a failed rotation: every byte was
+// written, into the live file.
+var ErrRotate = errors.New("rotation failed; lines kept in the live file")
+
+// errRetryLater: a rotation failed less than rotateRetry ago; the lines go
+// into the live file without another attempt (or report).
+var errRetryLater = errors.New("rotation deferred")
 
 // OpenRotating opens (creating with 0600 if needed) path for appending.
 func OpenRotating(path string, cfg FileConfig) (*Rotating, error) {
@@ -43,36 +66,65 @@ func OpenRotating(path string, cfg FileConfig) (*Rotating, error) {
 	if cfg.Retain == 0 {
 		cfg.Retain = 5
 	}
-	r := &Rotating{path: path, cfg: cfg}
-	if err := r.open(); err != nil {
+	r := &Rotating{path: path, cfg: cfg, now: time.Now}
+	f, size, err := openOutput(path)
+	if err != nil {
 		return nil, err
 	}
+	r.f, r.size = f, size
 	return r, nil
 }
 
-func (r *Rotating) open() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// openOutput opens path for appending without following a symbolic link
+// and without blocking (a FIFO with no reader would block open itself),
+// creating it 0600 when absent. Only a regular file is accepted.
+func openOutput(path string) (*os.File, int64, error) {
+	const flags = os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	f, err := os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, 0o600)
+	created := err == nil
+	if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(path, flags, 0)
+	}
 	if err != nil {
-		return fmt.Errorf("sink: output: %w", err)
+		if fi, lerr := os.Lstat(path); lerr == nil && !fi.Mode().IsRegular() {
+			return nil, 0, fmt.Errorf("sink: output %s is %s, not a regular file", path, describeMode(fi.Mode()))
+		}
+		return nil, 0, fmt.Errorf("sink: output: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("sink: output: %w", err)
+		return nil, 0, fmt.Errorf("sink: output: %w", err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return fmt.Errorf("sink: output %s is not a regular file", r.path)
+		return nil, 0, fmt.Errorf("sink: output %s is %s, not a regular file", path, describeMode(st.Mode()))
 	}
-	// An existing file keeps its content but not looser permissions.
-	if st.Mode().Perm() != 0o600 {
+	// Only a file made here is set to 0600 (the umask may have narrowed
+	// it further; never widened).
+	if created && st.Mode().Perm() != 0o600 {
 		if err := f.Chmod(0o600); err != nil {
 			f.Close()
-			return fmt.Errorf("sink: output: %w", err)
+			return nil, 0, fmt.Errorf("sink: output: %w", err)
 		}
 	}
-	r.f, r.size = f, st.Size()
-	return nil
+	return f, st.Size(), nil
+}
+
+func describeMode(m os.FileMode) string {
+	switch {
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "not a regular file (" + m.String() + ")"
 }
 
 // Write appends p, which holds whole lines (one event each), rotating
@@ -80,7 +132,8 @@ func (r *Rotating) open() error {
 // lines is split between files at a line boundary, never inside a line,
 // and every line lands in exactly one file. A single line larger than
 // MaxBytes still goes into a file of its own. The int is the bytes of p
-// written, in whichever file.
+// written, in whichever file. When rotation fails the rest goes into the
+// live file and the error wraps ErrRotate.
 func (r *Rotating) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -88,16 +141,17 @@ func (r *Rotating) Write(p []byte) (int, error) {
 		return 0, os.ErrClosed
 	}
 	written := 0
+	var rotErr error
 	for len(p) > 0 {
 		chunk := p
-		if room := r.cfg.MaxBytes - r.size; int64(len(p)) > room {
+		if room := r.cfg.MaxBytes - r.size; int64(len(p)) > room && rotErr == nil {
 			cut := 0
 			if room > 0 {
 				cut = bytes.LastIndexByte(p[:room], '\n') + 1
 			}
 			if cut == 0 && r.size > 0 {
 				if err := r.rotate(); err != nil {
-					return written, err
+					rotErr = err
 				}
 				continue
 			}
@@ -113,30 +167,62 @@ func (r *Rotating) Write(p []byte) (int, error) {
 		r.size += int64(n)
 		written += n
 		if err != nil {
-			return written, err
+			if rotErr == errRetryLater {
+				rotErr = nil
+			}
+			return written, errors.Join(err, rotErr)
 		}
 		p = p[n:]
 	}
-	return written, nil
+	if rotErr == errRetryLater {
+		rotErr = nil
+	}
+	return written, rotErr
 }
 
+// rotate shifts the files and opens a fresh live one. On failure the
+// current live file stays open (renamed back if it had been moved), so
+// the sink goes on writing; the next attempt waits rotateRetry.
 func (r *Rotating) rotate() error {
-	if err := r.f.Close(); err != nil {
-		return fmt.Errorf("sink: output %s: %w", r.path, err)
+	if r.now().Before(r.retryAt) {
+		return errRetryLater
 	}
+	err := r.shift()
+	if err != nil {
+		r.retryAt = r.now().Add(rotateRetry)
+		return fmt.Errorf("sink: output %s: %w: %w", r.path, ErrRotate, err)
+	}
+	r.retryAt = time.Time{}
+	return nil
+}
+
+func (r *Rotating) shift() error {
 	name := func(i int) string { return r.path + "." + strconv.Itoa(i) }
 	if err := os.Remove(name(r.cfg.Retain)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("sink: rotate: %w", err)
+		return fmt.Errorf("rotate: %w", err)
 	}
 	for i := r.cfg.Retain - 1; i >= 1; i-- {
 		if err := os.Rename(name(i), name(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sink: rotate: %w", err)
+			return fmt.Errorf("rotate: %w", err)
 		}
 	}
 	if err := os.Rename(r.path, name(1)); err != nil {
-		return fmt.Errorf("sink: rotate: %w", err)
+		return fmt.Errorf("rotate: %w", err)
 	}
-	return r.open()
+	f, size, err := openOutput(r.path)
+	if err != nil {
+		// Put the live file back where it was; it is still open.
+		if berr := os.Rename(name(1), r.path); berr != nil {
+			err = errors.Join(err, fmt.Errorf("rotate: moving the live file back: %w", berr))
+		}
+		return err
+	}
+	old := r.f
+	r.f, r.size = f, size
+	if err := old.Close(); err != nil {
+		return fmt.Errorf("rotate: closing %s: %w", name(1), err)
+	}
+	return nil
 }
 
 // Close closes the file.

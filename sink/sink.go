@@ -67,6 +67,10 @@ type Config struct {
 	// Now is the clock for events the sink itself emits (spool loss
 	// reports); time.Now when nil.
 	Now func() time.Time
+	// Wrap, when set, wraps the encoder: every line the sink writes, its
+	// own loss reports included, passes through it (the audit chain,
+	// docs/audit.md).
+	Wrap func(Encoder) Encoder
 }
 
 // NewEncoder returns the encoder for format.
@@ -75,7 +79,7 @@ func NewEncoder(format string, nat native.Encoder, sensorVersion string) (Encode
 	case "", FormatNative:
 		return nat, nil
 	case FormatOCSF:
-		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1}, nil
+		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1, MaxBytes: nat.MaxBytes}, nil
 	default:
 		return nil, fmt.Errorf("sink: format %q is not one of %s, %s", format, FormatNative, FormatOCSF)
 	}
@@ -92,6 +96,9 @@ func New(cfg Config, reg prometheus.Registerer, log *slog.Logger) (Sink, error) 
 	enc, err := NewEncoder(cfg.Format, cfg.Native, cfg.SensorVersion)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Wrap != nil {
+		enc = cfg.Wrap(enc)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

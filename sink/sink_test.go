@@ -133,7 +133,8 @@ func TestBadFormat(t *testing.T) {
 func TestFileSinkRotatesWithRetention(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "events.jsonl")
-	// A pre-existing file with loose permissions is tightened.
+	// A pre-existing file keeps its mode (it is rotated out below); every
+	// file the sink creates is 0600.
 	if err := os.WriteFile(path, []byte{}, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -142,11 +142,18 @@ func (s *writerSink) flush() error {
 		return nil
 	}
 	n, events := len(s.buf), s.pending
-	_, err := s.w.Write(s.buf)
+	wrote, err := s.w.Write(s.buf)
 	s.buf, s.pending = s.buf[:0], 0
 	// One huge event must not pin its buffer for the rest of the run.
 	if cap(s.buf) > 4*max(s.opts.flushBytes, 16<<10) {
 		s.buf = make([]byte, 0, 16<<10)
+	}
+	if err != nil && wrote == n && errors.Is(err, ErrRotate) {
+		// Every line is in the live file; only the rotation failed.
+		s.m.errors.WithLabelValues(s.name, "rotate").Inc()
+		s.m.events.WithLabelValues(s.name).Add(float64(events))
+		s.m.bytes.WithLabelValues(s.name).Add(float64(n))
+		return fmt.Errorf("sink %s: %w", s.name, err)
 	}
 	if err != nil {
 		s.m.errors.WithLabelValues(s.name, "write").Add(float64(events))

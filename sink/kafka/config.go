@@ -35,6 +35,16 @@ type Config struct {
 	// everything the spool holds in one call, so waiting longer only adds
 	// latency: at high rates batches fill to BatchSize and go at once.
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	// MaxMessageBytes is the largest message the topic takes (the broker's
+	// message.max.bytes / the topic's max.message.bytes); 0 means 1 MiB.
+	// The writer's BatchBytes is set to it, and encoders keep every event
+	// within EncodedBudget(MaxMessageBytes), trimming what is over
+	// (docs/reliability.md). The same budget bounds a file or stdout line.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// DeadLetterDir receives the records the brokers refuse for good (too
+	// large, invalid, not authorised), in dead-letter.jsonl (0600); empty
+	// means the spool directory.
+	DeadLetterDir string `mapstructure:"-"`
 	// WriteTimeout bounds one produce attempt; 0 means 10 s.
 	WriteTimeout time.Duration `mapstructure:"-"`
 	TLS          TLSConfig     `mapstructure:"tls"`
@@ -59,6 +69,10 @@ type Config struct {
 	// goroutine and from Close: it must be safe for concurrent use.
 	// Required.
 	Stamp func(*event.Event) `mapstructure:"-"`
+	// OnDurable, when set, is called with the highest seq (and its event
+	// time) of the events written to the spool file so far: a kill of the
+	// sensor can no longer lose them. Called from the spool's writer.
+	OnDurable func(seq uint64, t time.Time) `mapstructure:"-"`
 	// ObserveAck, when set, is called with the Write-to-acknowledgement
 	// latency of every delivered event (benchmarks, tests).
 	ObserveAck func(time.Duration) `mapstructure:"-"`
@@ -66,10 +80,10 @@ type Config struct {
 
 // TLSConfig is TLS to the brokers.
 type TLSConfig struct {
-	Enabled    bool   `mapstructure:"enabled"`
-	CAFile     string `mapstructure:"ca_file"`   // PEM bundle; the system roots when empty
-	CertFile   string `mapstructure:"cert_file"` // client certificate (PEM), with KeyFile
-	KeyFile    string `mapstructure:"key_file"`
+	Enabled    bool   `mapstructure:"enabled"`     // TLS to the brokers
+	CAFile     string `mapstructure:"ca_file"`     // PEM bundle; the system roots when empty
+	CertFile   string `mapstructure:"cert_file"`   // client certificate (PEM), with KeyFile
+	KeyFile    string `mapstructure:"key_file"`    // the client certificate's private key (PEM)
 	ServerName string `mapstructure:"server_name"` // overrides the name checked in the broker certificate
 }
 
@@ -77,14 +91,14 @@ type TLSConfig struct {
 type SASLConfig struct {
 	// Mechanism is empty (none), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
 	Mechanism    string `mapstructure:"mechanism"`
-	Username     string `mapstructure:"username"`
-	Password     string `mapstructure:"password"`
+	Username     string `mapstructure:"username"`      // the SASL user
+	Password     string `mapstructure:"password"`      // a secret: prefer password_file
 	PasswordFile string `mapstructure:"password_file"` // read at start; trailing newline removed
 }
 
 // SpoolConfig is the disk spool in front of Kafka.
 type SpoolConfig struct {
-	Dir      string `mapstructure:"dir"`
+	Dir      string `mapstructure:"dir"`       // where events wait while the brokers are unreachable
 	MaxBytes int64  `mapstructure:"max_bytes"` // 0 means 256 MiB
 	// SegmentBytes overrides the segment size (tests).
 	SegmentBytes int64 `mapstructure:"-"`
@@ -102,6 +116,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 5 * time.Second
@@ -152,6 +169,9 @@ func (c *Config) validate() error {
 	if c.BatchTimeout < 0 || c.WriteTimeout < 0 {
 		bad("batch_timeout", "negative duration")
 	}
+	if c.MaxMessageBytes < MinMaxMessageBytes {
+		bad("max_message_bytes", "%d is below the %d minimum", c.MaxMessageBytes, MinMaxMessageBytes)
+	}
 	if c.Spool.Dir == "" {
 		bad("spool.dir", "required: events wait there while the brokers are unreachable")
 	}
@@ -165,6 +185,27 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Message size bounds.
+const (
+	// DefaultMaxMessageBytes is Kafka's default message.max.bytes, rounded.
+	DefaultMaxMessageBytes = 1 << 20
+	// MinMaxMessageBytes is the smallest max_message_bytes accepted: the
+	// most trimmed event, its key and headers fit in it.
+	MinMaxMessageBytes = 64<<10 + messageOverhead
+	// messageOverhead is kept out of the encoders' budget for the key,
+	// the headers and the record framing.
+	messageOverhead = 4 << 10
+)
+
+// EncodedBudget is the size budget of one encoded event for a message
+// limit of maxMessage bytes (0: the default).
+func EncodedBudget(maxMessage int) int {
+	if maxMessage == 0 {
+		maxMessage = DefaultMaxMessageBytes
+	}
+	return maxMessage - messageOverhead
 }
 
 func compression(name string) (kgo.Compression, error) {

@@ -6,6 +6,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -78,12 +79,18 @@ type Sink struct {
 	// calls OnDrop.
 	ackedTo     uint64
 	droppedSeen uint64
+	// notWritten holds the spool offset, seq and time of the records
+	// appended and not yet in the spool file, for Config.OnDurable.
+	notWritten []durableRec
 	// unreported is the loss not yet in a report; pending is the report
 	// built and not yet delivered, sent as is (same seq, same event_id)
 	// until the brokers take it.
 	unreported lossRange
-	pending    *lossReport
-	closed     bool
+	// refused is the records the brokers refused for good (dead-lettered)
+	// not yet in a report.
+	refused lossRange
+	pending *lossReport
+	closed  bool
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -120,6 +127,9 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 		RequiredAcks: kgo.RequireAll,
 		Compression:  comp,
 		BatchSize:    cfg.BatchSize,
+		// Set, not left to kafka-go's default: the sender sizes its
+		// produce calls to it so a partition's messages go in one batch.
+		BatchBytes:   int64(cfg.MaxMessageBytes),
 		BatchTimeout: cfg.BatchTimeout,
 		WriteTimeout: cfg.WriteTimeout,
 		ReadTimeout:  cfg.WriteTimeout,
@@ -135,6 +145,7 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 		SegmentBytes: cfg.Spool.SegmentBytes,
 		Log:          log,
 		OnDrop:       s.dropped,
+		OnWritten:    s.written,
 	})
 	if err != nil {
 		w.Close()
@@ -142,6 +153,9 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 	}
 	s.sp = sp
 	s.m = newMetrics(reg, w, sp)
+	if cfg.OnDurable != nil {
+		s.reportSpooledSeq()
+	}
 	if st := sp.Stats(); st.Pending > 0 {
 		log.Info("kafka: delivering events left in the spool by the previous run", "events", st.Pending, "dir", cfg.Spool.Dir)
 	}
@@ -149,6 +163,47 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 	s.cancel = cancel
 	go s.send(ctx)
 	return s, nil
+}
+
+// reportSpooledSeq tells Config.OnDurable the highest seq in the spool
+// file left by the previous run: what a kill of that run could not lose.
+func (s *Sink) reportSpooledSeq() {
+	var last uint64
+	var at time.Time
+	err := s.sp.ScanNewest(func(data []byte) {
+		rec, err := parseRecord(data)
+		if err != nil {
+			return
+		}
+		if q := seqOf(rec.value); q > last {
+			last, at = q, rec.written
+		}
+	})
+	if err != nil {
+		s.log.Warn("kafka: reading the newest spool segment", "err", err)
+	}
+	if last > 0 {
+		s.log.Info("kafka: the previous run's newest spooled event", "seq", last)
+		s.cfg.OnDurable(last, at)
+	}
+}
+
+// seqOf finds the seq of an encoded event: the native top-level "seq" or
+// OCSF's unmapped.lineaged "seq" (the only "seq" key in either); 0 when
+// there is none.
+func seqOf(v []byte) uint64 {
+	i := bytes.Index(v, []byte(`"seq":`))
+	if i < 0 {
+		return 0
+	}
+	var n uint64
+	for _, c := range v[i+len(`"seq":`):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n
 }
 
 // checkBrokers asks the brokers for the topic's metadata once, through the
@@ -283,8 +338,39 @@ func (s *Sink) writeLocked(ev *event.Event) error {
 		s.spooled, s.spooledBase = s.spooled[:0], off
 	}
 	s.spooled = append(s.spooled, spooledRec{seq: ev.Seq, time: ev.Time.UnixNano()})
+	if s.cfg.OnDurable != nil {
+		s.notWritten = append(s.notWritten, durableRec{off: off, rec: spooledRec{seq: ev.Seq, time: ev.Time.UnixNano()}})
+	}
 	s.m.written.Inc()
 	return nil
+}
+
+// durableRec is a record appended to the spool and not yet written.
+type durableRec struct {
+	off uint64
+	rec spooledRec
+}
+
+// written is the spool's OnWritten: it tells Config.OnDurable the highest
+// seq now in the spool file.
+func (s *Sink) written(end uint64) {
+	if s.cfg.OnDurable == nil {
+		return
+	}
+	s.mu.Lock()
+	var last spooledRec
+	n := 0
+	for n < len(s.notWritten) && s.notWritten[n].off < end {
+		if r := s.notWritten[n].rec; r.seq > last.seq {
+			last = r
+		}
+		n++
+	}
+	s.notWritten = append(s.notWritten[:0], s.notWritten[n:]...)
+	s.mu.Unlock()
+	if last.seq > 0 {
+		s.cfg.OnDurable(last.seq, time.Unix(0, last.time))
+	}
 }
 
 // spooledRec is what a loss report needs of a spooled record.
@@ -308,12 +394,33 @@ func (s *Sink) releaseLocked(end uint64) {
 }
 
 // acked acknowledges the records below end to the spool and forgets them.
+// Delivered records count as durable for Config.OnDurable: the sender may
+// take a record from the spool's memory before it is in the file, and
+// records are delivered and written in the same order.
 func (s *Sink) acked(end uint64) {
+	s.deliveredTo(end)
 	s.sp.Ack(end)
 	s.mu.Lock()
 	s.ackedTo = max(s.ackedTo, end)
 	s.releaseSettledLocked()
 	s.mu.Unlock()
+}
+
+// deliveredTo tells Config.OnDurable that the records below end are in
+// Kafka (or refused and dead-lettered).
+func (s *Sink) deliveredTo(end uint64) {
+	if s.cfg.OnDurable == nil {
+		return
+	}
+	s.mu.Lock()
+	var last spooledRec
+	if end > s.spooledBase && end-s.spooledBase <= uint64(len(s.spooled)) {
+		last = s.spooled[end-1-s.spooledBase]
+	}
+	s.mu.Unlock()
+	if last.seq > 0 {
+		s.cfg.OnDurable(last.seq, time.Unix(0, last.time))
+	}
 }
 
 // releaseSettledLocked forgets the acknowledged records, unless a drop is
@@ -331,6 +438,7 @@ type lossRange struct {
 	lastSeq  uint64
 	from, to int64 // event times, unix ns; 0: none known
 	reason   string
+	where    string // "" means kafka-spool
 }
 
 func (r *lossRange) add(rec spooledRec) {
@@ -361,7 +469,7 @@ func (s *Sink) dropped(from, to uint64, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.unreported.count += to - from
-	s.unreported.reason = reason
+	s.unreported.reason = mergeReason(s.unreported.reason, reason)
 	s.droppedSeen += to - from
 	lo, hi := max(from, s.spooledBase), min(to, s.spooledBase+uint64(len(s.spooled)))
 	for off := lo; off < hi; off++ {
@@ -376,6 +484,9 @@ func (s *Sink) dropped(from, to uint64, reason string) {
 func (s *Sink) lossEventLocked(r lossRange) *event.Event {
 	host := s.lastHost
 	l := &event.Loss{Where: "kafka-spool", Of: "events dropped: " + r.reason, Count: r.count, FirstSeq: r.firstSeq, LastSeq: r.lastSeq}
+	if r.where == "kafka" {
+		l.Where, l.Of = "kafka", "events refused by the brokers, kept in "+s.deadLetterPath()+": "+r.reason
+	}
 	if r.from != 0 {
 		l.From, l.To = time.Unix(0, r.from).UTC(), time.Unix(0, r.to).UTC()
 	}
@@ -395,16 +506,20 @@ func (s *Sink) takeLoss() *lossReport {
 	if s.pending != nil {
 		return s.pending
 	}
-	if s.unreported.count == 0 {
+	from := &s.unreported
+	if from.count == 0 {
+		from = &s.refused
+	}
+	if from.count == 0 {
 		return nil
 	}
-	ev := s.lossEventLocked(s.unreported)
+	ev := s.lossEventLocked(*from)
 	val, err := s.enc.Append(nil, ev)
 	if err != nil {
 		s.log.Error("kafka: encoding loss report", "err", err)
 		return nil
 	}
-	s.unreported = lossRange{}
+	*from = lossRange{}
 	host := []byte{}
 	if ev.Host != nil {
 		host = []byte(ev.Host.MachineID)
@@ -436,170 +551,6 @@ func (s *Sink) sendLoss(ctx context.Context) error {
 	s.mu.Unlock()
 	s.m.delivered.Inc()
 	return nil
-}
-
-// Backoff between produce attempts: doubled on each failure up to
-// maxBackoff, back to minBackoff after a success.
-const (
-	minBackoff = 50 * time.Millisecond
-	maxBackoff = 2 * time.Second
-)
-
-// send is the only producer: it reads batches from the spool in order,
-// produces them, retries failures with backoff, and acknowledges to the
-// spool what the brokers acknowledged. The next batch is read only once
-// this one is delivered, so a retried message is never overtaken by a
-// later one of its key.
-func (s *Sink) send(ctx context.Context) {
-	defer close(s.done)
-	backoff := minBackoff
-	var b batch
-	for {
-		recs, err := s.sp.Next(ctx, s.cfg.BatchSize, 1<<20)
-		if err != nil {
-			return
-		}
-		last := s.fill(&b, recs)
-		if !s.deliver(ctx, &b, &backoff) {
-			return
-		}
-		s.acked(last + 1)
-	}
-}
-
-// batch is the part of a spool batch the brokers have yet to take: each
-// message with its spool write time (for the acknowledgement latency) and
-// its spool offset (to recognise records the spool dropped meanwhile),
-// index for index. Its slices are reused from batch to batch.
-type batch struct {
-	msgs    []kgo.Message
-	written []time.Time
-	offs    []uint64
-}
-
-// retain keeps, in order, the messages keep(i) is true for, i being the
-// index before retain.
-func (b *batch) retain(keep func(i int) bool) {
-	n := 0
-	for i := range b.msgs {
-		if keep(i) {
-			b.msgs[n], b.written[n], b.offs[n] = b.msgs[i], b.written[i], b.offs[i]
-			n++
-		}
-	}
-	b.msgs, b.written, b.offs = b.msgs[:n], b.written[:n], b.offs[:n]
-}
-
-// fill makes b the messages of recs and returns the offset of the last
-// record. A record that does not parse is logged, counted as dropped and
-// skipped: it is acknowledged with the batch, never retried.
-func (s *Sink) fill(b *batch, recs []spool.Record) (last uint64) {
-	b.msgs, b.written, b.offs = b.msgs[:0], b.written[:0], b.offs[:0]
-	for _, r := range recs {
-		last = r.Offset
-		rec, err := parseRecord(r.Data)
-		if err != nil {
-			s.log.Error("kafka: unreadable spool record, skipped", "offset", r.Offset, "err", err)
-			s.m.dropped.Inc()
-			continue
-		}
-		b.msgs = append(b.msgs, kgo.Message{
-			Key:   rec.key,
-			Value: rec.value,
-			Headers: []kgo.Header{
-				{Key: HeaderContentType, Value: []byte(s.enc.ContentType())},
-				{Key: HeaderSchema, Value: rec.schema},
-				{Key: HeaderSensorVersion, Value: []byte(s.cfg.SensorVersion)},
-				{Key: HeaderHostID, Value: rec.host},
-			},
-		})
-		b.written = append(b.written, rec.written)
-		b.offs = append(b.offs, r.Offset)
-	}
-	return last
-}
-
-// deliver produces b until the brokers have taken all of it, or the spool
-// has dropped what is left, waiting *backoff between attempts. It returns
-// false when ctx ends first.
-func (s *Sink) deliver(ctx context.Context, b *batch, backoff *time.Duration) bool {
-	for len(b.msgs) > 0 {
-		err := s.produce(ctx, b.msgs)
-		if err == nil {
-			s.observe(b.written)
-			*backoff = minBackoff
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		s.keepFailed(b, err)
-		s.m.sendErrors.Inc()
-		s.log.Warn("kafka: produce failed, events stay in the spool", "pending", len(b.msgs), "retry_in", *backoff, "err", err)
-		select {
-		case <-time.After(*backoff):
-		case <-ctx.Done():
-			return false
-		}
-		*backoff = min(*backoff*2, maxBackoff)
-		s.forgetDropped(b)
-	}
-	return true
-}
-
-// produce sends the pending loss report, if any, and then msgs: the report
-// goes in front of the records that follow the gap it reports. A report
-// that fails is resent unchanged (same seq, same event_id) with the next
-// attempt.
-func (s *Sink) produce(ctx context.Context, msgs []kgo.Message) error {
-	if err := s.sendLoss(ctx); err != nil {
-		return err
-	}
-	return s.w.WriteMessages(ctx, msgs...)
-}
-
-// keepFailed keeps in b, in order, only the messages err reports as failed,
-// and records the others as delivered. Per-key order holds because a key
-// maps to one partition and a partition's messages fail or succeed
-// together. An error that does not say which messages failed keeps them
-// all.
-func (s *Sink) keepFailed(b *batch, err error) {
-	var werrs kgo.WriteErrors
-	if !errors.As(err, &werrs) || len(werrs) != len(b.msgs) {
-		return
-	}
-	var okTimes []time.Time
-	for i, werr := range werrs {
-		if werr == nil {
-			okTimes = append(okTimes, b.written[i])
-		}
-	}
-	s.observe(okTimes)
-	b.retain(func(i int) bool { return werrs[i] != nil })
-}
-
-// forgetDropped removes from b the records the spool has dropped: while
-// the sender waited to retry, the spool may have filled and dropped the
-// oldest records, these among them. They are counted and reported as lost,
-// so they must not be sent after all.
-func (s *Sink) forgetDropped(b *batch) {
-	released := s.sp.Stats().Acked
-	b.retain(func(i int) bool { return b.offs[i] >= released })
-}
-
-func (s *Sink) observe(written []time.Time) {
-	if len(written) == 0 {
-		return
-	}
-	now := s.cfg.Now()
-	s.m.delivered.Add(float64(len(written)))
-	for _, t := range written {
-		d := now.Sub(t)
-		s.m.ackLatency.Observe(d.Seconds())
-		if s.cfg.ObserveAck != nil {
-			s.cfg.ObserveAck(d)
-		}
-	}
 }
 
 // Flush waits until everything written so far is acknowledged by Kafka, or
@@ -647,11 +598,13 @@ func (s *Sink) Close() error {
 		}
 		s.pending = nil
 	}
-	if r := s.unreported; r.count > 0 {
-		if err := s.writeLocked(s.lossEventLocked(r)); err != nil {
-			s.log.Error("kafka: loss report not saved", "dropped", r.count, "err", err)
+	for _, r := range []*lossRange{&s.unreported, &s.refused} {
+		if r.count > 0 {
+			if err := s.writeLocked(s.lossEventLocked(*r)); err != nil {
+				s.log.Error("kafka: loss report not saved", "lost", r.count, "err", err)
+			}
+			*r = lossRange{}
 		}
-		s.unreported = lossRange{}
 	}
 	s.mu.Unlock()
 	werr := s.w.Close()

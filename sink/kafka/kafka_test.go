@@ -611,10 +611,15 @@ func TestUnreadableSpoolRecordSkipped(t *testing.T) {
 	flush(t, s) // acknowledged up to the last record: past the bad one
 	delivered, dropped := testutil.ToFloat64(s.m.delivered), testutil.ToFloat64(s.m.dropped)
 	s.Close()
-	if delivered != float64(len(evs)) || dropped != 1 {
-		t.Errorf("delivered %v, dropped %v; want %d and 1", delivered, dropped, len(evs))
+	// The events, and the loss report for the unreadable record.
+	if delivered != float64(len(evs)+1) || dropped != 1 {
+		t.Errorf("delivered %v, dropped %v; want %d and 1", delivered, dropped, len(evs)+1)
 	}
-	kafkatest.CheckDelivery(t, kafkatest.Consume(t, c.ListenAddrs(), len(evs), 30*time.Second), evs)
+	msgs := kafkatest.Consume(t, c.ListenAddrs(), len(evs)+1, 30*time.Second)
+	kafkatest.CheckDelivery(t, msgs, evs)
+	if l := lossEvents(t, msgs); len(l) != 1 || l[0].Count != 1 || !strings.Contains(l[0].Of, "unreadable") {
+		t.Errorf("loss reports %+v, want one for the unreadable record", l)
+	}
 }
 
 // When the brokers take part of a batch (a partition's produce request

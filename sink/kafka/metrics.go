@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	written, delivered, dropped           prometheus.Counter
 	encodeErrors, spoolErrors, sendErrors prometheus.Counter
+	refused, deadLetterErrors             prometheus.Counter
 	ackLatency                            prometheus.Histogram
 }
 
@@ -20,12 +21,14 @@ func newMetrics(reg prometheus.Registerer, w *kgo.Writer, sp *spool.Spool) *metr
 		return prometheus.NewCounter(prometheus.CounterOpts{Name: "lineaged_kafka_" + name, Help: help})
 	}
 	m := &metrics{
-		written:      c("events_spooled_total", "Events appended to the spool."),
-		delivered:    c("events_delivered_total", "Events acknowledged by the brokers (acks=all)."),
-		dropped:      c("events_dropped_total", "Spooled events dropped because the spool was full or damaged."),
-		encodeErrors: c("encode_errors_total", "Events that could not be encoded."),
-		spoolErrors:  c("spool_errors_total", "Events the spool refused (disk error)."),
-		sendErrors:   c("produce_errors_total", "Failed produce attempts (retried from the spool)."),
+		written:          c("events_spooled_total", "Events appended to the spool."),
+		delivered:        c("events_delivered_total", "Events acknowledged by the brokers (acks=all)."),
+		dropped:          c("events_dropped_total", "Spooled events dropped because the spool was full or damaged."),
+		encodeErrors:     c("encode_errors_total", "Events that could not be encoded."),
+		spoolErrors:      c("spool_errors_total", "Events the spool refused (its memory queue for the disk full)."),
+		sendErrors:       c("produce_errors_total", "Failed produce attempts (retried from the spool)."),
+		refused:          c("events_refused_total", "Events the brokers refused for good (too large, invalid, not authorised), moved to the dead-letter file."),
+		deadLetterErrors: c("dead_letter_errors_total", "Refused events that could not be written to the dead-letter file (counted in events_refused_total too)."),
 		ackLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lineaged_kafka_ack_latency_seconds",
 			Help:    "Time from Write to broker acknowledgement.",
@@ -33,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, w *kgo.Writer, sp *spool.Spool) *metr
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.written, m.delivered, m.dropped, m.encodeErrors, m.spoolErrors, m.sendErrors, m.ackLatency,
+		reg.MustRegister(m.written, m.delivered, m.dropped, m.encodeErrors, m.spoolErrors, m.sendErrors, m.refused, m.deadLetterErrors, m.ackLatency,
 			&writerCollector{w: w}, &spoolCollector{sp: sp})
 	}
 	return m
@@ -48,10 +51,14 @@ var (
 		"kafka-go Writer max durations since the previous scrape, by phase.", []string{"phase"}, nil)
 	descWriterBatch = prometheus.NewDesc("lineaged_kafka_writer_batch_size_avg",
 		"kafka-go Writer mean batch size since the previous scrape.", nil, nil)
-	descSpoolBytes   = prometheus.NewDesc("lineaged_kafka_spool_bytes", "Bytes in the spool.", nil, nil)
-	descSpoolPending = prometheus.NewDesc("lineaged_kafka_spool_pending_events", "Events spooled and not yet acknowledged.", nil, nil)
-	descSpoolSegs    = prometheus.NewDesc("lineaged_kafka_spool_segments", "Segment files in the spool.", nil, nil)
-	descSpoolFsyncs  = prometheus.NewDesc("lineaged_kafka_spool_fsyncs_total", "Group fsyncs of the spool.", nil, nil)
+	descSpoolBytes       = prometheus.NewDesc("lineaged_kafka_spool_bytes", "Bytes in the spool.", nil, nil)
+	descSpoolPending     = prometheus.NewDesc("lineaged_kafka_spool_pending_events", "Events spooled and not yet acknowledged.", nil, nil)
+	descSpoolSegs        = prometheus.NewDesc("lineaged_kafka_spool_segments", "Segment files in the spool.", nil, nil)
+	descSpoolFsyncs      = prometheus.NewDesc("lineaged_kafka_spool_fsyncs_total", "Group fsyncs of the spool.", nil, nil)
+	descSpoolWriteErrors = prometheus.NewDesc("lineaged_kafka_spool_write_errors_total",
+		"Failed spool writes and fsyncs (ENOSPC, EIO), each recovered by dropping the oldest records (events_dropped_total).", nil, nil)
+	descSpoolRefused = prometheus.NewDesc("lineaged_kafka_spool_refused_total",
+		"Events refused because the spool's memory queue for the disk was full (also in spool_errors_total).", nil, nil)
 )
 
 // writerCollector exports kafka-go's Writer.Stats(). Stats() returns
@@ -99,6 +106,8 @@ func (c *spoolCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descSpoolPending
 	ch <- descSpoolSegs
 	ch <- descSpoolFsyncs
+	ch <- descSpoolWriteErrors
+	ch <- descSpoolRefused
 }
 
 func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
@@ -107,4 +116,6 @@ func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSpoolPending, prometheus.GaugeValue, float64(st.Pending))
 	ch <- prometheus.MustNewConstMetric(descSpoolSegs, prometheus.GaugeValue, float64(st.Segments))
 	ch <- prometheus.MustNewConstMetric(descSpoolFsyncs, prometheus.CounterValue, float64(st.Fsyncs))
+	ch <- prometheus.MustNewConstMetric(descSpoolWriteErrors, prometheus.CounterValue, float64(st.WriteErrors))
+	ch <- prometheus.MustNewConstMetric(descSpoolRefused, prometheus.CounterValue, float64(st.Refused))
 }

@@ -7,30 +7,57 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
+	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/internal/testevents"
+	"github.com/lineaged/lineaged/sink/internal/v1obj"
 )
 
-// FuzzStringRoundTrip: any byte string encodes to valid UTF-8 JSON that
-// decodes back to exactly the same bytes, and is marked iff it is not UTF-8.
+// FuzzStringRoundTrip: any byte string encodes to valid UTF-8 JSON without
+// lone surrogates (I-JSON), that decodes to the string with U+FFFD for each
+// invalid byte, and is marked iff it is not UTF-8; the marked value's exact
+// bytes come back from its base64 companion.
 func FuzzStringRoundTrip(f *testing.F) {
-	for _, s := range []string{"", "plain", "\xff", "a\x00b\n\x1b", "\xed\xa0\x80", "\u2028", "é\xc3", "\"\\"} {
+	for _, s := range testevents.HostileStrings {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		out, bad := jsonw.AppendString(nil, s)
-		if !utf8.Valid(out) || !json.Valid(out) {
-			t.Fatalf("invalid output %q for %q", out, s)
+		if err := schematest.IJSON(out); err != nil {
+			t.Fatalf("%v: %q for %q", err, out, s)
 		}
 		if bad == utf8.ValidString(s) {
 			t.Fatalf("marked=%v for %q", bad, s)
 		}
-		if got := decodeLiteral(t, string(out)); got != s {
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got != replaced(s) {
 			t.Fatalf("round trip: %q -> %q -> %q", s, out, got)
+		}
+		var m v1obj.Marks
+		b := append(m.Str([]byte{'{'}, "k", "", s), '}')
+		b = append(m.AppendList(b[:len(b)-1]), '}')
+		var ev struct {
+			K   string
+			Raw []struct{ Value, Base64 string } `json:"invalid_utf8_base64"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		if bad != (len(ev.Raw) == 1) {
+			t.Fatalf("invalid_utf8_base64 %+v for %q", ev.Raw, s)
+		}
+		if bad {
+			if raw := exactBytes(t, ev.Raw)[ev.K]; raw != s {
+				t.Fatalf("exact bytes %q, want %q", raw, s)
+			}
 		}
 	})
 }
 
-// FuzzArgv: hostile argv and bounds never produce invalid JSON.
+// FuzzArgv: hostile argv and bounds never produce a line that is not
+// strict I-JSON.
 func FuzzArgv(f *testing.F) {
 	f.Add("sh", "-c\xff", 3, 10)
 	f.Fuzz(func(t *testing.T, a, b string, maxArgs, maxArg int) {
@@ -41,8 +68,8 @@ func FuzzArgv(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !json.Valid(out) || !utf8.Valid(out) {
-			t.Fatalf("invalid output %q", out)
+		if err := schematest.IJSON(out); err != nil {
+			t.Fatalf("%v: %q", err, out)
 		}
 	})
 }

@@ -45,6 +45,9 @@ type Encoder struct {
 	// whole ancestors whatever Ancestry says, and every posture check on
 	// every event.
 	V1 bool
+	// MaxBytes is the size budget of one encoded event (0: none): an event
+	// over it is trimmed and marked "truncated" (budget.go).
+	MaxBytes int
 }
 
 // ContentType returns the media type of the output.
@@ -86,8 +89,16 @@ func timeField(dst []byte, key string, t time.Time) []byte {
 	return jsonw.AppendTime(jsonw.AppendKey(dst, key), t)
 }
 
-// Append appends ev as one JSON object (no trailing newline) to dst.
+// Append appends ev as one JSON object (no trailing newline) to dst,
+// within MaxBytes when it is set.
 func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
+	if e.MaxBytes > 0 {
+		return e.appendBudget(dst, ev)
+	}
+	return e.appendEvent(dst, ev)
+}
+
+func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 	if ev == nil {
 		return dst, ErrNilEvent
 	}
@@ -171,6 +182,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		if f.Result != 0 {
 			dst = intField(dst, "result", int64(f.Result))
 		}
+		dst = st.OptStr(dst, "syscall_abi", "file", f.SyscallABI)
+		dst = fileSource(&st, dst, f)
+		dst = fileModify(&st, dst, f)
 		dst = append(dst, '}')
 	}
 	if n := ev.Net; n != nil {
@@ -186,6 +200,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		if n.Result != 0 {
 			dst = intField(dst, "result", int64(n.Result))
 		}
+		dst = netOps(&st, dst, n)
 		dst = append(dst, '}')
 	}
 	if x := ev.Exit; x != nil {
@@ -213,6 +228,8 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = st.OptStr(dst, "source", "sensor", s.Source)
 		dst = st.OptStr(dst, "hooks", "sensor", s.Hooks)
 		dst = st.OptStr(dst, "reason", "sensor", s.Reason)
+		dst = st.OptStr(dst, "previous_instance_id", "sensor", s.PreviousInstanceID)
+		dst = st.OptStr(dst, "previous_end", "sensor", s.PreviousEnd)
 		dst = append(dst, '}')
 	}
 	if a := ev.Alert; a != nil {
@@ -234,8 +251,20 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 	if t := ev.Tool; t != nil {
 		dst = v1obj.Tool(&st, dst, "tool", t)
 	}
+	if s := ev.Session; s != nil {
+		dst = v1obj.Session(&st, dst, "session", s)
+	}
+	if c := ev.Checkpoint; c != nil {
+		dst = v1obj.Checkpoint(&st, dst, "checkpoint", c)
+	}
+	if t := ev.Tamper; t != nil {
+		dst = v1obj.Tamper(&st, dst, "tamper", t)
+	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "", ev.Partial)
+	}
+	if ev.Untracked {
+		dst = boolField(dst, "untracked", true)
 	}
 	dst = st.AppendList(dst)
 	return append(dst, '}'), nil
@@ -250,6 +279,12 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 	dst = uintField(dst, "ppid", uint64(p.PPID))
 	dst = timeField(dst, "start_time", p.StartTime)
 	dst = st.OptStr(dst, "exe", prefix, p.Exe)
+	if len(p.ExeFlags) > 0 {
+		dst = st.StrList(dst, "exe_flags", prefix, p.ExeFlags)
+	}
+	if p.AgentLookalike {
+		dst = append(jsonw.AppendKey(dst, "agent_lookalike"), "true"...)
+	}
 	if len(p.Argv) > 0 || p.ArgvTruncated {
 		dst = e.argv(st, dst, prefix, p, 0)
 	}
@@ -270,22 +305,35 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 		if prefix == "process" {
 			bp = "process.binary"
 		}
-		dst = append(jsonw.AppendKey(dst, "binary"), '{')
-		dst = st.Str(dst, "path", bp, b.Path)
-		dst = st.OptStr(dst, "sha256", bp, b.SHA256)
-		dst = intField(dst, "size", b.Size)
-		dst = uintField(dst, "inode", b.Inode)
-		dst = uintField(dst, "dev", b.Dev)
-		if !b.Mtime.IsZero() {
-			dst = timeField(dst, "mtime", b.Mtime)
-		}
-		dst = st.Str(dst, "verdict", bp, b.Verdict)
-		dst = st.OptStr(dst, "package", bp, b.Package)
-		dst = st.OptStr(dst, "signer", bp, b.Signer)
-		dst = st.OptStr(dst, "key_id", bp, b.KeyID)
-		dst = st.OptStr(dst, "reason", bp, b.Reason)
-		dst = append(dst, '}')
+		dst = binaryObj(st, jsonw.AppendKey(dst, "binary"), bp, b)
 	}
+	if b := p.Loaded; b != nil {
+		bp := "ancestry.loaded"
+		if prefix == "process" {
+			bp = "process.loaded"
+		}
+		dst = binaryObj(st, jsonw.AppendKey(dst, "loaded"), bp, b)
+	}
+	return append(dst, '}')
+}
+
+// binaryObj writes a binary identity object (process.binary, and
+// process.loaded: the program a loader ran).
+func binaryObj(st *v1obj.Marks, dst []byte, bp string, b *event.Binary) []byte {
+	dst = append(dst, '{')
+	dst = st.Str(dst, "path", bp, b.Path)
+	dst = st.OptStr(dst, "sha256", bp, b.SHA256)
+	dst = intField(dst, "size", b.Size)
+	dst = uintField(dst, "inode", b.Inode)
+	dst = uintField(dst, "dev", b.Dev)
+	if !b.Mtime.IsZero() {
+		dst = timeField(dst, "mtime", b.Mtime)
+	}
+	dst = st.Str(dst, "verdict", bp, b.Verdict)
+	dst = st.OptStr(dst, "package", bp, b.Package)
+	dst = st.OptStr(dst, "signer", bp, b.Signer)
+	dst = st.OptStr(dst, "key_id", bp, b.KeyID)
+	dst = st.OptStr(dst, "reason", bp, b.Reason)
 	return append(dst, '}')
 }
 
@@ -299,6 +347,9 @@ func (e Encoder) ancestor(st *v1obj.Marks, dst []byte, p *event.Process) []byte 
 	dst = uintField(dst, "pid", uint64(p.PID))
 	dst = timeField(dst, "start_time", p.StartTime)
 	dst = st.OptStr(dst, "exe", "ancestry", p.Exe)
+	if len(p.ExeFlags) > 0 {
+		dst = st.StrList(dst, "exe_flags", "ancestry", p.ExeFlags)
+	}
 	if len(p.Argv) > 0 || p.ArgvTruncated {
 		dst = e.argv(st, dst, "ancestry", p, event.MaxAncestorArgvBytes)
 	}
@@ -312,6 +363,14 @@ func (e Encoder) ancestor(st *v1obj.Marks, dst []byte, p *event.Process) []byte 
 		dst = st.OptStr(dst, "sha256", "ancestry.binary", b.SHA256)
 		dst = st.Str(dst, "verdict", "ancestry.binary", b.Verdict)
 		dst = st.OptStr(dst, "signer", "ancestry.binary", b.Signer)
+		dst = append(dst, '}')
+	}
+	if b := p.Loaded; b != nil {
+		// The program a loader ran: named, as the ancestor's own binary.
+		dst = append(jsonw.AppendKey(dst, "loaded"), '{')
+		dst = st.Str(dst, "path", "ancestry.loaded", b.Path)
+		dst = st.OptStr(dst, "sha256", "ancestry.loaded", b.SHA256)
+		dst = st.Str(dst, "verdict", "ancestry.loaded", b.Verdict)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
@@ -355,7 +414,7 @@ func (e Encoder) argv(st *v1obj.Marks, dst []byte, prefix string, p *event.Proce
 		var bad bool
 		dst, bad = jsonw.AppendString(dst, a)
 		if bad {
-			st.Mark(prefix, "argv")
+			st.Bad(prefix, "argv", a)
 		}
 	}
 	dst = append(dst, ']')
@@ -390,7 +449,7 @@ func appendPosture(st *v1obj.Marks, dst []byte, p *event.Posture, detailed bool)
 			var bad bool
 			dst, bad = jsonw.AppendString(dst, k)
 			if bad {
-				st.Mark("posture", "checks")
+				st.Bad("posture", "checks", k)
 			}
 			dst = append(dst, ':', '{')
 			dst = boolField(dst, "ok", c.OK)

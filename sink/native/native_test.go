@@ -2,12 +2,12 @@ package native
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -90,12 +90,15 @@ func shaped(t *testing.T, ev *event.Event, enc Encoder) *event.Event {
 	}
 	for i, a := range out.Ancestry {
 		c := event.Process{ExecID: a.ExecID, PID: a.PID, StartTime: a.StartTime, Exe: a.Exe,
-			Argv: a.Argv, ArgvTruncated: a.ArgvTruncated, User: a.User}
+			ExeFlags: a.ExeFlags, Argv: a.Argv, ArgvTruncated: a.ArgvTruncated, User: a.User}
 		if a.User == "" {
 			c.UID = a.UID
 		}
 		if b := a.Binary; b != nil {
 			c.Binary = &event.Binary{SHA256: b.SHA256, Verdict: b.Verdict, Signer: b.Signer}
+		}
+		if l := a.Loaded; l != nil {
+			c.Loaded = &event.Binary{Path: l.Path, SHA256: l.SHA256, Verdict: l.Verdict}
 		}
 		out.Ancestry[i] = c
 	}
@@ -138,53 +141,38 @@ func TestSchemaRejectsBadEvents(t *testing.T) {
 	}
 }
 
-// decodeLiteral decodes one JSON string literal, mapping the lone surrogates
-// \udc80-\udcff back to the raw bytes they stand for (docs/schema.md).
-func decodeLiteral(t *testing.T, lit string) string {
+// replaced is s as the encoder shows it: each byte that is not part of
+// valid UTF-8 becomes U+FFFD (docs/schema.md, "Invalid UTF-8").
+func replaced(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteString("\uFFFD")
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// exactBytes maps each value an event shows with U+FFFD to its exact bytes,
+// from invalid_utf8_base64.
+func exactBytes(t *testing.T, list []struct{ Value, Base64 string }) map[string]string {
 	t.Helper()
-	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
-		t.Fatalf("not a string literal: %q", lit)
+	m := map[string]string{}
+	for _, e := range list {
+		b, err := base64.StdEncoding.DecodeString(e.Base64)
+		if err != nil {
+			t.Fatalf("invalid_utf8_base64 %q: %v", e.Base64, err)
+		}
+		if replaced(string(b)) != e.Value {
+			t.Errorf("invalid_utf8_base64: %q does not show as %q", b, e.Value)
+		}
+		m[e.Value] = string(b)
 	}
-	var b []byte
-	s := lit[1 : len(lit)-1]
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 {
-			t.Fatalf("raw control byte %#x in %q", c, lit)
-		}
-		if c != '\\' {
-			b = append(b, c)
-			continue
-		}
-		i++
-		switch s[i] {
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case '"', '\\', '/':
-			b = append(b, s[i])
-		case 'u':
-			v, err := strconv.ParseUint(s[i+1:i+5], 16, 16)
-			if err != nil {
-				t.Fatal(err)
-			}
-			i += 4
-			switch {
-			case v >= 0xdc80 && v <= 0xdcff:
-				b = append(b, byte(v-0xdc00))
-			case utf16.IsSurrogate(rune(v)):
-				t.Fatalf("unexpected surrogate %x in %q", v, lit)
-			default:
-				b = utf8.AppendRune(b, rune(v))
-			}
-		default:
-			t.Fatalf("unknown escape \\%c in %q", s[i], lit)
-		}
-	}
-	return string(b)
+	return m
 }
 
 func hostileEvent() *event.Event {
@@ -222,30 +210,44 @@ func TestHostileStringsAreLosslessAndMarked(t *testing.T) {
 	}
 	var m struct {
 		Process struct {
-			Exe  json.RawMessage   `json:"exe"`
-			Argv []json.RawMessage `json:"argv"`
+			Exe  string   `json:"exe"`
+			Argv []string `json:"argv"`
 		} `json:"process"`
 		File struct {
-			Path json.RawMessage `json:"path"`
+			Path string `json:"path"`
 		} `json:"file"`
-		InvalidUTF8 []string `json:"invalid_utf8"`
+		InvalidUTF8 []string                         `json:"invalid_utf8"`
+		Raw         []struct{ Value, Base64 string } `json:"invalid_utf8_base64"`
 	}
 	if err := json.Unmarshal(out, &m); err != nil {
 		t.Fatal(err)
 	}
-	if got := decodeLiteral(t, string(m.Process.Exe)); got != ev.Process.Exe {
+	raw := exactBytes(t, m.Raw)
+	exact := func(v string) string {
+		if b, ok := raw[v]; ok {
+			return b
+		}
+		return v
+	}
+	if got := exact(m.Process.Exe); got != ev.Process.Exe {
 		t.Errorf("exe: got %q want %q", got, ev.Process.Exe)
 	}
 	if len(m.Process.Argv) != len(ev.Process.Argv) {
 		t.Fatalf("argv has %d elements, want %d", len(m.Process.Argv), len(ev.Process.Argv))
 	}
-	for i, raw := range m.Process.Argv {
-		if got := decodeLiteral(t, string(raw)); got != ev.Process.Argv[i] {
+	for i, v := range m.Process.Argv {
+		if v != replaced(ev.Process.Argv[i]) {
+			t.Errorf("argv[%d] shows %q, want %q", i, v, replaced(ev.Process.Argv[i]))
+		}
+		if got := exact(v); got != ev.Process.Argv[i] {
 			t.Errorf("argv[%d]: got %q want %q", i, got, ev.Process.Argv[i])
 		}
 	}
-	if got := decodeLiteral(t, string(m.File.Path)); got != ev.File.Path {
+	if got := exact(m.File.Path); got != ev.File.Path {
 		t.Errorf("file.path: got %q want %q", got, ev.File.Path)
+	}
+	if len(m.Raw) != 4 {
+		t.Errorf("invalid_utf8_base64 has %d values, want the 4 that held invalid bytes: %+v", len(m.Raw), m.Raw)
 	}
 	want := []string{"process.exe", "process.argv", "file.path"}
 	if strings.Join(m.InvalidUTF8, ",") != strings.Join(want, ",") {
@@ -256,7 +258,8 @@ func TestHostileStringsAreLosslessAndMarked(t *testing.T) {
 	}
 }
 
-// Python's surrogateescape is the documented way back to the raw bytes.
+// In Python, every value is valid text (a strict UTF-8 encode succeeds)
+// and invalid_utf8_base64 gives back the exact bytes.
 func TestHostileStringsRoundTripInPython(t *testing.T) {
 	py, err := exec.LookPath("python3")
 	if err != nil {
@@ -268,12 +271,13 @@ func TestHostileStringsRoundTripInPython(t *testing.T) {
 		t.Fatal(err)
 	}
 	const script = `
-import json, sys
-ev = json.loads(sys.stdin.buffer.read())
-raw = [a.encode("utf-8", "surrogateescape") for a in ev["process"]["argv"]]
-raw.append(ev["process"]["exe"].encode("utf-8", "surrogateescape"))
-raw.append(ev["file"]["path"].encode("utf-8", "surrogateescape"))
-sys.stdout.write("\n".join(r.hex() for r in raw))
+import base64, json, sys
+ev = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+exact = {e["value"]: base64.b64decode(e["base64"], validate=True) for e in ev.get("invalid_utf8_base64", [])}
+def raw(v):
+    return exact.get(v, v.encode("utf-8"))
+vals = list(ev["process"]["argv"]) + [ev["process"]["exe"], ev["file"]["path"]]
+sys.stdout.write("\n".join(raw(v).hex() for v in vals))
 `
 	cmd := exec.Command(py, "-c", script)
 	cmd.Stdin = bytes.NewReader(out)

@@ -169,20 +169,24 @@ func TestV2SchemaIsV1WithTheDocumentedChanges(t *testing.T) {
 	anc := defs2["ancestor"].(map[string]any)
 	ancProps := anc["properties"].(map[string]any)
 	for k, v := range ancProps {
-		if k == "binary" {
+		if k == "binary" || k == "loaded" {
 			continue
 		}
 		if !reflect.DeepEqual(v, proc["properties"].(map[string]any)[k]) {
 			t.Errorf("$defs.ancestor.%s differs from $defs.process.%s", k, k)
 		}
 	}
-	wantAnc := []string{"exec_id", "pid", "start_time", "exe", "argv", "argv_truncated", "argc", "uid", "user", "binary"}
+	wantAnc := []string{"exec_id", "pid", "start_time", "exe", "exe_flags", "argv", "argv_truncated", "argc", "uid", "user", "binary", "loaded"}
 	if len(ancProps) != len(wantAnc) {
 		t.Errorf("$defs.ancestor has %d properties, want %v", len(ancProps), wantAnc)
 	}
 	ab := defs2["ancestor_binary"].(map[string]any)["properties"].(map[string]any)
 	if !reflect.DeepEqual(ab, pick(bin["properties"].(map[string]any), "sha256", "verdict", "signer")) {
 		t.Error("$defs.ancestor_binary is not $defs.binary's sha256, verdict and signer")
+	}
+	al := defs2["ancestor_loaded"].(map[string]any)["properties"].(map[string]any)
+	if !reflect.DeepEqual(al, pick(bin["properties"].(map[string]any), "path", "sha256", "verdict")) {
+		t.Error("$defs.ancestor_loaded is not $defs.binary's path, sha256 and verdict")
 	}
 	// Everything else is the same, but for the documented changes.
 	strip := func(m map[string]any) {
@@ -195,6 +199,7 @@ func TestV2SchemaIsV1WithTheDocumentedChanges(t *testing.T) {
 		defs := m["$defs"].(map[string]any)
 		delete(defs, "ancestor")
 		delete(defs, "ancestor_binary")
+		delete(defs, "ancestor_loaded")
 	}
 	strip(v1)
 	strip(v2)

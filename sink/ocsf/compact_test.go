@@ -69,8 +69,9 @@ func TestCompactAncestryBoundsAncestorCommandLines(t *testing.T) {
 			if err := json.Unmarshal(b, &out); err != nil {
 				t.Fatal(err)
 			}
-			full := "/bin/bash -c " + snapshot
-			if out.Process.CmdLine != "bash -c "+snapshot {
+			// The script is one argument, quoted as a shell word.
+			full := "/bin/bash -c '" + snapshot + "'"
+			if out.Process.CmdLine != "bash -c '"+snapshot+"'" {
 				t.Error("the process's own cmd_line was bounded")
 			}
 			for name, got := range map[string]string{
@@ -79,7 +80,10 @@ func TestCompactAncestryBoundsAncestorCommandLines(t *testing.T) {
 				"actor.process":  out.Actor.Process.CmdLine,
 			} {
 				if tc.compact {
-					if len(got) > event.MaxAncestorArgvBytes+2 || !strings.HasPrefix(full, got) {
+					// Within the bound plus the separators and the
+					// quotes, which close the cut argument.
+					cut := strings.TrimSuffix(got, "'")
+					if len(got) > event.MaxAncestorArgvBytes+4 || cut == got || !strings.HasPrefix(full, cut) {
 						t.Errorf("%s cmd_line is %d bytes, want a prefix within %d", name, len(got), event.MaxAncestorArgvBytes)
 					}
 				} else if got != full {

@@ -46,6 +46,10 @@ type Encoder struct {
 	// V1 names lineaged/v1 in metadata.log_name and unmapped.lineaged, and
 	// writes the ancestry whole, as the release before lineaged/v2 did.
 	V1 bool
+	// MaxBytes is the size budget of one encoded event (0: none): an event
+	// over it is trimmed and marked in unmapped.lineaged.truncated
+	// (budget.go).
+	MaxBytes int
 }
 
 // compact reports whether the ancestry is written compact.
@@ -62,6 +66,12 @@ func (Encoder) Schema() string { return SchemaName }
 // Errors for events that cannot be encoded.
 var (
 	ErrNilEvent = errors.New("ocsf: nil event")
+)
+
+// Connect results (negative errno) that pick the Network Activity.
+const (
+	errConnRefused = -111 // ECONNREFUSED: activity 5, Refuse
+	errInProgress  = -115 // EINPROGRESS: a non-blocking connect under way
 )
 
 type class struct {
@@ -81,6 +91,9 @@ func classify(ev *event.Event) (class, error) {
 		c = sys(7, "Process Activity", 1, "Launch")
 	case event.KindProcessExit:
 		c = sys(7, "Process Activity", 2, "Terminate")
+	case event.KindProcessBinary:
+		// The late hash of a launched process (docs/ocsf.md).
+		c = sys(7, "Process Activity", 99, "Other")
 	case event.KindFileOpen:
 		c = sys(1, "File System Activity", 14, "Open")
 		if ev.File != nil && ev.File.Created {
@@ -92,11 +105,20 @@ func classify(ev *event.Event) (class, error) {
 		c = sys(1, "File System Activity", 5, "Rename")
 	case event.KindFileChmod:
 		c = sys(1, "File System Activity", 7, "Set Security")
+	case event.KindFileModify:
+		c = fileModifyClass(ev, sys)
 	case event.KindNetConnect:
 		c = class{uid: 4001, category: 4, name: "Network Activity", categoryName: "Network Activity", activity: 1, activityName: "Open"}
-		if ev.Net != nil && ev.Net.Result != 0 && ev.Net.Result != -115 { // -EINPROGRESS: a non-blocking connect under way
+		switch {
+		case ev.Net == nil || ev.Net.Result == 0 || ev.Net.Result == errInProgress:
+			// Connected, or a non-blocking connect under way.
+		case ev.Net.Result == errConnRefused:
+			c.activity, c.activityName = 5, "Refuse"
+		default:
 			c.activity, c.activityName = 4, "Fail"
 		}
+	case event.KindNetSend, event.KindNetListen:
+		c = netOpClass(ev)
 	case event.KindPostureSample:
 		c = class{uid: 5002, category: 5, name: "Device Config State", categoryName: "Discovery", activity: 2, activityName: "Collect"}
 	case event.KindPostureChange:
@@ -104,7 +126,9 @@ func classify(ev *event.Event) (class, error) {
 	case event.KindPolicyAlert:
 		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 1, activityName: "Create"}
 	case event.KindPolicyAction:
-		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 2, activityName: "Update"}
+		// A finding of its own (finding_info.uid is its event_id, the
+		// alert it follows is in related_events): created, not an update.
+		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 1, activityName: "Create"}
 	case event.KindSensorStart:
 		c = class{uid: 6002, category: 6, name: "Application Lifecycle", categoryName: "Application Activity", activity: 3, activityName: "Start"}
 	case event.KindSensorStop:
@@ -115,8 +139,16 @@ func classify(ev *event.Event) (class, error) {
 		// and a network source): a Base Event, the call under
 		// unmapped.lineaged.tool (docs/ocsf.md).
 		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
-	case event.KindSensorLoss:
+	case event.KindAgentSessionStart, event.KindAgentSessionEnd:
+		// An agent session's summary: no OCSF 1.8.0 class holds it (the
+		// ai_agent object is 1.9-dev). A Base Event, the summary under
+		// unmapped.lineaged.session (docs/ocsf.md).
 		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
+	case event.KindSensorLoss, event.KindSensorCheckpoint:
+		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
+	case event.KindSensorTamper:
+		// Something done to the sensor: a finding (docs/ocsf.md).
+		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 1, activityName: "Create"}
 	default:
 		return c, fmt.Errorf("ocsf: event %s: kind %q has no OCSF mapping", ev.EventID, ev.Kind)
 	}
@@ -168,6 +200,13 @@ func severity(s string) (int, string) {
 
 // Append appends ev as one OCSF JSON object to dst.
 func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
+	if e.MaxBytes > 0 {
+		return e.appendBudget(dst, ev)
+	}
+	return e.appendEvent(dst, ev)
+}
+
+func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 	if ev == nil {
 		return dst, ErrNilEvent
 	}
@@ -199,6 +238,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 		if sevID == 99 {
 			sevName = ev.Alert.Severity
 		}
+	}
+	if ev.Tamper != nil {
+		sevID, sevName = 4, "High"
 	}
 	dst = intField(dst, "severity_id", int64(sevID))
 	dst = st.Str(dst, "severity", "", sevName)
@@ -258,21 +300,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = e.actor(&st, dst, ev, ev.Process, true)
 		}
 		if n := ev.Net; n != nil {
-			dst = append(jsonw.AppendKey(dst, "dst_endpoint"), '{')
-			dst = st.Str(dst, "ip", "dst_endpoint", n.DstIP)
-			dst = intField(dst, "port", int64(n.DstPort))
-			dst = append(dst, '}')
-			if n.SrcIP != "" {
-				dst = append(jsonw.AppendKey(dst, "src_endpoint"), '{')
-				dst = st.Str(dst, "ip", "src_endpoint", n.SrcIP)
-				if n.SrcPort != 0 {
-					dst = intField(dst, "port", int64(n.SrcPort))
-				}
-				dst = append(dst, '}')
-			}
+			dst = netEndpoints(&st, dst, ev.Kind, n)
 			dst = append(jsonw.AppendKey(dst, "connection_info"), '{')
-			dst = intField(dst, "direction_id", 2)
-			dst = rawField(dst, "direction", `"Outbound"`)
+			dst = netDirection(dst, ev.Kind)
 			dst = st.Str(dst, "protocol_name", "connection_info", n.Protocol)
 			switch n.Protocol {
 			case "tcp":
@@ -289,7 +319,7 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 				dst = rawField(dst, "protocol_ver", `"Internet Protocol version 6 (IPv6)"`)
 			}
 			dst = append(dst, '}')
-			if c.activity == 4 {
+			if c.activity == 4 || c.activity == 5 || ev.Kind != event.KindNetConnect && n.Result < 0 {
 				dst = status(dst, n.Result)
 			}
 		}
@@ -333,6 +363,9 @@ func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
 			dst = append(dst, '}')
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
 			dst = st.Str(dst, "message", "", al.Message)
+		}
+		if tp := ev.Tamper; tp != nil && ev.Alert == nil {
+			dst = tamperFinding(&st, dst, ev.EventID, tp)
 		}
 		if ev.Process != nil {
 			dst = append(jsonw.AppendKey(dst, "evidences"), '[', '{')
@@ -446,9 +479,11 @@ func aiRole(role string) (int, string) {
 	switch role {
 	case event.RoleRoot:
 		return 4, "Agent"
-	case event.RoleTool, event.RoleMCPServer, event.RoleDescendant:
+	case event.RoleTool, event.RoleMCPServer:
 		return 3, "Tool"
 	}
+	// A descendant of a tool (a process the tool's process started), a
+	// hook: no OCSF role fits; Other, with the lineaged role as caption.
 	return 99, role
 }
 
@@ -539,10 +574,11 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 	dst = st.OptStrAs(dst, "path", path, "path", p.Exe)
 	if len(p.Argv) > 0 {
 		dst = jsonw.AppendKey(dst, "cmd_line")
+		var raw string
 		var bad bool
-		dst, bad = e.cmdLine(dst, p.Argv, limit)
+		dst, raw, bad = e.cmdLine(dst, p.Argv, limit)
 		if bad {
-			st.Mark("", path+".cmd_line") // rare: invalid UTF-8
+			st.Bad("", path+".cmd_line", raw) // rare: invalid UTF-8
 		}
 	}
 	if !p.StartTime.IsZero() {
@@ -604,10 +640,11 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 			dst = st.OptStrAs(dst, "path", path, "ancestry.path", a.Exe)
 			if len(a.Argv) > 0 {
 				dst = jsonw.AppendKey(dst, "cmd_line")
+				var raw string
 				var bad bool
-				dst, bad = e.cmdLine(dst, a.Argv, ancLimit)
+				dst, raw, bad = e.cmdLine(dst, a.Argv, ancLimit)
 				if bad {
-					st.Mark("", path+".ancestry.cmd_line")
+					st.Bad("", path+".ancestry.cmd_line", raw)
 				}
 			}
 			if !a.StartTime.IsZero() {
@@ -618,16 +655,6 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 		dst = append(dst, ']')
 	}
 	return append(dst, '}')
-}
-
-// cmdLine writes argv as one command line within the argv bounds and, when
-// limit is positive, within limit bytes; the cut is flagged in unmapped.
-func (e Encoder) cmdLine(dst []byte, argv []string, limit int) ([]byte, bool) {
-	if limit <= 0 {
-		return jsonw.AppendJoined(dst, e.boundArgv(argv), ' ')
-	}
-	dst, bad, _ := jsonw.AppendJoinedMax(dst, e.boundArgv(argv), ' ', limit)
-	return dst, bad
 }
 
 // ancestryCut reports whether compact ancestry cuts the command line of an
@@ -749,6 +776,15 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "gid"), uint64(p.GID))
 		dst = st.OptStr(dst, "login_user", "unmapped.lineaged.process", p.LoginUser)
 		dst = st.OptStr(dst, "cgroup", "unmapped.lineaged.process", p.Cgroup)
+		if len(p.ExeFlags) > 0 {
+			dst = st.StrList(dst, "exe_flags", "unmapped.lineaged.process", p.ExeFlags)
+		}
+		if b := p.Loaded; b != nil {
+			dst = loaded(st, jsonw.AppendKey(dst, "loaded"), "unmapped.lineaged.process.loaded", "", b)
+		}
+		if p.AgentLookalike {
+			dst = append(jsonw.AppendKey(dst, "agent_lookalike"), "true"...)
+		}
 		if e.argvCut(p) {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "argv_truncated"), true)
 			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "argc"), uint64(len(p.Argv)))
@@ -776,6 +812,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 	if e.ancestryCut(ev.Ancestry) {
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "ancestry_argv_truncated"), true)
 	}
+	dst = ancestryExeFlags(st, dst, ev.Ancestry)
+	dst = ancestryLoaded(st, dst, ev.Ancestry)
+	dst = ancestryLookalikes(st, dst, ev.Ancestry)
 	if id := ev.Identity; id != nil {
 		dst = append(jsonw.AppendKey(dst, "identity"), '{')
 		dst = st.OptStr(dst, "login_user", "unmapped.lineaged.identity", id.LoginUser)
@@ -794,6 +833,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		}
 		dst = append(dst, '}')
 	}
+	if n := ev.Net; n != nil {
+		dst = unmappedNet(st, dst, n)
+	}
 	if f := ev.File; f != nil {
 		dst = append(jsonw.AppendKey(dst, "file"), '{')
 		dst = st.OptStr(dst, "mode", "unmapped.lineaged.file", f.Mode)
@@ -809,6 +851,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		if f.PathTruncated {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "path_truncated"), true)
 		}
+		dst = st.OptStr(dst, "syscall_abi", "unmapped.lineaged.file", f.SyscallABI)
+		dst = fileSource(st, dst, f)
+		dst = fileModify(st, dst, f)
 		dst = append(dst, '}')
 	}
 	if x := ev.Exit; x != nil && (x.Signal != 0 || x.CoreDumped || x.RepeatedOpens != 0) {
@@ -842,13 +887,27 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = st.OptStr(dst, "scope", "unmapped.lineaged.sensor", s.Scope)
 		dst = st.OptStr(dst, "source", "unmapped.lineaged.sensor", s.Source)
 		dst = st.OptStr(dst, "hooks", "unmapped.lineaged.sensor", s.Hooks)
+		dst = st.OptStr(dst, "previous_instance_id", "unmapped.lineaged.sensor", s.PreviousInstanceID)
+		dst = st.OptStr(dst, "previous_end", "unmapped.lineaged.sensor", s.PreviousEnd)
 		dst = append(dst, '}')
 	}
 	if t := ev.Tool; t != nil {
 		dst = v1obj.Tool(st, dst, "unmapped.lineaged.tool", t)
 	}
+	if s := ev.Session; s != nil {
+		dst = v1obj.Session(st, dst, "unmapped.lineaged.session", s)
+	}
+	if c := ev.Checkpoint; c != nil {
+		dst = v1obj.Checkpoint(st, dst, "unmapped.lineaged.checkpoint", c)
+	}
+	if t := ev.Tamper; t != nil {
+		dst = v1obj.Tamper(st, dst, "unmapped.lineaged.tamper", t)
+	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "unmapped.lineaged", ev.Partial)
+	}
+	if ev.Untracked {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "untracked"), true)
 	}
 	dst = st.AppendList(dst)
 	return append(dst, '}', '}')
@@ -914,4 +973,94 @@ func attacks(st *v1obj.Marks, dst []byte, ids []string) []byte {
 		dst = append(dst, '}', '}')
 	}
 	return append(dst, ']')
+}
+
+// tamperFinding writes the finding_info, is_alert and message of a
+// sensor.tamper.
+func tamperFinding(st *v1obj.Marks, dst []byte, eventID string, tp *event.Tamper) []byte {
+	title := "sensor tampered: " + tp.Action
+	dst = append(jsonw.AppendKey(dst, "finding_info"), '{')
+	dst = st.Str(dst, "uid", "finding_info", eventID)
+	dst = st.Str(dst, "title", "finding_info", title)
+	dst = append(jsonw.AppendKey(dst, "analytic"), '{')
+	dst = constStr(dst, "name", "sensor.tamper")
+	dst = intField(dst, "type_id", 1)
+	dst = rawField(dst, "type", `"Rule"`)
+	dst = append(dst, '}')
+	dst = append(dst, '}')
+	dst = jsonw.AppendBool(jsonw.AppendKey(dst, "is_alert"), true)
+	msg := title
+	if tp.Request != "" {
+		msg += " " + tp.Request
+	}
+	if tp.Path != "" {
+		msg += " " + tp.Path
+	}
+	if tp.Comm != "" {
+		msg += " by " + tp.Comm
+	}
+	return st.Str(dst, "message", "", msg)
+}
+
+// loaded writes the program a dynamic loader ran (process.loaded): OCSF's
+// Process Entity names the exec'd file only, the loader. With execID set,
+// the ancestor it belongs to is named too.
+func loaded(st *v1obj.Marks, dst []byte, prefix, execID string, b *event.Binary) []byte {
+	dst = append(dst, '{')
+	if execID != "" {
+		dst = st.Str(dst, "exec_id", prefix, execID)
+	}
+	dst = st.Str(dst, "path", prefix, b.Path)
+	dst = st.OptStr(dst, "sha256", prefix, b.SHA256)
+	dst = st.Str(dst, "verdict", prefix, b.Verdict)
+	dst = st.OptStr(dst, "reason", prefix, b.Reason)
+	return append(dst, '}')
+}
+
+// ancestryLoaded writes unmapped.lineaged.ancestry_loaded: the programs
+// ancestors that were a dynamic loader ran, by exec_id. Nothing when no
+// ancestor was one.
+func ancestryLoaded(st *v1obj.Marks, dst []byte, anc []event.Process) []byte {
+	open := false
+	for i := range anc {
+		a := &anc[i]
+		if a.Loaded == nil {
+			continue
+		}
+		if !open {
+			dst = append(jsonw.AppendKey(dst, "ancestry_loaded"), '[')
+			open = true
+		}
+		dst = loaded(st, jsonw.Comma(dst), "unmapped.lineaged.ancestry_loaded", a.ExecID, a.Loaded)
+	}
+	if open {
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
+// ancestryExeFlags writes unmapped.lineaged.ancestry_exe_flags: the
+// ancestors whose exe is no ordinary path (a memfd, a deleted file, a file
+// outside their root), by exec_id. OCSF's Process Entity has no place for
+// it. Nothing when no ancestor has any.
+func ancestryExeFlags(st *v1obj.Marks, dst []byte, anc []event.Process) []byte {
+	open := false
+	for i := range anc {
+		a := &anc[i]
+		if len(a.ExeFlags) == 0 {
+			continue
+		}
+		if !open {
+			dst = append(jsonw.AppendKey(dst, "ancestry_exe_flags"), '[')
+			open = true
+		}
+		dst = append(jsonw.Comma(dst), '{')
+		dst = st.Str(dst, "exec_id", "unmapped.lineaged.ancestry_exe_flags", a.ExecID)
+		dst = st.StrList(dst, "exe_flags", "unmapped.lineaged.ancestry_exe_flags", a.ExeFlags)
+		dst = append(dst, '}')
+	}
+	if open {
+		dst = append(dst, ']')
+	}
+	return dst
 }

@@ -156,7 +156,7 @@ func TestContentMapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := m.Process
-	if p.UID != ev.Process.ExecID || p.CmdLine != "bash -c eval 'git status'" {
+	if p.UID != ev.Process.ExecID || p.CmdLine != `bash -c 'eval '\''git status'\'''` {
 		t.Errorf("process uid/cmd_line: %q %q", p.UID, p.CmdLine)
 	}
 	if len(p.File.Hashes) != 1 || p.File.Hashes[0].AlgorithmID != 3 || p.File.Hashes[0].Value != ev.Process.Binary.SHA256 {

@@ -18,18 +18,14 @@ package spool
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -70,8 +66,20 @@ type Options struct {
 	// spool was full or damaged: to-from records, always the oldest not yet
 	// acknowledged. It may call Append.
 	OnDrop func(from, to uint64, reason string)
+	// PendingBytes bounds the records queued in memory for the writer
+	// (waiting for a slow or stalled disk); past it Append fails with
+	// ErrPendingFull. 0 means 32 MiB.
+	PendingBytes int64
+	// OnWritten, when set, is called (from the writer goroutine, with no
+	// lock held) with end once the records below end are written to the
+	// segment file, before their fsync: a kill of the process no longer
+	// loses them.
+	OnWritten func(end uint64)
 	// Log receives recovery and I/O errors.
 	Log *slog.Logger
+	// writeFile writes to a segment file; tests replace it to inject
+	// errors.
+	writeFile func(*os.File, []byte) (int, error)
 }
 
 // Record is one spooled record.
@@ -91,6 +99,8 @@ type Stats struct {
 	NextOffset  uint64
 	SyncedUntil uint64
 	Fsyncs      uint64
+	WriteErrors uint64 // failed writes and fsyncs (recovered by dropping the oldest records)
+	Refused     uint64 // Appends refused because PendingBytes were waiting
 }
 
 type segment struct {
@@ -108,23 +118,40 @@ type Spool struct {
 	log  *slog.Logger
 	lock *os.File
 
-	mu       sync.Mutex
-	segs     []*segment // oldest first; the last one is active
-	pend     []byte     // encoded records not yet written
-	pendN    uint64
-	next     uint64 // offset of the next appended record
-	synced   uint64 // records below this offset are on disk and fsynced
+	mu     sync.Mutex
+	segs   []*segment // oldest first; the last one is active
+	pend   []byte     // encoded records not yet written
+	pendN  uint64
+	next   uint64 // offset of the next appended record
+	synced uint64 // records below this offset are on disk and fsynced
+	// written: records below it are written to the file (fsynced or not).
+	// The consumer reads nothing above it, so what was delivered was
+	// written first and a kill of the process loses nothing delivered
+	// without a trace in the file.
+	written  uint64
 	acked    uint64
 	ackSaved uint64
 	dropped  uint64
 	appended uint64
 	fsyncs   uint64
 	closed   bool
-	err      error         // sticky write error
-	notify   chan struct{} // closed when records become readable
-	waiting  bool          // the consumer waits on notify
-	kick     chan struct{}
-	done     chan struct{}
+	// writeErrors counts failed writes and fsyncs; refused the Appends
+	// refused because PendingBytes were waiting.
+	writeErrors uint64
+	refused     uint64
+	// recoveryDrops are the records lost to damage found at Open, for
+	// OnDrop once the consumer runs.
+	recoveryDrops []dropRange
+	notify        chan struct{} // closed when records become readable
+	waiting       bool          // the consumer waits on notify
+	kick          chan struct{}
+	done          chan struct{}
+	// The syncer goroutine fsyncs what the writer wrote, so a slow fsync
+	// never holds back the next write (nor the consumer, which reads only
+	// written records).
+	syncKick chan struct{}
+	syncStop chan struct{}
+	syncDone chan struct{}
 
 	// mem holds the newest records [memBase, next), while they fit in
 	// MemoryBytes; the consumer reads them from here when it keeps up.
@@ -159,6 +186,12 @@ func Open(opts Options) (*Spool, error) {
 	if opts.MemoryBytes == 0 {
 		opts.MemoryBytes = 8 << 20
 	}
+	if opts.writeFile == nil {
+		opts.writeFile = (*os.File).Write
+	}
+	if opts.PendingBytes == 0 {
+		opts.PendingBytes = 32 << 20
+	}
 	if opts.AckInterval == 0 {
 		opts.AckInterval = 200 * time.Millisecond
 	}
@@ -180,12 +213,15 @@ func Open(opts Options) (*Spool, error) {
 		return nil, fmt.Errorf("spool: %s is in use by another process: %w", opts.Dir, err)
 	}
 	s := &Spool{
-		opts:   opts,
-		log:    opts.Log,
-		lock:   lock,
-		notify: make(chan struct{}),
-		kick:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		opts:     opts,
+		log:      opts.Log,
+		lock:     lock,
+		notify:   make(chan struct{}),
+		kick:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+		syncStop: make(chan struct{}),
+		syncDone: make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
 		lock.Close()
@@ -197,111 +233,11 @@ func Open(opts Options) (*Spool, error) {
 	}
 	s.cur = s.acked
 	go s.writer()
+	go s.syncer()
 	return s, nil
 }
 
 func segName(base uint64) string { return fmt.Sprintf("%020d%s", base, segSuffix) }
-
-func (s *Spool) recover() error {
-	ents, err := os.ReadDir(s.opts.Dir)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	var bases []uint64
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, segSuffix) {
-			continue
-		}
-		b, err := strconv.ParseUint(strings.TrimSuffix(name, segSuffix), 10, 64)
-		if err != nil {
-			s.log.Error("spool: ignoring file with a malformed segment name", "file", filepath.Join(s.opts.Dir, name))
-			continue
-		}
-		bases = append(bases, b)
-	}
-	slices.Sort(bases)
-	s.acked = s.readAck()
-	for _, b := range bases {
-		path := filepath.Join(s.opts.Dir, segName(b))
-		g, err := scanSegment(path, b, s.log)
-		if err != nil {
-			return err
-		}
-		if g.count == 0 || g.end() <= s.acked {
-			if err := os.Remove(path); err != nil {
-				return fmt.Errorf("spool: %w", err)
-			}
-			continue
-		}
-		if n := len(s.segs); n > 0 && s.segs[n-1].end() > g.base {
-			return fmt.Errorf("spool: segment %s overlaps the previous one (ends at %d)", path, s.segs[n-1].end())
-		}
-		s.segs = append(s.segs, g)
-	}
-	s.next = s.acked
-	if n := len(s.segs); n > 0 {
-		s.next = max(s.next, s.segs[n-1].end())
-		if s.segs[0].base > s.acked {
-			s.log.Error("spool: records missing before the first segment", "from", s.acked, "to", s.segs[0].base)
-		}
-	}
-	s.synced = s.next
-	s.ackSaved = s.acked
-	return nil
-}
-
-// scanSegment validates every record of a segment and truncates it after
-// the last intact one.
-func scanSegment(path string, base uint64, log *slog.Logger) (*segment, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	defer f.Close()
-	if err := f.Chmod(0o600); err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
-	}
-	r := bufio.NewReaderSize(f, 256<<10)
-	g := &segment{base: base, path: path}
-	var hdr [headerSize]byte
-	var buf []byte
-	for {
-		_, err := io.ReadFull(r, hdr[:])
-		if err == io.EOF {
-			return g, nil
-		}
-		bad := ""
-		var n uint32
-		if err != nil {
-			bad = "truncated record header"
-		} else {
-			n = binary.LittleEndian.Uint32(hdr[0:])
-			if n > MaxRecord {
-				bad = fmt.Sprintf("record length %d exceeds %d", n, MaxRecord)
-			} else {
-				buf = slices.Grow(buf[:0], int(n))[:n]
-				if _, err := io.ReadFull(r, buf); err != nil {
-					bad = "truncated record"
-				} else if crc32.Checksum(buf, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-					bad = "checksum mismatch"
-				}
-			}
-		}
-		if bad != "" {
-			st, _ := f.Stat()
-			log.Error("spool: damaged segment, keeping the records before the damage",
-				"file", path, "byte_offset", g.size, "problem", bad, "kept_records", g.count,
-				"discarded_bytes", st.Size()-g.size)
-			if err := f.Truncate(g.size); err != nil {
-				return nil, fmt.Errorf("spool: truncating damaged %s: %w", path, err)
-			}
-			return g, nil
-		}
-		g.count++
-		g.size += headerSize + int64(n)
-	}
-}
 
 func (s *Spool) ackPath() string { return filepath.Join(s.opts.Dir, ackName) }
 
@@ -341,18 +277,22 @@ func (s *Spool) saveAck(off uint64) error {
 	return os.Rename(tmp, s.ackPath())
 }
 
-// newSegment starts a fresh active segment at s.synced. Called before the
+// newSegment starts a fresh active segment at s.written. Called before the
 // writer starts or from the writer goroutine.
 func (s *Spool) newSegment() error {
-	if s.active != nil {
-		if err := s.active.Close(); err != nil {
-			return fmt.Errorf("spool: %w", err)
+	s.mu.Lock()
+	old := s.active
+	s.active = nil
+	s.mu.Unlock()
+	if old != nil {
+		if err := old.Close(); err != nil {
+			s.log.Error("spool: closing a segment", "err", err)
 		}
 	}
 	// The new segment starts after the last record on disk; records still
 	// queued in pend (already numbered) will be written into it.
 	s.mu.Lock()
-	base := s.synced
+	base := s.written
 	s.mu.Unlock()
 	path := filepath.Join(s.opts.Dir, segName(base))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
@@ -363,8 +303,13 @@ func (s *Spool) newSegment() error {
 		d.Sync() // the new name must survive a crash
 		d.Close()
 	}
-	s.active = f
 	s.mu.Lock()
+	s.active = f
+	if n := len(s.segs); n > 0 && s.segs[n-1].count == 0 && s.segs[n-1].base != base {
+		// An empty segment left behind by records dropped unwritten.
+		os.Remove(s.segs[n-1].path)
+		s.segs = s.segs[:n-1]
+	}
 	if n := len(s.segs); n > 0 && s.segs[n-1].base == base {
 		// Recovery left an empty segment at this base: replace it.
 		s.segs[n-1] = &segment{base: base, path: path}
@@ -378,8 +323,8 @@ func (s *Spool) newSegment() error {
 // Append queues data for the disk and returns its offset. It does not wait
 // for the disk: the writer goroutine writes and fsyncs in groups (one fsync
 // per segment touched per round). The consumer may read the record from
-// the memory window before it is fsynced; the disk copy is what outlives a
-// broker outage or a restart.
+// the memory window once it is written, before it is fsynced; the disk
+// copy is what outlives a broker outage or a restart.
 func (s *Spool) Append(data []byte) (uint64, error) {
 	if len(data) > MaxRecord {
 		return 0, fmt.Errorf("spool: record of %d bytes exceeds %d", len(data), MaxRecord)
@@ -389,10 +334,12 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 		s.mu.Unlock()
 		return 0, errors.New("spool: closed")
 	}
-	if s.err != nil {
-		err := s.err
+	if len(s.pend)+headerSize+len(data) > int(s.opts.PendingBytes) {
+		// The disk is far behind (stalled fsync): refuse rather than
+		// grow without bound; the caller counts and reports the loss.
+		s.refused++
 		s.mu.Unlock()
-		return 0, err
+		return 0, fmt.Errorf("%w (%d bytes waiting)", ErrPendingFull, len(s.pend))
 	}
 	var hdr [headerSize]byte
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(data)))
@@ -417,11 +364,6 @@ func (s *Spool) Append(data []byte) (uint64, error) {
 		}
 	}
 	s.appended++
-	if s.waiting { // the consumer may read it from memory at once
-		close(s.notify)
-		s.notify = make(chan struct{})
-		s.waiting = false
-	}
 	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
@@ -450,12 +392,7 @@ func (s *Spool) writer() {
 		closed := s.closed
 		s.mu.Unlock()
 		if n > 0 {
-			if err := s.flush(buf, n); err != nil {
-				s.log.Error("spool: write failed", "dir", s.opts.Dir, "err", err)
-				s.mu.Lock()
-				s.err = fmt.Errorf("spool: %w", err)
-				s.mu.Unlock()
-			}
+			s.writeRound(buf, n)
 		}
 		if ack {
 			// Every AckInterval, not at every append: each save is an
@@ -474,9 +411,12 @@ func (s *Spool) writer() {
 }
 
 // flush writes buf (n framed records) into the active segment, starting a
-// new segment whenever one reaches SegmentBytes, with one fsync per segment
-// touched, and only then makes the records visible to the reader.
-func (s *Spool) flush(buf []byte, n uint64) error {
+// new segment whenever one reaches SegmentBytes (fsynced before it is
+// closed). Written records are visible to the consumer at once; the
+// syncer fsyncs them. On a write error it returns what is left unwritten
+// (the records of buf from the failed write on) and how many records that
+// is.
+func (s *Spool) flush(buf []byte, n uint64) ([]byte, uint64, error) {
 	for len(buf) > 0 {
 		s.mu.Lock()
 		room := s.opts.SegmentBytes - s.segs[len(s.segs)-1].size
@@ -492,35 +432,96 @@ func (s *Spool) flush(buf []byte, n uint64) error {
 			size += l
 			k++
 		}
-		if _, err := s.active.Write(buf[:size]); err != nil {
-			return err
+		if _, err := s.opts.writeFile(s.active, buf[:size]); err != nil {
+			return buf, n, err
 		}
-		if err := s.active.Sync(); err != nil {
-			return err
-		}
+		// In the page cache: a kill of the process no longer loses them
+		// (the fsync is for power loss), so the consumer may have them.
 		s.mu.Lock()
 		g := s.segs[len(s.segs)-1]
 		g.count += k
 		g.size += int64(size)
-		s.synced += k
-		s.fsyncs++
+		end := s.written + k
+		s.written = end
 		close(s.notify)
 		s.notify = make(chan struct{})
+		s.waiting = false
 		rotate := g.size >= s.opts.SegmentBytes
 		s.mu.Unlock()
+		if s.opts.OnWritten != nil {
+			s.opts.OnWritten(end)
+		}
 		buf = buf[size:]
 		n -= k
 		if rotate {
+			s.syncActive(end)
 			if err := s.newSegment(); err != nil {
-				return err
+				return buf, n, err
 			}
 		}
 		s.enforceLimit()
 	}
-	if n != 0 {
-		return fmt.Errorf("spool: internal: %d records unaccounted in a flush", n)
+	select {
+	case s.syncKick <- struct{}{}:
+	default:
 	}
-	return nil
+	if n != 0 {
+		return nil, 0, fmt.Errorf("spool: internal: %d records unaccounted in a flush", n)
+	}
+	return nil, 0, nil
+}
+
+// syncActive fsyncs the active segment, holding records below end, from
+// the writer goroutine (before a rotation or at Close).
+func (s *Spool) syncActive(end uint64) {
+	if s.active == nil {
+		return
+	}
+	err := s.active.Sync()
+	s.mu.Lock()
+	if err == nil {
+		s.synced = max(s.synced, end)
+		s.fsyncs++
+	} else {
+		s.writeErrors++
+	}
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("spool: fsync failed; the records stay as written", "dir", s.opts.Dir, "err", err)
+	}
+}
+
+// syncer fsyncs the active segment whenever the writer has written to it,
+// as one group for everything written meanwhile. A segment closed by a
+// rotation meanwhile was fsynced by the writer.
+func (s *Spool) syncer() {
+	defer close(s.syncDone)
+	for {
+		select {
+		case <-s.syncKick:
+		case <-s.syncStop:
+			return
+		}
+		s.mu.Lock()
+		target, f := s.written, s.active
+		s.mu.Unlock()
+		if f == nil {
+			continue
+		}
+		err := f.Sync()
+		s.mu.Lock()
+		switch {
+		case err == nil:
+			s.synced = max(s.synced, target)
+			s.fsyncs++
+		case !errors.Is(err, os.ErrClosed):
+			s.writeErrors++
+		}
+		s.mu.Unlock()
+		if err != nil && !errors.Is(err, os.ErrClosed) {
+			s.log.Error("spool: fsync failed; the records stay as written", "dir", s.opts.Dir, "err", err)
+		}
+	}
 }
 
 // enforceLimit drops the oldest closed segments while the spool is over
@@ -578,207 +579,6 @@ func (s *Spool) persistAck() {
 	s.mu.Unlock()
 }
 
-// Next returns up to maxN records (and about maxBytes) from the consumer
-// cursor, from memory or, once written, from disk, waiting until one is
-// available or ctx ends. Records dropped while waiting are skipped.
-func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, error) {
-	for {
-		s.mu.Lock()
-		if s.closed && s.cur >= s.synced {
-			s.mu.Unlock()
-			return nil, errors.New("spool: closed")
-		}
-		if s.cur < s.acked {
-			s.cur = s.acked
-		}
-		if n := len(s.mem); n > 0 && s.cur >= s.memBase && s.cur < s.memBase+uint64(n) {
-			i := int(s.cur - s.memBase)
-			j, size := i, 0
-			for j < n && j-i < maxN && size < maxBytes {
-				size += len(s.mem[j].Data)
-				j++
-			}
-			out := slices.Clone(s.mem[i:j])
-			s.cur = s.memBase + uint64(j)
-			s.mu.Unlock()
-			return out, nil
-		}
-		if s.cur < s.synced {
-			recs, err := s.readDisk(maxN, maxBytes)
-			if err != nil || len(recs) > 0 {
-				return recs, err
-			}
-			continue
-		}
-		ch := s.notify
-		s.waiting = true
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// readDisk is called with s.mu held and returns with it released. It
-// reads from the segment holding the cursor without holding the lock, so
-// Append (the caller's Write path) never waits for the disk: the reader
-// state is the consumer's own, segment files are append-only, and a
-// segment removed meanwhile stays readable through the open descriptor.
-func (s *Spool) readDisk(maxN, maxBytes int) ([]Record, error) {
-	g, cur, limit, ok := s.cursorSegmentLocked()
-	s.mu.Unlock()
-	if !ok {
-		return nil, nil
-	}
-	if err := s.openReader(g, cur); err != nil {
-		return nil, err
-	}
-	out, bad := s.readRecords(cur, limit, maxN, maxBytes)
-	var lost, lostFrom uint64
-	if bad != nil {
-		lostFrom = s.rdPos
-		lost = s.abandonSegment(g, bad)
-	}
-	out = s.advanceCursor(out, cur, g, bad != nil, lost)
-	if lost > 0 && s.opts.OnDrop != nil {
-		s.opts.OnDrop(lostFrom, lostFrom+lost, "spool segment damaged")
-	}
-	return out, nil
-}
-
-// cursorSegmentLocked finds the segment holding the consumer cursor,
-// moving the cursor past gaps left by drops or damage. It returns the
-// cursor and the offset up to which that segment may be read (its end, or
-// what is fsynced so far); ok is false when no segment holds the cursor.
-func (s *Spool) cursorSegmentLocked() (g segment, cur, limit uint64, ok bool) {
-	for _, x := range s.segs {
-		if x.end() > s.cur {
-			g, ok = *x, true
-			break
-		}
-	}
-	if !ok {
-		return segment{}, 0, 0, false
-	}
-	if g.base > s.cur {
-		s.cur = g.base
-	}
-	return g, s.cur, min(g.end(), s.synced), true
-}
-
-// openReader points the consumer's reader at segment g, reopening it from
-// its start unless the reader is already in g at or before cur.
-func (s *Spool) openReader(g segment, cur uint64) error {
-	if s.rdFile != nil && s.rdSeg == g.base && s.rdPos <= cur {
-		return nil
-	}
-	if s.rdFile != nil {
-		s.rdFile.Close()
-		s.rdFile = nil
-	}
-	f, err := os.Open(g.path)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	s.rdFile, s.rdSeg, s.rdPos = f, g.base, g.base
-	if s.rd == nil {
-		s.rd = bufio.NewReaderSize(f, 256<<10)
-	} else {
-		s.rd.Reset(f)
-	}
-	return nil
-}
-
-// readRecords reads records from the open segment until limit, maxN
-// records or about maxBytes, returning those at or after cur (a restart
-// in mid-segment reads from the segment's start). bad is the first read
-// or integrity error; the records before it are good.
-func (s *Spool) readRecords(cur, limit uint64, maxN, maxBytes int) (out []Record, bad error) {
-	size := 0
-	for s.rdPos < limit && len(out) < maxN && size < maxBytes {
-		data, err := s.readRecord()
-		if err != nil {
-			return out, err
-		}
-		off := s.rdPos
-		s.rdPos++
-		if off < cur {
-			continue
-		}
-		out = append(out, Record{Offset: off, Data: data})
-		size += len(data)
-	}
-	return out, nil
-}
-
-// readRecord reads one framed record from the segment reader and checks
-// its length bound and checksum.
-func (s *Spool) readRecord() ([]byte, error) {
-	var hdr [headerSize]byte
-	if _, err := io.ReadFull(s.rd, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.LittleEndian.Uint32(hdr[0:])
-	if n > MaxRecord {
-		return nil, fmt.Errorf("record length %d", n)
-	}
-	data := make([]byte, n)
-	if _, err := io.ReadFull(s.rd, data); err != nil {
-		return nil, err
-	}
-	if crc32.Checksum(data, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-		return nil, errors.New("checksum mismatch")
-	}
-	return data, nil
-}
-
-// abandonSegment gives up on the rest of a segment that fails to read
-// back, logging the damage, and returns how many records are lost. The
-// reader is closed so the next read starts afresh.
-func (s *Spool) abandonSegment(g segment, bad error) (lost uint64) {
-	lost = g.end() - s.rdPos
-	s.log.Error("spool: damaged record while reading, skipping the rest of the segment",
-		"file", g.path, "offset", s.rdPos, "skipped", lost, "err", bad)
-	s.rdFile.Close()
-	s.rdFile = nil
-	return lost
-}
-
-// advanceCursor takes the lock again after a disk read: it drops records
-// released meanwhile (dropped while full), moves the cursor past what was
-// read (or past a damaged segment) unless a Rewind moved it, and counts
-// lost records as dropped.
-func (s *Spool) advanceCursor(out []Record, cur uint64, g segment, damaged bool, lost uint64) []Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range out {
-		if r.Offset >= s.acked {
-			out[n] = r
-			n++
-		}
-	}
-	out = out[:n]
-	if s.cur == cur { // no Rewind meanwhile
-		s.cur = max(s.cur, s.rdPos)
-		if damaged {
-			s.cur = max(s.cur, g.end())
-		}
-	}
-	s.dropped += lost
-	return out
-}
-
-// Rewind moves the consumer cursor back to the first unacknowledged record,
-// for a consumer that gave up on records it had read.
-func (s *Spool) Rewind() {
-	s.mu.Lock()
-	s.cur = s.acked
-	s.mu.Unlock()
-}
-
 // Ack releases every record below off. Segments wholly released are
 // removed.
 func (s *Spool) Ack(off uint64) {
@@ -821,6 +621,7 @@ func (s *Spool) Stats() Stats {
 		Segments: len(s.segs), Bytes: int64(len(s.pend)),
 		Dropped: s.dropped, Appended: s.appended, Acked: s.acked,
 		NextOffset: s.next, SyncedUntil: s.synced, Fsyncs: s.fsyncs,
+		WriteErrors: s.writeErrors, Refused: s.refused,
 	}
 	for _, g := range s.segs {
 		st.Bytes += g.size
@@ -847,6 +648,12 @@ func (s *Spool) Close() error {
 	default:
 	}
 	<-s.done
+	close(s.syncStop)
+	<-s.syncDone
+	s.mu.Lock()
+	written := s.written
+	s.mu.Unlock()
+	s.syncActive(written)
 	s.persistAck()
 	var errs []error
 	if s.active != nil {
@@ -856,8 +663,7 @@ func (s *Spool) Close() error {
 	if s.rdFile != nil {
 		s.rdFile.Close()
 	}
-	err := s.err
 	s.mu.Unlock()
-	errs = append(errs, err, s.lock.Close())
+	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
 }

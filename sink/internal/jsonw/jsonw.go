@@ -1,10 +1,12 @@
 // Package jsonw holds the allocation-free JSON appenders shared by the
 // encoders in sink/. Strings from the kernel are raw bytes, not necessarily
-// UTF-8: AppendString writes them losslessly (see docs/schema.md,
-// "Invalid UTF-8").
+// UTF-8: AppendString writes valid UTF-8 (I-JSON, RFC 7493) with U+FFFD for
+// each invalid byte and reports it, so the encoder can give the exact bytes
+// in base64 beside (AppendBase64; docs/schema.md, "Invalid UTF-8").
 package jsonw
 
 import (
+	"encoding/base64"
 	"encoding/binary"
 	"strconv"
 	"time"
@@ -13,17 +15,28 @@ import (
 
 const hex = "0123456789abcdef"
 
+// replacement is U+FFFD REPLACEMENT CHARACTER in UTF-8.
+const replacement = "\uFFFD"
+
+// AppendBase64 appends s's exact bytes in standard base64 (RFC 4648,
+// padded) as a JSON string literal.
+func AppendBase64(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, []byte(s))
+	return append(dst, '"')
+}
+
 // TimeLayout is RFC 3339, UTC, with a fixed nine-digit fraction so that
 // events sort lexically and SIEM parsers see one shape.
 const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // AppendString appends s as a JSON string literal. Control characters, DEL,
 // U+2028 and U+2029 are escaped so a line never breaks and a terminal never
-// interprets the value. Each byte of an invalid UTF-8 sequence is written as
-// the lone low surrogate \udcXX (XX = the byte), the PEP 383
-// "surrogateescape" convention: Python decodes it back with
-// s.encode("utf-8", "surrogateescape"). It reports whether such bytes were
-// present, so the caller can mark the field.
+// interprets the value. Each byte that is not part of a valid UTF-8
+// sequence (surrogate encodings included) is written as U+FFFD, so the
+// output is always valid UTF-8 without lone surrogates, as I-JSON requires.
+// It reports whether such bytes were present, so the caller can mark the
+// field and keep its exact bytes (AppendBase64).
 func AppendString(dst []byte, s string) ([]byte, bool) {
 	dst = append(dst, '"')
 	dst, invalid := AppendStringBody(dst, s)
@@ -88,7 +101,7 @@ func AppendStringBody(dst []byte, s string) ([]byte, bool) {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', 'd', 'c', hex[c>>4], hex[c&0xf])
+			dst = append(dst, replacement...)
 			invalid = true
 			i++
 			start = i

@@ -11,6 +11,7 @@ package v1obj
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
@@ -24,10 +25,42 @@ const maxMarks = 32
 // paths; an event with more still encodes every value losslessly. It is
 // per-event scratch, kept on the stack.
 type Marks struct {
-	// Limit bounds the number of paths kept, at most 32; 0 means 32.
+	// Limit bounds the number of paths kept, at most 32; 0 means 32. It
+	// bounds the values kept for invalid_utf8_base64 the same way.
 	Limit int
 	paths [maxMarks]string
 	n     int
+	// raw holds the distinct values written with U+FFFD in place of
+	// invalid bytes, for invalid_utf8_base64.
+	raw  [maxMarks]string
+	nraw int
+}
+
+// Bad records a value s written at prefix.name that held invalid UTF-8:
+// its path for invalid_utf8 and its exact bytes for invalid_utf8_base64.
+func (m *Marks) Bad(prefix, name, s string) {
+	m.Mark(prefix, name)
+	m.Raw(s)
+}
+
+// Raw records the exact bytes of a value that held invalid UTF-8, once.
+func (m *Marks) Raw(s string) {
+	limit := m.Limit
+	if limit <= 0 || limit > maxMarks {
+		limit = maxMarks
+	}
+	if m.nraw >= limit {
+		return
+	}
+	for _, q := range m.raw[:m.nraw] {
+		if q == s {
+			return
+		}
+	}
+	// A copy: s may be a temporary the caller built, which must stay
+	// off the heap on the common path.
+	m.raw[m.nraw] = strings.Clone(s)
+	m.nraw++
 }
 
 // Mark records the path prefix.name (name alone when prefix is empty).
@@ -65,7 +98,7 @@ func (m *Marks) StrAs(dst []byte, key, prefix, sub, s string) []byte {
 	dst = jsonw.AppendKey(dst, key)
 	dst, bad := jsonw.AppendString(dst, s)
 	if bad {
-		m.Mark(prefix, sub)
+		m.Bad(prefix, sub, s)
 	}
 	return dst
 }
@@ -94,14 +127,17 @@ func (m *Marks) StrList(dst []byte, key, prefix string, list []string) []byte {
 		var bad bool
 		dst, bad = jsonw.AppendString(jsonw.Comma(dst), s)
 		if bad {
-			m.Mark(prefix, key)
+			m.Bad(prefix, key, s)
 		}
 	}
 	return append(dst, ']')
 }
 
-// AppendList writes "invalid_utf8":[paths...] when any path is marked. The
-// paths are plain ASCII built from constant field names.
+// AppendList writes "invalid_utf8":[paths...] when any path is marked (the
+// paths are plain ASCII built from constant field names), and beside it
+// "invalid_utf8_base64":[{"value":v,"base64":b}...]: each distinct value
+// as the event shows it (U+FFFD for each invalid byte) with its exact bytes
+// in base64 (docs/schema.md, "Invalid UTF-8").
 func (m *Marks) AppendList(dst []byte) []byte {
 	if m.n == 0 {
 		return dst
@@ -109,6 +145,17 @@ func (m *Marks) AppendList(dst []byte) []byte {
 	dst = append(jsonw.AppendKey(dst, "invalid_utf8"), '[')
 	for _, p := range m.paths[:m.n] {
 		dst, _ = jsonw.AppendString(jsonw.Comma(dst), p)
+	}
+	dst = append(dst, ']')
+	if m.nraw == 0 {
+		return dst
+	}
+	dst = append(jsonw.AppendKey(dst, "invalid_utf8_base64"), '[')
+	for _, s := range m.raw[:m.nraw] {
+		dst = append(jsonw.Comma(dst), '{')
+		dst, _ = jsonw.AppendString(jsonw.AppendKey(dst, "value"), s)
+		dst = jsonw.AppendBase64(jsonw.AppendKey(dst, "base64"), s)
+		dst = append(dst, '}')
 	}
 	return append(dst, ']')
 }
@@ -149,7 +196,11 @@ func Agent(m *Marks, dst []byte, prefix string, a *event.Agent) []byte {
 		dst = append(dst, '}')
 	}
 	dst = m.OptStr(dst, "parent_root_exec_id", prefix, a.ParentRootExecID)
-	return append(dst, '}')
+	if a.SessionIDHint {
+		dst = append(jsonw.AppendKey(dst, "session_id_hint"), "true"...)
+	}
+	dst = m.OptStr(dst, "via", prefix, a.Via)
+	return agentIdentity(m, dst, prefix, a)
 }
 
 // Tool writes "tool":{...}, a tool call and its decision; prefix is the
@@ -172,11 +223,11 @@ func Tool(m *Marks, dst []byte, prefix string, t *event.ToolCall) []byte {
 			dst = jsonw.Comma(dst)
 			var bad bool
 			if dst, bad = jsonw.AppendString(dst, k); bad {
-				m.Mark(prefix, "input")
+				m.Bad(prefix, "input", k)
 			}
 			dst = append(dst, ':')
 			if dst, bad = jsonw.AppendString(dst, t.Input[k]); bad {
-				m.Mark(prefix, "input")
+				m.Bad(prefix, "input", t.Input[k])
 			}
 		}
 		dst = append(dst, '}')
@@ -206,5 +257,82 @@ func Loss(m *Marks, dst []byte, prefix string, l *event.Loss) []byte {
 		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "from"), l.From)
 		dst = jsonw.AppendTime(jsonw.AppendKey(dst, "to"), l.To)
 	}
+	return append(dst, '}')
+}
+
+// Checkpoint writes "checkpoint":{...}, the body of a sensor.checkpoint
+// (docs/audit.md); prefix is the object's path. Loss is written with its
+// keys sorted, so the bytes depend on the values only.
+func Checkpoint(m *Marks, dst []byte, prefix string, c *event.Checkpoint) []byte {
+	dst = append(jsonw.AppendKey(dst, "checkpoint"), '{')
+	dst = m.Str(dst, "reason", prefix, c.Reason)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "epoch"), c.Epoch)
+	dst = m.Str(dst, "instance_id", prefix, c.InstanceID)
+	dst = m.Str(dst, "head", prefix, c.Head)
+	if c.FirstSeq != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), c.FirstSeq)
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), c.LastSeq)
+	}
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "events"), c.Events)
+	if len(c.Loss) > 0 {
+		keys := make([]string, 0, len(c.Loss))
+		for k := range c.Loss {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		dst = append(jsonw.AppendKey(dst, "loss"), '{')
+		for _, k := range keys {
+			dst = jsonw.AppendUint(m.StrKey(dst, k, prefix, "loss"), c.Loss[k])
+		}
+		dst = append(dst, '}')
+	}
+	dst = m.Str(dst, "algorithm", prefix, c.Algorithm)
+	dst = m.Str(dst, "key_id", prefix, c.KeyID)
+	dst = m.Str(dst, "next_key", prefix, c.NextKey)
+	return append(dst, '}')
+}
+
+// StrKey writes s as an object key ("s":) after a comma if one is needed;
+// it marks prefix.name if s holds invalid UTF-8.
+func (m *Marks) StrKey(dst []byte, s, prefix, name string) []byte {
+	dst = jsonw.Comma(dst)
+	var bad bool
+	dst, bad = jsonw.AppendString(dst, s)
+	if bad {
+		m.Mark(prefix, name)
+	}
+	return append(dst, ':')
+}
+
+// Tamper writes "tamper":{...}, what a sensor.tamper reports was done to
+// the sensor.
+func Tamper(m *Marks, dst []byte, prefix string, t *event.Tamper) []byte {
+	dst = append(jsonw.AppendKey(dst, "tamper"), '{')
+	dst = m.Str(dst, "action", prefix, t.Action)
+	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "sensor_pid"), uint64(t.SensorPID))
+	if t.Signal != 0 {
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "signal"), int64(t.Signal))
+	}
+	if t.ExitCode != 0 {
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "exit_code"), int64(t.ExitCode))
+	}
+	dst = m.OptStr(dst, "request", prefix, t.Request)
+	dst = m.OptStr(dst, "object", prefix, t.Object)
+	if t.ObjectID != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "object_id"), uint64(t.ObjectID))
+	}
+	dst = m.OptStr(dst, "comm", prefix, t.Comm)
+	dst = m.OptStr(dst, "program", prefix, t.Program)
+	if t.LoginUID != nil {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "login_uid"), uint64(*t.LoginUID))
+	}
+	if t.SessionLoginUID != nil {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "session_login_uid"), uint64(*t.SessionLoginUID))
+	}
+	if t.Refused {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "refused"), true)
+	}
+	dst = m.OptStr(dst, "path", prefix, t.Path)
+	dst = m.OptStr(dst, "anchor", prefix, t.Anchor)
 	return append(dst, '}')
 }
