@@ -70,8 +70,10 @@ func TestApplyKnownDefects(t *testing.T) {
 			"smoke: TestB/sub":      statusPass,
 			"smoke: TestB/other":    statusFail,
 			"sensor: TestOnlyOn510": statusFail,
+			"net: TestRacy":         statusPass,
+			"net: TestRacy2":        statusFail,
 		},
-		Order:   []string{"sensor: TestA", "sensor_kernel: TestA", "smoke: TestB/sub", "smoke: TestB/other", "sensor: TestOnlyOn510"},
+		Order:   []string{"sensor: TestA", "sensor_kernel: TestA", "smoke: TestB/sub", "smoke: TestB/other", "sensor: TestOnlyOn510", "net: TestRacy", "net: TestRacy2"},
 		Defects: map[string]string{},
 		Why:     map[string]string{},
 	}
@@ -79,6 +81,8 @@ func TestApplyKnownDefects(t *testing.T) {
 		{Test: "TestA", Series: []string{"6.1"}, Reason: "a"},
 		{Test: "TestB/sub", Series: []string{"5.10", "6.1"}, Reason: "b"},
 		{Test: "TestOnlyOn510", Series: []string{"5.10"}, Reason: "c"},
+		{Test: "TestRacy", Series: []string{"6.1"}, Reason: "d", Intermittent: true},
+		{Test: "TestRacy2", Series: []string{"6.1"}, Reason: "e", Intermittent: true},
 	})
 	for name, want := range map[string]string{
 		"sensor: TestA":         statusXFail,
@@ -86,12 +90,14 @@ func TestApplyKnownDefects(t *testing.T) {
 		"smoke: TestB/sub":      statusXPass,
 		"smoke: TestB/other":    statusFail,
 		"sensor: TestOnlyOn510": statusFail,
+		"net: TestRacy":         statusPass, // intermittent: a pass is no news
+		"net: TestRacy2":        statusXFail,
 	} {
 		if got := g.Results[name]; got != want {
 			t.Errorf("%s = %s, want %s", name, got, want)
 		}
 	}
-	if g.Defects["smoke: TestB/sub"] != "b" || len(g.Defects) != 3 || len(g.Problems) != 0 {
+	if g.Defects["smoke: TestB/sub"] != "b" || len(g.Defects) != 5 || len(g.Problems) != 0 {
 		t.Errorf("defects %v, problems %q", g.Defects, g.Problems)
 	}
 }

@@ -240,6 +240,7 @@ func TestBuildInitramfs(t *testing.T) {
 		Objects:  map[string]string{"sensor/x_bpfel.o": obj},
 		Testdata: map[string]map[string]string{"smoke": {"sub/helper.sh": td}},
 		HostBins: []string{"/bin/dash"},
+		Lineaged: bin,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -256,6 +257,8 @@ func TestBuildInitramfs(t *testing.T) {
 		"pkg/smoke/testdata/sub":           {0o040755, ""},
 		"pkg/smoke":                        {0o040755, ""},
 		"init":                             {0o100755, ""},
+		"opt/vmtest/lineaged":              {0o100755, "ELF"},
+		"var/lib/dpkg/info":                {0o040755, ""},
 		"dev/console":                      {0o020600, ""},
 	} {
 		got, ok := files[name]
@@ -300,11 +303,13 @@ func TestBuildInitramfs(t *testing.T) {
 	for _, s := range []string{
 		"#!/bin/busybox sh",
 		"mount -t bpf bpf /sys/fs/bpf",
+		"rm -f /bin/dpkg /bin/dpkg-deb /bin/rpm /bin/rpm2cpio",
 		"mount -t tracefs tracefs /sys/kernel/tracing",
 		"mount -t securityfs securityfs /sys/kernel/security",
 		"vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH=",
 		`echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3`,
 		"/tests/smoke.test -test.v -test.count=1 -test.timeout=5m0s",
+		"export LINEAGED_TEST_BINARY=/opt/vmtest/lineaged",
 		`echo "VMTEST-END smoke $?"`,
 		`echo "VMTEST-DONE"`,
 	} {
@@ -794,10 +799,11 @@ func TestParseFlagsDefaultsAndChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		kernels:       []string{"5.10", "6.1", "6.12", "6.18", "newest"},
-		pkgs:          []string{"./tests/vmtest/smoke", "./sensor/kernel", "./tests/denyexec"},
+		kernels: []string{"5.10", "6.1", "6.12", "6.18", "newest"},
+		pkgs: []string{"./tests/vmtest/smoke", "./sensor/kernel", "./tests/denyexec", "./tests/tamper@6.12+6.12-nolsm+newest",
+			"./tests/evasion/files@5.10+newest", "./tests/evasion/net@5.10+newest", "./tests/evasion/exec@5.10+newest"},
 		cacheDir:      "tests/vmtest/cache",
-		timeout:       8 * time.Minute,
+		timeout:       16 * time.Minute,
 		parallel:      2,
 		smp:           2,
 		memMiB:        1024,
@@ -806,7 +812,8 @@ func TestParseFlagsDefaultsAndChecks(t *testing.T) {
 		refresh:       24 * time.Hour,
 		qemu:          "qemu-system-x86_64",
 		busybox:       "/bin/busybox",
-		hostBins:      []string{"/bin/dash", "/bin/bash", "/bin/echo", "/bin/true", "/bin/false", "/bin/sleep", "/bin/cat", "/usr/bin/env"},
+		hostBins:      []string{"/bin/dash", "/bin/bash", "/bin/echo", "/bin/true", "/bin/false", "/bin/sleep", "/bin/cat", "/usr/bin/env", "/usr/sbin/bpftool"},
+		count:         1,
 	}
 	if fmt.Sprintf("%+v", *cfg) != fmt.Sprintf("%+v", want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *cfg, want)

@@ -10,101 +10,9 @@ import (
 	"sort"
 	"strings"
 	"text/template"
+
+	"github.com/lineaged/lineaged/tests/vmtest/cpio"
 )
-
-// cpioWriter writes a newc ("070701") cpio archive, the format the kernel
-// unpacks as an initramfs. Paths are relative, without a leading slash.
-type cpioWriter struct {
-	w   io.Writer
-	ino uint32
-	err error
-}
-
-const (
-	modeDir     = 0o040000
-	modeFile    = 0o100000
-	modeChar    = 0o020000
-	modeSymlink = 0o120000
-)
-
-func (c *cpioWriter) header(name string, mode, size, rdevMajor, rdevMinor uint32) {
-	if c.err != nil {
-		return
-	}
-	c.ino++
-	nlink := uint32(1)
-	if mode&0o170000 == modeDir {
-		nlink = 2
-	}
-	hdr := fmt.Sprintf("070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		c.ino, mode, 0, 0, nlink, 0, size, 0, 0, rdevMajor, rdevMinor, len(name)+1, 0)
-	c.write([]byte(hdr + name + "\x00"))
-	c.pad(len(hdr) + len(name) + 1)
-}
-
-func (c *cpioWriter) write(b []byte) {
-	if c.err == nil {
-		_, c.err = c.w.Write(b)
-	}
-}
-
-// pad aligns to 4 bytes after n bytes written.
-func (c *cpioWriter) pad(n int) {
-	if r := n % 4; r != 0 {
-		c.write(make([]byte, 4-r))
-	}
-}
-
-// Dir adds a directory.
-func (c *cpioWriter) Dir(name string, perm uint32) {
-	c.header(name, modeDir|perm, 0, 0, 0)
-}
-
-// File adds a regular file with the given contents.
-func (c *cpioWriter) File(name string, perm uint32, data []byte) {
-	c.header(name, modeFile|perm, uint32(len(data)), 0, 0)
-	c.write(data)
-	c.pad(len(data))
-}
-
-// CopyFile adds a regular file read from src; perm 0 keeps src's mode.
-func (c *cpioWriter) CopyFile(name string, perm uint32, src string) {
-	if c.err != nil {
-		return
-	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		c.err = err
-		return
-	}
-	if perm == 0 {
-		info, err := os.Stat(src)
-		if err != nil {
-			c.err = err
-			return
-		}
-		perm = uint32(info.Mode().Perm())
-	}
-	c.File(name, perm, data)
-}
-
-// Symlink adds a symbolic link to target.
-func (c *cpioWriter) Symlink(name, target string) {
-	c.header(name, modeSymlink|0o777, uint32(len(target)), 0, 0)
-	c.write([]byte(target))
-	c.pad(len(target))
-}
-
-// CharDev adds a character device node.
-func (c *cpioWriter) CharDev(name string, perm, major, minor uint32) {
-	c.header(name, modeChar|perm, 0, major, minor)
-}
-
-// Close writes the trailer and returns the first error.
-func (c *cpioWriter) Close() error {
-	c.header("TRAILER!!!", 0, 0, 0, 0)
-	return c.err
-}
 
 // safeName is what the harness puts into the generated /init: test binary
 // names and option values. Anything else is refused before it gets there.
@@ -127,20 +35,20 @@ type fsTree map[string]*entry
 func (t fsTree) dir(p string) {
 	for d := p; d != "." && d != "/" && d != ""; d = path.Dir(d) {
 		if _, ok := t[d]; !ok {
-			t[d] = &entry{mode: modeDir | 0o755}
+			t[d] = &entry{mode: cpio.ModeDir | 0o755}
 		}
 	}
 }
 
 func (t fsTree) file(p string, perm uint32, data []byte) {
 	t.dir(path.Dir(p))
-	t[p] = &entry{mode: modeFile | perm, data: data}
+	t[p] = &entry{mode: cpio.ModeFile | perm, data: data}
 }
 
 // copy adds host file src at p; perm 0 keeps the host file's mode.
 func (t fsTree) copy(p string, perm uint32, src string) {
 	t.dir(path.Dir(p))
-	t[p] = &entry{mode: modeFile | perm, src: src}
+	t[p] = &entry{mode: cpio.ModeFile | perm, src: src}
 }
 
 // addHost copies a host file into the same path in the guest, recreating
@@ -173,13 +81,13 @@ func (t fsTree) addHostDepth(p string, depth int) error {
 				return err
 			}
 			t.dir(path.Dir(rel))
-			t[rel] = &entry{mode: modeSymlink | 0o777, target: target}
+			t[rel] = &entry{mode: cpio.ModeSymlink | 0o777, target: target}
 			if !path.IsAbs(target) {
 				target = path.Join(cur, target)
 			}
 			return t.addHostDepth(path.Join(append([]string{target}, comps[i+1:]...)...), depth+1)
 		case fi.IsDir():
-			if e, ok := t[rel]; ok && e.mode&0o170000 != modeDir {
+			if e, ok := t[rel]; ok && e.mode&0o170000 != cpio.ModeDir {
 				return fmt.Errorf("%s: a directory on the host but not in the guest", next)
 			}
 			t.dir(rel)
@@ -199,15 +107,15 @@ func (t fsTree) write(w io.Writer) error {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	c := &cpioWriter{w: w}
+	c := cpio.New(w)
 	for _, n := range names {
 		e := t[n]
 		switch e.mode & 0o170000 {
-		case modeDir:
+		case cpio.ModeDir:
 			c.Dir(n, e.mode&0o7777)
-		case modeSymlink:
+		case cpio.ModeSymlink:
 			c.Symlink(n, e.target)
-		case modeChar:
+		case cpio.ModeChar:
 			c.CharDev(n, e.mode&0o7777, e.major, e.minor)
 		default:
 			if e.src != "" {
@@ -279,15 +187,24 @@ func elfDeps(bin string) ([]string, error) {
 
 // guestTest is one test binary packed into the initramfs.
 type guestTest struct {
-	Name   string // binary is /tests/<Name>.test, runs in /pkg/<Name>
-	Binary string // host path
+	Name    string   // binary is /tests/<Name>.test, runs in /pkg/<Name>
+	Binary  string   // host path
+	Kernels []string // runs only in these kernels' guests (-kernels selectors); empty for all
 }
 
 // initConfig is what the generated /init needs.
 type initConfig struct {
 	Tests       []guestTest
 	TestTimeout string // go test -test.timeout value
+	Run         string // go test -test.run pattern, "" for every test
+	Count       int    // go test -test.count, 0 for 1
+	Lineaged    bool   // a prebuilt cmd/lineaged is at guestLineaged
 }
+
+// guestLineaged is where the prebuilt cmd/lineaged goes in the guest; the
+// tests find it through $LINEAGED_TEST_BINARY (tests/testutil), since the
+// guest has no Go toolchain to build it.
+const guestLineaged = "/opt/vmtest/lineaged"
 
 // Guest output protocol, one marker per line on the results port (ttyS1):
 //
@@ -303,6 +220,10 @@ type initConfig struct {
 var initTemplate = template.Must(template.New("init").Parse(`#!/bin/busybox sh
 # Generated by tests/vmtest. Runs each test binary and powers off.
 /bin/busybox --install -s /bin
+# No package manager here: busybox's dpkg and rpm applets would make every
+# process (all descend from this busybox /init) pass for a package
+# manager's in the sensor's trust-anchor watch (sensor/trustwatch).
+rm -f /bin/dpkg /bin/dpkg-deb /bin/rpm /bin/rpm2cpio
 export PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root TMPDIR=/tmp
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -320,20 +241,29 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 hostname vmtest
 ip link set lo up
 export VMTEST_BPF_OBJECTS=/objs VMTEST_REQUIRE_ATTACH=none
-# Per-guest settings come on the kernel command line.
+{{if .Lineaged}}export LINEAGED_TEST_BINARY={{.GuestLineaged}}
+{{end}}# Per-guest settings come on the kernel command line.
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH="${w#*=}" ;;
+	vmtest.kernel=*) VMTEST_KERNEL="${w#*=}" ;;
 	esac
 done
+# vmtest_on K...: whether this guest's kernel selector is one of K.
+vmtest_on() {
+	for k in "$@"; do [ "$k" = "$VMTEST_KERNEL" ] && return 0; done
+	return 1
+}
 exec 3>/dev/ttyS1
 echo "VMTEST-KERNEL $(uname -r)" >&3
 echo "VMTEST-LSM $(cat /sys/kernel/security/lsm)" >&3
 echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3
-{{range .Tests}}echo "VMTEST-BEGIN {{.Name}}" >&3
-cd /pkg/{{.Name}} && /tests/{{.Name}}.test -test.v -test.count=1 -test.timeout={{$.TestTimeout}} >&3 2>&3
+{{range .Tests}}{{if .Kernels}}if vmtest_on{{range .Kernels}} {{.}}{{end}}; then
+{{end}}echo "VMTEST-BEGIN {{.Name}}" >&3
+cd /pkg/{{.Name}} && /tests/{{.Name}}.test -test.v -test.count={{$.Count}}{{if $.Run}} -test.run='{{$.Run}}'{{end}} -test.timeout={{$.TestTimeout}} >&3 2>&3
 echo "VMTEST-END {{.Name}} $?" >&3
-{{end}}echo "VMTEST-DONE" >&3
+{{if .Kernels}}fi
+{{end}}{{end}}echo "VMTEST-DONE" >&3
 sync
 poweroff -f
 `))
@@ -345,6 +275,7 @@ type initramfsSpec struct {
 	Objects  map[string]string            // guest path under /objs -> host path
 	Testdata map[string]map[string]string // test name -> path under testdata -> host path
 	HostBins []string                     // host executables copied with their libraries
+	Lineaged string                       // host path of a static cmd/lineaged, "" for none
 }
 
 // buildInitramfs writes the guest's initramfs: busybox, the generated /init,
@@ -357,12 +288,37 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 		if !safeName.MatchString(t.Name) {
 			return fmt.Errorf("test binary name %q: want letters, digits, _ . , -", t.Name)
 		}
+		for _, k := range t.Kernels {
+			if !selectorRE.MatchString(k) {
+				return fmt.Errorf("test binary %s: bad kernel selector %q", t.Name, k)
+			}
+		}
 	}
 	if !safeName.MatchString(cfg.TestTimeout) {
 		return fmt.Errorf("bad test timeout %q", cfg.TestTimeout)
 	}
+	if cfg.Count == 0 {
+		cfg.Count = 1
+	}
+	if cfg.Count < 0 {
+		return fmt.Errorf("bad test count %d", cfg.Count)
+	}
+	// The pattern goes into /init between single quotes: no quote, no
+	// newline, and it must compile as go test would compile it.
+	if strings.ContainsAny(cfg.Run, "'\n\x00") {
+		return fmt.Errorf("test pattern %q: quotes and newlines are not allowed", cfg.Run)
+	}
+	for _, part := range strings.Split(cfg.Run, "/") {
+		if _, err := regexp.Compile(part); err != nil {
+			return fmt.Errorf("test pattern %q: %w", cfg.Run, err)
+		}
+	}
+	cfg.Lineaged = spec.Lineaged != ""
 	var script strings.Builder
-	if err := initTemplate.Execute(&script, cfg); err != nil {
+	if err := initTemplate.Execute(&script, struct {
+		initConfig
+		GuestLineaged string
+	}{cfg, guestLineaged}); err != nil {
 		return err
 	}
 
@@ -379,7 +335,9 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 			}
 		}
 	}
-	for _, d := range []string{"dev", "etc", "proc", "sys", "tmp", "run", "root", "tests", "pkg", "objs", "usr/bin"} {
+	// var/lib/dpkg/info: an empty dpkg database, so the package-trust
+	// tests (tests/tamper) have a database to forge a record in.
+	for _, d := range []string{"dev", "etc", "proc", "sys", "tmp", "run", "root", "tests", "pkg", "objs", "usr/bin", "var/lib/dpkg/info"} {
 		t.dir(d)
 	}
 	if _, ok := t["bin"]; !ok {
@@ -387,12 +345,12 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 	}
 	// busybox goes where /bin really is, so /bin/busybox resolves.
 	binDir := "bin"
-	if e := t["bin"]; e.mode&0o170000 == modeSymlink {
+	if e := t["bin"]; e.mode&0o170000 == cpio.ModeSymlink {
 		binDir = strings.TrimPrefix(path.Clean(path.Join("/", e.target)), "/")
 		t.dir(binDir)
 	}
 	t.copy(binDir+"/busybox", 0o755, spec.Busybox)
-	t["dev/console"] = &entry{mode: modeChar | 0o600, major: 5, minor: 1}
+	t["dev/console"] = &entry{mode: cpio.ModeChar | 0o600, major: 5, minor: 1}
 	t.file("init", 0o755, []byte(script.String()))
 	t.file("etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"))
 	t.file("etc/group", 0o644, []byte("root:x:0:\nnogroup:x:65534:\n"))
@@ -404,6 +362,9 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 		for rel, src := range spec.Testdata[gt.Name] {
 			t.copy("pkg/"+gt.Name+"/testdata/"+rel, 0, src)
 		}
+	}
+	if spec.Lineaged != "" {
+		t.copy(strings.TrimPrefix(guestLineaged, "/"), 0o755, spec.Lineaged)
 	}
 	for rel, src := range spec.Objects {
 		t.copy("objs/"+rel, 0o644, src)

@@ -55,6 +55,8 @@ type config struct {
 	qemu          string
 	busybox       string
 	hostBins      []string
+	run           string // go test -test.run in every guest ("" for all)
+	count         int    // go test -test.count in every guest
 }
 
 func main() {
@@ -111,9 +113,9 @@ type listFlags struct {
 func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 	lists := listFlags{
 		kernels: fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest"),
-		pkgs:    fs.String("pkgs", "./tests/vmtest/smoke,./sensor/kernel,./tests/denyexec", "comma-separated packages whose tests run in each guest (packages without tests are left out, with a note)"),
-		hostBins: fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env",
-			"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths)"),
+		pkgs:    fs.String("pkgs", defaultPkgs, "comma-separated packages whose tests run in each guest; path@k1+k2 runs a package only in those kernels' guests (packages without tests are left out, with a note)"),
+		hostBins: fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env,/usr/sbin/bpftool",
+			"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths; the tamper suite runs bpftool)"),
 	}
 	cache := "tests/vmtest/cache"
 	if d := os.Getenv("VMTEST_CACHE"); d != "" {
@@ -121,7 +123,7 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 		cache = d
 	}
 	fs.StringVar(&cfg.cacheDir, "cache", cache, "kernel, apt and run cache directory (default from $VMTEST_CACHE when set)")
-	fs.DurationVar(&cfg.timeout, "timeout", 8*time.Minute, "wall-clock limit per guest, boot included")
+	fs.DurationVar(&cfg.timeout, "timeout", 16*time.Minute, "wall-clock limit per guest, boot included")
 	fs.IntVar(&cfg.parallel, "parallel", 2, "guests booted at once")
 	fs.IntVar(&cfg.smp, "smp", 2, "guest CPUs")
 	fs.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB")
@@ -138,6 +140,8 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 			"Default from $"+envAllowMissing+"=1. Refused when $CI is set: a CI run must boot every listed kernel")
 	fs.StringVar(&cfg.qemu, "qemu", "qemu-system-x86_64", "qemu binary")
 	fs.StringVar(&cfg.busybox, "busybox", "/bin/busybox", "static busybox for the guest")
+	fs.StringVar(&cfg.run, "run", "", "run only the tests matching this go test -run pattern (to chase one test, with -count)")
+	fs.IntVar(&cfg.count, "count", 1, "run each test this many times in every guest (go test -count)")
 	return lists, nil
 }
 
@@ -162,8 +166,8 @@ func (cfg *config) check() error {
 		return errors.New("-pkgs is empty")
 	}
 	for _, p := range cfg.pkgs {
-		if !strings.HasPrefix(p, "./") || strings.Contains(p, "...") {
-			return fmt.Errorf("-pkgs: %q: want a package path inside the module, like ./sensor/kernel", p)
+		if _, err := parsePkg(p); err != nil {
+			return err
 		}
 	}
 	if cfg.parallel < 1 || cfg.smp < 1 || cfg.memMiB < 256 {
@@ -229,8 +233,14 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	if err != nil {
 		return false, err
 	}
-	// 1. Test binaries, static, plus their testdata.
+	// 1. Test binaries, static, plus their testdata, and cmd/lineaged for
+	// the tests that run the daemon (no Go toolchain in the guest).
 	tests, testdata, notes, err := buildTests(ctx, cfg.pkgs, runDir, log)
+	if err != nil {
+		return false, err
+	}
+	notes = append(notes, subsetNotes(cfg.pkgs, cfg.kernels)...)
+	lineaged, err := buildLineaged(ctx, runDir, log)
 	if err != nil {
 		return false, err
 	}
@@ -240,7 +250,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		return false, err
 	}
 	// 3. One initramfs for every guest.
-	initrd, err := writeInitramfs(cfg, runDir, tests, testdata, objs)
+	initrd, err := writeInitramfs(cfg, runDir, tests, testdata, objs, lineaged)
 	if err != nil {
 		return false, err
 	}
@@ -253,6 +263,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	bootAll(ctx, cfg, runs, initrd, runDir, log)
 	// Keep the logs, drop the bulky inputs (tens of MB per run).
 	os.Remove(initrd)
+	os.Remove(lineaged)
 	for _, t := range tests {
 		os.Remove(t.Binary)
 	}
@@ -274,6 +285,11 @@ func checkHost(cfg *config) error {
 	if _, err := os.Stat(cfg.busybox); err != nil {
 		return fmt.Errorf("busybox: %w (apt-get install busybox-static)", err)
 	}
+	for _, b := range cfg.hostBins {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("-host-bins: %w (tests/install-deps.sh installs what the default list names, bpftool included)", err)
+		}
+	}
 	return nil
 }
 
@@ -292,7 +308,7 @@ func newRunDir(cacheDir string, log *slog.Logger) (string, error) {
 // binaries, their testdata, the BPF objects and the host binaries, and
 // returns its path. The guest's own test timeout leaves the host's
 // per-guest timeout room to collect the results.
-func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[string]map[string]string, objs map[string]string) (string, error) {
+func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[string]map[string]string, objs map[string]string, lineaged string) (string, error) {
 	initrd := filepath.Join(runDir, "initramfs.cpio")
 	f, err := os.OpenFile(initrd, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -307,10 +323,13 @@ func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[
 		Init: initConfig{
 			Tests:       tests,
 			TestTimeout: guestTimeout.String(),
+			Run:         cfg.run,
+			Count:       cfg.count,
 		},
 		Objects:  objs,
 		Testdata: testdata,
 		HostBins: cfg.hostBins,
+		Lineaged: lineaged,
 	})
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -434,103 +453,6 @@ func writeMarkdown(path string, tabs ...*table) error {
 	return os.WriteFile(path, b.Bytes(), 0o600)
 }
 
-// buildTests compiles each package's tests into a static binary and
-// collects its testdata directory.
-func buildTests(ctx context.Context, pkgs []string, dir string, log *slog.Logger) ([]guestTest, map[string]map[string]string, []string, error) {
-	var (
-		tests []guestTest
-		notes []string
-	)
-	testdata := map[string]map[string]string{}
-	names := map[string]bool{}
-	for _, pkg := range pkgs {
-		out, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}\n{{len .TestGoFiles}}\n{{len .XTestGoFiles}}", pkg).Output()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("go list %s: %w", pkg, err)
-		}
-		f := strings.Fields(string(out))
-		if len(f) != 3 {
-			return nil, nil, nil, fmt.Errorf("go list %s: unexpected output %q", pkg, out)
-		}
-		if f[1] == "0" && f[2] == "0" {
-			notes = append(notes, fmt.Sprintf("%s has no test files: not in the matrix", pkg))
-			continue
-		}
-		name := strings.ReplaceAll(strings.TrimPrefix(pkg, "./"), "/", "_")
-		if names[name] {
-			return nil, nil, nil, fmt.Errorf("-pkgs: %s listed twice", pkg)
-		}
-		names[name] = true
-		bin := filepath.Join(dir, name+".test")
-		log.Info("building test binary", "pkg", pkg)
-		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, nil, nil, fmt.Errorf("go test -c %s: %w\n%s", pkg, err, out)
-		}
-		files, err := collectDir(filepath.Join(f[0], "testdata"))
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		testdata[name] = files
-		tests = append(tests, guestTest{Name: name, Binary: bin})
-	}
-	if len(tests) == 0 {
-		return nil, nil, nil, errors.New("none of -pkgs has tests")
-	}
-	return tests, testdata, notes, nil
-}
-
-// collectDir maps the regular files under dir (relative slash paths) to
-// their host paths; a missing dir is empty.
-func collectDir(dir string) (map[string]string, error) {
-	files := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) && p == dir {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if d.Type().IsRegular() {
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			files[filepath.ToSlash(rel)] = p
-		}
-		return nil
-	})
-	return files, err
-}
-
-// findObjects maps every committed-layout little-endian BPF object under
-// root (relative slash path) to its host path.
-func findObjects(root string) (map[string]string, error) {
-	objs := map[string]string{}
-	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			switch d.Name() {
-			case ".git", "cache", "node_modules":
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(d.Name(), "_bpfel.o") {
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			objs[filepath.ToSlash(rel)] = p
-		}
-		return nil
-	})
-	return objs, err
-}
-
 // boot runs one guest under a hard timeout and parses its results port.
 func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, log *slog.Logger) {
 	console := filepath.Join(runDir, g.Selector+".console.log")
@@ -541,6 +463,7 @@ func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, 
 		// timer check can miss its window and panic 5.10 at boot.
 		"console=ttyS0", "panic=-1", "quiet", "loglevel=4", "no_timer_check",
 		"lsm=" + lsm, "rdinit=/init", "vmtest.require_attach=" + require,
+		"vmtest.kernel=" + g.Selector, // picks the packages of a kernel subset (-pkgs path@kernel)
 	}, " ")
 	args := []string{
 		// thread=single: with one host thread per vCPU (thread=multi) a
