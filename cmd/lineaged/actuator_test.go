@@ -40,6 +40,8 @@ func TestRunKillSession(t *testing.T) {
 	}
 	out := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(binary, "run", "--config", cfgPath, "--output", out)
+	// Its own sequence state: seq from 1, whatever ran before.
+	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
@@ -36,24 +36,43 @@ const DefaultConfigPath = "/etc/lineaged/lineaged.yaml"
 // binid.Config (hashing limits) is Hashing, joined in start; File and Sensor
 // keep small types of their own (see FileConfig, SensorConfig).
 type Config struct {
-	Scope  string `mapstructure:"scope"`
+	// Scope is which processes are reported: agents (agent sessions
+	// only) or all.
+	Scope string `mapstructure:"scope"`
+	// Output is the events file (rotated, 0600), or - for stdout; Kafka,
+	// when kafka.brokers is set, takes its place.
 	Output string `mapstructure:"output"`
+	// Format is native (lineaged/v2) or ocsf (OCSF 1.8.0).
 	Format string `mapstructure:"format"`
+	// StateDir keeps the sensor's own state (the sequence file, the Kafka
+	// dead-letter file); empty means the parent of kafka.spool.dir.
+	StateDir string `mapstructure:"state_dir"`
 
-	Events  EventsConfig           `mapstructure:"events"`
-	File    FileConfig             `mapstructure:"file"`
-	Kafka   kafka.Config           `mapstructure:"kafka"`
-	Sensor  SensorConfig           `mapstructure:"sensor"`
-	Lineage lineage.Config         `mapstructure:"lineage"`
-	Hashing binid.Config           `mapstructure:"hashing"`
-	Trust   binid.LiveConfig       `mapstructure:"trust"`
+	Events  EventsConfig     `mapstructure:"events"`
+	File    FileConfig       `mapstructure:"file"`
+	Kafka   kafka.Config     `mapstructure:"kafka"`
+	Sensor  SensorConfig     `mapstructure:"sensor"`
+	Kernel  KernelConfig     `mapstructure:"kernel"`
+	Lineage lineage.Config   `mapstructure:"lineage"`
+	Hashing binid.Config     `mapstructure:"hashing"`
+	Trust   binid.LiveConfig `mapstructure:"trust"`
+	// Humans maps login users to the people behind them (name, email),
+	// reported with each event of their sessions.
 	Humans  map[string]HumanConfig `mapstructure:"humans"`
 	Redact  redact.Config          `mapstructure:"redact"`
 	Posture posture.Config         `mapstructure:"posture"`
 	Policy  PolicyConfig           `mapstructure:"policy"`
 	Metrics MetricsConfig          `mapstructure:"metrics"`
 	Hook    HookConfig             `mapstructure:"hook"`
+	Control ControlConfig          `mapstructure:"control"`
 	Log     LogConfig              `mapstructure:"log"`
+	Audit   AuditConfig            `mapstructure:"audit"`
+	Agents  AgentsConfig           `mapstructure:"agents"`
+
+	// load reads the configuration again from the same file, environment
+	// and flags, for a SIGHUP reload (config_reload.go); nil when the
+	// configuration was not loaded from them.
+	load func() (*Config, error)
 }
 
 // EventsConfig shapes the events written, in either format.
@@ -71,8 +90,10 @@ type EventsConfig struct {
 // key is in MiB (max_size_mb) where the sink counts bytes; sinkConfig
 // converts.
 type FileConfig struct {
+	// MaxSizeMB is the size in MiB at which the file is rotated.
 	MaxSizeMB int `mapstructure:"max_size_mb"`
-	Retain    int `mapstructure:"retain"`
+	// Retain is how many rotated files are kept.
+	Retain int `mapstructure:"retain"`
 }
 
 // SensorConfig sizes the kernel side. It is not kernel.Config: the kernel
@@ -81,9 +102,23 @@ type FileConfig struct {
 // key; kernel.Config also carries what sensorConfig computes (scope,
 // recognisers, deny keys).
 type SensorConfig struct {
+	// RingBufferBytes is the kernel ring buffer's size: a power of two,
+	// at least 4096.
 	RingBufferBytes int `mapstructure:"ring_buffer_bytes"`
-	QueueSize       int `mapstructure:"queue_size"`
-	SessionMapSize  int `mapstructure:"session_map_size"`
+	// QueueSize is the decoded events waiting for enrichment; beyond it
+	// the reader counts drops rather than block the ring.
+	QueueSize int `mapstructure:"queue_size"`
+	// SessionMapSize bounds the kernel's map of agent-session members.
+	SessionMapSize int `mapstructure:"session_map_size"`
+}
+
+// KernelConfig is the kernel state's place on the host.
+type KernelConfig struct {
+	// PinPath is the bpffs directory where the programs, links, maps
+	// and ring buffer are pinned so that they outlive the sensor (a
+	// restart reads what happened meanwhile); locked, one sensor per
+	// path. Empty: nothing is pinned.
+	PinPath string `mapstructure:"pin_path"`
 }
 
 // HumanConfig maps a login user to the person behind it.
@@ -103,11 +138,14 @@ type PolicyConfig struct {
 
 // MetricsConfig controls the Prometheus endpoint.
 type MetricsConfig struct {
+	// Listen is the ADDR:PORT of the Prometheus endpoint; off when empty.
 	Listen string `mapstructure:"listen"`
 }
 
 // LogConfig controls the sensor's own log (stderr).
 type LogConfig struct {
+	// Level is debug, info, warn or error. The log is JSON when stderr
+	// is not a terminal, text on one.
 	Level string `mapstructure:"level"`
 }
 
@@ -117,6 +155,7 @@ var defaults = map[string]any{
 	"scope":                    "agents",
 	"output":                   "-",
 	"format":                   "native",
+	"state_dir":                "",
 	"events.ancestry":          event.AncestryCompact,
 	"events.schema":            "v2",
 	"file.max_size_mb":         100,
@@ -126,6 +165,7 @@ var defaults = map[string]any{
 	"kafka.compression":        "zstd",
 	"kafka.batch_size":         100,
 	"kafka.batch_timeout":      100 * time.Microsecond,
+	"kafka.max_message_bytes":  1 << 20,
 	"kafka.tls.enabled":        false,
 	"kafka.tls.ca_file":        "",
 	"kafka.tls.cert_file":      "",
@@ -140,6 +180,7 @@ var defaults = map[string]any{
 	"sensor.ring_buffer_bytes": 8 << 20,
 	"sensor.queue_size":        16384,
 	"sensor.session_map_size":  65536,
+	"kernel.pin_path":          "",
 	"lineage.max_processes":    65536,
 	"lineage.exit_grace":       30 * time.Second,
 	"lineage.max_pending":      4096,
@@ -147,13 +188,16 @@ var defaults = map[string]any{
 	"hashing.workers":          2,
 	"hashing.max_bytes":        int64(1 << 30),
 	"hashing.timeout":          10 * time.Second,
+	"hashing.max_bytes_user":   int64(128 << 20),
+	"hashing.queue":            256,
+	"hashing.queue_per_user":   32,
 	"hashing.cache_dir":        "/var/lib/lineaged/binid",
 	"trust.keys":               []string{},
 	"trust.signature_dir":      "",
 	"humans":                   map[string]any{},
 	"redact.patterns":          []string{},
 	"redact.export_prompt":     false,
-	"metrics.listen":           "",
+	"metrics.listen":           defaultMetricsListen,
 	"log.level":                "info",
 
 	"posture.interval":                posture.DefaultInterval,
@@ -172,6 +216,18 @@ var defaults = map[string]any{
 	"hook.group":                "",
 	"hook.fail_closed":          false,
 	"hook.timeout":              DefaultHookTimeout,
+
+	"control.socket":    DefaultControlSocket,
+	"control.tee_queue": defaultTeeQueue,
+
+	"audit.enabled":             true,
+	"audit.state_dir":           "",
+	"audit.checkpoint_interval": DefaultCheckpointInterval,
+	"audit.algorithm":           "ed25519",
+	"audit.checkpoint_copy":     "",
+	"audit.checkpoint_topic":    "",
+
+	"agents.known_releases": []string{},
 }
 
 // flagKeys maps command-line flags to configuration keys.
@@ -194,14 +250,22 @@ func addRunFlags(fs *pflag.FlagSet) {
 	fs.String("format", "native", "event format: native (lineaged/v2) or ocsf (OCSF 1.8.0)")
 	fs.StringSlice("kafka-brokers", nil, "publish to Kafka: HOST:PORT[,HOST:PORT...] (overrides --output)")
 	fs.String("kafka-topic", "", "Kafka topic (required with --kafka-brokers)")
-	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT (off when empty)")
+	fs.String("metrics-listen", "", "serve Prometheus metrics on ADDR:PORT (default 127.0.0.1:9464, loopback; off when empty)")
 	fs.String("log-level", "info", "log level: debug, info, warn, error")
 }
 
 // loadConfig merges defaults, the config file, LINEAGED_* variables and the
-// flags that were set, and validates the result. Unknown keys in the file are
-// an error naming the key, so a typo never silently falls back to a default.
+// flags that were set, and validates the result. Every problem is reported
+// at once (config_validate.go): unknown keys in the file or the
+// environment, values of the wrong type, bad values and keys that do not
+// fit together, each naming the key and where its value came from.
 func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) {
+	cfg, _, err := loadConfigSources(fs, getenv)
+	return cfg, err
+}
+
+// loadConfigSources is loadConfig, also saying where each value came from.
+func loadConfigSources(fs *pflag.FlagSet, getenv func(string) string) (*Config, *configSources, error) {
 	v := viper.New()
 	for k, d := range defaults {
 		v.SetDefault(k, d)
@@ -220,38 +284,41 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*Config, error) 
 			path = DefaultConfigPath
 		}
 	}
+	src := &configSources{path: path, lines: map[string]int{}, fs: fs, env: os.LookupEnv}
+	probs := &configProblems{where: "configuration"}
 	if path != "" {
-		v.SetConfigFile(path)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		probs.where = "config " + path
+		if err := readConfigFile(v, src, probs); err != nil {
+			return nil, src, err
 		}
+	}
+	// LINEAGED_* variables: unknown names are errors, and the redaction
+	// patterns have their own list syntax (config_env.go).
+	probs.list = append(probs.list, envProblems(os.Environ())...)
+	if err := envRedactPatterns(v); err != nil {
+		probs.list = append(probs.list, err.Error())
 	}
 	for flag, key := range flagKeys {
 		if f := fs.Lookup(flag); f != nil && f.Changed {
 			if err := v.BindPFlag(key, f); err != nil {
-				return nil, fmt.Errorf("flag --%s: %w", flag, err)
+				return nil, src, fmt.Errorf("flag --%s: %w", flag, err)
 			}
 		}
 	}
 	var cfg Config
-	err := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
-			mapstructure.StringToTimeDurationHookFunc(),
-			mapstructure.StringToSliceHookFunc(","),
-		)
-	})
-	if err != nil {
-		where := "configuration"
-		if path != "" {
-			where = "config " + path
-		}
-		return nil, fmt.Errorf("%s: %w", where, err)
+	decodeKeys(v, &cfg, src, probs)
+	if cfg.Audit.StateDir == "" {
+		// Beside the rest of the sensor's state: an instance given its
+		// own state_dir (a test, a second sensor) never shares the key.
+		cfg.Audit.StateDir = filepath.Join(stateDir(&cfg), "audit")
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, err
+	annotate(cfg.validate(), src, probs)
+	if len(probs.list) > 0 {
+		sortProblems(src.path, probs.list)
+		return nil, src, probs
 	}
-	return &cfg, nil
+	cfg.load = func() (*Config, error) { return loadConfig(fs, getenv) }
+	return &cfg, src, nil
 }
 
 var humanNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_.-]*\$?$`)
@@ -286,6 +353,13 @@ func (c *Config) validate() error {
 		p.bad("policy.deny_exec", "%v", err)
 	}
 	c.Hook.validate(&p)
+	c.Control.validate(&p)
+	if c.Control.Socket != "" && c.Hook.Socket != "" && filepath.Dir(c.Control.Socket) == filepath.Dir(c.Hook.Socket) {
+		p.bad("control.socket", "%q is in the hook socket's directory, which agents of every user reach; give it a directory of its own", c.Control.Socket)
+	}
+	c.Audit.validate(&p)
+	c.Agents.validate(&p)
+	c.validateCheckpointTopic(&p)
 	return errors.Join(p.errs...)
 }
 
@@ -314,6 +388,10 @@ func (c *Config) validateOutput(p *problems) {
 	}
 	if c.Output == "" {
 		p.bad("output", "empty: use - for stdout or a file path")
+	}
+	// Also the file and stdout line budget, so checked whatever the output.
+	if m := c.Kafka.MaxMessageBytes; m != 0 && m < kafka.MinMaxMessageBytes {
+		p.bad("kafka.max_message_bytes", "%d is below the %d minimum", m, kafka.MinMaxMessageBytes)
 	}
 	switch c.Events.Ancestry {
 	case event.AncestryCompact, event.AncestryFull:

@@ -93,7 +93,7 @@ func TestConfigProgramFieldsAreNotKeys(t *testing.T) {
 		"posture:\n  insession: x\n",
 	} {
 		_, err := parse(t, []string{"--config", writeFile(t, yaml)}, nil)
-		if err == nil || !strings.Contains(err.Error(), "invalid keys") {
+		if err == nil || !strings.Contains(err.Error(), ": unknown key") {
 			t.Errorf("%q: got %v, want an unknown-key error", yaml, err)
 		}
 	}

@@ -137,7 +137,7 @@ func TestConfigEventShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nat := sinkConfig(cfg, nil, nil).Native
+	nat := sinkConfig(cfg, nil, nil, nil).Native
 	if nat.V1 || nat.Ancestry != event.AncestryCompact || nat.Schema() != event.Schema {
 		t.Errorf("default encoder %+v writes %s, want compact %s", nat, nat.Schema(), event.Schema)
 	}
@@ -146,7 +146,7 @@ func TestConfigEventShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nat = sinkConfig(cfg, nil, nil).Native
+	nat = sinkConfig(cfg, nil, nil, nil).Native
 	if !nat.V1 || nat.Ancestry != event.AncestryFull || nat.Schema() != event.SchemaV1 {
 		t.Errorf("v1 encoder %+v writes %s, want full %s", nat, nat.Schema(), event.SchemaV1)
 	}

@@ -64,15 +64,23 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Claude Code's managed settings directory: the workload writes a file
-	// of its own there, never managed-settings.json itself.
-	if _, err := os.Stat(managedDir); err != nil {
-		if err := os.Mkdir(managedDir, 0o755); err != nil {
-			t.Fatal(err)
+	// there, in a private mount namespace where a directory of the test is
+	// bind-mounted over it, so nothing on the machine changes and tests
+	// running beside this one (packaging, the end-to-end hook tests) are
+	// not raced. The mount point must exist; an empty one is left.
+	for _, tool := range []string{"unshare", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s (util-linux) is needed: %v", tool, err)
 		}
-		t.Cleanup(func() { os.Remove(managedDir) })
 	}
-	settingsProbe := filepath.Join(managedDir, fmt.Sprintf("lineaged-rules-test-%d.json", os.Getpid()))
-	t.Cleanup(func() { os.Remove(settingsProbe) })
+	if err := os.MkdirAll(managedDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ownManaged := filepath.Join(dir, "etc-claude-code")
+	if err := os.MkdirAll(ownManaged, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	settingsProbe := filepath.Join(managedDir, "lineaged-rules-test.json")
 	// The agent's hook asks about one Bash call ("id -u"); the tool
 	// process of that call is decided, the next one ("whoami", run by
 	// dash so its alert is told apart) went around the hook.
@@ -86,6 +94,8 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 			shell, home, cmd, dir, n)
 	}
 	cmd := exec.Command(binary, "run", "--config", cfg)
+	// Its own sequence state: seq from 1, whatever ran before.
+	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -121,7 +131,8 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		toolScript("sh", "whoami", 2), // around the hook
 		"true",
 	}, "\n") + "\n"
-	agent := exec.Command(agentPath, "-c", script)
+	agent := exec.Command("unshare", "--mount", "--propagation", "private", "--",
+		"/bin/sh", "-c", `mount --bind "$0" `+managedDir+` && exec "$@"`, ownManaged, agentPath, "-c", script)
 	agent.Dir = proj
 	o, err := agent.CombinedOutput()
 	if err != nil {
@@ -141,6 +152,9 @@ func TestRunDefaultRulesOnAWorkload(t *testing.T) {
 		// The hook run by the session: a test build, unsigned, outside
 		// the session's directory.
 		"agent-runs-unverified-binary " + binary,
+		// The stand-in agent is a copy of dash at Claude Code's path: no
+		// known release (docs/agents.md, "Agent identity").
+		"agent-unverified " + agentPath,
 	}
 	slices.Sort(want)
 	// alerts lists the session's alerts as "rule object".

@@ -65,11 +65,17 @@ const hookUsage = `Usage:
   lineaged hook install [--settings FILE] [--config FILE]
       adds the hook to Claude Code's managed settings (default
       /etc/claude-code/managed-settings.json), keeping what is there.
+  lineaged hook uninstall [--settings FILE]
+      removes every lineaged hook from Claude Code's managed settings, keeping
+      everything else (the package does this when it is removed).
 `
 
 func cmdHook(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "install" {
 		return cmdHookInstall(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "uninstall" {
+		return cmdHookUninstall(args[1:], stdout, stderr)
 	}
 	fs := pflag.NewFlagSet("hook", pflag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -142,32 +142,38 @@ func installHook(path, command string) (changed bool, err error) {
 		return false, nil
 	}
 	settings["hooks"] = hooks
+	return true, writeSettings(path, settings)
+}
+
+// writeSettings writes Claude Code settings to path through a temporary
+// file renamed into place.
+func writeSettings(path string, settings map[string]any) error {
 	out, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {
-		return false, err
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return false, err
+		return err
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".managed-settings-*")
 	if err != nil {
-		return false, err
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(append(out, '\n')); err != nil {
 		tmp.Close()
-		return false, err
+		return err
 	}
 	// The one file lineaged writes world-readable: every user's Claude
 	// Code must read it (docs/hooks.md).
 	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
-		return false, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return false, err
+		return err
 	}
-	return true, os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), path)
 }
 
 // dropOtherLineagedHooks removes from a hook list the lineaged hooks that

@@ -102,24 +102,31 @@ func listenHook(hc HookConfig) (*net.UnixListener, error) {
 
 // serve accepts hook connections until ctx ends or close is called.
 func (s *hookServer) serve(ctx context.Context) {
+	acceptUnix(ctx, s.ln, s.close, &s.wg, s.log, "hook socket accept", s.handle)
+}
+
+// acceptUnix serves ln until it is closed (by closeFn once ctx ends, or by
+// the server itself): each connection is handled on its own goroutine,
+// counted in wg; a failed accept is logged as what and retried.
+func acceptUnix(ctx context.Context, ln *net.UnixListener, closeFn func(), wg *sync.WaitGroup, log *slog.Logger, what string, handle func(*net.UnixConn)) {
 	go func() {
 		<-ctx.Done()
-		s.close()
+		closeFn()
 	}()
 	for {
-		c, err := s.ln.AcceptUnix()
+		c, err := ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.log.Warn("hook socket accept", "err", err)
+			log.Warn(what, "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		s.wg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			s.handle(c)
+			defer wg.Done()
+			handle(c)
 		}()
 	}
 }

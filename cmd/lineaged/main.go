@@ -28,8 +28,16 @@ const usage = `lineaged: eBPF sensor for AI coding agents
 Usage:
   lineaged run [flags]       run the sensor (events to stdout by default)
   lineaged doctor [flags]    check that this host can run the sensor
+  lineaged unpin [flags]     remove the kernel state pinned at kernel.pin_path (package purge)
   lineaged rules check|test  validate rules, or run them over recorded events
-  lineaged hook [install]    Claude Code's PreToolUse hook, and its installer
+  lineaged config validate|print  check the configuration, or show it in effect
+  lineaged hook [install|uninstall]  Claude Code's PreToolUse hook, its installer and remover
+  lineaged run --capture FILE [--raw]  run, recording a capture (docs/capture.md)
+  lineaged replay FILE...    run the pipeline over a capture
+  lineaged capture -o FILE   record a capture without publishing events
+  lineaged sessions FILE...  show the agent sessions of recorded events (- for stdin)
+  lineaged verify --key PUB FILE...|-  check a stream's hash chain and signed checkpoints
+  lineaged key               print the public key checkpoints are signed with
   lineaged version           print the version
 
 Run "lineaged run --help" for the flags, "lineaged rules help" for rules.
@@ -66,10 +74,24 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(args[1:], stdout, stderr)
 	case "doctor":
 		err = cmdDoctor(args[1:], stdout, stderr)
+	case "unpin":
+		err = cmdUnpin(args[1:], stdout, stderr) // unpin.go
 	case "rules":
 		err = cmdRules(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
 	case "hook":
 		err = cmdHook(args[1:], os.Stdin, stdout, stderr)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
+	case "capture":
+		err = cmdCapture(args[1:], stdout, stderr)
+	case "sessions":
+		err = cmdSessions(args[1:], os.Stdin, stdout, stderr)
+	case "verify":
+		err = cmdVerify(args[1:], os.Stdin, stdout, stderr)
+	case "key":
+		err = cmdKey(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "lineaged %s\n", version)
 	case "help", "-h", "--help":
@@ -120,10 +142,17 @@ func parseConfig(name string, args []string, stderr io.Writer) (*Config, error) 
 	return cfg, nil
 }
 
+// newLogger logs at level to w: text on a terminal, JSON otherwise
+// (journald, files, pipes). run and doctor use newConfigLogger, which also
+// keeps secrets out (config_log.go).
 func newLogger(level string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level)) // validated in Config.validate
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if isTTY(w) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // liftMemlock removes RLIMIT_MEMLOCK for this process: kernels before 5.11
@@ -139,11 +168,15 @@ func liftMemlock(log *slog.Logger) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
+	capo, args, err := captureArgs(args)
+	if err != nil {
+		return err
+	}
 	cfg, err := parseConfig("run", args, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log.Level, stderr)
+	log := newConfigLogger(cfg, stderr)
 	liftMemlock(log)
 	if path := os.Getenv("LINEAGED_CPUPROFILE"); path != "" {
 		stopProfile, err := startCPUProfile(path)
@@ -154,7 +187,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return runPipeline(ctx, cfg, stdout, log)
+	return runPipelineCapturing(ctx, cfg, capo, stdout, log)
 }
 
 // startCPUProfile writes a CPU profile of the whole run to path (0600),
@@ -176,7 +209,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log.Level, stderr)
+	log := newConfigLogger(cfg, stderr)
 	liftMemlock(log)
 	rep := kernel.Doctor(sensorConfig(cfg, agent.DefaultTable()), log)
 	if err := rep.WriteTable(stdout); err != nil {

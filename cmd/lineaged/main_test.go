@@ -135,6 +135,8 @@ func TestRunToFileAndStop(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(binary, "run", "--scope", "all", "--output", out, "--log-level", "debug")
+	// Its own sequence state: seq from 1, whatever ran before.
+	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -177,11 +179,12 @@ func TestRunToFileAndStop(t *testing.T) {
 	if !strings.Contains(stderr.String(), "sensor stopped") {
 		t.Fatalf("no orderly stop logged:\n%s", stderr.String())
 	}
-	// The stream opens with sensor.start, closes with sensor.stop, carries
-	// a posture sample, and its seq has no gap.
+	// The stream opens with sensor.start, closes with sensor.stop and the
+	// final checkpoint of the audit trail (docs/audit.md), carries a
+	// posture sample, and its seq has no gap.
 	evs := readEvents(t, out)
-	if evs[0].Kind != "sensor.start" || evs[len(evs)-1].Kind != "sensor.stop" {
-		t.Fatalf("stream runs %s ... %s", evs[0].Kind, evs[len(evs)-1].Kind)
+	if n := len(evs); evs[0].Kind != "sensor.start" || evs[n-2].Kind != "sensor.stop" || evs[n-1].Kind != "sensor.checkpoint" {
+		t.Fatalf("stream runs %s ... %s %s", evs[0].Kind, evs[len(evs)-2].Kind, evs[len(evs)-1].Kind)
 	}
 	sawPosture := false
 	for i, ev := range evs {
@@ -189,7 +192,7 @@ func TestRunToFileAndStop(t *testing.T) {
 			t.Fatalf("event %d has seq %d: a gap", i, ev.Seq)
 		}
 		sawPosture = sawPosture || ev.Kind == "posture.sample"
-		if ev.Posture == nil {
+		if ev.Posture == nil && ev.Kind != "sensor.checkpoint" {
 			t.Errorf("%s event %d carries no posture", ev.Kind, ev.Seq)
 		}
 	}
@@ -274,6 +277,8 @@ func TestRunDenyExecInAgentSession(t *testing.T) {
 	}
 	out := filepath.Join(dir, "events.jsonl")
 	cmd := exec.Command(binary, "run", "--config", cfgPath, "--output", out)
+	// Its own sequence state: seq from 1, whatever ran before.
+	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

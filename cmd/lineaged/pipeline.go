@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/agent"
@@ -29,6 +30,7 @@ import (
 	"github.com/lineaged/lineaged/sensor/posture"
 	"github.com/lineaged/lineaged/sensor/procfs"
 	"github.com/lineaged/lineaged/sink"
+	"github.com/lineaged/lineaged/sink/kafka"
 	"github.com/lineaged/lineaged/sink/native"
 )
 
@@ -62,9 +64,33 @@ type pipeline struct {
 	// the hook decisions; hooks answers the agent hooks (nil: off).
 	postureNow *lineage.LatestPosture
 	hooks      *hookServer
+	audit      *auditTrail // nil: audit.enabled is off
 
-	writeErrs uint64      // sink writes that failed (run's goroutine only)
-	reloads   ruleReloads // SIGHUP reloads of policy.rules
+	// seqState keeps the seqs across runs (nil: no state directory);
+	// crashLoss reports the previous run's unwritten events; wloss the
+	// events the sink failed to write (run's goroutine only).
+	seqState  *policy.SeqState
+	seqErr    error
+	crashLoss *event.Event
+	wloss     writeLoss
+	reloads   ruleReloads   // SIGHUP reloads of policy.rules
+	creloads  configReloads // SIGHUP reloads of the configuration
+
+	serviceState // systemd notify, watchdog and /healthz (notify.go)
+
+	// capture records this run (run --capture; nil: off); replay is set
+	// when the events come from a capture instead (replay.go).
+	capture    *captureRec
+	replay     *replayInfo
+	stopReason string
+
+	// control is the local control socket (nil: off); tees are the
+	// capture streams it serves (tee.go); baseDeps and lineageCfg are the
+	// engine's providers and configuration, for a tee's snapshot.
+	control    *controlServer
+	tees       teeHub
+	baseDeps   lineage.Deps
+	lineageCfg lineage.Config
 }
 
 // newInstanceID names this run of the sensor in event ids.
@@ -78,10 +104,12 @@ func newInstanceID() (string, error) {
 
 // sinkConfig builds the sink's configuration; stamp numbers the events the
 // sink makes itself (Kafka loss reports) in the pipeline's sequence.
-func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Config {
+func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event), durable func(uint64, time.Time)) sink.Config {
 	k := cfg.Kafka
 	k.SASL.Mechanism = strings.ToUpper(k.SASL.Mechanism)
 	k.Stamp = stamp
+	k.OnDurable = durable
+	k.DeadLetterDir = stateDir(cfg)
 	return sink.Config{
 		Format: cfg.Format,
 		Output: cfg.Output,
@@ -94,6 +122,8 @@ func sinkConfig(cfg *Config, stdout io.Writer, stamp func(*event.Event)) sink.Co
 		Native: native.Encoder{
 			Ancestry: cfg.Events.Ancestry,
 			V1:       cfg.Events.Schema == "v1",
+			// One budget for every output: a Kafka message, a file line.
+			MaxBytes: kafka.EncodedBudget(cfg.Kafka.MaxMessageBytes),
 		},
 		Stdout: stdout,
 	}
@@ -114,6 +144,7 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		DenyKeys:   policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
 		DenyInodes: denyInodes(cfg.Policy.DenyExec),
 		DenyLater:  policy.DenyByHash(cfg.Policy.DenyExec),
+		PinPath:    cfg.Kernel.PinPath,
 	}
 }
 
@@ -133,6 +164,12 @@ func denyInodes(entries []string) map[kernel.DenyInode]uint32 {
 // kernel), then the BPF programs are attached, and only then is /proc
 // scanned, so a process started in between is seen by one or the other.
 func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err error) {
+	return startCapturing(cfg, captureOpts{}, stdout, log)
+}
+
+// startCapturing is start, recording the run into a capture file when capo
+// names one (docs/capture.md).
+func startCapturing(cfg *Config, capo captureOpts, stdout io.Writer, log *slog.Logger) (p *pipeline, err error) {
 	p = &pipeline{cfg: cfg, log: log, reg: prometheus.NewRegistry(), agents: agent.DefaultTable()}
 	defer func() {
 		if err != nil {
@@ -142,10 +179,19 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 	if p.instance, err = newInstanceID(); err != nil {
 		return p, err
 	}
-	p.seq = policy.NewSequencer(p.instance)
-	if p.sink, err = sink.New(sinkConfig(cfg, stdout, p.seq.Stamp), p.reg, log.With("component", "sink")); err != nil {
+	p.openSequencer()
+	var durable func(uint64, time.Time)
+	if p.seqState != nil {
+		durable = p.seqState.Durable
+	}
+	sc := sinkConfig(cfg, stdout, p.seq.Stamp, durable)
+	if err := p.startAudit(&sc); err != nil {
 		return p, err
 	}
+	if p.sink, err = sink.New(sc, p.reg, log.With("component", "sink")); err != nil {
+		return p, err
+	}
+	p.noteCrashLoss()
 	// One boot time for lineage and the kill actions (fixedBoot), so a
 	// kill turns an event's start time back into the kernel's exact key.
 	boot, err := lineage.LocalBoot{}.BootTime()
@@ -163,10 +209,23 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 		return p, err
 	}
 	p.source = p.sensor
+	p.startTrustWatch() // trust.go
+	if capo.path != "" {
+		if p.capture, err = openCapture(capo, cfg, p.liveCaptureMeta(), log); err != nil {
+			return p, err
+		}
+	}
+	if p.audit != nil {
+		if err := p.audit.open(); err != nil {
+			return p, err
+		}
+	}
 	act.sensor = p.sensor // before any event, so before any kill
+	p.logSeqErr()
 	if err := p.startPosture(); err != nil {
 		return p, err
 	}
+	p.startControl() // control.go; before lineage, which records for it
 	if err := p.startLineage(boot); err != nil {
 		return p, err
 	}
@@ -176,13 +235,17 @@ func start(cfg *Config, stdout io.Writer, log *slog.Logger) (p *pipeline, err er
 
 // startPolicy loads the rules and builds the policy stage with its kill
 // actions, carried out by act once the sensor is loaded.
-func (p *pipeline) startPolicy(boot time.Time, act *actuator) (err error) {
+func (p *pipeline) startPolicy(boot time.Time, act policy.Actuator) (err error) {
 	rules, err := loadRules(p.cfg, p.log.With("component", "policy"))
 	if err != nil {
 		return err
 	}
 	if p.killer, err = policy.NewKiller(policy.KillConfig{
-		Actuator: act, Boot: boot, Emit: func(ev *event.Event) { p.engine.Emit(ev) },
+		Actuator: act, Boot: boot, Emit: func(ev *event.Event) {
+			if p.replay == nil { // a replay has the live outcomes
+				p.engine.Emit(ev)
+			}
+		},
 	}); err != nil {
 		return err
 	}
@@ -196,8 +259,13 @@ func (p *pipeline) startPolicy(boot time.Time, act *actuator) (err error) {
 		// Copies of a binary denied by SHA-256, once hashed; the sensor
 		// is loaded before any event reaches the stage.
 		DenyFile: func(f policy.DenyFile, idx uint32) error {
+			if p.sensor == nil { // replay: no kernel to tell
+				return nil
+			}
 			return p.sensor.DenyInode(kernel.DenyInode(f), idx)
 		},
+		// agent.session_start and agent.session_end (docs/schema.md).
+		SessionSummaries: true,
 	})
 	if err != nil {
 		return &exitError{exitUsage, err}
@@ -229,9 +297,12 @@ func (p *pipeline) startPosture() (err error) {
 	pc := p.cfg.Posture
 	pc.Attached = p.sensor.AttachedPrograms
 	pc.InSession = p.sensor.InSession
+	pc.SelfCheck = p.sensor.SelfCheckProblem
 	if p.posture, err = posture.New(pc, time.Now, p.log.With("component", "posture")); err != nil {
 		return &exitError{exitUsage, err}
 	}
+	// A self-check finding (or its repair confirmed) is sampled at once.
+	p.sensor.OnSelfCheckChange(p.posture.Resample)
 	return nil
 }
 
@@ -253,17 +324,32 @@ func (p *pipeline) startLineage(boot time.Time) (err error) {
 	lc := p.cfg.Lineage
 	lc.Scope = p.cfg.Scope // validated and spelled agents|all by the config
 	lc.Humans = humans
-	p.engine, err = lineage.New(lc, lineage.Deps{
+	if lc.AgentReleases, err = p.cfg.Agents.agentReleases(); err != nil {
+		return err
+	}
+	deps := lineage.Deps{
 		Host:     lineage.LocalHost{},
 		Boot:     fixedBoot(boot),
 		Proc:     lineage.ProcFS{Root: procRoot},
 		Binaries: p.inspect,
 		Users:    &lineage.Passwd{Path: "/etc/passwd"},
-		Observer: router,
-		Posture:  p.postureNow,
+		Observer: countObserver{router, &p.tees.obsCalls},
+		Posture:  countPosture{p.postureNow, &p.tees.postCalls},
 		Cgroups:  &lineage.CgroupFS{},
-		Logins:   &lineage.AuthLog{Path: "/var/log/auth.log"},
-	}, p.log.With("component", "lineage"))
+		Logins:   lineage.NewLoginKeys(lineage.LoginSources{}, p.log),
+	}
+	p.baseDeps, p.lineageCfg = deps, lc
+	recording := p.capture != nil || p.control != nil
+	if recording {
+		// With only the control socket, facts are built while a tee runs.
+		on := func() bool { return p.capture != nil || p.tees.any.Load() }
+		deps = lineage.RecordDepsWhile(deps, p.recordFact, on)
+	}
+	p.engine, err = lineage.New(lc, deps, p.log.With("component", "lineage"))
+	if err == nil && recording {
+		p.engine.RecordSteps(p.recordStep)
+		p.engine.RecordWaits(func(key string) { p.recordFact(lineage.Fact{Kind: lineage.FactWait, Key: key}) })
+	}
 	return err
 }
 
@@ -271,19 +357,31 @@ func (p *pipeline) startLineage(boot time.Time) (err error) {
 // in the kernel, so it seeds what was already running, then opens the
 // stream with sensor.start and the first posture sample.
 func (p *pipeline) seed() error {
-	members, err := p.agents.Seed(procRoot, p.sensor.AddSessionMembers)
+	members, err := p.agents.Seed(procRoot, p.sensor.AddSessionProcs)
 	if err != nil {
 		return fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
+	}
+	var now unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &now) == nil {
+		p.tees.startKt.Store(uint64(now.Nano())) // tee.go
 	}
 	procs, err := procfs.Scan(procRoot)
 	if err != nil {
 		return fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
 	}
+	if p.capture != nil {
+		p.capture.seed(procs)
+	}
 	p.engine.Seed(procs)
 	// The first posture sample is taken before sensor.start, so every
 	// event of this run carries one and the stream always opens with it.
 	first := p.posture.Sample(context.Background())
-	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: p.sensorInfo("")})
+	info := p.sensorInfo("")
+	p.audit.describePrevious(info)
+	p.engine.Emit(&event.Event{Kind: event.KindSensorStart, Sensor: info})
+	if p.crashLoss != nil {
+		p.engine.Emit(p.crashLoss)
+	}
 	p.engine.Emit(lineage.PostureEvent(posture.Sampled, &first))
 	p.log.Info("sensor started", "instance", p.instance, "scope", p.cfg.Scope, "processes", len(procs),
 		"session_members", len(members), "output", outputName(p.cfg))
@@ -303,7 +401,7 @@ func outputName(cfg *Config) string {
 // sensorInfo describes this run for sensor.start and sensor.stop: which
 // hook path enforces policy here and why (start), or why it stopped.
 func (p *pipeline) sensorInfo(reason string) *event.Sensor {
-	hooks, why := p.sensor.Hooks()
+	hooks, why := p.hooksInfo()
 	if reason == "" {
 		reason = why
 	}
@@ -311,7 +409,7 @@ func (p *pipeline) sensorInfo(reason string) *event.Sensor {
 		Version:    version,
 		InstanceID: p.instance,
 		Scope:      p.cfg.Scope,
-		Source:     "live",
+		Source:     p.sourceName(),
 		Hooks:      hooks,
 		Reason:     reason,
 	}
@@ -326,14 +424,24 @@ func (p *pipeline) close() error {
 	if p.hooks != nil {
 		p.hooks.close()
 	}
+	p.closeControl()
 	if p.source != nil {
 		errs = append(errs, p.source.Close())
+	}
+	if p.capture != nil {
+		errs = append(errs, p.capture.close(p.stopReason))
 	}
 	if p.sink != nil {
 		errs = append(errs, p.sink.Close())
 	}
+	if p.seqState != nil {
+		errs = append(errs, p.seqState.Close())
+	}
 	if p.inspect != nil {
 		p.inspect.Close() // saves the hash cache; logs its own failure
+	}
+	if p.audit != nil {
+		errs = append(errs, p.audit.close())
 	}
 	return errors.Join(errs...)
 }
@@ -344,7 +452,6 @@ func (p *pipeline) close() error {
 // in the Kafka spool for the next start).
 func (p *pipeline) run(ctx context.Context) error {
 	raw := make(chan sensor.Event, 1024)
-	enriched := make(chan *event.Event, 1024)
 
 	// A failing source stops the rest too.
 	ctx, cancel := context.WithCancel(ctx)
@@ -356,6 +463,10 @@ func (p *pipeline) run(ctx context.Context) error {
 	if p.hooks != nil {
 		go p.hooks.serve(ctx)
 	}
+	if p.control != nil {
+		go p.control.serve(ctx)
+	}
+	go p.emitCheckpoints(ctx)
 	go func() {
 		defer wg.Done()
 		srcErr = p.source.Run(ctx, raw)
@@ -363,6 +474,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		if srcErr != nil && !errors.Is(srcErr, context.Canceled) {
 			reason = srcErr.Error()
 		}
+		p.stopReason = reason
 		cancel()
 		// The hook calls in flight are answered and recorded while
 		// lineage still takes events in.
@@ -376,11 +488,14 @@ func (p *pipeline) run(ctx context.Context) error {
 		p.engine.EmitAtEnd(&event.Event{Kind: event.KindSensorStop, Sensor: p.sensorInfo(reason)})
 		close(raw)
 	}()
+	engDone := make(chan struct{})
 	go func() {
 		defer wg.Done()
-		defer close(enriched)
-		// Not ctx: lineage ends when its input does, after flushing.
-		engErr = p.engine.Run(context.Background(), raw, enriched)
+		defer close(engDone)
+		// Not ctx: lineage ends when its input does, after flushing. The
+		// last stage (policy, sequencer, sink) runs on lineage's emitter
+		// goroutine: no hand-off per event.
+		engErr = p.engine.RunFunc(context.Background(), raw, p.write)
 	}()
 	go func() {
 		defer wg.Done()
@@ -389,12 +504,13 @@ func (p *pipeline) run(ctx context.Context) error {
 		})
 	}()
 
-	for ev := range enriched {
-		p.write(ev)
-	}
+	<-engDone
 	wg.Wait()
+	p.reportWriteLoss(true)
+	auditErr := p.finishAudit()
 	closeErr := p.close()
-	p.log.Info("sensor stopped", "write_failures", p.writeErrs)
+	p.stoppedAudit(errors.Join(auditErr, closeErr))
+	p.log.Info("sensor stopped", "write_failures", p.wloss.failures.Load())
 	for _, err := range []error{srcErr, engErr} {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
@@ -405,40 +521,52 @@ func (p *pipeline) run(ctx context.Context) error {
 
 // write takes one enriched event through the end of the pipeline: the
 // policy stage (its alerts and actions, the output transforms), the
-// sequencer, the sink. Failed writes are counted in writeErrs and logged.
+// sequencer, the sink. Every failed write is counted (metric
+// lineaged_sink_write_failures_total) and reported by a sensor.loss.
 func (p *pipeline) write(ev *event.Event) {
+	if p.live != nil && p.live.takeProbe(ev) {
+		return
+	}
+	if p.tees.atSink(ev, p.seq.Last()) {
+		return
+	}
 	out := p.policy.Process(ev)
 	p.seq.StampAll(out)
 	for _, o := range out {
-		if err := p.sink.Write(context.Background(), o); err != nil {
-			p.writeErrs++
-			if p.writeErrs == 1 || p.writeErrs%1000 == 0 {
-				p.log.Error("writing event", "err", err, "failures", p.writeErrs)
-			}
-		}
+		p.writeOne(o)
 	}
+	p.reportWriteLoss()
+	p.afterWrite()
 }
 
 func runPipeline(ctx context.Context, cfg *Config, stdout io.Writer, log *slog.Logger) error {
+	return runPipelineCapturing(ctx, cfg, captureOpts{}, stdout, log)
+}
+
+func runPipelineCapturing(ctx context.Context, cfg *Config, capo captureOpts, stdout io.Writer, log *slog.Logger) error {
 	// SIGHUP reloads the rules; caught from the start, so it never ends
 	// the process (its default action).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	p, err := start(cfg, stdout, log)
+	p, err := startCapturing(cfg, capo, stdout, log)
 	if err != nil {
 		return err
 	}
 	go p.reloadOnHUP(ctx, hup)
+	p.watchService()
 	if err := p.registerStats(); err != nil {
 		p.close()
 		return err
 	}
-	if cfg.Metrics.Listen != "" {
-		if err := serveMetrics(ctx, cfg.Metrics.Listen, p.reg, log.With("component", "metrics")); err != nil {
-			p.close()
-			return &exitError{exitUsage, err}
-		}
+	if err := registerConfigReloads(p.reg, &p.creloads); err != nil {
+		p.close()
+		return err
 	}
-	return p.run(ctx)
+	if err := p.listenMetrics(ctx, log.With("component", "metrics")); err != nil {
+		p.close()
+		return err
+	}
+	go p.superviseService(ctx, log.With("component", "service"))
+	return p.runWithin(ctx, shutdownDeadline)
 }

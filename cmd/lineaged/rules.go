@@ -270,20 +270,26 @@ func (p *pipeline) reloadRules() error {
 	return nil
 }
 
-// reloadOnHUP reloads the rules on each SIGHUP until ctx ends, logging
-// the outcome: on failure, every error and that the old rules stay.
+// reloadOnHUP reloads the configuration and the rules on each SIGHUP
+// until ctx ends, logging the outcome: on failure, every error and that
+// the old ones stay.
 func (p *pipeline) reloadOnHUP(ctx context.Context, hup <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			if p.cfg.load != nil {
+				p.reloadConfig() // the whole file (config_reload.go)
+				continue
+			}
 			if err := p.reloadRules(); err != nil {
 				p.log.Error("rules not reloaded: the previous rules stay in force", "rules", p.cfg.Policy.Rules,
 					"in_force", p.policy.Rules().Len(), "err", err)
 				continue
 			}
 			p.log.Info("rules reloaded", "rules", p.cfg.Policy.Rules, "count", p.policy.Rules().Len())
+			p.noteReload()
 		}
 	}
 }

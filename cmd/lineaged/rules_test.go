@@ -231,6 +231,8 @@ func TestRunReloadsRulesOnSIGHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "run", "--config", cfg)
+	// Its own sequence state: seq from 1, whatever ran before.
+	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
 	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {

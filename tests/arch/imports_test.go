@@ -38,6 +38,8 @@ var layers = []layer{
 	{Prefix: "sensor/posture", Allow: nil, NoBPF: true},
 	// The kernel loader: the only place cilium/ebpf is used.
 	{Prefix: "sensor/kernel", Allow: []string{"sensor", "sensor/procfs"}},
+	// The trust-anchor watcher (fanotify): a peer source beside the kernel.
+	{Prefix: "sensor/trustwatch", Allow: []string{"sensor", "sensor/procfs"}, NoBPF: true},
 	// The enriched event model, shared by lineage, policy and the sinks.
 	{Prefix: "lineage/event", Allow: nil, NoBPF: true},
 	{Prefix: "lineage/internal", Allow: []string{"sensor", "sensor/procfs", "lineage/event"}, NoBPF: true},
@@ -51,9 +53,19 @@ var layers = []layer{
 	{Prefix: "lineage/policy", Allow: []string{"sensor", "lineage/event", "lineage/agent", "lineage/internal"}, NoBPF: true},
 	// Sinks know the enriched event and nothing of the kernel.
 	{Prefix: "sink", Allow: []string{"lineage/event"}, NoBPF: true},
+	// Views of recorded events read the enriched event model only.
+	{Prefix: "report", Allow: []string{"lineage/event"}, NoBPF: true},
+	// The audit chain wraps any encoder: it knows the event model; its
+	// tests chain the real encoders.
+	{Prefix: "sink/audit", Allow: []string{"lineage/event", "sink"}, NoBPF: true},
+	// The capture file format: framed, checksummed records of bytes; what
+	// a payload means is its user's business (docs/capture.md).
+	{Prefix: "capture", Allow: nil, NoBPF: true},
+	// Files lineaged ships, embedded (the known agent releases).
+	{Prefix: "deploy", Allow: nil, NoBPF: true},
 	// The binary wires everything; nothing imports it.
-	{Prefix: "cmd", Allow: []string{"sensor/...", "lineage/...", "sink/..."}},
-	{Prefix: "tests", Allow: []string{"sensor/...", "lineage/...", "sink/..."}},
+	{Prefix: "cmd", Allow: []string{"sensor/...", "lineage/...", "sink/...", "report/...", "capture", "deploy/..."}},
+	{Prefix: "tests", Allow: []string{"sensor/...", "lineage/...", "sink/...", "report/...", "capture", "deploy/..."}},
 }
 
 type pkg struct {

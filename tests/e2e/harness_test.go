@@ -78,6 +78,18 @@ func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
 	// The binary hash cache lives beside the cached Claude Code, not in
 	// the machine's /var/lib/lineaged.
 	cmd.Env = append(os.Environ(), "LINEAGED_HASHING_CACHE_DIR="+filepath.Join(repoRoot(t), "tests", "e2e", ".cache", "binid"))
+	// Its own state (sequence, audit key) beside its output, kept across
+	// restarts within a test: never the machine's, which another sensor
+	// running at the same time holds.
+	if os.Getenv("LINEAGED_STATE_DIR") == "" {
+		cmd.Env = append(cmd.Env, "LINEAGED_STATE_DIR="+filepath.Join(filepath.Dir(out), "state"))
+	}
+	// These tests check what an event is tied to, not how fast: under CI,
+	// other test packages load the host at the same time, and a tool call's
+	// transcript record can come later than the default 2 s wait.
+	if os.Getenv("LINEAGED_LINEAGE_ENRICH_WAIT") == "" {
+		cmd.Env = append(cmd.Env, "LINEAGED_LINEAGE_ENRICH_WAIT=10s")
+	}
 	stderr := &testutil.SyncBuffer{}
 	cmd.Stderr = stderr
 	cmd.Stdout = io.Discard
@@ -95,7 +107,7 @@ func startSensor(t testing.TB, bin, out string, extra ...string) *sensorRun {
 				return true
 			}
 		}
-		return strings.Contains(s.stderrString(), `msg="sensor started"`)
+		return strings.Contains(s.stderrString(), "sensor started")
 	})
 	return s
 }

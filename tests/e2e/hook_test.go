@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,13 +32,11 @@ func managedSettings(t *testing.T, dir string) (file string, wrap []string) {
 			t.Fatalf("%s (util-linux) is needed to give Claude Code its own managed settings: %v", tool, err)
 		}
 	}
-	if _, err := os.Stat(managedSettingsDir); errors.Is(err, fs.ErrNotExist) {
-		// The mount point must exist; an empty directory is what Claude
-		// Code finds outside the namespace.
-		if err := os.Mkdir(managedSettingsDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove(managedSettingsDir) })
+	// The mount point must exist; an empty directory is what Claude Code
+	// finds outside the namespace. It is left: other tests running beside
+	// this one mount over it too.
+	if err := os.MkdirAll(managedSettingsDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	own := filepath.Join(dir, "etc-claude-code")
 	if err := os.MkdirAll(own, 0o755); err != nil {
