@@ -8,6 +8,9 @@ pkgs=(
 	kcat python3-kafka              # third-party Kafka consumers in tests
 	qemu-system-x86 busybox-static  # make vmtest (kernel matrix)
 	npm                             # installs the pinned Claude Code for end-to-end tests
+	rpm systemd                     # the package test: rpm -qlp, systemd-analyze verify
+	mmdebstrap                      # make servicetest: the systemd guest's root file system
+	chromium                        # renders the sessions view's HTML page in its test
 )
 need=()
 for p in "${pkgs[@]}"; do

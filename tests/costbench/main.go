@@ -36,13 +36,14 @@ import (
 
 type options struct {
 	n, rounds int
-	bin       string // the lineaged binary
-	rules     string // LINEAGED_POLICY_RULES
-	cache     string // where Claude Code is installed
-	keep      bool   // keep the working directory
-	strict    bool   // fail when a target is not met
-	profiles  string // write the sensor's CPU profiles here
-	nice      int    // the niceness of the benchmark and all it starts
+	bin       string  // the lineaged binary
+	rules     string  // LINEAGED_POLICY_RULES
+	cache     string  // where Claude Code is installed
+	keep      bool    // keep the working directory
+	strict    bool    // fail when a target is not met
+	profiles  string  // write the sensor's CPU profiles here
+	env       envList // extra LINEAGED_* settings for the sensor
+	nice      int     // the niceness of the benchmark and all it starts
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (outputs, spool) and print its path")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 1 when a target is not met")
 	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile of each sensor run into this directory (LINEAGED_CPUPROFILE), for go tool pprof")
+	flag.Var(&o.env, "env", "KEY=VALUE the sensor also runs with, such as LINEAGED_AUDIT_ENABLED=false (repeatable)")
 	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark, the sensor, Claude Code and the storms alike,"+
 		" so other work on a shared host disturbs them less (0: unchanged)")
 	flag.Parse()
@@ -146,5 +148,19 @@ func run(ctx context.Context, o options) error {
 	if o.strict && !met {
 		return errors.New("targets not met")
 	}
+	return nil
+}
+
+// envList is a repeatable -env flag of KEY=VALUE settings.
+type envList []string
+
+func (e *envList) String() string { return strings.Join(*e, " ") }
+
+func (e *envList) Set(v string) error {
+	k, _, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(k, "LINEAGED_") {
+		return fmt.Errorf("%q: want LINEAGED_KEY=VALUE", v)
+	}
+	*e = append(*e, v)
 	return nil
 }

@@ -78,7 +78,11 @@ func (b *bench) sensorEnv(dir string) []string {
 		"LINEAGED_POLICY_RULES=" + b.o.rules,
 		"LINEAGED_FILE_MAX_SIZE_MB=100000",
 		"LINEAGED_KAFKA_SPOOL_DIR=" + filepath.Join(dir, "spool"),
+		// The audit trail's key and last checkpoint: the run's own, not
+		// the host's service's.
+		"LINEAGED_AUDIT_STATE_DIR=" + filepath.Join(dir, "audit"),
 	}
+	env = append(env, b.o.env...)
 	if b.o.profiles != "" {
 		// One CPU profile per sensor run, named after its phase
 		// directory (round<r>-<phase>, twosessions).

@@ -63,7 +63,7 @@ func startSensor(bin, dir string, env []string, args ...string) (*sensorProc, er
 	}
 	go func() { s.done <- cmd.Wait() }()
 	deadline := time.Now().Add(90 * time.Second)
-	for !strings.Contains(s.stderr.String(), `msg="sensor started"`) {
+	for !strings.Contains(s.stderr.String(), "sensor started") {
 		select {
 		case err := <-s.done:
 			s.done <- err
