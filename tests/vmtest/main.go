@@ -35,6 +35,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -45,6 +46,7 @@ type config struct {
 	pkgs          []string
 	cacheDir      string
 	timeout       time.Duration
+	pkgTimeout    time.Duration // go test -test.timeout of each package in a guest
 	parallel      int
 	smp, memMiB   int
 	lsm           string
@@ -124,6 +126,7 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 	}
 	fs.StringVar(&cfg.cacheDir, "cache", cache, "kernel, apt and run cache directory (default from $VMTEST_CACHE when set)")
 	fs.DurationVar(&cfg.timeout, "timeout", 16*time.Minute, "wall-clock limit per guest, boot included")
+	fs.DurationVar(&cfg.pkgTimeout, "pkg-timeout", 8*time.Minute, "go test -timeout of each package in a guest: a hung package dumps its goroutines and the guest goes on to the next (capped by -timeout)")
 	fs.IntVar(&cfg.parallel, "parallel", 2, "guests booted at once")
 	fs.IntVar(&cfg.smp, "smp", 2, "guest CPUs")
 	fs.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB")
@@ -260,7 +263,7 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 		return false, err
 	}
 	// 5. Boot, at most cfg.parallel at once.
-	bootAll(ctx, cfg, runs, initrd, runDir, log)
+	bootAll(ctx, cfg, runs, tests, initrd, runDir, log)
 	// Keep the logs, drop the bulky inputs (tens of MB per run).
 	os.Remove(initrd)
 	os.Remove(lineaged)
@@ -314,7 +317,7 @@ func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[
 	if err != nil {
 		return "", err
 	}
-	guestTimeout := cfg.timeout - 30*time.Second
+	guestTimeout := min(cfg.pkgTimeout, cfg.timeout-30*time.Second)
 	if guestTimeout < time.Minute {
 		guestTimeout = time.Minute
 	}
@@ -366,23 +369,44 @@ func resolveKernels(ctx context.Context, cfg *config, log *slog.Logger) ([]*gues
 }
 
 // bootAll boots every resolved kernel, at most cfg.parallel at once, and
-// waits for all of them.
-func bootAll(ctx context.Context, cfg *config, runs []*guestRun, initrd, runDir string, log *slog.Logger) {
+// waits for all of them. Guests start heaviest first (most suites, then
+// the order listed): with two at a time, the guest that runs every suite
+// starting last would alone add its whole wall time to the run.
+func bootAll(ctx context.Context, cfg *config, runs []*guestRun, tests []guestTest, initrd, runDir string, log *slog.Logger) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.parallel)
-	for _, g := range runs {
-		if g.NotRun != "" {
-			continue
-		}
+	for _, g := range bootOrder(runs, tests) {
+		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			boot(ctx, cfg, g, initrd, runDir, log)
 		}()
 	}
 	wg.Wait()
+}
+
+// bootOrder returns the guests to boot, those running more suites first,
+// ties in the order listed.
+func bootOrder(runs []*guestRun, tests []guestTest) []*guestRun {
+	weight := func(g *guestRun) int {
+		n := 0
+		for _, t := range tests {
+			if len(t.Kernels) == 0 || slices.Contains(t.Kernels, g.Selector) {
+				n++
+			}
+		}
+		return n
+	}
+	var order []*guestRun
+	for _, g := range runs {
+		if g.NotRun == "" {
+			order = append(order, g)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b *guestRun) int { return weight(b) - weight(a) })
+	return order
 }
 
 // report prints the tables, the notes, what lies behind each failure, the

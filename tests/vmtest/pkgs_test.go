@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,32 @@ func TestInitRunPattern(t *testing.T) {
 	}
 	if _, err := build("x", -1); err == nil {
 		t.Error("negative count accepted")
+	}
+}
+
+// The guests running the most suites boot first, ties in the order
+// listed, and a kernel that was not resolved is not booted.
+func TestBootOrderHeaviestFirst(t *testing.T) {
+	tests := []guestTest{
+		{Name: "smoke"}, {Name: "kernel"},
+		{Name: "tamper", Kernels: []string{"6.12", "newest"}},
+		{Name: "files", Kernels: []string{"5.10", "newest"}},
+		{Name: "net", Kernels: []string{"5.10", "newest"}},
+	}
+	var runs []*guestRun
+	for _, sel := range []string{"5.10", "6.1", "6.12", "gone", "6.18", "newest"} {
+		g := &guestRun{Selector: sel}
+		if sel == "gone" {
+			g.NotRun = "not resolved"
+		}
+		runs = append(runs, g)
+	}
+	var got []string
+	for _, g := range bootOrder(runs, tests) {
+		got = append(got, g.Selector)
+	}
+	want := []string{"newest", "5.10", "6.12", "6.1", "6.18"}
+	if !slices.Equal(got, want) {
+		t.Errorf("boot order %v, want %v", got, want)
 	}
 }
