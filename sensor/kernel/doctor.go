@@ -109,7 +109,7 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	add("attach raw_tp", false, probeRawTP(), "sched_process_exec")
 	tpErr := probeTracepoint()
 	add("attach tracepoint", false, tpErr, "sched/sched_process_exec")
-	add("tracefs", false, checkTracefs(), "needed by tracepoint programs only; lineaged uses none")
+	add("tracefs", false, checkTracefs(), "the tamper programs attach to syscall tracepoints; lineaged run mounts it at /sys/kernel/tracing when missing")
 	if btfOK {
 		add("attach fentry", false, probeFentry(), "vfs_read (cheaper hooks; lineaged does not need them)")
 		name, reason, err := probeEnforcement()

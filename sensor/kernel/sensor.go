@@ -323,6 +323,11 @@ func (s *Sensor) attachProcess() error {
 			return err
 		}
 	}
+	if mounted, err := ensureTracefs(); err != nil {
+		s.log.Warn("tamper programs on syscall tracepoints cannot attach", "err", err)
+	} else if mounted {
+		s.log.Info("mounted tracefs for the tamper programs' syscall tracepoints", "dir", tracefsDir)
+	}
 	for name := range tamperTracepoints {
 		if err := s.attachOne(name); err != nil {
 			s.log.Warn("tamper program not attached", "program", name, "err", err)
