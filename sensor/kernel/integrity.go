@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -293,14 +294,16 @@ func (s *Sensor) heartbeat() (uint64, error) {
 }
 
 // reattach attaches name again and pins the new link in place of the old
-// pin. The old link object is dropped, not closed: its descriptor was
-// closed by whoever detached it, and the number may name another file now.
+// pin. The old link is let go of first (forgetLink): its descriptor may
+// have been closed by whoever detached it, and the number may name another
+// file now, or the new link.
 func (s *Sensor) reattach(name string) error {
 	if handled, err := s.reattachExtra(name); handled {
 		return err
 	}
 	for i, n := range s.linkNames {
 		if n == name {
+			forgetLink(s.links[i], s.coll.Programs[name])
 			s.links = slices.Delete(s.links, i, i+1)
 			s.linkNames = slices.Delete(s.linkNames, i, i+1)
 			break
@@ -365,4 +368,39 @@ func (s *Sensor) checkRecognisers() (bool, error) {
 func sameRecogniser(a, b *processRecogniser) bool {
 	n := unsafe.Sizeof(*a) // explicit padding: every byte is a field's
 	return bytes.Equal(unsafe.Slice((*byte)(unsafe.Pointer(a)), n), unsafe.Slice((*byte)(unsafe.Pointer(b)), n))
+}
+
+// stranded holds the link objects whose descriptor number the sensor no
+// longer owns, for the life of the process: cilium/ebpf closes the
+// descriptor of an object nobody holds when the garbage collector finds
+// it, and by then the number is another file's (a pipe of an exec, the
+// ring's epoll, the link attached in the lost one's place). One object per
+// repair of a closed descriptor.
+var stranded struct {
+	sync.Mutex
+	links []link.Link
+}
+
+// forgetLink lets go of l, the lost link of program p, before p is
+// attached again. Its descriptor is closed only when it still names a link
+// of p (a link detached in the kernel, its descriptor still the sensor's);
+// otherwise whoever detached it closed the number, and the object is kept
+// in stranded so that it is never closed.
+func forgetLink(l link.Link, p *ebpf.Program) {
+	if l == nil {
+		return
+	}
+	if p != nil {
+		if info, err := l.Info(); err == nil {
+			if pi, err := p.Info(); err == nil {
+				if id, ok := pi.ID(); ok && info.Program == id {
+					l.Close()
+					return
+				}
+			}
+		}
+	}
+	stranded.Lock()
+	stranded.links = append(stranded.links, l)
+	stranded.Unlock()
 }

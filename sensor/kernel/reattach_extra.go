@@ -14,8 +14,8 @@ import (
 // object too: the tamper refusal programs (tamper_lsm.go) and the
 // deny-exec enforcement (enforce.go). Neither is pinned: a start loads
 // them anew, so a repair attaches the same program again and keeps the new
-// link in place of the lost one. The lost link object is dropped, not
-// closed, as in reattach: its descriptor was closed by whoever detached it.
+// link in place of the lost one, after letting go of the lost one as
+// reattach does (forgetLink), before the new link can take its number.
 
 // extraAttached names the programs of the tamper refusal and deny-exec
 // objects this start attached. A link the kernel's link list cannot show
@@ -40,6 +40,9 @@ func (s *Sensor) extraAttached() []string {
 
 // listed reports whether l is a link the kernel's link list shows.
 func listed(l link.Link) bool {
+	if l == nil {
+		return false
+	}
 	_, err := l.Info()
 	return !errors.Is(err, link.ErrNotSupported)
 }
@@ -49,6 +52,8 @@ func listed(l link.Link) bool {
 func (s *Sensor) reattachExtra(name string) (handled bool, err error) {
 	if t := s.tamperLSM; t != nil {
 		if i := slices.Index(t.names, name); i >= 0 {
+			forgetLink(t.links[i], t.coll.Programs[name])
+			t.links[i] = nil
 			l, err := link.AttachLSM(link.LSMOptions{Program: t.coll.Programs[name]})
 			if err != nil {
 				return true, fmt.Errorf("attach %s: %w", name, err)
@@ -59,6 +64,8 @@ func (s *Sensor) reattachExtra(name string) (handled bool, err error) {
 	}
 	if e := s.enf; e != nil && e.attach != nil {
 		if n, p := e.program(); n == name {
+			forgetLink(e.link, p)
+			e.link = nil
 			l, err := e.attach(p)
 			if err != nil {
 				return true, fmt.Errorf("attach %s: %w", name, err)

@@ -22,6 +22,9 @@ type tamperLSM struct {
 func (t *tamperLSM) Close() error {
 	var errs []error
 	for _, l := range t.links {
+		if l == nil { // lost, and not attached again (reattachExtra)
+			continue
+		}
 		errs = append(errs, l.Close())
 	}
 	t.coll.Close()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +258,68 @@ func TestRootLoginUIDChange(t *testing.T) {
 	if ch.Tamper.Arg != 4242 || uint32(ch.Tamper.Code) != before.Exec.LoginUID || ch.Session != before.Session {
 		t.Errorf("loginuid event: %+v %+v, want 4242 over %d in %+v", ch.Header, ch.Tamper, before.Exec.LoginUID, before.Session)
 	}
+}
+
+// TestRootRepairNeverClosesReusedDescriptors: whoever detaches the sensor
+// by closing its link descriptors frees their numbers, and the next files
+// the sensor's process opens take them. The repair drops the lost link
+// objects; it must never close those numbers afterwards (cilium/ebpf
+// closes the descriptor of an object nobody holds when the garbage
+// collector finds it), or it closes whatever holds them now: a pipe of an
+// exec, the ring's epoll, the link attached in the lost one's place.
+func TestRootRepairNeverClosesReusedDescriptors(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	path := pinPath(t)
+	ls := startKernel(t, kernel.Config{PinPath: path, ProcessOnly: true, SelfCheckInterval: 200 * time.Millisecond,
+		Recognisers: agent.DefaultTable().Kernel()})
+	pins, _ := filepath.Glob(path + "/link_*")
+	for _, p := range pins {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeLinkFDs(t)
+	// Pipes take the lowest free numbers: the closed links' among them.
+	type pipeEnd struct {
+		fd  int
+		ino uint64
+	}
+	var ends []pipeEnd
+	for range 16 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range p {
+			var st unix.Stat_t
+			if err := unix.Fstat(fd, &st); err != nil {
+				t.Fatal(err)
+			}
+			ends = append(ends, pipeEnd{fd, st.Ino})
+			defer unix.Close(fd)
+		}
+	}
+	tamperOp(t, ls, sensor.TamperDetached)
+	testutil.WaitFor(t, 10*time.Second, "the self-check's repair, confirmed", func() bool {
+		return ls.s.SelfCheckProblem() == ""
+	}, ls.s.SelfCheckProblem)
+	// Let the garbage collector find the dropped objects and run their
+	// cleanups.
+	for range 5 {
+		runtime.GC()
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, e := range ends {
+		var st unix.Stat_t
+		if err := unix.Fstat(e.fd, &st); err != nil || st.Ino != e.ino {
+			t.Errorf("descriptor %d (a pipe) was closed or replaced after the repair: %v", e.fd, err)
+		}
+	}
+	// The sensor still sees a member's exec: its own descriptors are intact.
+	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: uint32(os.Getpid()), StartNs: 10_000_000}, Agent: sensor.AgentClaudeCode}
+	runMember(t, ls.s, ref, exec.Command("/bin/sh", "-c", `read go; /bin/true after-repair`))
+	testutil.WaitFor(t, 30*time.Second, "the exec after the repair, in the session", func() bool {
+		s, ok := execsWith(ls.events(), "after-repair")["after-repair"]
+		return ok && s == ref
+	}, func() string { return "" })
 }
