@@ -13,6 +13,13 @@
  * first (unpark_children): lineage must see a fork while the image it was
  * forked from is current and known. The map delete, which succeeds once,
  * decides which of two racing takers sends a record.
+ *
+ * A taker that sends reserves the record's place in the ring before it
+ * deletes the parked entry, and discards it when the delete fails. The ring
+ * orders records by reservation, so the child's own next record, made after
+ * it found the entry gone, always comes after its fork record: taking first
+ * and sending after let the parent's exec on one CPU take the entry, then
+ * the child on another CPU send its open or exec before the fork record.
  */
 #ifndef LINEAGED_LIB_FORKS_H
 #define LINEAGED_LIB_FORKS_H
@@ -43,10 +50,22 @@ static __always_inline void send_fork(struct fork_event *rec)
  * the process. */
 static __always_inline void unpark_fork(__u32 tgid)
 {
-	struct fork_event rec;
-
-	if (take_parked_fork(tgid, &rec))
-		send_fork(&rec);
+	struct fork_event *p = bpf_map_lookup_elem(&parked_forks, &tgid);
+	if (!p)
+		return;
+	struct fork_event *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		if (bpf_map_delete_elem(&parked_forks, &tgid) == 0)
+			count_lost(EV_FORK);
+		return;
+	}
+	/* Copy first: once deleted, the element may be reused. */
+	__builtin_memcpy(r, p, sizeof(*r));
+	if (bpf_map_delete_elem(&parked_forks, &tgid) != 0) {
+		bpf_ringbuf_discard(r, 0); /* another taker sends it */
+		return;
+	}
+	bpf_ringbuf_submit(r, ringbuf_flags());
 }
 
 /*
