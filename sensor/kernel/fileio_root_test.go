@@ -129,7 +129,11 @@ func (e *fioEnv) startChild(mode, dir, markerPath string, extraEnv ...string) *f
 	}
 	c := &fioChild{stdin: w}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	c.cmd.Env = append(os.Environ(), fioHelperMode+"="+mode, fioHelperDir+"="+dir, fioHelperMark+"="+markerPath)
+	// No asynchronous preemption: the runtime's SIGURG interrupts a
+	// blocking connect, which the kernel restarts, and the member's one
+	// connect becomes two records (-512, ERESTARTSYS, then the restarted
+	// call's): the steps compared are the calls the helper makes.
+	c.cmd.Env = append(os.Environ(), fioHelperMode+"="+mode, fioHelperDir+"="+dir, fioHelperMark+"="+markerPath, "GODEBUG=asyncpreemptoff=1")
 	c.cmd.Env = append(c.cmd.Env, extraEnv...)
 	c.cmd.Stdin = r
 	c.cmd.Stderr = &c.stderr
