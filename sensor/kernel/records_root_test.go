@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -197,5 +198,43 @@ func TestRootParkedChildrenSentBeforeParentExecOrExit(t *testing.T) {
 				t.Errorf("fork parent %d, want %d", p, parent)
 			}
 		})
+	}
+}
+
+// The parent's exec and its children's exits race for the children's
+// parked fork records: whichever sends a child's fork record, it comes
+// before the child's exit record. Children that exit at once while the
+// parent execs, many times over, to meet the race.
+func TestRootParkedForkBeforeExitWhileParentExecs(t *testing.T) {
+	const rounds, children = 25, 8
+	h := startSensor(t, Config{})
+	agent := fakeAgentPath(t)
+	for round := range rounds {
+		m := marker(t)
+		script := strings.Repeat("( exit 7 ) & ", children) + "exec /bin/true " + m
+		cmd := shellCmd(agent, "-c", script)
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("shell: %v", err)
+		}
+		parent := uint32(cmd.Process.Pid)
+		var exits int
+		var execed bool
+		evs := h.until(func(ev sensor.Event) bool {
+			if ev.Exit != nil && ev.Exit.Code == 7 && inSession(ev, parent) {
+				exits++
+			}
+			if ev.Exec != nil && ev.Proc.PID == parent && slices.Contains(ev.Exec.Argv, m) {
+				execed = true
+			}
+			return execed && exits == children
+		})
+		for _, ex := range find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == 7 }) {
+			child := ex.Proc.PID
+			fork := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == child })
+			exit := slices.IndexFunc(evs, exitOf(child))
+			if fork < 0 || fork > exit {
+				t.Errorf("round %d: child %d: fork record at %d, exit at %d: want the fork first", round, child, fork, exit)
+			}
+		}
 	}
 }
