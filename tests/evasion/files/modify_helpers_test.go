@@ -95,7 +95,6 @@ func modify(dir string) error {
 
 // i386 numbers (arch/x86/entry/syscalls/syscall_32.tbl).
 const (
-	ia32Getpid     = 20
 	ia32Mkdir      = 39
 	ia32Truncate64 = 193
 	ia32Chown32    = 212
@@ -105,7 +104,7 @@ const (
 // chown32 through int $0x80, names below 4 GiB. Prints "ia32 off" when the
 // kernel refuses ia32 calls.
 func modifyIA32(dir string) error {
-	if int32(testutil.Int80(ia32Getpid, 0, 0, 0, 0)) == -int32(unix.ENOSYS) {
+	if !testutil.IA32Works() {
 		fmt.Println("ia32 off")
 		return nil
 	}
