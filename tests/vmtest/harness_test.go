@@ -804,6 +804,7 @@ func TestParseFlagsDefaultsAndChecks(t *testing.T) {
 			"./tests/evasion/files@5.10+newest", "./tests/evasion/net@5.10+newest", "./tests/evasion/exec@5.10+newest"},
 		cacheDir:      "tests/vmtest/cache",
 		timeout:       16 * time.Minute,
+		pkgTimeout:    8 * time.Minute,
 		parallel:      2,
 		smp:           2,
 		memMiB:        1024,
