@@ -17,6 +17,7 @@ import (
 
 	"github.com/lineaged/lineaged/capture"
 	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
@@ -219,6 +220,47 @@ func (c *captureRec) seed(procs []*procfs.Proc) {
 		f.Procs = append(f.Procs, lineage.WireProc(p))
 	}
 	c.fact(f)
+}
+
+// snapshotRecord is the payload of a snapshot record (docs/capture.md):
+// the engine's state, taken at a tee's first step on the engine's
+// goroutine, or the state the pipeline's last stage keeps (the session
+// roots' verdicts and the policy stage), taken there when the tee's mark
+// reaches it. A tee holds one of each.
+type snapshotRecord struct {
+	Engine   *lineage.Snapshot     `json:"engine,omitempty"`
+	Verdicts []lineage.SnapVerdict `json:"verdicts,omitempty"`
+	Policy   *policy.Snapshot      `json:"policy,omitempty"`
+}
+
+// snapshot records the engine's state where a tee starts, argv redacted
+// as the seed's is: a copy, the engine's own state untouched.
+func (c *captureRec) snapshot(s *lineage.Snapshot) {
+	if c.red != nil {
+		cp := *s
+		cp.Images = make([]lineage.SnapImage, len(s.Images))
+		for i, im := range s.Images {
+			im.Proc.Argv = c.argv(im.Proc.Argv)
+			cp.Images[i] = im
+		}
+		cp.Pending = make([]lineage.SnapPending, len(s.Pending))
+		for i, p := range s.Pending {
+			if p.Ev.Exec != nil {
+				x := *p.Ev.Exec
+				x.Argv = c.argv(x.Argv)
+				p.Ev.Exec = &x
+			}
+			cp.Pending[i] = p
+		}
+		s = &cp
+	}
+	c.add(capture.TypeSnapshot, snapshotRecord{Engine: s})
+}
+
+// snapshotOut records the last stage's part of a tee's snapshot. Its
+// events went through the output's redaction already.
+func (c *captureRec) snapshotOut(verdicts []lineage.SnapVerdict, pol *policy.Snapshot) {
+	c.add(capture.TypeSnapshot, snapshotRecord{Verdicts: verdicts, Policy: pol})
 }
 
 // stopMark is the last record: why the sensor stopped. A reload mark says

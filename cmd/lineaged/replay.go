@@ -82,6 +82,12 @@ type loaded struct {
 	undecodable int
 	// reloads counts the live run's rule reloads (SIGHUP).
 	reloads int
+	// snap is the engine's state where a tee started (its snapshot
+	// records merged), restored in place of the /proc seed, and policy
+	// the policy stage's; nil for a capture from the sensor's start or a
+	// tee of format version 1.
+	snap   *lineage.Snapshot
+	policy *policy.Snapshot
 }
 
 // loadCapture reads a capture. A truncated file keeps every whole record
@@ -150,6 +156,8 @@ func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
 			l.steps = append(l.steps, *it.step)
 		case it.fact != nil:
 			l.book.Add(*it.fact)
+		case it.snap != nil:
+			l.addSnapshot(it.snap)
 		case it.stop != "":
 			l.info.stop = it.stop
 		case it.reload:
@@ -159,10 +167,28 @@ func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
 	return l, nil
 }
 
+// addSnapshot merges one snapshot record: the engine's part (its table,
+// taken at the tee's first step) and the emitter's (the verdicts, taken
+// where the tee's mark went out) come apart.
+func (l *loaded) addSnapshot(s *snapshotRecord) {
+	if l.snap == nil {
+		l.snap = &lineage.Snapshot{}
+	}
+	verdicts := append(l.snap.Verdicts, s.Verdicts...)
+	if s.Engine != nil {
+		*l.snap = *s.Engine
+	}
+	l.snap.Verdicts = verdicts
+	if s.Policy != nil {
+		l.policy = s.Policy
+	}
+}
+
 // item is one decoded record.
 type item struct {
 	step   *lineage.Step
 	fact   *lineage.Fact
+	snap   *snapshotRecord
 	stop   string
 	reload bool
 	err    error
@@ -211,6 +237,12 @@ func decode(rec capture.Record) (it item) {
 			return item{err: fmt.Errorf("fact: %w", err)}
 		}
 		it.fact = &f
+	case capture.TypeSnapshot:
+		var sn snapshotRecord
+		if err := json.Unmarshal(rec.Payload, &sn); err != nil {
+			return item{err: fmt.Errorf("snapshot: %w", err)}
+		}
+		it.snap = &sn
 	case capture.TypeMark:
 		var m stopMark
 		if err := json.Unmarshal(rec.Payload, &m); err != nil {
@@ -369,7 +401,13 @@ func replayOne(ctx context.Context, cfg *Config, l *loaded, o replayOpts, pace f
 		return err
 	}
 	p.engine.ReplayWaits(l.book.Wait)
-	if procs, ok := l.book.Seed(); ok {
+	if l.snap != nil {
+		// A tee: the engine starts where the live one stood.
+		if err := p.engine.Restore(l.snap, l.book.Snapshot); err != nil {
+			return fmt.Errorf("capture snapshot: %w", err)
+		}
+		p.policy.Restore(l.policy)
+	} else if procs, ok := l.book.Seed(); ok {
 		p.engine.Seed(procs)
 	}
 	return p.runReplay(ctx, l, o, pace, stderr)

@@ -15,7 +15,6 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
-	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // kindTeeMark is the event that starts a tee at one point of the engine's
@@ -48,11 +47,8 @@ type teeHub struct {
 	// Calls of the observer and posture source, so a tee renumbers the
 	// indexed facts (agent.*, posture) from its own start.
 	obsCalls, postCalls atomic.Uint64
-	// lastKt is the kernel time of the last raw event the engine took,
-	// startKt the kernel time of the sensor's /proc seed (seedTee).
-	lastKt, startKt atomic.Uint64
-	dropped         atomic.Uint64 // tees dropped for a slow client
-	started         atomic.Uint64
+	dropped             atomic.Uint64 // tees dropped for a slow client
+	started             atomic.Uint64
 }
 
 // tee is one client's capture stream.
@@ -65,34 +61,17 @@ type tee struct {
 	dropOnce, endOnce sync.Once
 	tries             int       // marks resent while events were parked
 	settle            time.Time // resent until then
-	shadow            *lineage.Engine
-	failed            error // the snapshot failed (then dropped is closed)
+	failed            error     // the tee failed (then dropped is closed)
 }
 
-// seedTee records the /proc seed and what seeding looks up, on the
-// engine's goroutine at the tee's first step: every process the engine
-// may meet from there on that is not born inside the tee is in it.
-//
-// A process that started after upto (the kernel time of the last raw
-// event the engine took, or the sensor's start) is left out: the engine
-// cannot know it yet, and its fork or exec is still to come, inside the
-// tee; seeded, replay would take it from /proc rather than from its events.
-func (t *tee) seedTee(upto uint64) {
-	all, err := procfs.Scan(procRoot)
-	if err != nil {
-		t.failed = fmt.Errorf("tee snapshot: %w", err)
-		t.dropOnce.Do(func() { close(t.dropped) })
-		return
-	}
-	procs := all[:0]
-	for _, p := range all {
-		if p.Key.StartNs <= upto {
-			procs = append(procs, p)
-		}
-	}
-	t.rec.seed(procs)
-	t.shadow.Seed(procs)
-	t.shadow = nil
+// snapshotTee records the engine's state at the tee's first step, on the
+// engine's goroutine, before it acts on that step: replay restores it in
+// place of a /proc seed, so every process the engine knew (from its exec,
+// the /proc seed or its ancestry) is rebuilt as the engine had it, those
+// gone from /proc since included. What was still being computed (a hash,
+// an agent resolution) is recorded when it completes.
+func (t *tee) snapshotTee(e *lineage.Engine) {
+	t.rec.snapshot(e.Snapshot(t.rec.fact))
 }
 
 // A tee waits for the engine to hold no parked event, resending its mark
@@ -103,9 +82,9 @@ const (
 )
 
 // start opens a tee onto f: the header waits for the seq it follows, the
-// records begin with a snapshot of what replay needs to stand alone (host,
-// boot, the /proc seed and the facts seeding looks up), then the engine's
-// steps and facts from the mark on.
+// records begin with what replay needs to stand alone (host, boot, the
+// engine's snapshot, the posture in force), then the engine's steps and
+// facts from the mark on.
 func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *os.File) (*tee, error) {
 	if p.engine == nil || p.baseDeps.Host == nil {
 		return nil, errors.New("the sensor is not running")
@@ -136,12 +115,9 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 		})
 	})
 	rec.w = t.sink
-	// The snapshot: what a replay's engine looks up when it is built
-	// (here) and seeded (when the tee starts, seedTee), asked the same way
-	// of the same providers, into this tee only.
-	var err error
-	t.shadow, err = lineage.New(p.lineageCfg, lineage.RecordDeps(p.baseDeps, rec.fact), p.log.With("component", "tee"))
-	if err != nil {
+	// What a replay's engine looks up when it is built (host, boot time),
+	// asked the same way of the same providers, into this tee only.
+	if _, err := lineage.New(p.lineageCfg, lineage.RecordDeps(p.baseDeps, rec.fact), p.log.With("component", "tee")); err != nil {
 		t.sink.abort()
 		_ = rec.close("")
 		return nil, fmt.Errorf("tee snapshot: %w", err)
@@ -167,10 +143,6 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 
 // step routes one engine input (on the engine's goroutine, before it acts).
 func (h *teeHub) step(p *pipeline, s lineage.Step) {
-	upto := h.lastKt.Load()
-	if s.Kind == lineage.StepRaw && s.Raw != nil && s.Raw.KtimeNs > upto {
-		h.lastKt.Store(s.Raw.KtimeNs) // the engine's goroutine only
-	}
 	if !h.any.Load() {
 		return
 	}
@@ -212,7 +184,7 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 		return
 	}
 	for _, t := range h.armed {
-		t.seedTee(max(upto, h.startKt.Load()))
+		t.snapshotTee(p.engine)
 		t.obsBase, t.postBase = h.obsCalls.Load(), h.postCalls.Load()
 		if p.postureNow != nil {
 			t.rec.fact(lineage.Fact{Kind: lineage.FactPosture, Posture: p.postureNow.Latest()})
@@ -251,8 +223,12 @@ func (h *teeHub) fact(f lineage.Fact) {
 }
 
 // atSink is the sink stage's side: true when ev is a tee's mark (not to be
-// written); the tee's header then takes the last seq given out.
-func (h *teeHub) atSink(ev *event.Event, last uint64) bool {
+// written); the tee's header then takes the last seq given out, and the
+// tee the last stage's part of the snapshot (the session roots' verdicts,
+// the policy stage's state), which stands here after exactly the events
+// before the tee: this runs on the emitter's goroutine, where they are
+// kept.
+func (h *teeHub) atSink(p *pipeline, ev *event.Event, last uint64) bool {
 	if ev.Kind != kindTeeMark {
 		return false
 	}
@@ -261,6 +237,7 @@ func (h *teeHub) atSink(ev *event.Event, last uint64) bool {
 	delete(h.marked, ev)
 	h.mu.Unlock()
 	if t != nil {
+		t.rec.snapshotOut(p.engine.SnapshotVerdicts(), p.policy.Snapshot())
 		t.sink.begin(last)
 	}
 	return true
