@@ -159,9 +159,9 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 			return
 		}
 		delete(h.pending, s.Ev)
-		// Events parked for a parent would come out inside the tee with
-		// their input before it: start where none is parked, if that
-		// comes within teeSettle.
+		// Events parked for a parent come out inside the tee with their
+		// input before it: start where none is parked, if that comes
+		// within teeSettle (those still parked are in the snapshot).
 		if t.settle.IsZero() {
 			t.settle = time.Now().Add(teeSettle)
 		}
@@ -177,7 +177,7 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 			return
 		}
 		if !settling {
-			p.log.Warn("tee starts with events parked for a parent: replay of its first events may differ", "pending", p.engine.Stats().Pending)
+			p.log.Info("tee starts with events parked for a parent (its snapshot holds them)", "pending", p.engine.Stats().Pending)
 		}
 		h.marked[s.Ev] = t
 		h.armed = append(h.armed, t)
