@@ -224,9 +224,24 @@ func sameAsLive(t *testing.T, live map[uint64]string, got string) []string {
 // and a child forked by a process that exited before the tee (so in the
 // engine's table, gone from /proc) execs. The tee, replayed as nobody with
 // no /proc, equals the service's events of its window line for line: the
-// replay starts from the engine's table, not from /proc.
+// replay starts from the engine's table, not from /proc. With scope all,
+// every process on the host is in it, and a loop of execs runs across the
+// tee's start.
 func TestTeeReplaysProcessesOlderThanTheTee(t *testing.T) {
-	s := startTeeService(t, "")
+	for _, scope := range []string{"agents", "all"} {
+		t.Run(scope, func(t *testing.T) { teeOlderProcesses(t, scope) })
+	}
+}
+
+func teeOlderProcesses(t *testing.T, scope string) {
+	s := startTeeService(t, "scope: "+scope+"\n")
+	if scope == "all" {
+		busy := exec.Command("/bin/sh", "-c", "while :; do /bin/true busy; sleep 0.01; done")
+		if err := busy.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { busy.Process.Kill(); busy.Wait() }()
+	}
 	agentPath := testutil.AgentPath(s.dir)
 	testutil.CopyFile(t, "/bin/dash", agentPath, 0o755)
 	goRoot, goOrphan := filepath.Join(s.dir, "go-root"), filepath.Join(s.dir, "go-orphan")
