@@ -129,3 +129,33 @@ func TestSnapshotRestoreBuildsTheSameEvents(t *testing.T) {
 		t.Fatal("restore over a table accepted")
 	}
 }
+
+// A window of a longer run (a tee) leaves at its end what is still parked
+// for a parent: live, it went out after the window.
+func TestLeaveAtEndForcesNothingOut(t *testing.T) {
+	for _, leave := range []bool{false, true} {
+		r := newRig(t, Config{Scope: ScopeAll}, nil)
+		seedBase(r)
+		settle(r)
+		// An open by a process whose fork and exec never arrive.
+		orphan := openEv(key(99, 990), 1000*ms, sensor.SessionRef{}, "/tmp/x", 0)
+		if leave {
+			r.e.LeaveAtEnd()
+		}
+		steps := make(chan Step, 1)
+		steps <- Step{Kind: StepRaw, Raw: &orphan}
+		close(steps)
+		out := make(chan *event.Event, 4)
+		if err := r.e.RunSteps(context.Background(), steps, out); err != nil {
+			t.Fatal(err)
+		}
+		close(out)
+		n := 0
+		for range out {
+			n++
+		}
+		if want := map[bool]int{false: 1, true: 0}[leave]; n != want {
+			t.Fatalf("leave %v: %d events, want %d", leave, n, want)
+		}
+	}
+}

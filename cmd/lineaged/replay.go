@@ -432,6 +432,11 @@ func replayOne(ctx context.Context, cfg *Config, l *loaded, o replayOpts, pace f
 		return err
 	}
 	p.engine.ReplayWaits(l.book.Wait)
+	if meta[metaTee] != "" {
+		// A tee ends while the sensor runs on: what its engine still
+		// held went out later, from inputs the tee does not hold.
+		p.engine.LeaveAtEnd()
+	}
 	if l.snap != nil {
 		// A tee: the engine starts where the live one stood.
 		if err := l.snapshotWhole(); err != nil {
