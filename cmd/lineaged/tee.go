@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,9 @@ type teeHub struct {
 	marked  map[*event.Event]*tee // mark taken, not yet at the sink stage
 	armed   []*tee                // start at the next step
 	active  []*tee
+	// draining tees take no more steps, only the facts of lookups still
+	// running when they ended (stop).
+	draining []*tee
 	// Calls of the observer and posture source, so a tee renumbers the
 	// indexed facts (agent.*, posture) from its own start.
 	obsCalls, postCalls atomic.Uint64
@@ -59,9 +63,11 @@ type tee struct {
 	dropped           chan struct{} // closed when the client fell behind
 	ended             chan struct{} // closed when the sensor stops
 	dropOnce, endOnce sync.Once
-	tries             int       // marks resent while events were parked
-	settle            time.Time // resent until then
-	failed            error     // the tee failed (then dropped is closed)
+	tries             int           // marks resent while events were parked
+	settle            time.Time     // resent until then
+	ending            bool          // stop asked: leave at the next step (h.mu)
+	left              chan struct{} // closed when it left at a step boundary
+	failed            error         // the tee failed (then dropped is closed)
 }
 
 // snapshotTee records the engine's state at the tee's first step, on the
@@ -73,6 +79,13 @@ type tee struct {
 func (t *tee) snapshotTee(e *lineage.Engine) {
 	t.rec.snapshot(e.Snapshot(t.rec.fact))
 }
+
+// A stopped tee waits up to teeEndWait for the engine's next step, then
+// takes the answers of lookups still running for teeDrain.
+const (
+	teeEndWait = 2 * time.Second
+	teeDrain   = time.Second
+)
 
 // A tee waits for the engine to hold no parked event, resending its mark
 // teeSettleDelay apart for up to teeSettle.
@@ -104,7 +117,7 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 	if req.Session != "" {
 		meta[metaTeeSession] = req.Session
 	}
-	t := &tee{rec: rec, dropped: make(chan struct{}), ended: make(chan struct{})}
+	t := &tee{rec: rec, dropped: make(chan struct{}), ended: make(chan struct{}), left: make(chan struct{})}
 	t.sink = newTeeSink(f, p.cfg.Control.TeeQueue, capture.Header{
 		SensorVersion: version, Host: host, Kernel: kern,
 		ConfigDigest: configDigest(p.cfg), Raw: req.Raw, Meta: meta,
@@ -148,6 +161,20 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// A tee being stopped ends here, between two steps: the lookups the
+	// engine made for the step before were all answered, on this
+	// goroutine, and recorded.
+	kept := h.active[:0]
+	for _, t := range h.active {
+		if t.ending {
+			h.draining = append(h.draining, t)
+			close(t.left)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(h.active[len(kept):])
+	h.active = kept
 	if s.Kind == lineage.StepExternal && s.Ev != nil && s.Ev.Kind == kindTeeMark {
 		// Another tee's mark is an input like any (its event makes the
 		// same lookups in replay, which leaves it out at the sink stage).
@@ -205,21 +232,28 @@ func (h *teeHub) fact(f lineage.Fact) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, t := range h.active {
-		g := f
-		switch g.Kind {
-		case lineage.FactObsExec, lineage.FactObsFile, lineage.FactResolved:
-			if g.N <= t.obsBase {
-				continue // a call from before the tee
-			}
-			g.N -= t.obsBase
-		case lineage.FactPosture:
-			if g.N < t.postBase {
-				continue
-			}
-			g.N -= t.postBase
-		}
-		t.rec.fact(g)
+		t.fact(f)
 	}
+	for _, t := range h.draining {
+		t.fact(f)
+	}
+}
+
+// fact records one provider answer in t, renumbered from its start.
+func (t *tee) fact(f lineage.Fact) {
+	switch f.Kind {
+	case lineage.FactObsExec, lineage.FactObsFile, lineage.FactResolved:
+		if f.N <= t.obsBase {
+			return // a call from before the tee
+		}
+		f.N -= t.obsBase
+	case lineage.FactPosture:
+		if f.N < t.postBase {
+			return
+		}
+		f.N -= t.postBase
+	}
+	t.rec.fact(f)
 }
 
 // atSink is the sink stage's side: true when ev is a tee's mark (not to be
@@ -255,6 +289,24 @@ func (h *teeHub) stop(t *tee, reason string) (uint64, error) {
 	case <-time.After(10 * time.Second):
 		t.sink.abort()
 	}
+	// An active tee ends at the engine's next step (a tick comes every
+	// pending timeout), so its last step has all its facts; then it takes
+	// the answers of lookups still running (a hash) for a moment more.
+	h.mu.Lock()
+	active := slices.Contains(h.active, t)
+	t.ending = active
+	h.mu.Unlock()
+	if active {
+		select {
+		case <-t.left:
+			select {
+			case <-time.After(teeDrain):
+			case <-t.dropped:
+			}
+		case <-t.dropped:
+		case <-time.After(teeEndWait):
+		}
+	}
 	h.mu.Lock()
 	for m, x := range h.pending {
 		if x == t {
@@ -268,7 +320,8 @@ func (h *teeHub) stop(t *tee, reason string) (uint64, error) {
 	}
 	h.armed = without(h.armed, t)
 	h.active = without(h.active, t)
-	h.any.Store(len(h.pending)+len(h.marked)+len(h.armed)+len(h.active) > 0)
+	h.draining = without(h.draining, t)
+	h.any.Store(len(h.pending)+len(h.marked)+len(h.armed)+len(h.active)+len(h.draining) > 0)
 	h.mu.Unlock()
 	var dropErr error
 	select {
@@ -306,7 +359,7 @@ func (h *teeHub) endAll() {
 	for _, t := range h.marked {
 		all = append(all, t)
 	}
-	all = append(append(all, h.armed...), h.active...)
+	all = append(append(append(all, h.armed...), h.active...), h.draining...)
 	h.mu.RUnlock()
 	for _, t := range all {
 		t.endOnce.Do(func() { close(t.ended) })
