@@ -16,7 +16,9 @@ import (
 )
 
 // FormatVersion is the version this package writes and the newest it reads.
-const FormatVersion = 1
+// Version 2 added the snapshot record (TypeSnapshot); a reader reads
+// versions 1 and 2.
+const FormatVersion = 2
 
 // Magic opens every capture file; BlockMagic opens every block.
 var (
@@ -59,6 +61,10 @@ const (
 	// TypeStep is an engine input other than a raw event (an external
 	// event, a timer tick), in the order the engine took it.
 	TypeStep Type = 4
+	// TypeSnapshot is the state of the engine where a capture starts
+	// (a tee of a running sensor), in place of the /proc seed. Version 2
+	// on: a version 1 file holding one is corrupt (Reader.Next).
+	TypeSnapshot Type = 5
 )
 
 func (t Type) String() string {
@@ -71,6 +77,8 @@ func (t Type) String() string {
 		return "mark"
 	case TypeStep:
 		return "step"
+	case TypeSnapshot:
+		return "snapshot"
 	}
 	return fmt.Sprintf("type-%d", uint8(t))
 }

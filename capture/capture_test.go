@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,6 +160,37 @@ func TestCorruptRecordChecksum(t *testing.T) {
 	}
 }
 
+// A version 1 file (no snapshot record) still reads; a snapshot record in
+// one is damage, and a version 2 file carries it.
+func TestVersion1AndSnapshotRecord(t *testing.T) {
+	var recs []byte
+	recs = appendRecord(recs, Record{Type: TypeFact, Payload: []byte("f")})
+	recs = appendRecord(recs, Record{Type: TypeSnapshot, Payload: []byte("{}")})
+	recs = appendRecord(recs, Record{Type: TypeStep, Payload: []byte("s")})
+	for _, v := range []int{1, 2} {
+		hb, _ := encodeHeader(Header{FormatVersion: v})
+		b := append(hb, rawBlock(recs, 3)...)
+		got, r, err := readAll(b, ReaderConfig{})
+		if v == 2 {
+			if err != nil || len(got) != 3 || r.Header().FormatVersion != 2 {
+				t.Fatalf("version 2: %v %q", err, got)
+			}
+			continue
+		}
+		var pe *PositionError
+		if !errors.As(err, &pe) || pe.Record != 1 || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "snapshot record in a version 1 capture") {
+			t.Fatalf("version 1: %v", err)
+		}
+		got, r, err = readAll(b, ReaderConfig{SkipCorrupt: true})
+		if err != nil || len(got) != 2 || r.Stats().CorruptRecords != 1 || r.Header().FormatVersion != 1 {
+			t.Fatalf("version 1, skipping: %v %q %+v", err, got, r.Stats())
+		}
+	}
+	if TypeSnapshot.String() != "snapshot" {
+		t.Fatal(TypeSnapshot.String())
+	}
+}
+
 func rawBlock(recs []byte, n int) []byte {
 	w, _ := NewWriter(io.Discard, Header{}, WriterConfig{})
 	defer w.Close()
@@ -179,7 +211,7 @@ func TestNewerVersion(t *testing.T) {
 	if !errors.As(err, &ve) || ve.File != 7 || ve.Reader != FormatVersion {
 		t.Fatalf("err %v", err)
 	}
-	if msg := err.Error(); !bytes.Contains([]byte(msg), []byte("version 7")) || !bytes.Contains([]byte(msg), []byte("version 1")) {
+	if msg := err.Error(); !bytes.Contains([]byte(msg), []byte("version 7")) || !bytes.Contains([]byte(msg), []byte("version 2")) {
 		t.Fatalf("message %q does not name both versions", msg)
 	}
 }

@@ -199,6 +199,15 @@ func (r *Reader) nextInBlock() (rec Record, ok bool, err error) {
 		r.stats.CorruptRecords++
 		return rec, false, nil
 	}
+	if Type(body[0]) == TypeSnapshot && r.header.FormatVersion < 2 {
+		// Version 1 has no snapshot record: a writer that knew of none
+		// cannot have meant one.
+		if !r.cfg.SkipCorrupt {
+			return rec, false, &PositionError{Offset: r.blockOff, Record: idx, Reason: "snapshot record in a version 1 capture", Err: ErrCorrupt}
+		}
+		r.stats.CorruptRecords++
+		return rec, false, nil
+	}
 	return Record{Type: Type(body[0]), Payload: body[1:]}, true, nil
 }
 

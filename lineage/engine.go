@@ -105,6 +105,9 @@ type Engine struct {
 	// set, decides them instead (steps.go).
 	waitRec    func(key string)
 	waitReplay func(key string, done <-chan struct{}) bool
+	// leaveAtEnd: RunSteps does not force out what is left at the end of
+	// its input (LeaveAtEnd).
+	leaveAtEnd bool
 }
 
 // New builds an engine. Host, Boot, Proc, Binaries and Users are required.

@@ -55,7 +55,7 @@ func (b *FactBook) Reserve(byKind map[string]int) {
 	keyed := 0
 	for kind, n := range byKind {
 		switch kind {
-		case FactObsExec, FactObsFile, FactResolved:
+		case FactObsExec, FactObsFile, FactResolved, FactSnapBinary, FactSnapResolved:
 			if b.byN[kind] == nil {
 				b.byN[kind] = make(map[uint64]Fact, n)
 			}
@@ -90,7 +90,7 @@ func (b *FactBook) Add(f Fact) {
 		for _, p := range f.Procs {
 			b.seed = append(b.seed, p.Unwire())
 		}
-	case FactObsExec, FactObsFile, FactResolved:
+	case FactObsExec, FactObsFile, FactResolved, FactSnapBinary, FactSnapResolved:
 		m := b.byN[f.Kind]
 		if m == nil {
 			m = map[uint64]Fact{}
@@ -122,6 +122,16 @@ func (b *FactBook) Wait(key string, done <-chan struct{}) bool {
 
 // Seed is the recorded /proc seed; ok is false when the capture has none.
 func (b *FactBook) Seed() ([]*procfs.Proc, bool) { return b.seed, b.hasSeed }
+
+// Snapshot answers what a snapshot left being computed (Engine.Restore):
+// the FactSnapBinary or FactSnapResolved numbered n; ok is false when the
+// capture has none (it had not completed when the capture closed).
+func (b *FactBook) Snapshot(kind string, n uint64) (Fact, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f, ok := b.byN[kind][n]
+	return f, ok
+}
 
 // Missing lists the lookups the capture could not answer, with counts.
 func (b *FactBook) Missing() []string {

@@ -66,7 +66,9 @@ func (e *Engine) RunSteps(ctx context.Context, steps <-chan Step, out chan<- *ev
 		case s, ok = <-steps:
 		}
 		if !ok {
-			b.add(e.atEnd()...)
+			if !e.leaveAtEnd {
+				b.add(e.atEnd()...)
+			}
 			b.flush()
 			close(b.ch)
 			return <-emitErr
@@ -99,6 +101,13 @@ func (e *Engine) RunSteps(ctx context.Context, steps <-chan Step, out chan<- *ev
 		}
 	}
 }
+
+// LeaveAtEnd makes RunSteps end its input as a window of a longer run (a
+// tee of a running sensor): what is still parked for a parent, waiting
+// for its process or queued is left, not forced out as at the end of a
+// run. Live, it went out after the window, from inputs the window does
+// not hold. Call before RunSteps.
+func (e *Engine) LeaveAtEnd() { e.leaveAtEnd = true }
 
 // RecordWaits makes the emitter tell rec each wait for a late part (a
 // binary's hash, an agent resolution) that ran out, by a key naming the

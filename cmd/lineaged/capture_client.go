@@ -43,6 +43,13 @@ func teeFromService(ctx context.Context, sock, path string, req controlRequest, 
 	_, _, err = c.WriteMsgUnix(append(b, '\n'), unix.UnixRights(int(f.Fd())), nil)
 	f.Close() // the sensor holds its own copy now
 	if err != nil {
+		// A sensor that refuses the caller answers and closes at once,
+		// perhaps before the request is written: its answer says why.
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		var rep controlReply
+		if line, _ := bufio.NewReader(c).ReadBytes('\n'); json.Unmarshal(line, &rep) == nil && rep.Error != "" {
+			return true, fmt.Errorf("the sensor on %s refused the tee: %s", sock, rep.Error)
+		}
 		return true, fmt.Errorf("asking the sensor on %s to tee: %w", sock, err)
 	}
 	replies := make(chan controlReply, 2)

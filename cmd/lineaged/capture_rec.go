@@ -17,6 +17,7 @@ import (
 
 	"github.com/lineaged/lineaged/capture"
 	"github.com/lineaged/lineaged/lineage"
+	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
@@ -219,6 +220,88 @@ func (c *captureRec) seed(procs []*procfs.Proc) {
 		f.Procs = append(f.Procs, lineage.WireProc(p))
 	}
 	c.fact(f)
+}
+
+// snapshotRecord is the payload of a snapshot record (docs/capture.md):
+// the engine's state, taken at a tee's first step on the engine's
+// goroutine, or the state the pipeline's last stage keeps (the session
+// roots' verdicts and the policy stage), taken there when the tee's mark
+// reaches it. Each part is a head record that says how many images,
+// parked events and open summaries it has, which follow in records of
+// their own, a bounded number each: a busy host's table is larger than
+// one record may be.
+type snapshotRecord struct {
+	Engine   *lineage.Snapshot     `json:"engine,omitempty"`
+	Verdicts []lineage.SnapVerdict `json:"verdicts,omitempty"`
+	Policy   *policy.Snapshot      `json:"policy,omitempty"`
+	Counts   *snapshotCounts       `json:"counts,omitempty"`
+	// Continuations, in order.
+	Images  []lineage.SnapImage   `json:"images,omitempty"`
+	Pending []lineage.SnapPending `json:"pending,omitempty"`
+	Open    []policy.SnapSummary  `json:"open,omitempty"`
+}
+
+// snapshotCounts are what the continuations of a head hold in all.
+type snapshotCounts struct {
+	Images  int `json:"images,omitempty"`
+	Pending int `json:"pending,omitempty"`
+	Open    int `json:"open,omitempty"`
+}
+
+// Items per continuation record: each well under capture.MaxRecordBytes
+// (an image's argv is bounded by the kernel's record, an open summary is
+// two events).
+const (
+	snapImagesPerRecord  = 256
+	snapPendingPerRecord = 256
+	snapOpenPerRecord    = 64
+)
+
+// snapshot records the engine's state where a tee starts, argv redacted
+// as the seed's is: a copy, the engine's own state untouched.
+func (c *captureRec) snapshot(s *lineage.Snapshot) {
+	head := *s
+	head.Images, head.Pending = nil, nil
+	c.add(capture.TypeSnapshot, snapshotRecord{Engine: &head, Counts: &snapshotCounts{Images: len(s.Images), Pending: len(s.Pending)}})
+	for lo := 0; lo < len(s.Images); lo += snapImagesPerRecord {
+		chunk := s.Images[lo:min(lo+snapImagesPerRecord, len(s.Images))]
+		if c.red != nil {
+			red := make([]lineage.SnapImage, len(chunk))
+			for i, im := range chunk {
+				im.Proc.Argv = c.argv(im.Proc.Argv)
+				red[i] = im
+			}
+			chunk = red
+		}
+		c.add(capture.TypeSnapshot, snapshotRecord{Images: chunk})
+	}
+	for lo := 0; lo < len(s.Pending); lo += snapPendingPerRecord {
+		chunk := s.Pending[lo:min(lo+snapPendingPerRecord, len(s.Pending))]
+		if c.red != nil {
+			red := make([]lineage.SnapPending, len(chunk))
+			for i, p := range chunk {
+				if p.Ev.Exec != nil {
+					x := *p.Ev.Exec
+					x.Argv = c.argv(x.Argv)
+					p.Ev.Exec = &x
+				}
+				red[i] = p
+			}
+			chunk = red
+		}
+		c.add(capture.TypeSnapshot, snapshotRecord{Pending: chunk})
+	}
+}
+
+// snapshotOut records the last stage's part of a tee's snapshot. Its
+// events went through the output's redaction already.
+func (c *captureRec) snapshotOut(verdicts []lineage.SnapVerdict, pol *policy.Snapshot) {
+	head := *pol
+	head.Open = nil
+	c.add(capture.TypeSnapshot, snapshotRecord{Verdicts: verdicts, Policy: &head, Counts: &snapshotCounts{Open: len(pol.Open)}})
+	for lo := 0; lo < len(pol.Open); lo += snapOpenPerRecord {
+		c.add(capture.TypeSnapshot, snapshotRecord{Open: pol.Open[lo:min(lo+snapOpenPerRecord, len(pol.Open))]})
+	}
 }
 
 // stopMark is the last record: why the sensor stopped. A reload mark says

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/lineage"
 	"github.com/lineaged/lineaged/lineage/agent"
@@ -361,10 +360,6 @@ func (p *pipeline) seed() error {
 	if err != nil {
 		return fmt.Errorf("seeding agent sessions from %s: %w", procRoot, err)
 	}
-	var now unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &now) == nil {
-		p.tees.startKt.Store(uint64(now.Nano())) // tee.go
-	}
 	procs, err := procfs.Scan(procRoot)
 	if err != nil {
 		return fmt.Errorf("seeding the process table from %s: %w", procRoot, err)
@@ -527,7 +522,7 @@ func (p *pipeline) write(ev *event.Event) {
 	if p.live != nil && p.live.takeProbe(ev) {
 		return
 	}
-	if p.tees.atSink(ev, p.seq.Last()) {
+	if p.tees.atSink(p, ev, p.seq.Last()) {
 		return
 	}
 	out := p.policy.Process(ev)

@@ -82,6 +82,13 @@ type loaded struct {
 	undecodable int
 	// reloads counts the live run's rule reloads (SIGHUP).
 	reloads int
+	// snap is the engine's state where a tee started (its snapshot
+	// records merged), restored in place of the /proc seed, and policy
+	// the policy stage's; nil for a capture from the sensor's start or a
+	// tee of format version 1.
+	snap     *lineage.Snapshot
+	policy   *policy.Snapshot
+	snapWant snapshotCounts
 }
 
 // loadCapture reads a capture. A truncated file keeps every whole record
@@ -150,6 +157,8 @@ func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
 			l.steps = append(l.steps, *it.step)
 		case it.fact != nil:
 			l.book.Add(*it.fact)
+		case it.snap != nil:
+			l.addSnapshot(it.snap)
 		case it.stop != "":
 			l.info.stop = it.stop
 		case it.reload:
@@ -159,10 +168,58 @@ func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
 	return l, nil
 }
 
+// addSnapshot merges one snapshot record: the engine's part (its table,
+// taken at the tee's first step) and the last stage's (verdicts and policy
+// stage, taken where the tee's mark went out) come apart, each a head and
+// its continuations in order.
+func (l *loaded) addSnapshot(s *snapshotRecord) {
+	if l.snap == nil {
+		l.snap = &lineage.Snapshot{}
+	}
+	if s.Engine != nil {
+		verdicts := l.snap.Verdicts
+		*l.snap = *s.Engine
+		l.snap.Verdicts = verdicts
+		if s.Counts != nil {
+			l.snapWant.Images, l.snapWant.Pending = s.Counts.Images, s.Counts.Pending
+		}
+	}
+	if s.Policy != nil {
+		l.policy = s.Policy
+		l.snap.Verdicts = append(l.snap.Verdicts, s.Verdicts...)
+		if s.Counts != nil {
+			l.snapWant.Open = s.Counts.Open
+		}
+	}
+	l.snap.Images = append(l.snap.Images, s.Images...)
+	l.snap.Pending = append(l.snap.Pending, s.Pending...)
+	if len(s.Open) > 0 {
+		if l.policy == nil {
+			l.policy = &policy.Snapshot{}
+		}
+		l.policy.Open = append(l.policy.Open, s.Open...)
+	}
+}
+
+// snapshotWhole reports a snapshot whose continuations are not all in the
+// capture (a record lost live, or a file cut short).
+func (l *loaded) snapshotWhole() error {
+	have := snapshotCounts{Images: len(l.snap.Images), Pending: len(l.snap.Pending)}
+	if l.policy != nil {
+		have.Open = len(l.policy.Open)
+	}
+	if have != l.snapWant {
+		return fmt.Errorf("the capture's snapshot is incomplete: %d of %d images, %d of %d parked events, %d of %d session summaries",
+			have.Images, l.snapWant.Images, have.Pending, l.snapWant.Pending, have.Open, l.snapWant.Open)
+	}
+	return nil
+}
+
 // item is one decoded record.
 type item struct {
 	step   *lineage.Step
 	fact   *lineage.Fact
+	snap   *snapshotRecord
 	stop   string
 	reload bool
 	err    error
@@ -211,6 +268,12 @@ func decode(rec capture.Record) (it item) {
 			return item{err: fmt.Errorf("fact: %w", err)}
 		}
 		it.fact = &f
+	case capture.TypeSnapshot:
+		var sn snapshotRecord
+		if err := json.Unmarshal(rec.Payload, &sn); err != nil {
+			return item{err: fmt.Errorf("snapshot: %w", err)}
+		}
+		it.snap = &sn
 	case capture.TypeMark:
 		var m stopMark
 		if err := json.Unmarshal(rec.Payload, &m); err != nil {
@@ -369,7 +432,21 @@ func replayOne(ctx context.Context, cfg *Config, l *loaded, o replayOpts, pace f
 		return err
 	}
 	p.engine.ReplayWaits(l.book.Wait)
-	if procs, ok := l.book.Seed(); ok {
+	if meta[metaTee] != "" {
+		// A tee ends while the sensor runs on: what its engine still
+		// held went out later, from inputs the tee does not hold.
+		p.engine.LeaveAtEnd()
+	}
+	if l.snap != nil {
+		// A tee: the engine starts where the live one stood.
+		if err := l.snapshotWhole(); err != nil {
+			return err
+		}
+		if err := p.engine.Restore(l.snap, l.book.Snapshot); err != nil {
+			return fmt.Errorf("capture snapshot: %w", err)
+		}
+		p.policy.Restore(l.policy)
+	} else if procs, ok := l.book.Seed(); ok {
 		p.engine.Seed(procs)
 	}
 	return p.runReplay(ctx, l, o, pace, stderr)

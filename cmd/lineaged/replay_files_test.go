@@ -120,7 +120,7 @@ func TestReplayBrokenFiles(t *testing.T) {
 	newer := bytes.Clone(good)
 	le.LittleEndian.PutUint16(newer[len(capture.Magic):], 9)
 	r = replay(writeCapture(t, newer))
-	oneLine(t, r, exitRuntime, "capture format version 9 is newer than this lineaged reads (version 1)")
+	oneLine(t, r, exitRuntime, "capture format version 9 is newer than this lineaged reads (version 2)")
 
 	// Not a capture at all.
 	r = replay(writeCapture(t, []byte(`{"schema":"lineaged/v2","kind":"sensor.start"}`+"\n")))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,6 @@ import (
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/policy/redact"
-	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // kindTeeMark is the event that starts a tee at one point of the engine's
@@ -45,14 +45,14 @@ type teeHub struct {
 	marked  map[*event.Event]*tee // mark taken, not yet at the sink stage
 	armed   []*tee                // start at the next step
 	active  []*tee
+	// draining tees take no more steps, only the facts of lookups still
+	// running when they ended (stop).
+	draining []*tee
 	// Calls of the observer and posture source, so a tee renumbers the
 	// indexed facts (agent.*, posture) from its own start.
 	obsCalls, postCalls atomic.Uint64
-	// lastKt is the kernel time of the last raw event the engine took,
-	// startKt the kernel time of the sensor's /proc seed (seedTee).
-	lastKt, startKt atomic.Uint64
-	dropped         atomic.Uint64 // tees dropped for a slow client
-	started         atomic.Uint64
+	dropped             atomic.Uint64 // tees dropped for a slow client
+	started             atomic.Uint64
 }
 
 // tee is one client's capture stream.
@@ -63,37 +63,29 @@ type tee struct {
 	dropped           chan struct{} // closed when the client fell behind
 	ended             chan struct{} // closed when the sensor stops
 	dropOnce, endOnce sync.Once
-	tries             int       // marks resent while events were parked
-	settle            time.Time // resent until then
-	shadow            *lineage.Engine
-	failed            error // the snapshot failed (then dropped is closed)
+	tries             int           // marks resent while events were parked
+	settle            time.Time     // resent until then
+	ending            bool          // stop asked: leave at the next step (h.mu)
+	left              chan struct{} // closed when it left at a step boundary
+	failed            error         // the tee failed (then dropped is closed)
 }
 
-// seedTee records the /proc seed and what seeding looks up, on the
-// engine's goroutine at the tee's first step: every process the engine
-// may meet from there on that is not born inside the tee is in it.
-//
-// A process that started after upto (the kernel time of the last raw
-// event the engine took, or the sensor's start) is left out: the engine
-// cannot know it yet, and its fork or exec is still to come, inside the
-// tee; seeded, replay would take it from /proc rather than from its events.
-func (t *tee) seedTee(upto uint64) {
-	all, err := procfs.Scan(procRoot)
-	if err != nil {
-		t.failed = fmt.Errorf("tee snapshot: %w", err)
-		t.dropOnce.Do(func() { close(t.dropped) })
-		return
-	}
-	procs := all[:0]
-	for _, p := range all {
-		if p.Key.StartNs <= upto {
-			procs = append(procs, p)
-		}
-	}
-	t.rec.seed(procs)
-	t.shadow.Seed(procs)
-	t.shadow = nil
+// snapshotTee records the engine's state at the tee's first step, on the
+// engine's goroutine, before it acts on that step: replay restores it in
+// place of a /proc seed, so every process the engine knew (from its exec,
+// the /proc seed or its ancestry) is rebuilt as the engine had it, those
+// gone from /proc since included. What was still being computed (a hash,
+// an agent resolution) is recorded when it completes.
+func (t *tee) snapshotTee(e *lineage.Engine) {
+	t.rec.snapshot(e.Snapshot(t.rec.fact))
 }
+
+// A stopped tee waits up to teeEndWait for the engine's next step, then
+// takes the answers of lookups still running for teeDrain.
+const (
+	teeEndWait = 2 * time.Second
+	teeDrain   = time.Second
+)
 
 // A tee waits for the engine to hold no parked event, resending its mark
 // teeSettleDelay apart for up to teeSettle.
@@ -103,9 +95,9 @@ const (
 )
 
 // start opens a tee onto f: the header waits for the seq it follows, the
-// records begin with a snapshot of what replay needs to stand alone (host,
-// boot, the /proc seed and the facts seeding looks up), then the engine's
-// steps and facts from the mark on.
+// records begin with what replay needs to stand alone (host, boot, the
+// engine's snapshot, the posture in force), then the engine's steps and
+// facts from the mark on.
 func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *os.File) (*tee, error) {
 	if p.engine == nil || p.baseDeps.Host == nil {
 		return nil, errors.New("the sensor is not running")
@@ -125,7 +117,7 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 	if req.Session != "" {
 		meta[metaTeeSession] = req.Session
 	}
-	t := &tee{rec: rec, dropped: make(chan struct{}), ended: make(chan struct{})}
+	t := &tee{rec: rec, dropped: make(chan struct{}), ended: make(chan struct{}), left: make(chan struct{})}
 	t.sink = newTeeSink(f, p.cfg.Control.TeeQueue, capture.Header{
 		SensorVersion: version, Host: host, Kernel: kern,
 		ConfigDigest: configDigest(p.cfg), Raw: req.Raw, Meta: meta,
@@ -136,12 +128,9 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 		})
 	})
 	rec.w = t.sink
-	// The snapshot: what a replay's engine looks up when it is built
-	// (here) and seeded (when the tee starts, seedTee), asked the same way
-	// of the same providers, into this tee only.
-	var err error
-	t.shadow, err = lineage.New(p.lineageCfg, lineage.RecordDeps(p.baseDeps, rec.fact), p.log.With("component", "tee"))
-	if err != nil {
+	// What a replay's engine looks up when it is built (host, boot time),
+	// asked the same way of the same providers, into this tee only.
+	if _, err := lineage.New(p.lineageCfg, lineage.RecordDeps(p.baseDeps, rec.fact), p.log.With("component", "tee")); err != nil {
 		t.sink.abort()
 		_ = rec.close("")
 		return nil, fmt.Errorf("tee snapshot: %w", err)
@@ -167,15 +156,25 @@ func (h *teeHub) start(ctx context.Context, p *pipeline, req controlRequest, f *
 
 // step routes one engine input (on the engine's goroutine, before it acts).
 func (h *teeHub) step(p *pipeline, s lineage.Step) {
-	upto := h.lastKt.Load()
-	if s.Kind == lineage.StepRaw && s.Raw != nil && s.Raw.KtimeNs > upto {
-		h.lastKt.Store(s.Raw.KtimeNs) // the engine's goroutine only
-	}
 	if !h.any.Load() {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	// A tee being stopped ends here, between two steps: the lookups the
+	// engine made for the step before were all answered, on this
+	// goroutine, and recorded.
+	kept := h.active[:0]
+	for _, t := range h.active {
+		if t.ending {
+			h.draining = append(h.draining, t)
+			close(t.left)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	clear(h.active[len(kept):])
+	h.active = kept
 	if s.Kind == lineage.StepExternal && s.Ev != nil && s.Ev.Kind == kindTeeMark {
 		// Another tee's mark is an input like any (its event makes the
 		// same lookups in replay, which leaves it out at the sink stage).
@@ -187,9 +186,9 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 			return
 		}
 		delete(h.pending, s.Ev)
-		// Events parked for a parent would come out inside the tee with
-		// their input before it: start where none is parked, if that
-		// comes within teeSettle.
+		// Events parked for a parent come out inside the tee with their
+		// input before it: start where none is parked, if that comes
+		// within teeSettle (those still parked are in the snapshot).
 		if t.settle.IsZero() {
 			t.settle = time.Now().Add(teeSettle)
 		}
@@ -205,14 +204,14 @@ func (h *teeHub) step(p *pipeline, s lineage.Step) {
 			return
 		}
 		if !settling {
-			p.log.Warn("tee starts with events parked for a parent: replay of its first events may differ", "pending", p.engine.Stats().Pending)
+			p.log.Info("tee starts with events parked for a parent (its snapshot holds them)", "pending", p.engine.Stats().Pending)
 		}
 		h.marked[s.Ev] = t
 		h.armed = append(h.armed, t)
 		return
 	}
 	for _, t := range h.armed {
-		t.seedTee(max(upto, h.startKt.Load()))
+		t.snapshotTee(p.engine)
 		t.obsBase, t.postBase = h.obsCalls.Load(), h.postCalls.Load()
 		if p.postureNow != nil {
 			t.rec.fact(lineage.Fact{Kind: lineage.FactPosture, Posture: p.postureNow.Latest()})
@@ -233,26 +232,37 @@ func (h *teeHub) fact(f lineage.Fact) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, t := range h.active {
-		g := f
-		switch g.Kind {
-		case lineage.FactObsExec, lineage.FactObsFile, lineage.FactResolved:
-			if g.N <= t.obsBase {
-				continue // a call from before the tee
-			}
-			g.N -= t.obsBase
-		case lineage.FactPosture:
-			if g.N < t.postBase {
-				continue
-			}
-			g.N -= t.postBase
-		}
-		t.rec.fact(g)
+		t.fact(f)
+	}
+	for _, t := range h.draining {
+		t.fact(f)
 	}
 }
 
+// fact records one provider answer in t, renumbered from its start.
+func (t *tee) fact(f lineage.Fact) {
+	switch f.Kind {
+	case lineage.FactObsExec, lineage.FactObsFile, lineage.FactResolved:
+		if f.N <= t.obsBase {
+			return // a call from before the tee
+		}
+		f.N -= t.obsBase
+	case lineage.FactPosture:
+		if f.N < t.postBase {
+			return
+		}
+		f.N -= t.postBase
+	}
+	t.rec.fact(f)
+}
+
 // atSink is the sink stage's side: true when ev is a tee's mark (not to be
-// written); the tee's header then takes the last seq given out.
-func (h *teeHub) atSink(ev *event.Event, last uint64) bool {
+// written); the tee's header then takes the last seq given out, and the
+// tee the last stage's part of the snapshot (the session roots' verdicts,
+// the policy stage's state), which stands here after exactly the events
+// before the tee: this runs on the emitter's goroutine, where they are
+// kept.
+func (h *teeHub) atSink(p *pipeline, ev *event.Event, last uint64) bool {
 	if ev.Kind != kindTeeMark {
 		return false
 	}
@@ -261,6 +271,7 @@ func (h *teeHub) atSink(ev *event.Event, last uint64) bool {
 	delete(h.marked, ev)
 	h.mu.Unlock()
 	if t != nil {
+		t.rec.snapshotOut(p.engine.SnapshotVerdicts(), p.policy.Snapshot())
 		t.sink.begin(last)
 	}
 	return true
@@ -278,6 +289,24 @@ func (h *teeHub) stop(t *tee, reason string) (uint64, error) {
 	case <-time.After(10 * time.Second):
 		t.sink.abort()
 	}
+	// An active tee ends at the engine's next step (a tick comes every
+	// pending timeout), so its last step has all its facts; then it takes
+	// the answers of lookups still running (a hash) for a moment more.
+	h.mu.Lock()
+	active := slices.Contains(h.active, t)
+	t.ending = active
+	h.mu.Unlock()
+	if active {
+		select {
+		case <-t.left:
+			select {
+			case <-time.After(teeDrain):
+			case <-t.dropped:
+			}
+		case <-t.dropped:
+		case <-time.After(teeEndWait):
+		}
+	}
 	h.mu.Lock()
 	for m, x := range h.pending {
 		if x == t {
@@ -291,7 +320,8 @@ func (h *teeHub) stop(t *tee, reason string) (uint64, error) {
 	}
 	h.armed = without(h.armed, t)
 	h.active = without(h.active, t)
-	h.any.Store(len(h.pending)+len(h.marked)+len(h.armed)+len(h.active) > 0)
+	h.draining = without(h.draining, t)
+	h.any.Store(len(h.pending)+len(h.marked)+len(h.armed)+len(h.active)+len(h.draining) > 0)
 	h.mu.Unlock()
 	var dropErr error
 	select {
@@ -329,7 +359,7 @@ func (h *teeHub) endAll() {
 	for _, t := range h.marked {
 		all = append(all, t)
 	}
-	all = append(append(all, h.armed...), h.active...)
+	all = append(append(append(all, h.armed...), h.active...), h.draining...)
 	h.mu.RUnlock()
 	for _, t := range all {
 		t.endOnce.Do(func() { close(t.ended) })

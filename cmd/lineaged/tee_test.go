@@ -180,8 +180,23 @@ func TestCaptureTeesFromTheRunningService(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("replay exit %d:\n%s", code, errOut)
 	}
-	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
+	lines := sameAsLive(t, live, got)
 	marker := false
+	for _, line := range lines {
+		marker = marker || strings.Contains(line, `"tee-marker"`)
+	}
+	if !marker {
+		t.Fatalf("the replayed tee (%d events) lacks the session's marker exec", len(lines))
+	}
+	t.Logf("tee replayed to %d events identical to the live ones", len(lines))
+}
+
+// sameAsLive checks that each line of a replayed tee is the live event of
+// its seq (sensor.source aside) and that the seqs follow one another; it
+// returns the lines.
+func sameAsLive(t *testing.T, live map[uint64]string, got string) []string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(got, "\n"), "\n")
 	for i, line := range lines {
 		var ev struct {
 			Seq uint64 `json:"seq"`
@@ -200,12 +215,123 @@ func TestCaptureTeesFromTheRunningService(t *testing.T) {
 		if i > 0 && !strings.Contains(lines[i-1], fmt.Sprintf(`"seq":%d,`, ev.Seq-1)) {
 			t.Fatalf("replay line %d: seq %d does not follow the line before", i+1, ev.Seq)
 		}
-		marker = marker || strings.Contains(line, `"tee-marker"`)
 	}
-	if !marker {
-		t.Fatalf("the replayed tee (%d events) lacks the session's marker exec", len(lines))
+	return lines
+}
+
+// Processes the service knew before the tee started act inside it: the
+// session's root (seen exec'ing before the tee) runs a command and exits,
+// and a child forked by a process that exited before the tee (so in the
+// engine's table, gone from /proc) execs. The tee, replayed as nobody with
+// no /proc, equals the service's events of its window line for line: the
+// replay starts from the engine's table, not from /proc. With scope all,
+// every process on the host is in it, and a loop of execs runs across the
+// tee's start.
+func TestTeeReplaysProcessesOlderThanTheTee(t *testing.T) {
+	for _, scope := range []string{"agents", "all"} {
+		t.Run(scope, func(t *testing.T) { teeOlderProcesses(t, scope) })
+	}
+}
+
+func teeOlderProcesses(t *testing.T, scope string) {
+	s := startTeeService(t, "scope: "+scope+"\n")
+	if scope == "all" {
+		busy := exec.Command("/bin/sh", "-c", "while :; do /bin/true busy; sleep 0.01; done")
+		if err := busy.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { busy.Process.Kill(); busy.Wait() }()
+	}
+	agentPath := testutil.AgentPath(s.dir)
+	testutil.CopyFile(t, "/bin/dash", agentPath, 0o755)
+	goRoot, goOrphan := filepath.Join(s.dir, "go-root"), filepath.Join(s.dir, "go-orphan")
+	for _, f := range []string{goRoot, goOrphan} {
+		if err := unix.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The root runs /bin/true before the tee, and a shell that forks a
+	// subshell and exits; the subshell waits (a builtin read: it stays its
+	// parent's image) and, once let go inside the tee, execs.
+	script := `/bin/true pre-marker; /bin/sh -c '{ read x < "$1"; exec /bin/true orphan-marker; } & exit 0' sh "$2"; read y < "$1"; /bin/true tee-marker; exit 0`
+	root := exec.Command(agentPath, "-c", script, "agent", goRoot, goOrphan)
+	var rootOut bytes.Buffer
+	root.Stdout, root.Stderr = &rootOut, &rootOut
+	if err := root.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer root.Process.Kill()
+	testutil.WaitFor(t, 20*time.Second, "the root's first exec in the live output", func() bool { return fileHasExec(t, s.live, "pre-marker") }, s.stderr.String)
+	testutil.WaitFor(t, 20*time.Second, "the orphan's parent to exit", func() bool { return fileHasKind(t, s.live, "process.exit", "/bin/sh") }, s.stderr.String)
+
+	capPath := filepath.Join(s.dir, "tee.lcap")
+	capCmd := exec.Command(binary, "capture", "--config", s.cfg, "-o", capPath, "--duration", "4s")
+	capErr := &testutil.SyncBuffer{}
+	capCmd.Stderr = capErr
+	if err := capCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer capCmd.Process.Kill()
+	testutil.WaitForText(t, 30*time.Second, capErr, "teeing the running sensor's stream")
+	time.Sleep(1500 * time.Millisecond) // the tee's first step: the next input, within the settle
+	for _, f := range []string{goOrphan, goRoot} {
+		if err := os.WriteFile(f, []byte("go\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := root.Wait(); err != nil {
+		t.Fatalf("agent stand-in: %v\n%s", err, rootOut.String())
+	}
+	if err := capCmd.Wait(); err != nil {
+		t.Fatalf("capture: %v\n%s", err, capErr.String())
+	}
+	for _, m := range []string{"tee-marker", "orphan-marker"} {
+		testutil.WaitFor(t, 20*time.Second, m+" in the live output", func() bool { return fileHasExec(t, s.live, m) }, s.stderr.String)
+	}
+	s.stop(t)
+	live := checkNothingLost(t, s.live)
+	if err := os.Chmod(capPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, errOut, code := replayNoProc(t, "--config", s.cfg, capPath)
+	if code != 0 {
+		t.Fatalf("replay exit %d:\n%s", code, errOut)
+	}
+	lines := sameAsLive(t, live, got)
+	for _, want := range []string{`"pre-marker"`, `"orphan-marker"`, `"tee-marker"`} {
+		n := 0
+		for _, line := range lines {
+			if strings.Contains(line, `"kind":"process.exec"`) && strings.Contains(line, want) {
+				n++
+			}
+		}
+		if (want == `"pre-marker"`) != (n == 0) {
+			t.Fatalf("%d execs with %s in the replayed tee (%d events)", n, want, len(lines))
+		}
 	}
 	t.Logf("tee replayed to %d events identical to the live ones", len(lines))
+}
+
+// fileHasKind reports whether out holds an event of kind whose process's
+// argv starts with argv0.
+func fileHasKind(t *testing.T, out, kind, argv0 string) bool {
+	t.Helper()
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		var ev struct {
+			Kind    string `json:"kind"`
+			Process struct {
+				Argv []string `json:"argv"`
+			} `json:"process"`
+		}
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Kind == kind && len(ev.Process.Argv) > 0 && ev.Process.Argv[0] == argv0 {
+			return true
+		}
+	}
+	return false
 }
 
 // teeClient asks the control socket for a tee into f, as `lineaged
