@@ -656,6 +656,11 @@ func fioHelper(mode string) int {
 		}
 		steps = fioChrootSteps()
 		mark = "/" + filepath.Base(mark)
+	case "iouring", "iouring-sqpoll":
+		if err := iouHelper(dir, os.Getenv(iouHelperAddr), mode == "iouring-sqpoll"); err != nil {
+			fmt.Fprintln(os.Stderr, "io_uring:", err)
+			return 1
+		}
 	case "marker":
 	default:
 		fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)

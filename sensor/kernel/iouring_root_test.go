@@ -1,0 +1,342 @@
+//go:build linux && (386 || amd64)
+
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"unsafe"
+
+	"github.com/lineaged/lineaged/sensor"
+	"golang.org/x/sys/unix"
+)
+
+// These tests run a session member that does its file and network work
+// through a raw io_uring (the attacker's way: no liburing, no syscall the
+// file programs trace), with the real fileio and iouring objects loaded
+// on one set of shared maps.
+
+const (
+	iouHelperAddr   = "LINEAGED_IOURING_ADDR"
+	iouSetupSQPoll  = 1 << 1 // IORING_SETUP_SQPOLL
+	iouFeatSingle   = 1 << 0 // IORING_FEAT_SINGLE_MMAP
+	iouEnterGetEv   = 1 << 0 // IORING_ENTER_GETEVENTS
+	iouEnterSQWake  = 1 << 1 // IORING_ENTER_SQ_WAKEUP
+	iouOffSQES      = 0x10000000
+	iouOpOpenat     = 18
+	iouOpConnect    = 16
+	iouOpUnlinkat   = 36
+	iouOpNop        = 0
+	iouSQEntries    = 8
+	iouSQNeedWakeup = 1 << 0
+)
+
+// iouParams is struct io_uring_params.
+type iouParams struct {
+	SQEntries, CQEntries, Flags, SQThreadCPU, SQThreadIdle, Features, WQFd uint32
+	Resv                                                                   [3]uint32
+	SQOff                                                                  struct {
+		Head, Tail, RingMask, RingEntries, Flags, Dropped, Array, Resv1 uint32
+		UserAddr                                                        uint64
+	}
+	CQOff struct {
+		Head, Tail, RingMask, RingEntries, Overflow, CQEs, Flags, Resv1 uint32
+		UserAddr                                                        uint64
+	}
+}
+
+// iouSQE is struct io_uring_sqe.
+type iouSQE struct {
+	Opcode      uint8
+	Flags       uint8
+	Ioprio      uint16
+	FD          int32
+	Off         uint64
+	Addr        uint64
+	Len         uint32
+	OpFlags     uint32
+	UserData    uint64
+	BufIndex    uint16
+	Personality uint16
+	FileIndex   int32
+	Addr3       uint64
+	Pad         uint64
+}
+
+// iouRing is a minimal io_uring: one request at a time.
+type iouRing struct {
+	fd     int
+	sqpoll bool
+	ring   []byte
+	sqes   []byte
+	p      iouParams
+}
+
+func iouSetup(sqpoll bool) (*iouRing, error) {
+	r := &iouRing{sqpoll: sqpoll}
+	if sqpoll {
+		r.p.Flags = iouSetupSQPoll
+		r.p.SQThreadIdle = 2000
+	}
+	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, iouSQEntries, uintptr(unsafe.Pointer(&r.p)), 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("io_uring_setup: %w", errno)
+	}
+	r.fd = int(fd)
+	if r.p.Features&iouFeatSingle == 0 {
+		unix.Close(r.fd)
+		return nil, errors.New("no IORING_FEAT_SINGLE_MMAP")
+	}
+	size := max(r.p.SQOff.Array+r.p.SQEntries*4, r.p.CQOff.CQEs+r.p.CQEntries*16)
+	var err error
+	r.ring, err = unix.Mmap(r.fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		unix.Close(r.fd)
+		return nil, fmt.Errorf("mmap ring: %w", err)
+	}
+	r.sqes, err = unix.Mmap(r.fd, iouOffSQES, int(r.p.SQEntries)*64, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		unix.Close(r.fd)
+		return nil, fmt.Errorf("mmap sqes: %w", err)
+	}
+	return r, nil
+}
+
+func (r *iouRing) u32(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&r.ring[off])) }
+
+// do submits one request and returns its completion's result.
+func (r *iouRing) do(sqe iouSQE) (int32, error) {
+	tail := atomic.LoadUint32(r.u32(r.p.SQOff.Tail))
+	idx := tail & *r.u32(r.p.SQOff.RingMask)
+	*(*iouSQE)(unsafe.Pointer(&r.sqes[idx*64])) = sqe
+	*r.u32(r.p.SQOff.Array + 4*idx) = idx
+	atomic.StoreUint32(r.u32(r.p.SQOff.Tail), tail+1)
+	toSubmit, flags := uintptr(1), uintptr(iouEnterGetEv)
+	if r.sqpoll {
+		// The ring's kernel thread submits; this call only waits (and
+		// wakes the thread when it sleeps).
+		toSubmit = 0
+		if atomic.LoadUint32(r.u32(r.p.SQOff.Flags))&iouSQNeedWakeup != 0 {
+			flags |= iouEnterSQWake
+		}
+	}
+	for {
+		head := atomic.LoadUint32(r.u32(r.p.CQOff.Head))
+		if head != atomic.LoadUint32(r.u32(r.p.CQOff.Tail)) {
+			cqe := r.p.CQOff.CQEs + 16*(head&*r.u32(r.p.CQOff.RingMask))
+			res := int32(*r.u32(cqe + 8))
+			atomic.StoreUint32(r.u32(r.p.CQOff.Head), head+1)
+			return res, nil
+		}
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), toSubmit, 1, flags, 0, 0)
+		if errno != 0 && errno != unix.EINTR {
+			return 0, fmt.Errorf("io_uring_enter: %w", errno)
+		}
+		toSubmit = 0
+		if r.sqpoll && atomic.LoadUint32(r.u32(r.p.SQOff.Flags))&iouSQNeedWakeup != 0 {
+			flags |= iouEnterSQWake
+		}
+	}
+}
+
+func (r *iouRing) close() {
+	unix.Munmap(r.sqes)
+	unix.Munmap(r.ring)
+	unix.Close(r.fd)
+}
+
+func cstr(s string) []byte { return append([]byte(s), 0) }
+
+// iouHelper is the member's work, in helper mode: through one ring, a nop
+// (not reported), an openat of <dir>/opened (relative to an O_PATH dirfd
+// of <dir>), a connect to addr and an unlinkat of <dir>/victim.
+func iouHelper(dir, addr string, sqpoll bool) error {
+	r, err := iouSetup(sqpoll)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dfd)
+	if _, err := r.do(iouSQE{Opcode: iouOpNop, UserData: 1}); err != nil {
+		return err
+	}
+	name := cstr("opened")
+	res, err := r.do(iouSQE{Opcode: iouOpOpenat, FD: int32(dfd), Addr: uint64(uintptr(unsafe.Pointer(&name[0]))),
+		OpFlags: unix.O_CREAT | unix.O_WRONLY, Len: 0o600, UserData: 2})
+	runtime.KeepAlive(name)
+	if err != nil || res < 0 {
+		return fmt.Errorf("openat: %d %v", res, err)
+	}
+	unix.Close(int(res))
+	ap := netip.MustParseAddrPort(addr)
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(s)
+	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
+	sa.Port = uint16(ap.Port()>>8) | uint16(ap.Port()&0xff)<<8
+	res, err = r.do(iouSQE{Opcode: iouOpConnect, FD: int32(s), Addr: uint64(uintptr(unsafe.Pointer(&sa))),
+		Off: uint64(unsafe.Sizeof(sa)), UserData: 3})
+	runtime.KeepAlive(&sa)
+	if err != nil || res < 0 {
+		return fmt.Errorf("connect: %d %v", res, err)
+	}
+	victim := cstr(filepath.Join(dir, "victim"))
+	res, err = r.do(iouSQE{Opcode: iouOpUnlinkat, FD: unix.AT_FDCWD, Addr: uint64(uintptr(unsafe.Pointer(&victim[0]))), UserData: 4})
+	runtime.KeepAlive(victim)
+	if err != nil || res < 0 {
+		return fmt.Errorf("unlinkat: %d %v", res, err)
+	}
+	return nil
+}
+
+// iouEnv loads the fileio object and, on the same maps, the io_uring one.
+func newIOUEnv(t *testing.T) *fioEnv {
+	t.Helper()
+	e := newFIOEnv(t, 0)
+	tp, _ := iouringTracepoint()
+	if tp == "" {
+		t.Skip("this kernel has no io_uring submission tracepoint")
+	}
+	u, err := loadIOURing(e.maps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	return e
+}
+
+func iouListen(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String()
+}
+
+func iouRun(t *testing.T, e *fioEnv, mode string, member bool) (*fioChild, []sensor.Event, string) {
+	t.Helper()
+	d := t.TempDir()
+	if err := os.WriteFile(filepath.Join(d, "victim"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := iouListen(t)
+	mark := fioMarker(d)
+	c := e.startChild(mode, d, mark, iouHelperAddr+"="+addr)
+	if member {
+		e.join(c)
+	}
+	c.run(t)
+	if _, err := os.Stat(filepath.Join(d, "victim")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the helper's unlinkat did not happen: %v", err)
+	}
+	if !member {
+		return c, nil, addr
+	}
+	return c, e.untilMarker(c.pid, mark), d + "\x00" + addr
+}
+
+func iouEvents(evs []sensor.Event) []sensor.Event {
+	var out []sensor.Event
+	for _, ev := range evs {
+		if ev.IOURing != nil {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+func checkIOURingRecords(t *testing.T, c *fioChild, evs []sensor.Event, dirAddr string, sqpoll bool) {
+	t.Helper()
+	dir, addr, _ := strings.Cut(dirAddr, "\x00")
+	got := iouEvents(evs)
+	var ops []string
+	for _, ev := range got {
+		u := ev.IOURing
+		if ev.Proc.PID != c.pid || ev.Session.Root.PID != c.pid || ev.Session.Agent != sensor.AgentClaudeCode {
+			t.Errorf("%s record of pid %d session %+v, want the member %d", u.Op, ev.Proc.PID, ev.Session, c.pid)
+		}
+		if u.Op == sensor.IOURingSetup {
+			ops = append(ops, "setup")
+			if u.Result < 0 || u.Entries != iouSQEntries || (u.SetupFlags&sensor.IOURingSetupSQPoll != 0) != sqpoll {
+				t.Errorf("setup: %+v", u)
+			}
+			continue
+		}
+		name := sensor.IOURingOpName(u.Opcode)
+		ops = append(ops, name)
+		if u.SQPoll != sqpoll {
+			t.Errorf("%s: SQPoll %v, want %v (tid %d)", name, u.SQPoll, sqpoll, ev.TID)
+		}
+		switch name {
+		case "openat":
+			if u.Path != "opened" || !u.PathAsGiven || u.DirFD < 0 || u.OpenFlags&unix.O_CREAT == 0 || u.Mode != 0o600 {
+				t.Errorf("openat: %+v", u)
+			}
+		case "connect":
+			if u.Addr.String() != addr || u.Family != unix.AF_INET {
+				t.Errorf("connect: %v, want %s (%+v)", u.Addr, addr, u)
+			}
+		case "unlinkat":
+			if u.Path != filepath.Join(dir, "victim") || u.DirFD != unix.AT_FDCWD {
+				t.Errorf("unlinkat: %+v", u)
+			}
+		}
+	}
+	if want := "setup openat connect unlinkat"; strings.Join(ops, " ") != want {
+		t.Errorf("io_uring records %q, want %q (a nop is not reported)", strings.Join(ops, " "), want)
+	}
+}
+
+func TestIOURingMemberRequests(t *testing.T) {
+	e := newIOUEnv(t)
+	c, evs, da := iouRun(t, e, "iouring", true)
+	checkIOURingRecords(t, c, evs, da, false)
+	// Nothing else of the member's work went through a traced syscall:
+	// only the ring saw the open, the connect and the unlink.
+	for _, ev := range evs {
+		if ev.File != nil && strings.HasSuffix(ev.File.Path, "/opened") {
+			t.Errorf("a syscall open record of the ring's openat: %+v", ev.File)
+		}
+	}
+}
+
+func TestIOURingSQPollAttributedToOwner(t *testing.T) {
+	e := newIOUEnv(t)
+	c, evs, da := iouRun(t, e, "iouring-sqpoll", true)
+	checkIOURingRecords(t, c, evs, da, true)
+}
+
+func TestIOURingOutsideSessionIsSilent(t *testing.T) {
+	e := newIOUEnv(t)
+	for _, mode := range []string{"iouring", "iouring-sqpoll"} {
+		iouRun(t, e, mode, false)
+	}
+	nd := t.TempDir()
+	mark := fioMarker(nd)
+	member := e.startChild("marker", nd, mark)
+	e.join(member)
+	member.run(t)
+	evs := e.untilMarker(member.pid, mark)
+	if len(evs) != 1 {
+		for _, ev := range evs {
+			t.Logf("%d %s %+v", ev.Proc.PID, ev.Kind, ev.IOURing)
+		}
+		t.Errorf("%d records before the member's marker, want none", len(evs)-1)
+	}
+}
