@@ -613,6 +613,10 @@ func fioNetSteps(a fioAddrs) []fioStep {
 	}
 }
 
+// fioExtraHelpers are helper modes of other files (registered by their
+// package-level variables, which are set before any init runs).
+var fioExtraHelpers = map[string]func(dir string) error{}
+
 // fioHelper is the child side: wait for the parent's go-ahead (it has put
 // us in the sessions map by then), run the steps, open the marker.
 func fioHelper(mode string) int {
@@ -656,15 +660,17 @@ func fioHelper(mode string) int {
 		}
 		steps = fioChrootSteps()
 		mark = "/" + filepath.Base(mark)
-	case "iouring", "iouring-sqpoll":
-		if err := iouHelper(dir, os.Getenv(iouHelperAddr), mode == "iouring-sqpoll"); err != nil {
-			fmt.Fprintln(os.Stderr, "io_uring:", err)
-			return 1
-		}
 	case "marker":
 	default:
-		fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)
-		return 2
+		h, ok := fioExtraHelpers[mode]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)
+			return 2
+		}
+		if err := h(dir); err != nil {
+			fmt.Fprintln(os.Stderr, mode+":", err)
+			return 1
+		}
 	}
 	code := 0
 	var s fioState

@@ -1,4 +1,4 @@
-//go:build linux && (386 || amd64)
+//go:build linux && amd64
 
 package kernel
 
@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"unsafe"
 
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,134 +24,18 @@ import (
 // file programs trace), with the real fileio and iouring objects loaded
 // on one set of shared maps.
 
-const (
-	iouHelperAddr   = "LINEAGED_IOURING_ADDR"
-	iouSetupSQPoll  = 1 << 1 // IORING_SETUP_SQPOLL
-	iouFeatSingle   = 1 << 0 // IORING_FEAT_SINGLE_MMAP
-	iouEnterGetEv   = 1 << 0 // IORING_ENTER_GETEVENTS
-	iouEnterSQWake  = 1 << 1 // IORING_ENTER_SQ_WAKEUP
-	iouOffSQES      = 0x10000000
-	iouOpOpenat     = 18
-	iouOpConnect    = 16
-	iouOpUnlinkat   = 36
-	iouOpNop        = 0
-	iouSQEntries    = 8
-	iouSQNeedWakeup = 1 << 0
-)
+const iouHelperAddr = "LINEAGED_IOURING_ADDR"
 
-// iouParams is struct io_uring_params.
-type iouParams struct {
-	SQEntries, CQEntries, Flags, SQThreadCPU, SQThreadIdle, Features, WQFd uint32
-	Resv                                                                   [3]uint32
-	SQOff                                                                  struct {
-		Head, Tail, RingMask, RingEntries, Flags, Dropped, Array, Resv1 uint32
-		UserAddr                                                        uint64
-	}
-	CQOff struct {
-		Head, Tail, RingMask, RingEntries, Overflow, CQEs, Flags, Resv1 uint32
-		UserAddr                                                        uint64
-	}
-}
-
-// iouSQE is struct io_uring_sqe.
-type iouSQE struct {
-	Opcode      uint8
-	Flags       uint8
-	Ioprio      uint16
-	FD          int32
-	Off         uint64
-	Addr        uint64
-	Len         uint32
-	OpFlags     uint32
-	UserData    uint64
-	BufIndex    uint16
-	Personality uint16
-	FileIndex   int32
-	Addr3       uint64
-	Pad         uint64
-}
-
-// iouRing is a minimal io_uring: one request at a time.
-type iouRing struct {
-	fd     int
-	sqpoll bool
-	ring   []byte
-	sqes   []byte
-	p      iouParams
-}
-
-func iouSetup(sqpoll bool) (*iouRing, error) {
-	r := &iouRing{sqpoll: sqpoll}
-	if sqpoll {
-		r.p.Flags = iouSetupSQPoll
-		r.p.SQThreadIdle = 2000
-	}
-	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, iouSQEntries, uintptr(unsafe.Pointer(&r.p)), 0)
-	if errno != 0 {
-		return nil, fmt.Errorf("io_uring_setup: %w", errno)
-	}
-	r.fd = int(fd)
-	if r.p.Features&iouFeatSingle == 0 {
-		unix.Close(r.fd)
-		return nil, errors.New("no IORING_FEAT_SINGLE_MMAP")
-	}
-	size := max(r.p.SQOff.Array+r.p.SQEntries*4, r.p.CQOff.CQEs+r.p.CQEntries*16)
-	var err error
-	r.ring, err = unix.Mmap(r.fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		unix.Close(r.fd)
-		return nil, fmt.Errorf("mmap ring: %w", err)
-	}
-	r.sqes, err = unix.Mmap(r.fd, iouOffSQES, int(r.p.SQEntries)*64, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		unix.Close(r.fd)
-		return nil, fmt.Errorf("mmap sqes: %w", err)
-	}
-	return r, nil
-}
-
-func (r *iouRing) u32(off uint32) *uint32 { return (*uint32)(unsafe.Pointer(&r.ring[off])) }
-
-// do submits one request and returns its completion's result.
-func (r *iouRing) do(sqe iouSQE) (int32, error) {
-	tail := atomic.LoadUint32(r.u32(r.p.SQOff.Tail))
-	idx := tail & *r.u32(r.p.SQOff.RingMask)
-	*(*iouSQE)(unsafe.Pointer(&r.sqes[idx*64])) = sqe
-	*r.u32(r.p.SQOff.Array + 4*idx) = idx
-	atomic.StoreUint32(r.u32(r.p.SQOff.Tail), tail+1)
-	toSubmit, flags := uintptr(1), uintptr(iouEnterGetEv)
-	if r.sqpoll {
-		// The ring's kernel thread submits; this call only waits (and
-		// wakes the thread when it sleeps).
-		toSubmit = 0
-		if atomic.LoadUint32(r.u32(r.p.SQOff.Flags))&iouSQNeedWakeup != 0 {
-			flags |= iouEnterSQWake
+var _ = func() bool {
+	for _, sqpoll := range []bool{false, true} {
+		mode := "iouring"
+		if sqpoll {
+			mode += "-sqpoll"
 		}
+		fioExtraHelpers[mode] = func(dir string) error { return iouHelper(dir, os.Getenv(iouHelperAddr), sqpoll) }
 	}
-	for {
-		head := atomic.LoadUint32(r.u32(r.p.CQOff.Head))
-		if head != atomic.LoadUint32(r.u32(r.p.CQOff.Tail)) {
-			cqe := r.p.CQOff.CQEs + 16*(head&*r.u32(r.p.CQOff.RingMask))
-			res := int32(*r.u32(cqe + 8))
-			atomic.StoreUint32(r.u32(r.p.CQOff.Head), head+1)
-			return res, nil
-		}
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), toSubmit, 1, flags, 0, 0)
-		if errno != 0 && errno != unix.EINTR {
-			return 0, fmt.Errorf("io_uring_enter: %w", errno)
-		}
-		toSubmit = 0
-		if r.sqpoll && atomic.LoadUint32(r.u32(r.p.SQOff.Flags))&iouSQNeedWakeup != 0 {
-			flags |= iouEnterSQWake
-		}
-	}
-}
-
-func (r *iouRing) close() {
-	unix.Munmap(r.sqes)
-	unix.Munmap(r.ring)
-	unix.Close(r.fd)
-}
+	return true
+}()
 
 func cstr(s string) []byte { return append([]byte(s), 0) }
 
@@ -159,21 +43,21 @@ func cstr(s string) []byte { return append([]byte(s), 0) }
 // (not reported), an openat of <dir>/opened (relative to an O_PATH dirfd
 // of <dir>), a connect to addr and an unlinkat of <dir>/victim.
 func iouHelper(dir, addr string, sqpoll bool) error {
-	r, err := iouSetup(sqpoll)
+	r, err := testutil.NewIOURing(sqpoll)
 	if err != nil {
 		return err
 	}
-	defer r.close()
+	defer r.Close()
 	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
-	if _, err := r.do(iouSQE{Opcode: iouOpNop, UserData: 1}); err != nil {
+	if _, err := r.Do(testutil.IOURingSQE{Opcode: testutil.IOURingOpNop, UserData: 1}); err != nil {
 		return err
 	}
 	name := cstr("opened")
-	res, err := r.do(iouSQE{Opcode: iouOpOpenat, FD: int32(dfd), Addr: uint64(uintptr(unsafe.Pointer(&name[0]))),
+	res, err := r.Do(testutil.IOURingSQE{Opcode: testutil.IOURingOpOpenat, FD: int32(dfd), Addr: uint64(uintptr(unsafe.Pointer(&name[0]))),
 		OpFlags: unix.O_CREAT | unix.O_WRONLY, Len: 0o600, UserData: 2})
 	runtime.KeepAlive(name)
 	if err != nil || res < 0 {
@@ -188,14 +72,14 @@ func iouHelper(dir, addr string, sqpoll bool) error {
 	defer unix.Close(s)
 	sa := unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
 	sa.Port = uint16(ap.Port()>>8) | uint16(ap.Port()&0xff)<<8
-	res, err = r.do(iouSQE{Opcode: iouOpConnect, FD: int32(s), Addr: uint64(uintptr(unsafe.Pointer(&sa))),
+	res, err = r.Do(testutil.IOURingSQE{Opcode: testutil.IOURingOpConnect, FD: int32(s), Addr: uint64(uintptr(unsafe.Pointer(&sa))),
 		Off: uint64(unsafe.Sizeof(sa)), UserData: 3})
 	runtime.KeepAlive(&sa)
 	if err != nil || res < 0 {
 		return fmt.Errorf("connect: %d %v", res, err)
 	}
 	victim := cstr(filepath.Join(dir, "victim"))
-	res, err = r.do(iouSQE{Opcode: iouOpUnlinkat, FD: unix.AT_FDCWD, Addr: uint64(uintptr(unsafe.Pointer(&victim[0]))), UserData: 4})
+	res, err = r.Do(testutil.IOURingSQE{Opcode: testutil.IOURingOpUnlinkat, FD: unix.AT_FDCWD, Addr: uint64(uintptr(unsafe.Pointer(&victim[0]))), UserData: 4})
 	runtime.KeepAlive(victim)
 	if err != nil || res < 0 {
 		return fmt.Errorf("unlinkat: %d %v", res, err)
@@ -273,7 +157,7 @@ func checkIOURingRecords(t *testing.T, c *fioChild, evs []sensor.Event, dirAddr 
 		}
 		if u.Op == sensor.IOURingSetup {
 			ops = append(ops, "setup")
-			if u.Result < 0 || u.Entries != iouSQEntries || (u.SetupFlags&sensor.IOURingSetupSQPoll != 0) != sqpoll {
+			if u.Result < 0 || u.Entries != testutil.IOURingEntries || (u.SetupFlags&sensor.IOURingSetupSQPoll != 0) != sqpoll {
 				t.Errorf("setup: %+v", u)
 			}
 			continue
