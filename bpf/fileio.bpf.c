@@ -297,6 +297,8 @@ static __always_inline struct scratch *get_scratch(__u32 slot)
 
 #include "fileio_compat.h"
 
+#include "fileio_iouring.h"
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 {
@@ -317,6 +319,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
 	FILEMOD_CASES:
 		break;
+	case NR_io_uring_setup: /* the same number in the i386 table */
+		return iouring_setup_enter();
 	default:
 		if (!compat_file_nr(nr) || !current_compat())
 			return 0;
@@ -467,7 +471,6 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 }
 
 #include "fileio_net.h"
-#include "fileio_iouring.h"
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)

@@ -192,6 +192,9 @@ enum iouring_flag {
 	IOU_F_SEND_UNKNOWN = 1 << 8,
 	/* fd is an index in the ring's registered files (IOSQE_FIXED_FILE). */
 	IOU_F_FIXED_FILE = 1 << 9,
+	/* setup: deny_io_uring is on; the member was sent SIGKILL at the
+	 * call's entry (bpf/fileio_iouring.h). */
+	IOU_F_KILLED = 1 << 10,
 };
 
 /* Name bytes kept per path of an io_uring record: IOU_PATH_MAX - 1. */

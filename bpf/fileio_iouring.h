@@ -15,6 +15,26 @@
 
 #define NR_io_uring_setup 425
 
+/* Set by userspace before load (policy deny_io_uring): a member's
+ * io_uring_setup is answered with SIGKILL. */
+const volatile __u8 deny_io_uring = 0;
+
+/*
+ * sys_enter of io_uring_setup. With deny_io_uring, a member is sent
+ * SIGKILL here: the call still runs, but no instruction of the process
+ * runs after it (the whole thread group dies before returning to user
+ * space), and the ring goes with it. The kernel cannot be made to fail
+ * the call from a tracepoint; the BPF LSM could (not used here: it runs
+ * on fewer hosts). Outside deny_io_uring this costs one load.
+ */
+static __always_inline int iouring_setup_enter(void)
+{
+	if (!deny_io_uring || !current_session())
+		return 0;
+	bpf_send_signal(9 /* SIGKILL */);
+	return 0;
+}
+
 static __always_inline int iouring_setup_exit(struct pt_regs *regs, long ret)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -53,6 +73,8 @@ static __always_inline int iouring_setup_exit(struct pt_regs *regs, long ret)
 	ev->open_flags = 0;
 	ev->mode = 0;
 	ev->uflags = ia32 ? IOU_F_IA32 : 0;
+	if (deny_io_uring)
+		ev->uflags |= IOU_F_KILLED; /* iouring_setup_enter sent SIGKILL */
 	ev->op = IOU_OP_SETUP;
 	ev->opcode = 0;
 	ev->user_data = 0;

@@ -12,7 +12,7 @@ import (
 func ioURingEvent(u *sensor.IOURing) (string, *event.IOURing) {
 	if u.Op == sensor.IOURingSetup {
 		out := &event.IOURing{Result: u.Result, Entries: u.Entries, SetupFlags: u.SetupFlags,
-			SQPoll: u.SetupFlags&sensor.IOURingSetupSQPoll != 0, ParamsUnreadable: u.Unreadable}
+			SQPoll: u.SetupFlags&sensor.IOURingSetupSQPoll != 0, ParamsUnreadable: u.Unreadable, Killed: u.Killed}
 		if u.IA32 {
 			out.SyscallABI = "ia32"
 		}

@@ -423,6 +423,9 @@ type IOURing struct {
 	Unprepared bool
 	IA32       bool
 	Unreadable bool
+	// Killed: a setup under deny_io_uring; the member was sent SIGKILL
+	// when the call began.
+	Killed bool
 }
 
 // IOURingOp is the operation of an IOURing record.

@@ -209,8 +209,11 @@ type IOURing struct {
 	// SyscallABI is "ia32" for a setup made through 32-bit emulation.
 	SyscallABI string `json:"syscall_abi,omitempty"`
 	// ParamsUnreadable: the setup's io_uring_params could not be read.
-	ParamsUnreadable bool   `json:"params_unreadable,omitempty"`
-	UserData         uint64 `json:"user_data,omitempty"`
+	ParamsUnreadable bool `json:"params_unreadable,omitempty"`
+	// Killed: a setup under policy deny_io_uring: the kernel sent the
+	// member SIGKILL when the call began, so it never used the ring.
+	Killed   bool   `json:"killed,omitempty"`
+	UserData uint64 `json:"user_data,omitempty"`
 }
 
 // Parts that Event.Partial can name.

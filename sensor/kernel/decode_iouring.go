@@ -45,6 +45,7 @@ const (
 	iouFlagUnreadable  = 1 << 7
 	iouFlagSendUnknown = 1 << 8
 	iouFlagFixedFile   = 1 << 9
+	iouFlagKilled      = 1 << 10
 )
 
 // decodeIOURing parses an EV_IOURING record (bpf/fileio_iouring.h,
@@ -86,6 +87,7 @@ func decodeIOURing(b []byte, ev *sensor.Event) error {
 		Unprepared:       uf&iouFlagTPSqe != 0,
 		IA32:             uf&iouFlagIA32 != 0,
 		Unreadable:       uf&iouFlagUnreadable != 0,
+		Killed:           uf&iouFlagKilled != 0,
 		Path:             string(b[iouOffPath : iouOffPath+pl]),
 		NewPath:          string(b[iouOffNewPath : iouOffNewPath+nl]),
 	}

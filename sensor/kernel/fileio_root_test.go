@@ -71,6 +71,12 @@ func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
 // loadFIOEnvWake loads the object with ring-buffer wakeup policy w.
 func loadFIOEnvWake(t testing.TB, ringBytes uint32, w wakeupPolicy) *fioEnv {
 	t.Helper()
+	return loadFIOEnvConfig(t, ringBytes, w, fileIOConfig{})
+}
+
+// loadFIOEnvConfig loads the object with wakeup policy w and cfg.
+func loadFIOEnvConfig(t testing.TB, ringBytes uint32, w wakeupPolicy, cfg fileIOConfig) *fioEnv {
+	t.Helper()
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
@@ -95,7 +101,7 @@ func loadFIOEnvWake(t testing.TB, ringBytes uint32, w wakeupPolicy) *fioEnv {
 		*dst = m
 	}
 	e.maps.Wake = w
-	e.obj, err = loadFileIO(e.maps, fileIOConfig{})
+	e.obj, err = loadFileIO(e.maps, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

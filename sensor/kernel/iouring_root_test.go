@@ -8,9 +8,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 
@@ -33,6 +35,15 @@ var _ = func() bool {
 			mode += "-sqpoll"
 		}
 		fioExtraHelpers[mode] = func(dir string) error { return iouHelper(dir, os.Getenv(iouHelperAddr), sqpoll) }
+	}
+	// Only a ring, closed at once: what deny_io_uring must not let live.
+	fioExtraHelpers["iouring-setup"] = func(string) error {
+		r, err := testutil.NewIOURing(false)
+		if err != nil {
+			return err
+		}
+		r.Close()
+		return nil
 	}
 	return true
 }()
@@ -222,5 +233,39 @@ func TestIOURingOutsideSessionIsSilent(t *testing.T) {
 			t.Logf("%d %s %+v", ev.Proc.PID, ev.Kind, ev.IOURing)
 		}
 		t.Errorf("%d records before the member's marker, want none", len(evs)-1)
+	}
+}
+
+// With deny_io_uring, a member's io_uring_setup is answered with SIGKILL
+// and its io_uring.setup record says so; a non-member's is left alone.
+func TestIOURingDenyKillsMember(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	e := loadFIOEnvConfig(t, 0, wakeupPolicy{}, fileIOConfig{DenyIOURing: true})
+	d := t.TempDir()
+
+	outsider := e.startChild("iouring-setup", d, fioMarker(d))
+	outsider.run(t) // a clean exit: not a member, not killed
+
+	c := e.startChild("iouring-setup", d, fioMarker(d))
+	e.join(c)
+	if _, err := c.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.stdin.Close()
+	err := c.cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("member after io_uring_setup: %v, want killed by SIGKILL\n%s", err, c.stderr.String())
+	}
+	evs := e.until(func(ev sensor.Event) bool {
+		return ev.Proc.PID == c.pid && ev.IOURing != nil && ev.IOURing.Op == sensor.IOURingSetup
+	})
+	if u := evs[len(evs)-1].IOURing; !u.Killed || u.Entries != testutil.IOURingEntries {
+		t.Errorf("setup record: %+v, want killed", u)
+	}
+	for _, ev := range evs {
+		if ev.Proc.PID == outsider.pid {
+			t.Errorf("a record of the non-member: %s %+v", ev.Kind, ev.IOURing)
+		}
 	}
 }

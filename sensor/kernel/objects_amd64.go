@@ -21,7 +21,7 @@ func archObjects() []objectLoader {
 	objs := []objectLoader{{
 		name: "fileio",
 		load: func(m sharedMaps, cfg Config) (io.Closer, error) {
-			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens})
+			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens, DenyIOURing: cfg.DenyIOURing})
 		},
 		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify, sensor.KindIOURing},
 		decode: decodeFileIO,

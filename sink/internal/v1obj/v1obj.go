@@ -404,6 +404,9 @@ func IOURing(m *Marks, dst []byte, prefix string, u *event.IOURing) []byte {
 	if u.ParamsUnreadable {
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "params_unreadable"), true)
 	}
+	if u.Killed {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "killed"), true)
+	}
 	if u.UserData != 0 {
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "user_data"), u.UserData)
 	}
