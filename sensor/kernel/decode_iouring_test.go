@@ -68,7 +68,7 @@ func iouRecord(op, opcode uint8, uflags uint16, path, newPath string) []byte {
 func TestDecodeIOURing(t *testing.T) {
 	le := binary.LittleEndian
 
-	b := iouRecord(0, 0, iouFlagIA32, "", "")
+	b := iouRecord(0, 0, iouFlagIA32|iouFlagKilled, "", "")
 	le.PutUint32(b[iouOffResult:], 5)
 	le.PutUint32(b[iouOffEntries:], 8)
 	le.PutUint32(b[iouOffSetupFl:], sensor.IOURingSetupSQPoll)
@@ -78,7 +78,7 @@ func TestDecodeIOURing(t *testing.T) {
 	}
 	u := ev.IOURing
 	if ev.Kind != sensor.KindIOURing || u == nil || u.Op != sensor.IOURingSetup || u.Result != 5 ||
-		u.Entries != 8 || u.SetupFlags != sensor.IOURingSetupSQPoll || !u.IA32 || u.FD != -1 {
+		u.Entries != 8 || u.SetupFlags != sensor.IOURingSetupSQPoll || !u.IA32 || u.FD != -1 || !u.Killed {
 		t.Fatalf("setup: %+v %+v", ev.Header, u)
 	}
 	if ev.Proc.PID != 4242 || ev.TID != 4243 || ev.Session.Root.PID != 100 || ev.Session.Agent != sensor.AgentClaudeCode {
