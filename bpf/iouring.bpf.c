@@ -26,8 +26,8 @@
  *    zero-copy forms are reported (IOU_F_SEND_UNKNOWN): whether one names
  *    a destination is not visible here;
  *  - io_uring_submit_sqe, 5.5-5.19: before prep, and with two argument
- *    layouts (5.10: ctx, opcode, user_data, ...; 5.11+: ctx, req, opcode,
- *    user_data, ...), told apart by its trace-event struct. Only the
+ *    layouts (to 5.13: ctx, opcode, user_data, ...; 5.15 on: ctx, req,
+ *    opcode, user_data, ...), told apart by its trace-event struct. Only the
  *    opcode and user_data (IOU_F_TP_SQE).
  *
  * Who submits: the member's thread inside io_uring_enter, or, for a ring
@@ -372,8 +372,10 @@ int iouring_submit_req(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
-/* 5.5-5.19: TP_PROTO(ctx, opcode, user_data, ...) until 5.10, then
- * TP_PROTO(ctx, req, opcode, user_data, ...). */
+/* 5.5-5.19: TP_PROTO(ctx, opcode, user_data, ...) up to 5.13 (5.10 in the
+ * matrix), then TP_PROTO(ctx, req, opcode, user_data, ...). Both read at
+ * most args[3]: the attach checks the program reads no argument past the
+ * tracepoint's five. */
 SEC("raw_tp/io_uring_submit_sqe")
 int iouring_submit_sqe(struct bpf_raw_tracepoint_args *ctx)
 {

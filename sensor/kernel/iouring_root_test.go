@@ -92,6 +92,9 @@ func iouHelper(dir, addr string, sqpoll bool) error {
 	victim := cstr(filepath.Join(dir, "victim"))
 	res, err = r.Do(testutil.IOURingSQE{Opcode: testutil.IOURingOpUnlinkat, FD: unix.AT_FDCWD, Addr: uint64(uintptr(unsafe.Pointer(&victim[0]))), UserData: 4})
 	runtime.KeepAlive(victim)
+	if err == nil && res == -int32(unix.EINVAL) && !iouHasUnlinkat() {
+		return nil // 5.10: no IORING_OP_UNLINKAT (5.11+)
+	}
 	if err != nil || res < 0 {
 		return fmt.Errorf("unlinkat: %d %v", res, err)
 	}
@@ -137,13 +140,31 @@ func iouRun(t *testing.T, e *fioEnv, mode string, member bool) (*fioChild, []sen
 		e.join(c)
 	}
 	c.run(t)
-	if _, err := os.Stat(filepath.Join(d, "victim")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(d, "victim")); iouHasUnlinkat() && !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the helper's unlinkat did not happen: %v", err)
 	}
 	if !member {
 		return c, nil, addr
 	}
 	return c, e.untilMarker(c.pid, mark), d + "\x00" + addr
+}
+
+// iouKernelAtLeast reports whether the running kernel is major.minor or
+// newer.
+func iouKernelAtLeast(major, minor int) bool {
+	rel, _ := kernelRelease()
+	ma, mi, ok := parseRelease(rel)
+	return ok && (ma > major || ma == major && mi >= minor)
+}
+
+// iouHasUnlinkat: IORING_OP_UNLINKAT came with 5.11.
+func iouHasUnlinkat() bool { return iouKernelAtLeast(5, 11) }
+
+// iouPrepared: from 6.0 the submission tracepoint sees the prepared
+// request (names, fd, address); before, the opcode only.
+func iouPrepared() bool {
+	tp, _ := iouringTracepoint()
+	return tp == "io_uring_submit_req"
 }
 
 func iouEvents(evs []sensor.Event) []sensor.Event {
@@ -178,6 +199,12 @@ func checkIOURingRecords(t *testing.T, c *fioChild, evs []sensor.Event, dirAddr 
 		if u.SQPoll != sqpoll {
 			t.Errorf("%s: SQPoll %v, want %v (tid %d)", name, u.SQPoll, sqpoll, ev.TID)
 		}
+		if !iouPrepared() {
+			if !u.Unprepared || u.Path != "" {
+				t.Errorf("%s on a kernel before 6.0: %+v, want unprepared", name, u)
+			}
+			continue
+		}
 		switch name {
 		case "openat":
 			if u.Path != "opened" || !u.PathAsGiven || u.DirFD < 0 || u.OpenFlags&unix.O_CREAT == 0 || u.Mode != 0o600 {
@@ -193,7 +220,11 @@ func checkIOURingRecords(t *testing.T, c *fioChild, evs []sensor.Event, dirAddr 
 			}
 		}
 	}
-	if want := "setup openat connect unlinkat"; strings.Join(ops, " ") != want {
+	want := "setup openat connect unlinkat"
+	if !iouHasUnlinkat() {
+		want = "setup openat connect"
+	}
+	if strings.Join(ops, " ") != want {
 		t.Errorf("io_uring records %q, want %q (a nop is not reported)", strings.Join(ops, " "), want)
 	}
 }
@@ -212,6 +243,11 @@ func TestIOURingMemberRequests(t *testing.T) {
 }
 
 func TestIOURingSQPollAttributedToOwner(t *testing.T) {
+	if !iouKernelAtLeast(5, 12) {
+		// The SQPOLL thread is a kthread of no thread group before
+		// 5.12: its submissions are not seen (docs/threat-model.md).
+		t.Skip("SQPOLL submissions are attributed from 5.12")
+	}
 	e := newIOUEnv(t)
 	c, evs, da := iouRun(t, e, "iouring-sqpoll", true)
 	checkIOURingRecords(t, c, evs, da, true)
@@ -220,6 +256,9 @@ func TestIOURingSQPollAttributedToOwner(t *testing.T) {
 func TestIOURingOutsideSessionIsSilent(t *testing.T) {
 	e := newIOUEnv(t)
 	for _, mode := range []string{"iouring", "iouring-sqpoll"} {
+		if mode == "iouring-sqpoll" && !iouKernelAtLeast(5, 12) {
+			continue
+		}
 		iouRun(t, e, mode, false)
 	}
 	nd := t.TempDir()
