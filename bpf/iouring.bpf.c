@@ -386,12 +386,19 @@ int iouring_submit_sqe(struct bpf_raw_tracepoint_args *ctx)
 	__u8 opcode;
 	__u32 tgid;
 
+	/* Each argument read at a constant offset, before choosing: the
+	 * verifier refuses a context load through a computed pointer. */
+	__u64 a1 = ctx->args[1], a2 = ctx->args[2], a3 = ctx->args[3];
+
+	barrier_var(a1);
+	barrier_var(a2);
+	barrier_var(a3);
 	if (bpf_core_field_exists(struct trace_event_raw_io_uring_submit_sqe___req, req)) {
-		opcode = ctx->args[2];
-		user_data = ctx->args[3];
+		opcode = a2;
+		user_data = a3;
 	} else {
-		opcode = ctx->args[1];
-		user_data = ctx->args[2];
+		opcode = a1;
+		user_data = a2;
 	}
 	if (!iou_reported(opcode))
 		return 0;

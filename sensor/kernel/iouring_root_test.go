@@ -16,6 +16,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/cilium/ebpf"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
@@ -306,5 +307,41 @@ func TestIOURingDenyKillsMember(t *testing.T) {
 		if ev.Proc.PID == outsider.pid {
 			t.Errorf("a record of the non-member: %s %+v", ev.Kind, ev.IOURing)
 		}
+	}
+}
+
+// The submission programs pass the verifier (a raw tracepoint program
+// loads without its tracepoint): the one this kernel attaches, and the
+// pre-6.0 one everywhere (it reads no io_uring struct), so a 6.x run
+// checks the program the 5.x kernels attach.
+func TestIOURingProgramsVerify(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	e := newIOUEnv(t)
+	_, want := iouringTracepoint()
+	for _, name := range []string{iouringProgIouringSubmitReq, iouringProgIouringSubmitSqe} {
+		spec, err := loadIouring()
+		if err != nil {
+			t.Fatal(err)
+		}
+		repl, err := e.maps.prepare(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range spec.Programs {
+			if p != name {
+				delete(spec.Programs, p)
+			}
+		}
+		coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
+		if err != nil {
+			if name == want || name == iouringProgIouringSubmitSqe {
+				t.Errorf("%s: %v", name, err)
+			} else {
+				t.Logf("%s (not this kernel's tracepoint): %v", name, oneLine(err))
+			}
+			continue
+		}
+		t.Logf("%s verified", name)
+		coll.Close()
 	}
 }
