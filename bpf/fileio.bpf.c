@@ -5,7 +5,9 @@
  * renameat2, chmod, fchmod, fchmodat and fchmodat2 (fileio_files.h);
  * truncate, utimes, chown, link, symlink, mknod, mkdir and the xattr calls
  * (fileio_modify.h);
- * connect, addressed sends and listen (fileio_net.h).
+ * connect, addressed sends and listen (fileio_net.h);
+ * io_uring_setup (fileio_iouring.h; the requests submitted to a ring are
+ * bpf/iouring.bpf.c's).
  *
  * Why tp_btf sys_enter/sys_exit with a syscall-number switch, and not the
  * per-syscall tracepoints (tracepoint/syscalls/sys_enter_openat, ...):
@@ -23,8 +25,8 @@
  * The numbers are x86_64's: this object is built for amd64 only. 32-bit
  * (ia32 compat, TS_COMPAT) calls are decoded too: the file ones translated
  * to x86_64 (fileio_compat.h), the network ones in fileio_net.h. x32 is not
- * built into the kernels we know. io_uring opens bypass syscalls and are
- * not seen.
+ * built into the kernels we know. Requests submitted through io_uring
+ * bypass these syscalls: bpf/iouring.bpf.c reports them.
  *
  * Cost outside sessions: the switch, then one lookup of the tgid in
  * `sessions` at enter (a pending-map lookup at exit), nothing else.
@@ -295,6 +297,8 @@ static __always_inline struct scratch *get_scratch(__u32 slot)
 
 #include "fileio_compat.h"
 
+#include "fileio_iouring.h"
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 {
@@ -315,6 +319,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
 	FILEMOD_CASES:
 		break;
+	case NR_io_uring_setup: /* the same number in the i386 table */
+		return iouring_setup_enter();
 	default:
 		if (!compat_file_nr(nr) || !current_compat())
 			return 0;
@@ -479,6 +485,8 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 	switch (nr) {
 	NET_EXIT_CASES:
 		return net_sys_exit(regs, nr, ret);
+	case NR_io_uring_setup:
+		return iouring_setup_exit(regs, ret);
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
 	case NR_open_by_handle_at:
 	case NR_fchmod: {

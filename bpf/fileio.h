@@ -160,4 +160,69 @@ struct connect_event {
 	char path[NET_PATH_MAX]; /* AF_UNIX: not NUL-terminated */
 };
 
+/* io_uring records (struct iouring_event.op). */
+enum iouring_op {
+	IOU_OP_SETUP = 0,  /* io_uring_setup(2) returned (result: fd or -errno) */
+	IOU_OP_SUBMIT = 1, /* a request was submitted to a ring */
+};
+
+/* struct iouring_event.uflags */
+enum iouring_flag {
+	/* Submitted by the ring's SQPOLL kernel thread (a PF_IO_WORKER of
+	 * the owner's thread group), not by a syscall of the owner. */
+	IOU_F_SQPOLL_THREAD = 1 << 0,
+	/* path and new_path are the names as the request gave them (the
+	 * kernel's copy made by the opcode's prep), not resolved: relative
+	 * to dfd, with "..", "." and symlinks. Set whenever a path is. */
+	IOU_F_PATH_AS_GIVEN = 1 << 1,
+	IOU_F_PATH_TRUNC = 1 << 2,     /* path did not fit IOU_PATH_MAX - 1 */
+	IOU_F_NEW_PATH_TRUNC = 1 << 3, /* new_path did not fit */
+	/* io_uring_setup made through ia32 emulation. */
+	IOU_F_IA32 = 1 << 4,
+	/* The address is what the caller's memory held at submission, not
+	 * the kernel's copy (kernels whose connect prep keeps none). */
+	IOU_F_ADDR_FROM_CALLER = 1 << 5,
+	/* From the io_uring_submit_sqe tracepoint (5.5-5.19): the request
+	 * is not prepared yet, so no path, fd or address is read. */
+	IOU_F_TP_SQE = 1 << 6,
+	/* setup: the io_uring_params could not be read (setup_flags 0). */
+	IOU_F_UNREADABLE = 1 << 7,
+	/* A send whose destination could not be known (no prepared message
+	 * on this kernel): reported in case it names one. */
+	IOU_F_SEND_UNKNOWN = 1 << 8,
+	/* fd is an index in the ring's registered files (IOSQE_FIXED_FILE). */
+	IOU_F_FIXED_FILE = 1 << 9,
+	/* setup: deny_io_uring is on; the member was sent SIGKILL at the
+	 * call's entry (bpf/fileio_iouring.h). */
+	IOU_F_KILLED = 1 << 10,
+};
+
+/* Name bytes kept per path of an io_uring record: IOU_PATH_MAX - 1. */
+#define IOU_PATH_MAX 512
+
+/* EV_IOURING. Fixed size. */
+struct iouring_event {
+	struct event_header hdr;
+	__s32 result;       /* setup: the ring's fd or -errno; submit: 0 */
+	__u32 entries;      /* setup: the entries argument */
+	__u32 setup_flags;  /* setup: io_uring_params.flags (IORING_SETUP_*) */
+	__s32 fd;           /* submit: the request's fd (a fixed-file index
+			     * with IOU_F_FIXED_FILE), -1 when not read */
+	__s32 dfd;          /* submit, named ops: the directory fd as given */
+	__u32 open_flags;   /* openat/openat2: open flags; unlinkat,
+			     * renameat, linkat: their flags */
+	__u32 mode;         /* openat/openat2/mkdirat: the mode */
+	__u16 uflags;       /* enum iouring_flag */
+	__u8 op;            /* enum iouring_op */
+	__u8 opcode;        /* submit: IORING_OP_* */
+	__u64 user_data;    /* submit: the request's user_data */
+	__u16 family;       /* connect, bind, sends: the address's family */
+	__u16 port;         /* host byte order */
+	__u16 path_len;
+	__u16 new_path_len;
+	__u8 addr[16];      /* AF_INET: first 4 bytes */
+	char path[IOU_PATH_MAX];     /* not NUL-terminated; AF_UNIX: sun_path */
+	char new_path[IOU_PATH_MAX]; /* renameat, linkat, symlinkat */
+};
+
 #endif /* LINEAGED_FILEIO_H */

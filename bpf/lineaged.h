@@ -25,7 +25,10 @@ enum event_kind {
 	/* truncate, utimes, chown, link, symlink, mknod, mkdir, setxattr,
 	 * removexattr (bpf/fileio_modify.h): the op is the syscall */
 	EV_FILEMOD = 11,
-	/* 12 left for other record kinds */
+	/* io_uring_setup, and requests submitted to a ring whose opcode
+	 * opens, creates, removes or renames names or does network
+	 * operations (bpf/iouring.bpf.c, bpf/fileio_iouring.h) */
+	EV_IOURING = 12,
 	EV_TAMPER = 13, /* bpf/tamper.h */
 	EV_KIND_MAX = 16,
 };

@@ -31,6 +31,11 @@ func mapKind(ev sensor.Event, out *event.Event) bool {
 			return false
 		}
 		out.Kind, out.Net = netKind(ev.Connect), netEvent(ev.Connect)
+	case sensor.KindIOURing:
+		if ev.IOURing == nil {
+			return false
+		}
+		out.Kind, out.IOURing = ioURingEvent(ev.IOURing)
 	case sensor.KindDeny:
 		if ev.Deny == nil {
 			return false

@@ -3,6 +3,7 @@ package sensor
 import (
 	"context"
 	"net/netip"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +36,11 @@ const (
 	// mkdir, setxattr or removexattr by a session member (File, its Op
 	// says which; bpf/fileio_modify.h).
 	KindFileModify Kind = 11
+	// KindIOURing: a session member's io_uring_setup, or a request it (or
+	// its ring's SQPOLL thread) submitted to an io_uring whose opcode
+	// opens, creates, removes or renames names or does network
+	// operations (bpf/iouring.bpf.c).
+	KindIOURing Kind = 12
 )
 
 func (k Kind) String() string {
@@ -63,6 +69,8 @@ func (k Kind) String() string {
 		return "tamper"
 	case KindFileModify:
 		return "filemod"
+	case KindIOURing:
+		return "iouring"
 	}
 	return "unknown"
 }
@@ -140,6 +148,7 @@ type Event struct {
 	Loss    *Loss
 	Deny    *Deny
 	Tamper  *Tamper
+	IOURing *IOURing
 }
 
 // FileStat is the identity of the executable as the kernel saw it at exec
@@ -365,6 +374,106 @@ type Connect struct {
 	FastOpen   bool   // a send with MSG_FASTOPEN (TCP Fast Open)
 	Syscall    uint16 // the syscall number as made (ia32's with IA32)
 	Count      uint32 // listen: backlog; sendmmsg: vector length
+}
+
+// IOURing is an io_uring operation of a session member: the setup of a
+// ring, or a request submitted to one (Op).
+type IOURing struct {
+	Op IOURingOp
+	// Setup: Result is the ring's fd or -errno, Entries the entries
+	// argument, SetupFlags io_uring_params.flags (IORING_SETUP_*).
+	Result     int32
+	Entries    uint32
+	SetupFlags uint32
+	// Submit: the IORING_OP_* opcode; FD the request's fd (an index in
+	// the ring's registered files with FixedFile), -1 when not read.
+	Opcode    uint8
+	FD        int32
+	FixedFile bool
+	UserData  uint64
+	// DirFD, Path and NewPath: the names of openat, openat2, unlinkat,
+	// mkdirat, renameat, linkat and symlinkat (symlinkat: Path is the
+	// link's target text, NewPath its name) as the request gave them
+	// (PathAsGiven): not resolved, relative to DirFD. Raw bytes.
+	DirFD            int32
+	Path             string
+	NewPath          string
+	PathAsGiven      bool
+	PathTruncated    bool
+	NewPathTruncated bool
+	// OpenFlags: open flags (openat, openat2), or the flags of unlinkat,
+	// renameat, linkat. Mode: the create mode (openat, openat2, mkdirat).
+	OpenFlags uint32
+	Mode      uint32
+	// Family and Addr: the address of a connect, bind or addressed send
+	// (Addr invalid for AF_UNIX, whose path is Path); AddrFromCaller when
+	// it is the caller's memory at submission, not the kernel's copy.
+	Family         uint16
+	Addr           netip.AddrPort
+	AddrFromCaller bool
+	// SendUnknown: a send reported because this kernel does not show
+	// whether it names a destination.
+	SendUnknown bool
+	// SQPoll: submitted by the ring's SQPOLL kernel thread on the owner's
+	// behalf. Unprepared: from the pre-6.0 tracepoint, where the request
+	// is not prepared yet (no fd, names or address). IA32: a setup
+	// through ia32 emulation. Unreadable: the setup's params could not be
+	// read.
+	SQPoll     bool
+	Unprepared bool
+	IA32       bool
+	Unreadable bool
+	// Killed: a setup under deny_io_uring; the member was sent SIGKILL
+	// when the call began.
+	Killed bool
+}
+
+// IOURingOp is the operation of an IOURing record.
+type IOURingOp uint8
+
+// io_uring operations (bpf/fileio.h enum iouring_op).
+const (
+	IOURingSetup  IOURingOp = 0
+	IOURingSubmit IOURingOp = 1
+)
+
+func (o IOURingOp) String() string {
+	switch o {
+	case IOURingSetup:
+		return "setup"
+	case IOURingSubmit:
+		return "submit"
+	}
+	return "unknown"
+}
+
+// IOURingSetupSQPoll is IORING_SETUP_SQPOLL in IOURing.SetupFlags: a
+// kernel thread submits the ring's requests.
+const IOURingSetupSQPoll = 1 << 1
+
+// ioURingOps names IORING_OP_* (include/uapi/linux/io_uring.h).
+var ioURingOps = [...]string{
+	"nop", "readv", "writev", "fsync", "read_fixed", "write_fixed",
+	"poll_add", "poll_remove", "sync_file_range", "sendmsg", "recvmsg",
+	"timeout", "timeout_remove", "accept", "async_cancel", "link_timeout",
+	"connect", "fallocate", "openat", "close", "files_update", "statx",
+	"read", "write", "fadvise", "madvise", "send", "recv", "openat2",
+	"epoll_ctl", "splice", "provide_buffers", "remove_buffers", "tee",
+	"shutdown", "renameat", "unlinkat", "mkdirat", "symlinkat", "linkat",
+	"msg_ring", "fsetxattr", "setxattr", "fgetxattr", "getxattr",
+	"socket", "uring_cmd", "send_zc", "sendmsg_zc", "read_multishot",
+	"waitid", "futex_wait", "futex_wake", "futex_waitv",
+	"fixed_fd_install", "ftruncate", "bind", "listen", "recv_zc",
+	"epoll_wait", "readv_fixed", "writev_fixed", "pipe",
+}
+
+// IOURingOpName names an IORING_OP_* opcode ("op_<n>" for one this build
+// does not know).
+func IOURingOpName(op uint8) string {
+	if int(op) < len(ioURingOps) {
+		return ioURingOps[op]
+	}
+	return "op_" + strconv.Itoa(int(op))
 }
 
 // NetOp is the network operation of a Connect record.

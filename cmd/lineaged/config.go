@@ -131,6 +131,9 @@ type HumanConfig struct {
 type PolicyConfig struct {
 	// DenyExec lists executables agent-session members must not run.
 	DenyExec []string `mapstructure:"deny_exec"`
+	// DenyIOURing makes the kernel kill an agent-session member that
+	// sets up an io_uring (docs/threat-model.md).
+	DenyIOURing bool `mapstructure:"deny_io_uring"`
 	// Rules is the rule file or directory (docs/rules.md); "" for none.
 	// The default, DefaultRulesPath, may be missing: then there are none.
 	Rules string `mapstructure:"rules"`
@@ -211,6 +214,7 @@ var defaults = map[string]any{
 
 	"kafka.allow_start_offline": false,
 	"policy.deny_exec":          []string{},
+	"policy.deny_io_uring":      false,
 	"policy.rules":              DefaultRulesPath,
 	"hook.socket":               DefaultHookSocket,
 	"hook.group":                "",

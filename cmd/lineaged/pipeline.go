@@ -140,10 +140,11 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		QueueSize:      cfg.Sensor.QueueSize,
 		Recognisers:    agents.Kernel(),
 		// The policy owns the deny list; the kernel loads its keys.
-		DenyKeys:   policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
-		DenyInodes: denyInodes(cfg.Policy.DenyExec),
-		DenyLater:  policy.DenyByHash(cfg.Policy.DenyExec),
-		PinPath:    cfg.Kernel.PinPath,
+		DenyKeys:    policy.DenyKeys(cfg.Policy.DenyExec, filepath.EvalSymlinks),
+		DenyInodes:  denyInodes(cfg.Policy.DenyExec),
+		DenyLater:   policy.DenyByHash(cfg.Policy.DenyExec),
+		DenyIOURing: cfg.Policy.DenyIOURing,
+		PinPath:     cfg.Kernel.PinPath,
 	}
 }
 

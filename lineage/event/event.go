@@ -92,6 +92,19 @@ const (
 	KindSensorTamper = "sensor.tamper"
 )
 
+// Kinds of io_uring operations of session members (docs/schema.md#io_uring):
+// the work of a request submitted to a ring bypasses the syscalls the file
+// and network events come from.
+const (
+	// KindIOURingSetup is a member's io_uring_setup(2).
+	KindIOURingSetup = "io_uring.setup"
+	// KindIOURingSubmit is a request a member (or its ring's SQPOLL
+	// thread) submitted whose opcode opens, creates, removes or renames
+	// names, does network operations, changes xattrs, truncates,
+	// installs fds or passes a uring_cmd.
+	KindIOURingSubmit = "io_uring.submit"
+)
+
 // Kinds of the network operations beyond connect.
 const (
 	// KindNetSend is a send that named its destination (sendto, sendmsg,
@@ -127,6 +140,8 @@ type Event struct {
 	// chain stage (docs/audit.md).
 	Checkpoint *Checkpoint `json:"checkpoint,omitempty"`
 	Tamper     *Tamper     `json:"tamper,omitempty"`
+	// IOURing is what an io_uring.setup or io_uring.submit reports.
+	IOURing *IOURing `json:"io_uring,omitempty"`
 	// Partial names the parts enrichment could not complete ("process",
 	// "ancestry", "binary"): the event was emitted with what was known
 	// rather than held back or dropped.
@@ -142,6 +157,63 @@ type Event struct {
 	// policy stage, which turns it into policy events and clears it.
 	// Encoders never write it.
 	Deny *Deny `json:"-"`
+}
+
+// IOURing is an io_uring operation of a session member.
+type IOURing struct {
+	// Setup: the ring's fd or -errno (Result), the entries asked for,
+	// io_uring_params.flags (SetupFlags) and whether they ask for a
+	// kernel submission thread (SQPoll).
+	Result     int32  `json:"result,omitempty"`
+	Entries    uint32 `json:"entries,omitempty"`
+	SetupFlags uint32 `json:"setup_flags,omitempty"`
+	// Submit: the opcode (IORING_OP_*) by name and number (never 0: a
+	// nop is not reported).
+	Op     string `json:"op,omitempty"`
+	Opcode uint8  `json:"opcode,omitempty"`
+	// SQPoll: setup asked for IORING_SETUP_SQPOLL; submit: the ring's
+	// SQPOLL kernel thread submitted the request on the owner's behalf.
+	SQPoll bool `json:"sqpoll,omitempty"`
+	// FD is the request's fd (an index in the ring's registered files
+	// with FixedFile); absent when not read.
+	FD        *int32 `json:"fd,omitempty"`
+	FixedFile bool   `json:"fixed_file,omitempty"`
+	// DirFD, Path and NewPath: the names of openat, openat2, unlinkat,
+	// mkdirat, renameat, linkat, symlinkat (symlinkat: path is the link's
+	// target text, new_path its name) exactly as the request gave them
+	// (path_source "as-given"): not resolved, relative to dir_fd (-100
+	// is AT_FDCWD).
+	DirFD            *int32 `json:"dir_fd,omitempty"`
+	Path             string `json:"path,omitempty"`
+	NewPath          string `json:"new_path,omitempty"`
+	PathSource       string `json:"path_source,omitempty"`
+	PathTruncated    bool   `json:"path_truncated,omitempty"`
+	NewPathTruncated bool   `json:"new_path_truncated,omitempty"`
+	// Flags: open flags (openat, openat2) or the flags of unlinkat,
+	// renameat, linkat; Perm the create mode (openat, openat2, mkdirat).
+	Flags uint32  `json:"flags,omitempty"`
+	Perm  *uint32 `json:"perm,omitempty"`
+	// Family, DstIP, DstPort, UnixPath: a connect's destination, from
+	// the caller's memory at submission (DstSource "caller").
+	Family    string `json:"family,omitempty"`
+	DstIP     string `json:"dst_ip,omitempty"`
+	DstPort   uint16 `json:"dst_port,omitempty"`
+	UnixPath  string `json:"unix_path,omitempty"`
+	DstSource string `json:"dst_source,omitempty"`
+	// SendUnknown: a send, reported because whether it names a
+	// destination is not visible to the sensor.
+	SendUnknown bool `json:"send_unknown,omitempty"`
+	// Unprepared: from a kernel (5.5-5.19) whose tracepoint fires before
+	// the request is prepared: no fd, names or address.
+	Unprepared bool `json:"unprepared,omitempty"`
+	// SyscallABI is "ia32" for a setup made through 32-bit emulation.
+	SyscallABI string `json:"syscall_abi,omitempty"`
+	// ParamsUnreadable: the setup's io_uring_params could not be read.
+	ParamsUnreadable bool `json:"params_unreadable,omitempty"`
+	// Killed: a setup under policy deny_io_uring: the kernel sent the
+	// member SIGKILL when the call began, so it never used the ring.
+	Killed   bool   `json:"killed,omitempty"`
+	UserData uint64 `json:"user_data,omitempty"`
 }
 
 // Parts that Event.Partial can name.

@@ -35,6 +35,8 @@ const (
 	varTool     = "tool"
 	// varTamper is what a sensor.tamper reports (action, path, anchor).
 	varTamper = "tamper"
+	// varIOURing is what an io_uring.setup or io_uring.submit reports.
+	varIOURing = "io_uring"
 )
 
 // newEnv builds the CEL environment of the rules.
@@ -49,6 +51,7 @@ func newEnv() (*cel.Env, error) {
 			reflect.TypeOf(&event.File{}),
 			reflect.TypeOf(&event.Net{}),
 			reflect.TypeOf(&event.Tamper{}),
+			reflect.TypeOf(&event.IOURing{}),
 		),
 		ext.Strings(),
 		ext.Bindings(),
@@ -65,6 +68,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable(varSessions, cel.IntType),
 		cel.Variable(varTool, cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable(varTamper, obj(&event.Tamper{})),
+		cel.Variable(varIOURing, obj(&event.IOURing{})),
 	)
 }
 
@@ -82,6 +86,7 @@ const (
 	slotSessions
 	slotTool
 	slotTamper
+	slotIOURing
 	nSlots
 )
 
@@ -106,6 +111,7 @@ type activation struct {
 		file     event.File
 		net      event.Net
 		tamper   event.Tamper
+		iouring  event.IOURing
 	}
 }
 
@@ -146,6 +152,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		slot = slotTool
 	case varTamper:
 		slot = slotTamper
+	case varIOURing:
+		slot = slotIOURing
 	default:
 		return nil, false
 	}
@@ -193,6 +201,8 @@ func (a *activation) value(slot int) ref.Val {
 		raw = orEmpty(ev.Net, &a.empty.net)
 	case slotTamper:
 		raw = orEmpty(ev.Tamper, &a.empty.tamper)
+	case slotIOURing:
+		raw = orEmpty(ev.IOURing, &a.empty.iouring)
 	}
 	return a.adapter.NativeToValue(raw)
 }

@@ -360,6 +360,21 @@ var defaultCases = []struct {
 	{"failed symlink to shadow", func() *event.Event {
 		return modify(&event.File{Path: "/home/dev/proj/s", Op: event.FileOpSymlink, Target: "/etc/shadow", Result: -13})
 	}, ""},
+
+	// agent-sets-up-io-uring
+	{"member sets up an io_uring", func() *event.Event {
+		ev := session(event.KindIOURingSetup, "/home/dev/proj/tool", "/home/dev/proj")
+		ev.IOURing = &event.IOURing{Result: 5, Entries: 8}
+		return ev
+	}, "agent-sets-up-io-uring"},
+	{"failed io_uring setup", func() *event.Event {
+		ev := session(event.KindIOURingSetup, "/home/dev/proj/tool", "/home/dev/proj")
+		ev.IOURing = &event.IOURing{Result: -1, Entries: 8}
+		return ev
+	}, ""},
+	{"io_uring outside a session", func() *event.Event {
+		return &event.Event{Kind: event.KindIOURingSetup, IOURing: &event.IOURing{Result: 5, Entries: 8}}
+	}, ""},
 }
 
 func chmod(path string, perm uint32) *event.Event {

@@ -76,6 +76,10 @@ type Config struct {
 	// never for a session's root, the agent, whose file tools run inside
 	// it (bpf/lib/opens.h).
 	RepeatOpens bool
+	// DenyIOURing makes the kernel answer a session member's
+	// io_uring_setup with SIGKILL (policy deny_io_uring): the member dies
+	// before it can use the ring; its io_uring.setup record says so.
+	DenyIOURing bool
 	// Recognisers is the agent recogniser table loaded into the kernel:
 	// the execs that start a session (lineage/agent's table, compiled by
 	// its Kernel method). Empty, no exec starts one: sessions then come

@@ -87,7 +87,7 @@ func Decode(b []byte, ev *sensor.Event) error {
 			Untracked: r.H.Flags&uint16(processForkFlagsFORK_UNTRACKED) != 0,
 		}
 		return nil
-	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify:
+	case sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify, sensor.KindIOURing:
 		return decodeFileIO(b, ev)
 	case sensor.KindDeny:
 		return decodeDeny(b, ev)

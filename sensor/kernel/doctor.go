@@ -114,6 +114,8 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 		add("attach fentry", false, probeFentry(), "vfs_read (cheaper hooks; lineaged does not need them)")
 		name, reason, err := probeEnforcement()
 		add("enforcement", false, err, HooksDetail(name, reason))
+		detail, err := iouringCheck()
+		add("io_uring", false, err, detail)
 	}
 	if r.Err() != nil {
 		return r

@@ -61,6 +61,8 @@ func decodeFileIO(b []byte, ev *sensor.Event) error {
 		return decodeFile(k, b, ev)
 	case sensor.KindConnect:
 		return decodeConnect(b, ev)
+	case sensor.KindIOURing:
+		return decodeIOURing(b, ev)
 	}
 	return fmt.Errorf("%w: kind %d is not a file or network record", ErrRecord, b[0])
 }

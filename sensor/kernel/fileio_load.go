@@ -28,6 +28,9 @@ type fileIOConfig struct {
 	// open/fchmod at once. The network calls keep no per-thread state
 	// (bpf/fileio_net.h).
 	ArgsEntries uint32
+	// DenyIOURing answers a member's io_uring_setup with SIGKILL
+	// (bpf/fileio_iouring.h).
+	DenyIOURing bool
 }
 
 // fileIO is the loaded and attached file/network object.
@@ -63,6 +66,11 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	}
 	if cfg.DedupeOpens {
 		if err := spec.Variables[fileioVarDedupeOpens].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("fileio: %w", err)
+		}
+	}
+	if cfg.DenyIOURing {
+		if err := spec.Variables[fileioVarDenyIoUring].Set(uint8(1)); err != nil {
 			return nil, fmt.Errorf("fileio: %w", err)
 		}
 	}

@@ -71,6 +71,12 @@ func loadFIOEnv(t testing.TB, ringBytes uint32) *fioEnv {
 // loadFIOEnvWake loads the object with ring-buffer wakeup policy w.
 func loadFIOEnvWake(t testing.TB, ringBytes uint32, w wakeupPolicy) *fioEnv {
 	t.Helper()
+	return loadFIOEnvConfig(t, ringBytes, w, fileIOConfig{})
+}
+
+// loadFIOEnvConfig loads the object with wakeup policy w and cfg.
+func loadFIOEnvConfig(t testing.TB, ringBytes uint32, w wakeupPolicy, cfg fileIOConfig) *fioEnv {
+	t.Helper()
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
@@ -95,7 +101,7 @@ func loadFIOEnvWake(t testing.TB, ringBytes uint32, w wakeupPolicy) *fioEnv {
 		*dst = m
 	}
 	e.maps.Wake = w
-	e.obj, err = loadFileIO(e.maps, fileIOConfig{})
+	e.obj, err = loadFileIO(e.maps, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,6 +623,10 @@ func fioNetSteps(a fioAddrs) []fioStep {
 	}
 }
 
+// fioExtraHelpers are helper modes of other files (registered by their
+// package-level variables, which are set before any init runs).
+var fioExtraHelpers = map[string]func(dir string) error{}
+
 // fioHelper is the child side: wait for the parent's go-ahead (it has put
 // us in the sessions map by then), run the steps, open the marker.
 func fioHelper(mode string) int {
@@ -662,8 +672,15 @@ func fioHelper(mode string) int {
 		mark = "/" + filepath.Base(mark)
 	case "marker":
 	default:
-		fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)
-		return 2
+		h, ok := fioExtraHelpers[mode]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "helper: unknown mode", mode)
+			return 2
+		}
+		if err := h(dir); err != nil {
+			fmt.Fprintln(os.Stderr, mode+":", err)
+			return 1
+		}
 	}
 	code := 0
 	var s fioState

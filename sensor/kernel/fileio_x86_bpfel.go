@@ -263,6 +263,7 @@ const (
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
 	fileioProgFileioSysExit     = "fileio_sys_exit"
 	fileioVarDedupeOpens        = "dedupe_opens"
+	fileioVarDenyIoUring        = "deny_io_uring"
 	fileioVarFlushNs            = "flush_ns"
 	fileioVarNameHashKey        = "name_hash_key"
 	fileioVarShedBytes          = "shed_bytes"
@@ -343,6 +344,7 @@ type fileioMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioVariableSpecs struct {
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
+	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
@@ -414,6 +416,7 @@ func (m *fileioMaps) Close() error {
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioVariables struct {
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
+	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`

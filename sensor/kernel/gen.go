@@ -20,6 +20,10 @@ package kernel
 // fileio: file and network events of session members.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
 //
+// iouring: requests session members submit to an io_uring (raw tracepoints
+// io_uring_submit_req or io_uring_submit_sqe, whichever the kernel has).
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type iouring_event iouring ../../bpf/iouring.bpf.c -- -I../../bpf
+//
 // Deny-exec enforcement (bpf/enforce.h): the LSM program where the kernel
 // runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule -type deny_inode enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf

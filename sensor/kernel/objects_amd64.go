@@ -3,6 +3,7 @@
 package kernel
 
 import (
+	"errors"
 	"io"
 
 	"github.com/cilium/ebpf/link"
@@ -13,13 +14,16 @@ import (
 // archObjects lists the objects built for this architecture: the file and
 // network object (bpf/fileio.bpf.c), sharing sessions, ring buffer and loss
 // counters.
+//
+// The io_uring object (bpf/iouring.bpf.c) is listed when the kernel has an
+// io_uring submission tracepoint, with the program for that one.
 func archObjects() []objectLoader {
-	return []objectLoader{{
+	objs := []objectLoader{{
 		name: "fileio",
 		load: func(m sharedMaps, cfg Config) (io.Closer, error) {
-			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens})
+			return loadFileIO(m, fileIOConfig{DedupeOpens: !cfg.RepeatOpens, DenyIOURing: cfg.DenyIOURing})
 		},
-		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify},
+		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify, sensor.KindIOURing},
 		decode: decodeFileIO,
 		bytes:  _FileioBytes,
 		progs:  []string{fileioProgFileioSysEnter, fileioProgFileioSysExit},
@@ -31,4 +35,34 @@ func archObjects() []objectLoader {
 			return map[string]link.Link{fileioProgFileioSysEnter: f.links[0], fileioProgFileioSysExit: f.links[1]}
 		},
 	}}
+	if _, prog := iouringTracepoint(); prog != "" {
+		objs = append(objs, objectLoader{
+			name: "iouring",
+			load: func(m sharedMaps, cfg Config) (io.Closer, error) {
+				return loadIOURing(m)
+			},
+			kinds:  []sensor.Kind{sensor.KindIOURing},
+			decode: decodeFileIO,
+			bytes:  _IouringBytes,
+			progs:  []string{prog},
+			links: func(c io.Closer) map[string]link.Link {
+				u, ok := c.(*ioURing)
+				if !ok {
+					return nil
+				}
+				return map[string]link.Link{u.name: u.link}
+			},
+		})
+	}
+	return objs
+}
+
+// iouringCheck says, for the doctor, which io_uring submission tracepoint
+// the io_uring object attaches to, or that requests are not seen.
+func iouringCheck() (string, error) {
+	tp, prog := iouringTracepoint()
+	if tp == "" {
+		return "", errors.New("no io_uring_submit_req or io_uring_submit_sqe tracepoint: requests submitted through io_uring are not seen (io_uring_setup is)")
+	}
+	return "requests traced at raw_tp/" + tp + " (" + prog + ")", nil
 }

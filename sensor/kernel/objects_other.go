@@ -2,6 +2,13 @@
 
 package kernel
 
+import "errors"
+
 // archObjects: the file and network object dispatches on x86_64 syscall
 // numbers and is built for amd64 only; elsewhere only process events run.
 func archObjects() []objectLoader { return nil }
+
+// iouringCheck: the io_uring object comes with the file and network one.
+func iouringCheck() (string, error) {
+	return "", errors.New("io_uring requests are traced on amd64 only")
+}

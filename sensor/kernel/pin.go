@@ -97,6 +97,11 @@ func pinVersion(cfg Config) [32]byte {
 	fmt.Fprintf(h, "\x00sessions=%d ring=%d scope=%d flush=%d wakeup=%d repeat=%t process-only=%t shed=%d",
 		cfg.SessionMapSize, cfg.RingBufferSize, cfg.Scope, newWakeupPolicy(cfg).FlushNs,
 		newWakeupPolicy(cfg).Bytes, cfg.RepeatOpens, cfg.ProcessOnly, cfg.ShedBytes)
+	if cfg.DenyIOURing {
+		// Kept out of the string above: a version pinned before the
+		// option existed is still the same.
+		h.Write([]byte(" deny-io-uring"))
+	}
 	var v [32]byte
 	copy(v[:], h.Sum(nil))
 	return v

@@ -288,6 +288,12 @@ func (s *Sensor) loadExtras() error {
 		for _, k := range o.kinds {
 			s.decoder[k] = o.decode
 		}
+		s.log.Info("object attached", "object", o.name, "programs", o.progs)
+	}
+	if detail, err := iouringCheck(); err != nil {
+		s.log.Warn("io_uring requests", "err", err)
+	} else {
+		s.log.Info("io_uring requests", "detail", detail)
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ func skippedOf(prog string) (sensor.Kind, string) {
 		return sensor.KindExit, ""
 	case strings.HasPrefix(prog, "fileio_"):
 		return 0, "file and network records of one call (" + prog + ")"
+	case strings.HasPrefix(prog, "iouring_"):
+		return sensor.KindIOURing, ""
 	case strings.HasPrefix(prog, "enforce_"):
 		return 0, "deny-exec checks of one exec (" + prog + ")"
 	case strings.HasPrefix(prog, "tamper_"):

@@ -260,6 +260,9 @@ func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 	if t := ev.Tamper; t != nil {
 		dst = v1obj.Tamper(&st, dst, "tamper", t)
 	}
+	if u := ev.IOURing; u != nil {
+		dst = v1obj.IOURing(&st, dst, "io_uring", u)
+	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "", ev.Partial)
 	}

@@ -146,6 +146,8 @@ func classify(ev *event.Event) (class, error) {
 		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
 	case event.KindSensorLoss, event.KindSensorCheckpoint:
 		c = class{uid: 0, category: 0, name: "Base Event", categoryName: "Uncategorized", activity: 99, activityName: "Other"}
+	case event.KindIOURingSetup, event.KindIOURingSubmit:
+		c = ioURingClass(ev, sys)
 	case event.KindSensorTamper:
 		// Something done to the sensor: a finding (docs/ocsf.md).
 		c = class{uid: 2004, category: 2, name: "Detection Finding", categoryName: "Findings", activity: 1, activityName: "Create"}
@@ -294,6 +296,8 @@ func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 				dst = append(dst, '}')
 			}
 			dst = status(dst, f.Result)
+		} else if u := ev.IOURing; u != nil {
+			dst = ioURingFile(&st, dst, u)
 		}
 	case 4001:
 		if ev.Process != nil {
@@ -322,6 +326,8 @@ func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 			if c.activity == 4 || c.activity == 5 || ev.Kind != event.KindNetConnect && n.Result < 0 {
 				dst = status(dst, n.Result)
 			}
+		} else if u := ev.IOURing; u != nil {
+			dst = ioURingNet(&st, dst, u, c.activity == 7)
 		}
 	case 5002:
 		if p := ev.Posture; p != nil && len(p.Checks) > 0 {
@@ -902,6 +908,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 	}
 	if t := ev.Tamper; t != nil {
 		dst = v1obj.Tamper(st, dst, "unmapped.lineaged.tamper", t)
+	}
+	if u := ev.IOURing; u != nil {
+		dst = v1obj.IOURing(st, dst, "unmapped.lineaged.io_uring", u)
 	}
 	if len(ev.Partial) > 0 {
 		dst = st.StrList(dst, "partial", "unmapped.lineaged", ev.Partial)

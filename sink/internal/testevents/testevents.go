@@ -27,6 +27,8 @@ func u32(v uint32) *uint32 { return &v }
 
 func i64(v int64) *int64 { return &v }
 
+func i32(v int32) *int32 { return &v }
+
 // Proc returns a process with a binary, numbered by pid.
 func Proc(pid, ppid uint32, exe string, argv ...string) event.Process {
 	bootID := Host().BootID
@@ -203,6 +205,15 @@ func New(kind string, seq uint64, session string) *event.Event {
 		// A session member deleting an entry of the sensor's sessions map.
 		withProc()
 		ev.Tamper = &event.Tamper{Action: "bpf", SensorPID: 812, Request: "BPF_MAP_DELETE_ELEM", Object: "map", ObjectID: 4711, Comm: "bpftool"}
+	case event.KindIOURingSetup:
+		// A member setting up a ring with a kernel submission thread.
+		withProc()
+		ev.IOURing = &event.IOURing{Result: 7, Entries: 8, SetupFlags: 2, SQPoll: true}
+	case event.KindIOURingSubmit:
+		// An openat submitted through the ring: the name as given.
+		withProc()
+		ev.IOURing = &event.IOURing{Op: "openat", Opcode: 18, FD: i32(-100), DirFD: i32(-100),
+			Path: ".ssh/id_ed25519", PathSource: event.PathSourceAsGiven, Flags: 0o2, UserData: 2}
 	default:
 		panic(fmt.Sprintf("testevents: unknown kind %q", kind))
 	}
@@ -219,6 +230,7 @@ var Kinds = []string{
 	event.KindAgentToolCall, event.KindAgentSessionStart, event.KindAgentSessionEnd,
 	event.KindNetSend, event.KindNetListen, event.KindSensorCheckpoint,
 	event.KindSensorTamper, event.KindFileModify,
+	event.KindIOURingSetup, event.KindIOURingSubmit,
 }
 
 // All returns one event of every kind, all in one agent session.

@@ -336,3 +336,79 @@ func Tamper(m *Marks, dst []byte, prefix string, t *event.Tamper) []byte {
 	dst = m.OptStr(dst, "anchor", prefix, t.Anchor)
 	return append(dst, '}')
 }
+
+// IOURing writes "io_uring":{...}, what an io_uring.setup or
+// io_uring.submit reports.
+func IOURing(m *Marks, dst []byte, prefix string, u *event.IOURing) []byte {
+	dst = append(jsonw.AppendKey(dst, "io_uring"), '{')
+	if u.Op == "" || u.Result != 0 { // a setup's result is always written
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "result"), int64(u.Result))
+	}
+	if u.Entries != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "entries"), uint64(u.Entries))
+	}
+	if u.SetupFlags != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "setup_flags"), uint64(u.SetupFlags))
+	}
+	dst = m.OptStr(dst, "op", prefix, u.Op)
+	if u.Opcode != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "opcode"), uint64(u.Opcode))
+	}
+	for _, f := range [...]struct {
+		key string
+		v   bool
+	}{{"sqpoll", u.SQPoll}, {"fixed_file", u.FixedFile}} {
+		if f.v {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, f.key), true)
+		}
+	}
+	if u.FD != nil {
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "fd"), int64(*u.FD))
+	}
+	if u.DirFD != nil {
+		dst = jsonw.AppendInt(jsonw.AppendKey(dst, "dir_fd"), int64(*u.DirFD))
+	}
+	dst = m.OptStr(dst, "path", prefix, u.Path)
+	dst = m.OptStr(dst, "new_path", prefix, u.NewPath)
+	dst = m.OptStr(dst, "path_source", prefix, u.PathSource)
+	for _, f := range [...]struct {
+		key string
+		v   bool
+	}{{"path_truncated", u.PathTruncated}, {"new_path_truncated", u.NewPathTruncated}} {
+		if f.v {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, f.key), true)
+		}
+	}
+	if u.Flags != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "flags"), uint64(u.Flags))
+	}
+	if u.Perm != nil {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "perm"), uint64(*u.Perm))
+	}
+	dst = m.OptStr(dst, "family", prefix, u.Family)
+	dst = m.OptStr(dst, "dst_ip", prefix, u.DstIP)
+	if u.DstPort != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "dst_port"), uint64(u.DstPort))
+	}
+	dst = m.OptStr(dst, "unix_path", prefix, u.UnixPath)
+	dst = m.OptStr(dst, "dst_source", prefix, u.DstSource)
+	for _, f := range [...]struct {
+		key string
+		v   bool
+	}{{"send_unknown", u.SendUnknown}, {"unprepared", u.Unprepared}} {
+		if f.v {
+			dst = jsonw.AppendBool(jsonw.AppendKey(dst, f.key), true)
+		}
+	}
+	dst = m.OptStr(dst, "syscall_abi", prefix, u.SyscallABI)
+	if u.ParamsUnreadable {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "params_unreadable"), true)
+	}
+	if u.Killed {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "killed"), true)
+	}
+	if u.UserData != 0 {
+		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "user_data"), u.UserData)
+	}
+	return append(dst, '}')
+}

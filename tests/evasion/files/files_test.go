@@ -51,6 +51,8 @@ const markerName = "lineaged-evasion-marker"
 type records struct {
 	mu    sync.Mutex
 	byPID map[uint32][]*sensor.File
+	// rings are the io_uring records of every process.
+	rings map[uint32][]*sensor.IOURing
 	// skipped sums the sensor.loss counts of skipped file-program runs
 	// (where "skipped"): records lost before they existed, but counted.
 	skipped uint64
@@ -68,12 +70,15 @@ func runSensor(t *testing.T) (*kernel.Sensor, *records) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, out) }()
-	r := &records{byPID: map[uint32][]*sensor.File{}}
+	r := &records{byPID: map[uint32][]*sensor.File{}, rings: map[uint32][]*sensor.IOURing{}}
 	go func() {
 		for ev := range out {
 			r.mu.Lock()
 			if ev.File != nil {
 				r.byPID[ev.Proc.PID] = append(r.byPID[ev.Proc.PID], ev.File)
+			}
+			if ev.IOURing != nil {
+				r.rings[ev.Proc.PID] = append(r.rings[ev.Proc.PID], ev.IOURing)
 			}
 			if l := ev.Loss; l != nil && l.Where == "skipped" && strings.HasPrefix(l.What, "file and network records") {
 				r.skipped += l.Count
