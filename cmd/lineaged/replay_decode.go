@@ -299,7 +299,7 @@ func fastEvent(b []byte) (ev *sensor.Event, ok bool) {
 				}
 				s.file(ev.File)
 			}
-		case "Connect", "Loss", "Deny", "Tamper":
+		case "Connect", "Loss", "Deny", "Tamper", "IOURing":
 			// Rare in a capture: encoding/json decodes those.
 			return s.null()
 		default:
