@@ -151,6 +151,43 @@ static __always_inline struct iouring_event *iou_reserve(struct task_struct *tas
 	return ev;
 }
 
+/*
+ * From 7.0 the name fields of these commands are a struct delayed_filename
+ * holding the struct filename pointer (__incomplete_filename: the name is
+ * copied at prep, and its audit entry made at issue), not the pointer
+ * itself. The ___dl flavours match that layout; a kernel has one or the
+ * other, and IOU_FN reads whichever it has.
+ */
+struct delayed_filename {
+	struct filename *__incomplete_filename;
+} __attribute__((preserve_access_index));
+struct io_open___dl {
+	struct delayed_filename filename;
+} __attribute__((preserve_access_index));
+struct io_unlink___dl {
+	struct delayed_filename filename;
+} __attribute__((preserve_access_index));
+struct io_mkdir___dl {
+	struct delayed_filename filename;
+} __attribute__((preserve_access_index));
+struct io_rename___dl {
+	struct delayed_filename oldpath;
+	struct delayed_filename newpath;
+} __attribute__((preserve_access_index));
+struct io_link___dl {
+	struct delayed_filename oldpath;
+	struct delayed_filename newpath;
+} __attribute__((preserve_access_index));
+
+/* Whether struct T has a name field f, in either layout. */
+#define IOU_HAS_FN(T, f)                                                      \
+	(bpf_core_field_exists(struct T, f) || bpf_core_field_exists(struct T##___dl, f))
+/* The struct filename pointer of name field f of the command at p. */
+#define IOU_FN(T, p, f)                                                       \
+	(bpf_core_field_exists(struct T##___dl, f) ?                              \
+		 BPF_CORE_READ((struct T##___dl *)(p), f.__incomplete_filename) : \
+		 (struct filename *)BPF_CORE_READ((struct T *)(p), f))
+
 /* A struct filename's name (the kernel's copy) into dst; its length. */
 static __always_inline __u16 iou_name(char *dst, struct filename *fn, __u16 *uflags,
 				      __u16 trunc_flag)
@@ -248,49 +285,45 @@ static __always_inline bool iou_prepared(struct iouring_event *ev, struct io_kio
 	switch (opcode) {
 	case OP_OPENAT:
 	case OP_OPENAT2:
-		if (bpf_core_type_exists(struct io_open) &&
-		    bpf_core_field_exists(struct io_open, filename)) {
+		if (bpf_core_type_exists(struct io_open) && IOU_HAS_FN(io_open, filename)) {
 			struct io_open *o = cmd;
 
 			ev->dfd = BPF_CORE_READ(o, dfd);
 			ev->open_flags = BPF_CORE_READ(o, how.flags);
 			ev->mode = BPF_CORE_READ(o, how.mode);
-			ev->path_len = iou_name(ev->path, BPF_CORE_READ(o, filename),
+			ev->path_len = iou_name(ev->path, IOU_FN(io_open, o, filename),
 						&ev->uflags, IOU_F_PATH_TRUNC);
 		}
 		break;
 	case OP_UNLINKAT:
-		if (bpf_core_type_exists(struct io_unlink) &&
-		    bpf_core_field_exists(struct io_unlink, filename)) {
+		if (bpf_core_type_exists(struct io_unlink) && IOU_HAS_FN(io_unlink, filename)) {
 			struct io_unlink *u = cmd;
 
 			ev->dfd = BPF_CORE_READ(u, dfd);
 			ev->open_flags = BPF_CORE_READ(u, flags);
-			ev->path_len = iou_name(ev->path, BPF_CORE_READ(u, filename),
+			ev->path_len = iou_name(ev->path, IOU_FN(io_unlink, u, filename),
 						&ev->uflags, IOU_F_PATH_TRUNC);
 		}
 		break;
 	case OP_MKDIRAT:
-		if (bpf_core_type_exists(struct io_mkdir) &&
-		    bpf_core_field_exists(struct io_mkdir, filename)) {
+		if (bpf_core_type_exists(struct io_mkdir) && IOU_HAS_FN(io_mkdir, filename)) {
 			struct io_mkdir *m = cmd;
 
 			ev->dfd = BPF_CORE_READ(m, dfd);
 			ev->mode = BPF_CORE_READ(m, mode);
-			ev->path_len = iou_name(ev->path, BPF_CORE_READ(m, filename),
+			ev->path_len = iou_name(ev->path, IOU_FN(io_mkdir, m, filename),
 						&ev->uflags, IOU_F_PATH_TRUNC);
 		}
 		break;
 	case OP_RENAMEAT:
-		if (bpf_core_type_exists(struct io_rename) &&
-		    bpf_core_field_exists(struct io_rename, oldpath)) {
+		if (bpf_core_type_exists(struct io_rename) && IOU_HAS_FN(io_rename, oldpath)) {
 			struct io_rename *r = cmd;
 
 			ev->dfd = BPF_CORE_READ(r, old_dfd);
 			ev->open_flags = BPF_CORE_READ(r, flags);
-			ev->path_len = iou_name(ev->path, BPF_CORE_READ(r, oldpath),
+			ev->path_len = iou_name(ev->path, IOU_FN(io_rename, r, oldpath),
 						&ev->uflags, IOU_F_PATH_TRUNC);
-			ev->new_path_len = iou_name(ev->new_path, BPF_CORE_READ(r, newpath),
+			ev->new_path_len = iou_name(ev->new_path, IOU_FN(io_rename, r, newpath),
 						    &ev->uflags, IOU_F_NEW_PATH_TRUNC);
 		}
 		break;
@@ -298,15 +331,14 @@ static __always_inline bool iou_prepared(struct iouring_event *ev, struct io_kio
 	case OP_SYMLINKAT:
 		/* symlinkat: oldpath is the link's target text, newpath the
 		 * link's name. */
-		if (bpf_core_type_exists(struct io_link) &&
-		    bpf_core_field_exists(struct io_link, oldpath)) {
+		if (bpf_core_type_exists(struct io_link) && IOU_HAS_FN(io_link, oldpath)) {
 			struct io_link *l = cmd;
 
 			ev->dfd = BPF_CORE_READ(l, new_dfd);
 			ev->open_flags = BPF_CORE_READ(l, flags);
-			ev->path_len = iou_name(ev->path, BPF_CORE_READ(l, oldpath),
+			ev->path_len = iou_name(ev->path, IOU_FN(io_link, l, oldpath),
 						&ev->uflags, IOU_F_PATH_TRUNC);
-			ev->new_path_len = iou_name(ev->new_path, BPF_CORE_READ(l, newpath),
+			ev->new_path_len = iou_name(ev->new_path, IOU_FN(io_link, l, newpath),
 						    &ev->uflags, IOU_F_NEW_PATH_TRUNC);
 		}
 		break;
