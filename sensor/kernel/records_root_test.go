@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lineaged/lineaged/sensor"
 )
@@ -204,11 +205,15 @@ func TestRootParkedChildrenSentBeforeParentExecOrExit(t *testing.T) {
 // The parent's exec and its children's exits race for the children's
 // parked fork records: whichever sends a child's fork record, it comes
 // before the child's exit record. Children that exit at once while the
-// parent execs, many times over, to meet the race.
+// parent execs, many times over, to meet the race. A kernel that skips
+// program runs (7.3: a tracepoint callback preempted on its CPU) loses
+// their records before they exist; a round that misses records is
+// accepted only when skipped runs were reported.
 func TestRootParkedForkBeforeExitWhileParentExecs(t *testing.T) {
 	const rounds, children = 25, 8
 	h := startSensor(t, Config{})
 	agent := fakeAgentPath(t)
+	var skipped bool
 	for round := range rounds {
 		m := marker(t)
 		script := strings.Repeat("( exit 7 ) & ", children) + "exec /bin/true " + m
@@ -217,22 +222,37 @@ func TestRootParkedForkBeforeExitWhileParentExecs(t *testing.T) {
 			t.Fatalf("shell: %v", err)
 		}
 		parent := uint32(cmd.Process.Pid)
-		var exits int
-		var execed bool
-		evs := h.until(func(ev sensor.Event) bool {
-			if ev.Exit != nil && ev.Exit.Code == 7 && inSession(ev, parent) {
-				exits++
+		var evs []sensor.Event
+		exits, execed := 0, false
+		deadline := time.After(guard)
+	collect:
+		for !execed || exits < children {
+			select {
+			case ev := <-h.out:
+				h.seen = append(h.seen, ev)
+				evs = append(evs, ev)
+				switch {
+				case ev.Exit != nil && ev.Exit.Code == 7 && inSession(ev, parent):
+					exits++
+				case ev.Exec != nil && ev.Proc.PID == parent && slices.Contains(ev.Exec.Argv, m):
+					execed = true
+				case ev.Loss != nil && ev.Loss.Where == "skipped":
+					skipped = true
+				}
+			case <-deadline:
+				if !skipped {
+					t.Fatalf("round %d: exec seen %v, %d of %d children's exits within %s, and no skipped runs reported",
+						round, execed, exits, children, guard)
+				}
+				t.Logf("round %d: exec seen %v, %d of %d children's exits; skipped runs were reported", round, execed, exits, children)
+				break collect
 			}
-			if ev.Exec != nil && ev.Proc.PID == parent && slices.Contains(ev.Exec.Argv, m) {
-				execed = true
-			}
-			return execed && exits == children
-		})
+		}
 		for _, ex := range find(evs, func(ev sensor.Event) bool { return ev.Exit != nil && ev.Exit.Code == 7 }) {
 			child := ex.Proc.PID
 			fork := slices.IndexFunc(evs, func(ev sensor.Event) bool { return ev.Fork != nil && ev.Proc.PID == child })
 			exit := slices.IndexFunc(evs, exitOf(child))
-			if fork < 0 || fork > exit {
+			if fork > exit || fork < 0 && !skipped {
 				t.Errorf("round %d: child %d: fork record at %d, exit at %d: want the fork first", round, child, fork, exit)
 			}
 		}
