@@ -86,7 +86,7 @@ kafka-demo: build
 ## Every listed kernel must run; VMTEST_ALLOW_MISSING=1 accepts fewer (refused under CI).
 ## On the matrix (each kernel): ./tests/vmtest/smoke, ./sensor/kernel and ./tests/denyexec.
 ## A subset, to keep the matrix within the CI budget (whole CI under 30 min; a guest running
-## every suite takes about 8 min under emulation): ./tests/tamper on 6.12 (the BPF LSM refusal,
+## every suite takes about 12 min under emulation, the others 4 to 8): ./tests/tamper on 6.12 (the BPF LSM refusal,
 ## bpf in lsm=), 6.12-nolsm (report-only) and newest; ./tests/evasion/files,
 ## ./tests/evasion/net and ./tests/evasion/exec on the ends of the range, 5.10 and newest
 ## (-pkgs path@k1+k2). The harness prebuilds cmd/lineaged and copies bpftool into the guests.

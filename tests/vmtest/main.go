@@ -125,8 +125,8 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 		cache = d
 	}
 	fs.StringVar(&cfg.cacheDir, "cache", cache, "kernel, apt and run cache directory (default from $VMTEST_CACHE when set)")
-	fs.DurationVar(&cfg.timeout, "timeout", 16*time.Minute, "wall-clock limit per guest, boot included")
-	fs.DurationVar(&cfg.pkgTimeout, "pkg-timeout", 8*time.Minute, "go test -timeout of each package in a guest: a hung package dumps its goroutines and the guest goes on to the next (capped by -timeout)")
+	fs.DurationVar(&cfg.timeout, "timeout", 20*time.Minute, "wall-clock limit per guest, boot included")
+	fs.DurationVar(&cfg.pkgTimeout, "pkg-timeout", 10*time.Minute, "go test -timeout of each package in a guest: a hung package dumps its goroutines and the guest goes on to the next (capped by -timeout)")
 	fs.IntVar(&cfg.parallel, "parallel", 2, "guests booted at once")
 	fs.IntVar(&cfg.smp, "smp", 2, "guest CPUs")
 	fs.IntVar(&cfg.memMiB, "mem", 1024, "guest memory in MiB")
