@@ -12,7 +12,8 @@
  * Two tracepoints, one per kernel generation, attached by name as raw
  * tracepoints (the loader attaches the one the kernel has, none when it
  * has neither, sensor/kernel/iouring_load.go):
- *  - io_uring_submit_req(req), 6.0+: io_init_req has run the opcode's
+ *  - io_uring_submit_req(req), 6.4+, and io_uring_submit_sqe(req,
+ *    force_nonblock), 6.0 to 6.3: io_init_req has run the opcode's
  *    prep, so the request's command area holds the kernel's copy of the
  *    names (struct filename) of openat, openat2, unlinkat, mkdirat,
  *    renameat, linkat and symlinkat, and the request's fd. Those are read
@@ -376,7 +377,10 @@ static __always_inline struct session *iou_member(struct task_struct **task,
 	return session_of(*task, *tgid);
 }
 
-/* 6.0+: TP_PROTO(struct io_kiocb *req). */
+/* 6.4+: io_uring_submit_req(struct io_kiocb *req); 6.0 to 6.3:
+ * io_uring_submit_sqe(struct io_kiocb *req, bool force_nonblock). Either
+ * way the prepared request is the first argument; the loader attaches this
+ * program to the one the kernel has (sensor/kernel/iouring_load.go). */
 SEC("raw_tp/io_uring_submit_req")
 int iouring_submit_req(struct bpf_raw_tracepoint_args *ctx)
 {

@@ -12,40 +12,83 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// The io_uring submission tracepoints, newest first, with the program of
-// bpf/iouring.bpf.c that reads each: io_uring_submit_req since 6.0,
-// io_uring_submit_sqe from 5.5 to 5.19 (other arguments).
-var iouringTracepoints = []struct{ tracepoint, prog string }{
-	{"io_uring_submit_req", iouringProgIouringSubmitReq},
-	{"io_uring_submit_sqe", iouringProgIouringSubmitSqe},
-}
-
+// The io_uring submission tracepoints and their arguments (TP_PROTO),
+// which decide the program of bpf/iouring.bpf.c that reads them:
+//   - io_uring_submit_req(req), 6.4+: iouring_submit_req;
+//   - io_uring_submit_sqe(req, force_nonblock), 6.0 to 6.3: the same
+//     prepared request first, so iouring_submit_req too;
+//   - io_uring_submit_sqe(ctx, [req,] opcode, user_data, ...), 5.5 to
+//     5.19: iouring_submit_sqe, which reads up to the fourth argument.
+//
+// A raw tracepoint program that reads an argument past the tracepoint's
+// count is refused at attach (EINVAL), so the count, from the
+// btf_trace_<name> typedef every raw tracepoint has in the kernel's BTF,
+// chooses; a layout none of these is left untraced, with the reason.
 var (
 	iouringOnce sync.Once
 	iouringTP   string
 	iouringProg string
+	iouringWhy  string
 )
 
 // iouringTracepoint names the io_uring submission tracepoint this kernel
 // has and the program attached to it; "" for both when it has neither
-// (no CONFIG_IO_URING, or a kernel before 5.5): the object is then not
-// loaded, and io_uring_setup is still reported (bpf/fileio_iouring.h).
-// Every raw tracepoint has a btf_trace_<name> typedef in the kernel's BTF.
+// (no CONFIG_IO_URING, or a kernel before 5.5) or its arguments are laid
+// out in a way this build does not know (iouringWhy says which): the
+// object is then not loaded, and io_uring_setup is still reported
+// (bpf/fileio_iouring.h).
 func iouringTracepoint() (tracepoint, prog string) {
 	iouringOnce.Do(func() {
 		spec, err := btf.LoadKernelSpec()
 		if err != nil {
+			iouringWhy = fmt.Sprintf("kernel BTF: %v", err)
 			return
 		}
-		for _, t := range iouringTracepoints {
+		iouringTP, iouringProg, iouringWhy = iouringChoose(func(name string) (int, bool) {
 			var td *btf.Typedef
-			if spec.TypeByName("btf_trace_"+t.tracepoint, &td) == nil {
-				iouringTP, iouringProg = t.tracepoint, t.prog
-				return
+			if spec.TypeByName("btf_trace_"+name, &td) != nil {
+				return 0, false
 			}
-		}
+			return tracepointArgs(td)
+		})
 	})
 	return iouringTP, iouringProg
+}
+
+// iouringChoose picks the tracepoint and program from args, which gives a
+// tracepoint's argument count and whether the kernel has it.
+func iouringChoose(args func(name string) (int, bool)) (tp, prog, why string) {
+	if n, ok := args("io_uring_submit_req"); ok {
+		if n >= 1 {
+			return "io_uring_submit_req", iouringProgIouringSubmitReq, ""
+		}
+		return "", "", fmt.Sprintf("io_uring_submit_req has %d arguments, a layout this build does not know", n)
+	}
+	n, ok := args("io_uring_submit_sqe")
+	switch {
+	case !ok:
+		return "", "", "no io_uring_submit_req or io_uring_submit_sqe tracepoint"
+	case n == 2:
+		return "io_uring_submit_sqe", iouringProgIouringSubmitReq, ""
+	case n >= 4:
+		return "io_uring_submit_sqe", iouringProgIouringSubmitSqe, ""
+	}
+	return "", "", fmt.Sprintf("io_uring_submit_sqe has %d arguments, a layout this build does not know", n)
+}
+
+// tracepointArgs counts a raw tracepoint's arguments from its
+// btf_trace_<name> typedef: a pointer to a function whose first parameter
+// is the probe's data, not an argument.
+func tracepointArgs(td *btf.Typedef) (int, bool) {
+	ptr, ok := td.Type.(*btf.Pointer)
+	if !ok {
+		return 0, false
+	}
+	fp, ok := ptr.Target.(*btf.FuncProto)
+	if !ok || len(fp.Params) == 0 {
+		return 0, false
+	}
+	return len(fp.Params) - 1, true
 }
 
 // ioURing is the loaded and attached io_uring submission program.
@@ -62,7 +105,7 @@ type ioURing struct {
 func loadIOURing(shared sharedMaps) (*ioURing, error) {
 	tp, name := iouringTracepoint()
 	if tp == "" {
-		return nil, errors.New("iouring: no io_uring submission tracepoint")
+		return nil, errors.New("iouring: " + iouringWhy)
 	}
 	spec, err := loadIouring()
 	if err != nil {

@@ -162,10 +162,11 @@ func iouKernelAtLeast(major, minor int) bool {
 func iouHasUnlinkat() bool { return iouKernelAtLeast(5, 11) }
 
 // iouPrepared: from 6.0 the submission tracepoint sees the prepared
-// request (names, fd, address); before, the opcode only.
+// request (names, fd, address), through io_uring_submit_sqe(req, ...) to
+// 6.3 and io_uring_submit_req(req) from 6.4; before, the opcode only.
 func iouPrepared() bool {
-	tp, _ := iouringTracepoint()
-	return tp == "io_uring_submit_req"
+	_, prog := iouringTracepoint()
+	return prog == iouringProgIouringSubmitReq
 }
 
 func iouEvents(evs []sensor.Event) []sensor.Event {
