@@ -164,7 +164,7 @@ func TestRootSelfCheckRepairs(t *testing.T) {
 	testutil.WaitFor(t, 30*time.Second, "the exec after re-attaching, in the session", func() bool {
 		s, ok := execsWith(ls.events(), "after-detach")["after-detach"]
 		return ok && s == ref
-	}, func() string { return "" })
+	}, func() string { return repairDiagnosis(ls, "after-detach") })
 	if _, err := os.Stat(path + "/link_handle_exec"); err != nil {
 		t.Errorf("the re-attached link is not pinned again: %v", err)
 	}
@@ -322,4 +322,25 @@ func TestRootRepairNeverClosesReusedDescriptors(t *testing.T) {
 		s, ok := execsWith(ls.events(), "after-repair")["after-repair"]
 		return ok && s == ref
 	}, func() string { return "" })
+}
+
+// repairDiagnosis says what a failed wait after a repair saw: the exec of
+// marker (and its session), the loss and tamper records, the self-check's
+// finding and the attached programs.
+func repairDiagnosis(ls *liveSensor, marker string) string {
+	var b strings.Builder
+	evs := ls.events()
+	s, ok := execsWith(evs, marker)[marker]
+	fmt.Fprintf(&b, "%d events; exec %s seen %v in %+v;", len(evs), marker, ok, s)
+	for _, ev := range evs {
+		switch {
+		case ev.Loss != nil:
+			fmt.Fprintf(&b, " loss %s/%v:%d;", ev.Loss.Where, ev.Loss.Of, ev.Loss.Count)
+		case ev.Kind == sensor.KindTamper:
+			fmt.Fprintf(&b, " tamper %v %s;", ev.Tamper.Op, ev.Tamper.Program)
+		}
+	}
+	want, have, err := ls.s.AttachedPrograms()
+	fmt.Fprintf(&b, " self-check %q; programs want %v have %v (%v)", ls.s.SelfCheckProblem(), want, have, err)
+	return b.String()
 }

@@ -72,7 +72,11 @@ func TestClaudeCodeFileModify(t *testing.T) {
 	toolID := fakeapi.ToolUseID("mod", 0)
 
 	cfg := filepath.Join(tmp, "lineaged.yaml")
-	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(tmp, "state")+"\npolicy:\n  rules: "+filepath.Join(root, "deploy", "rules")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte("state_dir: "+filepath.Join(tmp, "state")+"\npolicy:\n  rules: "+filepath.Join(root, "deploy", "rules")+
+		// Every stand-in agent other test packages run on the host is a
+		// session to this sensor too, floods included: a ring eight
+		// times the default keeps their records from shedding this one's.
+		"\nsensor:\n  ring_buffer_bytes: 67108864\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(tmp, "events.jsonl")
@@ -199,8 +203,24 @@ func waitEvents(t *testing.T, out string, stderr *testutil.SyncBuffer, what stri
 			if len(s) > 4000 {
 				s = s[len(s)-4000:]
 			}
-			t.Fatalf("no %s in lineaged's output (%d events); stderr:\n%s", what, len(evs), strings.TrimSpace(s))
+			t.Fatalf("no %s in lineaged's output (%d events; losses reported: %s); stderr:\n%s", what, len(evs), lossSummary(evs), strings.TrimSpace(s))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// lossSummary lists the sensor.loss events of evs (where, of what, how
+// many): a record the test waits for may have been shed or lost while
+// other test packages flood the host, and the failure should say so.
+func lossSummary(evs []*event.Event) string {
+	var parts []string
+	for _, e := range evs {
+		if e.Kind == event.KindSensorLoss && e.Loss != nil {
+			parts = append(parts, fmt.Sprintf("%s/%s:%d", e.Loss.Where, e.Loss.Of, e.Loss.Count))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
 }
