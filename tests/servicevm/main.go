@@ -172,15 +172,27 @@ func ensureRootfs(ctx context.Context, cache, suite string, out io.Writer) (stri
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(tarball); err == nil {
-		return tarball, nil
+	if st, err := os.Stat(tarball); err == nil {
+		if st.Mode().IsRegular() {
+			return tarball, nil
+		}
+		// Not a tarball (an mmdebstrap that took its target for a
+		// directory): built again.
+		fmt.Fprintf(out, "%s is not a tar file: building it again\n", tarball)
+		if err := os.RemoveAll(tarball); err != nil {
+			return "", err
+		}
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		return "", errors.New("mmdebstrap is missing (make deps installs it)")
 	}
 	fmt.Fprintf(out, "building the guest's root file system with mmdebstrap (%s, once; cached in %s)\n", suite, dir)
-	tmp := tarball + ".tmp"
-	cmd := exec.CommandContext(ctx, "mmdebstrap", "--variant=minbase", "--mode=root",
+	// mmdebstrap picks its output format from the target's name unless
+	// told: the temporary name keeps the .tar suffix, and the format is
+	// named too (a target ending in .tmp was made a directory).
+	tmp := filepath.Join(dir, suite+"-systemd.partial.tar")
+	os.RemoveAll(tmp)
+	cmd := exec.CommandContext(ctx, "mmdebstrap", "--variant=minbase", "--mode=root", "--format=tar",
 		"--include=systemd,systemd-sysv,dbus,procps", suite, tmp)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
