@@ -3,8 +3,6 @@
 package files
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -102,7 +99,7 @@ func TestClaudeCodeFileModify(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop)
-	waitEvents(t, out, stderr, "sensor start", func(evs []*event.Event) bool {
+	testutil.WaitOutputEvents(t, out, stderr, "sensor start", func(evs []*event.Event) bool {
 		return has(evs, func(e *event.Event) bool { return e.Kind == event.KindSensorStart })
 	})
 
@@ -118,7 +115,7 @@ func TestClaudeCodeFileModify(t *testing.T) {
 		return e.Kind == event.KindFileModify && e.Agent != nil && e.Agent.ToolUse != nil &&
 			e.Agent.ToolUse.ID == toolID && e.File != nil
 	}
-	evs := waitEvents(t, out, stderr, "the tool call's file.modify events and the alert", func(evs []*event.Event) bool {
+	evs := testutil.WaitOutputEvents(t, out, stderr, "the tool call's file.modify events and the alert", func(evs []*event.Event) bool {
 		return has(evs, func(e *event.Event) bool { return inTool(e) && e.File.Op == event.FileOpMkdir }) &&
 			has(evs, func(e *event.Event) bool {
 				return e.Kind == event.KindPolicyAlert && e.Alert != nil && e.Alert.Rule == "agent-links-sensitive-file"
@@ -176,51 +173,4 @@ func brief(e *event.Event) string {
 	}
 	b, _ := json.Marshal(e.File)
 	return string(b)
-}
-
-// waitEvents polls lineaged's output file until cond holds; the deadline
-// only turns a hang into a failure.
-func waitEvents(t *testing.T, out string, stderr *testutil.SyncBuffer, what string, cond func([]*event.Event) bool) []*event.Event {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var evs []*event.Event
-		if b, err := os.ReadFile(out); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			sc.Buffer(make([]byte, 1<<20), 64<<20)
-			for sc.Scan() {
-				var e event.Event
-				if json.Unmarshal(sc.Bytes(), &e) == nil {
-					evs = append(evs, &e)
-				}
-			}
-		}
-		if cond(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			s := stderr.String()
-			if len(s) > 4000 {
-				s = s[len(s)-4000:]
-			}
-			t.Fatalf("no %s in lineaged's output (%d events; losses reported: %s); stderr:\n%s", what, len(evs), lossSummary(evs), strings.TrimSpace(s))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// lossSummary lists the sensor.loss events of evs (where, of what, how
-// many): a record the test waits for may have been shed or lost while
-// other test packages flood the host, and the failure should say so.
-func lossSummary(evs []*event.Event) string {
-	var parts []string
-	for _, e := range evs {
-		if e.Kind == event.KindSensorLoss && e.Loss != nil {
-			parts = append(parts, fmt.Sprintf("%s/%s:%d", e.Loss.Where, e.Loss.Of, e.Loss.Count))
-		}
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, " ")
 }

@@ -3,8 +3,6 @@
 package net
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -117,7 +114,7 @@ l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(5)`, udp.Port())
 		}
 	}
 	t.Cleanup(stop)
-	waitEvents(t, out, stderr, "sensor start", func(evs []*event.Event) bool {
+	testutil.WaitOutputEvents(t, out, stderr, "sensor start", func(evs []*event.Event) bool {
 		return has(evs, func(e *event.Event) bool { return e.Kind == event.KindSensorStart })
 	})
 
@@ -132,7 +129,7 @@ l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(5)`, udp.Port())
 	inTool := func(e *event.Event) bool {
 		return e.Agent != nil && e.Agent.ToolUse != nil && e.Agent.ToolUse.ID == toolID && e.Net != nil
 	}
-	evs := waitEvents(t, out, stderr, "the tool call's network events and the alert", func(evs []*event.Event) bool {
+	evs := testutil.WaitOutputEvents(t, out, stderr, "the tool call's network events and the alert", func(evs []*event.Event) bool {
 		return has(evs, func(e *event.Event) bool { return e.Kind == event.KindNetListen && inTool(e) }) &&
 			has(evs, func(e *event.Event) bool {
 				return e.Kind == event.KindPolicyAlert && e.Alert != nil && e.Alert.Rule == "agent-hands-off-work"
@@ -190,35 +187,4 @@ func brief(e *event.Event) string {
 	}
 	b, _ := json.Marshal(e.Net)
 	return string(b)
-}
-
-// waitEvents polls lineaged's output file until cond holds; the deadline
-// only turns a hang into a failure.
-func waitEvents(t *testing.T, out string, stderr *testutil.SyncBuffer, what string, cond func([]*event.Event) bool) []*event.Event {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var evs []*event.Event
-		if b, err := os.ReadFile(out); err == nil {
-			sc := bufio.NewScanner(bytes.NewReader(b))
-			sc.Buffer(make([]byte, 1<<20), 64<<20)
-			for sc.Scan() {
-				var e event.Event
-				if json.Unmarshal(sc.Bytes(), &e) == nil {
-					evs = append(evs, &e)
-				}
-			}
-		}
-		if cond(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			s := stderr.String()
-			if len(s) > 4000 {
-				s = s[len(s)-4000:]
-			}
-			t.Fatalf("no %s in lineaged's output (%d events); stderr:\n%s", what, len(evs), strings.TrimSpace(s))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
