@@ -3,6 +3,7 @@
 package files
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,7 +82,8 @@ func parkPending(dir string) error {
 	if e != 0 {
 		return fmt.Errorf("userfaultfd: %w", e)
 	}
-	api := struct{ api, features, ioctls uint64 }{api: 0xAA}
+	// UFFD_FEATURE_THREAD_ID: each message names the faulting thread.
+	api := struct{ api, features, ioctls uint64 }{api: 0xAA, features: 1 << 8}
 	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uffd, 0xc018aa3f, uintptr(unsafe.Pointer(&api))); e != 0 { // UFFDIO_API
 		return fmt.Errorf("UFFDIO_API: %w", e)
 	}
@@ -101,12 +103,17 @@ func parkPending(dir string) error {
 			done <- struct{}{}
 		}()
 	}
-	// Each faulting thread queues one message.
+	// Wait until every thread is parked. A thread can queue more than one
+	// message: a fault taken in the kernel with a signal pending (the Go
+	// runtime's preemption signal, sent just before the syscall) is retried
+	// at once and queued again, so messages are counted per thread.
 	msg := make([]byte, 32)
-	for n := 0; n < parked; n++ {
+	threads := make(map[uint32]bool, parked)
+	for n := 0; len(threads) < parked; n++ {
 		if _, err := unix.Read(int(uffd), msg); err != nil {
-			return fmt.Errorf("reading fault %d: %w", n, err)
+			return fmt.Errorf("reading fault %d (%d threads parked): %w", n, len(threads), err)
 		}
+		threads[binary.LittleEndian.Uint32(msg[24:])] = true // uffd_msg.arg.pagefault.feat.ptid
 	}
 	if err := unix.Unlink(filepath.Join(dir, "probe")); err != nil {
 		return err
