@@ -31,7 +31,7 @@ func TestIOURingChooseByArguments(t *testing.T) {
 	}
 	// This kernel's choice attaches.
 	if tp, prog := iouringTracepoint(); tp == "" {
-		t.Logf("no io_uring submission program here: %s", iouringWhy)
+		t.Logf("no io_uring submission program here: %s", iouringWhyNot())
 	} else {
 		t.Logf("%s at %s", prog, tp)
 	}

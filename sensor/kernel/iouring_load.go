@@ -5,6 +5,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -25,10 +26,14 @@ import (
 // btf_trace_<name> typedef every raw tracepoint has in the kernel's BTF,
 // chooses; a layout none of these is left untraced, with the reason.
 var (
-	iouringOnce sync.Once
+	iouringMu   sync.Mutex
+	iouringDone bool
 	iouringTP   string
 	iouringProg string
 	iouringWhy  string
+	// iouringSpec is the object's spec (a variable so that a test can
+	// hand in a program the kernel refuses).
+	iouringSpec = loadIouring
 )
 
 // iouringTracepoint names the io_uring submission tracepoint this kernel
@@ -37,22 +42,91 @@ var (
 // out in a way this build does not know (iouringWhy says which): the
 // object is then not loaded, and io_uring_setup is still reported
 // (bpf/fileio_iouring.h).
+//
+// The chosen program is tried once, on maps of its own, before it is
+// listed: a program this kernel's verifier refuses, or a tracepoint that
+// refuses it, leaves io_uring requests untraced with the reason instead
+// of failing the sensor's start (every other object still loads).
 func iouringTracepoint() (tracepoint, prog string) {
-	iouringOnce.Do(func() {
-		spec, err := btf.LoadKernelSpec()
-		if err != nil {
-			iouringWhy = fmt.Sprintf("kernel BTF: %v", err)
-			return
-		}
-		iouringTP, iouringProg, iouringWhy = iouringChoose(func(name string) (int, bool) {
-			var td *btf.Typedef
-			if spec.TypeByName("btf_trace_"+name, &td) != nil {
-				return 0, false
-			}
-			return tracepointArgs(td)
-		})
-	})
+	iouringMu.Lock()
+	defer iouringMu.Unlock()
+	if !iouringDone {
+		iouringDone = true
+		iouringTP, iouringProg, iouringWhy = iouringDecide()
+	}
 	return iouringTP, iouringProg
+}
+
+// iouringWhyNot is why io_uring requests are not traced ("" when they are).
+func iouringWhyNot() string {
+	iouringTracepoint()
+	iouringMu.Lock()
+	defer iouringMu.Unlock()
+	return iouringWhy
+}
+
+// iouringForget makes the next iouringTracepoint decide again (tests).
+func iouringForget() {
+	iouringMu.Lock()
+	iouringDone = false
+	iouringMu.Unlock()
+}
+
+func iouringDecide() (tp, prog, why string) {
+	kspec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return "", "", fmt.Sprintf("kernel BTF: %v", err)
+	}
+	tp, prog, why = iouringChoose(func(name string) (int, bool) {
+		var td *btf.Typedef
+		if kspec.TypeByName("btf_trace_"+name, &td) != nil {
+			return 0, false
+		}
+		return tracepointArgs(td)
+	})
+	if tp == "" {
+		return "", "", why
+	}
+	if err := iouringTry(tp, prog); err != nil {
+		return "", "", err.Error()
+	}
+	return tp, prog, ""
+}
+
+// iouringTry loads prog with small maps of its own and attaches it to tp,
+// then lets both go. Nothing is a session member in its own sessions map,
+// so it reports nothing while attached.
+func iouringTry(tp, prog string) error {
+	spec, err := iouringSpec()
+	if err != nil {
+		return fmt.Errorf("the io_uring object: %s", oneLine(err))
+	}
+	if _, ok := spec.Programs[prog]; !ok {
+		return fmt.Errorf("the io_uring object has no program %s", prog)
+	}
+	for p := range spec.Programs {
+		if p != prog {
+			delete(spec.Programs, p)
+		}
+	}
+	for _, m := range spec.Maps {
+		switch m.Type {
+		case ebpf.RingBuf:
+			m.MaxEntries = uint32(os.Getpagesize())
+		case ebpf.Hash, ebpf.LRUHash, ebpf.PerCPUHash, ebpf.LRUCPUHash:
+			m.MaxEntries = 1
+		}
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		return fmt.Errorf("the kernel refused %s: %s", prog, oneLine(err))
+	}
+	defer coll.Close()
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: coll.Programs[prog]})
+	if err != nil {
+		return fmt.Errorf("%s refused at raw_tp/%s: %s", prog, tp, oneLine(err))
+	}
+	return l.Close()
 }
 
 // iouringChoose picks the tracepoint and program from args, which gives a
@@ -105,9 +179,9 @@ type ioURing struct {
 func loadIOURing(shared sharedMaps) (*ioURing, error) {
 	tp, name := iouringTracepoint()
 	if tp == "" {
-		return nil, errors.New("iouring: " + iouringWhy)
+		return nil, errors.New("iouring: " + iouringWhyNot())
 	}
-	spec, err := loadIouring()
+	spec, err := iouringSpec()
 	if err != nil {
 		return nil, fmt.Errorf("iouring: %w", err)
 	}

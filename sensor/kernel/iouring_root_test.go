@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/tests/testutil"
 	"golang.org/x/sys/unix"
@@ -343,5 +344,53 @@ func TestIOURingProgramsVerify(t *testing.T) {
 		}
 		t.Logf("%s verified", name)
 		coll.Close()
+	}
+}
+
+// A submission program this kernel's verifier refuses leaves io_uring
+// requests untraced, says why, and the sensor starts and reports as
+// always: it does not take the rest of the sensor down with it.
+func TestRootIOURingRefusedProgramLeavesSensorRunning(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	if tp, _ := iouringTracepoint(); tp == "" {
+		t.Skipf("no io_uring submission program on this kernel: %s", iouringWhyNot())
+	}
+	iouringSpec = func() (*ebpf.CollectionSpec, error) {
+		spec, err := loadIouring()
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range spec.Programs {
+			// Reads r2, which no program may read before it writes it.
+			p.Instructions = asm.Instructions{
+				asm.LoadMem(asm.R0, asm.R2, 0, asm.DWord),
+				asm.Return(),
+			}
+		}
+		return spec, nil
+	}
+	iouringForget()
+	t.Cleanup(func() {
+		iouringSpec = loadIouring
+		iouringForget()
+	})
+
+	h := startSensor(t, Config{Scope: ScopeAll})
+	if tp, prog := iouringTracepoint(); tp != "" || prog != "" {
+		t.Errorf("io_uring submissions traced at %q by %q with a refused program", tp, prog)
+	}
+	_, err := iouringCheck()
+	if err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "not seen") {
+		t.Errorf("the doctor's io_uring check: %v, want the refusal and what is not seen", err)
+	}
+	for name := range h.s.loadedPrograms() {
+		if strings.HasPrefix(name, "iouring_") {
+			t.Errorf("program %s loaded", name)
+		}
+	}
+	m := marker(t)
+	mustRun(t, exec.Command("/bin/true", m))
+	if ev, _ := h.untilExecArg(m); ev.Exec == nil {
+		t.Errorf("no exec reported by the sensor")
 	}
 }

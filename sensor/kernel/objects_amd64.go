@@ -62,7 +62,7 @@ func archObjects() []objectLoader {
 func iouringCheck() (string, error) {
 	tp, prog := iouringTracepoint()
 	if tp == "" {
-		return "", errors.New(iouringWhy + ": requests submitted through io_uring are not seen (io_uring_setup is)")
+		return "", errors.New(iouringWhyNot() + ": requests submitted through io_uring are not seen (io_uring_setup is)")
 	}
 	return "requests traced at raw_tp/" + tp + " (" + prog + ")", nil
 }
