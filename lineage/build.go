@@ -25,6 +25,10 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 	case sensor.KindLoss:
 		mapKind(ev, out)
 		e.lossWindow(ev, out) // mapping_tamper.go
+		if ev.Session.Root.PID != 0 && out.Loss != nil {
+			// One session's loss (the session budget): named by its root.
+			out.Loss.RootExecID = e.sess.rootExecID(ev.Session)
+		}
 		return []*outItem{e.finish(out, nil, nil, nil, nil)}
 	case sensor.KindTamper:
 		return e.tamperNow(ev, out) // mapping_tamper.go

@@ -598,6 +598,9 @@ type Loss struct {
 	Where string `json:"where"`
 	Of    string `json:"of,omitempty"`
 	Count uint64 `json:"count"`
+	// RootExecID names the session whose records were lost, when the loss
+	// is one session's (Where "session-budget"): its agent.root_exec_id.
+	RootExecID string `json:"root_exec_id,omitempty"`
 	// FirstSeq and LastSeq are the seq range of the lost events when they
 	// had been numbered (dropped from the Kafka spool); 0 when they never
 	// were (lost in the kernel or before the sequencer).

@@ -414,3 +414,36 @@ func BenchmarkEncodingJSON(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// A session's loss (the kernel's session budget) names the session by its
+// root's exec id, in both schemas.
+func TestSessionBudgetLossNamesSession(t *testing.T) {
+	ev := testevents.New(event.KindSensorLoss, 1, "s")
+	root := testevents.Agent("s").RootExecID
+	ev.Loss = &event.Loss{Where: "session-budget", Of: "file and network records of the session", Count: 4096, RootExecID: root}
+	for _, enc := range []Encoder{{}, {V1: true}} {
+		s, err := schematest.Native()
+		if enc.V1 {
+			s, err = schematest.NativeV1()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := enc.Append(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.Validate(s, line); err != nil {
+			t.Errorf("v1 %t: %v\n%s", enc.V1, err, line)
+		}
+		var got struct {
+			Loss event.Loss `json:"loss"`
+		}
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Loss.RootExecID != root || got.Loss.Where != "session-budget" {
+			t.Errorf("v1 %t: loss %+v, want root_exec_id %s", enc.V1, got.Loss, root)
+		}
+	}
+}

@@ -249,6 +249,7 @@ func Loss(m *Marks, dst []byte, prefix string, l *event.Loss) []byte {
 	dst = m.Str(dst, "where", prefix, l.Where)
 	dst = m.OptStr(dst, "of", prefix, l.Of)
 	dst = jsonw.AppendUint(jsonw.AppendKey(dst, "count"), l.Count)
+	dst = m.OptStr(dst, "root_exec_id", prefix, l.RootExecID)
 	if l.FirstSeq != 0 {
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "first_seq"), l.FirstSeq)
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "last_seq"), l.LastSeq)
