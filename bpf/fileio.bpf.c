@@ -281,7 +281,7 @@ static __always_inline int emit_file(struct file_event *ev)
 			  thread_info.status) & TS_COMPAT)
 		ev->syscall |= FIO_SYSCALL_IA32;
 	unpark_fork(bpf_get_current_pid_tgid() >> 32);
-	if (shed(ev->hdr.kind))
+	if (shed(ev->hdr.kind, ev->hdr.session_pid, ev->hdr.session_start))
 		return 0;
 	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);

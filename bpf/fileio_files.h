@@ -469,7 +469,7 @@ static __always_inline int emit_path_op(struct fio_pend *p)
 	if (size > sizeof(*ev))
 		return 0;
 	unpark_fork(bpf_get_current_pid_tgid() >> 32);
-	if (shed(ev->hdr.kind))
+	if (shed(ev->hdr.kind, ev->hdr.session_pid, ev->hdr.session_start))
 		return 0;
 	if (bpf_ringbuf_output(&events, ev, size, ringbuf_flags()))
 		count_lost(ev->hdr.kind);

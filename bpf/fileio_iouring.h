@@ -57,7 +57,7 @@ static __always_inline int iouring_setup_exit(struct pt_regs *regs, long ret)
 		params = regs->si;
 	}
 	unpark_fork(tgid);
-	if (shed(EV_IOURING))
+	if (shed(EV_IOURING, s->root_pid, s->root_start))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {

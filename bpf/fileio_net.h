@@ -535,7 +535,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 		return 0; /* not a socket: EBADF or ENOTSOCK */
 
 	unpark_fork(tgid);
-	if (shed(EV_CONNECT))
+	if (shed(EV_CONNECT, s->root_pid, s->root_start))
 		return 0;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {

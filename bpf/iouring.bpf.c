@@ -123,7 +123,7 @@ static __always_inline struct iouring_event *iou_reserve(struct task_struct *tas
 	struct iouring_event *ev;
 
 	unpark_fork(tgid);
-	if (shed(EV_IOURING))
+	if (shed(EV_IOURING, s->root_pid, s->root_start))
 		return NULL;
 	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
 	if (!ev) {

@@ -78,16 +78,18 @@ struct {
  * LOST_SESSIONS_FULL the children of members (each a FORK_UNTRACKED fork
  * record), LOST_SESSIONS_FULL_EXEC the session roots and usermode helpers
  * an exec would have made members (each an EXEC_UNTRACKED exec record).
- * The upper half counts file and network records shed to keep room for
- * process records (bpf/lib/shed.h), at SHED_SLOT(kind). */
+ * The second part counts file and network records shed to keep room for
+ * process records (bpf/lib/shed.h), at SHED_SLOT(kind); the third those
+ * of sessions over their budget, at BUDGET_SLOT(kind). */
 #define LOST_SESSIONS_FULL (EV_KIND_MAX - 1)
 #define LOST_SESSIONS_FULL_EXEC (EV_KIND_MAX - 2)
 _Static_assert(EV_TAMPER < LOST_SESSIONS_FULL_EXEC, "loss slots overlap record kinds");
 #define SHED_SLOT(kind) (EV_KIND_MAX + ((kind) & (EV_KIND_MAX - 1)))
+#define BUDGET_SLOT(kind) (2 * EV_KIND_MAX + ((kind) & (EV_KIND_MAX - 1)))
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2 * EV_KIND_MAX);
+	__uint(max_entries, 3 * EV_KIND_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } ringbuf_lost SEC(".maps");

@@ -34,6 +34,7 @@ func (p *pipeline) registerStats() error {
 		{"lineaged_sensor_kernel_lost_total", "Events lost in the kernel (ring-buffer reservation failures).", false, func() float64 { return float64(p.sensor.Stats().KernelLost) }},
 		{"lineaged_sensor_skipped_runs_total", "Program runs the kernel skipped because the program was already running on that CPU (each lost what that run would have reported).", false, func() float64 { return float64(p.sensor.Stats().Skipped) }},
 		{"lineaged_sensor_shed_total", "File and network records the kernel dropped, above the ring's shed level, to keep room for process records.", false, func() float64 { return float64(p.sensor.Stats().Shed) }},
+		{"lineaged_sensor_session_budget_total", "File and network records dropped (by the kernel above half the ring, or by the reader at its full queue) from sessions that made more than half of the recent ones (sensor.loss where session-budget, naming the session).", false, func() float64 { return float64(p.sensor.Stats().OverBudget) }},
 		{"lineaged_sensor_sessions_full_total", "Processes the kernel could not make agent-session members because the sessions map was full (sensor.loss where sessions; their process.fork or process.exec says untracked).", false, func() float64 { return float64(p.sensor.Stats().SessionsFull) }},
 		{"lineaged_sensor_delivered_total", "Raw events handed to enrichment.", false, func() float64 { return float64(p.sensor.Stats().Delivered) }},
 

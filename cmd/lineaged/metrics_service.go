@@ -13,16 +13,16 @@ import (
 
 // lossCounts are the events lost so far, by the stage that lost them.
 type lossCounts struct {
-	kernel, skipped, shed, queue, decode, sink, spool uint64
+	kernel, skipped, shed, budget, queue, decode, sink, spool uint64
 }
 
 func (l lossCounts) total() uint64 {
-	return l.kernel + l.skipped + l.shed + l.queue + l.decode + l.sink + l.spool
+	return l.kernel + l.skipped + l.shed + l.budget + l.queue + l.decode + l.sink + l.spool
 }
 
 func (p *pipeline) losses() lossCounts {
 	st := p.sensor.Stats()
-	l := lossCounts{kernel: st.KernelLost, skipped: st.Skipped, shed: st.Shed, queue: st.QueueDrops, decode: st.DecodeErrors, sink: p.wloss.failures.Load()}
+	l := lossCounts{kernel: st.KernelLost, skipped: st.Skipped, shed: st.Shed, budget: st.OverBudget, queue: st.QueueDrops, decode: st.DecodeErrors, sink: p.wloss.failures.Load()}
 	if s, ok := p.rawSink.(interface{ Stats() spool.Stats }); ok {
 		l.spool = s.Stats().Dropped
 	}
@@ -31,7 +31,7 @@ func (p *pipeline) losses() lossCounts {
 
 var (
 	descLosses = prometheus.NewDesc("lineaged_losses_total",
-		"Events lost, by stage: kernel (ring-buffer reservations), skipped (program runs the kernel skipped: the program was already running on that CPU), shed (file and network records dropped to keep room in the ring for process records), queue (reader hand-off), decode, sink (failed writes), spool (Kafka spool records dropped).",
+		"Events lost, by stage: kernel (ring-buffer reservations), skipped (program runs the kernel skipped: the program was already running on that CPU), shed (file and network records dropped to keep room in the ring for process records), session-budget (file and network records of a session that made more than half of them while the sensor was behind), queue (reader hand-off), decode, sink (failed writes), spool (Kafka spool records dropped).",
 		[]string{"stage"}, nil)
 	descRingFill = prometheus.NewDesc("lineaged_sensor_ring_fill_ratio",
 		"Share of the kernel ring buffer holding records not yet read (0 to 1).", nil, nil)
@@ -60,7 +60,7 @@ func (c serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	p := c.p
 	l := p.losses()
-	for stage, n := range map[string]uint64{"kernel": l.kernel, "skipped": l.skipped, "shed": l.shed, "queue": l.queue, "decode": l.decode, "sink": l.sink, "spool": l.spool} {
+	for stage, n := range map[string]uint64{"kernel": l.kernel, "skipped": l.skipped, "shed": l.shed, "session-budget": l.budget, "queue": l.queue, "decode": l.decode, "sink": l.sink, "spool": l.spool} {
 		ch <- prometheus.MustNewConstMetric(descLosses, prometheus.CounterValue, float64(n), stage)
 	}
 	ch <- prometheus.MustNewConstMetric(descRingFill, prometheus.GaugeValue, p.sensor.RingFill())

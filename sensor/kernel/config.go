@@ -68,6 +68,14 @@ type Config struct {
 	// (default: three quarters of the ring buffer; the ring's size turns
 	// shedding off).
 	ShedBytes uint32
+	// BudgetBytes is the session budget's threshold (bpf/lib/shed.h):
+	// with more unread data than this in the ring, a session that made
+	// more than half of the recent file and network records has them
+	// dropped and counted (sensor.loss where "session-budget", naming the
+	// session), so one session's flood does not crowd out the others'
+	// records before ShedBytes sheds everyone's. Default: two thirds of
+	// ShedBytes (half the ring by default); ShedBytes or more turns it off.
+	BudgetBytes uint32
 	// RepeatOpens reports every read-only open. Unset (the default), a
 	// process image's read-only open of a file it already opened with the
 	// same flags is not reported but counted, on its exit
@@ -175,6 +183,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShedBytes > c.RingBufferSize {
 		return c, fmt.Errorf("sensor config: shed bytes %d exceed the ring buffer size %d", c.ShedBytes, c.RingBufferSize)
+	}
+	if c.BudgetBytes == 0 {
+		c.BudgetBytes = c.ShedBytes / 3 * 2
+	}
+	if c.BudgetBytes > c.RingBufferSize {
+		return c, fmt.Errorf("sensor config: session budget bytes %d exceed the ring buffer size %d", c.BudgetBytes, c.RingBufferSize)
 	}
 	if err := sensor.ValidateRecognisers(c.Recognisers); err != nil {
 		return c, fmt.Errorf("sensor config: %w", err)

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type fileioBudgetCount struct {
+	_      structs.HostLayout
+	Window uint64
+	Count  uint64
+}
+
 type fileioConnectEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -240,10 +246,19 @@ type fileioSession struct {
 	MemberStart uint64
 }
 
+type fileioSessionBudget struct {
+	_         structs.HostLayout
+	RootStart uint64
+	Window    uint64
+	Count     uint64
+	Shed      uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	fileioMapBudgetTotal        = "budget_total"
 	fileioMapEvents             = "events"
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioHashes          = "fio_hashes"
@@ -259,9 +274,11 @@ const (
 	fileioMapPathWalks          = "path_walks"
 	fileioMapRingbufLost        = "ringbuf_lost"
 	fileioMapRingbufWakeup      = "ringbuf_wakeup"
+	fileioMapSessionBudget      = "session_budget"
 	fileioMapSessions           = "sessions"
 	fileioProgFileioSysEnter    = "fileio_sys_enter"
 	fileioProgFileioSysExit     = "fileio_sys_exit"
+	fileioVarBudgetBytes        = "budget_bytes"
 	fileioVarDedupeOpens        = "dedupe_opens"
 	fileioVarDenyIoUring        = "deny_io_uring"
 	fileioVarFlushNs            = "flush_ns"
@@ -321,6 +338,7 @@ type fileioProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioMapSpecs struct {
+	BudgetTotal   *ebpf.MapSpec `ebpf:"budget_total"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioHashes     *ebpf.MapSpec `ebpf:"fio_hashes"`
@@ -336,6 +354,7 @@ type fileioMapSpecs struct {
 	PathWalks     *ebpf.MapSpec `ebpf:"path_walks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	SessionBudget *ebpf.MapSpec `ebpf:"session_budget"`
 	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
@@ -343,6 +362,7 @@ type fileioMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type fileioVariableSpecs struct {
+	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
@@ -372,6 +392,7 @@ func (o *fileioObjects) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioMaps struct {
+	BudgetTotal   *ebpf.Map `ebpf:"budget_total"`
 	Events        *ebpf.Map `ebpf:"events"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioHashes     *ebpf.Map `ebpf:"fio_hashes"`
@@ -387,11 +408,13 @@ type fileioMaps struct {
 	PathWalks     *ebpf.Map `ebpf:"path_walks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	SessionBudget *ebpf.Map `ebpf:"session_budget"`
 	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *fileioMaps) Close() error {
 	return _FileioClose(
+		m.BudgetTotal,
 		m.Events,
 		m.FioArgs,
 		m.FioHashes,
@@ -407,6 +430,7 @@ func (m *fileioMaps) Close() error {
 		m.PathWalks,
 		m.RingbufLost,
 		m.RingbufWakeup,
+		m.SessionBudget,
 		m.Sessions,
 	)
 }
@@ -415,6 +439,7 @@ func (m *fileioMaps) Close() error {
 //
 // It can be passed to loadFileioObjects or ebpf.CollectionSpec.LoadAndAssign.
 type fileioVariables struct {
+	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`

@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type iouringBudgetCount struct {
+	_      structs.HostLayout
+	Window uint64
+	Count  uint64
+}
+
 type iouringForkEvent struct {
 	_ structs.HostLayout
 	H struct {
@@ -86,18 +92,29 @@ type iouringSession struct {
 	MemberStart uint64
 }
 
+type iouringSessionBudget struct {
+	_         structs.HostLayout
+	RootStart uint64
+	Window    uint64
+	Count     uint64
+	Shed      uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	iouringMapBudgetTotal        = "budget_total"
 	iouringMapEvents             = "events"
 	iouringMapOpenRepeats        = "open_repeats"
 	iouringMapParkedForks        = "parked_forks"
 	iouringMapRingbufLost        = "ringbuf_lost"
 	iouringMapRingbufWakeup      = "ringbuf_wakeup"
+	iouringMapSessionBudget      = "session_budget"
 	iouringMapSessions           = "sessions"
 	iouringProgIouringSubmitReq  = "iouring_submit_req"
 	iouringProgIouringSubmitSqe  = "iouring_submit_sqe"
+	iouringVarBudgetBytes        = "budget_bytes"
 	iouringVarFlushNs            = "flush_ns"
 	iouringVarShedBytes          = "shed_bytes"
 	iouringVarUnusedIouringEvent = "unused_iouring_event"
@@ -154,11 +171,13 @@ type iouringProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type iouringMapSpecs struct {
+	BudgetTotal   *ebpf.MapSpec `ebpf:"budget_total"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	SessionBudget *ebpf.MapSpec `ebpf:"session_budget"`
 	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 }
 
@@ -166,6 +185,7 @@ type iouringMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type iouringVariableSpecs struct {
+	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedIouringEvent *ebpf.VariableSpec `ebpf:"unused_iouring_event"`
@@ -192,21 +212,25 @@ func (o *iouringObjects) Close() error {
 //
 // It can be passed to loadIouringObjects or ebpf.CollectionSpec.LoadAndAssign.
 type iouringMaps struct {
+	BudgetTotal   *ebpf.Map `ebpf:"budget_total"`
 	Events        *ebpf.Map `ebpf:"events"`
 	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	SessionBudget *ebpf.Map `ebpf:"session_budget"`
 	Sessions      *ebpf.Map `ebpf:"sessions"`
 }
 
 func (m *iouringMaps) Close() error {
 	return _IouringClose(
+		m.BudgetTotal,
 		m.Events,
 		m.OpenRepeats,
 		m.ParkedForks,
 		m.RingbufLost,
 		m.RingbufWakeup,
+		m.SessionBudget,
 		m.Sessions,
 	)
 }
@@ -215,6 +239,7 @@ func (m *iouringMaps) Close() error {
 //
 // It can be passed to loadIouringObjects or ebpf.CollectionSpec.LoadAndAssign.
 type iouringVariables struct {
+	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedIouringEvent *ebpf.Variable `ebpf:"unused_iouring_event"`

@@ -97,6 +97,7 @@ func pinVersion(cfg Config) [32]byte {
 	fmt.Fprintf(h, "\x00sessions=%d ring=%d scope=%d flush=%d wakeup=%d repeat=%t process-only=%t shed=%d",
 		cfg.SessionMapSize, cfg.RingBufferSize, cfg.Scope, newWakeupPolicy(cfg).FlushNs,
 		newWakeupPolicy(cfg).Bytes, cfg.RepeatOpens, cfg.ProcessOnly, cfg.ShedBytes)
+	fmt.Fprintf(h, " budget=%d", newWakeupPolicy(cfg).Budget)
 	if cfg.DenyIOURing {
 		// Kept out of the string above: a version pinned before the
 		// option existed is still the same.

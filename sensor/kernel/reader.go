@@ -29,6 +29,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 	if s.pinState == PinReused {
 		// What the earlier instance shed it reported, or lost with it.
 		s.shedReported, _ = s.shedLost()
+		s.budgetBaseline()
 	}
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.read(q) }()
@@ -126,6 +127,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 // wakeup, polling every idleFlush in case a record raced that decision.
 func (s *Sensor) read(q chan<- sensor.Event) error {
 	var rec ringbuf.Record
+	var share queueShare
 	batching := s.cfg.FlushInterval > 0
 	polling, readSince := false, false
 	if batching {
@@ -176,13 +178,22 @@ func (s *Sensor) read(q chan<- sensor.Event) error {
 		case q <- ev:
 		default:
 			if !priority(ev.Kind) {
-				s.queueDrops[ev.Kind].Add(1)
-				continue
+				if !s.sessionBudget {
+					s.queueDrops[ev.Kind].Add(1)
+					continue
+				}
+				if share.over(ev.Session.Root, ev.KtimeNs) {
+					// The session flooding the queue (budget.go).
+					s.queueBudget.add(ev.Session.Root)
+					continue
+				}
 			}
-			// A process record waits for room: the ring fills
-			// meanwhile, and the kernel sheds file and network
-			// records above Config.ShedBytes, keeping the rest of
-			// the ring for these (bpf/lib/shed.h).
+			// A process record, or another session's file record,
+			// waits for room: the ring fills meanwhile, and the
+			// kernel drops the flooding session's records above
+			// Config.BudgetBytes and every file and network record
+			// above Config.ShedBytes, keeping the rest of the ring
+			// for these (bpf/lib/shed.h).
 			select {
 			case q <- ev:
 			case <-s.readStop:
@@ -262,6 +273,7 @@ func (s *Sensor) lossEvents(lastKernel, lastQueue *[EventKindMax]uint64) []senso
 			}
 		}
 	}
+	evs = append(evs, s.budgetEvents(mk)...)
 	for k := range lastQueue {
 		v := s.queueDrops[k].Load()
 		if v > lastQueue[k] {

@@ -56,8 +56,11 @@ type Stats struct {
 	Skipped uint64
 	// Shed counts file and network records the kernel dropped to keep
 	// room in the ring for process records (Config.ShedBytes).
-	Shed      uint64
-	Delivered uint64 // events handed to Run's out channel
+	Shed uint64
+	// OverBudget counts file and network records of sessions over their
+	// budget the kernel dropped (Config.BudgetBytes).
+	OverBudget uint64
+	Delivered  uint64 // events handed to Run's out channel
 }
 
 // Sensor is the live BPF source.
@@ -103,6 +106,12 @@ type Sensor struct {
 	// goroutine only).
 	readStop     chan struct{}
 	shedReported [EventKindMax]uint64
+	budget       budgetState
+	// queueBudget is what the reader dropped over a session's budget;
+	// sessionBudget whether the budget is on (Config.BudgetBytes below
+	// Config.ShedBytes): without it a full queue drops every file record.
+	queueBudget   queueBudgetDrops
+	sessionBudget bool
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -134,7 +143,7 @@ func New(cfg Config, log *slog.Logger) (*Sensor, error) {
 	if err := preflight(); err != nil {
 		return nil, err
 	}
-	s := &Sensor{cfg: cfg, log: log.With("component", "sensor")}
+	s := &Sensor{cfg: cfg, log: log.With("component", "sensor"), sessionBudget: newWakeupPolicy(cfg).Budget != 0}
 	if err := s.load(); err != nil {
 		s.Close()
 		return nil, err
@@ -421,6 +430,12 @@ func (s *Sensor) Stats() Stats {
 				st.Shed += v
 			}
 		}
+		if over, err := s.budgetLost(); err == nil {
+			for _, v := range over {
+				st.OverBudget += v
+			}
+		}
+		st.OverBudget += s.queueBudget.dropped()
 	}
 	return st
 }

@@ -911,8 +911,10 @@ func TestRootQueueOverflowReported(t *testing.T) {
 	testutil.RequireRoot(t, "to load BPF programs")
 	// Sessions scope: only the test's own session is traced, so no other
 	// process's exec, fork or exit (which wait for room) stalls the reader
-	// before the file records it drops arrive.
-	s, err := New(Config{QueueSize: 1, LossInterval: time.Millisecond},
+	// before the file records it drops arrive. The session budget is off
+	// (at the ring's size): with it, a file record of a session under its
+	// budget waits for room too (TestRootSessionFloodSparesOtherSessionsFiles).
+	s, err := New(Config{QueueSize: 1, LossInterval: time.Millisecond, RingBufferSize: 4 << 20, BudgetBytes: 4 << 20},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

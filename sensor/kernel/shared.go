@@ -35,18 +35,28 @@ type wakeupPolicy struct {
 	// Shed is shed_bytes (bpf/lib/shed.h), set in the objects that
 	// declare it (the file and network object).
 	Shed uint64
+	// Budget is budget_bytes (bpf/lib/shed.h); 0 when it is not below
+	// Shed, where it would never act.
+	Budget uint64
 }
 
 func newWakeupPolicy(cfg Config) wakeupPolicy {
 	w := wakeupPolicy{Shed: uint64(cfg.ShedBytes)}
+	if cfg.BudgetBytes < cfg.ShedBytes {
+		w.Budget = uint64(cfg.BudgetBytes)
+	}
 	if cfg.FlushInterval > 0 {
 		w.FlushNs, w.Bytes = uint64(cfg.FlushInterval), uint64(cfg.WakeupBytes)
 	}
 	return w
 }
 
-// varShedBytes is the ring-priority threshold variable (bpf/lib/shed.h).
-const varShedBytes = "shed_bytes"
+// varShedBytes and varBudgetBytes are the ring-priority thresholds
+// (bpf/lib/shed.h).
+const (
+	varShedBytes   = "shed_bytes"
+	varBudgetBytes = "budget_bytes"
+)
 
 // slots names the shared maps as every object declares them.
 func (m *sharedMaps) slots() []struct {
@@ -106,9 +116,11 @@ func (m *sharedMaps) prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, e
 			}
 		}
 	}
-	if vs, ok := spec.Variables[varShedBytes]; ok {
-		if err := vs.Set(m.Wake.Shed); err != nil {
-			return nil, fmt.Errorf("set %s: %w", varShedBytes, err)
+	for name, v := range map[string]uint64{varShedBytes: m.Wake.Shed, varBudgetBytes: m.Wake.Budget} {
+		if vs, ok := spec.Variables[name]; ok {
+			if err := vs.Set(v); err != nil {
+				return nil, fmt.Errorf("set %s: %w", name, err)
+			}
 		}
 	}
 	return repl, nil

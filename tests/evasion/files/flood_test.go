@@ -65,8 +65,9 @@ func execTrue(string) error {
 // while nothing reads the sensor's output, so its ring fills; a second
 // session runs 100 programs meanwhile. Every exec, fork and exit record of
 // the second session must come through, and the file records that made
-// way for them must be reported as shed. Before ring priority the
-// reader's full queue dropped records of every kind alike.
+// way for them must be reported as shed (above the shed level) or as the
+// flooding session's over its budget (above half the ring). Before ring
+// priority the reader's full queue dropped records of every kind alike.
 func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
 	testutil.RequireRoot(t, "to load BPF programs")
 	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
@@ -107,21 +108,23 @@ func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
 	// Now read: the runner's records up to its own exit, and the loss
 	// reports up to one that names shed open records.
 	var execs, forks, exits, floodOpens int
-	var shed, lostProcess, queueDrops uint64
+	var shed, overBudget, lostProcess, queueDrops uint64
 	runnerExited := false
 	deadline := time.After(guard)
-	for !runnerExited || shed == 0 {
+	for !runnerExited || shed+overBudget == 0 {
 		var ev sensor.Event
 		select {
 		case ev = <-out:
 		case <-deadline:
-			t.Fatalf("after %s: runner exited %v, shed %d; %d execs, %d forks, %d exits of the runner's session; counters %+v",
-				guard, runnerExited, shed, execs, forks, exits, s.Stats())
+			t.Fatalf("after %s: runner exited %v, shed %d, over budget %d; %d execs, %d forks, %d exits of the runner's session; counters %+v",
+				guard, runnerExited, shed, overBudget, execs, forks, exits, s.Stats())
 		}
 		if l := ev.Loss; l != nil {
 			switch {
 			case l.Where == "shed" && l.Of == sensor.KindOpen:
 				shed += l.Count
+			case l.Where == "session-budget" && ev.Session.Root.PID == flooder.pid:
+				overBudget += l.Count
 			case l.Where == "ringbuf" && (l.Of == sensor.KindExec || l.Of == sensor.KindFork || l.Of == sensor.KindExit):
 				lostProcess += l.Count
 			case l.Where == "queue":
@@ -153,18 +156,18 @@ func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("flooder: %d failed opens, %d reported, %d shed, %d dropped at the queue; runner: %d execs, %d exits; process records lost in the ring %d",
-		opens, floodOpens, shed, queueDrops, execs, exits, lostProcess)
+	t.Logf("flooder: %d failed opens, %d reported, %d shed, %d over its budget, %d dropped at the queue; runner: %d execs, %d exits; process records lost in the ring %d",
+		opens, floodOpens, shed, overBudget, queueDrops, execs, exits, lostProcess)
 	if execs != execTruePrograms || exits < execTruePrograms {
 		t.Errorf("the runner's session: %d exec and %d exit records of its %d programs (forks %d)", execs, exits, execTruePrograms, forks)
 	}
 	if lostProcess != 0 {
 		t.Errorf("%d process records lost in the ring", lostProcess)
 	}
-	if st := s.Stats(); st.Shed < shed {
-		t.Errorf("Stats().Shed %d, reported %d", st.Shed, shed)
+	if st := s.Stats(); st.Shed < shed || st.OverBudget < overBudget {
+		t.Errorf("Stats() shed %d and over budget %d, reported %d and %d", st.Shed, st.OverBudget, shed, overBudget)
 	}
-	if shed == 0 {
-		t.Error("no shed open records reported")
+	if shed+overBudget == 0 {
+		t.Error("no shed or over-budget open records reported")
 	}
 }

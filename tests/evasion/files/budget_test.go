@@ -1,0 +1,142 @@
+//go:build linux && amd64
+
+package files
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/testutil"
+)
+
+func init() {
+	helpers["open-some"] = openSome
+}
+
+// quietOpens is how many opens the quiet session makes: their records
+// (about 150 bytes each) fit between half the ring and the shed level.
+const quietOpens = 500
+
+// openSome opens <dir>/present quietOpens times and prints how many.
+func openSome(dir string) error {
+	p := filepath.Join(dir, "present")
+	for range quietOpens {
+		fd, err := unix.Open(p, unix.O_RDONLY, 0)
+		if err != nil {
+			return err
+		}
+		unix.Close(fd)
+	}
+	fmt.Println(quietOpens)
+	return nil
+}
+
+// TestRootSessionFloodSparesOtherSessionsFiles: one session floods failed
+// opens while nothing reads the sensor's output, so the ring fills; a
+// second session opens a file 500 times meanwhile. Every one of the
+// second session's opens must come through, and the flood's records that
+// made way must be reported as its session's, over its budget. Before the
+// session budget, above three quarters of the ring every session's file
+// records were shed alike: the quiet session lost its opens to the
+// flood.
+func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
+	testutil.RequireRoot(t, "to load BPF programs")
+	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event) // read only once both members are done
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+
+	dir, quietDir := tempDir(t), tempDir(t)
+	present := filepath.Join(quietDir, "present")
+	if err := os.WriteFile(present, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	none := &records{byPID: map[uint32][]*sensor.File{}}
+	flooder := startMember(t, s, none, "flood-opens", dir)
+	time.Sleep(500 * time.Millisecond) // the ring is full by now
+	quiet := startMember(t, s, none, "open-some", quietDir)
+	quiet.stdin.Close()
+	if err := quiet.cmd.Wait(); err != nil {
+		t.Fatalf("quiet member: %v\nstderr: %s", err, quiet.stderr.String())
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(quiet.stdout.String())); err != nil || n != quietOpens {
+		t.Fatalf("the quiet member's count %q: %v", quiet.stdout.String(), err)
+	}
+	flooder.stdin.Close()
+	if err := flooder.cmd.Wait(); err != nil {
+		t.Fatalf("flooder: %v\nstderr: %s", err, flooder.stderr.String())
+	}
+
+	// Now read: the quiet member's records up to its exit, and the loss
+	// reports up to one that names the flooder's session.
+	var opens int
+	var overBudget, otherBudget, shedOpens uint64
+	quietExited := false
+	deadline := time.After(guard)
+	for !quietExited || overBudget == 0 {
+		var ev sensor.Event
+		select {
+		case ev = <-out:
+		case <-deadline:
+			t.Fatalf("after %s: quiet member exited %v, %d of its %d opens; flooder's session over budget %d; counters %+v",
+				guard, quietExited, opens, quietOpens, overBudget, s.Stats())
+		}
+		if l := ev.Loss; l != nil {
+			switch {
+			case l.Where == "session-budget" && ev.Session.Root.PID == flooder.pid:
+				overBudget += l.Count
+			case l.Where == "session-budget":
+				otherBudget += l.Count
+			case l.Where == "shed" && l.Of == sensor.KindOpen:
+				shedOpens += l.Count
+			}
+			continue
+		}
+		if ev.Proc.PID != quiet.pid {
+			continue
+		}
+		switch {
+		case ev.File != nil && ev.File.Path == present:
+			opens++
+		case ev.Exit != nil:
+			quietExited = true
+		}
+	}
+	t.Logf("quiet session: %d of %d opens; flooder's session over budget %d; other budget losses %d; shed opens %d",
+		opens, quietOpens, overBudget, otherBudget, shedOpens)
+	if opens != quietOpens {
+		t.Errorf("the quiet session's opens: %d records of %d", opens, quietOpens)
+	}
+	if otherBudget != 0 {
+		t.Errorf("%d records of sessions other than the flooder's dropped over budget", otherBudget)
+	}
+	if st := s.Stats(); st.OverBudget < overBudget {
+		t.Errorf("Stats().OverBudget %d, reported %d", st.OverBudget, overBudget)
+	}
+}
