@@ -166,8 +166,10 @@ func TestEventKindsAndLoss(t *testing.T) {
 			Loss: &sensor.Loss{Where: "ringbuf", Of: sensor.KindOpen, Count: 12}},
 		sensor.Event{Header: sensor.Header{Kind: sensor.KindLoss, KtimeNs: 1008 * ms},
 			Loss: &sensor.Loss{Where: "skipped", What: "file and network records of one call (fileio_sys_enter)", Count: 3}},
+		sensor.Event{Header: sensor.Header{Kind: sensor.KindLoss, KtimeNs: 1009 * ms, Session: sensor.SessionRef{Root: sess.Root}},
+			Loss: &sensor.Loss{Where: "session-budget", What: "file and network records of the session", Count: 4096}},
 	)
-	if len(got) != 9 {
+	if len(got) != 10 {
 		t.Fatalf("%d events", len(got))
 	}
 	n := got[1].Net
@@ -190,8 +192,12 @@ func TestEventKindsAndLoss(t *testing.T) {
 	if l.Kind != event.KindSensorLoss || l.Loss.Where != "ringbuf" || l.Loss.Of != "open" || l.Loss.Count != 12 || l.Process != nil {
 		t.Errorf("loss = %+v %+v", l, l.Loss)
 	}
-	if l := got[8].Loss; l.Where != "skipped" || l.Of != "file and network records of one call (fileio_sys_enter)" || l.Count != 3 {
+	if l := got[8].Loss; l.Where != "skipped" || l.Of != "file and network records of one call (fileio_sys_enter)" || l.Count != 3 || l.RootExecID != "" {
 		t.Errorf("skipped-run loss = %+v", l)
+	}
+	// One session's loss names the session by its root's exec id.
+	if l := got[9]; l.Loss.Where != "session-budget" || l.Loss.RootExecID != got[0].Process.ExecID || l.Loss.Count != 4096 || l.Agent != nil {
+		t.Errorf("session-budget loss = %+v, want root_exec_id %s", l.Loss, got[0].Process.ExecID)
 	}
 }
 
