@@ -144,12 +144,13 @@ func (ss *summaries) forget(root string) {
 
 // begin builds the agent.session_start of the session ev is the first
 // event of: its agent, host, identity and posture, and the root process
-// when ev names it (itself or an ancestor).
+// with its ancestry when ev names it (itself or an ancestor).
 func (s *summary) begin(ev *event.Event) *event.Event {
 	s.agent = *ev.Agent
 	s.agent.ToolUse = nil
 	s.agent.Role = event.RoleRoot
-	s.root = rootProcess(ev, s.agent.RootExecID)
+	var above []event.Process
+	s.root, above = rootProcess(ev, s.agent.RootExecID)
 	start := ev.Time
 	if s.root != nil && !s.root.StartTime.IsZero() {
 		start = s.root.StartTime
@@ -157,7 +158,7 @@ func (s *summary) begin(ev *event.Event) *event.Event {
 	ag := s.agent
 	s.start = &event.Event{
 		Schema: ev.Schema, Time: ev.Time, Kind: event.KindAgentSessionStart,
-		Host: ev.Host, Process: s.root, Agent: &ag, Identity: ev.Identity, Posture: ev.Posture,
+		Host: ev.Host, Process: s.root, Ancestry: above, Agent: &ag, Identity: ev.Identity, Posture: ev.Posture,
 		Session: &event.Session{Start: start},
 	}
 	return s.start
@@ -200,7 +201,7 @@ func (s *summary) end(last *event.Event, reason string) *event.Event {
 func (s *summary) count(ev *event.Event, ss *summaries) {
 	s.last = ev
 	if s.root == nil {
-		s.root = rootProcess(ev, s.agent.RootExecID)
+		s.root, _ = rootProcess(ev, s.agent.RootExecID)
 	}
 	if s.agent.SessionID == "" && ev.Agent.SessionID != "" {
 		s.agent.SessionID = ev.Agent.SessionID
@@ -261,18 +262,18 @@ func (s *summary) wrote(path string, ss *summaries) {
 
 // rootProcess is a copy of the session root's process from ev: the event's
 // own process or one of its ancestors; nil when ev does not name it.
-func rootProcess(ev *event.Event, root string) *event.Process {
+func rootProcess(ev *event.Event, root string) (*event.Process, []event.Process) {
 	if p := ev.Process; p != nil && p.ExecID == root {
 		c := *p
-		return &c
+		return &c, ev.Ancestry
 	}
 	for i := range ev.Ancestry {
 		if ev.Ancestry[i].ExecID == root {
 			c := ev.Ancestry[i]
-			return &c
+			return &c, ev.Ancestry[i+1:]
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func firstOf(a, b string) string {

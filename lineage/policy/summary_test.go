@@ -149,3 +149,40 @@ func TestSessionSummariesAreBounded(t *testing.T) {
 		t.Fatalf("sensor.stop gave %d events, first %v", len(out), kinds(out[:2]))
 	}
 }
+
+// agent.session_start carries the root's ancestry, the chain above the
+// session every event of it shares: from the root's exec, or from the
+// ancestors after the root in a seeded session's first event.
+func TestSessionStartCarriesRootAncestry(t *testing.T) {
+	above := []event.Process{{ExecID: "zsh", PID: 4100, Exe: "/usr/bin/zsh"}, {ExecID: "init", PID: 1, Exe: "/sbin/init"}}
+	for name, first := range map[string]func() *event.Event{
+		"root exec": func() *event.Event {
+			ev := session(event.KindProcessExec, "/home/dev/.local/share/claude/versions/2.1.332", "/home/dev/proj")
+			ev.Process = &ev.Ancestry[1]
+			ev.Ancestry = append([]event.Process(nil), above...)
+			ev.Agent.Role = event.RoleRoot
+			return ev
+		},
+		"seeded session": func() *event.Event {
+			ev := session(event.KindProcessExec, "/usr/bin/git", "/tmp")
+			ev.Ancestry = append(ev.Ancestry, above...)
+			return ev
+		},
+	} {
+		st, err := New(Config{SessionSummaries: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := st.Process(first())
+		if len(out) != 2 || out[0].Kind != event.KindAgentSessionStart {
+			t.Fatalf("%s: %v, want the session start first", name, kinds(out))
+		}
+		start := out[0]
+		if start.Process == nil || start.Process.ExecID != "root" {
+			t.Fatalf("%s: session start process %+v, want the root", name, start.Process)
+		}
+		if len(start.Ancestry) != 2 || start.Ancestry[0].ExecID != "zsh" || start.Ancestry[1].ExecID != "init" {
+			t.Errorf("%s: session start ancestry %+v, want zsh then init", name, start.Ancestry)
+		}
+	}
+}
