@@ -78,7 +78,9 @@ type Config struct {
 // EventsConfig shapes the events written, in either format.
 type EventsConfig struct {
 	// Ancestry is compact (each ancestor's identity, bounded argv and
-	// binary verdict) or full (whole process objects).
+	// binary verdict), full (whole process objects) or session (compact,
+	// and an agent session's events end their ancestry at the session's
+	// root, whose own ancestors are on its agent.session_start).
 	Ancestry string `mapstructure:"ancestry"`
 	// Schema is v2 (lineaged/v2) or v1, the previous contract, kept for
 	// one release: whole ancestors (ancestry must be full) and every
@@ -398,9 +400,9 @@ func (c *Config) validateOutput(p *problems) {
 		p.bad("kafka.max_message_bytes", "%d is below the %d minimum", m, kafka.MinMaxMessageBytes)
 	}
 	switch c.Events.Ancestry {
-	case event.AncestryCompact, event.AncestryFull:
+	case event.AncestryCompact, event.AncestryFull, event.AncestrySession:
 	default:
-		p.bad("events.ancestry", "%q is not one of %s, %s", c.Events.Ancestry, event.AncestryCompact, event.AncestryFull)
+		p.bad("events.ancestry", "%q is not one of %s, %s, %s", c.Events.Ancestry, event.AncestryCompact, event.AncestryFull, event.AncestrySession)
 	}
 	switch c.Events.Schema {
 	case "v2":

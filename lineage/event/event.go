@@ -38,7 +38,32 @@ const (
 	AncestryCompact = "compact"
 	// AncestryFull writes every ancestor as a whole process object.
 	AncestryFull = "full"
+	// AncestrySession is compact, but an event of an agent session lists
+	// its ancestors only up to the session's root (agent.root_exec_id),
+	// the last one; the root's own ancestors are on the session's
+	// agent.session_start and on every event of the root process.
+	AncestrySession = "session"
 )
+
+// AtRoot returns ev with its ancestry cut after the ancestor that is its
+// session's root (AncestrySession): ev itself when there is nothing to
+// cut, otherwise a shallow copy (ev is left as it is).
+func AtRoot(ev *Event) *Event {
+	if ev == nil || ev.Agent == nil || ev.Agent.RootExecID == "" {
+		return ev
+	}
+	for i := range ev.Ancestry {
+		if ev.Ancestry[i].ExecID == ev.Agent.RootExecID {
+			if i == len(ev.Ancestry)-1 {
+				return ev
+			}
+			c := *ev
+			c.Ancestry = ev.Ancestry[: i+1 : i+1]
+			return &c
+		}
+	}
+	return ev
+}
 
 // MaxAncestorArgvBytes bounds the argv of each ancestor in compact
 // ancestry; a longer one is cut and flagged argv_truncated.

@@ -38,8 +38,9 @@ type Encoder struct {
 	MaxArgBytes int
 	// MaxArgvBytes bounds the sum of the argv elements written.
 	MaxArgvBytes int
-	// Ancestry is event.AncestryCompact ("" too, the default) or
-	// event.AncestryFull, whole process objects.
+	// Ancestry is event.AncestryCompact ("" too, the default),
+	// event.AncestryFull, whole process objects, or event.AncestrySession,
+	// compact and cut at the session's root.
 	Ancestry string
 	// V1 writes the lineaged/v1 contract instead: schema "lineaged/v1",
 	// whole ancestors whatever Ancestry says, and every posture check on
@@ -92,6 +93,9 @@ func timeField(dst []byte, key string, t time.Time) []byte {
 // Append appends ev as one JSON object (no trailing newline) to dst,
 // within MaxBytes when it is set.
 func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
+	if e.Ancestry == event.AncestrySession && !e.V1 {
+		ev = event.AtRoot(ev)
+	}
 	if e.MaxBytes > 0 {
 		return e.appendBudget(dst, ev)
 	}

@@ -447,3 +447,48 @@ func TestSessionBudgetLossNamesSession(t *testing.T) {
 		}
 	}
 }
+
+// events.ancestry: session ends an agent session's ancestry at its root;
+// outside a session nothing is cut, and the event itself is not changed.
+func TestAncestryAtSessionRoot(t *testing.T) {
+	s, err := schematest.Native()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := Encoder{Ancestry: event.AncestrySession}
+	decode := func(ev *event.Event) []event.Process {
+		t.Helper()
+		line, err := enc.Append(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schematest.Validate(s, line); err != nil {
+			t.Errorf("%v\n%s", err, line)
+		}
+		var got struct {
+			Ancestry []event.Process `json:"ancestry"`
+		}
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.Ancestry
+	}
+	in := testevents.New(event.KindProcessExec, 1, "s")
+	root := in.Agent.RootExecID
+	got := decode(in)
+	if len(got) != 2 || got[len(got)-1].ExecID != root {
+		t.Errorf("session event: %d ancestors, last %+v, want 2 ending at the root %s", len(got), got[len(got)-1], root)
+	}
+	if len(in.Ancestry) != 3 {
+		t.Errorf("the event itself was cut: %d ancestors", len(in.Ancestry))
+	}
+	outside := testevents.New(event.KindProcessExec, 2, "")
+	if got := decode(outside); len(got) != 3 {
+		t.Errorf("event outside a session: %d ancestors, want all 3", len(got))
+	}
+	if compact, _ := (Encoder{}).Append(nil, in); len(compact) <= 0 {
+		t.Fatal("no compact output")
+	} else if cut, _ := enc.Append(nil, in); len(cut) >= len(compact) {
+		t.Errorf("cut event %d bytes, compact %d", len(cut), len(compact))
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 type compactProc struct {
 	CmdLine string `json:"cmd_line"`
+	UID     string `json:"uid"`
 }
 
 // compactOut is what TestCompactAncestryBoundsAncestorCommandLines reads.
@@ -105,5 +106,39 @@ func TestCompactAncestryBoundsAncestorCommandLines(t *testing.T) {
 				t.Error("the process's own binary entry lost its inode")
 			}
 		})
+	}
+}
+
+// events.ancestry: session ends an agent session's process.ancestry at
+// the session's root; outside a session every ancestor stays.
+func TestAncestryAtSessionRoot(t *testing.T) {
+	s := loadSchema(t)
+	enc := Encoder{ProductVersion: "0.1.0", Ancestry: event.AncestrySession}
+	for _, tc := range []struct {
+		session string
+		want    int
+	}{{"s", 2}, {"", 3}} {
+		ev := testevents.New(event.KindProcessExec, 1, tc.session)
+		b, err := enc.Append(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := ocsfschema.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Validate(m); err != nil {
+			t.Fatalf("%v\n%.400s", err, b)
+		}
+		var out compactOut
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(out.Process.Ancestry); got != tc.want {
+			t.Errorf("session %q: %d ancestors, want %d", tc.session, got, tc.want)
+		}
+		if tc.session != "" && out.Process.Ancestry[len(out.Process.Ancestry)-1].UID != ev.Agent.RootExecID {
+			t.Errorf("the last ancestor is %s, want the session root %s", out.Process.Ancestry[len(out.Process.Ancestry)-1].UID, ev.Agent.RootExecID)
+		}
 	}
 }

@@ -37,8 +37,10 @@ type Encoder struct {
 	ProductVersion string
 	// Argv bounds cmd_line the way the native format bounds argv.
 	Argv native.Encoder
-	// Ancestry is event.AncestryCompact ("" too, the default) or
-	// event.AncestryFull. Compact bounds the command line of
+	// Ancestry is event.AncestryCompact ("" too, the default),
+	// event.AncestryFull or event.AncestrySession (compact, and an agent
+	// session's events end their ancestry at the session's root). Compact
+	// bounds the command line of
 	// parent_process and of each ancestry entry to
 	// event.MaxAncestorArgvBytes and keeps only sha256, verdict and signer
 	// of the ancestors' binaries under unmapped.lineaged.binaries.
@@ -202,6 +204,9 @@ func severity(s string) (int, string) {
 
 // Append appends ev as one OCSF JSON object to dst.
 func (e Encoder) Append(dst []byte, ev *event.Event) ([]byte, error) {
+	if e.Ancestry == event.AncestrySession && !e.V1 {
+		ev = event.AtRoot(ev)
+	}
 	if e.MaxBytes > 0 {
 		return e.appendBudget(dst, ev)
 	}
