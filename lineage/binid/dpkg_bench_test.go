@@ -1,0 +1,124 @@
+package binid
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// hostDpkg is this host's dpkg database; the benchmarks skip without it.
+const hostDpkg = "/var/lib/dpkg"
+
+func needHostDpkg(tb testing.TB) {
+	tb.Helper()
+	if names, _ := filepath.Glob(filepath.Join(hostDpkg, "info", "*.md5sums")); len(names) == 0 {
+		tb.Skip("needs a dpkg system")
+	}
+}
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// loadHost loads the host's dpkg database into a fresh Dpkg and returns
+// it with the heap bytes it retains.
+func loadHost(tb testing.TB) (*Dpkg, uint64) {
+	tb.Helper()
+	before := heapInUse()
+	d := &Dpkg{Dir: hostDpkg}
+	d.Lookup("/usr/bin/cat")
+	if err := d.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	after := heapInUse()
+	runtime.KeepAlive(d)
+	if after < before {
+		return d, 0
+	}
+	return d, after - before
+}
+
+// BenchmarkDpkgLoad loads this host's whole dpkg database (every
+// info/*.md5sums) per iteration and reports the heap the loaded index
+// keeps (heap-MiB: live heap after a collection, loaded minus before).
+func BenchmarkDpkgLoad(b *testing.B) {
+	needHostDpkg(b)
+	var kept uint64
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
+		d := &Dpkg{Dir: hostDpkg}
+		d.Lookup("/usr/bin/cat")
+		if err := d.Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	_, kept = loadHost(b)
+	b.ReportMetric(float64(kept)/(1<<20), "heap-MiB")
+}
+
+// lookupSample is paths to look up in the host's database: every 97th
+// path its md5sums files list, as listed and under its usrmerge alias,
+// and as many that no package lists.
+func lookupSample(tb testing.TB) []string {
+	tb.Helper()
+	names, _ := filepath.Glob(filepath.Join(hostDpkg, "info", "*.md5sums"))
+	var out []string
+	n := 0
+	for _, name := range names {
+		f, err := os.Open(name)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if n++; n%97 != 0 || len(sc.Text()) < 35 {
+				continue
+			}
+			p := "/" + strings.TrimLeft(sc.Text()[34:], "/")
+			out = append(out, Aliases(p)...)
+			out = append(out, p+".missing", "/nonexistent"+p)
+		}
+		f.Close()
+	}
+	return out
+}
+
+// BenchmarkDpkgLookup is one Lookup in the loaded host database: a mix of
+// paths as listed, their usrmerge aliases and paths no package lists.
+func BenchmarkDpkgLookup(b *testing.B) {
+	needHostDpkg(b)
+	paths := lookupSample(b)
+	d := &Dpkg{Dir: hostDpkg}
+	d.Lookup("/usr/bin/cat")
+	hits := 0
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := d.Lookup(paths[i%len(paths)]); ok {
+			hits++
+		}
+		i++
+	}
+	if hits == 0 {
+		b.Fatal("no path found")
+	}
+}
+
+// TestDpkgHostIndexSize logs the heap this host's loaded dpkg index keeps
+// (go test -v -run DpkgHostIndexSize).
+func TestDpkgHostIndexSize(t *testing.T) {
+	needHostDpkg(t)
+	_, kept := loadHost(t)
+	t.Logf("host dpkg index: %.2f MiB of heap", float64(kept)/(1<<20))
+}
