@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -74,6 +76,47 @@ func BenchmarkDpkgLoad(b *testing.B) {
 	_, kept := loadHost(b)
 	b.ReportMetric(float64(kept)/(1<<20), "heap-MiB")
 	b.ReportMetric(float64(cpu.Microseconds())/1e3/float64(b.N), "cpu-ms/op")
+	if peak, ok := loadPeak(b); ok {
+		b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+	}
+}
+
+// loadPeak is how far a load of the host's database raises the resident
+// size at its peak (VmHWM, reset through /proc/self/clear_refs, over the
+// resident size before): what the load costs the sensor's peak RSS. False
+// when the peak cannot be reset.
+func loadPeak(tb testing.TB) (int64, bool) {
+	tb.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	before := procStatus(tb, "VmRSS")
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return 0, false
+	}
+	d := &Dpkg{Dir: hostDpkg}
+	d.Lookup("/usr/bin/cat")
+	peak := procStatus(tb, "VmHWM")
+	runtime.KeepAlive(d)
+	return peak - before, true
+}
+
+// procStatus is a size line of /proc/self/status, in bytes.
+func procStatus(tb testing.TB, key string) int64 {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for l := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(l, key+":"); ok {
+			f := strings.Fields(rest)
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil && len(f) == 2 && f[1] == "kB" {
+				return n << 10
+			}
+		}
+	}
+	tb.Fatalf("no %s in /proc/self/status", key)
+	return 0
 }
 
 // cpuTime is the process's user and system time so far.
@@ -133,10 +176,14 @@ func BenchmarkDpkgLookup(b *testing.B) {
 	}
 }
 
-// TestDpkgHostIndexSize logs the heap this host's loaded dpkg index keeps
-// (go test -v -run DpkgHostIndexSize).
+// TestDpkgHostIndexSize logs the heap this host's loaded dpkg index keeps,
+// and the resident size a load adds at its peak (go test -v -run
+// DpkgHostIndexSize).
 func TestDpkgHostIndexSize(t *testing.T) {
 	needHostDpkg(t)
 	_, kept := loadHost(t)
 	t.Logf("host dpkg index: %.2f MiB of heap", float64(kept)/(1<<20))
+	if peak, ok := loadPeak(t); ok {
+		t.Logf("a load raises the resident size by %.1f MiB at its peak", float64(peak)/(1<<20))
+	}
 }
