@@ -14,11 +14,11 @@ import (
 const envPrefix = "LINEAGED_"
 
 // envNotKeys are LINEAGED_* variables that are not configuration keys:
-// the config file's path, the CPU profile (docs/performance.md), and, by
-// prefix, the test harness's own variables, which reach the sensor's
-// environment when tests start it.
+// the config file's path, the CPU and heap profiles (docs/performance.md),
+// and, by prefix, the test harness's own variables, which reach the
+// sensor's environment when tests start it.
 var (
-	envNotKeys        = []string{"LINEAGED_CONFIG", "LINEAGED_CPUPROFILE", "LINEAGED_OCSF_SCHEMA", "LINEAGED_SENSOR_HELPER"}
+	envNotKeys        = []string{"LINEAGED_CONFIG", "LINEAGED_CPUPROFILE", "LINEAGED_MEMPROFILE", "LINEAGED_OCSF_SCHEMA", "LINEAGED_SENSOR_HELPER"}
 	envNotKeyPrefixes = []string{"LINEAGED_TEST_", "LINEAGED_E2E_", "LINEAGED_BENCH_", "LINEAGED_EXE_", "LINEAGED_FILEIO_"}
 )
 

@@ -24,7 +24,7 @@ func TestConfigUnknownEnvIsAnError(t *testing.T) {
 			}
 		}
 	})
-	cfg, err := parse(t, nil, map[string]string{"LINEAGED_CONFIG": path, "LINEAGED_CPUPROFILE": "", "LINEAGED_LOG_LEVEL": "debug", "LINEAGED_E2E_CACHE": "/x"})
+	cfg, err := parse(t, nil, map[string]string{"LINEAGED_CONFIG": path, "LINEAGED_CPUPROFILE": "", "LINEAGED_MEMPROFILE": "", "LINEAGED_LOG_LEVEL": "debug", "LINEAGED_E2E_CACHE": "/x"})
 	if err != nil {
 		t.Fatalf("known variables refused: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -187,6 +188,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("LINEAGED_MEMPROFILE"); path != "" {
+		pctx, written, err := heapProfileAtStop(ctx, path, log)
+		if err != nil {
+			return err
+		}
+		err = runPipelineCapturing(pctx, cfg, capo, stdout, log)
+		stop()
+		<-written
+		return err
+	}
 	return runPipelineCapturing(ctx, cfg, capo, stdout, log)
 }
 
@@ -202,6 +213,35 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("LINEAGED_CPUPROFILE: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// heapProfileAtStop opens path (0600) now, so a bad path fails the start,
+// and writes the heap profile into it when stop ends, before the pipeline
+// sees the end through the context it returns: what the running sensor
+// holds (after a collection), not what is left once it has shut down, for
+// `go tool pprof -inuse_space` (LINEAGED_MEMPROFILE, docs/performance.md).
+// written is closed once the profile is written.
+func heapProfileAtStop(stop context.Context, path string, log *slog.Logger) (ctx context.Context, written <-chan struct{}, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("LINEAGED_MEMPROFILE: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(stop))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		<-stop.Done()
+		runtime.GC()
+		err := pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			log.Error("LINEAGED_MEMPROFILE: heap profile not written", "err", err)
+		}
+	}()
+	return ctx, done, nil
 }
 
 func cmdDoctor(args []string, stdout, stderr io.Writer) error {

@@ -2,15 +2,15 @@ package binid
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // PackageDB answers which package owns a path and the digest it recorded.
@@ -53,16 +53,23 @@ var usrmerge = [][2]string{
 
 // Aliases returns path and its usrmerge alias, if any.
 func Aliases(path string) []string {
-	out := []string{path}
+	if a, ok := usrmergeAlias(path); ok {
+		return []string{path, a}
+	}
+	return []string{path}
+}
+
+// usrmergeAlias is the usrmerge alias of path, if it has one.
+func usrmergeAlias(path string) (string, bool) {
 	for _, a := range usrmerge {
 		if rest, ok := strings.CutPrefix(path, a[0]); ok {
-			return append(out, a[1]+rest)
+			return a[1] + rest, true
 		}
 		if rest, ok := strings.CutPrefix(path, a[1]); ok {
-			return append(out, a[0]+rest)
+			return a[0] + rest, true
 		}
 	}
-	return out
+	return "", false
 }
 
 // Lookup implements PackageDB. A reload (after a change) happens here, in
@@ -80,9 +87,13 @@ func (d *Dpkg) Err() error { return d.db.lastErr(d.watch()) }
 
 func (d *Dpkg) watch() watchSpec {
 	return watchSpec{recheck: d.Recheck, now: d.Now, stamp: d.stampNow,
-		load: func() (map[string]PackageFile, error) {
+		load: func() (fileIndex, error) {
 			runSync(&d.sync)
-			return loadDpkg(filepath.Join(d.Dir, "info"))
+			x, err := loadDpkg(filepath.Join(d.Dir, "info"))
+			if x == nil {
+				return nil, err
+			}
+			return x, err
 		}}
 }
 
@@ -98,7 +109,9 @@ func (d *Dpkg) stampNow() string {
 	return b.String()
 }
 
-func loadDpkg(info string) (map[string]PackageFile, error) {
+// loadDpkg reads every md5sums file of info. On a read error it returns
+// the index of the files read before, with the error.
+func loadDpkg(info string) (*dpkgIndex, error) {
 	names, err := filepath.Glob(filepath.Join(info, "*.md5sums"))
 	if err != nil {
 		return nil, err
@@ -108,69 +121,119 @@ func loadDpkg(info string) (map[string]PackageFile, error) {
 			return nil, fmt.Errorf("dpkg database: %w", err)
 		}
 	}
-	files := make(map[string]PackageFile, len(names)*128)
+	// Every file into one buffer sized from their sizes (a file that
+	// grows after the stat costs only that): the records point into it,
+	// so a load touches the files' bytes once, the records and the
+	// index, and nothing is copied to grow. That memory is what a load
+	// costs in resident size, and in time on a virtual machine, where
+	// every fresh page faults.
+	size := 0
 	for _, n := range names {
-		pkg := strings.TrimSuffix(filepath.Base(n), ".md5sums")
-		pkg, _, _ = strings.Cut(pkg, ":") // multiarch "libc6:amd64"
-		if err := parseMD5Sums(n, pkg, files); err != nil {
-			return files, err
+		if st, err := os.Stat(n); err == nil {
+			size += int(st.Size())
 		}
 	}
-	// A load's garbage (the files read, the map's growth) is about twice
-	// what it keeps, at start and at every package change: hand it back
-	// to the system now rather than carry it as resident memory.
+	all := make([]byte, 0, size+1) // +1: the read that finds the end needs room
+	ends := make([]int, 0, len(names))
+	lines := 0
+	for _, n := range names {
+		start := len(all)
+		if all, err = appendFile(all, n); err != nil {
+			err = fmt.Errorf("dpkg %s: %w", n, err)
+			break
+		}
+		ends = append(ends, len(all))
+		// Counted while the file is in the cache: the records' room.
+		lines += bytes.Count(all[start:], []byte{'\n'}) + 1
+	}
+	b, berr := newDpkgIndexBuilder(all, lines)
+	if berr != nil {
+		return nil, berr
+	}
+	start := 0
+	for i, end := range ends {
+		pkg := strings.TrimSuffix(filepath.Base(names[i]), ".md5sums")
+		pkg, _, _ = strings.Cut(pkg, ":") // multiarch "libc6:amd64"
+		parseMD5Sums(all, start, end, b.pkg(pkg), b)
+		start = end
+	}
+	x := b.build()
+	// A load's garbage (the files read, the records before packing) is
+	// several times what it keeps, at start and at every package change:
+	// hand it back to the system now rather than carry it as resident
+	// memory.
 	debug.FreeOSMemory()
-	return files, nil
+	return x, err
 }
 
-// parseMD5Sums reads "<32 hex>  <path relative to />" lines; malformed lines
-// are skipped (dpkg itself never writes them). A host has around 100,000 of
-// them, read at start and at every package change: the paths of one file
-// share one string and the digests one array, so loading costs a few
-// allocations per file, not several per line (the garbage of a load is
-// what sets the sensor's resident size).
-func parseMD5Sums(name, pkg string, into map[string]PackageFile) error {
-	b, err := os.ReadFile(name)
+// appendFile appends the contents of the file name to buf.
+func appendFile(buf []byte, name string) ([]byte, error) {
+	f, err := os.Open(name)
 	if err != nil {
-		return fmt.Errorf("dpkg %s: %w", name, err)
+		return buf, err
 	}
-	type rec struct {
-		off, end int
-		sum      [16]byte
+	defer f.Close()
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 4096)
+		}
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
-	// Sized once: a line is longer than its path, and there are at most
-	// as many records as lines.
-	recs := make([]rec, 0, bytes.Count(b, []byte{'\n'})+1)
-	paths := make([]byte, 0, len(b))
-	for line := range bytes.Lines(b) {
-		line = bytes.TrimRight(line, "\n")
+}
+
+// parseMD5Sums reads "<32 hex>  <path relative to />" lines, all[start:end];
+// malformed lines are skipped (dpkg itself never writes them). A host has
+// around 100,000 of them, read at start and at every package change.
+func parseMD5Sums(all []byte, start, end int, pkg uint32, into *dpkgIndexBuilder) {
+	for start < end {
+		off := start
+		line := all[start:end]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+			start += i + 1
+		} else {
+			start = end
+		}
 		if len(line) < 35 || line[32] != ' ' {
 			continue
 		}
-		var r rec
-		if _, err := hex.Decode(r.sum[:], line[:32]); err != nil {
+		if !isHex(line[:32]) {
 			continue
 		}
-		rel := line[34:]
+		rel := 34 // after the two spaces dpkg writes, or the one
 		if line[33] != ' ' {
-			rel = bytes.TrimLeft(line[33:], " ")
+			rel = 33
 		}
-		rel = bytes.TrimLeft(rel, "/")
-		r.off = len(paths)
-		paths = append(append(paths, '/'), rel...)
-		r.end = len(paths)
-		recs = append(recs, r)
+		for rel < len(line) && line[rel] == '/' {
+			rel++
+		}
+		// The path is "/" and the rest of the line: the byte before the
+		// rest (a space or a slash) becomes the slash, in place.
+		all[off+rel-1] = '/'
+		into.add(off, off+rel-1, off+len(line), pkg)
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	// paths is never written again: the keys share its bytes.
-	all := unsafe.String(unsafe.SliceData(paths), len(paths))
-	sums := make([]byte, 16*len(recs))
-	for i, r := range recs {
-		d := sums[16*i : 16*i+16 : 16*i+16]
-		copy(d, r.sum[:])
-		into[all[r.off:r.end]] = PackageFile{Package: pkg, Algo: "md5", Digest: d}
-	}
-	return nil
 }
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !hexDigit[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// hexDigit is what encoding/hex decodes.
+var hexDigit = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF") {
+		t[c] = true
+	}
+	return t
+}()

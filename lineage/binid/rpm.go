@@ -64,7 +64,7 @@ func (r *RPM) watch() watchSpec {
 			}
 			return "-"
 		},
-		load: func() (map[string]PackageFile, error) {
+		load: func() (fileIndex, error) {
 			runSync(&r.sync)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -72,7 +72,8 @@ func (r *RPM) watch() watchSpec {
 			if err != nil {
 				return nil, err
 			}
-			return parseRPMFiles(out)
+			files, err := parseRPMFiles(out)
+			return fileMap(files), err
 		}}
 }
 

@@ -11,7 +11,7 @@ type watchSpec struct {
 	recheck time.Duration
 	now     func() time.Time
 	stamp   func() string
-	load    func() (map[string]PackageFile, error)
+	load    func() (fileIndex, error)
 }
 
 // watched is a package database loaded lazily and reloaded after a change.
@@ -25,7 +25,7 @@ type watched struct {
 	gen     atomic.Uint64
 
 	loadMu    sync.Mutex
-	files     map[string]PackageFile
+	files     fileIndex
 	loadedGen uint64
 	err       error
 }
@@ -55,14 +55,14 @@ func (w *watched) check(s watchSpec) uint64 {
 
 func (w *watched) generation(s watchSpec) uint64 { return w.check(s) }
 
-func (w *watched) loaded(s watchSpec) map[string]PackageFile {
+func (w *watched) loaded(s watchSpec) fileIndex {
 	g := w.check(s)
 	w.loadMu.Lock()
 	defer w.loadMu.Unlock()
 	if w.files == nil || w.loadedGen != g {
 		files, err := s.load()
 		if files == nil {
-			files = map[string]PackageFile{}
+			files = fileMap{}
 		}
 		w.files, w.err, w.loadedGen = files, err, g
 	}
@@ -71,10 +71,12 @@ func (w *watched) loaded(s watchSpec) map[string]PackageFile {
 
 func (w *watched) lookup(s watchSpec, path string) (PackageFile, bool) {
 	files := w.loaded(s)
-	for _, p := range Aliases(path) {
-		if f, ok := files[p]; ok {
-			return f, true
-		}
+	if f, ok := files.find(path); ok {
+		return f, true
+	}
+	// The alias (Aliases) is built only when the path is not listed.
+	if a, ok := usrmergeAlias(path); ok {
+		return files.find(a)
 	}
 	return PackageFile{}, false
 }
