@@ -135,7 +135,7 @@ struct exec_event {
 	__u16 exe_len;
 	__u16 argv_len;
 	__u16 _pad0;
-	__u32 _pad1;
+	__u32 mnt_ns;        /* the mount namespace's inode number (ns.inum) */
 	char comm[16];
 };
 

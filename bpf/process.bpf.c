@@ -496,6 +496,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		e->sessionid = (__u32)-1;
 	}
 	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	if (file) {
 		struct inode *ino = BPF_CORE_READ(file, f_inode);
 		e->dev = BPF_CORE_READ(ino, i_sb, s_dev);
@@ -521,7 +522,6 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	e->exe_len = plen;
 	e->argv_len = alen;
 	e->_pad0 = 0;
-	e->_pad1 = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	/* The child's parked fork record: the exec names its parent, so the

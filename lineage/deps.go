@@ -27,6 +27,10 @@ type Deps struct {
 	Observer agent.Integration
 	// Cgroups, when set, names the cgroup of exec'd processes.
 	Cgroups CgroupResolver
+	// MountNS is the host's mount namespace (pid 1's, else the sensor's):
+	// a process in another one says so (event.Process.MntNS). 0: unknown,
+	// none is flagged.
+	MountNS uint32
 	// Logins, when set, names the SSH key behind a login
 	// (identity.verified_by "ssh-key:SHA256:...").
 	Logins LoginKeys

@@ -67,6 +67,9 @@ func (e *Engine) execImage(ev sensor.Event, prev, birth *entry) *entry {
 		EUID:          x.EUID,
 		GID:           x.GID,
 	}
+	if x.MntNS != 0 && e.deps.MountNS != 0 && x.MntNS != e.deps.MountNS {
+		ent.proc.MntNS = x.MntNS
+	}
 	if prev != nil {
 		// Inherited across exec (and from the parent at fork).
 		ent.proc.TTY = prev.proc.TTY
@@ -105,6 +108,7 @@ func (e *Engine) readLive(p *event.Process, x *sensor.Exec) (cwdLive bool) {
 	if e.deps.Cgroups != nil && x.CgroupID != 0 {
 		if path, ok := e.deps.Cgroups.CgroupPath(x.CgroupID); ok {
 			p.Cgroup = path
+			p.ContainerID = ContainerID(path)
 		}
 	}
 	return cwdLive

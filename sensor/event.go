@@ -170,7 +170,9 @@ type Exec struct {
 	LoginUID       uint32 // 4294967295 when unset
 	AuditSessionID uint32
 	CgroupID       uint64
-	Comm           string
+	// MntNS is the inode number of the process's mount namespace.
+	MntNS uint32
+	Comm  string
 	// Filename is the path passed to exec as resolved by the kernel
 	// (bprm->filename); Exe is the path of the executed file resolved from
 	// its struct file, absolute from the process's own root (a chrooted

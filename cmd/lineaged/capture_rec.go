@@ -29,6 +29,7 @@ const (
 	metaScope    = "scope"
 	metaHooks    = "hooks"
 	metaReason   = "hooks_reason"
+	metaMountNS  = "mnt_ns"
 )
 
 // captureOpts are the capture flags of run (and of capture).
@@ -338,5 +339,6 @@ func captureMeta(p *pipeline) map[string]string {
 		metaInstance: p.instance,
 		metaSeqAfter: strconv.FormatUint(after, 10),
 		metaScope:    p.cfg.Scope,
+		metaMountNS:  strconv.FormatUint(uint64(lineage.HostMountNS(procRoot)), 10),
 	}
 }

@@ -337,6 +337,7 @@ func (p *pipeline) startLineage(boot time.Time) (err error) {
 		Posture:  countPosture{p.postureNow, &p.tees.postCalls},
 		Cgroups:  &lineage.CgroupFS{},
 		Logins:   lineage.NewLoginKeys(lineage.LoginSources{}, p.log),
+		MountNS:  lineage.HostMountNS(procRoot),
 	}
 	p.baseDeps, p.lineageCfg = deps, lc
 	recording := p.capture != nil || p.control != nil

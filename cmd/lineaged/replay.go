@@ -411,6 +411,11 @@ func replayOne(ctx context.Context, cfg *Config, l *loaded, o replayOpts, pace f
 		return err
 	}
 	deps := l.book.Deps()
+	if ns, err := strconv.ParseUint(l.info.header.Meta[metaMountNS], 10, 32); err == nil {
+		// The recording host's mount namespace (absent from older
+		// captures: then no process is said to be in another one).
+		deps.MountNS = uint32(ns)
+	}
 	boot, err := deps.Boot.BootTime()
 	if err != nil {
 		return fmt.Errorf("capture: %w", err)

@@ -330,6 +330,8 @@ func (s *scan) exec(x *sensor.Exec) {
 			x.AuditSessionID = uint32(s.uint(32))
 		case "CgroupID":
 			x.CgroupID = s.uint(64)
+		case "MntNS":
+			x.MntNS = uint32(s.uint(32))
 		case "Comm":
 			x.Comm = s.str()
 		case "Filename":

@@ -277,7 +277,13 @@ type Process struct {
 	LoginUser     string  `json:"login_user,omitempty"`
 	TTY           string  `json:"tty,omitempty"`
 	Cgroup        string  `json:"cgroup,omitempty"`
-	Binary        *Binary `json:"binary,omitempty"`
+	// ContainerID is the container the cgroup names (docker, containerd,
+	// CRI-O, podman, kubepods), "" when it names none.
+	ContainerID string `json:"container_id,omitempty"`
+	// MntNS is the process's mount namespace (its inode number) when it
+	// is not the host's: its paths are that namespace's.
+	MntNS  uint32  `json:"mnt_ns,omitempty"`
+	Binary *Binary `json:"binary,omitempty"`
 	// CurrentParentExecID is set when the process was reparented (to pid 1
 	// or a subreaper): ParentExecID stays the parent it was born with.
 	CurrentParentExecID string `json:"current_parent_exec_id,omitempty"`

@@ -133,6 +133,7 @@ func decodeExec(b []byte, ev *sensor.Event) error {
 		LoginUID:       r.Loginuid,
 		AuditSessionID: r.Sessionid,
 		CgroupID:       r.CgroupId,
+		MntNS:          r.MntNs,
 		Comm:           cString(r.Comm[:]),
 		Filename:       string(data[:fl]),
 		ArgvTruncated:  sensor.ExecFlags(r.Flags)&sensor.ExecArgvTruncated != 0,

@@ -54,7 +54,7 @@ type processExecEvent struct {
 	ExeLen             uint16
 	ArgvLen            uint16
 	Pad0               uint16
-	Pad1               uint32
+	MntNs              uint32
 	Comm               [16]int8
 }
 

@@ -306,6 +306,10 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 	dst = st.OptStr(dst, "login_user", prefix, p.LoginUser)
 	dst = st.OptStr(dst, "tty", prefix, p.TTY)
 	dst = st.OptStr(dst, "cgroup", prefix, p.Cgroup)
+	dst = st.OptStr(dst, "container_id", prefix, p.ContainerID)
+	if p.MntNS != 0 {
+		dst = uintField(dst, "mnt_ns", uint64(p.MntNS))
+	}
 	if b := p.Binary; b != nil {
 		// Constant prefixes: no allocation on the hot path.
 		bp := "ancestry.binary"

@@ -787,6 +787,10 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		dst = jsonw.AppendUint(jsonw.AppendKey(dst, "gid"), uint64(p.GID))
 		dst = st.OptStr(dst, "login_user", "unmapped.lineaged.process", p.LoginUser)
 		dst = st.OptStr(dst, "cgroup", "unmapped.lineaged.process", p.Cgroup)
+		dst = st.OptStr(dst, "container_id", "unmapped.lineaged.process", p.ContainerID)
+		if p.MntNS != 0 {
+			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "mnt_ns"), uint64(p.MntNS))
+		}
 		if len(p.ExeFlags) > 0 {
 			dst = st.StrList(dst, "exe_flags", "unmapped.lineaged.process", p.ExeFlags)
 		}
