@@ -298,6 +298,12 @@ func TestRootExecArgvForkExit(t *testing.T) {
 	if x.CgroupID == 0 {
 		t.Error("no cgroup id")
 	}
+	// The mount namespace echo ran in: this test's.
+	if ns, err := os.Readlink("/proc/self/ns/mnt"); err != nil {
+		t.Fatal(err)
+	} else if want := fmt.Sprintf("mnt:[%d]", x.MntNS); ns != want {
+		t.Errorf("mount namespace %s, this process's %s", want, ns)
+	}
 	// Process identity agrees with /proc's resolution.
 	if execs[0].Proc.StartNs%tickNs != 0 || execs[0].Proc.StartNs == 0 {
 		t.Errorf("start %d not at tick resolution", execs[0].Proc.StartNs)
