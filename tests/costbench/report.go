@@ -166,9 +166,9 @@ func (b *bench) report(w io.Writer, took time.Duration) bool {
 		fmt.Sprintf("%d us", cpuExec.Microseconds()), cpuExec <= maxCPUPerExec)
 	row("peak RSS of the sensor during the storm (VmHWM)", fmt.Sprintf("<= %d MiB", maxPeakRSS>>20),
 		fmt.Sprintf("%.1f MiB", float64(peak)/(1<<20)), peak <= maxPeakRSS)
-	row("process.exec in a session, default settings: median", fmt.Sprintf("<= %d B", maxExecMedian),
+	row("process.exec in a session, "+b.settings()+": median", fmt.Sprintf("<= %d B", maxExecMedian),
 		fmt.Sprintf("%d B", med), len(sizes) > 0 && med <= maxExecMedian)
-	row("process.exec in a session, default settings: p99", fmt.Sprintf("<= %d B", maxExecP99),
+	row("process.exec in a session, "+b.settings()+": p99", fmt.Sprintf("<= %d B", maxExecP99),
 		fmt.Sprintf("%d B", p99), len(sizes) > 0 && p99 <= maxExecP99)
 	row("events lost in the benchmark", fmt.Sprintf("= %d", maxLost),
 		fmt.Sprintf("%d", lost), lost <= maxLost)
@@ -296,6 +296,14 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 		fmt.Fprintf(w, " (%s)", strings.Join(names, ", "))
 	}
 	fmt.Fprintf(w, ", %d storm execs (end markers included) not delivered\n", missing)
-	fmt.Fprintln(w, "sensor: bin/lineaged run, default settings, the shipped rules (deploy/rules), no file rotation;"+
+	fmt.Fprintln(w, "sensor: bin/lineaged run, "+b.settings()+", the shipped rules (deploy/rules), no file rotation;"+
 		" CPU is utime+stime from the storm's start to its end marker in the output; storm CPU is the loop's children (bash times).")
+}
+
+// settings names the sensor's settings: the defaults, or the -env ones.
+func (b *bench) settings() string {
+	if len(b.o.env) == 0 {
+		return "default settings"
+	}
+	return strings.Join(b.o.env, " ")
 }
