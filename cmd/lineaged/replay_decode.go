@@ -28,6 +28,32 @@ type scan struct {
 	b   []byte
 	i   int
 	bad bool
+	in  *interner // nil: no interning
+}
+
+// interner keeps one copy of each string the records of one decoding
+// goroutine repeat (a storm's names, paths, argv, answers): decoding then
+// allocates for new text only, and the loaded capture holds it once.
+type interner struct{ m map[string]string }
+
+const (
+	maxInterned      = 256  // longer strings are copied each time
+	maxInternEntries = 8192 // then it starts over
+)
+
+func (in *interner) get(b []byte) string {
+	if in == nil || len(b) > maxInterned {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if in.m == nil || len(in.m) >= maxInternEntries {
+		in.m = make(map[string]string, 256)
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
 }
 
 func (s *scan) ws() {
@@ -100,7 +126,18 @@ func (s *scan) raw() []byte {
 	return nil
 }
 
+// str reads a string, interned.
 func (s *scan) str() string {
+	b := s.raw()
+	if s.bad {
+		return ""
+	}
+	return s.in.get(b)
+}
+
+// once reads a string not worth interning (it names one process or
+// error).
+func (s *scan) once() string {
 	b := s.raw()
 	if s.bad {
 		return ""
@@ -244,8 +281,8 @@ func (s *scan) sessionRef(r *sensor.SessionRef) {
 }
 
 // fastEvent decodes a raw event record; ok is false when it gave up.
-func fastEvent(b []byte) (ev *sensor.Event, ok bool) {
-	s := &scan{b: b}
+func fastEvent(b []byte, in *interner) (ev *sensor.Event, ok bool) {
+	s := &scan{b: b, in: in}
 	ev = &sensor.Event{}
 	s.object(func(k []byte) bool {
 		switch string(k) {
@@ -494,8 +531,8 @@ func (s *scan) file(f *sensor.File) {
 // fastFact decodes a fact with scalar fields only (env, clock, cwd, user,
 // cgroup lookups), a binary's identity, or an agent attribution without a
 // tool call; one with another nested answer gives up.
-func fastFact(b []byte) (f lineage.Fact, ok bool) {
-	s := &scan{b: b}
+func fastFact(b []byte, in *interner) (f lineage.Fact, ok bool) {
+	s := &scan{b: b, in: in}
 	s.object(func(k []byte) bool {
 		switch string(k) {
 		case "f":
@@ -509,7 +546,7 @@ func fastFact(b []byte) (f lineage.Fact, ok bool) {
 		case "ok":
 			f.OK = s.boolean()
 		case "err":
-			f.Err = s.str()
+			f.Err = s.once()
 		case "gone":
 			f.Gone = s.boolean()
 		case "t":
@@ -613,10 +650,10 @@ func (s *scan) agent(a *event.Agent) {
 	})
 }
 
-// decodeEvent and decodeFact are the record decoders: the fast path, or
+// event and fact are the record decoders: the fast path, or
 // encoding/json.
-func decodeEvent(b []byte) (*sensor.Event, error) {
-	if ev, ok := fastEvent(b); ok {
+func (d *recordDecoder) event(b []byte) (*sensor.Event, error) {
+	if ev, ok := fastEvent(b, &d.strs); ok {
 		return ev, nil
 	}
 	var ev sensor.Event
@@ -626,11 +663,11 @@ func decodeEvent(b []byte) (*sensor.Event, error) {
 	return &ev, nil
 }
 
-func decodeFact(b []byte) (lineage.Fact, error) {
-	if f, ok := fastFact(b); ok {
-		return f, nil
+func (d *recordDecoder) fact(b []byte, f *lineage.Fact) error {
+	if fa, ok := fastFact(b, &d.strs); ok {
+		*f = fa
+		return nil
 	}
-	var f lineage.Fact
-	err := json.Unmarshal(b, &f)
-	return f, err
+	*f = lineage.Fact{}
+	return json.Unmarshal(b, f)
 }

@@ -57,7 +57,7 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := fastEvent(b)
+		got, ok := fastEvent(b, &interner{})
 		if !ok {
 			t.Fatalf("event %d: the fast path gave up on %s", i, b)
 		}
@@ -74,7 +74,7 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := fastFact(b)
+		got, ok := fastFact(b, &interner{})
 		if !ok {
 			t.Fatalf("fact %d: the fast path gave up on %s", i, b)
 		}
@@ -108,14 +108,14 @@ func TestFastDecodeGivesUp(t *testing.T) {
 		`{"Kind":1,"Unknown":1}`,                // unknown field
 		`{"Kind":1,"Exec":{"Binary":{"Size":-9223372036854775809}}}`, // int64 underflow
 	} {
-		if _, ok := fastEvent([]byte(s)); ok {
+		if _, ok := fastEvent([]byte(s), &interner{}); ok {
 			t.Errorf("fast event decoder took %s", s)
 		}
-		fast, fastErr := decodeEvent([]byte(s))
+		fast, fastErr := newRecordDecoder().event([]byte(s))
 		var want sensor.Event
 		jsonErr := json.Unmarshal([]byte(s), &want)
 		if (fastErr == nil) != (jsonErr == nil) || (jsonErr == nil && !reflect.DeepEqual(*fast, want)) {
-			t.Errorf("%s: decodeEvent %v, %v; encoding/json %v", s, fast, fastErr, jsonErr)
+			t.Errorf("%s: event decoder %v, %v; encoding/json %v", s, fast, fastErr, jsonErr)
 		}
 	}
 	for _, s := range []string{
@@ -127,7 +127,7 @@ func TestFastDecodeGivesUp(t *testing.T) {
 		`{"f":"clock","t":null}`,
 		`{"F":"env"}`,
 	} {
-		if _, ok := fastFact([]byte(s)); ok {
+		if _, ok := fastFact([]byte(s), &interner{}); ok {
 			t.Errorf("fast fact decoder took %s", s)
 		}
 	}
@@ -145,7 +145,7 @@ func FuzzFastDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, ok := fastEvent(b); ok {
+		if got, ok := fastEvent(b, &interner{}); ok {
 			var want sensor.Event
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("fast path took %q, encoding/json: %v", b, err)
@@ -154,7 +154,7 @@ func FuzzFastDecode(f *testing.F) {
 				t.Fatalf("%q: fast %+v, json %+v", b, *got, want)
 			}
 		}
-		if got, ok := fastFact(b); ok {
+		if got, ok := fastFact(b, &interner{}); ok {
 			var want lineage.Fact
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("fast path took %q, encoding/json: %v", b, err)
