@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -187,7 +186,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 		defer stopProfile()
 	}
-	replayGC()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var errs []error
@@ -211,17 +209,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// replayGC lets the heap grow to five times the live data before a
-// collection, unless GOGC says otherwise: a replay holds its whole capture
-// decoded and allocates per event, and at the default the collector took
-// about a fifth of its CPU. Live data is the capture (tens of MB for a
-// 100k-event storm), so the price is a larger peak heap, not a growing one.
-func replayGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 }
 
 // parseSpeed: 0 is as fast as possible, else the factor over real time.
