@@ -58,12 +58,13 @@ package: build
 ## bench: the cost table (tests/costbench: an exec storm as a tool call of the real Claude Code,
 ## under the real binary, targets next to measured values, ratios against the sensor off in the
 ## same run), then the replay table (tests/replaybench: replay and sessions --html of a recorded
-## storm capture; REPLAY_ARGS for its flags), then the Go micro-benchmarks. BENCH_ARGS="-quick"
-## for a smoke run of both tables; docs/performance.md
+## storm capture; REPLAY_ARGS for its flags), then the Go micro-benchmarks (replay's loading
+## too). BENCH_ARGS="-quick" for a smoke run of both tables; docs/performance.md
 bench: build
 	$(GO) run ./tests/costbench $(BENCH_ARGS)
 	$(GO) run ./tests/replaybench $(if $(findstring -quick,$(BENCH_ARGS)),-quick) $(REPLAY_ARGS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sensor/... ./lineage/... ./sink/...
+	$(GO) test -run '^$$' -bench Replay -benchmem -count 1 ./cmd/lineaged
 
 ## lint: formatting and vet
 lint:

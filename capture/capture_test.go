@@ -84,6 +84,35 @@ func TestRoundTrip(t *testing.T) {
 
 // A file cut anywhere reads every record of the whole blocks before the cut,
 // then says truncated and where.
+// Payloads stay valid after later calls (replay keeps them all, uncopied).
+func TestPayloadsStayValid(t *testing.T) {
+	b, _ := build(t, 50, 7)
+	r, err := NewReader(bytes.NewReader(b), ReaderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var kept [][]byte
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, rec.Payload)
+	}
+	if len(kept) != 50 {
+		t.Fatalf("%d records", len(kept))
+	}
+	for i, p := range kept {
+		if want := fmt.Sprintf(`{"n":%d,"pad":"%0*d"}`, i, i%50, 0); string(p) != want {
+			t.Fatalf("record %d is now %q, want %q", i, p, want)
+		}
+	}
+}
+
 func TestTruncatedEverywhere(t *testing.T) {
 	b, starts := build(t, 60, 10)
 	for cut := starts[0]; cut < len(b); cut++ {

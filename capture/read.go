@@ -142,8 +142,10 @@ func (r *Reader) readHeader() error {
 // Next returns the next record. At the clean end of the file it returns
 // io.EOF. A file that ends inside a block gives a *PositionError wrapping
 // ErrTruncated (every whole record before it has been returned); damage
-// gives one wrapping ErrCorrupt unless SkipCorrupt. The payload is valid
-// until the next call.
+// gives one wrapping ErrCorrupt unless SkipCorrupt. The payload shares
+// the decompressed block and stays valid after later calls: a block's
+// memory is never reused, so a caller keeping every record need not copy
+// them.
 func (r *Reader) Next() (Record, error) {
 	for {
 		if len(r.left) > 0 {
@@ -304,7 +306,8 @@ func (r *Reader) nextBlock() error {
 			}
 			continue
 		}
-		out, derr := r.dec.DecodeAll(body, r.block[:0])
+		// A new block each time: the records returned keep theirs.
+		out, derr := r.dec.DecodeAll(body, nil)
 		if derr != nil || len(out) > MaxBlockBytes {
 			reason := "block does not decompress"
 			if derr != nil {

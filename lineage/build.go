@@ -126,8 +126,14 @@ func (e *Engine) finish(out *event.Event, ent *entry, agent *event.Agent, wait *
 }
 
 // ancestry snapshots ent's ancestors, nearest first, up to MaxAncestry,
-// queueing a fix-up on it for each hash still being computed.
+// queueing a fix-up on it for each hash still being computed. Once every
+// hash in it is in, the parent keeps it and its later children's events
+// share it (Event.Ancestry is read-only downstream: the redactor replaces
+// the slice, never writes into it).
 func (e *Engine) ancestry(ent *entry, it *outItem) []event.Process {
+	if p := ent.parent; p != nil && p.kids != nil {
+		return p.kids
+	}
 	n := 0
 	for a := ent.parent; a != nil && n < e.cfg.MaxAncestry; a = a.parent {
 		n++
@@ -142,6 +148,7 @@ func (e *Engine) ancestry(ent *entry, it *outItem) []event.Process {
 		i++
 	}
 	// Fix-ups point into the slice, which no longer grows.
+	fixes := len(it.fixes)
 	for i, a := 0, ent.parent; i < n; i, a = i+1, a.parent {
 		if anc[i].Binary == nil && a.bin != nil {
 			it.fixes = append(it.fixes, binFix{dst: &anc[i], f: a.bin})
@@ -150,8 +157,18 @@ func (e *Engine) ancestry(ent *entry, it *outItem) []event.Process {
 			it.fixes = append(it.fixes, binFix{dst: &anc[i], f: a.loaded, loaded: true})
 		}
 	}
+	if len(it.fixes) == fixes && n <= maxSharedAncestry {
+		// Complete: an image never changes once its hashes are in,
+		// nor does its chain, so every later child of the parent has
+		// this very ancestry. It is shared, read-only from here on.
+		ent.parent.kids = anc
+	}
 	return anc
 }
+
+// maxSharedAncestry bounds the ancestries kept for sharing (longer chains
+// are rare, and each image kept would hold one of up to MaxAncestry).
+const maxSharedAncestry = 32
 
 // rooted reports whether the ancestry of p is complete: rooted at init, or
 // at kthreadd for what the kernel itself started.

@@ -196,7 +196,7 @@ func (e *Engine) link(ent, parent *entry) {
 	if parent.depth+1 > e.cfg.MaxAncestry {
 		// Keep the parent but cut the chain above it.
 		cut := *parent
-		cut.parent, cut.depth, cut.prev, cut.next, cut.indexed = nil, 0, nil, nil, false
+		cut.parent, cut.depth, cut.prev, cut.next, cut.indexed, cut.kids = nil, 0, nil, nil, false, nil
 		parent = &cut
 	}
 	ent.parent = parent

@@ -182,3 +182,42 @@ func TestExitCarriesRepeatedOpens(t *testing.T) {
 	}
 	t.Fatal("no exit event")
 }
+
+// Siblings' events share their parent's ancestry once it is complete (every
+// hash in): the same slice, equal to what each would have built.
+func TestSiblingsShareAncestry(t *testing.T) {
+	r := newRig(t, Config{}, nil)
+	seedBase(r)
+	settle(r)
+	// The root's hash is known: no ancestor is still being hashed.
+	claude := "/home/alice/.local/share/claude/versions/2.0.1"
+	r.bins.mu.Lock()
+	r.bins.cache[claude] = r.bins.result(BinaryRequest{Path: claude})
+	r.bins.mu.Unlock()
+	a, b := key(71, 710), key(72, 720)
+	got := r.run(
+		claudeRoot(1000*ms),
+		forkEv(a, key(50, 500), 7000*ms, sess),
+		execEv(a, key(50, 500), 7001*ms, sess, "/usr/bin/a", "a"),
+		forkEv(b, key(50, 500), 7010*ms, sess),
+		execEv(b, key(50, 500), 7011*ms, sess, "/usr/bin/b", "b"),
+		openEv(a, 7020*ms, sess, "/tmp/a", 0),
+		openEv(b, 7021*ms, sess, "/tmp/b", 0),
+	)
+	byPath := map[string]*event.Event{}
+	for _, ev := range got {
+		if ev.File != nil {
+			byPath[ev.File.Path] = ev
+		}
+	}
+	ea, eb := byPath["/tmp/a"], byPath["/tmp/b"]
+	if ea == nil || eb == nil {
+		t.Fatalf("missing file events: %v", got)
+	}
+	if !reflect.DeepEqual(pids(ea.Ancestry), []uint32{50, 20, 10, 1}) || !reflect.DeepEqual(ea.Ancestry, eb.Ancestry) {
+		t.Fatalf("ancestries %v / %v", pids(ea.Ancestry), pids(eb.Ancestry))
+	}
+	if &ea.Ancestry[0] != &eb.Ancestry[0] {
+		t.Error("siblings' events do not share the ancestry")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -23,9 +22,11 @@ var ErrFactMissing = errors.New("fact not in the capture")
 // come back in the order they were recorded; past the last one, the last is
 // repeated.
 type FactBook struct {
-	mu       sync.Mutex
-	byKey    map[factKey][]Fact
-	byN      map[string]map[uint64]Fact
+	mu sync.Mutex
+	// facts holds the keyed and numbered facts; byKey and byN index it.
+	facts    factStore
+	byKey    map[factKey]factQueue
+	byN      map[string]map[uint64]int32
 	posture  []Fact // by N ascending
 	clock    []time.Time
 	seed     []*procfs.Proc
@@ -41,34 +42,38 @@ type FactBook struct {
 // filing nor answering one allocates).
 type factKey struct{ kind, key string }
 
-// NewFactBook returns an empty book.
-func NewFactBook() *FactBook {
-	return &FactBook{byKey: map[factKey][]Fact{}, byN: map[string]map[uint64]Fact{}, missing: map[string]int{}}
+// factQueue is the answers to one keyed lookup not yet given, a list
+// through the store from head to tail; the last stays when taken.
+type factQueue struct{ head, tail int32 }
+
+// factStore holds facts in fixed chunks: a capture's hundreds of thousands
+// are filed without copying them as a growing slice would, or allocating
+// one list per key.
+type factStore struct{ chunks [][]storedFact }
+
+type storedFact struct {
+	f    Fact
+	next int32 // the next answer to the same lookup, -1 for none
 }
 
-// Reserve makes room for the facts of a capture, counted by kind, before
-// they are added: filing 100k events' facts otherwise spends much of its
-// time growing the maps.
-func (b *FactBook) Reserve(byKind map[string]int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	keyed := 0
-	for kind, n := range byKind {
-		switch kind {
-		case FactObsExec, FactObsFile, FactResolved, FactSnapBinary, FactSnapResolved:
-			if b.byN[kind] == nil {
-				b.byN[kind] = make(map[uint64]Fact, n)
-			}
-		case FactPosture, FactWait, FactSeed:
-		case FactClock:
-			b.clock = slices.Grow(b.clock, n)
-		default:
-			keyed += n
-		}
+const factChunk = 1024
+
+func (s *factStore) add(f Fact) int32 {
+	n := len(s.chunks)
+	if n == 0 || len(s.chunks[n-1]) == factChunk {
+		s.chunks = append(s.chunks, make([]storedFact, 0, factChunk))
+		n++
 	}
-	if len(b.byKey) == 0 {
-		b.byKey = make(map[factKey][]Fact, keyed)
-	}
+	c := &s.chunks[n-1]
+	*c = append(*c, storedFact{f: f, next: -1})
+	return int32((n-1)*factChunk + len(*c) - 1)
+}
+
+func (s *factStore) at(i int32) *storedFact { return &s.chunks[i/factChunk][i%factChunk] }
+
+// NewFactBook returns an empty book.
+func NewFactBook() *FactBook {
+	return &FactBook{byKey: map[factKey]factQueue{}, byN: map[string]map[uint64]int32{}, missing: map[string]int{}}
 }
 
 // Add files one recorded fact.
@@ -93,14 +98,29 @@ func (b *FactBook) Add(f Fact) {
 	case FactObsExec, FactObsFile, FactResolved, FactSnapBinary, FactSnapResolved:
 		m := b.byN[f.Kind]
 		if m == nil {
-			m = map[uint64]Fact{}
+			m = map[uint64]int32{}
 			b.byN[f.Kind] = m
 		}
-		m[f.N] = f
+		m[f.N] = b.facts.add(f)
 	default:
 		k := factKey{f.Kind, f.Key}
-		b.byKey[k] = append(b.byKey[k], f)
+		i := b.facts.add(f)
+		if q, ok := b.byKey[k]; ok {
+			b.facts.at(q.tail).next = i
+			b.byKey[k] = factQueue{q.head, i}
+		} else {
+			b.byKey[k] = factQueue{i, i}
+		}
 	}
+}
+
+// numbered is the fact of kind numbered n (locked).
+func (b *FactBook) numbered(kind string, n uint64) (Fact, bool) {
+	i, ok := b.byN[kind][n]
+	if !ok {
+		return Fact{}, false
+	}
+	return b.facts.at(i).f, true
 }
 
 // Wait replays one enrichment wait: one that ran out live (recorded by
@@ -129,8 +149,7 @@ func (b *FactBook) Seed() ([]*procfs.Proc, bool) { return b.seed, b.hasSeed }
 func (b *FactBook) Snapshot(kind string, n uint64) (Fact, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	f, ok := b.byN[kind][n]
-	return f, ok
+	return b.numbered(kind, n)
 }
 
 // Missing lists the lookups the capture could not answer, with counts.
@@ -155,15 +174,15 @@ func (b *FactBook) take(kind, key string) (Fact, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	k := factKey{kind, key}
-	q := b.byKey[k]
-	if len(q) == 0 {
+	q, ok := b.byKey[k]
+	if !ok {
 		return Fact{}, b.miss(kind, key)
 	}
-	f := q[0]
-	if len(q) > 1 {
-		b.byKey[k] = q[1:]
+	sf := b.facts.at(q.head)
+	if sf.next >= 0 {
+		b.byKey[k] = factQueue{sf.next, q.tail}
 	}
-	return f, nil
+	return sf.f, nil
 }
 
 func factErr(f Fact) error {
@@ -319,7 +338,7 @@ func (o bookObserver) result(kind string) agent.Result {
 	b.mu.Lock()
 	b.obsN++
 	n := b.obsN
-	f, ok := b.byN[kind][n]
+	f, ok := b.numbered(kind, n)
 	if !ok {
 		b.missing[fmt.Sprintf("%s #%d", kind, n)]++
 	}
@@ -328,7 +347,7 @@ func (o bookObserver) result(kind string) agent.Result {
 	if f.Resolve {
 		res.Resolve = func(ctx context.Context, a *event.Agent) {
 			b.mu.Lock()
-			r, ok := b.byN[FactResolved][n]
+			r, ok := b.numbered(FactResolved, n)
 			b.mu.Unlock()
 			if !ok {
 				// Live, it had not completed when the capture

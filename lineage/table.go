@@ -21,6 +21,9 @@ type entry struct {
 	// loaded is the identity of the program a loader exec runs
 	// (loader.go), nil for any other image.
 	loaded *binFuture
+	// kids is the complete ancestry of this image's children (this image
+	// first), shared by their events; nil until one is built complete.
+	kids []event.Process
 	// att is the image's agent attribution (sessions owns it).
 	att attribution
 	// birthParent is the process this one was forked from (constant

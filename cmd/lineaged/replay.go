@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -91,83 +87,6 @@ type loaded struct {
 	snapWant snapshotCounts
 }
 
-// loadCapture reads a capture. A truncated file keeps every whole record
-// and says where it stopped in endErr; other damage fails unless skipped.
-func loadCapture(path string, skipCorrupt bool) (*loaded, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r, err := capture.NewReader(f, capture.ReaderConfig{SkipCorrupt: skipCorrupt})
-	if err != nil {
-		if errors.Is(err, capture.ErrNotCapture) {
-			return nil, fmt.Errorf("%s: not a lineaged capture file", path)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	defer r.Close()
-	h := r.Header()
-	l := &loaded{book: lineage.NewFactBook(), info: replayInfo{header: h, hooks: h.Meta[metaHooks], reason: h.Meta[metaReason]}}
-	var recs []capture.Record
-	var slab []byte
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if errors.Is(err, capture.ErrTruncated) {
-			l.endErr = fmt.Errorf("%s: %w", path, err)
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w (--skip-corrupt skips damaged records)", path, err)
-		}
-		// Payloads are copied into shared slabs, not one allocation each.
-		if len(slab)+len(rec.Payload) > cap(slab) {
-			slab = make([]byte, 0, max(1<<20, len(rec.Payload)))
-		}
-		n := len(slab)
-		slab = append(slab, rec.Payload...)
-		recs = append(recs, capture.Record{Type: rec.Type, Payload: slab[n:len(slab):len(slab)]})
-	}
-	l.stats = r.Stats()
-	items := decodeAll(recs)
-	steps, facts := 0, map[string]int{}
-	for _, it := range items {
-		switch {
-		case it.step != nil:
-			steps++
-		case it.fact != nil:
-			facts[it.fact.Kind]++
-		}
-	}
-	l.steps = make([]lineage.Step, 0, steps)
-	l.book.Reserve(facts)
-	for i, it := range items {
-		if it.err != nil {
-			if !skipCorrupt {
-				return nil, fmt.Errorf("%s: record %d: %w", path, i, it.err)
-			}
-			l.undecodable++
-			continue
-		}
-		switch {
-		case it.step != nil:
-			l.steps = append(l.steps, *it.step)
-		case it.fact != nil:
-			l.book.Add(*it.fact)
-		case it.snap != nil:
-			l.addSnapshot(it.snap)
-		case it.stop != "":
-			l.info.stop = it.stop
-		case it.reload:
-			l.reloads++
-		}
-	}
-	return l, nil
-}
-
 // addSnapshot merges one snapshot record: the engine's part (its table,
 // taken at the tee's first step) and the last stage's (verdicts and policy
 // stage, taken where the tee's mark went out) come apart, each a head and
@@ -213,76 +132,6 @@ func (l *loaded) snapshotWhole() error {
 			have.Images, l.snapWant.Images, have.Pending, l.snapWant.Pending, have.Open, l.snapWant.Open)
 	}
 	return nil
-}
-
-// item is one decoded record.
-type item struct {
-	step   *lineage.Step
-	fact   *lineage.Fact
-	snap   *snapshotRecord
-	stop   string
-	reload bool
-	err    error
-}
-
-// decodeAll decodes the records on every CPU; the order is kept.
-func decodeAll(recs []capture.Record) []item {
-	out := make([]item, len(recs))
-	workers := runtime.GOMAXPROCS(0)
-	chunk := (len(recs) + workers - 1) / max(workers, 1)
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(recs); lo += max(chunk, 1) {
-		hi := min(lo+max(chunk, 1), len(recs))
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			for i := lo; i < hi; i++ {
-				out[i] = decode(recs[i])
-			}
-		}(lo, hi)
-	}
-	wg.Wait()
-	return out
-}
-
-func decode(rec capture.Record) (it item) {
-	switch rec.Type {
-	case capture.TypeEvent:
-		ev, err := decodeEvent(rec.Payload)
-		if err != nil {
-			return item{err: fmt.Errorf("event: %w", err)}
-		}
-		it.step = &lineage.Step{Kind: lineage.StepRaw, Raw: ev}
-	case capture.TypeStep:
-		var s lineage.Step
-		if err := json.Unmarshal(rec.Payload, &s); err != nil {
-			return item{err: fmt.Errorf("step: %w", err)}
-		}
-		if s.Ev != nil && s.Ev.Sensor != nil && s.Ev.Sensor.Source == "live" {
-			s.Ev.Sensor.Source = "replay"
-		}
-		it.step = &s
-	case capture.TypeFact:
-		f, err := decodeFact(rec.Payload)
-		if err != nil {
-			return item{err: fmt.Errorf("fact: %w", err)}
-		}
-		it.fact = &f
-	case capture.TypeSnapshot:
-		var sn snapshotRecord
-		if err := json.Unmarshal(rec.Payload, &sn); err != nil {
-			return item{err: fmt.Errorf("snapshot: %w", err)}
-		}
-		it.snap = &sn
-	case capture.TypeMark:
-		var m stopMark
-		if err := json.Unmarshal(rec.Payload, &m); err != nil {
-			return item{err: fmt.Errorf("mark: %w", err)}
-		}
-		it.stop, it.reload = m.Stop, !m.Reload.IsZero()
-	}
-	// Unknown types of the same format version are skipped.
-	return it
 }
 
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
@@ -337,7 +186,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 		defer stopProfile()
 	}
-	replayGC()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var errs []error
@@ -361,17 +209,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// replayGC lets the heap grow to five times the live data before a
-// collection, unless GOGC says otherwise: a replay holds its whole capture
-// decoded and allocates per event, and at the default the collector took
-// about a fifth of its CPU. Live data is the capture (tens of MB for a
-// 100k-event storm), so the price is a larger peak heap, not a growing one.
-func replayGC() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 }
 
 // parseSpeed: 0 is as fast as possible, else the factor over real time.

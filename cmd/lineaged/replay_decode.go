@@ -28,6 +28,37 @@ type scan struct {
 	b   []byte
 	i   int
 	bad bool
+	in  *interner // nil: no interning
+}
+
+// interner keeps one copy of each string the records of one decoding
+// goroutine repeat (a storm's names, paths, argv, answers): decoding then
+// allocates for new text only, and the loaded capture holds it once.
+type interner struct {
+	m map[string]string
+	// agents are the agent attributions decoded, by their JSON: a
+	// storm's hundreds of thousands of agent facts repeat a few.
+	agents map[string]event.Agent
+}
+
+const (
+	maxInterned      = 256  // longer strings are copied each time
+	maxInternEntries = 8192 // then it starts over
+)
+
+func (in *interner) get(b []byte) string {
+	if in == nil || len(b) > maxInterned {
+		return string(b)
+	}
+	if s, ok := in.m[string(b)]; ok {
+		return s
+	}
+	if in.m == nil || len(in.m) >= maxInternEntries {
+		in.m = make(map[string]string, 256)
+	}
+	s := string(b)
+	in.m[s] = s
+	return s
 }
 
 func (s *scan) ws() {
@@ -100,7 +131,18 @@ func (s *scan) raw() []byte {
 	return nil
 }
 
+// str reads a string, interned.
 func (s *scan) str() string {
+	b := s.raw()
+	if s.bad {
+		return ""
+	}
+	return s.in.get(b)
+}
+
+// once reads a string not worth interning (it names one process or
+// error).
+func (s *scan) once() string {
 	b := s.raw()
 	if s.bad {
 		return ""
@@ -244,8 +286,8 @@ func (s *scan) sessionRef(r *sensor.SessionRef) {
 }
 
 // fastEvent decodes a raw event record; ok is false when it gave up.
-func fastEvent(b []byte) (ev *sensor.Event, ok bool) {
-	s := &scan{b: b}
+func fastEvent(b []byte, in *interner) (ev *sensor.Event, ok bool) {
+	s := &scan{b: b, in: in}
 	ev = &sensor.Event{}
 	s.object(func(k []byte) bool {
 		switch string(k) {
@@ -495,15 +537,21 @@ func (s *scan) file(f *sensor.File) {
 
 // fastFact decodes a fact with scalar fields only (env, clock, cwd, user,
 // cgroup lookups), a binary's identity, or an agent attribution without a
-// tool call; one with another nested answer gives up.
-func fastFact(b []byte) (f lineage.Fact, ok bool) {
-	s := &scan{b: b}
+// tool call into f (zero); one with another nested answer gives up, and f
+// is then to be cleared.
+func fastFact(b []byte, in *interner, f *lineage.Fact) (ok bool) {
+	s := &scan{b: b, in: in}
 	s.object(func(k []byte) bool {
 		switch string(k) {
 		case "f":
-			f.Kind = s.str()
+			f.Kind = s.kind()
 		case "k":
-			f.Key = s.str()
+			switch f.Kind {
+			case lineage.FactEnv, lineage.FactCwd, lineage.FactProc:
+				f.Key = s.once() // a pid's: repeats seldom
+			default:
+				f.Key = s.str()
+			}
 		case "n":
 			f.N = s.uint(64)
 		case "s":
@@ -511,7 +559,7 @@ func fastFact(b []byte) (f lineage.Fact, ok bool) {
 		case "ok":
 			f.OK = s.boolean()
 		case "err":
-			f.Err = s.str()
+			f.Err = s.once()
 		case "gone":
 			f.Gone = s.boolean()
 		case "t":
@@ -528,7 +576,7 @@ func fastFact(b []byte) (f lineage.Fact, ok bool) {
 				if f.Agent == nil {
 					f.Agent = &event.Agent{}
 				}
-				s.agent(f.Agent)
+				s.cachedAgent(f.Agent)
 			}
 		case "resolve":
 			f.Resolve = s.boolean()
@@ -539,10 +587,82 @@ func fastFact(b []byte) (f lineage.Fact, ok bool) {
 		}
 		return true
 	})
-	if !s.end() {
-		return lineage.Fact{}, false
+	return s.end()
+}
+
+// kind reads a fact's kind: one of the known ones without allocating.
+func (s *scan) kind() string {
+	b := s.raw()
+	if s.bad {
+		return ""
 	}
-	return f, true
+	switch string(b) {
+	case lineage.FactClock:
+		return lineage.FactClock
+	case lineage.FactEnv:
+		return lineage.FactEnv
+	case lineage.FactObsExec:
+		return lineage.FactObsExec
+	case lineage.FactObsFile:
+		return lineage.FactObsFile
+	case lineage.FactResolved:
+		return lineage.FactResolved
+	case lineage.FactCwd:
+		return lineage.FactCwd
+	case lineage.FactUser:
+		return lineage.FactUser
+	case lineage.FactCgroup:
+		return lineage.FactCgroup
+	case lineage.FactCached:
+		return lineage.FactCached
+	case lineage.FactBinary:
+		return lineage.FactBinary
+	}
+	return s.in.get(b)
+}
+
+// cachedAgent reads an attribution, from the cache when the same JSON was
+// decoded before: an object with no nested one (a tool call) and no
+// escape, compared byte for byte.
+func (s *scan) cachedAgent(a *event.Agent) {
+	if s.in == nil || s.peek() != '{' {
+		s.agent(a)
+		return
+	}
+	start, end := s.i, -1
+	quoted := false
+scan:
+	for j := start + 1; j < len(s.b); j++ {
+		switch c := s.b[j]; {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\':
+			break scan
+		case quoted:
+		case c == '{':
+			break scan
+		case c == '}':
+			end = j + 1
+			break scan
+		}
+	}
+	if end < 0 {
+		s.agent(a)
+		return
+	}
+	if v, ok := s.in.agents[string(s.b[start:end])]; ok {
+		*a = v
+		s.i = end
+		return
+	}
+	s.agent(a)
+	if s.bad || s.i != end {
+		return
+	}
+	if s.in.agents == nil || len(s.in.agents) >= maxInternEntries {
+		s.in.agents = make(map[string]event.Agent, 64)
+	}
+	s.in.agents[string(s.b[start:end])] = *a
 }
 
 // binary reads a binary's identity.
@@ -615,10 +735,10 @@ func (s *scan) agent(a *event.Agent) {
 	})
 }
 
-// decodeEvent and decodeFact are the record decoders: the fast path, or
+// event and fact are the record decoders: the fast path, or
 // encoding/json.
-func decodeEvent(b []byte) (*sensor.Event, error) {
-	if ev, ok := fastEvent(b); ok {
+func (d *recordDecoder) event(b []byte) (*sensor.Event, error) {
+	if ev, ok := fastEvent(b, &d.strs); ok {
 		return ev, nil
 	}
 	var ev sensor.Event
@@ -628,11 +748,11 @@ func decodeEvent(b []byte) (*sensor.Event, error) {
 	return &ev, nil
 }
 
-func decodeFact(b []byte) (lineage.Fact, error) {
-	if f, ok := fastFact(b); ok {
-		return f, nil
+// fact decodes into f, which is zero.
+func (d *recordDecoder) fact(b []byte, f *lineage.Fact) error {
+	if fastFact(b, &d.strs, f) {
+		return nil
 	}
-	var f lineage.Fact
-	err := json.Unmarshal(b, &f)
-	return f, err
+	*f = lineage.Fact{}
+	return json.Unmarshal(b, f)
 }

@@ -57,7 +57,7 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := fastEvent(b)
+		got, ok := fastEvent(b, &interner{})
 		if !ok {
 			t.Fatalf("event %d: the fast path gave up on %s", i, b)
 		}
@@ -74,7 +74,7 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := fastFact(b)
+		got, ok := fastFactValue(b)
 		if !ok {
 			t.Fatalf("fact %d: the fast path gave up on %s", i, b)
 		}
@@ -85,6 +85,46 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("fact %d: fast %+v\njson %+v", i, got, want)
 		}
+	}
+}
+
+// One decoder reused over records that repeat (interned strings, cached
+// agent attributions) decodes each as encoding/json does, every time, and
+// shares no agent between facts.
+func TestRecordDecoderRepeats(t *testing.T) {
+	d := newRecordDecoder()
+	agents := map[*event.Agent]bool{}
+	for round := range 3 {
+		for i, ev := range decodeEventsSamples() {
+			b, _ := json.Marshal(&ev)
+			got, err := d.event(b)
+			var want sensor.Event
+			if err != nil || json.Unmarshal(b, &want) != nil || !reflect.DeepEqual(*got, want) {
+				t.Fatalf("round %d, event %d: %v %+v", round, i, err, got)
+			}
+		}
+		for i, f := range decodeFactSamples() {
+			b, _ := json.Marshal(f)
+			var got lineage.Fact
+			err := d.fact(b, &got)
+			var want lineage.Fact
+			if err != nil || json.Unmarshal(b, &want) != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d, fact %d: %v\nfast %+v\njson %+v", round, i, err, got, want)
+			}
+			if got.Agent != nil {
+				if agents[got.Agent] {
+					t.Fatalf("round %d, fact %d: an agent shared with another fact", round, i)
+				}
+				agents[got.Agent] = true
+			}
+		}
+	}
+	// The cache is keyed by the whole object: a prefix of a known one,
+	// or one with a tool call, is not it.
+	var f lineage.Fact
+	if err := d.fact([]byte(`{"f":"agent.exec","n":1,"agent":{"name":"claude-code","tool_use":{"id":"x"}}}`), &f); err != nil ||
+		f.Agent == nil || f.Agent.Name != "claude-code" || f.Agent.ToolUse == nil || f.Agent.ToolUse.ID != "x" {
+		t.Fatalf("tool call: %v %+v", err, f.Agent)
 	}
 }
 
@@ -108,14 +148,14 @@ func TestFastDecodeGivesUp(t *testing.T) {
 		`{"Kind":1,"Unknown":1}`,                // unknown field
 		`{"Kind":1,"Exec":{"Binary":{"Size":-9223372036854775809}}}`, // int64 underflow
 	} {
-		if _, ok := fastEvent([]byte(s)); ok {
+		if _, ok := fastEvent([]byte(s), &interner{}); ok {
 			t.Errorf("fast event decoder took %s", s)
 		}
-		fast, fastErr := decodeEvent([]byte(s))
+		fast, fastErr := newRecordDecoder().event([]byte(s))
 		var want sensor.Event
 		jsonErr := json.Unmarshal([]byte(s), &want)
 		if (fastErr == nil) != (jsonErr == nil) || (jsonErr == nil && !reflect.DeepEqual(*fast, want)) {
-			t.Errorf("%s: decodeEvent %v, %v; encoding/json %v", s, fast, fastErr, jsonErr)
+			t.Errorf("%s: event decoder %v, %v; encoding/json %v", s, fast, fastErr, jsonErr)
 		}
 	}
 	for _, s := range []string{
@@ -127,7 +167,7 @@ func TestFastDecodeGivesUp(t *testing.T) {
 		`{"f":"clock","t":null}`,
 		`{"F":"env"}`,
 	} {
-		if _, ok := fastFact([]byte(s)); ok {
+		if _, ok := fastFactValue([]byte(s)); ok {
 			t.Errorf("fast fact decoder took %s", s)
 		}
 	}
@@ -145,7 +185,7 @@ func FuzzFastDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, ok := fastEvent(b); ok {
+		if got, ok := fastEvent(b, &interner{}); ok {
 			var want sensor.Event
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("fast path took %q, encoding/json: %v", b, err)
@@ -154,7 +194,7 @@ func FuzzFastDecode(f *testing.F) {
 				t.Fatalf("%q: fast %+v, json %+v", b, *got, want)
 			}
 		}
-		if got, ok := fastFact(b); ok {
+		if got, ok := fastFactValue(b); ok {
 			var want lineage.Fact
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("fast path took %q, encoding/json: %v", b, err)
@@ -164,4 +204,13 @@ func FuzzFastDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fastFactValue is fastFact into a new Fact, with an interner of its own.
+func fastFactValue(b []byte) (lineage.Fact, bool) {
+	var f lineage.Fact
+	if !fastFact(b, &interner{}, &f) {
+		return lineage.Fact{}, false
+	}
+	return f, true
 }

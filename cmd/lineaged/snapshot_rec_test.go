@@ -57,8 +57,10 @@ func TestSnapshotRecordsSplitAndMerge(t *testing.T) {
 	}
 	load := func(recs []capture.Record) *loaded {
 		l := &loaded{}
+		d := newRecordDecoder()
 		for _, r := range recs {
-			it := decode(r)
+			var it item
+			d.decode(r, &it)
 			if it.err != nil || it.snap == nil {
 				t.Fatalf("decode: %v", it.err)
 			}

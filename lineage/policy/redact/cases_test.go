@@ -179,3 +179,27 @@ func TestEventLookalikeArgvIsNoPrompt(t *testing.T) {
 		t.Errorf("look-alike as an ancestor: %q", got)
 	}
 }
+
+// Events sharing an ancestry (the engine's, for siblings) get one redacted
+// copy of it; the shared slice is never written.
+func TestEventSharedAncestry(t *testing.T) {
+	r := mustNew(t, Config{})
+	shared := []event.Process{
+		{ExecID: "sh", Argv: []string{"sh", "-c", "curl -H 'Authorization: Bearer sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789' x"}},
+		{ExecID: "init", Argv: []string{"/sbin/init"}},
+	}
+	raw := slices.Clone(shared[0].Argv)
+	a := &event.Event{Process: &event.Process{ExecID: "a", Argv: []string{"true"}}, Ancestry: shared}
+	b := &event.Event{Process: &event.Process{ExecID: "b", Argv: []string{"true"}}, Ancestry: shared}
+	r.Event(a)
+	r.Event(b)
+	if !slices.Equal(shared[0].Argv, raw) {
+		t.Fatalf("the shared ancestry was written: %q", shared[0].Argv)
+	}
+	if &a.Ancestry[0] == &shared[0] || &a.Ancestry[0] != &b.Ancestry[0] {
+		t.Fatal("the events do not share one redacted copy")
+	}
+	if got := a.Ancestry[0].Argv[2]; strings.Contains(got, "sk-ant-api03") {
+		t.Fatalf("not redacted: %q", got)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -50,10 +51,16 @@ type Redactor struct {
 	// argv never changes, and the same ancestors recur in every event.
 	mu    sync.Mutex
 	cache map[string][]string
+	// shared holds the redacted copy of each ancestry seen, by its first
+	// element (Event).
+	shared map[*event.Process][]event.Process
 }
 
 // maxCache bounds the per-image cache; it is cleared when full.
 const maxCache = 16384
+
+// maxShared bounds the redacted ancestries kept; cleared when full.
+const maxShared = 1024
 
 type rule struct {
 	re     *regexp.Regexp
@@ -410,9 +417,9 @@ func isSubcommand(s string) bool {
 	return false
 }
 
-// Event redacts the argv of an event's process and of every ancestor in
-// place (the redacted slices may be shared between events: treat them as
-// read-only). Agent roots (the event's session root, the session that started
+// Event redacts the argv of an event's process in place and its ancestry
+// into a copy (an ancestry may be shared between events: the copy is, too;
+// treat both, and the redacted argv slices, as read-only). Agent roots (the event's session root, the session that started
 // it, or any process IsAgent recognises) get AgentArgv, everything else Argv;
 // an agent look-alike (Process.AgentLookalike) is no agent root.
 func (r *Redactor) Event(e *event.Event) {
@@ -460,7 +467,29 @@ func (r *Redactor) Event(e *event.Event) {
 		}
 	}
 	do(e.Process)
-	for i := range e.Ancestry {
-		do(&e.Ancestry[i])
+	if len(e.Ancestry) == 0 {
+		return
 	}
+	// The engine shares an ancestry between the events of siblings and
+	// never writes it again: it is redacted into a copy, once, and the
+	// events that share it share the copy.
+	key := &e.Ancestry[0]
+	r.mu.Lock()
+	red, ok := r.shared[key]
+	r.mu.Unlock()
+	if ok && len(red) == len(e.Ancestry) {
+		e.Ancestry = red
+		return
+	}
+	red = slices.Clone(e.Ancestry)
+	for i := range red {
+		do(&red[i])
+	}
+	r.mu.Lock()
+	if r.shared == nil || len(r.shared) >= maxShared {
+		r.shared = make(map[*event.Process][]event.Process)
+	}
+	r.shared[key] = red
+	r.mu.Unlock()
+	e.Ancestry = red
 }
