@@ -82,8 +82,9 @@ type aidAgent struct {
 	RootExecID string `json:"root_exec_id"`
 	Role       string `json:"role"`
 	ToolUse    *struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
+		ID          string `json:"id"`
+		Name        string `json:"name"`
+		Attribution string `json:"attribution"`
 	} `json:"tool_use"`
 	SessionIDHint    bool       `json:"session_id_hint"`
 	ParentRootExecID string     `json:"parent_root_exec_id"`
@@ -336,7 +337,7 @@ func TestRootLookalikeInsideRealSession(t *testing.T) {
 	rootID := root.Process.ExecID
 	la := lookEv.Agent
 	if la == nil || la.RootExecID != rootID || la.ToolUse == nil || la.ToolUse.ID != toolID || la.Role == roleRoot {
-		t.Errorf("look-alike's agent %+v (tool_use %+v), want a member of session %s in tool call %s", la, toolUseOf(la), rootID, toolID)
+		t.Errorf("look-alike's agent %+v (tool_use %+v), want a member of session %s in tool call %s; the session's losses: %s", la, toolUseOf(la), rootID, toolID, lossesOf(out))
 	}
 	if !lookEv.Process.AgentLookalike {
 		t.Errorf("look-alike's process not flagged agent_lookalike: %+v", lookEv.Process)
@@ -368,4 +369,23 @@ func toolUseOf(a *aidAgent) any {
 		return nil
 	}
 	return *a.ToolUse
+}
+
+// lossesOf lists the sensor.loss events in the output file, for a failure
+// message: an attribution that did not come may have been lost.
+func lossesOf(out string) string {
+	b, err := os.ReadFile(out)
+	if err != nil {
+		return err.Error()
+	}
+	var ls []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"kind":"sensor.loss"`) {
+			ls = append(ls, line)
+		}
+	}
+	if len(ls) == 0 {
+		return "none"
+	}
+	return strings.Join(ls, "\n")
 }
