@@ -73,6 +73,11 @@ type Inspector struct {
 	// exec'd in a loop is not read again each time.
 	limited  map[sensor.FileStat]*event.Binary
 	verdicts map[verdictKey]*verdictEntry
+	// inflight holds the file identities being hashed, closed when done:
+	// a second request for one (the hold at exec and the engine, for the
+	// same exec) waits for the first and takes its digests from the cache
+	// instead of reading the file again.
+	inflight map[sensor.FileStat]chan struct{}
 
 	// store persists the hashes (nil: memory only); hashed counts files
 	// read and hashed.
@@ -138,6 +143,7 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 		sched:    newSched(cfg.Workers, cfg.Queue, cfg.QueuePerUser),
 		bgSem:    make(chan struct{}, 1),
 		hashes:   make(map[sensor.FileStat]*Digests),
+		inflight: make(map[sensor.FileStat]chan struct{}),
 		limited:  make(map[sensor.FileStat]*event.Binary),
 		verdicts: make(map[verdictKey]*verdictEntry),
 	}
@@ -270,6 +276,29 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 	needSHA512 := in.policy.Load().needsSHA512()
 
 	d := in.cachedDigests(req, needMD5, needSHA512)
+	if d == nil && req.HasStat && !req.ByPath {
+		// One read per file at a time: wait for a hash under way.
+		in.mu.Lock()
+		wait, busy := in.inflight[req.Stat]
+		if !busy {
+			done := make(chan struct{})
+			in.inflight[req.Stat] = done
+			defer func() {
+				in.mu.Lock()
+				delete(in.inflight, req.Stat)
+				in.mu.Unlock()
+				close(done)
+			}()
+		}
+		in.mu.Unlock()
+		if busy {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+			}
+			d = in.cachedDigests(req, needMD5, needSHA512)
+		}
+	}
 	if d == nil {
 		// A background request keeps the background slot until its
 		// verdict is made, so the seed inspects one binary at a time.
