@@ -19,16 +19,25 @@ import (
 // memfdHelper is the attacker's technique, run by a session member: copy
 // a binary into a memfd (sparse zeros appended: a large image that runs as
 // the original), note the pid, and fexecve it. python3's os.execve takes
-// the memfd's descriptor.
+// the memfd's descriptor. With LINEAGED_HOLD_DELETED set the copy is a
+// file, unlinked before the fexecve instead.
 const memfdHelper = `import os, sys
 src, pad, pidfile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-fd = os.memfd_create("payload", 0)
 with open(src, "rb") as f:
     data = f.read()
-while data:
-    data = data[os.write(fd, data):]
-if pad:
-    os.ftruncate(fd, os.fstat(fd).st_size + pad)
+if os.environ.get("LINEAGED_HOLD_DELETED"):
+    path = pidfile + ".payload"
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o755)
+    fd = os.open(path, os.O_RDONLY)
+    os.unlink(path)
+else:
+    fd = os.memfd_create("payload", 0)
+    while data:
+        data = data[os.write(fd, data):]
+    if pad:
+        os.ftruncate(fd, os.fstat(fd).st_size + pad)
 with open(pidfile, "w") as f:
     f.write(str(os.getpid()))
 os.execve(fd, sys.argv[4:], dict(os.environ))
@@ -39,7 +48,9 @@ os.execve(fd, sys.argv[4:], dict(os.environ))
 type holdRun struct {
 	dir, out, agent string
 	cmd             *exec.Cmd
-	stderr          *testutil.SyncBuffer
+	// deleted runs the image from an unlinked file instead of a memfd.
+	deleted bool
+	stderr  *testutil.SyncBuffer
 }
 
 func startHoldRun(t *testing.T, config string) *holdRun {
@@ -78,7 +89,11 @@ func (r *holdRun) memfd(t *testing.T, src string, pad int64, argv ...string) (pi
 	statusFile = pidFile + ".status"
 	script := fmt.Sprintf(`/usr/bin/python3 "$@"; echo $? > %s`, statusFile)
 	args := append([]string{"-c", script, "agent", filepath.Join(r.dir, "memfd.py"), src, fmt.Sprint(pad), pidFile}, argv...)
-	if err := exec.Command(r.agent, args...).Start(); err != nil {
+	cmd := exec.Command(r.agent, args...)
+	if r.deleted {
+		cmd.Env = append(os.Environ(), "LINEAGED_HOLD_DELETED=1")
+	}
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("agent stand-in: %v", err)
 	}
 	return pidFile, statusFile
@@ -108,7 +123,7 @@ func (r *holdRun) memfdExec(t *testing.T, pid int) (proc, bin map[string]any) {
 				continue
 			}
 			p, _ := ev["process"].(map[string]any)
-			if p == nil || p["pid"] != float64(pid) || !strings.HasPrefix(fmt.Sprint(p["exe"]), "memfd:") {
+			if p == nil || p["pid"] != float64(pid) || fmt.Sprint(p["exe"]) == "/usr/bin/python3.11" {
 				continue
 			}
 			switch ev["kind"] {
@@ -179,6 +194,40 @@ func TestRunHoldMemfdHashed(t *testing.T) {
 			}
 			if _, ok := proc["held"]; ok {
 				t.Errorf("process.held = %v without the hold, want absent", proc["held"])
+			}
+		})
+	}
+}
+
+// hold_exec [deleted]: a member's exec of an unlinked copy of true (the
+// file gone from every directory before the exec) is held and hashed;
+// [memfd] alone does not hold it.
+func TestRunHoldDeletedHashed(t *testing.T) {
+	want := fileSHA256(t, "/bin/true")
+	for _, c := range []struct {
+		name, config string
+		held         bool
+	}{
+		{"hold", "hashing:\n  hold_exec: [deleted]\n", true},
+		{"memfd only", "hashing:\n  hold_exec: [memfd]\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startHoldRun(t, c.config)
+			r.deleted = true
+			pidFile, statusFile := r.memfd(t, "/bin/true", 0, "true")
+			if s := status(t, statusFile, 20*time.Second); s != "0" {
+				t.Fatalf("deleted true: status %s", s)
+			}
+			proc, bin := r.memfdExec(t, readPid(t, pidFile))
+			t.Logf("exe %v, flags %v, held %v, binary %v", proc["exe"], proc["exe_flags"], proc["held"], bin)
+			if fmt.Sprint(proc["exe_flags"]) != "[deleted]" {
+				t.Fatalf("exe_flags %v, want [deleted]", proc["exe_flags"])
+			}
+			if got := proc["held"] == true; got != c.held {
+				t.Errorf("process.held = %v, want %v", proc["held"], c.held)
+			}
+			if c.held && (bin["sha256"] != want || bin["verdict"] == "error") {
+				t.Errorf("binary %v: want sha256 %s, a verdict other than error", bin, want)
 			}
 		})
 	}
