@@ -106,3 +106,19 @@ func TestRootOpenHeldChecksStartTime(t *testing.T) {
 	}
 	p.Close()
 }
+
+// The hold is a load-time setting: a pinned object loaded without it (or
+// with another mask) is not reused, and one loaded before the option
+// existed is (no hold, same version).
+func TestPinVersionHasTheHold(t *testing.T) {
+	base := Config{SessionMapSize: 1, RingBufferSize: 4096}
+	memfd, deleted := base, base
+	memfd.HoldExeFlags = sensor.ExecExePseudo
+	deleted.HoldExeFlags = sensor.ExecExeDeleted
+	if pinVersion(base) == pinVersion(memfd) || pinVersion(memfd) == pinVersion(deleted) {
+		t.Error("the hold mask does not change the pin version")
+	}
+	if pinVersion(base) != pinVersion(Config{SessionMapSize: 1, RingBufferSize: 4096}) {
+		t.Error("the pin version is not stable")
+	}
+}
