@@ -3,6 +3,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -158,6 +159,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HoldExeFlags&^(sensor.ExecExePseudo|sensor.ExecExeDeleted) != 0 {
 		return c, fmt.Errorf("sensor config: hold flags %#x: only the memfd and deleted-file flags can be held", uint16(c.HoldExeFlags))
+	}
+	if c.HoldExeFlags != 0 && c.OnHeld == nil {
+		// Nothing would continue the processes the kernel stops.
+		return c, errors.New("sensor config: a hold needs OnHeld")
 	}
 	if c.SessionMapSize == 0 {
 		c.SessionMapSize = DefaultSessionMapSize

@@ -122,3 +122,17 @@ func TestPinVersionHasTheHold(t *testing.T) {
 		t.Error("the pin version is not stable")
 	}
 }
+
+// A hold with nothing to continue the stopped processes is refused, as is
+// a mask naming other flags.
+func TestHoldConfigRefused(t *testing.T) {
+	if _, err := (Config{HoldExeFlags: sensor.ExecExePseudo}).withDefaults(); err == nil || !strings.Contains(err.Error(), "OnHeld") {
+		t.Errorf("a hold without OnHeld: %v, want refused", err)
+	}
+	if _, err := (Config{HoldExeFlags: sensor.ExecArgvTruncated, OnHeld: func(sensor.Event) {}}).withDefaults(); err == nil {
+		t.Error("a hold on argv truncation accepted")
+	}
+	if _, err := (Config{HoldExeFlags: sensor.ExecExePseudo | sensor.ExecExeDeleted, OnHeld: func(sensor.Event) {}}).withDefaults(); err != nil {
+		t.Errorf("memfd and deleted: %v", err)
+	}
+}
