@@ -100,7 +100,7 @@ func (h *holder) held(ev sensor.Event) {
 
 // releaseNow continues the process without hashing it.
 func (h *holder) releaseNow(key sensor.ProcKey) {
-	p, err := kernel.OpenHeld(h.procRoot, key)
+	p, err := h.open(key)
 	if err != nil {
 		h.note(key, err)
 		return
@@ -108,6 +108,25 @@ func (h *holder) releaseNow(key sensor.ProcKey) {
 	defer p.Close()
 	h.holds.Add(1)
 	h.release(p, key, "the sensor is stopping")
+}
+
+// open pins the held process. An error that may pass (out of
+// descriptors, a /proc read refused) is retried within the hold's timeout,
+// as leaving the process stopped is the one outcome the hold must avoid; a
+// process gone, or a pid now another process's, is final.
+func (h *holder) open(key sensor.ProcKey) (*kernel.HeldProcess, error) {
+	deadline := time.Now().Add(h.timeout)
+	for {
+		p, err := kernel.OpenHeld(h.procRoot, key)
+		if err == nil || errors.Is(err, procfs.ErrGone) || errors.Is(err, kernel.ErrNotSameProcess) || time.Now().After(deadline) {
+			return p, err
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-h.ctx.Done():
+			return kernel.OpenHeld(h.procRoot, key) // a last try at stop
+		}
+	}
 }
 
 // note counts and logs a hold that could not be decided: the process is
@@ -134,7 +153,7 @@ func (h *holder) release(p *kernel.HeldProcess, key sensor.ProcKey, why string) 
 
 func (h *holder) hold(ev sensor.Event) {
 	key := ev.Proc
-	p, err := kernel.OpenHeld(h.procRoot, key)
+	p, err := h.open(key)
 	if err != nil {
 		h.note(key, err)
 		return
