@@ -96,6 +96,10 @@ enum exec_flags {
 	 * or joins (a usermode helper), but the sessions map was full: the
 	 * process is no member of it. Counted in LOST_SESSIONS_FULL_EXEC. */
 	EXEC_UNTRACKED = 1 << 8,
+	/* Held at exec (hold_exe_flags, hashing.hold_exec): the member was
+	 * sent SIGSTOP before the new image's first instruction; userspace
+	 * hashes the image, then continues or kills it. */
+	EXEC_HELD = 1 << 9,
 };
 
 /* Bounds of the variable part of an exec record. */

@@ -38,6 +38,12 @@ const struct tamper_event *unused_tamper_event __attribute__((unused));
 /* Set by userspace before load (sensor.Config.Scope). */
 const volatile __u8 scope_all = 0;
 
+/* Set by userspace before load (sensor.Config.HoldExeFlags): the exec
+ * flags (EXEC_EXE_PSEUDO, EXEC_EXE_DELETED) whose images a session member
+ * is stopped at, to be hashed before they run. 0: no hold (the verifier
+ * prunes the branch). */
+const volatile __u16 hold_exe_flags = 0;
+
 /* Recogniser table, filled by userspace after load and before attach. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -482,6 +488,12 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		e->flags |= EXEC_VIA_UMH;
 	if (cur && (cur->flags & SESSION_F_UNTRACKED))
 		e->flags |= EXEC_UNTRACKED;
+	/* The hold: a member (in a session after this exec) running a memfd
+	 * or deleted image is stopped before its first instruction (below,
+	 * once its record is in the ring: a process whose record was lost
+	 * is never stopped, as nothing would release it). */
+	if (hold_exe_flags && cur && !(cur->flags & SESSION_F_UNTRACKED) && (e->flags & hold_exe_flags))
+		e->flags |= EXEC_HELD;
 	struct task_struct *rp = BPF_CORE_READ(task, real_parent);
 	e->ppid = BPF_CORE_READ(rp, tgid);
 	e->parent_start = leader_start(rp);
@@ -534,8 +546,17 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	__u32 size = sizeof(*e) + aoff + alen;
 	if (size > sizeof(*e) + DATA_SIZE)
 		size = sizeof(*e) + DATA_SIZE;
-	if (bpf_ringbuf_output(&events, x, size, ringbuf_flags()) < 0)
+	if (bpf_ringbuf_output(&events, x, size, ringbuf_flags()) < 0) {
 		count_lost(EV_EXEC);
+		return 0;
+	}
+	/* SIGSTOP from here is delivered on the return to userspace, before
+	 * the new image's first instruction; userspace hashes the image and
+	 * sends SIGCONT or SIGKILL through a pidfd (cmd/lineaged hold.go). A
+	 * refused signal leaves the process running: the SIGCONT that
+	 * follows its record is then harmless. */
+	if (hold_exe_flags && (SCRATCH_READ(e->flags) & EXEC_HELD))
+		bpf_send_signal(19 /* SIGSTOP */);
 	return 0;
 }
 

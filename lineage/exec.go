@@ -61,6 +61,7 @@ func (e *Engine) execImage(ev sensor.Event, prev, birth *entry) *entry {
 		StartTime:     e.wall(ev.Proc.StartNs),
 		Exe:           exe,
 		ExeFlags:      exeFlags(x.Flags),
+		Held:          x.Flags&sensor.ExecHeld != 0,
 		Argv:          x.Argv,
 		ArgvTruncated: x.ArgvTruncated,
 		UID:           x.UID,

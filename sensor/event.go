@@ -229,6 +229,11 @@ const (
 	// later records do not carry it. Each is one of the Loss "sessions"
 	// count of KindExec.
 	ExecUntracked ExecFlags = 1 << 8
+	// ExecHeld: the process was stopped (SIGSTOP) at this exec, before the
+	// new image's first instruction, because its image was one the hold
+	// covers (kernel Config.HoldExeFlags): userspace is to hash it and
+	// send SIGCONT, or SIGKILL when a deny_exec entry names its SHA-256.
+	ExecHeld ExecFlags = 1 << 9
 )
 
 // Fork is a new process (not a thread). Header.Proc is the child.

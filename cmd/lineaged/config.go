@@ -197,6 +197,8 @@ var defaults = map[string]any{
 	"hashing.queue":            256,
 	"hashing.queue_per_user":   32,
 	"hashing.cache_dir":        "/var/lib/lineaged/binid",
+	"hashing.hold_exec":        []string{},
+	"hashing.hold_timeout":     3 * time.Second,
 	"trust.keys":               []string{},
 	"trust.signature_dir":      "",
 	"humans":                   map[string]any{},
@@ -471,5 +473,13 @@ func (c *Config) validateBounds(p *problems) {
 	}
 	if c.Hashing.Workers < 1 {
 		p.bad("hashing.workers", "%d must be at least 1", c.Hashing.Workers)
+	}
+	for _, h := range c.Hashing.HoldExec {
+		if _, ok := holdFlags[h]; !ok {
+			p.bad("hashing.hold_exec", "%q is not one of memfd, deleted", h)
+		}
+	}
+	if t := c.Hashing.HoldTimeout; t <= 0 || t > maxHoldTimeout {
+		p.bad("hashing.hold_timeout", "%s must be more than 0 and at most %s", t, maxHoldTimeout)
 	}
 }

@@ -53,6 +53,12 @@ func (p *pipeline) registerStats() error {
 		{"lineaged_lineage_resolve_timeouts_total", "Agent attributions not completed within enrich_wait.", false, func() float64 { return float64(p.engine.Stats().ResolveTimeouts) }},
 		{"lineaged_lineage_agent_lookalikes_total", "Execs the agent table recognised inside a session that stayed members of it, their binary not verified (process.agent_lookalike).", false, func() float64 { return float64(p.engine.Stats().AgentLookalikes) }},
 
+		{"lineaged_hold_holds_total", "Processes the kernel stopped at exec (hashing.hold_exec) that the sensor took hold of.", false, func() float64 { return float64(p.holdStat(func(h *holder) uint64 { return h.holds.Load() })) }},
+		{"lineaged_hold_releases_total", "Held processes continued (SIGCONT), hashed or not.", false, func() float64 { return float64(p.holdStat(func(h *holder) uint64 { return h.releases.Load() })) }},
+		{"lineaged_hold_kills_total", "Held processes killed (SIGKILL) before they ran: a deny_exec sha256: entry named their image.", false, func() float64 { return float64(p.holdStat(func(h *holder) uint64 { return h.kills.Load() })) }},
+		{"lineaged_hold_timeouts_total", "Held processes continued unhashed because the hash took longer than hashing.hold_timeout.", false, func() float64 { return float64(p.holdStat(func(h *holder) uint64 { return h.timeouts.Load() })) }},
+		{"lineaged_hold_failures_total", "Held processes continued unhashed because hashing failed, or not signalled (logged).", false, func() float64 { return float64(p.holdStat(func(h *holder) uint64 { return h.failures.Load() })) }},
+
 		{"lineaged_sink_write_failures_total", "Events the sink failed to write (each also reported by a sensor.loss, where sink).", false, func() float64 { return float64(p.wloss.failures.Load()) }},
 
 		{"lineaged_agent_sessions", "Agent sessions remembered.", true, func() float64 { return float64(p.observer.Stats().Sessions) }},

@@ -59,6 +59,9 @@ type pipeline struct {
 	inspect  *binid.Inspector
 	posture  *posture.Sampler
 	killer   *policy.Killer
+	// holder decides the processes the kernel stopped at exec
+	// (hashing.hold_exec; nil: off).
+	holder *holder
 	// postureNow is the latest posture as an event part, for lineage and
 	// the hook decisions; hooks answers the agent hooks (nil: off).
 	postureNow *lineage.LatestPosture
@@ -145,6 +148,9 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		DenyLater:   policy.DenyByHash(cfg.Policy.DenyExec),
 		DenyIOURing: cfg.Policy.DenyIOURing,
 		PinPath:     cfg.Kernel.PinPath,
+		// Stopped at exec to be hashed (hold.go); the pipeline's holder
+		// is OnHeld.
+		HoldExeFlags: holdMask(cfg.Hashing.HoldExec),
 	}
 }
 
@@ -205,7 +211,12 @@ func startCapturing(cfg *Config, capo captureOpts, stdout io.Writer, log *slog.L
 	if err := p.startBinaries(); err != nil {
 		return p, err
 	}
-	if p.sensor, err = kernel.New(sensorConfig(cfg, p.agents), log.With("component", "sensor")); err != nil {
+	kc := sensorConfig(cfg, p.agents)
+	if kc.HoldExeFlags != 0 {
+		p.holder = newHolder(p.inspect, cfg.Policy.DenyExec, cfg.Hashing.HoldTimeout, procRoot, log.With("component", "hold"))
+		kc.OnHeld = p.holder.held
+	}
+	if p.sensor, err = kernel.New(kc, log.With("component", "sensor")); err != nil {
 		return p, err
 	}
 	p.source = p.sensor
@@ -422,6 +433,9 @@ func (p *pipeline) close() error {
 		p.hooks.close()
 	}
 	p.closeControl()
+	if p.holder != nil {
+		p.holder.close() // no process is left stopped
+	}
 	if p.source != nil {
 		errs = append(errs, p.source.Close())
 	}
@@ -473,6 +487,11 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 		p.stopReason = reason
 		cancel()
+		// Every process still held is continued before the sensor
+		// stops.
+		if p.holder != nil {
+			p.holder.close()
+		}
 		// The hook calls in flight are answered and recorded while
 		// lineage still takes events in.
 		if p.hooks != nil {

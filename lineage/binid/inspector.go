@@ -54,6 +54,17 @@ type Config struct {
 	SaveInterval time.Duration `mapstructure:"-"`
 	// CacheBytes bounds the cache file's records; default 8 MiB.
 	CacheBytes int `mapstructure:"-"`
+	// HoldExec lists the images a session member is stopped at exec
+	// for, to be hashed before they run: "memfd" (a file with no path,
+	// memfd_create + fexecve) and "deleted" (an unlinked file). The
+	// process is continued once hashed, or killed when a deny_exec
+	// sha256: entry names its hash (docs/rules.md). Default empty: no
+	// hold.
+	HoldExec []string `mapstructure:"hold_exec"`
+	// HoldTimeout bounds a hold: a process whose image is not hashed in
+	// time is continued unhashed by the hold (more than 0, at most 1m;
+	// default 3s).
+	HoldTimeout time.Duration `mapstructure:"hold_timeout"`
 }
 
 // Inspector implements lineage.BinaryInspector.
@@ -73,6 +84,11 @@ type Inspector struct {
 	// exec'd in a loop is not read again each time.
 	limited  map[sensor.FileStat]*event.Binary
 	verdicts map[verdictKey]*verdictEntry
+	// inflight holds the file identities being hashed, closed when done:
+	// a second request for one (the hold at exec and the engine, for the
+	// same exec) waits for the first and takes its digests from the cache
+	// instead of reading the file again.
+	inflight map[sensor.FileStat]chan struct{}
 
 	// store persists the hashes (nil: memory only); hashed counts files
 	// read and hashed.
@@ -138,6 +154,7 @@ func New(cfg Config, policy *TrustPolicy, pkgs PackageDB, log *slog.Logger) (*In
 		sched:    newSched(cfg.Workers, cfg.Queue, cfg.QueuePerUser),
 		bgSem:    make(chan struct{}, 1),
 		hashes:   make(map[sensor.FileStat]*Digests),
+		inflight: make(map[sensor.FileStat]chan struct{}),
 		limited:  make(map[sensor.FileStat]*event.Binary),
 		verdicts: make(map[verdictKey]*verdictEntry),
 	}
@@ -270,6 +287,29 @@ func (in *Inspector) Inspect(ctx context.Context, req lineage.BinaryRequest) *ev
 	needSHA512 := in.policy.Load().needsSHA512()
 
 	d := in.cachedDigests(req, needMD5, needSHA512)
+	if d == nil && req.HasStat && !req.ByPath {
+		// One read per file at a time: wait for a hash under way.
+		in.mu.Lock()
+		wait, busy := in.inflight[req.Stat]
+		if !busy {
+			done := make(chan struct{})
+			in.inflight[req.Stat] = done
+			defer func() {
+				in.mu.Lock()
+				delete(in.inflight, req.Stat)
+				in.mu.Unlock()
+				close(done)
+			}()
+		}
+		in.mu.Unlock()
+		if busy {
+			select {
+			case <-wait:
+			case <-ctx.Done():
+			}
+			d = in.cachedDigests(req, needMD5, needSHA512)
+		}
+	}
 	if d == nil {
 		// A background request keeps the background slot until its
 		// verdict is made, so the seed inspects one binary at a time.

@@ -300,6 +300,11 @@ type Process struct {
 	// it is an ordinary member of that session, not a nested agent
 	// (docs/agents.md, "Agent identity").
 	AgentLookalike bool `json:"agent_lookalike,omitempty"`
+	// Held marks an image the kernel stopped at exec to be hashed before
+	// it ran (hashing.hold_exec): a session member's memfd or deleted
+	// file. It was then continued, or killed when a deny_exec sha256:
+	// entry named its hash (docs/rules.md, "The deny list").
+	Held bool `json:"held,omitempty"`
 }
 
 // Values of Process.ExeFlags.

@@ -3,6 +3,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -126,6 +127,18 @@ type Config struct {
 	// members still in the kernel's map, repairing and reporting what is
 	// not (integrity.go; default 2s, negative: never).
 	SelfCheckInterval time.Duration
+	// HoldExeFlags turns on the hold at exec (hashing.hold_exec): a
+	// session member whose exec's flags include any of these
+	// (sensor.ExecExePseudo for a memfd, sensor.ExecExeDeleted for a
+	// deleted file) is sent SIGSTOP in the exec tracepoint, before the new
+	// image runs, and its exec record says sensor.ExecHeld. Whoever reads
+	// the records must then continue or kill it (HeldProcess). 0: no hold.
+	HoldExeFlags sensor.ExecFlags
+	// OnHeld is called by the ring-buffer reader, before the record is
+	// queued, with each exec record that says sensor.ExecHeld: at once,
+	// whatever the consumer's backlog. It must not block (start a
+	// goroutine); the event is also delivered as usual.
+	OnHeld func(sensor.Event)
 }
 
 // Defaults.
@@ -143,6 +156,13 @@ const (
 func (c Config) withDefaults() (Config, error) {
 	if c.Scope > ScopeAll {
 		return c, fmt.Errorf("sensor config: unknown scope %d", c.Scope)
+	}
+	if c.HoldExeFlags&^(sensor.ExecExePseudo|sensor.ExecExeDeleted) != 0 {
+		return c, fmt.Errorf("sensor config: hold flags %#x: only the memfd and deleted-file flags can be held", uint16(c.HoldExeFlags))
+	}
+	if c.HoldExeFlags != 0 && c.OnHeld == nil {
+		// Nothing would continue the processes the kernel stops.
+		return c, errors.New("sensor config: a hold needs OnHeld")
 	}
 	if c.SessionMapSize == 0 {
 		c.SessionMapSize = DefaultSessionMapSize

@@ -141,6 +141,7 @@ func TestExecFlagsAreTheKernels(t *testing.T) {
 		{"exe outside root", processExecFlagsEXEC_EXE_OUTSIDE_ROOT, sensor.ExecExeOutsideRoot},
 		{"via usermode helper", processExecFlagsEXEC_VIA_UMH, sensor.ExecViaUsermodeHelper},
 		{"untracked", processExecFlagsEXEC_UNTRACKED, sensor.ExecUntracked},
+		{"held", processExecFlagsEXEC_HELD, sensor.ExecHeld},
 	} {
 		if uint32(c.c) != uint32(c.want) {
 			t.Errorf("%s: kernel %#x, sensor %#x", c.name, c.c, c.want)

@@ -125,6 +125,9 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	}
 	pinPath := cfg.PinPath
 	cfg.PinPath = "" // the load check must not touch the pinned state
+	// No hold: nothing reads the records of this check, so nothing would
+	// continue a process it stopped.
+	cfg.HoldExeFlags, cfg.OnHeld = 0, nil
 	s, err := New(cfg, log)
 	tamper := ""
 	if err == nil {

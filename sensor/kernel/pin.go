@@ -103,6 +103,10 @@ func pinVersion(cfg Config) [32]byte {
 		// option existed is still the same.
 		h.Write([]byte(" deny-io-uring"))
 	}
+	if cfg.HoldExeFlags != 0 {
+		// Likewise: no hold, the version is the one before the option.
+		fmt.Fprintf(h, " hold=%#x", uint16(cfg.HoldExeFlags))
+	}
 	var v [32]byte
 	copy(v[:], h.Sum(nil))
 	return v

@@ -70,6 +70,7 @@ const (
 	processExecFlagsEXEC_EXE_OUTSIDE_ROOT   processExecFlags = 64
 	processExecFlagsEXEC_VIA_UMH            processExecFlags = 128
 	processExecFlagsEXEC_UNTRACKED          processExecFlags = 256
+	processExecFlagsEXEC_HELD               processExecFlags = 512
 )
 
 type processExecScratch struct {
@@ -243,6 +244,7 @@ const (
 	processProgTamperSignal     = "tamper_signal"
 	processProgTamperVmWrite    = "tamper_vm_write"
 	processVarFlushNs           = "flush_ns"
+	processVarHoldExeFlags      = "hold_exe_flags"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExecFlags   = "unused_exec_flags"
@@ -330,6 +332,7 @@ type processMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type processVariableSpecs struct {
 	FlushNs           *ebpf.VariableSpec `ebpf:"flush_ns"`
+	HoldExeFlags      *ebpf.VariableSpec `ebpf:"hold_exe_flags"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
@@ -400,6 +403,7 @@ func (m *processMaps) Close() error {
 // It can be passed to loadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type processVariables struct {
 	FlushNs           *ebpf.Variable `ebpf:"flush_ns"`
+	HoldExeFlags      *ebpf.Variable `ebpf:"hold_exe_flags"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`

@@ -174,6 +174,9 @@ func (s *Sensor) read(q chan<- sensor.Event) error {
 			s.log.Debug("undecodable record", "err", err)
 			continue
 		}
+		if ev.Exec != nil && ev.Exec.Flags&sensor.ExecHeld != 0 && s.cfg.OnHeld != nil {
+			s.cfg.OnHeld(ev)
+		}
 		select {
 		case q <- ev:
 		default:

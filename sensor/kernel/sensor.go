@@ -245,6 +245,11 @@ func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 			return nil, fmt.Errorf("sensor: set scope: %w", err)
 		}
 	}
+	if s.cfg.HoldExeFlags != 0 {
+		if err := spec.Variables[processVarHoldExeFlags].Set(uint16(s.cfg.HoldExeFlags)); err != nil {
+			return nil, fmt.Errorf("sensor: set hold flags: %w", err)
+		}
+	}
 	return spec, nil
 }
 

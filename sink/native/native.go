@@ -292,6 +292,9 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, prefix string, p *event.Pr
 	if p.AgentLookalike {
 		dst = append(jsonw.AppendKey(dst, "agent_lookalike"), "true"...)
 	}
+	if p.Held {
+		dst = append(jsonw.AppendKey(dst, "held"), "true"...)
+	}
 	if len(p.Argv) > 0 || p.ArgvTruncated {
 		dst = e.argv(st, dst, prefix, p, 0)
 	}

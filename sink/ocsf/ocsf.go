@@ -800,6 +800,9 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		if p.AgentLookalike {
 			dst = append(jsonw.AppendKey(dst, "agent_lookalike"), "true"...)
 		}
+		if p.Held {
+			dst = append(jsonw.AppendKey(dst, "held"), "true"...)
+		}
 		if e.argvCut(p) {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, "argv_truncated"), true)
 			dst = jsonw.AppendUint(jsonw.AppendKey(dst, "argc"), uint64(len(p.Argv)))
