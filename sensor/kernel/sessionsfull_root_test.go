@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"testing"
@@ -20,6 +21,15 @@ import (
 // members are counted and their records say so (FORK_UNTRACKED,
 // EXEC_UNTRACKED).
 
+// ownAgent is a path for a stand-in agent and recognisers that name only
+// it: with a map this small, any agent another test package starts on the
+// host at the same time would take a slot.
+func ownAgent(t *testing.T) (string, []sensor.Recogniser) {
+	name := fmt.Sprintf("sessfull-agent-%d", os.Getpid())
+	return filepath.Join(t.TempDir(), name), []sensor.Recogniser{{Name: "own", Agent: sensor.AgentClaudeCode,
+		Exe: []sensor.Matcher{{Op: sensor.Equals, Level: 0, Text: name}}}}
+}
+
 func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	// A 4-entry sessions map: the agent and its first three children fill
 	// it, and the fourth child is the first the kernel cannot track. The
@@ -28,10 +38,12 @@ func TestRootSessionsMapFullIsCounted(t *testing.T) {
 	// a `< 0` test of the update's result never saw the failure (see
 	// bpf/maps.h), and 1024 untracked children went uncounted.
 	const size = 4
-	h := startSensor(t, Config{SessionMapSize: size})
+	path, recs := ownAgent(t)
+	h := startSensor(t, Config{SessionMapSize: size, Recognisers: recs})
 	m := marker(t)
-	// The agent: this test binary at an install path, "fill" helper.
-	agent := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
+	// The agent: this test binary at a path only its recogniser names,
+	// "fill" helper.
+	agent := testutil.CopyFile(t, testBinary(t), path, 0o700)
 	cmd := exec.Command(agent, m)
 	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
 	in, err := cmd.StdinPipe()
@@ -159,9 +171,10 @@ func fillHelper() {
 // apart from the children (loss of fork). Its later records are not sent.
 func TestRootSessionsMapFullExecIsFlagged(t *testing.T) {
 	const size = 2
-	h := startSensor(t, Config{SessionMapSize: size})
+	path, recs := ownAgent(t)
+	h := startSensor(t, Config{SessionMapSize: size, Recognisers: recs})
 	// The first agent fills the map with its children, and holds it full.
-	first := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
+	first := testutil.CopyFile(t, testBinary(t), path, 0o700)
 	fill := exec.Command(first, marker(t))
 	fill.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
 	in, err := fill.StdinPipe()
@@ -191,7 +204,7 @@ func TestRootSessionsMapFullExecIsFlagged(t *testing.T) {
 	}
 	// The second agent: no children, it execs /bin/true m at once.
 	m := marker(t)
-	second := testutil.CopyFile(t, testBinary(t), testutil.AgentPath(t.TempDir()), 0o700)
+	second := testutil.CopyFile(t, testBinary(t), filepath.Join(t.TempDir(), filepath.Base(path)), 0o700)
 	cmd := exec.Command(second, m)
 	cmd.Env = append(os.Environ(), "LINEAGED_SENSOR_HELPER=fill")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -261,10 +274,11 @@ func TestRootSessionsMapFullExecIsFlagged(t *testing.T) {
 // untracked child's is sent (it is the only record that says so). Its exec
 // comes outside any session.
 func TestRootSessionsMapFullScopeAllKeepsUntrackedFork(t *testing.T) {
-	h := startSensor(t, Config{Scope: ScopeAll, SessionMapSize: 2})
+	path, recs := ownAgent(t)
+	h := startSensor(t, Config{Scope: ScopeAll, SessionMapSize: 2, Recognisers: recs})
 	// A shell (one thread) at an agent path: the map holds it and its
 	// first child, which lives on; its other children are untracked.
-	agent := testutil.CopyFile(t, "/bin/dash", testutil.AgentPath(t.TempDir()), 0o755)
+	agent := testutil.CopyFile(t, "/bin/dash", path, 0o755)
 	m := marker(t)
 	cmd := exec.Command(agent, "-c", "/bin/sleep 0.5 & /bin/sleep 0.4 & /bin/sleep 0.3 & wait; exec /bin/true "+m)
 	if out, err := cmd.CombinedOutput(); err != nil {
