@@ -23,28 +23,11 @@ func TestRunAncestryAtSessionRoot(t *testing.T) {
 	dir := t.TempDir()
 	agentPath := testutil.CopyFile(t, "/bin/dash", testutil.AgentPath(dir), 0o755)
 	out := filepath.Join(dir, "events.jsonl")
-	cmd := exec.Command(binary, "run", "--output", out)
-	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir(), "LINEAGED_EVENTS_ANCESTRY=session")
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
-
-	marker := fmt.Sprintf("at-root-%d", time.Now().UnixNano())
-	// The agent runs a shell that runs echo: echo's ancestry is the shell,
-	// the agent, then the agent's own ancestors (this test's chain).
-	if err := exec.Command(agentPath, "-c", "/bin/sh -c '/bin/echo "+marker+"'").Run(); err != nil {
-		t.Fatalf("agent stand-in: %v", err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !fileHasExec(t, out, marker) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	_ = cmd.Wait()
+	stderr, marker := runAgentScript(t, out, []string{"LINEAGED_EVENTS_ANCESTRY=session"}, agentPath, func(marker string) string {
+		// A shell that runs echo: echo's ancestry is the shell, the
+		// agent, then the agent's own ancestors (this test's chain).
+		return "/bin/sh -c '/bin/echo " + marker + "'"
+	})
 
 	type proc struct {
 		ExecID string   `json:"exec_id"`
@@ -97,4 +80,32 @@ func TestRunAncestryAtSessionRoot(t *testing.T) {
 			t.Errorf("%s: ancestry %+v, want every ancestor up to pid 1", name, e.Ancestry)
 		}
 	}
+}
+
+// runAgentScript runs the real `lineaged run --output out` (with env
+// added), has the stand-in agent at agentPath run script(marker) with -c,
+// waits for the process.exec naming the marker and stops the sensor; it
+// returns the sensor's stderr and the marker.
+func runAgentScript(t *testing.T, out string, env []string, agentPath string, script func(marker string) string) (*testutil.SyncBuffer, string) {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "--output", out)
+	cmd.Env = append(append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir()), env...)
+	stderr := &testutil.SyncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	testutil.WaitForText(t, 30*time.Second, stderr, "sensor started")
+	marker := fmt.Sprintf("marker-%d", time.Now().UnixNano())
+	if b, err := exec.Command(agentPath, "-c", script(marker)).CombinedOutput(); err != nil {
+		t.Fatalf("agent stand-in: %v: %s", err, b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !fileHasExec(t, out, marker) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	return stderr, marker
 }

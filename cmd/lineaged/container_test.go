@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,27 +66,9 @@ func TestRunContainerAndMountNamespace(t *testing.T) {
 	dir := t.TempDir()
 	agentPath := testutil.CopyFile(t, "/bin/dash", testutil.AgentPath(dir), 0o755)
 	out := filepath.Join(dir, "events.jsonl")
-	cmd := exec.Command(binary, "run", "--output", out)
-	cmd.Env = append(os.Environ(), "LINEAGED_STATE_DIR="+t.TempDir())
-	var stderr testutil.SyncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	testutil.WaitForText(t, 30*time.Second, &stderr, "sensor started")
-
-	marker := fmt.Sprintf("in-container-%d", time.Now().UnixNano())
-	script := "echo $$ > " + filepath.Join(cg, "cgroup.procs") + " && exec " + unshare + " --mount /bin/sh -c '/bin/echo " + marker + "'"
-	if b, err := exec.Command(agentPath, "-c", script).CombinedOutput(); err != nil {
-		t.Fatalf("agent stand-in: %v: %s", err, b)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !fileHasExec(t, out, marker) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	_ = cmd.Wait()
+	stderr, _ := runAgentScript(t, out, nil, agentPath, func(marker string) string {
+		return "echo $$ > " + filepath.Join(cg, "cgroup.procs") + " && exec " + unshare + " --mount /bin/sh -c '/bin/echo " + marker + "'"
+	})
 
 	type proc struct {
 		Exe         string   `json:"exe"`

@@ -3,10 +3,7 @@
 package files
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,8 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/sensor"
-	"github.com/lineaged/lineaged/sensor/kernel"
-	"github.com/lineaged/lineaged/tests/testutil"
 )
 
 func init() {
@@ -52,25 +47,7 @@ func openSome(dir string) error {
 // records were shed alike: the quiet session lost its opens to the
 // flood.
 func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
-	testutil.RequireRoot(t, "to load BPF programs")
-	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event) // read only once both members are done
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	s, out := floodSensor(t)
 
 	dir, quietDir := tempDir(t), tempDir(t)
 	present := filepath.Join(quietDir, "present")

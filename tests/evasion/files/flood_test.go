@@ -69,25 +69,7 @@ func execTrue(string) error {
 // flooding session's over its budget (above half the ring). Before ring
 // priority the reader's full queue dropped records of every kind alike.
 func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
-	testutil.RequireRoot(t, "to load BPF programs")
-	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event) // read only once both members are done
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	s, out := floodSensor(t)
 
 	dir := tempDir(t)
 	none := &records{byPID: map[uint32][]*sensor.File{}}
@@ -170,4 +152,31 @@ func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
 	if shed+overBudget == 0 {
 		t.Error("no shed or over-budget open records reported")
 	}
+}
+
+// floodSensor starts a sensor with a 2 MiB ring and a 64-event queue whose
+// output channel the test reads only once its members are done, so the
+// ring fills while they run; it is stopped at the test's end.
+func floodSensor(t *testing.T) (*kernel.Sensor, chan sensor.Event) {
+	t.Helper()
+	testutil.RequireRoot(t, "to load BPF programs")
+	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	out := make(chan sensor.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s, out
 }
