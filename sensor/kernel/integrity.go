@@ -17,6 +17,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -26,7 +27,8 @@ import (
 //
 //   - its programs are still attached (the kernel's list of links) and
 //     still firing (the heartbeat counter the fork and exit programs bump;
-//     on a quiet host the check ends a thread of its own to make it move).
+//     on a quiet host the check ends a thread of its own to make it move,
+//     and judges at a later round, once that thread is gone).
 //     A program found detached is attached again and pinned again, and
 //     reported: a sensor.tamper (TamperDetached) and a sensor.loss for
 //     what it did not see meanwhile;
@@ -160,6 +162,12 @@ func (ms *membership) drop(pid uint32) {
 type integrityState struct {
 	lastBeat  uint64
 	lastCheck uint64
+	// probeTid is the thread ended when the heartbeat stood still,
+	// probeBeat the heartbeat then, probeRounds the rounds waited since
+	// for the thread to be gone.
+	probeTid    int
+	probeBeat   uint64
+	probeRounds int
 }
 
 // selfCheck runs one round and returns the events it has to report.
@@ -220,8 +228,8 @@ func (s *Sensor) selfCheck(st *integrityState) []sensor.Event {
 }
 
 // detached names the attached programs no link in the kernel runs any
-// more, or all of them when the heartbeat stood still although a thread
-// of the sensor ended; known is false when the kernel's link list could
+// more, or the exit program when the heartbeat stood still although a
+// thread of the sensor ended (and is gone); known is false when the kernel's link list could
 // not be read.
 func (s *Sensor) detached(st *integrityState) (gone []string, known bool) {
 	ours := append([]string(nil), processAttached...)
@@ -257,24 +265,66 @@ func (s *Sensor) detached(st *integrityState) (gone []string, known bool) {
 	if err != nil {
 		return gone, true
 	}
-	if beat == st.lastBeat {
-		// A quiet host: end a thread of our own, which the exit
-		// program counts, and look again.
-		done := make(chan struct{})
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
-			close(done)
-		}()
-		<-done
-		time.Sleep(10 * time.Millisecond)
-		if b, err := s.heartbeat(); err == nil && b == beat && len(gone) == 0 {
+	switch {
+	case st.probeTid != 0 && beat != st.probeBeat:
+		st.probeTid = 0 // it moved: the programs fire
+	case st.probeTid != 0:
+		// A thread of ours was ended for the heartbeat. Until it is
+		// gone from the kernel's task list (after the exit tracepoint)
+		// a beat standing still says nothing: on a loaded host the
+		// thread waits for a CPU to exit on.
+		if taskAlive(st.probeTid) {
+			if st.probeRounds++; st.probeRounds > maxProbeRounds {
+				st.probeTid = 0 // never ended (or its id came back): ask again
+			}
+			break
+		}
+		st.probeTid = 0
+		if len(gone) == 0 {
 			s.log.Warn("the exit program is not firing")
 			gone = append(gone, processProgHandleExit)
 		}
-		beat, _ = s.heartbeat()
+	case beat == st.lastBeat:
+		// A quiet host: end a thread of our own, which the exit program
+		// counts, and look at the next round. The main thread never
+		// ends (the runtime parks it instead): try again then.
+		if tid := s.endThread(); tid != os.Getpid() {
+			st.probeTid, st.probeBeat, st.probeRounds = tid, beat, 0
+		}
 	}
 	st.lastBeat = beat
 	return gone, true
+}
+
+// maxProbeRounds is how many rounds the check waits for the thread it
+// ended to be gone before it ends another.
+const maxProbeRounds = 5
+
+// taskAlive reports whether thread tid of this process is still in the
+// kernel's task list.
+func taskAlive(tid int) bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(tid))
+	return err == nil
+}
+
+// endThread ends one thread of the sensor and returns its id; a test
+// replaces it (endThreadFunc).
+func (s *Sensor) endThread() int {
+	if s.endThreadFunc != nil {
+		return s.endThreadFunc()
+	}
+	return endOwnThread()
+}
+
+// endOwnThread ends a thread of this process: a goroutine locked to its
+// thread exits, and the runtime ends the thread with it.
+func endOwnThread() int {
+	tid := make(chan int, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		tid <- unix.Gettid()
+	}()
+	return <-tid
 }
 
 // wasAttached reports whether this start attached name.

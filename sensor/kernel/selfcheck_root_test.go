@@ -4,8 +4,12 @@ package kernel
 
 import (
 	"os"
+	"runtime"
 	"slices"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -74,4 +78,69 @@ func TestRootInSession(t *testing.T) {
 	if h.s.InSession(0) || h.s.InSession(-1) {
 		t.Error("pid 0 or -1 reported in a session")
 	}
+}
+
+// heartbeatRounds runs the self-check's attachment check every 20ms for d
+// and returns each round's findings.
+func heartbeatRounds(h *harness, d time.Duration) [][]string {
+	var st integrityState
+	var rounds [][]string
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		gone, known := h.s.detached(&st)
+		if !known {
+			h.t.Fatal("the kernel's link list is unreadable")
+		}
+		rounds = append(rounds, gone)
+	}
+	return rounds
+}
+
+// TestRootSlowThreadExitIsNotDetach: on a loaded host the thread the
+// self-check ends to move the heartbeat takes its time to exit. Until it
+// has, a heartbeat that has not moved says nothing: no round may report
+// the exit program as not firing while every program runs.
+func TestRootSlowThreadExitIsNotDetach(t *testing.T) {
+	h := startSensor(t, Config{SelfCheckInterval: -1})
+	// The thread exits 150ms after the check asked for it, as one that
+	// waits for a CPU does.
+	h.s.endThreadFunc = func() int {
+		tid := make(chan int, 1)
+		go func() {
+			runtime.LockOSThread()
+			tid <- unix.Gettid()
+			time.Sleep(150 * time.Millisecond)
+		}()
+		return <-tid
+	}
+	for i, gone := range heartbeatRounds(h, 2*time.Second) {
+		if len(gone) > 0 {
+			t.Fatalf("round %d: %v reported not firing while every program is attached", i, gone)
+		}
+	}
+}
+
+// TestRootExitProgramNotFiringFound: the fork, exec and exit programs stop
+// running while the sensor still counts them attached (their links closed,
+// unknown to the link walk): the heartbeat stands still even after the
+// check ended a thread of its own, and the check names the exit program.
+func TestRootExitProgramNotFiringFound(t *testing.T) {
+	h := startSensor(t, Config{SelfCheckInterval: -1})
+	for _, name := range []string{processProgHandleExec, processProgHandleFork, processProgHandleExit} {
+		i := slices.Index(h.s.linkNames, name)
+		if i < 0 {
+			t.Fatalf("no link runs %s", name)
+		}
+		if err := h.s.links[i].Close(); err != nil {
+			t.Fatal(err)
+		}
+		h.s.links = slices.Delete(slices.Clone(h.s.links), i, i+1)
+		h.s.linkNames = slices.Delete(slices.Clone(h.s.linkNames), i, i+1)
+	}
+	rounds := heartbeatRounds(h, 2*time.Second)
+	for _, gone := range rounds {
+		if slices.Contains(gone, processProgHandleExit) {
+			return
+		}
+	}
+	t.Fatalf("the exit program never reported not firing in %d rounds: %v", len(rounds), rounds)
 }

@@ -65,6 +65,9 @@ type Stats struct {
 
 // Sensor is the live BPF source.
 type Sensor struct {
+	// endThreadFunc, when set, replaces endOwnThread (integrity.go).
+	endThreadFunc func() int
+
 	cfg    Config
 	log    *slog.Logger
 	maps   sharedMaps
