@@ -77,6 +77,10 @@ type Config struct {
 func NewEncoder(format string, nat native.Encoder, sensorVersion string) (Encoder, error) {
 	switch format {
 	case "", FormatNative:
+		if nat.Shared == nil {
+			// One per encoder: the bytes kept depend on its settings.
+			nat.Shared = native.NewSharedAncestry()
+		}
 		return nat, nil
 	case FormatOCSF:
 		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1, MaxBytes: nat.MaxBytes}, nil

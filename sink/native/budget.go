@@ -27,5 +27,6 @@ func (e Encoder) Bounded(lv *budget.Level) Encoder {
 	tighten(&e.MaxArgs, lv.MaxArgs)
 	tighten(&e.MaxArgBytes, lv.MaxArgBytes)
 	tighten(&e.MaxArgvBytes, lv.MaxArgvBytes)
+	e.Shared = nil // its bytes were written within the wider bounds
 	return e
 }

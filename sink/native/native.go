@@ -49,6 +49,10 @@ type Encoder struct {
 	// MaxBytes is the size budget of one encoded event (0: none): an event
 	// over it is trimmed and marked "truncated" (budget.go).
 	MaxBytes int
+	// Shared, when set, keeps the encoded ancestry of events that share
+	// one and copies it into the next (shared.go). It must serve this
+	// configuration only; Bounded drops it.
+	Shared *SharedAncestry
 }
 
 // ContentType returns the media type of the output.
@@ -131,17 +135,16 @@ func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 		dst = e.process(&st, dst, "process", ev.Process)
 	}
 	if len(ev.Ancestry) > 0 {
-		dst = append(jsonw.AppendKey(dst, "ancestry"), '[')
-		compact := e.compact()
-		for i := range ev.Ancestry {
-			dst = jsonw.Comma(dst)
-			if compact {
-				dst = e.ancestor(&st, dst, &ev.Ancestry[i])
-			} else {
-				dst = e.process(&st, dst, "ancestry", &ev.Ancestry[i])
+		dst = jsonw.AppendKey(dst, "ancestry")
+		if b, keep := e.Shared.lookup(ev.Ancestry); b != nil {
+			dst = append(dst, b...)
+		} else {
+			start, marks := len(dst), st.Count()
+			dst = e.ancestry(&st, dst, ev.Ancestry)
+			if keep && st.Count() == marks {
+				e.Shared.keep(ev.Ancestry, dst[start:])
 			}
 		}
-		dst = append(dst, ']')
 	}
 	if a := ev.Agent; a != nil {
 		dst = v1obj.Agent(&st, dst, "agent", a)
@@ -349,6 +352,21 @@ func binaryObj(st *v1obj.Marks, dst []byte, bp string, b *event.Binary) []byte {
 	dst = st.OptStr(dst, "key_id", bp, b.KeyID)
 	dst = st.OptStr(dst, "reason", bp, b.Reason)
 	return append(dst, '}')
+}
+
+// ancestry writes the ancestry array.
+func (e Encoder) ancestry(st *v1obj.Marks, dst []byte, anc []event.Process) []byte {
+	dst = append(dst, '[')
+	compact := e.compact()
+	for i := range anc {
+		dst = jsonw.Comma(dst)
+		if compact {
+			dst = e.ancestor(st, dst, &anc[i])
+		} else {
+			dst = e.process(st, dst, "ancestry", &anc[i])
+		}
+	}
+	return append(dst, ']')
 }
 
 // ancestor writes one ancestor of compact ancestry: the identity that names

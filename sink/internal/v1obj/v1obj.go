@@ -88,6 +88,10 @@ func (m *Marks) Mark(prefix, name string) {
 // Len reports how many paths are marked.
 func (m *Marks) Len() int { return m.n }
 
+// Count reports how many paths and values are kept: it changes whenever
+// something is marked.
+func (m *Marks) Count() int { return m.n + m.nraw }
+
 // Str writes "key":s and marks prefix.key if s holds invalid UTF-8.
 func (m *Marks) Str(dst []byte, key, prefix, s string) []byte {
 	return m.StrAs(dst, key, prefix, key, s)

@@ -1,0 +1,147 @@
+package native
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/testevents"
+)
+
+// storm returns the events of n children of one parent as the engine hands
+// them out: each child's exec, two opens and exit, every one carrying the
+// parent's one shared ancestry slice; with bad, that ancestry holds
+// invalid UTF-8.
+func storm(n int, bad bool) []*event.Event {
+	shared := testevents.InSessionExec(0).Ancestry
+	if bad {
+		shared[1].Argv = []string{"bash", "-c", "echo \xff\xfe"}
+	}
+	var evs []*event.Event
+	for i := range n {
+		for j, kind := range []string{event.KindProcessExec, event.KindFileOpen, event.KindFileOpen, event.KindProcessExit} {
+			ev := testevents.New(kind, uint64(i*4+j+1), "s")
+			ev.Ancestry = shared
+			ev.Agent.RootExecID = shared[2].ExecID // the agent sits above the storm's shells
+			if i%3 == 2 {
+				// Outside the session: the same slice, never cut.
+				ev.Agent = nil
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}
+
+// Every event written with a SharedAncestry is byte for byte what the
+// encoder writes without one, in every shape (compact, full, cut at the
+// session's root, v1, within a size budget), with invalid UTF-8 in the
+// shared ancestry too; and the shared ancestry was in fact copied.
+func TestSharedAncestrySameBytes(t *testing.T) {
+	shapes := []Encoder{
+		{},
+		{Ancestry: event.AncestryFull},
+		{Ancestry: event.AncestrySession},
+		{V1: true},
+		{MaxBytes: 5000}, // under one storm exec: it is trimmed
+	}
+	for _, bad := range []bool{false, true} {
+		for _, plain := range shapes {
+			name := fmt.Sprintf("%+v/bad=%v", plain, bad)
+			cached := plain
+			cached.Shared = NewSharedAncestry()
+			evs := storm(8, bad)
+			for i, ev := range evs {
+				want, err := plain.Append(nil, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := cached.Append(nil, ev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%s: event %d differs with the shared ancestry:\n got %s\nwant %s", name, i, got, want)
+				}
+			}
+			kept := 0
+			for _, v := range cached.Shared.m {
+				if v != nil {
+					kept++
+				}
+			}
+			switch {
+			case plain.MaxBytes > 0 || bad:
+				// Trimmed events are written by a Bounded encoder
+				// (no sharing); marks are per event.
+				if bad && kept != 0 {
+					t.Errorf("%s: an ancestry with invalid UTF-8 was kept", name)
+				}
+			case plain.Ancestry == event.AncestrySession:
+				if kept != 2 {
+					t.Errorf("%s: %d ancestries kept, want the storm's one whole and cut", name, kept)
+				}
+			case kept != 1:
+				t.Errorf("%s: %d ancestries kept, want the storm's one", name, kept)
+			}
+		}
+	}
+}
+
+// An ancestry seen once is not copied; the map stays bounded.
+func TestSharedAncestryBounded(t *testing.T) {
+	enc := Encoder{Shared: NewSharedAncestry()}
+	for i := range 3 * maxSharedAncestries {
+		ev := testevents.InSessionExec(uint64(i))
+		if _, err := enc.Append(nil, ev); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(enc.Shared.m); n > maxSharedAncestries {
+			t.Fatalf("%d ancestries held, bound %d", n, maxSharedAncestries)
+		}
+		for _, v := range enc.Shared.m {
+			if v != nil {
+				t.Fatal("an ancestry seen once was copied")
+			}
+		}
+	}
+}
+
+// BenchmarkSharedAncestry encodes a session's exec storm (each child's
+// exec, two opens and exit on its parent's shared ancestry, as the engine
+// hands them out) with and without a SharedAncestry, alternated in blocks:
+// ns per event of each, and the ratio.
+func BenchmarkSharedAncestry(b *testing.B) {
+	evs := storm(64, false)
+	modes := []struct {
+		name string
+		enc  Encoder
+		took time.Duration
+	}{
+		{name: "fresh", enc: Encoder{}},
+		{name: "shared", enc: Encoder{Shared: NewSharedAncestry()}},
+	}
+	buf := make([]byte, 0, 64<<10)
+	var err error
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range modes {
+			m := &modes[i]
+			t0 := time.Now()
+			for _, ev := range evs {
+				if buf, err = m.enc.Append(buf[:0], ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.took += time.Since(t0)
+		}
+	}
+	ns := map[string]float64{}
+	for _, m := range modes {
+		ns[m.name] = float64(m.took.Nanoseconds()) / float64(b.N*len(evs))
+		b.ReportMetric(ns[m.name], "ns/event-"+m.name)
+	}
+	b.ReportMetric(ns["fresh"]/ns["shared"], "x-faster-shared")
+}
