@@ -5,7 +5,9 @@ package kernel
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -17,8 +19,12 @@ import (
 // half of the recent ones are dropped, counted per kind in the loss map's
 // third part and per session in each object's session_budget map.
 
-// budgetMapName is the per-session map's name as the kernel keeps it.
-const budgetMapName = "session_budget"
+// budgetMapName is the per-session map's name as the kernel keeps it,
+// budgetTotalName the map of every session's count.
+const (
+	budgetMapName   = "session_budget"
+	budgetTotalName = "budget_total"
+)
 
 // budgetWhat is what one session-budget loss counts.
 const budgetWhat = "file and network records of the session"
@@ -39,10 +45,14 @@ func (s *Sensor) budgetLost() ([EventKindMax]uint64, error) {
 	return s.lostSlots(2 * EventKindMax)
 }
 
-// budgetMaps finds the session_budget maps of the loaded file, network and
-// io_uring programs, one per object, through the programs' map ids: it
-// works the same for objects loaded now and for pinned ones.
-func (s *Sensor) budgetMaps() ([]*ebpf.Map, error) {
+// budgetMaps finds the maps of the given names (session_budget when none)
+// of the loaded file, network and io_uring programs, one per object,
+// through the programs' map ids: it works the same for objects loaded now
+// and for pinned ones.
+func (s *Sensor) budgetMaps(names ...string) ([]*ebpf.Map, error) {
+	if len(names) == 0 {
+		names = []string{budgetMapName}
+	}
 	var out []*ebpf.Map
 	seen := map[ebpf.MapID]bool{}
 	var errs []error
@@ -64,7 +74,7 @@ func (s *Sensor) budgetMaps() ([]*ebpf.Map, error) {
 				continue
 			}
 			mi, err := m.Info()
-			if err != nil || mi.Name != budgetMapName {
+			if err != nil || !slices.Contains(names, mi.Name) {
 				m.Close()
 				continue
 			}
@@ -159,56 +169,112 @@ func (s *Sensor) budgetBaseline() {
 }
 
 // The reader's side of the session budget. When the hand-off queue is
-// full, a file or network record of the session that made more than half
-// of the records that found it full recently (counted as the kernel
-// counts, halved every window) is dropped and counted against that
-// session; any other session's waits for room, like a process record, so
-// the reader stops and the ring fills, where the kernel's budget then
-// drops the flooding session's records before they are reserved.
+// full, a file or network record of a session the kernel counts over its
+// budget is dropped and counted against that session; any other session's
+// waits for room, like a process record, so the reader stops and the ring
+// fills, where the kernel's budget then drops the flooding session's
+// records before they are reserved.
+//
+// The judgment is the kernel's own counts (each object's session_budget
+// and budget_total: every record a session submitted while the ring was
+// above the budget level, dropped or not), not the records that reach the
+// reader: once the kernel drops a flooding session's records, what gets
+// through is mostly the other sessions', which a count of its own would
+// then take for the flood.
 
-// queueShare counts, per session root, the file and network records that
-// found the queue full (the reader's goroutine only).
-type queueShare struct {
-	window int64
-	total  uint64
-	counts map[sensor.ProcKey]uint64
+// budgetWindowShift is the kernel's BUDGET_WINDOW_SHIFT, budgetMin its
+// BUDGET_MIN.
+const (
+	budgetWindowShift = 26
+	budgetMin         = 256
+)
+
+// budgetJudgeFor is how long one reading of a session's share is reused:
+// a flood's records each find the queue full, and a reading is two map
+// lookups a object.
+const budgetJudgeFor = 10 * time.Millisecond
+
+// kernelShare reads the kernel's budget counts for the reader (the
+// reader's goroutine only).
+type kernelShare struct {
+	sessions, totals []*ebpf.Map
+	foundAt          time.Time
+	judged           map[sensor.ProcKey]judgment
 }
 
-// budgetWindowNs is the kernel's window (BUDGET_WINDOW_SHIFT).
-const budgetWindowNs = 1 << 26
+type judgment struct {
+	over bool
+	at   time.Time
+}
 
-// budgetMin is the kernel's BUDGET_MIN.
-const budgetMin = 256
-
-// over counts a record of session root at boot time now and reports
-// whether that session is over its budget.
-func (q *queueShare) over(root sensor.ProcKey, now uint64) bool {
-	w := int64(now / budgetWindowNs)
-	if q.counts == nil {
-		q.counts = map[sensor.ProcKey]uint64{}
+// over reports whether the kernel counts session root over its budget
+// now.
+func (k *kernelShare) over(s *Sensor, root sensor.ProcKey) bool {
+	now := time.Now()
+	if j, ok := k.judged[root]; ok && now.Sub(j.at) < budgetJudgeFor {
+		return j.over
 	}
-	if w != q.window {
-		shift := w - q.window
-		q.window = w
-		q.total = halve(q.total, shift)
-		for k, v := range q.counts {
-			if v = halve(v, shift); v == 0 {
-				delete(q.counts, k)
-			} else {
-				q.counts[k] = v
-			}
+	if k.judged == nil || len(k.judged) > 1024 {
+		k.judged = map[sensor.ProcKey]judgment{}
+	}
+	if k.sessions == nil || now.Sub(k.foundAt) > time.Minute {
+		k.find(s)
+	}
+	w := bootNs() >> budgetWindowShift
+	var total, mine uint64
+	var v [32]byte
+	for _, m := range k.totals {
+		if m.Lookup(uint32(0), v[:16]) == nil {
+			total += decayed(binary.NativeEndian.Uint64(v[8:]), binary.NativeEndian.Uint64(v[0:]), w)
 		}
 	}
-	q.total++
-	q.counts[root]++
-	return q.total > budgetMin && q.counts[root]*2 > q.total
+	for _, m := range k.sessions {
+		if m.Lookup(root.PID, v[:]) == nil && binary.NativeEndian.Uint64(v[0:]) == root.StartNs {
+			mine += decayed(binary.NativeEndian.Uint64(v[16:]), binary.NativeEndian.Uint64(v[8:]), w)
+		}
+	}
+	over := total > budgetMin && mine*2 > total
+	k.judged[root] = judgment{over: over, at: now}
+	return over
 }
 
-func halve(v uint64, n int64) uint64 {
-	if n >= 64 || n < 0 {
+// find opens the budget maps of the loaded objects again.
+func (k *kernelShare) find(s *Sensor) {
+	for _, m := range append(k.sessions, k.totals...) {
+		m.Close()
+	}
+	k.sessions, k.totals = nil, nil
+	k.foundAt = time.Now()
+	maps, err := s.budgetMaps(budgetMapName, budgetTotalName)
+	if err != nil {
+		s.log.Debug("session budget maps", "err", err)
+	}
+	for _, m := range maps {
+		if mi, err := m.Info(); err == nil && mi.Name == budgetTotalName {
+			k.totals = append(k.totals, m)
+		} else {
+			k.sessions = append(k.sessions, m)
+		}
+	}
+}
+
+func (k *kernelShare) close() {
+	for _, m := range append(k.sessions, k.totals...) {
+		m.Close()
+	}
+	k.sessions, k.totals = nil, nil
+}
+
+// decayed is the kernel's decayed(): count as it stands in window now,
+// halved for each window since then.
+func decayed(count, then, now uint64) uint64 {
+	if now < then {
+		return count
+	}
+	if now-then >= 64 {
 		return 0
 	}
-	return v >> n
+	return count >> (now - then)
 }
 
 // queueBudgetDrops are the records the reader dropped over budget, per

@@ -127,7 +127,8 @@ func (s *Sensor) Run(ctx context.Context, out chan<- sensor.Event) error {
 // wakeup, polling every idleFlush in case a record raced that decision.
 func (s *Sensor) read(q chan<- sensor.Event) error {
 	var rec ringbuf.Record
-	var share queueShare
+	var share kernelShare
+	defer share.close()
 	batching := s.cfg.FlushInterval > 0
 	polling, readSince := false, false
 	if batching {
@@ -185,7 +186,7 @@ func (s *Sensor) read(q chan<- sensor.Event) error {
 					s.queueDrops[ev.Kind].Add(1)
 					continue
 				}
-				if share.over(ev.Session.Root, ev.KtimeNs) {
+				if share.over(s, ev.Session.Root) {
 					// The session flooding the queue (budget.go).
 					s.queueBudget.add(ev.Session.Root)
 					continue
