@@ -81,6 +81,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define NR_fchmodat2 452
 #define NR_open_by_handle_at 304
 #define NR_rmdir 84
+#define NR_close 3 /* fileio_fds.h */
+#define NR_dup2 33
+#define NR_dup3 292
+#define NR_close_range 436
 
 #define AT_FDCWD -100
 #define O_WRONLY 01
@@ -109,6 +113,7 @@ struct fio_args {
 	__u64 how_mode;
 	__u32 nr;
 	__u32 _pad0;
+	__u64 t0; /* boot ns at sys_enter (fileio_fds.h) */
 };
 
 /*
@@ -297,6 +302,8 @@ static __always_inline struct scratch *get_scratch(__u32 slot)
 
 #include "fileio_compat.h"
 
+#include "fileio_fds.h"
+
 #include "fileio_iouring.h"
 
 SEC("tp_btf/sys_enter")
@@ -318,6 +325,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	case NR_rename: case NR_renameat: case NR_renameat2:
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
 	FILEMOD_CASES:
+		break;
+	case NR_close: case NR_dup2: case NR_dup3: case NR_close_range:
 		break;
 	case NR_io_uring_setup: /* the same number in the i386 table */
 		return iouring_setup_enter();
@@ -355,6 +364,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
 	FILEMOD_CASES:
 		return enter_path_op(nr, regs, s, task);
+	case NR_close: case NR_dup2: case NR_dup3: case NR_close_range:
+		return fd_mark_enter(nr, regs, tgid);
 	}
 
 	a.sess = *s;
@@ -363,6 +374,7 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	a.arg[1] = regs->si;
 	a.arg[2] = regs->dx;
 	a.arg[3] = regs->r10;
+	a.t0 = bpf_ktime_get_boot_ns();
 	if (nr == NR_openat2) {
 		struct open_how how = {};
 
@@ -444,12 +456,20 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		long fd = name || a->nr == NR_open_by_handle_at ? ret : (int)a->arg[0];
 		struct file *f = fd_file(task, fd);
 
+		/* Closed or replaced by another thread meanwhile
+		 * (fileio_fds.h): the file read below may not be the one
+		 * the call used. */
+		if (fd_changed(fd, a->t0))
+			ev->fflags |= FILE_F_FD_CHANGED;
+		if (!f && name)
+			goto as_named; /* closed: the name the caller gave */
 		if (!f) {
 			ev->path_len = 0;
 			ev->fflags |= FILE_F_UNRESOLVED;
 			return emit_file(ev);
 		}
-		if (name && repeat_open(f, task, ev->flags, a->sess.root_pid))
+		if (name && !(ev->fflags & FILE_F_FD_CHANGED) &&
+		    repeat_open(f, task, ev->flags, a->sess.root_pid))
 			return 0;
 		ev->fmode = BPF_CORE_READ(f, f_mode);
 		file_ident(ev, f);
@@ -459,9 +479,9 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		if (w->flags & PATH_UNREACHABLE)
 			sc->trunc = 1;
 	} else {
-		ev->fflags |= FILE_F_UNRESOLVED;
 		__u32 nread;
-
+as_named:
+		ev->fflags |= FILE_F_UNRESOLVED;
 		len = user_path(w, SLOT_EXIT, dfd, name, task, &pos, &sc->trunc, &nread);
 	}
 	ev->path_len = put_path(ev, 0, w, pos, len, &sc->trunc);
@@ -477,12 +497,17 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 {
 	long nr = regs->orig_ax;
 	struct task_struct *task;
+	bool compat = false;
 	__u32 tid;
 
 	/* An ia32 file call: its x86_64 number, as at enter. */
-	if (compat_file_nr(nr) && current_compat())
+	if (compat_file_nr(nr) && current_compat()) {
 		nr = compat_file_nr(nr);
+		compat = true;
+	}
 	switch (nr) {
+	case NR_close: case NR_dup2: case NR_dup3: case NR_close_range:
+		return fd_mark_exit(nr, regs, compat);
 	NET_EXIT_CASES:
 		return net_sys_exit(regs, nr, ret);
 	case NR_io_uring_setup:

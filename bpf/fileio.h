@@ -28,6 +28,11 @@ enum file_event_flag {
 	FILE_F_UNRESOLVED = 1 << 2,
 	FILE_F_NEW_TRUNCATED = 1 << 3,
 	FILE_F_NEW_UNRESOLVED = 1 << 4,
+	/* The file was read by descriptor at sys_exit (opens, fchmod) and
+	 * another thread closed or replaced that descriptor during the call
+	 * (bpf/fileio_fds.h): path and identity are what the descriptor held
+	 * then, or, closed, the name as given (FILE_F_UNRESOLVED). */
+	FILE_F_FD_CHANGED = 1 << 5,
 };
 
 /* In struct file_event.syscall: the call was made through ia32 emulation

@@ -10,14 +10,14 @@
  * network calls decode ia32 themselves (fileio_net.h).
  *
  * Cost outside sessions: the numbers below that are also x86_64 syscalls
- * and not traced as such (5 fstat, 8 lseek, 9 mmap, 10 mprotect, 14
- * rt_sigprocmask, 15 rt_sigreturn, 30 shmat, 38 setitimer, 39 getpid, 95
+ * and not traced as such (5 fstat, 6 lstat, 8 lseek, 9 mmap, 10 mprotect, 14
+ * rt_sigprocmask, 15 rt_sigreturn, 30 shmat, 38 setitimer, 39 getpid, 63 uname, 95
  * umask, 182 putpmsg, 193 fgetxattr, 194 listxattr, 207 io_destroy, 212
  * lookup_dcookie, 226 timer_delete, 227 clock_settime, 228 clock_gettime
  * (the vDSO usually answers it), 236 vserver, 237 mbind, 271 ppoll,
  * 295 preadv, 296 pwritev, 297 rt_tgsigqueueinfo, 298 perf_event_open,
  * 299 recvmmsg, 301 fanotify_mark, 302 prlimit64, 303 name_to_handle_at,
- * 306 syncfs, 320 kexec_file_load; the rest are file calls traced
+ * 306 syncfs, 320 kexec_file_load, 330 pkey_alloc; the rest are file calls traced
  * anyway) pay a read of the task's status at enter and exit before they
  * are let go. i386's lchown16 (16) is not translated: it is x86_64's
  * ioctl, too hot to pay that read on every call; lchown32 (198) is.
@@ -74,6 +74,11 @@ static __always_inline long compat_file_nr(long nr)
 	case 237: return NR_fremovexattr;
 	case NR_setxattrat: return NR_setxattrat;       /* 463 in both */
 	case NR_removexattrat: return NR_removexattrat; /* 466 in both */
+	/* fileio_fds.h */
+	case 6: return NR_close;
+	case 63: return NR_dup2;
+	case 330: return NR_dup3;
+	case NR_close_range: return NR_close_range; /* 436 in both */
 	case NR_openat2: return NR_openat2;     /* 437 in both */
 	case NR_fchmodat2: return NR_fchmodat2; /* 452 in both */
 	}

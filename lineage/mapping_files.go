@@ -28,6 +28,7 @@ func fileSource(f *sensor.File, out *event.File) {
 	out.NameUnreadable = f.NameUnreadable
 	out.AtEntry = f.AtEntry
 	out.ByHandle = f.ByHandle
+	out.FDChanged = f.FDChanged
 	out.Exchange = f.Op == sensor.FileRename && f.Flags&renameExchange != 0
 	out.Dev, out.Inode, out.MountID = f.Dev, f.Ino, f.MountID
 }

@@ -322,6 +322,12 @@ type File struct {
 	// ByHandle: an open_by_handle_at, which names no path; Path is the
 	// file it opened.
 	ByHandle bool
+	// FDChanged: the file was read by descriptor when the call ended
+	// (opens, fchmod) and another thread of the process closed or replaced
+	// that descriptor during the call: Path and the identity are what the
+	// descriptor held then, maybe not the file the call used; when it was
+	// closed, Path is the name as given (PathUnresolved).
+	FDChanged bool
 	// Dev, Ino and MountID identify the opened file (opens and fchmod; 0
 	// when there is none): Dev in stat(2)'s encoding, MountID as
 	// /proc/<pid>/mountinfo and statx(STATX_MNT_ID) number mounts.

@@ -508,6 +508,8 @@ func (s *scan) file(f *sensor.File) {
 			f.AtEntry = s.boolean()
 		case "ByHandle":
 			f.ByHandle = s.boolean()
+		case "FDChanged":
+			f.FDChanged = s.boolean()
 		case "Dev":
 			f.Dev = s.uint(64)
 		case "Ino":

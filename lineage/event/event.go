@@ -530,6 +530,10 @@ type File struct {
 	AtEntry bool `json:"at_entry,omitempty"`
 	// ByHandle: opened by open_by_handle_at; the path is the file opened.
 	ByHandle bool `json:"by_handle,omitempty"`
+	// FDChanged: another thread closed or replaced the descriptor the
+	// file was read by during the call: the path and identity may not be
+	// the file the call used.
+	FDChanged bool `json:"fd_changed,omitempty"`
 	// Exchange: a renameat2 with RENAME_EXCHANGE, which swaps path and
 	// new_path: both still exist.
 	Exchange bool `json:"exchange,omitempty"`

@@ -16,33 +16,34 @@ import (
 // generated structs exist only where the programs do, and
 // TestFileIOWireLayout checks these numbers against them.
 const (
-	fileFixedSize    = 96
-	fileOffResult    = 48
-	fileOffFlags     = 52
-	fileOffMode      = 56
-	fileOffFmode     = 60
-	fileOffPathLen   = 64
-	fileOffNewLen    = 66
-	fileOffSyscall   = 68
-	fileOffFflags    = 70
-	connectSize      = 368 // since the network operations; connectSizeV0 before (decode_net.go)
-	connOffResult    = 48
-	connOffFamily    = 52
-	connOffProtocol  = 54
-	connOffSockType  = 56
-	connOffDport     = 58
-	connOffSport     = 60
-	connOffSkFamily  = 62
-	connOffDaddr     = 64
-	connOffSaddr     = 80
-	filePathMax      = 4096 // FIO_PATH_MAX; a path is at most filePathMax-1 bytes
-	headerSize       = 48
-	fileFlagCreated  = 1 << 0
-	fileFlagTrunc    = 1 << 1
-	fileFlagUnres    = 1 << 2
-	fileFlagNewTrunc = 1 << 3
-	fileFlagNewUnres = 1 << 4
-	ipprotoMPTCP     = 262
+	fileFixedSize     = 96
+	fileOffResult     = 48
+	fileOffFlags      = 52
+	fileOffMode       = 56
+	fileOffFmode      = 60
+	fileOffPathLen    = 64
+	fileOffNewLen     = 66
+	fileOffSyscall    = 68
+	fileOffFflags     = 70
+	connectSize       = 368 // since the network operations; connectSizeV0 before (decode_net.go)
+	connOffResult     = 48
+	connOffFamily     = 52
+	connOffProtocol   = 54
+	connOffSockType   = 56
+	connOffDport      = 58
+	connOffSport      = 60
+	connOffSkFamily   = 62
+	connOffDaddr      = 64
+	connOffSaddr      = 80
+	filePathMax       = 4096 // FIO_PATH_MAX; a path is at most filePathMax-1 bytes
+	headerSize        = 48
+	fileFlagCreated   = 1 << 0
+	fileFlagTrunc     = 1 << 1
+	fileFlagUnres     = 1 << 2
+	fileFlagNewTrunc  = 1 << 3
+	fileFlagNewUnres  = 1 << 4
+	fileFlagFDChanged = 1 << 5
+	ipprotoMPTCP      = 262
 )
 
 // decodeFileIO parses one record of the file and network programs
@@ -115,6 +116,7 @@ func decodeFile(k sensor.Kind, b []byte, ev *sensor.Event) error {
 		Flags:          le.Uint32(b[fileOffFlags:]),
 		Mode:           le.Uint32(b[fileOffMode:]),
 		Created:        ff&fileFlagCreated != 0,
+		FDChanged:      ff&fileFlagFDChanged != 0,
 		Result:         int32(le.Uint32(b[fileOffResult:])),
 		IA32:           le.Uint16(b[fileOffSyscall:])&fileSyscallIA32 != 0,
 	}

@@ -53,6 +53,22 @@ type fileioConnectEvent struct {
 	Path     [256]int8
 }
 
+type fileioFdMark struct {
+	_        structs.HostLayout
+	Start    uint64
+	End      uint64
+	Lo       uint32
+	Hi       uint32
+	Tid      uint32
+	Inflight uint32
+}
+
+type fileioFdMarkKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Fd   uint32
+}
+
 type fileioFileEvent struct {
 	_   structs.HostLayout
 	Hdr struct {
@@ -97,6 +113,7 @@ type fileioFioArgs struct {
 	HowMode  uint64
 	Nr       uint32
 	Pad0     uint32
+	T0       uint64
 }
 
 type fileioFioHash struct {
@@ -260,6 +277,7 @@ type fileioSessionBudget struct {
 const (
 	fileioMapBudgetTotal        = "budget_total"
 	fileioMapEvents             = "events"
+	fileioMapFdMarks            = "fd_marks"
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioHashes          = "fio_hashes"
 	fileioMapFioPending         = "fio_pending"
@@ -340,6 +358,7 @@ type fileioProgramSpecs struct {
 type fileioMapSpecs struct {
 	BudgetTotal   *ebpf.MapSpec `ebpf:"budget_total"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	FdMarks       *ebpf.MapSpec `ebpf:"fd_marks"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioHashes     *ebpf.MapSpec `ebpf:"fio_hashes"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
@@ -394,6 +413,7 @@ func (o *fileioObjects) Close() error {
 type fileioMaps struct {
 	BudgetTotal   *ebpf.Map `ebpf:"budget_total"`
 	Events        *ebpf.Map `ebpf:"events"`
+	FdMarks       *ebpf.Map `ebpf:"fd_marks"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioHashes     *ebpf.Map `ebpf:"fio_hashes"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
@@ -416,6 +436,7 @@ func (m *fileioMaps) Close() error {
 	return _FileioClose(
 		m.BudgetTotal,
 		m.Events,
+		m.FdMarks,
 		m.FioArgs,
 		m.FioHashes,
 		m.FioPending,

@@ -23,6 +23,9 @@ func fileSource(st *v1obj.Marks, dst []byte, f *event.File) []byte {
 	if f.ByHandle {
 		dst = boolField(dst, "by_handle", true)
 	}
+	if f.FDChanged {
+		dst = boolField(dst, "fd_changed", true)
+	}
 	if f.Exchange {
 		dst = boolField(dst, "exchange", true)
 	}

@@ -26,6 +26,9 @@ func fileSource(st *v1obj.Marks, dst []byte, f *event.File) []byte {
 	if f.ByHandle {
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "by_handle"), true)
 	}
+	if f.FDChanged {
+		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "fd_changed"), true)
+	}
 	if f.Exchange {
 		dst = jsonw.AppendBool(jsonw.AppendKey(dst, "exchange"), true)
 	}

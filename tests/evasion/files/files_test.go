@@ -229,6 +229,6 @@ var stdin = bufio.NewReader(os.Stdin)
 func waitGo() { stdin.ReadString('\n') }
 
 func describe(f *sensor.File) string {
-	return fmt.Sprintf("{op %d path %q new %q raw %q new_raw %q as_given %v changed %v unreadable %v unresolved %v result %d}",
-		f.Op, f.Path, f.NewPath, f.RawPath, f.NewRawPath, f.PathAsGiven, f.NameChanged, f.NameUnreadable, f.PathUnresolved, f.Result)
+	return fmt.Sprintf("{op %d path %q new %q raw %q new_raw %q as_given %v changed %v unreadable %v unresolved %v fd_changed %v result %d}",
+		f.Op, f.Path, f.NewPath, f.RawPath, f.NewRawPath, f.PathAsGiven, f.NameChanged, f.NameUnreadable, f.PathUnresolved, f.FDChanged, f.Result)
 }

@@ -1,0 +1,189 @@
+//go:build linux && amd64
+
+package files
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lineaged/lineaged/sensor"
+)
+
+func init() {
+	helpers["fd-swap"] = func(dir string) error { return fdRace(dir, "swap") }
+	helpers["fd-close"] = func(dir string) error { return fdRace(dir, "close") }
+	helpers["fd-quiet"] = func(dir string) error { return fdRace(dir, "") }
+}
+
+// openRaw opens p (NUL-terminated) read-only with a bare openat.
+func openRaw(p []byte) int {
+	atFDCWD := unix.AT_FDCWD
+	fd, _, e := unix.Syscall6(unix.SYS_OPENAT, uintptr(atFDCWD), uintptr(unsafe.Pointer(&p[0])), unix.O_RDONLY|unix.O_CLOEXEC, 0, 0, 0)
+	if e != 0 {
+		return -1
+	}
+	return int(fd)
+}
+
+// fdRace: one thread opens <dir>/secret again and again, getting the same
+// descriptor number n each time (the lowest free one), while another
+// thread, with race "swap", dup2s a descriptor of <dir>/decoy onto n, or,
+// with "close", closes n: the sensor reads an open's file by its number
+// when the call ends, so the first can make it name the decoy and the
+// second hide the file. With no race, the opens alone. Prints n.
+func fdRace(dir, race string) error {
+	runtime.GOMAXPROCS(4)
+	secret, decoy := filepath.Join(dir, "secret"), filepath.Join(dir, "decoy")
+	for _, p := range []string{secret, decoy} {
+		if err := os.WriteFile(p, []byte(p), 0o600); err != nil {
+			return err
+		}
+	}
+	d, err := unix.Open(decoy, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	name := cstr(secret)
+	n := openRaw(name)
+	if n < 0 {
+		return fmt.Errorf("open %s", secret)
+	}
+	unix.Close(n)
+	pin := func(cpu int) {
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(cpu)
+		unix.SchedSetaffinity(0, &set)
+	}
+	var stop, started atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if race == "" {
+			return
+		}
+		pin(1)
+		started.Store(true)
+		for !stop.Load() {
+			if race == "swap" {
+				unix.Dup3(d, n, unix.O_CLOEXEC)
+			} else {
+				unix.Close(n)
+			}
+		}
+	}()
+	pin(0)
+	for race != "" && !started.Load() {
+		runtime.Gosched()
+	}
+	i := 0
+	for start := time.Now(); i < raceCalls || time.Since(start) < raceFor; i++ {
+		unix.Close(n) // free n again (the decoy's copy, or the last open)
+		if fd := openRaw(name); fd >= 0 && fd != n {
+			unix.Close(fd)
+		}
+		if i%64 == 63 {
+			time.Sleep(time.Millisecond) // a pace the ring buffer's reader keeps up with
+		}
+	}
+	stop.Store(true)
+	<-done
+	fmt.Println(n)
+	return nil
+}
+
+// raceOpens returns the records of the racing opens of <dir>/secret: read
+// only, on the descriptor number n the helper printed (its setup's opens
+// and the runtime's are others).
+func raceOpens(t *testing.T, files []*sensor.File, printed []string) (opens []*sensor.File, n int32) {
+	t.Helper()
+	v, err := strconv.Atoi(printed[len(printed)-1])
+	if err != nil {
+		t.Fatalf("helper printed %q", printed)
+	}
+	for _, f := range ops(files, sensor.FileOpen) {
+		if f.Flags&(unix.O_ACCMODE|unix.O_CREAT) == unix.O_RDONLY && (f.Result == int32(v) || f.Result < 0 && !f.PathUnresolved) {
+			opens = append(opens, f)
+		}
+	}
+	return opens, int32(v)
+}
+
+// A sibling thread dup2s another file onto the descriptor an open is
+// about to return, or closes it, while the sensor has yet to read the
+// open's file by that number at the call's end. Every record that names
+// the decoy for an open of the secret says the descriptor changed during
+// the call, as does every record of an open whose descriptor was closed
+// before it was read, which names the file as the caller gave it; the
+// same opens with no sibling are never flagged.
+func TestRootDescriptorChangedDuringOpen(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("the racing thread needs a second CPU")
+	}
+	s, out := runSensor(t)
+
+	dir := tempDir(t)
+	secret, decoy := filepath.Join(dir, "secret"), filepath.Join(dir, "decoy")
+	files, printed := member(t, s, out, "fd-swap", dir)
+	opens, n := raceOpens(t, files, printed)
+	swapped, flagged := 0, 0
+	for _, f := range opens {
+		if f.FDChanged {
+			flagged++
+		}
+		switch {
+		case f.Path == decoy:
+			swapped++
+			if !f.FDChanged {
+				t.Errorf("an open of %s reported as the decoy without fd_changed: %s", secret, describe(f))
+			}
+		case f.Path != secret:
+			t.Errorf("an open names %s", describe(f))
+		}
+	}
+	t.Logf("dup2 race on descriptor %d: %d opens, %d named the decoy, %d flagged fd_changed; skipped program runs %v", n, len(opens), swapped, flagged, s.MissedRuns())
+	if swapped == 0 {
+		t.Errorf("none of %d opens was reported as the decoy: the race never hit", len(opens))
+	}
+
+	dir = tempDir(t)
+	secret = filepath.Join(dir, "secret")
+	files, printed = member(t, s, out, "fd-close", dir)
+	opens, n = raceOpens(t, files, printed)
+	hidden := 0
+	for _, f := range opens {
+		if f.PathUnresolved {
+			hidden++
+			if !f.FDChanged || f.Path != secret {
+				t.Errorf("an open whose descriptor was closed before it was read: %s, want %s flagged fd_changed", describe(f), secret)
+			}
+		} else if f.Path != secret {
+			t.Errorf("an open names %s", describe(f))
+		}
+	}
+	t.Logf("close race on descriptor %d: %d opens, %d closed before the sensor read them", n, len(opens), hidden)
+	if hidden == 0 {
+		t.Errorf("none of %d opens had its descriptor closed before the sensor read it: the race never hit", len(opens))
+	}
+
+	dir = tempDir(t)
+	files, printed = member(t, s, out, "fd-quiet", dir)
+	opens, _ = raceOpens(t, files, printed)
+	if len(opens) < raceCalls/2 {
+		t.Errorf("%d open records without a racer, want about %d", len(opens), raceCalls)
+	}
+	for _, f := range opens {
+		if f.FDChanged || f.Path != filepath.Join(dir, "secret") {
+			t.Fatalf("no racer: %s", describe(f))
+		}
+	}
+}
