@@ -820,13 +820,22 @@ func listenAll(t *testing.T) fioAddrs {
 		t.Cleanup(func() { c.Close() })
 		return c.LocalAddr().String()
 	}
-	// A port nobody listens on: bind one, close it before the child runs.
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	// A port nobody listens on: bound and held, never listening (a
+	// closed one could be handed to one of the listeners below, as it
+	// was once on 7.3), so a connect to it is refused.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused := l.Addr().String()
-	l.Close()
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
 	return fioAddrs{
 		tcp4: tcp("tcp4", "127.0.0.1:0"), tcp6: tcp("tcp6", "[::1]:0"),
 		udp4: udp("udp4", "127.0.0.1:0"), udp6: udp("udp6", "[::1]:0"),
