@@ -94,7 +94,8 @@ func (s *Sensor) sessionBudgets() (map[sensor.ProcKey]uint64, error) {
 		var v [32]byte
 		it := m.Iterate()
 		for it.Next(&pid, &v) {
-			k := sensor.ProcKey{PID: pid, StartNs: binary.NativeEndian.Uint64(v[0:])}
+			// As events name the session (decode.go key).
+			k := key(pid, binary.NativeEndian.Uint64(v[0:]))
 			out[k] += binary.NativeEndian.Uint64(v[24:])
 		}
 		err = errors.Join(err, it.Err())
@@ -191,7 +192,7 @@ const (
 
 // budgetJudgeFor is how long one reading of a session's share is reused:
 // a flood's records each find the queue full, and a reading is two map
-// lookups a object.
+// lookups per object.
 const budgetJudgeFor = 10 * time.Millisecond
 
 // kernelShare reads the kernel's budget counts for the reader (the
@@ -217,7 +218,7 @@ func (k *kernelShare) over(s *Sensor, root sensor.ProcKey) bool {
 	if k.judged == nil || len(k.judged) > 1024 {
 		k.judged = map[sensor.ProcKey]judgment{}
 	}
-	if k.sessions == nil || now.Sub(k.foundAt) > time.Minute {
+	if k.foundAt.IsZero() || now.Sub(k.foundAt) > time.Minute {
 		k.find(s)
 	}
 	w := bootNs() >> budgetWindowShift
@@ -229,7 +230,7 @@ func (k *kernelShare) over(s *Sensor, root sensor.ProcKey) bool {
 		}
 	}
 	for _, m := range k.sessions {
-		if m.Lookup(root.PID, v[:]) == nil && binary.NativeEndian.Uint64(v[0:]) == root.StartNs {
+		if m.Lookup(root.PID, v[:]) == nil && key(root.PID, binary.NativeEndian.Uint64(v[0:])) == root {
 			mine += decayed(binary.NativeEndian.Uint64(v[16:]), binary.NativeEndian.Uint64(v[8:]), w)
 		}
 	}
