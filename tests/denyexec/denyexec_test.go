@@ -10,7 +10,6 @@
 package denyexec
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -31,6 +30,7 @@ import (
 	"github.com/lineaged/lineaged/lineage/policy"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/kerneltest"
 	"github.com/lineaged/lineaged/tests/testutil"
 )
 
@@ -500,22 +500,5 @@ func fileSHA256(path string) (string, error) {
 // when it is stopped and closed; out receives its events.
 func runSensor(t *testing.T, cfg kernel.Config) (*kernel.Sensor, chan sensor.Event) {
 	t.Helper()
-	s, err := kernel.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event, 4096)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, out
+	return kerneltest.Run(t, cfg, 4096)
 }

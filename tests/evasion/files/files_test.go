@@ -12,10 +12,8 @@ package files
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
+	"github.com/lineaged/lineaged/tests/kerneltest"
 	"github.com/lineaged/lineaged/tests/testutil"
 )
 
@@ -61,15 +60,7 @@ type records struct {
 // runSensor starts the sensor (sessions scope: only members are traced).
 func runSensor(t *testing.T) (*kernel.Sensor, *records) {
 	t.Helper()
-	testutil.RequireRoot(t, "to load BPF programs")
-	s, err := kernel.New(kernel.Config{RepeatOpens: true}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event, 1<<16)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
+	s, out := kerneltest.Run(t, kernel.Config{RepeatOpens: true}, 1<<16)
 	r := &records{byPID: map[uint32][]*sensor.File{}, rings: map[uint32][]*sensor.IOURing{}}
 	go func() {
 		for ev := range out {
@@ -86,15 +77,6 @@ func runSensor(t *testing.T) (*kernel.Sensor, *records) {
 			r.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
 	return s, r
 }
 

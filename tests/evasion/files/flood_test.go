@@ -3,10 +3,7 @@
 package files
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -18,7 +15,7 @@ import (
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/kernel"
-	"github.com/lineaged/lineaged/tests/testutil"
+	"github.com/lineaged/lineaged/tests/kerneltest"
 )
 
 func init() {
@@ -159,24 +156,5 @@ func TestRootFileFloodKeepsProcessRecords(t *testing.T) {
 // ring fills while they run; it is stopped at the test's end.
 func floodSensor(t *testing.T) (*kernel.Sensor, chan sensor.Event) {
 	t.Helper()
-	testutil.RequireRoot(t, "to load BPF programs")
-	s, err := kernel.New(kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	out := make(chan sensor.Event)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		if err := s.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return s, out
+	return kerneltest.Run(t, kernel.Config{RepeatOpens: true, RingBufferSize: 2 << 20, QueueSize: 64}, 0)
 }
