@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
@@ -32,6 +33,15 @@ func (e *Engine) Seed(procs []*procfs.Proc) {
 		e.insertProc(p, true)
 	}
 	e.bump(func(s *Stats) { s.Seeded += uint64(len(ps)) })
+	if sd, ok := e.sess.obs.(agent.Seeder); ok {
+		seeded := make([]agent.Seeded, 0, len(ps))
+		for _, p := range ps {
+			if ent := e.t.get(p.Key); ent != nil && ent.parent != nil {
+				seeded = append(seeded, agent.Seeded{Proc: &ent.proc, Parent: &ent.parent.proc})
+			}
+		}
+		sd.Seeded(seeded)
+	}
 }
 
 // insertProc adds a process read from /proc as a seeded image (its exec

@@ -335,3 +335,13 @@ func (o *recObserver) File(x agent.File) agent.Result {
 }
 
 func (o *recObserver) Exit(p *event.Process) { o.in.Exit(p) }
+
+var _ agent.Seeder = (*recObserver)(nil)
+
+// Seeded passes the seed on; what the integration learns from it shows in
+// the attributions recorded later.
+func (o *recObserver) Seeded(procs []agent.Seeded) {
+	if sd, ok := o.in.(agent.Seeder); ok {
+		sd.Seeded(procs)
+	}
+}

@@ -160,6 +160,16 @@ func (ss *sessions) file(ent *entry, s sensor.SessionRef, f *event.File) *agent.
 	}
 	p := ent.proc
 	r := ss.obs.File(agent.File{Proc: &p, Agent: ss.agentOf(ent, s), File: f})
+	if a, ra := ent.att.agent, r.Agent; a != nil && ra != nil && ra.SessionID != "" && ra.RootExecID == a.RootExecID &&
+		(ra.SessionID != a.SessionID || ra.SessionIDHint != a.SessionIDHint) {
+		// The session's id, learned since the process's own attribution
+		// was made (the agent's first transcript append comes after its
+		// exec): kept for its exit and connections, which the
+		// integration is not asked about, and for its children.
+		cp := *a
+		cp.SessionID, cp.SessionIDHint = ra.SessionID, ra.SessionIDHint
+		ent.att.agent = &cp
+	}
 	return &r
 }
 

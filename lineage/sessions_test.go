@@ -2,12 +2,14 @@ package lineage
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/agent"
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // slowObserver marks bash -c tools and completes their tool_use later.
@@ -100,4 +102,67 @@ func TestObserverResolveBounded(t *testing.T) {
 		t.Errorf("resolve timeouts = %d", s.ResolveTimeouts)
 	}
 	close(obs.release)
+}
+
+// seedingObserver records what the engine's /proc seed hands a Seeder.
+type seedingObserver struct {
+	slowObserver
+	seen []string
+}
+
+func (o *seedingObserver) Seeded(procs []agent.Seeded) {
+	for _, sp := range procs {
+		o.seen = append(o.seen, fmt.Sprintf("%d<-%d %s", sp.Proc.PID, sp.Parent.PID, sp.Parent.Exe))
+	}
+}
+
+// The seed hands an integration every seeded process with its parent, in
+// start order, once: an agent's tool process blocked before the sensor
+// started is read while it is alive.
+func TestSeedTellsTheSeeder(t *testing.T) {
+	obs := &seedingObserver{}
+	r := newRig(t, Config{}, obs)
+	seedBase(r)
+	r.e.Seed([]*procfs.Proc{sproc(50, 20, 500, "/usr/bin/claude", "claude"), sproc(60, 50, 600, "/usr/bin/bash", "bash", "-c", "x")})
+	want := []string{"10<-1 /usr/lib/systemd/systemd", "20<-10 /usr/sbin/sshd", "50<-20 /usr/bin/bash", "60<-50 /usr/bin/claude"}
+	if !reflect.DeepEqual(obs.seen, want) {
+		t.Errorf("seeded %q, want %q", obs.seen, want)
+	}
+}
+
+// namingObserver names the session in its answer to the root's file events
+// only, as the Claude Code observer does once the agent appends to its
+// transcript.
+type namingObserver struct{ slowObserver }
+
+func (o *namingObserver) File(x agent.File) agent.Result {
+	a := *x.Agent
+	a.SessionID = "sess-late"
+	return agent.Result{Agent: &a}
+}
+
+// The root's exit and connections, which the integration is not asked
+// about, carry the session's id once a file event of the root learned it;
+// what came before it does not.
+func TestSessionIDLearnedLaterReachesExitAndConnect(t *testing.T) {
+	r := newRig(t, Config{}, &namingObserver{})
+	seedBase(r)
+	root := key(50, 500)
+	got := r.run(
+		claudeRoot(1000*ms),
+		connectEv(root, 1100*ms, sess, "192.0.2.1:443"),
+		openEv(root, 1500*ms, sess, "/root/.claude/projects/x/s.jsonl", 1),
+		connectEv(root, 1600*ms, sess, "192.0.2.1:443"),
+		exitEv(root, 2000*ms, sess, 0),
+	)
+	var ids []string
+	for _, e := range got {
+		if e.Agent != nil {
+			ids = append(ids, e.Kind+"="+e.Agent.SessionID)
+		}
+	}
+	want := []string{"process.exec=", "net.connect=", "file.open=sess-late", "net.connect=sess-late", "process.exit=sess-late"}
+	if !reflect.DeepEqual(ids, want) {
+		t.Errorf("session ids %q, want %q", ids, want)
+	}
 }

@@ -499,6 +499,14 @@ func (c countObserver) File(x agent.File) agent.Result {
 
 func (c countObserver) Exit(p *event.Process) { c.in.Exit(p) }
 
+var _ agent.Seeder = countObserver{}
+
+func (c countObserver) Seeded(procs []agent.Seeded) {
+	if sd, ok := c.in.(agent.Seeder); ok {
+		sd.Seeded(procs)
+	}
+}
+
 type countPosture struct {
 	in lineage.PostureSource
 	n  *atomic.Uint64

@@ -28,6 +28,23 @@ type Integration interface {
 	Exit(proc *event.Process)
 }
 
+// Seeder is implemented by an integration that learns from processes
+// already running when the sensor started. The engine calls Seeded once,
+// from Engine.Seed, with every process of its /proc scan that has a parent
+// in the table, while they are still alive to be read: a session's tool
+// process may exit before its first event is attributed, and with it what
+// its environment says about the session. The processes are the engine's:
+// read them during the call, never keep or change them.
+type Seeder interface {
+	Seeded(procs []Seeded)
+}
+
+// Seeded is a process of the /proc seed and its parent.
+type Seeded struct {
+	Proc   *event.Process
+	Parent *event.Process
+}
+
 // Exec describes an exec of a session member or of a new session root.
 type Exec struct {
 	Proc   *event.Process

@@ -128,6 +128,17 @@ func (r *Router) Exit(proc *event.Process) {
 	r.mu.Unlock()
 }
 
+var _ Seeder = (*Router)(nil)
+
+// Seeded passes the /proc seed to every integration that learns from it.
+func (r *Router) Seeded(procs []Seeded) {
+	for _, in := range r.by {
+		if sd, ok := in.(Seeder); ok {
+			sd.Seeded(procs)
+		}
+	}
+}
+
 // genericExec attributes an exec in the session of an agent without an
 // integration: a recognised root starts a session named by the table; a
 // member inherits, with the session's version, and a daemonized one is a

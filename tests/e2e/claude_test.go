@@ -292,6 +292,22 @@ func TestClaudeCode(t *testing.T) {
 			t.Errorf("claude binary %+v, want %s", bin, claude)
 		}
 		checkAncestry(t, e, "", h, idx)
+		// Events the agent integration is not asked about (exit,
+		// connections) still carry the session's id once it is known.
+		x := find(t, evs, "exit of the claude root", func(e *event.Event) bool {
+			return e.Kind == event.KindProcessExit && e.Process.PID == main.pid()
+		})
+		checkAgent(t, x, main, event.RoleRoot, "")
+		known := false
+		for _, e := range evs {
+			if e.Process == nil || e.Process.PID != main.pid() || e.Agent == nil {
+				continue
+			}
+			known = known || e.Agent.SessionID != ""
+			if known && e.Kind == event.KindNetConnect && e.Agent.SessionID != main.uuid {
+				t.Errorf("a connection of the root after its session is known: %s", describe(e))
+			}
+		}
 	})
 
 	t.Run("bash-tool", func(t *testing.T) {
@@ -381,6 +397,24 @@ func TestClaudeCode(t *testing.T) {
 			return e.Kind == event.KindFileOpen && e.File.Path == late
 		})
 		checkAgent(t, wr, pre, event.RoleTool, toolID("pre", 0))
+		// The seed read the session's id from its tool process: every
+		// event of it under the sensor carries it, the root's own polling
+		// before its next transcript append too.
+		n, bad := 0, 0
+		for _, e := range evs {
+			if e.Agent == nil || e.Agent.RootExecID != pre.rootExecID {
+				continue
+			}
+			n++
+			if e.Agent.SessionID != pre.uuid || e.Agent.SessionIDHint {
+				if bad++; bad <= 3 {
+					t.Errorf("session_id %q (hint %v), want %q: %s", e.Agent.SessionID, e.Agent.SessionIDHint, pre.uuid, describe(e))
+				}
+			}
+		}
+		if bad > 0 || n < 10 {
+			t.Errorf("%d of %d events of the session already running without its id", bad, n)
+		}
 	})
 
 	t.Run("nested-agent", func(t *testing.T) {

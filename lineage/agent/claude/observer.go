@@ -323,4 +323,7 @@ func (o *Observer) helperOf(x *agent.Exec) *event.Agent {
 	return a
 }
 
-var _ agent.Integration = (*Observer)(nil)
+var (
+	_ agent.Integration = (*Observer)(nil)
+	_ agent.Seeder      = (*Observer)(nil)
+)

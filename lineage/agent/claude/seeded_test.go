@@ -131,3 +131,42 @@ func TestSeededMCPAndHook(t *testing.T) {
 		t.Fatalf("seeded helper %+v", a)
 	}
 }
+
+// A tool call blocked before the sensor started, released later on a busy
+// host: by the time its events are attributed, the tool process and its
+// child have exited and /proc has nothing to say. What the seed read while
+// they ran names the session and, through the transcript, the call.
+func TestSeededToolGoneBeforeItsEvents(t *testing.T) {
+	w := newWorld(t)
+	w.append(toolUse("toolu_G", "Bash", `{"command":"read -r _ < gate; cat in > late"}`))
+	root := w.proc(960, 1, w.exe, "/usr/bin/claude", "-p", "x")
+	tool := w.proc(961, 960, "/usr/bin/bash", toolArgv("read -r _ < gate; cat in > late")...)
+	tool.ParentExecID = root.ExecID
+	procs := fakeProcs{
+		procs: map[uint32]*procfs.Proc{960: {PID: 960, Exe: w.exe, Argv: root.Argv, Cwd: w.cwd}, 961: {PID: 961, PPID: 960, Exe: tool.Exe, Argv: tool.Argv}},
+		env: map[uint32]map[string]string{
+			960: {"HOME": w.home},
+			961: {"HOME": w.home, "CLAUDE_CODE_SESSION_ID": sessUUID, "CLAUDE_PID": "960", "AI_AGENT": "claude-code_2-1-332_agent"},
+		},
+	}
+	w.use(New(Config{PollInterval: time.Millisecond, FileWait: 200 * time.Millisecond, ProcRoot: w.procRoot, Proc: procs}, nil))
+	w.in.(agent.Seeder).Seeded([]agent.Seeded{{Proc: root, Parent: &event.Process{ExecID: "exec-1", PID: 1, Exe: "/sbin/init"}}, {Proc: tool, Parent: root}})
+	// The gate opens; everything of the call exits before its events are read.
+	clear(procs.procs)
+	clear(procs.env)
+	def := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleDescendant}
+	fork := &event.Process{ExecID: "fork-962", ParentExecID: tool.ExecID, PID: 962, PPID: 961, Exe: tool.Exe, Argv: tool.Argv}
+	fr := w.in.File(agent.File{Proc: fork, Agent: def, File: &event.File{Path: "/w/late", Mode: event.ModeWrite}})
+	cr := w.exec(w.proc(962, 961, "/usr/bin/cat", "cat", "in"), tool, def)
+	rootDef := &event.Agent{Name: "claude-code", RootExecID: root.ExecID, Role: event.RoleRoot}
+	rr := w.in.File(agent.File{Proc: root, Agent: rootDef, File: &event.File{Path: "/proc/960/statm", Mode: event.ModeRead}})
+	for name, r := range map[string]agent.Result{"fork open": fr, "cat exec": cr} {
+		a := resolve(t, r, time.Second)
+		if a.Role != event.RoleTool || a.SessionID != sessUUID || a.SessionIDHint || a.ToolUse == nil || a.ToolUse.ID != "toolu_G" {
+			t.Errorf("%s: %+v %+v", name, a, a.ToolUse)
+		}
+	}
+	if a := resolve(t, rr, time.Second); a.SessionID != sessUUID || a.Role != event.RoleRoot {
+		t.Errorf("the root's own event before its next transcript append: %+v", a)
+	}
+}

@@ -171,9 +171,6 @@ func (o *Observer) tryEnv(s *session, x *agent.Exec) bool {
 	return true
 }
 
-// learnEnvSession reads CLAUDE_CODE_SESSION_ID from a direct child of the
-// agent: Claude Code sets it for tools, hooks and MCP servers. The root's
-// own environment is never used: a nested agent inherits its parent's.
 // learnSeededTool learns the session's UUID and configuration directory
 // from the environment of tool, a Bash tool process of the session that ran
 // before the sensor started (seeded from /proc, never seen exec): the agent
@@ -202,6 +199,39 @@ func (o *Observer) learnSeededTool(s *session, tool *event.Process) {
 	o.learnEnvSession(s, &agent.Exec{Proc: tool, Parent: &event.Process{ExecID: tool.ParentExecID, PID: tool.PPID}, Env: env})
 }
 
+// Seeded learns the sessions that were running when the sensor started
+// from their agents' direct children (tool processes, hooks, MCP servers),
+// read while they are alive: by the time the first event of a tool call
+// blocked before the sensor started is attributed, the tool process and
+// its children may be gone, and the session would stay anonymous and the
+// call unbound until the agent next writes its transcript.
+func (o *Observer) Seeded(procs []agent.Seeded) {
+	if o.cfg.Proc == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	roots := map[string]*session{} // parent exec id -> its session; nil: not an agent
+	for _, sp := range procs {
+		if sp.Proc == nil || sp.Parent == nil {
+			continue
+		}
+		s, seen := roots[sp.Parent.ExecID]
+		if !seen {
+			if m, ok := o.cfg.Table.Identify(sp.Parent.Exe, sp.Parent.Argv, o.cfg.ReadFile); ok && m.Kind == sensor.AgentClaudeCode {
+				s = o.session(&event.Agent{Name: m.Name, RootExecID: sp.Parent.ExecID}, sp.Parent, nil, nil)
+			}
+			roots[sp.Parent.ExecID] = s
+		}
+		if s != nil && !s.uuidFirm {
+			o.learnSeededTool(s, sp.Proc)
+		}
+	}
+}
+
+// learnEnvSession reads CLAUDE_CODE_SESSION_ID from a direct child of the
+// agent: Claude Code sets it for tools, hooks and MCP servers. The root's
+// own environment is never used: a nested agent inherits its parent's.
 func (o *Observer) learnEnvSession(s *session, x *agent.Exec) {
 	if x.Env == nil || s.match.Kind != sensor.AgentClaudeCode {
 		return
