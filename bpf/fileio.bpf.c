@@ -306,6 +306,8 @@ static __always_inline struct scratch *get_scratch(__u32 slot)
 
 #include "fileio_iouring.h"
 
+#include "fileio_net.h"
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 {
@@ -330,6 +332,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 		break;
 	case NR_io_uring_setup: /* the same number in the i386 table */
 		return iouring_setup_enter();
+	case NR_connect: case NR32_connect: case NR32_socketcall:
+		return net_connect_enter(regs, nr);
 	default:
 		if (!compat_file_nr(nr) || !current_compat())
 			return 0;
@@ -489,8 +493,6 @@ as_named:
 		ev->fflags |= FILE_F_TRUNCATED;
 	return emit_file(ev);
 }
-
-#include "fileio_net.h"
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)

@@ -134,6 +134,11 @@ enum net_flag {
 	/* A send with MSG_FASTOPEN: TCP Fast Open, a connection without
 	 * connect(2). */
 	NET_F_FASTOPEN = 1 << 8,
+	/* The socket was read by its descriptor when the call returned, and
+	 * another thread of the process closed that descriptor or put
+	 * another file on it during the call (fileio_fds.h): the record may
+	 * describe the socket that took the number, not the one connected. */
+	NET_F_FD_CHANGED = 1 << 9,
 };
 
 /* AF_UNIX path bytes kept in a record (sun_path is 108; a walked path

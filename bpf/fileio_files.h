@@ -592,6 +592,9 @@ static __always_inline void recheck_names(struct fio_pend *p, struct path_walk *
 	}
 }
 
+/* fileio_fds.h */
+static __always_inline bool fd_changed(long fd, __u64 since);
+
 static __always_inline int exit_path_op(long nr, long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -601,6 +604,12 @@ static __always_inline int exit_path_op(long nr, long ret)
 	if (!p)
 		return 0;
 	if ((p->ev.syscall & ~FIO_SYSCALL_IA32) == nr) {
+		/* A call on an fd: its file was read at entry, and the kernel
+		 * looks the fd up later (after copying the call's other
+		 * arguments, which a member can make wait): another thread
+		 * may have put another file on it meanwhile. */
+		if (p->nm.byfd && fd_changed(p->nm.dfd[0], p->ev.hdr.ktime))
+			p->ev.fflags |= FILE_F_FD_CHANGED;
 		w = path_slot(SLOT_EXIT);
 		if (w)
 			recheck_names(p, w, (struct task_struct *)bpf_get_current_task());

@@ -6,11 +6,16 @@
  * ABI and through ia32 emulation (int $0x80 from any program: the direct
  * socket calls and socketcall).
  *
- * No enter-state. Everything is read at sys_exit: on x86-64 the argument
- * registers are the caller's saved user registers (pt_regs), which the
- * kernel leaves alone until it returns. So no per-thread map stands between
- * a member and its network records, and threads parked in other syscalls
- * cannot fill one to blind them.
+ * Everything is read at sys_exit: on x86-64 the argument registers are the
+ * caller's saved user registers (pt_regs), which the kernel leaves alone
+ * until it returns. So no per-thread map stands between a member and its
+ * network records, and threads parked in other syscalls cannot fill one to
+ * blind them. The one enter-state is a connect's start time (net_t0), for
+ * NET_F_FD_CHANGED: the socket is read by its descriptor at exit, and a
+ * sibling that puts another socket on that number during the call (dup2)
+ * would have the record describe that one. Its absence (an LRU eviction,
+ * the sensor attached mid-call) hides nothing: the connect then counts as
+ * having lasted FD_MARK_STALE_NS.
  *
  * Where the destination comes from:
  *  - a connect that succeeded or is under way (0, -EINPROGRESS, -EALREADY,
@@ -28,10 +33,10 @@
  *    copy, so a racing thread can make this differ from what was used.
  *  - listen: the socket's bound address and port.
  *
- * Cost outside sessions: a lookup of the tgid in `sessions` at the exit of
- * connect, sendmsg, sendmmsg, listen and of a sendto that names an address
- * (one naming none returns at once); the i386 numbers first test the
- * task's TS_COMPAT.
+ * Cost outside sessions: a lookup of the tgid in `sessions` at the enter
+ * of connect, and at the exit of connect, sendmsg, sendmmsg, listen and of
+ * a sendto that names an address (one naming none returns at once); the
+ * i386 numbers first test the task's TS_COMPAT.
  *
  * Sends on connected sockets (no address given) are not reported: the
  * connect was. An addressed send is reported when its socket's previous
@@ -69,6 +74,59 @@
 #define ERESTARTSYS 512 /* kernel-internal: the call is restarted */
 #define MSG_FASTOPEN 0x20000000
 #define SUN_PATH_MAX 108
+
+/* tid -> the start of a member's connect in flight (NET_F_FD_CHANGED). */
+struct net_start {
+	__u64 t0; /* boot ns at sys_enter */
+	__u32 nr; /* the number as made */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct net_start);
+} net_t0 SEC(".maps");
+
+/* The sys_enter of connect (x86_64 42; ia32 362, and socketcall's
+ * SYS_CONNECT): a member's start time. */
+static __always_inline int net_connect_enter(const struct pt_regs *regs, long nr)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	bool compat = BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
+	struct net_start v = { .nr = nr };
+	__u64 id;
+	__u32 tid;
+
+	if (compat != (nr != NR_connect))
+		return 0; /* 42 is pipe in i386; 102 getuid in x86_64 */
+	if (nr == NR32_socketcall && (__u32)regs->bx != SYS_CONNECT)
+		return 0;
+	id = bpf_get_current_pid_tgid();
+	if (!session_of(task, id >> 32))
+		return 0;
+	tid = (__u32)id;
+	v.t0 = bpf_ktime_get_boot_ns();
+	bpf_map_update_elem(&net_t0, &tid, &v, BPF_ANY);
+	return 0;
+}
+
+/* When the connect of this thread (number nr as made) began; without its
+ * entry, FD_MARK_STALE_NS before now. The entry is removed. */
+static __always_inline __u64 net_connect_start(long nr)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct net_start *v = bpf_map_lookup_elem(&net_t0, &tid);
+	__u64 since = bpf_ktime_get_boot_ns() - FD_MARK_STALE_NS;
+
+	if (v) {
+		if (v->nr == nr)
+			since = v->t0;
+		bpf_map_delete_elem(&net_t0, &tid);
+	}
+	return since;
+}
 
 /* The sys_exit cases this file handles (fileio.bpf.c's switch). */
 #define NET_EXIT_CASES                                                         \
@@ -485,7 +543,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	struct connect_event *ev;
 	struct session *s;
 	struct sock *sk;
-	__u64 ua = 0, flags = 0;
+	__u64 ua = 0, flags = 0, since = 0;
 	__u32 ulen = 0, tgid;
 	__u16 skfam = 0;
 	bool ia32 = false, from_sock = false, keep = true;
@@ -519,6 +577,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	case NR_connect:
 		ua = c.a[1];
 		ulen = c.a[2];
+		since = net_connect_start(nr);
 		break;
 	case NR_sendto: case NR_sendmsg: case NR_sendmmsg:
 		ua = net_send_addr(&c, ia32, &ulen, &flags);
@@ -619,6 +678,10 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	}
 	if (sk)
 		net_sock_src(sk, skfam, ev);
+	/* The socket, read by its descriptor now: another thread may have
+	 * put another one on the number during the connect. */
+	if (c.kind == NR_connect && sk && fd_changed((long)(int)c.a[0], since))
+		ev->nflags |= NET_F_FD_CHANGED;
 	bpf_ringbuf_submit(ev, ringbuf_flags());
 	return 0;
 }

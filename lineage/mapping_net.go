@@ -63,6 +63,7 @@ func netOpFields(c *sensor.Connect, n *event.Net) {
 	}
 	n.Socketcall = c.Socketcall
 	n.FastOpen = c.FastOpen
+	n.FDChanged = c.FDChanged
 	switch c.Op {
 	case sensor.NetListen:
 		n.Backlog = c.Count

@@ -381,12 +381,16 @@ type Connect struct {
 	// Rewritten: the destination is the socket's, and the caller's
 	// sockaddr at exit named something else: it changed during the call.
 	Rewritten  bool
-	Unreadable bool   // the caller's sockaddr could not be read at exit
-	IA32       bool   // made through ia32 emulation (int $0x80)
-	Socketcall bool   // made through socketcall(2)
-	FastOpen   bool   // a send with MSG_FASTOPEN (TCP Fast Open)
-	Syscall    uint16 // the syscall number as made (ia32's with IA32)
-	Count      uint32 // listen: backlog; sendmmsg: vector length
+	Unreadable bool // the caller's sockaddr could not be read at exit
+	IA32       bool // made through ia32 emulation (int $0x80)
+	Socketcall bool // made through socketcall(2)
+	FastOpen   bool // a send with MSG_FASTOPEN (TCP Fast Open)
+	// FDChanged: the socket was read by its descriptor when the connect
+	// returned, and another thread closed that descriptor or put another
+	// file on it during the call.
+	FDChanged bool
+	Syscall   uint16 // the syscall number as made (ia32's with IA32)
+	Count     uint32 // listen: backlog; sendmmsg: vector length
 }
 
 // IOURing is an io_uring operation of a session member: the setup of a

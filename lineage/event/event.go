@@ -618,8 +618,13 @@ type Net struct {
 	SyscallABI string `json:"syscall_abi,omitempty"`
 	Socketcall bool   `json:"socketcall,omitempty"`
 	FastOpen   bool   `json:"fastopen,omitempty"`
-	Backlog    uint32 `json:"backlog,omitempty"`  // net.listen
-	Messages   uint32 `json:"messages,omitempty"` // net.send by sendmmsg: vector length
+	// FDChanged: the socket was read by its descriptor when the connect
+	// returned, and another thread of the process closed that descriptor
+	// or put another file on it during the call: the destination may be
+	// the socket that took the number.
+	FDChanged bool   `json:"fd_changed,omitempty"`
+	Backlog   uint32 `json:"backlog,omitempty"`  // net.listen
+	Messages  uint32 `json:"messages,omitempty"` // net.send by sendmmsg: vector length
 }
 
 // Exit is how a process ended.

@@ -33,7 +33,8 @@ const (
 	netIA32         = 1 << 6
 	netSocketcall   = 1 << 7
 	netFastOpen     = 1 << 8
-	netFlagsDefined = 1<<9 - 1
+	netFDChanged    = 1 << 9
+	netFlagsDefined = 1<<10 - 1
 	// fileSyscallIA32 is FIO_SYSCALL_IA32 in struct file_event.syscall
 	// (bpf/fileio_compat.h).
 	fileSyscallIA32 = 0x8000
@@ -117,6 +118,7 @@ func decodeNetOp(b []byte, c *sensor.Connect) error {
 	c.IA32 = fl&netIA32 != 0
 	c.Socketcall = fl&netSocketcall != 0
 	c.FastOpen = fl&netFastOpen != 0
+	c.FDChanged = fl&netFDChanged != 0
 	c.Syscall = le.Uint16(b[connOffSyscall:])
 	c.Count = le.Uint32(b[connOffCount:])
 	return nil

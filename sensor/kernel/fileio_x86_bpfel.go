@@ -189,6 +189,13 @@ type fileioNetSent struct {
 	PathHash uint64
 }
 
+type fileioNetStart struct {
+	_   structs.HostLayout
+	T0  uint64
+	Nr  uint32
+	Pad uint32
+}
+
 type fileioOpenKey struct {
 	_       structs.HostLayout
 	Tgid    uint32
@@ -286,6 +293,7 @@ const (
 	fileioMapFioRegs            = "fio_regs"
 	fileioMapFioScratch         = "fio_scratch"
 	fileioMapNetSends           = "net_sends"
+	fileioMapNetT0              = "net_t0"
 	fileioMapOpenRepeats        = "open_repeats"
 	fileioMapOpenSeen           = "open_seen"
 	fileioMapParkedForks        = "parked_forks"
@@ -367,6 +375,7 @@ type fileioMapSpecs struct {
 	FioRegs       *ebpf.MapSpec `ebpf:"fio_regs"`
 	FioScratch    *ebpf.MapSpec `ebpf:"fio_scratch"`
 	NetSends      *ebpf.MapSpec `ebpf:"net_sends"`
+	NetT0         *ebpf.MapSpec `ebpf:"net_t0"`
 	OpenRepeats   *ebpf.MapSpec `ebpf:"open_repeats"`
 	OpenSeen      *ebpf.MapSpec `ebpf:"open_seen"`
 	ParkedForks   *ebpf.MapSpec `ebpf:"parked_forks"`
@@ -422,6 +431,7 @@ type fileioMaps struct {
 	FioRegs       *ebpf.Map `ebpf:"fio_regs"`
 	FioScratch    *ebpf.Map `ebpf:"fio_scratch"`
 	NetSends      *ebpf.Map `ebpf:"net_sends"`
+	NetT0         *ebpf.Map `ebpf:"net_t0"`
 	OpenRepeats   *ebpf.Map `ebpf:"open_repeats"`
 	OpenSeen      *ebpf.Map `ebpf:"open_seen"`
 	ParkedForks   *ebpf.Map `ebpf:"parked_forks"`
@@ -445,6 +455,7 @@ func (m *fileioMaps) Close() error {
 		m.FioRegs,
 		m.FioScratch,
 		m.NetSends,
+		m.NetT0,
 		m.OpenRepeats,
 		m.OpenSeen,
 		m.ParkedForks,

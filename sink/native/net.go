@@ -19,6 +19,7 @@ func netOps(st *v1obj.Marks, dst []byte, n *event.Net) []byte {
 	dst = st.OptStr(dst, "syscall_abi", "net", n.SyscallABI)
 	dst = optTrue(dst, "socketcall", n.Socketcall)
 	dst = optTrue(dst, "fastopen", n.FastOpen)
+	dst = optTrue(dst, "fd_changed", n.FDChanged)
 	if n.Backlog != 0 {
 		dst = uintField(dst, "backlog", uint64(n.Backlog))
 	}

@@ -64,7 +64,7 @@ func netDirection(dst []byte, kind string) []byte {
 func unmappedNet(st *v1obj.Marks, dst []byte, n *event.Net) []byte {
 	if n.SocketType == "" && n.DstSource == "" && n.SyscallABI == "" && n.Backlog == 0 && n.Messages == 0 &&
 		!n.UnixAbstract && !n.UnixPathAsGiven && !n.UnixPathTruncated && !n.DstRewritten && !n.SockaddrUnreadable &&
-		!n.Socketcall && !n.FastOpen {
+		!n.Socketcall && !n.FastOpen && !n.FDChanged {
 		return dst
 	}
 	const prefix = "unmapped.lineaged.net"
@@ -83,6 +83,7 @@ func unmappedNet(st *v1obj.Marks, dst []byte, n *event.Net) []byte {
 		{"sockaddr_unreadable", n.SockaddrUnreadable},
 		{"socketcall", n.Socketcall},
 		{"fastopen", n.FastOpen},
+		{"fd_changed", n.FDChanged},
 	} {
 		if f.v {
 			dst = jsonw.AppendBool(jsonw.AppendKey(dst, f.key), true)

@@ -38,6 +38,9 @@ func TestRaceConnect(t *testing.T) {
 				if c.Dst == decoy {
 					t.Errorf("a record names the decoy %s the racing thread wrote: %+v", decoy, *c)
 				}
+				if c.FDChanged {
+					t.Errorf("no descriptor changed, and a record says one did: %+v", *c)
+				}
 				if c.Op != 0 || c.Src.Port() == 0 || c.Dst != real {
 					continue // the member's own listener and queue filler
 				}
@@ -67,6 +70,42 @@ func TestRaceConnect(t *testing.T) {
 				t.Fatalf("no connect record of the raced connect to %s (EINPROGRESS after its send timeout); records:\n%s", real, describe(cs))
 			}
 		})
+	}
+}
+
+// TestRaceConnectDescriptorSwap: while a member's blocking connect waits,
+// a sibling thread connects a socket of its own to a benign listener,
+// dup2s it onto the connecting descriptor's number and writes the benign
+// address over the sockaddr. The sensor reads the socket by that number
+// at exit: the record of the raced connect names the benign destination,
+// the caller's memory agrees, and nothing said so. Now the record says
+// the descriptor changed during the call.
+func TestRaceConnectDescriptorSwap(t *testing.T) {
+	e := newEnv(t)
+	r, evs := e.runMember(t, "race", "swap")
+	benign := netip.MustParseAddrPort(r.Decoy)
+	cs := netRecords(evs)
+	var raced, decoyOwn int
+	for _, c := range cs {
+		if c.Op != 0 || c.Src.Port() == 0 {
+			continue // listeners and the queue filler
+		}
+		switch {
+		case c.Result == -int32(unix.EINPROGRESS):
+			// The raced connect (the decoy's own connect succeeds at once).
+			raced++
+			if !c.FDChanged {
+				t.Errorf("the raced connect's record names %s and does not say its descriptor changed: %+v", c.Dst, *c)
+			}
+		case c.Dst == benign && c.Result == 0:
+			decoyOwn++
+			if c.FDChanged {
+				t.Errorf("the decoy's own connect flagged: %+v", *c)
+			}
+		}
+	}
+	if raced != 1 || decoyOwn != 1 || r.Errno != int(unix.EINPROGRESS) {
+		t.Fatalf("%d records of the raced connect, %d of the decoy's (errno %d); records:\n%s", raced, decoyOwn, r.Errno, describe(cs))
 	}
 }
 
@@ -120,8 +159,29 @@ func raceConnect(variant string) (result, error) {
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Usec: 600_000}); err != nil {
 		return result{}, err
 	}
+	// For "swap", a listener that accepts: the sibling's decoy socket
+	// connects there before it takes the connecting descriptor's number.
+	benign := decoy
+	if variant == "swap" {
+		bl, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return result{}, err
+		}
+		if err := unix.Bind(bl, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			return result{}, err
+		}
+		if err := unix.Listen(bl, 8); err != nil {
+			return result{}, err
+		}
+		bsa, err := unix.Getsockname(bl)
+		if err != nil {
+			return result{}, err
+		}
+		benign = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(bsa.(*unix.SockaddrInet4).Port))
+	}
 	raced := make(chan struct{})
 	tid := make(chan int, 1)
+	var raceErr error
 	go func() {
 		defer close(raced)
 		connecting := <-tid
@@ -137,6 +197,19 @@ func raceConnect(variant string) (result, error) {
 			binary.LittleEndian.PutUint16(page, unix.AF_UNIX)
 		case "dontneed":
 			unix.Madvise(page, unix.MADV_DONTNEED)
+		case "swap":
+			// A socket connected to the benign listener takes the
+			// descriptor's number, and the sockaddr names it too: read
+			// by its number at exit, the connect looks like this one.
+			ds, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+			if err == nil {
+				err = unix.Connect(ds, &unix.SockaddrInet4{Addr: benign.Addr().As4(), Port: int(benign.Port())})
+			}
+			if err == nil {
+				putSockaddr4(page, benign)
+				err = unix.Dup3(ds, fd, 0)
+			}
+			raceErr = err
 		}
 	}()
 	runtime.LockOSThread()
@@ -144,7 +217,10 @@ func raceConnect(variant string) (result, error) {
 	_, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&page[0])), 16)
 	runtime.UnlockOSThread()
 	<-raced
-	return result{Real: real.String(), Decoy: decoy.String(), Errno: int(errno)}, nil
+	if raceErr != nil {
+		return result{}, fmt.Errorf("the racing thread: %w", raceErr)
+	}
+	return result{Real: real.String(), Decoy: benign.String(), Errno: int(errno)}, nil
 }
 
 // putSockaddr4 writes a struct sockaddr_in for a at b.
