@@ -44,6 +44,41 @@ const volatile __u8 scope_all = 0;
  * prunes the branch). */
 const volatile __u16 hold_exe_flags = 0;
 
+/* Set by userspace before load (sensor.Config.HoldUnseen): a session
+ * member's exec of an image on disk that userspace has not hashed and
+ * allowed since it started (seen_images, same dev, inode and times) is
+ * stopped too. 0: no such hold. */
+const volatile __u8 hold_unseen = 0;
+
+struct seen_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
+struct seen_times {
+	__s64 mtime_ns;
+	__s64 ctime_ns;
+};
+
+/* Images userspace hashed and allowed (kernel.Sensor.MarkSeen): an LRU,
+ * so an image pushed out is held, and hashed from the cache, again. A
+ * rewrite in place changes the times: held again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct seen_key);
+	__type(value, struct seen_times);
+} seen_images SEC(".maps");
+
+static __always_inline bool image_seen(__u32 dev, __u64 ino, __s64 mtime, __s64 ctime)
+{
+	struct seen_key k = { .ino = ino, .dev = dev };
+	struct seen_times *t = bpf_map_lookup_elem(&seen_images, &k);
+
+	return t && t->mtime_ns == mtime && t->ctime_ns == ctime;
+}
+
 /* Recogniser table, filled by userspace after load and before attach. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -519,6 +554,12 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 		e->dev = e->ino = 0;
 		e->size = e->mtime_ns = e->ctime_ns = 0;
 	}
+	/* The hold of an image on disk not hashed yet (memfd and deleted
+	 * images are hold_exe_flags'). */
+	if (hold_unseen && file && cur && !(cur->flags & SESSION_F_UNTRACKED) &&
+	    !(e->flags & (EXEC_EXE_PSEUDO | EXEC_EXE_DELETED)) &&
+	    !image_seen(e->dev, e->ino, e->mtime_ns, e->ctime_ns))
+		e->flags |= EXEC_HELD;
 	e->recognised = agent;
 	if (nested) {
 		e->parent_session_pid = prev.root_pid;
@@ -555,7 +596,7 @@ int BPF_PROG(handle_exec, struct task_struct *task, pid_t old_pid, struct linux_
 	 * sends SIGCONT or SIGKILL through a pidfd (cmd/lineaged hold.go). A
 	 * refused signal leaves the process running: the SIGCONT that
 	 * follows its record is then harmless. */
-	if (hold_exe_flags && (SCRATCH_READ(e->flags) & EXEC_HELD))
+	if ((hold_exe_flags || hold_unseen) && (SCRATCH_READ(e->flags) & EXEC_HELD))
 		bpf_send_signal(19 /* SIGSTOP */);
 	return 0;
 }

@@ -475,8 +475,8 @@ func (c *Config) validateBounds(p *problems) {
 		p.bad("hashing.workers", "%d must be at least 1", c.Hashing.Workers)
 	}
 	for _, h := range c.Hashing.HoldExec {
-		if _, ok := holdFlags[h]; !ok {
-			p.bad("hashing.hold_exec", "%q is not one of memfd, deleted", h)
+		if _, ok := holdFlags[h]; !ok && h != holdUnseen {
+			p.bad("hashing.hold_exec", "%q is not one of memfd, deleted, unseen", h)
 		}
 	}
 	if t := c.Hashing.HoldTimeout; t <= 0 || t > maxHoldTimeout {

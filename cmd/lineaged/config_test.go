@@ -114,7 +114,7 @@ func TestConfigErrorsNameTheProblem(t *testing.T) {
 		{"bad ancestry", "events:\n  ancestry: short\n", nil, `events.ancestry: "short"`},
 		{"bad schema", "events:\n  schema: v3\n", nil, `events.schema: "v3"`},
 		{"v1 with compact ancestry", "events:\n  schema: v1\n", nil, "events.ancestry: full"},
-		{"bad hold value", "hashing:\n  hold_exec: [memfd, tmpfs]\n", nil, `hashing.hold_exec: "tmpfs" is not one of memfd, deleted`},
+		{"bad hold value", "hashing:\n  hold_exec: [memfd, tmpfs]\n", nil, `hashing.hold_exec: "tmpfs" is not one of memfd, deleted, unseen`},
 		{"zero hold timeout", "hashing:\n  hold_timeout: 0s\n", nil, "hashing.hold_timeout: 0s must be more than 0"},
 		{"long hold timeout", "hashing:\n  hold_timeout: 2m\n", nil, "hashing.hold_timeout: 2m0s must be more than 0 and at most 1m0s"},
 	}

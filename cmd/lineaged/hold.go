@@ -18,11 +18,14 @@ import (
 )
 
 // holdFlags maps hashing.hold_exec's values to the exec flags the kernel
-// stops a session member at (kernel Config.HoldExeFlags).
+// stops a session member at (kernel Config.HoldExeFlags); holdUnseen is
+// the value for every image on disk not judged yet (Config.HoldUnseen).
 var holdFlags = map[string]sensor.ExecFlags{
 	"memfd":   sensor.ExecExePseudo,
 	"deleted": sensor.ExecExeDeleted,
 }
+
+const holdUnseen = "unseen"
 
 // maxHoldTimeout bounds hashing.hold_timeout: a process is never kept
 // stopped longer than this by the hold.
@@ -56,6 +59,10 @@ type holder struct {
 	timeout  time.Duration
 	procRoot string
 	log      *slog.Logger
+	// markSeen tells the kernel an image was hashed and allowed, so a
+	// later exec of it is not held (hashing.hold_exec "unseen"); nil
+	// without that hold. Set before the sensor runs.
+	markSeen func(sensor.FileStat) error
 
 	ctx    context.Context // cancelled by close: every hold releases
 	cancel context.CancelFunc
@@ -194,6 +201,11 @@ func (h *holder) hold(ev sensor.Event) {
 		h.log.Info("held process killed: deny_exec names its SHA-256", "pid", key.PID, "exe", x.Exe, "sha256", b.SHA256)
 	default:
 		h.release(p, key, "")
+		if h.markSeen != nil && x.Flags&(sensor.ExecExePseudo|sensor.ExecExeDeleted) == 0 {
+			if err := h.markSeen(x.Binary); err != nil {
+				h.log.Warn("image not marked seen: its next exec is held again", "exe", x.Exe, "err", err)
+			}
+		}
 	}
 }
 

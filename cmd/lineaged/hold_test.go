@@ -310,3 +310,75 @@ func TestRunHoldReleasedAtStop(t *testing.T) {
 		t.Errorf("no release at stop logged:\n%s", r.stderr.String())
 	}
 }
+
+// sh has the stand-in agent run script as a member and returns the
+// script's exit status.
+func (r *holdRun) sh(t *testing.T, script string) string {
+	t.Helper()
+	statusFile := filepath.Join(r.dir, fmt.Sprintf("status-%d", time.Now().UnixNano()))
+	cmd := exec.Command(r.agent, "-c", script+"; echo $? > "+statusFile)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("agent stand-in: %v\n%s", err, out)
+	}
+	return status(t, statusFile, 20*time.Second)
+}
+
+// execsOf waits for n process.exec events of exe and returns them in order.
+func (r *holdRun) execsOf(t *testing.T, exe string, n int) []map[string]any {
+	t.Helper()
+	var procs []map[string]any
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("%d execs of %s", n, exe), func() bool {
+		procs = procs[:0]
+		b, _ := os.ReadFile(r.out)
+		for _, line := range strings.Split(string(b), "\n") {
+			var ev map[string]any
+			if json.Unmarshal([]byte(line), &ev) != nil || ev["kind"] != "process.exec" {
+				continue
+			}
+			if p, _ := ev["process"].(map[string]any); p != nil && p["exe"] == exe {
+				procs = append(procs, p)
+			}
+		}
+		return len(procs) >= n
+	}, func() string { return r.stderr.String() })
+	return procs
+}
+
+// With hashing.hold_exec [unseen], a member's first exec of a copy of a
+// sha256:-denied binary at a new path, a file the sensor has never hashed,
+// is held, hashed and killed before its first instruction. Without the
+// hold that first exec runs until the policy stage has hashed it and its
+// kill arrives: a race with the program's own work.
+func TestRunHoldUnseenDeniedByHash(t *testing.T) {
+	sum := fileSHA256(t, "/usr/bin/touch")
+	r := startHoldRun(t, "hashing:\n  hold_exec: [unseen]\npolicy:\n  deny_exec: [\"sha256:"+sum+"\"]\n")
+	tool := testutil.CopyFile(t, "/usr/bin/touch", filepath.Join(r.dir, "renamed-tool"), 0o755)
+	marker := filepath.Join(r.dir, "touched")
+	if s := r.sh(t, tool+" "+marker); s != "137" {
+		t.Errorf("the denied copy: status %s, want 137 (SIGKILL)", s)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("%s exists: the denied copy ran", marker)
+	}
+	if p := r.execsOf(t, tool, 1)[0]; p["held"] != true {
+		t.Errorf("the exec says held %v, want true", p["held"])
+	}
+	testutil.WaitForText(t, 10*time.Second, r.stderr, "held process killed")
+}
+
+// An image hashed and allowed is held at its first exec only: the kernel
+// is told it has been seen, and the next exec runs at once.
+func TestRunHoldUnseenOnce(t *testing.T) {
+	r := startHoldRun(t, "hashing:\n  hold_exec: [unseen]\n")
+	tool := testutil.CopyFile(t, "/bin/true", filepath.Join(r.dir, "renamed-true"), 0o755)
+	if s := r.sh(t, tool+" && "+tool); s != "0" {
+		t.Fatalf("status %s, want 0", s)
+	}
+	execs := r.execsOf(t, tool, 2)
+	if execs[0]["held"] != true || execs[1]["held"] != nil {
+		t.Errorf("held %v then %v, want true then absent", execs[0]["held"], execs[1]["held"])
+	}
+	if b, _ := execs[0]["binary"].(map[string]any); b == nil || b["sha256"] != fileSHA256(t, "/bin/true") {
+		t.Errorf("the held exec's binary %v, want its sha256", execs[0]["binary"])
+	}
+}

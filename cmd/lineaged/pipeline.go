@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -151,6 +152,7 @@ func sensorConfig(cfg *Config, agents *agent.Table) kernel.Config {
 		// Stopped at exec to be hashed (hold.go); the pipeline's holder
 		// is OnHeld.
 		HoldExeFlags: holdMask(cfg.Hashing.HoldExec),
+		HoldUnseen:   slices.Contains(cfg.Hashing.HoldExec, holdUnseen),
 	}
 }
 
@@ -212,12 +214,15 @@ func startCapturing(cfg *Config, capo captureOpts, stdout io.Writer, log *slog.L
 		return p, err
 	}
 	kc := sensorConfig(cfg, p.agents)
-	if kc.HoldExeFlags != 0 {
+	if kc.HoldExeFlags != 0 || kc.HoldUnseen {
 		p.holder = newHolder(p.inspect, cfg.Policy.DenyExec, cfg.Hashing.HoldTimeout, procRoot, log.With("component", "hold"))
 		kc.OnHeld = p.holder.held
 	}
 	if p.sensor, err = kernel.New(kc, log.With("component", "sensor")); err != nil {
 		return p, err
+	}
+	if kc.HoldUnseen {
+		p.holder.markSeen = p.sensor.MarkSeen
 	}
 	p.source = p.sensor
 	p.startTrustWatch() // trust.go

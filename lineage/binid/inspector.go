@@ -56,10 +56,11 @@ type Config struct {
 	CacheBytes int `mapstructure:"-"`
 	// HoldExec lists the images a session member is stopped at exec
 	// for, to be hashed before they run: "memfd" (a file with no path,
-	// memfd_create + fexecve) and "deleted" (an unlinked file). The
-	// process is continued once hashed, or killed when a deny_exec
-	// sha256: entry names its hash (docs/rules.md). Default empty: no
-	// hold.
+	// memfd_create + fexecve), "deleted" (an unlinked file) and "unseen"
+	// (a file on disk not hashed and allowed since the sensor started:
+	// the first exec of each image). The process is continued once
+	// hashed, or killed when a deny_exec sha256: entry names its hash
+	// (docs/rules.md). Default empty: no hold.
 	HoldExec []string `mapstructure:"hold_exec"`
 	// HoldTimeout bounds a hold: a process whose image is not hashed in
 	// time is continued unhashed by the hold (more than 0, at most 1m;

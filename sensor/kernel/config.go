@@ -134,6 +134,12 @@ type Config struct {
 	// image runs, and its exec record says sensor.ExecHeld. Whoever reads
 	// the records must then continue or kill it (HeldProcess). 0: no hold.
 	HoldExeFlags sensor.ExecFlags
+	// HoldUnseen holds a session member's exec of an image on disk (not a
+	// memfd, not deleted) the way HoldExeFlags does, unless MarkSeen
+	// registered that image (device, inode and times) since the sensor
+	// started: the first exec of each image is stopped until whoever reads
+	// the records has judged it (hashing.hold_exec "unseen").
+	HoldUnseen bool
 	// OnHeld is called by the ring-buffer reader, before the record is
 	// queued, with each exec record that says sensor.ExecHeld: at once,
 	// whatever the consumer's backlog. It must not block (start a
@@ -160,7 +166,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HoldExeFlags&^(sensor.ExecExePseudo|sensor.ExecExeDeleted) != 0 {
 		return c, fmt.Errorf("sensor config: hold flags %#x: only the memfd and deleted-file flags can be held", uint16(c.HoldExeFlags))
 	}
-	if c.HoldExeFlags != 0 && c.OnHeld == nil {
+	if (c.HoldExeFlags != 0 || c.HoldUnseen) && c.OnHeld == nil {
 		// Nothing would continue the processes the kernel stops.
 		return c, errors.New("sensor config: a hold needs OnHeld")
 	}

@@ -127,7 +127,7 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	cfg.PinPath = "" // the load check must not touch the pinned state
 	// No hold: nothing reads the records of this check, so nothing would
 	// continue a process it stopped.
-	cfg.HoldExeFlags, cfg.OnHeld = 0, nil
+	cfg.HoldExeFlags, cfg.HoldUnseen, cfg.OnHeld = 0, false, nil
 	s, err := New(cfg, log)
 	tamper := ""
 	if err == nil {

@@ -6,11 +6,29 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/sensor"
 	"github.com/lineaged/lineaged/sensor/procfs"
 )
+
+// MarkSeen registers an image the reader hashed and allowed: with
+// Config.HoldUnseen, a member's later exec of it (the same device, inode,
+// modification and change times) is not held. The kernel keeps the last
+// 16,384 (an LRU): one pushed out is held, and judged, again.
+func (s *Sensor) MarkSeen(st sensor.FileStat) error {
+	m := s.coll.Maps[processMapSeenImages]
+	if m == nil {
+		return errors.New("sensor: no seen_images map")
+	}
+	k := processSeenKey{Ino: st.Inode, Dev: uint32(kernelDev(st.Dev))}
+	v := processSeenTimes{MtimeNs: st.MtimeNs, CtimeNs: st.CtimeNs}
+	if err := m.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("sensor: marking %d:%d seen: %w", st.Dev, st.Inode, err)
+	}
+	return nil
+}
 
 // HeldProcess is a process the hold stopped at exec (Config.HoldExeFlags),
 // pinned by a pidfd: Continue and Kill signal that process and no later

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,48 @@ func TestRootHoldStopsMemberAtExec(t *testing.T) {
 	}
 }
 
+// With HoldUnseen, a member's exec of an image on disk is held until the
+// reader has judged it; once MarkSeen registered the image, its next exec
+// is not held. OnHeld here continues what it is given and marks it seen.
+func TestRootHoldUnseenUntilMarkedSeen(t *testing.T) {
+	var h *harness
+	cfg := Config{HoldUnseen: true, OnHeld: func(ev sensor.Event) {
+		go func() {
+			if p, err := OpenHeld("/proc", ev.Proc); err == nil {
+				if err := h.s.MarkSeen(ev.Exec.Binary); err != nil {
+					t.Errorf("MarkSeen: %v", err)
+				}
+				p.Continue()
+				p.Close()
+			}
+		}()
+	}}
+	h = startSensor(t, cfg)
+	bin := testutil.CopyFile(t, trueBinary(t), filepath.Join(t.TempDir(), "unseen-true"), 0o755)
+	m := marker(t)
+	cmd, in, stderr := startExeHelper(t, "twice", bin, t.TempDir(), m)
+	pid := uint32(cmd.Process.Pid)
+	start, err := startTicks("/proc", pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sensor.ProcKey{PID: pid, StartNs: start * procfs.TicksToNs}
+	if err := h.s.AddSessionMembers(map[uint32]sensor.SessionRef{pid: {Root: key, Agent: sensor.AgentClaudeCode}}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(in, "go\n")
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v (%s)", err, stderr)
+	}
+	first, _ := h.untilExecArg(m + "-1")
+	second, _ := h.untilExecArg(m + "-2")
+	if first.Exec.Flags&sensor.ExecHeld == 0 || second.Exec.Flags&sensor.ExecHeld != 0 {
+		t.Errorf("held: first %v, second %v; want the first only",
+			first.Exec.Flags&sensor.ExecHeld != 0, second.Exec.Flags&sensor.ExecHeld != 0)
+	}
+}
+
 // OpenHeld refuses a pid whose start time is not the exec's: it is
 // another process, not to be signalled.
 func TestRootOpenHeldChecksStartTime(t *testing.T) {
@@ -115,6 +158,11 @@ func TestPinVersionHasTheHold(t *testing.T) {
 	memfd, deleted := base, base
 	memfd.HoldExeFlags = sensor.ExecExePseudo
 	deleted.HoldExeFlags = sensor.ExecExeDeleted
+	unseen := base
+	unseen.HoldUnseen = true
+	if pinVersion(base) == pinVersion(unseen) {
+		t.Error("the hold of unseen images does not change the pin version")
+	}
 	if pinVersion(base) == pinVersion(memfd) || pinVersion(memfd) == pinVersion(deleted) {
 		t.Error("the hold mask does not change the pin version")
 	}
@@ -126,6 +174,9 @@ func TestPinVersionHasTheHold(t *testing.T) {
 // A hold with nothing to continue the stopped processes is refused, as is
 // a mask naming other flags.
 func TestHoldConfigRefused(t *testing.T) {
+	if _, err := (Config{HoldUnseen: true}).withDefaults(); err == nil || !strings.Contains(err.Error(), "OnHeld") {
+		t.Errorf("the hold of unseen images without OnHeld: %v, want refused", err)
+	}
 	if _, err := (Config{HoldExeFlags: sensor.ExecExePseudo}).withDefaults(); err == nil || !strings.Contains(err.Error(), "OnHeld") {
 		t.Errorf("a hold without OnHeld: %v, want refused", err)
 	}

@@ -107,6 +107,9 @@ func pinVersion(cfg Config) [32]byte {
 		// Likewise: no hold, the version is the one before the option.
 		fmt.Fprintf(h, " hold=%#x", uint16(cfg.HoldExeFlags))
 	}
+	if cfg.HoldUnseen {
+		h.Write([]byte(" hold-unseen"))
+	}
 	var v [32]byte
 	copy(v[:], h.Sum(nil))
 	return v

@@ -160,6 +160,19 @@ type processRecogniser struct {
 	DenyArgv0  [6][4]uint64
 }
 
+type processSeenKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
+type processSeenTimes struct {
+	_       structs.HostLayout
+	MtimeNs int64
+	CtimeNs int64
+}
+
 type processSensorProc struct {
 	_                  structs.HostLayout
 	Tgid               uint32
@@ -231,6 +244,7 @@ const (
 	processMapRecognisers       = "recognisers"
 	processMapRingbufLost       = "ringbuf_lost"
 	processMapRingbufWakeup     = "ringbuf_wakeup"
+	processMapSeenImages        = "seen_images"
 	processMapSensorSelf        = "sensor_self"
 	processMapSessions          = "sessions"
 	processMapTamperSeen        = "tamper_seen"
@@ -245,6 +259,7 @@ const (
 	processProgTamperVmWrite    = "tamper_vm_write"
 	processVarFlushNs           = "flush_ns"
 	processVarHoldExeFlags      = "hold_exe_flags"
+	processVarHoldUnseen        = "hold_unseen"
 	processVarScopeAll          = "scope_all"
 	processVarUnusedEventHeader = "unused_event_header"
 	processVarUnusedExecFlags   = "unused_exec_flags"
@@ -321,6 +336,7 @@ type processMapSpecs struct {
 	Recognisers   *ebpf.MapSpec `ebpf:"recognisers"`
 	RingbufLost   *ebpf.MapSpec `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.MapSpec `ebpf:"ringbuf_wakeup"`
+	SeenImages    *ebpf.MapSpec `ebpf:"seen_images"`
 	SensorSelf    *ebpf.MapSpec `ebpf:"sensor_self"`
 	Sessions      *ebpf.MapSpec `ebpf:"sessions"`
 	TamperSeen    *ebpf.MapSpec `ebpf:"tamper_seen"`
@@ -333,6 +349,7 @@ type processMapSpecs struct {
 type processVariableSpecs struct {
 	FlushNs           *ebpf.VariableSpec `ebpf:"flush_ns"`
 	HoldExeFlags      *ebpf.VariableSpec `ebpf:"hold_exe_flags"`
+	HoldUnseen        *ebpf.VariableSpec `ebpf:"hold_unseen"`
 	ScopeAll          *ebpf.VariableSpec `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.VariableSpec `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
@@ -373,6 +390,7 @@ type processMaps struct {
 	Recognisers   *ebpf.Map `ebpf:"recognisers"`
 	RingbufLost   *ebpf.Map `ebpf:"ringbuf_lost"`
 	RingbufWakeup *ebpf.Map `ebpf:"ringbuf_wakeup"`
+	SeenImages    *ebpf.Map `ebpf:"seen_images"`
 	SensorSelf    *ebpf.Map `ebpf:"sensor_self"`
 	Sessions      *ebpf.Map `ebpf:"sessions"`
 	TamperSeen    *ebpf.Map `ebpf:"tamper_seen"`
@@ -391,6 +409,7 @@ func (m *processMaps) Close() error {
 		m.Recognisers,
 		m.RingbufLost,
 		m.RingbufWakeup,
+		m.SeenImages,
 		m.SensorSelf,
 		m.Sessions,
 		m.TamperSeen,
@@ -404,6 +423,7 @@ func (m *processMaps) Close() error {
 type processVariables struct {
 	FlushNs           *ebpf.Variable `ebpf:"flush_ns"`
 	HoldExeFlags      *ebpf.Variable `ebpf:"hold_exe_flags"`
+	HoldUnseen        *ebpf.Variable `ebpf:"hold_unseen"`
 	ScopeAll          *ebpf.Variable `ebpf:"scope_all"`
 	UnusedEventHeader *ebpf.Variable `ebpf:"unused_event_header"`
 	UnusedExecFlags   *ebpf.Variable `ebpf:"unused_exec_flags"`

@@ -253,6 +253,11 @@ func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
 			return nil, fmt.Errorf("sensor: set hold flags: %w", err)
 		}
 	}
+	if s.cfg.HoldUnseen {
+		if err := spec.Variables[processVarHoldUnseen].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("sensor: set the hold of unseen images: %w", err)
+		}
+	}
 	return spec, nil
 }
 
