@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lineaged/lineaged/sensor"
+	"github.com/lineaged/lineaged/sensor/kernel"
 )
 
 func init() {
@@ -55,6 +56,7 @@ func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	none := &records{byPID: map[uint32][]*sensor.File{}}
+	missedBefore := fileioMisses(s)
 	flooder := startMember(t, s, none, "flood-opens", dir)
 	time.Sleep(500 * time.Millisecond) // the ring is full by now
 	quiet := startMember(t, s, none, "open-some", quietDir)
@@ -73,7 +75,7 @@ func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
 	// Now read: the quiet member's records up to its exit, and the loss
 	// reports up to one that names the flooder's session.
 	var opens int
-	var overBudget, otherBudget, shedOpens uint64
+	var overBudget, otherBudget, shedOpens, ringOpens uint64
 	quietExited := false
 	deadline := time.After(guard)
 	for !quietExited || overBudget == 0 {
@@ -92,6 +94,8 @@ func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
 				otherBudget += l.Count
 			case l.Where == "shed" && l.Of == sensor.KindOpen:
 				shedOpens += l.Count
+			case l.Where == "ringbuf" && l.Of == sensor.KindOpen:
+				ringOpens += l.Count
 			}
 			continue
 		}
@@ -105,10 +109,16 @@ func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
 			quietExited = true
 		}
 	}
-	t.Logf("quiet session: %d of %d opens; flooder's session over budget %d; other budget losses %d; shed opens %d",
-		opens, quietOpens, overBudget, otherBudget, shedOpens)
-	if opens != quietOpens {
-		t.Errorf("the quiet session's opens: %d records of %d", opens, quietOpens)
+	// Where tracepoint callbacks can be preempted (7.3), the kernel skips
+	// a run of a program already running on that CPU (the flooder's,
+	// preempted): an open whose enter or exit run was skipped has no
+	// record, and the sensor reports the skipped runs. That loss is not
+	// the budget's.
+	skipped := fileioMisses(s) - missedBefore
+	t.Logf("quiet session: %d of %d opens; flooder's session over budget %d; other budget losses %d; shed opens %d; ring-full opens %d; skipped file program runs %d",
+		opens, quietOpens, overBudget, otherBudget, shedOpens, ringOpens, skipped)
+	if short := uint64(quietOpens - opens); opens > quietOpens || short > skipped {
+		t.Errorf("the quiet session's opens: %d records of %d (%d skipped runs of the file programs)", opens, quietOpens, skipped)
 	}
 	if otherBudget != 0 {
 		t.Errorf("%d records of sessions other than the flooder's dropped over budget", otherBudget)
@@ -116,4 +126,11 @@ func TestRootSessionFloodSparesOtherSessionsFiles(t *testing.T) {
 	if st := s.Stats(); st.OverBudget < overBudget {
 		t.Errorf("Stats().OverBudget %d, reported %d", st.OverBudget, overBudget)
 	}
+}
+
+// fileioMisses is the runs of the file programs' syscall tracepoints the
+// kernel skipped so far.
+func fileioMisses(s *kernel.Sensor) uint64 {
+	m := s.MissedRuns()
+	return m["fileio_sys_enter"] + m["fileio_sys_exit"]
 }
