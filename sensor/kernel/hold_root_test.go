@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,16 +48,7 @@ func TestRootHoldStopsMemberAtExec(t *testing.T) {
 			m := marker(t)
 			cmd, in, stderr := startExeHelper(t, "memfd", trueBinary(t), t.TempDir(), m)
 			pid := uint32(cmd.Process.Pid)
-			start, err := startTicks("/proc", pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			key := sensor.ProcKey{PID: pid, StartNs: start * procfs.TicksToNs}
-			if err := h.s.AddSessionMembers(map[uint32]sensor.SessionRef{pid: {Root: key, Agent: sensor.AgentClaudeCode}}); err != nil {
-				t.Fatal(err)
-			}
-			io.WriteString(in, "go\n")
-			in.Close()
+			key := goAsMember(t, h, cmd, in)
 			if hold {
 				var ev sensor.Event
 				select {
@@ -109,6 +101,22 @@ func TestRootHoldUnseenUntilMarkedSeen(t *testing.T) {
 	bin := testutil.CopyFile(t, trueBinary(t), filepath.Join(t.TempDir(), "unseen-true"), 0o755)
 	m := marker(t)
 	cmd, in, stderr := startExeHelper(t, "twice", bin, t.TempDir(), m)
+	goAsMember(t, h, cmd, in)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v (%s)", err, stderr)
+	}
+	first, _ := h.untilExecArg(m + "-1")
+	second, _ := h.untilExecArg(m + "-2")
+	if first.Exec.Flags&sensor.ExecHeld == 0 || second.Exec.Flags&sensor.ExecHeld != 0 {
+		t.Errorf("held: first %v, second %v; want the first only",
+			first.Exec.Flags&sensor.ExecHeld != 0, second.Exec.Flags&sensor.ExecHeld != 0)
+	}
+}
+
+// goAsMember puts the helper cmd in a session of its own, as its root, and
+// lets it go; it returns the helper's key.
+func goAsMember(t *testing.T, h *harness, cmd *exec.Cmd, in io.WriteCloser) sensor.ProcKey {
+	t.Helper()
 	pid := uint32(cmd.Process.Pid)
 	start, err := startTicks("/proc", pid)
 	if err != nil {
@@ -120,15 +128,7 @@ func TestRootHoldUnseenUntilMarkedSeen(t *testing.T) {
 	}
 	io.WriteString(in, "go\n")
 	in.Close()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v (%s)", err, stderr)
-	}
-	first, _ := h.untilExecArg(m + "-1")
-	second, _ := h.untilExecArg(m + "-2")
-	if first.Exec.Flags&sensor.ExecHeld == 0 || second.Exec.Flags&sensor.ExecHeld != 0 {
-		t.Errorf("held: first %v, second %v; want the first only",
-			first.Exec.Flags&sensor.ExecHeld != 0, second.Exec.Flags&sensor.ExecHeld != 0)
-	}
+	return key
 }
 
 // OpenHeld refuses a pid whose start time is not the exec's: it is

@@ -298,14 +298,16 @@ func TestClaudeCode(t *testing.T) {
 			return e.Kind == event.KindProcessExit && e.Process.PID == main.pid()
 		})
 		checkAgent(t, x, main, event.RoleRoot, "")
+		// From the root's first open of its transcript, the event that
+		// names the session to the observer, on.
 		known := false
 		for _, e := range evs {
 			if e.Process == nil || e.Process.PID != main.pid() || e.Agent == nil {
 				continue
 			}
-			known = known || e.Agent.SessionID != ""
+			known = known || e.Kind == event.KindFileOpen && strings.HasSuffix(e.File.Path, "/"+main.uuid+".jsonl")
 			if known && e.Kind == event.KindNetConnect && e.Agent.SessionID != main.uuid {
-				t.Errorf("a connection of the root after its session is known: %s", describe(e))
+				t.Errorf("a connection of the root after it opened its transcript: %s", describe(e))
 			}
 		}
 	})

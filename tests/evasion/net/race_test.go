@@ -119,22 +119,11 @@ const errRestartSys = 512
 // returns EINPROGRESS with the socket holding the real destination; a
 // sibling thread changes the sockaddr during that wait.
 func raceConnect(variant string) (result, error) {
-	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	real, err := listenLoopback(0)
 	if err != nil {
 		return result{}, err
 	}
-	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		return result{}, err
-	}
-	if err := unix.Listen(ln, 0); err != nil {
-		return result{}, err
-	}
-	sa, err := unix.Getsockname(ln)
-	if err != nil {
-		return result{}, err
-	}
-	port := sa.(*unix.SockaddrInet4).Port
-	real := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
+	port := int(real.Port())
 	// Fill the accept queue (backlog 0 holds one connection).
 	filler, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
 	if err != nil {
@@ -163,21 +152,9 @@ func raceConnect(variant string) (result, error) {
 	// connects there before it takes the connecting descriptor's number.
 	benign := decoy
 	if variant == "swap" {
-		bl, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
-		if err != nil {
+		if benign, err = listenLoopback(8); err != nil {
 			return result{}, err
 		}
-		if err := unix.Bind(bl, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-			return result{}, err
-		}
-		if err := unix.Listen(bl, 8); err != nil {
-			return result{}, err
-		}
-		bsa, err := unix.Getsockname(bl)
-		if err != nil {
-			return result{}, err
-		}
-		benign = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(bsa.(*unix.SockaddrInet4).Port))
 	}
 	raced := make(chan struct{})
 	tid := make(chan int, 1)
@@ -221,6 +198,26 @@ func raceConnect(variant string) (result, error) {
 		return result{}, fmt.Errorf("the racing thread: %w", raceErr)
 	}
 	return result{Real: real.String(), Decoy: benign.String(), Errno: int(errno)}, nil
+}
+
+// listenLoopback makes a TCP listener on 127.0.0.1 with backlog and
+// returns its address (the member's: it lives until the member exits).
+func listenLoopback(backlog int) (netip.AddrPort, error) {
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if err := unix.Listen(ln, backlog); err != nil {
+		return netip.AddrPort{}, err
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port)), nil
 }
 
 // putSockaddr4 writes a struct sockaddr_in for a at b.
