@@ -41,6 +41,7 @@ func TestRootPendingTableFullStillReports(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// A second session acts while the table is full.
+	base := r.skippedNow()
 	other, _ := member(t, s, r, "no-race", dir2)
 	fmt.Fprintln(blinder.stdin, "release")
 	files, _ := blinder.finish(t, r, dir)
@@ -63,9 +64,8 @@ func TestRootPendingTableFullStillReports(t *testing.T) {
 	}
 	t.Logf("parked threads' records: %d of %d", parkedRecs, parked)
 	unlinks := ops(other, sensor.FileUnlink)
-	if len(unlinks) != raceCalls {
-		t.Fatalf("second session: %d unlink records while the table was full, want %d", len(unlinks), raceCalls)
-	}
+	// Each record missing must be a run the kernel skipped (7.3), reported.
+	recordsOrSkipped(t, s, r, base, len(unlinks), raceCalls)
 	for _, f := range unlinks {
 		if f.Path != filepath.Join(dir2, "decoy") || !f.AtEntry {
 			t.Fatalf("second session: %s, want sent at entry", describe(f))
