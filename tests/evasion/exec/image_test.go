@@ -37,6 +37,8 @@ const helperEnv = "LINEAGED_EVASION_EXEC_HELPER"
 
 // runHelper runs a technique: it execs, so it returns only on failure.
 func runHelper(mode string, args []string) int {
+	// Running: the exec that started this image is over (memberIn).
+	os.Stdout.Write([]byte("r"))
 	var line [1]byte
 	os.Stdin.Read(line[:])
 	var err error
@@ -239,12 +241,23 @@ func (p *pipeline) memberIn(t *testing.T, dir, mode string, args ...string) *exe
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var stderr testutil.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Start returns once the exec closed its descriptors, which is before
+	// the kernel's exec tracepoint runs: a member added then has that
+	// exec of the test binary reported in its session, and the test
+	// would take it for the technique's. The helper says when it runs.
+	if _, err := io.ReadFull(stdout, make([]byte, 1)); err != nil {
+		t.Fatalf("helper %s did not start: %v; stderr: %s", mode, err, stderr.String())
+	}
 	pid := uint32(cmd.Process.Pid)
 	ref := sensor.SessionRef{Root: sensor.ProcKey{PID: pid, StartNs: startNs(t, pid)}, Agent: sensor.AgentClaudeCode}
 	if err := p.s.AddSessionMembers(map[uint32]sensor.SessionRef{pid: ref}); err != nil {
