@@ -77,32 +77,10 @@ static __always_inline bool by_handle_open(struct file_event *ev, struct fio_arg
 /* Set by userspace before load: the key of the name hash. */
 const volatile __u64 name_hash_key = 0;
 
-/* What the exit program needs to read the names again. */
-struct fio_names {
-	__u64 uname[2]; /* the caller's name pointers; uname[1] 0: no new name */
-	__s64 dfd[2];
-	__u64 hash[2];  /* keyed hash of each name as read; 0: unreadable */
-	char raw[2][FIO_RAW_MAX]; /* literal /proc prefixes (FILE_X_PROC) */
-	__u32 byfd; /* path is the file of fd dfd[0] (fileio_modify.h) */
-	__u32 lit1; /* new_path is a literal, not a name to resolve */
-};
-
-struct fio_pend {
-	struct fio_names nm;
-	struct file_event ev;
-};
+#include "fileio_pend.h"
 
 #include "fileio_modify.h"
 
-/* tid -> record built at enter (unlink, rename, chmod), completed at exit
- * with the result. Big values (8 KiB): max_entries bounds the session
- * members' threads inside these syscalls at once (fileIOConfig). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, struct fio_pend);
-} fio_pending SEC(".maps");
 
 /* The enter program's record under construction. */
 struct {
@@ -496,6 +474,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 	p->nm.uname[1] = 0;
 	p->nm.byfd = 0;
 	p->nm.lit1 = 0;
+	p->nm.hooked = 0;
 	p->nm.hash[0] = 0;
 	p->nm.hash[1] = 0;
 	ev->fmode = 0;

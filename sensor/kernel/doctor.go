@@ -129,18 +129,28 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	// continue a process it stopped.
 	cfg.HoldExeFlags, cfg.HoldUnseen, cfg.OnHeld = 0, false, nil
 	s, err := New(cfg, log)
-	tamper := ""
+	tamper, ident := "", ""
 	if err == nil {
 		hooks, why := s.TamperHooks()
 		tamper = "tampering with the sensor is refused (bpf LSM) and reported"
 		if hooks != HooksLSM {
 			tamper = "tampering with the sensor is reported, not refused: " + why
 		}
+		hooked, hwhy := s.PathIdentity()
+		switch {
+		case len(hooked) == 0:
+			ident = "unlink, rename, chmod, chown, truncate and link records name the object as the caller did, with no identity: " + hwhy
+		case hwhy != "":
+			ident = "records carry the identity of the object changed (LSM path hooks " + strings.Join(hooked, ", ") + "); not for: " + hwhy
+		default:
+			ident = "unlink, rename, chmod, chown, truncate and link records carry the identity of the object changed (LSM path hooks)"
+		}
 		s.Close()
 	}
 	add("load and attach programs", true, err, "process programs verified and attached")
 	if err == nil {
 		add("tamper", false, nil, tamper)
+		add("path identity", false, nil, ident)
 	}
 	if pinPath != "" {
 		cfg.PinPath = pinPath

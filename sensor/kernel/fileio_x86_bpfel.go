@@ -126,13 +126,15 @@ type fileioFioHash struct {
 type fileioFioPend struct {
 	_  structs.HostLayout
 	Nm struct {
-		_     structs.HostLayout
-		Uname [2]uint64
-		Dfd   [2]int64
-		Hash  [2]uint64
-		Raw   [2][32]int8
-		Byfd  uint32
-		Lit1  uint32
+		_      structs.HostLayout
+		Uname  [2]uint64
+		Dfd    [2]int64
+		Hash   [2]uint64
+		Raw    [2][32]int8
+		Byfd   uint32
+		Lit1   uint32
+		Hooked uint32
+		Pad0   uint32
 	}
 	Ev fileioFileEvent
 }

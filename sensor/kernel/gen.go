@@ -32,3 +32,9 @@ package kernel
 // Tamper refusal (bpf/tamper_lsm.bpf.c): LSM programs, loaded where the
 // kernel runs them.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel tamperLsm ../../bpf/tamper_lsm.bpf.c -- -I../../bpf
+//
+// Path identity (bpf/path_lsm.bpf.c): LSM path hooks that add the identity
+// of the object a member's unlink, rename, chmod, chown, truncate or link
+// acts on to the fileio object's record in flight; loaded where the kernel
+// runs BPF LSM programs.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 pathLsm ../../bpf/path_lsm.bpf.c -- -I../../bpf

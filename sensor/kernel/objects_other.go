@@ -12,3 +12,11 @@ func archObjects() []objectLoader { return nil }
 func iouringCheck() (string, error) {
 	return "", errors.New("io_uring requests are traced on amd64 only")
 }
+
+// PathIdentity: the path identity hooks share the file object's table of
+// calls in flight, built for amd64 only.
+func (s *Sensor) PathIdentity() ([]string, string) {
+	return nil, "file events are traced on amd64 only"
+}
+
+func (s *Sensor) loadPathLSM() {}

@@ -11,19 +11,19 @@ import (
 )
 
 // The self-check repairs the programs attached outside the process
-// object too: the tamper refusal programs (tamper_lsm.go) and the
-// deny-exec enforcement (enforce.go). Neither is pinned: a start loads
+// object too: the tamper refusal programs (tamper_lsm.go), the path
+// identity hooks (path_lsm.go) and the deny-exec enforcement (enforce.go). Neither is pinned: a start loads
 // them anew, so a repair attaches the same program again and keeps the new
 // link in place of the lost one, after letting go of the lost one as
 // reattach does (forgetLink), before the new link can take its number.
 
-// extraAttached names the programs of the tamper refusal and deny-exec
-// objects this start attached. A link the kernel's link list cannot show
+// extraAttached names the programs of the LSM and deny-exec objects this
+// start attached. A link the kernel's link list cannot show
 // (a perf-event attachment: its Info is ErrNotSupported) is left out, as
 // unlisted does.
 func (s *Sensor) extraAttached() []string {
 	var names []string
-	if t := s.tamperLSM; t != nil {
+	for _, t := range s.lsmObjects() {
 		for i, name := range t.names {
 			if listed(t.links[i]) {
 				names = append(names, name)
@@ -38,6 +38,17 @@ func (s *Sensor) extraAttached() []string {
 	return names
 }
 
+// lsmObjects are the LSM objects this start loaded.
+func (s *Sensor) lsmObjects() []*lsmObject {
+	var out []*lsmObject
+	for _, t := range []*lsmObject{s.tamperLSM, s.pathLSM} {
+		if t != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // listed reports whether l is a link the kernel's link list shows.
 func listed(l link.Link) bool {
 	if l == nil {
@@ -50,7 +61,7 @@ func listed(l link.Link) bool {
 // reattachExtra attaches name again when it is one of extraAttached;
 // handled is false for any other program.
 func (s *Sensor) reattachExtra(name string) (handled bool, err error) {
-	if t := s.tamperLSM; t != nil {
+	for _, t := range s.lsmObjects() {
 		if i := slices.Index(t.names, name); i >= 0 {
 			forgetLink(t.links[i], t.coll.Programs[name])
 			t.links[i] = nil

@@ -96,8 +96,13 @@ type Sensor struct {
 	umh *umhRegistry
 	// tamperLSM refuses tampering where the bpf LSM runs, else
 	// tamperWhy says why not (tamper_lsm.go).
-	tamperLSM *tamperLSM
+	tamperLSM *lsmObject
 	tamperWhy string
+	// pathLSM adds the identity of the object a member's path call acts
+	// on to its file record where the bpf LSM runs, else pathWhy says why
+	// not (path_lsm.go).
+	pathLSM *lsmObject
+	pathWhy string
 	// pending are events Run sends first (a previous instance's death).
 	pending []sensor.Event
 	decoder [EventKindMax]func(b []byte, ev *sensor.Event) error
@@ -197,6 +202,7 @@ func (s *Sensor) load() error {
 		return fmt.Errorf("sensor: ring buffer reader: %w", err)
 	}
 	s.loadTamperLSM()
+	s.loadPathLSM()
 	return s.registerSelf()
 }
 

@@ -799,7 +799,7 @@ func TestRootDoctor(t *testing.T) {
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"kernel version", "capabilities", "kernel BTF", "ring buffer map", "attach tp_btf", "load and attach programs"} {
+	for _, name := range []string{"kernel version", "capabilities", "kernel BTF", "ring buffer map", "attach tp_btf", "load and attach programs", "path identity"} {
 		found := false
 		for _, c := range r.Checks {
 			if c.Name == name {

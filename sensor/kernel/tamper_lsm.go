@@ -10,16 +10,17 @@ import (
 	"github.com/cilium/ebpf/link"
 )
 
-// tamperLSM is the tamper refusal object (bpf/tamper_lsm.bpf.c), loaded
-// where the kernel runs BPF LSM programs. It is loaded at every start, not
-// pinned, like the deny-exec enforcement.
-type tamperLSM struct {
+// lsmObject is an object of LSM programs loaded where the kernel runs BPF
+// LSM programs: the tamper refusal (bpf/tamper_lsm.bpf.c) and the path
+// identity hooks (bpf/path_lsm.bpf.c, path_lsm.go). It is loaded at every
+// start, not pinned, like the deny-exec enforcement.
+type lsmObject struct {
 	coll  *ebpf.Collection
 	links []link.Link
 	names []string // the program of each of links
 }
 
-func (t *tamperLSM) Close() error {
+func (t *lsmObject) Close() error {
 	var errs []error
 	for _, l := range t.links {
 		if l == nil { // lost, and not attached again (reattachExtra)
@@ -31,7 +32,7 @@ func (t *tamperLSM) Close() error {
 	return errors.Join(errs...)
 }
 
-func (t *tamperLSM) programs() map[string]*ebpf.Program { return t.coll.Programs }
+func (t *lsmObject) programs() map[string]*ebpf.Program { return t.coll.Programs }
 
 // TamperHooks says how tampering with the sensor is met: "lsm" (bpf() on
 // its objects and ptrace of it are refused, and reported) or "tracepoint"
@@ -61,7 +62,7 @@ func (s *Sensor) loadTamperLSM() {
 	s.extras = append(s.extras, t)
 }
 
-func (s *Sensor) tryTamperLSM() (*tamperLSM, error) {
+func (s *Sensor) tryTamperLSM() (*lsmObject, error) {
 	spec, err := loadTamperLsm()
 	if err != nil {
 		return nil, err
@@ -77,8 +78,14 @@ func (s *Sensor) tryTamperLSM() (*tamperLSM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", oneLine(err))
 	}
-	t := &tamperLSM{coll: coll}
-	for _, name := range []string{tamperLsmProgTamperLsmMap, tamperLsmProgTamperLsmProg, tamperLsmProgTamperLsmPtrace} {
+	return attachLSMObject(coll, tamperLsmProgTamperLsmMap, tamperLsmProgTamperLsmProg, tamperLsmProgTamperLsmPtrace)
+}
+
+// attachLSMObject attaches the named programs of coll; on failure it
+// closes what it took, coll included.
+func attachLSMObject(coll *ebpf.Collection, names ...string) (*lsmObject, error) {
+	t := &lsmObject{coll: coll}
+	for _, name := range names {
 		l, err := link.AttachLSM(link.LSMOptions{Program: coll.Programs[name]})
 		if err != nil {
 			t.Close()

@@ -27,6 +27,7 @@ var helpers = map[string]func(dir string) error{
 	"park-pending": parkPending,
 	"by-handle":    byHandle,
 	"rmdir":        rmdir,
+	"ident-ops":    identOps,
 }
 
 func runHelper(mode, dir string) int {
@@ -267,6 +268,30 @@ func rmdir(dir string) error {
 	p := cstr(filepath.Join(dir, "emptied"))
 	if _, _, e := unix.Syscall(unix.SYS_RMDIR, uintptr(unsafe.Pointer(&p[0])), 0, 0); e != 0 {
 		return e
+	}
+	return nil
+}
+
+// identOps changes files through dir/via, a symlink to dir/real: each
+// call's name is not the object's path (lsmident_test.go).
+func identOps(dir string) error {
+	via := func(name string) string { return filepath.Join(dir, "via", name) }
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"unlink", func() error { return unix.Unlink(via("a")) }},
+		{"rmdir", func() error { return unix.Rmdir(via("g")) }},
+		{"rename", func() error { return unix.Rename(via("b"), via("b2")) }},
+		{"chmod", func() error { return unix.Chmod(via("c"), 0o640) }},
+		{"chown", func() error { return unix.Chown(via("d"), 0, 0) }},
+		{"truncate", func() error { return unix.Truncate(via("e"), 1) }},
+		{"link", func() error { return unix.Link(via("f"), via("f2")) }},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			return fmt.Errorf("%s: %w", st.what, err)
+		}
 	}
 	return nil
 }
