@@ -47,6 +47,7 @@ func (e *Engine) emitNow(ev sensor.Event, partialOK bool) []*outItem {
 		partial = appendOnce(partial, event.PartialProcess)
 	}
 	agent, wait := e.sess.forEvent(ent, ev.Session, res)
+	e.sess.adopt(ent, ev.Session, res, wait)
 	return []*outItem{e.finish(out, ent, agent, wait, partial)}
 }
 

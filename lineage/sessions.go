@@ -173,6 +173,32 @@ func (ss *sessions) file(ent *entry, s sensor.SessionRef, f *event.File) *agent.
 	return &r
 }
 
+// adopt keeps the observer's answer to a seeded process's own event as
+// the process's attribution when it gives the process a role of its own
+// (a tool call's shell, a hook, an MCP server, bound from what the seed
+// read) where the seed left the default: the process's exit and
+// connections, which the integration is not asked about, and its children
+// then carry it (with the tool_use its resolution finds), as they would
+// had its exec been seen. w is the event's wait for that resolution.
+func (ss *sessions) adopt(ent *entry, s sensor.SessionRef, res *agent.Result, w *agentWait) {
+	if !ent.seeded || res == nil || res.Agent == nil || ent.att.job != nil {
+		return
+	}
+	switch res.Agent.Role {
+	case event.RoleTool, event.RoleHook, event.RoleMCPServer:
+	default:
+		return
+	}
+	cur := ss.agentOf(ent, s)
+	if cur == nil || cur.Role != event.RoleDescendant || cur.RootExecID != res.Agent.RootExecID {
+		return
+	}
+	ent.att.agent, ent.att.role = res.Agent, ""
+	if w != nil {
+		ent.att.job = w.job
+	}
+}
+
 // exited tells the observer that a session member's process ended.
 func (ss *sessions) exited(ent *entry, s sensor.SessionRef) {
 	if ss.obs == nil || !s.InSession() {

@@ -166,3 +166,57 @@ func TestSessionIDLearnedLaterReachesExitAndConnect(t *testing.T) {
 		t.Errorf("session ids %q, want %q", ids, want)
 	}
 }
+
+// toolBindingObserver binds the file events of a tool call's shell to its
+// call, as the Claude Code observer does for a Bash tool process seeded
+// from /proc: its role in the answer, the tool_use id resolved after.
+type toolBindingObserver struct{ slowObserver }
+
+func (o *toolBindingObserver) File(x agent.File) agent.Result {
+	a := *x.Agent
+	if len(x.Proc.Argv) > 1 && x.Proc.Argv[1] == "-c" {
+		a.Role = event.RoleTool
+		return agent.Result{Agent: &a, Resolve: func(ctx context.Context, c *event.Agent) {
+			c.ToolUse = &event.ToolUse{ID: "toolu_seeded", Name: "Bash", Attribution: event.AttributionExact}
+		}}
+	}
+	return agent.Result{Agent: &a}
+}
+
+// A tool call's shell running when the sensor started (seeded, its exec
+// never seen) is bound to its call through its file events; its exit and
+// connections, which the integration is not asked about, carry that
+// binding too, as they would had its exec been seen. Its file event before
+// the binding and the root's events keep theirs.
+func TestSeededToolExitKeepsItsToolCall(t *testing.T) {
+	r := newRig(t, Config{}, &toolBindingObserver{})
+	seedBase(r)
+	r.e.Seed([]*procfs.Proc{
+		sproc(50, 20, 500, "/home/alice/.local/share/claude/versions/2.0.1", "claude"),
+		sproc(60, 50, 600, "/usr/bin/bash", "/usr/bin/bash", "-c", "make test"),
+	})
+	tool, root := key(60, 600), key(50, 500)
+	got := r.run(
+		connectEv(tool, 1000*ms, sess, "192.0.2.1:443"),
+		openEv(tool, 1500*ms, sess, "/tmp/out", 1),
+		connectEv(tool, 1600*ms, sess, "192.0.2.1:443"),
+		exitEv(tool, 2000*ms, sess, 0),
+		exitEv(root, 2100*ms, sess, 0),
+	)
+	var seen []string
+	for _, e := range got {
+		if e.Agent == nil {
+			continue
+		}
+		s := fmt.Sprintf("%s/%d=%s", e.Kind, e.Process.PID, e.Agent.Role)
+		if e.Agent.ToolUse != nil {
+			s += "+" + e.Agent.ToolUse.ID
+		}
+		seen = append(seen, s)
+	}
+	want := []string{"net.connect/60=descendant", "file.open/60=tool+toolu_seeded", "net.connect/60=tool+toolu_seeded",
+		"process.exit/60=tool+toolu_seeded", "process.exit/50=root"}
+	if !reflect.DeepEqual(seen, want) {
+		t.Errorf("attributions %q, want %q", seen, want)
+	}
+}

@@ -399,6 +399,13 @@ func TestClaudeCode(t *testing.T) {
 			return e.Kind == event.KindFileOpen && e.File.Path == late
 		})
 		checkAgent(t, wr, pre, event.RoleTool, toolID("pre", 0))
+		// The tool process itself, never seen exec, is bound to its call
+		// by its own file events (its last: the cwd file Claude Code
+		// has it write): its exit says so too.
+		ex := find(t, evs, "the gated tool process's exit", func(e *event.Event) bool {
+			return e.Kind == event.KindProcessExit && e.Process.PID == uint32(preTool)
+		})
+		checkAgent(t, ex, pre, event.RoleTool, toolID("pre", 0))
 		// The seed read the session's id from its tool process: every
 		// event of it under the sensor carries it, the root's own polling
 		// before its next transcript append too.
