@@ -265,6 +265,9 @@ func (s *Sensor) detached(st *integrityState) (gone []string, known bool) {
 	if err != nil {
 		return gone, true
 	}
+	if s.afterBeatFunc != nil {
+		s.afterBeatFunc()
+	}
 	switch {
 	case st.probeTid != 0 && beat != st.probeBeat:
 		st.probeTid = 0 // it moved: the programs fire
@@ -280,6 +283,12 @@ func (s *Sensor) detached(st *integrityState) (gone []string, known bool) {
 			break
 		}
 		st.probeTid = 0
+		// Gone, so counted: the beat above was read before this look,
+		// and the thread may have ended in between. Read it again.
+		if b, err := s.heartbeat(); err == nil && b != st.probeBeat {
+			beat = b
+			break
+		}
 		if len(gone) == 0 {
 			s.log.Warn("the exit program is not firing")
 			gone = append(gone, processProgHandleExit)

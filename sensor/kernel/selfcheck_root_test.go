@@ -119,6 +119,52 @@ func TestRootSlowThreadExitIsNotDetach(t *testing.T) {
 	}
 }
 
+// TestRootThreadEndingAfterTheBeatIsNotDetach: the thread the self-check
+// ended exits just after the check read the heartbeat and before it looks
+// for the thread (seen on a loaded 6.1 guest): gone from the task list, it
+// was counted by the exit program after that read. No round may report
+// the exit program as not firing.
+func TestRootThreadEndingAfterTheBeatIsNotDetach(t *testing.T) {
+	h := startSensor(t, Config{SelfCheckInterval: -1})
+	var release chan struct{}
+	var tid int
+	h.s.endThreadFunc = func() int {
+		release = make(chan struct{})
+		ch := make(chan int, 1)
+		r := release
+		go func() {
+			runtime.LockOSThread()
+			ch <- unix.Gettid()
+			<-r
+		}()
+		tid = <-ch
+		if tid == os.Getpid() {
+			// The main thread never ends (the check asks again).
+			close(release)
+			release = nil
+		}
+		return tid
+	}
+	// The thread ends between the beat's read and the look for it.
+	h.s.afterBeatFunc = func() {
+		if release == nil {
+			return
+		}
+		close(release)
+		release = nil
+		for deadline := time.Now().Add(10 * time.Second); taskAlive(tid); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("thread %d did not end", tid)
+			}
+		}
+	}
+	for i, gone := range heartbeatRounds(h, 2*time.Second) {
+		if len(gone) > 0 {
+			t.Fatalf("round %d: %v reported not firing while every program is attached", i, gone)
+		}
+	}
+}
+
 // TestRootExitProgramNotFiringFound: the fork, exec and exit programs stop
 // running while the sensor still counts them attached (their links closed,
 // unknown to the link walk): the heartbeat stands still even after the

@@ -67,6 +67,9 @@ type Stats struct {
 type Sensor struct {
 	// endThreadFunc, when set, replaces endOwnThread (integrity.go).
 	endThreadFunc func() int
+	// afterBeatFunc, when set, runs between the self-check's read of the
+	// heartbeat and its look at the thread it ended (integrity.go).
+	afterBeatFunc func()
 
 	cfg    Config
 	log    *slog.Logger
