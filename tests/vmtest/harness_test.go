@@ -752,6 +752,23 @@ func TestLSMPathRequiredWhereBPFIsActive(t *testing.T) {
 			t.Errorf("%s = %s, want %s", name, st, statusFail)
 		}
 	}
+	// A known limit of the kernel, which the sensor handles by leaving the
+	// program out, is shown and not judged.
+	log := strings.Replace(lsmGuestLog("lockdown,capability,yama,apparmor,bpf", "none"),
+		"VMTEST UNVERIFIED sensor/fentry_bpfel.o probe refused\n",
+		"VMTEST UNVERIFIED sensor/fentry_bpfel.o probe refused\n"+
+			"=== RUN   TestVerifierBudget/sensor/pathlsm_x86/path_lsm_chown\n"+
+			"VMTEST UNVERIFIED sensor/pathlsm_x86_bpfel.o path_lsm_chown limit lsm\n", 1)
+	log = strings.Replace(log, "    --- SKIP: TestVerifierBudget/sensor/fentry/probe (0.01s)\n",
+		"    --- SKIP: TestVerifierBudget/sensor/fentry/probe (0.01s)\n"+
+			"    --- SKIP: TestVerifierBudget/sensor/pathlsm_x86/path_lsm_chown (0.01s)\n", 1)
+	limited := parseSample(t, "5.10", log)
+	if st := limited.Results["tests_vmtest_smoke: TestVerifierBudget/sensor/pathlsm_x86/path_lsm_chown"]; st == statusFail {
+		t.Errorf("a known limit failed: %s (%v)", st, limited.Why)
+	}
+	if limited.Refused["sensor/pathlsm_x86_bpfel.o path_lsm_chown"] != "limit" {
+		t.Errorf("the limit is not shown: %v", limited.Refused)
+	}
 	// Not an LSM program and not required: the refusal stays a skip.
 	if st := g.Results["tests_vmtest_smoke: TestVerifierBudget/sensor/fentry/probe"]; st != statusSkip {
 		t.Errorf("unrequired fentry refusal = %s, want %s", st, statusSkip)

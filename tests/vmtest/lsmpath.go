@@ -65,7 +65,9 @@ func checkLSMPath(g *guestRun) {
 }
 
 // refusal is a program the verifier-budget test reported as refused by the
-// kernel (VMTEST UNVERIFIED <object> <program> refused [<kind>]).
+// kernel (VMTEST UNVERIFIED <object> <program> refused [<kind>]). A program
+// reported with "limit" instead (a known limit of the kernel, which the
+// sensor handles) is not one.
 type refusal struct {
 	Object, Program string
 	Kind            string // attach kind; "" when the output does not name it

@@ -472,7 +472,7 @@ func TestVerifierBudget(t *testing.T) {
 						t.Skipf("kernel refuses %s (%s): %v", name, one.Programs[name].Type, err)
 					}
 					if limit, ok := knownLimits[name]; ok && strings.Contains(loadErrorText(err), limit) {
-						fmt.Printf("VMTEST UNVERIFIED %s %s refused %s\n", obj, name, attachKindOf(one.Programs[name]))
+						fmt.Printf("VMTEST UNVERIFIED %s %s limit %s\n", obj, name, attachKindOf(one.Programs[name]))
 						t.Skipf("this kernel cannot load %s (%q), which the sensor leaves out: %v", name, limit, err)
 					}
 					fmt.Printf("VMTEST UNVERIFIED %s %s rejected\n", obj, name)
