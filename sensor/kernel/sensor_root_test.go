@@ -82,33 +82,16 @@ func (h *harness) stop() {
 // until collects events until pred holds for one of them (inclusive).
 func (h *harness) until(pred func(sensor.Event) bool) []sensor.Event {
 	h.t.Helper()
-	timer := time.NewTimer(guard)
-	defer timer.Stop()
-	start := len(h.seen)
-	for {
-		select {
-		case ev := <-h.out:
-			h.seen = append(h.seen, ev)
-			if pred(ev) {
-				return h.seen[start:]
-			}
-		case <-timer.C:
-			h.t.Fatalf("no matching event within %s (%d events seen; program runs the kernel skipped: %v)", guard, len(h.seen)-start, h.s.MissedRuns())
-			return nil
-		}
+	evs, ok := h.within(pred, guard)
+	if !ok {
+		h.t.Fatalf("no matching event within %s (%d events seen; program runs the kernel skipped: %v)", guard, len(evs), h.s.MissedRuns())
 	}
+	return evs
 }
 
-// untilExecArg waits for an exec whose argv contains arg.
-func (h *harness) untilExecArg(arg string) (sensor.Event, []sensor.Event) {
-	h.t.Helper()
-	evs := h.until(func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, arg) })
-	return evs[len(evs)-1], evs
-}
-
-// untilExecArgWithin is untilExecArg waiting at most d: the events seen,
-// and whether the last is the exec.
-func (h *harness) untilExecArgWithin(arg string, d time.Duration) ([]sensor.Event, bool) {
+// within collects events until pred holds for one of them (inclusive) or
+// d has passed: the events seen, and whether the last is the match.
+func (h *harness) within(pred func(sensor.Event) bool, d time.Duration) ([]sensor.Event, bool) {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	start := len(h.seen)
@@ -116,13 +99,25 @@ func (h *harness) untilExecArgWithin(arg string, d time.Duration) ([]sensor.Even
 		select {
 		case ev := <-h.out:
 			h.seen = append(h.seen, ev)
-			if ev.Exec != nil && slices.Contains(ev.Exec.Argv, arg) {
+			if pred(ev) {
 				return h.seen[start:], true
 			}
 		case <-timer.C:
 			return h.seen[start:], false
 		}
 	}
+}
+
+// execArg matches an exec whose argv contains arg.
+func execArg(arg string) func(sensor.Event) bool {
+	return func(ev sensor.Event) bool { return ev.Exec != nil && slices.Contains(ev.Exec.Argv, arg) }
+}
+
+// untilExecArg waits for an exec whose argv contains arg.
+func (h *harness) untilExecArg(arg string) (sensor.Event, []sensor.Event) {
+	h.t.Helper()
+	evs := h.until(execArg(arg))
+	return evs[len(evs)-1], evs
 }
 
 func marker(t *testing.T) string {
@@ -488,7 +483,7 @@ func TestRootOutsideSessionSilent(t *testing.T) {
 		base := h.s.MissedRuns()[processProgHandleExec]
 		m := marker(t)
 		agent.send(t, "/bin/true "+m)
-		got, ok := h.untilExecArgWithin(m, 10*time.Second)
+		got, ok := h.within(execArg(m), 10*time.Second)
 		evs = append(evs, got...)
 		if ok {
 			ev = got[len(got)-1]
