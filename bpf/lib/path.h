@@ -36,7 +36,8 @@
  * the inputs and outputs; pointers travel as u64. Its position and count
  * live in map memory and are reloaded each round, so the verifier does not
  * track them and every iteration ends in the same state (linear time, also
- * on 5.10, which has no bpf_loop).
+ * on 5.10, which has no bpf_loop). Where the kernel has bpf_loop (5.17+)
+ * the objects built with PATH_BPF_LOOP run the rounds as its callback.
  */
 #ifndef LINEAGED_LIB_PATH_H
 #define LINEAGED_LIB_PATH_H
@@ -109,21 +110,117 @@ static __always_inline bool path_ns_none(const void *ns)
 	return !ns || (unsigned long)ns >= (unsigned long)-4095;
 }
 
+/* One step of the walk from *d on *vm (*mnt its struct mount): crosses
+ * to the parent mount at a mount's root, or prepends d's name and goes to
+ * its parent. Returns 1 when the walk is over (the results are in w), 0
+ * to go on. Inlined into both loops below, where the pointers to the
+ * loop's state vanish. */
+static __always_inline int path_step(struct path_walk *w, struct dentry **dp,
+				     struct vfsmount **vmp, struct mount **mntp,
+				     struct dentry *root, struct vfsmount *root_mnt)
+{
+	struct dentry *d = *dp, *parent, *mroot;
+	struct vfsmount *vm = *vmp;
+	struct mount *mnt = *mntp;
+	struct qstr name;
+	__u32 len, pos, n;
+
+	if (d == root && vm == root_mnt)
+		return 1;
+	mroot = BPF_CORE_READ(vm, mnt_root);
+	if (d == mroot) {
+		struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+
+		if (mp != mnt) {
+			*dp = BPF_CORE_READ(mnt, mnt_mountpoint);
+			*mntp = mp;
+			*vmp = &mp->mnt;
+			return 0;
+		}
+		/* A mount with no parent: the namespace's root, or a mount
+		 * in none. */
+		if (path_ns_none(BPF_CORE_READ(mnt, mnt_ns)))
+			w->flags |= PATH_UNREACHABLE;
+		else if (root)
+			w->flags |= PATH_OUTSIDE_ROOT;
+		return 1;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	name = BPF_CORE_READ(d, d_name);
+	len = name.len;
+	pos = PATH_READ(w->pos);
+	if (d == parent) {
+		/* A pseudo dentry (alloc_file_pseudo) of an internal mount:
+		 * only its name, no '/'. */
+		w->flags |= PATH_PSEUDO;
+		if (len > PATH_NAME_MAX || pos > PATH_BUF || len > pos)
+			return 1;
+		pos -= len;
+		barrier_var(len); /* bound the register the helper gets */
+		len &= PATH_NAME_MAX;
+		bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
+		w->pos = pos;
+		return 1;
+	}
+	/* Keep buf[0] free: a path is at most PATH_BUF - 1 bytes. */
+	if (len > PATH_NAME_MAX || pos > PATH_BUF || len + 2 > pos) {
+		w->flags |= PATH_UNREACHABLE;
+		return 1;
+	}
+	pos -= len;
+	barrier_var(len);
+	len &= PATH_NAME_MAX;
+	bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
+	pos--;
+	w->buf[pos & PATH_MASK] = '/';
+	w->pos = pos;
+	n = PATH_READ(w->n);
+	if (n < PATH_DEPTH)
+		w->slash[n] = pos;
+	w->n = n + 1;
+	*dp = parent;
+	return 0;
+}
+
+#ifdef PATH_BPF_LOOP
+/* The walk's state between bpf_loop rounds, on the walker's stack. */
+struct path_loop_ctx {
+	struct path_walk *w;
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct mount *mnt;
+	struct dentry *root;
+	struct vfsmount *root_mnt;
+	int done;
+};
+
+static long path_loop_step(__u32 i, void *arg)
+{
+	struct path_loop_ctx *c = arg;
+
+	c->done = path_step(c->w, &c->d, &c->vm, &c->mnt, c->root, c->root_mnt);
+	return c->done;
+}
+#endif
+
 /* Walk w->dentry/w->vfsmnt in slot up to w->root_dentry/w->root_mnt (see
- * the top of this file). Always returns 0; the results are in the slot. */
+ * the top of this file). Always returns 0; the results are in the slot.
+ *
+ * Built twice (sensor/kernel/gen.go): with PATH_BPF_LOOP the rounds run
+ * under bpf_loop (5.17+), whose callback the verifier checks once instead
+ * of once per round; without it, a bounded loop the verifier follows
+ * round by round (every kernel, 5.10 included). */
 __noinline int path_walk_slot(__u32 slot)
 {
 	struct path_walk *w = bpf_map_lookup_elem(&path_walks, &slot);
-	struct dentry *d, *root;
-	struct vfsmount *vm, *root_mnt;
+	struct dentry *d;
+	struct vfsmount *vm;
 	struct mount *mnt;
 
 	if (!w)
 		return 0;
 	d = (struct dentry *)w->dentry;
 	vm = (struct vfsmount *)w->vfsmnt;
-	root = (struct dentry *)w->root_dentry;
-	root_mnt = (struct vfsmount *)w->root_mnt;
 	mnt = container_of(vm, struct mount, mnt);
 	w->pos = w->end;
 	w->n = 0;
@@ -133,66 +230,28 @@ __noinline int path_walk_slot(__u32 slot)
 	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
 		w->flags = PATH_DELETED;
 
+#ifdef PATH_BPF_LOOP
+	struct path_loop_ctx c = {
+		.w = w,
+		.d = d,
+		.vm = vm,
+		.mnt = mnt,
+		.root = (struct dentry *)w->root_dentry,
+		.root_mnt = (struct vfsmount *)w->root_mnt,
+	};
+
+	bpf_loop(PATH_DEPTH, path_loop_step, &c, 0);
+	if (c.done)
+		return 0;
+#else
+	struct dentry *root = (struct dentry *)w->root_dentry;
+	struct vfsmount *root_mnt = (struct vfsmount *)w->root_mnt;
+
 	for (int i = 0; i < PATH_DEPTH; i++) {
-		struct dentry *parent, *mroot;
-		struct qstr name;
-		__u32 len, pos, n;
-
-		if (d == root && vm == root_mnt)
+		if (path_step(w, &d, &vm, &mnt, root, root_mnt))
 			return 0;
-		mroot = BPF_CORE_READ(vm, mnt_root);
-		if (d == mroot) {
-			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
-
-			if (mp != mnt) {
-				d = BPF_CORE_READ(mnt, mnt_mountpoint);
-				mnt = mp;
-				vm = &mp->mnt;
-				continue;
-			}
-			/* A mount with no parent: the namespace's root, or a
-			 * mount in none. */
-			if (path_ns_none(BPF_CORE_READ(mnt, mnt_ns)))
-				w->flags |= PATH_UNREACHABLE;
-			else if (root)
-				w->flags |= PATH_OUTSIDE_ROOT;
-			return 0;
-		}
-		parent = BPF_CORE_READ(d, d_parent);
-		name = BPF_CORE_READ(d, d_name);
-		len = name.len;
-		pos = PATH_READ(w->pos);
-		if (d == parent) {
-			/* A pseudo dentry (alloc_file_pseudo) of an internal
-			 * mount: only its name, no '/'. */
-			w->flags |= PATH_PSEUDO;
-			if (len > PATH_NAME_MAX || pos > PATH_BUF || len > pos)
-				return 0;
-			pos -= len;
-			barrier_var(len); /* bound the register the helper gets */
-			len &= PATH_NAME_MAX;
-			bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
-			w->pos = pos;
-			return 0;
-		}
-		/* Keep buf[0] free: a path is at most PATH_BUF - 1 bytes. */
-		if (len > PATH_NAME_MAX || pos > PATH_BUF || len + 2 > pos) {
-			w->flags |= PATH_UNREACHABLE;
-			return 0;
-		}
-		pos -= len;
-		barrier_var(len);
-		len &= PATH_NAME_MAX;
-		bpf_probe_read_kernel(&w->buf[pos & PATH_MASK], len, name.name);
-		pos--;
-		w->buf[pos & PATH_MASK] = '/';
-		w->pos = pos;
-		n = PATH_READ(w->n);
-		if (n < PATH_DEPTH)
-			w->slash[n] = pos;
-		w->n = n + 1;
-		d = parent;
 	}
+#endif
 	w->flags |= PATH_UNREACHABLE;
 	return 0;
 }

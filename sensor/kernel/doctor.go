@@ -151,6 +151,7 @@ func Doctor(cfg Config, log *slog.Logger) Report {
 	if err == nil {
 		add("tamper", false, nil, tamper)
 		add("path identity", false, nil, ident)
+		add("path walk", false, nil, WalkerName())
 	}
 	if pinPath != "" {
 		cfg.PinPath = pinPath

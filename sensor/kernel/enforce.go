@@ -65,7 +65,7 @@ func (e *enforcement) program() (string, *ebpf.Program) {
 // against a partial list.
 func loadEnforcement(m sharedMaps, keys denyRules, lsmFile string) (*enforcement, error) {
 	why := ""
-	lsmSpec, err := loadEnforceLsm()
+	lsmSpec, err := pickWalker(loadEnforceLsm, loadEnforceLsmLoop)
 	if err != nil {
 		return nil, fmt.Errorf("enforce_lsm object: %w", err)
 	}
@@ -85,7 +85,7 @@ func loadEnforcement(m sharedMaps, keys denyRules, lsmFile string) (*enforcement
 		return &enforcement{coll: coll, link: l, hooks: HooksLSM, reason: "bprm_check_security", attach: attachLSM}, nil
 	}
 
-	tpSpec, err := loadEnforceTp()
+	tpSpec, err := pickWalker(loadEnforceTp, loadEnforceTpLoop)
 	if err != nil {
 		return nil, fmt.Errorf("enforce_tp object: %w", err)
 	}
@@ -206,7 +206,7 @@ func HooksDetail(name, reason string) string {
 // maps of its own and one rule that matches nothing, and reports which path
 // this host takes.
 func probeEnforcement() (name, reason string, err error) {
-	spec, err := loadEnforceLsm()
+	spec, err := pickWalker(loadEnforceLsm, loadEnforceLsmLoop)
 	if err != nil {
 		return "", "", err
 	}

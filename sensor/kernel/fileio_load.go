@@ -46,7 +46,7 @@ func loadFileIO(shared fileIOMaps, cfg fileIOConfig) (*fileIO, error) {
 	if shared.Sessions == nil || shared.Events == nil || shared.Lost == nil {
 		return nil, errors.New("fileio: the sessions, events and ringbuf_lost maps are all required")
 	}
-	spec, err := loadFileio()
+	spec, err := pickWalker(loadFileio, loadFileioLoop)
 	if err != nil {
 		return nil, fmt.Errorf("fileio: %w", err)
 	}

@@ -81,7 +81,7 @@ func loadFIOEnvConfig(t testing.TB, ringBytes uint32, w wakeupPolicy, cfg fileIO
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := loadFileio()
+	spec, err := pickWalker(loadFileio, loadFileioLoop)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func archObjects() []objectLoader {
 		},
 		kinds:  []sensor.Kind{sensor.KindOpen, sensor.KindUnlink, sensor.KindRename, sensor.KindChmod, sensor.KindConnect, sensor.KindFileModify, sensor.KindIOURing},
 		decode: decodeFileIO,
-		bytes:  _FileioBytes,
+		bytes:  fileioBytes(),
 		progs:  []string{fileioProgFileioSysEnter, fileioProgFileioSysExit},
 		links: func(c io.Closer) map[string]link.Link {
 			f, ok := c.(*fileIO)
@@ -65,4 +65,12 @@ func iouringCheck() (string, error) {
 		return "", errors.New(iouringWhyNot() + ": requests submitted through io_uring are not seen (io_uring_setup is)")
 	}
 	return "requests traced at raw_tp/" + tp + " (" + prog + ")", nil
+}
+
+// fileioBytes is the file object build this kernel takes (walker.go).
+func fileioBytes() []byte {
+	if loopWalker() {
+		return _FileioLoopBytes
+	}
+	return _FileioBytes
 }

@@ -89,7 +89,7 @@ func pinStateIndex(st PinState) uint32 {
 func pinVersion(cfg Config) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(pinLayout))
-	h.Write(_ProcessBytes)
+	h.Write(processBytes())
 	for _, o := range extraObjects() {
 		h.Write([]byte(o.name))
 		h.Write(o.bytes)

@@ -246,7 +246,7 @@ func (s *Sensor) loadFresh(spec *ebpf.CollectionSpec) error {
 // map sizes and scope are fixed at load time, in the object's maps and
 // read-only variables (ring-buffer batching: sharedMaps.prepare).
 func (s *Sensor) processSpec() (*ebpf.CollectionSpec, error) {
-	spec, err := loadProcess()
+	spec, err := pickWalker(loadProcess, loadProcessLoop)
 	if err != nil {
 		return nil, fmt.Errorf("sensor: process object: %w", err)
 	}

@@ -386,6 +386,10 @@ func threadsHelper() {
 }
 
 func TestMain(m *testing.M) {
+	// LINEAGED_TEST_WALKER=bounded runs the suite on the bounded-loop
+	// build of the path-walking objects where the kernel has bpf_loop
+	// (walker.go), which otherwise only kernels before 5.17 run.
+	walkerOverride = os.Getenv("LINEAGED_TEST_WALKER")
 	switch os.Getenv("LINEAGED_SENSOR_HELPER") {
 	case "threads":
 		threadsHelper()
