@@ -22,10 +22,10 @@
  *    and a switch; for one we want they first copy the arguments into a
  *    perf record. BenchmarkFileIOOverhead measures it;
  *  - tp_btf gives typed, directly readable pt_regs (no probe_read per arg).
- * The numbers are x86_64's: this object is built for amd64 only. 32-bit
- * (ia32 compat, TS_COMPAT) calls are decoded too: the file ones translated
- * to x86_64 (fileio_compat.h), the network ones in fileio_net.h. x32 is not
- * built into the kernels we know. Requests submitted through io_uring
+ * The numbers are x86_64's, on arm64 too: fileio_arch.h translates arm64's
+ * (the object is built for both). 32-bit (ia32 compat, TS_COMPAT) calls are
+ * decoded too: the file ones translated to x86_64 (fileio_compat.h), the
+ * network ones in fileio_net.h. x32 is not built into the kernels we know. Requests submitted through io_uring
  * bypass these syscalls: bpf/iouring.bpf.c reports them.
  *
  * Cost outside sessions: the switch, then one lookup of the tgid in
@@ -54,6 +54,7 @@
 
 #include "maps.h"
 #include "fileio.h"
+#include "fileio_arch.h"
 #include "lib/header.h"
 #define PATH_SLOTS 2 /* enum scratch_slot: enter and exit */
 #include "lib/path.h"
@@ -64,7 +65,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl), the
+ * numbering inside these programs on every architecture (fileio_arch.h). */
 #define NR_open 2
 #define NR_connect 42
 #define NR_rename 82
@@ -94,7 +96,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6 10
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
-#define TS_COMPAT 0x0002
 
 /* include/linux/fs.h: set by do_open/atomic_open when this open created the
  * file. It is the kernel's own answer to "created?", race-free, unlike
@@ -159,15 +160,15 @@ struct {
 } fio_scratch SEC(".maps");
 
 /* The syscall's arguments where x86_64 passes them (an ia32 call's
- * translated, fileio_compat.h), per CPU like the scratch records: a
- * struct pt_regs on sys_enter's stack, with the handlers' frames, passes
- * the 512-byte stack budget on kernels that count subprograms' frames
- * together (6.12 refused 576 bytes). */
+ * translated, fileio_compat.h; an arm64 call's, fileio_arch.h), per CPU
+ * like the scratch records: a copy on sys_enter's stack, with the
+ * handlers' frames, passed the 512-byte stack budget on kernels that count
+ * subprograms' frames together (6.12 refused 576 bytes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pt_regs);
+	__type(value, struct sc_args);
 } fio_regs SEC(".maps");
 
 /* connect_event is only reserved, never a map value: name it once so its
@@ -280,10 +281,8 @@ static __always_inline int emit_file(struct file_event *ev)
 
 	if (size > sizeof(*ev))
 		return 0;
-	/* An ia32 call (translated, fileio_compat.h): TS_COMPAT holds for
-	 * the whole call, at enter and at exit. */
-	if (BPF_CORE_READ((struct task_struct *)bpf_get_current_task(),
-			  thread_info.status) & TS_COMPAT)
+	/* An ia32 call (translated, fileio_compat.h). */
+	if (current_compat())
 		ev->syscall |= FIO_SYSCALL_IA32;
 	unpark_fork(bpf_get_current_pid_tgid() >> 32);
 	if (shed(ev->hdr.kind, ev->hdr.session_pid, ev->hdr.session_start))
@@ -314,11 +313,12 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	struct task_struct *task;
 	struct session *s;
 	struct fio_args a = {};
-	struct pt_regs *cregs;
+	struct sc_args *args;
 	__u32 zero = 0;
 	__u32 tgid, tid;
 	__u64 id;
 
+	nr = arch_nr(nr);
 	switch (nr) {
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
 	case NR_open_by_handle_at:
@@ -346,8 +346,8 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	if (!s)
 		return 0;
 	/* The arguments, copied: the handlers read one kind of pointer. */
-	cregs = bpf_map_lookup_elem(&fio_regs, &zero);
-	if (!cregs)
+	args = bpf_map_lookup_elem(&fio_regs, &zero);
+	if (!args)
 		return 0;
 	if (task_compat(task)) {
 		long inr = nr;
@@ -355,34 +355,33 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 		nr = compat_file_nr(nr);
 		if (!nr)
 			return 0;
-		compat_regs(cregs, regs);
-		compat_fix_args(inr, cregs);
+		compat_regs(args, regs);
+		compat_fix_args(inr, args);
 	} else {
-		native_regs(cregs, regs);
+		sc_native(args, regs);
 	}
-	regs = cregs;
 
 	switch (nr) {
 	case NR_unlink: case NR_unlinkat: case NR_rmdir:
 	case NR_rename: case NR_renameat: case NR_renameat2:
 	case NR_chmod: case NR_fchmodat: case NR_fchmodat2:
 	FILEMOD_CASES:
-		return enter_path_op(nr, regs, s, task);
+		return enter_path_op(nr, args, s, task);
 	case NR_close: case NR_dup2: case NR_dup3: case NR_close_range:
-		return fd_mark_enter(nr, regs, tgid);
+		return fd_mark_enter(nr, args, tgid);
 	}
 
 	a.sess = *s;
 	a.nr = nr;
-	a.arg[0] = regs->di;
-	a.arg[1] = regs->si;
-	a.arg[2] = regs->dx;
-	a.arg[3] = regs->r10;
+	a.arg[0] = args->di;
+	a.arg[1] = args->si;
+	a.arg[2] = args->dx;
+	a.arg[3] = args->r10;
 	a.t0 = bpf_ktime_get_boot_ns();
 	if (nr == NR_openat2) {
 		struct open_how how = {};
 
-		bpf_probe_read_user(&how, sizeof(how), (void *)regs->dx);
+		bpf_probe_read_user(&how, sizeof(how), (void *)args->dx);
 		a.how_flags = how.flags;
 		a.how_mode = how.mode;
 	}
@@ -497,7 +496,7 @@ as_named:
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 {
-	long nr = regs->orig_ax;
+	long nr = arch_nr(SC_NR(regs));
 	struct task_struct *task;
 	bool compat = false;
 	__u32 tid;

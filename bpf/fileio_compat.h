@@ -25,6 +25,8 @@
 #ifndef LINEAGED_FILEIO_COMPAT_H
 #define LINEAGED_FILEIO_COMPAT_H
 
+#if defined(__TARGET_ARCH_x86)
+
 /* The x86_64 number of an i386 file syscall we trace, 0 for any other. */
 static __always_inline long compat_file_nr(long nr)
 {
@@ -85,33 +87,23 @@ static __always_inline long compat_file_nr(long nr)
 	return 0;
 }
 
-static __always_inline bool task_compat(struct task_struct *task)
-{
-	return BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
-}
-
-static __always_inline bool current_compat(void)
-{
-	return task_compat((struct task_struct *)bpf_get_current_task());
-}
-
 /* The i386 arguments of regs where x86_64 passes them, zero-extended
  * (pointers are 32-bit; the handlers sign-extend fds and dirfds as int). */
-static __always_inline void compat_regs(struct pt_regs *c, const struct pt_regs *regs)
+static __always_inline void compat_regs(struct sc_args *c, const struct pt_regs *regs)
 {
-	c->di = (__u32)regs->bx;
-	c->si = (__u32)regs->cx;
-	c->dx = (__u32)regs->dx;
-	c->r10 = (__u32)regs->si;
-	c->r8 = (__u32)regs->di;
-	c->r9 = (__u32)regs->bp;
+	c->di = SC_IA32_ARG0(regs);
+	c->si = SC_IA32_ARG1(regs);
+	c->dx = SC_IA32_ARG2(regs);
+	c->r10 = SC_IA32_ARG3(regs);
+	c->r8 = SC_IA32_ARG4(regs);
+	c->r9 = SC_IA32_ARG5(regs);
 }
 
 /* i386 calls whose arguments differ from their x86_64 twin's: the 64-bit
  * length of truncate64/ftruncate64 comes in two registers; chown16 and
  * fchown16 pass 16-bit ids, where 0xffff means "unchanged" (-1). lchown16
  * (16, x86_64's ioctl) is not translated: see the top of this file. */
-static __always_inline void compat_fix_args(long inr, struct pt_regs *c)
+static __always_inline void compat_fix_args(long inr, struct sc_args *c)
 {
 	switch (inr) {
 	case 193:
@@ -126,15 +118,21 @@ static __always_inline void compat_fix_args(long inr, struct pt_regs *c)
 	}
 }
 
-/* The x86_64 arguments of regs, in the same place. */
-static __always_inline void native_regs(struct pt_regs *c, const struct pt_regs *regs)
+#else /* no ia32 on arm64 (fileio_arch.h: AArch32 calls are not decoded) */
+
+static __always_inline long compat_file_nr(long nr)
 {
-	c->di = regs->di;
-	c->si = regs->si;
-	c->dx = regs->dx;
-	c->r10 = regs->r10;
-	c->r8 = regs->r8;
-	c->r9 = regs->r9;
+	return 0;
 }
+
+static __always_inline void compat_regs(struct sc_args *c, const struct pt_regs *regs)
+{
+}
+
+static __always_inline void compat_fix_args(long inr, struct sc_args *c)
+{
+}
+
+#endif
 
 #endif /* LINEAGED_FILEIO_COMPAT_H */

@@ -73,7 +73,7 @@ static __always_inline __u32 fd_mark_target(long nr, __u64 arg0, __u64 arg1)
 
 /* sys_enter of a member's close, dup2, dup3 or close_range (regs: the
  * x86_64-ordered copy of the arguments). */
-static __always_inline int fd_mark_enter(long nr, const struct pt_regs *regs, __u32 tgid)
+static __always_inline int fd_mark_enter(long nr, const struct sc_args *regs, __u32 tgid)
 {
 	struct fd_mark_key k = { .tgid = tgid, .fd = fd_mark_target(nr, regs->di, regs->si) };
 	struct fd_mark n = {
@@ -117,11 +117,11 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 	__u64 arg0, arg1, id;
 
 	if (compat) {
-		arg0 = (__u32)regs->bx;
-		arg1 = (__u32)regs->cx;
+		arg0 = SC_IA32_ARG0(regs);
+		arg1 = SC_IA32_ARG1(regs);
 	} else {
-		arg0 = regs->di;
-		arg1 = regs->si;
+		arg0 = SC_ARG0(regs);
+		arg1 = SC_ARG1(regs);
 	}
 	id = bpf_get_current_pid_tgid();
 	k.tgid = id >> 32;

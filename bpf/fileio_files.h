@@ -455,7 +455,7 @@ static __always_inline int emit_path_op(struct fio_pend *p)
 }
 
 /* unlink, rename, chmod: the record is built at enter, completed at exit. */
-static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
+static __always_inline int enter_path_op(long nr, struct sc_args *regs,
 					 const struct session *s,
 					 struct task_struct *task)
 {
@@ -532,7 +532,7 @@ static __always_inline int enter_path_op(long nr, struct pt_regs *regs,
 	ev->result = 0;
 	ev->syscall = nr;
 	/* An ia32 call (nr is already its x86_64 twin, fileio_compat.h). */
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+	if (task_compat(task))
 		ev->syscall |= FIO_SYSCALL_IA32;
 	ev->xflags = 0;
 	ev->_pad0 = 0;

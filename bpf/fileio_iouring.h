@@ -48,13 +48,13 @@ static __always_inline int iouring_setup_exit(struct pt_regs *regs, long ret)
 	s = session_of(task, tgid);
 	if (!s)
 		return 0;
-	ia32 = BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
+	ia32 = task_compat(task);
 	if (ia32) {
-		entries = (__u32)regs->bx;
-		params = (__u32)regs->cx;
+		entries = SC_IA32_ARG0(regs);
+		params = SC_IA32_ARG1(regs);
 	} else {
-		entries = regs->di;
-		params = regs->si;
+		entries = SC_ARG0(regs);
+		params = SC_ARG1(regs);
 	}
 	unpark_fork(tgid);
 	if (shed(EV_IOURING, s->root_pid, s->root_start))

@@ -86,7 +86,7 @@ static __always_inline bool filemod_follows(const struct file_event *ev)
 /* The names and fixed fields of an EV_FILEMOD call (see above) from its
  * x86_64 arguments. nm and ev are set as enter_path_op leaves them: no
  * second name, dirfds AT_FDCWD, flags and mode 0. */
-static __always_inline void filemod_args(long nr, const struct pt_regs *regs,
+static __always_inline void filemod_args(long nr, const struct sc_args *regs,
 					 struct fio_names *nm, struct file_event *ev)
 {
 	ev->fmode = 0;

@@ -94,14 +94,14 @@ struct {
 static __always_inline int net_connect_enter(const struct pt_regs *regs, long nr)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	bool compat = BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
+	bool compat = task_compat(task);
 	struct net_start v = { .nr = nr };
 	__u64 id;
 	__u32 tid;
 
 	if (compat != (nr != NR_connect))
 		return 0; /* 42 is pipe in i386; 102 getuid in x86_64 */
-	if (nr == NR32_socketcall && (__u32)regs->bx != SYS_CONNECT)
+	if (nr == NR32_socketcall && SC_IA32_ARG0(regs) != SYS_CONNECT)
 		return 0;
 	id = bpf_get_current_pid_tgid();
 	if (!session_of(task, id >> 32))
@@ -166,19 +166,19 @@ static __always_inline bool net_decode(struct pt_regs *regs, long nr, bool ia32,
 	int i;
 
 	if (!ia32) {
-		c->a[0] = regs->di;
-		c->a[1] = regs->si;
-		c->a[2] = regs->dx;
-		c->a[3] = regs->r10;
-		c->a[4] = regs->r8;
-		c->a[5] = regs->r9;
+		c->a[0] = SC_ARG0(regs);
+		c->a[1] = SC_ARG1(regs);
+		c->a[2] = SC_ARG2(regs);
+		c->a[3] = SC_ARG3(regs);
+		c->a[4] = SC_ARG4(regs);
+		c->a[5] = SC_ARG5(regs);
 	} else if (nr == NR32_socketcall) {
 		__u32 v[6] = {};
 		__u32 n;
 
 		/* n: the call's arguments, as many words as the kernel
 		 * copies (a read past them could fault at a page end). */
-		switch ((__u32)regs->bx) {
+		switch (SC_IA32_ARG0(regs)) {
 		case SYS_CONNECT: call = NR32_connect; n = 3; break;
 		case SYS_LISTEN: call = NR32_listen; n = 2; break;
 		case SYS_SENDTO: call = NR32_sendto; n = 6; break;
@@ -189,7 +189,7 @@ static __always_inline bool net_decode(struct pt_regs *regs, long nr, bool ia32,
 		/* The arguments are in the caller's memory: what it holds at
 		 * exit (the flag says so). Unreadable, no descriptor is
 		 * named and the record says so. */
-		if (bpf_probe_read_user(v, n * 4, (void *)(__u64)(__u32)regs->cx)) {
+		if (bpf_probe_read_user(v, n * 4, (void *)(__u64)SC_IA32_ARG1(regs))) {
 			c->nflags |= NET_F_UNREADABLE;
 			v[0] = -1;
 		}
@@ -198,12 +198,12 @@ static __always_inline bool net_decode(struct pt_regs *regs, long nr, bool ia32,
 		c->a[0] = (int)v[0];
 		c->nflags |= NET_F_SOCKETCALL;
 	} else {
-		c->a[0] = (__u32)regs->bx;
-		c->a[1] = (__u32)regs->cx;
-		c->a[2] = (__u32)regs->dx;
-		c->a[3] = (__u32)regs->si;
-		c->a[4] = (__u32)regs->di;
-		c->a[5] = (__u32)regs->bp;
+		c->a[0] = SC_IA32_ARG0(regs);
+		c->a[1] = SC_IA32_ARG1(regs);
+		c->a[2] = SC_IA32_ARG2(regs);
+		c->a[3] = SC_IA32_ARG3(regs);
+		c->a[4] = SC_IA32_ARG4(regs);
+		c->a[5] = SC_IA32_ARG5(regs);
 	}
 	if (ia32)
 		c->nflags |= NET_F_IA32;
@@ -552,13 +552,13 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	case NR_sendto:
 		/* Most sends name no destination: let them go before the
 		 * membership lookup (an ia32 44 is not a send either). */
-		if (!regs->r8)
+		if (!SC_ARG4(regs))
 			return 0;
 		break;
 	case NR32_socketcall: case NR32_sendmmsg: case NR32_connect:
 	case NR32_listen: case NR32_sendto: case NR32_sendmsg:
 		/* Test the cheap thing first: 102 is getuid in x86_64. */
-		if (!(BPF_CORE_READ(task, thread_info.status) & TS_COMPAT))
+		if (!task_compat(task))
 			return 0;
 		ia32 = true;
 	}
@@ -568,7 +568,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 		return 0;
 	/* An ia32 call whose number is an x86_64 socket call's (42 is
 	 * pipe there): not one of ours. */
-	if (!ia32 && (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT))
+	if (!ia32 && task_compat(task))
 		return 0;
 	if (!net_decode(regs, nr, ia32, &c))
 		return 0;

@@ -1,4 +1,4 @@
-//go:build linux && (386 || amd64)
+//go:build linux && (386 || amd64 || arm64)
 
 package kernel
 
@@ -346,16 +346,6 @@ func rawPath(p string) uintptr {
 	return uintptr(unsafe.Pointer(b))
 }
 
-// Legacy syscalls, issued directly: x/sys routes Open, Unlink, Rename and
-// Chmod through their *at forms.
-func sysOpen(p string, flags, mode int) (int, error) {
-	fd, _, e := unix.Syscall(unix.SYS_OPEN, rawPath(p), uintptr(flags), uintptr(mode))
-	if e != 0 {
-		return -1, e
-	}
-	return int(fd), nil
-}
-
 func sys1(nr uintptr, a ...uintptr) error {
 	var args [6]uintptr
 	copy(args[:], a)
@@ -419,11 +409,7 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 			return closeFD(unix.Openat(unix.AT_FDCWD, p("created"), unix.O_CREAT|unix.O_RDWR, 0o640))
 		}, fioWant{kind: sensor.KindOpen, path: p("created"), result: resultFD, access: sensor.AccessReadWrite, mode: 0o640}},
 		{"creat", func(*fioState) error {
-			fd, _, e := unix.Syscall(unix.SYS_CREAT, rawPath(p("creat-new")), 0o600, 0)
-			if e != 0 {
-				return e
-			}
-			return unix.Close(int(fd))
+			return closeFD(sysCreat(p("creat-new"), 0o600))
 		}, fioWant{kind: sensor.KindOpen, path: p("creat-new"), result: resultFD, created: true, access: sensor.AccessWrite,
 			flags: unix.O_CREAT | unix.O_WRONLY | unix.O_TRUNC, checkFlags: true, mode: 0o600}},
 		{"open dirfd", func(s *fioState) error {
@@ -511,18 +497,18 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 		{"failed open, relative to cwd", func(*fioState) error {
 			return expectErr(unix.ENOENT, closeFD(sysOpen("nope2", unix.O_RDONLY, 0)))
 		}, fioWant{kind: sensor.KindOpen, path: p("nope2"), result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessRead}},
-		{"unlink", func(*fioState) error { return sys1(unix.SYS_UNLINK, rawPath(p("created"))) },
+		{"unlink", func(*fioState) error { return sysUnlink(p("created")) },
 			fioWant{kind: sensor.KindUnlink, path: p("created"), unresolved: true}},
 		{"unlinkat relative to dirfd", func(s *fioState) error { return unix.Unlinkat(s.dirfd, "rel2", 0) },
 			fioWant{kind: sensor.KindUnlink, path: p("sub", "rel2"), unresolved: true, checkFlags: true}},
 		{"unlinkat AT_REMOVEDIR relative to cwd", func(*fioState) error {
 			return unix.Unlinkat(unix.AT_FDCWD, "emptydir", unix.AT_REMOVEDIR)
 		}, fioWant{kind: sensor.KindUnlink, path: p("emptydir"), unresolved: true, flags: unix.AT_REMOVEDIR, checkFlags: true}},
-		{"failed unlink", func(*fioState) error { return expectErr(unix.ENOENT, sys1(unix.SYS_UNLINK, rawPath(p("missing")))) },
+		{"failed unlink", func(*fioState) error { return expectErr(unix.ENOENT, sysUnlink(p("missing"))) },
 			fioWant{kind: sensor.KindUnlink, path: p("missing"), unresolved: true, result: -int32(unix.ENOENT)}},
 		{"unlink over 255 bytes", func(*fioState) error { return unix.Unlinkat(unix.AT_FDCWD, long, 0) },
 			fioWant{kind: sensor.KindUnlink, path: long, unresolved: true}},
-		{"rename", func(*fioState) error { return sys1(unix.SYS_RENAME, rawPath(p("creat-new")), rawPath(p("renamed"))) },
+		{"rename", func(*fioState) error { return sysRename(p("creat-new"), p("renamed")) },
 			fioWant{kind: sensor.KindRename, path: p("creat-new"), newPath: p("renamed"), unresolved: true}},
 		{"renameat dirfd to cwd", func(s *fioState) error { return unix.Renameat(s.dirfd, "target", unix.AT_FDCWD, "moved") },
 			fioWant{kind: sensor.KindRename, path: p("sub", "target"), newPath: p("moved"), unresolved: true}},
@@ -534,7 +520,7 @@ func fioFileSteps(d string, haveFchmodat2 bool) []fioStep {
 			return unix.Renameat2(unix.AT_FDCWD, fioNewline, unix.AT_FDCWD, fioBadUTF8+"2", 0)
 		},
 			fioWant{kind: sensor.KindRename, path: p(fioNewline), newPath: p(fioBadUTF8 + "2"), unresolved: true, checkFlags: true}},
-		{"chmod", func(*fioState) error { return sys1(unix.SYS_CHMOD, rawPath(p("existing")), 0o600) },
+		{"chmod", func(*fioState) error { return sysChmod(p("existing"), 0o600) },
 			fioWant{kind: sensor.KindChmod, path: p("existing"), unresolved: true, mode: 0o600}},
 		{"fchmodat relative to cwd", func(*fioState) error { return unix.Fchmodat(unix.AT_FDCWD, "moved", 0o640, 0) },
 			fioWant{kind: sensor.KindChmod, path: p("moved"), unresolved: true, mode: 0o640}},
@@ -568,7 +554,7 @@ func fioChrootSteps() []fioStep {
 		{"failed, relative to the root", func(*fioState) error {
 			return expectErr(unix.ENOENT, closeFD(sysOpen("nope", unix.O_RDONLY, 0)))
 		}, fioWant{kind: sensor.KindOpen, path: "/nope", result: -int32(unix.ENOENT), unresolved: true, access: sensor.AccessRead}},
-		{"unlink relative to the root", func(*fioState) error { return sys1(unix.SYS_UNLINK, rawPath("sub/keep")) },
+		{"unlink relative to the root", func(*fioState) error { return sysUnlink("sub/keep") },
 			fioWant{kind: sensor.KindUnlink, path: "/sub/keep", unresolved: true}},
 	}
 }

@@ -192,31 +192,14 @@ type fileioLoopPathWalk struct {
 	Buf        [8224]int8
 }
 
-type fileioLoopPtRegs struct {
-	_      structs.HostLayout
-	R15    uint64
-	R14    uint64
-	R13    uint64
-	R12    uint64
-	Bp     uint64
-	Bx     uint64
-	R11    uint64
-	R10    uint64
-	R9     uint64
-	R8     uint64
-	Ax     uint64
-	Cx     uint64
-	Dx     uint64
-	Si     uint64
-	Di     uint64
-	OrigAx uint64
-	Ip     uint64
-	Cs     uint16
-	_      [6]byte
-	Flags  uint64
-	Sp     uint64
-	Ss     uint16
-	_      [6]byte
+type fileioLoopScArgs struct {
+	_   structs.HostLayout
+	Di  uint64
+	Si  uint64
+	Dx  uint64
+	R10 uint64
+	R8  uint64
+	R9  uint64
 }
 
 type fileioLoopScratch struct {

@@ -9,9 +9,10 @@ package kernel
 //
 //	go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target <t> [-type <struct>]... <name> <source> -- -I<bpf dir>
 //
-// -target is bpfel (any little-endian host) except for the file and network
-// object, built for amd64 only: it dispatches on x86_64 syscall numbers and
-// reads x86 pt_regs. -type names the wire structs bpf/lineaged.h and
+// -target is bpfel (any little-endian host) except for the objects that
+// read syscall registers or share the file object's records (fileio,
+// iouring, pathLsm): built per architecture, amd64 and arm64, whose pt_regs
+// and syscall numbers differ (bpf/fileio_arch.h). -type names the wire structs bpf/lineaged.h and
 // bpf/fileio.h define once for C and Go.
 //
 // The objects that walk paths (bpf/lib/path.h: process, fileio and the two
@@ -26,12 +27,12 @@ package kernel
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target bpfel processLoop ../../bpf/process.bpf.c -- -I../../bpf
 //
 // fileio: file and network events of session members.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target amd64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target amd64,arm64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
 //
 // iouring: requests session members submit to an io_uring (raw tracepoints
 // io_uring_submit_req or io_uring_submit_sqe, whichever the kernel has).
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type iouring_event iouring ../../bpf/iouring.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type iouring_event iouring ../../bpf/iouring.bpf.c -- -I../../bpf
 //
 // Deny-exec enforcement (bpf/enforce.h): the LSM program where the kernel
 // runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
@@ -48,4 +49,4 @@ package kernel
 // of the object a member's unlink, rename, chmod, chown, truncate or link
 // acts on to the fileio object's record in flight; loaded where the kernel
 // runs BPF LSM programs.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 pathLsm ../../bpf/path_lsm.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 pathLsm ../../bpf/path_lsm.bpf.c -- -I../../bpf
