@@ -331,9 +331,87 @@ static __always_inline void script_arg(struct exec_scratch *x, unsigned long p, 
  * the rule index and one bool, which keeps the verifier's work linear in
  * the table size.
  */
+#ifdef LINEAGED_BPF_LOOP
+/* The rule passes as bpf_loop callbacks (5.17+): the verifier checks one
+ * rule instead of RECOG_MAX (sensor/kernel/walker.go picks the build). The
+ * bounded build's loops below do the same, rule by rule. */
+
+/* One rule of the first pass (rules on the executable alone): 1 when the
+ * pass is over (*agent set on a match), 0 to go on. */
+static __always_inline int recog_exe_rule(struct exec_scratch *x, __u32 r, __u8 *agent)
+{
+	__u32 key = r;
+	struct recogniser *rec = bpf_map_lookup_elem(&recognisers, &key);
+	if (!rec || rec->agent == AGENT_NONE)
+		return 1;
+	__u64 d = exe_mismatch(x, rec);
+	if (rec->script_len) {
+		/* through memory: no register state to fork on */
+		x->need_arg |= d == 0;
+		return 0;
+	}
+	if (d == 0) {
+		x->rule = r;
+		*agent = rec->agent;
+		return 1;
+	}
+	return 0;
+}
+
+/* One rule of the second pass (interpreter rules, with the script). */
+static __always_inline int recog_script_rule(struct exec_scratch *x, __u32 r, __u8 *agent)
+{
+	__u32 key = r;
+	struct recogniser *rec = bpf_map_lookup_elem(&recognisers, &key);
+	if (!rec || rec->agent == AGENT_NONE)
+		return 1;
+	if (rec->script_len && (exe_mismatch(x, rec) | script_mismatch(x, rec)) == 0) {
+		x->rule = r;
+		*agent = rec->agent;
+		return 1;
+	}
+	return 0;
+}
+
+struct recog_loop_ctx {
+	struct exec_scratch *x;
+	__u8 agent;
+};
+
+static long recog_exe_step(__u32 r, void *arg)
+{
+	struct recog_loop_ctx *c = arg;
+
+	return recog_exe_rule(c->x, r, &c->agent);
+}
+
+static long recog_script_step(__u32 r, void *arg)
+{
+	struct recog_loop_ctx *c = arg;
+
+	return recog_script_rule(c->x, r, &c->agent);
+}
+#endif
+
 static __always_inline __u8 recognise_rules(struct exec_scratch *x, unsigned long arg_start,
 				      unsigned long arg_end)
 {
+#ifdef LINEAGED_BPF_LOOP
+	struct recog_loop_ctx c = { .x = x, .agent = AGENT_NONE };
+
+	x->need_arg = 0;
+	bpf_loop(RECOG_MAX, recog_exe_step, &c, 0);
+	if (c.agent != AGENT_NONE)
+		return c.agent;
+	if (!SCRATCH_READ(x->need_arg))
+		return AGENT_NONE;
+
+	script_arg(x, arg_start, arg_end);
+	if (SCRATCH_READ(x->script_len) == 0)
+		return AGENT_NONE;
+	bpf_loop(RECOG_MAX, recog_script_step, &c, 0);
+	return c.agent;
+#else
 	__u32 r;
 
 	x->need_arg = 0;
@@ -370,6 +448,7 @@ static __always_inline __u8 recognise_rules(struct exec_scratch *x, unsigned lon
 		}
 	}
 	return AGENT_NONE;
+#endif
 }
 
 /* The verdict goes through memory so every path out of the rule loops

@@ -37,7 +37,7 @@
  * live in map memory and are reloaded each round, so the verifier does not
  * track them and every iteration ends in the same state (linear time, also
  * on 5.10, which has no bpf_loop). Where the kernel has bpf_loop (5.17+)
- * the objects built with PATH_BPF_LOOP run the rounds as its callback.
+ * the objects built with LINEAGED_BPF_LOOP run the rounds as its callback.
  */
 #ifndef LINEAGED_LIB_PATH_H
 #define LINEAGED_LIB_PATH_H
@@ -182,7 +182,7 @@ static __always_inline int path_step(struct path_walk *w, struct dentry **dp,
 	return 0;
 }
 
-#ifdef PATH_BPF_LOOP
+#ifdef LINEAGED_BPF_LOOP
 /* The walk's state between bpf_loop rounds, on the walker's stack. */
 struct path_loop_ctx {
 	struct path_walk *w;
@@ -206,7 +206,7 @@ static long path_loop_step(__u32 i, void *arg)
 /* Walk w->dentry/w->vfsmnt in slot up to w->root_dentry/w->root_mnt (see
  * the top of this file). Always returns 0; the results are in the slot.
  *
- * Built twice (sensor/kernel/gen.go): with PATH_BPF_LOOP the rounds run
+ * Built twice (sensor/kernel/gen.go): with LINEAGED_BPF_LOOP the rounds run
  * under bpf_loop (5.17+), whose callback the verifier checks once instead
  * of once per round; without it, a bounded loop the verifier follows
  * round by round (every kernel, 5.10 included). */
@@ -230,7 +230,7 @@ __noinline int path_walk_slot(__u32 slot)
 	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
 		w->flags = PATH_DELETED;
 
-#ifdef PATH_BPF_LOOP
+#ifdef LINEAGED_BPF_LOOP
 	struct path_loop_ctx c = {
 		.w = w,
 		.d = d,

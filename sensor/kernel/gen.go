@@ -17,18 +17,18 @@ package kernel
 //
 // The objects that walk paths (bpf/lib/path.h: process, fileio and the two
 // deny-exec objects) are built twice: as named, with the walk as a bounded
-// loop every kernel runs, and as <name>Loop with -DPATH_BPF_LOOP, the walk's
+// loop every kernel runs, and as <name>Loop with -DLINEAGED_BPF_LOOP, the walk's
 // rounds under bpf_loop (5.17+), which the verifier checks once. The loader
 // takes the Loop build where the kernel has bpf_loop (walker.go). Both
 // builds have the same maps, programs and variables.
 //
 // process: exec, fork and exit, and the agent recognisers.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type fork_flags -type session -type recogniser -type recog_matcher -type tamper_event -type sensor_proc -type own_key process ../../bpf/process.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target bpfel processLoop ../../bpf/process.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target bpfel processLoop ../../bpf/process.bpf.c -- -I../../bpf
 //
 // fileio: file and network events of session members.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target amd64,arm64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target amd64,arm64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
 //
 // iouring: requests session members submit to an io_uring (raw tracepoints
 // io_uring_submit_req or io_uring_submit_sqe, whichever the kernel has).
@@ -37,9 +37,9 @@ package kernel
 // Deny-exec enforcement (bpf/enforce.h): the LSM program where the kernel
 // runs BPF LSM programs, the tracepoint+SIGKILL program elsewhere.
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type deny_event -type deny_key -type deny_rule -type deny_inode enforceLsm ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target bpfel enforceLsmLoop ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target bpfel enforceLsmLoop ../../bpf/enforce_lsm.bpf.c -- -I../../bpf
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel enforceTp ../../bpf/enforce_tp.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DPATH_BPF_LOOP" -target bpfel enforceTpLoop ../../bpf/enforce_tp.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target bpfel enforceTpLoop ../../bpf/enforce_tp.bpf.c -- -I../../bpf
 //
 // Tamper refusal (bpf/tamper_lsm.bpf.c): LSM programs, loaded where the
 // kernel runs them.

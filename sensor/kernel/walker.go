@@ -10,11 +10,12 @@ import (
 	"github.com/cilium/ebpf/features"
 )
 
-// The objects that walk paths are built twice (gen.go): the bounded-loop
-// walk every kernel runs, and the bpf_loop walk (5.17+), whose callback the
-// verifier checks once instead of once per round, so those programs cost
-// the verifier a fraction of the instructions and leave the rest of the
-// complexity budget to the code around the walk.
+// The objects that walk paths are built twice (gen.go): with bounded loops
+// every kernel runs, and with the path walk's rounds and the exec
+// program's agent-rule passes as bpf_loop callbacks (5.17+), which the
+// verifier checks once instead of once per round: handle_exec verifies in
+// a fifth of the instructions, which leaves the rest of the complexity
+// budget to the code around the loops.
 
 // walkerOverride, when set (tests), forces one build: "loop" or "bounded".
 var walkerOverride string
@@ -38,9 +39,9 @@ func loopWalker() bool {
 // doctor and the start log.
 func WalkerName() string {
 	if loopWalker() {
-		return "bpf_loop: the verifier checks one round of the path walk"
+		return "bpf_loop: the verifier checks one round of the path walk and of the agent rules"
 	}
-	return "bounded loop: no bpf_loop on this kernel (5.17+), the verifier follows every round of the path walk"
+	return "bounded loops: no bpf_loop on this kernel (5.17+), the verifier follows every round of the path walk and of the agent rules"
 }
 
 // pickWalker loads the spec of the build this kernel takes.
