@@ -36,12 +36,12 @@ func TestPickNewest(t *testing.T) {
 		"6.19":   "linux-image-6.19.14+deb13-cloud-amd64",
 		"newest": "linux-image-7.3.4+deb13-cloud-amd64",
 	} {
-		got, ok := pickNewest(pkgs, sel)
+		got, ok := archAMD64.pickNewest(pkgs, sel)
 		if !ok || got != want {
 			t.Errorf("pickNewest(%s) = %q, %v; want %q", sel, got, ok, want)
 		}
 	}
-	if got, ok := pickNewest(pkgs, "4.19"); ok {
+	if got, ok := archAMD64.pickNewest(pkgs, "4.19"); ok {
 		t.Errorf("pickNewest(4.19) = %q, want none", got)
 	}
 }
@@ -63,7 +63,7 @@ func TestVersionLess(t *testing.T) {
 func TestParseSearchAndField(t *testing.T) {
 	out := []byte("linux-image-6.1.0-56-cloud-amd64 - Linux 6.1 for x86-64 cloud (signed)\n" +
 		"linux-image-6.1.0-56-cloud-amd64-dbg - Debug symbols\n")
-	if got := parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-56-cloud-amd64" {
+	if got := archAMD64.parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-56-cloud-amd64" {
 		t.Errorf("parseSearch = %q", got)
 	}
 	show := []byte("Package: linux-image-7.3.4+deb13-cloud-amd64\nVersion: 7.3.4-1~bpo13+1\n" +
@@ -71,7 +71,7 @@ func TestParseSearchAndField(t *testing.T) {
 	if v := field(show, "Version"); v != "7.3.4-1~bpo13+1" {
 		t.Errorf("Version = %q", v)
 	}
-	if b := linuxBinaryRE.FindString(field(show, "Depends")); b != "linux-binary-7.3.4+deb13-cloud-amd64" {
+	if b := archAMD64.binaryRE.FindString(field(show, "Depends")); b != "linux-binary-7.3.4+deb13-cloud-amd64" {
 		t.Errorf("linux-binary dependency = %q", b)
 	}
 }
@@ -930,5 +930,126 @@ func TestReport(t *testing.T) {
 	b, err := os.ReadFile(md)
 	if err != nil || !strings.HasPrefix(string(b), "| kernel | package |") {
 		t.Fatalf("markdown: %v\n%s", err, b)
+	}
+}
+
+// -arch arm64 resolves the same selectors to Debian's cloud-arm64 images
+// (and the linux-binary package behind a 7.x meta image), and neither
+// architecture ever picks the other's package.
+func TestPickNewestPerArch(t *testing.T) {
+	pkgs := []string{
+		"linux-image-6.1.0-57-cloud-amd64",
+		"linux-image-6.1.0-57-cloud-arm64",
+		"linux-image-6.1.0-56-cloud-arm64",
+		"linux-image-6.1.0-58-cloud-amd64", // newer, but not arm64
+		"linux-image-6.1.0-57-cloud-arm64-unsigned",
+		"linux-image-6.12.118+deb12-cloud-arm64",
+		"linux-image-6.12.117+deb13-cloud-arm64",
+		"linux-image-7.3.4+deb13-cloud-arm64",
+		"linux-image-7.4.1+deb13-cloud-amd64",
+		"linux-image-7.3.4+deb13-arm64", // not a cloud image
+	}
+	for _, c := range []struct {
+		arch      *guestArch
+		sel, want string
+	}{
+		{archARM64, "6.1", "linux-image-6.1.0-57-cloud-arm64"},
+		{archARM64, "6.12", "linux-image-6.12.118+deb12-cloud-arm64"},
+		{archARM64, "newest", "linux-image-7.3.4+deb13-cloud-arm64"},
+		{archAMD64, "6.1", "linux-image-6.1.0-58-cloud-amd64"},
+		{archAMD64, "newest", "linux-image-7.4.1+deb13-cloud-amd64"},
+	} {
+		if got, ok := c.arch.pickNewest(pkgs, c.sel); !ok || got != c.want {
+			t.Errorf("%s pickNewest(%s) = %q, %v; want %q", c.arch.Name, c.sel, got, ok, c.want)
+		}
+	}
+	if got, ok := archARM64.pickNewest(pkgs, "6.18"); ok {
+		t.Errorf("arm64 pickNewest(6.18) = %q from amd64 and arm64 names without a 6.18 arm64 one", got)
+	}
+	out := []byte("linux-image-6.1.0-57-cloud-arm64 - Linux 6.1 for arm64 cloud (signed)\n" +
+		"linux-image-6.1.0-57-cloud-amd64 - Linux 6.1 for x86-64 cloud (signed)\n" +
+		"linux-image-6.1.0-57-cloud-arm64-dbg - Debug symbols\n")
+	if got := archARM64.parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-57-cloud-arm64" {
+		t.Errorf("arm64 parseSearch = %q", got)
+	}
+	if p := archARM64.searchPattern(); p != `^linux-image-.*-cloud-arm64$` {
+		t.Errorf("arm64 search pattern %q", p)
+	}
+	deps := "linux-base-7.3.4+deb13-cloud-arm64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-cloud-arm64 (= 7.3.4-1~bpo13+1)"
+	if b := archARM64.binaryRE.FindString(deps); b != "linux-binary-7.3.4+deb13-cloud-arm64" {
+		t.Errorf("arm64 linux-binary dependency = %q", b)
+	}
+	if b := archAMD64.binaryRE.FindString(deps); b != "" {
+		t.Errorf("amd64 took the arm64 linux-binary package %q", b)
+	}
+}
+
+// Each architecture has its own apt lists and kernels under the cache:
+// amd64 where they always were, arm64 under arm64/, with apt configured
+// for arm64 alone.
+func TestKernelCachePerArch(t *testing.T) {
+	dir := t.TempDir()
+	amd := &kernelCache{dir: dir, arch: archAMD64}
+	arm := &kernelCache{dir: dir, arch: archARM64}
+	for _, c := range []struct{ got, want string }{
+		{amd.aptDir(), filepath.Join(dir, "apt")},
+		{amd.kernelDir("linux-image-6.1.0-57-cloud-amd64"), filepath.Join(dir, "kernels", "linux-image-6.1.0-57-cloud-amd64")},
+		{arm.aptDir(), filepath.Join(dir, "arm64", "apt")},
+		{arm.kernelDir("linux-image-6.1.0-57-cloud-arm64"), filepath.Join(dir, "arm64", "kernels", "linux-image-6.1.0-57-cloud-arm64")},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %s, want %s", c.got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		kc        *kernelCache
+		want, not string
+	}{{amd, "amd64", "arm64"}, {arm, "arm64", "amd64"}} {
+		conf, err := c.kc.aptConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := os.ReadFile(filepath.Join(c.kc.aptDir(), "etc", "sources.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`APT::Architecture "` + c.want + `";`, `APT::Architectures { "` + c.want + `"; };`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s apt.conf lacks %q:\n%s", c.want, want, b)
+			}
+		}
+		if strings.Contains(string(b), c.not) || strings.Contains(string(src), c.not) {
+			t.Errorf("%s apt config names %s:\n%s\n%s", c.want, c.not, b, src)
+		}
+		if n := strings.Count(string(src), "deb [arch="+c.want+" "); n != len(aptSources) {
+			t.Errorf("%s sources.list: %d of %d sources for %s:\n%s", c.want, n, len(aptSources), c.want, src)
+		}
+	}
+}
+
+// Only images qemu-system-aarch64 boots with -kernel are cached for arm64:
+// the Image itself or a gzip-compressed one.
+func TestARM64ImageKind(t *testing.T) {
+	image := make([]byte, 64)
+	copy(image[0x38:], "ARM\x64")
+	zboot := make([]byte, 64)
+	copy(zboot, "MZ\x00\x00zimg")
+	for _, c := range []struct {
+		name string
+		h    []byte
+		ok   bool
+	}{
+		{"Image", image, true},
+		{"gzip", append([]byte{0x1f, 0x8b, 8, 0}, make([]byte, 60)...), true},
+		{"zboot", zboot, false},
+		{"bzImage", make([]byte, 64), false},
+	} {
+		if err := arm64ImageKind(c.h); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
 	}
 }

@@ -353,7 +353,7 @@ func resolveKernels(ctx context.Context, cfg *config, log *slog.Logger) ([]*gues
 		return nil, err
 	}
 	defer unlock()
-	kc := &kernelCache{dir: cfg.cacheDir, refresh: cfg.refresh, log: log}
+	kc := &kernelCache{dir: cfg.cacheDir, arch: archAMD64, refresh: cfg.refresh, log: log}
 	runs := make([]*guestRun, len(cfg.kernels))
 	for i, sel := range cfg.kernels {
 		runs[i] = &guestRun{Selector: sel}
