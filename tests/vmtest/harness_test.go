@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -1212,6 +1213,20 @@ func TestReportLabelsArch(t *testing.T) {
 	cfg := &config{}
 	if _, why := verdict([]*guestRun{arm, missing}, cfg); !strings.Contains(strings.Join(why, "\n"), "kernel 5.10/arm64 did not run") {
 		t.Errorf("verdict %q does not name 5.10/arm64", why)
+	}
+}
+
+// A kernel the index lists but the mirror does not serve is reported as
+// such; other download errors are passed on as they are.
+func TestNotServed(t *testing.T) {
+	e404 := errors.New("apt-get -q download linux-image-5.10.0-46-cloud-arm64: exit status 100: E: Failed to fetch http://deb.debian.org/x.deb  404  Not Found [IP: 203.0.113.80 80]")
+	if err := notServed("linux-image-5.10.0-46-cloud-arm64", e404); !errors.Is(err, e404) ||
+		!strings.HasPrefix(err.Error(), "linux-image-5.10.0-46-cloud-arm64 is in the package index but the mirror does not serve its file: ") {
+		t.Errorf("404: %v", err)
+	}
+	other := errors.New("apt-get -q download x: exit status 100: E: Unable to locate package x")
+	if err := notServed("x", other); err != other {
+		t.Errorf("other error: %v", err)
 	}
 }
 

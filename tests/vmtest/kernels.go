@@ -379,7 +379,7 @@ func (c *kernelCache) extractVmlinuz(ctx context.Context, work, pkg string) (str
 		return "", err
 	}
 	if _, err := c.apt(ctx, dl, "apt-get", "-q", "download", pkg); err != nil {
-		return "", err
+		return "", notServed(pkg, err)
 	}
 	debs, err := filepath.Glob(filepath.Join(dl, "*.deb"))
 	if err != nil || len(debs) != 1 {
@@ -398,6 +398,16 @@ func (c *kernelCache) extractVmlinuz(ctx context.Context, work, pkg string) (str
 		}
 	}
 	return "", nil
+}
+
+// notServed says so when a download failed because the mirror does not
+// have a file its own index lists (HTTP 404: a partial mirror, like one that
+// serves bullseye-security's amd64 kernels but not its arm64 ones).
+func notServed(pkg string, err error) error {
+	if strings.Contains(err.Error(), " 404 ") {
+		return fmt.Errorf("%s is in the package index but the mirror does not serve its file: %w", pkg, err)
+	}
+	return err
 }
 
 // field returns a control-file field's value from apt-cache show output.
