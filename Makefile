@@ -12,8 +12,11 @@ DIST      ?= $(CURDIR)/dist
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 # 6.12-nolsm boots without the BPF LSM: the tracepoint fallback path.
 KERNELS   ?= 5.10,6.1,6.12,6.18,newest,6.12-nolsm
+# arm64 guests (make vmtest-arm64): Debian's cloud-arm64 kernels, not part of check.
+KERNELS_ARM64 ?= 6.1,newest
+PKGS_ARM64    ?= ./sensor/kernel,./tests/vmtest/smoke
 
-.PHONY: all deps generate generate-check tidy-check build test bench lint run demo kafka-demo vmtest servicetest check clean package
+.PHONY: all deps generate generate-check tidy-check build test bench lint run demo kafka-demo vmtest vmtest-arm64 servicetest check clean package
 
 all: build
 
@@ -97,6 +100,13 @@ kafka-demo: build
 ## and the import rules (tests/arch).
 vmtest:
 	$(GO) run ./tests/vmtest -kernels $(KERNELS)
+
+## vmtest-arm64: the same harness on arm64 guests under qemu-system-aarch64 (apt-get install
+## qemu-system-arm): Debian's cloud-arm64 kernels (KERNELS_ARM64), the tests cross-built, busybox
+## and the executables the tests run from Debian's arm64 packages (PKGS_ARM64 for the packages).
+## Not part of check; docs/kernels.md, "arm64 guests"
+vmtest-arm64:
+	$(GO) run ./tests/vmtest -arch arm64 -kernels $(KERNELS_ARM64) -pkgs $(PKGS_ARM64)
 
 ## servicetest: the package under a real systemd, once: a Debian guest (mmdebstrap, cached beside
 ## the matrix kernels) boots with systemd as pid 1 on the matrix's 6.18 kernel, installs the .deb

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,9 +12,11 @@ import (
 	"strings"
 )
 
-// buildTests compiles each package's tests into a static binary and
-// collects its testdata directory.
-func buildTests(ctx context.Context, pkgs []string, dir string, log *slog.Logger) ([]guestTest, map[string]map[string]string, []string, error) {
+// buildTests compiles each package's tests into a static binary for the
+// guest architecture and collects its testdata directory. A package whose
+// files the architecture's build constraints all leave out has no tests
+// there: it is left out, with a note.
+func buildTests(ctx context.Context, pkgs []string, dir string, arch *guestArch, log *slog.Logger) ([]guestTest, map[string]map[string]string, []string, error) {
 	var (
 		tests []guestTest
 		notes []string
@@ -26,15 +29,15 @@ func buildTests(ctx context.Context, pkgs []string, dir string, log *slog.Logger
 			return nil, nil, nil, err
 		}
 		pkg := spec.Path
-		out, err := exec.CommandContext(ctx, "go", "list", "-f", "{{.Dir}}\n{{len .TestGoFiles}}\n{{len .XTestGoFiles}}", pkg).Output()
+		lp, err := goList(ctx, pkg, arch)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("go list %s: %w", pkg, err)
+			return nil, nil, nil, err
 		}
-		f := strings.Fields(string(out))
-		if len(f) != 3 {
-			return nil, nil, nil, fmt.Errorf("go list %s: unexpected output %q", pkg, out)
+		if lp.excluded {
+			notes = append(notes, fmt.Sprintf("%s builds no files for linux/%s: not in the matrix", pkg, arch.GOARCH()))
+			continue
 		}
-		if f[1] == "0" && f[2] == "0" {
+		if lp.tests == 0 {
 			notes = append(notes, fmt.Sprintf("%s has no test files: not in the matrix", pkg))
 			continue
 		}
@@ -46,11 +49,11 @@ func buildTests(ctx context.Context, pkgs []string, dir string, log *slog.Logger
 		bin := filepath.Join(dir, name+".test")
 		log.Info("building test binary", "pkg", pkg)
 		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = goEnv(arch)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, nil, nil, fmt.Errorf("go test -c %s: %w\n%s", pkg, err, out)
 		}
-		files, err := collectDir(filepath.Join(f[0], "testdata"))
+		files, err := collectDir(filepath.Join(lp.dir, "testdata"))
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -63,14 +66,63 @@ func buildTests(ctx context.Context, pkgs []string, dir string, log *slog.Logger
 	return tests, testdata, notes, nil
 }
 
-// buildLineaged builds a static cmd/lineaged into dir for the tests that
-// run the daemon itself (tests/tamper); they find it through
-// $LINEAGED_TEST_BINARY in the guest.
-func buildLineaged(ctx context.Context, dir string, log *slog.Logger) (string, error) {
+// goEnv is the environment of the go commands that build for the guests:
+// static binaries for linux on the guest architecture.
+func goEnv(arch *guestArch) []string {
+	return append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch.GOARCH())
+}
+
+// listedPkg is what buildTests needs of go list's view of a package.
+type listedPkg struct {
+	dir      string
+	tests    int  // test files, in the package and external
+	excluded bool // the build constraints leave out every file
+}
+
+// goList reads a package's directory and test files as go list sees them
+// for the guest architecture.
+func goList(ctx context.Context, pkg string, arch *guestArch) (listedPkg, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-json=Dir,TestGoFiles,XTestGoFiles,IgnoredGoFiles,Error", pkg)
+	cmd.Env = goEnv(arch)
+	out, err := cmd.Output()
+	if err != nil {
+		return listedPkg{}, fmt.Errorf("go list %s: %w", pkg, err)
+	}
+	return parseGoList(pkg, out)
+}
+
+// parseGoList reads go list -e -json output for one package. A package
+// whose every file the build constraints leave out (tests/evasion/net on
+// arm64) is excluded; any other error is returned.
+func parseGoList(pkg string, out []byte) (listedPkg, error) {
+	var p struct {
+		Dir                                       string
+		TestGoFiles, XTestGoFiles, IgnoredGoFiles []string
+		Error                                     *struct{ Err string }
+	}
+	if err := json.Unmarshal(out, &p); err != nil {
+		return listedPkg{}, fmt.Errorf("go list %s: %w", pkg, err)
+	}
+	lp := listedPkg{dir: p.Dir, tests: len(p.TestGoFiles) + len(p.XTestGoFiles)}
+	switch {
+	case p.Error != nil && strings.Contains(p.Error.Err, "build constraints exclude all Go files") && len(p.IgnoredGoFiles) > 0:
+		lp.excluded = true
+	case p.Error != nil:
+		return listedPkg{}, fmt.Errorf("go list %s: %s", pkg, p.Error.Err)
+	case p.Dir == "":
+		return listedPkg{}, fmt.Errorf("go list %s: no directory", pkg)
+	}
+	return lp, nil
+}
+
+// buildLineaged builds a static cmd/lineaged for the guest architecture
+// into dir for the tests that run the daemon itself (tests/tamper); they
+// find it through $LINEAGED_TEST_BINARY in the guest.
+func buildLineaged(ctx context.Context, dir string, arch *guestArch, log *slog.Logger) (string, error) {
 	bin := filepath.Join(dir, "lineaged")
-	log.Info("building cmd/lineaged for the guests")
+	log.Info("building cmd/lineaged for the guests", "arch", arch.Name)
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/lineaged")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = goEnv(arch)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/lineaged: %w\n%s", err, out)
 	}
@@ -101,8 +153,10 @@ func collectDir(dir string) (map[string]string, error) {
 }
 
 // findObjects maps every committed-layout little-endian BPF object under
-// root (relative slash path) to its host path.
-func findObjects(root string) (map[string]string, error) {
+// root built for the guest architecture (relative slash path) to its host
+// path: the arch-independent ones, and those built for this architecture
+// only (fileio_x86_bpfel.o is amd64's, not arm64's).
+func findObjects(root string, arch *guestArch) (map[string]string, error) {
 	objs := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -115,7 +169,7 @@ func findObjects(root string) (map[string]string, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(d.Name(), "_bpfel.o") {
+		if arch.hasObject(d.Name()) {
 			rel, err := filepath.Rel(root, p)
 			if err != nil {
 				return err

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,12 +38,12 @@ func TestPickNewest(t *testing.T) {
 		"6.19":   "linux-image-6.19.14+deb13-cloud-amd64",
 		"newest": "linux-image-7.3.4+deb13-cloud-amd64",
 	} {
-		got, ok := pickNewest(pkgs, sel)
+		got, ok := archAMD64.pickNewest(pkgs, sel)
 		if !ok || got != want {
 			t.Errorf("pickNewest(%s) = %q, %v; want %q", sel, got, ok, want)
 		}
 	}
-	if got, ok := pickNewest(pkgs, "4.19"); ok {
+	if got, ok := archAMD64.pickNewest(pkgs, "4.19"); ok {
 		t.Errorf("pickNewest(4.19) = %q, want none", got)
 	}
 }
@@ -63,7 +65,7 @@ func TestVersionLess(t *testing.T) {
 func TestParseSearchAndField(t *testing.T) {
 	out := []byte("linux-image-6.1.0-56-cloud-amd64 - Linux 6.1 for x86-64 cloud (signed)\n" +
 		"linux-image-6.1.0-56-cloud-amd64-dbg - Debug symbols\n")
-	if got := parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-56-cloud-amd64" {
+	if got := archAMD64.parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-56-cloud-amd64" {
 		t.Errorf("parseSearch = %q", got)
 	}
 	show := []byte("Package: linux-image-7.3.4+deb13-cloud-amd64\nVersion: 7.3.4-1~bpo13+1\n" +
@@ -71,7 +73,7 @@ func TestParseSearchAndField(t *testing.T) {
 	if v := field(show, "Version"); v != "7.3.4-1~bpo13+1" {
 		t.Errorf("Version = %q", v)
 	}
-	if b := linuxBinaryRE.FindString(field(show, "Depends")); b != "linux-binary-7.3.4+deb13-cloud-amd64" {
+	if b := archAMD64.binaryRE.FindString(field(show, "Depends")); b != "linux-binary-7.3.4+deb13-cloud-amd64" {
 		t.Errorf("linux-binary dependency = %q", b)
 	}
 }
@@ -307,6 +309,7 @@ func TestBuildInitramfs(t *testing.T) {
 		"mount -t tracefs tracefs /sys/kernel/tracing",
 		"mount -t securityfs securityfs /sys/kernel/security",
 		"vmtest.require_attach=*) VMTEST_REQUIRE_ATTACH=",
+		"exec 3>/dev/ttyS1\n",
 		`echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3`,
 		"/tests/smoke.test -test.v -test.count=1 -test.timeout=5m0s",
 		"export LINEAGED_TEST_BINARY=/opt/vmtest/lineaged",
@@ -816,6 +819,7 @@ func TestParseFlagsDefaultsAndChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
+		arch:    archAMD64,
 		kernels: []string{"5.10", "6.1", "6.12", "6.18", "newest"},
 		pkgs: []string{"./tests/vmtest/smoke", "./sensor/kernel", "./tests/denyexec", "./tests/tamper@6.12+6.12-nolsm+newest",
 			"./tests/evasion/files@5.10+newest", "./tests/evasion/net@5.10+newest", "./tests/evasion/exec@5.10+newest"},
@@ -930,5 +934,429 @@ func TestReport(t *testing.T) {
 	b, err := os.ReadFile(md)
 	if err != nil || !strings.HasPrefix(string(b), "| kernel | package |") {
 		t.Fatalf("markdown: %v\n%s", err, b)
+	}
+}
+
+// -arch arm64 resolves the same selectors to Debian's cloud-arm64 images
+// (and the linux-binary package behind a 7.x meta image), and neither
+// architecture ever picks the other's package.
+func TestPickNewestPerArch(t *testing.T) {
+	pkgs := []string{
+		"linux-image-6.1.0-57-cloud-amd64",
+		"linux-image-6.1.0-57-cloud-arm64",
+		"linux-image-6.1.0-56-cloud-arm64",
+		"linux-image-6.1.0-58-cloud-amd64", // newer, but not arm64
+		"linux-image-6.1.0-57-cloud-arm64-unsigned",
+		"linux-image-6.12.118+deb12-cloud-arm64",
+		"linux-image-6.12.117+deb13-cloud-arm64",
+		"linux-image-7.3.4+deb13-cloud-arm64",
+		"linux-image-7.4.1+deb13-cloud-amd64",
+		"linux-image-7.3.4+deb13-arm64", // not a cloud image
+	}
+	for _, c := range []struct {
+		arch      *guestArch
+		sel, want string
+	}{
+		{archARM64, "6.1", "linux-image-6.1.0-57-cloud-arm64"},
+		{archARM64, "6.12", "linux-image-6.12.118+deb12-cloud-arm64"},
+		{archARM64, "newest", "linux-image-7.3.4+deb13-cloud-arm64"},
+		{archAMD64, "6.1", "linux-image-6.1.0-58-cloud-amd64"},
+		{archAMD64, "newest", "linux-image-7.4.1+deb13-cloud-amd64"},
+	} {
+		if got, ok := c.arch.pickNewest(pkgs, c.sel); !ok || got != c.want {
+			t.Errorf("%s pickNewest(%s) = %q, %v; want %q", c.arch.Name, c.sel, got, ok, c.want)
+		}
+	}
+	if got, ok := archARM64.pickNewest(pkgs, "6.18"); ok {
+		t.Errorf("arm64 pickNewest(6.18) = %q from amd64 and arm64 names without a 6.18 arm64 one", got)
+	}
+	out := []byte("linux-image-6.1.0-57-cloud-arm64 - Linux 6.1 for arm64 cloud (signed)\n" +
+		"linux-image-6.1.0-57-cloud-amd64 - Linux 6.1 for x86-64 cloud (signed)\n" +
+		"linux-image-6.1.0-57-cloud-arm64-dbg - Debug symbols\n")
+	if got := archARM64.parseSearch(out); len(got) != 1 || got[0] != "linux-image-6.1.0-57-cloud-arm64" {
+		t.Errorf("arm64 parseSearch = %q", got)
+	}
+	if p := archARM64.searchPattern(); p != `^linux-image-.*-cloud-arm64$` {
+		t.Errorf("arm64 search pattern %q", p)
+	}
+	deps := "linux-base-7.3.4+deb13-cloud-arm64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-cloud-arm64 (= 7.3.4-1~bpo13+1)"
+	if b := archARM64.binaryRE.FindString(deps); b != "linux-binary-7.3.4+deb13-cloud-arm64" {
+		t.Errorf("arm64 linux-binary dependency = %q", b)
+	}
+	if b := archAMD64.binaryRE.FindString(deps); b != "" {
+		t.Errorf("amd64 took the arm64 linux-binary package %q", b)
+	}
+}
+
+// Each architecture has its own apt lists and kernels under the cache:
+// amd64 where they always were, arm64 under arm64/, with apt configured
+// for arm64 alone.
+func TestKernelCachePerArch(t *testing.T) {
+	dir := t.TempDir()
+	amd := &kernelCache{dir: dir, arch: archAMD64}
+	arm := &kernelCache{dir: dir, arch: archARM64}
+	for _, c := range []struct{ got, want string }{
+		{amd.aptDir(), filepath.Join(dir, "apt")},
+		{amd.kernelDir("linux-image-6.1.0-57-cloud-amd64"), filepath.Join(dir, "kernels", "linux-image-6.1.0-57-cloud-amd64")},
+		{arm.aptDir(), filepath.Join(dir, "arm64", "apt")},
+		{arm.kernelDir("linux-image-6.1.0-57-cloud-arm64"), filepath.Join(dir, "arm64", "kernels", "linux-image-6.1.0-57-cloud-arm64")},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %s, want %s", c.got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		kc        *kernelCache
+		want, not string
+	}{{amd, "amd64", "arm64"}, {arm, "arm64", "amd64"}} {
+		conf, err := c.kc.aptConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := os.ReadFile(filepath.Join(c.kc.aptDir(), "etc", "sources.list"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`APT::Architecture "` + c.want + `";`, `APT::Architectures { "` + c.want + `"; };`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s apt.conf lacks %q:\n%s", c.want, want, b)
+			}
+		}
+		if strings.Contains(string(b), c.not) || strings.Contains(string(src), c.not) {
+			t.Errorf("%s apt config names %s:\n%s\n%s", c.want, c.not, b, src)
+		}
+		if n := strings.Count(string(src), "deb [arch="+c.want+" "); n != len(aptSources) {
+			t.Errorf("%s sources.list: %d of %d sources for %s:\n%s", c.want, n, len(aptSources), c.want, src)
+		}
+	}
+}
+
+// The generated /init writes the results to the architecture's results
+// port: ttyS1 on amd64, the PCI 16550 at ttyS0 on arm64.
+func TestInitResultsDevicePerArch(t *testing.T) {
+	bb := filepath.Join(t.TempDir(), "busybox")
+	if err := os.WriteFile(bb, []byte("BUSYBOX"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		arch      *guestArch
+		want, not string
+	}{{archAMD64, "/dev/ttyS1", "/dev/ttyS0"}, {archARM64, "/dev/ttyS0", "/dev/ttyS1"}} {
+		var buf bytes.Buffer
+		err := buildInitramfs(&buf, initramfsSpec{Arch: c.arch, Busybox: bb, Init: initConfig{
+			Tests:       []guestTest{{Name: "smoke", Binary: bb}},
+			TestTimeout: "1m",
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := readCpio(t, buf.Bytes())["init"].data
+		if !strings.Contains(script, "exec 3>"+c.want+"\n") || strings.Contains(script, c.not) {
+			t.Errorf("%s /init does not write the results to %s alone:\n%s", c.arch.Name, c.want, script)
+		}
+	}
+}
+
+// qemu boots an amd64 guest as before, and an arm64 one on the virt
+// machine with its console on the PL011 and the results on a PCI 16550.
+func TestQemuArgsPerArch(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	t.Setenv("CI", "")
+	g := &guestRun{Selector: "6.1", Kernel: &Kernel{Vmlinuz: "/c/vmlinuz"}}
+	amd, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "-accel tcg,thread=single -cpu max -smp 2 -m 1024 -nodefaults -display none -no-reboot " +
+		"-serial file:/r/c.log -serial file:/r/r.log -kernel /c/vmlinuz -initrd /r/initrd -append " +
+		"console=ttyS0 panic=-1 quiet loglevel=4 no_timer_check lsm=lockdown,capability,landlock,yama,apparmor,bpf " +
+		"rdinit=/init vmtest.require_attach=all vmtest.kernel=6.1"
+	if got := strings.Join(qemuArgs(amd, g, "/r/initrd", "/r/c.log", "/r/r.log"), " "); got != want {
+		t.Errorf("amd64 qemu args:\n got %s\nwant %s", got, want)
+	}
+	if amd.qemu != "qemu-system-x86_64" {
+		t.Errorf("amd64 qemu %q", amd.qemu)
+	}
+
+	arm, err := parseFlags([]string{"-arch", "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if arm.qemu != "qemu-system-aarch64" {
+		t.Errorf("arm64 qemu %q, want qemu-system-aarch64", arm.qemu)
+	}
+	args := qemuArgs(arm, g, "/r/initrd", "/r/c.log", "/r/r.log")
+	got := strings.Join(args, " ")
+	for _, want := range []string{
+		"-M virt ",
+		"-cpu max,pauth-impdef=on ",
+		"-serial file:/r/c.log -chardev file,id=results,path=/r/r.log -device pci-serial,chardev=results ",
+		"-kernel /c/vmlinuz -initrd /r/initrd ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("arm64 qemu args lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "-serial ") != 1 {
+		t.Errorf("arm64 qemu args: want one -serial (the virt machine has one PL011):\n%s", got)
+	}
+	appendLine := args[len(args)-1]
+	if !strings.HasPrefix(appendLine, "console=ttyAMA0 ") || strings.Contains(appendLine, "ttyS") || strings.Contains(appendLine, "no_timer_check") {
+		t.Errorf("arm64 kernel command line %q", appendLine)
+	}
+	if !strings.Contains(appendLine, " vmtest.kernel=6.1") {
+		t.Errorf("arm64 kernel command line %q lacks the selector", appendLine)
+	}
+	// An explicit -qemu wins over the architecture's.
+	if cfg, err := parseFlags([]string{"-arch", "arm64", "-qemu", "/opt/qemu/bin/qemu-system-aarch64"}); err != nil || cfg.qemu != "/opt/qemu/bin/qemu-system-aarch64" {
+		t.Errorf("-qemu with -arch arm64: %v, %+v", err, cfg)
+	}
+}
+
+// -arch takes amd64 (the default) or arm64; arm64's busybox comes from its
+// package unless -busybox names one.
+func TestParseFlagsArch(t *testing.T) {
+	t.Setenv("VMTEST_ALLOW_MISSING", "")
+	t.Setenv("CI", "")
+	cfg, err := parseFlags([]string{"-arch", "arm64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.arch != archARM64 || cfg.busybox != "" {
+		t.Errorf("-arch arm64: arch %v, busybox %q", cfg.arch.Name, cfg.busybox)
+	}
+	if cfg, err := parseFlags([]string{"-arch", "arm64", "-busybox", "/srv/busybox-arm64"}); err != nil || cfg.busybox != "/srv/busybox-arm64" {
+		t.Errorf("-busybox with -arch arm64: %v, %+v", err, cfg)
+	}
+	for _, bad := range []string{"x86_64", "aarch64", "riscv64", ""} {
+		if _, err := parseFlags([]string{"-arch", bad}); err == nil {
+			t.Errorf("-arch %q accepted", bad)
+		}
+	}
+}
+
+// The verifier budget gets the objects of the guest's architecture: the
+// arch-independent ones and its own, never another's.
+func TestFindObjectsPerArch(t *testing.T) {
+	root := t.TempDir()
+	for _, f := range []string{"sensor/process_bpfel.o", "sensor/fileio_x86_bpfel.o", "sensor/fileio_arm64_bpfel.o",
+		"sensor/pathlsm_x86_bpfel.o", "smoke/smoke_bpfel.o", "sensor/process_bpfel.go", "cache/k_bpfel.o"} {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		arch *guestArch
+		want []string
+	}{
+		{archAMD64, []string{"sensor/fileio_x86_bpfel.o", "sensor/pathlsm_x86_bpfel.o", "sensor/process_bpfel.o", "smoke/smoke_bpfel.o"}},
+		{archARM64, []string{"sensor/fileio_arm64_bpfel.o", "sensor/process_bpfel.o", "smoke/smoke_bpfel.o"}},
+	} {
+		objs, err := findObjects(root, c.arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rel := range objs {
+			got = append(got, rel)
+		}
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%s objects %q, want %q", c.arch.Name, got, c.want)
+		}
+	}
+}
+
+// An arm64 guest is named "<selector>/arm64" in every table and message, so
+// its results are never read as amd64 ones; amd64 keeps the bare selector.
+func TestReportLabelsArch(t *testing.T) {
+	arm := &guestRun{Selector: "6.1", Arch: "arm64", Kernel: &Kernel{Package: "linux-image-6.1.0-57-cloud-arm64", Version: "6.1.192-3"}}
+	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-57-cloud-arm64\nVMTEST-BEGIN s\n=== RUN   TestA\n"+
+		"VMTEST FEATURE fentry yes\nVMTEST VERIFIED o.o p 12\n--- PASS: TestA (0.00s)\n"+
+		"=== RUN   TestB\n--- FAIL: TestB (0.00s)\nVMTEST-END s 1\n"), arm) // no VMTEST-DONE: a problem
+	missing := &guestRun{Selector: "5.10", Arch: "arm64", NotRun: "404 Not Found"}
+	amd := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-57-cloud-amd64"}, NotRun: "x"}
+	kt, tt, ft, vt := tables([]*guestRun{arm, missing, amd})
+	var b bytes.Buffer
+	for _, tab := range []*table{kt, tt, ft, vt} {
+		tab.markdown(&b)
+	}
+	for _, want := range []string{
+		"| kernel | package |",
+		"| 6.1/arm64 | linux-image-6.1.0-57-cloud-arm64 | 6.1.192-3 |",
+		"| 5.10/arm64 | - |",
+		"| 6.1 | linux-image-6.1.0-57-cloud-amd64 |",
+		"| test | 6.1/arm64 | 5.10/arm64 | 6.1 |",
+		"| attach | 6.1/arm64 | 5.10/arm64 | 6.1 |",
+		"| object | program | 6.1/arm64 | 5.10/arm64 | 6.1 |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("tables lack %q:\n%s", want, b.String())
+		}
+	}
+	var out bytes.Buffer
+	guestDetails(&out, arm)
+	guestDetails(&out, missing)
+	for _, want := range []string{"problem: 6.1/arm64: no exit marker", "not run: 5.10/arm64: 404 Not Found"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("details lack %q:\n%s", want, out.String())
+		}
+	}
+	cfg := &config{}
+	if _, why := verdict([]*guestRun{arm, missing}, cfg); !strings.Contains(strings.Join(why, "\n"), "kernel 5.10/arm64 did not run") {
+		t.Errorf("verdict %q does not name 5.10/arm64", why)
+	}
+}
+
+// A kernel the index lists but the mirror does not serve is reported as
+// such; other download errors are passed on as they are.
+func TestNotServed(t *testing.T) {
+	e404 := errors.New("apt-get -q download linux-image-5.10.0-46-cloud-arm64: exit status 100: E: Failed to fetch http://deb.debian.org/x.deb  404  Not Found [IP: 203.0.113.80 80]")
+	if err := notServed("linux-image-5.10.0-46-cloud-arm64", e404); !errors.Is(err, e404) ||
+		!strings.HasPrefix(err.Error(), "linux-image-5.10.0-46-cloud-arm64 is in the package index but the mirror does not serve its file: ") {
+		t.Errorf("404: %v", err)
+	}
+	other := errors.New("apt-get -q download x: exit status 100: E: Unable to locate package x")
+	if err := notServed("x", other); err != other {
+		t.Errorf("other error: %v", err)
+	}
+}
+
+// Only images qemu-system-aarch64 boots with -kernel are cached for arm64:
+// the Image itself or a gzip-compressed one.
+func TestARM64ImageKind(t *testing.T) {
+	image := make([]byte, 64)
+	copy(image[0x38:], "ARM\x64")
+	zboot := make([]byte, 64)
+	copy(zboot, "MZ\x00\x00zimg")
+	for _, c := range []struct {
+		name string
+		h    []byte
+		ok   bool
+	}{
+		{"Image", image, true},
+		{"gzip", append([]byte{0x1f, 0x8b, 8, 0}, make([]byte, 60)...), true},
+		{"zboot", zboot, false},
+		{"bzImage", make([]byte, 64), false},
+	} {
+		if err := arm64ImageKind(c.h); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// Executables are read under the sysroot as if it were /: its symlinks,
+// absolute ones included, resolve inside it, and the guest gets the paths
+// and symlinks the sysroot has.
+func TestAddFromSysroot(t *testing.T) {
+	root := t.TempDir()
+	if err := mergedUsr(root); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(rel, body string) {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("usr/bin/coreutils", "CORE")
+	// An absolute target must resolve under root, not on the host.
+	if err := os.Symlink("/usr/bin/coreutils", filepath.Join(root, "usr/bin/true")); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := resolveIn(root, "/bin/true"); err != nil || h != filepath.Join(root, "usr/bin/coreutils") {
+		t.Errorf("resolveIn(/bin/true) = %q, %v", h, err)
+	}
+	if _, err := resolveIn(root, "/bin/../../../etc/passwd"); err == nil {
+		t.Error("resolveIn climbed out of the root")
+	}
+	tree := fsTree{}
+	if err := tree.addFrom(root, "/bin/true"); err != nil {
+		t.Fatal(err)
+	}
+	if e := tree["bin"]; e == nil || e.target != "usr/bin" {
+		t.Errorf("bin = %+v, want a symlink to usr/bin", e)
+	}
+	if e := tree["usr/bin/true"]; e == nil || e.target != "/usr/bin/coreutils" {
+		t.Errorf("usr/bin/true = %+v, want the sysroot's symlink", e)
+	}
+	if e := tree["usr/bin/coreutils"]; e == nil || e.src != filepath.Join(root, "usr/bin/coreutils") {
+		t.Errorf("usr/bin/coreutils = %+v, want the sysroot's file", e)
+	}
+	// The host's x86-64 dash is not an arm64 executable.
+	if _, err := elfDepsIn("/", archARM64, "/bin/dash"); err == nil || !strings.Contains(err.Error(), "EM_X86_64") {
+		t.Errorf("elfDepsIn(arm64, host dash) = %v, want a machine mismatch", err)
+	}
+}
+
+// Packages unpack into a merged-/usr sysroot, as the host's; their
+// dependencies are read from Depends fields and the owners of -host-bins
+// from dpkg-query -S.
+func TestUserlandHelpers(t *testing.T) {
+	for name, want := range map[string]string{
+		"./":                                     "",
+		"./bin/dash":                             "usr/bin/dash",
+		"./sbin/ldconfig":                        "usr/sbin/ldconfig",
+		"./lib/ld-linux-aarch64.so.1":            "usr/lib/ld-linux-aarch64.so.1",
+		"./lib/aarch64-linux-gnu/libc.so.6":      "usr/lib/aarch64-linux-gnu/libc.so.6",
+		"./usr/sbin/bpftool":                     "usr/sbin/bpftool",
+		"./libexec/x":                            "libexec/x",
+		"./etc/bash.bashrc":                      "etc/bash.bashrc",
+		"/lib/aarch64-linux-gnu/libselinux.so.1": "usr/lib/aarch64-linux-gnu/libselinux.so.1",
+		"./binary/x":                             "binary/x",
+	} {
+		if got, err := usrPath(name); err != nil || got != want {
+			t.Errorf("usrPath(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := usrPath("./usr/../../etc/x"); err == nil {
+		t.Error("usrPath accepted ..")
+	}
+	if got := parseDepends("libc6 (>= 2.34), libtinfo6 (>= 6) | libtinfo5, base-files (>= 2.1.12):any, debianutils (>= 5.6-0.1)"); strings.Join(got, " ") != "libc6 libtinfo6 base-files debianutils" {
+		t.Errorf("parseDepends = %q", got)
+	}
+	if got := parseDpkgS([]byte("diversion by dash from: /bin/sh\ncoreutils: /usr/bin/env\n"), "/usr/bin/env"); got != "coreutils" {
+		t.Errorf("parseDpkgS = %q", got)
+	}
+	if got := parseDpkgS([]byte("libc6:amd64, libc6-dev:amd64: /lib/x\n"), "/lib/x"); got != "libc6" {
+		t.Errorf("parseDpkgS shared = %q", got)
+	}
+	if got := usrAliases("/bin/dash"); strings.Join(got, " ") != "/bin/dash /usr/bin/dash" {
+		t.Errorf("usrAliases(/bin/dash) = %q", got)
+	}
+	if got := usrAliases("/usr/sbin/bpftool"); strings.Join(got, " ") != "/usr/sbin/bpftool /sbin/bpftool" {
+		t.Errorf("usrAliases(/usr/sbin/bpftool) = %q", got)
+	}
+	// A different package list is a different sysroot.
+	if sysrootKey([]string{"bash", "dash"}) == sysrootKey([]string{"bash", "dash", "bpftool"}) {
+		t.Error("sysroot key ignores the package list")
+	}
+}
+
+// A package whose files the guest architecture's build constraints all
+// leave out is noted and left out; any other go list error is one.
+func TestParseGoList(t *testing.T) {
+	lp, err := parseGoList("./tests/evasion/net", []byte(`{"Dir":"/r/tests/evasion/net","IgnoredGoFiles":["a.go"],
+		"Error":{"Err":"build constraints exclude all Go files in /r/tests/evasion/net"}}`))
+	if err != nil || !lp.excluded {
+		t.Errorf("excluded package: %+v, %v", lp, err)
+	}
+	lp, err = parseGoList("./x", []byte(`{"Dir":"/r/x","TestGoFiles":["a_test.go"],"XTestGoFiles":["b_test.go"]}`))
+	if err != nil || lp.excluded || lp.tests != 2 || lp.dir != "/r/x" {
+		t.Errorf("package with tests: %+v, %v", lp, err)
+	}
+	if _, err := parseGoList("./nope", []byte(`{"Dir":"/r/nope","Error":{"Err":"directory not found"}}`)); err == nil {
+		t.Error("go list error accepted")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -55,10 +56,18 @@ func (t fsTree) copy(p string, perm uint32, src string) {
 // every symlink met on the way (/bin -> usr/bin, /lib64/ld-linux... ->
 // /lib/x86_64-linux-gnu/...), so the guest resolves paths as the host does.
 func (t fsTree) addHost(p string) error {
-	return t.addHostDepth(p, 0)
+	return t.addFrom("/", p)
 }
 
-func (t fsTree) addHostDepth(p string, depth int) error {
+// addFrom is addHost for a file of the tree under root (a sysroot of
+// another architecture's packages): the guest gets it, and the symlinks
+// met on the way, at p, as if root were the host's /. Absolute symlink
+// targets are resolved under root.
+func (t fsTree) addFrom(root, p string) error {
+	return t.addFromDepth(root, p, 0)
+}
+
+func (t fsTree) addFromDepth(root, p string, depth int) error {
 	if depth > 40 {
 		return fmt.Errorf("%s: too many symlinks", p)
 	}
@@ -70,13 +79,14 @@ func (t fsTree) addHostDepth(p string, depth int) error {
 	for i, c := range comps {
 		next := path.Join(cur, c)
 		rel := strings.TrimPrefix(next, "/")
-		fi, err := os.Lstat(next)
+		host := filepath.Join(root, filepath.FromSlash(next))
+		fi, err := os.Lstat(host)
 		if err != nil {
 			return err
 		}
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(next)
+			target, err := os.Readlink(host)
 			if err != nil {
 				return err
 			}
@@ -85,20 +95,58 @@ func (t fsTree) addHostDepth(p string, depth int) error {
 			if !path.IsAbs(target) {
 				target = path.Join(cur, target)
 			}
-			return t.addHostDepth(path.Join(append([]string{target}, comps[i+1:]...)...), depth+1)
+			return t.addFromDepth(root, path.Join(append([]string{target}, comps[i+1:]...)...), depth+1)
 		case fi.IsDir():
 			if e, ok := t[rel]; ok && e.mode&0o170000 != cpio.ModeDir {
-				return fmt.Errorf("%s: a directory on the host but not in the guest", next)
+				return fmt.Errorf("%s: a directory on the host but not in the guest", host)
 			}
 			t.dir(rel)
 		case fi.Mode().IsRegular() && i == len(comps)-1:
-			t.copy(rel, 0, next)
+			t.copy(rel, 0, host)
 		default:
-			return fmt.Errorf("%s: not a regular file, directory or symlink", next)
+			return fmt.Errorf("%s: not a regular file, directory or symlink", host)
 		}
 		cur = next
 	}
 	return nil
+}
+
+// resolveIn returns the host path of p resolved under root as if root were
+// /: symlinks are followed, absolute targets taken under root, and ".."
+// never climbs above it.
+func resolveIn(root, p string) (string, error) {
+	return resolveInDepth(root, p, 0)
+}
+
+func resolveInDepth(root, p string, depth int) (string, error) {
+	if depth > 40 {
+		return "", fmt.Errorf("%s: too many symlinks", p)
+	}
+	comps := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	cur := "/"
+	for i, c := range comps {
+		if c == "" {
+			continue
+		}
+		next := path.Join(cur, c)
+		host := filepath.Join(root, filepath.FromSlash(next))
+		fi, err := os.Lstat(host)
+		if err != nil {
+			return "", err
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(host)
+			if err != nil {
+				return "", err
+			}
+			if !path.IsAbs(target) {
+				target = path.Join(cur, target)
+			}
+			return resolveInDepth(root, path.Join(append([]string{target}, comps[i+1:]...)...), depth+1)
+		}
+		cur = next
+	}
+	return filepath.Join(root, filepath.FromSlash(cur)), nil
 }
 
 func (t fsTree) write(w io.Writer) error {
@@ -128,22 +176,56 @@ func (t fsTree) write(w io.Writer) error {
 	return c.Close()
 }
 
-// libDirs is where DT_NEEDED libraries are looked up, as ld.so does on
-// Debian amd64.
-var libDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
-
 // elfDeps returns the interpreter and shared libraries a host executable
-// needs, recursively; a static binary needs none.
+// of the host's architecture (amd64) needs, recursively; a static binary
+// needs none.
 func elfDeps(bin string) ([]string, error) {
+	return elfDepsIn("/", archAMD64, bin)
+}
+
+// elfDepsIn is elfDeps for an executable under root (a sysroot), of the
+// given architecture: every file met must be of its machine, libraries are
+// looked up in its library directories under root, and the paths returned
+// are the guest's (as if root were /).
+func elfDepsIn(root string, arch *guestArch, bin string) ([]string, error) {
+	deps, missing, err := elfWalk(root, arch, bin)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s needs %s, not found in %v", missing[0].from, missing[0].lib, arch.LibDirs)
+	}
+	return deps, nil
+}
+
+// neededLib is a DT_NEEDED library elfWalk did not find.
+type neededLib struct {
+	from string // guest path of the file that needs it
+	lib  string // its soname
+}
+
+// elfWalk returns what elfDepsIn returns, and the libraries it could not
+// find (it goes on without them) apart from other errors.
+func elfWalk(root string, arch *guestArch, bin string) ([]string, []neededLib, error) {
 	seen := map[string]bool{}
-	var out []string
+	var (
+		out     []string
+		missing []neededLib
+	)
 	var walk func(string) error
 	walk = func(p string) error {
-		f, err := elf.Open(p)
+		host, err := resolveIn(root, p)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		f, err := elf.Open(host)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		defer f.Close()
+		if f.Machine != arch.Machine {
+			return fmt.Errorf("%s: a %s file, not %s (%s)", p, f.Machine, arch.Machine, arch.Name)
+		}
 		for _, prog := range f.Progs {
 			if prog.Type == elf.PT_INTERP {
 				b, err := io.ReadAll(prog.Open())
@@ -163,14 +245,17 @@ func elfDeps(bin string) ([]string, error) {
 		}
 		for _, lib := range libs {
 			found := ""
-			for _, d := range libDirs {
-				if _, err := os.Stat(path.Join(d, lib)); err == nil {
-					found = path.Join(d, lib)
-					break
+			for _, d := range arch.LibDirs {
+				if h, err := resolveIn(root, path.Join(d, lib)); err == nil {
+					if fi, err := os.Stat(h); err == nil && fi.Mode().IsRegular() {
+						found = path.Join(d, lib)
+						break
+					}
 				}
 			}
 			if found == "" {
-				return fmt.Errorf("%s needs %s, not found in %v", p, lib, libDirs)
+				missing = append(missing, neededLib{from: p, lib: lib})
+				continue
 			}
 			if !seen[found] {
 				seen[found] = true
@@ -182,7 +267,8 @@ func elfDeps(bin string) ([]string, error) {
 		}
 		return nil
 	}
-	return out, walk(bin)
+	err := walk(bin)
+	return out, missing, err
 }
 
 // guestTest is one test binary packed into the initramfs.
@@ -199,6 +285,7 @@ type initConfig struct {
 	Run         string // go test -test.run pattern, "" for every test
 	Count       int    // go test -test.count, 0 for 1
 	Lineaged    bool   // a prebuilt cmd/lineaged is at guestLineaged
+	ResultsDev  string // the results port's device: the architecture's
 }
 
 // guestLineaged is where the prebuilt cmd/lineaged goes in the guest; the
@@ -206,7 +293,8 @@ type initConfig struct {
 // guest has no Go toolchain to build it.
 const guestLineaged = "/opt/vmtest/lineaged"
 
-// Guest output protocol, one marker per line on the results port (ttyS1):
+// Guest output protocol, one marker per line on the results port (the
+// architecture's ResultsDev: ttyS1 on amd64, a PCI 16550 at ttyS0 on arm64):
 //
 //	VMTEST-KERNEL <uname -r>
 //	VMTEST-LSM <active LSMs>
@@ -254,7 +342,7 @@ vmtest_on() {
 	for k in "$@"; do [ "$k" = "$VMTEST_KERNEL" ] && return 0; done
 	return 1
 }
-exec 3>/dev/ttyS1
+exec 3>{{.ResultsDev}}
 echo "VMTEST-KERNEL $(uname -r)" >&3
 echo "VMTEST-LSM $(cat /sys/kernel/security/lsm)" >&3
 echo "VMTEST-REQUIRE-ATTACH $VMTEST_REQUIRE_ATTACH" >&3
@@ -270,20 +358,37 @@ poweroff -f
 
 // initramfsSpec is everything packed into the guest.
 type initramfsSpec struct {
+	Arch     *guestArch                   // the guest's architecture (nil: amd64)
 	Busybox  string                       // static busybox on the host
 	Init     initConfig                   // the generated /init
 	Objects  map[string]string            // guest path under /objs -> host path
 	Testdata map[string]map[string]string // test name -> path under testdata -> host path
-	HostBins []string                     // host executables copied with their libraries
+	Root     string                       // where HostBins and their libraries are read from ("" is the host's /)
+	HostBins []string                     // executables copied with their libraries, at the same paths
 	Lineaged string                       // host path of a static cmd/lineaged, "" for none
 }
 
+// resultsDevRE is what the generated /init may take as the results port.
+var resultsDevRE = regexp.MustCompile(`^/dev/[A-Za-z0-9]+$`)
+
 // buildInitramfs writes the guest's initramfs: busybox, the generated /init,
 // the test binaries with their testdata, host executables the tests run
-// (with their shared libraries, at their host paths), and the BPF objects
-// for the verifier budget.
+// (with their shared libraries, at their host paths, from the host or from
+// the architecture's sysroot), and the BPF objects for the verifier budget.
 func buildInitramfs(w io.Writer, spec initramfsSpec) error {
+	arch := spec.Arch
+	if arch == nil {
+		arch = archAMD64
+	}
+	root := spec.Root
+	if root == "" {
+		root = "/"
+	}
 	cfg := spec.Init
+	cfg.ResultsDev = arch.ResultsDev
+	if !resultsDevRE.MatchString(cfg.ResultsDev) {
+		return fmt.Errorf("results device %q: want /dev/<name>", cfg.ResultsDev)
+	}
 	for _, t := range cfg.Tests {
 		if !safeName.MatchString(t.Name) {
 			return fmt.Errorf("test binary name %q: want letters, digits, _ . , -", t.Name)
@@ -323,14 +428,15 @@ func buildInitramfs(w io.Writer, spec initramfsSpec) error {
 	}
 
 	t := fsTree{}
-	// Host executables first: they bring the host's /bin, /lib symlinks.
+	// Host executables first: they bring the host's (or the sysroot's)
+	// /bin, /lib symlinks.
 	for _, bin := range spec.HostBins {
-		deps, err := elfDeps(bin)
+		deps, err := elfDepsIn(root, arch, bin)
 		if err != nil {
 			return fmt.Errorf("host binary: %w", err)
 		}
 		for _, p := range append([]string{bin}, deps...) {
-			if err := t.addHost(p); err != nil {
+			if err := t.addFrom(root, p); err != nil {
 				return fmt.Errorf("host binary %s: %w", bin, err)
 			}
 		}

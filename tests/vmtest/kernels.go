@@ -42,14 +42,6 @@ var selectorRE = regexp.MustCompile(`^(newest|[0-9]+\.[0-9]+)(-nolsm)?$`)
 // noLSMSuffix marks a selector booted without the BPF LSM.
 const noLSMSuffix = "-nolsm"
 
-// cloudImageRE matches Debian's cloud kernel image packages (signed or the
-// 7.x meta layout), not their -dbg or -unsigned siblings.
-var cloudImageRE = regexp.MustCompile(`^linux-image-([0-9]+)\.([0-9]+)[.-][0-9A-Za-z.+~-]*-cloud-amd64$`)
-
-// linuxBinaryRE finds the package that holds vmlinuz when the image package
-// is only a meta package (trixie-backports 6.19 and later).
-var linuxBinaryRE = regexp.MustCompile(`linux-binary-[0-9][0-9A-Za-z.+~-]*-cloud-amd64`)
-
 // Kernel is one resolved, cached kernel ready to boot.
 type Kernel struct {
 	Selector string // as given in -kernels
@@ -58,10 +50,14 @@ type Kernel struct {
 	Vmlinuz  string // path of the cached image
 }
 
-// kernelCache resolves selectors to Debian packages and keeps extracted
-// images under dir/kernels/<package>/vmlinuz between runs.
+// kernelCache resolves selectors to Debian packages of one architecture
+// and keeps extracted images between runs: amd64's under
+// dir/kernels/<package>/vmlinuz, another architecture's under
+// dir/<arch>/kernels/<package>/vmlinuz, each with its own apt lists
+// (archDir).
 type kernelCache struct {
 	dir     string
+	arch    *guestArch
 	refresh time.Duration
 	log     *slog.Logger
 
@@ -69,7 +65,17 @@ type kernelCache struct {
 	updateErr error // its failure, if any
 }
 
-func (c *kernelCache) aptDir() string { return filepath.Join(c.dir, "apt") }
+// archDir is where this architecture's apt lists, kernels and guest
+// userland are kept: the cache dir itself for amd64 (the layout before
+// there were other architectures), dir/<arch> for the others.
+func (c *kernelCache) archDir() string {
+	if c.arch == archAMD64 {
+		return c.dir
+	}
+	return filepath.Join(c.dir, c.arch.Name)
+}
+
+func (c *kernelCache) aptDir() string { return filepath.Join(c.archDir(), "apt") }
 
 // aptConfig writes the private apt configuration and returns its path.
 func (c *kernelCache) aptConfig() (string, error) {
@@ -84,7 +90,7 @@ func (c *kernelCache) aptConfig() (string, error) {
 	}
 	var src strings.Builder
 	for _, s := range aptSources {
-		fmt.Fprintf(&src, "deb [arch=amd64 signed-by=%s] %s\n", debianKeyring, s)
+		fmt.Fprintf(&src, "deb [arch=%s signed-by=%s] %s\n", c.arch.Name, debianKeyring, s)
 	}
 	if err := os.WriteFile(filepath.Join(root, "etc/sources.list"), []byte(src.String()), 0o600); err != nil {
 		return "", err
@@ -105,13 +111,13 @@ Dir::State::Lists "%[1]s/lists";
 Dir::State::status "%[1]s/state/status";
 Dir::Cache "%[1]s/cache";
 Dir::Cache::Archives "%[1]s/archives";
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
+APT::Architecture "%[2]s";
+APT::Architectures { "%[2]s"; };
 Acquire::Languages "none";
 APT::Sandbox::User "root";
 Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
 Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
-`, root)
+`, root, c.arch.Name)
 	path := filepath.Join(root, "apt.conf")
 	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
@@ -190,9 +196,9 @@ func (c *kernelCache) Resolve(ctx context.Context, sel string) (*Kernel, error) 
 	err := c.update(ctx)
 	if err == nil {
 		var out []byte
-		out, err = c.apt(ctx, "", "apt-cache", "search", "--names-only", `^linux-image-.*-cloud-amd64$`)
+		out, err = c.apt(ctx, "", "apt-cache", "search", "--names-only", c.arch.searchPattern())
 		if err == nil {
-			pkgs = parseSearch(out)
+			pkgs = c.arch.parseSearch(out)
 		}
 	}
 	if err != nil {
@@ -203,9 +209,9 @@ func (c *kernelCache) Resolve(ctx context.Context, sel string) (*Kernel, error) 
 		}
 		return nil, fmt.Errorf("resolve %s: %w", sel, err)
 	}
-	pkg, ok := pickNewest(pkgs, series)
+	pkg, ok := c.arch.pickNewest(pkgs, series)
 	if !ok {
-		return nil, fmt.Errorf("no Debian cloud kernel package for %s in %s", series, strings.Join(aptSources, "; "))
+		return nil, fmt.Errorf("no Debian cloud-%s kernel package for %s in %s", c.arch.Name, series, strings.Join(aptSources, "; "))
 	}
 	if k := c.cached(sel, pkg); k != nil {
 		return k, nil
@@ -213,26 +219,28 @@ func (c *kernelCache) Resolve(ctx context.Context, sel string) (*Kernel, error) 
 	return c.fetch(ctx, sel, pkg)
 }
 
-// parseSearch extracts package names from apt-cache search output.
-func parseSearch(out []byte) []string {
+// parseSearch extracts this architecture's image package names from
+// apt-cache search output.
+func (a *guestArch) parseSearch(out []byte) []string {
 	var names []string
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		name, _, _ := strings.Cut(sc.Text(), " ")
-		if cloudImageRE.MatchString(name) {
+		if a.imageRE.MatchString(name) {
 			names = append(names, name)
 		}
 	}
 	return names
 }
 
-// pickNewest returns the newest image package of a series ("6.12") or of
-// all ("newest"). Debian names carry the upstream version, so comparing
-// their numeric runs orders them (6.12.117+deb13 after 6.12.117+deb12).
-func pickNewest(pkgs []string, sel string) (string, bool) {
+// pickNewest returns the newest image package of this architecture of a
+// series ("6.12") or of all ("newest"). Debian names carry the upstream
+// version, so comparing their numeric runs orders them (6.12.117+deb13
+// after 6.12.117+deb12).
+func (a *guestArch) pickNewest(pkgs []string, sel string) (string, bool) {
 	var match []string
 	for _, p := range pkgs {
-		m := cloudImageRE.FindStringSubmatch(p)
+		m := a.imageRE.FindStringSubmatch(p)
 		if m == nil {
 			continue
 		}
@@ -279,7 +287,7 @@ func splitRun(s string) (run, rest string) {
 	return s[:i], s[i:]
 }
 
-func (c *kernelCache) kernelDir(pkg string) string { return filepath.Join(c.dir, "kernels", pkg) }
+func (c *kernelCache) kernelDir(pkg string) string { return filepath.Join(c.archDir(), "kernels", pkg) }
 
 // cached returns the cached kernel for pkg, if complete.
 func (c *kernelCache) cached(sel, pkg string) *Kernel {
@@ -297,7 +305,7 @@ func (c *kernelCache) cached(sel, pkg string) *Kernel {
 
 // newestCached returns the newest complete cached kernel of a series.
 func (c *kernelCache) newestCached(sel, series string) *Kernel {
-	ents, err := os.ReadDir(filepath.Join(c.dir, "kernels"))
+	ents, err := os.ReadDir(filepath.Join(c.archDir(), "kernels"))
 	if err != nil {
 		return nil
 	}
@@ -307,7 +315,7 @@ func (c *kernelCache) newestCached(sel, series string) *Kernel {
 			names = append(names, e.Name())
 		}
 	}
-	pkg, ok := pickNewest(names, series)
+	pkg, ok := c.arch.pickNewest(names, series)
 	if !ok {
 		return nil
 	}
@@ -334,7 +342,7 @@ func (c *kernelCache) fetch(ctx context.Context, sel, pkg string) (*Kernel, erro
 		return nil, err
 	}
 	if vmlinuz == "" {
-		bin := linuxBinaryRE.FindString(field(show, "Depends"))
+		bin := c.arch.binaryRE.FindString(field(show, "Depends"))
 		if bin == "" {
 			return nil, fmt.Errorf("%s has no vmlinuz and names no linux-binary package", pkg)
 		}
@@ -344,6 +352,9 @@ func (c *kernelCache) fetch(ctx context.Context, sel, pkg string) (*Kernel, erro
 		if vmlinuz == "" {
 			return nil, fmt.Errorf("neither %s nor %s holds a vmlinuz", pkg, bin)
 		}
+	}
+	if err := c.arch.checkImage(vmlinuz); err != nil {
+		return nil, fmt.Errorf("%s: %w", pkg, err)
 	}
 	dir := c.kernelDir(pkg)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -368,7 +379,7 @@ func (c *kernelCache) extractVmlinuz(ctx context.Context, work, pkg string) (str
 		return "", err
 	}
 	if _, err := c.apt(ctx, dl, "apt-get", "-q", "download", pkg); err != nil {
-		return "", err
+		return "", notServed(pkg, err)
 	}
 	debs, err := filepath.Glob(filepath.Join(dl, "*.deb"))
 	if err != nil || len(debs) != 1 {
@@ -387,6 +398,16 @@ func (c *kernelCache) extractVmlinuz(ctx context.Context, work, pkg string) (str
 		}
 	}
 	return "", nil
+}
+
+// notServed says so when a download failed because the mirror does not
+// have a file its own index lists (HTTP 404: a partial mirror, like one that
+// serves bullseye-security's amd64 kernels but not its arm64 ones).
+func notServed(pkg string, err error) error {
+	if strings.Contains(err.Error(), " 404 ") {
+		return fmt.Errorf("%s is in the package index but the mirror does not serve its file: %w", pkg, err)
+	}
+	return err
 }
 
 // field returns a control-file field's value from apt-cache show output.

@@ -5,6 +5,11 @@
 //
 //	go run ./tests/vmtest -kernels 5.10,6.1,6.12,6.18,newest
 //
+// With -arch arm64 the guests are arm64 ones under qemu-system-aarch64: the
+// same selectors resolved to Debian's cloud-arm64 kernels, the test
+// binaries cross-built, and busybox and the executables the tests run taken
+// from Debian's arm64 packages (userland.go) instead of the host.
+//
 // Kernels are resolved to the newest matching Debian cloud image at run time
 // with a private apt configuration, and cached under tests/vmtest/cache. A
 // kernel that cannot be had is reported as not run, with the reason. The
@@ -42,6 +47,7 @@ import (
 )
 
 type config struct {
+	arch          *guestArch // -arch
 	kernels       []string
 	pkgs          []string
 	cacheDir      string
@@ -92,6 +98,20 @@ func parseFlags(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	if cfg.arch, err = lookupArch(*lists.arch); err != nil {
+		return nil, err
+	}
+	// -qemu and -busybox default to the architecture's: its qemu, and for
+	// a guest not of the host's architecture the busybox of its Debian
+	// package ("" until the userland is unpacked).
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["qemu"] {
+		cfg.qemu = cfg.arch.Qemu
+	}
+	if !set["busybox"] && !cfg.arch.FromHost {
+		cfg.busybox = ""
+	}
 	cfg.kernels = splitList(*lists.kernels)
 	cfg.pkgs = splitList(*lists.pkgs)
 	cfg.hostBins = splitList(*lists.hostBins)
@@ -104,9 +124,11 @@ func parseFlags(args []string) (*config, error) {
 	return cfg, nil
 }
 
-// listFlags holds the comma-list flags until they are split.
+// listFlags holds the comma-list flags until they are split, and -arch
+// until it is looked up.
 type listFlags struct {
 	kernels, pkgs, hostBins *string
+	arch                    *string
 }
 
 // defineFlags defines the flags on fs, the scalar ones straight into cfg.
@@ -117,7 +139,10 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 		kernels: fs.String("kernels", "5.10,6.1,6.12,6.18,newest", "comma-separated kernel series (major.minor) or newest"),
 		pkgs:    fs.String("pkgs", defaultPkgs, "comma-separated packages whose tests run in each guest; path@k1+k2 runs a package only in those kernels' guests (packages without tests are left out, with a note)"),
 		hostBins: fs.String("host-bins", "/bin/dash,/bin/bash,/bin/echo,/bin/true,/bin/false,/bin/sleep,/bin/cat,/usr/bin/env,/usr/sbin/bpftool",
-			"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths; the tamper suite runs bpftool)"),
+			"comma-separated host executables copied into the guest at the same paths, with their shared libraries (the tests exec them and check their paths; the tamper suite runs bpftool). "+
+				"With -arch arm64 they come from the arm64 builds of the Debian packages that own them on the host"),
+		arch: fs.String("arch", archAMD64.Name, "guest architecture: "+strings.Join(archNames(), " or ")+
+			" (arm64: cloud-arm64 kernels under qemu-system-aarch64, test binaries cross-built, the guest's busybox and -host-bins from Debian's arm64 packages)"),
 	}
 	cache := "tests/vmtest/cache"
 	if d := os.Getenv("VMTEST_CACHE"); d != "" {
@@ -141,8 +166,8 @@ func defineFlags(fs *flag.FlagSet, cfg *config) (listFlags, error) {
 	fs.BoolVar(&cfg.allowMissing, "allow-missing", allowMissing,
 		"development only: pass the run even when some listed kernels could not be resolved or downloaded (they are reported as not run; at least one must boot). "+
 			"Default from $"+envAllowMissing+"=1. Refused when $CI is set: a CI run must boot every listed kernel")
-	fs.StringVar(&cfg.qemu, "qemu", "qemu-system-x86_64", "qemu binary")
-	fs.StringVar(&cfg.busybox, "busybox", "/bin/busybox", "static busybox for the guest")
+	fs.StringVar(&cfg.qemu, "qemu", archAMD64.Qemu, "qemu binary (default: the -arch's, qemu-system-aarch64 for arm64)")
+	fs.StringVar(&cfg.busybox, "busybox", "/bin/busybox", "static busybox for the guest (default for arm64: busybox-static's arm64 build)")
 	fs.StringVar(&cfg.run, "run", "", "run only the tests matching this go test -run pattern (to chase one test, with -count)")
 	fs.IntVar(&cfg.count, "count", 1, "run each test this many times in every guest (go test -count)")
 	return lists, nil
@@ -238,22 +263,27 @@ func run(ctx context.Context, cfg *config, log *slog.Logger, out io.Writer) (boo
 	}
 	// 1. Test binaries, static, plus their testdata, and cmd/lineaged for
 	// the tests that run the daemon (no Go toolchain in the guest).
-	tests, testdata, notes, err := buildTests(ctx, cfg.pkgs, runDir, log)
+	tests, testdata, notes, err := buildTests(ctx, cfg.pkgs, runDir, cfg.arch, log)
 	if err != nil {
 		return false, err
 	}
 	notes = append(notes, subsetNotes(cfg.pkgs, cfg.kernels)...)
-	lineaged, err := buildLineaged(ctx, runDir, log)
+	lineaged, err := buildLineaged(ctx, runDir, cfg.arch, log)
 	if err != nil {
 		return false, err
 	}
-	// 2. BPF objects for the verifier budget.
-	objs, err := findObjects(".")
+	// 2. BPF objects for the verifier budget: those of this architecture.
+	objs, err := findObjects(".", cfg.arch)
 	if err != nil {
 		return false, err
 	}
-	// 3. One initramfs for every guest.
-	initrd, err := writeInitramfs(cfg, runDir, tests, testdata, objs, lineaged)
+	// 3. One initramfs for every guest, with busybox and the executables
+	// the tests run from the host or from the architecture's packages.
+	ul, err := guestUserland(ctx, cfg, log)
+	if err != nil {
+		return false, err
+	}
+	initrd, err := writeInitramfs(cfg, runDir, tests, testdata, objs, lineaged, ul)
 	if err != nil {
 		return false, err
 	}
@@ -282,11 +312,21 @@ func checkHost(cfg *config) error {
 	}
 	for _, tool := range []string{cfg.qemu, "apt-get", "apt-cache", "dpkg-deb", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: install it (qemu-system-x86, apt, dpkg, Go)", tool)
+			return fmt.Errorf("%s not found: install it (%s, apt, dpkg, Go)", tool, cfg.arch.QemuPkg)
 		}
 	}
-	if _, err := os.Stat(cfg.busybox); err != nil {
-		return fmt.Errorf("busybox: %w (apt-get install busybox-static)", err)
+	if cfg.busybox != "" {
+		if _, err := os.Stat(cfg.busybox); err != nil {
+			return fmt.Errorf("busybox: %w (apt-get install busybox-static)", err)
+		}
+	}
+	if !cfg.arch.FromHost {
+		// The executables come from the architecture's packages, found
+		// by the host's owner of each path (userland.go).
+		if _, err := exec.LookPath("dpkg-query"); err != nil {
+			return fmt.Errorf("dpkg-query not found: -arch %s finds the packages of -host-bins with it", cfg.arch.Name)
+		}
+		return nil
 	}
 	for _, b := range cfg.hostBins {
 		if _, err := os.Stat(b); err != nil {
@@ -311,7 +351,7 @@ func newRunDir(cacheDir string, log *slog.Logger) (string, error) {
 // binaries, their testdata, the BPF objects and the host binaries, and
 // returns its path. The guest's own test timeout leaves the host's
 // per-guest timeout room to collect the results.
-func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[string]map[string]string, objs map[string]string, lineaged string) (string, error) {
+func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[string]map[string]string, objs map[string]string, lineaged string, ul *userland) (string, error) {
 	initrd := filepath.Join(runDir, "initramfs.cpio")
 	f, err := os.OpenFile(initrd, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -322,7 +362,8 @@ func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[
 		guestTimeout = time.Minute
 	}
 	err = buildInitramfs(f, initramfsSpec{
-		Busybox: cfg.busybox,
+		Arch:    cfg.arch,
+		Busybox: ul.Busybox,
 		Init: initConfig{
 			Tests:       tests,
 			TestTimeout: guestTimeout.String(),
@@ -331,6 +372,7 @@ func writeInitramfs(cfg *config, runDir string, tests []guestTest, testdata map[
 		},
 		Objects:  objs,
 		Testdata: testdata,
+		Root:     ul.Root,
 		HostBins: cfg.hostBins,
 		Lineaged: lineaged,
 	})
@@ -353,14 +395,14 @@ func resolveKernels(ctx context.Context, cfg *config, log *slog.Logger) ([]*gues
 		return nil, err
 	}
 	defer unlock()
-	kc := &kernelCache{dir: cfg.cacheDir, refresh: cfg.refresh, log: log}
+	kc := &kernelCache{dir: cfg.cacheDir, arch: cfg.arch, refresh: cfg.refresh, log: log}
 	runs := make([]*guestRun, len(cfg.kernels))
 	for i, sel := range cfg.kernels {
-		runs[i] = &guestRun{Selector: sel}
+		runs[i] = &guestRun{Selector: sel, Arch: cfg.arch.Name}
 		k, err := kc.Resolve(ctx, sel)
 		if err != nil {
 			runs[i].NotRun = err.Error()
-			log.Warn("kernel not run", "kernel", sel, "reason", err)
+			log.Warn("kernel not run", "kernel", runs[i].label(), "reason", err)
 			continue
 		}
 		runs[i].Kernel = k
@@ -450,18 +492,18 @@ func report(out io.Writer, cfg *config, runs []*guestRun, notes []string, runDir
 func guestDetails(out io.Writer, g *guestRun) {
 	for _, name := range g.Order {
 		if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
-			fmt.Fprintf(out, "failed: %s: %s: %s\n", g.Selector, name, w)
+			fmt.Fprintf(out, "failed: %s: %s: %s\n", g.label(), name, w)
 		}
 	}
 	for _, p := range g.Problems {
-		fmt.Fprintf(out, "problem: %s: %s\n", g.Selector, p)
+		fmt.Fprintf(out, "problem: %s: %s\n", g.label(), p)
 	}
 	if g.NotRun != "" {
-		fmt.Fprintf(out, "not run: %s: %s\n", g.Selector, g.NotRun)
+		fmt.Fprintf(out, "not run: %s: %s\n", g.label(), g.NotRun)
 	}
 	for _, name := range g.Order {
 		if g.Results[name] == statusXFail {
-			fmt.Fprintf(out, "expected failure: %s: %s (known defect: %s)\n", g.Selector, name, g.Defects[name])
+			fmt.Fprintf(out, "expected failure: %s: %s (known defect: %s)\n", g.label(), name, g.Defects[name])
 		}
 	}
 }
@@ -479,40 +521,17 @@ func writeMarkdown(path string, tabs ...*table) error {
 
 // boot runs one guest under a hard timeout and parses its results port.
 func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, log *slog.Logger) {
-	console := filepath.Join(runDir, g.Selector+".console.log")
-	results := filepath.Join(runDir, g.Selector+".results.log")
-	lsm, require := guestLSM(cfg, g.Selector)
-	appendLine := strings.Join([]string{
-		// no_timer_check: under emulation on a busy host the IO-APIC
-		// timer check can miss its window and panic 5.10 at boot.
-		"console=ttyS0", "panic=-1", "quiet", "loglevel=4", "no_timer_check",
-		"lsm=" + lsm, "rdinit=/init", "vmtest.require_attach=" + require,
-		"vmtest.kernel=" + g.Selector, // picks the packages of a kernel subset (-pkgs path@kernel)
-	}, " ")
-	args := []string{
-		// thread=single: with one host thread per vCPU (thread=multi) a
-		// vCPU can run stale translated code across the kernel's int3-based
-		// live patching when tracepoints are toggled, and the guest oopses
-		// ("Oops: int3" in syscall_trace_enter; seen on 6.12, 6.18, 7.3).
-		// One thread for both vCPUs keeps the guest SMP and costs no
-		// throughput here, where guests already run two at a time.
-		"-accel", "tcg,thread=single", "-cpu", "max",
-		"-smp", fmt.Sprint(cfg.smp), "-m", fmt.Sprint(cfg.memMiB),
-		"-nodefaults", "-display", "none", "-no-reboot",
-		// ttyS0: kernel console (kept for debugging); ttyS1: results only,
-		// so kernel messages never split a test line.
-		"-serial", "file:" + console,
-		"-serial", "file:" + results,
-		"-kernel", g.Kernel.Vmlinuz, "-initrd", initrd,
-		"-append", appendLine,
-	}
+	name := strings.ReplaceAll(g.label(), "/", "-")
+	console := filepath.Join(runDir, name+".console.log")
+	results := filepath.Join(runDir, name+".results.log")
+	args := qemuArgs(cfg, g, initrd, console, results)
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cfg.qemu, args...)
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	log.Info("booting", "kernel", g.Selector, "package", g.Kernel.Package)
+	log.Info("booting", "kernel", g.label(), "package", g.Kernel.Package)
 	start := time.Now()
 	err := cmd.Run()
 	g.Wall = time.Since(start)
@@ -530,7 +549,71 @@ func boot(ctx context.Context, cfg *config, g *guestRun, initrd, runDir string, 
 	case err != nil:
 		g.Problems = append(g.Problems, fmt.Sprintf("qemu: %v: %s", err, lastLine(stderr.String())))
 	}
-	log.Info("guest finished", "kernel", g.Selector, "uname", g.Uname, "wall", g.Wall.Round(time.Second), "problems", len(g.Problems))
+	log.Info("guest finished", "kernel", g.label(), "uname", g.Uname, "wall", g.Wall.Round(time.Second), "problems", len(g.Problems))
+}
+
+// kernelAppend is a guest's kernel command line.
+func kernelAppend(cfg *config, selector string) string {
+	lsm, require := guestLSM(cfg, selector)
+	words := []string{"console=" + cfg.arch.Console, "panic=-1", "quiet", "loglevel=4"}
+	if cfg.arch == archAMD64 {
+		// no_timer_check: under emulation on a busy host the IO-APIC
+		// timer check can miss its window and panic 5.10 at boot.
+		words = append(words, "no_timer_check")
+	}
+	return strings.Join(append(words,
+		"lsm="+lsm, "rdinit=/init", "vmtest.require_attach="+require,
+		"vmtest.kernel="+selector, // picks the packages of a kernel subset (-pkgs path@kernel)
+	), " ")
+}
+
+// qemuArgs is the qemu command line of one guest: the console log and the
+// results port's file, the kernel and initramfs, on cfg's architecture.
+func qemuArgs(cfg *config, g *guestRun, initrd, console, results string) []string {
+	var args []string
+	if cfg.arch == archARM64 {
+		args = append(args, "-M", "virt")
+	}
+	// thread=single: with one host thread per vCPU (thread=multi) a vCPU
+	// can run stale translated code across the kernel's int3-based live
+	// patching when tracepoints are toggled, and the guest oopses ("Oops:
+	// int3" in syscall_trace_enter; seen on 6.12, 6.18, 7.3). One thread
+	// for both vCPUs keeps the guest SMP and costs no throughput here,
+	// where guests already run two at a time; arm64 guests run the same
+	// way.
+	cpu := "max"
+	if cfg.arch == archARM64 {
+		// The cloud-arm64 kernels sign every return address: the
+		// architected pointer authentication (QARMA) is slow to
+		// emulate, qemu's own implementation is not.
+		cpu = "max,pauth-impdef=on"
+	}
+	args = append(args,
+		"-accel", "tcg,thread=single", "-cpu", cpu,
+		"-smp", fmt.Sprint(cfg.smp), "-m", fmt.Sprint(cfg.memMiB),
+		"-nodefaults", "-display", "none", "-no-reboot",
+	)
+	switch cfg.arch {
+	case archARM64:
+		// ttyAMA0 (the virt machine's one PL011): kernel console; a 16550
+		// on the PCI bus, ttyS0 in the guest: results only.
+		args = append(args,
+			"-serial", "file:"+console,
+			"-chardev", "file,id=results,path="+results,
+			"-device", "pci-serial,chardev=results",
+		)
+	default:
+		// ttyS0: kernel console (kept for debugging); ttyS1: results only,
+		// so kernel messages never split a test line.
+		args = append(args,
+			"-serial", "file:"+console,
+			"-serial", "file:"+results,
+		)
+	}
+	return append(args,
+		"-kernel", g.Kernel.Vmlinuz, "-initrd", initrd,
+		"-append", kernelAppend(cfg, g.Selector),
+	)
 }
 
 // lockFile takes an exclusive flock on path, waiting for other runs.

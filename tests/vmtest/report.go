@@ -34,6 +34,7 @@ type feature struct {
 type guestRun struct {
 	Kernel   *Kernel
 	Selector string
+	Arch     string // guest architecture; "" is amd64
 	NotRun   string // why the kernel was not booted: it could not be resolved or downloaded
 
 	Uname         string
@@ -50,6 +51,16 @@ type guestRun struct {
 	Defects       map[string]string // test -> known-defect reason, for its XFAIL or XPASS
 	Why           map[string]string // test -> why the harness failed it (no result; contradicts the guest's LSM list or requirements)
 	Problems      []string          // failures not tied to one test
+}
+
+// label names the guest in the tables and messages: its selector, with
+// the architecture after a slash when it is not amd64 ("6.1/arm64"), so
+// that the results of an arm64 matrix are never taken for amd64 ones.
+func (g *guestRun) label() string {
+	if g.Arch == "" || g.Arch == archAMD64.Name {
+		return g.Selector
+	}
+	return g.Selector + "/" + g.Arch
 }
 
 var (
@@ -309,7 +320,7 @@ func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
 		for _, name := range g.Order {
 			if g.Results[name] == statusXPass {
 				why = append(why, fmt.Sprintf("%s: %s passed, but it is a known defect there (%s): fixed? remove it from known defects (tests/vmtest/defects.go, docs/kernels.md)",
-					g.Selector, name, g.Defects[name]))
+					g.label(), name, g.Defects[name]))
 			}
 		}
 	}
@@ -320,7 +331,7 @@ func verdict(runs []*guestRun, cfg *config) (ok bool, why []string) {
 			booted++
 		case !cfg.allowMissing:
 			why = append(why, fmt.Sprintf("kernel %s did not run: %s (outside CI, -allow-missing or %s=1 accepts fewer kernels)",
-				g.Selector, g.NotRun, envAllowMissing))
+				g.label(), g.NotRun, envAllowMissing))
 		}
 	}
 	if booted == 0 {
@@ -378,7 +389,7 @@ func tables(runs []*guestRun) (kernels, tests, features, verified *table) {
 func kernelColumns(runs []*guestRun, labels ...string) []string {
 	head := labels
 	for _, g := range runs {
-		head = append(head, g.Selector)
+		head = append(head, g.label())
 	}
 	return head
 }
@@ -393,11 +404,11 @@ func kernelTable(runs []*guestRun) *table {
 			if g.Kernel != nil {
 				pkg = g.Kernel.Package
 			}
-			t.add(g.Selector, pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
+			t.add(g.label(), pkg, "-", "-", "-", "-", "-", "-", "-", "NOT RUN: "+g.NotRun)
 			continue
 		}
 		c := count([]*guestRun{g})
-		t.add(g.Selector, g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
+		t.add(g.label(), g.Kernel.Package, g.Kernel.Version, orDash(g.Uname),
 			g.Wall.Round(100*time.Millisecond).String(),
 			strconv.Itoa(c.Passed), strconv.Itoa(c.Failed), strconv.Itoa(c.Expected), strconv.Itoa(c.Skipped), guestResult(g))
 	}

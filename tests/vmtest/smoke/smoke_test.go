@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -90,7 +92,23 @@ func onlyProgram(t *testing.T, name string) *ebpf.CollectionSpec {
 	if len(spec.Programs) != 1 {
 		t.Fatalf("program %q not in smoke object", name)
 	}
+	retarget(spec)
 	return spec
+}
+
+// syscallPrefix is the prefix of the syscall wrappers' symbols on this
+// architecture (__x64_sys_getpgid, __arm64_sys_getpgid).
+var syscallPrefix = map[string]string{"amd64": "__x64_sys_", "arm64": "__arm64_sys_"}[runtime.GOARCH]
+
+// retarget points the programs that hook an x86-64 syscall wrapper (the
+// object names __x64_sys_getpgid in its sections) at this architecture's
+// wrapper of the same syscall.
+func retarget(spec *ebpf.CollectionSpec) {
+	for _, p := range spec.Programs {
+		if rest, ok := strings.CutPrefix(p.AttachTo, "__x64_sys_"); ok && syscallPrefix != "" {
+			p.AttachTo = syscallPrefix + rest
+		}
+	}
 }
 
 // TestRingbufExec loads a syscall tracepoint that records execve calls made
@@ -204,7 +222,7 @@ var attachKinds = []attachKind{
 		return link.AttachLSM(link.LSMOptions{Program: p})
 	}, openFile},
 	{"kprobe", smokeProgProbeKprobe, hitKprobe, func(p *ebpf.Program) (link.Link, error) {
-		return link.Kprobe("__x64_sys_getpgid", p, nil)
+		return link.Kprobe(syscallPrefix+"getpgid", p, nil)
 	}, getpgid},
 }
 
@@ -320,8 +338,26 @@ func objectsDir(t *testing.T) string {
 	return root
 }
 
-// findObjects returns the little-endian BPF objects under dir, relative to
-// it, sorted. Cache and dependency trees are not searched.
+// objectArchs maps the suffix bpf2go gives an object built for one target
+// architecture (fileio_x86_bpfel.o) to the Go architectures it is for;
+// objects without one are for every architecture.
+var objectArchs = map[string][]string{"x86": {"amd64", "386"}, "arm64": {"arm64"}}
+
+// forThisArch reports whether an object file is arch-independent or built
+// for this architecture.
+func forThisArch(name string) bool {
+	base := strings.TrimSuffix(name, "_bpfel.o")
+	i := strings.LastIndexByte(base, '_')
+	if i < 0 {
+		return true
+	}
+	archs, ok := objectArchs[base[i+1:]]
+	return !ok || slices.Contains(archs, runtime.GOARCH)
+}
+
+// findObjects returns the little-endian BPF objects for this architecture
+// under dir, relative to it, sorted. Cache and dependency trees are not
+// searched.
 func findObjects(dir string) ([]string, error) {
 	var objs []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -335,7 +371,7 @@ func findObjects(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(d.Name(), "_bpfel.o") {
+		if strings.HasSuffix(d.Name(), "_bpfel.o") && forThisArch(d.Name()) {
 			rel, err := filepath.Rel(dir, p)
 			if err != nil {
 				return err
@@ -451,6 +487,7 @@ func TestVerifierBudget(t *testing.T) {
 			t.Errorf("%s: %v", obj, err)
 			continue
 		}
+		retarget(spec)
 		names := make([]string, 0, len(spec.Programs))
 		for n := range spec.Programs {
 			names = append(names, n)
