@@ -7,6 +7,7 @@ pkgs=(
 	clang llvm libbpf-dev bpftool   # make generate (BPF objects)
 	kcat python3-kafka              # third-party Kafka consumers in tests
 	qemu-system-x86 busybox-static  # make vmtest (kernel matrix)
+	qemu-system-arm                 # make vmtest-arm64 (arm64 guests)
 	npm                             # installs the pinned Claude Code for end-to-end tests
 	rpm systemd                     # the package test: rpm -qlp, systemd-analyze verify
 	mmdebstrap                      # make servicetest: the systemd guest's root file system
