@@ -133,6 +133,24 @@ struct {
 	__type(value, struct fio_args);
 } fio_args SEC(".maps");
 
+/* Opens and fchmods of members whose entry found fio_args full (threads
+ * parked inside opens can fill it: a FIFO with no writer, a FUSE file
+ * that never answers). Such a call is not dropped: the exit program
+ * decodes it from the registers, where x86_64 and arm64 keep the
+ * arguments (fileio_arch.h), and a start time a second before its exit
+ * (fd_changed can then be set where no descriptor changed, never missed).
+ * Nonzero once any call overflowed: only then does an exit without an
+ * entry cost a membership lookup. Userspace reads it (Stats). */
+__u64 fio_args_full = 0;
+
+/* The exit program's copy of an overflowed call's arguments, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fio_args);
+} fio_args_exit SEC(".maps");
+
 /* The walker's buffer holds FIO_PATH_MAX bytes walked backwards, then
  * room for a caller's name read right after its directory. */
 _Static_assert(FIO_PATH_MAX == PATH_BUF, "a walked path fills one FIO_PATH_MAX");
@@ -166,7 +184,7 @@ struct {
  * subprograms' frames together (6.12 refused 576 bytes). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2); /* enter, exit */
 	__type(key, __u32);
 	__type(value, struct sc_args);
 } fio_regs SEC(".maps");
@@ -387,7 +405,7 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	}
 	tid = (__u32)id;
 	if (bpf_map_update_elem(&fio_args, &tid, &a, BPF_ANY))
-		count_lost(nr == NR_fchmod ? EV_CHMOD : EV_OPEN);
+		__sync_fetch_and_add(&fio_args_full, 1); /* decoded at exit */
 	return 0;
 }
 
@@ -493,6 +511,49 @@ as_named:
 	return emit_file(ev);
 }
 
+/* The arguments of a member's open or fchmod whose entry found fio_args
+ * full, from the registers at exit (see fio_args_full); NULL when the
+ * caller is no member. */
+static __always_inline struct fio_args *args_at_exit(const struct pt_regs *regs, long nr,
+						     bool compat)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct session *s = session_of(task, bpf_get_current_pid_tgid() >> 32);
+	__u32 zero = 0, one = 1;
+	struct fio_args *a;
+	struct sc_args *c;
+
+	if (!s)
+		return NULL;
+	a = bpf_map_lookup_elem(&fio_args_exit, &zero);
+	c = bpf_map_lookup_elem(&fio_regs, &one);
+	if (!a || !c)
+		return NULL;
+	if (compat)
+		compat_regs(c, regs);
+	else
+		sc_native(c, regs);
+	a->sess = *s;
+	a->nr = nr;
+	a->arg[0] = c->di;
+	a->arg[1] = c->si;
+	a->arg[2] = c->dx;
+	a->arg[3] = c->r10;
+	a->how_flags = 0;
+	a->how_mode = 0;
+	a->t0 = bpf_ktime_get_boot_ns() - FD_MARK_STALE_NS;
+	if (nr == NR_openat2) {
+		/* As the caller's memory holds it now, not as the kernel
+		 * copied it at entry. */
+		struct open_how how = {};
+
+		bpf_probe_read_user(&how, sizeof(how), (void *)c->dx);
+		a->how_flags = how.flags;
+		a->how_mode = how.mode;
+	}
+	return a;
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -517,17 +578,26 @@ int BPF_PROG(fileio_sys_exit, struct pt_regs *regs, long ret)
 	case NR_open_by_handle_at:
 	case NR_fchmod: {
 		struct fio_args *a;
+		bool entered = true;
 
 		/* Only session members have an entry: this lookup is the
-		 * membership test at exit. */
+		 * membership test at exit, unless an entry ever found the
+		 * table full. */
 		tid = (__u32)bpf_get_current_pid_tgid();
 		a = bpf_map_lookup_elem(&fio_args, &tid);
-		if (!a)
-			return 0;
+		if (!a) {
+			if (!*(volatile __u64 *)&fio_args_full)
+				return 0;
+			a = args_at_exit(regs, nr, compat);
+			if (!a)
+				return 0;
+			entered = false;
+		}
 		task = (struct task_struct *)bpf_get_current_task();
 		if (a->nr == nr)
 			exit_open(a, ret, task);
-		bpf_map_delete_elem(&fio_args, &tid);
+		if (entered)
+			bpf_map_delete_elem(&fio_args, &tid);
 		return 0;
 	}
 	case NR_unlink: case NR_unlinkat: case NR_rmdir:

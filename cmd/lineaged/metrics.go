@@ -36,6 +36,7 @@ func (p *pipeline) registerStats() error {
 		{"lineaged_sensor_shed_total", "File and network records the kernel dropped, above the ring's shed level, to keep room for process records.", false, func() float64 { return float64(p.sensor.Stats().Shed) }},
 		{"lineaged_sensor_session_budget_total", "File and network records dropped (by the kernel above half the ring, or by the reader at its full queue) from sessions that made more than half of the recent ones (sensor.loss where session-budget, naming the session).", false, func() float64 { return float64(p.sensor.Stats().OverBudget) }},
 		{"lineaged_sensor_sessions_full_total", "Processes the kernel could not make agent-session members because the sessions map was full (sensor.loss where sessions; their process.fork or process.exec says untracked).", false, func() float64 { return float64(p.sensor.Stats().SessionsFull) }},
+		{"lineaged_sensor_open_args_full_total", "Opens and fchmods of session members whose entry found the table of calls in flight full (threads parked inside opens), decoded at their exit instead: reported, fd_changed possibly set where no descriptor changed.", false, func() float64 { return float64(p.sensor.Stats().OpenArgsFull) }},
 		{"lineaged_sensor_delivered_total", "Raw events handed to enrichment.", false, func() float64 { return float64(p.sensor.Stats().Delivered) }},
 
 		{"lineaged_lineage_live_processes", "Live process images in the table.", true, func() float64 { return float64(p.engine.Stats().Live) }},

@@ -271,6 +271,7 @@ const (
 	fileioMapEvents             = "events"
 	fileioMapFdMarks            = "fd_marks"
 	fileioMapFioArgs            = "fio_args"
+	fileioMapFioArgsExit        = "fio_args_exit"
 	fileioMapFioHashes          = "fio_hashes"
 	fileioMapFioPending         = "fio_pending"
 	fileioMapFioProcs           = "fio_procs"
@@ -292,6 +293,7 @@ const (
 	fileioVarBudgetBytes        = "budget_bytes"
 	fileioVarDedupeOpens        = "dedupe_opens"
 	fileioVarDenyIoUring        = "deny_io_uring"
+	fileioVarFioArgsFull        = "fio_args_full"
 	fileioVarFlushNs            = "flush_ns"
 	fileioVarNameHashKey        = "name_hash_key"
 	fileioVarShedBytes          = "shed_bytes"
@@ -353,6 +355,7 @@ type fileioMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FdMarks       *ebpf.MapSpec `ebpf:"fd_marks"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
+	FioArgsExit   *ebpf.MapSpec `ebpf:"fio_args_exit"`
 	FioHashes     *ebpf.MapSpec `ebpf:"fio_hashes"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
 	FioProcs      *ebpf.MapSpec `ebpf:"fio_procs"`
@@ -378,6 +381,7 @@ type fileioVariableSpecs struct {
 	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
+	FioArgsFull        *ebpf.VariableSpec `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
@@ -409,6 +413,7 @@ type fileioMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	FdMarks       *ebpf.Map `ebpf:"fd_marks"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
+	FioArgsExit   *ebpf.Map `ebpf:"fio_args_exit"`
 	FioHashes     *ebpf.Map `ebpf:"fio_hashes"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
 	FioProcs      *ebpf.Map `ebpf:"fio_procs"`
@@ -433,6 +438,7 @@ func (m *fileioMaps) Close() error {
 		m.Events,
 		m.FdMarks,
 		m.FioArgs,
+		m.FioArgsExit,
 		m.FioHashes,
 		m.FioPending,
 		m.FioProcs,
@@ -459,6 +465,7 @@ type fileioVariables struct {
 	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
+	FioArgsFull        *ebpf.Variable `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`

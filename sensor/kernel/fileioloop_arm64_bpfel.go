@@ -269,6 +269,7 @@ const (
 	fileioLoopMapEvents             = "events"
 	fileioLoopMapFdMarks            = "fd_marks"
 	fileioLoopMapFioArgs            = "fio_args"
+	fileioLoopMapFioArgsExit        = "fio_args_exit"
 	fileioLoopMapFioHashes          = "fio_hashes"
 	fileioLoopMapFioPending         = "fio_pending"
 	fileioLoopMapFioProcs           = "fio_procs"
@@ -290,6 +291,7 @@ const (
 	fileioLoopVarBudgetBytes        = "budget_bytes"
 	fileioLoopVarDedupeOpens        = "dedupe_opens"
 	fileioLoopVarDenyIoUring        = "deny_io_uring"
+	fileioLoopVarFioArgsFull        = "fio_args_full"
 	fileioLoopVarFlushNs            = "flush_ns"
 	fileioLoopVarNameHashKey        = "name_hash_key"
 	fileioLoopVarShedBytes          = "shed_bytes"
@@ -351,6 +353,7 @@ type fileioLoopMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	FdMarks       *ebpf.MapSpec `ebpf:"fd_marks"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
+	FioArgsExit   *ebpf.MapSpec `ebpf:"fio_args_exit"`
 	FioHashes     *ebpf.MapSpec `ebpf:"fio_hashes"`
 	FioPending    *ebpf.MapSpec `ebpf:"fio_pending"`
 	FioProcs      *ebpf.MapSpec `ebpf:"fio_procs"`
@@ -376,6 +379,7 @@ type fileioLoopVariableSpecs struct {
 	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
+	FioArgsFull        *ebpf.VariableSpec `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
@@ -407,6 +411,7 @@ type fileioLoopMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	FdMarks       *ebpf.Map `ebpf:"fd_marks"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
+	FioArgsExit   *ebpf.Map `ebpf:"fio_args_exit"`
 	FioHashes     *ebpf.Map `ebpf:"fio_hashes"`
 	FioPending    *ebpf.Map `ebpf:"fio_pending"`
 	FioProcs      *ebpf.Map `ebpf:"fio_procs"`
@@ -431,6 +436,7 @@ func (m *fileioLoopMaps) Close() error {
 		m.Events,
 		m.FdMarks,
 		m.FioArgs,
+		m.FioArgsExit,
 		m.FioHashes,
 		m.FioPending,
 		m.FioProcs,
@@ -457,6 +463,7 @@ type fileioLoopVariables struct {
 	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
+	FioArgsFull        *ebpf.Variable `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`
 	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`

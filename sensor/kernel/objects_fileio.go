@@ -3,8 +3,10 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 
 	"github.com/cilium/ebpf/link"
 
@@ -74,3 +76,37 @@ func fileioBytes() []byte {
 	}
 	return _FileioBytes
 }
+
+// openArgsFull is the file object's count of members' opens and fchmods
+// whose entry found the table of calls in flight full, decoded at exit
+// from the registers instead (bpf/fileio.bpf.c fio_args_full); 0 when the
+// file object is not loaded or the count cannot be read.
+func (s *Sensor) openArgsFull() uint64 {
+	off, err := fioArgsFullOffset()
+	if err != nil {
+		return 0
+	}
+	m, err := s.fileioMap(".bss")
+	if err != nil {
+		return 0
+	}
+	defer m.Close()
+	buf := make([]byte, m.ValueSize())
+	if err := m.Lookup(uint32(0), &buf); err != nil || int(off)+8 > len(buf) {
+		return 0
+	}
+	return binary.NativeEndian.Uint64(buf[off:])
+}
+
+// fioArgsFullOffset is where fio_args_full is in the file object's .bss.
+var fioArgsFullOffset = sync.OnceValues(func() (uint32, error) {
+	spec, err := pickWalker(loadFileio, loadFileioLoop)
+	if err != nil {
+		return 0, err
+	}
+	v := spec.Variables[fileioVarFioArgsFull]
+	if v == nil {
+		return 0, errors.New("fileio: no fio_args_full")
+	}
+	return v.Offset, nil
+})

@@ -60,7 +60,12 @@ type Stats struct {
 	// OverBudget counts file and network records of sessions over their
 	// budget the kernel dropped (Config.BudgetBytes).
 	OverBudget uint64
-	Delivered  uint64 // events handed to Run's out channel
+	// OpenArgsFull counts members' opens and fchmods whose entry found the
+	// table of calls in flight full (threads parked inside opens), decoded
+	// at their exit instead: reported, with fd_changed maybe set where no
+	// descriptor changed (bpf/fileio.bpf.c fio_args_full).
+	OpenArgsFull uint64
+	Delivered    uint64 // events handed to Run's out channel
 }
 
 // Sensor is the live BPF source.
@@ -428,6 +433,7 @@ func (s *Sensor) Stats() Stats {
 		Records:      s.records.Load(),
 		DecodeErrors: s.decodeErrs.Load(),
 		Delivered:    s.delivered.Load(),
+		OpenArgsFull: s.openArgsFull(),
 	}
 	for k := range s.queueDrops {
 		st.QueueDrops += s.queueDrops[k].Load()

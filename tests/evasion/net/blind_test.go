@@ -27,7 +27,10 @@ const parked = 4200
 // with no writer than the file program's per-thread argument table holds.
 // Before connect kept no enter-state, every later connect of every session
 // found that table full and was dropped (counted only as a ring-buffer
-// loss of kind connect). A second session's connects are all reported.
+// loss of kind connect); before an open whose entry finds the table full
+// was decoded at its exit, so were its opens. A second session's connects
+// and opens are all reported, and the sensor counts the opens that found
+// the table full (Stats.OpenArgsFull).
 func TestBlindingConnects(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
@@ -89,7 +92,43 @@ func TestBlindingConnects(t *testing.T) {
 	if got != 3 {
 		t.Errorf("%d of the second session's 3 connects reported while %d threads of the first are parked in open", got, parked)
 	}
+
+	// Three files: repeated read-only opens of one file are folded.
+	file := filepath.Join(dir, "file")
+	for i := range 3 {
+		if err := os.WriteFile(file+strconv.Itoa(i), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.s.Stats().OpenArgsFull
+	_, evs = e.runMemberOf(t, e.ref, "open", file, "3")
+	got = 0
+	for _, ev := range evs {
+		if ev.Kind == sensor.KindOpen && strings.HasPrefix(ev.File.Path, file) && ev.File.Result >= 0 {
+			got++
+		}
+	}
+	if got != 3 {
+		t.Errorf("%d of the second session's 3 opens reported while %d threads of the first are parked in open", got, parked)
+	}
+	if after := e.s.Stats().OpenArgsFull; after < before+3 {
+		t.Errorf("opens that found the table full: %d before the second session's, %d after: want at least 3 more", before, after)
+	}
 	unpark()
+}
+
+// openFile runs in a member: opens args[0]+"0", args[0]+"1", ... for
+// reading, args[1] files.
+func openFile(args []string) (result, error) {
+	n, _ := strconv.Atoi(args[1])
+	for i := range n {
+		fd, err := unix.Open(args[0]+strconv.Itoa(i), unix.O_RDONLY, 0)
+		if err != nil {
+			return result{}, err
+		}
+		unix.Close(fd)
+	}
+	return result{}, nil
 }
 
 // inOpen counts pid's threads inside openat(2) (/proc/<pid>/task/*/syscall).

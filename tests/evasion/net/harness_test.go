@@ -194,6 +194,8 @@ func runHelper(mode string, args []string) int {
 		r, err = park(args)
 	case "connect":
 		r, err = connectTCP(args)
+	case "open":
+		r, err = openFile(args)
 	default:
 		err = fmt.Errorf("unknown mode %q", mode)
 	}
