@@ -111,8 +111,12 @@ func TestRootOpensTableFullStillReported(t *testing.T) {
 			got++
 		}
 	}
-	if got != 200 {
-		t.Errorf("%d of the second session's 200 opens reported while %d threads of the first are parked in open (table of %d)", got, parkedOpens, argsEntries)
+	// Where tracepoint callbacks can be preempted (7.3), the kernel may
+	// skip a run of the file programs; each skipped run is one call not
+	// reported, and the sensor reports those (sensor.loss "skipped").
+	skipped := e.skippedRuns()
+	if got != 200 && got+int(skipped) < 200 {
+		t.Errorf("%d of the second session's 200 opens reported while %d threads of the first are parked in open (table of %d; skipped program runs %d)", got, parkedOpens, argsEntries, skipped)
 	}
 	var full uint64
 	if err := e.obj.objs.FioArgsFull.Get(&full); err != nil {
@@ -135,7 +139,18 @@ func TestRootOpensTableFullStillReported(t *testing.T) {
 			parked++
 		}
 	}
-	if parked != parkedOpens {
+	if parked != parkedOpens && parked+int(e.skippedRuns()) < parkedOpens {
 		t.Errorf("%d of the %d parked opens reported when they returned", parked, parkedOpens)
 	}
+}
+
+// skippedRuns is how many runs of the file programs the kernel skipped.
+func (e *fioEnv) skippedRuns() uint64 {
+	var n uint64
+	for _, p := range e.obj.programs() {
+		if st, err := p.Stats(); err == nil {
+			n += st.RecursionMisses
+		}
+	}
+	return n
 }
