@@ -902,6 +902,7 @@ func TestReport(t *testing.T) {
 	}
 	g := &guestRun{Selector: "6.1", Kernel: &Kernel{Package: "linux-image-6.1.0-56-cloud-amd64", Version: "6.1.192-2"}}
 	parseGuest(strings.NewReader("VMTEST-KERNEL 6.1.0-56-cloud-amd64\nVMTEST-BEGIN s\n=== RUN   TestA\n--- PASS: TestA (0.00s)\n"+
+		"=== RUN   TestC\n    c_test.go:9: 3 opens not reported\n=== PAUSE TestC\n--- FAIL: TestC (0.10s)\n"+
 		"=== RUN   TestB\nVMTEST-END s 2\n"), g) // no VMTEST-DONE: a problem
 	missing := &guestRun{Selector: "6.12", NotRun: "no such kernel"}
 	var out bytes.Buffer
@@ -917,12 +918,13 @@ func TestReport(t *testing.T) {
 		"\n== attach types (probed in each guest)\n",
 		"\n== verified instructions (per program, per kernel)\n",
 		"note: ./x has no test files: not in the matrix\n",
+		"failed: 6.1: s: TestC\n  |     c_test.go:9: 3 opens not reported\n",
 		"failed: 6.1: s: TestB: no result (test binary exited mid-test)\n",
 		"problem: 6.1: no exit marker (VMTEST-DONE): guest hung, crashed or timed out\n",
 		"not run: 6.12: no such kernel\n",
 		"logs: /tmp/run-1\n",
-		"1 passed, 2 failed, 0 expected failures, 0 unexpected passes, 0 skipped; 1 of 2 kernels ran\n",
-		"FAIL: 2 failed\n",
+		"1 passed, 3 failed, 0 expected failures, 0 unexpected passes, 0 skipped; 1 of 2 kernels ran\n",
+		"FAIL: 3 failed\n",
 		"FAIL: kernel 6.12 did not run: no such kernel",
 	} {
 		i := strings.Index(got, want)

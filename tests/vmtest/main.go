@@ -486,13 +486,22 @@ func report(out io.Writer, cfg *config, runs []*guestRun, notes []string, runDir
 	return ok, nil
 }
 
-// guestDetails prints, for one kernel, what the tables cannot hold: why
-// the harness failed a test, problems not tied to a test, why the kernel
+// guestDetails prints, for one kernel, what the tables cannot hold: each
+// failed test with why the harness failed it or the last lines its binary
+// printed before the failure (so that the end of a CI log names it), problems not tied to a test, why the kernel
 // was not run, and the known defect behind each expected failure.
 func guestDetails(out io.Writer, g *guestRun) {
 	for _, name := range g.Order {
-		if w, ok := g.Why[name]; ok && g.Results[name] == statusFail {
+		if g.Results[name] != statusFail {
+			continue
+		}
+		if w, ok := g.Why[name]; ok {
 			fmt.Fprintf(out, "failed: %s: %s: %s\n", g.label(), name, w)
+		} else {
+			fmt.Fprintf(out, "failed: %s: %s\n", g.label(), name)
+		}
+		for _, l := range g.Tail[name] {
+			fmt.Fprintf(out, "  | %s\n", l)
 		}
 	}
 	for _, p := range g.Problems {

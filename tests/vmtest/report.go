@@ -45,12 +45,13 @@ type guestRun struct {
 	Results       map[string]string
 	Order         []string // test names in first-seen order
 	Features      map[string]feature
-	Verified      map[string]int    // "object program" -> instructions
-	Refused       map[string]string // "object program" -> rejected|refused
-	Refusals      []refusal         // programs refused by the kernel, with their kind
-	Defects       map[string]string // test -> known-defect reason, for its XFAIL or XPASS
-	Why           map[string]string // test -> why the harness failed it (no result; contradicts the guest's LSM list or requirements)
-	Problems      []string          // failures not tied to one test
+	Verified      map[string]int      // "object program" -> instructions
+	Refused       map[string]string   // "object program" -> rejected|refused
+	Refusals      []refusal           // programs refused by the kernel, with their kind
+	Defects       map[string]string   // test -> known-defect reason, for its XFAIL or XPASS
+	Why           map[string]string   // test -> why the harness failed it (no result; contradicts the guest's LSM list or requirements)
+	Tail          map[string][]string // failed test -> the last lines its binary printed before the failure, for the report
+	Problems      []string            // failures not tied to one test
 }
 
 // label names the guest in the tables and messages: its selector, with
@@ -87,6 +88,7 @@ func parseGuestWith(r io.Reader, g *guestRun, defects []knownDefect) {
 	g.Refused = map[string]string{}
 	g.Defects = map[string]string{}
 	g.Why = map[string]string{}
+	g.Tail = map[string][]string{}
 	p := &guestParser{g: g, defects: defects}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
@@ -104,7 +106,14 @@ type guestParser struct {
 	running []string      // its tests started (=== RUN) in order
 	began   bool
 	exits   []binExit
+	recent  []string // the binary's last output lines (not RUN/PAUSE/CONT or results), newest last
 }
+
+// tailLines is how many of a binary's output lines a failed test keeps
+// for the report, so that a CI log's last screen says what failed and why.
+const tailLines = 12
+
+var chatterRE = regexp.MustCompile(`^\s*=== (RUN|PAUSE|CONT|NAME)\s`)
 
 // line takes one line of the results port: a harness marker, or a test
 // binary's or the smoke test's output.
@@ -118,7 +127,7 @@ func (p *guestParser) line(line string) {
 	case strings.HasPrefix(line, "VMTEST-REQUIRE-ATTACH "):
 		g.RequireAttach = strings.TrimPrefix(line, "VMTEST-REQUIRE-ATTACH ")
 	case strings.HasPrefix(line, "VMTEST-BEGIN "):
-		p.bin, p.began, p.running = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil
+		p.bin, p.began, p.running, p.recent = strings.TrimPrefix(line, "VMTEST-BEGIN "), true, nil, nil
 	case strings.HasPrefix(line, "VMTEST-END "):
 		p.unfinished("test binary exited mid-test")
 		p.exits = append(p.exits, binExit{p.bin, exitCode(line)})
@@ -137,7 +146,18 @@ func (p *guestParser) output(line string) {
 	g := p.g
 	if m := resultRE.FindStringSubmatch(line); m != nil && p.began {
 		g.record(p.bin+": "+m[2], m[1])
-	} else if m := runRE.FindStringSubmatch(line); m != nil && p.began {
+		if m[1] == statusFail {
+			g.Tail[p.bin+": "+m[2]] = append([]string(nil), p.recent...)
+		}
+		return
+	}
+	if p.began && !strings.HasPrefix(line, "VMTEST ") && !chatterRE.MatchString(line) && strings.TrimSpace(line) != "" {
+		p.recent = append(p.recent, line)
+		if len(p.recent) > tailLines {
+			p.recent = p.recent[len(p.recent)-tailLines:]
+		}
+	}
+	if m := runRE.FindStringSubmatch(line); m != nil && p.began {
 		p.running = append(p.running, p.bin+": "+m[1])
 	} else if m := featureRE.FindStringSubmatch(line); m != nil {
 		g.Features[m[1]] = feature{Available: m[2] == "yes", Reason: m[3]}
