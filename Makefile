@@ -1,13 +1,27 @@
 # lineaged — build, test and benchmark. Tests and benchmarks load BPF: run as root.
 GO        ?= go
-BIN       ?= bin/lineaged
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 ARGS      ?=
 BENCH_ARGS ?=
 # Package versions rise with every commit on main, so dpkg and rpm order them.
 PKG_VERSION ?= 0.1.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
-PKG_ARCH  ?= amd64
+# The architecture built for: this machine's, or `make package ARCH=arm64` (or amd64; aarch64 and
+# x86_64 are taken too) to cross-build the binaries and packages (the BPF objects of both are
+# committed). Only the command line sets it: an ARCH in the environment is a kernel build's.
+HOST_ARCH := $(shell $(GO) env GOARCH 2>/dev/null || echo amd64)
+ifeq ($(origin ARCH),command line)
+override ARCH := $(patsubst x86_64,amd64,$(patsubst aarch64,arm64,$(ARCH)))
+else
+ARCH      := $(HOST_ARCH)
+endif
+PKG_ARCH  ?= $(ARCH)
+# A cross-built binary goes beside, not over, this machine's (Go's own layout for them).
+ifeq ($(ARCH),$(HOST_ARCH))
+BIN       ?= bin/lineaged
+else
+BIN       ?= bin/linux_$(ARCH)/lineaged
+endif
 DIST      ?= $(CURDIR)/dist
 NFPM      ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
 # 6.12-nolsm boots without the BPF LSM: the tracepoint fallback path.
@@ -45,14 +59,15 @@ tidy-check:
 
 ## build: the lineaged binary and, beside it, the small lineaged-hook (no clang needed: generated files are committed)
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lineaged
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))lineaged-hook ./cmd/lineaged-hook
+	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lineaged
+	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))lineaged-hook ./cmd/lineaged-hook
 
 ## test: every test, as root (real BPF, a Kafka-protocol broker, the real Claude Code)
 test:
 	$(GO) test -count=1 -timeout 20m ./...
 
-## package: $(DIST)/lineaged_VERSION_ARCH.deb and lineaged-VERSION-1.x86_64.rpm (nfpm, deploy/package; DIST=dist)
+## package: $(DIST)/lineaged_VERSION_ARCH.deb and lineaged-VERSION-1.RPMARCH.rpm (nfpm, deploy/package;
+## DIST=dist); ARCH=arm64 makes the arm64 ones (_arm64.deb, .aarch64.rpm) on an x86-64 machine
 package: build
 	rm -rf $(DIST)/.root && mkdir -p $(DIST)/.root/bin
 	cp $(BIN) $(dir $(BIN))lineaged-hook $(DIST)/.root/bin/

@@ -8,6 +8,7 @@ pkgs=(
 	kcat python3-kafka              # third-party Kafka consumers in tests
 	qemu-system-x86 busybox-static  # make vmtest (kernel matrix)
 	qemu-system-arm                 # make vmtest-arm64 (arm64 guests)
+	qemu-user                       # tests/packaging: the arm64 package's binary run on an arm64 CPU
 	npm                             # installs the pinned Claude Code for end-to-end tests
 	rpm systemd                     # the package test: rpm -qlp, systemd-analyze verify
 	mmdebstrap                      # make servicetest: the systemd guest's root file system
