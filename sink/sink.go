@@ -83,7 +83,9 @@ func NewEncoder(format string, nat native.Encoder, sensorVersion string) (Encode
 		}
 		return nat, nil
 	case FormatOCSF:
-		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1, MaxBytes: nat.MaxBytes}, nil
+		// Its own shared ancestries: the bytes kept depend on its settings.
+		return ocsf.Encoder{ProductVersion: sensorVersion, Ancestry: nat.Ancestry, V1: nat.V1, MaxBytes: nat.MaxBytes,
+			Shared: native.NewSharedAncestry()}, nil
 	default:
 		return nil, fmt.Errorf("sink: format %q is not one of %s, %s", format, FormatNative, FormatOCSF)
 	}

@@ -136,13 +136,13 @@ func (e Encoder) appendEvent(dst []byte, ev *event.Event) ([]byte, error) {
 	}
 	if len(ev.Ancestry) > 0 {
 		dst = jsonw.AppendKey(dst, "ancestry")
-		if b, keep := e.Shared.lookup(ev.Ancestry); b != nil {
+		if b, keep := e.Shared.Lookup(ev.Ancestry, partAncestry); b != nil {
 			dst = append(dst, b...)
 		} else {
-			start, marks := len(dst), st.Count()
+			start, marks, room := len(dst), st.Count(), st.Room()
 			dst = e.ancestry(&st, dst, ev.Ancestry)
-			if keep && st.Count() == marks {
-				e.Shared.keep(ev.Ancestry, dst[start:])
+			if keep && room && st.Count() == marks {
+				e.Shared.Keep(ev.Ancestry, partAncestry, dst[start:])
 			}
 		}
 	}

@@ -7,33 +7,13 @@ import (
 	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/shared"
 	"github.com/lineaged/lineaged/sink/internal/testevents"
 )
 
-// storm returns the events of n children of one parent as the engine hands
-// them out: each child's exec, two opens and exit, every one carrying the
-// parent's one shared ancestry slice; with bad, that ancestry holds
-// invalid UTF-8.
-func storm(n int, bad bool) []*event.Event {
-	shared := testevents.InSessionExec(0).Ancestry
-	if bad {
-		shared[1].Argv = []string{"bash", "-c", "echo \xff\xfe"}
-	}
-	var evs []*event.Event
-	for i := range n {
-		for j, kind := range []string{event.KindProcessExec, event.KindFileOpen, event.KindFileOpen, event.KindProcessExit} {
-			ev := testevents.New(kind, uint64(i*4+j+1), "s")
-			ev.Ancestry = shared
-			ev.Agent.RootExecID = shared[2].ExecID // the agent sits above the storm's shells
-			if i%3 == 2 {
-				// Outside the session: the same slice, never cut.
-				ev.Agent = nil
-			}
-			evs = append(evs, ev)
-		}
-	}
-	return evs
-}
+// storm is a session's exec storm: each child's exec, two opens and exit
+// on its parent's one shared ancestry (testevents.Storm).
+func storm(n int, bad bool) []*event.Event { return testevents.Storm(n, bad) }
 
 // Every event written with a SharedAncestry is byte for byte what the
 // encoder writes without one, in every shape (compact, full, cut at the
@@ -66,12 +46,7 @@ func TestSharedAncestrySameBytes(t *testing.T) {
 					t.Fatalf("%s: event %d differs with the shared ancestry:\n got %s\nwant %s", name, i, got, want)
 				}
 			}
-			kept := 0
-			for _, v := range cached.Shared.m {
-				if v != nil {
-					kept++
-				}
-			}
+			kept := cached.Shared.Kept()
 			switch {
 			case plain.MaxBytes > 0 || bad:
 				// Trimmed events are written by a Bounded encoder
@@ -93,18 +68,16 @@ func TestSharedAncestrySameBytes(t *testing.T) {
 // An ancestry seen once is not copied; the map stays bounded.
 func TestSharedAncestryBounded(t *testing.T) {
 	enc := Encoder{Shared: NewSharedAncestry()}
-	for i := range 3 * maxSharedAncestries {
+	for i := range 3 * shared.MaxEntries {
 		ev := testevents.InSessionExec(uint64(i))
 		if _, err := enc.Append(nil, ev); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(enc.Shared.m); n > maxSharedAncestries {
-			t.Fatalf("%d ancestries held, bound %d", n, maxSharedAncestries)
+		if n := enc.Shared.Len(); n > shared.MaxEntries {
+			t.Fatalf("%d ancestries held, bound %d", n, shared.MaxEntries)
 		}
-		for _, v := range enc.Shared.m {
-			if v != nil {
-				t.Fatal("an ancestry seen once was copied")
-			}
+		if enc.Shared.Kept() != 0 {
+			t.Fatal("an ancestry seen once was copied")
 		}
 	}
 }

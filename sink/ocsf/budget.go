@@ -16,6 +16,7 @@ func (e Encoder) appendBudget(dst []byte, ev *event.Event) ([]byte, error) {
 		}
 		b := e
 		b.Argv = e.Argv.Bounded(lv)
+		b.Shared = nil // its bytes were written within the wider bounds
 		return b.appendEvent(dst, ev)
 	})
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/jsonw"
+	"github.com/lineaged/lineaged/sink/internal/shared"
 	"github.com/lineaged/lineaged/sink/internal/v1obj"
 	"github.com/lineaged/lineaged/sink/native"
 )
@@ -52,7 +53,18 @@ type Encoder struct {
 	// over it is trimmed and marked in unmapped.lineaged.truncated
 	// (budget.go).
 	MaxBytes int
+	// Shared, when set, keeps the encoded lineage (parent_process and
+	// ancestry) and the ancestors' entries of unmapped.lineaged.binaries
+	// of events that share one ancestry slice, and copies them into the
+	// next (sink/internal/shared). It must serve this configuration alone.
+	Shared *native.SharedAncestry
 }
+
+// The parts of an ancestry the encoder keeps in Shared.
+const (
+	partLineage  shared.Part = 1 // parent_process and ancestry, in a process object
+	partBinaries shared.Part = 2 // the ancestors' entries of unmapped.lineaged.binaries
+)
 
 // compact reports whether the ancestry is written compact.
 func (e Encoder) compact() bool {
@@ -631,6 +643,23 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 		dst = append(dst, '}')
 	}
 	if lineage && len(anc) > 0 {
+		if b, keep := e.Shared.Lookup(anc, partLineage); b != nil {
+			dst = append(dst, b...)
+		} else {
+			start, marks, room := len(dst), st.Count(), st.Room()
+			dst = e.lineage(st, dst, path, anc)
+			if keep && room && st.Count() == marks {
+				e.Shared.Keep(anc, partLineage, dst[start:])
+			}
+		}
+	}
+	return append(dst, '}')
+}
+
+// lineage writes a process object's parent_process (the first ancestor,
+// with its file hashes) and ancestry.
+func (e Encoder) lineage(st *v1obj.Marks, dst []byte, path string, anc []event.Process) []byte {
+	{
 		ancLimit := 0
 		if e.compact() {
 			ancLimit = event.MaxAncestorArgvBytes
@@ -665,7 +694,23 @@ func (e Encoder) process(st *v1obj.Marks, dst []byte, path string, p *event.Proc
 		}
 		dst = append(dst, ']')
 	}
-	return append(dst, '}')
+	return dst
+}
+
+// ancestorBinaries writes the entries of unmapped.lineaged.binaries for
+// the ancestors' binaries.
+func (e Encoder) ancestorBinaries(st *v1obj.Marks, dst []byte, anc []event.Process) []byte {
+	compact := e.compact()
+	for i := range anc {
+		switch {
+		case anc[i].Binary == nil:
+		case compact:
+			dst = ancestorBinary(st, dst, &anc[i])
+		default:
+			dst = binary(st, dst, &anc[i])
+		}
+	}
+	return dst
 }
 
 // ancestryCut reports whether compact ancestry cuts the command line of an
@@ -815,14 +860,21 @@ func (e Encoder) unmapped(st *v1obj.Marks, dst []byte, ev *event.Event) []byte {
 		if ev.Process != nil && ev.Process.Binary != nil {
 			dst = binary(st, dst, ev.Process)
 		}
-		compact := e.compact()
-		for i := range ev.Ancestry {
-			switch {
-			case ev.Ancestry[i].Binary == nil:
-			case compact:
-				dst = ancestorBinary(st, dst, &ev.Ancestry[i])
-			default:
-				dst = binary(st, dst, &ev.Ancestry[i])
+		if b, keep := e.Shared.Lookup(ev.Ancestry, partBinaries); b != nil {
+			// The kept entries follow the process's own, if any.
+			if ev.Process != nil && ev.Process.Binary != nil && len(b) > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, b...)
+		} else {
+			start, marks, room := len(dst), st.Count(), st.Room()
+			dst = e.ancestorBinaries(st, dst, ev.Ancestry)
+			if keep && room && st.Count() == marks {
+				b := dst[start:]
+				if len(b) > 0 && b[0] == ',' {
+					b = b[1:]
+				}
+				e.Shared.Keep(ev.Ancestry, partBinaries, b)
 			}
 		}
 		dst = append(dst, ']')

@@ -89,8 +89,19 @@ func (m *Marks) Mark(prefix, name string) {
 func (m *Marks) Len() int { return m.n }
 
 // Count reports how many paths and values are kept: it changes whenever
-// something is marked.
+// something is marked while Room holds.
 func (m *Marks) Count() int { return m.n + m.nraw }
+
+// Room reports whether another path and value can still be kept: while it
+// holds, a value with invalid UTF-8 changes Count (a path already marked
+// aside), so bytes written with Count unchanged carry no mark of the event.
+func (m *Marks) Room() bool {
+	limit := m.Limit
+	if limit <= 0 || limit > maxMarks {
+		limit = maxMarks
+	}
+	return m.n < limit && m.nraw < limit
+}
 
 // Str writes "key":s and marks prefix.key if s holds invalid UTF-8.
 func (m *Marks) Str(dst []byte, key, prefix, s string) []byte {

@@ -1,0 +1,34 @@
+package testevents
+
+import "github.com/lineaged/lineaged/lineage/event"
+
+// Storm returns the events of n children of one parent as the engine
+// hands them out: for each child one event of each kind (an exec, two
+// opens and an exit when kinds is empty), every one carrying the parent's
+// one shared ancestry slice; every third child is outside the session
+// (same slice, no agent). With bad, that ancestry holds invalid UTF-8.
+func Storm(n int, bad bool, kinds ...string) []*event.Event {
+	if len(kinds) == 0 {
+		kinds = []string{event.KindProcessExec, event.KindFileOpen, event.KindFileOpen, event.KindProcessExit}
+	}
+	anc := InSessionExec(0).Ancestry
+	if bad {
+		anc[1].Argv = []string{"bash", "-c", "echo \xff\xfe"}
+	}
+	var evs []*event.Event
+	for i := range n {
+		for j, kind := range kinds {
+			ev := New(kind, uint64(i*len(kinds)+j+1), "s")
+			ev.Ancestry = anc
+			if ev.Agent != nil {
+				ev.Agent.RootExecID = anc[2].ExecID // the agent sits above the storm's shells
+			}
+			if i%3 == 2 {
+				// Outside the session: the same slice, never cut.
+				ev.Agent = nil
+			}
+			evs = append(evs, ev)
+		}
+	}
+	return evs
+}

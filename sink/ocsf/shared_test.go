@@ -1,0 +1,115 @@
+package ocsf
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+	"github.com/lineaged/lineaged/sink/internal/testevents"
+	"github.com/lineaged/lineaged/sink/native"
+)
+
+// stormKinds are the events of each storm child in these tests: the
+// storm's own (exec, opens, exit) and those whose lineage sits elsewhere
+// (a connect, a detection finding with its evidence).
+var stormKinds = []string{event.KindProcessExec, event.KindFileOpen, event.KindNetConnect,
+	event.KindPolicyAlert, event.KindProcessExit}
+
+// Every event written with shared ancestries is byte for byte what the
+// encoder writes without them, in every shape (compact, full, cut at the
+// session's root, v1, within a size budget), with invalid UTF-8 in the
+// shared ancestry too, and with and without the process's own binary
+// ahead of the ancestors' in unmapped.lineaged.binaries; and the shared
+// parts were in fact copied.
+func TestSharedAncestrySameBytes(t *testing.T) {
+	shapes := []Encoder{
+		{},
+		{Ancestry: event.AncestryFull},
+		{Ancestry: event.AncestrySession},
+		{V1: true},
+		{MaxBytes: 7500}, // under one storm exec: it is trimmed
+	}
+	for _, bad := range []bool{false, true} {
+		for _, ownBinary := range []bool{true, false} {
+			for _, plain := range shapes {
+				name := fmt.Sprintf("%+v/bad=%v/own-binary=%v", plain, bad, ownBinary)
+				cached := plain
+				cached.Shared = native.NewSharedAncestry()
+				evs := testevents.Storm(8, bad, stormKinds...)
+				for i, ev := range evs {
+					if !ownBinary && ev.Process != nil {
+						p := *ev.Process
+						p.Binary = nil
+						ev.Process = &p
+					}
+					want, err := plain.Append(nil, ev)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := cached.Append(nil, ev)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(got, want) {
+						t.Fatalf("%s: event %d (%s) differs with shared ancestries:\n got %s\nwant %s", name, i, ev.Kind, got, want)
+					}
+				}
+				// Per ancestry (the session shape has two: whole, and
+				// cut at the session's root) the lineage and the
+				// binaries are kept; invalid UTF-8 in an ancestor's
+				// argv marks each event, so then only the binaries
+				// (which carry no argv) are.
+				want := 2
+				if bad {
+					want = 1
+				}
+				if plain.Ancestry == event.AncestrySession {
+					want *= 2
+				}
+				// Within a size budget, events over it are written by
+				// an encoder without sharing: no count to expect.
+				if kept := cached.Shared.Kept(); plain.MaxBytes == 0 && kept != want {
+					t.Errorf("%s: %d parts kept, want %d", name, kept, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkSharedAncestry encodes a session's exec storm as OCSF with and
+// without shared ancestries, alternated in blocks: ns per event of each,
+// and the ratio.
+func BenchmarkSharedAncestry(b *testing.B) {
+	evs := testevents.Storm(64, false)
+	modes := []struct {
+		name string
+		enc  Encoder
+		took time.Duration
+	}{
+		{name: "fresh", enc: Encoder{}},
+		{name: "shared", enc: Encoder{Shared: native.NewSharedAncestry()}},
+	}
+	buf := make([]byte, 0, 64<<10)
+	var err error
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range modes {
+			m := &modes[i]
+			t0 := time.Now()
+			for _, ev := range evs {
+				if buf, err = m.enc.Append(buf[:0], ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.took += time.Since(t0)
+		}
+	}
+	ns := map[string]float64{}
+	for _, m := range modes {
+		ns[m.name] = float64(m.took.Nanoseconds()) / float64(b.N*len(evs))
+		b.ReportMetric(ns[m.name], "ns/event-"+m.name)
+	}
+	b.ReportMetric(ns["fresh"]/ns["shared"], "x-faster-shared")
+}
