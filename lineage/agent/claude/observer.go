@@ -91,6 +91,8 @@ type Stats struct {
 type Observer struct {
 	cfg Config
 	log *slog.Logger
+	// inHostNS: the sensor runs in the host's mount namespace (pid 1's).
+	inHostNS bool
 
 	mu       sync.Mutex
 	sessions *agent.Sessions[*session]
@@ -121,6 +123,11 @@ type session struct {
 	// system (same mount namespace, same root directory): its transcript
 	// is read from "/" and stays readable once the root has exited.
 	rootSharesOurs bool
+	// rootInHostNS: the kernel found the root, at its exec, in the host's
+	// mount namespace (no event.Process.MntNS): once it has exited, its
+	// transcript is read from the sensor's root when the sensor is there
+	// too (Observer.inHostNS).
+	rootInHostNS bool
 	// rootUID is the agent's uid, when known (hasUID): its transcript
 	// must be the user's own file.
 	rootUID uint32
@@ -181,7 +188,7 @@ func New(cfg Config, log *slog.Logger) *Observer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Observer{
-		cfg: cfg, log: log.With("component", "agent"),
+		cfg: cfg, log: log.With("component", "agent"), inHostNS: sameMountNS(cfg.ProcRoot),
 		sessions: agent.NewSessions(cfg.MaxSessions, func(s *session) {
 			if s.transcript != nil {
 				s.transcript.Close()

@@ -83,7 +83,8 @@ func (o *Observer) newSession(x *agent.Exec, m agent.Match) agent.Result {
 		// Otherwise the agent.Router links the session to its parent's.
 		a.ParentRootExecID = x.ParentAgent.RootExecID
 	}
-	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, rootUID: x.Proc.EUID, hasUID: true, match: m, bound: map[string]bool{}}
+	s := &session{rootExecID: x.Proc.ExecID, rootPID: x.Proc.PID, rootUID: x.Proc.EUID, hasUID: true, match: m, bound: map[string]bool{},
+		rootInHostNS: x.Proc.MntNS == 0}
 	if m.Kind == sensor.AgentClaudeCode {
 		var home string
 		home, s.configDir = configDirs(x.Env)

@@ -176,6 +176,44 @@ func (t *Transcript) Close() error {
 	return nil
 }
 
+// Prime opens the file now, without reading it, if it is not open yet:
+// the observer calls it when it learns the transcript, when the agent
+// whose root directory the path is reached through (/proc/<pid>/root) is
+// most likely alive still. A headless agent can exit a few milliseconds
+// after starting its last tool call; the poll that ties that call to its
+// record may come after, and reads the file kept open (or, once the agent
+// is gone, TranscriptGuard.FallbackRoot). An error is kept for the next
+// Poll, which tries again.
+func (t *Transcript) Prime() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.refused != nil || t.closed {
+		return
+	}
+	_ = t.ensureOpen()
+}
+
+// ensureOpen opens the file under the guard unless it is open; t.mu is
+// held.
+func (t *Transcript) ensureOpen() error {
+	if t.f != nil {
+		return nil
+	}
+	f, err := t.open()
+	if err != nil {
+		if errors.Is(err, errRefused) {
+			t.stats.Refused++
+			t.refused = fmt.Errorf("transcript: %w", err)
+			return t.refused
+		}
+		t.stats.OpenErrs++
+		t.lastErr = fmt.Errorf("transcript: %w", err)
+		return t.lastErr
+	}
+	t.f = f
+	return nil
+}
+
 // Poll reads at most the poll byte budget of whatever was appended since
 // the last call, stopping early when ctx ends. It returns the error that
 // stopped reading, if any; a missing file is reported but is not fatal:
@@ -189,19 +227,8 @@ func (t *Transcript) Poll(ctx context.Context) error {
 	if t.closed {
 		return errClosed
 	}
-	if t.f == nil {
-		f, err := t.open()
-		if err != nil {
-			if errors.Is(err, errRefused) {
-				t.stats.Refused++
-				t.refused = fmt.Errorf("transcript: %w", err)
-				return t.refused
-			}
-			t.stats.OpenErrs++
-			t.lastErr = fmt.Errorf("transcript: %w", err)
-			return t.lastErr
-		}
-		t.f = f
+	if err := t.ensureOpen(); err != nil {
+		return err
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(int(t.f.Fd()), &st); err == nil {

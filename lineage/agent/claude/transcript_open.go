@@ -23,6 +23,12 @@ type TranscriptGuard struct {
 	// Root is the session agent's root directory as the sensor reaches it
 	// (/proc/<pid>/root); "" opens the path from the sensor's root.
 	Root string
+	// FallbackRoot, when set, is opened instead once Root is gone (the
+	// agent exited before its transcript was first opened): "/" when the
+	// kernel placed the agent in the host's mount namespace, which is the
+	// sensor's. A headless agent can exit within milliseconds of starting
+	// its last tool call, before the sensor reads the record of that call.
+	FallbackRoot string
 	// ConfigDir is the session's configuration directory (~/.claude or
 	// $CLAUDE_CONFIG_DIR) as the agent sees it: the transcript must be
 	// under its projects/ directory. "" skips the check.
@@ -94,7 +100,11 @@ func (t *Transcript) open() (*os.File, error) {
 		}
 	} else {
 		var err error
-		if f, err = openInRoot(g.Root, path); err != nil {
+		f, err = openInRoot(g.Root, path)
+		if errors.Is(err, errRootGone) && g.FallbackRoot != "" {
+			f, err = openInRoot(g.FallbackRoot, path)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -110,12 +120,18 @@ func (t *Transcript) open() (*os.File, error) {
 	return f, nil
 }
 
+// errRootGone: the agent's /proc/<pid>/root is gone with the agent.
+var errRootGone = errors.New("the agent has exited")
+
 // openInRoot opens path inside root (the agent's /proc/<pid>/root) with no
 // symlink followed in any component and no way out of root, read-only and
 // non-blocking, and refuses what is not a regular file.
 func openInRoot(root, path string) (*os.File, error) {
 	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			err = fmt.Errorf("%w: %w", errRootGone, err)
+		}
 		return nil, fmt.Errorf("opening the session's root %s: %w", root, err)
 	}
 	defer unix.Close(rfd)
@@ -178,12 +194,16 @@ func (o *Observer) newTranscript(s *session, path string) *Transcript {
 	g.Root = "/"
 	if s.rootPID != 0 && !s.rootSharesOurs {
 		g.Root = filepath.Join(o.cfg.ProcRoot, strconv.FormatUint(uint64(s.rootPID), 10), "root")
+		if s.rootInHostNS && o.inHostNS {
+			g.FallbackRoot = "/"
+		}
 	}
 	t.SetGuard(g)
 	t.SetBudget(o.retain)
 	if why, ok := o.foreign[path]; ok {
 		t.MarkUntrusted(why)
 	}
+	t.Prime()
 	return t
 }
 
@@ -221,6 +241,19 @@ func (o *Observer) foreignWrite(f *event.File, p *event.Process) {
 			}
 		}
 	}
+}
+
+// sameMountNS reports whether the sensor is in the mount namespace the
+// engine takes for the host's (lineage.HostMountNS: pid 1's, else the
+// sensor's own where pid 1's cannot be read), the one an exec without
+// event.Process.MntNS was in.
+func sameMountNS(procRoot string) bool {
+	ours, err := os.Readlink(filepath.Join(procRoot, "self", "ns", "mnt"))
+	if err != nil {
+		return false
+	}
+	host, err := os.Readlink(filepath.Join(procRoot, "1", "ns", "mnt"))
+	return err != nil || host == ours
 }
 
 // sharesOurRoot reports whether process pid sees the sensor's own file
