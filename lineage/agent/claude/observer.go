@@ -91,7 +91,8 @@ type Stats struct {
 type Observer struct {
 	cfg Config
 	log *slog.Logger
-	// inHostNS: the sensor runs in the host's mount namespace (pid 1's).
+	// inHostNS: the sensor runs in the mount namespace the engine takes
+	// for the host's (sameMountNS).
 	inHostNS bool
 
 	mu       sync.Mutex
