@@ -108,7 +108,7 @@ kafka-demo: build
 ## vmtest: the real-BPF tests on a kernel matrix under qemu (KERNELS=5.10,6.1,...).
 ## Every listed kernel must run; VMTEST_ALLOW_MISSING=1 accepts fewer (refused under CI).
 ## On the matrix (each kernel): ./tests/vmtest/smoke, ./sensor/kernel and ./tests/denyexec.
-## A subset, to keep the matrix within the CI budget (the whole CI takes 34 to 43 min, over the
+## A subset, to keep the matrix within the CI budget (the whole CI takes 29 to 43 min, near or over the
 ## 30 we aim for, the matrix 21 to 30 of them: 5.10 and newest run every suite in about 10 min
 ## under emulation, the others 3.5 to 7, two at a time, heaviest first): ./tests/tamper on 6.12 (the BPF LSM refusal,
 ## bpf in lsm=), 6.12-nolsm (report-only) and newest; ./tests/evasion/files,
