@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/sink/internal/shared"
@@ -87,34 +86,5 @@ func TestSharedAncestryBounded(t *testing.T) {
 // hands them out) with and without a SharedAncestry, alternated in blocks:
 // ns per event of each, and the ratio.
 func BenchmarkSharedAncestry(b *testing.B) {
-	evs := storm(64, false)
-	modes := []struct {
-		name string
-		enc  Encoder
-		took time.Duration
-	}{
-		{name: "fresh", enc: Encoder{}},
-		{name: "shared", enc: Encoder{Shared: NewSharedAncestry()}},
-	}
-	buf := make([]byte, 0, 64<<10)
-	var err error
-	b.ReportAllocs()
-	for b.Loop() {
-		for i := range modes {
-			m := &modes[i]
-			t0 := time.Now()
-			for _, ev := range evs {
-				if buf, err = m.enc.Append(buf[:0], ev); err != nil {
-					b.Fatal(err)
-				}
-			}
-			m.took += time.Since(t0)
-		}
-	}
-	ns := map[string]float64{}
-	for _, m := range modes {
-		ns[m.name] = float64(m.took.Nanoseconds()) / float64(b.N*len(evs))
-		b.ReportMetric(ns[m.name], "ns/event-"+m.name)
-	}
-	b.ReportMetric(ns["fresh"]/ns["shared"], "x-faster-shared")
+	testevents.BenchShared(b, storm(64, false), Encoder{}, Encoder{Shared: NewSharedAncestry()})
 }

@@ -1,6 +1,11 @@
 package testevents
 
-import "github.com/lineaged/lineaged/lineage/event"
+import (
+	"testing"
+	"time"
+
+	"github.com/lineaged/lineaged/lineage/event"
+)
 
 // Storm returns the events of n children of one parent as the engine
 // hands them out: for each child one event of each kind (an exec, two
@@ -31,4 +36,36 @@ func Storm(n int, bad bool, kinds ...string) []*event.Event {
 		}
 	}
 	return evs
+}
+
+// BenchShared encodes evs with fresh (no shared ancestries) and shared
+// (with them), alternated in blocks so both see the same machine, and
+// reports ns per event of each and the ratio (x-faster-shared).
+func BenchShared(b *testing.B, evs []*event.Event, fresh, shared Appender) {
+	modes := []struct {
+		name string
+		enc  Appender
+		took time.Duration
+	}{{name: "fresh", enc: fresh}, {name: "shared", enc: shared}}
+	buf := make([]byte, 0, 64<<10)
+	var err error
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range modes {
+			m := &modes[i]
+			t0 := time.Now()
+			for _, ev := range evs {
+				if buf, err = m.enc.Append(buf[:0], ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m.took += time.Since(t0)
+		}
+	}
+	ns := map[string]float64{}
+	for _, m := range modes {
+		ns[m.name] = float64(m.took.Nanoseconds()) / float64(b.N*len(evs))
+		b.ReportMetric(ns[m.name], "ns/event-"+m.name)
+	}
+	b.ReportMetric(ns["fresh"]/ns["shared"], "x-faster-shared")
 }
