@@ -115,6 +115,7 @@ struct fio_args {
 	__u32 nr;
 	__u32 _pad0;
 	__u64 t0; /* boot ns at sys_enter (fileio_fds.h) */
+	__u64 seq; /* fd_stamp() at sys_enter; 0: not entered */
 };
 
 /*
@@ -396,6 +397,7 @@ int BPF_PROG(fileio_sys_enter, struct pt_regs *regs, long nr)
 	a.arg[2] = args->dx;
 	a.arg[3] = args->r10;
 	a.t0 = bpf_ktime_get_boot_ns();
+	a.seq = fd_stamp();
 	if (nr == NR_openat2) {
 		struct open_how how = {};
 
@@ -480,7 +482,7 @@ static __always_inline int exit_open(struct fio_args *a, long ret,
 		/* Closed or replaced by another thread meanwhile
 		 * (fileio_fds.h): the file read below may not be the one
 		 * the call used. */
-		if (fd_changed(fd, a->t0))
+		if (fd_changed(fd, a->t0, a->seq))
 			ev->fflags |= FILE_F_FD_CHANGED;
 		if (!f && name)
 			goto as_named; /* closed: the name the caller gave */
@@ -542,6 +544,7 @@ static __always_inline struct fio_args *args_at_exit(const struct pt_regs *regs,
 	a->how_flags = 0;
 	a->how_mode = 0;
 	a->t0 = bpf_ktime_get_boot_ns() - FD_MARK_STALE_NS;
+	a->seq = 0;
 	if (nr == NR_openat2) {
 		/* As the caller's memory holds it now, not as the kernel
 		 * copied it at entry. */

@@ -11,30 +11,60 @@
  * (thread group, descriptor) it changes with its thread, the call's start
  * and, at its exit, its end. A call whose file is read by descriptor at
  * exit carries FILE_F_FD_CHANGED when a change of that descriptor is in
- * flight, or the last one to end is another thread's and ended after the
- * call began (FD_MARK_SKEW_NS allowed for the clocks of two CPUs). A
- * close that ends during an open which then gets the freed number is
- * flagged too: from the kernel's side it cannot be told apart from a
- * close after the open's fd_install followed by another thread's open of
- * the same number.
+ * flight, or the last one to end ended after the call began (a change of
+ * the caller's own thread ended before it). A close that ends during an
+ * open which then gets the freed
+ * number is flagged too: from the kernel's side it cannot be told apart
+ * from a close after the open's fd_install followed by another thread's
+ * open of the same number.
+ *
+ * "Ended after the call began" is decided by a logical clock, fd_seq, not
+ * by the boot clock alone: a change's exit adds one to it and keeps the
+ * value it then reads (end_seq); a call takes fd_stamp() at its entry,
+ * before it reads anything of the descriptor. A change whose increment the
+ * call's stamp did not see ended after the call's entry read began, and
+ * its end_seq is at least the stamp; one that ended before has an end_seq
+ * below it (unless other changes were counted between its increment and
+ * its read, which flags a call that did not need it, never the reverse).
+ * The boot clocks of two CPUs cannot order events microseconds apart: a
+ * slack for them flagged the common close-then-reuse of a number by two
+ * threads of a program, which the counter does not. A call whose entry
+ * was not kept (fio_args full, an evicted connect start) has no stamp and
+ * counts as begun FD_MARK_STALE_NS before its exit, by the clock.
  *
  * Limits: the marks are an LRU map (FD_MARKS entries): a member that
  * changes more descriptors than that between a sibling's fd_install and
  * its exit can push the mark out. A change whose exit the sensor missed
  * (attached mid-call) stays in flight; it counts for FD_MARK_STALE_NS
- * after the descriptor's last change began.
+ * after the descriptor's last change began. Two changes of one number
+ * ending at the same moment on two CPUs write the mark's end at once, and
+ * the earlier end may be the one kept: a call that began between their
+ * two increments is then not flagged.
  */
 #ifndef LINEAGED_FILEIO_FDS_H
 #define LINEAGED_FILEIO_FDS_H
+
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#endif
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+#endif
 
 /* The key of a close_range's mark: its range is in the value. */
 #define FD_MARK_RANGE 0xffffffffu
 #define FD_MARKS 8192
 #define FD_MARK_STALE_NS (1000ULL * 1000 * 1000)
-/* The clocks of two CPUs may disagree by a few microseconds (seen in
- * virtual machines): a change that ended on another CPU this much before
- * the call began still counts as during it. */
-#define FD_MARK_SKEW_NS (100ULL * 1000)
+
+/* The logical clock of descriptor changes (see the top of this file). */
+__u64 fd_seq = 0;
+
+/* A call's stamp, taken at its entry before it reads a descriptor: a
+ * change whose end_seq is at least this ended after it. Never 0. */
+static __always_inline __u64 fd_stamp(void)
+{
+	return READ_ONCE(fd_seq) + 1;
+}
 
 struct fd_mark_key {
 	__u32 tgid;
@@ -44,6 +74,7 @@ struct fd_mark_key {
 struct fd_mark {
 	__u64 start; /* boot ns at the change's sys_enter */
 	__u64 end;   /* at its sys_exit; 0 while in flight */
+	__u64 end_seq; /* fd_seq read at its sys_exit, after adding one */
 	__u32 lo;    /* FD_MARK_RANGE: the descriptors closed */
 	__u32 hi;
 	__u32 tid;   /* the thread of the last change begun or ended */
@@ -56,6 +87,33 @@ struct {
 	__type(key, struct fd_mark_key);
 	__type(value, struct fd_mark);
 } fd_marks SEC(".maps");
+
+/*
+ * The order of a mark's fields between CPUs (fd_mark_exit and
+ * fd_mark_overlaps): a change's exit writes its end, then drops the count
+ * in flight; a reader reads the count first. On x86 stores and loads keep
+ * their order and a locked add orders everything. On arm64 neither holds:
+ * there the drop and the reader's read are fetching atomics, fully ordered
+ * (BPF v3, in arm64 kernels from 5.12 on; the arm64 build is v3, gen.go).
+ */
+static __always_inline void fd_mark_release(__u32 *inflight)
+{
+#if defined(__TARGET_ARCH_arm64)
+	if (__sync_fetch_and_add(inflight, -1) == 0)
+		__sync_fetch_and_add(inflight, 1); /* raced below zero */
+#else
+	__sync_fetch_and_add(inflight, -1);
+#endif
+}
+
+static __always_inline __u32 fd_mark_inflight(struct fd_mark *m)
+{
+#if defined(__TARGET_ARCH_arm64)
+	return __sync_fetch_and_or(&m->inflight, 0);
+#else
+	return READ_ONCE(m->inflight);
+#endif
+}
 
 /* The descriptor a change call changes, from its first two arguments;
  * FD_MARK_RANGE for close_range. */
@@ -129,26 +187,44 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 	m = bpf_map_lookup_elem(&fd_marks, &k);
 	if (!m || (!compat && current_compat()))
 		return 0;
-	if (m->inflight)
-		__sync_fetch_and_add(&m->inflight, -1);
-	m->tid = (__u32)id;
-	m->end = bpf_ktime_get_boot_ns();
+	/* After the change took effect: a call whose stamp misses this
+	 * increment reads the descriptor after it too, or is flagged. */
+	__sync_fetch_and_add(&fd_seq, 1);
+	/* The end first, the count in flight last: a reader that sees
+	 * this change no longer in flight sees its end, not the end (and
+	 * thread) of the change before it, which may be the caller's own
+	 * close made just before its open. x86 keeps stores in order and a
+	 * locked add orders them; on arm64 the fetching add is fully
+	 * ordered (the plain one is not). */
+	WRITE_ONCE(m->tid, (__u32)id);
+	WRITE_ONCE(m->end, bpf_ktime_get_boot_ns());
+	WRITE_ONCE(m->end_seq, READ_ONCE(fd_seq));
+	if (READ_ONCE(m->inflight))
+		fd_mark_release(&m->inflight);
 	return 0;
 }
 
-static __always_inline bool fd_mark_overlaps(const struct fd_mark *m, __u64 since, __u64 now,
-					     __u32 tid)
+/* The count in flight is read first (see fd_mark_release). With a stamp,
+ * the caller's own change made before its call ended before the stamp was
+ * taken; without one (seq 0: since is a second back), the caller's own is
+ * told by its thread. */
+static __always_inline bool fd_mark_overlaps(struct fd_mark *m, __u64 since, __u64 seq,
+					     __u64 now, __u32 tid)
 {
-	if (m->inflight && now - m->start < FD_MARK_STALE_NS)
-		return true; /* another thread's change under way */
-	if (m->tid == tid)
-		return false; /* the caller's own, before its call */
-	return m->end + FD_MARK_SKEW_NS >= since;
+	if (fd_mark_inflight(m) && now - READ_ONCE(m->start) < FD_MARK_STALE_NS)
+		return true; /* a change under way */
+	if (seq)
+		return READ_ONCE(m->end_seq) >= seq;
+	if (READ_ONCE(m->tid) == tid)
+		return false;
+	return READ_ONCE(m->end) >= since;
 }
 
 /* Whether descriptor fd of tgid was changed by a call that overlapped
- * [since, now]. */
-static __always_inline bool fd_changed(long fd, __u64 since)
+ * the caller's: one that began at boot time since with stamp seq
+ * (fd_stamp), or, seq 0 (a call whose entry was not kept), at since
+ * alone. */
+static __always_inline bool fd_changed(long fd, __u64 since, __u64 seq)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct fd_mark_key k = { .tgid = id >> 32, .fd = (__u32)fd };
@@ -158,11 +234,12 @@ static __always_inline bool fd_changed(long fd, __u64 since)
 	if (fd < 0)
 		return false;
 	m = bpf_map_lookup_elem(&fd_marks, &k);
-	if (m && fd_mark_overlaps(m, since, now, (__u32)id))
+	if (m && fd_mark_overlaps(m, since, seq, now, (__u32)id))
 		return true;
 	k.fd = FD_MARK_RANGE;
 	m = bpf_map_lookup_elem(&fd_marks, &k);
-	return m && (__u32)fd >= m->lo && (__u32)fd <= m->hi && fd_mark_overlaps(m, since, now, (__u32)id);
+	return m && (__u32)fd >= m->lo && (__u32)fd <= m->hi &&
+	       fd_mark_overlaps(m, since, seq, now, (__u32)id);
 }
 
 #endif /* LINEAGED_FILEIO_FDS_H */

@@ -455,6 +455,9 @@ static __always_inline int emit_path_op(struct fio_pend *p)
 }
 
 /* unlink, rename, chmod: the record is built at enter, completed at exit. */
+/* fileio_fds.h */
+static __always_inline __u64 fd_stamp(void);
+
 static __always_inline int enter_path_op(long nr, struct sc_args *regs,
 					 const struct session *s,
 					 struct task_struct *task)
@@ -477,6 +480,7 @@ static __always_inline int enter_path_op(long nr, struct sc_args *regs,
 	p->nm.hooked = 0;
 	p->nm.hash[0] = 0;
 	p->nm.hash[1] = 0;
+	p->nm.seq = fd_stamp(); /* before the fd's file is read */
 	ev->fmode = 0;
 	switch (nr) {
 	case NR_unlink:
@@ -572,7 +576,7 @@ static __always_inline void recheck_names(struct fio_pend *p, struct path_walk *
 }
 
 /* fileio_fds.h */
-static __always_inline bool fd_changed(long fd, __u64 since);
+static __always_inline bool fd_changed(long fd, __u64 since, __u64 seq);
 
 static __always_inline int exit_path_op(long nr, long ret)
 {
@@ -587,7 +591,7 @@ static __always_inline int exit_path_op(long nr, long ret)
 		 * looks the fd up later (after copying the call's other
 		 * arguments, which a member can make wait): another thread
 		 * may have put another file on it meanwhile. */
-		if (p->nm.byfd && fd_changed(p->nm.dfd[0], p->ev.hdr.ktime))
+		if (p->nm.byfd && fd_changed(p->nm.dfd[0], p->ev.hdr.ktime, p->nm.seq))
 			p->ev.fflags |= FILE_F_FD_CHANGED;
 		w = path_slot(SLOT_EXIT);
 		if (w)

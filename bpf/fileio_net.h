@@ -78,6 +78,7 @@
 /* tid -> the start of a member's connect in flight (NET_F_FD_CHANGED). */
 struct net_start {
 	__u64 t0; /* boot ns at sys_enter */
+	__u64 seq; /* fd_stamp() at sys_enter; 0: none */
 	__u32 nr; /* the number as made */
 	__u32 _pad;
 };
@@ -108,21 +109,26 @@ static __always_inline int net_connect_enter(const struct pt_regs *regs, long nr
 		return 0;
 	tid = (__u32)id;
 	v.t0 = bpf_ktime_get_boot_ns();
+	v.seq = fd_stamp();
 	bpf_map_update_elem(&net_t0, &tid, &v, BPF_ANY);
 	return 0;
 }
 
-/* When the connect of this thread (number nr as made) began; without its
- * entry, FD_MARK_STALE_NS before now. The entry is removed. */
-static __always_inline __u64 net_connect_start(long nr)
+/* When the connect of this thread (number nr as made) began, and its
+ * stamp (fd_stamp); without its entry, FD_MARK_STALE_NS before now and
+ * no stamp. The entry is removed. */
+static __always_inline __u64 net_connect_start(long nr, __u64 *seq)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct net_start *v = bpf_map_lookup_elem(&net_t0, &tid);
 	__u64 since = bpf_ktime_get_boot_ns() - FD_MARK_STALE_NS;
 
+	*seq = 0;
 	if (v) {
-		if (v->nr == nr)
+		if (v->nr == nr) {
 			since = v->t0;
+			*seq = v->seq;
+		}
 		bpf_map_delete_elem(&net_t0, &tid);
 	}
 	return since;
@@ -543,7 +549,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	struct connect_event *ev;
 	struct session *s;
 	struct sock *sk;
-	__u64 ua = 0, flags = 0, since = 0;
+	__u64 ua = 0, flags = 0, since = 0, seq = 0;
 	__u32 ulen = 0, tgid;
 	__u16 skfam = 0;
 	bool ia32 = false, from_sock = false, keep = true;
@@ -577,7 +583,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 	case NR_connect:
 		ua = c.a[1];
 		ulen = c.a[2];
-		since = net_connect_start(nr);
+		since = net_connect_start(nr, &seq);
 		break;
 	case NR_sendto: case NR_sendmsg: case NR_sendmmsg:
 		ua = net_send_addr(&c, ia32, &ulen, &flags);
@@ -680,7 +686,7 @@ static __always_inline int net_sys_exit(struct pt_regs *regs, long nr, long ret)
 		net_sock_src(sk, skfam, ev);
 	/* The socket, read by its descriptor now: another thread may have
 	 * put another one on the number during the connect. */
-	if (c.kind == NR_connect && sk && fd_changed((long)(int)c.a[0], since))
+	if (c.kind == NR_connect && sk && fd_changed((long)(int)c.a[0], since, seq))
 		ev->nflags |= NET_F_FD_CHANGED;
 	bpf_ringbuf_submit(ev, ringbuf_flags());
 	return 0;

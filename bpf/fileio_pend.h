@@ -23,6 +23,7 @@ struct fio_names {
 	 * (path_lsm.bpf.c): the object the kernel acted on. */
 	__u32 hooked;
 	__u32 _pad0;
+	__u64 seq; /* fd_stamp() at enter (fileio_fds.h) */
 };
 
 struct fio_pend {

@@ -57,6 +57,7 @@ type fileioFdMark struct {
 	_        structs.HostLayout
 	Start    uint64
 	End      uint64
+	EndSeq   uint64
 	Lo       uint32
 	Hi       uint32
 	Tid      uint32
@@ -114,6 +115,7 @@ type fileioFioArgs struct {
 	Nr       uint32
 	Pad0     uint32
 	T0       uint64
+	Seq      uint64
 }
 
 type fileioFioHash struct {
@@ -135,6 +137,7 @@ type fileioFioPend struct {
 		Lit1   uint32
 		Hooked uint32
 		Pad0   uint32
+		Seq    uint64
 	}
 	Ev fileioFileEvent
 }
@@ -194,6 +197,7 @@ type fileioNetSent struct {
 type fileioNetStart struct {
 	_   structs.HostLayout
 	T0  uint64
+	Seq uint64
 	Nr  uint32
 	Pad uint32
 }
@@ -293,6 +297,7 @@ const (
 	fileioVarBudgetBytes        = "budget_bytes"
 	fileioVarDedupeOpens        = "dedupe_opens"
 	fileioVarDenyIoUring        = "deny_io_uring"
+	fileioVarFdSeq              = "fd_seq"
 	fileioVarFioArgsFull        = "fio_args_full"
 	fileioVarFlushNs            = "flush_ns"
 	fileioVarNameHashKey        = "name_hash_key"
@@ -381,6 +386,7 @@ type fileioVariableSpecs struct {
 	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
+	FdSeq              *ebpf.VariableSpec `ebpf:"fd_seq"`
 	FioArgsFull        *ebpf.VariableSpec `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
@@ -465,6 +471,7 @@ type fileioVariables struct {
 	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
+	FdSeq              *ebpf.Variable `ebpf:"fd_seq"`
 	FioArgsFull        *ebpf.Variable `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`

@@ -23,6 +23,7 @@ type fileioLoopFdMark struct {
 	_        structs.HostLayout
 	Start    uint64
 	End      uint64
+	EndSeq   uint64
 	Lo       uint32
 	Hi       uint32
 	Tid      uint32
@@ -44,6 +45,7 @@ type fileioLoopFioArgs struct {
 	Nr       uint32
 	Pad0     uint32
 	T0       uint64
+	Seq      uint64
 }
 
 type fileioLoopFioHash struct {
@@ -65,6 +67,7 @@ type fileioLoopFioPend struct {
 		Lit1   uint32
 		Hooked uint32
 		Pad0   uint32
+		Seq    uint64
 	}
 	Ev struct {
 		_   structs.HostLayout
@@ -158,6 +161,7 @@ type fileioLoopNetSent struct {
 type fileioLoopNetStart struct {
 	_   structs.HostLayout
 	T0  uint64
+	Seq uint64
 	Nr  uint32
 	Pad uint32
 }
@@ -291,6 +295,7 @@ const (
 	fileioLoopVarBudgetBytes        = "budget_bytes"
 	fileioLoopVarDedupeOpens        = "dedupe_opens"
 	fileioLoopVarDenyIoUring        = "deny_io_uring"
+	fileioLoopVarFdSeq              = "fd_seq"
 	fileioLoopVarFioArgsFull        = "fio_args_full"
 	fileioLoopVarFlushNs            = "flush_ns"
 	fileioLoopVarNameHashKey        = "name_hash_key"
@@ -379,6 +384,7 @@ type fileioLoopVariableSpecs struct {
 	BudgetBytes        *ebpf.VariableSpec `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.VariableSpec `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.VariableSpec `ebpf:"deny_io_uring"`
+	FdSeq              *ebpf.VariableSpec `ebpf:"fd_seq"`
 	FioArgsFull        *ebpf.VariableSpec `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.VariableSpec `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.VariableSpec `ebpf:"name_hash_key"`
@@ -463,6 +469,7 @@ type fileioLoopVariables struct {
 	BudgetBytes        *ebpf.Variable `ebpf:"budget_bytes"`
 	DedupeOpens        *ebpf.Variable `ebpf:"dedupe_opens"`
 	DenyIoUring        *ebpf.Variable `ebpf:"deny_io_uring"`
+	FdSeq              *ebpf.Variable `ebpf:"fd_seq"`
 	FioArgsFull        *ebpf.Variable `ebpf:"fio_args_full"`
 	FlushNs            *ebpf.Variable `ebpf:"flush_ns"`
 	NameHashKey        *ebpf.Variable `ebpf:"name_hash_key"`

@@ -25,6 +25,7 @@ type pathLsmFioPend struct {
 		Lit1   uint32
 		Hooked uint32
 		Pad0   uint32
+		Seq    uint64
 	}
 	Ev struct {
 		_   structs.HostLayout

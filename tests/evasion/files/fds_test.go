@@ -22,6 +22,77 @@ func init() {
 	helpers["fd-swap"] = func(dir string) error { return fdRace(dir, "swap") }
 	helpers["fd-close"] = func(dir string) error { return fdRace(dir, "close") }
 	helpers["fd-quiet"] = func(dir string) error { return fdRace(dir, "") }
+	helpers["fd-handoff"] = fdHandoff
+}
+
+// handoffRounds is how many times fdHandoff passes a number between its
+// threads.
+const handoffRounds = 200
+
+// fdHandoff: the everyday reuse of a descriptor number by two threads of
+// one program, no race in it. Thread A, on one CPU, opens <dir>/a and
+// closes it; thread B, on another, then at once opens <dir>/b (the lowest
+// free number: A's), fchmods and futimens it (utimensat on the
+// descriptor) and closes it. Nothing changes a descriptor during any of
+// B's calls. Prints the rounds.
+func fdHandoff(dir string) error {
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	for _, p := range []string{a, b} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return err
+		}
+	}
+	runtime.GOMAXPROCS(4)
+	var turn atomic.Int32 // 0: A's, 1: B's; -1: stop
+	errc := make(chan error, 2)
+	thread := func(cpu int, mine int32, do func() error) {
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		set.Set(cpu)
+		unix.SchedSetaffinity(0, &set)
+		for r := 0; r < handoffRounds; r++ {
+			for turn.Load() != mine {
+			}
+			if err := do(); err != nil {
+				turn.Store(-1)
+				errc <- err
+				return
+			}
+			turn.Store(1 - mine)
+			if mine == 1 && r%32 == 31 {
+				time.Sleep(time.Millisecond) // a pace the ring buffer's reader keeps up with
+			}
+		}
+		errc <- nil
+	}
+	go thread(0, 0, func() error {
+		fd, err := unix.Open(a, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		return unix.Close(fd)
+	})
+	go thread(1, 1, func() error {
+		fd, err := unix.Open(b, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Fchmod(fd, 0o640); err != nil {
+			return err
+		}
+		if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, 0, 0, 0, 0); e != 0 {
+			return fmt.Errorf("futimens: %w", e)
+		}
+		return nil
+	})
+	for i := 0; i < 2; i++ {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	fmt.Println(handoffRounds)
+	return nil
 }
 
 // openRaw opens p (NUL-terminated) read-only with a bare openat.
@@ -187,5 +258,35 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 		if f.FDChanged || f.Path != filepath.Join(dir, "secret") {
 			t.Fatalf("no racer: %s", describe(f))
 		}
+	}
+}
+
+// Two threads of a member hand a descriptor number back and forth, the
+// way any multi-threaded program reuses the lowest free number: one
+// closes it, the other's next open gets it at once, on another CPU. No
+// descriptor changes during the second thread's open, fchmod or futimens,
+// and none of their records says one did (the close ends microseconds
+// before the open begins, closer than the clocks of two CPUs can order).
+func TestRootDescriptorReusedByAnotherThreadNotFlagged(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("the two threads need two CPUs")
+	}
+	s, out := runSensor(t)
+	dir := tempDir(t)
+	files, _ := member(t, s, out, "fd-handoff", dir)
+	b := filepath.Join(dir, "b")
+	count := map[sensor.FileOp]int{}
+	for _, f := range files {
+		if f.Path != b {
+			continue
+		}
+		count[f.Op]++
+		if f.FDChanged {
+			t.Errorf("descriptor reused by another thread, nothing changed during the call: %s", describe(f))
+		}
+	}
+	t.Logf("records of %s: %d opens, %d fchmods, %d futimens", b, count[sensor.FileOpen], count[sensor.FileChmod], count[sensor.FileUtimes])
+	if count[sensor.FileOpen] < handoffRounds || count[sensor.FileChmod] != handoffRounds || count[sensor.FileUtimes] != handoffRounds {
+		t.Fatalf("records of %s: %v, want %d opens (and the one creating it), fchmods and futimens", b, count, handoffRounds)
 	}
 }
