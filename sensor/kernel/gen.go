@@ -26,14 +26,9 @@ package kernel
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target bpfel -type event_header -type exec_event -type fork_event -type exit_event -type exec_flags -type fork_flags -type session -type recogniser -type recog_matcher -type tamper_event -type sensor_proc -type own_key process ../../bpf/process.bpf.c -- -I../../bpf
 //go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target bpfel processLoop ../../bpf/process.bpf.c -- -I../../bpf
 //
-// fileio: file and network events of session members. The arm64 build is
-// for BPF v3: its descriptor marks need ordered (fetching) atomics, which
-// arm64 kernels have from 5.12 on (bpf/fileio_fds.h); x86 orders them
-// without, and its build stays v1 for 5.10.
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -mcpu=v3" -target arm64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target amd64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
-//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP -mcpu=v3" -target arm64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
+// fileio: file and network events of session members.
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64,arm64 -type file_event -type connect_event fileio ../../bpf/fileio.bpf.c -- -I../../bpf
+//go:generate go tool bpf2go -tags linux -cc clang -cflags "-O2 -g -Wall -Werror -DLINEAGED_BPF_LOOP" -target amd64,arm64 fileioLoop ../../bpf/fileio.bpf.c -- -I../../bpf
 //
 // iouring: requests session members submit to an io_uring (raw tracepoints
 // io_uring_submit_req or io_uring_submit_sqe, whichever the kernel has).
