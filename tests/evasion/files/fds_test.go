@@ -51,7 +51,12 @@ func fdHandoff(dir string) error {
 		set.Set(cpu)
 		unix.SchedSetaffinity(0, &set)
 		for r := 0; r < handoffRounds; r++ {
+			// Spin, giving the CPU up to anything else that wants it
+			// (the sensor's reader, in a slow guest): on an idle CPU
+			// sched_yield returns at once and the other thread's turn
+			// starts microseconds after this one ends.
 			for turn.Load() != mine {
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			}
 			if err := do(); err != nil {
 				turn.Store(-1)
