@@ -56,15 +56,6 @@
 #define FD_MARKS 8192
 #define FD_MARK_STALE_NS (1000ULL * 1000 * 1000)
 
-/* The logical clock of descriptor changes (see the top of this file). */
-__u64 fd_seq = 0;
-
-/* A call's stamp, taken at its entry before it reads a descriptor: a
- * change whose end_seq is at least this ended after it. Never 0. */
-static __always_inline __u64 fd_stamp(void)
-{
-	return READ_ONCE(fd_seq) + 1;
-}
 
 struct fd_mark_key {
 	__u32 tgid;
@@ -89,23 +80,66 @@ struct {
 } fd_marks SEC(".maps");
 
 /*
- * The order of a mark's fields between CPUs (fd_mark_exit and
- * fd_mark_overlaps): a change's exit writes its end, then drops the count
- * in flight; a reader reads the count first. On x86 stores and loads keep
- * their order and a locked add orders everything. On arm64 neither holds:
- * there the drop and the reader's read are fetching atomics, which arm64
- * kernels (5.12 on) run fully ordered. clang emits those only for BPF v3,
- * whose 32-bit code made the verifier walk this object's programs three
- * times as far (80k to 280k instructions on 7.3), and clang 14's assembler
- * does not know them: they are written out as their encodings, on r1
- * (the address) and r2 (the operand, then the old value).
+ * The order of things between CPUs. A change's exit counts itself on
+ * fd_seq after the change took effect, writes its end, then drops its
+ * mark's count in flight; a call takes its stamp before it reads a
+ * descriptor, and at its exit reads a mark's count first. On x86 stores
+ * and loads keep their order and a locked add orders everything. On arm64
+ * neither holds: there the count on fd_seq, the stamp, the drop and the
+ * reader's read of the count are fetching atomics, which arm64 kernels
+ * (5.12 on) run fully ordered. clang emits those only for BPF v3, whose
+ * 32-bit code made the verifier walk this object's programs three times
+ * as far (80k to 280k instructions on 7.3), and clang 14's assembler does
+ * not know them: they are written out as their encodings, on r1 (the
+ * address) and r2 (the operand, then the old value).
  */
 #if defined(__TARGET_ARCH_arm64)
 /* w2 = atomic_fetch_add((u32 *)(r1 + 0), w2) */
 #define FD_FETCH_ADD_W_R1_R2 ".8byte 0x00000001000021c3"
 /* w2 = atomic_fetch_or((u32 *)(r1 + 0), w2) */
 #define FD_FETCH_OR_W_R1_R2 ".8byte 0x00000041000021c3"
+/* r2 = atomic_fetch_add((u64 *)(r1 + 0), r2) */
+#define FD_FETCH_ADD_DW_R1_R2 ".8byte 0x00000001000021db"
+/* r2 = atomic_fetch_or((u64 *)(r1 + 0), r2) */
+#define FD_FETCH_OR_DW_R1_R2 ".8byte 0x00000041000021db"
 #endif
+
+/* The logical clock of descriptor changes (see the top of this file). */
+__u64 fd_seq = 0;
+
+/* A call's stamp, taken at its entry before it reads a descriptor: a
+ * change whose end_seq is at least this ended after it. Never 0. */
+static __always_inline __u64 fd_stamp(void)
+{
+#if defined(__TARGET_ARCH_arm64)
+	__u64 v;
+
+	asm volatile("r1 = %[p]\n\tr2 = 0\n\t" FD_FETCH_OR_DW_R1_R2 "\n\t%[v] = r2"
+		     : [v] "=r"(v)
+		     : [p] "r"(&fd_seq)
+		     : "r1", "r2", "memory");
+	return v + 1;
+#else
+	return READ_ONCE(fd_seq) + 1;
+#endif
+}
+
+/* A change's exit counts itself: its end_seq. */
+static __always_inline __u64 fd_seq_count(void)
+{
+#if defined(__TARGET_ARCH_arm64)
+	__u64 v;
+
+	asm volatile("r1 = %[p]\n\tr2 = 1\n\t" FD_FETCH_ADD_DW_R1_R2 "\n\t%[v] = r2"
+		     : [v] "=r"(v)
+		     : [p] "r"(&fd_seq)
+		     : "r1", "r2", "memory");
+	return v + 1;
+#else
+	__sync_fetch_and_add(&fd_seq, 1);
+	return READ_ONCE(fd_seq);
+#endif
+}
 
 static __always_inline void fd_mark_release(__u32 *inflight)
 {
@@ -191,7 +225,7 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 {
 	struct fd_mark *m;
 	struct fd_mark_key k;
-	__u64 arg0, arg1, id;
+	__u64 arg0, arg1, id, seq;
 
 	if (compat) {
 		arg0 = SC_IA32_ARG0(regs);
@@ -207,17 +241,15 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 	if (!m || (!compat && current_compat()))
 		return 0;
 	/* After the change took effect: a call whose stamp misses this
-	 * increment reads the descriptor after it too, or is flagged. */
-	__sync_fetch_and_add(&fd_seq, 1);
+	 * count reads the descriptor after it too, or is flagged. */
+	seq = fd_seq_count();
 	/* The end first, the count in flight last: a reader that sees
 	 * this change no longer in flight sees its end, not the end (and
 	 * thread) of the change before it, which may be the caller's own
-	 * close made just before its open. x86 keeps stores in order and a
-	 * locked add orders them; on arm64 the fetching add is fully
-	 * ordered (the plain one is not). */
+	 * close made just before its open. */
 	WRITE_ONCE(m->tid, (__u32)id);
 	WRITE_ONCE(m->end, bpf_ktime_get_boot_ns());
-	WRITE_ONCE(m->end_seq, READ_ONCE(fd_seq));
+	WRITE_ONCE(m->end_seq, seq);
 	if (READ_ONCE(m->inflight))
 		fd_mark_release(&m->inflight);
 	return 0;
