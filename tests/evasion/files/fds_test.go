@@ -278,7 +278,8 @@ func TestRootDescriptorReusedByAnotherThreadNotFlagged(t *testing.T) {
 	}
 	s, out := runSensor(t)
 	dir := tempDir(t)
-	files, _ := member(t, s, out, "fd-handoff", dir)
+	h := startMember(t, s, out, "fd-handoff", dir)
+	files, _ := h.finish(t, out, dir)
 	b := filepath.Join(dir, "b")
 	count := map[sensor.FileOp]int{}
 	for _, f := range files {
@@ -291,7 +292,10 @@ func TestRootDescriptorReusedByAnotherThreadNotFlagged(t *testing.T) {
 		}
 	}
 	t.Logf("records of %s: %d opens, %d fchmods, %d futimens", b, count[sensor.FileOpen], count[sensor.FileChmod], count[sensor.FileUtimes])
-	if count[sensor.FileOpen] < handoffRounds || count[sensor.FileChmod] != handoffRounds || count[sensor.FileUtimes] != handoffRounds {
-		t.Fatalf("records of %s: %v, want %d opens (and the one creating it), fchmods and futimens", b, count, handoffRounds)
+	// Each round's open, fchmod and futimens, and the open creating b:
+	// all there, or each missing one a run the kernel skipped (7.3).
+	recordsOrSkipped(t, s, out, h.skipBase, count[sensor.FileOpen]+count[sensor.FileChmod]+count[sensor.FileUtimes], 3*handoffRounds+1)
+	if count[sensor.FileChmod] == 0 || count[sensor.FileUtimes] == 0 {
+		t.Fatalf("records of %s: %v, want fchmods and futimens", b, count)
 	}
 }
