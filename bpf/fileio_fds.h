@@ -39,7 +39,11 @@
  * after the descriptor's last change began. Two changes of one number
  * ending at the same moment on two CPUs write the mark's end at once, and
  * the earlier end may be the one kept: a call that began between their
- * two increments is then not flagged.
+ * two increments is then not flagged. Where the kernel can preempt these
+ * programs (7.3), a change whose exit program is preempted is in flight
+ * until it runs again, and a call on that number ending meanwhile is
+ * flagged though the change took effect before it began; an exit the
+ * kernel skipped is in flight until its thread's next change (fd_cur).
  */
 #ifndef LINEAGED_FILEIO_FDS_H
 #define LINEAGED_FILEIO_FDS_H
@@ -168,6 +172,22 @@ static __always_inline __u32 fd_mark_inflight(struct fd_mark *m)
 #endif
 }
 
+/* tid -> the mark of the change this thread has in flight (between its
+ * change's sys_enter and sys_exit programs). A thread is in one syscall
+ * at a time: an entry found at its next change's enter, or while it makes
+ * another call, is a change whose exit program the kernel skipped (7.3
+ * skips the run of a program already running on that CPU, which a
+ * preempted program is): its count in flight is dropped then, and the
+ * thread's own reads do not count it. Without this, one skipped exit left
+ * a number's count in flight for good, and every later call on that
+ * number was flagged. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FD_MARKS);
+	__type(key, __u32);
+	__type(value, struct fd_mark_key);
+} fd_cur SEC(".maps");
+
 /* The descriptor a change call changes, from its first two arguments;
  * FD_MARK_RANGE for close_range. */
 static __always_inline __u32 fd_mark_target(long nr, __u64 arg0, __u64 arg1)
@@ -192,12 +212,23 @@ static __always_inline int fd_mark_enter(long nr, const struct sc_args *regs, __
 		.tid = (__u32)bpf_get_current_pid_tgid(),
 		.inflight = 1,
 	};
+	struct fd_mark_key *prev;
 	struct fd_mark *m;
 
 	if (k.fd == FD_MARK_RANGE) {
 		n.lo = (__u32)regs->di;
 		n.hi = (__u32)regs->si;
 	}
+	prev = bpf_map_lookup_elem(&fd_cur, &n.tid);
+	if (prev) {
+		/* This thread's last change never reached its exit program. */
+		struct fd_mark_key pk = *prev;
+
+		m = bpf_map_lookup_elem(&fd_marks, &pk);
+		if (m && READ_ONCE(m->inflight))
+			fd_mark_release(&m->inflight);
+	}
+	bpf_map_update_elem(&fd_cur, &n.tid, &k, BPF_ANY);
 	if (!bpf_map_update_elem(&fd_marks, &k, &n, BPF_NOEXIST))
 		return 0;
 	/* Marked before: one more in flight. */
@@ -226,6 +257,9 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 	struct fd_mark *m;
 	struct fd_mark_key k;
 	__u64 arg0, arg1, id, seq;
+	struct fd_mark_key *cur;
+	bool entered;
+	__u32 tid;
 
 	if (compat) {
 		arg0 = SC_IA32_ARG0(regs);
@@ -235,11 +269,32 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 		arg1 = SC_ARG1(regs);
 	}
 	id = bpf_get_current_pid_tgid();
+	tid = (__u32)id;
 	k.tgid = id >> 32;
 	k.fd = fd_mark_target(nr, arg0, arg1);
 	m = bpf_map_lookup_elem(&fd_marks, &k);
 	if (!m || (!compat && current_compat()))
 		return 0;
+	/* Whether its enter counted it in flight: fd_cur names this mark.
+	 * Another mark there is a change of this thread's whose exit was
+	 * skipped, and this one's enter was skipped too (it would have
+	 * replaced it): that one is dropped, nothing of this one. No entry
+	 * (the kernel skipped this enter and the thread had nothing in
+	 * flight, or the map let it go): dropped as counted. */
+	entered = true;
+	cur = bpf_map_lookup_elem(&fd_cur, &tid);
+	if (cur) {
+		struct fd_mark_key ck = *cur;
+		struct fd_mark *pm;
+
+		bpf_map_delete_elem(&fd_cur, &tid);
+		if (ck.tgid != k.tgid || ck.fd != k.fd) {
+			entered = false;
+			pm = bpf_map_lookup_elem(&fd_marks, &ck);
+			if (pm && READ_ONCE(pm->inflight))
+				fd_mark_release(&pm->inflight);
+		}
+	}
 	/* After the change took effect: a call whose stamp misses this
 	 * count reads the descriptor after it too, or is flagged. */
 	seq = fd_seq_count();
@@ -250,7 +305,7 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
 	WRITE_ONCE(m->tid, (__u32)id);
 	WRITE_ONCE(m->end, bpf_ktime_get_boot_ns());
 	WRITE_ONCE(m->end_seq, seq);
-	if (READ_ONCE(m->inflight))
+	if (entered && READ_ONCE(m->inflight))
 		fd_mark_release(&m->inflight);
 	return 0;
 }
@@ -260,9 +315,13 @@ static __always_inline int fd_mark_exit(long nr, const struct pt_regs *regs, boo
  * taken; without one (seq 0: since is a second back), the caller's own is
  * told by its thread. */
 static __always_inline bool fd_mark_overlaps(struct fd_mark *m, __u64 since, __u64 seq,
-					     __u64 now, __u32 tid)
+					     __u64 now, __u32 tid, bool own_stale)
 {
-	if (fd_mark_inflight(m) && now - READ_ONCE(m->start) < FD_MARK_STALE_NS)
+	__u32 inflight = fd_mark_inflight(m);
+
+	if (own_stale && inflight)
+		inflight--; /* the caller's own change, its exit skipped (fd_cur) */
+	if (inflight && now - READ_ONCE(m->start) < FD_MARK_STALE_NS)
 		return true; /* a change under way */
 	if (seq)
 		return READ_ONCE(m->end_seq) >= seq;
@@ -282,15 +341,24 @@ static __always_inline bool fd_changed(long fd, __u64 since, __u64 seq)
 	__u64 now = bpf_ktime_get_boot_ns();
 	struct fd_mark *m;
 
+	__u32 tid = (__u32)id;
+	struct fd_mark_key *own;
+	__u32 own_fd = FD_MARK_RANGE - 1; /* no change of the caller's own in flight */
+
 	if (fd < 0)
 		return false;
+	/* The caller is in this call: a change of its own still marked in
+	 * flight is one whose exit program the kernel skipped. */
+	own = bpf_map_lookup_elem(&fd_cur, &tid);
+	if (own && own->tgid == k.tgid)
+		own_fd = own->fd;
 	m = bpf_map_lookup_elem(&fd_marks, &k);
-	if (m && fd_mark_overlaps(m, since, seq, now, (__u32)id))
+	if (m && fd_mark_overlaps(m, since, seq, now, tid, own_fd == k.fd))
 		return true;
 	k.fd = FD_MARK_RANGE;
 	m = bpf_map_lookup_elem(&fd_marks, &k);
 	return m && (__u32)fd >= m->lo && (__u32)fd <= m->hi &&
-	       fd_mark_overlaps(m, since, seq, now, (__u32)id);
+	       fd_mark_overlaps(m, since, seq, now, tid, own_fd == FD_MARK_RANGE);
 }
 
 #endif /* LINEAGED_FILEIO_FDS_H */

@@ -273,6 +273,7 @@ type fileioSessionBudget struct {
 const (
 	fileioMapBudgetTotal        = "budget_total"
 	fileioMapEvents             = "events"
+	fileioMapFdCur              = "fd_cur"
 	fileioMapFdMarks            = "fd_marks"
 	fileioMapFioArgs            = "fio_args"
 	fileioMapFioArgsExit        = "fio_args_exit"
@@ -358,6 +359,7 @@ type fileioProgramSpecs struct {
 type fileioMapSpecs struct {
 	BudgetTotal   *ebpf.MapSpec `ebpf:"budget_total"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	FdCur         *ebpf.MapSpec `ebpf:"fd_cur"`
 	FdMarks       *ebpf.MapSpec `ebpf:"fd_marks"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioArgsExit   *ebpf.MapSpec `ebpf:"fio_args_exit"`
@@ -417,6 +419,7 @@ func (o *fileioObjects) Close() error {
 type fileioMaps struct {
 	BudgetTotal   *ebpf.Map `ebpf:"budget_total"`
 	Events        *ebpf.Map `ebpf:"events"`
+	FdCur         *ebpf.Map `ebpf:"fd_cur"`
 	FdMarks       *ebpf.Map `ebpf:"fd_marks"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioArgsExit   *ebpf.Map `ebpf:"fio_args_exit"`
@@ -442,6 +445,7 @@ func (m *fileioMaps) Close() error {
 	return _FileioClose(
 		m.BudgetTotal,
 		m.Events,
+		m.FdCur,
 		m.FdMarks,
 		m.FioArgs,
 		m.FioArgsExit,

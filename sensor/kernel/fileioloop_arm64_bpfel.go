@@ -271,6 +271,7 @@ type fileioLoopSessionBudget struct {
 const (
 	fileioLoopMapBudgetTotal        = "budget_total"
 	fileioLoopMapEvents             = "events"
+	fileioLoopMapFdCur              = "fd_cur"
 	fileioLoopMapFdMarks            = "fd_marks"
 	fileioLoopMapFioArgs            = "fio_args"
 	fileioLoopMapFioArgsExit        = "fio_args_exit"
@@ -356,6 +357,7 @@ type fileioLoopProgramSpecs struct {
 type fileioLoopMapSpecs struct {
 	BudgetTotal   *ebpf.MapSpec `ebpf:"budget_total"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	FdCur         *ebpf.MapSpec `ebpf:"fd_cur"`
 	FdMarks       *ebpf.MapSpec `ebpf:"fd_marks"`
 	FioArgs       *ebpf.MapSpec `ebpf:"fio_args"`
 	FioArgsExit   *ebpf.MapSpec `ebpf:"fio_args_exit"`
@@ -415,6 +417,7 @@ func (o *fileioLoopObjects) Close() error {
 type fileioLoopMaps struct {
 	BudgetTotal   *ebpf.Map `ebpf:"budget_total"`
 	Events        *ebpf.Map `ebpf:"events"`
+	FdCur         *ebpf.Map `ebpf:"fd_cur"`
 	FdMarks       *ebpf.Map `ebpf:"fd_marks"`
 	FioArgs       *ebpf.Map `ebpf:"fio_args"`
 	FioArgsExit   *ebpf.Map `ebpf:"fio_args_exit"`
@@ -440,6 +443,7 @@ func (m *fileioLoopMaps) Close() error {
 	return _FileioLoopClose(
 		m.BudgetTotal,
 		m.Events,
+		m.FdCur,
 		m.FdMarks,
 		m.FioArgs,
 		m.FioArgsExit,
