@@ -104,10 +104,7 @@ func (f *fileIO) programs() map[string]*ebpf.Program {
 
 // Close detaches the programs and releases the object's own maps.
 func (f *fileIO) Close() error {
-	var errs []error
-	for _, l := range f.links {
-		errs = append(errs, l.Close())
-	}
+	errs := closeLinks(f.links)
 	f.links = nil
 	errs = append(errs, f.objs.Close())
 	return errors.Join(errs...)

@@ -170,10 +170,7 @@ func loadPinnedObject(d *pinDir, o objectLoader) (*pinnedObject, error) {
 func (o *pinnedObject) programs() map[string]*ebpf.Program { return o.progs }
 
 func (o *pinnedObject) Close() error {
-	var errs []error
-	for _, l := range o.links {
-		errs = append(errs, l.Close())
-	}
+	errs := closeLinks(o.links)
 	for _, p := range o.progs {
 		errs = append(errs, p.Close())
 	}

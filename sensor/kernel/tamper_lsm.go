@@ -21,13 +21,8 @@ type lsmObject struct {
 }
 
 func (t *lsmObject) Close() error {
-	var errs []error
-	for _, l := range t.links {
-		if l == nil { // lost, and not attached again (reattachExtra)
-			continue
-		}
-		errs = append(errs, l.Close())
-	}
+	// A nil link: lost, and not attached again (reattachExtra).
+	errs := closeLinks(t.links)
 	t.coll.Close()
 	return errors.Join(errs...)
 }
