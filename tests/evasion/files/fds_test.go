@@ -272,6 +272,14 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 // descriptor changes during the second thread's open, fchmod or futimens,
 // and none of their records says one did (the close ends microseconds
 // before the open begins, closer than the clocks of two CPUs can order).
+//
+// Where the kernel skips program runs (7.3 skips a run on a CPU where a
+// preempted one is still running, and the sensor reports each), a close
+// whose exit run was skipped counts as in flight until its thread's next
+// change, the next round's close: the round in between is flagged, by
+// design. There a flagged round is accepted when the sensor reported
+// skipped runs and the round after it is clear; a number left flagged for
+// good (two rounds in a row) fails.
 func TestRootDescriptorReusedByAnotherThreadNotFlagged(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("the two threads need two CPUs")
@@ -282,20 +290,47 @@ func TestRootDescriptorReusedByAnotherThreadNotFlagged(t *testing.T) {
 	files, _ := h.finish(t, out, dir)
 	b := filepath.Join(dir, "b")
 	count := map[sensor.FileOp]int{}
+	// Rounds in order: each begins with its read-only open of b.
+	var flaggedRounds []int
+	var flagged []*sensor.File
+	round := -1 // the open creating b comes first
 	for _, f := range files {
 		if f.Path != b {
 			continue
 		}
 		count[f.Op]++
+		if f.Op == sensor.FileOpen && f.Flags&unix.O_CREAT == 0 {
+			round++
+		}
 		if f.FDChanged {
-			t.Errorf("descriptor reused by another thread, nothing changed during the call: %s", describe(f))
+			flagged = append(flagged, f)
+			if len(flaggedRounds) == 0 || flaggedRounds[len(flaggedRounds)-1] != round {
+				flaggedRounds = append(flaggedRounds, round)
+			}
 		}
 	}
-	t.Logf("records of %s: %d opens, %d fchmods, %d futimens", b, count[sensor.FileOpen], count[sensor.FileChmod], count[sensor.FileUtimes])
+	t.Logf("records of %s: %d opens, %d fchmods, %d futimens; flagged rounds %v", b, count[sensor.FileOpen], count[sensor.FileChmod], count[sensor.FileUtimes], flaggedRounds)
 	// Each round's open, fchmod and futimens, and the open creating b:
 	// all there, or each missing one a run the kernel skipped (7.3).
 	recordsOrSkipped(t, s, out, h.skipBase, count[sensor.FileOpen]+count[sensor.FileChmod]+count[sensor.FileUtimes], 3*handoffRounds+1)
 	if count[sensor.FileChmod] == 0 || count[sensor.FileUtimes] == 0 {
 		t.Fatalf("records of %s: %v, want fchmods and futimens", b, count)
 	}
+	if len(flagged) == 0 {
+		return
+	}
+	skipped := out.skippedNow() - h.skipBase
+	stuck := false
+	for i := 1; i < len(flaggedRounds); i++ {
+		if flaggedRounds[i] == flaggedRounds[i-1]+1 {
+			stuck = true
+		}
+	}
+	if skipped == 0 || stuck || uint64(len(flaggedRounds)) > skipped {
+		for _, f := range flagged {
+			t.Errorf("descriptor reused by another thread, nothing changed during the call: %s", describe(f))
+		}
+		t.Fatalf("%d rounds flagged (%v), %d skipped program runs reported during the member", len(flaggedRounds), flaggedRounds, skipped)
+	}
+	t.Logf("%d rounds flagged, each after a skipped run (%d reported) and cleared by the next round", len(flaggedRounds), skipped)
 }
