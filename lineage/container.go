@@ -1,10 +1,9 @@
 package lineage
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // containerPrefixes are the cgroup names container engines give a
@@ -54,21 +53,5 @@ func isContainerID(s string) bool {
 }
 
 // HostMountNS is the host's mount namespace: pid 1's, or the sensor's own
-// where pid 1's cannot be read; 0 when neither can.
-func HostMountNS(procRoot string) uint32 {
-	if procRoot == "" {
-		procRoot = "/proc"
-	}
-	for _, p := range []string{"1", "self"} {
-		l, err := os.Readlink(filepath.Join(procRoot, p, "ns", "mnt"))
-		if err != nil {
-			continue
-		}
-		if s, ok := strings.CutPrefix(l, "mnt:["); ok {
-			if n, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 32); err == nil {
-				return uint32(n)
-			}
-		}
-	}
-	return 0
-}
+// where pid 1's cannot be read; 0 when neither can (procfs.HostMountNS).
+func HostMountNS(procRoot string) uint32 { return procfs.HostMountNS(procRoot) }

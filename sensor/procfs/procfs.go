@@ -353,3 +353,31 @@ func KernelDev(kdev uint64) uint64 {
 	minor := kdev & 0xfffff
 	return (minor & 0xff) | (major&0xfff)<<8 | (minor&^0xff)<<12
 }
+
+// MountNS is the mount namespace of process pid ("self" for the caller)
+// under procRoot ("" for /proc): the inode number of its ns/mnt link, 0
+// when it cannot be read.
+func MountNS(procRoot, pid string) uint32 {
+	if procRoot == "" {
+		procRoot = "/proc"
+	}
+	l, err := os.Readlink(filepath.Join(procRoot, pid, "ns", "mnt"))
+	if err != nil {
+		return 0
+	}
+	if s, ok := strings.CutPrefix(l, "mnt:["); ok {
+		if n, err := strconv.ParseUint(strings.TrimSuffix(s, "]"), 10, 32); err == nil {
+			return uint32(n)
+		}
+	}
+	return 0
+}
+
+// HostMountNS is the host's mount namespace: pid 1's, or the caller's own
+// where pid 1's cannot be read; 0 when neither can.
+func HostMountNS(procRoot string) uint32 {
+	if ns := MountNS(procRoot, "1"); ns != 0 {
+		return ns
+	}
+	return MountNS(procRoot, "self")
+}

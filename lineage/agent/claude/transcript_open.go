@@ -13,6 +13,7 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	"github.com/lineaged/lineaged/lineage/internal/safefile"
+	"github.com/lineaged/lineaged/sensor/procfs"
 )
 
 // TranscriptGuard says which file may be followed as a session's
@@ -244,16 +245,12 @@ func (o *Observer) foreignWrite(f *event.File, p *event.Process) {
 }
 
 // sameMountNS reports whether the sensor is in the mount namespace the
-// engine takes for the host's (lineage.HostMountNS: pid 1's, else the
+// engine takes for the host's (procfs.HostMountNS: pid 1's, else the
 // sensor's own where pid 1's cannot be read), the one an exec without
-// event.Process.MntNS was in.
+// event.Process.MntNS was in. False when its own cannot be read.
 func sameMountNS(procRoot string) bool {
-	ours, err := os.Readlink(filepath.Join(procRoot, "self", "ns", "mnt"))
-	if err != nil {
-		return false
-	}
-	host, err := os.Readlink(filepath.Join(procRoot, "1", "ns", "mnt"))
-	return err != nil || host == ours
+	ours := procfs.MountNS(procRoot, "self")
+	return ours != 0 && procfs.HostMountNS(procRoot) == ours
 }
 
 // sharesOurRoot reports whether process pid sees the sensor's own file
