@@ -106,6 +106,12 @@ struct {
 #define FD_FETCH_ADD_DW_R1_R2 ".8byte 0x00000001000021db"
 /* r2 = atomic_fetch_or((u64 *)(r1 + 0), r2) */
 #define FD_FETCH_OR_DW_R1_R2 ".8byte 0x00000041000021db"
+/* old = the value at p before one of the above with operand v. */
+#define FD_FETCH(insn, p, v, old)                                            \
+	asm volatile("r1 = %[ptr]\n\tr2 = " #v "\n\t" insn "\n\t%[out] = r2" \
+		     : [out] "=r"(old)                                        \
+		     : [ptr] "r"(p)                                           \
+		     : "r1", "r2", "memory")
 #endif
 
 /* The logical clock of descriptor changes (see the top of this file). */
@@ -118,10 +124,7 @@ static __always_inline __u64 fd_stamp(void)
 #if defined(__TARGET_ARCH_arm64)
 	__u64 v;
 
-	asm volatile("r1 = %[p]\n\tr2 = 0\n\t" FD_FETCH_OR_DW_R1_R2 "\n\t%[v] = r2"
-		     : [v] "=r"(v)
-		     : [p] "r"(&fd_seq)
-		     : "r1", "r2", "memory");
+	FD_FETCH(FD_FETCH_OR_DW_R1_R2, &fd_seq, 0, v);
 	return v + 1;
 #else
 	return READ_ONCE(fd_seq) + 1;
@@ -134,10 +137,7 @@ static __always_inline __u64 fd_seq_count(void)
 #if defined(__TARGET_ARCH_arm64)
 	__u64 v;
 
-	asm volatile("r1 = %[p]\n\tr2 = 1\n\t" FD_FETCH_ADD_DW_R1_R2 "\n\t%[v] = r2"
-		     : [v] "=r"(v)
-		     : [p] "r"(&fd_seq)
-		     : "r1", "r2", "memory");
+	FD_FETCH(FD_FETCH_ADD_DW_R1_R2, &fd_seq, 1, v);
 	return v + 1;
 #else
 	__sync_fetch_and_add(&fd_seq, 1);
@@ -148,10 +148,10 @@ static __always_inline __u64 fd_seq_count(void)
 static __always_inline void fd_mark_release(__u32 *inflight)
 {
 #if defined(__TARGET_ARCH_arm64)
-	asm volatile("r1 = %[p]\n\tr2 = -1\n\t" FD_FETCH_ADD_W_R1_R2
-		     :
-		     : [p] "r"(inflight)
-		     : "r1", "r2", "memory");
+	__u64 v;
+
+	FD_FETCH(FD_FETCH_ADD_W_R1_R2, inflight, -1, v);
+	(void)v;
 #else
 	__sync_fetch_and_add(inflight, -1);
 #endif
@@ -162,10 +162,7 @@ static __always_inline __u32 fd_mark_inflight(struct fd_mark *m)
 #if defined(__TARGET_ARCH_arm64)
 	__u64 v;
 
-	asm volatile("r1 = %[p]\n\tr2 = 0\n\t" FD_FETCH_OR_W_R1_R2 "\n\t%[v] = r2"
-		     : [v] "=r"(v)
-		     : [p] "r"(&m->inflight)
-		     : "r1", "r2", "memory");
+	FD_FETCH(FD_FETCH_OR_W_R1_R2, &m->inflight, 0, v);
 	return (__u32)v;
 #else
 	return READ_ONCE(m->inflight);
