@@ -1,7 +1,6 @@
 package native
 
 import (
-	"bytes"
 	"fmt"
 	"testing"
 
@@ -31,20 +30,7 @@ func TestSharedAncestrySameBytes(t *testing.T) {
 			name := fmt.Sprintf("%+v/bad=%v", plain, bad)
 			cached := plain
 			cached.Shared = NewSharedAncestry()
-			evs := storm(8, bad)
-			for i, ev := range evs {
-				want, err := plain.Append(nil, ev)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := cached.Append(nil, ev)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("%s: event %d differs with the shared ancestry:\n got %s\nwant %s", name, i, got, want)
-				}
-			}
+			testevents.SameBytes(t, name, plain, cached, storm(8, bad))
 			kept := cached.Shared.Kept()
 			switch {
 			case plain.MaxBytes > 0 || bad:

@@ -1,6 +1,7 @@
 package testevents
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -68,4 +69,23 @@ func BenchShared(b *testing.B, evs []*event.Event, fresh, shared Appender) {
 		b.ReportMetric(ns[m.name], "ns/event-"+m.name)
 	}
 	b.ReportMetric(ns["fresh"]/ns["shared"], "x-faster-shared")
+}
+
+// SameBytes fails t when cached (an encoder with shared ancestries)
+// writes any of evs otherwise than plain (the same encoder without them).
+func SameBytes(t *testing.T, name string, plain, cached Appender, evs []*event.Event) {
+	t.Helper()
+	for i, ev := range evs {
+		want, err := plain.Append(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := cached.Append(nil, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: event %d (%s) differs with shared ancestries:\n got %s\nwant %s", name, i, ev.Kind, got, want)
+		}
+	}
 }
