@@ -351,16 +351,25 @@ func teeClient(t *testing.T, sock string, f *os.File) (*net.UnixConn, *bufio.Rea
 
 func readReply(t *testing.T, c *net.UnixConn, r *bufio.Reader) controlReply {
 	t.Helper()
+	rep, err := readReplyErr(c, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// readReplyErr is readReply for another goroutine than the test's.
+func readReplyErr(c *net.UnixConn, r *bufio.Reader) (controlReply, error) {
 	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	line, err := r.ReadBytes('\n')
 	if err != nil {
-		t.Fatalf("control answer: %v", err)
+		return controlReply{}, fmt.Errorf("control answer: %w", err)
 	}
 	var rep controlReply
 	if err := json.Unmarshal(line, &rep); err != nil {
-		t.Fatalf("control answer %q: %v", line, err)
+		return controlReply{}, fmt.Errorf("control answer %q: %w", line, err)
 	}
-	return rep
+	return rep, nil
 }
 
 // runExecs runs n short processes, then one carrying marker.
@@ -388,8 +397,35 @@ func TestTeeSlowClientIsDropped(t *testing.T) {
 	if !first.OK {
 		t.Fatalf("tee refused: %+v", first)
 	}
-	runExecs(t, 300, "slow-tee-marker-1")
-	last := readReply(t, c, r)
+	// Rounds of execs until the queue behind the full pipe overflows: how
+	// many that takes depends on how the capture's blocks fill, which
+	// depends on the host's load (one round is enough on a quiet one).
+	type answer struct {
+		rep controlReply
+		err error
+	}
+	replies := make(chan answer, 1)
+	go func() {
+		rep, err := readReplyErr(c, r)
+		replies <- answer{rep, err}
+	}()
+	var got answer
+	for round := 0; ; round++ {
+		runExecs(t, 300, "slow-tee-marker-1")
+		select {
+		case got = <-replies:
+		case <-time.After(2 * time.Second):
+			if round < 20 {
+				continue
+			}
+			got = <-replies
+		}
+		break
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	last := got.rep
 	if !strings.Contains(last.Error, "tee dropped: the client fell behind") {
 		t.Fatalf("final answer %+v, want the tee dropped", last)
 	}
