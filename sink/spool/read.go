@@ -16,6 +16,16 @@ import (
 // cursor, from memory or, once written, from disk, waiting until one is
 // available or ctx ends. Records dropped while waiting are skipped.
 func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, error) {
+	return s.read(ctx, maxN, maxBytes, true)
+}
+
+// TryNext is Next without the wait: it returns no record when none is
+// readable now.
+func (s *Spool) TryNext(maxN int, maxBytes int) ([]Record, error) {
+	return s.read(context.Background(), maxN, maxBytes, false)
+}
+
+func (s *Spool) read(ctx context.Context, maxN int, maxBytes int, wait bool) ([]Record, error) {
 	s.mu.Lock()
 	drops := s.recoveryDrops
 	s.recoveryDrops = nil
@@ -53,6 +63,10 @@ func (s *Spool) Next(ctx context.Context, maxN int, maxBytes int) ([]Record, err
 				return recs, err
 			}
 			continue
+		}
+		if !wait {
+			s.mu.Unlock()
+			return nil, nil
 		}
 		ch := s.notify
 		s.waiting = true

@@ -70,6 +70,20 @@ type Options struct {
 	// (waiting for a slow or stalled disk); past it Append fails with
 	// ErrPendingFull. 0 means 32 MiB.
 	PendingBytes int64
+	// SyncInterval is the least time from one fsync of the active segment
+	// to the next; 0 means 50 ms. Records written meanwhile are fsynced in
+	// one group after it: at event rates an fsync per write round cost
+	// more CPU than the rest of the spool. A power loss can lose what was
+	// written in the last SyncInterval and an fsync (a kill of the process
+	// does not: it is in the page cache); Close fsyncs at once.
+	SyncInterval time.Duration
+	// Linger is how long the writer waits, once woken by an append, for
+	// more before it writes a round, unless LingerBytes are already
+	// waiting; 0 means 2 ms, a negative value writes at once. Records not
+	// yet written are what a kill of the process loses, and the consumer
+	// reads only written ones, so this bounds both that window's growth
+	// and the delay it adds.
+	Linger time.Duration
 	// OnWritten, when set, is called (from the writer goroutine, with no
 	// lock held) with end once the records below end are written to the
 	// segment file, before their fsync: a kill of the process no longer
@@ -194,6 +208,12 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if opts.AckInterval == 0 {
 		opts.AckInterval = 200 * time.Millisecond
+	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = 50 * time.Millisecond
+	}
+	if opts.Linger == 0 {
+		opts.Linger = 2 * time.Millisecond
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -378,10 +398,13 @@ func (s *Spool) writer() {
 	tick := time.NewTicker(s.opts.AckInterval)
 	defer tick.Stop()
 	var buf []byte
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		ack := false
 		select {
 		case <-s.kick:
+			s.linger(linger)
 		case <-tick.C:
 			ack = true
 		}
@@ -408,6 +431,26 @@ func (s *Spool) writer() {
 			}
 		}
 	}
+}
+
+// LingerBytes is what, waiting to be written, ends a writer's linger.
+const LingerBytes = 64 << 10
+
+// linger waits Linger for more appends, unless LingerBytes wait already or
+// the spool is closing: one write round, and one wakeup of the consumer,
+// for the records of a burst instead of one for each.
+func (s *Spool) linger(t *time.Timer) {
+	if s.opts.Linger <= 0 {
+		return
+	}
+	s.mu.Lock()
+	skip := s.closed || len(s.pend) >= LingerBytes
+	s.mu.Unlock()
+	if skip {
+		return
+	}
+	t.Reset(s.opts.Linger)
+	<-t.C
 }
 
 // flush writes buf (n framed records) into the active segment, starting a
@@ -496,12 +539,15 @@ func (s *Spool) syncActive(end uint64) {
 // rotation meanwhile was fsynced by the writer.
 func (s *Spool) syncer() {
 	defer close(s.syncDone)
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
 	for {
 		select {
 		case <-s.syncKick:
 		case <-s.syncStop:
 			return
 		}
+		start := time.Now()
 		s.mu.Lock()
 		target, f := s.written, s.active
 		s.mu.Unlock()
@@ -520,6 +566,16 @@ func (s *Spool) syncer() {
 		s.mu.Unlock()
 		if err != nil && !errors.Is(err, os.ErrClosed) {
 			s.log.Error("spool: fsync failed; the records stay as written", "dir", s.opts.Dir, "err", err)
+		}
+		// At most one fsync per SyncInterval: what is written meanwhile
+		// waits for the next, as one group (a kick meanwhile is kept).
+		if d := s.opts.SyncInterval - time.Since(start); d > 0 {
+			pause.Reset(d)
+			select {
+			case <-pause.C:
+			case <-s.syncStop:
+				return
+			}
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -396,5 +397,84 @@ func TestAckSavedEveryIntervalNotEveryAppend(t *testing.T) {
 	defer s.Close()
 	if st := s.Stats(); st.Pending != 140 {
 		t.Fatalf("after Close the acknowledgement is saved: %+v", st)
+	}
+}
+
+// appendPaced appends n records, one every gap, from record from.
+func appendPaced(t *testing.T, s *Spool, from, n int, gap time.Duration) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		if _, err := s.Append(payload(i)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(gap)
+	}
+}
+
+// A stream of appends, each waking the writer, is fsynced at most once per
+// SyncInterval, and every record is fsynced within about an interval.
+func TestFsyncAtMostOncePerInterval(t *testing.T) {
+	var lb testutil.SyncBuffer
+	const interval = 100 * time.Millisecond
+	s := open(t, t.TempDir(), &lb, func(o *Options) {
+		o.SegmentBytes = 64 << 20 // no rotation: its fsync is the writer's
+		o.SyncInterval = interval
+		o.Linger = -1
+	})
+	defer s.Close()
+	start := time.Now()
+	appendPaced(t, s, 0, 300, time.Millisecond) // about 300 ms
+	el := time.Since(start)
+	st := s.Stats()
+	if max := uint64(el/interval) + 2; st.Fsyncs > max {
+		t.Fatalf("%d fsyncs in %v, want at most %d (one per %v)", st.Fsyncs, el, max, interval)
+	}
+	deadline := time.Now().Add(5 * interval)
+	for s.Stats().SyncedUntil < 300 {
+		if time.Now().After(deadline) {
+			t.Fatalf("records not fsynced %v after the last append: %+v", 5*interval, s.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The writer writes a burst in a few rounds, not one per append; with a
+// negative Linger it writes at once.
+func TestWriterLingersForABurst(t *testing.T) {
+	for _, tc := range []struct {
+		linger    time.Duration
+		maxWrites int
+		minWrites int
+	}{
+		{linger: 20 * time.Millisecond, maxWrites: 30},
+		{linger: -1, minWrites: 100},
+	} {
+		t.Run(fmt.Sprint(tc.linger), func(t *testing.T) {
+			var lb testutil.SyncBuffer
+			var writes atomic.Int64
+			s := open(t, t.TempDir(), &lb, func(o *Options) {
+				o.SegmentBytes = 64 << 20
+				o.Linger = tc.linger
+				o.writeFile = func(f *os.File, b []byte) (int, error) {
+					writes.Add(1)
+					return f.Write(b)
+				}
+			})
+			start := time.Now()
+			appendPaced(t, s, 0, 200, 200*time.Microsecond)
+			el := time.Since(start)
+			checkRecords(t, readN(t, s, 200), 0)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			n := int(writes.Load())
+			if tc.maxWrites > 0 && n > tc.maxWrites {
+				t.Fatalf("200 appends in %v took %d writes, want at most %d", el, n, tc.maxWrites)
+			}
+			if n < tc.minWrites {
+				t.Fatalf("200 appends in %v took %d writes, want at least %d (no linger)", el, n, tc.minWrites)
+			}
+			t.Logf("200 appends in %v: %d writes", el, n)
+		})
 	}
 }
