@@ -170,6 +170,7 @@ var defaults = map[string]any{
 	"kafka.compression":        "zstd",
 	"kafka.batch_size":         100,
 	"kafka.batch_timeout":      100 * time.Microsecond,
+	"kafka.linger":             5 * time.Millisecond,
 	"kafka.max_message_bytes":  1 << 20,
 	"kafka.tls.enabled":        false,
 	"kafka.tls.ca_file":        "",

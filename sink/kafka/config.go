@@ -35,6 +35,13 @@ type Config struct {
 	// everything the spool holds in one call, so waiting longer only adds
 	// latency: at high rates batches fill to BatchSize and go at once.
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
+	// Linger is how long the sender waits for more events when the spool
+	// holds fewer than BatchSize, before it produces them in one request
+	// (Kafka's linger.ms); 0 means 5 ms, a negative value produces at
+	// once. At event rates one produce request, compressed batch and
+	// broker round trip for a burst costs far less than one for each few
+	// events, for a few milliseconds more of delivery latency.
+	Linger time.Duration `mapstructure:"linger"`
 	// MaxMessageBytes is the largest message the topic takes (the broker's
 	// message.max.bytes / the topic's max.message.bytes); 0 means 1 MiB.
 	// The writer's BatchBytes is set to it, and encoders keep every event
@@ -113,6 +120,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = 100 * time.Microsecond
+	}
+	if c.Linger == 0 {
+		c.Linger = 5 * time.Millisecond
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second

@@ -26,9 +26,14 @@ func (s *Sink) send(ctx context.Context) {
 	defer close(s.done)
 	backoff := minBackoff
 	var b batch
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		recs, err := s.sp.Next(ctx, s.cfg.BatchSize, s.cfg.MaxMessageBytes)
 		if err != nil {
+			return
+		}
+		if recs, err = s.linger(ctx, linger, recs); err != nil {
 			return
 		}
 		last := s.fill(&b, recs)
@@ -37,6 +42,35 @@ func (s *Sink) send(ctx context.Context) {
 		}
 		s.acked(last + 1)
 	}
+}
+
+// linger tops up a batch of fewer than BatchSize records with what the
+// spool holds after Linger.
+func (s *Sink) linger(ctx context.Context, t *time.Timer, recs []spool.Record) ([]spool.Record, error) {
+	if s.cfg.Linger <= 0 || len(recs) >= s.cfg.BatchSize {
+		return recs, nil
+	}
+	size := 0
+	for _, r := range recs {
+		size += len(r.Data)
+	}
+	if size >= s.cfg.MaxMessageBytes {
+		return recs, nil
+	}
+	t.Reset(s.cfg.Linger)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return nil, ctx.Err()
+	}
+	more, err := s.sp.TryNext(s.cfg.BatchSize-len(recs), s.cfg.MaxMessageBytes-size)
+	if err != nil {
+		// The spool closed meanwhile: send what was read; the next
+		// read says so.
+		return recs, nil
+	}
+	return append(recs, more...), nil
 }
 
 // batch is the part of a spool batch the brokers have yet to take: each
