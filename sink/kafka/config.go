@@ -28,7 +28,8 @@ type Config struct {
 	Brokers []string `mapstructure:"brokers"`
 	// Topic receives the events; it must exist.
 	Topic string `mapstructure:"topic"`
-	// Compression is none, zstd (default), lz4, snappy or gzip.
+	// Compression is none, zstd (default, at its fastest level), lz4, snappy
+	// or gzip.
 	Compression string `mapstructure:"compression"`
 	// BatchSize is the most messages sent in one produce call; 0 means 100.
 	BatchSize int `mapstructure:"batch_size"`
