@@ -13,8 +13,6 @@ import (
 
 	"github.com/lineaged/lineaged/lineage/event"
 	kgo "github.com/segmentio/kafka-go"
-	kcompress "github.com/segmentio/kafka-go/compress"
-	kzstd "github.com/segmentio/kafka-go/compress/zstd"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
@@ -220,18 +218,6 @@ func EncodedBudget(maxMessage int) int {
 	}
 	return maxMessage - messageOverhead
 }
-
-// zstdLevel is the zstd level of produced batches: the fastest. The sink
-// compresses a batch of a few events at a time between the pipeline's other
-// work, where the default level's 1 MiB match table is cold at every batch:
-// in a session's exec storm it cost 100 us of sensor CPU per exec, most of
-// it cache misses. The fastest level's table is a quarter of that and its
-// ratio on events within a few percent (docs/performance.md).
-const zstdLevel = 1
-
-// kafka-go takes a batch's codec from its package-wide table, so the level
-// is set there, once, before any sink exists.
-func init() { kcompress.Codecs[kcompress.Zstd] = &kzstd.Codec{Level: zstdLevel} }
 
 func compression(name string) (kgo.Compression, error) {
 	switch strings.ToLower(name) {
