@@ -38,8 +38,9 @@ type Config struct {
 	BatchTimeout time.Duration `mapstructure:"batch_timeout"`
 	// Linger is how long the sender waits for more events when the spool
 	// holds fewer than BatchSize, before it produces them in one request
-	// (Kafka's linger.ms); 0 means 5 ms, a negative value produces at
-	// once. At event rates one produce request, compressed batch and
+	// (Kafka's linger.ms); it ends early once BatchSize events (or
+	// MaxMessageBytes of them) are in, or when the sensor stops. 0 means
+	// 5 ms, a negative value produces at once. At event rates one produce request, compressed batch and
 	// broker round trip for a burst costs far less than one for each few
 	// events, for a few milliseconds more of delivery latency.
 	Linger time.Duration `mapstructure:"linger"`

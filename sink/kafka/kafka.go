@@ -94,6 +94,9 @@ type Sink struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// closing is closed when Close begins: the sender stops lingering and
+	// sends what it holds.
+	closing chan struct{}
 }
 
 // New validates cfg, opens the spool, checks that the brokers answer (and
@@ -138,7 +141,7 @@ func New(cfg Config, enc Encoder, reg prometheus.Registerer, log *slog.Logger) (
 		MaxAttempts: 1,
 		Transport:   transport,
 	}
-	s := &Sink{cfg: cfg, enc: enc, log: log, w: w, done: make(chan struct{})}
+	s := &Sink{cfg: cfg, enc: enc, log: log, w: w, done: make(chan struct{}), closing: make(chan struct{})}
 	sp, err := spool.Open(spool.Options{
 		Dir:          cfg.Spool.Dir,
 		MaxBytes:     cfg.Spool.MaxBytes,
@@ -583,6 +586,7 @@ func (s *Sink) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	close(s.closing)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	if err := s.Flush(ctx); err != nil {
 		s.log.Warn("kafka: closing with undelivered events kept in the spool", "pending", s.sp.Stats().Pending)

@@ -725,3 +725,31 @@ func TestLingerBatchesASteadyStream(t *testing.T) {
 		t.Errorf("without a linger 200 events over %v took %d produce requests, with one %d: want at least twice as many", el0, n0, n)
 	}
 }
+
+// The linger ends as soon as the spool holds a full batch, as Kafka's
+// linger.ms does at batch.size: a long linger holds back a trickle, never
+// a batch that is full.
+func TestLingerEndsWhenTheBatchIsFull(t *testing.T) {
+	c := kafkatest.Cluster(t)
+	cfg := baseConfig(t, c.ListenAddrs())
+	cfg.Linger = time.Minute
+	cfg.BatchSize = 10
+	s, err := New(cfg, native.Encoder{}, nil, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := kafkatest.Events(1, 11, 1)
+	writeAll(t, s, evs[:1])
+	time.Sleep(50 * time.Millisecond) // the sender has it, and lingers
+	writeAll(t, s, evs[1:])
+	// The first ten fill a batch and go at once; the eleventh lingers.
+	kafkatest.CheckDelivery(t, kafkatest.Consume(t, c.ListenAddrs(), 10, 10*time.Second), evs[:10])
+	// Close ends the linger: the eleventh goes within the drain time.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Pending != 0 {
+		t.Fatalf("closed with %d events left in the spool, want the lingering one sent", st.Pending)
+	}
+	kafkatest.CheckDelivery(t, kafkatest.Consume(t, c.ListenAddrs(), 11, 10*time.Second), evs)
+}

@@ -45,7 +45,8 @@ func (s *Sink) send(ctx context.Context) {
 }
 
 // linger tops up a batch of fewer than BatchSize records with what the
-// spool holds after Linger.
+// spool holds after Linger, or as soon as it holds enough to fill the
+// batch (BatchSize records or MaxMessageBytes), or the sink closes.
 func (s *Sink) linger(ctx context.Context, t *time.Timer, recs []spool.Record) ([]spool.Record, error) {
 	if s.cfg.Linger <= 0 || len(recs) >= s.cfg.BatchSize {
 		return recs, nil
@@ -57,14 +58,28 @@ func (s *Sink) linger(ctx context.Context, t *time.Timer, recs []spool.Record) (
 	if size >= s.cfg.MaxMessageBytes {
 		return recs, nil
 	}
+	need, room := s.cfg.BatchSize-len(recs), s.cfg.MaxMessageBytes-size
 	t.Reset(s.cfg.Linger)
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-		t.Stop()
-		return nil, ctx.Err()
+wait:
+	for {
+		full, grown := s.sp.Readable(need, room)
+		if full {
+			t.Stop()
+			break
+		}
+		select {
+		case <-grown:
+		case <-t.C:
+			break wait
+		case <-s.closing:
+			t.Stop()
+			break wait
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
 	}
-	more, err := s.sp.TryNext(s.cfg.BatchSize-len(recs), s.cfg.MaxMessageBytes-size)
+	more, err := s.sp.TryNext(need, room)
 	if err != nil {
 		// The spool closed meanwhile: send what was read; the next
 		// read says so.

@@ -25,6 +25,29 @@ func (s *Spool) TryNext(maxN int, maxBytes int) ([]Record, error) {
 	return s.read(context.Background(), maxN, maxBytes, false)
 }
 
+// Readable reports whether maxN records, or maxBytes of them, are readable
+// now from the consumer cursor, and a channel closed when more become
+// readable.
+func (s *Spool) Readable(maxN int, maxBytes int) (bool, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := max(s.cur, s.acked)
+	if s.closed || s.written < cur || s.written-cur >= uint64(maxN) {
+		return true, s.notify
+	}
+	if n := len(s.mem); n > 0 && cur >= s.memBase {
+		size := 0
+		for j := int(cur - s.memBase); j < n && s.memBase+uint64(j) < s.written; j++ {
+			if size += len(s.mem[j].Data); size >= maxBytes {
+				return true, s.notify
+			}
+		}
+	}
+	ch := s.notify
+	s.waiting = true
+	return false, ch
+}
+
 func (s *Spool) read(ctx context.Context, maxN int, maxBytes int, wait bool) ([]Record, error) {
 	s.mu.Lock()
 	drops := s.recoveryDrops

@@ -474,3 +474,40 @@ func TestWriterLingersForAStream(t *testing.T) {
 		t.Fatalf("without a linger 200 appends in %v took %d writes, with one %d: want at least twice as many", el0, n0, n)
 	}
 }
+
+// Readable says when a batch's worth is readable, by count or by bytes,
+// and its channel closes when more is written.
+func TestReadableByCountAndBytes(t *testing.T) {
+	var lb testutil.SyncBuffer
+	s := open(t, t.TempDir(), &lb, func(o *Options) { o.Linger = -1 })
+	defer s.Close()
+	appendN(t, s, 0, 3)
+	deadline := time.Now().Add(10 * time.Second)
+	for ok, _ := s.Readable(3, 1<<20); !ok; ok, _ = s.Readable(3, 1<<20) {
+		if time.Now().After(deadline) {
+			t.Fatal("3 appended records never readable")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ok, more := s.Readable(4, 1<<20)
+	if ok {
+		t.Fatal("4 records readable after 3 appends")
+	}
+	if ok, _ := s.Readable(4, len(payload(0))+len(payload(1))); !ok {
+		t.Fatal("two records' bytes readable, not reported by bytes")
+	}
+	appendN(t, s, 3, 1)
+	select {
+	case <-more:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the channel did not close when a record was written")
+	}
+	if ok, _ := s.Readable(4, 1<<20); !ok {
+		t.Fatal("4 records not readable after 4 appends")
+	}
+	// Read past, the count starts at the cursor.
+	readN(t, s, 4)
+	if ok, _ := s.Readable(1, 1<<20); ok {
+		t.Fatal("a record readable with the cursor at the end")
+	}
+}
