@@ -29,6 +29,7 @@ import (
 	"github.com/lineaged/lineaged/sink/internal/schematest"
 	"github.com/lineaged/lineaged/sink/native"
 	"github.com/lineaged/lineaged/sink/spool"
+	lineagedtest "github.com/lineaged/lineaged/tests/testutil"
 )
 
 func testLog(t testing.TB) *slog.Logger {
@@ -715,15 +716,8 @@ func TestLingerBatchesASteadyStream(t *testing.T) {
 	}
 	const linger = 20 * time.Millisecond
 	n, el := run(t, linger)
-	t.Logf("200 events over %v, linger %v: %d produce requests", el, linger, n)
-	if most := int64(el/linger)*2 + 5; n > most {
-		t.Errorf("%d produce requests for 200 events over %v with a %v linger, want at most %d", n, el, linger, most)
-	}
 	n0, el0 := run(t, -1)
-	t.Logf("200 events over %v, no linger: %d produce requests", el0, n0)
-	if n0 < 2*n {
-		t.Errorf("without a linger 200 events over %v took %d produce requests, with one %d: want at least twice as many", el0, n0, n)
-	}
+	lineagedtest.CheckLinger(t, "produce requests for 200 events", linger, n, el, n0, el0)
 }
 
 // The linger ends as soon as the spool holds a full batch, as Kafka's

@@ -464,15 +464,8 @@ func TestWriterLingersForAStream(t *testing.T) {
 	}
 	const linger = 20 * time.Millisecond
 	n, el := run(t, linger)
-	t.Logf("200 appends in %v, linger %v: %d writes", el, linger, n)
-	if most := int(el/linger)*2 + 5; n > most {
-		t.Fatalf("200 appends in %v took %d writes with a %v linger, want at most %d", el, n, linger, most)
-	}
 	n0, el0 := run(t, -1)
-	t.Logf("200 appends in %v, no linger: %d writes", el0, n0)
-	if n0 < 2*n {
-		t.Fatalf("without a linger 200 appends in %v took %d writes, with one %d: want at least twice as many", el0, n0, n)
-	}
+	testutil.CheckLinger(t, "writes for 200 appends", linger, int64(n), el, int64(n0), el0)
 }
 
 // Readable says when a batch's worth is readable, by count or by bytes,

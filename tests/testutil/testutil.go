@@ -128,3 +128,19 @@ func WaitForText(tb testing.TB, d time.Duration, out *SyncBuffer, want string) {
 	tb.Helper()
 	WaitFor(tb, d, want, func() bool { return strings.Contains(out.String(), want) }, out.String)
 }
+
+// CheckLinger checks what a linger does to a paced stream: with it, n
+// rounds (writes, produce requests) over el, at most two per linger of
+// the stream's own duration plus five (a loaded host stretches the stream
+// and its rounds alike); without it, n0 rounds over el0, at least twice as
+// many.
+func CheckLinger(tb testing.TB, rounds string, linger time.Duration, n int64, el time.Duration, n0 int64, el0 time.Duration) {
+	tb.Helper()
+	tb.Logf("over %v with a %v linger: %d %s; over %v without one: %d", el, linger, n, rounds, el0, n0)
+	if most := int64(el/linger)*2 + 5; n > most {
+		tb.Errorf("%d %s over %v with a %v linger, want at most %d", n, rounds, el, linger, most)
+	}
+	if n0 < 2*n {
+		tb.Errorf("without a linger %d %s over %v, with one %d: want at least twice as many", n0, rounds, el0, n)
+	}
+}
