@@ -44,7 +44,6 @@ func (s *Spool) Readable(maxN int, maxBytes int) (bool, <-chan struct{}) {
 		}
 	}
 	ch := s.notify
-	s.waiting = true
 	return false, ch
 }
 
@@ -92,7 +91,6 @@ func (s *Spool) read(ctx context.Context, maxN int, maxBytes int, wait bool) ([]
 			return nil, nil
 		}
 		ch := s.notify
-		s.waiting = true
 		s.mu.Unlock()
 		select {
 		case <-ch:

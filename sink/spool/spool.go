@@ -157,7 +157,6 @@ type Spool struct {
 	// OnDrop once the consumer runs.
 	recoveryDrops []dropRange
 	notify        chan struct{} // closed when records become readable
-	waiting       bool          // the consumer waits on notify
 	kick          chan struct{}
 	done          chan struct{}
 	// The syncer goroutine fsyncs what the writer wrote, so a slow fsync
@@ -488,7 +487,6 @@ func (s *Spool) flush(buf []byte, n uint64) ([]byte, uint64, error) {
 		s.written = end
 		close(s.notify)
 		s.notify = make(chan struct{})
-		s.waiting = false
 		rotate := g.size >= s.opts.SegmentBytes
 		s.mu.Unlock()
 		if s.opts.OnWritten != nil {
