@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,8 @@ func TestScriptHidesMarker(t *testing.T) {
 
 func TestTally(t *testing.T) {
 	var tl tally
-	exec := `{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r1","role":"tool"}}`
+	exec := `{"kind":"process.exec","process":{"exe":"/usr/bin/true","argv":["/bin/true"]},"agent":{"root_exec_id":"r1","role":"tool"},` +
+		`"ancestry":[{"exec_id":"sh"},{"exec_id":"r1"},{"exec_id":"go","argv":["go","run"]},{"exec_id":"init"}]}`
 	for _, l := range []string{
 		`{"kind":"process.exec","process":{"exec_id":"r1","pid":42,"exe":"/c/claude.exe","argv":["claude"]},"agent":{"root_exec_id":"r1","role":"root"}}`,
 		exec,
@@ -80,6 +82,27 @@ func TestTally(t *testing.T) {
 	}
 	if len(tl.execSizes) != 1 || tl.execSizes[0] != len(exec) {
 		t.Fatalf("exec sizes %v", tl.execSizes)
+	}
+	// Above the root r1: the two last entries, each with its comma.
+	want := ancestorsAbove{n: 2, bytes: len(`{"exec_id":"go","argv":["go","run"]}`) + len(`{"exec_id":"init"}`) + 2}
+	if len(tl.aboveRoot) != 1 || tl.aboveRoot[0] != want {
+		t.Fatalf("above the root %+v, want %+v", tl.aboveRoot, want)
+	}
+}
+
+func TestAboveRoot(t *testing.T) {
+	raw := func(s ...string) []json.RawMessage {
+		var r []json.RawMessage
+		for _, e := range s {
+			r = append(r, json.RawMessage(e))
+		}
+		return r
+	}
+	// The root last (events.ancestry: session), or not in the ancestry.
+	for _, a := range [][]json.RawMessage{raw(`{"exec_id":"sh"}`, `{"exec_id":"r"}`), raw(`{"exec_id":"sh"}`), nil} {
+		if got := above(a, "r"); got != (ancestorsAbove{}) {
+			t.Errorf("above(%s) = %+v, want none", a, got)
+		}
 	}
 }
 

@@ -25,10 +25,14 @@ import (
 // agent's root_exec_id, learnt from the root's own exec event), and the
 // rest is counted apart.
 type tally struct {
-	events         int
-	bytes          int64 // encoded size of every event
-	stormExecs     int   // process.exec of our storms' /bin/true (not the markers)
-	execSizes      []int // their encoded sizes, in bytes
+	events     int
+	bytes      int64 // encoded size of every event
+	stormExecs int   // process.exec of our storms' /bin/true (not the markers)
+	execSizes  []int // their encoded sizes, in bytes
+	// aboveRoot is, for each of them, the bytes and count of its
+	// ancestors above the session's root (the benchmark's own processes
+	// and the host's, to pid 1), which a login's ancestry would replace.
+	aboveRoot      []ancestorsAbove
 	lossEvents     int   // sensor.loss events
 	lossCount      int64 // the events they say were lost
 	partialAncestr int   // events of our sessions whose partial names "ancestry"
@@ -50,7 +54,8 @@ type rec struct {
 	size       int
 	stormExec  bool
 	partialAnc bool
-	rootPID    int    // the pid of an agent root's own process.exec, else 0
+	rootPID    int // the pid of an agent root's own process.exec, else 0
+	above      ancestorsAbove
 	execID     string // with rootPID: its exec_id
 }
 
@@ -69,8 +74,9 @@ type wireEvent struct {
 		RootExecID string `json:"root_exec_id"`
 		Role       string `json:"role"`
 	} `json:"agent"`
-	Partial []string `json:"partial"`
-	Loss    *struct {
+	Partial  []string          `json:"partial"`
+	Ancestry []json.RawMessage `json:"ancestry"`
+	Loss     *struct {
 		Count int64 `json:"count"`
 	} `json:"loss"`
 }
@@ -99,6 +105,9 @@ func (t *tally) add(line []byte) {
 	r := rec{root: e.Agent.RootExecID, time: e.Time, size: len(line), partialAnc: slices.Contains(e.Partial, "ancestry")}
 	if e.Process != nil {
 		r.stormExec = e.Kind == "process.exec" && isStormExec(e.Process.Exe, e.Process.Argv)
+		if r.stormExec {
+			r.above = above(e.Ancestry, e.Agent.RootExecID)
+		}
 		if e.Kind == "process.exec" && e.Agent.Role == "root" {
 			r.rootPID, r.execID = e.Process.PID, e.Process.ExecID
 		}
@@ -143,6 +152,7 @@ func (t *tally) summarize(storms []stormResult) {
 		if r.stormExec {
 			t.stormExecs++
 			t.execSizes = append(t.execSizes, r.size)
+			t.aboveRoot = append(t.aboveRoot, r.above)
 		}
 		if r.partialAnc {
 			t.partialAncestr++
@@ -150,6 +160,31 @@ func (t *tally) summarize(storms []stormResult) {
 	}
 	t.otherSessions = len(others)
 	t.recs = nil
+}
+
+// ancestorsAbove is the part of an event's ancestry above its session's
+// root: how many ancestors, and their bytes in the encoded event (each
+// entry with its comma).
+type ancestorsAbove struct{ n, bytes int }
+
+// above measures the ancestry entries after the one of the session's root
+// (the ancestry runs from the parent up to pid 1).
+func above(ancestry []json.RawMessage, root string) ancestorsAbove {
+	var id struct {
+		ExecID string `json:"exec_id"`
+	}
+	for i, a := range ancestry {
+		if json.Unmarshal(a, &id) != nil || id.ExecID != root {
+			continue
+		}
+		var r ancestorsAbove
+		for _, b := range ancestry[i+1:] {
+			r.n++
+			r.bytes += len(b) + 1
+		}
+		return r
+	}
+	return ancestorsAbove{}
 }
 
 // isStormExec tells a storm's /bin/true (argv just the path) from its

@@ -31,6 +31,7 @@ type sensorRun struct {
 	cpuPerExec time.Duration // sensor CPU from the storm's start to its end marker, per exec
 	peakRSS    int64         // VmHWM from the storm's start to its end marker
 	prePeak    int64         // VmHWM before the storm (the sensor's start, the session's)
+	atEnd      resident      // resident memory by kind at the storm's end
 	counters   map[string]float64
 	// missingMarkers counts the storms whose end marker never came out
 	// of the sensor (within two minutes, nor at its stop).
@@ -211,6 +212,9 @@ func (b *bench) finish(ctx context.Context, sens *sensorProc, brk *broker, storm
 		return nil, err
 	}
 	sr.prePeak = sens.prePeak
+	if sr.atEnd, err = sens.resident(); err != nil {
+		return nil, err
+	}
 	if sr.counters, err = sens.lostCounters(); err != nil {
 		return nil, err
 	}

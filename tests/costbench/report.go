@@ -290,6 +290,7 @@ func (b *bench) details(w io.Writer, lossEvents int64, lossCounters float64, mis
 			pre = max(pre, sr.prePeak)
 		}
 	}
+	b.sizeAndResident(w)
 	fmt.Fprintf(w, "peak RSS before the storms (the sensor's start and the session's, before VmHWM was reset at the storm's start): %.1f MiB\n", float64(pre)/(1<<20))
 	fmt.Fprintf(w, "lost: %d in sensor.loss events, %.0f in loss counters", lossEvents, lossCounters)
 	if len(names) > 0 {
@@ -306,4 +307,40 @@ func (b *bench) settings() string {
 		return "default settings"
 	}
 	return strings.Join(b.o.env, " ")
+}
+
+// sizeAndResident prints what the size and RSS targets are made of: the
+// bytes of a storm exec's ancestors above its session's root (on this
+// machine the benchmark's own processes and the host's up to pid 1, which
+// a login's sshd, shell and init would replace), and the sensor's resident
+// memory by kind at the storms' ends.
+func (b *bench) sizeAndResident(w io.Writer) {
+	var sizes, without, n, bytes []int
+	for _, sr := range b.runs[file] {
+		for i, sz := range sr.tally.execSizes {
+			a := sr.tally.aboveRoot[i]
+			sizes = append(sizes, sz)
+			without = append(without, sz-a.bytes)
+			n = append(n, a.n)
+			bytes = append(bytes, a.bytes)
+		}
+	}
+	if len(sizes) > 0 {
+		fmt.Fprintf(w, "process.exec in a session: median %d B, of which the ancestors above the session's root (median %d of them: this benchmark's processes and the host's, to pid 1) %d B; the event without them: median %d B\n",
+			percentile(sizes, 50), percentile(n, 50), percentile(bytes, 50), percentile(without, 50))
+	}
+	for _, p := range []phase{file, kafka} {
+		var anon, fileRSS, shmem []time.Duration // medians of bytes, as durations
+		for _, sr := range b.runs[p] {
+			anon = append(anon, time.Duration(sr.atEnd.anon))
+			fileRSS = append(fileRSS, time.Duration(sr.atEnd.file))
+			shmem = append(shmem, time.Duration(sr.atEnd.shmem))
+		}
+		if len(anon) == 0 {
+			continue
+		}
+		mib := func(v []time.Duration) float64 { return float64(medianDur(v)) / (1 << 20) }
+		fmt.Fprintf(w, "resident at the storm's end, %s (medians): anonymous %.1f MiB (heap, stacks), file-backed %.1f MiB (the binary's pages, the mapped ring buffers), shared %.1f MiB\n",
+			p, mib(anon), mib(fileRSS), mib(shmem))
+	}
 }

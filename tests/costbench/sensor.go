@@ -168,20 +168,49 @@ const clockTick = 10 * time.Millisecond
 
 // peakRSS is the sensor's VmHWM so far, in bytes.
 func (s *sensorProc) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid()))
+	m, err := s.memStatus()
 	if err != nil {
 		return 0, err
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("VmHWM %q", v)
-			}
-			return kb << 10, nil
-		}
+	v, ok := m["VmHWM"]
+	if !ok {
+		return 0, errors.New("no VmHWM in /proc/PID/status")
 	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
+	return v, nil
+}
+
+// resident is what the sensor has resident now, by kind: anonymous (the
+// Go heap and stacks), file-backed (the binary's pages, the mapped ring
+// buffers) and shared memory, in bytes.
+type resident struct{ anon, file, shmem int64 }
+
+func (s *sensorProc) resident() (resident, error) {
+	m, err := s.memStatus()
+	if err != nil {
+		return resident{}, err
+	}
+	return resident{anon: m["RssAnon"], file: m["RssFile"], shmem: m["RssShmem"]}, nil
+}
+
+// memStatus reads the kB fields of /proc/PID/status, in bytes.
+func (s *sensorProc) memStatus() (map[string]int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid()))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok || !strings.HasSuffix(v, " kB") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("/proc/PID/status: %s %q", k, v)
+		}
+		m[k] = kb << 10
+	}
+	return m, nil
 }
 
 // lossMetric matches the sensor's counters of events lost or dropped.
