@@ -42,6 +42,7 @@ type options struct {
 	keep      bool    // keep the working directory
 	strict    bool    // fail when a target is not met
 	profiles  string  // write the sensor's CPU profiles here
+	memprofs  string  // write the sensor's heap profiles here
 	env       envList // extra LINEAGED_* settings for the sensor
 	nice      int     // the niceness of the benchmark and all it starts
 }
@@ -57,6 +58,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (outputs, spool) and print its path")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 1 when a target is not met")
 	flag.StringVar(&o.profiles, "cpuprofiles", "", "write a CPU profile of each sensor run into this directory (LINEAGED_CPUPROFILE), for go tool pprof")
+	flag.StringVar(&o.memprofs, "memprofiles", "", "write a heap profile of each sensor run into this directory, taken at its stop (LINEAGED_MEMPROFILE: in use then, allocated over the run)")
 	flag.Var(&o.env, "env", "KEY=VALUE the sensor also runs with, such as LINEAGED_AUDIT_ENABLED=false (repeatable)")
 	flag.IntVar(&o.nice, "nice", -10, "niceness of the benchmark, the sensor, Claude Code and the storms alike,"+
 		" so other work on a shared host disturbs them less (0: unchanged)")

@@ -89,6 +89,9 @@ func (b *bench) sensorEnv(dir string) []string {
 		// directory (round<r>-<phase>, twosessions).
 		env = append(env, "LINEAGED_CPUPROFILE="+filepath.Join(b.o.profiles, filepath.Base(dir)+".prof"))
 	}
+	if b.o.memprofs != "" {
+		env = append(env, "LINEAGED_MEMPROFILE="+filepath.Join(b.o.memprofs, filepath.Base(dir)+".heap"))
+	}
 	return env
 }
 
