@@ -54,9 +54,9 @@ type rec struct {
 	size       int
 	stormExec  bool
 	partialAnc bool
-	rootPID    int // the pid of an agent root's own process.exec, else 0
-	above      ancestorsAbove
-	execID     string // with rootPID: its exec_id
+	rootPID    int            // the pid of an agent root's own process.exec, else 0
+	execID     string         // with rootPID: its exec_id
+	above      ancestorsAbove // with stormExec: its ancestry above the root
 }
 
 // wireEvent is the part of an event the benchmark reads: fields that every
