@@ -538,8 +538,8 @@ func (s *scan) file(f *sensor.File) {
 }
 
 // fastFact decodes a fact with scalar fields only (env, clock, cwd, user,
-// cgroup lookups), a binary's identity, or an agent attribution without a
-// tool call into f (zero); one with another nested answer gives up, and f
+// cgroup lookups), a binary's identity, or an agent attribution (with its
+// tool call) into f (zero); one with another nested answer gives up, and f
 // is then to be cleared.
 func fastFact(b []byte, in *interner, f *lineage.Fact) (ok bool) {
 	s := &scan{b: b, in: in}
@@ -624,17 +624,20 @@ func (s *scan) kind() string {
 }
 
 // cachedAgent reads an attribution, from the cache when the same JSON was
-// decoded before: an object with no nested one (a tool call) and no
-// escape, compared byte for byte.
+// decoded before into a zero Agent: an object without escapes, compared
+// byte for byte (a tool call nested in it included). What the cache holds
+// and gives is a copy of its own: no two facts share a tool call or a
+// verification, as with encoding/json.
 func (s *scan) cachedAgent(a *event.Agent) {
-	if s.in == nil || s.peek() != '{' {
+	if s.in == nil || s.peek() != '{' || *a != (event.Agent{}) {
 		s.agent(a)
 		return
 	}
 	start, end := s.i, -1
 	quoted := false
+	depth := 0
 scan:
-	for j := start + 1; j < len(s.b); j++ {
+	for j := start; j < len(s.b); j++ {
 		switch c := s.b[j]; {
 		case c == '"':
 			quoted = !quoted
@@ -642,10 +645,12 @@ scan:
 			break scan
 		case quoted:
 		case c == '{':
-			break scan
+			depth++
 		case c == '}':
-			end = j + 1
-			break scan
+			if depth--; depth == 0 {
+				end = j + 1
+				break scan
+			}
 		}
 	}
 	if end < 0 {
@@ -653,7 +658,7 @@ scan:
 		return
 	}
 	if v, ok := s.in.agents[string(s.b[start:end])]; ok {
-		*a = v
+		*a = cloneAgent(v)
 		s.i = end
 		return
 	}
@@ -664,7 +669,24 @@ scan:
 	if s.in.agents == nil || len(s.in.agents) >= maxInternEntries {
 		s.in.agents = make(map[string]event.Agent, 64)
 	}
-	s.in.agents[string(s.b[start:end])] = *a
+	s.in.agents[string(s.b[start:end])] = cloneAgent(*a)
+}
+
+// cloneAgent copies what a's pointers point to.
+func cloneAgent(a event.Agent) event.Agent {
+	if a.ToolUse != nil {
+		t := *a.ToolUse
+		a.ToolUse = &t
+	}
+	if a.Verified != nil {
+		v := *a.Verified
+		a.Verified = &v
+	}
+	if a.VerifiedAt != nil {
+		t := *a.VerifiedAt
+		a.VerifiedAt = &t
+	}
+	return a
 }
 
 // binary reads a binary's identity.
@@ -710,7 +732,9 @@ func (s *scan) time(t *time.Time) {
 	}
 }
 
-// agent reads an attribution without a tool call (one with gives up).
+// agent reads an attribution, with its tool call and verification. As
+// encoding/json does, a repeated key decodes into what the first made, and
+// null clears a pointer.
 func (s *scan) agent(a *event.Agent) {
 	s.object(func(k []byte) bool {
 		switch string(k) {
@@ -724,12 +748,62 @@ func (s *scan) agent(a *event.Agent) {
 			a.RootExecID = s.str()
 		case "role":
 			a.Role = s.str()
+		case "tool_use":
+			if s.null() {
+				a.ToolUse = nil
+				break
+			}
+			if a.ToolUse == nil {
+				a.ToolUse = &event.ToolUse{}
+			}
+			s.toolUse(a.ToolUse)
 		case "session_id_hint":
 			a.SessionIDHint = s.boolean()
 		case "parent_root_exec_id":
 			a.ParentRootExecID = s.str()
-		case "tool_use":
-			return s.null()
+		case "via":
+			a.Via = s.str()
+		case "verified":
+			if s.null() {
+				a.Verified = nil
+				break
+			}
+			if a.Verified == nil {
+				a.Verified = new(bool)
+			}
+			*a.Verified = s.boolean()
+		case "verification":
+			a.Verification = s.str()
+		case "verified_at":
+			if s.null() {
+				a.VerifiedAt = nil
+				break
+			}
+			if a.VerifiedAt == nil {
+				a.VerifiedAt = new(time.Time)
+			}
+			s.time(a.VerifiedAt)
+		case "release":
+			a.Release = s.str()
+		default:
+			return false
+		}
+		return true
+	})
+}
+
+// toolUse reads an attribution's tool call.
+func (s *scan) toolUse(t *event.ToolUse) {
+	s.object(func(k []byte) bool {
+		switch string(k) {
+		case "id":
+			t.ID = s.str()
+		case "name":
+			t.Name = s.str()
+		case "attribution":
+			t.Attribution = s.str()
+		case "no_hook_decision":
+			t.NoHookDecision = s.boolean()
 		default:
 			return false
 		}

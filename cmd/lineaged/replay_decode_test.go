@@ -33,6 +33,7 @@ func decodeEventsSamples() []sensor.Event {
 }
 
 func decodeFactSamples() []lineage.Fact {
+	verified, verifiedAt := true, time.Date(2026, 12, 4, 20, 32, 55, 401290108, time.UTC)
 	return []lineage.Fact{
 		{Kind: lineage.FactEnv, Key: "42/CLAUDECODE", Str: "1", OK: true},
 		{Kind: lineage.FactEnv, Key: "42/X", Err: "process gone", Gone: true},
@@ -41,6 +42,12 @@ func decodeFactSamples() []lineage.Fact {
 		{Kind: lineage.FactObsExec, N: 1 << 62, Agent: &event.Agent{Name: "claude-code", Version: "2.1", SessionID: "s", RootExecID: "r",
 			Role: "descendant", SessionIDHint: true, ParentRootExecID: "p"}, Resolve: true, Late: true},
 		{Kind: lineage.FactResolved, N: 3, Agent: &event.Agent{}},
+		{Kind: lineage.FactObsFile, N: 9, Agent: &event.Agent{Name: "claude-code", Version: "2.1.332", SessionID: "s", RootExecID: "r",
+			Role: "tool", ToolUse: &event.ToolUse{ID: "toolu_1", Name: "Bash", Attribution: "transcript", NoHookDecision: true},
+			Via: event.ViaUsermodeHelper, Verified: &verified, Verification: "hash-list",
+			VerifiedAt: &verifiedAt, Release: "2.1.332"}},
+		{Kind: lineage.FactObsExec, N: 10, Agent: &event.Agent{Name: "claude-code", RootExecID: "r", Role: "tool",
+			ToolUse: &event.ToolUse{ID: "toolu_1", Name: "Bash"}, Verified: new(bool)}},
 		{Kind: lineage.FactCgroup, Key: "1", Str: "/", OK: true},
 		{Kind: lineage.FactCached, Key: "/usr/bin/true|1:2:3:4:5", OK: true, Binary: &event.Binary{Path: "/usr/bin/true", SHA256: "c79b",
 			Size: 35664, Inode: 247849, Dev: 65024, Mtime: time.Date(2022, 9, 20, 15, 27, 27, 0, time.UTC), Verdict: "package-verified",
@@ -94,6 +101,7 @@ func TestFastDecodeMatchesJSON(t *testing.T) {
 func TestRecordDecoderRepeats(t *testing.T) {
 	d := newRecordDecoder()
 	agents := map[*event.Agent]bool{}
+	shared := map[any]bool{} // an agent's tool call and verification, by pointer
 	for round := range 3 {
 		for i, ev := range decodeEventsSamples() {
 			b, _ := json.Marshal(&ev)
@@ -111,11 +119,17 @@ func TestRecordDecoderRepeats(t *testing.T) {
 			if err != nil || json.Unmarshal(b, &want) != nil || !reflect.DeepEqual(got, want) {
 				t.Fatalf("round %d, fact %d: %v\nfast %+v\njson %+v", round, i, err, got, want)
 			}
-			if got.Agent != nil {
-				if agents[got.Agent] {
+			if a := got.Agent; a != nil {
+				if agents[a] {
 					t.Fatalf("round %d, fact %d: an agent shared with another fact", round, i)
 				}
-				agents[got.Agent] = true
+				agents[a] = true
+				for _, p := range []any{a.ToolUse, a.Verified, a.VerifiedAt} {
+					if !reflect.ValueOf(p).IsNil() && shared[p] {
+						t.Fatalf("round %d, fact %d: the agent's %T shared with another fact", round, i, p)
+					}
+					shared[p] = true
+				}
 			}
 		}
 	}
@@ -162,7 +176,11 @@ func TestFastDecodeGivesUp(t *testing.T) {
 		`{"f":"binary.cached","bin":{"path":"/x","mtime":"yesterday"}}`,
 		`{"f":"binary.cached","bin":{"Path":"/x"}}`,
 		`{"f":"proc","proc":{"PID":1}}`,
-		`{"f":"agent.exec","agent":{"name":"c","tool_use":{"id":"t"}}}`,
+		`{"f":"agent.exec","agent":{"name":"c","tool_use":{"id":"t","input":{}}}}`,
+		`{"f":"agent.exec","agent":{"name":"c","tool_use":[]}}`,
+		`{"f":"agent.exec","agent":{"name":"c","verified":"yes"}}`,
+		`{"f":"agent.exec","agent":{"name":"c","verified_at":"today"}}`,
+		`{"f":"agent.exec","agent":{"name":"c","Verified":true}}`,
 		`{"f":"clock","t":"not a time"}`,
 		`{"f":"clock","t":null}`,
 		`{"F":"env"}`,
