@@ -79,8 +79,8 @@ package: build
 
 ## bench: the cost table (tests/costbench: an exec storm as a tool call of the real Claude Code,
 ## under the real binary, targets next to measured values, ratios against the sensor off in the
-## same run), then the replay table (tests/replaybench: replay and sessions --html of a recorded
-## storm capture; REPLAY_ARGS for its flags), then the Go micro-benchmarks (replay's loading
+## same run), then the replay table (tests/replaybench: replay and sessions --html of the capture
+## of the same storm, recorded as a Bash tool call of the real Claude Code; REPLAY_ARGS for its flags), then the Go micro-benchmarks (replay's loading
 ## too). BENCH_ARGS="-quick" for a smoke run of both tables; docs/performance.md
 bench: build
 	$(GO) run ./tests/costbench $(BENCH_ARGS)

@@ -3,11 +3,16 @@
 // Command replaybench measures `lineaged replay` and `lineaged sessions
 // --html` on a capture of an exec storm inside an agent session
 // (docs/performance.md, replay throughput): it records the capture with
-// the real sensor (`run --capture`, a stand-in agent at Claude Code's
-// install path running /bin/true n times), then replays it to the null
-// sink (stdout to /dev/null) and to a native file, and renders its
-// sessions page, each several times, and prints the target next to what
-// it measured. Root: recording loads the BPF programs.
+// the real sensor (`run --capture`) while the real Claude Code runs a loop
+// of n /bin/true as a Bash tool call (the storm of tests/costbench), then
+// replays it to the null sink (stdout to /dev/null) and to a native file,
+// and renders its sessions page, each several times, and prints the target
+// next to what it measured. Root: recording loads the BPF programs.
+//
+// -agent standin records the shape measured before: a stand-in agent at
+// Claude Code's install path execs each /bin/true itself, so every exec is
+// a direct child of the agent (its environment read and its session
+// resolved at each), the shape of n tool calls rather than of one storm.
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/lineaged/lineaged/tests/fakeapi"
 	"github.com/lineaged/lineaged/tests/testutil"
 )
 
@@ -41,6 +47,8 @@ type options struct {
 	capture string
 	keep    bool
 	strict  bool
+	agent   string // claude or standin
+	cache   string // the Claude Code install cache
 }
 
 func main() {
@@ -52,6 +60,8 @@ func main() {
 	flag.StringVar(&o.capture, "capture", "", "replay this capture instead of recording one (no root needed)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory (the capture, the outputs) and print its path")
 	flag.BoolVar(&o.strict, "strict", false, "exit with status 1 when the target is not met")
+	flag.StringVar(&o.agent, "agent", "claude", "what storms while the capture is recorded: claude (a Bash tool call of the real Claude Code) or standin (a stand-in agent execs each /bin/true itself)")
+	flag.StringVar(&o.cache, "cache", "", "Claude Code install cache (default $LINEAGED_E2E_CACHE or tests/e2e/.cache, shared with the end-to-end tests)")
 	flag.Parse()
 	if *quick {
 		set := map[string]bool{}
@@ -86,9 +96,20 @@ func run(ctx context.Context, o options) (bool, error) {
 	if o.n < 1 || o.rounds < 1 {
 		return false, errors.New("-n and -rounds must be positive")
 	}
+	if o.agent != "claude" && o.agent != "standin" {
+		return false, fmt.Errorf("-agent %q: want claude or standin", o.agent)
+	}
+	if o.cache == "" {
+		o.cache = os.Getenv("LINEAGED_E2E_CACHE")
+	}
+	if o.cache == "" {
+		o.cache = filepath.Join("tests", "e2e", ".cache")
+	}
 	var err error
-	if o.bin, err = filepath.Abs(o.bin); err != nil {
-		return false, err
+	for _, p := range []*string{&o.bin, &o.cache} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return false, err
+		}
 	}
 	if _, err := os.Stat(o.bin); err != nil {
 		return false, fmt.Errorf("no lineaged binary (run make build): %w", err)
@@ -118,7 +139,7 @@ func run(ctx context.Context, o options) (bool, error) {
 			return false, fmt.Errorf("must run as root to record a capture (the sensor loads BPF programs), or give -capture FILE")
 		}
 		capPath = filepath.Join(dir, "storm.lcap")
-		fmt.Fprintf(os.Stderr, "replaybench: recording a storm of %d execs in an agent session\n", o.n)
+		fmt.Fprintf(os.Stderr, "replaybench: recording a storm of %d execs in an agent session (%s)\n", o.n, o.shape())
 		if err := record(ctx, o, dir, cfg, capPath); err != nil {
 			return false, err
 		}
@@ -162,18 +183,55 @@ func run(ctx context.Context, o options) (bool, error) {
 	return rate(events, best(null).wall) >= minEventsPerSec, nil
 }
 
-// record runs the sensor with --capture while the stand-in agent storms.
+// record runs the sensor with --capture while the agent storms.
 func record(ctx context.Context, o options, dir, cfg, capPath string) error {
-	agent := testutil.AgentPath(dir)
-	if err := os.MkdirAll(filepath.Dir(agent), 0o755); err != nil {
-		return err
+	var storm *exec.Cmd
+	var cleanup func()
+	// The marker's exec ends the storm. The command spells it in two quoted
+	// halves, so the command text (which storm execs carry in their
+	// ancestry) never contains it whole.
+	const marker = "replaybench-end-marker"
+	loop := fmt.Sprintf("i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; /bin/true \"replaybench-end-\"\"marker\"", o.n)
+	switch o.agent {
+	case "claude":
+		claude, err := testutil.InstallClaude(ctx, o.cache)
+		if err != nil {
+			return err
+		}
+		home, work := filepath.Join(dir, "home"), filepath.Join(dir, "work")
+		for _, d := range []string{home, work} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return err
+			}
+		}
+		const prompt = "replaybench-storm"
+		api, err := fakeapi.Start([]fakeapi.Script{{Name: "storm", Match: prompt, Turns: []fakeapi.Turn{
+			{Tool: "Bash", Input: map[string]any{"command": loop, "description": "exec storm", "timeout": 600000}},
+			{Text: "done"},
+		}}}, nil)
+		if err != nil {
+			return err
+		}
+		cleanup = func() { _ = api.Close() }
+		storm = exec.CommandContext(ctx, claude, "-p", prompt, "--dangerously-skip-permissions")
+		storm.Dir = work
+		storm.Env = testutil.ClaudeEnv(home, api.URL(), "sk-ant-replaybench")
+	default:
+		agent := testutil.AgentPath(dir)
+		if err := os.MkdirAll(filepath.Dir(agent), 0o755); err != nil {
+			return err
+		}
+		sh, err := os.ReadFile("/bin/dash")
+		if err != nil {
+			return fmt.Errorf("the stand-in agent is a copy of /bin/dash: %w", err)
+		}
+		if err := os.WriteFile(agent, sh, 0o755); err != nil {
+			return err
+		}
+		storm = exec.CommandContext(ctx, agent, "-c", loop)
 	}
-	sh, err := os.ReadFile("/bin/dash")
-	if err != nil {
-		return fmt.Errorf("the stand-in agent is a copy of /bin/dash: %w", err)
-	}
-	if err := os.WriteFile(agent, sh, 0o755); err != nil {
-		return err
+	if cleanup != nil {
+		defer cleanup()
 	}
 	live := filepath.Join(dir, "live.jsonl")
 	cmd := exec.CommandContext(ctx, o.bin, "run", "--config", cfg, "--metrics-listen", "", "--output", live, "--capture", capPath)
@@ -205,10 +263,8 @@ func record(ctx context.Context, o options, dir, cfg, capPath string) error {
 			return fmt.Errorf("lineaged run did not start within 90s:\n%s", stderr.String())
 		}
 	}
-	const marker = "replaybench-end-marker"
-	script := fmt.Sprintf("i=0; while [ $i -lt %d ]; do /bin/true; i=$((i+1)); done; /bin/true %s", o.n, marker)
-	if out, err := exec.CommandContext(ctx, agent, "-c", script).CombinedOutput(); err != nil {
-		return fmt.Errorf("the storm: %v\n%s", err, out)
+	if out, err := storm.CombinedOutput(); err != nil {
+		return fmt.Errorf("the storm (%s): %v\n%s", o.shape(), err, tail(string(out), 2000))
 	}
 	deadline = time.Now().Add(2 * time.Minute)
 	for !tailHas(live, marker) {
@@ -223,6 +279,21 @@ func record(ctx context.Context, o options, dir, cfg, capPath string) error {
 		return fmt.Errorf("lineaged run: %v\n%s", err, stderr.String())
 	}
 	return nil
+}
+
+// shape says what stormed while the capture was recorded.
+func (o options) shape() string {
+	if o.agent == "standin" {
+		return "a stand-in agent execs each /bin/true itself"
+	}
+	return "a Bash tool call of the real Claude Code " + testutil.ClaudeVersion
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 // tailHas reports whether the last 64 KiB of path hold s.
@@ -268,12 +339,26 @@ func timed(ctx context.Context, bin string, args ...string) (result, error) {
 	return r, nil
 }
 
+// countLines counts the lines of path, a block at a time: a harness that
+// read the whole output in would be hundreds of MB, and the replay it
+// starts next would count them in its peak RSS (the child shares the
+// harness's memory between fork and exec).
 func countLines(path string) (int, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
-	return bytes.Count(b, []byte{'\n'}), nil
+	defer f.Close()
+	n, buf := 0, make([]byte, 256<<10)
+	for {
+		k, err := f.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
+		}
+	}
 }
 
 func loadavg() string {
@@ -332,7 +417,7 @@ func yes(ok bool) string {
 
 func report(w io.Writer, o options, capPath string, capBytes int64, recorded bool, events int, htmlBytes int64,
 	null, file, html []result, load0, load1 string) {
-	what := fmt.Sprintf("a recorded storm of %d fork+exec of /bin/true in an agent session", o.n)
+	what := fmt.Sprintf("a recorded storm of %d fork+exec of /bin/true in an agent session (%s)", o.n, o.shape())
 	if !recorded {
 		what = capPath
 	}
