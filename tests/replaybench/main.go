@@ -263,8 +263,8 @@ func record(ctx context.Context, o options, dir, cfg, capPath string) error {
 			return fmt.Errorf("lineaged run did not start within 90s:\n%s", stderr.String())
 		}
 	}
-	if out, err := storm.CombinedOutput(); err != nil {
-		return fmt.Errorf("the storm (%s): %v\n%s", o.shape(), err, tail(string(out), 2000))
+	if err := runStorm(ctx, storm, filepath.Join(dir, "storm.out")); err != nil {
+		return fmt.Errorf("the storm (%s): %w", o.shape(), err)
 	}
 	deadline = time.Now().Add(2 * time.Minute)
 	for !tailHas(live, marker) {
@@ -277,6 +277,31 @@ func record(ctx context.Context, o options, dir, cfg, capPath string) error {
 	stopped = true
 	if err := <-done; err != nil {
 		return fmt.Errorf("lineaged run: %v\n%s", err, stderr.String())
+	}
+	return nil
+}
+
+// runStorm runs cmd to its end, within ten minutes. Its output goes to a
+// file, not a pipe, which a process the session leaves behind could hold
+// open past the end; it runs in a process group of its own, ended with it.
+func runStorm(ctx context.Context, cmd *exec.Cmd, logPath string) error {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	timer := time.AfterFunc(10*time.Minute, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	err = cmd.Wait()
+	timer.Stop()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if err != nil {
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%v\n%s", err, tail(string(out), 2000))
 	}
 	return nil
 }
