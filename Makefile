@@ -62,9 +62,13 @@ build:
 	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lineaged
 	CGO_ENABLED=0 GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '-s -w' -o $(dir $(BIN))lineaged-hook ./cmd/lineaged-hook
 
-## test: every test, as root (real BPF, a Kafka-protocol broker, the real Claude Code)
+## test: every test, as root (real BPF, a Kafka-protocol broker, the real Claude Code).
+## tests/packaging installs the package into this machine's /usr and /etc (the default rules
+## directory, Claude Code's managed settings), which the other packages' sensors and Claude Code
+## runs read: it runs after them, alone.
 test:
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests/packaging$$')
+	$(GO) test -count=1 -timeout 10m ./tests/packaging
 
 ## package: $(DIST)/lineaged_VERSION_ARCH.deb and lineaged-VERSION-1.RPMARCH.rpm (nfpm, deploy/package;
 ## DIST=dist); ARCH=arm64 makes the arm64 ones (_arm64.deb, .aarch64.rpm) on an x86-64 machine

@@ -7,6 +7,9 @@
 // It installs into the real /usr, /etc and /var of the machine it runs on,
 // so it refuses to run where lineaged is already installed, and it leaves
 // the machine as it found it (Claude Code's managed settings included).
+// While it runs, a sensor started with the default configuration reads its
+// rules directory and a Claude Code run its managed settings: `make test`
+// runs it after every other package, alone (`go test ./...` would not).
 package packaging
 
 import (
