@@ -202,7 +202,9 @@ func raceOpens(t *testing.T, files []*sensor.File, printed []string) (opens []*s
 // the decoy for an open of the secret says the descriptor changed during
 // the call, as does every record of an open whose descriptor was closed
 // before it was read, which names the file as the caller gave it; the
-// same opens with no sibling are never flagged.
+// same opens with no sibling are never flagged. A record naming any other
+// file without the flag is a change the sensor did not see, accepted only
+// where the kernel skipped runs (straysSkipped).
 func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 	if runtime.NumCPU() < 2 {
 		t.Skip("the racing thread needs a second CPU")
@@ -211,9 +213,11 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 
 	dir := tempDir(t)
 	secret, decoy := filepath.Join(dir, "secret"), filepath.Join(dir, "decoy")
-	files, printed := member(t, s, out, "fd-swap", dir)
+	h := startMember(t, s, out, "fd-swap", dir)
+	files, printed := h.finish(t, out, dir)
 	opens, n := raceOpens(t, files, printed)
 	swapped, flagged := 0, 0
+	var strays []*sensor.File
 	for _, f := range opens {
 		if f.FDChanged {
 			flagged++
@@ -224,10 +228,11 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 			if !f.FDChanged {
 				t.Errorf("an open of %s reported as the decoy without fd_changed: %s", secret, describe(f))
 			}
-		case f.Path != secret:
-			t.Errorf("an open names %s", describe(f))
+		case f.Path != secret && !f.FDChanged:
+			strays = append(strays, f)
 		}
 	}
+	straysSkipped(t, out, h.skipBase, strays)
 	t.Logf("dup2 race on descriptor %d: %d opens, %d named the decoy, %d flagged fd_changed; skipped program runs %v", n, len(opens), swapped, flagged, s.MissedRuns())
 	if swapped == 0 {
 		t.Errorf("none of %d opens was reported as the decoy: the race never hit", len(opens))
@@ -235,19 +240,22 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 
 	dir = tempDir(t)
 	secret = filepath.Join(dir, "secret")
-	files, printed = member(t, s, out, "fd-close", dir)
+	h = startMember(t, s, out, "fd-close", dir)
+	files, printed = h.finish(t, out, dir)
 	opens, n = raceOpens(t, files, printed)
 	hidden := 0
+	strays = nil
 	for _, f := range opens {
 		if f.PathUnresolved {
 			hidden++
 			if !f.FDChanged || f.Path != secret {
 				t.Errorf("an open whose descriptor was closed before it was read: %s, want %s flagged fd_changed", describe(f), secret)
 			}
-		} else if f.Path != secret {
-			t.Errorf("an open names %s", describe(f))
+		} else if f.Path != secret && !f.FDChanged {
+			strays = append(strays, f)
 		}
 	}
+	straysSkipped(t, out, h.skipBase, strays)
 	t.Logf("close race on descriptor %d: %d opens, %d closed before the sensor read them", n, len(opens), hidden)
 	if hidden == 0 {
 		t.Errorf("none of %d opens had its descriptor closed before the sensor read it: the race never hit", len(opens))
@@ -264,6 +272,31 @@ func TestRootDescriptorChangedDuringOpen(t *testing.T) {
 			t.Fatalf("no racer: %s", describe(f))
 		}
 	}
+}
+
+// straysSkipped checks the opens of the secret whose records name another
+// file without fd_changed: the sensor did not see the descriptor change.
+// That happens only where the kernel skipped the run of a change's program
+// (7.3 skips a run on a CPU where a preempted one is still running; the
+// sensor reports each): the close went unseen, and the file the open's
+// record was read from had been closed and its memory reused for another
+// (in a run here, the sensor's own /proc/self/fdinfo read). Each such
+// record must be covered by a skipped run reported during the member;
+// anywhere else there are none.
+func straysSkipped(t *testing.T, out *records, base uint64, strays []*sensor.File) {
+	t.Helper()
+	if len(strays) == 0 {
+		return
+	}
+	skipped := out.skippedAtLeast(base+uint64(len(strays))) - base
+	if skipped >= uint64(len(strays)) {
+		t.Logf("%d opens named another file without fd_changed, covered by %d skipped program runs reported during the member: %s", len(strays), skipped, describe(strays[0]))
+		return
+	}
+	for _, f := range strays {
+		t.Errorf("an open names another file without fd_changed: %s", describe(f))
+	}
+	t.Errorf("%d such opens, %d skipped program runs reported during the member", len(strays), skipped)
 }
 
 // Two threads of a member hand a descriptor number back and forth, the
